@@ -1,0 +1,87 @@
+// Logger: formatting and the single write(2) per line that keeps lines whole across threads.
+#include "base/log.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <ctime>
+
+#include "base/strings.hpp"
+
+namespace tn::log {
+
+std::string_view level_name(Level l) {
+    switch (l) {
+    case Level::trace: return "TRACE";
+    case Level::debug: return "DEBUG";
+    case Level::info: return "INFO";
+    case Level::warn: return "WARN";
+    case Level::error: return "ERROR";
+    }
+    return "?";
+}
+
+std::optional<Format> parse_format(std::string_view s) {
+    if (s == "text") return Format::text;
+    if (s == "json") return Format::json;
+    return std::nullopt;
+}
+
+Level level_from_verbosity(int verbose, int quiet) {
+    int l = static_cast<int>(Level::info) - verbose + quiet;
+    if (l < static_cast<int>(Level::trace)) l = static_cast<int>(Level::trace);
+    if (l > static_cast<int>(Level::error)) l = static_cast<int>(Level::error);
+    return static_cast<Level>(l);
+}
+
+std::string iso8601_utc(std::chrono::system_clock::time_point t) {
+    using namespace std::chrono;
+    auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    if (ms % 1000 < 0) --secs;  // before the epoch: floor, not truncate
+    int millis = static_cast<int>(((ms % 1000) + 1000) % 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+    return buf;
+}
+
+std::string format_line(Format f, Level l, std::string_view tool, std::string_view msg,
+                        std::chrono::system_clock::time_point t) {
+    std::string out;
+    if (f == Format::json) {
+        std::string lvl(level_name(l));
+        for (auto& c : lvl) c = static_cast<char>(c - 'A' + 'a');
+        out = "{\"ts\":" + json_quote(iso8601_utc(t)) + ",\"level\":" + json_quote(lvl) +
+              ",\"tool\":" + json_quote(tool) + ",\"msg\":" + json_quote(msg) + "}\n";
+        return out;
+    }
+    std::string lvl(level_name(l));
+    lvl.resize(5, ' ');  // fixed width so messages line up
+    out = iso8601_utc(t) + " " + lvl + " " + std::string(tool) + ": ";
+    // A message must stay one line: embedded newlines would forge log lines.
+    for (char c : msg) out += (c == '\n' || c == '\r') ? ' ' : c;
+    out += '\n';
+    return out;
+}
+
+void Logger::write(Level l, std::string_view msg) const {
+    if (!enabled(l)) return;
+    std::string line = format_line(format_, l, tool_, msg, std::chrono::system_clock::now());
+    const char* p = line.data();
+    std::size_t left = line.size();
+    while (left > 0) {
+        ssize_t n = ::write(fd_, p, left);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;  // stderr gone: nowhere left to report it
+        }
+        p += n;
+        left -= static_cast<std::size_t>(n);
+    }
+}
+
+}  // namespace tn::log

@@ -1,0 +1,305 @@
+"""Integration harness: a real OpenSSH sshd on a free loopback port for a throwaway user, a temp client
+HOME, network namespaces with veth pairs, and processes stopped by the PID we started.
+
+Nothing here reads or writes a real user's ~/.ssh: the server side uses a user created for the test
+(home in a temp dir), the client side runs with HOME pointed at another temp dir and no agent.
+"""
+import contextlib
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+SOURCE_ROOT = os.environ.get("TN_SOURCE_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+
+def tool(name):
+    """Path of a built tool (meson passes TN_KEYSETUP=..., TN_EXEC=..., never $PATH)."""
+    var = "TN_" + name.replace("tn-", "").replace("-", "_").upper()
+    path = os.environ.get(var)
+    if not path:
+        raise RuntimeError(f"{var} is not set: run the tests through 'meson test'")
+    return path
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+def free_port(host="127.0.0.1"):
+    """A port that was free a moment ago (bind 0, read, close). Callers retry on EADDRINUSE."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
+    """Waits until something accepts on host:port; fails early if `proc` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+def stop_process(proc, grace=3.0):
+    """SIGTERM the process we started (by PID), then SIGKILL after `grace`; always reaps it."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait()
+
+
+def run(cmd, check=True, **kw):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
+
+
+def keygen(path, kind="ed25519", comment="tn-test"):
+    run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", comment, "-f", str(path)])
+    with open(str(path) + ".pub") as f:
+        return f.read().strip()
+
+
+class TestUser:
+    """A throwaway local user whose home is a temp dir; removed on close."""
+
+    def __init__(self, base_dir, password=None):
+        self.name = "tnt" + secrets.token_hex(4)
+        self.home = os.path.join(base_dir, "home-" + self.name)
+        self.password = password or secrets.token_urlsafe(18)
+        run(["useradd", "-M", "-d", self.home, "-s", "/bin/sh", "-K", "MAIL_DIR=/dev/null", self.name])
+        os.makedirs(self.home)
+        pw = pwd.getpwnam(self.name)
+        os.chown(self.home, pw.pw_uid, pw.pw_gid)
+        os.chmod(self.home, 0o755)
+        # A set password also unlocks the account: with UsePAM no, sshd refuses locked accounts outright.
+        run(["chpasswd"], input=f"{self.name}:{self.password}\n")
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+
+    @property
+    def ssh_dir(self):
+        return os.path.join(self.home, ".ssh")
+
+    @property
+    def authorized_keys(self):
+        return os.path.join(self.ssh_dir, "authorized_keys")
+
+    def authorize(self, pub_line):
+        os.makedirs(self.ssh_dir, exist_ok=True)
+        with open(self.authorized_keys, "a") as f:
+            f.write(pub_line.strip() + "\n")
+        for p in (self.ssh_dir, self.authorized_keys):
+            os.chown(p, self.uid, self.gid)
+        os.chmod(self.ssh_dir, 0o700)
+        os.chmod(self.authorized_keys, 0o600)
+
+    def close(self):
+        # The user's processes are sshd children we started; userdel refuses while they run, so retry.
+        for _ in range(50):
+            if subprocess.run(["userdel", self.name], capture_output=True).returncode in (0, 6):
+                return
+            time.sleep(0.1)
+        subprocess.run(["userdel", "-f", self.name], capture_output=True)
+
+
+class Sshd:
+    """A real sshd on 127.0.0.1:<free port> for one test user. Use as a context manager."""
+
+    def __init__(self, password_auth=False, extra_config="", netns=None, listen="127.0.0.1"):
+        if not is_root():
+            raise RuntimeError("Sshd needs root (to create the test user)")
+        self.dir = tempfile.mkdtemp(prefix="tn-sshd-")
+        os.chmod(self.dir, 0o755)  # the test user's home lives below it
+        self.password_auth = password_auth
+        self.extra_config = extra_config
+        self.netns = netns
+        self.listen = listen
+        self.user = TestUser(self.dir)
+        self.host_key = os.path.join(self.dir, "host_ed25519")
+        keygen(self.host_key, comment="tn-test-host")
+        self.port = None
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "sshd.log")
+        os.makedirs("/run/sshd", exist_ok=True)
+
+    @property
+    def host_pub(self):
+        with open(self.host_key + ".pub") as f:
+            return " ".join(f.read().split()[:2])
+
+    def known_hosts_line(self):
+        return f"[{self.listen}]:{self.port} {self.host_pub}\n"
+
+    def regenerate_host_key(self):
+        os.unlink(self.host_key)
+        os.unlink(self.host_key + ".pub")
+        keygen(self.host_key, comment="tn-test-host-2")
+
+    def _config(self):
+        return f"""ListenAddress {self.listen}
+Port {self.port}
+HostKey {self.host_key}
+PidFile {self.dir}/sshd.pid
+AuthorizedKeysFile .ssh/authorized_keys
+StrictModes no
+UsePAM no
+PubkeyAuthentication yes
+PasswordAuthentication {"yes" if self.password_auth else "no"}
+KbdInteractiveAuthentication no
+PermitRootLogin no
+AllowUsers {self.user.name}
+AllowTcpForwarding yes
+GatewayPorts no
+MaxStartups 200:30:400
+MaxSessions 200
+MaxAuthTries 10
+LogLevel VERBOSE
+Subsystem sftp internal-sftp
+{self.extra_config}
+"""
+
+    def start(self, port=None):
+        for attempt in range(5):
+            self.port = port or free_port()
+            cfg = os.path.join(self.dir, "sshd_config")
+            with open(cfg, "w") as f:
+                f.write(self._config())
+            run(["/usr/sbin/sshd", "-t", "-f", cfg])
+            cmd = ["/usr/sbin/sshd", "-D", "-e", "-f", cfg]
+            if self.netns:
+                cmd = ["ip", "netns", "exec", self.netns] + cmd
+            log = open(self.log_path, "a")
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            log.close()
+            try:
+                if self.netns:
+                    wait_netns_port(self.netns, self.listen, self.port, proc=self.proc)
+                else:
+                    wait_port(self.port, self.listen, proc=self.proc)
+                return self
+            except RuntimeError:
+                if port is not None or attempt == 4:
+                    raise RuntimeError("sshd did not start:\n" + self.log())
+        return self
+
+    def stop(self):
+        stop_process(self.proc)
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        return self.start(port=self.port)
+
+    def log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def close(self):
+        self.stop()
+        self.user.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def wait_netns_port(ns, host, port, timeout=10.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        r = subprocess.run(["ip", "netns", "exec", ns, "bash", "-c", f"exec 3<>/dev/tcp/{host}/{port}"],
+                           capture_output=True)
+        if r.returncode == 0:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} in netns {ns}")
+
+
+class ClientHome:
+    """A temp HOME for the client side, with its own ~/.ssh, and the environment to run tools in."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tn-home-")
+        self.ssh_dir = os.path.join(self.dir, ".ssh")
+        os.makedirs(self.ssh_dir, mode=0o700)
+        self.state_dir = os.path.join(self.dir, "state")
+
+    @property
+    def known_hosts(self):
+        return os.path.join(self.ssh_dir, "known_hosts")
+
+    def trust(self, sshd):
+        with open(self.known_hosts, "a") as f:
+            f.write(sshd.known_hosts_line())
+
+    def key(self, name="id_ed25519", kind="ed25519"):
+        """Makes ~/.ssh/<name> and returns its public line."""
+        return keygen(os.path.join(self.ssh_dir, name), kind)
+
+    def env(self, **extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SSH_")}
+        env.update(HOME=self.dir, TN_STATE_DIR=self.state_dir, LC_ALL="C.UTF-8")
+        env.update(extra)
+        return env
+
+    def run(self, cmd, input=None, timeout=60, **kw):
+        return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
+                              env=self.env(), stdin=None if input is not None else subprocess.DEVNULL, **kw)
+
+    def close(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Netns:
+    """A network namespace we create and always delete, with helpers for veth links."""
+
+    def __init__(self, prefix="tn"):
+        self.name = f"{prefix}{secrets.token_hex(3)}"
+        run(["ip", "netns", "add", self.name])
+        self.exec("ip", "link", "set", "lo", "up")
+
+    def exec(self, *cmd, check=True):
+        return run(["ip", "netns", "exec", self.name, *cmd], check=check)
+
+    def close(self):
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+
+def veth(ns_a, addr_a, ns_b, addr_b):
+    """Connects two namespaces (None = the host's) with a veth pair and addresses like '10.9.0.1/24'.
+    Returns (name_a, name_b)."""
+    tag = secrets.token_hex(3)
+    a, b = f"tva{tag}", f"tvb{tag}"
+    run(["ip", "link", "add", a, "type", "veth", "peer", "name", b])
+    for dev, ns, addr in ((a, ns_a, addr_a), (b, ns_b, addr_b)):
+        if ns is not None:
+            run(["ip", "link", "set", dev, "netns", ns.name])
+            ns.exec("ip", "addr", "add", addr, "dev", dev)
+            ns.exec("ip", "link", "set", dev, "up")
+        else:
+            run(["ip", "addr", "add", addr, "dev", dev])
+            run(["ip", "link", "set", dev, "up"])
+    return a, b
