@@ -1,0 +1,174 @@
+// Unit tests for lib/base: log formatting, strings, address parsing, runtime dir, locks, signals.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+
+#include "base/error.hpp"
+#include "base/log.hpp"
+#include "base/net_addr.hpp"
+#include "base/runtime_dir.hpp"
+#include "base/secret.hpp"
+#include "base/signals.hpp"
+#include "base/strings.hpp"
+
+using namespace tn;
+
+namespace {
+std::chrono::system_clock::time_point at_ms(long long ms) {
+    return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+}
+template <class F> std::string parse_error_of(F&& f) {
+    try {
+        f();
+    } catch (const ParseError& e) {
+        return e.what();
+    }
+    return "<no error>";
+}
+EnvLookup fake_env(std::map<std::string, std::string> m) {
+    return [m](const std::string& k) -> std::optional<std::string> {
+        auto it = m.find(k);
+        if (it == m.end()) return std::nullopt;
+        return it->second;
+    };
+}
+}  // namespace
+
+TEST_CASE("log lines are ISO-8601 UTC with a fixed-width level") {
+    // 2026-11-23T10:00:00.123Z
+    auto t = at_ms(1795428000123LL);
+    CHECK(log::iso8601_utc(t) == "2026-11-23T10:00:00.123Z");
+    CHECK(log::format_line(log::Format::text, log::Level::info, "tn-forward", "forward up", t) ==
+          "2026-11-23T10:00:00.123Z INFO  tn-forward: forward up\n");
+    CHECK(log::format_line(log::Format::text, log::Level::error, "x", "a\nb", t) ==
+          "2026-11-23T10:00:00.123Z ERROR x: a b\n");
+}
+
+TEST_CASE("json log lines escape the message") {
+    auto line = log::format_line(log::Format::json, log::Level::warn, "tn-x", "say \"hi\"\n", at_ms(0));
+    CHECK(line == "{\"ts\":\"1970-01-01T00:00:00.000Z\",\"level\":\"warn\",\"tool\":\"tn-x\",\"msg\":\"say \\\"hi\\\"\\n\"}\n");
+}
+
+TEST_CASE("verbosity moves the level and clamps") {
+    CHECK(log::level_from_verbosity(0, 0) == log::Level::info);
+    CHECK(log::level_from_verbosity(1, 0) == log::Level::debug);
+    CHECK(log::level_from_verbosity(5, 0) == log::Level::trace);
+    CHECK(log::level_from_verbosity(0, 1) == log::Level::warn);
+    CHECK(log::level_from_verbosity(0, 9) == log::Level::error);
+    CHECK_FALSE(log::parse_format("xml"));
+}
+
+TEST_CASE("shell_quote keeps every word verbatim for sh") {
+    CHECK(shell_quote("plain-word_1.txt") == "plain-word_1.txt");
+    CHECK(shell_quote("") == "''");
+    CHECK(shell_quote("a b") == "'a b'");
+    CHECK(shell_quote("$HOME") == "'$HOME'");
+    CHECK(shell_quote("it's") == "'it'\\''s'");
+    CHECK(shell_join({"printf", "%s\\n", "a b"}) == "printf '%s\\n' 'a b'");
+}
+
+TEST_CASE("closest_match suggests near typos only") {
+    std::vector<std::string> keys{"listen", "token", "fingerprint"};
+    CHECK(closest_match("lisen", keys) == std::optional<std::string>("listen"));
+    CHECK(closest_match("fingerprnt", keys) == std::optional<std::string>("fingerprint"));
+    CHECK_FALSE(closest_match("zzzzzzzz", keys));
+}
+
+TEST_CASE("parse_int rejects junk") {
+    CHECK(parse_int("42", 0, 100) == 42);
+    CHECK_FALSE(parse_int("42x", 0, 100));
+    CHECK_FALSE(parse_int("", 0, 100));
+    CHECK_FALSE(parse_int("101", 0, 100));
+    CHECK_FALSE(parse_int("-1", 0, 100));
+    CHECK_FALSE(parse_int("99999999999999999999999", 0, 100));
+}
+
+TEST_CASE("host:port and [v6]:port") {
+    CHECK(parse_host_port("example.org:22") == HostPort{"example.org", 22});
+    CHECK(parse_host_port("[::1]:8080") == HostPort{"::1", 8080});
+    CHECK(HostPort{"::1", 8080}.str() == "[::1]:8080");
+    CHECK(parse_error_of([] { parse_host_port("example.org"); }) ==
+          "missing port (expected host:port) in \"example.org\"");
+    CHECK(parse_error_of([] { parse_host_port("h:70000"); }) == "invalid port \"70000\" (must be 1-65535) in \"h:70000\"");
+    CHECK(parse_error_of([] { parse_host_port("h:0"); }) == "invalid port \"0\" (must be 1-65535) in \"h:0\"");
+    CHECK(parse_error_of([] { parse_host_port("[::1:22"); }) == "missing ']' in \"[::1:22\"");
+    CHECK(parse_error_of([] { parse_host_port("::1:22"); }) == "too many ':' (use [v6]:port for IPv6) in \"::1:22\"");
+    CHECK(parse_error_of([] { parse_host_port(":22"); }) == "missing host in \":22\"");
+    CHECK(parse_error_of([] { parse_host_port("[host]:22"); }) == "bracketed address \"[host]\" is not IPv6 in \"[host]:22\"");
+    CHECK(parse_error_of([] { parse_host_port("a b:22"); }) == "invalid character in host \"a b\" in \"a b:22\"");
+}
+
+TEST_CASE("[user@]host[:port]") {
+    CHECK(parse_ssh_target("host") == SshTarget{"", "host", std::nullopt});
+    CHECK(parse_ssh_target("bob@host:2222") == SshTarget{"bob", "host", 2222});
+    CHECK(parse_ssh_target("bob@[fe80::1]:22") == SshTarget{"bob", "fe80::1", 22});
+    CHECK(parse_ssh_target("::1") == SshTarget{"", "::1", std::nullopt});
+    CHECK(parse_ssh_target("a@b@host") == SshTarget{"a@b", "host", std::nullopt});
+    CHECK(parse_error_of([] { parse_ssh_target("@host"); }) == "empty user before '@' in \"@host\"");
+    CHECK(parse_error_of([] { parse_ssh_target("bob@"); }) == "missing host in \"bob@\"");
+    CHECK(parse_error_of([] { parse_ssh_target("host:abc"); }) == "invalid port \"abc\" (must be 1-65535) in \"host:abc\"");
+}
+
+TEST_CASE("forward specs in OpenSSH syntax") {
+    CHECK(parse_forward_spec("8080:localhost:80") == ForwardSpec{"", 8080, "localhost", 80});
+    CHECK(parse_forward_spec("0.0.0.0:6000:127.0.0.1:22") == ForwardSpec{"0.0.0.0", 6000, "127.0.0.1", 22});
+    CHECK(parse_forward_spec("*:6000:h:22") == ForwardSpec{"*", 6000, "h", 22});
+    CHECK(parse_forward_spec("[::1]:6000:[2001:db8::2]:22") == ForwardSpec{"::1", 6000, "2001:db8::2", 22});
+    CHECK(parse_forward_spec("0:h:22").port == 0);
+    CHECK(parse_error_of([] { parse_forward_spec("8080:80"); }) == "expected [bind:]port:host:hostport in \"8080:80\"");
+    CHECK(parse_error_of([] { parse_forward_spec("8080:h:0"); }) == "invalid port \"0\" (must be 1-65535) in \"8080:h:0\"");
+    CHECK(parse_error_of([] { parse_forward_spec(":8080:h:22"); }) ==
+          "empty bind address (omit it or use '*') in \":8080:h:22\"");
+    CHECK(parse_error_of([] { parse_forward_spec("x:h:22"); }) == "invalid port \"x\" (must be 0-65535) in \"x:h:22\"");
+    CHECK(parse_error_of([] { parse_forward_spec("1:[h]x:22"); }) == "unexpected text after ']' in \"1:[h]x:22\"");
+}
+
+TEST_CASE("dynamic specs") {
+    CHECK(parse_dynamic_spec("1080") == DynamicSpec{"", 1080});
+    CHECK(parse_dynamic_spec("127.0.0.1:1080") == DynamicSpec{"127.0.0.1", 1080});
+    CHECK(parse_error_of([] { parse_dynamic_spec("a:b:c"); }) == "expected [bind:]port in \"a:b:c\"");
+}
+
+TEST_CASE("state dir precedence") {
+    CHECK(state_dir_path(fake_env({{"TN_STATE_DIR", "/s"}, {"XDG_RUNTIME_DIR", "/x"}, {"HOME", "/h"}})) == "/s");
+    CHECK(state_dir_path(fake_env({{"XDG_RUNTIME_DIR", "/x"}, {"HOME", "/h"}})) == "/x/tn");
+    CHECK(state_dir_path(fake_env({{"HOME", "/h"}})) == "/h/.local/state/tn");
+    CHECK(home_dir(fake_env({{"HOME", "/h"}})) == "/h");
+}
+
+TEST_CASE("FileLock is exclusive and released with its owner") {
+    auto dir = std::filesystem::temp_directory_path() / ("tn-lock-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    auto path = dir / "x.lock";
+    {
+        auto a = FileLock::try_acquire(path);
+        REQUIRE(a);
+        CHECK_FALSE(FileLock::try_acquire(path));  // a second open file description is refused
+    }
+    CHECK(FileLock::try_acquire(path));
+    auto st = ensure_state_dir(fake_env({{"TN_STATE_DIR", (dir / "state").string()}}));
+    struct stat sb {};
+    REQUIRE(::stat(st.c_str(), &sb) == 0);
+    CHECK((sb.st_mode & 0777) == 0700);
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("SignalFd delivers a raised signal") {
+    SignalFd sfd({SIGUSR1});
+    CHECK_FALSE(sfd.take());
+    ::raise(SIGUSR1);
+    CHECK(sfd.take() == SIGUSR1);
+}
+
+TEST_CASE("Secret prints MASKED") {
+    Secret s("hunter2");
+    std::ostringstream os;
+    os << s;
+    CHECK(os.str() == "MASKED");
+    CHECK(s.expose() == "hunter2");
+}
