@@ -196,3 +196,25 @@ def test_unreachable_host_is_69(client):
     r = client.run([KEYSETUP, "--connect-timeout", "5", "-p", str(port), "127.0.0.1"])
     assert r.returncode == 69, r.stderr
     assert "cannot connect" in r.stderr
+
+
+def test_example_provision_script(client, sshd):
+    """examples/tn-keysetup/provision.sh: installs once, then reports ok without changing anything."""
+    script = os.path.join(harness.SOURCE_ROOT, "examples/tn-keysetup/provision.sh")
+    client.trust(sshd)
+    sshd.user.authorize(client.key("id_ecdsa", "ecdsa"))
+    env = client.env(PATH=os.path.dirname(KEYSETUP) + ":" + os.environ["PATH"])
+    target = f"{sshd.user.name}@127.0.0.1:{sshd.port}"
+    r = subprocess.run([script, target], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == f"{target}: installed", r.stdout + r.stderr
+    before = read(sshd.user.authorized_keys)
+    r = subprocess.run([script, target, "nobody@127.0.0.1:1"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1
+    assert f"{target}: ok" in r.stdout and "nobody@127.0.0.1:1: FAILED" in r.stderr
+    assert read(sshd.user.authorized_keys) == before
+
+
+def test_example_config_parses(client):
+    cfg = os.path.join(harness.SOURCE_ROOT, "examples/tn-keysetup/keysetup.toml")
+    r = client.run([KEYSETUP, "-c", cfg, "--check-config"])
+    assert r.returncode == 0, r.stderr
