@@ -1,0 +1,10 @@
+#!/bin/bash
+# Installs what is missing, builds, and runs the demo of tn's main job on loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+bash scripts/build.sh build >/dev/null
+if [[ -f examples/demo.sh ]]; then
+    exec bash examples/demo.sh build
+fi
+exec /usr/bin/python3 scripts/demo_keysetup.py build

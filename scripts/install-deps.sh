@@ -1,0 +1,21 @@
+#!/bin/bash
+# Installs the Debian 12 packages tn builds, tests and benchmarks with; only what is missing.
+set -euo pipefail
+build=(meson ninja-build pkg-config g++ libcli11-dev libssh-dev libboost-dev libboost-filesystem-dev
+       libtomlplusplus-dev liblua5.4-dev catch2 libsodium-dev libssl-dev)
+test=(openssh-server openssh-client iproute2 curl socat python3 python3-pytest man-db groff-base
+      bash-completion passwd procps iputils-ping netcat-openbsd)
+bench=(iperf3 autossh python3-paramiko wireguard-go openvpn hyperfine)
+want=("${build[@]}" "${test[@]}")
+[[ ${1-} == --bench ]] && want+=("${bench[@]}")
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}" >&2
+    [[ $(id -u) == 0 ]] || { echo "need root to install packages (or install them yourself)" >&2; exit 1; }
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
