@@ -1,0 +1,77 @@
+// HMAC proofs, random nonces and reconnect backoff for the relay handshake, over OpenSSL.
+#include "relay/auth.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+
+namespace tn::relay {
+
+namespace {
+template <std::size_t N> std::array<std::uint8_t, N> random_bytes() {
+    std::array<std::uint8_t, N> a{};
+    if (RAND_bytes(a.data(), static_cast<int>(N)) != 1) throw Error(ExitCode::io, "no random bytes from OpenSSL");
+    return a;
+}
+
+Mac hmac(std::string_view key, const Bytes& msg) {
+    Mac out{};
+    unsigned int len = 0;
+    if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), msg.data(), msg.size(), out.data(), &len) ||
+        len != out.size())
+        throw Error(ExitCode::io, "HMAC-SHA256 failed");
+    return out;
+}
+
+void append(Bytes& b, std::string_view s) { b.insert(b.end(), s.begin(), s.end()); }
+template <std::size_t N> void append(Bytes& b, const std::array<std::uint8_t, N>& a) {
+    b.insert(b.end(), a.begin(), a.end());
+}
+}  // namespace
+
+Nonce random_nonce() { return random_bytes<32>(); }
+Ticket random_ticket() { return random_bytes<16>(); }
+std::uint64_t random_u64() {
+    auto b = random_bytes<8>();
+    std::uint64_t v = 0;
+    for (auto x : b) v = (v << 8) | x;
+    return v;
+}
+
+Mac vnet_proof(std::string_view token, const Nonce& route_nonce, const Nonce& vnet_nonce, std::string_view group,
+               std::string_view name) {
+    Bytes m;
+    append(m, "tn-relay-1 vnet");
+    append(m, route_nonce);
+    append(m, vnet_nonce);
+    append(m, group);
+    m.push_back(0);
+    append(m, name);
+    return hmac(token, m);
+}
+
+Mac route_proof(std::string_view token, const Nonce& vnet_nonce, const Nonce& route_nonce) {
+    Bytes m;
+    append(m, "tn-relay-1 route");
+    append(m, vnet_nonce);
+    append(m, route_nonce);
+    return hmac(token, m);
+}
+
+bool equal(const Mac& a, const Mac& b) { return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0; }
+bool equal(const Ticket& a, const Ticket& b) { return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0; }
+
+std::uint32_t Backoff::next_ms() {
+    std::uint64_t base = 500;
+    for (std::uint32_t i = 0; i < attempt_ && base < cap_ms_; ++i) base *= 2;
+    base = std::min<std::uint64_t>(base, cap_ms_);
+    ++attempt_;
+    // ±20 % jitter so many vnets cut off together do not reconnect in lockstep.
+    auto r = random_u64() % 401;
+    return static_cast<std::uint32_t>(base * (800 + r) / 1000);
+}
+
+}  // namespace tn::relay

@@ -1,0 +1,38 @@
+// Token proofs of the relay handshake (doc/PROTOCOL.relay.md §5): HMAC-SHA256 over both nonces, so
+// the group token itself never crosses the wire; plus the random bytes the handshake needs.
+#pragma once
+
+#include <string_view>
+
+#include "relay/wire.hpp"
+
+namespace tn::relay {
+
+Nonce random_nonce();
+Ticket random_ticket();
+std::uint64_t random_u64();
+
+// What the vnet proves: HMAC(token, "tn-relay-1 vnet" || Nr || Nv || group || 0 || name).
+Mac vnet_proof(std::string_view token, const Nonce& route_nonce, const Nonce& vnet_nonce, std::string_view group,
+               std::string_view name);
+// What the route proves back: HMAC(token, "tn-relay-1 route" || Nv || Nr).
+Mac route_proof(std::string_view token, const Nonce& vnet_nonce, const Nonce& route_nonce);
+
+// Constant-time comparison (a timing side channel must not reveal how many bytes matched).
+bool equal(const Mac& a, const Mac& b);
+bool equal(const Ticket& a, const Ticket& b);
+
+// Capped exponential backoff with jitter for reconnects: 0.5 s doubling to `cap_ms`, then ±20 %.
+class Backoff {
+public:
+    explicit Backoff(std::uint32_t cap_ms = 30000) : cap_ms_(cap_ms) {}
+    std::uint32_t next_ms();  // the delay before the next attempt
+    void reset() { attempt_ = 0; }
+    std::uint32_t attempt() const { return attempt_; }
+
+private:
+    std::uint32_t cap_ms_;
+    std::uint32_t attempt_ = 0;
+};
+
+}  // namespace tn::relay

@@ -1,0 +1,127 @@
+// The relay message catalogue (doc/PROTOCOL.relay.md §4): one struct per message with its encoder and
+// decoder, and to_frame()/from_frame() to move between structs and frames.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "relay/wire.hpp"
+
+namespace tn::relay {
+
+struct ServeSpec {
+    std::uint16_t id = 0;  // 0: let the route assign one
+    std::string name;
+    std::string type = "tcp";
+    std::string ip = "127.0.0.1";
+    std::uint16_t port = 0;
+    std::string info;
+    std::uint16_t remote_port = 0;
+    bool unserve = false;  // registered on a peer's request (seed 004's unserve)
+    void put(Writer& w) const;
+    static ServeSpec get(Reader& r);
+};
+
+struct ServeEntry {
+    ServeSpec spec;
+    std::uint32_t vnet_id = 0;
+    std::string vnet_name;
+};
+
+#define TN_RELAY_MSG(Name, Type)                       \
+    static constexpr MsgType kType = MsgType::Type;    \
+    void put(Writer& w) const;                         \
+    static Name get(Reader& r)
+
+struct Challenge { Nonce nonce{}; TN_RELAY_MSG(Challenge, challenge); };
+struct Auth {
+    std::string group, name;
+    std::uint64_t instance = 0;
+    Nonce nonce{};
+    Mac mac{};
+    TN_RELAY_MSG(Auth, auth);
+};
+struct Welcome {
+    std::uint32_t vnet_id = 0;
+    Ticket ticket{};
+    Mac mac{};
+    std::uint32_t heartbeat_ms = 5000;
+    TN_RELAY_MSG(Welcome, welcome);
+};
+struct ErrorMsg {
+    ErrorCode code = ErrorCode::internal;
+    std::string message;
+    TN_RELAY_MSG(ErrorMsg, error);
+};
+struct Serve { std::uint32_t req = 0; ServeSpec spec; TN_RELAY_MSG(Serve, serve); };
+struct ServeResult {
+    std::uint32_t req = 0;
+    bool ok = false;
+    std::uint16_t id = 0;
+    std::string message;
+    TN_RELAY_MSG(ServeResult, serve_result);
+};
+struct ServeClose { std::uint16_t id = 0; TN_RELAY_MSG(ServeClose, serve_close); };
+struct ServeUp { ServeEntry entry; TN_RELAY_MSG(ServeUp, serve_up); };
+struct ServeDown { std::uint16_t id = 0; TN_RELAY_MSG(ServeDown, serve_down); };
+struct VnetsReq { std::uint32_t req = 0; TN_RELAY_MSG(VnetsReq, vnets_req); };
+struct VnetInfo {
+    std::uint32_t id = 0;
+    std::string name;
+    std::uint16_t serves = 0;
+};
+struct Vnets { std::uint32_t req = 0; std::vector<VnetInfo> vnets; TN_RELAY_MSG(Vnets, vnets); };
+struct Ping { std::uint64_t token = 0; TN_RELAY_MSG(Ping, ping); };
+struct Pong { std::uint64_t token = 0; TN_RELAY_MSG(Pong, pong); };
+struct UnserveReq {
+    std::uint32_t req = 0, target = 0;
+    std::string ip;
+    std::uint16_t port = 0;
+    TN_RELAY_MSG(UnserveReq, unserve_req);
+};
+struct UnserveAsk {
+    std::uint32_t req = 0, from = 0;
+    std::string ip;
+    std::uint16_t port = 0;
+    TN_RELAY_MSG(UnserveAsk, unserve_ask);
+};
+struct UnserveReply {
+    std::uint32_t req = 0;
+    bool ok = false;
+    std::uint16_t id = 0;
+    std::string message;
+    TN_RELAY_MSG(UnserveReply, unserve_reply);
+};
+struct UnserveResult {
+    std::uint32_t req = 0;
+    bool ok = false;
+    std::uint16_t id = 0;
+    std::string message;
+    TN_RELAY_MSG(UnserveResult, unserve_result);
+};
+struct LinkRequest { std::uint64_t link_id = 0; std::uint16_t id = 0; TN_RELAY_MSG(LinkRequest, link_request); };
+struct LinkFail { std::uint64_t link_id = 0; std::string message; TN_RELAY_MSG(LinkFail, link_fail); };
+struct LinkOpen { Ticket ticket{}; std::uint16_t id = 0; TN_RELAY_MSG(LinkOpen, link_open); };
+struct LinkAccept { Ticket ticket{}; std::uint64_t link_id = 0; TN_RELAY_MSG(LinkAccept, link_accept); };
+struct LinkOk { std::uint64_t link_id = 0; TN_RELAY_MSG(LinkOk, link_ok); };
+
+#undef TN_RELAY_MSG
+
+template <class M> Frame to_frame(const M& m) {
+    Writer w;
+    m.put(w);
+    return Frame{M::kType, w.take()};
+}
+
+// Throws WireError if the frame is of another type or its payload does not decode exactly.
+template <class M> M from_frame(const Frame& f) {
+    if (f.type != M::kType)
+        throw WireError("expected " + std::string(type_name(M::kType)) + ", got " + std::string(type_name(f.type)));
+    Reader r(f.payload);
+    M m = M::get(r);
+    r.finish();
+    return m;
+}
+
+}  // namespace tn::relay

@@ -1,0 +1,122 @@
+// The tn relay wire format (doc/PROTOCOL.relay.md): hello, frame header, bounded reader/writer and the
+// message catalogue. Encode/decode only: no state, no I/O.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.hpp"
+
+namespace tn::relay {
+
+inline constexpr std::uint16_t kVersion = 1;
+inline constexpr std::size_t kHelloSize = 8;
+inline constexpr std::size_t kHeaderSize = 8;
+// One cap for every frame: large enough for a 64 KiB DATA chunk, small enough that a peer cannot make
+// us allocate more than that per connection.
+inline constexpr std::uint32_t kMaxPayload = 65536;
+inline constexpr std::size_t kNameMax = 64;
+inline constexpr std::size_t kTextMax = 1024;
+
+using Bytes = std::vector<std::uint8_t>;
+using Nonce = std::array<std::uint8_t, 32>;
+using Mac = std::array<std::uint8_t, 32>;
+using Ticket = std::array<std::uint8_t, 16>;
+
+// A peer's malformed input: closes that connection (never ours to abort on).
+class WireError : public Error {
+public:
+    explicit WireError(const std::string& m) : Error(ExitCode::data, m) {}
+};
+
+enum class MsgType : std::uint16_t {
+    challenge = 0x0001, auth = 0x0002, welcome = 0x0003, error = 0x0004,
+    serve = 0x0010, serve_result = 0x0011, serve_close = 0x0012, serve_up = 0x0013, serve_down = 0x0014,
+    vnets_req = 0x0020, vnets = 0x0021,
+    ping = 0x0030, pong = 0x0031,
+    unserve_req = 0x0040, unserve_ask = 0x0041, unserve_reply = 0x0042, unserve_result = 0x0043,
+    link_request = 0x0050, link_fail = 0x0051,
+    link_open = 0x0060, link_accept = 0x0061, link_ok = 0x0062, data = 0x0063, eof = 0x0064,
+};
+std::string_view type_name(MsgType t);
+
+enum class ErrorCode : std::uint16_t {
+    version = 1, auth = 2, limit = 3, conflict = 4, not_found = 5, protocol = 6, refused = 7, internal = 8,
+};
+
+// ---- hello ----
+std::array<std::uint8_t, kHelloSize> encode_hello(std::uint16_t version = kVersion);
+// Returns the peer's version; throws WireError on a wrong magic or flags.
+std::uint16_t decode_hello(std::span<const std::uint8_t> b);
+
+// ---- frame header ----
+struct Header {
+    MsgType type{};
+    std::uint32_t length = 0;
+};
+std::array<std::uint8_t, kHeaderSize> encode_header(MsgType t, std::uint32_t length);
+// Throws WireError on set flags or a length over `cap`.
+Header decode_header(std::span<const std::uint8_t> b, std::uint32_t cap = kMaxPayload);
+
+struct Frame {
+    MsgType type{};
+    Bytes payload;
+};
+// Header + payload, ready for the socket. Throws WireError if the payload is over the cap (our bug).
+Bytes encode_frame(const Frame& f);
+
+// Incremental decoder for a byte stream (tests, and any reader without exact-size reads).
+class FrameDecoder {
+public:
+    void feed(std::span<const std::uint8_t> b) { buf_.insert(buf_.end(), b.begin(), b.end()); }
+    // The next complete frame, or false if more bytes are needed. Throws WireError on a bad header.
+    bool next(Frame& out);
+    std::size_t buffered() const { return buf_.size(); }
+
+private:
+    Bytes buf_;
+};
+
+// ---- bounded payload writer/reader (network byte order) ----
+class Writer {
+public:
+    void u8(std::uint8_t v) { b_.push_back(v); }
+    void u16(std::uint16_t v);
+    void u32(std::uint32_t v);
+    void u64(std::uint64_t v);
+    void raw(std::span<const std::uint8_t> v) { b_.insert(b_.end(), v.begin(), v.end()); }
+    void str(std::string_view s, std::size_t cap);
+    Bytes take() { return std::move(b_); }
+
+private:
+    Bytes b_;
+};
+
+class Reader {
+public:
+    explicit Reader(std::span<const std::uint8_t> b) : b_(b) {}
+    std::uint8_t u8();
+    std::uint16_t u16();
+    std::uint32_t u32();
+    std::uint64_t u64();
+    template <std::size_t N> std::array<std::uint8_t, N> fixed() {
+        auto s = take(N);
+        std::array<std::uint8_t, N> a{};
+        std::copy(s.begin(), s.end(), a.begin());
+        return a;
+    }
+    std::string str(std::size_t cap, std::string_view field);
+    // Every byte must have been consumed: trailing garbage is an error, not an extension point.
+    void finish() const;
+
+private:
+    std::span<const std::uint8_t> take(std::size_t n);
+    std::span<const std::uint8_t> b_;
+    std::size_t pos_ = 0;
+};
+
+}  // namespace tn::relay

@@ -1,0 +1,146 @@
+// The route registry core: seed 004's id rules, group isolation, remote ports, limits, unserve timers.
+#include <catch2/catch.hpp>
+
+#include "relay/registry.hpp"
+
+using namespace tn::relay;
+
+namespace {
+ServeSpec spec(std::uint16_t id, std::string name, std::uint16_t port = 22, std::uint16_t remote = 0) {
+    ServeSpec s;
+    s.id = id;
+    s.name = std::move(name);
+    s.port = port;
+    s.remote_port = remote;
+    return s;
+}
+}  // namespace
+
+TEST_CASE("static ids are kept, and a conflict is refused") {
+    Registry r;
+    auto a = r.add_vnet("g", "home", 1).id;
+    auto b = r.add_vnet("g", "other", 2).id;
+    auto s1 = r.add_serve(a, spec(700, "ssh"));
+    CHECK(s1.ok);
+    CHECK(s1.id == 700);
+    CHECK_FALSE(s1.reassigned);
+    auto s2 = r.add_serve(b, spec(700, "ssh2"));
+    CHECK_FALSE(s2.ok);
+    CHECK_THAT(s2.message, Catch::Contains("conflict") && Catch::Contains("700"));
+    CHECK(r.find_serve("g", 700)->vnet_id == a);
+}
+
+TEST_CASE("dynamic ids are assigned, kept when free and reassigned on conflict") {
+    Registry r;
+    auto a = r.add_vnet("g", "a", 1).id;
+    auto s0 = r.add_serve(a, spec(0, "x"));
+    CHECK(s0.ok);
+    CHECK(s0.id == 1);
+    CHECK_FALSE(s0.reassigned);
+    auto s1 = r.add_serve(a, spec(42, "y"));
+    CHECK(s1.id == 42);
+    auto s2 = r.add_serve(a, spec(42, "z"));
+    CHECK(s2.ok);
+    CHECK(s2.reassigned);
+    CHECK(s2.id == 2);
+    CHECK(r.add_serve(a, spec(1000, "bad")).ok == false);
+    CHECK_FALSE(r.add_serve(a, spec(5, "noport", 0)).ok);
+}
+
+TEST_CASE("groups isolate ids, lists and lookups") {
+    Registry r;
+    auto a = r.add_vnet("red", "a", 1).id;
+    auto b = r.add_vnet("blue", "b", 2).id;
+    CHECK(r.add_serve(a, spec(700, "ssh")).ok);
+    CHECK(r.add_serve(b, spec(700, "ssh")).ok);  // the same static id in another group is no conflict
+    CHECK(r.find_serve("red", 700)->vnet_id == a);
+    CHECK(r.find_serve("blue", 700)->vnet_id == b);
+    CHECK(r.serves("red").size() == 1);
+    CHECK(r.vnets("blue").size() == 1);
+    CHECK(r.vnets("blue")[0].name == "b");
+    CHECK(r.find_serve("green", 700) == nullptr);
+}
+
+TEST_CASE("removing a vnet frees its ids and remote ports at once") {
+    Registry r;
+    auto a = r.add_vnet("g", "a", 1).id;
+    CHECK(r.add_serve(a, spec(700, "ssh", 22, 6000)).ok);
+    CHECK(r.add_serve(a, spec(0, "web", 80)).ok);
+    auto b = r.add_vnet("g", "b", 2).id;
+    auto taken = r.add_serve(b, spec(0, "other", 80, 6000));
+    CHECK_FALSE(taken.ok);
+    CHECK_THAT(taken.message, Catch::Contains("remote_port 6000"));
+    auto freed = r.remove_vnet(a);
+    CHECK(freed.size() == 2);
+    CHECK(r.find_serve("g", 700) == nullptr);
+    CHECK(r.add_serve(b, spec(700, "ssh", 22, 6000)).ok);
+    CHECK(r.vnet(a) == nullptr);
+}
+
+TEST_CASE("a vnet may only remove its own serves") {
+    Registry r;
+    auto a = r.add_vnet("g", "a", 1).id;
+    auto b = r.add_vnet("g", "b", 2).id;
+    CHECK(r.add_serve(a, spec(600, "s")).ok);
+    CHECK_FALSE(r.remove_serve(b, 600));
+    CHECK(r.remove_serve(a, 600));
+    CHECK(r.find_serve("g", 600) == nullptr);
+}
+
+TEST_CASE("the same instance reconnecting replaces its stale session") {
+    Registry r;
+    auto first = r.add_vnet("g", "a", 99);
+    CHECK(r.add_serve(first.id, spec(700, "ssh")).ok);
+    auto second = r.add_vnet("g", "a", 99);
+    CHECK(second.ok);
+    REQUIRE(second.replaced);
+    CHECK(*second.replaced == first.id);
+    CHECK(second.freed.size() == 1);
+    CHECK(r.add_serve(second.id, spec(700, "ssh")).ok);
+    CHECK(r.vnet_count() == 1);
+}
+
+TEST_CASE("limits refuse with a clear message") {
+    Registry r(Limits{2, 2, 1});
+    CHECK(r.add_vnet("g", "a", 1).ok);
+    CHECK(r.add_vnet("g", "b", 2).ok);
+    auto third = r.add_vnet("g", "c", 3);
+    CHECK_FALSE(third.ok);
+    CHECK_THAT(third.message, Catch::Contains("limit"));
+    CHECK(r.add_vnet("h", "c", 3).ok);  // another group has its own count
+    auto a = r.vnets("g")[0].id;
+    CHECK(r.add_serve(a, spec(0, "1")).ok);
+    CHECK(r.add_serve(a, spec(0, "2")).ok);
+    auto over = r.add_serve(a, spec(0, "3"));
+    CHECK_FALSE(over.ok);
+    CHECK_THAT(over.message, Catch::Contains("limit"));
+}
+
+TEST_CASE("dynamic ids run out with a refusal, static ids still work") {
+    Registry r(Limits{64, 1000, 1});
+    auto a = r.add_vnet("g", "a", 1).id;
+    for (int i = 0; i < 499; ++i) REQUIRE(r.add_serve(a, spec(0, "s")).ok);
+    auto full = r.add_serve(a, spec(0, "s"));
+    CHECK_FALSE(full.ok);
+    CHECK_THAT(full.message, Catch::Contains("dynamic"));
+    CHECK(r.add_serve(a, spec(999, "s")).ok);
+}
+
+TEST_CASE("unserve timers: 3 min unused, 1 min after the last close") {
+    UnserveTimers t(180000, 60000);
+    t.add(1, 0);
+    t.add(2, 0);
+    CHECK(t.expire(179999).empty());
+    t.opened(2);
+    auto gone = t.expire(180000);
+    REQUIRE(gone.size() == 1);
+    CHECK(gone[0] == 1);
+    CHECK(t.expire(10000000).empty());  // an open connection keeps it
+    t.opened(2);
+    t.closed(2, 200000);
+    CHECK(t.expire(300000).empty());  // one still open
+    t.closed(2, 300000);
+    CHECK(t.expire(359999).empty());
+    CHECK(t.expire(360000) == std::vector<std::uint16_t>{2});
+    CHECK(t.size() == 0);
+}

@@ -1,0 +1,156 @@
+// Wire format of the relay protocol against doc/PROTOCOL.relay.md: golden bytes, round trips, and
+// malformed, truncated and oversized input.
+#include <catch2/catch.hpp>
+
+#include "relay/auth.hpp"
+#include "relay/messages.hpp"
+
+using namespace tn::relay;
+
+TEST_CASE("hello is TNRL + big-endian version + zero flags") {
+    auto h = encode_hello();
+    CHECK(Bytes(h.begin(), h.end()) == Bytes{'T', 'N', 'R', 'L', 0, 1, 0, 0});
+    CHECK(decode_hello(h) == 1);
+    auto newer = encode_hello(7);
+    CHECK(decode_hello(newer) == 7);
+    Bytes bad{'S', 'S', 'H', '-', 0, 1, 0, 0};
+    CHECK_THROWS_WITH(decode_hello(bad), Catch::Contains("bad hello magic"));
+    Bytes flags{'T', 'N', 'R', 'L', 0, 1, 0, 1};
+    CHECK_THROWS_AS(decode_hello(flags), WireError);
+    CHECK_THROWS_AS(decode_hello(std::span(h.data(), 7)), WireError);
+}
+
+TEST_CASE("frame header golden bytes and caps") {
+    auto h = encode_header(MsgType::link_open, 18);
+    CHECK(Bytes(h.begin(), h.end()) == Bytes{0x00, 0x60, 0, 0, 0, 0, 0, 18});
+    auto d = decode_header(h);
+    CHECK(d.type == MsgType::link_open);
+    CHECK(d.length == 18);
+    Bytes over{0, 0x63, 0, 0, 0, 1, 0, 1};  // 65537 bytes: one over the cap
+    CHECK_THROWS_WITH(decode_header(over), Catch::Contains("oversized frame"));
+    Bytes at_cap{0, 0x63, 0, 0, 0, 1, 0, 0};
+    CHECK(decode_header(at_cap).length == kMaxPayload);
+    Bytes huge{0, 0x63, 0, 0, 0xff, 0xff, 0xff, 0xff};
+    CHECK_THROWS_AS(decode_header(huge), WireError);
+    Bytes flags{0, 0x30, 0x80, 0, 0, 0, 0, 8};
+    CHECK_THROWS_WITH(decode_header(flags), Catch::Contains("unknown flags"));
+}
+
+TEST_CASE("ping frame golden bytes") {
+    auto b = encode_frame(to_frame(Ping{0x0102030405060708ULL}));
+    CHECK(b == Bytes{0, 0x30, 0, 0, 0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8});
+}
+
+TEST_CASE("decoder splits a stream into frames, byte by byte") {
+    Bytes stream;
+    for (auto f : {to_frame(Ping{1}), to_frame(ServeDown{700}), to_frame(LinkOk{42})}) {
+        auto b = encode_frame(f);
+        stream.insert(stream.end(), b.begin(), b.end());
+    }
+    FrameDecoder d;
+    std::vector<Frame> got;
+    for (auto byte : stream) {
+        d.feed(std::span(&byte, 1));
+        Frame f;
+        while (d.next(f)) got.push_back(f);
+    }
+    REQUIRE(got.size() == 3);
+    CHECK(from_frame<Ping>(got[0]).token == 1);
+    CHECK(from_frame<ServeDown>(got[1]).id == 700);
+    CHECK(from_frame<LinkOk>(got[2]).link_id == 42);
+    CHECK(d.buffered() == 0);
+}
+
+TEST_CASE("decoder refuses an oversized frame before buffering its payload") {
+    FrameDecoder d;
+    Bytes h{0, 0x63, 0, 0, 0x10, 0, 0, 0};  // 256 MiB announced
+    d.feed(h);
+    Frame f;
+    CHECK_THROWS_WITH(d.next(f), Catch::Contains("oversized"));
+}
+
+TEST_CASE("messages round-trip") {
+    ServeSpec s;
+    s.id = 700;
+    s.name = "ssh";
+    s.ip = "127.0.0.1";
+    s.port = 22;
+    s.info = "home-ssh";
+    s.remote_port = 6000;
+    auto got = from_frame<Serve>(to_frame(Serve{9, s}));
+    CHECK(got.req == 9);
+    CHECK(got.spec.id == 700);
+    CHECK(got.spec.name == "ssh");
+    CHECK(got.spec.port == 22);
+    CHECK(got.spec.remote_port == 6000);
+    CHECK(got.spec.info == "home-ssh");
+    CHECK_FALSE(got.spec.unserve);
+
+    Auth a{"office", "home", 77, random_nonce(), {}};
+    a.mac[0] = 9;
+    auto a2 = from_frame<Auth>(to_frame(a));
+    CHECK(a2.group == "office");
+    CHECK(a2.name == "home");
+    CHECK(a2.instance == 77);
+    CHECK(a2.nonce == a.nonce);
+    CHECK(a2.mac == a.mac);
+
+    Vnets v{5, {{1, "a", 2}, {3, "b", 0}}};
+    auto v2 = from_frame<Vnets>(to_frame(v));
+    REQUIRE(v2.vnets.size() == 2);
+    CHECK(v2.vnets[1].name == "b");
+
+    auto e = from_frame<ErrorMsg>(to_frame(ErrorMsg{ErrorCode::version, "update tn-vnet"}));
+    CHECK(e.code == ErrorCode::version);
+    CHECK(e.message == "update tn-vnet");
+}
+
+TEST_CASE("malformed payloads are refused") {
+    auto f = to_frame(LinkOk{1});
+    f.payload.pop_back();
+    CHECK_THROWS_WITH(from_frame<LinkOk>(f), Catch::Contains("truncated"));
+    f = to_frame(LinkOk{1});
+    f.payload.push_back(0);
+    CHECK_THROWS_WITH(from_frame<LinkOk>(f), Catch::Contains("trailing"));
+    CHECK_THROWS_WITH(from_frame<Ping>(to_frame(Pong{1})), Catch::Contains("expected PING"));
+    // A string whose length runs past its cap.
+    Writer w;
+    w.str(std::string(64, 'x'), 64);
+    auto ok = w.take();
+    ok[1] = 65;
+    ok.push_back('x');
+    Reader r(ok);
+    CHECK_THROWS_WITH(r.str(64, "group"), Catch::Contains("group is 65 bytes"));
+    // A boolean that is neither 0 nor 1.
+    auto sr = to_frame(ServeResult{1, true, 5, ""});
+    sr.payload[4] = 2;
+    CHECK_THROWS_AS(from_frame<ServeResult>(sr), WireError);
+    Writer too_long;
+    CHECK_THROWS_AS(too_long.str(std::string(65, 'x'), 64), WireError);
+}
+
+TEST_CASE("proofs bind both nonces, group and name; the token never appears") {
+    auto nr = random_nonce(), nv = random_nonce();
+    auto m = vnet_proof("secret", nr, nv, "g", "n");
+    CHECK(equal(m, vnet_proof("secret", nr, nv, "g", "n")));
+    CHECK_FALSE(equal(m, vnet_proof("secreT", nr, nv, "g", "n")));
+    CHECK_FALSE(equal(m, vnet_proof("secret", nv, nr, "g", "n")));
+    CHECK_FALSE(equal(m, vnet_proof("secret", nr, nv, "gn", "")));
+    CHECK_FALSE(equal(route_proof("secret", nv, nr), m));
+    auto frame = encode_frame(to_frame(Auth{"g", "n", 1, nv, m}));
+    std::string s(frame.begin(), frame.end());
+    CHECK(s.find("secret") == std::string::npos);
+}
+
+TEST_CASE("backoff doubles to its cap with jitter") {
+    Backoff b(30000);
+    auto first = b.next_ms();
+    CHECK(first >= 400);
+    CHECK(first <= 600);
+    std::uint32_t last = 0;
+    for (int i = 0; i < 20; ++i) last = b.next_ms();
+    CHECK(last >= 24000);
+    CHECK(last <= 36000);
+    b.reset();
+    CHECK(b.next_ms() <= 600);
+}
