@@ -1,0 +1,67 @@
+// The tn-tun client state machine without I/O (doc/PROTOCOL.tun.md §6): when to (re)handshake,
+// keepalives, liveness, the pushed config. The runner feeds it datagrams, TUN packets and `now`.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+
+#include "tun/handshake.hpp"
+#include "tun/session.hpp"
+#include "tun/wire.hpp"
+
+namespace tn::tun {
+
+struct ClientSettings {
+    KeyPair key;
+    Key server_public{};
+    seconds keepalive{0};  // persistent_keepalive; 0 = off
+};
+
+struct ClientStats {
+    std::uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+    std::uint64_t handshakes_sent = 0, handshakes_done = 0, dropped = 0;
+};
+
+struct ClientActions {
+    Bytes to_tun;     // inside the caller's buffer
+    Bytes send;       // to the server, inside the caller's buffer or scratch
+    bool pushed = false;       // a (new) pushed config arrived: see push()
+    bool established = false;  // a handshake completed
+};
+
+class ClientCore {
+public:
+    explicit ClientCore(ClientSettings s);
+
+    ClientActions on_datagram(std::uint8_t* buf, std::size_t len, TimePoint now, std::uint8_t* scratch);
+    // The packet is at buf + transport_header_len; buf has room for the tag.
+    ClientActions on_tun(std::uint8_t* buf, std::size_t len, TimePoint now);
+    // Timers: a handshake to (re)send or a keepalive, written to `scratch`. `wall` stamps initiations.
+    ClientActions tick(TimePoint now, std::chrono::system_clock::time_point wall, std::uint8_t* scratch);
+    // When tick() next has something to do.
+    TimePoint next_deadline(TimePoint now) const;
+
+    const std::optional<PushConfig>& push() const { return push_; }
+    bool connected() const { return current_ != nullptr && push_.has_value(); }
+    // Handshakes sent since the last success: the runner re-resolves the server's name after a few.
+    unsigned failed_attempts() const { return attempts_ > 0 ? attempts_ - 1 : 0; }
+    const ClientStats& stats() const { return stats_; }
+    // For tests: the keypair in use.
+    Keypair* current() { return current_.get(); }
+    // How long without an authenticated packet before the server is presumed gone (restarted).
+    seconds dead_after() const;
+
+private:
+    bool handshake_due(TimePoint now) const;
+    ClientSettings s_;
+    std::optional<InitiatorState> pending_;
+    TimePoint pending_sent_{};
+    unsigned attempts_ = 0;
+    std::unique_ptr<Keypair> current_, previous_;
+    std::optional<PushConfig> push_;
+    TimePoint last_rx_{}, last_tx_{}, established_at_{};
+    ClientStats stats_;
+};
+
+}  // namespace tn::tun

@@ -1,0 +1,47 @@
+// Pool allocation: a key-derived first choice, then linear probing over the subnet's hosts.
+#include "tun/pool.hpp"
+
+#include "base/error.hpp"
+
+namespace tn::tun {
+
+Pool::Pool(Route subnet) : subnet_(subnet) {
+    if (subnet.prefix > 30) throw ParseError("subnet " + cidr_str(subnet) + " is too small (the prefix must be <= 30)");
+    if (subnet.prefix < 8) throw ParseError("subnet " + cidr_str(subnet) + " is too large (the prefix must be >= 8)");
+    hosts_ = (std::uint32_t(1) << (32 - subnet.prefix)) - 2;
+}
+
+bool Pool::contains(std::uint32_t a) const {
+    std::uint32_t mask = ~std::uint32_t(0) << (32 - subnet_.prefix);
+    return (a & mask) == subnet_.addr;
+}
+
+bool Pool::usable(std::uint32_t a) const {
+    return contains(a) && a != subnet_.addr && a != subnet_.addr + hosts_ + 1 && a != server_address();
+}
+
+bool Pool::reserve(const Key& key, std::uint32_t addr) {
+    if (!usable(addr) || taken_.count(addr) || by_key_.count(key)) return false;
+    taken_.insert(addr);
+    by_key_[key] = addr;
+    return true;
+}
+
+std::optional<std::uint32_t> Pool::allocate(const Key& key) {
+    if (auto it = by_key_.find(key); it != by_key_.end()) return it->second;
+    // Slots are numbered 0..hosts_-2 for addresses server+1 .. broadcast-1.
+    std::uint32_t slots = hosts_ - 1;
+    Key h = hash({bytes(key)});
+    std::uint32_t start = get_u32(h.data()) % slots;
+    for (std::uint32_t i = 0; i < slots; ++i) {
+        std::uint32_t a = server_address() + 1 + (start + i) % slots;
+        if (!taken_.count(a)) {
+            taken_.insert(a);
+            by_key_[key] = a;
+            return a;
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace tn::tun

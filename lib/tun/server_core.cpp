@@ -1,0 +1,260 @@
+// The server state machine: handshakes answered statelessly until they authenticate, sessions
+// confirmed by the first transport packet, inner packets routed by destination address.
+#include "tun/server_core.hpp"
+
+#include <arpa/inet.h>
+#include <sodium.h>
+
+#include <algorithm>
+
+#include "base/error.hpp"
+
+namespace tn::tun {
+
+std::string Endpoint::str() const {
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<const sockaddr_in*>(&sa);
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+        return std::string(host) + ":" + std::to_string(port);
+    }
+    if (sa.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<const sockaddr_in6*>(&sa);
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        return "[" + std::string(host) + "]:" + std::to_string(port);
+    }
+    return "?";
+}
+
+ServerCore::ServerCore(ServerSettings s) : settings_(std::move(s)), pool_(settings_.subnet) {
+    crypto_init();
+    tokens_ = settings_.handshake_burst;
+    for (auto& pc : settings_.peers) {
+        auto p = std::make_unique<Peer>();
+        p->config = pc;
+        if (by_key_.count(pc.public_key)) throw ParseError("peer '" + pc.name + "': public key listed twice");
+        if (pc.public_key == settings_.key.pub) throw ParseError("peer '" + pc.name + "': that is the server's own key");
+        if (pc.address) {
+            if (!pool_.reserve(pc.public_key, *pc.address))
+                throw ParseError("peer '" + pc.name + "': address " + ipv4_str(*pc.address) +
+                                 " is not a free host address of " + cidr_str(settings_.subnet));
+            p->address = *pc.address;
+            by_address_[p->address] = p.get();
+        }
+        by_key_[pc.public_key] = p.get();
+        peers_.push_back(std::move(p));
+    }
+}
+
+const Rejection* ServerCore::reject(const Endpoint& from, std::chrono::system_clock::time_point wall,
+                                    const char* reason) {
+    ++stats_.rejected_handshakes;
+    Rejection& r = rejections_[rejection_next_ % rejection_ring];
+    ++rejection_next_;
+    r = Rejection{from, wall, reason};
+    return &r;
+}
+
+std::vector<Rejection> ServerCore::recent_rejections() const {
+    std::vector<Rejection> out;
+    std::size_t n = std::min(rejection_next_, rejection_ring);
+    for (std::size_t i = rejection_next_ - n; i < rejection_next_; ++i) out.push_back(rejections_[i % rejection_ring]);
+    return out;
+}
+
+bool ServerCore::take_token(TimePoint now) {
+    double dt = std::chrono::duration<double>(now - tokens_at_).count();
+    tokens_at_ = now;
+    if (dt > 0) tokens_ = std::min(settings_.handshake_burst, tokens_ + dt * settings_.handshakes_per_second);
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+}
+
+std::uint32_t ServerCore::new_index() {
+    for (;;) {
+        std::uint32_t i = randombytes_random();
+        if (i != 0 && !by_index_.count(i)) return i;
+    }
+}
+
+void ServerCore::retire(std::unique_ptr<Keypair>& kp) {
+    if (!kp) return;
+    by_index_.erase(kp->local_index);
+    kp.reset();
+}
+
+Actions ServerCore::on_datagram(std::uint8_t* buf, std::size_t len, const Endpoint& from, TimePoint now,
+                                std::chrono::system_clock::time_point wall, std::uint8_t* scratch) {
+    auto c = classify(Bytes(buf, len));
+    if (!c) {
+        ++stats_.dropped_malformed;
+        return {};
+    }
+    switch (c->type) {
+    case MsgType::initiation: return handle_initiation(buf, from, now, wall, scratch);
+    case MsgType::data:
+    case MsgType::push: {
+        Actions a = handle_transport(buf, len, *c, from, now, scratch);
+        if (a.established) by_key_[a.established->config.public_key]->last_handshake = wall;
+        return a;
+    }
+    case MsgType::response: break;  // only clients receive responses
+    }
+    ++stats_.dropped_malformed;
+    return {};
+}
+
+Actions ServerCore::handle_initiation(std::uint8_t* buf, const Endpoint& from, TimePoint now,
+                                      std::chrono::system_clock::time_point wall, std::uint8_t* scratch) {
+    Actions a;
+    Bytes msg(buf, initiation_len);
+    // mac1 first: one hash proves the sender knows our public key, before any DH work.
+    if (!initiation_mac1_ok(settings_.key.pub, msg)) return a.rejected = reject(from, wall, "bad_mac1"), a;
+    if (!take_token(now)) return a.rejected = reject(from, wall, "rate_limited"), a;
+    auto r = consume_initiation(settings_.key, msg);
+    if (!r.state) return a.rejected = reject(from, wall, "decrypt_failed"), a;
+    auto it = by_key_.find(r.state->remote_static);
+    if (it == by_key_.end()) return a.rejected = reject(from, wall, "unknown_key"), a;
+    Peer& p = *it->second;
+    // Timestamps must grow: a captured initiation replayed later is refused.
+    if (std::memcmp(r.state->ts.data(), p.last_timestamp.data(), p.last_timestamp.size()) <= 0)
+        return a.rejected = reject(from, wall, "replayed_timestamp"), a;
+    if (p.address == 0) {
+        auto addr = pool_.allocate(p.config.public_key);
+        if (!addr) return a.rejected = reject(from, wall, "pool_exhausted"), a;
+        p.address = *addr;
+        by_address_[p.address] = &p;
+    }
+    std::uint32_t idx = new_index();
+    auto kp = create_response(*r.state, generate_keypair(), idx, scratch, now);
+    if (!kp) return a.rejected = reject(from, wall, "bad_point"), a;
+    p.last_timestamp = r.state->ts;
+    retire(p.next);
+    p.next = std::make_unique<Keypair>(std::move(*kp));
+    by_index_[idx] = Slot{&p, p.next.get()};
+    p.endpoint = from;
+    a.send = Bytes(scratch, response_len);
+    a.send_to = from;
+    return a;
+}
+
+Bytes ServerCore::seal_for(Peer& p, MsgType t, std::uint8_t* buf, std::size_t plain_len, TimePoint now) {
+    if (!p.current || !p.endpoint) return {};
+    std::size_t n = seal(*p.current, t, buf, plain_len, now);
+    if (n == 0) {
+        ++stats_.dropped_expired;
+        return {};
+    }
+    return Bytes(buf, n);
+}
+
+Actions ServerCore::handle_transport(std::uint8_t* buf, std::size_t len, const Classified& c, const Endpoint& from,
+                                     TimePoint now, std::uint8_t* scratch) {
+    Actions a;
+    auto it = by_index_.find(c.receiver);
+    if (it == by_index_.end()) {
+        ++stats_.dropped_unknown_index;
+        return a;
+    }
+    Peer& p = *it->second.peer;
+    Keypair& kp = *it->second.kp;
+    auto r = open(kp, buf, len, c.counter, now);
+    if (!r.len) {
+        ++(r.error == OpenError::replay ? stats_.dropped_replay
+           : r.error == OpenError::expired ? stats_.dropped_expired
+                                           : stats_.dropped_auth);
+        return a;
+    }
+    // Roaming: the endpoint follows the last packet that authenticated and was not a replay.
+    p.endpoint = from;
+    if (&kp == p.next.get()) {
+        // The first packet on a new keypair confirms the handshake: rotate, then push the settings.
+        retire(p.previous);
+        p.previous = std::move(p.current);
+        p.current = std::move(p.next);
+        ++p.stats.handshakes;
+        a.established = &p;
+        PushConfig pc{p.address, settings_.subnet.prefix, settings_.mtu, settings_.dns, settings_.routes};
+        auto body = encode_push(pc);
+        std::memcpy(scratch + transport_header_len, body.data(), body.size());
+        a.send = seal_for(p, MsgType::push, scratch, body.size(), now);
+        a.send_to = from;
+    }
+    if (c.type == MsgType::push) return a;  // clients never push; authenticated but ignored
+    Bytes plain(buf + transport_header_len, *r.len);
+    if (plain.empty()) {
+        ++p.stats.keepalives_rx;
+        // Answer keepalives so a client can tell a live server from a restarted one.
+        if (a.send.empty()) {
+            a.send = seal_for(p, MsgType::data, scratch, 0, now);
+            a.send_to = from;
+        }
+        return a;
+    }
+    auto ip = inner_ipv4(plain);
+    if (!ip) {
+        ++stats_.dropped_malformed;
+        return a;
+    }
+    if (ip->src != p.address) {  // a peer may only speak for its own address
+        ++stats_.dropped_spoofed;
+        return a;
+    }
+    ++p.stats.rx_packets;
+    p.stats.rx_bytes += plain.size();
+    auto dst = by_address_.find(ip->dst);
+    if (dst != by_address_.end() && dst->second != &p && a.send.empty()) {
+        // Client to client: re-encrypt in place for the other peer without a trip through the kernel.
+        Peer& q = *dst->second;
+        Bytes out = seal_for(q, MsgType::data, buf, plain.size(), now);
+        if (out.empty()) {
+            ++stats_.dropped_no_route;
+            return a;
+        }
+        ++q.stats.tx_packets;
+        q.stats.tx_bytes += plain.size();
+        a.send = out;
+        a.send_to = *q.endpoint;
+        return a;
+    }
+    a.to_tun = plain;
+    return a;
+}
+
+Actions ServerCore::on_tun(std::uint8_t* buf, std::size_t len, TimePoint now) {
+    Actions a;
+    auto ip = inner_ipv4(Bytes(buf + transport_header_len, len));
+    if (!ip) return a;  // not IPv4 (the TUN also sees the kernel's IPv6 chatter): not ours to carry
+    auto it = by_address_.find(ip->dst);
+    if (it == by_address_.end()) {
+        ++stats_.dropped_no_route;
+        return a;
+    }
+    Peer& p = *it->second;
+    a.send = seal_for(p, MsgType::data, buf, len, now);
+    if (a.send.empty()) {
+        ++stats_.dropped_no_route;
+        return a;
+    }
+    ++p.stats.tx_packets;
+    p.stats.tx_bytes += len;
+    a.send_to = *p.endpoint;
+    return a;
+}
+
+TimePoint ServerCore::tick(TimePoint now) {
+    TimePoint next = now + std::chrono::seconds(10);
+    for (auto& p : peers_) {
+        for (auto* kp : {&p->current, &p->previous, &p->next}) {
+            if (*kp && (*kp)->expired(now)) retire(*kp);
+            if (*kp) next = std::min(next, (*kp)->created + reject_after_time);
+        }
+    }
+    return next;
+}
+
+}  // namespace tn::tun

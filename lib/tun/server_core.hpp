@@ -1,0 +1,138 @@
+// The tn-tun server state machine without I/O (doc/PROTOCOL.tun.md §6-7): peers, handshakes,
+// sessions, routing by inner address, roaming, rejection accounting. The runner feeds it datagrams,
+// TUN packets and `now`, and carries out what it returns.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tun/handshake.hpp"
+#include "tun/pool.hpp"
+#include "tun/session.hpp"
+
+namespace tn::tun {
+
+// A UDP address as the socket layer reports it (IPv4 or IPv6).
+struct Endpoint {
+    sockaddr_storage sa{};
+    socklen_t len = 0;
+    bool operator==(const Endpoint& o) const { return len == o.len && std::memcmp(&sa, &o.sa, len) == 0; }
+    std::string str() const;
+};
+
+struct PeerConfig {
+    std::string name;
+    Key public_key{};
+    std::optional<std::uint32_t> address;  // static, else from the pool
+};
+
+struct ServerSettings {
+    KeyPair key;
+    Route subnet;
+    std::uint16_t mtu = 1420;
+    std::vector<std::uint32_t> dns;
+    std::vector<Route> routes;
+    std::vector<PeerConfig> peers;
+    double handshakes_per_second = 100;  // the DH work a flood can make us do
+    double handshake_burst = 50;
+};
+
+struct PeerStats {
+    std::uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+    std::uint64_t keepalives_rx = 0, handshakes = 0;
+};
+
+struct Peer {
+    PeerConfig config;
+    std::uint32_t address = 0;  // 0 until allocated
+    std::optional<Endpoint> endpoint;
+    std::unique_ptr<Keypair> current, previous, next;  // next: answered but not yet confirmed
+    Timestamp last_timestamp{};
+    std::optional<std::chrono::system_clock::time_point> last_handshake;
+    PeerStats stats;
+};
+
+struct ServerStats {
+    std::uint64_t rejected_handshakes = 0, dropped_malformed = 0, dropped_unknown_index = 0, dropped_replay = 0,
+                  dropped_auth = 0, dropped_expired = 0, dropped_no_route = 0, dropped_spoofed = 0;
+};
+
+struct Rejection {
+    Endpoint source;
+    std::chrono::system_clock::time_point when;
+    const char* reason = "";
+};
+
+// What to do after one input. Both may be set (a packet for the TUN plus the pushed config).
+struct Actions {
+    Bytes to_tun;            // a decrypted IP packet, inside the caller's buffer
+    Bytes send;              // a datagram to send, inside the caller's scratch buffer
+    Endpoint send_to;
+    const Rejection* rejected = nullptr;  // set when a handshake was refused (for the log)
+    const Peer* established = nullptr;    // set when a peer completed a handshake
+};
+
+class ServerCore {
+public:
+    // Throws tn::ParseError on an inconsistent config (static address outside the subnet, duplicates).
+    explicit ServerCore(ServerSettings s);
+
+    // Handles one datagram in `buf` (len bytes, decrypted in place). `scratch` must hold
+    // max_datagram_len bytes and receives any datagram to send.
+    Actions on_datagram(std::uint8_t* buf, std::size_t len, const Endpoint& from, TimePoint now,
+                        std::chrono::system_clock::time_point wall, std::uint8_t* scratch);
+    // Handles one packet read from the TUN at buf + transport_header_len (`len` bytes); buf must have
+    // room for len + transport_header_len + tag_len. Encrypts it in place for the peer it is routed to.
+    Actions on_tun(std::uint8_t* buf, std::size_t len, TimePoint now);
+    // Drops expired keypairs; returns when to call again.
+    TimePoint tick(TimePoint now);
+
+    const std::vector<std::unique_ptr<Peer>>& peers() const { return peers_; }
+    const ServerStats& stats() const { return stats_; }
+    // The last rejections, oldest first (a bounded ring: a flood costs no memory).
+    std::vector<Rejection> recent_rejections() const;
+    const Pool& pool() const { return pool_; }
+    std::uint32_t server_address() const { return pool_.server_address(); }
+
+    static constexpr std::size_t rejection_ring = 16;
+
+private:
+    struct Slot {
+        Peer* peer;
+        Keypair* kp;
+    };
+    Actions handle_initiation(std::uint8_t* buf, const Endpoint& from, TimePoint now,
+                              std::chrono::system_clock::time_point wall, std::uint8_t* scratch);
+    Actions handle_transport(std::uint8_t* buf, std::size_t len, const Classified& c, const Endpoint& from,
+                             TimePoint now, std::uint8_t* scratch);
+    const Rejection* reject(const Endpoint& from, std::chrono::system_clock::time_point wall, const char* reason);
+    std::uint32_t new_index();
+    void retire(std::unique_ptr<Keypair>& kp);
+    bool take_token(TimePoint now);
+    // Encrypts the plaintext at scratch + header for `p`; empty when it has no usable session.
+    Bytes seal_for(Peer& p, MsgType t, std::uint8_t* scratch, std::size_t plain_len, TimePoint now);
+
+    ServerSettings settings_;
+    Pool pool_;
+    std::vector<std::unique_ptr<Peer>> peers_;
+    std::map<Key, Peer*> by_key_;  // looked up per handshake only, never per packet
+    std::unordered_map<std::uint32_t, Slot> by_index_;
+    std::unordered_map<std::uint32_t, Peer*> by_address_;
+    ServerStats stats_;
+    std::array<Rejection, rejection_ring> rejections_{};
+    std::size_t rejection_next_ = 0;
+    double tokens_ = 0;
+    TimePoint tokens_at_{};
+};
+
+}  // namespace tn::tun

@@ -1,0 +1,89 @@
+// tn-tun datagram layouts (doc/PROTOCOL.tun.md §3): sizes, header parsing and the pushed-config
+// message. Encode and decode only: no state, no I/O. Multi-byte fields are big-endian.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace tn::tun {
+
+enum class MsgType : std::uint8_t { initiation = 1, response = 2, data = 4, push = 5 };
+
+inline constexpr std::size_t initiation_len = 132;  // 1+3+4+32+48+28+16
+inline constexpr std::size_t response_len = 76;     // 1+3+4+4+32+16+16
+inline constexpr std::size_t transport_header_len = 16;  // type, reserved[3], receiver, counter
+inline constexpr std::size_t max_inner_len = 9000;  // the largest MTU a config may set
+// The largest datagram we accept: anything longer is dropped before it is looked at.
+inline constexpr std::size_t max_datagram_len = transport_header_len + max_inner_len + 16;
+
+// Field offsets inside an initiation.
+namespace init_off {
+inline constexpr std::size_t sender = 4, ephemeral = 8, enc_static = 40, enc_timestamp = 88, mac1 = 116;
+}
+// Field offsets inside a response.
+namespace resp_off {
+inline constexpr std::size_t sender = 4, receiver = 8, ephemeral = 12, enc_empty = 44, mac1 = 60;
+}
+
+inline void put_u32(std::uint8_t* p, std::uint32_t v) {
+    p[0] = static_cast<std::uint8_t>(v >> 24);
+    p[1] = static_cast<std::uint8_t>(v >> 16);
+    p[2] = static_cast<std::uint8_t>(v >> 8);
+    p[3] = static_cast<std::uint8_t>(v);
+}
+inline std::uint32_t get_u32(const std::uint8_t* p) {
+    return (std::uint32_t(p[0]) << 24) | (std::uint32_t(p[1]) << 16) | (std::uint32_t(p[2]) << 8) | p[3];
+}
+inline void put_u64(std::uint8_t* p, std::uint64_t v) {
+    put_u32(p, static_cast<std::uint32_t>(v >> 32));
+    put_u32(p + 4, static_cast<std::uint32_t>(v));
+}
+inline std::uint64_t get_u64(const std::uint8_t* p) { return (std::uint64_t(get_u32(p)) << 32) | get_u32(p + 4); }
+
+// What the first bytes of a datagram say, after the length checks of §3; nullopt means drop.
+struct Classified {
+    MsgType type;
+    std::uint32_t receiver = 0;  // transport messages only
+    std::uint64_t counter = 0;   // transport messages only
+};
+std::optional<Classified> classify(std::span<const std::uint8_t> dgram);
+
+void write_transport_header(std::uint8_t* out, MsgType t, std::uint32_t receiver, std::uint64_t counter);
+
+// The settings the server pushes after a handshake (PROTOCOL.tun.md §5). IPv4 addresses in host order.
+struct Route {
+    std::uint32_t addr = 0;
+    std::uint8_t prefix = 0;
+    bool operator==(const Route&) const = default;
+};
+struct PushConfig {
+    std::uint32_t address = 0;
+    std::uint8_t prefix = 0;
+    std::uint16_t mtu = 0;
+    std::vector<std::uint32_t> dns;
+    std::vector<Route> routes;
+    bool operator==(const PushConfig&) const = default;
+};
+inline constexpr std::size_t max_push_dns = 8;
+inline constexpr std::size_t max_push_routes = 64;
+std::vector<std::uint8_t> encode_push(const PushConfig& c);
+// nullopt on any length, version or range problem.
+std::optional<PushConfig> decode_push(std::span<const std::uint8_t> b);
+
+// Dotted-quad and CIDR helpers (throw tn::ParseError).
+std::uint32_t parse_ipv4(const std::string& s);
+Route parse_cidr(const std::string& s);
+std::string ipv4_str(std::uint32_t a);
+std::string cidr_str(const Route& r);
+
+// The inner IPv4 header fields routing needs; nullopt if it is not a plausible IPv4 packet.
+struct InnerIp {
+    std::uint32_t src, dst;
+};
+std::optional<InnerIp> inner_ipv4(std::span<const std::uint8_t> pkt);
+
+}  // namespace tn::tun

@@ -1,0 +1,188 @@
+// Unit tests of lib/tun: handshake state machine, sessions, routing, roaming, rejections, pool.
+#include <catch2/catch.hpp>
+
+#include "tun_test_util.hpp"
+
+using namespace tn::tun;
+using namespace tn::tun::test;
+
+TEST_CASE("handshake brings both clients up with pool addresses and the pushed config") {
+    Net n;
+    n.connect(n.c1, n.e1);
+    n.connect(n.c2, n.e2);
+    REQUIRE(n.c1.connected());
+    REQUIRE(n.c2.connected());
+    auto p1 = *n.c1.push();
+    auto p2 = *n.c2.push();
+    CHECK(n.server.pool().contains(p1.address));
+    CHECK(p1.address != p2.address);
+    CHECK(p1.address != n.server.server_address());
+    CHECK(p1.prefix == 24);
+    CHECK(p1.mtu == 1400);
+    CHECK(p1.routes == std::vector<Route>{parse_cidr("10.88.0.0/16")});
+    CHECK(p1.dns == std::vector<std::uint32_t>{parse_ipv4("10.99.0.1")});
+    CHECK(n.server.peers()[0]->stats.handshakes == 1);
+    CHECK(n.server.peers()[0]->endpoint == n.e1);
+    CHECK(n.server.stats().rejected_handshakes == 0);
+}
+
+TEST_CASE("addresses are stable per key across reconnects") {
+    Net n;
+    n.connect(n.c1, n.e1);
+    auto first = n.c1.push()->address;
+    n.now += rekey_after_time;  // forces a new handshake
+    n.wall += rekey_after_time;
+    n.connect(n.c1, n.e1);
+    CHECK(n.server.peers()[0]->stats.handshakes == 2);
+    CHECK(n.c1.push()->address == first);
+    // A fresh server (a restart) derives the same first choice from the key.
+    Net m;
+    m.connect(m.c1, m.e1);
+    CHECK(m.c1.push()->address == first);
+}
+
+TEST_CASE("data flows client -> server TUN, server TUN -> client, and client -> client") {
+    Net n;
+    n.connect(n.c1, n.e1);
+    n.connect(n.c2, n.e2);
+    std::uint32_t a1 = n.c1.push()->address, a2 = n.c2.push()->address, srv = n.server.server_address();
+
+    Buf b;
+    auto pkt = ipv4_packet(a1, srv, 100);
+    ClientActions ca = n.c1.on_tun(b.data(), b.load_inner(pkt), n.now);
+    REQUIRE(ca.send.size() == transport_header_len + 100 + tag_len);
+    Buf sb;
+    std::size_t len = sb.load(ca.send);
+    Actions sa = n.server.on_datagram(sb.data(), len, n.e1, n.now, n.wall, n.scratch.data());
+    REQUIRE(sa.to_tun.size() == 100);
+    CHECK(std::equal(pkt.begin(), pkt.end(), sa.to_tun.begin()));
+    CHECK(n.server.peers()[0]->stats.rx_packets == 1);
+    CHECK(n.server.peers()[0]->stats.rx_bytes == 100);
+
+    auto back = ipv4_packet(srv, a1, 80);
+    Buf tb;
+    sa = n.server.on_tun(tb.data(), tb.load_inner(back), n.now);
+    REQUIRE(!sa.send.empty());
+    CHECK(sa.send_to == n.e1);
+    Buf cb, cs;
+    ca = n.c1.on_datagram(cb.data(), cb.load(sa.send), n.now, cs.data());
+    REQUIRE(ca.to_tun.size() == 80);
+
+    // Client to client goes through the server without touching its TUN.
+    auto c2c = ipv4_packet(a1, a2, 64);
+    ca = n.c1.on_tun(b.data(), b.load_inner(c2c), n.now);
+    len = sb.load(ca.send);
+    sa = n.server.on_datagram(sb.data(), len, n.e1, n.now, n.wall, n.scratch.data());
+    CHECK(sa.to_tun.empty());
+    REQUIRE(!sa.send.empty());
+    CHECK(sa.send_to == n.e2);
+    ca = n.c2.on_datagram(cb.data(), cb.load(sa.send), n.now, cs.data());
+    REQUIRE(ca.to_tun.size() == 64);
+    CHECK(std::equal(c2c.begin(), c2c.end(), ca.to_tun.begin()));
+}
+
+TEST_CASE("a peer cannot send from another peer's address") {
+    Net n;
+    n.connect(n.c1, n.e1);
+    Buf b, sb;
+    auto pkt = ipv4_packet(parse_ipv4("10.99.0.77"), n.server.server_address());
+    ClientActions ca = n.c1.on_tun(b.data(), b.load_inner(pkt), n.now);
+    Actions sa = n.server.on_datagram(sb.data(), sb.load(ca.send), n.e1, n.now, n.wall, n.scratch.data());
+    CHECK(sa.to_tun.empty());
+    CHECK(n.server.stats().dropped_spoofed == 1);
+}
+
+TEST_CASE("an unknown key is rejected, counted and costs no peer state") {
+    Net n;
+    ClientCore stranger(ClientSettings{fixed_keypair(0x61), n.server_key.pub, seconds(0)});
+    Buf s, b;
+    auto ca = stranger.tick(n.now, n.wall, s.data());
+    Actions a = n.server.on_datagram(b.data(), b.load(ca.send), n.e1, n.now, n.wall, n.scratch.data());
+    CHECK(a.send.empty());
+    REQUIRE(a.rejected != nullptr);
+    CHECK(std::string(a.rejected->reason) == "unknown_key");
+    CHECK(n.server.stats().rejected_handshakes == 1);
+    CHECK(n.server.pool().used() == 0);
+    auto r = n.server.recent_rejections();
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].source == n.e1);
+}
+
+TEST_CASE("a replayed initiation is refused by its timestamp; a wrong server key fails mac1") {
+    Net n;
+    Buf s, b;
+    auto ca = n.c1.tick(n.now, n.wall, s.data());
+    std::vector<std::uint8_t> init(ca.send.begin(), ca.send.end());
+    Actions a = n.server.on_datagram(b.data(), b.load(Bytes(init)), n.e1, n.now, n.wall, n.scratch.data());
+    CHECK(!a.send.empty());
+    a = n.server.on_datagram(b.data(), b.load(Bytes(init)), n.e2, n.now, n.wall, n.scratch.data());
+    CHECK(a.send.empty());
+    REQUIRE(a.rejected);
+    CHECK(std::string(a.rejected->reason) == "replayed_timestamp");
+
+    ClientCore wrong(ClientSettings{n.k1, fixed_keypair(0x70).pub, seconds(0)});
+    ca = wrong.tick(n.now, n.wall + seconds(1), s.data());
+    a = n.server.on_datagram(b.data(), b.load(ca.send), n.e1, n.now, n.wall, n.scratch.data());
+    REQUIRE(a.rejected);
+    CHECK(std::string(a.rejected->reason) == "bad_mac1");
+}
+
+TEST_CASE("a handshake flood is rate limited before any DH work") {
+    Net n;
+    Buf s, b;
+    int limited = 0;
+    for (int i = 0; i < 80; ++i) {
+        ClientCore c(ClientSettings{n.k1, n.server_key.pub, seconds(0)});
+        auto ca = c.tick(n.now, n.wall + std::chrono::milliseconds(i), s.data());
+        Actions a = n.server.on_datagram(b.data(), b.load(ca.send), n.e1, n.now, n.wall, n.scratch.data());
+        if (a.rejected && std::string(a.rejected->reason) == "rate_limited") ++limited;
+    }
+    CHECK(limited == 30);  // the burst of 50 passes, the rest waits for tokens
+    CHECK(n.server.recent_rejections().size() == ServerCore::rejection_ring);
+}
+
+TEST_CASE("a replayed data packet is dropped and does not move the endpoint") {
+    Net n;
+    n.connect(n.c1, n.e1);
+    Buf b, sb;
+    auto pkt = ipv4_packet(n.c1.push()->address, n.server.server_address());
+    ClientActions ca = n.c1.on_tun(b.data(), b.load_inner(pkt), n.now);
+    std::vector<std::uint8_t> captured(ca.send.begin(), ca.send.end());
+    Actions a = n.server.on_datagram(sb.data(), sb.load(Bytes(captured)), n.e1, n.now, n.wall, n.scratch.data());
+    CHECK(!a.to_tun.empty());
+    Endpoint evil = endpoint("198.51.100.9", 999);
+    a = n.server.on_datagram(sb.data(), sb.load(Bytes(captured)), evil, n.now, n.wall, n.scratch.data());
+    CHECK(a.to_tun.empty());
+    CHECK(n.server.stats().dropped_replay == 1);
+    CHECK(n.server.peers()[0]->endpoint == n.e1);
+    CHECK(n.server.peers()[0]->stats.rx_packets == 1);
+}
+
+TEST_CASE("roaming: the endpoint follows the last authenticated packet") {
+    Net n;
+    n.connect(n.c1, n.e1);
+    Endpoint moved = endpoint("203.0.113.5", 51000);
+    Buf b, sb;
+    auto pkt = ipv4_packet(n.c1.push()->address, n.server.server_address());
+    ClientActions ca = n.c1.on_tun(b.data(), b.load_inner(pkt), n.now);
+    n.server.on_datagram(sb.data(), sb.load(ca.send), moved, n.now, n.wall, n.scratch.data());
+    CHECK(n.server.peers()[0]->endpoint == moved);
+    Buf tb;
+    Actions a = n.server.on_tun(tb.data(), tb.load_inner(ipv4_packet(n.server.server_address(), n.c1.push()->address)),
+                                n.now);
+    CHECK(a.send_to == moved);
+}
+
+TEST_CASE("a forged packet with a known index is dropped") {
+    Net n;
+    n.connect(n.c1, n.e1);
+    Buf b, sb;
+    ClientActions ca = n.c1.on_tun(b.data(), b.load_inner(ipv4_packet(n.c1.push()->address, 1)), n.now);
+    std::vector<std::uint8_t> d(ca.send.begin(), ca.send.end());
+    d[transport_header_len + 3] ^= 1;
+    Actions a = n.server.on_datagram(sb.data(), sb.load(Bytes(d)), endpoint("198.51.100.1", 1), n.now, n.wall,
+                                     n.scratch.data());
+    CHECK(a.to_tun.empty());
+    CHECK(n.server.stats().dropped_auth == 1);
+    CHECK(n.server.peers()[0]->endpoint == n.e1);
+}

@@ -1,0 +1,78 @@
+// The test vectors of doc/PROTOCOL.tun.md §8: recomputed here byte for byte, and looked up in the
+// document so the two can never drift apart.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "tun_test_util.hpp"
+
+using namespace tn::tun;
+using namespace tn::tun::test;
+
+namespace {
+
+struct Vectors {
+    std::string init_static_pub, resp_static_pub, initiation, response, init_send, init_recv, data;
+};
+
+Vectors compute() {
+    KeyPair si = fixed_keypair(0x01), sr = fixed_keypair(0x40), ei = fixed_keypair(0x80), er = fixed_keypair(0xc0);
+    auto wall = std::chrono::system_clock::time_point(std::chrono::seconds(1795000000)) +
+                std::chrono::nanoseconds(123456789);
+    TimePoint now{};
+    std::uint8_t init[initiation_len], resp[response_len];
+    auto ist = create_initiation(si, sr.pub, ei, make_timestamp(wall), 0x01020304, init);
+    REQUIRE(ist);
+    auto cr = consume_initiation(sr, Bytes(init, sizeof init));
+    REQUIRE(cr.state);
+    CHECK(cr.state->remote_static == si.pub);
+    auto rkp = create_response(*cr.state, er, 0x0a0b0c0d, resp, now);
+    REQUIRE(rkp);
+    auto ikp = consume_response(*ist, si, Bytes(resp, sizeof resp), now);
+    REQUIRE(ikp);
+    CHECK(ikp->send == rkp->recv);
+    CHECK(ikp->recv == rkp->send);
+    CHECK(ikp->remote_index == 0x0a0b0c0d);
+    // The first transport packet: the initiator's keepalive-confirmation carrying "tn-tun" (6 bytes).
+    std::uint8_t pkt[transport_header_len + 6 + tag_len];
+    std::memcpy(pkt + transport_header_len, "tn-tun", 6);
+    std::size_t n = seal(*ikp, MsgType::data, pkt, 6, now);
+    REQUIRE(n == sizeof pkt);
+    std::string data_hex = to_hex(Bytes(pkt, n));
+    auto r = open(*rkp, pkt, n, 0, now);
+    REQUIRE(r.len == std::size_t(6));
+    CHECK(std::memcmp(pkt + transport_header_len, "tn-tun", 6) == 0);
+    Vectors v;
+    v.init_static_pub = to_hex(bytes(si.pub));
+    v.resp_static_pub = to_hex(bytes(sr.pub));
+    v.initiation = to_hex(Bytes(init, sizeof init));
+    v.response = to_hex(Bytes(resp, sizeof resp));
+    v.init_send = to_hex(bytes(ikp->send));
+    v.init_recv = to_hex(bytes(ikp->recv));
+    v.data = data_hex;
+    return v;
+}
+
+std::string document() {
+    std::ifstream f(std::string(TN_SOURCE_ROOT) + "/doc/PROTOCOL.tun.md");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::string s = ss.str(), out;
+    for (char c : s)
+        if (c != '\n' && c != ' ') out += c;  // hex may be wrapped in the document
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("handshake test vectors match the document") {
+    Vectors v = compute();
+    std::string doc = document();
+    REQUIRE(!doc.empty());
+    for (const auto* hex : {&v.init_static_pub, &v.resp_static_pub, &v.initiation, &v.response, &v.init_send,
+                            &v.init_recv, &v.data}) {
+        INFO(*hex);
+        CHECK(doc.find(*hex) != std::string::npos);
+    }
+}
