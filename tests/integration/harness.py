@@ -66,6 +66,26 @@ def stop_process(proc, grace=3.0):
         proc.wait()
 
 
+def descendants(pid):
+    """PIDs of every process below `pid` (children call setsid, so process groups do not find them)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
 def run(cmd, check=True, **kw):
     return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
 
@@ -200,6 +220,19 @@ Subsystem sftp internal-sftp
 
     def stop(self):
         stop_process(self.proc)
+        self.proc = None
+
+    def kill_all(self):
+        """Kills sshd and every session process it forked (a crash or a reboot of the server)."""
+        if self.proc is None:
+            return
+        pids = descendants(self.proc.pid)
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait()
         self.proc = None
 
     def restart(self):

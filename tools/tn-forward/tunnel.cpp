@@ -1,0 +1,694 @@
+// The tn-forward event loop: poll(2) over the SSH socket, listeners, forwarded sockets and a signalfd;
+// libssh in non-blocking mode; connects in a helper thread so signals are served within 2 s.
+#include "tunnel.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <libssh/libssh.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <list>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "base/backoff.hpp"
+#include "base/error.hpp"
+#include "base/signals.hpp"
+#include "base/unique_fd.hpp"
+#include "socks5.hpp"
+#include "ssh/session.hpp"
+
+// Exported by libssh 0.10 but missing from its headers (FACTS.md): sends keepalive@openssh.com.
+extern "C" int ssh_send_keepalive(ssh_session session);
+
+namespace tn::forward {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr std::size_t io_chunk = 64 * 1024;
+constexpr milliseconds probe_every{250};     // cheap TCP probes while backing off
+constexpr milliseconds bind_retry_every{250};  // a dead session may still hold a -R port
+
+struct EventDeleter {
+    void operator()(ssh_event_struct* e) const { ssh_event_free(e); }
+};
+
+UniqueFd listen_tcp(const std::string& host, std::uint16_t port) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    std::string p = std::to_string(port);
+    if (int rc = getaddrinfo(host.c_str(), p.c_str(), &hints, &res); rc != 0)
+        throw Error(ExitCode::io, "cannot resolve bind address " + host + ": " + gai_strerror(rc));
+    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
+    UniqueFd fd(::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (!fd || ::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd.get(), 512) != 0)
+        throw Error(ExitCode::io, "cannot listen on " + host + ":" + p + ": " + std::strerror(errno));
+    return fd;
+}
+
+// Non-blocking connect; the caller waits for POLLOUT and reads SO_ERROR.
+UniqueFd connect_tcp(const std::string& host, std::uint16_t port) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    addrinfo* res = nullptr;
+    std::string p = std::to_string(port);
+    if (getaddrinfo(host.c_str(), p.c_str(), &hints, &res) != 0) return {};
+    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
+    UniqueFd fd(::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) return {};
+    if (::connect(fd.get(), res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS) return {};
+    int one = 1;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+// A blocking TCP reachability check with a short timeout: costs one SYN, no SSH handshake.
+bool tcp_probe(const std::string& host, std::uint16_t port, int timeout_ms) {
+    UniqueFd fd = connect_tcp(host, port);
+    if (!fd) return false;
+    pollfd p{fd.get(), POLLOUT, 0};
+    if (::poll(&p, 1, timeout_ms) != 1) return false;
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    return err == 0;
+}
+
+struct Conn {
+    enum class Phase { socks, connecting_local, opening_channel, open };
+    Phase phase = Phase::open;
+    UniqueFd sock;
+    ssh::ChannelPtr chan;
+    std::unique_ptr<Socks5> socks;
+    std::string host;  // channel target (-L, -D) or local target (-R)
+    std::uint16_t port = 0;
+    std::string to_sock, to_chan;  // bytes waiting for a slow side: the backpressure buffers
+    bool sock_eof = false, chan_eof = false, shut_wr = false, dead = false;
+};
+
+struct Listener {
+    Rule rule;
+    UniqueFd fd;
+};
+
+struct RemoteBind {
+    Rule rule;
+    bool up = false;
+    int bound_port = 0;
+    int failures = 0;
+    Clock::time_point next_try{};
+};
+
+struct Connected {
+    std::optional<ssh::Session> session;
+    std::exception_ptr error;
+};
+
+class Tunnel {
+public:
+    Tunnel(const Settings& s, const log::Logger& log, const EventSink& ev, const std::function<Settings()>& reload)
+        : s_(s), log_(log), ev_(ev), reload_(reload),
+          backoff_(milliseconds(500), milliseconds(1000LL * s.backoff_max_s)), rng_(std::random_device{}()) {}
+
+    int run();
+
+private:
+    void open_listeners(const std::vector<Rule>& rules);
+    void start_connect();
+    int finish_connect();  // -1: keep going; otherwise an exit code
+    void on_lost(const std::string& why);
+    void schedule_retry(bool after_failure);
+    void try_remote_binds(Clock::time_point now);
+    void service(short ssh_revents, Clock::time_point now);
+    void accept_on(Listener& l);
+    void accept_remote();
+    void pump(Conn& c, short revents, bool ssh_ready);
+    void start_channel(Conn& c);
+    void apply_reload();
+    bool all_up() const;
+    std::string server() const { return session_ ? session_->endpoint() : s_.client.host; }
+
+    Settings s_;
+    const log::Logger& log_;
+    const EventSink& ev_;
+    const std::function<Settings()>& reload_;
+    Backoff backoff_;
+    std::mt19937 rng_;
+
+    std::list<Listener> listeners_;
+    std::list<RemoteBind> remotes_;
+    // Order matters: the session outlives the event and every channel that refers to it.
+    std::optional<ssh::Session> session_;
+    std::unique_ptr<ssh_event_struct, EventDeleter> event_;
+    std::list<Conn> conns_;
+
+    enum class State { waiting, connecting, connected } state_ = State::waiting;
+    std::shared_ptr<std::promise<Connected>> pending_;
+    std::future<Connected> connecting_;
+    Clock::time_point next_attempt_{}, next_probe_{}, last_rx_{}, last_keepalive_{}, lost_at_{};
+    bool probe_failed_ = false, ever_connected_ = false, announced_up_ = false;
+    int probe_failures_ = 0;
+    std::string probe_host_;
+    std::uint16_t probe_port_ = 22;
+};
+
+void Tunnel::open_listeners(const std::vector<Rule>& rules) {
+    for (const auto& r : rules) {
+        if (r.kind == Kind::remote) {
+            remotes_.push_back(RemoteBind{r});
+            continue;
+        }
+        listeners_.push_back(Listener{r, listen_tcp(r.listen_host(), r.spec.port)});
+        log_.debug("listening for ", r.str());
+    }
+}
+
+void Tunnel::start_connect() {
+    auto cfg = s_.client;
+    std::vector<Rule> remote_rules;
+    for (auto& r : remotes_) r.up = false;
+    pending_ = std::make_shared<std::promise<Connected>>();
+    connecting_ = pending_->get_future();
+    // A detached thread: if a signal ends us mid-handshake, exiting must not wait for the handshake.
+    std::thread([p = pending_, cfg] {
+        Connected out;
+        try {
+            auto s = ssh::Session::connect(cfg);
+            if (!s.authenticate({.agent = true, .identities = true, .password = std::nullopt}))
+                throw Error(ExitCode::no_perm, "authentication refused by " + s.endpoint() + " (tn-forward uses keys only)");
+            out.session.emplace(std::move(s));
+        } catch (...) {
+            out.error = std::current_exception();
+        }
+        p->set_value(std::move(out));
+    }).detach();
+    state_ = State::connecting;
+    log_.debug("connecting to ", s_.client.host);
+}
+
+int Tunnel::finish_connect() {
+    Connected c = connecting_.get();
+    pending_.reset();
+    if (c.error) {
+        try {
+            std::rethrow_exception(c.error);
+        } catch (const Error& e) {
+            if (e.code() == ExitCode::no_perm || e.code() == ExitCode::config) throw;  // never loop on these
+            log_.warn(e.what());
+        }
+        if (s_.once) return to_int(ExitCode::temp_fail);
+        schedule_retry(true);
+        return -1;
+    }
+    session_ = std::move(c.session);
+    probe_host_ = session_->host();
+    probe_port_ = static_cast<std::uint16_t>(session_->port());
+    ssh_session raw = session_->raw();
+    ssh_set_blocking(raw, 0);
+    event_.reset(ssh_event_new());
+    ssh_event_add_session(event_.get(), raw);
+    state_ = State::connected;
+    ever_connected_ = true;
+    announced_up_ = false;
+    last_rx_ = last_keepalive_ = Clock::now();
+    probe_failures_ = 0;
+    auto since = lost_at_ == Clock::time_point{} ? 0LL
+                 : std::chrono::duration_cast<milliseconds>(Clock::now() - lost_at_).count();
+    log_.info("connected to ", session_->endpoint(), since ? " after " + std::to_string(since) + " ms down" : "");
+    ev_.emit("connected", {{"server", session_->endpoint()}}, {{"down_ms", since}});
+    for (const auto& l : listeners_) {
+        log_.info("forward up ", l.rule.str());
+        ev_.emit("forward_up", {{"forward", l.rule.str()}}, {{"port", l.rule.spec.port}});
+    }
+    for (auto& r : remotes_) r.next_try = Clock::now();
+    try_remote_binds(Clock::now());
+    return -1;
+}
+
+void Tunnel::try_remote_binds(Clock::time_point now) {
+    ssh_session raw = session_->raw();
+    for (auto& r : remotes_) {
+        if (r.up || now < r.next_try) continue;
+        // Blocking for one round trip: simpler than threading the request through the loop, and rare.
+        ssh_set_blocking(raw, 1);
+        int bound = 0;
+        std::string host = r.rule.listen_host();
+        int rc = ssh_channel_listen_forward(raw, host.c_str(), r.rule.spec.port, &bound);
+        ssh_set_blocking(raw, 0);
+        if (rc == SSH_OK) {
+            r.up = true;
+            r.bound_port = r.rule.spec.port != 0 ? r.rule.spec.port : bound;
+            if (r.failures > 0) log_.info("remote port ", r.bound_port, " is free again after ", r.failures, " refusals");
+            r.failures = 0;
+            log_.info("forward up ", r.rule.str(), " remote=", host.empty() ? "*" : host, ":", r.bound_port);
+            ev_.emit("forward_up", {{"forward", r.rule.str()}}, {{"port", r.bound_port}});
+        } else {
+            if (!ssh_is_connected(raw)) return on_lost("connection closed while requesting " + r.rule.str());
+            // Usually the server still holds the port for our previous, dead session: it frees it once it
+            // notices. Say so once, then quietly every 40 tries (10 s).
+            if (r.failures % 40 == 0)
+                log_.warn("server refused ", r.rule.str(), " (port in use, perhaps by our previous session); retrying");
+            ++r.failures;
+            r.next_try = now + bind_retry_every;
+        }
+    }
+    if (!announced_up_ && all_up()) {
+        announced_up_ = true;
+        log_.info("all ", listeners_.size() + remotes_.size(), " forwards up via ", session_->endpoint());
+    }
+}
+
+bool Tunnel::all_up() const {
+    for (const auto& r : remotes_)
+        if (!r.up) return false;
+    return true;
+}
+
+void Tunnel::on_lost(const std::string& why) {
+    lost_at_ = Clock::now();
+    log_.warn("lost ", server(), ": ", why);
+    ev_.emit("lost", {{"server", server()}, {"reason", why}});
+    conns_.clear();
+    if (session_) {
+        ssh_event_remove_session(event_.get(), session_->raw());
+        // The link may be dead: a polite disconnect would block on a flush that never completes.
+        ssh_silent_disconnect(session_->raw());
+    }
+    event_.reset();
+    session_.reset();
+    for (auto& r : remotes_) r.up = false;
+    state_ = State::waiting;
+    schedule_retry(false);
+}
+
+void Tunnel::schedule_retry(bool after_failure) {
+    state_ = State::waiting;
+    if (!after_failure) backoff_.reset();
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    auto delay = backoff_.next(jitter(rng_));
+    next_attempt_ = Clock::now() + delay;
+    next_probe_ = Clock::now() + probe_every;
+    probe_failed_ = false;
+    log_.info("reconnecting in ", delay.count(), " ms");
+    ev_.emit("reconnecting", {}, {{"delay_ms", delay.count()}});
+}
+
+void Tunnel::accept_on(Listener& l) {
+    for (int i = 0; i < 64; ++i) {
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        int fd = ::accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        Conn& c = conns_.emplace_back();
+        c.sock.reset(fd);
+        if (l.rule.kind == Kind::dynamic) {
+            c.phase = Conn::Phase::socks;
+            c.socks = std::make_unique<Socks5>();
+        } else {
+            c.host = l.rule.spec.host;
+            c.port = l.rule.spec.host_port;
+            start_channel(c);
+        }
+    }
+}
+
+void Tunnel::start_channel(Conn& c) {
+    c.chan.reset(ssh_channel_new(session_->raw()));
+    c.phase = Conn::Phase::opening_channel;
+    if (!c.chan) c.dead = true;
+}
+
+void Tunnel::accept_remote() {
+    ssh_session raw = session_->raw();
+    for (int i = 0; i < 64; ++i) {
+        int dport = 0;
+        ssh_channel ch = ssh_channel_open_forward_port(raw, 0, &dport, nullptr, nullptr);
+        if (ch == nullptr) return;
+        Conn& c = conns_.emplace_back();
+        c.chan.reset(ch);
+        const RemoteBind* rb = nullptr;
+        for (const auto& r : remotes_)
+            if (r.up && r.bound_port == dport) rb = &r;
+        if (rb == nullptr) {
+            c.dead = true;
+            continue;
+        }
+        c.host = rb->rule.spec.host;
+        c.port = rb->rule.spec.host_port;
+        c.sock = connect_tcp(c.host, c.port);
+        c.phase = Conn::Phase::connecting_local;
+        if (!c.sock) {
+            log_.warn("cannot connect to ", c.host, ":", c.port, " for ", rb->rule.str());
+            c.dead = true;
+        }
+    }
+}
+
+void Tunnel::pump(Conn& c, short revents, bool ssh_ready) {
+    char buf[io_chunk];
+    if (revents & (POLLERR | POLLNVAL)) {
+        c.dead = true;
+        return;
+    }
+    switch (c.phase) {
+    case Conn::Phase::socks: {
+        if (!(revents & (POLLIN | POLLHUP))) return;
+        ssize_t n = ::read(c.sock.get(), buf, sizeof buf);
+        if (n <= 0) {
+            c.dead = n == 0 || errno != EAGAIN;
+            return;
+        }
+        std::string reply = c.socks->feed(std::string_view(buf, static_cast<std::size_t>(n)));
+        if (!reply.empty() && ::write(c.sock.get(), reply.data(), reply.size()) < 0) c.dead = true;
+        if (c.socks->state() == Socks5::State::failed) {
+            log_.debug("SOCKS5: ", c.socks->error());
+            c.dead = true;
+        } else if (c.socks->state() == Socks5::State::done) {
+            c.host = c.socks->host();
+            c.port = c.socks->port();
+            c.to_chan = c.socks->take_leftover();
+            start_channel(c);
+        }
+        return;
+    }
+    case Conn::Phase::connecting_local: {
+        if (!(revents & (POLLOUT | POLLHUP))) return;
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(c.sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) {
+            log_.warn("cannot connect to ", c.host, ":", c.port, ": ", std::strerror(err));
+            c.dead = true;
+            return;
+        }
+        c.phase = Conn::Phase::open;
+        break;
+    }
+    case Conn::Phase::opening_channel: {
+        int rc = ssh_channel_open_forward(c.chan.get(), c.host.c_str(), c.port, "127.0.0.1", 0);
+        if (rc == SSH_AGAIN) return;
+        bool ok = rc == SSH_OK;
+        if (c.socks) {
+            std::string r = Socks5::reply(ok);
+            if (::write(c.sock.get(), r.data(), r.size()) < 0) ok = false;
+            c.socks.reset();
+        }
+        if (!ok) {
+            log_.debug("channel to ", c.host, ":", c.port, " refused: ", ssh_get_error(session_->raw()));
+            c.dead = true;
+            return;
+        }
+        c.phase = Conn::Phase::open;
+        break;
+    }
+    case Conn::Phase::open: break;
+    }
+
+    ssh_channel ch = c.chan.get();
+    // socket -> channel, only as far as the channel window allows: that is the backpressure.
+    if (!c.to_chan.empty()) {
+        int w = ssh_channel_write(ch, c.to_chan.data(), static_cast<uint32_t>(c.to_chan.size()));
+        if (w < 0) {
+            c.dead = true;
+            return;
+        }
+        c.to_chan.erase(0, static_cast<std::size_t>(w));
+    }
+    if (c.to_chan.empty() && !c.sock_eof && (revents & (POLLIN | POLLHUP))) {
+        uint32_t win = ssh_channel_window_size(ch);
+        if (win > 0) {
+            ssize_t n = ::read(c.sock.get(), buf, std::min<std::size_t>(sizeof buf, win));
+            if (n > 0) {
+                int w = ssh_channel_write(ch, buf, static_cast<uint32_t>(n));
+                if (w < 0) {
+                    c.dead = true;
+                    return;
+                }
+                if (w < n) c.to_chan.assign(buf + w, static_cast<std::size_t>(n - w));
+            } else if (n == 0) {
+                c.sock_eof = true;
+                ssh_channel_send_eof(ch);  // half-close: the other side may still answer
+            } else if (errno != EAGAIN && errno != EINTR) {
+                c.dead = true;
+                return;
+            }
+        }
+    }
+    // channel -> socket, reading the channel only when the socket took everything before.
+    if (!c.to_sock.empty() && (revents & POLLOUT)) {
+        ssize_t n = ::write(c.sock.get(), c.to_sock.data(), c.to_sock.size());
+        if (n < 0 && errno != EAGAIN) {
+            c.dead = true;
+            return;
+        }
+        if (n > 0) c.to_sock.erase(0, static_cast<std::size_t>(n));
+    }
+    if (c.to_sock.empty() && !c.chan_eof && (ssh_ready || c.phase == Conn::Phase::open)) {
+        for (int i = 0; i < 16 && c.to_sock.empty(); ++i) {
+            int n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 0);
+            if (n > 0) {
+                ssize_t w = ::write(c.sock.get(), buf, static_cast<std::size_t>(n));
+                if (w < 0 && errno != EAGAIN) {
+                    c.dead = true;
+                    return;
+                }
+                if (w < 0) w = 0;
+                if (w < n) c.to_sock.assign(buf + w, static_cast<std::size_t>(n - w));
+                continue;
+            }
+            if (n == SSH_EOF || ssh_channel_is_eof(ch)) c.chan_eof = true;
+            else if (n < 0) c.dead = true;
+            break;
+        }
+    }
+    if (c.chan_eof && c.to_sock.empty() && !c.shut_wr) {
+        ::shutdown(c.sock.get(), SHUT_WR);
+        c.shut_wr = true;
+    }
+    bool drained = c.to_sock.empty() && c.to_chan.empty();
+    if ((c.sock_eof && c.chan_eof && drained) || (ssh_channel_is_closed(ch) && c.to_sock.empty())) c.dead = true;
+}
+
+void Tunnel::service(short ssh_revents, Clock::time_point now) {
+    ssh_session raw = session_->raw();
+    bool ssh_ready = ssh_revents != 0;
+    // When the server last sent anything, from the kernel: libssh often reads the keepalive replies
+    // inside other calls before our poll could see the socket readable.
+    tcp_info ti{};
+    socklen_t tlen = sizeof ti;
+    if (::getsockopt(ssh_get_fd(raw), IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0) {
+        auto heard = now - milliseconds(ti.tcpi_last_data_recv);
+        if (heard > last_rx_) last_rx_ = heard;
+    }
+    if (ssh_revents & POLLIN) last_rx_ = now;
+    if (ssh_ready || (ssh_get_poll_flags(raw) & (SSH_READ_PENDING | SSH_WRITE_PENDING)))
+        ssh_event_dopoll(event_.get(), 0);
+    if (!ssh_is_connected(raw)) return on_lost("connection closed by " + server());
+    if (!remotes_.empty()) accept_remote();
+    try_remote_binds(now);
+    if (state_ != State::connected) return;
+
+    // Liveness: a keepalive when the server has been quiet; loss after keepalive_count of them.
+    auto quiet = now - last_rx_;
+    auto period = std::chrono::seconds(s_.keepalive_s);
+    if (quiet >= period * s_.keepalive_count) return on_lost("no answer to " + std::to_string(s_.keepalive_count) + " keepalives");
+    if (quiet >= period && now - last_keepalive_ >= period) {
+        ssh_send_keepalive(raw);
+        last_keepalive_ = now;
+        if (s_.probe) {
+            if (tcp_probe(s_.probe->host, s_.probe->port, 300)) probe_failures_ = 0;
+            else if (++probe_failures_ >= s_.keepalive_count) return on_lost("probe " + s_.probe->str() + " failed");
+        }
+    }
+}
+
+void Tunnel::apply_reload() {
+    Settings fresh;
+    try {
+        fresh = reload_();
+    } catch (const std::exception& e) {
+        log_.error("reload failed, keeping the running config: ", e.what());
+        return;
+    }
+    std::vector<Rule> added;
+    for (const auto& r : fresh.rules) {
+        bool have = false;
+        for (const auto& o : s_.rules) have = have || o == r;
+        if (!have) added.push_back(r);
+    }
+    for (auto it = listeners_.begin(); it != listeners_.end();) {
+        bool keep = false;
+        for (const auto& r : fresh.rules) keep = keep || r == it->rule;
+        if (!keep) log_.info("forward removed ", it->rule.str());
+        it = keep ? std::next(it) : listeners_.erase(it);
+    }
+    for (auto it = remotes_.begin(); it != remotes_.end();) {
+        bool keep = false;
+        for (const auto& r : fresh.rules) keep = keep || r == it->rule;
+        if (!keep) {
+            if (it->up && session_) {
+                ssh_set_blocking(session_->raw(), 1);
+                ssh_channel_cancel_forward(session_->raw(), it->rule.listen_host().c_str(), it->bound_port);
+                ssh_set_blocking(session_->raw(), 0);
+            }
+            log_.info("forward removed ", it->rule.str());
+        }
+        it = keep ? std::next(it) : remotes_.erase(it);
+    }
+    try {
+        open_listeners(added);
+    } catch (const Error& e) {
+        log_.error("reload: ", e.what());
+    }
+    for (const auto& r : added) log_.info("forward added ", r.str());
+    s_.rules = fresh.rules;
+    announced_up_ = false;
+}
+
+int Tunnel::run() {
+    SignalFd signals({SIGINT, SIGTERM, SIGHUP});  // before any thread, so every thread blocks them
+    open_listeners(s_.rules);
+    probe_host_ = s_.client.host;
+    probe_port_ = s_.client.port.value_or(22);
+    start_connect();
+
+    std::vector<pollfd> fds;
+    std::vector<Conn*> conn_of;
+    for (;;) {
+        auto now = Clock::now();
+        if (state_ == State::waiting) {
+            if (now >= next_attempt_) {
+                start_connect();
+            } else if (now >= next_probe_) {
+                // Probe while backing off: as soon as the server answers again after it did not, go now
+                // instead of sleeping out the backoff. A server that answers TCP but fails SSH keeps the backoff.
+                bool up = tcp_probe(probe_host_, probe_port_, 200);
+                if (!up) probe_failed_ = true;
+                if (up && probe_failed_) start_connect();
+                next_probe_ = Clock::now() + probe_every;
+            }
+        }
+
+        fds.clear();
+        conn_of.clear();
+        fds.push_back({signals.fd(), POLLIN, 0});
+        bool connected = state_ == State::connected;
+        std::size_t ssh_index = 0, first_listener = 0, first_conn = 0;
+        if (connected) {
+            ssh_index = fds.size();
+            short ev = POLLIN;
+            if (ssh_get_poll_flags(session_->raw()) & SSH_WRITE_PENDING) ev |= POLLOUT;
+            fds.push_back({ssh_get_fd(session_->raw()), ev, 0});
+        }
+        first_listener = fds.size();
+        for (auto& l : listeners_) fds.push_back({l.fd.get(), static_cast<short>(connected ? POLLIN : 0), 0});
+        first_conn = fds.size();
+        if (connected) {
+            for (auto& c : conns_) {
+                short ev = 0;
+                if (c.phase == Conn::Phase::connecting_local) ev = POLLOUT;
+                else if (c.phase == Conn::Phase::socks) ev = POLLIN;
+                else if (c.phase == Conn::Phase::open) {
+                    if (!c.sock_eof && c.to_chan.empty() && ssh_channel_window_size(c.chan.get()) > 0) ev |= POLLIN;
+                    if (!c.to_sock.empty()) ev |= POLLOUT;
+                }
+                fds.push_back({c.sock.get(), ev, 0});
+                conn_of.push_back(&c);
+            }
+        }
+
+        int timeout_ms = 1000;
+        auto until = [&](Clock::time_point t) {
+            auto d = std::chrono::duration_cast<milliseconds>(t - Clock::now()).count();
+            timeout_ms = static_cast<int>(std::clamp<long long>(d, 0, timeout_ms));
+        };
+        if (state_ == State::connecting) timeout_ms = 20;
+        if (state_ == State::waiting) {
+            until(next_attempt_);
+            until(next_probe_);
+        }
+        if (connected) {
+            until(last_keepalive_ + std::chrono::seconds(s_.keepalive_s));
+            for (const auto& r : remotes_)
+                if (!r.up) until(r.next_try);
+            if (ssh_get_poll_flags(session_->raw()) & SSH_READ_PENDING) timeout_ms = 0;
+            for (const auto& c : conns_)
+                if (c.phase == Conn::Phase::opening_channel || !c.to_chan.empty()) timeout_ms = std::min(timeout_ms, 5);
+        }
+
+        int n = ::poll(fds.data(), fds.size(), timeout_ms);
+        if (n < 0 && errno != EINTR) throw Error(ExitCode::io, std::string("poll: ") + std::strerror(errno));
+        now = Clock::now();
+
+        if (fds[0].revents & POLLIN) {
+            while (auto sig = signals.take()) {
+                if (*sig == SIGHUP) {
+                    log_.info("SIGHUP: reloading");
+                    apply_reload();
+                    continue;
+                }
+                log_.info("stopping on signal ", *sig);
+                conns_.clear();
+                event_.reset();
+                session_.reset();  // polite disconnect: the link is presumably fine
+                ev_.emit("stopped");
+                return 0;
+            }
+        }
+
+        if (state_ == State::connecting && connecting_.wait_for(milliseconds(0)) == std::future_status::ready) {
+            if (int rc = finish_connect(); rc >= 0) return rc;
+            continue;
+        }
+        if (!connected || state_ != State::connected) continue;
+
+        service(fds[ssh_index].revents, now);
+        if (state_ != State::connected) {
+            if (s_.once) return to_int(ExitCode::temp_fail);
+            continue;
+        }
+        std::size_t i = first_listener;
+        for (auto& l : listeners_) {
+            if (i < first_conn && (fds[i].revents & POLLIN)) accept_on(l);
+            ++i;
+        }
+        bool ssh_ready = fds[ssh_index].revents != 0;
+        for (std::size_t k = 0; k < conn_of.size(); ++k) pump(*conn_of[k], fds[first_conn + k].revents, ssh_ready);
+        // New connections (accepted above) get their first turn now: opening channels need no fd event.
+        for (auto& c : conns_)
+            if (c.phase == Conn::Phase::opening_channel) pump(c, 0, ssh_ready);
+        conns_.remove_if([](const Conn& c) { return c.dead; });
+    }
+}
+
+}  // namespace
+
+int run_tunnel(const Settings& settings, const log::Logger& log, const EventSink& events,
+               const std::function<Settings()>& reload) {
+    Tunnel t(settings, log, events, reload);
+    return t.run();
+}
+
+}  // namespace tn::forward

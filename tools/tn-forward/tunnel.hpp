@@ -1,0 +1,18 @@
+// Tunnel: one SSH session carrying every forward, kept alive and reconnected until told to stop.
+#pragma once
+
+#include <functional>
+#include <optional>
+
+#include "base/log.hpp"
+#include "events.hpp"
+#include "settings.hpp"
+
+namespace tn::forward {
+
+// Runs until SIGINT/SIGTERM (exit 0), a fatal error (auth/host key 77, config 78, local bind 74, thrown
+// as tn::Error), or with `once` the first loss (75). `reload` re-reads the settings on SIGHUP.
+int run_tunnel(const Settings& settings, const log::Logger& log, const EventSink& events,
+               const std::function<Settings()>& reload);
+
+}  // namespace tn::forward
