@@ -203,6 +203,8 @@ void Tunnel::start_connect() {
         p->set_value(std::move(out));
     }).detach();
     state_ = State::connecting;
+    probe_failed_ = false;
+    next_probe_ = Clock::now() + probe_every;
     log_.debug("connecting to ", s_.client.host);
 }
 
@@ -578,17 +580,20 @@ int Tunnel::run() {
     std::vector<Conn*> conn_of;
     for (;;) {
         auto now = Clock::now();
-        if (state_ == State::waiting) {
-            if (now >= next_attempt_) {
-                start_connect();
-            } else if (now >= next_probe_) {
-                // Probe while backing off: as soon as the server answers again after it did not, go now
-                // instead of sleeping out the backoff. A server that answers TCP but fails SSH keeps the backoff.
-                bool up = tcp_probe(probe_host_, probe_port_, 200);
-                if (!up) probe_failed_ = true;
-                if (up && probe_failed_) start_connect();
-                next_probe_ = Clock::now() + probe_every;
+        if (state_ == State::waiting && now >= next_attempt_) {
+            start_connect();
+        } else if (state_ != State::connected && now >= next_probe_) {
+            // Probe while backing off, and while an attempt is in flight: as soon as the server answers
+            // again after it did not, go now, instead of sleeping out the backoff or waiting for a SYN
+            // sent into the outage to be retransmitted. A server that answers TCP but fails SSH keeps
+            // the backoff, because then no probe ever failed.
+            bool up = tcp_probe(probe_host_, probe_port_, 200);
+            if (!up) probe_failed_ = true;
+            if (up && probe_failed_) {
+                if (state_ == State::connecting) log_.debug("server answers again: restarting the stalled attempt");
+                start_connect();  // an abandoned attempt finishes on its own thread, unheard
             }
+            next_probe_ = Clock::now() + probe_every;
         }
 
         fds.clear();
@@ -625,10 +630,8 @@ int Tunnel::run() {
             timeout_ms = static_cast<int>(std::clamp<long long>(d, 0, timeout_ms));
         };
         if (state_ == State::connecting) timeout_ms = 20;
-        if (state_ == State::waiting) {
-            until(next_attempt_);
-            until(next_probe_);
-        }
+        if (state_ == State::waiting) until(next_attempt_);
+        if (state_ != State::connected) until(next_probe_);
         if (connected) {
             until(last_keepalive_ + std::chrono::seconds(s_.keepalive_s));
             for (const auto& r : remotes_)

@@ -1,0 +1,62 @@
+"""tn-forward through a real link outage: sshd lives in a network namespace reached over a veth pair;
+the link goes down for 20 s and comes back, and the -R forward must work again by itself."""
+import random
+import subprocess
+import time
+
+import pytest
+
+import harness
+from fwdlib import EchoServer, Forward
+
+PROBE = "import socket,sys; s=socket.create_connection(('127.0.0.1',int(sys.argv[1])),timeout=2); " \
+        "s.sendall(b'ping'); sys.exit(0 if s.recv(4)==b'ping' else 1)"
+
+
+def remote_echo_ok(ns, port):
+    r = subprocess.run(["ip", "netns", "exec", ns.name, "/usr/bin/python3", "-c", PROBE, str(port)],
+                       capture_output=True, timeout=10)
+    return r.returncode == 0
+
+
+@pytest.fixture
+def netns_sshd(client):
+    if not harness.is_root():
+        pytest.skip("needs root for network namespaces")
+    ns = harness.Netns("tnfwd")
+    net = random.randint(10, 250)
+    host_dev, _ = harness.veth(None, f"10.231.{net}.1/24", ns, f"10.231.{net}.2/24")
+    sshd = harness.Sshd(netns=ns.name, listen=f"10.231.{net}.2")
+    try:
+        sshd.start()
+        yield ns, host_dev, sshd
+    finally:
+        sshd.close()
+        ns.close()
+        subprocess.run(["ip", "link", "del", host_dev], capture_output=True)
+
+
+def test_remote_forward_recovers_after_20s_link_loss(client, netns_sshd):
+    ns, host_dev, sshd = netns_sshd
+    client.trust(sshd)
+    sshd.user.authorize(client.key())
+    echo = EchoServer()
+    rport = random.randint(20000, 30000)
+    f = Forward(client, sshd, "-R", f"{rport}:127.0.0.1:{echo.port}")
+    try:
+        f.wait_ready(1)
+        assert remote_echo_ok(ns, rport)
+        subprocess.run(["ip", "link", "set", host_dev, "down"], check=True)
+        time.sleep(20)
+        subprocess.run(["ip", "link", "set", host_dev, "up"], check=True)
+        up = time.monotonic()
+        deadline = up + 90
+        while not remote_echo_ok(ns, rport):
+            assert time.monotonic() < deadline, "-R forward did not come back:\n" + f.log()
+            time.sleep(0.1)
+        print(f"\n-R forward works again {time.monotonic() - up:.2f} s after the link returned")
+        kinds = [e["event"] for e in f.events]
+        assert "lost" in kinds and kinds.count("connected") >= 2, kinds
+    finally:
+        assert f.stop() == 0
+        echo.close()
