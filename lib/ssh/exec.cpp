@@ -1,0 +1,192 @@
+// Remote command execution: a poll loop over the session socket and the local stdin, libssh
+// channel callbacks for exit-status/exit-signal, and an ssh_event pump once the remote sent EOF.
+#include "ssh/exec.hpp"
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "base/error.hpp"
+#include "base/strings.hpp"
+#include "ssh/handles.hpp"
+#include "ssh/session.hpp"
+
+namespace tn::ssh {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct ExitState {
+    std::optional<int> status;
+    std::string signal;
+};
+
+void on_exit_status(ssh_session, ssh_channel, int status, void* user) {
+    static_cast<ExitState*>(user)->status = status;
+}
+
+void on_exit_signal(ssh_session, ssh_channel, const char* sig, int, const char*, const char*, void* user) {
+    static_cast<ExitState*>(user)->signal = sig != nullptr ? sig : "?";
+}
+
+struct EventDeleter {
+    void operator()(ssh_event_struct* e) const { ssh_event_free(e); }
+};
+
+// Milliseconds until the deadline for poll(): -1 without one, at least 0.
+int poll_ms(const std::optional<Clock::time_point>& deadline, int cap_ms) {
+    if (!deadline) return cap_ms;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now()).count();
+    if (left <= 0) return 0;
+    return cap_ms < 0 ? static_cast<int>(left) : static_cast<int>(std::min<long long>(left, cap_ms));
+}
+
+bool expired(const std::optional<Clock::time_point>& deadline) { return deadline && Clock::now() >= *deadline; }
+
+}  // namespace
+
+bool valid_env_name(std::string_view name) {
+    if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+    for (char c : name)
+        if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))) return false;
+    return true;
+}
+
+int signal_number(std::string_view name) {
+    static const std::pair<std::string_view, int> table[] = {
+        {"HUP", 1},   {"INT", 2},   {"QUIT", 3},  {"ILL", 4},   {"TRAP", 5},  {"ABRT", 6},  {"BUS", 7},
+        {"FPE", 8},   {"KILL", 9},  {"USR1", 10}, {"SEGV", 11}, {"USR2", 12}, {"PIPE", 13}, {"ALRM", 14},
+        {"TERM", 15}, {"XCPU", 24}, {"XFSZ", 25}, {"VTALRM", 26}, {"PROF", 27}, {"SYS", 31}};
+    for (auto& [n, v] : table)
+        if (n == name) return v;
+    return 0;
+}
+
+int exit_code_for(const ExecResult& r) {
+    if (r.timed_out) return 124;
+    if (!r.signal.empty()) {
+        int n = signal_number(r.signal);
+        return n > 0 ? 128 + n : 255;
+    }
+    if (r.exit_status) return *r.exit_status & 0xff;
+    return 255;  // the channel closed without telling how the command ended
+}
+
+std::string compose_command(const ExecRequest& req, const std::vector<std::string>& refused_env) {
+    std::string prefix;
+    for (const auto& name : refused_env)
+        for (const auto& [k, v] : req.env)
+            if (k == name) prefix += "export " + k + "=" + shell_quote(v) + "; ";
+    // `|| exit` so a missing directory never runs the command somewhere else.
+    if (!req.cwd.empty()) prefix += "cd " + shell_quote(req.cwd) + " || exit 1; ";
+    return prefix + req.command;
+}
+
+ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks& sinks) {
+    ssh_session s = session.raw();
+    auto lost = [&](const std::string& what) -> Error {
+        return Error(ExitCode::unavailable, what + " on " + session.endpoint() + ": " + ssh_get_error(s));
+    };
+    ChannelPtr ch(ssh_channel_new(s));
+    if (!ch || ssh_channel_open_session(ch.get()) != SSH_OK) throw lost("cannot open a session channel");
+
+    ExitState state;
+    ssh_channel_callbacks_struct cb{};
+    cb.userdata = &state;
+    cb.channel_exit_status_function = on_exit_status;
+    cb.channel_exit_signal_function = on_exit_signal;
+    ssh_callbacks_init(&cb);
+    ssh_set_channel_callbacks(ch.get(), &cb);
+
+    ExecResult result;
+    for (const auto& [k, v] : req.env) {
+        if (!valid_env_name(k)) throw Error(ExitCode::usage, "invalid environment variable name '" + k + "'");
+        // sshd accepts only names in its AcceptEnv list; the rest go in as `export` prefixes.
+        if (ssh_channel_request_env(ch.get(), k.c_str(), v.c_str()) != SSH_OK) {
+            if (!ssh_is_connected(s)) throw lost("connection lost");
+            result.env_fallback.push_back(k);
+        }
+    }
+    std::string cmd = compose_command(req, result.env_fallback);
+    if (ssh_channel_request_exec(ch.get(), cmd.c_str()) != SSH_OK) throw lost("exec request refused");
+    std::optional<Clock::time_point> deadline;
+    if (req.timeout) deadline = Clock::now() + *req.timeout;
+
+    bool stdin_open = req.stdin_fd >= 0;
+    if (!stdin_open) ssh_channel_send_eof(ch.get());
+    char buf[65536];
+
+    auto drain = [&]() -> std::size_t {
+        std::size_t total = 0;
+        for (bool more = true; more;) {
+            more = false;
+            for (int is_err = 0; is_err < 2; ++is_err) {
+                int n = ssh_channel_read_nonblocking(ch.get(), buf, sizeof buf, is_err);
+                if (n == SSH_ERROR) throw lost("connection lost");
+                if (n > 0) {
+                    (is_err ? sinks.err : sinks.out)(std::string_view(buf, static_cast<std::size_t>(n)));
+                    total += static_cast<std::size_t>(n);
+                    more = true;
+                }
+            }
+        }
+        return total;
+    };
+
+    // Phase 1: output until the remote's EOF, while forwarding stdin.
+    while (!ssh_channel_is_eof(ch.get()) && !ssh_channel_is_closed(ch.get())) {
+        if (expired(deadline)) break;
+        pollfd fds[2] = {{ssh_get_fd(s), POLLIN, 0}, {req.stdin_fd, POLLIN, 0}};
+        int nfds = stdin_open ? 2 : 1;
+        int rc = ::poll(fds, static_cast<nfds_t>(nfds), poll_ms(deadline, 1000));
+        if (rc < 0 && errno != EINTR) throw Error(ExitCode::io, std::string("poll: ") + std::strerror(errno));
+        drain();
+        if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+            ssize_t n = ::read(req.stdin_fd, buf, sizeof buf);
+            if (n < 0 && errno != EINTR && errno != EAGAIN)
+                throw Error(ExitCode::io, std::string("cannot read stdin: ") + std::strerror(errno));
+            if (n == 0) {
+                stdin_open = false;
+                ssh_channel_send_eof(ch.get());
+            } else if (n > 0) {
+                // Blocking write: waits for the remote window while libssh keeps buffering output.
+                if (ssh_channel_write(ch.get(), buf, static_cast<uint32_t>(n)) != n) throw lost("cannot forward stdin");
+            }
+        }
+        if (!ssh_is_connected(s)) throw lost("connection lost");
+    }
+    drain();
+
+    // Phase 2: after EOF, ssh_channel_poll no longer pumps packets; an ssh_event does, until the
+    // exit-status/exit-signal request or the channel close arrives.
+    if (!expired(deadline)) {
+        std::unique_ptr<ssh_event_struct, EventDeleter> ev(ssh_event_new());
+        if (!ev || ssh_event_add_session(ev.get(), s) != SSH_OK) throw lost("cannot poll");
+        while (!state.status && state.signal.empty() && !ssh_channel_is_closed(ch.get()) && !expired(deadline)) {
+            if (ssh_event_dopoll(ev.get(), poll_ms(deadline, 1000)) == SSH_ERROR) {
+                ssh_event_remove_session(ev.get(), s);
+                throw lost("connection lost");
+            }
+            drain();
+        }
+        ssh_event_remove_session(ev.get(), s);
+    }
+
+    if (!state.status && state.signal.empty() && expired(deadline)) {
+        // Ask sshd to signal the command (OpenSSH >= 7.9 honours it), then close the channel.
+        result.timed_out = true;
+        ssh_channel_request_send_signal(ch.get(), "TERM");
+        return result;
+    }
+    result.exit_status = state.status;
+    result.signal = state.signal;
+    return result;
+}
+
+}  // namespace tn::ssh

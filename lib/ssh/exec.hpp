@@ -1,0 +1,54 @@
+// Remote command execution on one session: streams stdout/stderr as they arrive, forwards stdin,
+// enforces a deadline, and reports how the remote command ended.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace tn::ssh {
+
+class Session;
+
+struct ExecRequest {
+    std::string command;  // the remote command line, already quoted for the remote shell
+    std::vector<std::pair<std::string, std::string>> env;  // setenv requests, falling back to `export`
+    std::string cwd;                                       // empty: the login directory
+    int stdin_fd = -1;                                     // -1: send EOF at once (-n)
+    std::optional<std::chrono::milliseconds> timeout;      // from the exec request to the exit status
+};
+
+// Called with each chunk as it arrives, in arrival order per stream.
+struct ExecSinks {
+    std::function<void(std::string_view)> out;
+    std::function<void(std::string_view)> err;
+};
+
+struct ExecResult {
+    std::optional<int> exit_status;  // from exit-status
+    std::string signal;              // from exit-signal ("TERM"), empty if none
+    bool timed_out = false;
+    std::vector<std::string> env_fallback;  // names the server refused to set, sent as `export` instead
+};
+
+// Runs the request on a new channel of an authenticated session. Throws tn::Error(unavailable) when
+// the channel cannot be opened or the connection drops.
+ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks& sinks);
+
+// The command line actually sent: `cd` and `export` prefixes for cwd and refused env names.
+std::string compose_command(const ExecRequest& req, const std::vector<std::string>& refused_env);
+
+// The tool's exit code for a result: the status, 128+N for a signal, 124 on timeout, 255 if unknown.
+int exit_code_for(const ExecResult& r);
+
+// "TERM" -> 15; 0 if unknown.
+int signal_number(std::string_view name);
+
+// True for names a POSIX shell accepts in `export NAME=...`.
+bool valid_env_name(std::string_view name);
+
+}  // namespace tn::ssh

@@ -1,0 +1,54 @@
+// Pipelined SFTP reads and writes: many requests in flight on one open file, so throughput does not
+// collapse with latency. libssh 0.10 has no async write API, so both directions speak the SFTP v3
+// READ/WRITE/DATA/STATUS packets directly on the sftp channel.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+struct sftp_session_struct;
+struct sftp_file_struct;
+
+namespace tn::ssh {
+
+struct PipeLimits {
+    // OpenSSH's sftp-server drops the channel on a 262144-byte packet; 261120 bytes of data fit.
+    std::uint32_t chunk = 261120;
+    unsigned in_flight = 16;  // 4 MiB outstanding: more than a loopback or LAN window needs
+};
+
+// Reads local bytes at an offset into buf; returns the count (0 at end). Throws tn::Error on failure.
+using PipeSource = std::function<std::size_t(std::uint64_t offset, char* buf, std::size_t len)>;
+// Receives remote bytes at an offset; calls may come out of order after a short read.
+using PipeSink = std::function<void(std::uint64_t offset, const char* data, std::size_t len)>;
+using PipeProgress = std::function<void(std::uint64_t bytes)>;
+
+class SftpPipe {
+public:
+    // `what` names the remote file in errors ("user@host:port:/path").
+    SftpPipe(sftp_session_struct* sftp, sftp_file_struct* file, std::string what, PipeLimits limits = {});
+
+    // Writes the source from `offset` until it returns 0; returns the end offset.
+    std::uint64_t upload(std::uint64_t offset, const PipeSource& src, const PipeProgress& progress);
+    // Reads [offset, end) or until the remote EOF; returns the number of bytes delivered.
+    std::uint64_t download(std::uint64_t offset, std::uint64_t end, const PipeSink& sink, const PipeProgress& progress);
+
+private:
+    struct Reply;
+    void send(const std::string& packet);
+    Reply receive();
+    void read_exact(char* buf, std::size_t n);
+    std::uint32_t next_id() { return id_++; }
+    [[noreturn]] void fail_status(std::uint32_t code, const std::string& msg, const char* op);
+
+    sftp_session_struct* sftp_;
+    sftp_file_struct* file_;
+    std::string what_;
+    PipeLimits limits_;
+    std::string handle_;
+    // Our own id range, far from libssh's counter, so a stray reply can never match its requests.
+    std::uint32_t id_ = 0x80000000u;
+};
+
+}  // namespace tn::ssh

@@ -1,0 +1,66 @@
+// File and tree transfers over SFTP with scp's target rules: pipelined data, modes and mtimes kept,
+// a temp name renamed into place at the end, and --resume of the temp file an interrupted run left.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tn::ssh {
+
+class Session;
+class Sftp;
+
+struct TransferSettings {
+    bool recursive = false;
+    bool resume = false;
+};
+
+struct TransferEvents {
+    std::function<void(const std::string& name, std::uint64_t size)> file_start;  // for a progress bar
+    std::function<void(std::uint64_t bytes)> bytes;
+    std::function<void(const std::string& message)> note;  // resumed, restarted: for the log
+};
+
+struct TransferStats {
+    std::uint64_t files = 0, dirs = 0, bytes = 0;
+};
+
+// The name an unfinished file has beside its final name: ".NAME.tn-part".
+std::string part_name(const std::string& name);
+
+class Transfer {
+public:
+    Transfer(Session& session, Sftp& sftp, TransferSettings settings, TransferEvents events);
+
+    // Each local source to the remote `dest`; dest is a directory when it exists as one, ends in '/',
+    // or there are several sources. Throws tn::Error naming host and path.
+    void put(const std::vector<std::filesystem::path>& sources, const std::string& dest);
+    // Each remote source to the local `dest`, with the same rules.
+    void get(const std::vector<std::string>& sources, const std::filesystem::path& dest);
+
+    const TransferStats& stats() const { return stats_; }
+
+private:
+    struct RemoteInfo;
+    std::string where(const std::string& remote) const;  // user@host:port:PATH, for messages
+    bool remote_info(const std::string& path, RemoteInfo& out);
+    void put_file(const std::filesystem::path& src, const std::string& dst);
+    void put_tree(const std::filesystem::path& src, const std::string& dst);
+    void get_file(const std::string& src, const RemoteInfo& info, const std::filesystem::path& dst);
+    void get_tree(const std::string& src, const RemoteInfo& info, const std::filesystem::path& dst, int depth);
+    void set_remote_attrs(const std::string& path, std::uint32_t mode, std::int64_t mtime);
+    // Does the remote file's first `len` bytes equal the local file's? sha256 on both sides when the
+    // remote has sha256sum, else compared byte by byte over SFTP.
+    bool same_prefix(const std::string& remote, int local_fd, std::uint64_t len);
+
+    Session& session_;
+    Sftp& sftp_;
+    TransferSettings settings_;
+    TransferEvents events_;
+    TransferStats stats_;
+};
+
+}  // namespace tn::ssh

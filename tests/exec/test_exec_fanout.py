@@ -1,0 +1,90 @@
+"""tn-exec on many hosts: 20 aliases of one sshd in a test ssh_config, one unreachable; prefixes, JSON
+records, host lists from a file and stdin, put/get fan-out."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+import harness  # noqa: E402
+from exec_fixtures import env  # noqa: E402,F401
+
+BAD = "h13"
+
+
+def ssh_config(env):
+    """h01..h20 all reach the test sshd, except h13 which points at a port nobody listens on."""
+    path = os.path.join(env.client.dir, "fan_ssh_config")
+    dead = harness.free_port()
+    with open(path, "w") as f:
+        for i in range(1, 21):
+            name = f"h{i:02d}"
+            port = dead if name == BAD else env.sshd.port
+            f.write(f"Host {name}\n  HostName 127.0.0.1\n  Port {port}\n  User {env.sshd.user.name}\n\n")
+    return path
+
+
+def hosts():
+    return [f"h{i:02d}" for i in range(1, 21)]
+
+
+def test_twenty_hosts_prefixed_one_unreachable(env):
+    cfg = ssh_config(env)
+    hosts_file = os.path.join(env.client.dir, "hosts.txt")
+    with open(hosts_file, "w") as f:
+        f.write("# the fleet\n" + "\n".join(hosts()) + "\n\n")
+    r = env.run("run", "--ssh-config", cfg, "--connect-timeout", "5", "-H", "@" + hosts_file, "--parallel", "8",
+                "--", "sh", "-c", "echo out; echo err >&2")
+    assert r.returncode == 255, r.stderr
+    good = [h for h in hosts() if h != BAD]
+    assert sorted(r.stdout.splitlines()) == sorted(f"{h}: out" for h in good)
+    err_lines = r.stderr.splitlines()
+    for h in good:
+        assert f"{h}: err" in err_lines
+    assert any(BAD in line and "ERROR" in line for line in err_lines), r.stderr
+
+
+def test_all_good_hosts_exit_zero(env):
+    cfg = ssh_config(env)
+    good = ",".join(h for h in hosts() if h != BAD)
+    r = env.run("run", "--ssh-config", cfg, "-H", good, "--parallel", "8", "true")
+    assert r.returncode == 0, r.stderr
+    # The largest remote status wins when no host failed on our side.
+    r = env.run("run", "--ssh-config", cfg, "-H", "h01,h02", "--shell", "exit 4")
+    assert r.returncode == 4
+
+
+def test_json_records_parse(env):
+    cfg = ssh_config(env)
+    r = env.run("run", "--ssh-config", cfg, "--connect-timeout", "5", "-H", "@-", "--parallel", "8", "--json",
+                "--", "printf", "%s\\n", "line one", "line \"two\"", input="\n".join(hosts()) + "\n")
+    assert r.returncode == 255, r.stderr
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    summaries = {x["host"]: x for x in recs if "exit" in x}
+    assert set(summaries) == set(hosts())
+    assert summaries[BAD]["exit"] == 255 and BAD in summaries[BAD]["error"] or summaries[BAD]["error"]
+    for h in hosts():
+        if h == BAD:
+            continue
+        assert summaries[h]["exit"] == 0 and summaries[h]["error"] is None
+        assert isinstance(summaries[h]["duration_ms"], int)
+        lines = [x["line"] for x in recs if x.get("host") == h and x.get("stream") == "stdout"]
+        assert lines == ["line one", 'line "two"']
+
+
+def test_put_get_fan_out(env):
+    cfg = ssh_config(env)
+    src = os.path.join(env.client.dir, "payload.txt")
+    with open(src, "w") as f:
+        f.write("payload\n")
+    # The aliases share one home, so they would race on one temp name: one at a time here.
+    r = env.run("put", "--ssh-config", cfg, "-H", "h01,h02,h03", "--parallel", "1", src, "payload.txt")
+    assert r.returncode == 0, r.stderr
+    assert open(env.remote("payload.txt")).read() == "payload\n"
+    out = os.path.join(env.client.dir, "got")
+    os.makedirs(out)
+    r = env.run("get", "--ssh-config", cfg, "-H", "h01,h02," + BAD, "--connect-timeout", "5", "payload.txt", out)
+    assert r.returncode == 255
+    for h in ("h01", "h02"):
+        assert open(os.path.join(out, h, "payload.txt")).read() == "payload\n"
+    assert BAD in r.stderr

@@ -1,0 +1,107 @@
+// tn-exec: run remote commands and move files over SFTP, one host or many (replaces paramiko scripts).
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+
+#include <set>
+#include <string>
+
+#include "common/cli.hpp"
+#include "runner.hpp"
+
+namespace {
+
+// Where `tn-exec run` argv stops being ours: after the host (or at `--`) every word is the remote
+// command's, even ones that look like options (`ls -la`). CLI11 only sees the words before it.
+int command_start(int argc, char** argv) {
+    static const std::set<std::string> with_value = {
+        "-i", "--identity", "-p", "--port", "-l", "--login", "--ssh-config", "--known-hosts", "--connect-timeout",
+        "-H", "--hosts", "--parallel", "-t", "--timeout", "--env", "--cwd", "--shell", "--persist", "--log-format"};
+    if (argc < 2 || std::string(argv[1]) != "run") return argc;
+    bool host_seen = false, fan = false;
+    for (int i = 2; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--") return i;
+        if (a.size() > 1 && a[0] == '-') {
+            if (a == "-H" || a.rfind("--hosts", 0) == 0 || (a.rfind("-H", 0) == 0)) fan = true;
+            if (with_value.count(a)) ++i;
+            continue;
+        }
+        if (!fan && !host_seen) {
+            host_seen = true;
+            continue;
+        }
+        return i;
+    }
+    return argc;
+}
+
+void add_ssh_options(CLI::App* sub, tn::exec::SshOptions& s, tn::exec::FanOut& f) {
+    sub->add_option("-i,--identity", s.identities, "Private key file (repeatable; tried before the defaults)")
+        ->allow_extra_args(false);
+    sub->add_option("-p,--port", s.port, "SSH port")->check(CLI::Range(1, 65535));
+    sub->add_option("-l,--login", s.user, "Remote user");
+    sub->add_option("--ssh-config", s.ssh_config, "ssh_config file (default ~/.ssh/config)");
+    sub->add_option("--known-hosts", s.known_hosts, "known_hosts file (default ~/.ssh/known_hosts)");
+    sub->add_option("--connect-timeout", s.connect_timeout, "Seconds to wait for the connection")
+        ->check(CLI::Range(1, 3600));
+    sub->add_flag("--accept-new", s.accept_new, "Pin an unknown host key (its SHA256 fingerprint is printed)");
+    sub->add_option("-H,--hosts", f.host_specs, "Many hosts: h1,h2 or @FILE (one a line) or @- (stdin)")
+        ->allow_extra_args(false);
+    sub->add_option("--parallel", f.parallel, "Hosts worked on at once (default 8)")->check(CLI::Range(1, 1024));
+    sub->add_flag("--json", f.json, "JSON Lines: one record per output line and one summary per host");
+    sub->fallthrough();  // -v/-q/--log-format work after the subcommand too
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // A closed stdout must show up as a write error, not kill us mid-transfer with temp files left.
+    ::signal(SIGPIPE, SIG_IGN);
+    tn::cli::CommonOptions common;
+    tn::exec::SshOptions ssh;
+    tn::exec::FanOut fan;
+    tn::exec::RunOptions run_o;
+    tn::exec::TransferOptions put_o, get_o;
+
+    CLI::App app("Run remote commands and move files over SFTP, on one host or many.", "tn-exec");
+    tn::cli::add_common_options(app, common, false);
+    app.require_subcommand(1);
+
+    auto* run = app.add_subcommand("run", "Run a command: [user@]host [--] CMD [ARG...]");
+    add_ssh_options(run, ssh, fan);
+    run->add_flag("-n,--no-stdin", run_o.no_stdin, "Do not forward stdin (the remote reads EOF)");
+    run->add_option("-t,--timeout", run_o.timeout, "Seconds before the remote command is ended (exit 124)");
+    run->add_option("--env", run_o.env, "Set NAME=VALUE in the remote environment (repeatable)")
+        ->allow_extra_args(false);
+    run->add_option("--cwd", run_o.cwd, "Remote directory to run in");
+    run->add_option("--shell", run_o.shell, "Send STRING to the remote shell as is (instead of CMD words)");
+    run->add_option("--persist", fan.persist, "Keep the session in a background master for SECONDS and reuse it")
+        ->check(CLI::Range(1, 86400));
+    run->add_option("args", run_o.args, "[user@]host (unless -H), then CMD [ARG...]");
+
+    auto add_transfer = [&](CLI::App* sub, tn::exec::TransferOptions& t, const char* paths_help) {
+        add_ssh_options(sub, ssh, fan);
+        sub->add_flag("-r,--recursive", t.recursive, "Copy directory trees");
+        sub->add_flag("--resume", t.resume, "Continue a partial file left by an interrupted transfer");
+        sub->add_flag("!--no-progress", t.progress, "Never draw the progress bar (it is drawn only on a TTY)");
+        sub->add_option("paths", t.paths, paths_help)->required();
+    };
+    auto* put = app.add_subcommand("put", "Upload: LOCAL... [user@]host:REMOTE (REMOTE alone with -H)");
+    add_transfer(put, put_o, "LOCAL... then [user@]host:REMOTE");
+    auto* get = app.add_subcommand("get", "Download: [user@]host:REMOTE... LOCAL (REMOTE... LOCAL with -H)");
+    add_transfer(get, get_o, "[user@]host:REMOTE... then LOCAL");
+
+    int split = command_start(argc, argv);
+    std::vector<std::string> command(argv + split, argv + argc);
+    if (!command.empty() && command.front() == "--") command.erase(command.begin());
+    return tn::cli::run(app, common, split, argv, [&](const tn::log::Logger& log) {
+        if (*run) {
+            if (!command.empty()) run_o.args.push_back("--");
+            for (auto& w : command) run_o.args.push_back(w);
+            return tn::exec::run_main(ssh, fan, run_o, log);
+        }
+        if (*put) return tn::exec::put_main(ssh, fan, put_o, log);
+        return tn::exec::get_main(ssh, fan, get_o, log);
+    });
+}

@@ -1,0 +1,68 @@
+// tn-exec's command-line model: the shared SSH options, the per-subcommand ones, and the host list.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ssh/client_config.hpp"
+
+namespace tn::exec {
+
+struct SshOptions {
+    std::vector<std::string> identities;  // -i
+    std::optional<std::uint16_t> port;    // -p
+    std::string user;                     // -l
+    std::string ssh_config, known_hosts;
+    int connect_timeout = 10;
+    bool accept_new = false;
+};
+
+struct FanOut {
+    std::vector<std::string> host_specs;  // -H values: "h1,h2", "@FILE", "@-"
+    int parallel = 8;
+    bool json = false;
+    int persist = 0;  // --persist SECONDS: keep a master session per host (0: off)
+};
+
+struct RunOptions {
+    bool no_stdin = false;  // -n
+    double timeout = 0;     // -t seconds, 0: none
+    std::vector<std::string> env;  // K=V
+    std::string cwd;
+    std::string shell;              // --shell STRING: sent as is
+    std::vector<std::string> args;  // [host] CMD ARG... (host absent with -H)
+};
+
+struct TransferOptions {
+    bool recursive = false;
+    bool resume = false;
+    bool progress = true;            // shown only when stderr is a TTY
+    std::vector<std::string> paths;  // sources..., destination
+};
+
+// One host to work on: the label printed in prefixes and JSON, and how to reach it.
+struct Target {
+    std::string label;  // as the user typed it
+    ssh::ClientConfig client;
+};
+
+// "[user@]host[:port]" plus the shared options -> a Target; -l and -p win, as in ssh.
+Target make_target(const std::string& spec, const SshOptions& o);
+
+// Expands -H values: comma lists, @FILE (one host a line, '#' comments), @- (stdin). Empty -> none.
+std::vector<std::string> expand_hosts(const std::vector<std::string>& specs, std::istream& stdin_stream);
+
+// Splits "[user@]host:PATH" (host may be "[v6]"); nullopt when there is no host part.
+struct RemotePath {
+    std::string host;  // [user@]host
+    std::string path;  // may be empty: the login directory
+};
+std::optional<RemotePath> split_remote(const std::string& arg);
+
+// "K=V" -> pair; throws ParseError naming the bad word.
+std::pair<std::string, std::string> parse_env(const std::string& kv);
+
+}  // namespace tn::exec

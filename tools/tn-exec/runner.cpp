@@ -1,0 +1,131 @@
+// tn-exec run, session setup and the worker pool that fans a job out over many hosts.
+#include "runner.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <thread>
+
+#include "base/error.hpp"
+#include "base/strings.hpp"
+#include "ssh/exec.hpp"
+
+namespace tn::exec {
+
+ssh::Session open_session(const Target& t) {
+    auto s = ssh::Session::connect(t.client);
+    ssh::AuthOptions auth;  // agent, then identity files; tn-exec never asks for a password
+    if (!s.authenticate(auth))
+        throw Error(ExitCode::no_perm, "authentication refused by " + s.endpoint() +
+                                           " (tried ssh-agent and identity files; run tn-keysetup to install a key)");
+    return s;
+}
+
+int for_each_host(const std::vector<Target>& targets, int parallel, Output& out, const log::Logger& log,
+                  const HostJob& job) {
+    std::atomic<std::size_t> next{0};
+    std::vector<int> codes(targets.size(), 0);
+    bool many = targets.size() > 1 || out.mode() != OutputMode::raw;
+    auto worker = [&] {
+        for (;;) {
+            std::size_t i = next.fetch_add(1);
+            if (i >= targets.size()) return;
+            const auto& t = targets[i];
+            auto start = std::chrono::steady_clock::now();
+            std::string error;
+            int code = 255;
+            {
+                HostOutput ho(out, t.label);
+                try {
+                    code = job(t, ho);
+                } catch (const Error& e) {
+                    error = e.what();
+                } catch (const ParseError& e) {
+                    error = e.what();
+                } catch (const std::exception& e) {
+                    error = std::string("internal error: ") + e.what();
+                }
+            }
+            auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+            if (!error.empty()) {
+                // SPEC: every failure of tn-exec's own is 255, as with ssh; the message says which.
+                code = 255;
+                if (many) log.error(t.label, ": ", error);
+                else log.error(error);
+            }
+            codes[i] = code;
+            out.summary(t.label, code, ms, error);
+        }
+    };
+    std::size_t n = std::clamp<std::size_t>(static_cast<std::size_t>(std::max(parallel, 1)), 1, targets.size());
+    if (n == 1) {
+        worker();  // one thread: stdin forwarding and signals stay on the main thread
+    } else {
+        std::vector<std::thread> pool;
+        for (std::size_t k = 0; k < n; ++k) pool.emplace_back(worker);
+        for (auto& th : pool) th.join();
+    }
+    int worst = 0;
+    for (int c : codes) {
+        if (c == 255) return 255;
+        worst = std::max(worst, c);
+    }
+    return worst;
+}
+
+namespace {
+
+std::vector<Target> resolve_targets(const SshOptions& ssh, const FanOut& fan, std::vector<std::string>& args,
+                                    bool& stdin_taken) {
+    std::vector<Target> targets;
+    stdin_taken = false;
+    if (fan.host_specs.empty()) {
+        if (args.empty() || args.front() == "--") throw ParseError("no host given ([user@]host or -H)");
+        targets.push_back(make_target(args.front(), ssh));
+        args.erase(args.begin());
+    } else {
+        for (const auto& h : fan.host_specs) stdin_taken |= h == "@-";
+        for (auto& h : expand_hosts(fan.host_specs, std::cin)) targets.push_back(make_target(h, ssh));
+        if (targets.empty()) throw ParseError("-H names no hosts");
+    }
+    return targets;
+}
+
+}  // namespace
+
+int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, const log::Logger& log) {
+    auto args = o.args;
+    bool stdin_taken = false;
+    auto targets = resolve_targets(ssh, fan, args, stdin_taken);
+    if (!args.empty() && args.front() == "--") args.erase(args.begin());
+
+    ssh::ExecRequest req;
+    if (!o.shell.empty()) {
+        if (!args.empty()) throw ParseError("--shell takes the whole command; do not add CMD words");
+        req.command = o.shell;
+    } else {
+        if (args.empty()) throw ParseError("no command given (CMD [ARG...] or --shell STRING)");
+        req.command = shell_join(args);
+    }
+    for (const auto& kv : o.env) req.env.push_back(parse_env(kv));
+    req.cwd = o.cwd;
+    if (o.timeout < 0 || !std::isfinite(o.timeout)) throw ParseError("--timeout must be a positive number of seconds");
+    if (o.timeout > 0) req.timeout = std::chrono::milliseconds(static_cast<long long>(o.timeout * 1000));
+    // Stdin goes to one host only: with many hosts there is no sensible split (pssh does the same).
+    req.stdin_fd = (!o.no_stdin && targets.size() == 1 && !stdin_taken) ? 0 : -1;
+
+    Output out(fan.json ? OutputMode::json : targets.size() > 1 ? OutputMode::prefixed : OutputMode::raw);
+    return for_each_host(targets, fan.parallel, out, log, [&](const Target& t, HostOutput& ho) {
+        ssh::ExecSinks sinks{[&](std::string_view d) { ho.out(d); }, [&](std::string_view d) { ho.err(d); }};
+        auto session = open_session(t);
+        auto r = ssh::run_command(session, req, sinks);
+        for (const auto& name : r.env_fallback)
+            log.debug(t.label, ": sshd refused to set ", name, " (not in AcceptEnv); exported it in the command instead");
+        if (r.timed_out) log.warn(t.label, ": timed out after ", o.timeout, " s; sent TERM to the remote command");
+        return ssh::exit_code_for(r);
+    });
+}
+
+}  // namespace tn::exec

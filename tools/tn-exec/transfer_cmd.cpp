@@ -1,0 +1,110 @@
+// tn-exec put / get: argument rules (scp's host:PATH forms, -H fan-out) around ssh::Transfer.
+#include <chrono>
+#include <iostream>
+
+#include "base/error.hpp"
+#include "progress.hpp"
+#include "runner.hpp"
+#include "ssh/sftp.hpp"
+#include "ssh/transfer.hpp"
+
+namespace fs = std::filesystem;
+
+namespace tn::exec {
+
+namespace {
+
+std::vector<Target> fan_targets(const SshOptions& ssh, const FanOut& fan) {
+    std::vector<Target> out;
+    for (auto& h : expand_hosts(fan.host_specs, std::cin)) out.push_back(make_target(h, ssh));
+    if (out.empty()) throw ParseError("-H names no hosts");
+    return out;
+}
+
+struct Job {
+    std::vector<fs::path> local;       // put sources, or the get destination (one)
+    std::vector<std::string> remote;   // get sources, or the put destination (one)
+};
+
+int transfer_all(const std::vector<Target>& targets, const FanOut& fan, const TransferOptions& o,
+                 const log::Logger& log, bool is_put, const Job& job) {
+    Output out(fan.json ? OutputMode::json : targets.size() > 1 ? OutputMode::prefixed : OutputMode::raw);
+    bool bar = o.progress && targets.size() == 1 && !fan.json;
+    return for_each_host(targets, fan.parallel, out, log, [&](const Target& t, HostOutput&) {
+        auto session = open_session(t);
+        ssh::Sftp sftp(session);
+        Progress progress(bar);
+        ssh::TransferEvents ev;
+        ev.file_start = [&](const std::string& name, std::uint64_t size) { progress.start_file(name, size); };
+        ev.bytes = [&](std::uint64_t n) { progress.add(n); };
+        ev.note = [&](const std::string& m) { log.info(t.label, ": ", m); };
+        ssh::Transfer xfer(session, sftp, {o.recursive, o.resume}, ev);
+        auto start = std::chrono::steady_clock::now();
+        if (is_put) {
+            xfer.put(job.local, job.remote.front());
+        } else {
+            fs::path dest = job.local.front();
+            if (targets.size() > 1) {
+                // Many hosts into one place: each host gets its own folder, named as typed.
+                dest /= t.label;
+                std::error_code ec;
+                fs::create_directories(dest, ec);
+                if (ec) throw Error(ExitCode::io, "cannot create " + dest.string() + ": " + ec.message());
+            }
+            xfer.get(job.remote, dest);
+        }
+        progress.finish();
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const auto& st = xfer.stats();
+        log.debug(t.label, ": ", is_put ? "put " : "got ", st.files, " files, ", format_bytes(static_cast<double>(st.bytes)),
+                  " in ", secs, " s");
+        return 0;
+    });
+}
+
+}  // namespace
+
+int put_main(const SshOptions& ssh, const FanOut& fan, const TransferOptions& o, const log::Logger& log) {
+    if (o.paths.size() < 2) throw ParseError("put needs LOCAL... and [user@]host:REMOTE");
+    Job job;
+    for (std::size_t i = 0; i + 1 < o.paths.size(); ++i) job.local.emplace_back(o.paths[i]);
+    const auto& dest = o.paths.back();
+    std::vector<Target> targets;
+    if (fan.host_specs.empty()) {
+        auto r = split_remote(dest);
+        if (!r) throw ParseError("put: the last argument must be [user@]host:REMOTE, got '" + dest + "'");
+        targets.push_back(make_target(r->host, ssh));
+        job.remote.push_back(r->path);
+    } else {
+        targets = fan_targets(ssh, fan);
+        job.remote.push_back(dest);
+    }
+    for (const auto& l : job.local)
+        if (split_remote(l.string()) && fan.host_specs.empty())
+            throw ParseError("put: sources must be local paths, got '" + l.string() + "' (use ./ for a local name with ':')");
+    return transfer_all(targets, fan, o, log, true, job);
+}
+
+int get_main(const SshOptions& ssh, const FanOut& fan, const TransferOptions& o, const log::Logger& log) {
+    if (o.paths.size() < 2) throw ParseError("get needs [user@]host:REMOTE... and LOCAL");
+    Job job;
+    job.local.emplace_back(o.paths.back());
+    std::vector<Target> targets;
+    if (fan.host_specs.empty()) {
+        std::string host;
+        for (std::size_t i = 0; i + 1 < o.paths.size(); ++i) {
+            auto r = split_remote(o.paths[i]);
+            if (!r) throw ParseError("get: sources must be [user@]host:REMOTE, got '" + o.paths[i] + "'");
+            if (!host.empty() && r->host != host) throw ParseError("get: all sources must name the same host (or use -H)");
+            host = r->host;
+            job.remote.push_back(r->path);
+        }
+        targets.push_back(make_target(host, ssh));
+    } else {
+        targets = fan_targets(ssh, fan);
+        for (std::size_t i = 0; i + 1 < o.paths.size(); ++i) job.remote.push_back(o.paths[i]);
+    }
+    return transfer_all(targets, fan, o, log, false, job);
+}
+
+}  // namespace tn::exec
