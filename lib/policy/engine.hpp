@@ -39,6 +39,7 @@ struct ExitInfo {
     int signal = 0;
     bool signaled = false;
     std::string text;  // "exit 1", "signal 9 (SIGKILL)"
+    double runtime = 0;  // seconds the child ran
 };
 
 // on_exit's answer; the engine threads it through the policies in order, starting from the default.

@@ -57,7 +57,7 @@ ChildInfo child(int pid = 42) {
     return c;
 }
 
-ExitInfo exit1() { return ExitInfo{1, 0, false, "exit 1"}; }
+ExitInfo exit1(double runtime = 0) { return ExitInfo{1, 0, false, "exit 1", runtime}; }
 
 }  // namespace
 

@@ -1,0 +1,245 @@
+"""tn-watch against real processes: restarts, policies, single instance, stop semantics, status, logs."""
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from watch_helpers import EXAMPLES, WATCH, State, cmdline, pids_in_group, proc_stat, wait_for, zombie_children
+
+FAST = ["--backoff-initial", "0.05", "--backoff-max", "0.2", "--stable-after", "100"]
+
+
+@pytest.fixture
+def st():
+    s = State()
+    yield s
+    s.close()
+
+
+def listener(port=0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(16)
+    return s
+
+
+def test_crashing_child_is_restarted_per_backoff_and_reaped(st):
+    st.start("crash", *FAST, command=["sh", "-c", "echo run; exit 3"])
+    wait_for(lambda: st.status("crash")["restarts"] >= 4, what="4 restarts")
+    log = st.log("crash")
+    delays = [line.split("restarting in ")[1] for line in log.splitlines() if "restarting in " in line]
+    assert delays[:4] == ["0.050s", "0.100s", "0.200s", "0.200s"], log
+    assert "stdout: run" in log
+    s = st.status("crash")
+    assert s["running"] and s["last_exit"]["code"] == 3 and s["last_exit"]["text"] == "exit 3"
+    assert zombie_children(s["pid"]) == []
+
+
+def test_status_json_counts_restarts_and_run_gives_the_exit_code(st):
+    count = st.path("count")
+    r = st.watch("run", "--name", "counted", "--backoff-initial", "0", "--policy", "max-restarts.lua",
+                 "--set", "max_restarts=3", "--set", "restart_window=0",
+                 "--", "sh", "-c", f"echo x >> {count}; exit 4")
+    assert r.returncode == 4, r.stderr
+    with open(count) as f:
+        runs = len(f.read().split())
+    assert runs == 4
+    s = st.status("counted")
+    assert s["restarts"] == runs - 1
+    assert s["running"] is False and s["pid"] is None and s["last_exit"]["code"] == 4
+    assert "giving up" in r.stderr
+    # The whole-list form is one JSON document too.
+    doc = json.loads(st.watch("status", "--json", check=True).stdout)
+    assert [x["name"] for x in doc] == ["counted"]
+
+
+def test_network_policy_follows_the_probe_target(st):
+    lsock = listener()
+    port = lsock.getsockname()[1]
+    st.start("net", "--policy", "network.lua", "--set", f"probe=127.0.0.1:{port}", "--set", "probe_interval=0.05",
+             "--set", "probe_timeout_ms=200", "--grace", "1", command=["sleep", "1000"])
+    first = wait_for(lambda: st.status("net")["child_pid"], what="child")
+    lsock.close()  # the target disappears: the child is stopped and held
+    wait_for(lambda: st.status("net")["state"] == "held", what="held")
+    assert st.status("net")["child_pid"] is None
+    wait_for(lambda: proc_stat(first) is None, what="old child gone")
+    st.wait_log("net", "unreachable")
+    lsock = listener(port)  # it returns: the child is started again
+    try:
+        second = wait_for(lambda: st.status("net")["child_pid"], what="child restarted")
+        assert second != first
+        assert st.status("net")["state"] == "running"
+        st.wait_log("net", "reachable again")
+    finally:
+        lsock.close()
+
+
+def test_output_match_restarts_on_a_pattern(st):
+    st.start("match", "--policy", "output-match.lua", "--set", "pattern=FATAL %d+", "--grace", "1",
+             command=["sh", "-c", "echo starting; echo 'FATAL 42' >&2; exec sleep 1000"])
+    wait_for(lambda: st.status("match")["restarts"] >= 1, what="a restart")
+    log = st.log("match")
+    assert "stderr: FATAL 42" in log and "matched" in log and "policy asks for a restart" in log
+
+
+BAD_POLICIES = {
+    "syntax": ("function on_exit(child\n  return nil\nend\n", "syntax.lua:2:"),
+    "runtime": ("function on_exit(child, status, decision)\n  local t = nil\n  return t.delay\nend\n",
+                "runtime.lua:3:"),
+    "loop": ("function on_start(child)\n  local n = 0\n  while true do n = n + 1 end\nend\n", "loop.lua:3:"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_POLICIES))
+def test_a_broken_policy_leaves_the_supervisor_on_the_default(st, kind):
+    source, where = BAD_POLICIES[kind]
+    path = st.path(f"{kind}.lua")
+    with open(path, "w") as f:
+        f.write(source)
+    st.start(kind, *FAST, "--instruction-limit", "100000", "--policy", path, command=["sh", "-c", "exit 1"])
+    wait_for(lambda: st.status(kind)["restarts"] >= 3, what="restarts on the default policy")
+    assert st.status(kind)["running"]
+    log = st.log(kind)
+    errors = [line for line in log.splitlines() if "default policy takes over" in line]
+    assert len(errors) == 1, log
+    assert where in errors[0] and "ERROR" in errors[0]
+    if kind == "loop":
+        assert "instruction limit exceeded" in errors[0]
+
+
+def test_twenty_concurrent_ensures_leave_one_supervisor(st):
+    args = ["ensure", "--name", "race", "--", "sleep", "1000"]
+    st.names.add("race")
+    procs = [st.popen(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(20)]
+    for p in procs:
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err
+        assert err == b"" or b"started race" in err
+    s = st.status("race")
+    assert s["running"]
+    supervisors = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                   if proc_stat(pid) and proc_stat(pid)[0] != "Z"
+                   and cmdline(pid)[:1] == [WATCH.encode()] and b"race" in cmdline(pid)]
+    assert supervisors == [s["pid"]]
+    children = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+                if proc_stat(pid) and proc_stat(pid)[1] == s["pid"] and proc_stat(pid)[0] != "Z"]
+    assert children == [s["child_pid"]]
+    # And again, with one running: a no-op.
+    assert st.watch("ensure", "--name", "race", "--", "sleep", "1000").returncode == 0
+    assert st.status("race")["pid"] == s["pid"]
+    assert st.watch("start", "--name", "race", "--", "sleep", "1000").returncode == 75
+
+
+def test_stop_leaves_no_process_of_the_group(st):
+    st.start("group", command=["sh", "-c", "sleep 1000 & sleep 1000 & wait"])
+    child = wait_for(lambda: st.status("group")["child_pid"], what="child")
+    wait_for(lambda: len(pids_in_group(child)) == 3, what="three processes in the group")
+    sup = st.status("group")["pid"]
+    r = st.watch("stop", "group", check=True)
+    assert "stopped group" in r.stderr
+    assert pids_in_group(child) == []
+    assert proc_stat(sup) is None or proc_stat(sup)[0] == "Z"  # gone (init may not have reaped it yet)
+    assert st.status("group")["running"] is False
+    assert st.watch("stop", "group").returncode == 0  # idempotent
+
+
+def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period(st):
+    st.start("stubborn", "--grace", "0.3", command=["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"])
+    st.wait_log("stubborn", "stdout: ready")
+    child = st.status("stubborn")["child_pid"]
+    st.watch("stop", "stubborn", check=True)
+    assert pids_in_group(child) == []
+    assert "ended: signal 9 (SIGKILL)" in st.log("stubborn")
+
+
+def test_run_in_the_foreground_stops_cleanly_on_sigint(st):
+    p = st.popen("run", "--name", "fg", "--", "sh", "-c", "echo hello; exec sleep 1000",
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline() == b"hello\n"  # child lines are echoed raw on stdout
+    child = wait_for(lambda: st.status("fg")["child_pid"], what="child")
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=10) == 0
+    assert pids_in_group(child) == []
+    assert b"stopping on SIGINT" in p.stderr.read()
+
+
+def test_logs_rotate_and_follow(st):
+    st.start("chatty", "--log-size", "4096", "--log-keep", "2",
+             command=["sh", "-c", "i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); done; exec sleep 1000"])
+    st.wait_log("chatty", "line-399")
+    names = sorted(os.listdir(st.dir))
+    assert "chatty.log.1" in names and "chatty.log.2" in names and "chatty.log.3" not in names
+    assert all(os.path.getsize(os.path.join(st.dir, n)) <= 4096 for n in names if n.startswith("chatty.log"))
+    out = st.watch("logs", "chatty", check=True).stdout
+    assert "line-399" in out and out.index("line-398") < out.index("line-399")
+
+    st.start("ticker", command=["sh", "-c", "echo first; sleep 0.3; echo second; exec sleep 1000"])
+    st.wait_log("ticker", "first")
+    follow = st.popen("logs", "-f", "ticker", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        seen = b""
+        while b"stdout: second" not in seen:
+            line = follow.stdout.readline()
+            assert line, "logs -f ended early"
+            seen += line
+        assert b"stdout: first" in seen
+    finally:
+        follow.kill()
+        follow.wait()
+
+
+def test_usage_and_config_errors(st):
+    assert st.watch("run", "--name", "bad/name", "--", "true").returncode == 64
+    assert st.watch("run", "--", ).returncode == 64
+    assert st.watch("run", "--grace", "-1", "--", "true").returncode == 64
+    r = st.watch("run", "--policy", st.path("missing.lua"), "--", "true")
+    assert r.returncode == 78 and "missing.lua" in r.stderr
+    r = st.watch("start", "--name", "nocmd", "--", "/nonexistent/cmd")
+    assert r.returncode == 69 and "/nonexistent/cmd" in r.stderr
+    r = st.watch("status", "nosuch")
+    assert r.returncode == 1 and "no supervisor named nosuch" in r.stderr
+
+
+def example_command(path):
+    """The tn-watch words of an example line, with the state dir prefix and cron fields dropped."""
+    with open(path) as f:
+        lines = [ln for ln in f.read().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(lines) == 1, lines
+    words = shlex.split(lines[0])
+    return words[words.index("tn-watch") + 1:]
+
+
+@pytest.mark.parametrize("example", ["bashrc", "crontab"])
+def test_the_bashrc_and_cron_examples_keep_one_supervisor(st, example):
+    words = example_command(os.path.join(EXAMPLES, example))
+    assert words[0] == "ensure"
+    sep = words.index("--")
+    opts, command = words[1:sep], words[sep + 1:]
+    assert command[:2] == ["tn-forward", "--once"]
+    lsock = listener()
+    try:
+        # The probe target and the tunnel are replaced by local stand-ins; the rest is the line as shipped.
+        opts = [f"probe=127.0.0.1:{lsock.getsockname()[1]}" if o.startswith("probe=") else o for o in opts]
+        name = opts[opts.index("--name") + 1]
+        st.names.add(name)
+        for _ in range(3):  # a new shell each time, or a cron minute
+            r = st.watch("ensure", *opts, "--", "sleep", "1000")
+            assert r.returncode == 0, r.stderr
+        s = wait_for(lambda: st.status(name)["child_pid"] and st.status(name), what="tunnel child")
+        assert s["restarts"] == 0 and s["command"] == ["sleep", "1000"]
+        assert "switched off" not in st.log(name)
+    finally:
+        lsock.close()
+
+
+def test_the_example_policy_restarts_on_lost_connections(st):
+    st.start("example", *FAST, "--grace", "0.5", "--policy", os.path.join(EXAMPLES, "restart-on-error.lua"),
+             command=["sh", "-c", "echo connection lost; exec sleep 1000"])
+    wait_for(lambda: st.status("example")["restarts"] >= 2, what="restarts")
+    assert "connection lost (1), restarting example" in st.log("example")
