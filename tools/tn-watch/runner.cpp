@@ -74,7 +74,7 @@ public:
                                                  (st && st->pid > 0 ? " (supervisor pid " + std::to_string(st->pid) + ")" : ""));
         }
         started_ms_ = wall_ms();
-        write_status();  // at once, so `stop` never reads the previous owner's pid
+        flush_status();  // at once, so `stop` never reads the previous owner's pid
         logfile_ = std::make_unique<LogFile>(paths_.log, plan_.log_size, plan_.log_keep, detached_);
         ::signal(SIGPIPE, SIG_IGN);
         sigfd_ = std::make_unique<SignalFd>(std::initializer_list<int>{SIGINT, SIGTERM, SIGHUP, SIGCHLD});
@@ -92,7 +92,7 @@ public:
 
         while (!core_.finished()) step();
         pid_ = 0;
-        write_status();
+        flush_status();
         log_.info("supervisor of ", plan_.name, " ends (exit ", core_.final_code(), ")");
         return core_.final_code();
     }
@@ -121,7 +121,12 @@ private:
         return c;
     }
 
-    void write_status() {
+    // Marks the status file stale; step() rewrites it once per wakeup, after all the work of that wakeup,
+    // so a restart costs one file write and the new child is spawned before it.
+    void write_status() { status_dirty_ = true; }
+
+    void flush_status() {
+        status_dirty_ = false;
         Status s;
         s.name = plan_.name;
         s.pid = core_.finished() ? 0 : ::getpid();
@@ -153,6 +158,7 @@ private:
     }
 
     void step() {
+        if (status_dirty_) flush_status();
         pollfd fds[3] = {{sigfd_->fd(), POLLIN, 0}, {out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}};
         int rc = ::poll(fds, 3, poll_timeout(Clock::now()));  // negative fds are ignored by poll
         if (rc < 0 && errno != EINTR) throw Error(ExitCode::io, std::string("poll: ") + std::strerror(errno));
@@ -353,6 +359,7 @@ private:
     Clock::time_point child_started_{};
     long long child_started_ms_ = 0, started_ms_ = 0;
     bool first_spawn_ = false;
+    bool status_dirty_ = false;
 };
 
 }  // namespace
