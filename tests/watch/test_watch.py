@@ -243,3 +243,17 @@ def test_the_example_policy_restarts_on_lost_connections(st):
              command=["sh", "-c", "echo connection lost; exec sleep 1000"])
     wait_for(lambda: st.status("example")["restarts"] >= 2, what="restarts")
     assert "connection lost (1), restarting example" in st.log("example")
+
+
+def test_sighup_reloads_the_policies(st):
+    path = st.path("versioned.lua")
+    with open(path, "w") as f:
+        f.write('tn.log("info", "policy v1 loaded")\n')
+    st.start("hup", "--policy", path, command=["sleep", "1000"])
+    st.wait_log("hup", "policy v1 loaded")
+    with open(path, "w") as f:
+        f.write('tn.log("info", "policy v2 loaded")\n')
+    child = st.status("hup")["child_pid"]
+    os.kill(st.status("hup")["pid"], signal.SIGHUP)
+    st.wait_log("hup", "policy v2 loaded")
+    assert st.status("hup")["child_pid"] == child  # a reload does not touch the child
