@@ -257,3 +257,17 @@ def test_sighup_reloads_the_policies(st):
     os.kill(st.status("hup")["pid"], signal.SIGHUP)
     st.wait_log("hup", "policy v2 loaded")
     assert st.status("hup")["child_pid"] == child  # a reload does not touch the child
+
+
+def test_a_child_left_by_a_killed_supervisor_is_not_duplicated(st):
+    st.start("orphan", command=["sleep", "1000"])
+    s = st.status("orphan")
+    os.kill(s["pid"], signal.SIGKILL)  # the supervisor dies hard; its child lives on in its own group
+    wait_for(lambda: not st.status("orphan")["running"], what="supervisor gone")
+    assert proc_stat(s["child_pid"]) is not None
+    r = st.watch("ensure", "--name", "orphan", "--", "sleep", "1000")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: proc_stat(s["child_pid"]) is None or proc_stat(s["child_pid"])[0] == "Z", what="old child killed")
+    new = wait_for(lambda: st.status("orphan")["child_pid"], what="new child")
+    assert new != s["child_pid"]
+    assert "left behind by a supervisor that died" in st.log("orphan")

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 
 #include "base/error.hpp"
@@ -74,8 +76,14 @@ public:
                                                  (st && st->pid > 0 ? " (supervisor pid " + std::to_string(st->pid) + ")" : ""));
         }
         started_ms_ = wall_ms();
+        std::optional<Status> previous;
+        try {
+            previous = read_status(paths_.status);
+        } catch (const Error&) {
+        }
         flush_status();  // at once, so `stop` never reads the previous owner's pid
         logfile_ = std::make_unique<LogFile>(paths_.log, plan_.log_size, plan_.log_keep, detached_);
+        if (previous) kill_orphan(*previous);
         ::signal(SIGPIPE, SIG_IGN);
         sigfd_ = std::make_unique<SignalFd>(std::initializer_list<int>{SIGINT, SIGTERM, SIGHUP, SIGCHLD});
         // Orphans of the child (its daemonised grandchildren) come to us and are reaped, never zombies.
@@ -98,6 +106,25 @@ public:
     }
 
 private:
+    // A supervisor that was SIGKILLed leaves its child running in its own group. Starting a second copy
+    // next to it is the duplicate-instance bug of the seeds, so it goes first, if it is provably that
+    // child: same process group leader and the same argv (pids get reused).
+    void kill_orphan(const Status& previous) {
+        if (previous.child_pid <= 0 || ::getpgid(static_cast<pid_t>(previous.child_pid)) != previous.child_pid) return;
+        std::ifstream f("/proc/" + std::to_string(previous.child_pid) + "/cmdline", std::ios::binary);
+        std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        std::vector<std::string> argv;
+        for (std::size_t at = 0; at < raw.size();) {
+            auto end = raw.find('\0', at);
+            if (end == std::string::npos) end = raw.size();
+            argv.push_back(raw.substr(at, end - at));
+            at = end + 1;
+        }
+        if (argv != previous.command) return;
+        log_.warn("killing process group ", previous.child_pid, " left behind by a supervisor that died");
+        ::kill(-static_cast<pid_t>(previous.child_pid), SIGKILL);
+    }
+
     void load_policies() {
         policy::EngineSettings es;
         es.instructions = plan_.instructions;
