@@ -271,3 +271,14 @@ def test_a_child_left_by_a_killed_supervisor_is_not_duplicated(st):
     new = wait_for(lambda: st.status("orphan")["child_pid"], what="new child")
     assert new != s["child_pid"]
     assert "left behind by a supervisor that died" in st.log("orphan")
+
+
+def test_a_silent_crash_loop_still_rotates_the_log(st):
+    # Only the supervisor's own lines go to the log here; they must be rotated like the child's.
+    st.start("silent", "--backoff-initial", "0", "--log-size", "4096", "--log-keep", "1",
+             command=["sh", "-c", "exit 1"])
+    wait_for(lambda: os.path.exists(os.path.join(st.dir, "silent.log.1")), what="a rotation")
+    wait_for(lambda: st.status("silent")["restarts"] > 100, what="many restarts")
+    for n in ("silent.log", "silent.log.1"):
+        assert os.path.getsize(os.path.join(st.dir, n)) < 4096 + 1024
+    assert not os.path.exists(os.path.join(st.dir, "silent.log.2"))

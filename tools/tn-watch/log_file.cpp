@@ -46,6 +46,11 @@ void LogFile::rotate() {
     open();
 }
 
+void LogFile::check_size() {
+    struct stat st {};
+    if (::fstat(fd_.get(), &st) == 0 && static_cast<std::size_t>(st.st_size) >= max_bytes_) rotate();
+}
+
 void LogFile::write_line(std::string_view line) {
     struct stat st {};
     // fstat, not a counter: in detached mode the logger writes to the same file through fd 2.

@@ -15,6 +15,9 @@ public:
     LogFile(std::filesystem::path path, std::size_t max_bytes, int keep, bool capture_stdio);
     // Appends one line (a newline is added); rotates first when the line would pass max_bytes.
     void write_line(std::string_view line);
+    // Rotates when the file has reached max_bytes by writes that bypassed write_line (the supervisor's
+    // own log lines through fd 2 in detached mode): a crash loop of a silent child must not grow it forever.
+    void check_size();
     const std::filesystem::path& path() const { return path_; }
 
 private:

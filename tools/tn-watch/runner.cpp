@@ -186,6 +186,7 @@ private:
 
     void step() {
         if (status_dirty_) flush_status();
+        if (detached_) logfile_->check_size();
         pollfd fds[3] = {{sigfd_->fd(), POLLIN, 0}, {out_.get(), POLLIN, 0}, {err_.get(), POLLIN, 0}};
         int rc = ::poll(fds, 3, poll_timeout(Clock::now()));  // negative fds are ignored by poll
         if (rc < 0 && errno != EINTR) throw Error(ExitCode::io, std::string("poll: ") + std::strerror(errno));
