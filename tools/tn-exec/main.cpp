@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/cli.hpp"
+#include "persist.hpp"
 #include "runner.hpp"
 
 namespace {
@@ -92,6 +93,16 @@ int main(int argc, char** argv) {
     auto* get = app.add_subcommand("get", "Download: [user@]host:REMOTE... LOCAL (REMOTE... LOCAL with -H)");
     add_transfer(get, get_o, "[user@]host:REMOTE... then LOCAL");
 
+    // The --persist master: started by tn-exec itself, hidden from help and completion.
+    auto* master = app.add_subcommand("__master", "")->group("");
+    std::string master_socket, master_host;
+    int master_idle = 60, master_ready = -1;
+    add_ssh_options(master, ssh, fan);
+    master->add_option("--socket", master_socket)->required();
+    master->add_option("--idle", master_idle)->required();
+    master->add_option("--ready-fd", master_ready)->required();
+    master->add_option("host", master_host)->required();
+
     int split = command_start(argc, argv);
     std::vector<std::string> command(argv + split, argv + argc);
     if (!command.empty() && command.front() == "--") command.erase(command.begin());
@@ -101,6 +112,7 @@ int main(int argc, char** argv) {
             for (auto& w : command) run_o.args.push_back(w);
             return tn::exec::run_main(ssh, fan, run_o, log);
         }
+        if (*master) return tn::exec::master_main(master_host, ssh, master_socket, master_idle, master_ready);
         if (*put) return tn::exec::put_main(ssh, fan, put_o, log);
         return tn::exec::get_main(ssh, fan, get_o, log);
     });

@@ -10,6 +10,7 @@
 
 #include "base/error.hpp"
 #include "base/strings.hpp"
+#include "persist.hpp"
 #include "ssh/exec.hpp"
 
 namespace tn::exec {
@@ -119,6 +120,7 @@ int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, cons
     Output out(fan.json ? OutputMode::json : targets.size() > 1 ? OutputMode::prefixed : OutputMode::raw);
     return for_each_host(targets, fan.parallel, out, log, [&](const Target& t, HostOutput& ho) {
         ssh::ExecSinks sinks{[&](std::string_view d) { ho.out(d); }, [&](std::string_view d) { ho.err(d); }};
+        if (fan.persist > 0) return persist_run(t, ssh, fan.persist, req, sinks);
         auto session = open_session(t);
         auto r = ssh::run_command(session, req, sinks);
         for (const auto& name : r.env_fallback)

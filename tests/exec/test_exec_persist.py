@@ -1,0 +1,95 @@
+"""tn-exec run --persist: one background master per target, reused through its socket in the state dir."""
+import glob
+import hashlib
+import os
+import signal
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from exec_fixtures import env as base_env  # noqa: E402,F401
+
+
+def masters(env):
+    out = []
+    for p in glob.glob(os.path.join(env.client.state_dir, "exec-*.sock.pid")):
+        try:
+            out.append(int(open(p).read()))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie of ours does not count: reap it if it is one.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+@pytest.fixture
+def env(base_env):  # noqa: F811
+    yield base_env
+    for pid in masters(base_env):  # stop the masters this test started, by PID
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def logins(env):
+    return env.sshd.log().count("Accepted publickey")
+
+
+def test_session_is_reused(env):
+    before = logins(env)
+    for i in range(4):
+        r = env.run("run", *env.base, "--persist", "60", env.target, "--", "echo", f"run {i}")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == f"run {i}\n"
+    assert logins(env) - before == 1
+    assert len(masters(env)) == 1
+
+
+def test_streams_codes_and_stdin_through_master(env):
+    r = env.run("run", *env.base, "--persist", "60", env.target, "--shell", "echo out; echo err >&2; exit 5")
+    assert (r.returncode, r.stdout, r.stderr) == (5, "out\n", "err\n")
+    r = env.run("run", *env.base, "--persist", "60", env.target, "--shell", "kill -TERM $$")
+    assert r.returncode == 143
+    r = env.run("run", *env.base, "--persist", "60", "-t", "1", env.target, "sleep", "5")
+    assert r.returncode == 124
+    data = os.urandom(2 * 1024 * 1024)
+    r = env.run("run", *env.base, "--persist", "60", env.target, "sha256sum", input=data, text=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
+    r = env.run("run", *env.base, "--persist", "60", "--env", "TN_X=a b", "--cwd", "/", env.target,
+                "--shell", 'echo "$TN_X $PWD"')
+    assert r.stdout == "a b /\n"
+
+
+def test_master_failure_is_reported(env):
+    os.unlink(env.client.known_hosts)
+    r = env.run("run", *env.base, "--persist", "60", env.target, "true")
+    assert r.returncode == 255
+    assert "not known" in r.stderr
+    assert masters(env) == []
+
+
+def test_master_exits_when_idle(env):
+    r = env.run("run", *env.base, "--persist", "1", env.target, "true")
+    assert r.returncode == 0, r.stderr
+    pids = masters(env)
+    assert len(pids) == 1
+    deadline = time.monotonic() + 30
+    while alive(pids[0]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(pids[0])
+    assert not glob.glob(os.path.join(env.client.state_dir, "exec-*.sock"))

@@ -1,0 +1,385 @@
+// --persist client and master: a versioned, length-capped request/reply over a Unix socket, with the
+// client's stdin and output pipes passed as descriptors so the master never buffers a stream.
+#include "persist.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <thread>
+
+#include "base/error.hpp"
+#include "base/runtime_dir.hpp"
+#include "base/unique_fd.hpp"
+#include "output.hpp"
+#include "runner.hpp"
+
+extern char** environ;
+
+namespace tn::exec {
+
+namespace {
+
+constexpr char magic[4] = {'T', 'N', 'X', '1'};
+// A request is a command line and a few variables; nothing legitimate comes near this.
+constexpr std::uint32_t max_payload = 1u << 20;
+
+void put_u32(std::string& b, std::uint32_t v) {
+    char c[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+    b.append(c, 4);
+}
+void put_str(std::string& b, std::string_view s) {
+    put_u32(b, static_cast<std::uint32_t>(s.size()));
+    b.append(s);
+}
+std::uint32_t get_u32(const char* p) {
+    auto u = reinterpret_cast<const unsigned char*>(p);
+    return (std::uint32_t(u[0]) << 24) | (std::uint32_t(u[1]) << 16) | (std::uint32_t(u[2]) << 8) | u[3];
+}
+
+struct Reader {
+    const std::string& b;
+    std::size_t pos = 0;
+    std::uint32_t u32() {
+        if (b.size() - pos < 4) throw Error(ExitCode::data, "persist: truncated request");
+        pos += 4;
+        return get_u32(b.data() + pos - 4);
+    }
+    std::string str() {
+        std::uint32_t n = u32();
+        if (b.size() - pos < n) throw Error(ExitCode::data, "persist: truncated request");
+        pos += n;
+        return b.substr(pos - n, n);
+    }
+};
+
+std::uint64_t fnv1a(std::string_view s) {
+    std::uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
+void send_frame(int sock, const std::string& payload, const std::vector<int>& fds) {
+    std::string buf(magic, 4);
+    put_u32(buf, static_cast<std::uint32_t>(payload.size()));
+    buf += payload;
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 3)]{};
+    if (!fds.empty()) {
+        msg.msg_control = ctrl;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    }
+    ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+    if (n < 0) throw Error(ExitCode::unavailable, std::string("persist: cannot send: ") + std::strerror(errno));
+    std::string_view rest(buf.data() + n, buf.size() - static_cast<std::size_t>(n));
+    while (!rest.empty()) {
+        ssize_t m = ::send(sock, rest.data(), rest.size(), MSG_NOSIGNAL);
+        if (m < 0 && errno == EINTR) continue;
+        if (m <= 0) throw Error(ExitCode::unavailable, std::string("persist: cannot send: ") + std::strerror(errno));
+        rest.remove_prefix(static_cast<std::size_t>(m));
+    }
+}
+
+// Reads one frame; descriptors that came with it are appended to `fds` (at most 3 are accepted).
+std::string recv_frame(int sock, std::vector<UniqueFd>* fds) {
+    std::string buf;
+    char chunk[65536];
+    std::size_t want = 8;
+    while (buf.size() < want) {
+        iovec iov{chunk, std::min(sizeof chunk, want - buf.size())};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 3)]{};
+        msg.msg_control = ctrl;
+        msg.msg_controllen = sizeof ctrl;
+        ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) throw Error(ExitCode::unavailable, "persist: the other side closed the socket");
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; ++i) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                if (fds != nullptr && fds->size() < 3) fds->emplace_back(fd);
+                else ::close(fd);
+            }
+        }
+        buf.append(chunk, static_cast<std::size_t>(n));
+        if (want == 8 && buf.size() >= 8) {
+            if (std::memcmp(buf.data(), magic, 4) != 0)
+                throw Error(ExitCode::data, "persist: not a tn-exec master (version mismatch? stop it and retry)");
+            std::uint32_t len = get_u32(buf.data() + 4);
+            if (len > max_payload) throw Error(ExitCode::data, "persist: frame too large");
+            want = 8 + len;
+        }
+    }
+    return buf.substr(8);
+}
+
+UniqueFd try_connect(const std::filesystem::path& path) {
+    UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.native().size() >= sizeof a.sun_path)
+        throw Error(ExitCode::usage, "persist: socket path too long: " + path.string() + " (set TN_STATE_DIR shorter)");
+    std::strcpy(a.sun_path, path.c_str());
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return {};
+    return s;
+}
+
+std::vector<std::string> ssh_args(const SshOptions& o) {
+    std::vector<std::string> a;
+    if (o.port) a.insert(a.end(), {"-p", std::to_string(*o.port)});
+    if (!o.user.empty()) a.insert(a.end(), {"-l", o.user});
+    for (const auto& i : o.identities) a.insert(a.end(), {"-i", i});
+    if (!o.ssh_config.empty()) a.insert(a.end(), {"--ssh-config", o.ssh_config});
+    if (!o.known_hosts.empty()) a.insert(a.end(), {"--known-hosts", o.known_hosts});
+    a.insert(a.end(), {"--connect-timeout", std::to_string(o.connect_timeout)});
+    if (o.accept_new) a.emplace_back("--accept-new");
+    return a;
+}
+
+// Starts `tn-exec __master` detached (own session, stdio on /dev/null) and waits for its verdict.
+void start_master(const Target& t, const SshOptions& ssh, int idle_s, const std::filesystem::path& sock) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) throw Error(ExitCode::io, std::string("pipe: ") + std::strerror(errno));
+    UniqueFd rd(p[0]), wr(p[1]);
+    std::vector<std::string> args = {"tn-exec", "__master", "--socket", sock.string(), "--idle", std::to_string(idle_s),
+                                     "--ready-fd", "3"};
+    for (auto& a : ssh_args(ssh)) args.push_back(a);
+    args.push_back(t.label);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, wr.get(), 3);  // dup2 clears close-on-exec on fd 3
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+    pid_t pid = 0;
+    int rc = ::posix_spawn(&pid, "/proc/self/exe", &fa, &attr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) throw Error(ExitCode::io, std::string("persist: cannot start the master: ") + std::strerror(rc));
+    wr.reset();
+    std::string verdict;
+    pollfd pfd{rd.get(), POLLIN, 0};
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ssh.connect_timeout + 30);
+    for (char buf[512]; verdict.size() < 4096;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        if (left <= 0 || ::poll(&pfd, 1, static_cast<int>(left)) <= 0) break;
+        ssize_t n = ::read(rd.get(), buf, sizeof buf);
+        if (n <= 0) break;
+        verdict.append(buf, static_cast<std::size_t>(n));
+    }
+    if (verdict.rfind("ok", 0) == 0) return;
+    if (verdict.rfind("error ", 0) == 0) {
+        auto sp = verdict.find(' ', 6);
+        int code = std::atoi(verdict.substr(6, sp - 6).c_str());
+        std::string msg = sp == std::string::npos ? "" : verdict.substr(sp + 1);
+        while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+        throw Error(static_cast<ExitCode>(code), msg);
+    }
+    throw Error(ExitCode::unavailable, "persist: the master for " + t.label + " did not start");
+}
+
+std::string result_line(const ssh::ExecResult& r) {
+    if (r.timed_out) return "timeout";
+    if (!r.signal.empty()) return "signal " + r.signal;
+    if (r.exit_status) return "exit " + std::to_string(*r.exit_status);
+    return "exit 255";
+}
+
+}  // namespace
+
+std::filesystem::path persist_socket(const Target& t) {
+    const auto& c = t.client;
+    std::string key = c.user + "\n" + c.host + "\n" + (c.port ? std::to_string(*c.port) : "") + "\n" +
+                      c.ssh_config_path().string() + "\n" + c.known_hosts_path().string();
+    for (const auto& i : c.identities) key += "\n" + i.string();
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv1a(key)));
+    return state_dir_path() / ("exec-" + std::string(hex) + ".sock");
+}
+
+int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::ExecRequest& req,
+                const ssh::ExecSinks& sinks) {
+    auto sock_path = persist_socket(t);
+    UniqueFd sock = try_connect(sock_path);
+    if (!sock) {
+        ensure_state_dir();
+        // One starter at a time, so parallel first calls share one master.
+        std::optional<FileLock> lock;
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ssh.connect_timeout + 30);
+        while (!(lock = FileLock::try_acquire(sock_path.string() + ".lock"))) {
+            if (std::chrono::steady_clock::now() > deadline) throw Error(ExitCode::temp_fail, "persist: lock busy");
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        sock = try_connect(sock_path);
+        if (!sock) {
+            ::unlink(sock_path.c_str());  // a dead master's socket
+            start_master(t, ssh, idle_s, sock_path);
+            sock = try_connect(sock_path);
+            if (!sock) throw Error(ExitCode::unavailable, "persist: cannot reach the master at " + sock_path.string());
+        }
+    }
+    int out[2], err[2];
+    if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw Error(ExitCode::io, "pipe failed");
+    UniqueFd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
+
+    std::string payload;
+    put_str(payload, req.command);
+    put_str(payload, req.cwd);
+    put_str(payload, req.timeout ? std::to_string(req.timeout->count()) : "");
+    put_str(payload, req.stdin_fd >= 0 ? "1" : "0");
+    put_u32(payload, static_cast<std::uint32_t>(req.env.size()));
+    for (const auto& [k, v] : req.env) {
+        put_str(payload, k);
+        put_str(payload, v);
+    }
+    std::vector<int> fds = {out_w.get(), err_w.get()};
+    if (req.stdin_fd >= 0) fds.push_back(req.stdin_fd);
+    send_frame(sock.get(), payload, fds);
+    out_w.reset();
+    err_w.reset();
+
+    // Stream both pipes until the master closes them (the command ended), then read the verdict.
+    char buf[65536];
+    pollfd p[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
+    int open_pipes = 2;
+    while (open_pipes > 0) {
+        if (::poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            throw Error(ExitCode::io, std::string("poll: ") + std::strerror(errno));
+        }
+        for (int i = 0; i < 2; ++i) {
+            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t n = ::read(p[i].fd, buf, sizeof buf);
+            if (n > 0) {
+                (i == 0 ? sinks.out : sinks.err)(std::string_view(buf, static_cast<std::size_t>(n)));
+            } else if (n == 0 || errno != EINTR) {
+                p[i].fd = -1;
+                --open_pipes;
+            }
+        }
+    }
+    std::string line = recv_frame(sock.get(), nullptr);
+    if (line.rfind("exit ", 0) == 0) return std::atoi(line.c_str() + 5) & 0xff;
+    if (line.rfind("signal ", 0) == 0) {
+        ssh::ExecResult r;
+        r.signal = line.substr(7);
+        return ssh::exit_code_for(r);
+    }
+    if (line == "timeout") return 124;
+    if (line.rfind("error ", 0) == 0) {
+        auto sp = line.find(' ', 6);
+        throw Error(static_cast<ExitCode>(std::atoi(line.substr(6, sp - 6).c_str())),
+                    sp == std::string::npos ? "persist: master failed" : line.substr(sp + 1));
+    }
+    throw Error(ExitCode::data, "persist: unexpected reply from the master");
+}
+
+int master_main(const std::string& host_spec, const SshOptions& ssh, const std::string& socket_path, int idle_s,
+                int ready_fd) {
+    UniqueFd ready(ready_fd);
+    auto report = [&](const std::string& line) {
+        write_all(ready.get(), line);
+        ready.reset();
+    };
+    std::optional<ssh::Session> session;
+    UniqueFd listener;
+    try {
+        session.emplace(open_session(make_target(host_spec, ssh)));
+        listener = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        if (socket_path.size() >= sizeof a.sun_path) throw Error(ExitCode::usage, "socket path too long");
+        std::strcpy(a.sun_path, socket_path.c_str());
+        ::unlink(socket_path.c_str());
+        mode_t old = ::umask(077);  // the socket is as private as the session behind it
+        int rc = ::bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+        ::umask(old);
+        if (rc != 0 || ::listen(listener.get(), 64) != 0)
+            throw Error(ExitCode::io, "persist: cannot listen on " + socket_path + ": " + std::strerror(errno));
+    } catch (const Error& e) {
+        report("error " + std::to_string(to_int(e.code())) + " " + e.what() + "\n");
+        return to_int(e.code());
+    }
+    std::string pid_path = socket_path + ".pid";
+    write_all(UniqueFd(::open(pid_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)).get(),
+              std::to_string(::getpid()) + "\n");
+    report("ok\n");
+
+    bool alive = true;
+    while (alive) {
+        pollfd pfd{listener.get(), POLLIN, 0};
+        int rc = ::poll(&pfd, 1, idle_s * 1000);
+        if (rc == 0) break;  // idle long enough
+        if (rc < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        UniqueFd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!conn) continue;
+        std::string reply;
+        try {
+            std::vector<UniqueFd> fds;
+            std::string payload = recv_frame(conn.get(), &fds);
+            Reader r{payload};
+            ssh::ExecRequest req;
+            req.command = r.str();
+            req.cwd = r.str();
+            std::string t = r.str();
+            if (!t.empty()) req.timeout = std::chrono::milliseconds(std::atoll(t.c_str()));
+            bool has_stdin = r.str() == "1";
+            std::uint32_t nenv = r.u32();
+            if (nenv > 1000) throw Error(ExitCode::data, "persist: too many variables");
+            for (std::uint32_t i = 0; i < nenv; ++i) {
+                auto k = r.str();
+                req.env.emplace_back(k, r.str());
+            }
+            if (fds.size() != (has_stdin ? 3u : 2u)) throw Error(ExitCode::data, "persist: wrong descriptors");
+            req.stdin_fd = has_stdin ? fds[2].get() : -1;
+            int ofd = fds[0].get(), efd = fds[1].get();
+            auto res = ssh::run_command(*session, req, {[&](std::string_view d) { write_all(ofd, d); },
+                                                        [&](std::string_view d) { write_all(efd, d); }});
+            fds.clear();  // EOF on the client's pipes before the verdict
+            reply = result_line(res);
+        } catch (const Error& e) {
+            reply = "error " + std::to_string(to_int(e.code())) + " " + e.what();
+            alive = e.code() != ExitCode::unavailable;  // the session is gone: let the next call start afresh
+        }
+        try {
+            send_frame(conn.get(), reply, {});
+        } catch (const Error&) {
+            // The client went away; nothing to tell.
+        }
+    }
+    ::unlink(socket_path.c_str());
+    ::unlink(pid_path.c_str());
+    return 0;
+}
+
+}  // namespace tn::exec

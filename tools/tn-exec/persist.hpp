@@ -1,0 +1,34 @@
+// --persist: one authenticated session per target kept by a background master (`tn-exec __master`),
+// which later `tn-exec run --persist` calls reach through a Unix socket in the state dir, as with
+// OpenSSH's ControlMaster. The client passes its stdin and two pipes as file descriptors
+// (SCM_RIGHTS) with one request; the master runs the command on its session and answers with the
+// result. Wire format (all integers big-endian u32, strings as u32 length + bytes):
+//   request:  "TNX1" u32 payload-length, payload = command, cwd, timeout-ms (decimal or ""),
+//             has-stdin ("0"/"1"), u32 env-count, then name, value for each
+//   reply:    "TNX1" u32 payload-length, payload = one text line:
+//             "exit N" | "signal NAME" | "timeout" | "error CODE MESSAGE"
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "base/log.hpp"
+#include "options.hpp"
+#include "ssh/exec.hpp"
+
+namespace tn::exec {
+
+// The socket a target's master listens on: $STATE/exec-<hash of the connection settings>.sock.
+std::filesystem::path persist_socket(const Target& t);
+
+// Runs the request through the target's master, starting the master first when none answers.
+// Returns the tool's exit code for the command; throws tn::Error for failures of our own.
+int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::ExecRequest& req,
+                const ssh::ExecSinks& sinks);
+
+// The master process: connects, reports readiness on ready_fd ("ok\n" or "error CODE MESSAGE\n"),
+// then serves requests one at a time until it has been idle for idle_s seconds.
+int master_main(const std::string& host_spec, const SshOptions& ssh, const std::string& socket_path, int idle_s,
+                int ready_fd);
+
+}  // namespace tn::exec
