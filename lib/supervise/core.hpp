@@ -55,7 +55,7 @@ using Actions = std::vector<Action>;
 
 struct Settings {
     BackoffSettings backoff;
-    Duration grace{5000};  // SIGTERM -> SIGKILL
+    Duration grace{1500};  // SIGTERM -> SIGKILL; SPEC §2: a stop completes within 2 s
 };
 
 // What status reports; restarts counts every spawn after the first.

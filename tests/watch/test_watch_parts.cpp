@@ -124,7 +124,7 @@ TEST_CASE("run options are validated") {
     o.command = {"/usr/bin/sleep", "5"};
     auto p = make_plan(o);
     CHECK(p.name == "sleep");
-    CHECK(p.settings.grace == std::chrono::milliseconds(5000));
+    CHECK(p.settings.grace == std::chrono::milliseconds(1500));
     o.sets = {"novalue"};
     CHECK_THROWS_WITH(make_plan(o), Catch::Contains("KEY=VALUE"));
     o.sets = {"a=b=c"};

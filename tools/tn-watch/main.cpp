@@ -14,7 +14,7 @@ void add_run_options(CLI::App* sub, tn::watch::RunOptions& o) {
     sub->add_option("-n,--name", o.name, "Instance name (default: the command's basename)");
     sub->add_option("--policy", o.policies, "Lua policy file, repeatable; they compose in order");
     sub->add_option("--set", o.sets, "KEY=VALUE for policies (tn.opt), repeatable");
-    sub->add_option("--grace", o.grace, "Seconds between SIGTERM and SIGKILL on stop (default 5)");
+    sub->add_option("--grace", o.grace, "Seconds between SIGTERM and SIGKILL on stop (default 1.5)");
     sub->add_option("--backoff-initial", o.backoff_initial, "Default policy: first restart delay, s (default 1)");
     sub->add_option("--backoff-max", o.backoff_max, "Default policy: delay cap, s (default 30)");
     sub->add_option("--stable-after", o.stable_after, "Default policy: a run this long resets the delay, s (default 10)");

@@ -15,7 +15,7 @@ struct RunOptions {
     std::vector<std::string> policies;  // --policy FILE, in order
     std::vector<std::string> sets;      // --set KEY=VALUE for tn.opt
     std::vector<std::string> command;
-    double grace = 5;                  // seconds, SIGTERM -> SIGKILL
+    double grace = 1.5;  // seconds, SIGTERM -> SIGKILL: SPEC §2 wants a stop within 2 s
     double backoff_initial = 1, backoff_max = 30, stable_after = 10;
     long long log_size = 1 << 20;      // bytes before rotation
     int log_keep = 3;                  // rotated files kept
