@@ -282,3 +282,13 @@ def test_a_silent_crash_loop_still_rotates_the_log(st):
     for n in ("silent.log", "silent.log.1"):
         assert os.path.getsize(os.path.join(st.dir, n)) < 4096 + 1024
     assert not os.path.exists(os.path.join(st.dir, "silent.log.2"))
+
+
+def test_schedule_restarts_every_interval_and_status_prints_a_table(st):
+    st.start("periodic", "--policy", "schedule.lua", "--set", "every=0.3", "--grace", "0.5", command=["sleep", "1000"])
+    wait_for(lambda: st.status("periodic")["restarts"] >= 2, what="two scheduled restarts")
+    assert "schedule.lua: restarting after" in st.log("periodic")
+    table = st.watch("status", check=True).stdout.splitlines()
+    assert table[0].split()[:3] == ["NAME", "STATE", "PID"]
+    row = [r for r in table if r.startswith("periodic ")]
+    assert len(row) == 1 and str(st.status("periodic")["pid"]) in row[0]

@@ -49,7 +49,12 @@ RunPlan make_plan(const RunOptions& o) {
         if (eq == std::string::npos || eq == 0) throw ParseError("--set '" + s + "' must look like KEY=VALUE");
         p.sets[s.substr(0, eq)] = s.substr(eq + 1);
     }
-    for (const auto& f : o.policies) p.policies.push_back(resolve_policy(f));
+    // Absolute, so a SIGHUP reload reads the same files whatever the directory is by then.
+    for (const auto& f : o.policies) {
+        std::error_code ec;
+        auto abs = std::filesystem::absolute(resolve_policy(f), ec);
+        p.policies.push_back(ec ? resolve_policy(f) : abs);
+    }
     p.settings.grace = seconds(o.grace, "--grace");
     p.settings.backoff.initial = seconds(o.backoff_initial, "--backoff-initial");
     p.settings.backoff.max = seconds(o.backoff_max, "--backoff-max");
