@@ -193,6 +193,10 @@ private:
         if (rc > 0 && fds[0].revents != 0) handle_signals();
         if (rc > 0 && fds[1].revents != 0 && out_) read_stream(out_, out_lines_, "stdout", false);
         if (rc > 0 && fds[2].revents != 0 && err_) read_stream(err_, err_lines_, "stderr", false);
+        // Both pipes at EOF almost always means the child is exiting and often already a zombie: reaping
+        // now saves the wakeup for SIGCHLD on the restart path. WNOHANG, so a child that merely closed
+        // its output costs one waitpid per event, never a loop.
+        if (rc > 0 && pid_ > 0 && !out_ && !err_ && (fds[1].revents != 0 || fds[2].revents != 0)) reap();
         auto now = Clock::now();
         apply(core_.timer(now));
         if (!core_.finished()) {
