@@ -82,7 +82,9 @@ std::optional<InstanceLock> InstanceLock::acquire(const std::filesystem::path& p
         ::flock(fd.get(), LOCK_UN);
         std::this_thread::sleep_for(std::chrono::microseconds(500));
     }
-    return std::nullopt;
+    // Nobody holds it exclusively, yet we never got it: saying "already running" here would let
+    // `ensure` succeed with no supervisor at all, so it is an error the caller sees.
+    throw Error(ExitCode::temp_fail, "cannot take " + path.string() + ": it stayed busy with probes; try again");
 }
 
 bool is_running(const std::filesystem::path& lock_path) {

@@ -23,7 +23,8 @@ struct Paths {
 // running twin; an exclusive holder is always a real supervisor, so the answer is never wrong.
 class InstanceLock {
 public:
-    // nullopt when another supervisor holds it. Throws tn::Error(io) when the file cannot be opened.
+    // nullopt when another supervisor holds it. Throws tn::Error(io) when the file cannot be opened,
+    // tn::Error(temp_fail) when probes kept it busy for a whole second.
     static std::optional<InstanceLock> acquire(const std::filesystem::path& path);
     int fd() const { return fd_.get(); }
 
