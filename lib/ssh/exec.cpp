@@ -117,6 +117,25 @@ ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks
     if (ssh_channel_request_exec(ch.get(), cmd.c_str()) != SSH_OK) throw lost("exec request refused");
     std::optional<Clock::time_point> deadline;
     if (req.timeout) deadline = Clock::now() + *req.timeout;
+    // After a local SIGINT/SIGTERM: the signal goes to the remote command, which gets this long to end.
+    std::optional<Clock::time_point> grace;
+    std::string interrupted;
+    auto limit = [&]() -> std::optional<Clock::time_point> {
+        if (deadline && grace) return std::min(*deadline, *grace);
+        return grace ? grace : deadline;
+    };
+    auto check_interrupt = [&](short revents) {
+        if (interrupted.empty() && (revents & POLLIN)) {
+            interrupted = req.interrupt_signal ? req.interrupt_signal() : "INT";
+            ssh_channel_request_send_signal(ch.get(), interrupted.c_str());
+            grace = Clock::now() + std::chrono::seconds(2);
+        }
+    };
+    auto poll_interrupt = [&] {
+        if (req.interrupt_fd < 0 || !interrupted.empty()) return;
+        pollfd p{req.interrupt_fd, POLLIN, 0};
+        if (::poll(&p, 1, 0) > 0) check_interrupt(p.revents);
+    };
 
     bool stdin_open = req.stdin_fd >= 0;
     if (!stdin_open) ssh_channel_send_eof(ch.get());
@@ -141,12 +160,14 @@ ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks
 
     // Phase 1: output until the remote's EOF, while forwarding stdin.
     while (!ssh_channel_is_eof(ch.get()) && !ssh_channel_is_closed(ch.get())) {
-        if (expired(deadline)) break;
-        pollfd fds[2] = {{ssh_get_fd(s), POLLIN, 0}, {req.stdin_fd, POLLIN, 0}};
-        int nfds = stdin_open ? 2 : 1;
-        int rc = ::poll(fds, static_cast<nfds_t>(nfds), poll_ms(deadline, 1000));
+        if (expired(limit())) break;
+        pollfd fds[3] = {{ssh_get_fd(s), POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
+        if (stdin_open) fds[1].fd = req.stdin_fd;
+        if (interrupted.empty()) fds[2].fd = req.interrupt_fd;  // poll ignores negative fds
+        int rc = ::poll(fds, 3, poll_ms(limit(), 1000));
         if (rc < 0 && errno != EINTR) throw Error(ExitCode::io, std::string("poll: ") + std::strerror(errno));
         drain();
+        if (fds[2].fd >= 0) check_interrupt(fds[2].revents);
         if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
             ssize_t n = ::read(req.stdin_fd, buf, sizeof buf);
             if (n < 0 && errno != EINTR && errno != EAGAIN)
@@ -165,20 +186,26 @@ ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks
 
     // Phase 2: after EOF, ssh_channel_poll no longer pumps packets; an ssh_event does, until the
     // exit-status/exit-signal request or the channel close arrives.
-    if (!expired(deadline)) {
+    if (!expired(limit())) {
         std::unique_ptr<ssh_event_struct, EventDeleter> ev(ssh_event_new());
         if (!ev || ssh_event_add_session(ev.get(), s) != SSH_OK) throw lost("cannot poll");
-        while (!state.status && state.signal.empty() && !ssh_channel_is_closed(ch.get()) && !expired(deadline)) {
-            if (ssh_event_dopoll(ev.get(), poll_ms(deadline, 1000)) == SSH_ERROR) {
+        while (!state.status && state.signal.empty() && !ssh_channel_is_closed(ch.get()) && !expired(limit())) {
+            // Short slices so a local interrupt is noticed while the remote keeps quiet.
+            if (ssh_event_dopoll(ev.get(), poll_ms(limit(), req.interrupt_fd >= 0 ? 100 : 1000)) == SSH_ERROR) {
                 ssh_event_remove_session(ev.get(), s);
                 throw lost("connection lost");
             }
             drain();
+            poll_interrupt();
         }
         ssh_event_remove_session(ev.get(), s);
     }
 
-    if (!state.status && state.signal.empty() && expired(deadline)) {
+    if (!state.status && state.signal.empty() && expired(limit())) {
+        if (!interrupted.empty() && !expired(deadline)) {
+            result.signal = interrupted;  // it did not end in the grace period: we stop waiting
+            return result;
+        }
         // Ask sshd to signal the command (OpenSSH >= 7.9 honours it), then close the channel.
         result.timed_out = true;
         ssh_channel_request_send_signal(ch.get(), "TERM");

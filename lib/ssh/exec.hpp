@@ -20,6 +20,10 @@ struct ExecRequest {
     std::string cwd;                                       // empty: the login directory
     int stdin_fd = -1;                                     // -1: send EOF at once (-n)
     std::optional<std::chrono::milliseconds> timeout;      // from the exec request to the exit status
+    // Readable when the user interrupted us (an eventfd set by a signal watcher): the signal named by
+    // interrupt_signal() ("INT", "TERM") is sent to the remote command, which then has 2 s to end.
+    int interrupt_fd = -1;
+    std::function<std::string()> interrupt_signal;
 };
 
 // Called with each chunk as it arrives, in arrival order per stream.

@@ -47,3 +47,19 @@ def env():
     finally:
         client.close()
         sshd.close()
+
+
+def interrupt(env, extra, script, sig):
+    """Starts `run --shell script` (which prints "ready" first), sends `sig` to tn-exec, returns
+    (exit code, stdout, stderr)."""
+    p = subprocess.Popen([env.exe, "run", *env.base, *extra, env.target, "--shell", script], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env.client.env())
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=30)
+        return p.returncode, out, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from exec_fixtures import env as base_env  # noqa: E402,F401
+from exec_fixtures import env as base_env, interrupt  # noqa: E402,F401
 
 
 def masters(env):
@@ -93,3 +93,9 @@ def test_master_exits_when_idle(env):
         time.sleep(0.1)
     assert not alive(pids[0])
     assert not glob.glob(os.path.join(env.client.state_dir, "exec-*.sock"))
+
+
+def test_interrupt_reaches_the_remote_through_the_master(env):
+    code, out, _ = interrupt(env, ["--persist", "60"],
+                             'trap "echo got INT; exit 9" INT; echo ready; while :; do sleep 0.1; done', signal.SIGTERM)
+    assert (code, out) == (9, b"got INT\n")

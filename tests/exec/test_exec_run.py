@@ -1,11 +1,12 @@
 """tn-exec run against a real sshd: streams, quoting, exit codes, signals, timeout, stdin, env, cwd."""
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from exec_fixtures import env  # noqa: E402,F401
+from exec_fixtures import env, interrupt  # noqa: E402,F401
 
 
 def test_quoting_keeps_words_verbatim(env):
@@ -112,3 +113,13 @@ def test_env_and_cwd(env):
     assert r.stdout == "x y|it's|work dir\n"
     r = env.run("run", *env.base, "--cwd", "/nonexistent", env.target, "true")
     assert r.returncode == 1
+
+
+
+def test_ctrl_c_is_passed_to_the_remote_command(env):
+    code, out, _ = interrupt(env, [], 'trap "echo got INT; exit 7" INT; echo ready; while :; do sleep 0.1; done',
+                             signal.SIGINT)
+    assert (code, out) == (7, b"got INT\n")
+    # A command that ignores it gets 2 s, then tn-exec stops waiting: 128 + SIGINT.
+    code, _, _ = interrupt(env, [], 'trap "" INT; echo ready; sleep 20', signal.SIGINT)
+    assert code == 130

@@ -4,9 +4,11 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -75,7 +77,7 @@ void send_frame(int sock, const std::string& payload, const std::vector<int>& fd
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 3)]{};
+    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 4)]{};
     if (!fds.empty()) {
         msg.msg_control = ctrl;
         msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
@@ -96,7 +98,7 @@ void send_frame(int sock, const std::string& payload, const std::vector<int>& fd
     }
 }
 
-// Reads one frame; descriptors that came with it are appended to `fds` (at most 3 are accepted).
+// Reads one frame; descriptors that came with it are appended to `fds` (at most 4 are accepted).
 std::string recv_frame(int sock, std::vector<UniqueFd>* fds) {
     std::string buf;
     char chunk[65536];
@@ -106,7 +108,7 @@ std::string recv_frame(int sock, std::vector<UniqueFd>* fds) {
         msghdr msg{};
         msg.msg_iov = &iov;
         msg.msg_iovlen = 1;
-        alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 3)]{};
+        alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 4)]{};
         msg.msg_control = ctrl;
         msg.msg_controllen = sizeof ctrl;
         ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
@@ -118,7 +120,7 @@ std::string recv_frame(int sock, std::vector<UniqueFd>* fds) {
             for (std::size_t i = 0; i < count; ++i) {
                 int fd;
                 std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                if (fds != nullptr && fds->size() < 3) fds->emplace_back(fd);
+                if (fds != nullptr && fds->size() < 4) fds->emplace_back(fd);
                 else ::close(fd);
             }
         }
@@ -177,7 +179,11 @@ void start_master(const Target& t, const SshOptions& ssh, int idle_s, const std:
     posix_spawn_file_actions_adddup2(&fa, wr.get(), 3);  // dup2 clears close-on-exec on fd 3
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+    // The caller blocks SIGINT/SIGTERM for its watcher thread; the master must not inherit that.
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
     pid_t pid = 0;
     int rc = ::posix_spawn(&pid, "/proc/self/exe", &fa, &attr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -259,7 +265,14 @@ int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::E
         put_str(payload, k);
         put_str(payload, v);
     }
-    std::vector<int> fds = {out_w.get(), err_w.get()};
+    // The interrupt eventfd goes along, so a Ctrl-C here reaches the remote command through the master.
+    UniqueFd never;
+    int intr = req.interrupt_fd;
+    if (intr < 0) {
+        never = UniqueFd(::eventfd(0, EFD_CLOEXEC));
+        intr = never.get();
+    }
+    std::vector<int> fds = {out_w.get(), err_w.get(), intr};
     if (req.stdin_fd >= 0) fds.push_back(req.stdin_fd);
     send_frame(sock.get(), payload, fds);
     out_w.reset();
@@ -360,8 +373,10 @@ int master_main(const std::string& host_spec, const SshOptions& ssh, const std::
                 auto k = r.str();
                 req.env.emplace_back(k, r.str());
             }
-            if (fds.size() != (has_stdin ? 3u : 2u)) throw Error(ExitCode::data, "persist: wrong descriptors");
-            req.stdin_fd = has_stdin ? fds[2].get() : -1;
+            if (fds.size() != (has_stdin ? 4u : 3u)) throw Error(ExitCode::data, "persist: wrong descriptors");
+            req.interrupt_fd = fds[2].get();
+            req.interrupt_signal = [] { return std::string("INT"); };
+            req.stdin_fd = has_stdin ? fds[3].get() : -1;
             int ofd = fds[0].get(), efd = fds[1].get();
             auto res = ssh::run_command(*session, req, {[&](std::string_view d) { write_all(ofd, d); },
                                                         [&](std::string_view d) { write_all(efd, d); }});

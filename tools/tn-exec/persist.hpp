@@ -1,8 +1,9 @@
 // --persist: one authenticated session per target kept by a background master (`tn-exec __master`),
 // which later `tn-exec run --persist` calls reach through a Unix socket in the state dir, as with
-// OpenSSH's ControlMaster. The client passes its stdin and two pipes as file descriptors
-// (SCM_RIGHTS) with one request; the master runs the command on its session and answers with the
-// result. Wire format (all integers big-endian u32, strings as u32 length + bytes):
+// OpenSSH's ControlMaster. The client passes two output pipes, its interrupt eventfd and its stdin
+// as file descriptors (SCM_RIGHTS, in that order) with one request; the master runs the command
+// on its session and answers with the result.
+// Wire format (all integers big-endian u32, strings as u32 length + bytes):
 //   request:  "TNX1" u32 payload-length, payload = command, cwd, timeout-ms (decimal or ""),
 //             has-stdin ("0"/"1"), u32 env-count, then name, value for each
 //   reply:    "TNX1" u32 payload-length, payload = one text line:

@@ -10,6 +10,7 @@
 
 #include "base/error.hpp"
 #include "base/strings.hpp"
+#include "interrupt.hpp"
 #include "persist.hpp"
 #include "ssh/exec.hpp"
 
@@ -116,6 +117,10 @@ int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, cons
     if (o.timeout > 0) req.timeout = std::chrono::milliseconds(static_cast<long long>(o.timeout * 1000));
     // Stdin goes to one host only: with many hosts there is no sensible split (pssh does the same).
     req.stdin_fd = (!o.no_stdin && targets.size() == 1 && !stdin_taken) ? 0 : -1;
+
+    Interrupts interrupts;  // before the worker threads, which inherit the blocked signals
+    req.interrupt_fd = interrupts.fd();
+    req.interrupt_signal = [&] { return interrupts.signal_name(); };
 
     Output out(fan.json ? OutputMode::json : targets.size() > 1 ? OutputMode::prefixed : OutputMode::raw);
     return for_each_host(targets, fan.parallel, out, log, [&](const Target& t, HostOutput& ho) {

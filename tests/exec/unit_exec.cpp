@@ -1,0 +1,140 @@
+// Unit tests for tn-exec's pure parts: remote path and host list parsing, env words, command
+// composition, exit-code mapping, output framing and the progress line.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <sstream>
+
+#include "base/error.hpp"
+#include "options.hpp"
+#include "output.hpp"
+#include "progress.hpp"
+#include "ssh/exec.hpp"
+
+using namespace tn;
+using namespace tn::exec;
+
+TEST_CASE("split_remote follows scp's rules") {
+    auto r = split_remote("host:/a/b");
+    REQUIRE(r);
+    CHECK(r->host == "host");
+    CHECK(r->path == "/a/b");
+    r = split_remote("me@host:");
+    REQUIRE(r);
+    CHECK(r->host == "me@host");
+    CHECK(r->path.empty());
+    r = split_remote("[::1]:dir with space/é");
+    REQUIRE(r);
+    CHECK(r->host == "[::1]");
+    CHECK(r->path == "dir with space/é");
+    CHECK_FALSE(split_remote("plainfile"));
+    CHECK_FALSE(split_remote("./a:b"));   // a slash before the colon: local
+    CHECK_FALSE(split_remote("/x/y:z"));
+    CHECK_FALSE(split_remote(":nohost"));
+    CHECK_FALSE(split_remote("user@:x"));
+}
+
+TEST_CASE("parse_env wants NAME=VALUE with a shell name") {
+    CHECK(parse_env("A=b c") == std::pair<std::string, std::string>{"A", "b c"});
+    CHECK(parse_env("_X1=") == std::pair<std::string, std::string>{"_X1", ""});
+    CHECK(parse_env("K=a=b").second == "a=b");
+    CHECK_THROWS_AS(parse_env("novalue"), ParseError);
+    CHECK_THROWS_AS(parse_env("=x"), ParseError);
+    CHECK_THROWS_AS(parse_env("1A=x"), ParseError);
+    CHECK_THROWS_AS(parse_env("A-B=x"), ParseError);
+}
+
+TEST_CASE("expand_hosts reads lists, files and stdin") {
+    std::istringstream in("# fleet\nh1\n\n  me@h2:2222  \n");
+    auto hosts = expand_hosts({"a,b,,c", "@-"}, in);
+    CHECK(hosts == std::vector<std::string>{"a", "b", "c", "h1", "me@h2:2222"});
+    std::istringstream empty;
+    CHECK_THROWS_AS(expand_hosts({"@-", "@-"}, empty), ParseError);
+    CHECK_THROWS(expand_hosts({"@/nonexistent/hosts"}, empty));
+    CHECK_THROWS_AS(expand_hosts({"bad host"}, empty), ParseError);
+}
+
+TEST_CASE("compose_command prefixes cwd and refused env names") {
+    ssh::ExecRequest req;
+    req.command = "ls -l";
+    CHECK(ssh::compose_command(req, {}) == "ls -l");
+    req.cwd = "my dir";
+    req.env = {{"A", "x y"}, {"B", "it's"}};
+    CHECK(ssh::compose_command(req, {"B"}) == "export B='it'\\''s'; cd 'my dir' || exit 1; ls -l");
+}
+
+TEST_CASE("exit codes: status, 128+signal, 124, 255") {
+    ssh::ExecResult r;
+    CHECK(ssh::exit_code_for(r) == 255);
+    r.exit_status = 3;
+    CHECK(ssh::exit_code_for(r) == 3);
+    r.exit_status = 256 + 4;
+    CHECK(ssh::exit_code_for(r) == 4);
+    r.signal = "TERM";
+    CHECK(ssh::exit_code_for(r) == 143);
+    r.signal = "KILL";
+    CHECK(ssh::exit_code_for(r) == 137);
+    r.signal = "WEIRD";
+    CHECK(ssh::exit_code_for(r) == 255);
+    r.timed_out = true;
+    CHECK(ssh::exit_code_for(r) == 124);
+    CHECK(ssh::signal_number("INT") == 2);
+    CHECK(ssh::signal_number("") == 0);
+}
+
+namespace {
+std::string read_all(int fd) {
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    return out;
+}
+}  // namespace
+
+TEST_CASE("prefixed and JSON output frame whole lines per host and stream") {
+    int o[2], e[2];
+    REQUIRE(::pipe(o) == 0);
+    REQUIRE(::pipe(e) == 0);
+    {
+        Output out(OutputMode::prefixed, o[1], e[1]);
+        HostOutput h(out, "web1");
+        h.out("one\ntw");
+        h.err("oops\n");
+        h.out("o\nthree");  // no final newline: flushed at the end
+    }
+    ::close(o[1]);
+    ::close(e[1]);
+    CHECK(read_all(o[0]) == "web1: one\nweb1: two\nweb1: three\n");
+    CHECK(read_all(e[0]) == "web1: oops\n");
+    ::close(o[0]);
+    ::close(e[0]);
+
+    REQUIRE(::pipe(o) == 0);
+    {
+        Output out(OutputMode::json, o[1], 2);
+        {
+            HostOutput h(out, "db\"1");
+            h.err("bad\tthing\n");
+        }
+        out.summary("db\"1", 3, 12, "");
+        out.summary("x", 255, 5, "cannot connect");
+    }
+    ::close(o[1]);
+    CHECK(read_all(o[0]) ==
+          "{\"host\":\"db\\\"1\",\"stream\":\"stderr\",\"line\":\"bad\\tthing\"}\n"
+          "{\"host\":\"db\\\"1\",\"exit\":3,\"duration_ms\":12,\"error\":null}\n"
+          "{\"host\":\"x\",\"exit\":255,\"duration_ms\":5,\"error\":\"cannot connect\"}\n");
+    ::close(o[0]);
+}
+
+TEST_CASE("progress line shows bytes, percent, rate and ETA") {
+    CHECK(format_bytes(512) == "512 B");
+    CHECK(format_bytes(1536) == "1.5 KiB");
+    auto line = format_progress("big.bin", 32ull << 20, 64ull << 20, 2.0, 100);
+    CHECK(line == "big.bin  32.0 MiB / 64.0 MiB  50%  16.0 MiB/s  ETA 0:02");
+    auto cut = format_progress(std::string(200, 'x'), 0, 10, 0, 80);
+    CHECK(cut.size() <= 80);
+    CHECK(cut.find("ETA --:--") != std::string::npos);
+}
