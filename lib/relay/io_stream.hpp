@@ -1,0 +1,145 @@
+// Stream: one relay connection over Asio, plain TCP or TLS behind one interface, plus the exact-size
+// frame reads and writes every relay connection does (hello, header, capped payload).
+#pragma once
+
+#include <utility>  // before Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <variant>
+
+#include "relay/wire.hpp"
+
+namespace tn::relay {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+class Stream {
+public:
+    using Tls = asio::ssl::stream<tcp::socket>;
+    explicit Stream(tcp::socket s) : v_(std::move(s)) {}
+    Stream(tcp::socket s, asio::ssl::context& ctx) : v_(std::in_place_type<Tls>, std::move(s), ctx) {}
+
+    bool tls() const { return std::holds_alternative<Tls>(v_); }
+    tcp::socket& socket() {
+        return tls() ? std::get<Tls>(v_).next_layer() : std::get<tcp::socket>(v_);
+    }
+    Tls& tls_stream() { return std::get<Tls>(v_); }
+
+    template <class Buf, class H> void async_read_some(const Buf& b, H&& h) {
+        std::visit([&](auto& s) { s.async_read_some(b, std::forward<H>(h)); }, v_);
+    }
+    template <class Buf, class H> void async_read(const Buf& b, H&& h) {
+        std::visit([&](auto& s) { asio::async_read(s, b, std::forward<H>(h)); }, v_);
+    }
+    template <class Buf, class H> void async_write(const Buf& b, H&& h) {
+        std::visit([&](auto& s) { asio::async_write(s, b, std::forward<H>(h)); }, v_);
+    }
+    void close() {
+        error_code ec;
+        socket().close(ec);
+    }
+
+private:
+    std::variant<tcp::socket, Tls> v_;
+};
+
+using StreamPtr = std::shared_ptr<Stream>;
+
+// Reads one frame (header, then a payload of at most `cap` bytes) and calls back with it. A bad header
+// arrives as an error_code of asio::error::invalid_argument plus the WireError text in `why`.
+struct FrameRead : std::enable_shared_from_this<FrameRead> {
+    using Handler = std::function<void(error_code, Frame, std::string why)>;
+    StreamPtr s;
+    std::uint32_t cap;
+    Handler h;
+    std::array<std::uint8_t, kHeaderSize> hdr{};
+    Frame f;
+    void start() {
+        auto self = shared_from_this();
+        s->async_read(asio::buffer(hdr), [self](error_code ec, std::size_t) {
+            if (ec) return self->h(ec, {}, ec.message());
+            Header hd;
+            try {
+                hd = decode_header(self->hdr, self->cap);
+            } catch (const WireError& e) {
+                return self->h(asio::error::invalid_argument, {}, e.what());
+            }
+            self->f.type = hd.type;
+            self->f.payload.resize(hd.length);
+            if (hd.length == 0) return self->h({}, std::move(self->f), {});
+            self->s->async_read(asio::buffer(self->f.payload), [self](error_code ec2, std::size_t) {
+                self->h(ec2, std::move(self->f), ec2 ? ec2.message() : std::string());
+            });
+        });
+    }
+};
+
+inline void async_read_frame(const StreamPtr& s, FrameRead::Handler h, std::uint32_t cap = kMaxPayload) {
+    auto r = std::make_shared<FrameRead>();
+    r->s = s;
+    r->cap = cap;
+    r->h = std::move(h);
+    r->start();
+}
+
+// Reads the peer's 8-byte hello; calls back with its version (or an error and why).
+inline void async_read_hello(const StreamPtr& s, std::function<void(error_code, std::uint16_t, std::string)> h) {
+    auto buf = std::make_shared<std::array<std::uint8_t, kHelloSize>>();
+    s->async_read(asio::buffer(*buf), [s, buf, h = std::move(h)](error_code ec, std::size_t) {
+        if (ec) return h(ec, 0, ec.message());
+        try {
+            h({}, decode_hello(*buf), {});
+        } catch (const WireError& e) {
+            h(asio::error::invalid_argument, 0, e.what());
+        }
+    });
+}
+
+// Writes bytes (kept alive until done) and calls back.
+inline void async_write_bytes(const StreamPtr& s, Bytes b, std::function<void(error_code)> h) {
+    auto buf = std::make_shared<Bytes>(std::move(b));
+    s->async_write(asio::buffer(*buf), [buf, h = std::move(h)](error_code ec, std::size_t) { h(ec); });
+}
+
+// A serialised writer for a control connection: frames queue up and go out one write at a time.
+class FrameWriter : public std::enable_shared_from_this<FrameWriter> {
+public:
+    explicit FrameWriter(StreamPtr s) : s_(std::move(s)) {}
+    void send(const Frame& f) { enqueue(encode_frame(f)); }
+    void enqueue(Bytes b) {
+        q_.push_back(std::move(b));
+        queued_ += q_.back().size();
+        if (q_.size() == 1) pump();
+    }
+    // Bytes waiting: a peer that stops reading while we keep queueing is dropped by the caller.
+    std::size_t queued() const { return queued_; }
+    std::function<void(error_code)> on_error;
+
+private:
+    void pump() {
+        auto* s = s_.get();
+        s->async_write(asio::buffer(q_.front()), [this, self = shared_from_this()](error_code ec, std::size_t) {
+            if (ec) {
+                q_.clear();
+                queued_ = 0;
+                if (on_error) on_error(ec);
+                return;
+            }
+            queued_ -= q_.front().size();
+            q_.pop_front();
+            if (!q_.empty()) pump();
+        });
+    }
+    StreamPtr s_;
+    std::deque<Bytes> q_;
+    std::size_t queued_ = 0;
+};
+
+}  // namespace tn::relay

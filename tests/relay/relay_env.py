@@ -1,0 +1,236 @@
+"""Starts real tn-route and tn-vnet processes on loopback for the relay tests: temp dir, free ports,
+generated configs checked first, readiness polled through `status --json` / `ctl --json`, and every
+process stopped by the PID we started."""
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+import harness  # noqa: E402
+
+ROUTE = harness.tool("tn-route")
+VNET = harness.tool("tn-vnet")
+TOKEN = "test-token-0123456789"
+
+
+def wait_for(pred, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = pred()
+            if last:
+                return last
+        except (OSError, ValueError, subprocess.SubprocessError) as e:
+            last = e
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def toml_str(s):
+    return json.dumps(s)
+
+
+class Relay:
+    """One test's world: a state dir, a route and any number of vnets."""
+
+    def __init__(self, tls=True, scale=None, groups=(("g", TOKEN),)):
+        self.dir = tempfile.mkdtemp(prefix="tn-relay-")
+        self.state = os.path.join(self.dir, "state")
+        self.tls = tls
+        self.scale = scale
+        self.groups = groups
+        self.procs = {}
+        self.logs = {}
+        self.port = None
+        self.fingerprint = ""
+
+    # ---- processes ----
+    def env(self):
+        env = dict(os.environ, TN_STATE_DIR=self.state)
+        if self.scale:
+            env["TN_RELAY_TIME_SCALE"] = str(self.scale)
+        return env
+
+    def spawn(self, name, cmd):
+        log = open(os.path.join(self.dir, name + ".log"), "ab")
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL, env=self.env())
+        log.close()
+        self.procs[name] = p
+        return p
+
+    def log(self, name):
+        with open(os.path.join(self.dir, name + ".log"), errors="replace") as f:
+            return f.read()
+
+    def all_logs(self):
+        return "\n".join(f"--- {n} ---\n{self.log(n)}" for n in self.procs)
+
+    def stop(self, name):
+        harness.stop_process(self.procs.get(name))
+
+    def kill9(self, name):
+        p = self.procs[name]
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+
+    def close(self):
+        for name in list(self.procs):
+            harness.stop_process(self.procs[name])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- route ----
+    def route_config(self, path=None):
+        path = path or os.path.join(self.dir, "route.toml")
+        if self.port is None:
+            self.port = harness.free_port()
+        text = f'[route]\nlisten = "127.0.0.1:{self.port}"\ntls = {str(self.tls).lower()}\n'
+        for name, token in self.groups:
+            text += f'\n[[group]]\nname = {toml_str(name)}\ntoken = {toml_str(token)}\n'
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start_route(self):
+        cfg = self.route_config()
+        if self.tls:
+            r = subprocess.run([ROUTE, "-q", "-c", cfg, "fingerprint"], capture_output=True, text=True, env=self.env(), check=True)
+            self.fingerprint = r.stdout.strip()
+        p = self.spawn("route", [ROUTE, "-c", cfg])
+        harness.wait_port(self.port, proc=p)
+        return p
+
+    def status(self):
+        r = subprocess.run([ROUTE, "status", "--json", "-c", os.path.join(self.dir, "route.toml")], capture_output=True,
+                           text=True, env=self.env(), timeout=10)
+        if r.returncode != 0:
+            raise OSError(r.stderr)
+        return json.loads(r.stdout)
+
+    # ---- vnets ----
+    def vnet_config(self, name, group="g", token=TOKEN, serves=(), uses=(), extra_vnet="", fingerprint=None, tls=None):
+        tls = self.tls if tls is None else tls
+        fp = self.fingerprint if fingerprint is None else fingerprint
+        text = f'[route]\naddress = "127.0.0.1:{self.port}"\ntoken = {toml_str(token)}\ntls = {str(tls).lower()}\n'
+        if tls:
+            text += f'fingerprint = {toml_str(fp)}\n'
+        text += f'\n[vnet]\nname = {toml_str(name)}\ngroup = {toml_str(group)}\n{extra_vnet}\n'
+        for s in serves:
+            text += "\n[[serve]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in s.items())
+        for u in uses:
+            text += "\n[[use]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in u.items())
+        path = os.path.join(self.dir, name + ".toml")
+        with open(path, "w") as f:
+            f.write(text)
+        r = subprocess.run([VNET, "--check-config", "-c", path], capture_output=True, text=True, env=self.env())
+        assert r.returncode == 0, r.stderr
+        return path
+
+    def start_vnet(self, name, config=None, **kw):
+        path = config or self.vnet_config(name, **kw)
+        return self.spawn(name, [VNET, "-c", path])
+
+    def ctl(self, name, *words, check=True):
+        r = subprocess.run([VNET, "ctl", "--socket", os.path.join(self.state, f"tn-vnet-{name}.sock"), *words],
+                           capture_output=True, text=True, env=self.env(), timeout=10)
+        if check and r.returncode != 0:
+            raise OSError(f"ctl {words}: {r.returncode} {r.stderr}")
+        return r
+
+    def ctl_json(self, name, *words):
+        return json.loads(self.ctl(name, *words, "--json").stdout)
+
+    def wait_connected(self, name, timeout=15):
+        return wait_for(lambda: self.ctl_json(name, "show", "vnet")["connected"], timeout, f"{name} connected")
+
+    def wait_use(self, name, use, state="attached", timeout=15):
+        def check():
+            for u in self.ctl_json(name, "show", "use"):
+                if u["name"] == use and u["state"] == state:
+                    return u
+            return None
+        return wait_for(check, timeout, f"use {use} of {name} {state}")
+
+    def wait_serve(self, name, serve, timeout=15):
+        def check():
+            for s in self.ctl_json(name, "show", "serve"):
+                if s["name"] == serve and s["registered"]:
+                    return s
+            return None
+        return wait_for(check, timeout, f"serve {serve} of {name} registered")
+
+
+class EchoHashServer:
+    """A TCP server on loopback: each connection gets back what it sent, or, in 'sink' mode, the
+    SHA-256 of what it received (then a stream of N bytes with a known hash)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(512)
+        self.port = self.sock.getsockname()[1]
+        self.stop = False
+        self.t = threading.Thread(target=self.loop, daemon=True)
+        self.t.start()
+
+    def loop(self):
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.echo, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def echo(c):
+        with c:
+            try:
+                while True:
+                    b = c.recv(65536)
+                    if not b:
+                        c.shutdown(socket.SHUT_WR)
+                        return
+                    c.sendall(b)
+            except OSError:
+                return
+
+    def close(self):
+        self.stop = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def roundtrip(port, data, chunk=1 << 16):
+    """Sends `data` through port (to an echo server), half-closes, returns sha256 of what came back."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    h = hashlib.sha256()
+    got = [0]
+
+    def reader():
+        while True:
+            b = s.recv(1 << 16)
+            if not b:
+                return
+            h.update(b)
+            got[0] += len(b)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    view = memoryview(data)
+    for i in range(0, len(data), chunk):
+        s.sendall(view[i:i + chunk])
+    s.shutdown(socket.SHUT_WR)
+    t.join(120)
+    s.close()
+    return h.hexdigest(), got[0]

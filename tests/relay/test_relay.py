@@ -1,0 +1,359 @@
+"""tn-route and tn-vnet end to end on loopback: real processes, real sshd, real bytes."""
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import relay_env  # noqa: E402
+from relay_env import Relay, EchoHashServer, roundtrip, wait_for, ROUTE, VNET, TOKEN  # noqa: E402
+import harness  # noqa: E402
+
+EXAMPLES = os.path.join(harness.SOURCE_ROOT, "examples")
+
+
+@pytest.fixture
+def relay():
+    r = Relay()
+    yield r
+    print(r.all_logs())
+    r.close()
+
+
+@pytest.fixture
+def echo():
+    e = EchoHashServer()
+    yield e
+    e.close()
+
+
+def rewrite_example(path, out, port, fingerprint, token, replace=()):
+    with open(path) as f:
+        text = f.read()
+    text = text.replace('"route.example.net:7749"', f'"127.0.0.1:{port}"')
+    text = re.sub(r'fingerprint = ".*"', f'fingerprint = "{fingerprint}"', text)
+    text = text.replace('"change-me-to-a-long-random-string"', f'"{token}"')
+    text = text.replace('"0.0.0.0:7749"', f'"127.0.0.1:{port}"')
+    for a, b in replace:
+        text = text.replace(a, b)
+    with open(out, "w") as f:
+        f.write(text)
+    return out
+
+
+def test_examples_parse():
+    for name in ("tn-route/route.toml",):
+        r = subprocess.run([ROUTE, "--check-config", "-c", os.path.join(EXAMPLES, name)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    for name in ("tn-vnet/home.toml", "tn-vnet/office.toml"):
+        r = subprocess.run([VNET, "--check-config", "-c", os.path.join(EXAMPLES, name)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+
+def test_seed004_office_reaches_home_sshd_through_the_chain(relay):
+    """examples/tn-route/route.toml + examples/tn-vnet/{home,office}.toml, with the real sshd as id 700."""
+    if not harness.is_root():
+        pytest.skip("needs root for the throwaway sshd user")
+    sshd = harness.Sshd().start()
+    client = harness.ClientHome()
+    try:
+        relay.port = harness.free_port()
+        cfg = rewrite_example(os.path.join(EXAMPLES, "tn-route", "route.toml"), os.path.join(relay.dir, "route.toml"),
+                              relay.port, "", TOKEN)
+        relay.fingerprint = subprocess.run([ROUTE, "-q", "-c", cfg, "fingerprint"], capture_output=True, text=True,
+                                           env=relay.env(), check=True).stdout.strip()
+        p = relay.spawn("route", [ROUTE, "-c", cfg])
+        harness.wait_port(relay.port, proc=p)
+        use_port = harness.free_port()
+        home = rewrite_example(os.path.join(EXAMPLES, "tn-vnet", "home.toml"), os.path.join(relay.dir, "home.toml"),
+                               relay.port, relay.fingerprint, TOKEN, [("port = 22", f"port = {sshd.port}")])
+        office = rewrite_example(os.path.join(EXAMPLES, "tn-vnet", "office.toml"), os.path.join(relay.dir, "office.toml"),
+                                 relay.port, relay.fingerprint, TOKEN, [("port = 1122", f"port = {use_port}")])
+        relay.spawn("remote-ssh", [VNET, "-c", home])
+        relay.spawn("local-ssh", [VNET, "-c", office])
+        relay.wait_use("local-ssh", "ssh")
+        client.key()
+        with open(os.path.join(client.ssh_dir, "id_ed25519.pub")) as f:
+            sshd.user.authorize(f.read())
+        with open(client.known_hosts, "w") as f:
+            f.write(f"[127.0.0.1]:{use_port} {sshd.host_pub}\n")
+        r = client.run(["ssh", "-p", str(use_port), "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={client.known_hosts}",
+                        "-i", os.path.join(client.ssh_dir, "id_ed25519"), f"{sshd.user.name}@127.0.0.1", "true"])
+        assert r.returncode == 0, r.stderr + "\n" + sshd.log()
+        st = relay.status()
+        assert [s["id"] for v in st["vnets"] for s in v["serves"]] == [700]
+        assert st["links"]["total"] >= 1
+    finally:
+        client.close()
+        sshd.close()
+
+
+def start_pair(relay, echo, serve_extra=None, use_extra=None):
+    relay.start_route()
+    serve = {"name": "echo", "id": 700, "port": echo.port}
+    serve.update(serve_extra or {})
+    use_port = harness.free_port()
+    use = {"name": "echo", "id": serve["id"], "port": use_port}
+    use.update(use_extra or {})
+    relay.start_vnet("home", serves=[serve])
+    relay.start_vnet("office", uses=[use])
+    relay.wait_use("office", "echo")
+    return use_port
+
+
+def test_64_mib_each_way_with_matching_hashes(relay, echo):
+    port = start_pair(relay, echo)
+    data = os.urandom(64 << 20)
+    digest, n = roundtrip(port, data)
+    assert n == len(data)
+    assert digest == hashlib.sha256(data).hexdigest()
+
+
+def test_64_mib_plain_links(echo):
+    relay = Relay(tls=False)
+    try:
+        port = start_pair(relay, echo)
+        data = os.urandom(64 << 20)
+        digest, n = roundtrip(port, data)
+        assert (n, digest) == (len(data), hashlib.sha256(data).hexdigest())
+    finally:
+        print(relay.all_logs())
+        relay.close()
+
+
+def test_200_concurrent_connections(relay, echo):
+    port = start_pair(relay, echo)
+    results, errors = [], []
+
+    def one(i):
+        try:
+            payload = os.urandom(1000 + i)
+            results.append(roundtrip(port, payload) == (hashlib.sha256(payload).hexdigest(), len(payload)))
+        except OSError as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    assert len(results) == 200 and all(results)
+
+
+def test_stalled_reader_does_not_stall_another_connection(relay, echo):
+    port = start_pair(relay, echo)
+    stalled = socket.create_connection(("127.0.0.1", port))
+    stalled.setblocking(False)
+    sent = 0
+    chunk = b"x" * 65536
+    try:  # fill every buffer on the stalled connection's path: we never read its echo
+        for _ in range(2000):
+            sent += stalled.send(chunk)
+    except BlockingIOError:
+        pass
+    assert sent > 0
+    data = os.urandom(4 << 20)
+    assert roundtrip(port, data) == (hashlib.sha256(data).hexdigest(), len(data))
+    stalled.close()
+
+
+def test_groups_cannot_see_or_use_each_other(echo):
+    relay = Relay(groups=(("red", TOKEN), ("blue", TOKEN + "-blue")))
+    try:
+        relay.start_route()
+        relay.start_vnet("redhome", group="red", serves=[{"name": "echo", "id": 700, "port": echo.port}])
+        relay.wait_serve("redhome", "echo")
+        relay.start_vnet("blueoffice", group="blue", token=TOKEN + "-blue", uses=[{"name": "x", "id": 700, "port": harness.free_port()}])
+        relay.wait_connected("blueoffice")
+        assert relay.ctl_json("blueoffice", "show", "serves") == []
+        assert [v["name"] for v in relay.ctl_json("blueoffice", "show", "vnets")] == ["blueoffice"]
+        assert relay.ctl_json("blueoffice", "show", "use")[0]["state"] == "standby"
+        # The same static id in blue is no conflict with red's.
+        relay.ctl("blueoffice", "serve", "run", "mine", str(echo.port), "700")
+        relay.wait_serve("blueoffice", "mine")
+        r = relay.ctl("redhome", "unserve", "2", "22", check=False)
+        assert r.returncode != 0 and "no vnet" in r.stderr
+    finally:
+        print(relay.all_logs())
+        relay.close()
+
+
+def test_wrong_token_exits_77_and_registers_nothing(relay, echo):
+    relay.start_route()
+    p = relay.start_vnet("bad", token="wrong-token-123", serves=[{"name": "echo", "id": 700, "port": echo.port}])
+    assert p.wait(20) == 77
+    assert "authentication failed" in relay.log("bad")
+    assert relay.status()["vnets"] == []
+    assert TOKEN not in relay.log("route")
+
+
+def test_wrong_fingerprint_exits_77_and_registers_nothing(relay, echo):
+    relay.start_route()
+    p = relay.start_vnet("bad", fingerprint="sha256:" + "ab" * 32, serves=[{"name": "echo", "id": 700, "port": echo.port}])
+    assert p.wait(20) == 77
+    assert "does not match the pinned" in relay.log("bad")
+    assert relay.status()["vnets"] == []
+
+
+def test_missing_fingerprint_is_a_config_error(relay):
+    relay.port = harness.free_port()
+    path = os.path.join(relay.dir, "nofp.toml")
+    with open(path, "w") as f:
+        f.write(f'[route]\naddress = "127.0.0.1:{relay.port}"\ntoken = "{TOKEN}"\n[vnet]\nname = "x"\n')
+    r = subprocess.run([VNET, "-c", path], capture_output=True, text=True, env=relay.env(), timeout=10)
+    assert r.returncode == 78
+    assert "nofp.toml:1:1" in r.stderr and "fingerprint" in r.stderr
+
+
+def test_static_conflict_refused_and_dynamic_reassigned(relay, echo):
+    relay.start_route()
+    relay.start_vnet("a", serves=[{"name": "s", "id": 700, "port": echo.port}, {"name": "d", "id": 42, "port": echo.port}])
+    relay.wait_serve("a", "s")
+    relay.wait_serve("a", "d")
+    relay.start_vnet("b", serves=[{"name": "s", "id": 700, "port": echo.port}, {"name": "d", "id": 42, "port": echo.port}])
+    relay.wait_serve("b", "d")
+    serves = {s["name"]: s for s in relay.ctl_json("b", "show", "serve")}
+    assert serves["d"]["registered"] and serves["d"]["id"] != 42
+    wait_for(lambda: "conflict" in {s["name"]: s for s in relay.ctl_json("b", "show", "serve")}["s"]["state"])
+    assert "conflict" in relay.log("b")
+    ids = sorted(s["id"] for v in relay.status()["vnets"] for s in v["serves"])
+    assert ids.count(700) == 1 and 42 in ids
+
+
+def test_use_on_standby_attaches_when_the_serve_appears(relay, echo):
+    relay.start_route()
+    use_port = harness.free_port()
+    relay.start_vnet("office", uses=[{"name": "echo", "id": 650, "port": use_port}])
+    relay.wait_use("office", "echo", "standby")
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", use_port), timeout=1).close()
+    relay.start_vnet("home", serves=[{"name": "echo", "id": 650, "port": echo.port}])
+    relay.wait_use("office", "echo")
+    assert roundtrip(use_port, b"hello")[1] == 5
+
+
+def test_kill9_serving_vnet_and_restart_recovers(relay, echo):
+    port = start_pair(relay, echo)
+    relay.kill9("home")
+    wait_for(lambda: relay.status()["vnets"] and all(v["name"] != "home" for v in relay.status()["vnets"]), what="home freed")
+    relay.wait_use("office", "echo", "standby")
+    relay.start_vnet("home", config=os.path.join(relay.dir, "home.toml"))
+    relay.wait_use("office", "echo")
+    assert roundtrip(port, b"again")[1] == 5
+    assert "conflict" not in relay.log("home")
+
+
+def test_route_restart_every_vnet_reregisters(relay, echo):
+    port = start_pair(relay, echo)
+    relay.stop("route")
+    relay.wait_use("office", "echo", "standby")
+    p = relay.spawn("route", [ROUTE, "-c", os.path.join(relay.dir, "route.toml")])
+    harness.wait_port(relay.port, proc=p)
+    relay.wait_use("office", "echo", timeout=40)
+    assert roundtrip(port, b"back")[1] == 4
+    assert sorted(v["name"] for v in relay.status()["vnets"]) == ["home", "office"]
+
+
+def test_remote_port_works_and_is_freed_when_its_vnet_drops(relay, echo):
+    relay.start_route()
+    rport = harness.free_port()
+    relay.start_vnet("home", serves=[{"name": "pub", "port": echo.port, "remote_port": rport}])
+    relay.wait_serve("home", "pub")
+    assert roundtrip(rport, b"public")[1] == 6
+    assert relay.status()["remote_ports"] == [rport]
+    relay.kill9("home")
+    wait_for(lambda: relay.status()["remote_ports"] == [], what="remote port freed")
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", rport), timeout=1).close()
+
+
+def test_malformed_and_oversized_frames_close_only_that_link(relay, echo):
+    port = start_pair(relay, echo)
+    for bad in (b"GARBAGE!" + b"\0" * 40, b"TNRL\x00\x01\x00\x00" + b"\x00\x60\x00\x00\x10\x00\x00\x00"):
+        s = socket.create_connection(("127.0.0.1", relay.port))
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        t = ctx.wrap_socket(s)
+        t.sendall(bad)
+        t.settimeout(10)
+        try:
+            while t.recv(4096):
+                pass
+        except OSError:
+            pass
+        t.close()
+    assert "bad hello magic" in relay.log("route")
+    assert "oversized frame" in relay.log("route")
+    assert roundtrip(port, b"still fine")[1] == 10
+    assert len(relay.status()["vnets"]) == 2
+
+
+def test_version_mismatch_is_refused_with_a_clear_message(relay):
+    relay.start_route()
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", relay.port)))
+    t.sendall(b"TNRL\x00\x09\x00\x00")
+    t.settimeout(10)
+    got = b""
+    try:
+        while True:
+            b = t.recv(4096)
+            if not b:
+                break
+            got += b
+    except OSError:
+        pass
+    assert b"update tn-route" in got
+    assert "protocol version 9" in relay.log("route")
+
+
+def test_unserve_rules_and_expiry():
+    relay = Relay(scale=0.01)  # 3 min -> 1.8 s, 1 min -> 0.6 s
+    echo = EchoHashServer()
+    try:
+        relay.start_route()
+        relay.start_vnet("closed", extra_vnet="allow_unserve = false")
+        relay.start_vnet("open", extra_vnet="allow_unserve = true\nunserve_remote = false\nunserve_num = 1")
+        relay.start_vnet("asker")
+        for n in ("closed", "open", "asker"):
+            relay.wait_connected(n)
+        ids = {v["name"]: v["id"] for v in relay.ctl_json("asker", "show", "vnets")}
+        r = relay.ctl("asker", "unserve", str(ids["closed"]), str(echo.port), check=False)
+        assert r.returncode == 77 and "allow_unserve" in r.stderr
+        r = relay.ctl("asker", "unserve", str(ids["open"]), f"10.1.2.3:{echo.port}", check=False)
+        assert r.returncode == 77 and "unserve_remote" in r.stderr
+        local = harness.free_port()
+        r = relay.ctl("asker", "unserve", str(ids["open"]), str(echo.port), "--local", str(local))
+        assert "granted" in r.stdout
+        relay.wait_use("asker", next(u["name"] for u in relay.ctl_json("asker", "show", "use")))
+        assert roundtrip(local, b"via unserve")[1] == 11
+        r = relay.ctl("asker", "unserve", str(ids["open"]), str(echo.port + 1 if echo.port < 65535 else 1), check=False)
+        assert r.returncode == 77 and "unserve_num" in r.stderr
+        # Unused for 1 min (scaled) after its last connection: gone.
+        wait_for(lambda: not [s for s in relay.ctl_json("open", "show", "serve") if s["unserve"]], timeout=20,
+                 what="unserve expired")
+        assert "expired" in relay.log("open")
+    finally:
+        print(relay.all_logs())
+        echo.close()
+        relay.close()
+
+
+def test_demo_script_runs_end_to_end():
+    build = os.path.dirname(os.path.dirname(os.path.dirname(ROUTE)))  # BUILD/tools/tn-route/tn-route
+    r = subprocess.run(["bash", os.path.join(EXAMPLES, "demo.sh"), build], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "hello from the private host, through tn-route" in r.stdout
+    state = re.search(r"TN_STATE_DIR=(\S+)\)", r.stdout).group(1)
+    assert not os.path.exists(os.path.dirname(state)), "demo left its temp dir behind"

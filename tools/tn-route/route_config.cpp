@@ -1,0 +1,84 @@
+// Loads tn-route's TOML config: [route], [[group]], [http], [dashboard], validated with key locations.
+#include "route_config.hpp"
+
+#include <set>
+
+#include "base/error.hpp"
+#include "base/runtime_dir.hpp"
+#include "config/document.hpp"
+
+namespace tn::route {
+
+namespace {
+bool loopback(const std::string& host) {
+    return host == "127.0.0.1" || host == "::1" || host == "localhost" || host.rfind("127.", 0) == 0;
+}
+
+std::optional<HostPort> address(const config::Table& t, std::string_view key) {
+    auto s = t.string(key);
+    if (!s) return std::nullopt;
+    try {
+        return parse_host_port(*s);
+    } catch (const ParseError& e) {
+        t.error(key, e.what());
+        return std::nullopt;
+    }
+}
+}  // namespace
+
+RouteConfig load_route_config(const std::string& path) {
+    RouteConfig c;
+    if (path.empty()) {
+        auto dir = state_dir_path();
+        c.cert = dir / "tn-route.crt";
+        c.key = dir / "tn-route.key";
+        return c;
+    }
+    c.source = path;
+    auto dir = std::filesystem::absolute(path).parent_path();
+    c.cert = dir / "tn-route.crt";
+    c.key = dir / "tn-route.key";
+    auto doc = config::Document::load_file(path);
+    auto root = doc.root();
+    root.allow_only({"route", "group", "http", "dashboard"});
+    if (auto r = root.table("route")) {
+        r->allow_only({"listen", "tls", "cert", "key"});
+        if (auto a = address(*r, "listen")) c.listen = *a;
+        if (auto v = r->boolean("tls")) c.tls = *v;
+        auto resolve = [&](const std::string& p) { return std::filesystem::path(p).is_absolute() ? std::filesystem::path(p) : dir / p; };
+        if (auto v = r->string("cert")) c.cert = resolve(*v);
+        if (auto v = r->string("key")) c.key = resolve(*v);
+        if (r->has("cert") != r->has("key")) r->error(r->has("cert") ? "cert" : "key", "set both cert and key, or neither");
+    }
+    std::set<std::string> names;
+    for (const auto& g : root.tables("group")) {
+        g.allow_only({"name", "token"});
+        auto name = g.require_string("name");
+        auto token = g.require_string("token");
+        if (!name || !token) continue;
+        if (name->empty() || name->size() > 64) g.error("name", "group name must be 1-64 bytes");
+        if (!names.insert(*name).second) g.error("name", "group '" + *name + "' is defined twice");
+        if (token->size() < 8) g.error("token", "token must be at least 8 characters (it is the group's password)");
+        c.groups.push_back(Group{*name, Secret(*token)});
+    }
+    if (auto h = root.table("http")) {
+        h->allow_only({"listen"});
+        c.http_listen = address(*h, "listen");
+    }
+    if (auto d = root.table("dashboard")) {
+        d->allow_only({"listen", "user", "password"});
+        c.dashboard_listen = address(*d, "listen");
+        if (auto v = d->string("user")) c.dashboard_user = *v;
+        if (auto v = d->string("password")) c.dashboard_password = Secret(*v);
+        if (c.dashboard_listen && !loopback(c.dashboard_listen->host) && c.dashboard_password.empty())
+            d->error("listen", "a dashboard on a non-loopback address needs a password");
+    }
+    doc.finish();
+    return c;
+}
+
+std::filesystem::path route_socket_path(std::uint16_t port) {
+    return state_dir_path() / ("tn-route-" + std::to_string(port) + ".sock");
+}
+
+}  // namespace tn::route

@@ -1,0 +1,44 @@
+// tn-route's configuration (SPEC §3): the plain struct and its loader from TOML.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/net_addr.hpp"
+#include "base/secret.hpp"
+
+namespace tn::route {
+
+struct Group {
+    std::string name;
+    Secret token;
+};
+
+struct RouteConfig {
+    std::string source;  // the config file, "" when none
+    HostPort listen{"0.0.0.0", 7749};
+    bool tls = true;
+    std::filesystem::path cert, key;
+    std::vector<Group> groups;
+    std::optional<HostPort> http_listen;
+    std::optional<HostPort> dashboard_listen;
+    std::string dashboard_user;
+    Secret dashboard_password;
+    const Group* group(const std::string& name) const {
+        for (const auto& g : groups)
+            if (g.name == name) return &g;
+        return nullptr;
+    }
+};
+
+// Loads and validates FILE (every problem reported at once as FILE:LINE:COL, exit 78). With an empty
+// path, the defaults. cert/key default to tn-route.crt/.key beside the config file (or in the state
+// directory without one): they must outlive reboots, because vnets pin the fingerprint.
+RouteConfig load_route_config(const std::string& path);
+
+// The control socket of the route listening on `port` ($STATE/tn-route-PORT.sock).
+std::filesystem::path route_socket_path(std::uint16_t port);
+
+}  // namespace tn::route

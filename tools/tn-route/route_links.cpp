@@ -1,0 +1,225 @@
+// tn-route's control messages, link pairing, remote_port listeners and the heartbeat sweep.
+#include <sstream>
+
+#include "relay/auth.hpp"
+#include "route_session.hpp"
+
+namespace tn::route {
+
+using namespace relay;
+
+
+namespace {
+void refuse(const StreamPtr& s, ErrorCode c, const std::string& m) {
+    async_write_bytes(s, encode_frame(to_frame(ErrorMsg{c, m})), [s](error_code) { s->close(); });
+}
+}  // namespace
+
+void RouteServer::session_frame(const SessionPtr& ss, Frame f) {
+    try {
+        switch (f.type) {
+            case MsgType::ping: return ss->send(to_frame(Pong{from_frame<Ping>(f).token}));
+            case MsgType::pong: from_frame<Pong>(f); return;
+            case MsgType::serve: return add_serve(ss, from_frame<Serve>(f));
+            case MsgType::serve_close: {
+                auto m = from_frame<ServeClose>(f);
+                if (auto r = reg_.remove_serve(ss->vnet_id, m.id)) {
+                    log_.info("serve down id=", m.id, " name=", r->spec.name, " vnet=", ss->vnet_id);
+                    serve_gone(*r);
+                }
+                return;
+            }
+            case MsgType::vnets_req: {
+                Vnets v{from_frame<VnetsReq>(f).req, {}};
+                for (const auto& r : reg_.vnets(ss->group))
+                    v.vnets.push_back({r.id, r.name, static_cast<std::uint16_t>(reg_.serve_count(r.id))});
+                return ss->send(to_frame(v));
+            }
+            case MsgType::link_fail: {
+                auto m = from_frame<LinkFail>(f);
+                if (auto it = pending_.find(m.link_id); it != pending_.end() && it->second.serve_vnet == ss->vnet_id)
+                    fail_pending(m.link_id, "the serving vnet could not connect: " + m.message);
+                return;
+            }
+            case MsgType::unserve_req: {
+                auto m = from_frame<UnserveReq>(f);
+                auto t = sessions_.find(m.target);
+                if (t == sessions_.end() || t->second->group != ss->group)
+                    return ss->send(to_frame(UnserveResult{m.req, false, 0, "no vnet " + std::to_string(m.target) + " in this group"}));
+                auto rid = static_cast<std::uint32_t>(next_unserve_++);
+                if (unserves_.size() > 256) unserves_.erase(unserves_.begin());  // bounded: old requests are forgotten
+                unserves_[rid] = UnserveRoute{ss->vnet_id, m.req, m.target};
+                return t->second->send(to_frame(UnserveAsk{rid, ss->vnet_id, m.ip, m.port}));
+            }
+            case MsgType::unserve_reply: {
+                auto m = from_frame<UnserveReply>(f);
+                auto it = unserves_.find(m.req);
+                if (it == unserves_.end() || it->second.target != ss->vnet_id) return;
+                auto u = it->second;
+                unserves_.erase(it);
+                if (auto b = sessions_.find(u.from); b != sessions_.end())
+                    b->second->send(to_frame(UnserveResult{u.req, m.ok, m.id, m.message}));
+                return;
+            }
+            default:
+                throw WireError("unexpected " + std::string(type_name(f.type)) + " on a control connection");
+        }
+    } catch (const WireError& e) {
+        log_.warn("protocol error from vnet ", ss->vnet_id, " (", ss->peer, "): ", e.what());
+        ss->send(to_frame(ErrorMsg{ErrorCode::protocol, e.what()}));
+        drop_session(ss, std::string("protocol error: ") + e.what());
+    }
+}
+
+void RouteServer::add_serve(const SessionPtr& ss, const Serve& m) {
+    auto res = reg_.add_serve(ss->vnet_id, m.spec);
+    if (res.ok && m.spec.remote_port) {
+        std::string why;
+        if (!open_remote_port(*reg_.find_serve(ss->group, res.id), why)) {
+            reg_.remove_serve(ss->vnet_id, res.id);
+            res.ok = false;
+            res.message = why;
+        }
+    }
+    if (!res.ok) {
+        log_.warn("serve '", m.spec.name, "' of vnet ", ss->vnet_id, " refused: ", res.message);
+        return ss->send(to_frame(ServeResult{m.req, false, m.spec.id, res.message}));
+    }
+    std::string note = res.reassigned ? "dynamic id " + std::to_string(m.spec.id) + " was taken; assigned " + std::to_string(res.id) : "";
+    ss->send(to_frame(ServeResult{m.req, true, res.id, note}));
+    log_.info("serve up id=", res.id, " name=", m.spec.name, " vnet=", ss->vnet_id, " group=", ss->group,
+              m.spec.remote_port ? " remote_port=" + std::to_string(m.spec.remote_port) : "", res.reassigned ? " (reassigned)" : "");
+    broadcast(ss->group, to_frame(ServeUp{reg_.find_serve(ss->group, res.id)->entry()}));
+}
+
+bool RouteServer::open_remote_port(const ServeRecord& r, std::string& why) {
+    auto acc = std::make_shared<tcp::acceptor>(io_);
+    error_code ec;
+    tcp::endpoint ep(tcp::v4(), r.spec.remote_port);
+    if (cfg_.listen.host.find(':') != std::string::npos) ep = tcp::endpoint(tcp::v6(), r.spec.remote_port);
+    acc->open(ep.protocol(), ec);
+    if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acc->bind(ep, ec);
+    if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        why = "cannot listen on remote_port " + std::to_string(r.spec.remote_port) + ": " + ec.message();
+        return false;
+    }
+    remotes_[r.spec.remote_port] = Remote{acc, r.group, r.spec.id};
+    accept_remote(r.spec.remote_port);
+    return true;
+}
+
+void RouteServer::accept_remote(std::uint16_t port) {
+    auto it = remotes_.find(port);
+    if (it == remotes_.end()) return;
+    auto acc = it->second.acc;
+    acc->async_accept([this, port, acc](error_code ec, tcp::socket sock) {
+        if (ec || stopped_) return;  // closed: the serve is gone
+        auto r = remotes_.find(port);
+        if (r == remotes_.end() || r->second.acc != acc) return;
+        error_code e2;
+        auto ep = sock.remote_endpoint(e2);
+        std::string peer = e2 ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+        request_link(std::make_shared<Stream>(std::move(sock)), r->second.group, r->second.id, true, peer);
+        accept_remote(port);
+    });
+}
+
+void RouteServer::link_open(StreamPtr s, std::string peer, const LinkOpen& m) {
+    auto ss = by_ticket(m.ticket);
+    if (!ss) {
+        log_.warn("link from ", peer, " refused: unknown ticket");
+        return refuse(s, ErrorCode::auth, "unknown link ticket");
+    }
+    request_link(s, ss->group, m.id, false, peer);
+}
+
+void RouteServer::request_link(StreamPtr user, const std::string& group, std::uint16_t id, bool is_public, std::string peer) {
+    const ServeRecord* r = reg_.find_serve(group, id);
+    auto close_user = [&](ErrorCode c, const std::string& m) {
+        if (is_public) user->close();
+        else refuse(user, c, m);
+    };
+    if (!r) return close_user(ErrorCode::not_found, "no serve " + std::to_string(id) + " in this group");
+    if (pending_.size() >= reg_.limits().pending_links) {
+        log_.warn("link to serve ", id, " from ", peer, " refused: ", pending_.size(), " links pending (limit)");
+        return close_user(ErrorCode::limit, "limit: too many pending links on this route");
+    }
+    auto ss = sessions_.find(r->vnet_id);
+    if (ss == sessions_.end()) return close_user(ErrorCode::not_found, "the serving vnet is gone");
+    auto link_id = next_link_++;
+    pending_[link_id] = Pending{user, r->vnet_id, id, group, is_public, Clock::now() + std::chrono::seconds(10)};
+    ss->second->send(to_frame(LinkRequest{link_id, id}));
+    log_.debug("link ", link_id, " requested: serve ", id, " for ", peer);
+}
+
+void RouteServer::fail_pending(std::uint64_t link_id, const std::string& why) {
+    auto it = pending_.find(link_id);
+    if (it == pending_.end()) return;
+    auto p = std::move(it->second);
+    pending_.erase(it);
+    log_.info("link ", link_id, " to serve ", p.id, " failed: ", why);
+    if (p.is_public) p.user->close();
+    else refuse(p.user, ErrorCode::refused, why);
+}
+
+void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m) {
+    auto ss = by_ticket(m.ticket);
+    auto it = pending_.find(m.link_id);
+    if (!ss || it == pending_.end() || it->second.serve_vnet != ss->vnet_id) {
+        log_.warn("link accept from ", peer, " refused: unknown ticket or link");
+        return refuse(s, ErrorCode::auth, "unknown link ticket or link id");
+    }
+    auto p = std::move(it->second);
+    pending_.erase(it);
+    auto bind = [this, link_id = m.link_id, s, p]() {
+        ++links_total_;
+        auto pump = Pump::start(p.user, s, [this, link_id](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+            bytes_total_ += ab + ba;
+            if (!err.empty() && err != "aborted" && err.find("protocol error") != std::string::npos)
+                log_.warn("link ", link_id, " closed: ", err);
+            else
+                log_.debug("link ", link_id, " closed", err.empty() ? "" : ": " + err);
+            active_.erase(link_id);
+        });
+        active_[link_id] = Active{pump, p.group, p.id};
+    };
+    // LINK_OK goes to the serving side first, then to the using side; the pump starts after both, so
+    // its writes never overlap these.
+    auto ok = encode_frame(to_frame(LinkOk{m.link_id}));
+    async_write_bytes(s, ok, [bind, p, s, ok](error_code ec) {
+        if (ec) {
+            s->close();
+            return p.user->close();
+        }
+        if (p.is_public) return bind();
+        async_write_bytes(p.user, ok, [bind, p, s](error_code ec2) {
+            if (ec2) {
+                s->close();
+                return p.user->close();
+            }
+            bind();
+        });
+    });
+}
+
+void RouteServer::sweep() {
+    auto now = Clock::now();
+    auto silent = scaled(std::chrono::milliseconds(15000));
+    for (auto& [id, ss] : std::map(sessions_))
+        if (now - ss->last_rx > silent) drop_session(ss, "silent for 15 s (heartbeat timeout)");
+        else if (ss->w->queued() > kMaxQueued) drop_session(ss, "not reading its control stream");
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        auto id = it->first;
+        bool late = it->second.deadline < now;
+        ++it;
+        if (late) fail_pending(id, "the serving vnet did not answer in 10 s");
+    }
+    sweep_timer_.expires_after(std::max<Clock::duration>(std::chrono::milliseconds(20), scaled(std::chrono::milliseconds(1000))));
+    sweep_timer_.async_wait([this](error_code ec) {
+        if (!ec && !stopped_) sweep();
+    });
+}
+
+}  // namespace tn::route

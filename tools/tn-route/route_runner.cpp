@@ -1,0 +1,96 @@
+// Runs tn-route: certificate, single-instance lock, the event loop and its signals; status client.
+#include "route_runner.hpp"
+
+#include <cstdlib>
+
+#include "base/error.hpp"
+#include "base/runtime_dir.hpp"
+#include "relay/io_tls.hpp"
+#include "route_server.hpp"
+
+namespace tn::route {
+
+namespace asio = relay::asio;
+
+double time_scale_from_env() {
+    const char* v = std::getenv("TN_RELAY_TIME_SCALE");
+    if (!v || !*v) return 1.0;
+    char* end = nullptr;
+    double d = std::strtod(v, &end);
+    if (*end || !(d > 0 && d <= 1)) throw Error(ExitCode::config, "TN_RELAY_TIME_SCALE must be a number in (0, 1]");
+    return d;
+}
+
+int print_fingerprint(const RouteConfig& cfg, const log::Logger& log, std::ostream& out) {
+    if (relay::ensure_certificate(cfg.cert, cfg.key)) log.info("generated a self-signed certificate ", cfg.cert.string());
+    out << relay::cert_fingerprint(cfg.cert) << "\n";
+    return 0;
+}
+
+int run_route(RouteConfig cfg, const log::Logger& log) {
+    double scale = time_scale_from_env();
+    ensure_state_dir();
+    auto lock_path = state_dir_path() / ("tn-route-" + std::to_string(cfg.listen.port) + ".lock");
+    auto lock = FileLock::try_acquire(lock_path);
+    if (!lock) throw Error(ExitCode::temp_fail, "another tn-route already runs for port " + std::to_string(cfg.listen.port) +
+                                                    " (" + lock_path.string() + " is locked)");
+    std::string fp;
+    if (cfg.tls) {
+        if (relay::ensure_certificate(cfg.cert, cfg.key))
+            log.info("generated a self-signed certificate ", cfg.cert.string(), " (key ", cfg.key.string(), ")");
+        fp = relay::cert_fingerprint(cfg.cert);
+        log.info("certificate fingerprint ", fp, " (put it in each vnet's [route] fingerprint)");
+    }
+    if (cfg.groups.empty()) log.warn("no [[group]] configured: every vnet will be refused");
+    if (cfg.http_listen) log.warn("[http] vhosts are not implemented in this version; ignoring, continuing");
+    if (cfg.dashboard_listen) log.warn("[dashboard] is not implemented in this version; use 'tn-route status --json'");
+    asio::io_context io(1);  // one event-loop thread, fixed: no thread per connection
+    RouteServer server(io, cfg, log, scale);
+    server.start(fp);
+    asio::signal_set sigs(io, SIGINT, SIGTERM, SIGHUP);
+    std::function<void()> wait_signal = [&]() {
+        sigs.async_wait([&](relay::error_code ec, int sig) {
+            if (ec) return;
+            if (sig == SIGHUP) {
+                try {
+                    auto next = load_route_config(cfg.source);
+                    server.reload_groups(next.groups);
+                    log.info("reloaded ", cfg.source, ": ", next.groups.size(), " groups (listen/tls changes need a restart)");
+                } catch (const Error& e) {
+                    log.error("reload failed, keeping the running config: ", e.what());
+                }
+                return wait_signal();
+            }
+            log.info("stopping on signal ", sig);
+            server.stop();
+            io.stop();
+        });
+    };
+    wait_signal();
+    io.run();
+    return 0;
+}
+
+int print_status(const RouteConfig& cfg, bool json, std::ostream& out) {
+    auto path = route_socket_path(cfg.listen.port);
+    asio::io_context io;
+    asio::local::stream_protocol::socket s(io);
+    relay::error_code ec;
+    s.connect(asio::local::stream_protocol::endpoint(path.string()), ec);
+    if (ec) throw Error(ExitCode::unavailable, "no tn-route running for port " + std::to_string(cfg.listen.port) + " (" +
+                                                   path.string() + ": " + ec.message() + ")");
+    std::string req = json ? "status json\n" : "status\n";
+    asio::write(s, asio::buffer(req), ec);
+    std::string reply;
+    char buf[4096];
+    for (;;) {
+        auto n = s.read_some(asio::buffer(buf), ec);
+        reply.append(buf, n);
+        if (ec || reply.size() > (16 << 20)) break;
+    }
+    if (reply.rfind("error:", 0) == 0) throw Error(ExitCode::unavailable, reply);
+    out << reply;
+    return 0;
+}
+
+}  // namespace tn::route

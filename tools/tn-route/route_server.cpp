@@ -1,0 +1,269 @@
+// tn-route's runtime: connection setup (TLS, hello, challenge), control sessions, link pairing.
+#include "route_session.hpp"
+
+#include "base/error.hpp"
+#include "base/runtime_dir.hpp"
+#include "relay/auth.hpp"
+#include "relay/io_tls.hpp"
+
+namespace tn::route {
+
+using namespace relay;
+
+
+namespace {
+constexpr auto kSetupTimeout = std::chrono::seconds(10);
+
+Frame error_frame(ErrorCode c, const std::string& m) { return to_frame(ErrorMsg{c, m}); }
+
+// Sends an ERROR frame, then closes once it is written.
+void refuse(const StreamPtr& s, ErrorCode c, const std::string& m) {
+    async_write_bytes(s, encode_frame(error_frame(c, m)), [s](error_code) { s->close(); });
+}
+}  // namespace
+
+RouteServer::RouteServer(asio::io_context& io, RouteConfig cfg, const log::Logger& log, double time_scale)
+    : io_(io), cfg_(std::move(cfg)), log_(log), scale_(time_scale), acceptor_(io), sweep_timer_(io) {}
+
+RouteServer::~RouteServer() {
+    std::error_code ec;
+    if (!control_path_.empty()) std::filesystem::remove(control_path_, ec);
+}
+
+Clock::duration RouteServer::scaled(std::chrono::milliseconds d) const {
+    return std::chrono::duration_cast<Clock::duration>(d * scale_);
+}
+
+void RouteServer::start(const std::string& fingerprint) {
+    fingerprint_ = fingerprint;
+    if (cfg_.tls) tls_.emplace(server_context(cfg_.cert, cfg_.key));
+    error_code ec;
+    auto addr = asio::ip::make_address(cfg_.listen.host, ec);
+    if (ec) throw Error(ExitCode::config, "listen address '" + cfg_.listen.host + "' is not an IP address");
+    tcp::endpoint ep(addr, cfg_.listen.port);
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind(ep, ec);
+    if (ec) throw Error(ExitCode::unavailable, "cannot listen on " + cfg_.listen.str() + ": " + ec.message());
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+    control_path_ = route_socket_path(cfg_.listen.port);
+    ensure_state_dir();
+    std::error_code fec;
+    std::filesystem::remove(control_path_, fec);
+    control_.emplace(io_, asio::local::stream_protocol::endpoint(control_path_.string()));
+    accept();
+    accept_control();
+    sweep();
+    log_.info("listening on ", cfg_.listen.str(), cfg_.tls ? " (TLS, fingerprint " + fingerprint_ + ")" : " (plain TCP, tls = false)",
+              " groups=", cfg_.groups.size());
+}
+
+void RouteServer::stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    error_code ec;
+    acceptor_.close(ec);
+    if (control_) control_->close(ec);
+    sweep_timer_.cancel();
+    for (auto& [port, r] : remotes_) r.acc->close(ec);
+    remotes_.clear();
+    for (auto& [id, ss] : std::map(sessions_)) {
+        ss->closed = true;
+        ss->s->close();
+    }
+    sessions_.clear();
+    for (auto& [id, p] : pending_) p.user->close();
+    pending_.clear();
+    for (auto& [id, a] : std::map(active_)) a.pump->abort();
+    active_.clear();
+}
+
+void RouteServer::accept() {
+    acceptor_.async_accept([this](error_code ec, tcp::socket sock) {
+        if (stopped_) return;
+        if (!ec) {
+            error_code e2;
+            auto ep = sock.remote_endpoint(e2);
+            std::string peer = e2 ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+            auto s = tls_ ? std::make_shared<Stream>(std::move(sock), *tls_) : std::make_shared<Stream>(std::move(sock));
+            on_connection(s, peer);
+        } else if (ec != asio::error::operation_aborted) {
+            log_.warn("accept failed: ", ec.message());
+        }
+        accept();
+    });
+}
+
+void RouteServer::on_connection(StreamPtr s, std::string peer) {
+    // Until its first frame is in, a connection is closed after kSetupTimeout (slowloris guard).
+    auto timer = std::make_shared<steady_timer>(io_, kSetupTimeout);
+    timer->async_wait([s](error_code ec) {
+        if (!ec) s->close();
+    });
+    auto after_tls = [this, s, peer, timer]() {
+        auto nonce = random_nonce();
+        auto hello = encode_hello();
+        Bytes out(hello.begin(), hello.end());
+        auto ch = encode_frame(to_frame(Challenge{nonce}));
+        out.insert(out.end(), ch.begin(), ch.end());
+        async_write_bytes(s, std::move(out), [](error_code) {});
+        async_read_hello(s, [this, s, peer, timer, nonce](error_code ec, std::uint16_t v, std::string why) {
+            if (ec) {
+                if (ec == asio::error::invalid_argument) log_.warn("connection from ", peer, " refused: ", why);
+                timer->cancel();
+                return s->close();
+            }
+            if (v != kVersion) {
+                timer->cancel();
+                log_.warn("vnet at ", peer, " speaks protocol version ", v, "; refused");
+                return refuse(s, ErrorCode::version,
+                              "this tn-route speaks relay protocol version " + std::to_string(kVersion) + ", the vnet speaks " +
+                                  std::to_string(v) + ": update " + (v < kVersion ? "tn-vnet" : "tn-route"));
+            }
+            async_read_frame(s, [this, s, peer, timer, nonce](error_code ec2, Frame f, std::string why2) {
+                timer->cancel();
+                if (stopped_) return;
+                if (ec2) {
+                    if (ec2 == asio::error::invalid_argument) {
+                        log_.warn("protocol error from ", peer, ": ", why2, "; closing that connection");
+                        return refuse(s, ErrorCode::protocol, why2);
+                    }
+                    return s->close();
+                }
+                on_first_frame(s, peer, nonce, std::move(f));
+            });
+        });
+    };
+    if (!s->tls()) return after_tls();
+    s->tls_stream().async_handshake(asio::ssl::stream_base::server, [this, s, peer, timer, after_tls](error_code ec) {
+        if (ec) {
+            timer->cancel();
+            log_.debug("TLS handshake with ", peer, " failed: ", ec.message());
+            return s->close();
+        }
+        after_tls();
+    });
+}
+
+void RouteServer::on_first_frame(StreamPtr s, std::string peer, Nonce nonce, Frame f) {
+    try {
+        switch (f.type) {
+            case MsgType::auth: return start_session(s, peer, nonce, from_frame<Auth>(f));
+            case MsgType::link_open: return link_open(s, peer, from_frame<LinkOpen>(f));
+            case MsgType::link_accept: return link_accept(s, peer, from_frame<LinkAccept>(f));
+            default:
+                throw WireError("unexpected first frame " + std::string(type_name(f.type)));
+        }
+    } catch (const WireError& e) {
+        log_.warn("protocol error from ", peer, ": ", e.what(), "; closing that connection");
+        refuse(s, ErrorCode::protocol, e.what());
+    }
+}
+
+void RouteServer::start_session(StreamPtr s, std::string peer, Nonce nonce, const Auth& a) {
+    const Group* g = cfg_.group(a.group);
+    // Unknown group and wrong token get the same answer: no oracle for which group names exist.
+    if (!g || !equal(a.mac, vnet_proof(g->token.expose(), nonce, a.nonce, a.group, a.name))) {
+        log_.warn("auth failed for vnet '", a.name, "' group '", a.group, "' from ", peer);
+        return refuse(s, ErrorCode::auth, "authentication failed: wrong group or token");
+    }
+    auto res = reg_.add_vnet(a.group, a.name, a.instance);
+    if (res.replaced) {
+        if (auto it = sessions_.find(*res.replaced); it != sessions_.end()) {
+            auto old = it->second;
+            sessions_.erase(it);
+            old->closed = true;
+            old->s->close();
+            log_.info("vnet ", *res.replaced, " (", a.name, ") replaced by its reconnect from ", peer);
+        }
+        for (const auto& r : res.freed) serve_gone(r);
+    }
+    if (!res.ok) {
+        log_.warn("vnet '", a.name, "' from ", peer, " refused: ", res.message);
+        return refuse(s, ErrorCode::limit, res.message);
+    }
+    auto ss = std::make_shared<Session>();
+    ss->s = s;
+    ss->w = std::make_shared<FrameWriter>(s);
+    ss->vnet_id = res.id;
+    ss->group = a.group;
+    ss->name = a.name;
+    ss->peer = peer;
+    ss->ticket = random_ticket();
+    sessions_[res.id] = ss;
+    std::weak_ptr<Session> weak = ss;
+    ss->w->on_error = [this, weak](error_code ec) {
+        if (auto p = weak.lock()) drop_session(p, "write failed: " + ec.message());
+    };
+    auto hb = static_cast<std::uint32_t>(std::max(50.0, 5000 * scale_));
+    ss->send(to_frame(Welcome{res.id, ss->ticket, route_proof(g->token.expose(), a.nonce, nonce), hb}));
+    for (const auto& r : reg_.serves(a.group)) ss->send(to_frame(ServeUp{r.entry()}));
+    log_.info("vnet up id=", res.id, " name=", a.name, " group=", a.group, " from=", peer);
+    // The control read loop: one frame at a time, each capped.
+    auto loop = std::make_shared<std::function<void()>>();
+    *loop = [this, weak, loop]() {
+        auto p = weak.lock();
+        if (!p || p->closed) return;
+        async_read_frame(p->s, [this, weak, loop](error_code ec, Frame f, std::string why) {
+            auto p2 = weak.lock();
+            if (!p2 || p2->closed) {
+                *loop = nullptr;  // break the self-reference
+                return;
+            }
+            if (ec) {
+                *loop = nullptr;
+                return drop_session(p2, ec == asio::error::invalid_argument ? "protocol error: " + why : why);
+            }
+            p2->last_rx = Clock::now();
+            session_frame(p2, std::move(f));
+            if (!p2->closed) (*loop)();
+            else *loop = nullptr;
+        });
+    };
+    (*loop)();
+}
+
+void RouteServer::drop_session(const SessionPtr& ss, const std::string& why) {
+    if (ss->closed) return;
+    ss->closed = true;
+    ss->s->close();
+    sessions_.erase(ss->vnet_id);
+    auto freed = reg_.remove_vnet(ss->vnet_id);
+    for (const auto& r : freed) serve_gone(r);
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        if (it->second.serve_vnet == ss->vnet_id) {
+            auto id = it->first;
+            ++it;
+            fail_pending(id, "the serving vnet went away");
+        } else {
+            ++it;
+        }
+    }
+    log_.info("vnet down id=", ss->vnet_id, " name=", ss->name, " group=", ss->group, ": ", why, " (freed ",
+              freed.size(), " serves)");
+}
+
+void RouteServer::serve_gone(const ServeRecord& r) {
+    if (r.spec.remote_port) {
+        if (auto it = remotes_.find(r.spec.remote_port); it != remotes_.end()) {
+            error_code ec;
+            it->second.acc->close(ec);
+            remotes_.erase(it);
+            log_.info("remote_port ", r.spec.remote_port, " closed (serve ", r.spec.id, " gone)");
+        }
+    }
+    broadcast(r.group, to_frame(ServeDown{r.spec.id}));
+}
+
+void RouteServer::broadcast(const std::string& group, const Frame& f) {
+    for (auto& [id, ss] : sessions_)
+        if (ss->group == group) ss->send(f);
+}
+
+SessionPtr RouteServer::by_ticket(const Ticket& t) const {
+    for (const auto& [id, ss] : sessions_)
+        if (equal(ss->ticket, t)) return ss;
+    return nullptr;
+}
+
+}  // namespace tn::route

@@ -1,0 +1,100 @@
+// RouteServer: tn-route's runtime on one Asio event loop: accepts vnets and links, authenticates,
+// keeps the registry, pairs links, runs remote_port listeners and heartbeats, answers status.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/log.hpp"
+#include "relay/io_pump.hpp"
+#include "relay/registry.hpp"
+#include "route_config.hpp"
+
+namespace tn::route {
+
+using relay::asio::steady_timer;
+using Clock = std::chrono::steady_clock;
+
+struct Session;
+using SessionPtr = std::shared_ptr<Session>;
+
+class RouteServer {
+public:
+    // `time_scale` shrinks heartbeats and timeouts for tests (TN_RELAY_TIME_SCALE); 1 in production.
+    RouteServer(relay::asio::io_context& io, RouteConfig cfg, const log::Logger& log, double time_scale);
+    ~RouteServer();
+    // Binds every listener (throws tn::Error(unavailable) when one cannot be bound) and starts.
+    void start(const std::string& fingerprint);
+    void stop();
+    std::string status(bool json) const;
+    // SIGHUP: new groups and tokens apply to new sessions; running sessions are kept.
+    void reload_groups(std::vector<Group> groups) { cfg_.groups = std::move(groups); }
+
+private:
+    friend struct Session;
+    void accept();
+    void on_connection(relay::StreamPtr s, std::string peer);
+    void on_first_frame(relay::StreamPtr s, std::string peer, relay::Nonce nonce, relay::Frame f);
+    void start_session(relay::StreamPtr s, std::string peer, relay::Nonce nonce, const relay::Auth& a);
+    void session_frame(const SessionPtr& ss, relay::Frame f);
+    void drop_session(const SessionPtr& ss, const std::string& why);
+    void add_serve(const SessionPtr& ss, const relay::Serve& m);
+    void serve_gone(const relay::ServeRecord& r);
+    void broadcast(const std::string& group, const relay::Frame& f);
+    void link_open(relay::StreamPtr s, std::string peer, const relay::LinkOpen& m);
+    void link_accept(relay::StreamPtr s, std::string peer, const relay::LinkAccept& m);
+    void request_link(relay::StreamPtr user, const std::string& group, std::uint16_t id, bool is_public, std::string peer);
+    void fail_pending(std::uint64_t link_id, const std::string& why);
+    bool open_remote_port(const relay::ServeRecord& r, std::string& why);
+    void accept_remote(std::uint16_t port);
+    void sweep();
+    void accept_control();
+    SessionPtr by_ticket(const relay::Ticket& t) const;
+    Clock::duration scaled(std::chrono::milliseconds d) const;
+
+    relay::asio::io_context& io_;
+    RouteConfig cfg_;
+    const log::Logger& log_;
+    double scale_;
+    std::string fingerprint_;
+    std::optional<relay::asio::ssl::context> tls_;
+    relay::tcp::acceptor acceptor_;
+    std::optional<relay::asio::local::stream_protocol::acceptor> control_;
+    std::filesystem::path control_path_;
+    steady_timer sweep_timer_;
+    relay::Registry reg_;
+    std::map<std::uint32_t, SessionPtr> sessions_;
+    struct Pending {
+        relay::StreamPtr user;
+        std::uint32_t serve_vnet = 0;
+        std::uint16_t id = 0;
+        std::string group;
+        bool is_public = false;
+        Clock::time_point deadline;
+    };
+    std::map<std::uint64_t, Pending> pending_;
+    struct Active {
+        std::shared_ptr<relay::Pump> pump;
+        std::string group;
+        std::uint16_t id = 0;
+    };
+    std::map<std::uint64_t, Active> active_;
+    struct Remote {
+        std::shared_ptr<relay::tcp::acceptor> acc;
+        std::string group;
+        std::uint16_t id = 0;
+    };
+    std::map<std::uint16_t, Remote> remotes_;
+    std::uint64_t next_link_ = 1, next_unserve_ = 1, links_total_ = 0, bytes_total_ = 0;
+    struct UnserveRoute {
+        std::uint32_t from = 0, req = 0, target = 0;
+    };
+    std::map<std::uint32_t, UnserveRoute> unserves_;
+    Clock::time_point started_ = Clock::now();
+    bool stopped_ = false;
+};
+
+}  // namespace tn::route

@@ -1,0 +1,89 @@
+// tn-route's status report (text and JSON) and the Unix control socket that serves it.
+#include <sstream>
+
+#include "base/strings.hpp"
+#include "route_session.hpp"
+
+namespace tn::route {
+
+using namespace relay;
+
+namespace {
+long long secs(Clock::duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
+}  // namespace
+
+std::string RouteServer::status(bool json) const {
+    std::ostringstream o;
+    auto now = Clock::now();
+    std::uint64_t live = 0;
+    for (const auto& [id, a] : active_) live += a.pump->bytes_a_to_b() + a.pump->bytes_b_to_a();
+    if (json) {
+        o << "{\"listen\":" << json_quote(cfg_.listen.str()) << ",\"tls\":" << (cfg_.tls ? "true" : "false")
+          << ",\"fingerprint\":" << json_quote(fingerprint_) << ",\"uptime_s\":" << secs(now - started_) << ",\"vnets\":[";
+        bool first = true;
+        for (const auto& [id, ss] : sessions_) {
+            o << (first ? "" : ",") << "{\"id\":" << id << ",\"name\":" << json_quote(ss->name)
+              << ",\"group\":" << json_quote(ss->group) << ",\"peer\":" << json_quote(ss->peer)
+              << ",\"uptime_s\":" << secs(now - ss->since) << ",\"serves\":[";
+            first = false;
+            bool f2 = true;
+            for (const auto& r : reg_.serves(ss->group)) {
+                if (r.vnet_id != id) continue;
+                o << (f2 ? "" : ",") << "{\"id\":" << r.spec.id << ",\"name\":" << json_quote(r.spec.name)
+                  << ",\"type\":" << json_quote(r.spec.type) << ",\"ip\":" << json_quote(r.spec.ip)
+                  << ",\"port\":" << r.spec.port << ",\"info\":" << json_quote(r.spec.info)
+                  << ",\"remote_port\":" << r.spec.remote_port << ",\"unserve\":" << (r.spec.unserve ? "true" : "false") << "}";
+                f2 = false;
+            }
+            o << "]}";
+        }
+        o << "],\"links\":{\"active\":" << active_.size() << ",\"pending\":" << pending_.size()
+          << ",\"total\":" << links_total_ << "},\"bytes\":" << (bytes_total_ + live) << ",\"remote_ports\":[";
+        first = true;
+        for (const auto& [port, r] : remotes_) {
+            o << (first ? "" : ",") << port;
+            first = false;
+        }
+        o << "]}\n";
+        return o.str();
+    }
+    o << "listen " << cfg_.listen.str() << (cfg_.tls ? " tls " + fingerprint_ : " plain") << "  uptime "
+      << secs(now - started_) << "s\n";
+    o << "links active " << active_.size() << "  pending " << pending_.size() << "  total " << links_total_
+      << "  bytes " << bytes_total_ + live << "\n";
+    o << sessions_.size() << " vnets\n";
+    for (const auto& [id, ss] : sessions_) {
+        o << "vnet " << id << "  " << ss->name << "  group " << ss->group << "  from " << ss->peer << "  up "
+          << secs(now - ss->since) << "s\n";
+        for (const auto& r : reg_.serves(ss->group)) {
+            if (r.vnet_id != id) continue;
+            o << "  serve " << r.spec.id << "  " << r.spec.name << "  " << r.spec.type << " " << r.spec.ip << ":"
+              << r.spec.port;
+            if (r.spec.remote_port) o << "  remote_port " << r.spec.remote_port;
+            if (!r.spec.info.empty()) o << "  (" << r.spec.info << ")";
+            o << "\n";
+        }
+    }
+    return o.str();
+}
+
+void RouteServer::accept_control() {
+    control_->async_accept([this](error_code ec, asio::local::stream_protocol::socket sock) {
+        if (ec || stopped_) return;
+        auto s = std::make_shared<asio::local::stream_protocol::socket>(std::move(sock));
+        auto buf = std::make_shared<asio::streambuf>(256);  // a request is one short line
+        asio::async_read_until(*s, *buf, '\n', [this, s, buf](error_code ec2, std::size_t) {
+            if (ec2) return;
+            std::istream in(buf.get());
+            std::string line;
+            std::getline(in, line);
+            auto reply = std::make_shared<std::string>(line == "status json" ? status(true)
+                                                       : line == "status"    ? status(false)
+                                                                             : "error: unknown request\n");
+            asio::async_write(*s, asio::buffer(*reply), [s, reply](error_code, std::size_t) {});
+        });
+        accept_control();
+    });
+}
+
+}  // namespace tn::route

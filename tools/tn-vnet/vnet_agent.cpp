@@ -1,0 +1,319 @@
+// tn-vnet's control session: connect, TLS pin, hello, challenge-response, heartbeats, reconnects,
+// and the registry view that serves and uses follow.
+#include "vnet_agent.hpp"
+
+#include "base/error.hpp"
+#include "base/runtime_dir.hpp"
+#include "relay/io_tls.hpp"
+
+namespace tn::vnet {
+
+using namespace relay;
+
+VnetAgent::VnetAgent(asio::io_context& io, VnetConfig cfg, const log::Logger& log, double time_scale)
+    : io_(io), cfg_(std::move(cfg)), log_(log), scale_(time_scale), retry_timer_(io), hb_timer_(io),
+      unserve_timer_(io),
+      unserve_timers_(static_cast<std::uint64_t>(180000 * time_scale), static_cast<std::uint64_t>(60000 * time_scale)) {
+    if (cfg_.tls) tls_.emplace(client_context());
+    for (const auto& s : cfg_.serves) {
+        LocalServe ls;
+        ls.cfg = s;
+        if (!active_at_start(s.active, cfg_.start_serve)) ls.cfg.active = false;
+        serves_.push_back(std::move(ls));
+    }
+    for (const auto& u : cfg_.uses) {
+        LocalUse lu;
+        lu.cfg = u;
+        if (!active_at_start(u.active, cfg_.start_use)) lu.cfg.active = false;
+        lu.state = lu.cfg.active ? "standby" : "inactive";
+        uses_.push_back(std::move(lu));
+    }
+}
+
+VnetAgent::~VnetAgent() {
+    std::error_code ec;
+    if (!ctl_path_.empty()) std::filesystem::remove(ctl_path_, ec);
+}
+
+// Seed 004: start_serve/start_use only apply with the terminal; without it the config's `active` rules.
+bool VnetAgent::active_at_start(bool active, bool start_flag) const { return active && (!cfg_.terminal || start_flag); }
+
+Clock::duration VnetAgent::scaled(std::chrono::milliseconds d) const {
+    return std::chrono::duration_cast<Clock::duration>(d * scale_);
+}
+
+std::string ctl_socket_path(const std::string& vnet_name) {
+    return (state_dir_path() / ("tn-vnet-" + vnet_name + ".sock")).string();
+}
+
+void VnetAgent::start() {
+    start_ctl();
+    expire_unserves();
+    connect();
+}
+
+void VnetAgent::stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    relay::error_code ec;
+    retry_timer_.cancel();
+    hb_timer_.cancel();
+    unserve_timer_.cancel();
+    if (ctl_acceptor_) ctl_acceptor_->close(ec);
+    if (ctl_) ctl_->close();
+    for (auto& u : uses_)
+        if (u.listener) u.listener->close(ec);
+    io_.stop();
+}
+
+void VnetAgent::fatal(int code, const std::string& why) {
+    log_.error(why);
+    exit_code_ = code;
+    stop();
+}
+
+void VnetAgent::open_route(OnStream done) {
+    auto finish_tcp = [this, done](tcp::socket sock) {
+        sock.set_option(tcp::no_delay(true));
+        if (!tls_) return done({}, std::make_shared<Stream>(std::move(sock)), {});
+        auto s = std::make_shared<Stream>(std::move(sock), *tls_);
+        s->tls_stream().async_handshake(asio::ssl::stream_base::client, [this, s, done](relay::error_code ec) {
+            if (ec) return done(ec, nullptr, "TLS handshake failed: " + ec.message());
+            auto fp = peer_fingerprint(s->tls_stream().native_handle());
+            if (fp != cfg_.fingerprint) {
+                s->close();
+                return done(asio::error::access_denied, nullptr,
+                            "route certificate fingerprint " + fp + " does not match the pinned " + cfg_.fingerprint);
+            }
+            done({}, s, {});
+        });
+    };
+    auto sock = std::make_shared<tcp::socket>(io_);
+    auto go = [this, sock, finish_tcp, done]() {
+        asio::async_connect(*sock, route_eps_, [sock, finish_tcp, done](relay::error_code ec, const tcp::endpoint&) {
+            if (ec) return done(ec, nullptr, "connect failed: " + ec.message());
+            finish_tcp(std::move(*sock));
+        });
+    };
+    if (!route_eps_.empty()) return go();
+    auto res = std::make_shared<tcp::resolver>(io_);
+    res->async_resolve(cfg_.route.host, std::to_string(cfg_.route.port),
+                       [this, res, go, done](relay::error_code ec, tcp::resolver::results_type r) {
+                           if (ec) return done(ec, nullptr, "cannot resolve " + cfg_.route.host + ": " + ec.message());
+                           route_eps_.assign(r.begin(), r.end());
+                           go();
+                       });
+}
+
+void VnetAgent::connect() {
+    if (stopped_) return;
+    route_eps_.clear();  // re-resolve on every control reconnect: the route may have moved
+    open_route([this](relay::error_code ec, StreamPtr s, std::string why) {
+        if (stopped_) return;
+        if (ec == asio::error::access_denied) return fatal(77, why);
+        if (ec) return schedule_reconnect(why);
+        on_control(s);
+    });
+}
+
+void VnetAgent::schedule_reconnect(const std::string& why) {
+    if (stopped_) return;
+    auto ms = backoff_.next_ms();
+    log_.warn("route ", cfg_.route.str(), " unavailable (", why, "); retrying in ", ms, " ms");
+    retry_timer_.expires_after(std::chrono::milliseconds(ms));
+    retry_timer_.async_wait([this](relay::error_code ec) {
+        if (!ec) connect();
+    });
+}
+
+void VnetAgent::on_control(StreamPtr s) {
+    ctl_ = s;
+    auto hello = encode_hello();
+    async_write_bytes(s, Bytes(hello.begin(), hello.end()), [](relay::error_code) {});
+    async_read_hello(s, [this, s](relay::error_code ec, std::uint16_t v, std::string why) {
+        if (ec) return schedule_reconnect("hello: " + why);
+        auto route_version = v;
+        async_read_frame(s, [this, s, route_version](relay::error_code ec2, Frame f, std::string why2) {
+            if (ec2) return schedule_reconnect(why2);
+            if (f.type == MsgType::error) {
+                auto e = from_frame<ErrorMsg>(f);
+                if (e.code == ErrorCode::version) return fatal(69, "route refused us: " + e.message);
+                return schedule_reconnect("route said: " + e.message);
+            }
+            if (route_version != kVersion)
+                return fatal(69, "route speaks relay protocol version " + std::to_string(route_version) + ", we speak " +
+                                     std::to_string(kVersion) + ": update " + (route_version > kVersion ? "tn-vnet" : "tn-route"));
+            Nonce nr;
+            try {
+                nr = from_frame<Challenge>(f).nonce;
+            } catch (const WireError& e) {
+                return schedule_reconnect(std::string("protocol error: ") + e.what());
+            }
+            auto nv = random_nonce();
+            Auth a{cfg_.group, cfg_.name, instance_, nv, vnet_proof(cfg_.token.expose(), nr, nv, cfg_.group, cfg_.name)};
+            async_write_bytes(s, encode_frame(to_frame(a)), [](relay::error_code) {});
+            async_read_frame(s, [this, s, nr, nv](relay::error_code ec3, Frame f3, std::string why3) {
+                if (ec3) return schedule_reconnect(why3);
+                try {
+                    if (f3.type == MsgType::error) {
+                        auto e = from_frame<ErrorMsg>(f3);
+                        if (e.code == ErrorCode::auth)
+                            return fatal(77, "route refused authentication for group '" + cfg_.group + "': " + e.message);
+                        return schedule_reconnect("route refused: " + e.message);
+                    }
+                    auto w = from_frame<Welcome>(f3);
+                    if (!equal(w.mac, route_proof(cfg_.token.expose(), nv, nr)))
+                        return fatal(77, "the route could not prove it holds the group token: refusing it");
+                    vnet_id_ = w.vnet_id;
+                    ticket_ = w.ticket;
+                    heartbeat_ms_ = std::max<std::uint32_t>(20, w.heartbeat_ms);
+                } catch (const WireError& e) {
+                    return schedule_reconnect(std::string("protocol error: ") + e.what());
+                }
+                connected_ = true;
+                connected_since_ = last_rx_ = Clock::now();
+                backoff_.reset();
+                writer_ = std::make_shared<FrameWriter>(s);
+                writer_->on_error = [this, s](relay::error_code e) {
+                    if (s == ctl_) lost("write failed: " + e.message());
+                };
+                log_.info("connected to route ", cfg_.route.str(), " as vnet ", vnet_id_, " (", cfg_.name, ", group ",
+                          cfg_.group, ")");
+                for (auto& ls : serves_)
+                    if (ls.cfg.active) register_serve(ls);
+                read_loop();
+                heartbeat();
+            });
+        });
+    });
+}
+
+void VnetAgent::read_loop() {
+    auto s = ctl_;
+    async_read_frame(s, [this, s](relay::error_code ec, Frame f, std::string why) {
+        if (s != ctl_ || !connected_) return;
+        if (ec) return lost(ec == asio::error::invalid_argument ? "protocol error: " + why : why);
+        last_rx_ = Clock::now();
+        try {
+            on_frame(std::move(f));
+        } catch (const WireError& e) {
+            return lost(std::string("protocol error: ") + e.what());
+        }
+        if (s == ctl_ && connected_) read_loop();
+    });
+}
+
+void VnetAgent::lost(const std::string& why) {
+    if (!connected_) return;
+    connected_ = false;
+    if (ctl_) ctl_->close();
+    ctl_.reset();
+    writer_.reset();
+    hb_timer_.cancel();
+    available_.clear();
+    for (auto& s : serves_) {
+        s.registered = false;
+        if (s.cfg.active) s.state = "waiting for route";
+    }
+    for (auto& u : uses_)
+        if (u.cfg.active) detach(u, "standby");
+    for (auto& [token, p] : pings_) p.second(Reply{69, "route connection lost\n"});
+    pings_.clear();
+    waiting_.clear();
+    log_.warn("lost the route: ", why);
+    if (!stopped_) schedule_reconnect(why);
+}
+
+void VnetAgent::heartbeat() {
+    if (!connected_) return;
+    if (Clock::now() - last_rx_ > scaled(std::chrono::milliseconds(15000))) return lost("route silent for 15 s");
+    send(to_frame(Ping{0}));
+    hb_timer_.expires_after(std::chrono::milliseconds(heartbeat_ms_));
+    hb_timer_.async_wait([this](relay::error_code ec) {
+        if (!ec) heartbeat();
+    });
+}
+
+void VnetAgent::send(const Frame& f) {
+    if (connected_ && writer_) writer_->send(f);
+}
+
+void VnetAgent::on_frame(Frame f) {
+    switch (f.type) {
+        case MsgType::ping: return send(to_frame(Pong{from_frame<Ping>(f).token}));
+        case MsgType::pong: {
+            auto m = from_frame<Pong>(f);
+            if (auto it = pings_.find(m.token); it != pings_.end()) {
+                auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - it->second.first).count();
+                auto fn = std::move(it->second.second);
+                pings_.erase(it);
+                fn(Reply{0, std::to_string(us / 1000.0)});
+            }
+            return;
+        }
+        case MsgType::serve_result: {
+            auto m = from_frame<ServeResult>(f);
+            auto it = serve_reqs_.find(m.req);
+            if (it == serve_reqs_.end()) return;
+            auto name = it->second;
+            serve_reqs_.erase(it);
+            auto* s = serve_by_name(name);
+            if (!s) return;
+            if (m.ok) {
+                s->registered = true;
+                s->id = m.id;
+                s->state = "registered";
+                if (s->unserve) unserve_timers_.add(m.id, static_cast<std::uint64_t>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count()));
+                log_.info("serve '", name, "' registered as id ", m.id, m.message.empty() ? "" : " (" + m.message + ")");
+            } else {
+                s->state = "refused: " + m.message;
+                log_.error("serve '", name, "' refused by the route: ", m.message);
+            }
+            if (auto w = waiting_.find(m.req); w != waiting_.end()) {
+                auto fn = std::move(w->second);
+                waiting_.erase(w);
+                fn(f);
+            }
+            return;
+        }
+        case MsgType::serve_up: {
+            auto m = from_frame<ServeUp>(f);
+            available_[m.entry.spec.id] = m.entry;
+            for (auto& u : uses_)
+                if (u.cfg.active && u.cfg.id == m.entry.spec.id && !u.listener) attach(u);
+            return;
+        }
+        case MsgType::serve_down: {
+            auto id = from_frame<ServeDown>(f).id;
+            available_.erase(id);
+            for (auto& u : uses_)
+                if (u.cfg.id == id && u.listener) detach(u, "standby");
+            return;
+        }
+        case MsgType::link_request: {
+            auto m = from_frame<LinkRequest>(f);
+            return serve_link(m.link_id, m.id);
+        }
+        case MsgType::unserve_ask: return on_unserve_ask(from_frame<UnserveAsk>(f));
+        case MsgType::vnets:
+        case MsgType::unserve_result: {
+            Reader r(f.payload);
+            auto req = r.u32();
+            if (auto it = waiting_.find(req); it != waiting_.end()) {
+                auto fn = std::move(it->second);
+                waiting_.erase(it);
+                fn(f);
+            }
+            return;
+        }
+        case MsgType::error: {
+            auto e = from_frame<ErrorMsg>(f);
+            return lost("route error: " + e.message);
+        }
+        default:
+            throw WireError("unexpected " + std::string(type_name(f.type)) + " on the control connection");
+    }
+}
+
+}  // namespace tn::vnet

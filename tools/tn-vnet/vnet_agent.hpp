@@ -1,0 +1,123 @@
+// VnetAgent: tn-vnet's runtime on one Asio event loop: the control session to the route (reconnected
+// forever with capped backoff), serves, uses (standby until their id appears), links, unserve, ctl.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/log.hpp"
+#include "relay/auth.hpp"
+#include "relay/io_pump.hpp"
+#include "relay/registry.hpp"
+#include "vnet_config.hpp"
+
+namespace tn::vnet {
+
+namespace asio = relay::asio;
+using relay::tcp;
+using Clock = std::chrono::steady_clock;
+
+struct LocalServe {
+    ServeCfg cfg;
+    bool registered = false;
+    std::uint16_t id = 0;  // the id in force (assigned by the route)
+    std::string state = "inactive";
+    bool unserve = false;
+    std::uint32_t open_links = 0;
+};
+
+struct LocalUse {
+    UseCfg cfg;
+    std::shared_ptr<tcp::acceptor> listener;
+    std::string state = "inactive";
+    std::uint16_t bound_port = 0;
+    std::uint32_t open_links = 0;
+};
+
+// What a ctl command returns: an exit code and the text (or JSON) to print.
+struct Reply {
+    int code = 0;
+    std::string body;
+};
+using ReplyFn = std::function<void(Reply)>;
+
+class VnetAgent {
+public:
+    VnetAgent(asio::io_context& io, VnetConfig cfg, const log::Logger& log, double time_scale);
+    ~VnetAgent();
+    void start();
+    void stop();
+    // 0 after a clean stop; 77/69/78 when the agent gave up (auth, version, config).
+    int exit_code() const { return exit_code_; }
+    // Runs one ctl/terminal command (argv words); the reply may come later (ping, show vnets, unserve).
+    void command(const std::vector<std::string>& words, ReplyFn reply);
+    void reload(const std::string& file, ReplyFn reply);
+
+private:
+    using OnStream = std::function<void(relay::error_code, relay::StreamPtr, std::string why)>;
+    void connect();
+    void schedule_reconnect(const std::string& why);
+    void open_route(OnStream done);
+    void on_control(relay::StreamPtr s);
+    void read_loop();
+    void on_frame(relay::Frame f);
+    void lost(const std::string& why);
+    void fatal(int code, const std::string& why);
+    void heartbeat();
+    void register_serve(LocalServe& s);
+    void unregister_serve(LocalServe& s);
+    void attach_uses();
+    void attach(LocalUse& u);
+    void detach(LocalUse& u, const std::string& state);
+    void accept_use(std::shared_ptr<tcp::acceptor> acc, std::string use_name);
+    void open_link(tcp::socket local, std::uint16_t id, std::string use_name);
+    void serve_link(std::uint64_t link_id, std::uint16_t id);
+    void on_unserve_ask(const relay::UnserveAsk& m);
+    void expire_unserves();
+    void send(const relay::Frame& f);
+    LocalServe* serve_by_name(const std::string& n);
+    LocalServe* serve_by_id(std::uint16_t id);
+    LocalUse* use_by_name(const std::string& n);
+    bool active_at_start(bool active, bool start_flag) const;
+    void start_ctl();
+    std::string show(const std::string& what, bool json) const;
+    Clock::duration scaled(std::chrono::milliseconds d) const;
+
+    asio::io_context& io_;
+    VnetConfig cfg_;
+    const log::Logger& log_;
+    double scale_;
+    std::uint64_t instance_ = relay::random_u64();
+    std::optional<asio::ssl::context> tls_;
+    std::vector<tcp::endpoint> route_eps_;
+    relay::StreamPtr ctl_;
+    std::shared_ptr<relay::FrameWriter> writer_;
+    bool connected_ = false, stopped_ = false;
+    std::uint32_t vnet_id_ = 0, heartbeat_ms_ = 5000;
+    relay::Ticket ticket_{};
+    Clock::time_point last_rx_{}, connected_since_{};
+    relay::Backoff backoff_;
+    asio::steady_timer retry_timer_, hb_timer_, unserve_timer_;
+    std::map<std::uint16_t, relay::ServeEntry> available_;
+    std::vector<LocalServe> serves_;
+    std::vector<LocalUse> uses_;
+    std::uint32_t next_req_ = 1;
+    std::map<std::uint32_t, std::function<void(const relay::Frame&)>> waiting_;  // req -> reply handler
+    std::map<std::uint32_t, std::string> serve_reqs_;                            // req -> serve name
+    std::map<std::uint64_t, std::pair<Clock::time_point, ReplyFn>> pings_;
+    relay::UnserveTimers unserve_timers_;
+    std::optional<asio::local::stream_protocol::acceptor> ctl_acceptor_;
+    std::string ctl_path_;
+    std::uint64_t links_total_ = 0, bytes_total_ = 0;
+    int exit_code_ = 0;
+};
+
+// $STATE/tn-vnet-NAME.sock
+std::string ctl_socket_path(const std::string& vnet_name);
+
+}  // namespace tn::vnet

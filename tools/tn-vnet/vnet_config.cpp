@@ -1,0 +1,91 @@
+// Loads tn-vnet's TOML config: [route], [vnet], [[serve]], [[use]], checked with key locations.
+#include "vnet_config.hpp"
+
+#include <set>
+
+#include "base/error.hpp"
+#include "config/document.hpp"
+#include "relay/io_tls.hpp"
+
+namespace tn::vnet {
+
+VnetConfig load_vnet_config(const std::string& path) {
+    if (path.empty()) throw Error(ExitCode::usage, "tn-vnet needs a config file: -c FILE");
+    VnetConfig c;
+    c.source = path;
+    auto doc = config::Document::load_file(path);
+    auto root = doc.root();
+    root.allow_only({"route", "vnet", "serve", "use"});
+    if (auto r = root.table("route")) {
+        r->allow_only({"address", "token", "fingerprint", "tls"});
+        if (auto a = r->require_string("address")) {
+            try {
+                c.route = parse_host_port(*a);
+            } catch (const ParseError& e) {
+                r->error("address", e.what());
+            }
+        }
+        if (auto t = r->require_string("token")) c.token = Secret(*t);
+        if (auto v = r->boolean("tls")) c.tls = *v;
+        if (auto f = r->string("fingerprint")) {
+            c.fingerprint = relay::normalize_fingerprint(*f);
+            if (c.fingerprint.empty()) r->error("fingerprint", "not a SHA256 fingerprint (64 hex digits, as 'tn-route fingerprint' prints)");
+        } else if (c.tls) {
+            r->error("fingerprint", "TLS needs the route's fingerprint pinned: run 'tn-route fingerprint' on the route "
+                                    "and set it here (or set tls = false on both ends)");
+        }
+    } else {
+        root.error("route", "missing [route] table (address, token, fingerprint)");
+    }
+    if (auto v = root.table("vnet")) {
+        v->allow_only({"name", "group", "terminal", "start_serve", "start_use", "allow_unserve", "unserve_remote", "unserve_num"});
+        if (auto s = v->string("name")) c.name = *s;
+        if (auto s = v->string("group")) c.group = *s;
+        if (c.name.empty() || c.name.size() > 64) v->error("name", "name must be 1-64 bytes");
+        if (c.group.empty() || c.group.size() > 64) v->error("group", "group must be 1-64 bytes");
+        if (auto b = v->boolean("terminal")) c.terminal = *b;
+        if (auto b = v->boolean("start_serve")) c.start_serve = *b;
+        if (auto b = v->boolean("start_use")) c.start_use = *b;
+        if (auto b = v->boolean("allow_unserve")) c.allow_unserve = *b;
+        if (auto b = v->boolean("unserve_remote")) c.unserve_remote = *b;
+        if (auto n = v->integer("unserve_num", 0, 499)) c.unserve_num = static_cast<int>(*n);
+    }
+    std::set<std::string> names;
+    for (const auto& t : root.tables("serve")) {
+        t.allow_only({"name", "id", "type", "ip", "port", "info", "active", "remote_port", "custom_domains"});
+        ServeCfg s;
+        if (auto v = t.require_string("name")) s.name = *v;
+        if (auto v = t.integer("id", 0, 999)) s.id = static_cast<std::uint16_t>(*v);
+        if (auto v = t.string("type")) {
+            s.type = *v;
+            if (s.type != "tcp") t.error("type", "only type = \"tcp\" is supported (seed 004: vnet carries TCP only)");
+        }
+        if (auto v = t.string("ip")) s.ip = *v;
+        if (auto v = t.integer("port", 1, 65535)) s.port = static_cast<std::uint16_t>(*v);
+        else if (!t.has("port")) t.error("port", "missing key 'port'");
+        if (auto v = t.string("info")) s.info = *v;
+        if (auto v = t.boolean("active")) s.active = *v;
+        if (auto v = t.integer("remote_port", 1, 65535)) s.remote_port = static_cast<std::uint16_t>(*v);
+        if (auto v = t.strings("custom_domains")) s.custom_domains = *v;
+        if (s.name.size() > 64) t.error("name", "name must be at most 64 bytes");
+        if (!s.name.empty() && !names.insert("serve:" + s.name).second) t.error("name", "serve '" + s.name + "' is defined twice");
+        c.serves.push_back(std::move(s));
+    }
+    for (const auto& t : root.tables("use")) {
+        t.allow_only({"name", "id", "ip", "port", "active"});
+        UseCfg u;
+        if (auto v = t.string("name")) u.name = *v;
+        if (auto v = t.integer("id", 1, 999)) u.id = static_cast<std::uint16_t>(*v);
+        else if (!t.has("id")) t.error("id", "missing key 'id' (the serve id to use, 1-999)");
+        if (auto v = t.string("ip")) u.ip = *v;
+        if (auto v = t.integer("port", 1, 65535)) u.port = static_cast<std::uint16_t>(*v);
+        if (auto v = t.boolean("active")) u.active = *v;
+        if (u.name.empty()) u.name = "use" + std::to_string(u.id);
+        if (!names.insert("use:" + u.name).second) t.error("name", "use '" + u.name + "' is defined twice");
+        c.uses.push_back(std::move(u));
+    }
+    doc.finish();
+    return c;
+}
+
+}  // namespace tn::vnet

@@ -1,0 +1,54 @@
+// tn-vnet's configuration (SPEC §3, seed 004's keys in TOML): the plain structs and their loader.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/net_addr.hpp"
+#include "base/secret.hpp"
+
+namespace tn::vnet {
+
+struct ServeCfg {
+    std::string name;
+    std::uint16_t id = 0;  // 0: dynamic, the route assigns one
+    std::string type = "tcp";
+    std::string ip = "127.0.0.1";
+    std::uint16_t port = 0;
+    std::string info;
+    bool active = true;
+    std::uint16_t remote_port = 0;
+    std::vector<std::string> custom_domains;
+};
+
+struct UseCfg {
+    std::string name;
+    std::uint16_t id = 0;
+    std::string ip = "127.0.0.1";
+    std::uint16_t port = 0;  // 0: the serve's own port
+    bool active = true;
+};
+
+struct VnetConfig {
+    std::string source;
+    HostPort route;
+    Secret token;
+    std::string fingerprint;  // normalised "sha256:<hex>"
+    bool tls = true;
+    std::string name = "vnet";
+    std::string group = "default";
+    bool terminal = false;
+    bool start_serve = true;
+    bool start_use = true;
+    bool allow_unserve = false;
+    bool unserve_remote = false;
+    int unserve_num = 1;
+    std::vector<ServeCfg> serves;
+    std::vector<UseCfg> uses;
+};
+
+// Loads and validates FILE; every problem is reported as FILE:LINE:COL and the load throws (78).
+VnetConfig load_vnet_config(const std::string& path);
+
+}  // namespace tn::vnet

@@ -1,0 +1,288 @@
+// tn-vnet's command grammar (seed 004's terminal: show, ping, unserve, serve/use ops, reload), shared
+// by `tn-vnet ctl` over the Unix control socket and the interactive terminal.
+#include <sstream>
+
+#include "base/error.hpp"
+#include "base/runtime_dir.hpp"
+#include "base/strings.hpp"
+#include "vnet_agent.hpp"
+
+namespace tn::vnet {
+
+using namespace relay;
+
+namespace {
+constexpr const char* kUsage =
+    "commands: show serve|use|serves|vnet|vnets · ping · unserve VNETID [IP:]PORT [--local [IP:]PORT] ·\n"
+    "  serve open|close|delete NAME · serve new|run NAME [IP:]PORT [ID] · use open|close|delete NAME ·\n"
+    "  use new|run NAME ID [[IP:]PORT] · reload [FILE]   (add --json for JSON)\n";
+
+HostPort host_port_or_port(const std::string& s, const std::string& default_ip) {
+    if (s.find(':') == std::string::npos) return HostPort{default_ip, parse_port(s, s)};
+    return parse_host_port(s);
+}
+
+std::string serve_json(const LocalServe& s) {
+    std::ostringstream o;
+    o << "{\"name\":" << json_quote(s.cfg.name) << ",\"id\":" << (s.registered ? s.id : s.cfg.id)
+      << ",\"type\":" << json_quote(s.cfg.type) << ",\"ip\":" << json_quote(s.cfg.ip) << ",\"port\":" << s.cfg.port
+      << ",\"info\":" << json_quote(s.cfg.info) << ",\"active\":" << (s.cfg.active ? "true" : "false")
+      << ",\"registered\":" << (s.registered ? "true" : "false") << ",\"state\":" << json_quote(s.state)
+      << ",\"remote_port\":" << s.cfg.remote_port << ",\"unserve\":" << (s.unserve ? "true" : "false")
+      << ",\"links\":" << s.open_links << "}";
+    return o.str();
+}
+
+std::string use_json(const LocalUse& u) {
+    std::ostringstream o;
+    o << "{\"name\":" << json_quote(u.cfg.name) << ",\"id\":" << u.cfg.id << ",\"ip\":" << json_quote(u.cfg.ip)
+      << ",\"port\":" << (u.bound_port ? u.bound_port : u.cfg.port) << ",\"active\":" << (u.cfg.active ? "true" : "false")
+      << ",\"state\":" << json_quote(u.state) << ",\"links\":" << u.open_links << "}";
+    return o.str();
+}
+}  // namespace
+
+std::string VnetAgent::show(const std::string& what, bool json) const {
+    std::ostringstream o;
+    if (what == "serve") {
+        if (json) {
+            o << "[";
+            for (std::size_t i = 0; i < serves_.size(); ++i) o << (i ? "," : "") << serve_json(serves_[i]);
+            o << "]\n";
+        } else {
+            o << "id\tname\ttype\tip\tport\tstate\tinfo\n";
+            for (const auto& s : serves_)
+                o << (s.registered ? s.id : s.cfg.id) << "\t" << s.cfg.name << "\t" << s.cfg.type << "\t" << s.cfg.ip << "\t"
+                  << s.cfg.port << "\t" << s.state << "\t" << s.cfg.info << "\n";
+        }
+    } else if (what == "use") {
+        if (json) {
+            o << "[";
+            for (std::size_t i = 0; i < uses_.size(); ++i) o << (i ? "," : "") << use_json(uses_[i]);
+            o << "]\n";
+        } else {
+            o << "name\tid\tip\tport\tstate\n";
+            for (const auto& u : uses_)
+                o << u.cfg.name << "\t" << u.cfg.id << "\t" << u.cfg.ip << "\t" << (u.bound_port ? u.bound_port : u.cfg.port)
+                  << "\t" << u.state << "\n";
+        }
+    } else if (what == "serves") {
+        if (json) o << "[";
+        else o << "id\tvnet\tname\ttype\tip\tport\tinfo\n";
+        bool first = true;
+        for (const auto& [id, e] : available_) {
+            if (json) {
+                o << (first ? "" : ",") << "{\"id\":" << id << ",\"vnet\":" << e.vnet_id << ",\"vnet_name\":"
+                  << json_quote(e.vnet_name) << ",\"name\":" << json_quote(e.spec.name) << ",\"type\":" << json_quote(e.spec.type)
+                  << ",\"ip\":" << json_quote(e.spec.ip) << ",\"port\":" << e.spec.port << ",\"info\":" << json_quote(e.spec.info)
+                  << ",\"remote_port\":" << e.spec.remote_port << "}";
+            } else {
+                o << id << "\t" << e.vnet_id << "\t" << e.spec.name << "\t" << e.spec.type << "\t" << e.spec.ip << "\t"
+                  << e.spec.port << "\t" << e.spec.info << "\n";
+            }
+            first = false;
+        }
+        if (json) o << "]\n";
+        else o << "- " << available_.size() << " serves in group " << cfg_.group << " -\n";
+    } else if (what == "vnet") {
+        if (json) {
+            o << "{\"name\":" << json_quote(cfg_.name) << ",\"group\":" << json_quote(cfg_.group)
+              << ",\"route\":" << json_quote(cfg_.route.str()) << ",\"tls\":" << (cfg_.tls ? "true" : "false")
+              << ",\"connected\":" << (connected_ ? "true" : "false") << ",\"vnet_id\":" << vnet_id_
+              << ",\"allow_unserve\":" << (cfg_.allow_unserve ? "true" : "false") << ",\"unserve_remote\":"
+              << (cfg_.unserve_remote ? "true" : "false") << ",\"unserve_num\":" << cfg_.unserve_num
+              << ",\"links_total\":" << links_total_ << ",\"bytes\":" << bytes_total_ << "}\n";
+        } else {
+            o << "name " << cfg_.name << "  group " << cfg_.group << "  route " << cfg_.route.str()
+              << (connected_ ? "  connected as vnet " + std::to_string(vnet_id_) : "  not connected") << "\n"
+              << "allow_unserve " << cfg_.allow_unserve << "  unserve_remote " << cfg_.unserve_remote << "  unserve_num "
+              << cfg_.unserve_num << "  links " << links_total_ << "  bytes " << bytes_total_ << "\n";
+        }
+    }
+    return o.str();
+}
+
+void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
+    std::vector<std::string> w;
+    bool json = false;
+    std::string local;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == "--json") json = true;
+        else if (in[i] == "--local" && i + 1 < in.size()) local = in[++i];
+        else w.push_back(in[i]);
+    }
+    auto usage = [&](const std::string& why) { reply(Reply{64, why + "\n" + kUsage}); };
+    auto ok = [&](const std::string& text) { reply(Reply{0, json ? "{\"ok\":true,\"message\":" + json_quote(text) + "}\n" : text + "\n"}); };
+    try {
+        if (w.empty() || w[0] == "help") return reply(Reply{w.empty() ? 64 : 0, kUsage});
+        if (w[0] == "show") {
+            if (w.size() != 2) return usage("show needs one of serve|use|serves|vnet|vnets");
+            if (w[1] != "vnets") {
+                if (w[1] != "serve" && w[1] != "use" && w[1] != "serves" && w[1] != "vnet") return usage("unknown: show " + w[1]);
+                return reply(Reply{0, show(w[1], json)});
+            }
+            if (!connected_) return reply(Reply{69, "not connected to the route\n"});
+            auto req = next_req_++;
+            waiting_[req] = [reply, json](const Frame& f) {
+                auto v = from_frame<Vnets>(f);
+                std::ostringstream o;
+                if (json) o << "[";
+                else o << "vnet\tname\tserves\n";
+                for (std::size_t i = 0; i < v.vnets.size(); ++i) {
+                    const auto& x = v.vnets[i];
+                    if (json) o << (i ? "," : "") << "{\"id\":" << x.id << ",\"name\":" << json_quote(x.name) << ",\"serves\":" << x.serves << "}";
+                    else o << x.id << "\t" << x.name << "\t" << x.serves << "\n";
+                }
+                if (json) o << "]\n";
+                reply(Reply{0, o.str()});
+            };
+            return send(to_frame(VnetsReq{req}));
+        }
+        if (w[0] == "ping") {
+            if (!connected_) return reply(Reply{69, "not connected to the route\n"});
+            auto token = random_u64();
+            pings_[token] = {Clock::now(), [reply, json](Reply r) {
+                                 if (r.code) return reply(r);
+                                 reply(Reply{0, json ? "{\"rtt_ms\":" + r.body + "}\n" : "pong from route: " + r.body + " ms\n"});
+                             }};
+            return send(to_frame(Ping{token}));
+        }
+        if (w[0] == "unserve") {
+            if (w.size() != 3) return usage("unserve VNETID [IP:]PORT [--local [IP:]PORT]");
+            auto target = parse_int(w[1], 1, 0xffffffff);
+            if (!target) return usage("bad VNETID '" + w[1] + "'");
+            auto hp = host_port_or_port(w[2], "127.0.0.1");
+            if (!connected_) return reply(Reply{69, "not connected to the route\n"});
+            auto req = next_req_++;
+            waiting_[req] = [this, reply, json, local](const Frame& f) {
+                auto r = from_frame<UnserveResult>(f);
+                if (!r.ok) return reply(Reply{77, "unserve refused: " + r.message + "\n"});
+                std::string text = "unserve granted: serve id " + std::to_string(r.id);
+                if (!local.empty()) {
+                    LocalUse u;
+                    u.cfg.name = "unserve-" + std::to_string(r.id);
+                    u.cfg.id = r.id;
+                    auto lhp = host_port_or_port(local, "127.0.0.1");
+                    u.cfg.ip = lhp.host;
+                    u.cfg.port = lhp.port;
+                    if (use_by_name(u.cfg.name)) detach(*use_by_name(u.cfg.name), "inactive");
+                    else uses_.push_back(u);
+                    attach(*use_by_name(u.cfg.name));
+                    text += ", mapped on " + lhp.str() + " (" + use_by_name(u.cfg.name)->state + ")";
+                }
+                reply(Reply{0, json ? "{\"ok\":true,\"id\":" + std::to_string(r.id) + ",\"message\":" + json_quote(text) + "}\n" : text + "\n"});
+            };
+            return send(to_frame(UnserveReq{req, static_cast<std::uint32_t>(*target), hp.host, hp.port}));
+        }
+        if (w[0] == "serve" || w[0] == "use") {
+            if (w.size() < 3) return usage(w[0] + " open|close|new|run|delete NAME ...");
+            const auto& op = w[1];
+            const auto& name = w[2];
+            if (w[0] == "serve") {
+                auto* s = serve_by_name(name);
+                if (op == "new" || op == "run") {
+                    if (s) return usage("serve '" + name + "' exists");
+                    if (w.size() < 4) return usage("serve " + op + " NAME [IP:]PORT [ID]");
+                    LocalServe ls;
+                    ls.cfg.name = name;
+                    auto hp = host_port_or_port(w[3], "127.0.0.1");
+                    ls.cfg.ip = hp.host;
+                    ls.cfg.port = hp.port;
+                    if (w.size() > 4) {
+                        auto id = parse_int(w[4], 0, 999);
+                        if (!id) return usage("bad id '" + w[4] + "'");
+                        ls.cfg.id = static_cast<std::uint16_t>(*id);
+                    }
+                    ls.cfg.active = op == "run";
+                    serves_.push_back(ls);
+                    if (op == "run") register_serve(serves_.back());
+                    return ok("serve '" + name + "' " + (op == "run" ? "registering" : "created (inactive)"));
+                }
+                if (!s) return reply(Reply{65, "no serve '" + name + "'\n"});
+                if (op == "open") {
+                    s->cfg.active = true;
+                    if (!s->registered) register_serve(*s);
+                    return ok("serve '" + name + "' opened");
+                }
+                if (op == "close" || op == "delete") {
+                    s->cfg.active = false;
+                    unregister_serve(*s);
+                    if (op == "delete") serves_.erase(serves_.begin() + (s - serves_.data()));
+                    return ok("serve '" + name + "' " + (op == "close" ? "closed" : "deleted"));
+                }
+                return usage("unknown serve operation '" + op + "'");
+            }
+            auto* u = use_by_name(name);
+            if (op == "new" || op == "run") {
+                if (u) return usage("use '" + name + "' exists");
+                if (w.size() < 4) return usage("use " + op + " NAME ID [[IP:]PORT]");
+                LocalUse lu;
+                lu.cfg.name = name;
+                auto id = parse_int(w[3], 1, 999);
+                if (!id) return usage("bad id '" + w[3] + "'");
+                lu.cfg.id = static_cast<std::uint16_t>(*id);
+                if (w.size() > 4) {
+                    auto hp = host_port_or_port(w[4], "127.0.0.1");
+                    lu.cfg.ip = hp.host;
+                    lu.cfg.port = hp.port;
+                }
+                lu.cfg.active = op == "run";
+                uses_.push_back(lu);
+                if (op == "run") attach(uses_.back());
+                return ok("use '" + name + "' " + (op == "run" ? uses_.back().state : "created (inactive)"));
+            }
+            if (!u) return reply(Reply{65, "no use '" + name + "'\n"});
+            if (op == "open") {
+                u->cfg.active = true;
+                if (!u->listener) attach(*u);
+                return ok("use '" + name + "' " + u->state);
+            }
+            if (op == "close" || op == "delete") {
+                u->cfg.active = false;
+                detach(*u, "inactive");
+                if (op == "delete") uses_.erase(uses_.begin() + (u - uses_.data()));
+                return ok("use '" + name + "' " + (op == "close" ? "closed" : "deleted"));
+            }
+            return usage("unknown use operation '" + op + "'");
+        }
+        if (w[0] == "reload") return reload(w.size() > 1 ? w[1] : cfg_.source, reply);
+        return usage("unknown command '" + w[0] + "'");
+    } catch (const ParseError& e) {
+        return usage(e.what());
+    } catch (const Error& e) {
+        return reply(Reply{to_int(e.code()), std::string(e.what()) + "\n"});
+    }
+}
+
+void VnetAgent::start_ctl() {
+    ensure_state_dir();
+    ctl_path_ = ctl_socket_path(cfg_.name);
+    std::error_code fec;
+    std::filesystem::remove(ctl_path_, fec);
+    ctl_acceptor_.emplace(io_, asio::local::stream_protocol::endpoint(ctl_path_));
+    std::function<void()> accept_one;
+    auto loop = std::make_shared<std::function<void()>>();
+    *loop = [this, loop]() {
+        ctl_acceptor_->async_accept([this, loop](relay::error_code ec, asio::local::stream_protocol::socket sock) {
+            if (ec || stopped_) return;
+            auto s = std::make_shared<asio::local::stream_protocol::socket>(std::move(sock));
+            auto buf = std::make_shared<asio::streambuf>(4096);  // one command line, capped
+            asio::async_read_until(*s, *buf, '\n', [this, s, buf](relay::error_code ec2, std::size_t) {
+                if (ec2) return;
+                std::istream in(buf.get());
+                std::string line;
+                std::getline(in, line);
+                auto words = split(line, '\x1f');
+                if (words.size() == 1 && words[0].empty()) words.clear();
+                command(words, [s](Reply r) {
+                    auto out = std::make_shared<std::string>(std::to_string(r.code) + "\n" + r.body);
+                    asio::async_write(*s, asio::buffer(*out), [s, out](relay::error_code, std::size_t) {});
+                });
+            });
+            (*loop)();
+        });
+    };
+    (*loop)();
+}
+
+}  // namespace tn::vnet

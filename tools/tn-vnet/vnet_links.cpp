@@ -1,0 +1,266 @@
+// tn-vnet's serves, uses and links: registering serves, use listeners that follow their id, one link
+// per proxied connection on both sides, and unserve (a peer's request for an unregistered service).
+#include "base/net_addr.hpp"
+#include "vnet_agent.hpp"
+
+namespace tn::vnet {
+
+using namespace relay;
+
+namespace {
+std::uint64_t now_ms() {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count());
+}
+bool is_loopback(const std::string& ip) {
+    relay::error_code ec;
+    auto a = asio::ip::make_address(ip, ec);
+    return ip == "localhost" || (!ec && a.is_loopback());
+}
+
+// After hello + first frame, a link connection reads the route's hello, its CHALLENGE (unused on
+// links) and the verdict: LINK_OK, or an ERROR that says why.
+void await_link_ok(const StreamPtr& s, std::function<void(bool ok, std::string why)> done) {
+    async_read_hello(s, [s, done](relay::error_code ec, std::uint16_t, std::string why) {
+        if (ec) return done(false, why);
+        async_read_frame(s, [s, done](relay::error_code ec2, Frame, std::string why2) {
+            if (ec2) return done(false, why2);
+            async_read_frame(s, [s, done](relay::error_code ec3, Frame f, std::string why3) {
+                if (ec3) return done(false, why3);
+                try {
+                    if (f.type == MsgType::error) return done(false, from_frame<ErrorMsg>(f).message);
+                    from_frame<LinkOk>(f);
+                    done(true, {});
+                } catch (const WireError& e) {
+                    done(false, e.what());
+                }
+            });
+        });
+    });
+}
+}  // namespace
+
+LocalServe* VnetAgent::serve_by_name(const std::string& n) {
+    for (auto& s : serves_)
+        if (s.cfg.name == n) return &s;
+    return nullptr;
+}
+LocalServe* VnetAgent::serve_by_id(std::uint16_t id) {
+    for (auto& s : serves_)
+        if (s.registered && s.id == id) return &s;
+    return nullptr;
+}
+LocalUse* VnetAgent::use_by_name(const std::string& n) {
+    for (auto& u : uses_)
+        if (u.cfg.name == n) return &u;
+    return nullptr;
+}
+
+void VnetAgent::register_serve(LocalServe& s) {
+    if (!connected_) {
+        s.state = "waiting for route";
+        return;
+    }
+    auto req = next_req_++;
+    serve_reqs_[req] = s.cfg.name;
+    ServeSpec spec;
+    spec.id = s.id ? s.id : s.cfg.id;  // keep an id the route gave us before, across reconnects
+    if (s.cfg.id >= kStaticMin) spec.id = s.cfg.id;
+    spec.name = s.cfg.name;
+    spec.type = s.cfg.type;
+    spec.ip = s.cfg.ip;
+    spec.port = s.cfg.port;
+    spec.info = s.cfg.info;
+    spec.remote_port = s.cfg.remote_port;
+    spec.unserve = s.unserve;
+    s.state = "registering";
+    send(to_frame(Serve{req, spec}));
+}
+
+void VnetAgent::unregister_serve(LocalServe& s) {
+    if (s.registered) send(to_frame(ServeClose{s.id}));
+    s.registered = false;
+    s.state = "inactive";
+}
+
+void VnetAgent::attach(LocalUse& u) {
+    auto it = available_.find(u.cfg.id);
+    if (it == available_.end() || !connected_) {
+        u.state = "standby";
+        return;
+    }
+    std::uint16_t port = u.cfg.port ? u.cfg.port : it->second.spec.port;
+    auto acc = std::make_shared<tcp::acceptor>(io_);
+    relay::error_code ec;
+    auto addr = asio::ip::make_address(u.cfg.ip, ec);
+    if (!ec) {
+        tcp::endpoint ep(addr, port);
+        acc->open(ep.protocol(), ec);
+        if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
+        if (!ec) acc->bind(ep, ec);
+        if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+        u.state = "error: cannot listen on " + u.cfg.ip + ":" + std::to_string(port) + ": " + ec.message();
+        log_.error("use '", u.cfg.name, "': ", u.state);
+        return;
+    }
+    u.listener = acc;
+    u.bound_port = port;
+    u.state = "attached";
+    log_.info("use '", u.cfg.name, "' attached: ", u.cfg.ip, ":", port, " -> serve ", u.cfg.id, " (", it->second.spec.name,
+              " on vnet ", it->second.vnet_id, ")");
+    accept_use(acc, u.cfg.name);
+}
+
+void VnetAgent::detach(LocalUse& u, const std::string& state) {
+    if (u.listener) {
+        relay::error_code ec;
+        u.listener->close(ec);
+        u.listener.reset();
+        log_.info("use '", u.cfg.name, "' ", state, ": serve ", u.cfg.id, " is not available");
+    }
+    u.state = state;
+}
+
+void VnetAgent::attach_uses() {
+    for (auto& u : uses_)
+        if (u.cfg.active && !u.listener) attach(u);
+}
+
+void VnetAgent::accept_use(std::shared_ptr<tcp::acceptor> acc, std::string use_name) {
+    acc->async_accept([this, acc, use_name](relay::error_code ec, tcp::socket sock) {
+        if (ec || stopped_) return;
+        auto* u = use_by_name(use_name);
+        if (!u || u->listener != acc) return;
+        open_link(std::move(sock), u->cfg.id, use_name);
+        accept_use(acc, use_name);
+    });
+}
+
+void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_name) {
+    auto lp = std::make_shared<Stream>(std::move(local));
+    open_route([this, lp, id, use_name](relay::error_code ec, StreamPtr s, std::string why) {
+        if (ec) {
+            log_.warn("use '", use_name, "': link to the route failed: ", why);
+            return lp->close();
+        }
+        auto hello = encode_hello();
+        Bytes out(hello.begin(), hello.end());
+        auto fr = encode_frame(to_frame(LinkOpen{ticket_, id}));
+        out.insert(out.end(), fr.begin(), fr.end());
+        async_write_bytes(s, std::move(out), [](relay::error_code) {});
+        await_link_ok(s, [this, lp, s, use_name](bool ok, std::string why2) {
+            if (!ok) {
+                log_.warn("use '", use_name, "': link refused: ", why2);
+                s->close();
+                return lp->close();
+            }
+            ++links_total_;
+            if (auto* u = use_by_name(use_name)) ++u->open_links;
+            Pump::start(lp, s, [this, use_name](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+                bytes_total_ += ab + ba;
+                if (auto* u = use_by_name(use_name); u && u->open_links) --u->open_links;
+                if (err.find("protocol error") != std::string::npos) log_.warn("use '", use_name, "' link closed: ", err);
+            });
+        });
+    });
+}
+
+void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id) {
+    auto* sv = serve_by_id(id);
+    if (!sv) return send(to_frame(LinkFail{link_id, "serve " + std::to_string(id) + " is not registered here"}));
+    auto name = sv->cfg.name;
+    auto res = std::make_shared<tcp::resolver>(io_);
+    res->async_resolve(sv->cfg.ip, std::to_string(sv->cfg.port), [this, res, link_id, id, name](
+                                                                      relay::error_code ec, tcp::resolver::results_type r) {
+        if (ec) return send(to_frame(LinkFail{link_id, "cannot resolve: " + ec.message()}));
+        auto sock = std::make_shared<tcp::socket>(io_);
+        asio::async_connect(*sock, r, [this, sock, link_id, id, name](relay::error_code ec2, const tcp::endpoint&) {
+            if (ec2) {
+                log_.warn("serve '", name, "': local service refused link ", link_id, ": ", ec2.message());
+                return send(to_frame(LinkFail{link_id, ec2.message()}));
+            }
+            auto lp = std::make_shared<Stream>(std::move(*sock));
+            open_route([this, lp, link_id, id, name](relay::error_code ec3, StreamPtr s, std::string why) {
+                if (ec3) {
+                    lp->close();
+                    return send(to_frame(LinkFail{link_id, why}));
+                }
+                auto hello = encode_hello();
+                Bytes out(hello.begin(), hello.end());
+                auto fr = encode_frame(to_frame(LinkAccept{ticket_, link_id}));
+                out.insert(out.end(), fr.begin(), fr.end());
+                async_write_bytes(s, std::move(out), [](relay::error_code) {});
+                await_link_ok(s, [this, lp, s, id, name](bool ok, std::string why2) {
+                    if (!ok) {
+                        log_.warn("serve '", name, "': link refused: ", why2);
+                        s->close();
+                        return lp->close();
+                    }
+                    ++links_total_;
+                    if (auto* sv2 = serve_by_id(id)) {
+                        ++sv2->open_links;
+                        unserve_timers_.opened(id);
+                    }
+                    Pump::start(s, lp, [this, id, name](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+                        bytes_total_ += ab + ba;
+                        if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
+                        unserve_timers_.closed(id, now_ms());
+                        if (err.find("protocol error") != std::string::npos)
+                            log_.warn("serve '", name, "' link closed: ", err);
+                    });
+                });
+            });
+        });
+    });
+}
+
+void VnetAgent::on_unserve_ask(const UnserveAsk& m) {
+    auto no = [&](const std::string& why) {
+        log_.info("unserve ", m.ip, ":", m.port, " from vnet ", m.from, " refused: ", why);
+        send(to_frame(UnserveReply{m.req, false, 0, why}));
+    };
+    if (!cfg_.allow_unserve) return no("this vnet does not allow unserve (allow_unserve = false)");
+    if (!is_loopback(m.ip) && !cfg_.unserve_remote)
+        return no("only loopback targets may be unserved here (unserve_remote = false)");
+    int count = 0;
+    for (const auto& s : serves_) count += s.unserve ? 1 : 0;
+    if (count >= cfg_.unserve_num) return no("unserve limit reached (unserve_num = " + std::to_string(cfg_.unserve_num) + ")");
+    std::string name = "unserve-" + m.ip + ":" + std::to_string(m.port);
+    if (auto* existing = serve_by_name(name); existing && existing->registered)
+        return send(to_frame(UnserveReply{m.req, true, existing->id, "already served"}));
+    LocalServe s;
+    s.cfg.name = name;
+    s.cfg.ip = m.ip;
+    s.cfg.port = m.port;
+    s.cfg.info = "unserve for vnet " + std::to_string(m.from);
+    s.unserve = true;
+    serves_.push_back(s);
+    auto req = next_req_;
+    register_serve(serves_.back());
+    waiting_[req] = [this, r = m.req](const Frame& f) {
+        auto res = from_frame<ServeResult>(f);
+        send(to_frame(UnserveReply{r, res.ok, res.id, res.message}));
+    };
+    log_.info("unserve ", m.ip, ":", m.port, " for vnet ", m.from, ": registering");
+}
+
+void VnetAgent::expire_unserves() {
+    for (auto id : unserve_timers_.expire(now_ms())) {
+        for (auto it = serves_.begin(); it != serves_.end(); ++it) {
+            if (it->unserve && it->id == id) {
+                log_.info("unserve '", it->cfg.name, "' (id ", id, ") expired");
+                unregister_serve(*it);
+                serves_.erase(it);
+                break;
+            }
+        }
+    }
+    unserve_timer_.expires_after(std::max<Clock::duration>(std::chrono::milliseconds(20), scaled(std::chrono::milliseconds(1000))));
+    unserve_timer_.async_wait([this](relay::error_code ec) {
+        if (!ec && !stopped_) expire_unserves();
+    });
+}
+
+}  // namespace tn::vnet

@@ -1,0 +1,219 @@
+// Runs tn-vnet (event loop, signals, terminal), applies reloads as a diff, and talks to a running
+// vnet's control socket for `ctl` and `shell`.
+#include "vnet_runner.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "base/error.hpp"
+#include "base/runtime_dir.hpp"
+#include "base/strings.hpp"
+#include "vnet_agent.hpp"
+
+namespace tn::vnet {
+
+namespace {
+double time_scale_from_env() {
+    const char* v = std::getenv("TN_RELAY_TIME_SCALE");
+    if (!v || !*v) return 1.0;
+    char* end = nullptr;
+    double d = std::strtod(v, &end);
+    if (*end || !(d > 0 && d <= 1)) throw Error(ExitCode::config, "TN_RELAY_TIME_SCALE must be a number in (0, 1]");
+    return d;
+}
+
+std::string find_socket(const std::string& config, const std::string& socket) {
+    if (!socket.empty()) return socket;
+    if (!config.empty()) return ctl_socket_path(load_vnet_config(config).name);
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(state_dir_path(), ec)) {
+        auto n = e.path().filename().string();
+        if (n.rfind("tn-vnet-", 0) == 0 && n.size() > 5 && n.substr(n.size() - 5) == ".sock") found.push_back(e.path());
+    }
+    if (found.size() == 1) return found[0];
+    throw Error(ExitCode::usage, found.empty() ? "no running tn-vnet found in " + state_dir_path().string() + " (pass -c FILE or --socket)"
+                                               : "several tn-vnet sockets found: pass -c FILE or --socket");
+}
+
+// One request/reply over the control socket: words joined by 0x1f, a newline; reply "CODE\nBODY".
+std::pair<int, std::string> ask(const std::string& path, const std::vector<std::string>& words) {
+    asio::io_context io;
+    asio::local::stream_protocol::socket s(io);
+    relay::error_code ec;
+    s.connect(asio::local::stream_protocol::endpoint(path), ec);
+    if (ec) throw Error(ExitCode::unavailable, "tn-vnet is not running (" + path + ": " + ec.message() + ")");
+    std::string req;
+    for (std::size_t i = 0; i < words.size(); ++i) req += (i ? "\x1f" : "") + words[i];
+    req += "\n";
+    asio::write(s, asio::buffer(req), ec);
+    std::string reply;
+    char buf[4096];
+    for (;;) {
+        auto n = s.read_some(asio::buffer(buf), ec);
+        reply.append(buf, n);
+        if (ec || reply.size() > (16 << 20)) break;
+    }
+    auto nl = reply.find('\n');
+    auto code = parse_int(reply.substr(0, nl), 0, 255);
+    if (nl == std::string::npos || !code) throw Error(ExitCode::data, "malformed reply from tn-vnet");
+    return {static_cast<int>(*code), reply.substr(nl + 1)};
+}
+}  // namespace
+
+void VnetAgent::reload(const std::string& file, ReplyFn reply) {
+    VnetConfig next;
+    try {
+        next = load_vnet_config(file);
+    } catch (const Error& e) {
+        return reply(Reply{78, std::string("reload failed, keeping the running config: ") + e.what() + "\n"});
+    }
+    std::vector<std::string> changes;
+    bool reconnect = next.route != cfg_.route || next.token.expose() != cfg_.token.expose() || next.group != cfg_.group ||
+                     next.name != cfg_.name || next.tls != cfg_.tls || next.fingerprint != cfg_.fingerprint;
+    auto same_serve = [](const ServeCfg& a, const ServeCfg& b) {
+        return a.id == b.id && a.ip == b.ip && a.port == b.port && a.info == b.info && a.active == b.active &&
+               a.remote_port == b.remote_port && a.type == b.type;
+    };
+    // Serves: removed or changed ones are withdrawn; new or changed ones registered. Others untouched.
+    for (auto it = serves_.begin(); it != serves_.end();) {
+        if (it->unserve) { ++it; continue; }
+        auto n = std::find_if(next.serves.begin(), next.serves.end(), [&](auto& s) { return s.name == it->cfg.name; });
+        if (n == next.serves.end() || !same_serve(*n, it->cfg)) {
+            changes.push_back("serve -" + it->cfg.name);
+            unregister_serve(*it);
+            it = serves_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    for (const auto& s : next.serves) {
+        if (serve_by_name(s.name)) continue;
+        LocalServe ls;
+        ls.cfg = s;
+        serves_.push_back(ls);
+        changes.push_back("serve +" + s.name);
+        if (s.active) register_serve(serves_.back());
+    }
+    for (auto it = uses_.begin(); it != uses_.end();) {
+        if (it->cfg.name.rfind("unserve-", 0) == 0) { ++it; continue; }
+        auto n = std::find_if(next.uses.begin(), next.uses.end(), [&](auto& u) { return u.name == it->cfg.name; });
+        if (n == next.uses.end() || n->id != it->cfg.id || n->ip != it->cfg.ip || n->port != it->cfg.port || n->active != it->cfg.active) {
+            changes.push_back("use -" + it->cfg.name);
+            detach(*it, "inactive");
+            it = uses_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    for (const auto& u : next.uses) {
+        if (use_by_name(u.name)) continue;
+        LocalUse lu;
+        lu.cfg = u;
+        uses_.push_back(lu);
+        changes.push_back("use +" + u.name);
+        if (u.active) attach(uses_.back());
+    }
+    auto keep_serves = std::move(serves_);
+    auto keep_uses = std::move(uses_);
+    cfg_ = std::move(next);
+    serves_ = std::move(keep_serves);
+    uses_ = std::move(keep_uses);
+    if (reconnect) {
+        changes.push_back("route settings: reconnecting");
+        if (connected_) lost("config reloaded with new route settings");
+    }
+    std::string text = changes.empty() ? "reload: nothing changed" : "reload: ";
+    for (std::size_t i = 0; i < changes.size(); ++i) text += (i ? ", " : "") + changes[i];
+    log_.info(text);
+    reply(Reply{0, text + "\n"});
+}
+
+int run_vnet(const std::string& config, const log::Logger& log) {
+    auto cfg = load_vnet_config(config);
+    double scale = time_scale_from_env();
+    ensure_state_dir();
+    auto lock = FileLock::try_acquire(state_dir_path() / ("tn-vnet-" + cfg.name + ".lock"));
+    if (!lock) throw Error(ExitCode::temp_fail, "a tn-vnet named '" + cfg.name + "' already runs here");
+    bool terminal = cfg.terminal;
+    asio::io_context io(1);  // one event-loop thread, fixed: no thread per connection
+    VnetAgent agent(io, std::move(cfg), log, scale);
+    agent.start();
+    asio::signal_set sigs(io, SIGINT, SIGTERM, SIGHUP);
+    std::function<void()> wait_signal = [&]() {
+        sigs.async_wait([&](relay::error_code ec, int sig) {
+            if (ec) return;
+            if (sig == SIGHUP) {
+                agent.reload(config, [&](Reply r) {
+                    if (r.code) log.error(trim(r.body));
+                });
+                return wait_signal();
+            }
+            log.info("stopping on signal ", sig);
+            agent.stop();
+        });
+    };
+    wait_signal();
+    // The terminal reads commands from stdin only when it is a TTY: never prompt a pipe (SPEC §2).
+    std::optional<asio::posix::stream_descriptor> in;
+    asio::streambuf inbuf(4096);
+    std::function<void()> read_line = [&]() {
+        std::cerr << ">: " << std::flush;
+        asio::async_read_until(*in, inbuf, '\n', [&](relay::error_code ec, std::size_t) {
+            if (ec) return;
+            std::istream is(&inbuf);
+            std::string line;
+            std::getline(is, line);
+            std::vector<std::string> words;
+            for (auto& p : split(line, ' '))
+                if (!p.empty()) words.push_back(p);
+            if (!words.empty() && words[0] == "exit") return agent.stop();
+            agent.command(words, [&](Reply r) {
+                std::cout << r.body << std::flush;
+                read_line();
+            });
+        });
+    };
+    if (terminal) {
+        if (::isatty(0)) {
+            in.emplace(io, ::dup(0));
+            read_line();
+        } else {
+            log.warn("terminal = true but stdin is not a TTY: terminal disabled (use 'tn-vnet ctl')");
+        }
+    }
+    io.run();
+    return agent.exit_code();
+}
+
+int run_ctl(const std::string& config, const std::string& socket, const std::vector<std::string>& words) {
+    auto [code, body] = ask(find_socket(config, socket), words);
+    (code == 0 ? std::cout : std::cerr) << body << std::flush;
+    return code;
+}
+
+int run_shell(const std::string& config, const std::string& socket) {
+    auto path = find_socket(config, socket);
+    bool tty = ::isatty(0);
+    std::string line;
+    for (;;) {
+        if (tty) std::cerr << ">: " << std::flush;
+        if (!std::getline(std::cin, line)) break;
+        std::vector<std::string> words;
+        for (auto& p : split(line, ' '))
+            if (!p.empty()) words.push_back(p);
+        if (words.empty()) continue;
+        if (words[0] == "exit" || words[0] == "quit") break;
+        auto [code, body] = ask(path, words);
+        (code == 0 ? std::cout : std::cerr) << body << std::flush;
+    }
+    return 0;
+}
+
+}  // namespace tn::vnet
+
+namespace tn::vnet {
+void run_check(const std::string& config) { load_vnet_config(config); }
+}  // namespace tn::vnet
