@@ -292,3 +292,12 @@ def test_schedule_restarts_every_interval_and_status_prints_a_table(st):
     assert table[0].split()[:3] == ["NAME", "STATE", "PID"]
     row = [r for r in table if r.startswith("periodic ")]
     assert len(row) == 1 and str(st.status("periodic")["pid"]) in row[0]
+
+
+def test_the_child_leads_its_own_session_and_group(st):
+    st.start("session", command=["sleep", "1000"])
+    child = wait_for(lambda: st.status("session")["child_pid"], what="child")
+    with open(f"/proc/{child}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    pgid, sid, tty = int(fields[2]), int(fields[3]), int(fields[4])
+    assert (pgid, sid, tty) == (child, child, 0)  # no controlling terminal: /dev/tty cannot stop it

@@ -54,8 +54,11 @@ Spawned spawn_child(const std::vector<std::string>& argv) {
     // We block signals for signalfd and ignore SIGPIPE; the child must start with neither.
     posix_spawnattr_setsigmask(&attr.a, &none);
     posix_spawnattr_setsigdefault(&attr.a, &all);
-    posix_spawnattr_setpgroup(&attr.a, 0);
-    posix_spawnattr_setflags(&attr.a, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    // A new session, hence also a new process group led by the child: the terminal of `tn-watch run`
+    // is not its controlling terminal, so a child that opens /dev/tty (ssh asking for a password) gets
+    // an error instead of being stopped by SIGTTIN and hanging the supervisor, and a closed terminal's
+    // SIGHUP does not reach it.
+    posix_spawnattr_setflags(&attr.a, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     FileActions fa;
     posix_spawn_file_actions_addopen(&fa.f, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa.f, out.w.get(), 1);

@@ -15,7 +15,7 @@ struct Spawned {
     UniqueFd out, err;  // read ends, non-blocking
 };
 
-// posix_spawnp: new process group, stdin /dev/null, stdout/stderr to pipes, default signal mask and
+// posix_spawnp: new session and process group, stdin /dev/null, stdout/stderr to pipes, default signal mask and
 // dispositions. Throws tn::Error(unavailable) with the errno text when the command cannot be run.
 Spawned spawn_child(const std::vector<std::string>& argv);
 
