@@ -3,6 +3,7 @@ import glob
 import hashlib
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -99,3 +100,21 @@ def test_interrupt_reaches_the_remote_through_the_master(env):
     code, out, _ = interrupt(env, ["--persist", "60"],
                              'trap "echo got INT; exit 9" INT; echo ready; while :; do sleep 0.1; done', signal.SIGTERM)
     assert (code, out) == (9, b"got INT\n")
+
+
+def test_dead_session_is_replaced_once(env):
+    r = env.run("run", *env.base, "--persist", "60", "-n", env.target, "true")
+    assert r.returncode == 0, r.stderr
+    before = logins(env)
+    # Drop the master's SSH connection on the server side: the sshd session processes of the test user
+    # (children of the sshd this test started), by PID.
+    out = subprocess.run(["ps", "-o", "pid=", "-u", env.sshd.user.name], capture_output=True, text=True).stdout
+    for pid in out.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    r = env.run("run", *env.base, "--persist", "60", "-n", env.target, "echo", "again")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "again\n"
+    assert logins(env) == before + 1

@@ -194,3 +194,47 @@ def test_seed001_example_workflow(env, local):
     lines = open(os.path.join(local, "result.txt")).read().splitlines()
     assert lines[0] == "p1\tIntro\t4\tp2\t2"
     assert len(lines) == 3
+
+
+def test_progress_bar_only_on_a_tty(env, local):
+    import pty
+    src = os.path.join(local, "p.bin")
+    write_random(src, 4 * 1024 * 1024)
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run([env.exe, "put", *env.base, src, f"{env.target}:p.bin"], env=env.client.env(),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, timeout=120)
+        os.close(slave)
+        slave = -1
+        drawn = b""
+        try:
+            while True:
+                chunk = os.read(master, 4096)
+                if not chunk:
+                    break
+                drawn += chunk
+        except OSError:  # EIO once the pty is drained and closed
+            pass
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+    assert p.returncode == 0
+    assert b"p.bin" in drawn and b"100%" in drawn and b"ETA" in drawn and b"MiB/s" in drawn
+    assert p.stdout == b""
+
+
+def test_local_disk_full(env, local):
+    remote = env.remote("two-mib.bin")
+    write_random(remote, 2 * 1024 * 1024)
+    env.chown_remote(remote)
+    small = os.path.join(local, "small-fs")
+    os.makedirs(small)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tn-exec-test", small], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        r = env.run("get", *env.base, f"{env.target}:two-mib.bin", small + "/")
+        assert r.returncode == 255
+        assert "local disk full" in r.stderr and small in r.stderr
+    finally:
+        subprocess.run(["umount", small], capture_output=True)

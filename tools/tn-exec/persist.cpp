@@ -230,27 +230,55 @@ std::filesystem::path persist_socket(const Target& t) {
     return state_dir_path() / ("exec-" + std::string(hex) + ".sock");
 }
 
+namespace {
+
+// The master's socket, connected; starts a master first when none answers (or when `fresh`: the
+// last one failed and is on its way out).
+UniqueFd connect_master(const Target& t, const SshOptions& ssh, int idle_s, const std::filesystem::path& sock_path,
+                        bool fresh) {
+    UniqueFd sock;
+    if (!fresh) sock = try_connect(sock_path);
+    if (sock) return sock;
+    ensure_state_dir();
+    // One starter at a time, so parallel first calls share one master.
+    std::optional<FileLock> lock;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ssh.connect_timeout + 30);
+    while (!(lock = FileLock::try_acquire(sock_path.string() + ".lock"))) {
+        if (std::chrono::steady_clock::now() > deadline) throw Error(ExitCode::temp_fail, "persist: lock busy");
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (!fresh) sock = try_connect(sock_path);
+    if (sock) return sock;
+    ::unlink(sock_path.c_str());  // a dead (or dying) master's socket
+    start_master(t, ssh, idle_s, sock_path);
+    sock = try_connect(sock_path);
+    if (!sock) throw Error(ExitCode::unavailable, "persist: cannot reach the master at " + sock_path.string());
+    return sock;
+}
+
+int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sinks, bool& got_output);
+
+}  // namespace
+
 int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::ExecRequest& req,
                 const ssh::ExecSinks& sinks) {
     auto sock_path = persist_socket(t);
-    UniqueFd sock = try_connect(sock_path);
-    if (!sock) {
-        ensure_state_dir();
-        // One starter at a time, so parallel first calls share one master.
-        std::optional<FileLock> lock;
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ssh.connect_timeout + 30);
-        while (!(lock = FileLock::try_acquire(sock_path.string() + ".lock"))) {
-            if (std::chrono::steady_clock::now() > deadline) throw Error(ExitCode::temp_fail, "persist: lock busy");
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
-        sock = try_connect(sock_path);
-        if (!sock) {
-            ::unlink(sock_path.c_str());  // a dead master's socket
-            start_master(t, ssh, idle_s, sock_path);
-            sock = try_connect(sock_path);
-            if (!sock) throw Error(ExitCode::unavailable, "persist: cannot reach the master at " + sock_path.string());
+    for (int attempt = 0;; ++attempt) {
+        UniqueFd sock = connect_master(t, ssh, idle_s, sock_path, attempt > 0);
+        bool got_output = false;
+        try {
+            return exchange(sock.get(), req, sinks, got_output);
+        } catch (const Error& e) {
+            // A master that idled out as we connected, or whose session the server dropped, has run
+            // nothing: start a new one once. Never when output or our stdin may already be consumed.
+            if (e.code() != ExitCode::unavailable || got_output || req.stdin_fd >= 0 || attempt > 0) throw;
         }
     }
+}
+
+namespace {
+
+int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sinks, bool& got_output) {
     int out[2], err[2];
     if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw Error(ExitCode::io, "pipe failed");
     UniqueFd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
@@ -274,7 +302,7 @@ int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::E
     }
     std::vector<int> fds = {out_w.get(), err_w.get(), intr};
     if (req.stdin_fd >= 0) fds.push_back(req.stdin_fd);
-    send_frame(sock.get(), payload, fds);
+    send_frame(sock_fd, payload, fds);
     out_w.reset();
     err_w.reset();
 
@@ -291,6 +319,7 @@ int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::E
             if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
             ssize_t n = ::read(p[i].fd, buf, sizeof buf);
             if (n > 0) {
+                got_output = true;
                 (i == 0 ? sinks.out : sinks.err)(std::string_view(buf, static_cast<std::size_t>(n)));
             } else if (n == 0 || errno != EINTR) {
                 p[i].fd = -1;
@@ -298,7 +327,7 @@ int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::E
             }
         }
     }
-    std::string line = recv_frame(sock.get(), nullptr);
+    std::string line = recv_frame(sock_fd, nullptr);
     if (line.rfind("exit ", 0) == 0) return std::atoi(line.c_str() + 5) & 0xff;
     if (line.rfind("signal ", 0) == 0) {
         ssh::ExecResult r;
@@ -313,6 +342,8 @@ int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::E
     }
     throw Error(ExitCode::data, "persist: unexpected reply from the master");
 }
+
+}  // namespace
 
 int master_main(const std::string& host_spec, const SshOptions& ssh, const std::string& socket_path, int idle_s,
                 int ready_fd) {
