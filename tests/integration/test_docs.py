@@ -106,6 +106,7 @@ def test_example_exists_and_a_test_uses_it(binary):
         for f in files:
             if f.endswith((".py", ".sh", ".cpp")):
                 with open(os.path.join(dirpath, f), encoding="utf-8", errors="replace") as fh:
-                    if f"examples/{name}" in fh.read() or f'"examples", "{name}"' in fh.read():
-                        users.append(f)
+                    text = fh.read()
+                if f"examples/{name}" in text or f'"examples", "{name}"' in text:
+                    users.append(f)
     assert users, f"no test runs or parses anything in examples/{name}/"

@@ -504,7 +504,13 @@ void Tunnel::service(short ssh_revents, Clock::time_point now) {
         auto heard = now - milliseconds(ti.tcpi_last_data_recv);
         if (heard > last_rx_) last_rx_ = heard;
     }
-    if (ssh_revents & POLLIN) last_rx_ = now;
+    if (ssh_revents & POLLIN) {
+        last_rx_ = now;
+        // Small channel messages (opens, 1-byte replies) must not wait for a delayed ACK that lets the
+        // server's Nagle release the next one: Linux clears QUICKACK again, so re-arm it per read.
+        int one = 1;
+        ::setsockopt(ssh_get_fd(raw), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
     if (ssh_ready || (ssh_get_poll_flags(raw) & (SSH_READ_PENDING | SSH_WRITE_PENDING)))
         ssh_event_dopoll(event_.get(), 0);
     if (!ssh_is_connected(raw)) return on_lost("connection closed by " + server());
