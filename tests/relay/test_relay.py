@@ -357,3 +357,62 @@ def test_demo_script_runs_end_to_end():
     assert "hello from the private host, through tn-route" in r.stdout
     state = re.search(r"TN_STATE_DIR=(\S+)\)", r.stdout).group(1)
     assert not os.path.exists(os.path.dirname(state)), "demo left its temp dir behind"
+
+
+def test_silent_vnet_dropped_by_heartbeat_and_its_ids_and_ports_freed(echo):
+    relay = Relay(scale=0.05)  # 15 s of silence -> 0.75 s
+    try:
+        relay.start_route()
+        rport = harness.free_port()
+        home = relay.start_vnet("home", serves=[{"name": "s", "id": 800, "port": echo.port, "remote_port": rport}])
+        relay.wait_serve("home", "s")
+        home.send_signal(19)  # SIGSTOP: alive but silent, its sockets still open
+        try:
+            wait_for(lambda: relay.status()["vnets"] == [] and relay.status()["remote_ports"] == [], timeout=20,
+                     what="silent vnet dropped")
+            assert "heartbeat timeout" in relay.log("route")
+        finally:
+            home.send_signal(18)  # SIGCONT
+        relay.wait_serve("home", "s")  # it notices, reconnects and registers again by itself
+        assert [s["id"] for v in relay.status()["vnets"] for s in v["serves"]] == [800]
+    finally:
+        print(relay.all_logs())
+        relay.close()
+
+
+def test_reload_applies_only_what_changed(relay, echo):
+    relay.start_route()
+    cfg = relay.vnet_config("home", serves=[{"name": "a", "id": 701, "port": echo.port}])
+    p = relay.start_vnet("home", config=cfg)
+    relay.wait_serve("home", "a")
+    relay.vnet_config("home", serves=[{"name": "a", "id": 701, "port": echo.port}, {"name": "b", "id": 702, "port": echo.port}])
+    r = relay.ctl("home", "reload")
+    assert "serve +b" in r.stdout and "serve -a" not in r.stdout
+    relay.wait_serve("home", "b")
+    relay.vnet_config("home", serves=[{"name": "b", "id": 702, "port": echo.port}])
+    p.send_signal(1)  # SIGHUP
+    wait_for(lambda: sorted(s["id"] for v in relay.status()["vnets"] for s in v["serves"]) == [702], what="a withdrawn")
+    assert p.poll() is None
+
+
+def test_ctl_serve_and_use_operations(relay, echo):
+    relay.start_route()
+    relay.start_vnet("home")
+    relay.start_vnet("office")
+    relay.wait_connected("home")
+    relay.wait_connected("office")
+    relay.ctl("home", "serve", "new", "web", str(echo.port), "555")
+    assert relay.ctl_json("home", "show", "serve")[0]["state"] == "inactive"
+    relay.ctl("home", "serve", "open", "web")
+    relay.wait_serve("home", "web")
+    port = harness.free_port()
+    relay.ctl("office", "use", "run", "web", "555", str(port))
+    relay.wait_use("office", "web")
+    assert roundtrip(port, b"ops")[1] == 3
+    relay.ctl("home", "serve", "close", "web")
+    relay.wait_use("office", "web", "standby")
+    r = relay.ctl("office", "use", "open", "nosuch", check=False)
+    assert r.returncode == 65
+    r = relay.ctl("office", "bogus", check=False)
+    assert r.returncode == 64
+    assert float(relay.ctl_json("office", "ping")["rtt_ms"]) >= 0

@@ -1,0 +1,282 @@
+#!/usr/bin/python3
+"""bench/relay: tn-route/tn-vnet against their anchors, side by side in one run on loopback.
+
+  throughput  use->route->serve (TLS off) vs a chain of three socat relays; TLS on vs ssh -L aes128-gcm
+  setup       new proxied connections per second and p50/p99 setup latency vs the socat chain and ssh -L
+  memory      route RSS per idle proxied connection at N connections; route RSS after M vnet
+              connect/drop cycles vs after the first 100
+
+Usage (as root, for the throwaway sshd user): /usr/bin/python3 bench/relay/bench_relay.py BUILD_DIR
+  [--seconds 5] [--conns 5000] [--cycles 10000] [--setup 400]
+"""
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import resource
+import socket
+import ssl
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
+import harness  # noqa: E402
+
+ECHO_SRC = r"""
+import asyncio, sys
+async def h(r, w):
+    try:
+        while True:
+            b = await r.read(65536)
+            if not b: break
+            w.write(b); await w.drain()
+    except Exception: pass
+    w.close()
+async def main():
+    s = await asyncio.start_server(h, "127.0.0.1", int(sys.argv[1]), backlog=4096)
+    async with s: await s.serve_forever()
+asyncio.run(main())
+"""
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class World:
+    def __init__(self, build):
+        self.build = build
+        self.dir = tempfile.mkdtemp(prefix="tn-bench-relay-")
+        self.procs = []
+        self.env = dict(os.environ, TN_STATE_DIR=os.path.join(self.dir, "state"))
+
+    def spawn(self, cmd, name):
+        log = open(os.path.join(self.dir, name + ".log"), "ab")
+        p = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env, preexec_fn=raise_nofile)
+        self.procs.append(p)
+        return p
+
+    def close(self):
+        for p in reversed(self.procs):
+            harness.stop_process(p)
+        subprocess.run(["rm", "-rf", self.dir])
+
+    def tn_chain(self, target_port, tls, token="bench-token-123456"):
+        route = os.path.join(self.build, "tools", "tn-route", "tn-route")
+        vnet = os.path.join(self.build, "tools", "tn-vnet", "tn-vnet")
+        rport, uport = harness.free_port(), harness.free_port()
+        self.n = getattr(self, "n", 0) + 1
+        tag = ("tls" if tls else "plain") + str(self.n)
+        rc = os.path.join(self.dir, f"route-{tag}.toml")
+        with open(rc, "w") as f:
+            f.write(f'[route]\nlisten = "127.0.0.1:{rport}"\ntls = {str(tls).lower()}\n[[group]]\nname = "b"\ntoken = "{token}"\n')
+        fp = subprocess.run([route, "-q", "-c", rc, "fingerprint"], capture_output=True, text=True, env=self.env).stdout.strip()
+        rp = self.spawn([route, "-q", "-c", rc], "route-" + tag)
+        harness.wait_port(rport, proc=rp)
+        head = f'[route]\naddress = "127.0.0.1:{rport}"\ntoken = "{token}"\ntls = {str(tls).lower()}\nfingerprint = "{fp}"\n'
+        for name, body in ((f"home-{tag}", f'[[serve]]\nname = "t"\nid = 700\nport = {target_port}\n'),
+                           (f"office-{tag}", f'[[use]]\nname = "t"\nid = 700\nport = {uport}\n')):
+            c = os.path.join(self.dir, name + ".toml")
+            with open(c, "w") as f:
+                f.write(head + f'[vnet]\nname = "{name}"\ngroup = "b"\n' + body)
+            p = self.spawn([vnet, "-q", "-c", c], name)
+        harness.wait_port(uport, proc=p)
+        return rp, uport, rport, fp
+
+    def socat_chain(self, target_port):
+        ports = [harness.free_port() for _ in range(3)]
+        nxt = target_port
+        for p in reversed(ports):
+            proc = self.spawn(["socat", f"TCP-LISTEN:{p},bind=127.0.0.1,reuseaddr,fork,backlog=4096", f"TCP:127.0.0.1:{nxt}"], f"socat{p}")
+            harness.wait_port(p, proc=proc)
+            nxt = p
+        return ports[0]
+
+    def ssh_l(self, sshd, client, target_port):
+        lport = harness.free_port()
+        p = self.spawn(["ssh", "-N", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-c", "aes128-gcm@openssh.com",
+                        "-o", f"UserKnownHostsFile={client.known_hosts}", "-i", os.path.join(client.ssh_dir, "id_ed25519"),
+                        "-p", str(sshd.port), "-L", f"127.0.0.1:{lport}:127.0.0.1:{target_port}",
+                        f"{sshd.user.name}@127.0.0.1"], "ssh-L")
+        harness.wait_port(lport, proc=p, timeout=20)
+        return lport
+
+
+def iperf(port, seconds):
+    for _ in range(3):  # iperf3 -s takes one test at a time: retry if the previous one is still closing
+        v = iperf_once(port, seconds)
+        if v == v and v > 0:
+            return v
+        time.sleep(1)
+    return v
+
+
+def iperf_once(port, seconds):
+    r = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-J"], capture_output=True, text=True,
+                       timeout=seconds + 60)
+    if r.returncode != 0:
+        return float("nan")
+    return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def setup_rate(port, n):
+    """Sequential: connect, 1 byte there and back, close. Returns (conns/s, p50 ms, p99 ms)."""
+    lat = []
+    t0 = time.perf_counter()
+    for _ in range(n):
+        a = time.perf_counter()
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"x")
+        if s.recv(1) != b"x":
+            raise RuntimeError("echo failed")
+        lat.append((time.perf_counter() - a) * 1000)
+        s.close()
+    total = time.perf_counter() - t0
+    lat.sort()
+    return n / total, lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def vnet_cycle(port, fp, token, i):
+    """One vnet session as tn-vnet does it (doc/PROTOCOL.relay.md §5), then a drop."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10))
+
+    def read(n):
+        b = b""
+        while len(b) < n:
+            c = s.recv(n - len(b))
+            if not c:
+                raise RuntimeError("closed")
+            b += c
+        return b
+
+    s.sendall(b"TNRL\x00\x01\x00\x00")
+    read(8)
+    t, flags, ln = struct.unpack(">HHI", read(8))
+    nr = read(ln)
+    nv = os.urandom(32)
+    group, name = b"b", f"cycle{i % 50}".encode()
+    mac = hmac.new(token.encode(), b"tn-relay-1 vnet" + nr + nv + group + b"\0" + name, hashlib.sha256).digest()
+    body = struct.pack(">H", len(group)) + group + struct.pack(">H", len(name)) + name + struct.pack(">Q", i + 1) + nv + mac
+    s.sendall(struct.pack(">HHI", 2, 0, len(body)) + body)
+    t, flags, ln = struct.unpack(">HHI", read(8))
+    read(ln)
+    if t != 3:
+        raise RuntimeError(f"not welcomed: type {t}")
+    s.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--conns", type=int, default=5000)
+    ap.add_argument("--cycles", type=int, default=10000)
+    ap.add_argument("--setup", type=int, default=400)
+    a = ap.parse_args()
+    raise_nofile()
+    w = World(os.path.abspath(a.build))
+    sshd = client = None
+    try:
+        iport, eport = harness.free_port(), harness.free_port()
+        ip = w.spawn(["iperf3", "-s", "-p", str(iport)], "iperf3")
+        ep = w.spawn([sys.executable, "-c", ECHO_SRC, str(eport)], "echo")
+        harness.wait_port(iport, proc=ip)
+        harness.wait_port(eport, proc=ep)
+        sock_i, sock_e = w.socat_chain(iport), w.socat_chain(eport)
+        _, plain_i, _, _ = w.tn_chain(iport, tls=False)
+        _, tls_i, _, _ = w.tn_chain(iport, tls=True)
+        plain_route, plain_e, _, _ = w.tn_chain(eport, tls=False)
+        tls_route, tls_e, tls_rport, tls_fp = w.tn_chain(eport, tls=True)
+        ssh_i = ssh_e = None
+        if harness.is_root():
+            sshd = harness.Sshd().start()
+            client = harness.ClientHome()
+            sshd.user.authorize(client.key())
+            client.trust(sshd)
+            ssh_i, ssh_e = w.ssh_l(sshd, client, iport), w.ssh_l(sshd, client, eport)
+
+        print("== throughput (iperf3, %d s each, Gbit/s) ==" % a.seconds)
+        direct = iperf(iport, a.seconds)
+        socat3 = iperf(sock_i, a.seconds)
+        tplain = iperf(plain_i, a.seconds)
+        ttls = iperf(tls_i, a.seconds)
+        sshl = iperf(ssh_i, a.seconds) if ssh_i else float("nan")
+        print(f"loopback direct            {direct:7.2f}")
+        print(f"socat x3 chain             {socat3:7.2f}")
+        print(f"tn plain use->route->serve {tplain:7.2f}   ratio vs socat x3: {tplain / socat3:.2f} (target >= 1.5)")
+        print(f"ssh -L aes128-gcm          {sshl:7.2f}")
+        print(f"tn TLS use->route->serve   {ttls:7.2f}   ratio vs ssh -L: {ttls / sshl:.2f} (target >= 1.0)")
+
+        print("== connection setup (%d sequential connect+1-byte echo+close) ==" % a.setup)
+        for label, port in (("socat x3 chain", sock_e), ("ssh -L", ssh_e), ("tn plain", plain_e), ("tn TLS", tls_e)):
+            if port is None:
+                continue
+            rate, p50, p99 = setup_rate(port, a.setup)
+            print(f"{label:16s} {rate:8.0f} conn/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+
+        print("== route memory ==")
+        for label, route, port in (("plain", plain_route, plain_e), ("TLS", tls_route, tls_e)):
+            time.sleep(0.5)
+            before = rss_kib(route.pid)
+            socks = []
+            try:
+                # In batches of 100: the route refuses more than 256 pending links at once (its limit).
+                for i in range(0, a.conns, 100):
+                    batch = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(min(100, a.conns - i))]
+                    for s in batch:
+                        s.sendall(b"y")
+                    for s in batch:  # the link is bound and has carried a byte: now idle
+                        if s.recv(1) != b"y":
+                            raise RuntimeError("echo failed")
+                    socks += batch
+                time.sleep(1)
+                after = rss_kib(route.pid)
+                print(f"{label:6s} route RSS {before} KiB -> {after} KiB with {len(socks)} idle proxied connections: "
+                      f"{(after - before) / len(socks):.1f} KiB each (target < 24; ssh -L ~67)")
+            finally:
+                for s in socks:
+                    s.close()
+        # A fresh route for the cycles, so the idle-connection test above does not set its baseline.
+        w.procs.remove(tls_route)
+        harness.stop_process(tls_route)
+        tls_route, _, tls_rport, tls_fp = w.tn_chain(eport, tls=True)
+        token = "bench-token-123456"
+        for i in range(100):
+            vnet_cycle(tls_rport, tls_fp, token, i)
+        time.sleep(0.5)
+        r100 = rss_kib(tls_route.pid)
+        t0 = time.perf_counter()
+        for i in range(100, a.cycles):
+            vnet_cycle(tls_rport, tls_fp, token, i)
+        time.sleep(1)
+        rn = rss_kib(tls_route.pid)
+        print(f"TLS route RSS after 100 vnet connect/drop cycles {r100} KiB, after {a.cycles}: {rn} KiB "
+              f"({(rn - r100) * 100.0 / r100:+.1f} %, target <= +10 %; {a.cycles / (time.perf_counter() - t0):.0f} cycles/s)")
+    finally:
+        w.close()
+        if client:
+            client.close()
+        if sshd:
+            sshd.close()
+
+
+if __name__ == "__main__":
+    main()
