@@ -77,8 +77,10 @@ void VnetAgent::open_route(OnStream done) {
         sock.set_option(tcp::no_delay(true));
         if (!tls_) return done({}, std::make_shared<Stream>(std::move(sock)), {});
         auto s = std::make_shared<Stream>(std::move(sock), *tls_);
+        if (tls_session_) SSL_set_session(s->tls_stream().native_handle(), tls_session_.get());
         s->tls_stream().async_handshake(asio::ssl::stream_base::client, [this, s, done](relay::error_code ec) {
             if (ec) return done(ec, nullptr, "TLS handshake failed: " + ec.message());
+            log_.trace("TLS to the route ", SSL_session_reused(s->tls_stream().native_handle()) ? "resumed" : "full handshake");
             auto fp = peer_fingerprint(s->tls_stream().native_handle());
             if (fp != cfg_.fingerprint) {
                 s->close();
@@ -172,6 +174,12 @@ void VnetAgent::on_control(StreamPtr s) {
                 }
                 connected_ = true;
                 connected_since_ = last_rx_ = Clock::now();
+                if (s->tls()) {
+                    // By now the TLS 1.3 ticket that came after the handshake has been read.
+                    SSL_SESSION* sess = SSL_get1_session(s->tls_stream().native_handle());
+                    if (sess && SSL_SESSION_is_resumable(sess)) tls_session_.reset(sess, SSL_SESSION_free);
+                    else if (sess) SSL_SESSION_free(sess);
+                }
                 backoff_.reset();
                 writer_ = std::make_shared<FrameWriter>(s);
                 writer_->on_error = [this, s](relay::error_code e) {
@@ -206,6 +214,7 @@ void VnetAgent::read_loop() {
 void VnetAgent::lost(const std::string& why) {
     if (!connected_) return;
     connected_ = false;
+    tls_session_.reset();  // a restarted route has new ticket keys
     if (ctl_) ctl_->close();
     ctl_.reset();
     writer_.reset();

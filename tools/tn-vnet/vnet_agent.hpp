@@ -94,6 +94,9 @@ private:
     double scale_;
     std::uint64_t instance_ = relay::random_u64();
     std::optional<asio::ssl::context> tls_;
+    // The control connection's TLS session: links resume it, which skips the certificate signature and
+    // check on every proxied connection (the session keeps the pinned, already checked certificate).
+    std::shared_ptr<SSL_SESSION> tls_session_;
     std::vector<tcp::endpoint> route_eps_;
     relay::StreamPtr ctl_;
     std::shared_ptr<relay::FrameWriter> writer_;
