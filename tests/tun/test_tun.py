@@ -1,0 +1,293 @@
+"""tn-tun end to end in network namespaces: a server and two clients on a bridge (issue 7 acceptance)."""
+import hashlib
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import tun_net  # noqa: E402
+
+PORT = 51820
+HERE = os.path.dirname(__file__)
+
+
+def can_run():
+    if os.geteuid() != 0:
+        return "needs root for network namespaces and TUN devices"
+    if not os.path.exists("/dev/net/tun"):
+        return "no /dev/net/tun"
+    return None
+
+
+EXAMPLES = os.path.join(os.environ.get("TN_SOURCE_ROOT", os.path.join(HERE, "..", "..")), "examples", "tn-tun")
+
+
+def server_config(t, peers):
+    text = f"""[server]
+listen = "0.0.0.0:{PORT}"
+private_key_file = "server.key"
+tun = "tn0"
+subnet = "10.99.0.0/24"
+mtu = 1400
+dns = ["10.99.0.1"]
+routes = ["10.88.0.0/16"]
+"""
+    for name, pub in peers:
+        text += f'\n[[peer]]\nname = "{name}"\npublic_key = "{pub}"\n'
+    return t.write("server.toml", text)
+
+
+def client_config(t, name, server_pub):
+    hook = t.path(name + "-hook.env")
+    return t.write(name + ".toml", f"""[client]
+server = "{t.addr['srv']}:{PORT}"
+private_key_file = "{name}.key"
+server_public_key = "{server_pub}"
+tun = "tn0"
+apply_routes = true
+persistent_keepalive = 1
+on_up = "env | grep ^TN_TUN_ | sort > {hook}"
+on_down = "echo down >> {hook}"
+""")
+
+
+@pytest.fixture(scope="module")
+def net():
+    if can_run():
+        pytest.skip(can_run())
+    t = tun_net.Topology()
+    try:
+        server_pub = t.keypair("server")
+        peers = [("c1", t.keypair("c1")), ("c2", t.keypair("c2"))]
+        t.server_pub = server_pub
+        t.server_conf = server_config(t, peers)
+        subprocess.run([t.tool, "server", "-c", t.server_conf, "--check-config"], check=True)
+        t.start("server", "srv", "server", "-c", t.server_conf)
+        t.wait_for("the control socket", lambda: t.status())
+        for name, _ in peers:
+            conf = client_config(t, name, server_pub)
+            t.start(name, name, "client", "-c", conf)
+        yield t
+    finally:
+        t.close()
+
+
+def tool():
+    return tun_net.harness.tool("tn-tun")
+
+
+def test_examples_pass_check_config(tmp_path):
+    # The shipped examples (examples/tn-tun) with key files made for them.
+    for f in os.listdir(EXAMPLES):
+        with open(os.path.join(EXAMPLES, f)) as src, open(tmp_path / f, "w") as dst:
+            dst.write(src.read())
+    for key in ("server", "laptop", "office"):
+        priv = subprocess.run([tool(), "keygen"], check=True, capture_output=True, text=True).stdout
+        (tmp_path / (key + ".key")).write_text(priv)
+    for conf, sub in (("server.toml", "server"), ("client-laptop.toml", "client"), ("client-office.toml", "client")):
+        r = subprocess.run([tool(), sub, "-c", str(tmp_path / conf), "--check-config"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+
+def test_config_errors_exit_78_with_location(tmp_path):
+    priv = subprocess.run([tool(), "keygen"], check=True, capture_output=True, text=True).stdout
+    (tmp_path / "k").write_text(priv)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[server]\nprivate_key_file = "k"\nsubnett = "10.0.0.0/24"\nmtu = 100\n'
+                   '[[peer]]\nname = "x"\npublic_key = "nope"\n')
+    r = subprocess.run([tool(), "server", "-c", str(bad), "--check-config"], capture_output=True, text=True)
+    assert r.returncode == 78
+    assert f"{bad}:3:1" in r.stderr and "subnet" in r.stderr
+    assert f"{bad}:4:" in r.stderr  # mtu out of range
+    assert f"{bad}:7:" in r.stderr  # the public key
+    missing = tmp_path / "client.toml"
+    missing.write_text('[client]\nserver = "127.0.0.1:1"\nprivate_key_file = "absent"\nserver_public_key = "x"\n')
+    r = subprocess.run([tool(), "client", "-c", str(missing), "--check-config"], capture_output=True, text=True)
+    assert r.returncode == 78 and "absent" in r.stderr
+    r = subprocess.run([tool(), "pubkey"], input="not a key\n", capture_output=True, text=True)
+    assert r.returncode == 65
+    r = subprocess.run([tool(), "server"], capture_output=True, text=True)
+    assert r.returncode == 64
+
+
+def peer(status, name):
+    return next(p for p in status["peers"] if p["name"] == name)
+
+
+def ping(t, host, dst, count=3, size=56):
+    return t.exec(host, "ping", "-c", str(count), "-i", "0.2", "-W", "2", "-s", str(size), dst, check=False)
+
+
+def test_clients_get_pool_addresses_mtu_routes_and_hook_env(net):
+    a1 = net.wait_for("c1 address", lambda: net.tun_address("c1"))
+    a2 = net.wait_for("c2 address", lambda: net.tun_address("c2"))
+    assert a1.startswith("10.99.0.") and a1.endswith("/24")
+    assert a2.startswith("10.99.0.") and a1 != a2
+    assert "10.99.0.1/" not in (a1, a2)
+    for host in ("c1", "c2"):
+        link = net.exec(host, "ip", "link", "show", "dev", "tn0").stdout
+        assert "mtu 1400" in link
+        routes = net.exec(host, "ip", "route", "show", "dev", "tn0").stdout
+        assert "10.88.0.0/16" in routes
+    env = net.wait_for("the on_up hook", lambda: open(net.path("c1-hook.env")).read())
+    assert f"TN_TUN_ADDRESS={a1.split('/')[0]}" in env
+    assert "TN_TUN_MTU=1400" in env
+    assert "TN_TUN_ROUTES=10.88.0.0/16" in env
+    assert "TN_TUN_DNS=10.99.0.1" in env
+    st = net.status()
+    assert peer(st, "c1")["address"] == a1.split("/")[0]
+    assert peer(st, "c1")["endpoint"].startswith(net.addr["c1"] + ":")
+
+
+def test_ping_client_to_server_and_client_to_client(net):
+    net.wait_for("c1 up", lambda: net.tun_address("c1"))
+    a2 = net.wait_for("c2 up", lambda: net.tun_address("c2")).split("/")[0]
+    r = ping(net, "c1", "10.99.0.1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = ping(net, "c1", a2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = ping(net, "c2", "10.99.0.1")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_status_counters_match_traffic(net):
+    a1 = net.wait_for("c1 up", lambda: net.tun_address("c1")).split("/")[0]
+    before = peer(net.status(), "c1")
+    r = ping(net, "c1", "10.99.0.1", count=5, size=100)
+    assert r.returncode == 0 and " 5 received" in r.stdout, r.stdout
+    after = peer(net.status(), "c1")
+    # 5 echo requests and 5 replies of 20 (IP) + 8 (ICMP) + 100 bytes; keepalives are counted apart.
+    assert after["rx_packets"] - before["rx_packets"] == 5
+    assert after["rx_bytes"] - before["rx_bytes"] == 5 * 128
+    assert after["tx_packets"] - before["tx_packets"] == 5
+    assert after["tx_bytes"] - before["tx_bytes"] == 5 * 128
+    assert after["address"] == a1
+    text = subprocess.run([net.tool, "status", "--tun", "tn0"], check=True, capture_output=True, text=True,
+                          env=net.env("server")).stdout
+    assert "peer c1" in text and "rejected handshakes" in text
+
+
+def test_tcp_64_mib_arrives_intact(net):
+    net.wait_for("c1 up", lambda: net.tun_address("c1"))
+    size = 64 << 20
+    block = hashlib.sha256(b"tn-tun").digest() * 32768  # 1 MiB, deterministic
+    expected = hashlib.sha256(block * 64).hexdigest()
+    receiver = subprocess.Popen(
+        ["ip", "netns", "exec", net.ns["srv"].name, sys.executable, "-c",
+         "import socket,hashlib,sys\n"
+         "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('10.99.0.1',5201));s.listen(1)\n"
+         "print('ready',flush=True)\n"
+         "c,_=s.accept();h=hashlib.sha256();n=0\n"
+         "while True:\n d=c.recv(1<<20)\n if not d: break\n h.update(d);n+=len(d)\n"
+         "print(n,h.hexdigest(),flush=True)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert receiver.stdout.readline().strip() == "ready"
+        sender = ("import socket,hashlib\n"
+                  "b=hashlib.sha256(b'tn-tun').digest()*32768\n"
+                  "s=socket.create_connection(('10.99.0.1',5201),timeout=30)\n"
+                  "for _ in range(64): s.sendall(b)\n"
+                  "s.close()\n")
+        net.exec("c1", sys.executable, "-c", sender, timeout=300)
+        out, _ = receiver.communicate(timeout=300)
+        n, digest = out.split()
+        assert int(n) == size
+        assert digest == expected
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
+
+
+def test_unknown_key_gets_nothing_through_and_is_counted(net):
+    stranger_pub = net.keypair("stranger")
+    assert stranger_pub
+    conf = net.write("stranger.toml", f"""[client]
+server = "{net.addr['srv']}:{PORT}"
+private_key_file = "stranger.key"
+server_public_key = "{net.server_pub}"
+tun = "tnx"
+persistent_keepalive = 1
+""")
+    before = net.status()["rejected_handshakes"]
+    net.start("stranger", "c2", "client", "-c", conf)
+    try:
+        st = net.wait_for("the rejection", lambda: (s := net.status())["rejected_handshakes"] > before and s)
+        rej = [r for r in st["rejections"] if r["reason"] == "unknown_key"]
+        assert rej and rej[-1]["source"].startswith(net.addr["c2"] + ":")
+        assert rej[-1]["time"].endswith("Z")
+        assert net.tun_address("c2", "tnx") is None
+        assert "connected" not in net.log("stranger")
+        assert "handshake rejected" in net.log("server")
+    finally:
+        net.stop("stranger")
+
+
+def test_replayed_data_packet_is_dropped(net):
+    net.wait_for("c1 up", lambda: net.tun_address("c1"))
+    sniffer = subprocess.Popen(["ip", "netns", "exec", net.ns["srv"].name, sys.executable,
+                                os.path.join(HERE, "sniff.py"), net.dev["srv"], str(PORT), "20"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert sniffer.stdout.readline().strip() == "ready"
+        ping(net, "c1", "10.99.0.1", count=3)
+        out, _ = sniffer.communicate(timeout=30)
+        captured = bytes.fromhex(out.strip())
+    finally:
+        if sniffer.poll() is None:
+            sniffer.kill()
+            sniffer.wait()
+    before = net.status()
+    replay = ("import socket,sys\n"
+              "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+              f"s.sendto(bytes.fromhex('{captured.hex()}'),('{net.addr['srv']}',{PORT}))\n")
+    net.exec("c1", sys.executable, "-c", replay)
+    after = net.wait_for("the replay drop",
+                         lambda: (s := net.status())["dropped"]["replay"] > before["dropped"]["replay"] and s)
+    assert peer(after, "c1")["rx_packets"] == peer(before, "c1")["rx_packets"]
+    assert peer(after, "c1")["endpoint"] == peer(before, "c1")["endpoint"]
+
+
+def test_roaming_client_keeps_its_session(net):
+    net.wait_for("c1 up", lambda: net.tun_address("c1"))
+    before = peer(net.status(), "c1")
+    dev = net.dev["c1"]
+    net.exec("c1", "ip", "addr", "del", net.addr["c1"] + "/24", "dev", dev)
+    net.exec("c1", "ip", "addr", "add", "192.168.77.12/24", "dev", dev)
+    net.addr["c1"] = "192.168.77.12"
+    r = ping(net, "c1", "10.99.0.1", count=3)
+    assert r.returncode == 0, r.stdout
+    after = peer(net.status(), "c1")
+    assert after["endpoint"].startswith("192.168.77.12:")
+    assert after["handshakes"] == before["handshakes"]  # the same session carried on
+    assert after["address"] == before["address"]
+
+
+def test_server_restart_clients_rehandshake(net):
+    a1 = net.wait_for("c1 up", lambda: net.tun_address("c1")).split("/")[0]
+    net.stop("server")
+    net.start("server", "srv", "server", "-c", net.server_conf)
+    def both_back():
+        s = net.status()
+        return all(p["connected"] for p in s["peers"]) and s
+
+    st = net.wait_for("both clients back", both_back, timeout=40)
+    assert peer(st, "c1")["address"] == a1  # derived from the key: the same after a restart
+    r = ping(net, "c1", "10.99.0.1")
+    assert r.returncode == 0, r.stdout
+    r = ping(net, "c2", a1)
+    assert r.returncode == 0, r.stdout
+
+
+def test_client_teardown_is_clean(net):
+    net.wait_for("c2 up", lambda: net.tun_address("c2"))
+    proc = net.procs["c2"]
+    net.stop("c2")
+    assert proc.returncode == 0, net.log("c2")
+    links = net.exec("c2", "ip", "link", "show").stdout
+    assert "tn0" not in links
+    assert "10.88.0.0/16" not in net.exec("c2", "ip", "route", "show").stdout
+    assert open(net.path("c2-hook.env")).read().rstrip().endswith("down")

@@ -1,0 +1,122 @@
+"""tn-tun test topology: a server and clients in their own network namespaces, joined by veth pairs
+to a bridge in a hub namespace; configs and keys in a temp dir; everything removed on close()."""
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+import harness  # noqa: E402
+
+UNDERLAY = "192.168.77.{}/24"
+
+
+class Topology:
+    def __init__(self, names=("srv", "c1", "c2")):
+        self.tool = harness.tool("tn-tun")
+        self.dir = tempfile.mkdtemp(prefix="tn-tun-test-")
+        self.procs = {}
+        self.logs = {}
+        self.ns = {}
+        self.dev = {}
+        self.addr = {}
+        self.hub = harness.Netns("tnhub")
+        self.hub.exec("ip", "link", "add", "br0", "type", "bridge")
+        self.hub.exec("ip", "link", "set", "br0", "up")
+        for i, name in enumerate(names, start=1):
+            self.add_host(name, i)
+
+    def add_host(self, name, index):
+        ns = harness.Netns("tn" + name)
+        tag = secrets.token_hex(3)
+        inner, outer = f"tvi{tag}", f"tvo{tag}"
+        harness.run(["ip", "link", "add", inner, "type", "veth", "peer", "name", outer])
+        harness.run(["ip", "link", "set", inner, "netns", ns.name])
+        harness.run(["ip", "link", "set", outer, "netns", self.hub.name])
+        self.hub.exec("ip", "link", "set", outer, "master", "br0")
+        self.hub.exec("ip", "link", "set", outer, "up")
+        ns.exec("ip", "addr", "add", UNDERLAY.format(index), "dev", inner)
+        ns.exec("ip", "link", "set", inner, "up")
+        self.ns[name], self.dev[name], self.addr[name] = ns, inner, UNDERLAY.format(index).split("/")[0]
+        return ns
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def keypair(self, name):
+        priv = subprocess.run([self.tool, "keygen"], check=True, capture_output=True, text=True).stdout.strip()
+        pub = subprocess.run([self.tool, "pubkey"], input=priv, check=True, capture_output=True, text=True).stdout.strip()
+        with open(self.path(name + ".key"), "w") as f:
+            f.write(priv + "\n")
+        os.chmod(self.path(name + ".key"), 0o600)
+        return pub
+
+    def write(self, name, text):
+        with open(self.path(name), "w") as f:
+            f.write(text)
+        return self.path(name)
+
+    def exec(self, host, *cmd, check=True, timeout=120, **kw):
+        return subprocess.run(["ip", "netns", "exec", self.ns[host].name, *cmd], check=check, capture_output=True,
+                              text=True, timeout=timeout, **kw)
+
+    def env(self, proc_name):
+        state = self.path("state-" + proc_name)
+        os.makedirs(state, exist_ok=True)
+        return dict(os.environ, TN_STATE_DIR=state)
+
+    def start(self, proc_name, host, *args):
+        log = open(self.path(proc_name + ".log"), "a")
+        self.logs[proc_name] = self.path(proc_name + ".log")
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns[host].name, self.tool, *args], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env(proc_name))
+        log.close()
+        self.procs[proc_name] = proc
+        return proc
+
+    def stop(self, proc_name):
+        harness.stop_process(self.procs.pop(proc_name, None))
+
+    def log(self, proc_name):
+        try:
+            with open(self.logs[proc_name]) as f:
+                return f.read()
+        except (KeyError, OSError):
+            return ""
+
+    def status(self, proc_name="server"):
+        out = subprocess.run([self.tool, "status", "--json", "--tun", "tn0"], check=True, capture_output=True,
+                             text=True, env=self.env(proc_name), timeout=10).stdout
+        return json.loads(out)
+
+    def wait_for(self, what, pred, timeout=20.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = pred()
+                if last:
+                    return last
+            except (subprocess.CalledProcessError, ValueError, KeyError):
+                pass
+            time.sleep(0.1)
+        logs = "\n".join(f"--- {n} ---\n{self.log(n)}" for n in self.logs)
+        raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{logs}")
+
+    def tun_address(self, host, dev="tn0"):
+        r = self.exec(host, "ip", "-4", "-o", "addr", "show", "dev", dev, check=False)
+        for word in r.stdout.split():
+            if "/" in word and word[0].isdigit():
+                return word
+        return None
+
+    def close(self):
+        for name in list(self.procs):
+            self.stop(name)
+        for ns in list(self.ns.values()) + [self.hub]:
+            ns.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,148 @@
+// The client event loop: handshake, apply the pushed settings to the TUN, hooks, keepalives,
+// re-resolving the server's name when handshakes go unanswered, and a clean teardown.
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/error.hpp"
+#include "base/runtime_dir.hpp"
+#include "base/signals.hpp"
+#include "io_tun.hpp"
+#include "io_udp.hpp"
+#include "runner.hpp"
+
+namespace tn::tuntool {
+namespace {
+
+// Unanswered handshakes before the server's name is resolved again (PROTOCOL.tun.md §6).
+constexpr unsigned resolve_after_failures = 3;
+
+std::map<std::string, std::string> hook_env(const ClientOptions& o, const tun::PushConfig& p) {
+    std::string dns, routes;
+    for (auto d : p.dns) dns += (dns.empty() ? "" : " ") + tun::ipv4_str(d);
+    for (auto& r : p.routes) routes += (routes.empty() ? "" : " ") + tun::cidr_str(r);
+    return {{"TN_TUN_INTERFACE", o.tun},        {"TN_TUN_ADDRESS", tun::ipv4_str(p.address)},
+            {"TN_TUN_PREFIX", std::to_string(p.prefix)}, {"TN_TUN_MTU", std::to_string(p.mtu)},
+            {"TN_TUN_DNS", dns},                {"TN_TUN_ROUTES", routes},
+            {"TN_TUN_SERVER", o.server}};
+}
+
+void run_hook(const std::string& hook, const char* which, const std::map<std::string, std::string>& env,
+              const log::Logger& log) {
+    if (hook.empty()) return;
+    int rc = run_program({"/bin/sh", "-c", hook}, env);
+    if (rc != 0) log.warn(which, " hook exited with status ", rc, ", ignoring");
+}
+
+}  // namespace
+
+int run_client(const ClientOptions& o, const log::Logger& log) {
+    auto lock = FileLock::try_acquire(ensure_state_dir() / ("tn-tun-client-" + o.tun + ".lock"));
+    if (!lock) throw Error(ExitCode::temp_fail, "another tn-tun client already runs on " + o.tun);
+    SignalFd signals;
+    tun::Endpoint server = resolve(o.server);
+    tun::ClientCore core(o.core);
+    TunDevice tun(o.tun);
+    UdpSocket udp("", server.sa.ss_family);
+    int ep = ::epoll_create1(EPOLL_CLOEXEC);
+    UniqueFd ep_owner(ep);
+    for (int fd : {udp.fd(), tun.fd(), signals.fd()}) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    }
+    log.info("client starting server=", o.server, " (", server.str(), ") tun=", tun.name());
+
+    std::optional<tun::PushConfig> applied;
+    unsigned resolved_at_failures = 0;
+    auto apply = [&](const tun::PushConfig& p) {
+        if (applied) run_hook(o.on_down, "on_down", hook_env(o, *applied), log);
+        tun.remove_routes();
+        tun.configure(p.address, p.prefix, p.mtu);
+        if (o.apply_routes) tun.add_routes(p.routes);
+        applied = p;
+        std::string routes;
+        for (auto& r : p.routes) routes += (routes.empty() ? "" : ",") + tun::cidr_str(r);
+        log.info("connected address=", tun::ipv4_str(p.address), "/", int(p.prefix), " mtu=", p.mtu,
+                 " routes=", routes.empty() ? "-" : routes);
+        run_hook(o.on_up, "on_up", hook_env(o, p), log);
+    };
+    auto teardown = [&] {
+        if (applied) run_hook(o.on_down, "on_down", hook_env(o, *applied), log);
+        tun.remove_routes();
+    };
+    auto handle = [&](const tun::ClientActions& a) {
+        if (!a.to_tun.empty() && ::write(tun.fd(), a.to_tun.data(), a.to_tun.size()) < 0 && errno != EAGAIN)
+            log.debug("tun write: ", std::strerror(errno));
+        if (!a.send.empty()) udp.queue(a.send, server);
+        // After a re-handshake the server pushes again; unchanged settings stay as they are, so the
+        // address never disappears from under running connections.
+        if (a.pushed && core.push() && (!applied || *applied != *core.push())) apply(*core.push());
+    };
+
+    std::uint8_t timer_buf[tun::max_datagram_len + 64];
+    epoll_event evs[4];
+    try {
+        for (;;) {
+            auto now = tun::Clock::now();
+            handle(core.tick(now, std::chrono::system_clock::now(), timer_buf));
+            udp.flush();
+            unsigned failed = core.failed_attempts();
+            if (failed >= resolve_after_failures && failed / resolve_after_failures != resolved_at_failures) {
+                // The server may have moved (a dynamic DNS name): look it up again.
+                resolved_at_failures = failed / resolve_after_failures;
+                try {
+                    auto fresh = resolve(o.server);
+                    if (!(fresh == server)) log.info("server ", o.server, " now resolves to ", fresh.str());
+                    server = fresh;
+                } catch (const Error& e) {
+                    log.warn(e.what(), "; keeping ", server.str());
+                }
+                log.warn("no answer from the server after ", failed, " handshakes; still trying");
+            }
+            if (failed == 0) resolved_at_failures = 0;
+            auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(core.next_deadline(now) - now).count();
+            int n = ::epoll_wait(ep, evs, 4, static_cast<int>(std::clamp<long long>(wait + 1, 0, 60000)));
+            for (int e = 0; e < n; ++e) {
+                int fd = evs[e].data.fd;
+                now = tun::Clock::now();
+                if (fd == signals.fd()) {
+                    while (auto s = signals.take()) {
+                        if (*s == SIGHUP) continue;
+                        log.info("stopping on ", strsignal(*s));
+                        teardown();
+                        return 0;
+                    }
+                } else if (fd == udp.fd()) {
+                    for (int r = 0; r < 8; ++r) {
+                        std::size_t got = udp.receive();
+                        for (std::size_t i = 0; i < got; ++i)
+                            handle(core.on_datagram(udp.rx(i), udp.rx_len(i), now, udp.scratch(i)));
+                        udp.flush();
+                        if (got < UdpSocket::batch) break;
+                    }
+                } else if (fd == tun.fd()) {
+                    for (int r = 0; r < 8; ++r) {
+                        std::size_t i = 0;
+                        for (; i < UdpSocket::batch; ++i) {
+                            std::uint8_t* slot = udp.tx_slot(i);
+                            ssize_t len = ::read(tun.fd(), slot + tun::transport_header_len, tun::max_inner_len);
+                            if (len <= 0) break;
+                            handle(core.on_tun(slot, static_cast<std::size_t>(len), now));
+                        }
+                        udp.flush();
+                        if (i < UdpSocket::batch) break;
+                    }
+                }
+            }
+        }
+    } catch (...) {
+        teardown();
+        throw;
+    }
+}
+
+}  // namespace tn::tuntool

@@ -1,0 +1,92 @@
+// Control socket I/O with bounded reads on both sides: a request line of at most 64 bytes, a reply of
+// at most 4 MiB.
+#include "control.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/error.hpp"
+
+namespace tn::tuntool {
+namespace {
+
+sockaddr_un unix_addr(const std::filesystem::path& path) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.string().size() >= sizeof a.sun_path)
+        throw Error(ExitCode::io, "control socket path too long: " + path.string());
+    std::strcpy(a.sun_path, path.c_str());
+    return a;
+}
+
+void write_all(int fd, const std::string& s) {
+    std::size_t off = 0;
+    while (off < s.size()) {
+        ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        off += static_cast<std::size_t>(n);
+    }
+}
+
+}  // namespace
+
+ControlServer::ControlServer(std::filesystem::path path) : path_(std::move(path)) {
+    auto addr = unix_addr(path_);
+    fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd_) throw Error(ExitCode::io, std::string("socket: ") + std::strerror(errno));
+    ::unlink(path_.c_str());  // the instance lock (taken before) says no live server owns it
+    mode_t old = ::umask(077);
+    int rc = ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::umask(old);
+    if (rc < 0 || ::listen(fd_.get(), 16) < 0)
+        throw Error(ExitCode::io, "cannot listen on " + path_.string() + ": " + std::strerror(errno));
+}
+
+ControlServer::~ControlServer() { ::unlink(path_.c_str()); }
+
+void ControlServer::serve_one(const std::function<std::string(bool)>& render) {
+    UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c) return;
+    // A status client sends one short line at once; one that does not is not waited on for long,
+    // since the data path shares this thread.
+    char req[64];
+    std::size_t got = 0;
+    pollfd p{c.get(), POLLIN, 0};
+    while (got < sizeof req && ::poll(&p, 1, 200) > 0) {
+        ssize_t n = ::recv(c.get(), req + got, sizeof req - got, 0);
+        if (n <= 0) break;
+        got += static_cast<std::size_t>(n);
+        if (std::memchr(req, '\n', got)) break;
+    }
+    std::string line(req, got);
+    write_all(c.get(), render(line.rfind("json", 0) == 0));
+}
+
+std::string query_status(const std::filesystem::path& path, bool json) {
+    auto addr = unix_addr(path);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+        throw Error(ExitCode::unavailable,
+                    "no tn-tun server answers on " + path.string() + ": " + std::strerror(errno));
+    write_all(fd.get(), json ? "json\n" : "text\n");
+    std::string out;
+    char buf[8192];
+    constexpr std::size_t cap = 4 << 20;  // a status reply larger than this is not one
+    for (;;) {
+        ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+        if (out.size() > cap) throw Error(ExitCode::data, "status reply too large");
+    }
+    return out;
+}
+
+}  // namespace tn::tuntool

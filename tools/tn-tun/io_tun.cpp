@@ -1,0 +1,113 @@
+// TUN device creation via /dev/net/tun and its configuration through ip(8) (SPEC allows netlink or ip).
+#include "io_tun.hpp"
+
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "base/error.hpp"
+
+extern char** environ;
+
+namespace tn::tuntool {
+
+int run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+    std::string path = argv.at(0);
+    if (path.find('/') == std::string::npos) {
+        for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"})
+            if (::access((dir + path).c_str(), X_OK) == 0) {
+                path = dir + path;
+                break;
+            }
+    }
+    std::vector<std::string> envs;
+    for (char** e = environ; *e; ++e) {
+        std::string kv(*e);
+        if (!env.count(kv.substr(0, kv.find('=')))) envs.push_back(kv);
+    }
+    for (auto& [k, v] : env) envs.push_back(k + "=" + v);
+    std::vector<char*> av, ev;
+    for (auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
+    av.push_back(nullptr);
+    for (auto& e : envs) ev.push_back(const_cast<char*>(e.c_str()));
+    ev.push_back(nullptr);
+    // Our signals are blocked for the signalfd; the child must start with a clean mask.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    pid_t pid;
+    int rc = posix_spawn(&pid, path.c_str(), nullptr, &attr, av.data(), ev.data());
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) throw Error(ExitCode::io, "cannot run " + path + ": " + std::strerror(rc));
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+TunDevice::TunDevice(const std::string& name) : name_(name) {
+    fd_.reset(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+    if (!fd_) throw Error(errno == EACCES || errno == EPERM ? ExitCode::no_perm : ExitCode::io,
+                          std::string("cannot open /dev/net/tun: ") + std::strerror(errno));
+    ifreq ifr{};
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
+    if (::ioctl(fd_.get(), TUNSETIFF, &ifr) < 0)
+        throw Error(errno == EPERM ? ExitCode::no_perm : ExitCode::io,
+                    "cannot create TUN device " + name + ": " + std::strerror(errno));
+    name_ = ifr.ifr_name;
+    // We carry IPv4 only: keep the kernel's IPv6 chatter (router solicitations) off the tunnel.
+    std::ofstream("/proc/sys/net/ipv6/conf/" + name_ + "/disable_ipv6") << "1\n";
+}
+
+TunDevice::~TunDevice() {
+    try {
+        remove_routes();
+    } catch (...) {  // a destructor must not throw; the device vanishes with the fd anyway
+    }
+}
+
+void TunDevice::ip(const std::vector<std::string>& args, bool must) {
+    std::vector<std::string> argv{"ip"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    int rc = run_program(argv);
+    if (rc != 0 && must) {
+        std::string cmd;
+        for (auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+        throw Error(ExitCode::io, "'" + cmd + "' failed with status " + std::to_string(rc));
+    }
+}
+
+void TunDevice::configure(std::uint32_t address, std::uint8_t prefix, std::uint16_t mtu) {
+    ip({"addr", "flush", "dev", name_}, false);
+    ip({"addr", "add", tun::ipv4_str(address) + "/" + std::to_string(prefix), "dev", name_}, true);
+    ip({"link", "set", "dev", name_, "mtu", std::to_string(mtu), "up"}, true);
+}
+
+void TunDevice::add_routes(const std::vector<tun::Route>& routes) {
+    for (auto& r : routes) {
+        ip({"route", "replace", tun::cidr_str(r), "dev", name_}, true);
+        routes_.push_back(r);
+    }
+}
+
+void TunDevice::remove_routes() {
+    auto routes = std::move(routes_);
+    routes_.clear();
+    for (auto& r : routes) ip({"route", "del", tun::cidr_str(r), "dev", name_}, false);
+}
+
+}  // namespace tn::tuntool

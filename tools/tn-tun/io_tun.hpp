@@ -1,0 +1,42 @@
+// The TUN device and its IP configuration (address, MTU, routes) through ip(8).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/unique_fd.hpp"
+#include "tun/wire.hpp"
+
+namespace tn::tuntool {
+
+// Runs argv (argv[0] looked up in /usr/sbin, /sbin, PATH) with `env` added to ours; returns its exit
+// status (128+N when killed by signal N). Throws tn::Error(io) if it cannot be started.
+int run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {});
+
+class TunDevice {
+public:
+    // Creates (or attaches to) the TUN interface `name` without packet info, non-blocking.
+    // Throws tn::Error(no_perm) without CAP_NET_ADMIN, tn::Error(io) otherwise.
+    explicit TunDevice(const std::string& name);
+    TunDevice(const TunDevice&) = delete;
+    TunDevice& operator=(const TunDevice&) = delete;
+    ~TunDevice();
+
+    int fd() const { return fd_.get(); }
+    const std::string& name() const { return name_; }
+
+    // Sets address/prefix and MTU and brings the link up (replacing any previous address).
+    void configure(std::uint32_t address, std::uint8_t prefix, std::uint16_t mtu);
+    // Adds routes through this device; they are removed again by remove_routes() or the destructor.
+    void add_routes(const std::vector<tun::Route>& routes);
+    void remove_routes();
+
+private:
+    void ip(const std::vector<std::string>& args, bool must);
+    UniqueFd fd_;
+    std::string name_;
+    std::vector<tun::Route> routes_;
+};
+
+}  // namespace tn::tuntool

@@ -1,0 +1,57 @@
+// tn-tun: a UDP TUN VPN with one server and many clients (SPEC §3 tn-tun). Subcommands: keygen,
+// pubkey, server, client, status.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "base/error.hpp"
+#include "common/cli.hpp"
+#include "control.hpp"
+#include "runner.hpp"
+
+int main(int argc, char** argv) {
+    tn::cli::CommonOptions common;
+    CLI::App app("A UDP TUN VPN: one server, many clients, pushed addresses and routes.", "tn-tun");
+    tn::cli::add_common_options(app, common, false);
+    app.require_subcommand(1);
+    app.fallthrough();  // -v, --log-format may also come before the subcommand
+
+    auto* keygen = app.add_subcommand("keygen", "Print a new base64 X25519 private key");
+    auto* pubkey = app.add_subcommand("pubkey", "Read a private key on stdin, print its public key");
+    auto* server = app.add_subcommand("server", "Run the VPN server (needs -c FILE)");
+    auto* client = app.add_subcommand("client", "Run a VPN client (needs -c FILE)");
+    auto* status = app.add_subcommand("status", "Show the running server's peers and counters");
+    for (auto* sub : {server, client, status}) {
+        tn::cli::add_common_options(*sub, common, true);
+        sub->set_version_flag("--version", std::string("tn-tun ") + TN_VERSION, "Print the version and exit");
+    }
+    bool json = false;
+    std::string socket, tun_name;
+    status->add_flag("--json", json, "One JSON document on stdout");
+    status->add_option("--socket", socket, "Control socket path (default $STATE/tn-tun-TUN.sock)");
+    status->add_option("--tun", tun_name, "The server's TUN name, to find its socket (default: from -c, else tn0)");
+
+    return tn::cli::run(app, common, argc, argv, [&](const tn::log::Logger& log) -> int {
+        using tn::Error;
+        using tn::ExitCode;
+        if (*keygen) return tn::tuntool::keygen(std::cout);
+        if (*pubkey) return tn::tuntool::pubkey(std::cin, std::cout);
+        if (*server || *client) {
+            if (common.config.empty()) throw tn::ParseError(std::string(*server ? "server" : "client") + " needs -c FILE");
+            if (*server) {
+                auto o = tn::tuntool::load_server(common.config);
+                return common.check_config ? 0 : tn::tuntool::run_server(o, log);
+            }
+            auto o = tn::tuntool::load_client(common.config);
+            return common.check_config ? 0 : tn::tuntool::run_client(o, log);
+        }
+        if (socket.empty()) {
+            std::string name = !tun_name.empty() ? tun_name
+                               : !common.config.empty() ? tn::tuntool::server_tun_name(common.config)
+                                                        : "tn0";
+            socket = tn::tuntool::control_socket_path(name).string();
+        }
+        std::cout << tn::tuntool::query_status(socket, json) << std::flush;
+        return 0;
+    });
+}

@@ -1,0 +1,156 @@
+// Loading and validating tn-tun config files; every problem is reported with its FILE:LINE:COL.
+#include "options.hpp"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "base/error.hpp"
+#include "base/net_addr.hpp"
+#include "base/runtime_dir.hpp"
+#include "base/strings.hpp"
+#include "config/document.hpp"
+
+namespace tn::tuntool {
+namespace {
+
+std::filesystem::path relative_to(const std::filesystem::path& config, const std::string& p) {
+    std::filesystem::path path(p);
+    return path.is_absolute() ? path : config.parent_path() / path;
+}
+
+// Runs `parse` on a value and records its ParseError at the key instead of throwing.
+template <class F> void checked(const config::Table& t, std::string_view key, F&& parse) {
+    try {
+        parse();
+    } catch (const ParseError& e) {
+        t.error(key, e.what());
+    }
+}
+
+void check_key_file(const config::Table& t, std::string_view key, const std::filesystem::path& p, tun::Key& out) {
+    try {
+        out = read_private_key(p);
+    } catch (const Error& e) {
+        t.error(key, e.what());
+    }
+}
+
+}  // namespace
+
+tun::Key read_private_key(const std::filesystem::path& file) {
+    std::ifstream f(file);
+    if (!f) throw Error(ExitCode::config, "cannot read private key file " + file.string());
+    std::string line;
+    std::getline(f, line);
+    // A key file is one line of 44 characters: reading more would only invite mistakes.
+    try {
+        return tun::key_from_base64(std::string(trim(line)));
+    } catch (const ParseError& e) {
+        throw Error(ExitCode::config, file.string() + ": " + e.what());
+    }
+}
+
+ServerOptions load_server(const std::filesystem::path& file) {
+    auto doc = config::Document::load_file(file);
+    auto root = doc.root();
+    root.allow_only({"server", "peer"});
+    ServerOptions o;
+    auto s = root.table("server");
+    if (!s) {
+        root.error("server", "missing [server] table");
+        doc.finish();
+    }
+    s->allow_only({"listen", "private_key_file", "tun", "subnet", "mtu", "dns", "routes"});
+    if (auto v = s->string("listen")) {
+        checked(*s, "listen", [&] { parse_host_port(*v); });
+        o.listen = *v;
+    }
+    if (auto v = s->require_string("private_key_file")) {
+        o.private_key_file = relative_to(file, *v);
+        check_key_file(*s, "private_key_file", o.private_key_file, o.core.key.priv);
+        o.core.key.pub = tun::public_key(o.core.key.priv);
+    }
+    if (auto v = s->string("tun")) {
+        if (v->empty() || v->size() > 15) s->error("tun", "an interface name has 1 to 15 characters");
+        o.tun = *v;
+    }
+    o.core.subnet = tun::parse_cidr("10.99.0.0/24");
+    if (auto v = s->string("subnet")) checked(*s, "subnet", [&] {
+        o.core.subnet = tun::parse_cidr(*v);
+        tun::Pool check(o.core.subnet);
+    });
+    if (auto v = s->integer("mtu", 576, tun::max_inner_len)) o.core.mtu = static_cast<std::uint16_t>(*v);
+    if (auto v = s->strings("dns")) {
+        if (v->size() > tun::max_push_dns) s->error("dns", "at most 8 DNS servers");
+        for (auto& d : *v) checked(*s, "dns", [&] { o.core.dns.push_back(tun::parse_ipv4(d)); });
+    }
+    if (auto v = s->strings("routes")) {
+        if (v->size() > tun::max_push_routes) s->error("routes", "at most 64 routes");
+        for (auto& r : *v) checked(*s, "routes", [&] { o.core.routes.push_back(tun::parse_cidr(r)); });
+    }
+    for (auto& p : root.tables("peer")) {
+        p.allow_only({"name", "public_key", "address"});
+        tun::PeerConfig pc;
+        if (auto v = p.require_string("name")) pc.name = *v;
+        if (auto v = p.require_string("public_key")) checked(p, "public_key", [&] { pc.public_key = tun::key_from_base64(*v); });
+        if (auto v = p.string("address")) checked(p, "address", [&] { pc.address = tun::parse_ipv4(*v); });
+        o.core.peers.push_back(pc);
+    }
+    doc.finish();
+    try {
+        tun::ServerCore check(o.core);  // duplicate keys, static addresses outside the subnet
+    } catch (const ParseError& e) {
+        throw Error(ExitCode::config, file.string() + ": error: " + e.what());
+    }
+    return o;
+}
+
+ClientOptions load_client(const std::filesystem::path& file) {
+    auto doc = config::Document::load_file(file);
+    auto root = doc.root();
+    root.allow_only({"client"});
+    ClientOptions o;
+    auto c = root.table("client");
+    if (!c) {
+        root.error("client", "missing [client] table");
+        doc.finish();
+    }
+    c->allow_only({"server", "private_key_file", "server_public_key", "tun", "apply_routes", "persistent_keepalive",
+                   "on_up", "on_down"});
+    if (auto v = c->require_string("server")) {
+        checked(*c, "server", [&] { parse_host_port(*v); });
+        o.server = *v;
+    }
+    if (auto v = c->require_string("private_key_file")) {
+        o.private_key_file = relative_to(file, *v);
+        check_key_file(*c, "private_key_file", o.private_key_file, o.core.key.priv);
+        o.core.key.pub = tun::public_key(o.core.key.priv);
+    }
+    if (auto v = c->require_string("server_public_key"))
+        checked(*c, "server_public_key", [&] { o.core.server_public = tun::key_from_base64(*v); });
+    if (auto v = c->string("tun")) {
+        if (v->empty() || v->size() > 15) c->error("tun", "an interface name has 1 to 15 characters");
+        o.tun = *v;
+    }
+    if (auto v = c->boolean("apply_routes")) o.apply_routes = *v;
+    if (auto v = c->integer("persistent_keepalive", 0, 3600)) o.core.keepalive = std::chrono::seconds(*v);
+    if (auto v = c->string("on_up")) o.on_up = *v;
+    if (auto v = c->string("on_down")) o.on_down = *v;
+    doc.finish();
+    return o;
+}
+
+std::filesystem::path control_socket_path(const std::string& tun) {
+    return ensure_state_dir() / ("tn-tun-" + tun + ".sock");
+}
+
+std::string server_tun_name(const std::filesystem::path& file) {
+    auto doc = config::Document::load_file(file);
+    if (auto s = doc.root().table("server"))
+        if (auto v = s->string("tun")) return *v;
+    return "tn0";
+}
+
+}  // namespace tn::tuntool

@@ -1,0 +1,44 @@
+// tn-tun config files (SPEC §3 tn-tun): [server]/[[peer]] and [client] tables into plain structs.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tun/client_core.hpp"
+#include "tun/server_core.hpp"
+
+namespace tn::tuntool {
+
+struct ServerOptions {
+    std::string listen = "0.0.0.0:51820";
+    std::filesystem::path private_key_file;
+    std::string tun = "tn0";
+    tun::ServerSettings core;  // key, subnet, mtu, dns, routes, peers
+};
+
+struct ClientOptions {
+    std::string server;  // host:port, resolved again when handshakes fail
+    std::filesystem::path private_key_file;
+    std::string tun = "tn0";
+    bool apply_routes = true;
+    std::string on_up, on_down;
+    tun::ClientSettings core;  // key, server key, keepalive
+};
+
+// Both throw tn::Error(config) listing every problem as FILE:LINE:COL (SPEC §2), or for an unreadable
+// or malformed private key file.
+ServerOptions load_server(const std::filesystem::path& file);
+ClientOptions load_client(const std::filesystem::path& file);
+
+// Reads a base64 private key file (one line). Throws tn::Error(config).
+tun::Key read_private_key(const std::filesystem::path& file);
+
+// The server's control socket: $STATE/tn-tun-<tun>.sock.
+std::filesystem::path control_socket_path(const std::string& tun);
+
+// Which TUN name a config file's [server] table uses (for `status -c FILE`), without checking the rest.
+std::string server_tun_name(const std::filesystem::path& file);
+
+}  // namespace tn::tuntool

@@ -1,0 +1,82 @@
+// Rendering the server's state for `tn-tun status`: JSON for scripts, aligned text for people.
+#include <sstream>
+
+#include "base/strings.hpp"
+#include "runner.hpp"
+
+namespace tn::tuntool {
+namespace {
+
+std::string when(const std::optional<std::chrono::system_clock::time_point>& t) {
+    return t ? log::iso8601_utc(*t) : std::string();
+}
+
+}  // namespace
+
+std::string render_status(const tun::ServerCore& core, const ServerOptions& o, bool json) {
+    std::ostringstream os;
+    const auto& st = core.stats();
+    auto server_addr = tun::ipv4_str(core.server_address()) + "/" + std::to_string(o.core.subnet.prefix);
+    if (json) {
+        os << "{\"interface\":" << json_quote(o.tun) << ",\"listen\":" << json_quote(o.listen)
+           << ",\"address\":" << json_quote(server_addr) << ",\"public_key\":" << json_quote(tun::key_to_base64(o.core.key.pub))
+           << ",\"peers\":[";
+        bool first = true;
+        for (auto& p : core.peers()) {
+            os << (first ? "" : ",") << "{\"name\":" << json_quote(p->config.name)
+               << ",\"public_key\":" << json_quote(tun::key_to_base64(p->config.public_key)) << ",\"address\":"
+               << (p->address ? json_quote(tun::ipv4_str(p->address)) : "null")
+               << ",\"endpoint\":" << (p->endpoint ? json_quote(p->endpoint->str()) : "null")
+               << ",\"last_handshake\":" << (p->last_handshake ? json_quote(when(p->last_handshake)) : "null")
+               << ",\"connected\":" << (p->current ? "true" : "false") << ",\"rx_packets\":" << p->stats.rx_packets
+               << ",\"rx_bytes\":" << p->stats.rx_bytes << ",\"tx_packets\":" << p->stats.tx_packets
+               << ",\"tx_bytes\":" << p->stats.tx_bytes << ",\"keepalives_rx\":" << p->stats.keepalives_rx
+               << ",\"handshakes\":" << p->stats.handshakes << "}";
+            first = false;
+        }
+        os << "],\"rejected_handshakes\":" << st.rejected_handshakes << ",\"rejections\":[";
+        first = true;
+        for (auto& r : core.recent_rejections()) {
+            os << (first ? "" : ",") << "{\"source\":" << json_quote(r.source.str())
+               << ",\"time\":" << json_quote(log::iso8601_utc(r.when)) << ",\"reason\":" << json_quote(r.reason) << "}";
+            first = false;
+        }
+        os << "],\"dropped\":{\"malformed\":" << st.dropped_malformed << ",\"unknown_index\":" << st.dropped_unknown_index
+           << ",\"replay\":" << st.dropped_replay << ",\"auth\":" << st.dropped_auth << ",\"expired\":" << st.dropped_expired
+           << ",\"no_route\":" << st.dropped_no_route << ",\"spoofed\":" << st.dropped_spoofed << "}}\n";
+        return os.str();
+    }
+    os << "interface " << o.tun << "  listen " << o.listen << "  address " << server_addr << "\n";
+    for (auto& p : core.peers()) {
+        os << "peer " << p->config.name << "  " << tun::key_to_base64(p->config.public_key) << "\n"
+           << "  address " << (p->address ? tun::ipv4_str(p->address) : "(none yet)") << "  endpoint "
+           << (p->endpoint ? p->endpoint->str() : "(none)") << "  last handshake "
+           << (p->last_handshake ? when(p->last_handshake) : "never") << "\n"
+           << "  rx " << p->stats.rx_packets << " packets " << p->stats.rx_bytes << " bytes  tx " << p->stats.tx_packets
+           << " packets " << p->stats.tx_bytes << " bytes\n";
+    }
+    os << "rejected handshakes " << st.rejected_handshakes << "\n";
+    for (auto& r : core.recent_rejections())
+        os << "  " << log::iso8601_utc(r.when) << "  " << r.source.str() << "  " << r.reason << "\n";
+    os << "dropped malformed " << st.dropped_malformed << "  replay " << st.dropped_replay << "  auth "
+       << st.dropped_auth << "  unknown_index " << st.dropped_unknown_index << "  no_route " << st.dropped_no_route
+       << "  spoofed " << st.dropped_spoofed << "\n";
+    return os.str();
+}
+
+bool LogLimiter::allow(tun::TimePoint now, std::uint64_t& suppressed) {
+    if (now - start_ >= window_) {
+        start_ = now;
+        used_ = 0;
+    }
+    if (used_ >= burst_) {
+        ++dropped_;
+        return false;
+    }
+    ++used_;
+    suppressed = dropped_;
+    dropped_ = 0;
+    return true;
+}
+
+}  // namespace tn::tuntool
