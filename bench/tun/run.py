@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+"""bench/tun: iperf3 single-stream throughput and ping RTT over tn-tun, wireguard-go, OpenVPN
+(UDP, AES-256-GCM, userspace) and the bare veth, on the same two-namespace topology, in one run.
+Usage (root): bench/tun/run.py [path/to/tn-tun] [seconds]. Prints a table and ratios to tn-tun."""
+import base64
+import json
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "build-tun",
+                                                          "tools", "tn-tun", "tn-tun")
+SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+A_IP, B_IP = "192.168.88.1", "192.168.88.2"
+
+
+def sh(*cmd, check=True, **kw):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
+
+
+class Bench:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="tn-bench-tun-")
+        tag = secrets.token_hex(3)
+        self.a, self.b = f"tnba{tag}", f"tnbb{tag}"
+        self.procs = []
+        for ns in (self.a, self.b):
+            sh("ip", "netns", "add", ns)
+            self.ns(ns, "ip", "link", "set", "lo", "up")
+        sh("ip", "link", "add", "bva" + tag, "type", "veth", "peer", "name", "bvb" + tag)
+        for dev, ns, ip in (("bva" + tag, self.a, A_IP), ("bvb" + tag, self.b, B_IP)):
+            sh("ip", "link", "set", dev, "netns", ns)
+            self.ns(ns, "ip", "addr", "add", ip + "/24", "dev", dev)
+            self.ns(ns, "ip", "link", "set", dev, "up")
+
+    def ns(self, ns, *cmd, check=True, **kw):
+        return sh("ip", "netns", "exec", ns, *cmd, check=check, **kw)
+
+    def spawn(self, ns, *cmd, env=None):
+        log = open(os.path.join(self.dir, f"p{len(self.procs)}.log"), "w")
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=log, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, env=env)
+        self.procs.append(p)
+        return p
+
+    def stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(3)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.procs = []
+
+    def wait_ping(self, dst, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ns(self.b, "ping", "-c", "1", "-W", "1", dst, check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{dst} not reachable")
+
+    def measure(self, dst):
+        self.wait_ping(dst)
+        srv = self.spawn(self.a, "iperf3", "-s", "-1", "-B", dst)
+        time.sleep(0.5)
+        out = self.ns(self.b, "iperf3", "-c", dst, "-t", str(SECONDS), "-J", timeout=SECONDS + 60).stdout
+        srv.wait(10)
+        gbit = json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+        p = self.ns(self.b, "ping", "-c", "50", "-i", "0.02", "-q", dst).stdout
+        rtts = self.ns(self.b, "ping", "-c", "50", "-i", "0.02", dst).stdout
+        samples = [float(l.split("time=")[1].split()[0]) for l in rtts.splitlines() if "time=" in l]
+        del p
+        return gbit, statistics.median(samples)
+
+    def close(self):
+        self.stop_all()
+        for ns in (self.a, self.b):
+            sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tn_tun(b):
+    def key(name):
+        priv = sh(TN, "keygen").stdout.strip()
+        with open(os.path.join(b.dir, name + ".key"), "w") as f:
+            f.write(priv + "\n")
+        return sh(TN, "pubkey", input=priv).stdout.strip()
+    spub, cpub = key("server"), key("client")
+    with open(os.path.join(b.dir, "server.toml"), "w") as f:
+        f.write(f'[server]\nlisten = "{A_IP}:51820"\nprivate_key_file = "server.key"\ntun = "tnb0"\n'
+                f'subnet = "10.99.0.0/24"\nmtu = 1420\n[[peer]]\nname = "b"\npublic_key = "{cpub}"\n')
+    with open(os.path.join(b.dir, "client.toml"), "w") as f:
+        f.write(f'[client]\nserver = "{A_IP}:51820"\nprivate_key_file = "client.key"\nserver_public_key = "{spub}"\n'
+                f'tun = "tnb0"\n')
+    env = dict(os.environ, TN_STATE_DIR=b.dir)
+    b.spawn(b.a, TN, "-q", "server", "-c", os.path.join(b.dir, "server.toml"), env=env)
+    time.sleep(0.3)
+    b.spawn(b.b, TN, "-q", "client", "-c", os.path.join(b.dir, "client.toml"), env=dict(env, TN_STATE_DIR=b.dir + "/c"))
+    return "10.99.0.1"
+
+
+def wg_key():
+    raw = bytearray(secrets.token_bytes(32))
+    raw[0] &= 248
+    raw[31] = (raw[31] & 127) | 64
+    priv = base64.b64encode(bytes(raw)).decode()
+    pub = sh(TN, "pubkey", input=priv).stdout.strip()  # X25519 public key: the same math as wg pubkey
+    return base64.b64decode(priv).hex(), base64.b64decode(pub).hex()
+
+
+def wg_uapi(iface, text):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(f"/var/run/wireguard/{iface}.sock")
+    s.sendall(text.encode() + b"\n")
+    resp = s.recv(4096).decode()
+    s.close()
+    if "errno=0" not in resp:
+        raise RuntimeError(f"wireguard-go {iface}: {resp}")
+
+
+def wireguard(b):
+    (apriv, apub), (bpriv, bpub) = wg_key(), wg_key()
+    tag = secrets.token_hex(2)
+    ia, ib = "wga" + tag, "wgb" + tag
+    for ns, iface, ip in ((b.a, ia, "10.98.0.1/24"), (b.b, ib, "10.98.0.2/24")):
+        b.ns(ns, "wireguard-go", iface)  # forks into the background
+        b.ns(ns, "ip", "addr", "add", ip, "dev", iface)
+        b.ns(ns, "ip", "link", "set", iface, "mtu", "1420", "up")
+    wg_uapi(ia, f"set=1\nprivate_key={apriv}\nlisten_port=51821\npublic_key={bpub}\nallowed_ip=10.98.0.2/32\n")
+    wg_uapi(ib, f"set=1\nprivate_key={bpriv}\npublic_key={apub}\nendpoint={A_IP}:51821\nallowed_ip=10.98.0.0/24\n")
+    b.wg = (ia, ib)
+    return "10.98.0.1"
+
+
+def wireguard_down(b):
+    for ns, iface in zip((b.a, b.b), getattr(b, "wg", ())):
+        b.ns(ns, "ip", "link", "del", iface, check=False)  # wireguard-go exits when its device goes
+
+
+def openvpn(b):
+    d = b.dir
+    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+       "-subj", "/CN=bench", "-keyout", f"{d}/ovpn.key", "-out", f"{d}/ovpn.crt")
+    common = ["openvpn", "--dev", "tun", "--proto", "udp", "--port", "1194", "--ca", f"{d}/ovpn.crt", "--cert",
+              f"{d}/ovpn.crt", "--key", f"{d}/ovpn.key", "--dh", "none", "--data-ciphers", "AES-256-GCM",
+              "--cipher", "AES-256-GCM", "--disable-dco", "--verb", "1", "--tun-mtu", "1420"]
+    b.spawn(b.a, *common, "--tls-server", "--ifconfig", "10.97.0.1", "10.97.0.2", "--local", A_IP)
+    b.spawn(b.b, *common, "--tls-client", "--remote", A_IP, "1194", "--ifconfig", "10.97.0.2", "10.97.0.1",
+            "--verify-x509-name", "bench", "name")
+    return "10.97.0.1"
+
+
+def main():
+    if os.geteuid() != 0:
+        print("bench/tun needs root (network namespaces, TUN devices)", file=sys.stderr)
+        return 77
+    results = {}
+    b = Bench()
+    try:
+        results["bare veth"] = b.measure(A_IP)
+        for name, up, down in (("tn-tun", tn_tun, None), ("wireguard-go", wireguard, wireguard_down),
+                               ("OpenVPN AES-256-GCM", openvpn, None)):
+            try:
+                results[name] = b.measure(up(b))
+            except Exception as e:  # one anchor failing must not hide the others
+                print(f"{name}: failed: {e}", file=sys.stderr)
+            finally:
+                if down:
+                    down(b)
+                b.stop_all()
+    finally:
+        b.close()
+    tn = results.get("tn-tun")
+    print(f"{'path':<22}{'Gbit/s':>9}{'ping p50 ms':>13}{'tn-tun x':>10}")
+    for name, (gbit, rtt) in results.items():
+        ratio = f"{tn[0] / gbit:.2f}" if tn and name != "tn-tun" else "-"
+        print(f"{name:<22}{gbit:>9.2f}{rtt:>13.3f}{ratio:>10}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
