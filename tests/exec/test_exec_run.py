@@ -123,3 +123,18 @@ def test_ctrl_c_is_passed_to_the_remote_command(env):
     # A command that ignores it gets 2 s, then tn-exec stops waiting: 128 + SIGINT.
     code, _, _ = interrupt(env, [], 'trap "" INT; echo ready; sleep 20', signal.SIGINT)
     assert code == 130
+
+
+def test_closed_stdout_stops_the_remote_command(env):
+    # `tn-exec run h yes | head -1` must end, not stream into a closed pipe forever.
+    p = subprocess.Popen([env.exe, "run", *env.base, "-n", env.target, "yes"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env.client.env())
+    try:
+        assert p.stdout.readline() == b"y\n"
+        p.stdout.close()
+        assert p.wait(timeout=30) == 255
+        assert b"cannot write output" in p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+
+#include "base/error.hpp"
 
 #include "base/strings.hpp"
 
@@ -15,16 +18,24 @@ namespace {
 constexpr std::size_t max_line = 64 * 1024;
 }  // namespace
 
-void write_all(int fd, std::string_view data) {
+bool write_all(int fd, std::string_view data) {
     while (!data.empty()) {
         ssize_t n = ::write(fd, data.data(), data.size());
         if (n < 0) {
             if (errno == EINTR) continue;
-            return;
+            return false;
         }
         data.remove_prefix(static_cast<std::size_t>(n));
     }
+    return true;
 }
+
+namespace {
+// The reader of our output went away (`| head`): stop the remote command instead of running on.
+void write_or_throw(int fd, std::string_view data) {
+    if (!write_all(fd, data)) throw Error(ExitCode::io, std::string("cannot write output: ") + std::strerror(errno));
+}
+}  // namespace
 
 void Output::summary(const std::string& host, int exit, long long duration_ms, const std::string& error) {
     if (mode_ != OutputMode::json) return;
@@ -46,10 +57,10 @@ void Output::line(const std::string& host, std::string_view stream, std::string_
         if (stream == "stderr") fd = err_fd_;
     }
     std::lock_guard lock(mu_);
-    write_all(fd, rec);
+    write_or_throw(fd, rec);
 }
 
-void Output::raw(bool is_err, std::string_view data) { write_all(is_err ? err_fd_ : out_fd_, data); }
+void Output::raw(bool is_err, std::string_view data) { write_or_throw(is_err ? err_fd_ : out_fd_, data); }
 
 void HostOutput::feed(bool is_err, std::string_view data) {
     if (out_.mode() == OutputMode::raw) {

@@ -48,7 +48,8 @@ private:
     std::string pending_[2];
 };
 
-// Writes all of `data` to fd; EPIPE and other errors end quietly (the reader went away).
-void write_all(int fd, std::string_view data);
+// Writes all of `data` to fd; false on an error (errno says which). Output's writers throw
+// tn::Error(io) instead, so a closed stdout ends the remote command rather than being ignored.
+bool write_all(int fd, std::string_view data);
 
 }  // namespace tn::exec

@@ -409,8 +409,13 @@ int master_main(const std::string& host_spec, const SshOptions& ssh, const std::
             req.interrupt_signal = [] { return std::string("INT"); };
             req.stdin_fd = has_stdin ? fds[3].get() : -1;
             int ofd = fds[0].get(), efd = fds[1].get();
-            auto res = ssh::run_command(*session, req, {[&](std::string_view d) { write_all(ofd, d); },
-                                                        [&](std::string_view d) { write_all(efd, d); }});
+            // A client that went away (EPIPE) ends the command, as it would without the master.
+            auto sink = [](int fd) {
+                return [fd](std::string_view d) {
+                    if (!write_all(fd, d)) throw Error(ExitCode::io, "persist: the client went away");
+                };
+            };
+            auto res = ssh::run_command(*session, req, {sink(ofd), sink(efd)});
             fds.clear();  // EOF on the client's pipes before the verdict
             reply = result_line(res);
         } catch (const Error& e) {
