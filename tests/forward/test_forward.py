@@ -57,6 +57,34 @@ def test_100_concurrent_connections(setup):
         f.stop()
 
 
+def _cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_idle_forwarder_sleeps(setup):
+    """Connected, forwards up, idle connections open: the loop must block in poll, not spin."""
+    client, sshd, echo = setup
+    lport, rport = harness.free_port(), harness.free_port()
+    f = Forward(client, sshd, "-L", f"{lport}:127.0.0.1:{echo.port}", "-R", f"{rport}:127.0.0.1:{echo.port}")
+    try:
+        f.wait_ready(2)
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for port in (lport, rport)]
+        for s in idle:
+            s.sendall(b"ping")
+            assert s.recv(4) == b"ping"
+        before, t0 = _cpu_seconds(f.proc.pid), time.monotonic()
+        time.sleep(4)
+        used, wall = _cpu_seconds(f.proc.pid) - before, time.monotonic() - t0
+        # A spinning loop burns a whole core (or its fair share of a loaded one); a sleeping one wakes
+        # about once a second. 10% of the wall time separates the two on any machine.
+        assert used < 0.1 * wall, f"{used:.2f} s of CPU in {wall:.1f} s idle"
+        for s in idle:
+            s.close()
+    finally:
+        assert f.stop() == 0, f.log()
+
+
 def test_half_close_still_gets_the_reply(client, sshd):
     client.trust(sshd)
     sshd.user.authorize(client.key())

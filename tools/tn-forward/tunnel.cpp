@@ -157,7 +157,9 @@ private:
 
     std::list<Listener> listeners_;
     std::list<RemoteBind> remotes_;
-    // Order matters: the session outlives the event and every channel that refers to it.
+    // Order matters: the session outlives the event and every channel that refers to it, and the
+    // packet counter (libssh writes to it) outlives the session.
+    ssh_counter_struct received_{};
     std::optional<ssh::Session> session_;
     std::unique_ptr<ssh_event_struct, EventDeleter> event_;
     std::list<Conn> conns_;
@@ -167,6 +169,9 @@ private:
     std::future<Connected> connecting_;
     Clock::time_point next_attempt_{}, next_probe_{}, last_rx_{}, last_keepalive_{}, lost_at_{};
     bool probe_failed_ = false, ever_connected_ = false, announced_up_ = false;
+    // Set when this turn may have left work behind: libssh took packets off the socket while we served
+    // channels (poll will not report those bytes again), or a channel read stopped at its turn quota.
+    bool again_ = false;
     int probe_failures_ = 0;
     std::string probe_host_;
     std::uint16_t probe_port_ = 22;
@@ -227,6 +232,7 @@ int Tunnel::finish_connect() {
     probe_port_ = static_cast<std::uint16_t>(session_->port());
     ssh_session raw = session_->raw();
     ssh_set_blocking(raw, 0);
+    ssh_set_counters(raw, nullptr, &received_);
     event_.reset(ssh_event_new());
     ssh_event_add_session(event_.get(), raw);
     state_ = State::connected;
@@ -406,6 +412,7 @@ void Tunnel::pump(Conn& c, short revents, bool ssh_ready) {
             return;
         }
         c.phase = Conn::Phase::open;
+        ssh_ready = true;  // the server may have sent data before we could connect
         break;
     }
     case Conn::Phase::opening_channel: {
@@ -423,6 +430,7 @@ void Tunnel::pump(Conn& c, short revents, bool ssh_ready) {
             return;
         }
         c.phase = Conn::Phase::open;
+        ssh_ready = true;
         break;
     }
     case Conn::Phase::open: break;
@@ -468,9 +476,14 @@ void Tunnel::pump(Conn& c, short revents, bool ssh_ready) {
             return;
         }
         if (n > 0) c.to_sock.erase(0, static_cast<std::size_t>(n));
+        if (c.to_sock.empty()) ssh_ready = true;  // room again: the channel may hold more
     }
-    if (c.to_sock.empty() && !c.chan_eof && (ssh_ready || c.phase == Conn::Phase::open)) {
-        for (int i = 0; i < 16 && c.to_sock.empty(); ++i) {
+    if (c.to_sock.empty() && !c.chan_eof && ssh_ready) {
+        for (int i = 0; c.to_sock.empty(); ++i) {
+            if (i == 16) {
+                again_ = true;  // fairness: the other connections get their turn first
+                break;
+            }
             int n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 0);
             if (n > 0) {
                 ssize_t w = ::write(c.sock.get(), buf, static_cast<std::size_t>(n));
@@ -513,8 +526,7 @@ void Tunnel::service(short ssh_revents, Clock::time_point now) {
         int one = 1;
         ::setsockopt(ssh_get_fd(raw), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     }
-    if (ssh_ready || (ssh_get_poll_flags(raw) & (SSH_READ_PENDING | SSH_WRITE_PENDING)))
-        ssh_event_dopoll(event_.get(), 0);
+    if (ssh_ready || (ssh_get_poll_flags(raw) & SSH_WRITE_PENDING)) ssh_event_dopoll(event_.get(), 0);
     if (!ssh_is_connected(raw)) return on_lost("connection closed by " + server());
     if (!remotes_.empty()) accept_remote();
     try_remote_binds(now);
@@ -641,10 +653,12 @@ int Tunnel::run() {
         if (state_ == State::waiting) until(next_attempt_);
         if (state_ != State::connected) until(next_probe_);
         if (connected) {
-            until(last_keepalive_ + std::chrono::seconds(s_.keepalive_s));
+            // The next keepalive is due a period after whichever came last, what we heard or what we sent;
+            // waking for last_keepalive_ alone spins the loop while the server keeps talking.
+            until(std::max(last_rx_, last_keepalive_) + std::chrono::seconds(s_.keepalive_s));
             for (const auto& r : remotes_)
                 if (!r.up) until(r.next_try);
-            if (ssh_get_poll_flags(session_->raw()) & SSH_READ_PENDING) timeout_ms = 0;
+            if (again_) timeout_ms = 0;
             for (const auto& c : conns_)
                 if (c.phase == Conn::Phase::opening_channel || !c.to_chan.empty()) timeout_ms = std::min(timeout_ms, 5);
         }
@@ -685,12 +699,19 @@ int Tunnel::run() {
             if (i < first_conn && (fds[i].revents & POLLIN)) accept_on(l);
             ++i;
         }
-        bool ssh_ready = fds[ssh_index].revents != 0;
+        bool ssh_ready = fds[ssh_index].revents != 0 || again_;
+        again_ = false;
+        auto packets_seen = received_.in_packets;
         for (std::size_t k = 0; k < conn_of.size(); ++k) pump(*conn_of[k], fds[first_conn + k].revents, ssh_ready);
         // New connections (accepted above) get their first turn now: opening channels need no fd event.
         for (auto& c : conns_)
             if (c.phase == Conn::Phase::opening_channel) pump(c, 0, ssh_ready);
         conns_.remove_if([](const Conn& c) { return c.dead; });
+        if (received_.in_packets != packets_seen) again_ = true;
+        if (state_ == State::connected && fds[ssh_index].revents) {
+            int one = 1;
+            ::setsockopt(ssh_get_fd(session_->raw()), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+        }
     }
 }
 
