@@ -702,10 +702,18 @@ int Tunnel::run() {
         bool ssh_ready = fds[ssh_index].revents != 0 || again_;
         again_ = false;
         auto packets_seen = received_.in_packets;
+        // libssh sends each SSH packet (at most 32 KiB) with its own send(2): corked, a turn's worth
+        // leaves in full-sized segments with one push instead of one per packet.
+        bool corked = false;
+        for (std::size_t k = 0; k < conn_of.size() && !corked; ++k) corked = fds[first_conn + k].revents & POLLIN;
+        int ssh_fd = ssh_get_fd(session_->raw());
+        auto cork = [ssh_fd](int on) { ::setsockopt(ssh_fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on); };
+        if (corked) cork(1);
         for (std::size_t k = 0; k < conn_of.size(); ++k) pump(*conn_of[k], fds[first_conn + k].revents, ssh_ready);
         // New connections (accepted above) get their first turn now: opening channels need no fd event.
         for (auto& c : conns_)
             if (c.phase == Conn::Phase::opening_channel) pump(c, 0, ssh_ready);
+        if (corked) cork(0);
         conns_.remove_if([](const Conn& c) { return c.dead; });
         if (received_.in_packets != packets_seen) again_ = true;
         if (state_ == State::connected && fds[ssh_index].revents) {
