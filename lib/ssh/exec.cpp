@@ -88,13 +88,42 @@ std::string compose_command(const ExecRequest& req, const std::vector<std::strin
     return prefix + req.command;
 }
 
+namespace {
+
+ChannelPtr open_channel(Session& session) {
+    ssh_session s = session.raw();
+    ChannelPtr ch(ssh_channel_new(s));
+    if (!ch || ssh_channel_open_session(ch.get()) != SSH_OK)
+        throw Error(ExitCode::unavailable,
+                    "cannot open a session channel on " + session.endpoint() + ": " + ssh_get_error(s));
+    return ch;
+}
+
+}  // namespace
+
+ChannelPtr open_exec_channel(Session& session) {
+    try {
+        return open_channel(session);
+    } catch (const Error&) {
+        if (ssh_is_connected(session.raw())) return nullptr;
+        throw;
+    }
+}
+
 ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks& sinks) {
+    return run_command(session, nullptr, req, sinks);
+}
+
+ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& req, const ExecSinks& sinks) {
     ssh_session s = session.raw();
     auto lost = [&](const std::string& what) -> Error {
         return Error(ExitCode::unavailable, what + " on " + session.endpoint() + ": " + ssh_get_error(s));
     };
-    ChannelPtr ch(ssh_channel_new(s));
-    if (!ch || ssh_channel_open_session(ch.get()) != SSH_OK) throw lost("cannot open a session channel");
+    // A channel opened ahead: read what the server sent while it waited (a close, say) before using it.
+    if (ready && (ssh_channel_poll(ready.get(), 0) == SSH_ERROR || ssh_channel_is_closed(ready.get()) ||
+                  ssh_channel_is_eof(ready.get())))
+        ready.reset();
+    ChannelPtr ch = ready ? std::move(ready) : open_channel(session);
 
     ExitState state;
     ssh_channel_callbacks_struct cb{};
@@ -114,7 +143,25 @@ ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks
         }
     }
     std::string cmd = compose_command(req, result.env_fallback);
-    if (ssh_channel_request_exec(ch.get(), cmd.c_str()) != SSH_OK) throw lost("exec request refused");
+    // exec goes out without waiting for sshd's reply (in nonblocking mode libssh sends the request and
+    // returns SSH_AGAIN), so stdin's EOF and the wait for output follow at once: the round trip that
+    // OpenSSH's client also saves. settle() collects the reply later by calling it again.
+    ssh_set_blocking(s, 0);
+    int exec_rc = ssh_channel_request_exec(ch.get(), cmd.c_str());
+    ssh_set_blocking(s, 1);
+    if (exec_rc == SSH_ERROR) throw lost("exec request refused");
+    bool exec_pending = exec_rc == SSH_AGAIN;
+    // Until the reply is collected, libssh would swallow the channel's next request (a signal):
+    // settle before sending one. A refusal ends the run; sshd keeps such a channel open and silent.
+    auto settle = [&] {
+        if (!exec_pending) return;
+        ssh_set_blocking(s, 0);
+        int rc = ssh_channel_request_exec(ch.get(), cmd.c_str());
+        ssh_set_blocking(s, 1);
+        if (rc == SSH_AGAIN) return;
+        exec_pending = false;
+        if (rc != SSH_OK) throw lost("exec request refused");
+    };
     std::optional<Clock::time_point> deadline;
     if (req.timeout) deadline = Clock::now() + *req.timeout;
     // After a local SIGINT/SIGTERM: the signal goes to the remote command, which gets this long to end.
@@ -126,6 +173,7 @@ ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks
     };
     auto check_interrupt = [&](short revents) {
         if (interrupted.empty() && (revents & POLLIN)) {
+            settle();
             interrupted = req.interrupt_signal ? req.interrupt_signal() : "INT";
             ssh_channel_request_send_signal(ch.get(), interrupted.c_str());
             grace = Clock::now() + std::chrono::seconds(2);
@@ -167,6 +215,7 @@ ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks
         int rc = ::poll(fds, 3, poll_ms(limit(), 1000));
         if (rc < 0 && errno != EINTR) throw Error(ExitCode::io, std::string("poll: ") + std::strerror(errno));
         drain();
+        settle();
         if (fds[2].fd >= 0) check_interrupt(fds[2].revents);
         if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
             ssize_t n = ::read(req.stdin_fd, buf, sizeof buf);
@@ -196,10 +245,12 @@ ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks
                 throw lost("connection lost");
             }
             drain();
+            settle();
             poll_interrupt();
         }
         ssh_event_remove_session(ev.get(), s);
     }
+    settle();
 
     if (!state.status && state.signal.empty() && expired(limit())) {
         if (!interrupted.empty() && !expired(deadline)) {
@@ -208,6 +259,7 @@ ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks
         }
         // Ask sshd to signal the command (OpenSSH >= 7.9 honours it), then close the channel.
         result.timed_out = true;
+        settle();
         ssh_channel_request_send_signal(ch.get(), "TERM");
         return result;
     }

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "ssh/handles.hpp"
+
 namespace tn::ssh {
 
 class Session;
@@ -40,8 +42,19 @@ struct ExecResult {
 };
 
 // Runs the request on a new channel of an authenticated session. Throws tn::Error(unavailable) when
-// the channel cannot be opened or the connection drops.
+// the channel cannot be opened or the connection drops. The exec request is not waited for: stdin's
+// EOF and the wait for output follow at once, and sshd's reply is collected as it arrives.
 ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks& sinks);
+
+// Opens a session channel ahead of need (one round trip), so that a later run_command on it pays
+// none: what a --persist master does while it waits for the next request. Null when the server
+// refuses the channel (MaxSessions), so the request itself reports why; throws
+// tn::Error(unavailable) when the connection is gone.
+ChannelPtr open_exec_channel(Session& session);
+
+// run_command on `ready` (from open_exec_channel), or on a new channel when `ready` is null or the
+// server has closed it meanwhile.
+ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& req, const ExecSinks& sinks);
 
 // The command line actually sent: `cd` and `export` prefixes for cwd and refused env names.
 std::string compose_command(const ExecRequest& req, const std::vector<std::string>& refused_env);

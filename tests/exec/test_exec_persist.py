@@ -118,3 +118,31 @@ def test_dead_session_is_replaced_once(env):
     assert r.returncode == 0, r.stderr
     assert r.stdout == "again\n"
     assert logins(env) == before + 1
+
+
+def test_refused_session_channel_is_reported_not_retried_forever():
+    """The master opens a channel ahead of each request; a server that refuses session channels
+    (MaxSessions 0) still gets its refusal reported on the request, with the host named."""
+    from exec_fixtures import Env, harness
+    if not harness.is_root():
+        pytest.skip("needs root to create a throwaway sshd user")
+    sshd = harness.Sshd()
+    sshd.extra_config = f"Match User {sshd.user.name}\n    MaxSessions 0\n"
+    sshd.start()
+    client = harness.ClientHome()
+    e = Env(sshd, client)
+    try:
+        client.trust(sshd)
+        sshd.user.authorize(client.key())
+        for extra in ([], ["--persist", "60"]):
+            r = e.run("run", *e.base, *extra, "-n", e.target, "true", timeout=60)
+            assert r.returncode == 255, (extra, r.stderr)
+            assert "session channel" in r.stderr and "127.0.0.1" in r.stderr, (extra, r.stderr)
+    finally:
+        for pid in masters(e):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        client.close()
+        sshd.close()

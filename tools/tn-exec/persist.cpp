@@ -376,7 +376,18 @@ int master_main(const std::string& host_spec, const SshOptions& ssh, const std::
               std::to_string(::getpid()) + "\n");
     report("ok\n");
 
+    // A session channel kept open ahead of the next request (declared after the session, so it is
+    // freed first): a request then pays only for exec, not for the channel-open round trip as well.
+    ssh::ChannelPtr spare;
     bool alive = true;
+    auto reopen_spare = [&] {
+        try {
+            spare = ssh::open_exec_channel(*session);  // null if refused: the request will say why
+        } catch (const Error&) {
+            alive = false;  // the connection is gone: let the next call start a fresh master
+        }
+    };
+    reopen_spare();
     while (alive) {
         pollfd pfd{listener.get(), POLLIN, 0};
         int rc = ::poll(&pfd, 1, idle_s * 1000);
@@ -415,7 +426,7 @@ int master_main(const std::string& host_spec, const SshOptions& ssh, const std::
                     if (!write_all(fd, d)) throw Error(ExitCode::io, "persist: the client went away");
                 };
             };
-            auto res = ssh::run_command(*session, req, {sink(ofd), sink(efd)});
+            auto res = ssh::run_command(*session, std::move(spare), req, {sink(ofd), sink(efd)});
             fds.clear();  // EOF on the client's pipes before the verdict
             reply = result_line(res);
         } catch (const Error& e) {
@@ -427,6 +438,8 @@ int master_main(const std::string& host_spec, const SshOptions& ssh, const std::
         } catch (const Error&) {
             // The client went away; nothing to tell.
         }
+        conn.reset();
+        if (alive) reopen_spare();  // after the reply: the client is not kept waiting for it
     }
     ::unlink(socket_path.c_str());
     ::unlink(pid_path.c_str());
