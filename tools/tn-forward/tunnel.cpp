@@ -172,6 +172,7 @@ private:
     // Set when this turn may have left work behind: libssh took packets off the socket while we served
     // channels (poll will not report those bytes again), or a channel read stopped at its turn quota.
     bool again_ = false;
+    std::uint64_t packets_handled_ = 0;  // libssh's packet count when this turn's dopoll returned
     int probe_failures_ = 0;
     std::string probe_host_;
     std::uint16_t probe_port_ = 22;
@@ -250,6 +251,7 @@ int Tunnel::finish_connect() {
     }
     for (auto& r : remotes_) r.next_try = Clock::now();
     try_remote_binds(Clock::now());
+    again_ = true;  // the server may have opened channels while the binds blocked
     return -1;
 }
 
@@ -527,6 +529,7 @@ void Tunnel::service(short ssh_revents, Clock::time_point now) {
         ::setsockopt(ssh_get_fd(raw), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     }
     if (ssh_ready || (ssh_get_poll_flags(raw) & SSH_WRITE_PENDING)) ssh_event_dopoll(event_.get(), 0);
+    packets_handled_ = received_.in_packets;
     if (!ssh_is_connected(raw)) return on_lost("connection closed by " + server());
     if (!remotes_.empty()) accept_remote();
     try_remote_binds(now);
@@ -701,7 +704,6 @@ int Tunnel::run() {
         }
         bool ssh_ready = fds[ssh_index].revents != 0 || again_;
         again_ = false;
-        auto packets_seen = received_.in_packets;
         // libssh sends each SSH packet (at most 32 KiB) with its own send(2): corked, a turn's worth
         // leaves in full-sized segments with one push instead of one per packet.
         bool corked = false;
@@ -715,7 +717,7 @@ int Tunnel::run() {
             if (c.phase == Conn::Phase::opening_channel) pump(c, 0, ssh_ready);
         if (corked) cork(0);
         conns_.remove_if([](const Conn& c) { return c.dead; });
-        if (received_.in_packets != packets_seen) again_ = true;
+        if (received_.in_packets != packets_handled_) again_ = true;
         if (state_ == State::connected && fds[ssh_index].revents) {
             int one = 1;
             ::setsockopt(ssh_get_fd(session_->raw()), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
