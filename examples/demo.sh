@@ -31,7 +31,7 @@ wait_port() {  # wait_port PORT PID: until something accepts on 127.0.0.1:PORT
     echo "demo: nothing listening on 127.0.0.1:$1" >&2; return 1
 }
 
-route_port=$(free_port); http_port=$(free_port); use_port=$(free_port)
+route_port=$(free_port); http_port=$(free_port); use_port=$(free_port); vhost_port=$(free_port); dash_port=$(free_port)
 token=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 
 mkdir -p "$dir/www"
@@ -46,6 +46,12 @@ listen = "127.0.0.1:$route_port"
 [[group]]
 name = "demo"
 token = "$token"
+
+[http]
+listen = "127.0.0.1:$vhost_port"
+
+[dashboard]
+listen = "127.0.0.1:$dash_port"   # loopback: no password needed
 TOML
 fingerprint=$("$route_bin" -q -c "$dir/route.toml" fingerprint)
 "$route_bin" -q -c "$dir/route.toml" &
@@ -67,6 +73,7 @@ name = "web"
 id = 700
 port = $http_port
 info = "demo HTTP server"
+custom_domains = ["demo.localhost"]
 TOML
 cat > "$dir/office.toml" <<TOML
 $common
@@ -88,8 +95,18 @@ pids+=($!); wait_port "$use_port" "${pids[-1]}"
 echo "route      127.0.0.1:$route_port  (TLS, $fingerprint)"
 echo "serve 700  home   -> http://127.0.0.1:$http_port"
 echo "use   700  office -> 127.0.0.1:$use_port"
-echo "dashboard  not implemented in this version; status: tn-route status --json (TN_STATE_DIR=$TN_STATE_DIR)"
+echo "vhost      http://demo.localhost:$vhost_port/ -> serve 700 (route [http], Host routing)"
+echo "dashboard  http://127.0.0.1:$dash_port/  (/api/status, /metrics)"
+echo "files      $dir, removed at exit (TN_STATE_DIR=$TN_STATE_DIR)"
 echo "\$ curl http://127.0.0.1:$use_port/"
 curl -fsS "http://127.0.0.1:$use_port/"
+wait_port "$vhost_port" "${pids[1]}"
+echo "\$ curl -H 'Host: demo.localhost' http://127.0.0.1:$vhost_port/"
+for _ in $(seq 1 100); do  # the serve registers a moment after the use attaches
+    curl -fsS -H 'Host: demo.localhost' "http://127.0.0.1:$vhost_port/" 2>/dev/null && break
+    sleep 0.05
+done
+echo "\$ curl -s http://127.0.0.1:$dash_port/metrics | grep links_total"
+curl -fsS "http://127.0.0.1:$dash_port/metrics" | grep '^tn_route_links_total'
 echo
 "$route_bin" status -c "$dir/route.toml"

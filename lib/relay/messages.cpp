@@ -1,6 +1,8 @@
 // Encoders and decoders of every relay message, field by field as doc/PROTOCOL.relay.md §4 lists them.
 #include "relay/messages.hpp"
 
+#include <algorithm>
+
 namespace tn::relay {
 
 namespace {
@@ -20,6 +22,8 @@ void ServeSpec::put(Writer& w) const {
     w.str(info, 255);
     w.u16(remote_port);
     w.u8(unserve ? 1 : 0);
+    w.u8(static_cast<std::uint8_t>(std::min(domains.size(), kMaxDomains)));
+    for (std::size_t i = 0; i < domains.size() && i < kMaxDomains; ++i) w.str(domains[i], kDomainMax);
 }
 ServeSpec ServeSpec::get(Reader& r) {
     ServeSpec s;
@@ -31,6 +35,9 @@ ServeSpec ServeSpec::get(Reader& r) {
     s.info = r.str(255, "serve info");
     s.remote_port = r.u16();
     s.unserve = flag(r);
+    auto n = r.u8();
+    if (n > kMaxDomains) throw WireError("serve has " + std::to_string(n) + " custom domains (cap " + std::to_string(kMaxDomains) + ")");
+    for (std::uint8_t i = 0; i < n; ++i) s.domains.push_back(r.str(kDomainMax, "custom domain"));
     return s;
 }
 

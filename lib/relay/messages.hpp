@@ -10,6 +10,8 @@
 
 namespace tn::relay {
 
+inline constexpr std::size_t kMaxDomains = 16, kDomainMax = 253;
+
 struct ServeSpec {
     std::uint16_t id = 0;  // 0: let the route assign one
     std::string name;
@@ -19,6 +21,9 @@ struct ServeSpec {
     std::string info;
     std::uint16_t remote_port = 0;
     bool unserve = false;  // registered on a peer's request (seed 004's unserve)
+    // HTTP virtual hosts the route sends here by Host (frp's custom_domains): lowercase names, or
+    // "*.example.com" wildcards; at most kMaxDomains of at most kDomainMax bytes each.
+    std::vector<std::string> domains;
     void put(Writer& w) const;
     static ServeSpec get(Reader& r);
 };

@@ -2,6 +2,9 @@
 #include "relay/registry.hpp"
 
 #include <algorithm>
+#include <cctype>
+
+#include "base/error.hpp"
 
 namespace tn::relay {
 
@@ -36,6 +39,7 @@ std::vector<ServeRecord> Registry::remove_vnet(std::uint32_t id) {
         for (auto s = g->second.begin(); s != g->second.end();) {
             if (s->second.vnet_id == id) {
                 if (s->second.spec.remote_port) remote_ports_.erase(s->second.spec.remote_port);
+                drop_domains(s->second);
                 out.push_back(std::move(s->second));
                 s = g->second.erase(s);
             } else {
@@ -73,6 +77,26 @@ AddServeResult Registry::add_serve(std::uint32_t vnet_id, ServeSpec spec) {
         if (table.empty()) serves_.erase(v->second.group);
         return r;
     }
+    if (spec.domains.size() > kMaxDomains) {
+        r.message = "serve '" + spec.name + "' has more than " + std::to_string(kMaxDomains) + " custom domains";
+        if (table.empty()) serves_.erase(v->second.group);
+        return r;
+    }
+    auto refuse = [&](std::string why) {
+        r.message = std::move(why);
+        if (table.empty()) serves_.erase(v->second.group);
+        return r;
+    };
+    for (auto& d : spec.domains) {
+        try {
+            d = normalize_domain(d);
+        } catch (const ParseError& e) {
+            return refuse("custom domain '" + d + "': " + e.what());
+        }
+    }
+    for (const auto& d : spec.domains)
+        if (domains_.count(d) || std::count(spec.domains.begin(), spec.domains.end(), d) > 1)
+            return refuse("custom domain '" + d + "' is already routed to another serve");
     if (spec.id >= kStaticMin) {
         if (auto c = table.find(spec.id); c != table.end()) {
             r.message = "conflict: static id " + std::to_string(spec.id) + " is already served by vnet " +
@@ -98,6 +122,7 @@ AddServeResult Registry::add_serve(std::uint32_t vnet_id, ServeSpec spec) {
     r.ok = true;
     spec.id = r.id;
     if (spec.remote_port) remote_ports_.insert(spec.remote_port);
+    for (const auto& d : spec.domains) domains_[d] = DomainOwner{v->second.group, r.id};
     table[r.id] = ServeRecord{std::move(spec), vnet_id, v->second.name, v->second.group};
     return r;
 }
@@ -112,8 +137,65 @@ std::optional<ServeRecord> Registry::remove_serve(std::uint32_t vnet_id, std::ui
     ServeRecord out = std::move(s->second);
     g->second.erase(s);
     if (out.spec.remote_port) remote_ports_.erase(out.spec.remote_port);
+    drop_domains(out);
     if (g->second.empty()) serves_.erase(g);
     return out;
+}
+
+void Registry::drop_domains(const ServeRecord& r) {
+    for (const auto& d : r.spec.domains) {
+        auto it = domains_.find(d);
+        if (it != domains_.end() && it->second.group == r.group && it->second.id == r.spec.id) domains_.erase(it);
+    }
+}
+
+const ServeRecord* Registry::find_by_host(std::string_view host) const {
+    auto name = host_name(host);
+    if (name.empty()) return nullptr;
+    auto hit = [&](std::string_view key) -> const ServeRecord* {
+        auto it = domains_.find(key);
+        return it == domains_.end() ? nullptr : find_serve(it->second.group, it->second.id);
+    };
+    if (auto* r = hit(name)) return r;
+    // a.b.example.com tries *.b.example.com, then *.example.com, then *.com: the most specific wins.
+    for (auto dot = name.find('.'); dot != std::string::npos; dot = name.find('.', dot + 1))
+        if (auto* r = hit("*" + name.substr(dot))) return r;
+    return nullptr;
+}
+
+std::string normalize_domain(std::string_view domain) {
+    std::string d;
+    for (char c : domain) d += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (d.empty()) throw ParseError("empty domain");
+    if (d.size() > kDomainMax) throw ParseError("longer than 253 bytes");
+    std::string_view rest = d;
+    if (rest.rfind("*.", 0) == 0) rest.remove_prefix(2);
+    if (rest.empty()) throw ParseError("a wildcard needs a domain after '*.'");
+    std::size_t start = 0;
+    while (start <= rest.size()) {
+        auto end = rest.find('.', start);
+        if (end == std::string_view::npos) end = rest.size();
+        auto label = rest.substr(start, end - start);
+        if (label.empty() || label.size() > 63) throw ParseError("each dot-separated label must be 1-63 bytes");
+        for (char c : label)
+            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-'))
+                throw ParseError(std::string("'") + c + "' is not allowed (letters, digits, '-', '.', and '*.' first for a wildcard)");
+        if (label.front() == '-' || label.back() == '-') throw ParseError("a label may not start or end with '-'");
+        start = end + 1;
+    }
+    return d;
+}
+
+std::string host_name(std::string_view host) {
+    std::string h;
+    for (char c : host) h += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!h.empty() && h.front() == '[') {
+        auto close = h.find(']');
+        return close == std::string::npos ? std::string() : h.substr(0, close + 1);
+    }
+    if (auto colon = h.rfind(':'); colon != std::string::npos) h.resize(colon);
+    while (!h.empty() && h.back() == '.') h.pop_back();
+    return h;
 }
 
 const VnetRecord* Registry::vnet(std::uint32_t id) const {

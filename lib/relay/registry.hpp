@@ -71,6 +71,10 @@ public:
     std::vector<std::string> groups() const;
     std::size_t serve_count(std::uint32_t vnet_id) const;
     std::size_t vnet_count() const { return vnets_.size(); }
+    // The serve an HTTP request for `host` goes to: an exact custom domain first, then the most specific
+    // "*.suffix" wildcard. `host` is the Host header as sent (any case, optional :port, trailing dot).
+    const ServeRecord* find_by_host(std::string_view host) const;
+    std::size_t domain_count() const { return domains_.size(); }
     const Limits& limits() const { return limits_; }
 
 private:
@@ -79,7 +83,21 @@ private:
     std::map<std::uint32_t, VnetRecord> vnets_;
     std::map<std::string, std::map<std::uint16_t, ServeRecord>, std::less<>> serves_;  // group -> id -> serve
     std::set<std::uint16_t> remote_ports_;
+    struct DomainOwner {
+        std::string group;
+        std::uint16_t id = 0;
+    };
+    // Custom domains are route-wide (one HTTP listener serves every group), so they are unique across groups.
+    std::map<std::string, DomainOwner, std::less<>> domains_;
+    void drop_domains(const ServeRecord& r);
 };
+
+// Checks one custom domain and returns it lowercased: dot-separated labels of [a-z0-9-] (1-63 bytes,
+// no leading or trailing '-'), 253 bytes at most, optionally "*." first for a wildcard. Throws
+// tn::ParseError saying what is wrong.
+std::string normalize_domain(std::string_view domain);
+// The Host header's name part, lowercased: port and trailing dot stripped, IPv6 brackets kept.
+std::string host_name(std::string_view host);
 
 // Seed 004's unserve lifetime, as a pure timer: a serve made on a peer's request lives `unused_ms`
 // (3 min) if nobody connects, and `idle_ms` (1 min) after its last connection closes.

@@ -53,6 +53,7 @@ class Relay:
         self.logs = {}
         self.port = None
         self.fingerprint = ""
+        self.route_extra = ""  # more TOML for route.toml ([http], [dashboard])
 
     # ---- processes ----
     def env(self):
@@ -96,6 +97,7 @@ class Relay:
         text = f'[route]\nlisten = "127.0.0.1:{self.port}"\ntls = {str(self.tls).lower()}\n'
         for name, token in self.groups:
             text += f'\n[[group]]\nname = {toml_str(name)}\ntoken = {toml_str(token)}\n'
+        text += self.route_extra
         with open(path, "w") as f:
             f.write(text)
         return path

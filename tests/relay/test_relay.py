@@ -354,7 +354,9 @@ def test_demo_script_runs_end_to_end():
     build = os.path.dirname(os.path.dirname(os.path.dirname(ROUTE)))  # BUILD/tools/tn-route/tn-route
     r = subprocess.run(["bash", os.path.join(EXAMPLES, "demo.sh"), build], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "hello from the private host, through tn-route" in r.stdout
+    assert r.stdout.count("hello from the private host, through tn-route") == 2  # use port, then vhost
+    assert re.search(r"dashboard  http://127\.0\.0\.1:\d+/", r.stdout)
+    assert re.search(r"^tn_route_links_total \d+$", r.stdout, re.M)
     state = re.search(r"TN_STATE_DIR=(\S+)\)", r.stdout).group(1)
     assert not os.path.exists(os.path.dirname(state)), "demo left its temp dir behind"
 

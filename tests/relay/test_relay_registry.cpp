@@ -1,6 +1,7 @@
 // The route registry core: seed 004's id rules, group isolation, remote ports, limits, unserve timers.
 #include <catch2/catch.hpp>
 
+#include "base/error.hpp"
 #include "relay/registry.hpp"
 
 using namespace tn::relay;
@@ -143,4 +144,64 @@ TEST_CASE("unserve timers: 3 min unused, 1 min after the last close") {
     CHECK(t.expire(359999).empty());
     CHECK(t.expire(360000) == std::vector<std::uint16_t>{2});
     CHECK(t.size() == 0);
+}
+
+TEST_CASE("custom domains route by host, exact before wildcard, and conflicts are refused") {
+    Registry r;
+    auto a = r.add_vnet("g", "a", 1).id;
+    auto b = r.add_vnet("other", "b", 2).id;
+    auto web = spec(0, "web", 80);
+    web.domains = {"WWW.Example.com", "*.example.com"};
+    auto s1 = r.add_serve(a, web);
+    REQUIRE(s1.ok);
+    auto api = spec(0, "api", 81);
+    api.domains = {"api.example.com", "*.dev.example.com"};
+    auto s2 = r.add_serve(b, api);
+    REQUIRE(s2.ok);
+    CHECK(r.find_by_host("www.example.com")->spec.name == "web");
+    CHECK(r.find_by_host("WWW.EXAMPLE.COM:8080")->spec.name == "web");
+    CHECK(r.find_by_host("www.example.com.")->spec.name == "web");
+    CHECK(r.find_by_host("api.example.com")->spec.name == "api");   // exact beats *.example.com
+    CHECK(r.find_by_host("x.example.com")->spec.name == "web");     // wildcard
+    CHECK(r.find_by_host("a.b.example.com")->spec.name == "web");   // deeper names match too
+    CHECK(r.find_by_host("x.dev.example.com")->spec.name == "api"); // the most specific wildcard wins
+    CHECK(r.find_by_host("example.com") == nullptr);                // *.example.com is not example.com
+    CHECK(r.find_by_host("example.org") == nullptr);
+    CHECK(r.find_by_host("") == nullptr);
+
+    // Domains are route-wide: another group cannot take one either.
+    auto dup = spec(0, "dup", 82);
+    dup.domains = {"www.example.COM"};
+    auto s3 = r.add_serve(b, dup);
+    CHECK_FALSE(s3.ok);
+    CHECK_THAT(s3.message, Catch::Contains("www.example.com") && Catch::Contains("already routed"));
+    auto bad = spec(0, "bad", 83);
+    bad.domains = {"exa mple.com"};
+    CHECK_THAT(r.add_serve(a, bad).message, Catch::Contains("not allowed"));
+    bad.domains = {"a.*.com"};
+    CHECK_FALSE(r.add_serve(a, bad).ok);
+    bad.domains = {"x.org", "X.org"};
+    CHECK_FALSE(r.add_serve(a, bad).ok);
+    CHECK(r.domain_count() == 4);
+
+    // A dropped vnet frees its domains at once.
+    r.remove_vnet(a);
+    CHECK(r.find_by_host("www.example.com") == nullptr);
+    CHECK(r.domain_count() == 2);
+    CHECK(r.add_serve(b, dup).ok);
+    CHECK(r.remove_serve(b, r.find_by_host("www.example.com")->spec.id));
+    CHECK(r.find_by_host("www.example.com") == nullptr);
+}
+
+TEST_CASE("domain names are checked and Host headers reduced to their name") {
+    CHECK(normalize_domain("Foo-1.Example.COM") == "foo-1.example.com");
+    CHECK(normalize_domain("*.example.com") == "*.example.com");
+    CHECK_THROWS_AS(normalize_domain("*."), tn::ParseError);
+    CHECK_THROWS_AS(normalize_domain("-a.com"), tn::ParseError);
+    CHECK_THROWS_AS(normalize_domain("a..com"), tn::ParseError);
+    CHECK_THROWS_AS(normalize_domain(std::string(64, 'a') + ".com"), tn::ParseError);
+    CHECK_THROWS_AS(normalize_domain(""), tn::ParseError);
+    CHECK(host_name("Example.com:8080") == "example.com");
+    CHECK(host_name("[::1]:80") == "[::1]");
+    CHECK(host_name("a.b.") == "a.b");
 }

@@ -77,7 +77,9 @@ TEST_CASE("messages round-trip") {
     s.port = 22;
     s.info = "home-ssh";
     s.remote_port = 6000;
+    s.domains = {"www.example.com", "*.example.org"};
     auto got = from_frame<Serve>(to_frame(Serve{9, s}));
+    CHECK(got.spec.domains == s.domains);
     CHECK(got.req == 9);
     CHECK(got.spec.id == 700);
     CHECK(got.spec.name == "ssh");
@@ -125,6 +127,12 @@ TEST_CASE("malformed payloads are refused") {
     auto sr = to_frame(ServeResult{1, true, 5, ""});
     sr.payload[4] = 2;
     CHECK_THROWS_AS(from_frame<ServeResult>(sr), WireError);
+    // More custom domains than the cap.
+    ServeSpec many;
+    many.port = 1;
+    auto sf = to_frame(Serve{1, many});
+    sf.payload.back() = static_cast<std::uint8_t>(kMaxDomains + 1);
+    CHECK_THROWS_WITH(from_frame<Serve>(sf), Catch::Contains("custom domains"));
     Writer too_long;
     CHECK_THROWS_AS(too_long.str(std::string(65, 'x'), 64), WireError);
 }

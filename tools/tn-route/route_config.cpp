@@ -64,12 +64,16 @@ RouteConfig load_route_config(const std::string& path) {
     if (auto h = root.table("http")) {
         h->allow_only({"listen"});
         c.http_listen = address(*h, "listen");
+        if (!h->has("listen")) h->error("listen", "missing key 'listen' (for example \"0.0.0.0:80\")");
     }
     if (auto d = root.table("dashboard")) {
         d->allow_only({"listen", "user", "password"});
         c.dashboard_listen = address(*d, "listen");
         if (auto v = d->string("user")) c.dashboard_user = *v;
         if (auto v = d->string("password")) c.dashboard_password = Secret(*v);
+        if (c.dashboard_user.empty()) c.dashboard_user = "admin";
+        if (c.dashboard_user.find(':') != std::string::npos) d->error("user", "a user name cannot contain ':' (HTTP basic auth)");
+        if (!d->has("listen")) d->error("listen", "missing key 'listen' (for example \"127.0.0.1:7750\")");
         if (c.dashboard_listen && !loopback(c.dashboard_listen->host) && c.dashboard_password.empty())
             d->error("listen", "a dashboard on a non-loopback address needs a password");
     }

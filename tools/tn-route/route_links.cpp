@@ -1,6 +1,7 @@
 // tn-route's control messages, link pairing, remote_port listeners and the heartbeat sweep.
 #include <sstream>
 
+#include "http_head.hpp"
 #include "relay/auth.hpp"
 #include "route_session.hpp"
 
@@ -121,7 +122,7 @@ void RouteServer::accept_remote(std::uint16_t port) {
         error_code e2;
         auto ep = sock.remote_endpoint(e2);
         std::string peer = e2 ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
-        request_link(std::make_shared<Stream>(std::move(sock)), r->second.group, r->second.id, true, peer);
+        request_link(std::make_shared<Stream>(std::move(sock)), r->second.group, r->second.id, UserKind::tcp, peer);
         accept_remote(port);
     });
 }
@@ -132,36 +133,39 @@ void RouteServer::link_open(StreamPtr s, std::string peer, const LinkOpen& m) {
         log_.warn("link from ", peer, " refused: unknown ticket");
         return refuse(s, ErrorCode::auth, "unknown link ticket");
     }
-    request_link(s, ss->group, m.id, false, peer);
+    request_link(s, ss->group, m.id, UserKind::link, peer);
 }
 
-void RouteServer::request_link(StreamPtr user, const std::string& group, std::uint16_t id, bool is_public, std::string peer) {
+void RouteServer::request_link(StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, std::string peer,
+                               Bytes prefix) {
     const ServeRecord* r = reg_.find_serve(group, id);
-    auto close_user = [&](ErrorCode c, const std::string& m) {
-        if (is_public) user->close();
-        else refuse(user, c, m);
+    auto close_user = [&](ErrorCode c, const std::string& m, int http_status) {
+        if (kind == UserKind::link) refuse(user, c, m);
+        else if (kind == UserKind::http) http_reply(user, http::error_page(http_status, m), http_status, true);
+        else user->close();
     };
-    if (!r) return close_user(ErrorCode::not_found, "no serve " + std::to_string(id) + " in this group");
+    if (!r) return close_user(ErrorCode::not_found, "no serve " + std::to_string(id) + " in this group", 502);
     if (pending_.size() >= reg_.limits().pending_links) {
         log_.warn("link to serve ", id, " from ", peer, " refused: ", pending_.size(), " links pending (limit)");
-        return close_user(ErrorCode::limit, "limit: too many pending links on this route");
+        return close_user(ErrorCode::limit, "limit: too many pending links on this route", 503);
     }
     auto ss = sessions_.find(r->vnet_id);
-    if (ss == sessions_.end()) return close_user(ErrorCode::not_found, "the serving vnet is gone");
+    if (ss == sessions_.end()) return close_user(ErrorCode::not_found, "the serving vnet is gone", 502);
     auto link_id = next_link_++;
-    pending_[link_id] = Pending{user, r->vnet_id, id, group, is_public, Clock::now() + std::chrono::seconds(10)};
+    pending_[link_id] = Pending{user, r->vnet_id, id, group, kind, std::move(prefix), Clock::now() + std::chrono::seconds(10)};
     ss->second->send(to_frame(LinkRequest{link_id, id}));
     log_.debug("link ", link_id, " requested: serve ", id, " for ", peer);
 }
 
-void RouteServer::fail_pending(std::uint64_t link_id, const std::string& why) {
+void RouteServer::fail_pending(std::uint64_t link_id, const std::string& why, int http_status) {
     auto it = pending_.find(link_id);
     if (it == pending_.end()) return;
     auto p = std::move(it->second);
     pending_.erase(it);
     log_.info("link ", link_id, " to serve ", p.id, " failed: ", why);
-    if (p.is_public) p.user->close();
-    else refuse(p.user, ErrorCode::refused, why);
+    if (p.kind == UserKind::link) refuse(p.user, ErrorCode::refused, why);
+    else if (p.kind == UserKind::http) http_reply(p.user, http::error_page(http_status, "serve " + std::to_string(p.id) + ": " + why), http_status, true);
+    else p.user->close();
 }
 
 void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m) {
@@ -175,6 +179,7 @@ void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m
     pending_.erase(it);
     auto bind = [this, link_id = m.link_id, s, p]() {
         ++links_total_;
+        if (p.kind == UserKind::http) ++vhost_links_;
         auto pump = Pump::start(p.user, s, [this, link_id](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
             bytes_total_ += ab + ba;
             if (!err.empty() && err != "aborted" && err.find("protocol error") != std::string::npos)
@@ -185,22 +190,28 @@ void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m
         });
         active_[link_id] = Active{pump, p.group, p.id};
     };
-    // LINK_OK goes to the serving side first, then to the using side; the pump starts after both, so
-    // its writes never overlap these.
+    // LINK_OK goes to the serving side first, then to the using side (or, for an HTTP client, the
+    // request head the route already read); the pump starts after both, so its writes never overlap.
     auto ok = encode_frame(to_frame(LinkOk{m.link_id}));
     async_write_bytes(s, ok, [bind, p, s, ok](error_code ec) {
         if (ec) {
             s->close();
             return p.user->close();
         }
-        if (p.is_public) return bind();
-        async_write_bytes(p.user, ok, [bind, p, s](error_code ec2) {
+        auto then = [bind, p, s](error_code ec2) {
             if (ec2) {
                 s->close();
                 return p.user->close();
             }
             bind();
-        });
+        };
+        if (p.kind == UserKind::link) return async_write_bytes(p.user, ok, then);
+        if (p.prefix.empty()) return bind();
+        if (!s->tls()) return async_write_bytes(s, p.prefix, then);
+        auto h = encode_header(MsgType::data, static_cast<std::uint32_t>(p.prefix.size()));  // prefix <= kMaxHead < kMaxPayload
+        Bytes framed(h.begin(), h.end());
+        framed.insert(framed.end(), p.prefix.begin(), p.prefix.end());
+        async_write_bytes(s, std::move(framed), then);
     });
 }
 
@@ -214,7 +225,7 @@ void RouteServer::sweep() {
         auto id = it->first;
         bool late = it->second.deadline < now;
         ++it;
-        if (late) fail_pending(id, "the serving vnet did not answer in 10 s");
+        if (late) fail_pending(id, "the serving vnet did not answer in 10 s", 504);
     }
     sweep_timer_.expires_after(std::max<Clock::duration>(std::chrono::milliseconds(20), scaled(std::chrono::milliseconds(1000))));
     sweep_timer_.async_wait([this](error_code ec) {

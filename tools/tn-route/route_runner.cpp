@@ -42,8 +42,6 @@ int run_route(RouteConfig cfg, const log::Logger& log) {
         log.info("certificate fingerprint ", fp, " (put it in each vnet's [route] fingerprint)");
     }
     if (cfg.groups.empty()) log.warn("no [[group]] configured: every vnet will be refused");
-    if (cfg.http_listen) log.warn("[http] vhosts are not implemented in this version; ignoring, continuing");
-    if (cfg.dashboard_listen) log.warn("[dashboard] is not implemented in this version; use 'tn-route status --json'");
     asio::io_context io(1);  // one event-loop thread, fixed: no thread per connection
     RouteServer server(io, cfg, log, scale);
     server.start(fp);
@@ -54,10 +52,14 @@ int run_route(RouteConfig cfg, const log::Logger& log) {
             if (sig == SIGHUP) {
                 try {
                     auto next = load_route_config(cfg.source);
-                    server.reload_groups(next.groups);
-                    log.info("reloaded ", cfg.source, ": ", next.groups.size(), " groups (listen/tls changes need a restart)");
+                    auto groups = next.groups.size();
+                    auto restart = server.reload(std::move(next));
+                    std::string note;
+                    for (const auto& r : restart) note += (note.empty() ? "" : ", ") + r;
+                    log.info("reloaded ", cfg.source, ": ", groups, " groups, [http] and [dashboard] applied",
+                             note.empty() ? "" : "; changed but needs a restart: " + note);
                 } catch (const Error& e) {
-                    log.error("reload failed, keeping the running config: ", e.what());
+                    log.error("reload: ", e.what());
                 }
                 return wait_signal();
             }

@@ -51,6 +51,7 @@ void RouteServer::start(const std::string& fingerprint) {
     std::error_code fec;
     std::filesystem::remove(control_path_, fec);
     control_.emplace(io_, asio::local::stream_protocol::endpoint(control_path_.string()));
+    apply_http_listeners(cfg_);
     accept();
     accept_control();
     sweep();
@@ -67,6 +68,8 @@ void RouteServer::stop() {
     sweep_timer_.cancel();
     for (auto& [port, r] : remotes_) r.acc->close(ec);
     remotes_.clear();
+    for (auto* acc : {&http_acc_, &dash_acc_})
+        if (*acc) (*acc)->close(ec);
     for (auto& [id, ss] : std::map(sessions_)) {
         ss->closed = true;
         ss->s->close();
@@ -258,6 +261,28 @@ void RouteServer::serve_gone(const ServeRecord& r) {
 void RouteServer::broadcast(const std::string& group, const Frame& f) {
     for (auto& [id, ss] : sessions_)
         if (ss->group == group) ss->send(f);
+}
+
+std::vector<std::string> RouteServer::reload(RouteConfig next) {
+    std::vector<std::string> restart;
+    if (!(next.listen == cfg_.listen)) restart.push_back("[route] listen");
+    if (next.tls != cfg_.tls) restart.push_back("[route] tls");
+    if (next.cert != cfg_.cert || next.key != cfg_.key) restart.push_back("[route] cert/key");
+    // Listeners first: if a new address cannot be bound, the old one was already closed and the
+    // error says so; the rest of the reload still applies.
+    std::string failed;
+    try {
+        apply_http_listeners(next);
+    } catch (const Error& e) {
+        failed = e.what();
+    }
+    cfg_.groups = std::move(next.groups);  // new sessions use them; running sessions stay
+    cfg_.http_listen = next.http_listen;
+    cfg_.dashboard_listen = next.dashboard_listen;
+    cfg_.dashboard_user = next.dashboard_user;
+    cfg_.dashboard_password = next.dashboard_password;
+    if (!failed.empty()) throw Error(ExitCode::unavailable, failed);
+    return restart;
 }
 
 SessionPtr RouteServer::by_ticket(const Ticket& t) const {

@@ -30,8 +30,9 @@ public:
     void start(const std::string& fingerprint);
     void stop();
     std::string status(bool json) const;
-    // SIGHUP: new groups and tokens apply to new sessions; running sessions are kept.
-    void reload_groups(std::vector<Group> groups) { cfg_.groups = std::move(groups); }
+    // SIGHUP: applies what changed and can change live (groups and tokens for new sessions, the
+    // [http] and [dashboard] listeners and credentials); returns what still needs a restart.
+    std::vector<std::string> reload(RouteConfig next);
 
 private:
     friend struct Session;
@@ -46,8 +47,23 @@ private:
     void broadcast(const std::string& group, const relay::Frame& f);
     void link_open(relay::StreamPtr s, std::string peer, const relay::LinkOpen& m);
     void link_accept(relay::StreamPtr s, std::string peer, const relay::LinkAccept& m);
-    void request_link(relay::StreamPtr user, const std::string& group, std::uint16_t id, bool is_public, std::string peer);
-    void fail_pending(std::uint64_t link_id, const std::string& why);
+    // Who waits on the using side of a link: a vnet's link connection, a remote_port client, or an
+    // HTTP client of a vhost (whose already-read request head is `prefix`).
+    enum class UserKind { link, tcp, http };
+    void request_link(relay::StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, std::string peer,
+                      relay::Bytes prefix = {});
+    void fail_pending(std::uint64_t link_id, const std::string& why, int http_status = 502);
+    // [http] vhosts and [dashboard] (route_http.cpp).
+    void apply_http_listeners(const RouteConfig& next);
+    bool listen_on(std::shared_ptr<relay::tcp::acceptor>& acc, const HostPort& at, const char* what);
+    void accept_http(std::shared_ptr<relay::tcp::acceptor> acc, bool dashboard);
+    void read_head(relay::StreamPtr s, std::string peer, bool dashboard);
+    void on_vhost(relay::StreamPtr s, const std::string& peer, std::string buf, std::size_t head_size, const std::string* host);
+    void on_dashboard(relay::StreamPtr s, const std::string& peer, const std::string& method, const std::string& path,
+                      const std::string* authorization);
+    void http_reply(const relay::StreamPtr& s, std::string response, int status, bool vhost);
+    std::string dashboard_html() const;
+    std::string metrics() const;
     bool open_remote_port(const relay::ServeRecord& r, std::string& why);
     void accept_remote(std::uint16_t port);
     void sweep();
@@ -72,7 +88,8 @@ private:
         std::uint32_t serve_vnet = 0;
         std::uint16_t id = 0;
         std::string group;
-        bool is_public = false;
+        UserKind kind = UserKind::link;
+        relay::Bytes prefix;  // bytes already read from the user (an HTTP request head), sent first
         Clock::time_point deadline;
     };
     std::map<std::uint64_t, Pending> pending_;
@@ -93,6 +110,11 @@ private:
         std::uint32_t from = 0, req = 0, target = 0;
     };
     std::map<std::uint32_t, UnserveRoute> unserves_;
+    std::shared_ptr<relay::tcp::acceptor> http_acc_, dash_acc_;
+    std::optional<HostPort> http_at_, dash_at_;  // what the two listeners are bound to now
+    std::size_t heads_ = 0;                      // connections still sending their HTTP head (capped)
+    std::map<int, std::uint64_t> http_errors_;   // vhost answers the route gave itself, by status
+    std::uint64_t vhost_links_ = 0;
     Clock::time_point started_ = Clock::now();
     bool stopped_ = false;
 };

@@ -19,7 +19,9 @@ std::string RouteServer::status(bool json) const {
     for (const auto& [id, a] : active_) live += a.pump->bytes_a_to_b() + a.pump->bytes_b_to_a();
     if (json) {
         o << "{\"listen\":" << json_quote(cfg_.listen.str()) << ",\"tls\":" << (cfg_.tls ? "true" : "false")
-          << ",\"fingerprint\":" << json_quote(fingerprint_) << ",\"uptime_s\":" << secs(now - started_) << ",\"vnets\":[";
+          << ",\"fingerprint\":" << json_quote(fingerprint_)
+          << ",\"http\":" << (http_at_ ? json_quote(http_at_->str()) : "null")
+          << ",\"dashboard\":" << (dash_at_ ? json_quote(dash_at_->str()) : "null") << ",\"uptime_s\":" << secs(now - started_) << ",\"vnets\":[";
         bool first = true;
         for (const auto& [id, ss] : sessions_) {
             o << (first ? "" : ",") << "{\"id\":" << id << ",\"name\":" << json_quote(ss->name)
@@ -32,13 +34,16 @@ std::string RouteServer::status(bool json) const {
                 o << (f2 ? "" : ",") << "{\"id\":" << r.spec.id << ",\"name\":" << json_quote(r.spec.name)
                   << ",\"type\":" << json_quote(r.spec.type) << ",\"ip\":" << json_quote(r.spec.ip)
                   << ",\"port\":" << r.spec.port << ",\"info\":" << json_quote(r.spec.info)
-                  << ",\"remote_port\":" << r.spec.remote_port << ",\"unserve\":" << (r.spec.unserve ? "true" : "false") << "}";
+                  << ",\"remote_port\":" << r.spec.remote_port << ",\"unserve\":" << (r.spec.unserve ? "true" : "false")
+                  << ",\"custom_domains\":[";
+                for (std::size_t i = 0; i < r.spec.domains.size(); ++i) o << (i ? "," : "") << json_quote(r.spec.domains[i]);
+                o << "]}";
                 f2 = false;
             }
             o << "]}";
         }
         o << "],\"links\":{\"active\":" << active_.size() << ",\"pending\":" << pending_.size()
-          << ",\"total\":" << links_total_ << "},\"bytes\":" << (bytes_total_ + live) << ",\"remote_ports\":[";
+          << ",\"total\":" << links_total_ << ",\"vhost\":" << vhost_links_ << "},\"bytes\":" << (bytes_total_ + live) << ",\"remote_ports\":[";
         first = true;
         for (const auto& [port, r] : remotes_) {
             o << (first ? "" : ",") << port;
@@ -49,6 +54,8 @@ std::string RouteServer::status(bool json) const {
     }
     o << "listen " << cfg_.listen.str() << (cfg_.tls ? " tls " + fingerprint_ : " plain") << "  uptime "
       << secs(now - started_) << "s\n";
+    if (http_at_) o << "http vhosts " << http_at_->str() << "\n";
+    if (dash_at_) o << "dashboard http://" << dash_at_->str() << "/\n";
     o << "links active " << active_.size() << "  pending " << pending_.size() << "  total " << links_total_
       << "  bytes " << bytes_total_ + live << "\n";
     o << sessions_.size() << " vnets\n";
@@ -60,6 +67,7 @@ std::string RouteServer::status(bool json) const {
             o << "  serve " << r.spec.id << "  " << r.spec.name << "  " << r.spec.type << " " << r.spec.ip << ":"
               << r.spec.port;
             if (r.spec.remote_port) o << "  remote_port " << r.spec.remote_port;
+            for (const auto& d : r.spec.domains) o << "  " << d;
             if (!r.spec.info.empty()) o << "  (" << r.spec.info << ")";
             o << "\n";
         }

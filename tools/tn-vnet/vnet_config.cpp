@@ -6,6 +6,7 @@
 #include "base/error.hpp"
 #include "config/document.hpp"
 #include "relay/io_tls.hpp"
+#include "relay/registry.hpp"
 
 namespace tn::vnet {
 
@@ -66,7 +67,17 @@ VnetConfig load_vnet_config(const std::string& path) {
         if (auto v = t.string("info")) s.info = *v;
         if (auto v = t.boolean("active")) s.active = *v;
         if (auto v = t.integer("remote_port", 1, 65535)) s.remote_port = static_cast<std::uint16_t>(*v);
-        if (auto v = t.strings("custom_domains")) s.custom_domains = *v;
+        if (auto v = t.strings("custom_domains")) {
+            if (v->size() > relay::kMaxDomains)
+                t.error("custom_domains", "at most " + std::to_string(relay::kMaxDomains) + " custom domains per serve");
+            for (const auto& d : *v) {
+                try {
+                    s.custom_domains.push_back(relay::normalize_domain(d));
+                } catch (const ParseError& e) {
+                    t.error("custom_domains", "'" + d + "': " + e.what());
+                }
+            }
+        }
         if (s.name.size() > 64) t.error("name", "name must be at most 64 bytes");
         if (!s.name.empty() && !names.insert("serve:" + s.name).second) t.error("name", "serve '" + s.name + "' is defined twice");
         c.serves.push_back(std::move(s));

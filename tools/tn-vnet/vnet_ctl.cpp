@@ -29,7 +29,9 @@ std::string serve_json(const LocalServe& s) {
       << ",\"info\":" << json_quote(s.cfg.info) << ",\"active\":" << (s.cfg.active ? "true" : "false")
       << ",\"registered\":" << (s.registered ? "true" : "false") << ",\"state\":" << json_quote(s.state)
       << ",\"remote_port\":" << s.cfg.remote_port << ",\"unserve\":" << (s.unserve ? "true" : "false")
-      << ",\"links\":" << s.open_links << "}";
+      << ",\"links\":" << s.open_links << ",\"custom_domains\":[";
+    for (std::size_t i = 0; i < s.cfg.custom_domains.size(); ++i) o << (i ? "," : "") << json_quote(s.cfg.custom_domains[i]);
+    o << "]}";
     return o.str();
 }
 

@@ -73,6 +73,7 @@ void VnetAgent::register_serve(LocalServe& s) {
     spec.info = s.cfg.info;
     spec.remote_port = s.cfg.remote_port;
     spec.unserve = s.unserve;
+    spec.domains = s.cfg.custom_domains;
     s.state = "registering";
     send(to_frame(Serve{req, spec}));
 }
