@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """bench/tun: iperf3 single-stream throughput and ping RTT over tn-tun, wireguard-go, OpenVPN
 (UDP, AES-256-GCM, userspace) and the bare veth, on the same two-namespace topology, in one run.
-Usage (root): bench/tun/run.py [path/to/tn-tun] [seconds]. Prints a table and ratios to tn-tun."""
+Usage (root): bench/tun/run.py [path/to/tn-tun] [seconds] [only,these,paths]. Prints a table and
+ratios to tn-tun. TN_TUN_OFFLOAD=0 in the environment measures tn-tun without its offloads."""
 import base64
 import json
 import os
@@ -17,6 +18,7 @@ import time
 TN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "build-tun",
                                                           "tools", "tn-tun", "tn-tun")
 SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+ONLY = sys.argv[3].split(",") if len(sys.argv) > 3 else None  # e.g. "tn-tun" while tuning
 A_IP, B_IP = "192.168.88.1", "192.168.88.2"
 
 
@@ -169,6 +171,8 @@ def main():
         results["bare veth"] = b.measure(A_IP)
         for name, up, down in (("tn-tun", tn_tun, None), ("wireguard-go", wireguard, wireguard_down),
                                ("OpenVPN AES-256-GCM", openvpn, None)):
+            if ONLY and name not in ONLY:
+                continue
             try:
                 results[name] = b.measure(up(b))
             except Exception as e:  # one anchor failing must not hide the others

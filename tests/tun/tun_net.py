@@ -64,16 +64,16 @@ class Topology:
         return subprocess.run(["ip", "netns", "exec", self.ns[host].name, *cmd], check=check, capture_output=True,
                               text=True, timeout=timeout, **kw)
 
-    def env(self, proc_name):
+    def env(self, proc_name, extra=None):
         state = self.path("state-" + proc_name)
         os.makedirs(state, exist_ok=True)
-        return dict(os.environ, TN_STATE_DIR=state)
+        return dict(os.environ, TN_STATE_DIR=state, **(extra or {}))
 
-    def start(self, proc_name, host, *args):
+    def start(self, proc_name, host, *args, env=None):
         log = open(self.path(proc_name + ".log"), "a")
         self.logs[proc_name] = self.path(proc_name + ".log")
         proc = subprocess.Popen(["ip", "netns", "exec", self.ns[host].name, self.tool, *args], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env(proc_name))
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env(proc_name, env))
         log.close()
         self.procs[proc_name] = proc
         return proc

@@ -9,8 +9,7 @@
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/signals.hpp"
-#include "io_tun.hpp"
-#include "io_udp.hpp"
+#include "datapath.hpp"
 #include "runner.hpp"
 
 namespace tn::tuntool {
@@ -44,8 +43,11 @@ int run_client(const ClientOptions& o, const log::Logger& log) {
     SignalFd signals;
     tun::Endpoint server = resolve(o.server);
     tun::ClientCore core(o.core);
-    TunDevice tun(o.tun);
-    UdpSocket udp("", server.sa.ss_family);
+    bool offload = offload_wanted();
+    TunDevice tun(o.tun, offload);
+    UdpSocket udp("", server.sa.ss_family, offload);
+    TunReader reader(tun);
+    TunWriter writer(tun);
     int ep = ::epoll_create1(EPOLL_CLOEXEC);
     UniqueFd ep_owner(ep);
     for (int fd : {udp.fd(), tun.fd(), signals.fd()}) {
@@ -54,7 +56,8 @@ int run_client(const ClientOptions& o, const log::Logger& log) {
         ev.data.fd = fd;
         ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     }
-    log.info("client starting server=", o.server, " (", server.str(), ") tun=", tun.name());
+    log.info("client starting server=", o.server, " (", server.str(), ") tun=", tun.name(), " offload=",
+             tun.offload() ? "tun" : "off", udp.gso() ? ",gso" : "", udp.gro() ? ",gro" : "");
 
     std::optional<tun::PushConfig> applied;
     unsigned resolved_at_failures = 0;
@@ -75,8 +78,7 @@ int run_client(const ClientOptions& o, const log::Logger& log) {
         tun.remove_routes();
     };
     auto handle = [&](const tun::ClientActions& a) {
-        if (!a.to_tun.empty() && ::write(tun.fd(), a.to_tun.data(), a.to_tun.size()) < 0 && errno != EAGAIN)
-            log.debug("tun write: ", std::strerror(errno));
+        writer.add(a.to_tun);
         if (!a.send.empty()) udp.queue(a.send, server);
         // After a re-handshake the server pushes again; unchanged settings stay as they are, so the
         // address never disappears from under running connections.
@@ -89,6 +91,7 @@ int run_client(const ClientOptions& o, const log::Logger& log) {
         for (;;) {
             auto now = tun::Clock::now();
             handle(core.tick(now, std::chrono::system_clock::now(), timer_buf));
+            writer.flush();
             udp.flush();
             unsigned failed = core.failed_attempts();
             if (failed >= resolve_after_failures && failed / resolve_after_failures != resolved_at_failures) {
@@ -119,23 +122,19 @@ int run_client(const ClientOptions& o, const log::Logger& log) {
                 } else if (fd == udp.fd()) {
                     for (int r = 0; r < 8; ++r) {
                         std::size_t got = udp.receive();
-                        for (std::size_t i = 0; i < got; ++i)
-                            handle(core.on_datagram(udp.rx(i), udp.rx_len(i), now, udp.scratch(i)));
+                        for (std::size_t i = 0; i < got; ++i) {
+                            std::uint8_t* scratch = udp.scratch();
+                            auto a = core.on_datagram(udp.rx(i), udp.rx_len(i), now, scratch);
+                            bool used = a.send.data() == scratch;
+                            handle(a);
+                            if (used) udp.take_scratch();
+                        }
+                        writer.flush();  // before the next receive() reuses the buffers
                         udp.flush();
-                        if (got < UdpSocket::batch) break;
+                        if (got == 0) break;
                     }
                 } else if (fd == tun.fd()) {
-                    for (int r = 0; r < 8; ++r) {
-                        std::size_t i = 0;
-                        for (; i < UdpSocket::batch; ++i) {
-                            std::uint8_t* slot = udp.tx_slot(i);
-                            ssize_t len = ::read(tun.fd(), slot + tun::transport_header_len, tun::max_inner_len);
-                            if (len <= 0) break;
-                            handle(core.on_tun(slot, static_cast<std::size_t>(len), now));
-                        }
-                        udp.flush();
-                        if (i < UdpSocket::batch) break;
-                    }
+                    reader.pump(udp, 64, [&](std::uint8_t* slot, std::size_t len) { handle(core.on_tun(slot, len, now)); });
                 }
             }
         }

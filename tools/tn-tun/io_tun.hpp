@@ -16,15 +16,21 @@ int run_program(const std::vector<std::string>& argv, const std::map<std::string
 
 class TunDevice {
 public:
-    // Creates (or attaches to) the TUN interface `name` without packet info, non-blocking.
+    // Creates (or attaches to) the TUN interface `name` without packet info, non-blocking. With
+    // `offload`, every packet carries a virtio_net_hdr and the kernel may hand us TCP super-packets
+    // (TSO) and packets with partial checksums; when the kernel refuses, offload() stays false.
     // Throws tn::Error(no_perm) without CAP_NET_ADMIN, tn::Error(io) otherwise.
-    explicit TunDevice(const std::string& name);
+    TunDevice(const std::string& name, bool offload);
     TunDevice(const TunDevice&) = delete;
     TunDevice& operator=(const TunDevice&) = delete;
     ~TunDevice();
 
     int fd() const { return fd_.get(); }
     const std::string& name() const { return name_; }
+    bool offload() const { return offload_; }
+
+    // Reads one packet (behind its virtio_net_hdr when offload()); 0 when none is waiting.
+    std::size_t read(std::uint8_t* buf, std::size_t cap);
 
     // Sets address/prefix and MTU and brings the link up (replacing any previous address).
     void configure(std::uint32_t address, std::uint8_t prefix, std::uint16_t mtu);
@@ -36,6 +42,7 @@ private:
     void ip(const std::vector<std::string>& args, bool must);
     UniqueFd fd_;
     std::string name_;
+    bool offload_ = false;
     std::vector<tun::Route> routes_;
 };
 

@@ -1,4 +1,5 @@
-// A UDP socket with batched receive and send (recvmmsg/sendmmsg) over preallocated buffers.
+// A UDP socket with batched receive and send (recvmmsg/sendmmsg) over preallocated buffers, with
+// UDP GRO on receive and UDP GSO on send where the kernel has them.
 #pragma once
 
 #include <sys/socket.h>
@@ -18,40 +19,70 @@ tun::Endpoint resolve(const std::string& host_port);
 
 class UdpSocket {
 public:
-    static constexpr std::size_t batch = 32;     // datagrams per syscall
+    static constexpr std::size_t rx_batch = 32;         // receive buffers per recvmmsg
+    static constexpr std::size_t rx_buf_size = 65536;   // one GRO train of datagrams
+    static constexpr std::size_t tx_slots = 128;        // datagrams queued before a flush
     static constexpr std::size_t slot_size = tun::max_datagram_len + 64;
+    static constexpr std::size_t scratch_slots = 32;
+    static constexpr std::size_t max_gso_segments = 64;  // the kernel's UDP_MAX_SEGMENTS
+    static constexpr std::size_t max_gso_bytes = 65000;  // below the 64 KiB of one IP packet
 
-    // Binds to `bind` (empty: an ephemeral port of `family`). Throws tn::Error(io).
-    UdpSocket(const std::string& bind, int family = AF_INET);
+    // Binds to `bind` (empty: an ephemeral port of `family`). With `offload`, asks for UDP GRO and
+    // checks for UDP GSO (both silently off on kernels without them). Throws tn::Error(io).
+    UdpSocket(const std::string& bind, int family, bool offload);
     int fd() const { return fd_.get(); }
     std::string local() const;
+    bool gso() const { return gso_; }
+    bool gro() const { return gro_; }
 
-    // Receives up to `batch` datagrams into the receive slots; returns how many (0 if none waiting).
+    // Receives what is waiting (up to rx_batch buffers, each possibly a GRO train) and splits it into
+    // datagrams; returns how many (0 if none). They stay valid until the next receive().
     std::size_t receive();
-    std::uint8_t* rx(std::size_t i) { return rx_[i].data(); }
-    std::size_t rx_len(std::size_t i) const { return rx_lens_[i]; }
-    const tun::Endpoint& rx_from(std::size_t i) const { return rx_from_[i]; }
-    // Scratch buffers, one per receive slot, for replies that must not overwrite the datagram.
-    std::uint8_t* scratch(std::size_t i) { return scratch_[i].data(); }
+    std::uint8_t* rx(std::size_t i) { return views_[i].data; }
+    std::size_t rx_len(std::size_t i) const { return views_[i].len; }
+    const tun::Endpoint& rx_from(std::size_t i) const { return rx_from_[views_[i].msg]; }
+
+    // A scratch buffer for a reply that must not overwrite the datagram it answers; call
+    // take_scratch() when the reply was queued from it (all in use: the queue is flushed first).
+    std::uint8_t* scratch() { return scratch_[scratch_used_].data(); }
+    void take_scratch();
     // Buffers for packets read from the TUN (headroom for the header, room for the tag).
     std::uint8_t* tx_slot(std::size_t i) { return tx_[i].data(); }
 
-    // Queues a datagram (the bytes must stay valid until flush()); flushes when the batch is full.
+    // Queues a datagram (the bytes must stay valid until flush()). Datagrams of one size to one
+    // destination in a row become one GSO send. Flushes when tx_slots are queued.
     void queue(tun::Bytes data, const tun::Endpoint& to);
     // Sends everything queued (sendmmsg); a full socket buffer drops the rest, as a router would.
     void flush();
 
 private:
+    struct View {
+        std::uint8_t* data;
+        std::size_t len;
+        std::size_t msg;
+    };
+    struct TxMsg {
+        std::size_t first_iov = 0, count = 0, bytes = 0, seg = 0;
+        bool closed = false;  // a shorter datagram ended it
+    };
+    void send_singly(const TxMsg& m);
+
     UniqueFd fd_;
-    std::vector<std::array<std::uint8_t, slot_size>> rx_, scratch_, tx_;
-    std::array<std::size_t, batch> rx_lens_{};
-    std::array<tun::Endpoint, batch> rx_from_{};
-    std::array<mmsghdr, batch> rx_msgs_{};
-    std::array<iovec, batch> rx_iov_{};
-    std::array<mmsghdr, batch> tx_msgs_{};
-    std::array<iovec, batch> tx_iov_{};
-    std::array<tun::Endpoint, batch> tx_to_{};
-    std::size_t queued_ = 0;
+    bool gso_ = false, gro_ = false;
+    std::vector<std::uint8_t> rx_mem_;
+    std::vector<View> views_;
+    std::vector<std::array<std::uint8_t, slot_size>> scratch_, tx_;
+    std::size_t scratch_used_ = 0;
+    std::array<tun::Endpoint, rx_batch> rx_from_{};
+    std::array<mmsghdr, rx_batch> rx_msgs_{};
+    std::array<iovec, rx_batch> rx_iov_{};
+    std::array<std::array<std::uint8_t, 64>, rx_batch> rx_ctl_{};
+    std::array<TxMsg, tx_slots> tx_meta_{};
+    std::array<mmsghdr, tx_slots> tx_msgs_{};
+    std::array<iovec, tx_slots> tx_iov_{};
+    std::array<tun::Endpoint, tx_slots> tx_to_{};
+    std::array<std::array<std::uint8_t, 64>, tx_slots> tx_ctl_{};
+    std::size_t queued_msgs_ = 0, queued_iovs_ = 0;
 };
 
 }  // namespace tn::tuntool

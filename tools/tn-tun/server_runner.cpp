@@ -10,15 +10,16 @@
 #include "base/runtime_dir.hpp"
 #include "base/signals.hpp"
 #include "control.hpp"
-#include "io_tun.hpp"
-#include "io_udp.hpp"
+#include "datapath.hpp"
 #include "runner.hpp"
 
 namespace tn::tuntool {
 namespace {
 
-// How many batches one readiness event may take before the other direction gets its turn.
+// How many batches (UDP) or TUN reads (each up to 64 KiB with offloads) one readiness event may
+// take before the other direction gets its turn.
 constexpr int rounds_per_wakeup = 8;
+constexpr int reads_per_wakeup = 64;
 
 class Epoll {
 public:
@@ -53,23 +54,23 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     if (!lock) throw Error(ExitCode::temp_fail, "another tn-tun server already runs on " + o.tun);
     SignalFd signals;
     tun::ServerCore core(o.core);
-    TunDevice tun(o.tun);
+    bool offload = offload_wanted();
+    TunDevice tun(o.tun, offload);
     tun.configure(core.server_address(), o.core.subnet.prefix, o.core.mtu);
-    UdpSocket udp(o.listen);
+    UdpSocket udp(o.listen, AF_INET, offload);
+    TunReader reader(tun);
+    TunWriter writer(tun);
     ControlServer control(control_socket_path(o.tun));
     Epoll ep;
     for (int fd : {udp.fd(), tun.fd(), control.fd(), signals.fd()}) ep.add(fd);
     log.info("server up listen=", udp.local(), " tun=", tun.name(), " address=", tun::ipv4_str(core.server_address()),
              "/", int(o.core.subnet.prefix), " peers=", o.core.peers.size(),
-             " public_key=", tun::key_to_base64(o.core.key.pub));
+             " public_key=", tun::key_to_base64(o.core.key.pub), " offload=", tun.offload() ? "tun" : "off",
+             udp.gso() ? ",gso" : "", udp.gro() ? ",gro" : "");
 
     LogLimiter reject_log(5, 10);
     auto handle = [&](const tun::Actions& a, tun::TimePoint now) {
-        if (!a.to_tun.empty()) {
-            // The TUN queue is rarely full; when it is, the packet is dropped, as a router would.
-            if (::write(tun.fd(), a.to_tun.data(), a.to_tun.size()) < 0 && errno != EAGAIN)
-                log.debug("tun write: ", std::strerror(errno));
-        }
+        writer.add(a.to_tun);
         if (!a.send.empty()) udp.queue(a.send, a.send_to);
         if (a.rejected) {
             std::uint64_t suppressed = 0;
@@ -102,24 +103,21 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
                 auto wall = std::chrono::system_clock::now();
                 for (int r = 0; r < rounds_per_wakeup; ++r) {
                     std::size_t got = udp.receive();
-                    for (std::size_t i = 0; i < got; ++i)
-                        handle(core.on_datagram(udp.rx(i), udp.rx_len(i), udp.rx_from(i), now, wall, udp.scratch(i)),
-                               now);
+                    for (std::size_t i = 0; i < got; ++i) {
+                        std::uint8_t* scratch = udp.scratch();
+                        auto a = core.on_datagram(udp.rx(i), udp.rx_len(i), udp.rx_from(i), now, wall, scratch);
+                        bool used = a.send.data() == scratch;
+                        handle(a, now);
+                        if (used) udp.take_scratch();
+                    }
+                    writer.flush();  // before the next receive() reuses the buffers
                     udp.flush();
-                    if (got < UdpSocket::batch) break;
+                    if (got == 0) break;
                 }
             } else if (fd == tun.fd()) {
-                for (int r = 0; r < rounds_per_wakeup; ++r) {
-                    std::size_t i = 0;
-                    for (; i < UdpSocket::batch; ++i) {
-                        std::uint8_t* slot = udp.tx_slot(i);
-                        ssize_t len = ::read(tun.fd(), slot + tun::transport_header_len, tun::max_inner_len);
-                        if (len <= 0) break;
-                        handle(core.on_tun(slot, static_cast<std::size_t>(len), now), now);
-                    }
-                    udp.flush();  // before the slots are reused
-                    if (i < UdpSocket::batch) break;
-                }
+                reader.pump(udp, reads_per_wakeup, [&](std::uint8_t* slot, std::size_t len) {
+                    handle(core.on_tun(slot, len, now), now);
+                });
             } else if (fd == control.fd()) {
                 control.serve_one([&](bool json) { return render_status(core, o, json); });
             }
