@@ -2,11 +2,7 @@
 // libssh in non-blocking mode; connects in a helper thread so signals are served within 2 s.
 #include "tunnel.hpp"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <libssh/libssh.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -25,7 +21,8 @@
 #include "base/error.hpp"
 #include "base/signals.hpp"
 #include "base/unique_fd.hpp"
-#include "socks5.hpp"
+#include "conn.hpp"
+#include "sockets.hpp"
 #include "ssh/session.hpp"
 
 // Exported by libssh 0.10 but missing from its headers (FACTS.md): sends keepalive@openssh.com.
@@ -38,72 +35,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr std::size_t io_chunk = 64 * 1024;
 constexpr milliseconds probe_every{250};     // cheap TCP probes while backing off
 constexpr milliseconds bind_retry_every{250};  // a dead session may still hold a -R port
 
 struct EventDeleter {
     void operator()(ssh_event_struct* e) const { ssh_event_free(e); }
-};
-
-UniqueFd listen_tcp(const std::string& host, std::uint16_t port) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    addrinfo* res = nullptr;
-    std::string p = std::to_string(port);
-    if (int rc = getaddrinfo(host.c_str(), p.c_str(), &hints, &res); rc != 0)
-        throw Error(ExitCode::io, "cannot resolve bind address " + host + ": " + gai_strerror(rc));
-    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
-    UniqueFd fd(::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (!fd || ::bind(fd.get(), res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd.get(), 512) != 0)
-        throw Error(ExitCode::io, "cannot listen on " + host + ":" + p + ": " + std::strerror(errno));
-    return fd;
-}
-
-// Non-blocking connect; the caller waits for POLLOUT and reads SO_ERROR.
-UniqueFd connect_tcp(const std::string& host, std::uint16_t port) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* res = nullptr;
-    std::string p = std::to_string(port);
-    if (getaddrinfo(host.c_str(), p.c_str(), &hints, &res) != 0) return {};
-    std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(res, freeaddrinfo);
-    UniqueFd fd(::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd) return {};
-    if (::connect(fd.get(), res->ai_addr, res->ai_addrlen) != 0 && errno != EINPROGRESS) return {};
-    int one = 1;
-    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
-// A blocking TCP reachability check with a short timeout: costs one SYN, no SSH handshake.
-bool tcp_probe(const std::string& host, std::uint16_t port, int timeout_ms) {
-    UniqueFd fd = connect_tcp(host, port);
-    if (!fd) return false;
-    pollfd p{fd.get(), POLLOUT, 0};
-    if (::poll(&p, 1, timeout_ms) != 1) return false;
-    int err = 0;
-    socklen_t len = sizeof err;
-    ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-    return err == 0;
-}
-
-struct Conn {
-    enum class Phase { socks, connecting_local, opening_channel, open };
-    Phase phase = Phase::open;
-    UniqueFd sock;
-    ssh::ChannelPtr chan;
-    std::unique_ptr<Socks5> socks;
-    std::string host;  // channel target (-L, -D) or local target (-R)
-    std::uint16_t port = 0;
-    std::string to_sock, to_chan;  // bytes waiting for a slow side: the backpressure buffers
-    bool sock_eof = false, chan_eof = false, shut_wr = false, dead = false;
 };
 
 struct Listener {
@@ -142,8 +78,6 @@ private:
     void service(short ssh_revents, Clock::time_point now);
     void accept_on(Listener& l);
     void accept_remote();
-    void pump(Conn& c, short revents, bool ssh_ready);
-    void start_channel(Conn& c);
     void apply_reload();
     bool all_up() const;
     std::string server() const { return session_ ? session_->endpoint() : s_.client.host; }
@@ -339,15 +273,9 @@ void Tunnel::accept_on(Listener& l) {
         } else {
             c.host = l.rule.spec.host;
             c.port = l.rule.spec.host_port;
-            start_channel(c);
+            start_channel(c, session_->raw());
         }
     }
-}
-
-void Tunnel::start_channel(Conn& c) {
-    c.chan.reset(ssh_channel_new(session_->raw()));
-    c.phase = Conn::Phase::opening_channel;
-    if (!c.chan) c.dead = true;
 }
 
 void Tunnel::accept_remote() {
@@ -376,140 +304,6 @@ void Tunnel::accept_remote() {
     }
 }
 
-void Tunnel::pump(Conn& c, short revents, bool ssh_ready) {
-    char buf[io_chunk];
-    if (revents & (POLLERR | POLLNVAL)) {
-        c.dead = true;
-        return;
-    }
-    switch (c.phase) {
-    case Conn::Phase::socks: {
-        if (!(revents & (POLLIN | POLLHUP))) return;
-        ssize_t n = ::read(c.sock.get(), buf, sizeof buf);
-        if (n <= 0) {
-            c.dead = n == 0 || errno != EAGAIN;
-            return;
-        }
-        std::string reply = c.socks->feed(std::string_view(buf, static_cast<std::size_t>(n)));
-        if (!reply.empty() && ::write(c.sock.get(), reply.data(), reply.size()) < 0) c.dead = true;
-        if (c.socks->state() == Socks5::State::failed) {
-            log_.debug("SOCKS5: ", c.socks->error());
-            c.dead = true;
-        } else if (c.socks->state() == Socks5::State::done) {
-            c.host = c.socks->host();
-            c.port = c.socks->port();
-            c.to_chan = c.socks->take_leftover();
-            start_channel(c);
-        }
-        return;
-    }
-    case Conn::Phase::connecting_local: {
-        if (!(revents & (POLLOUT | POLLHUP))) return;
-        int err = 0;
-        socklen_t len = sizeof err;
-        ::getsockopt(c.sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) {
-            log_.warn("cannot connect to ", c.host, ":", c.port, ": ", std::strerror(err));
-            c.dead = true;
-            return;
-        }
-        c.phase = Conn::Phase::open;
-        ssh_ready = true;  // the server may have sent data before we could connect
-        break;
-    }
-    case Conn::Phase::opening_channel: {
-        int rc = ssh_channel_open_forward(c.chan.get(), c.host.c_str(), c.port, "127.0.0.1", 0);
-        if (rc == SSH_AGAIN) return;
-        bool ok = rc == SSH_OK;
-        if (c.socks) {
-            std::string r = Socks5::reply(ok);
-            if (::write(c.sock.get(), r.data(), r.size()) < 0) ok = false;
-            c.socks.reset();
-        }
-        if (!ok) {
-            log_.debug("channel to ", c.host, ":", c.port, " refused: ", ssh_get_error(session_->raw()));
-            c.dead = true;
-            return;
-        }
-        c.phase = Conn::Phase::open;
-        ssh_ready = true;
-        break;
-    }
-    case Conn::Phase::open: break;
-    }
-
-    ssh_channel ch = c.chan.get();
-    // socket -> channel, only as far as the channel window allows: that is the backpressure.
-    if (!c.to_chan.empty()) {
-        int w = ssh_channel_write(ch, c.to_chan.data(), static_cast<uint32_t>(c.to_chan.size()));
-        if (w < 0) {
-            c.dead = true;
-            return;
-        }
-        c.to_chan.erase(0, static_cast<std::size_t>(w));
-    }
-    // Several reads per turn while the window allows: one poll round per 64 KiB costs throughput.
-    for (int i = 0; i < 8 && c.to_chan.empty() && !c.sock_eof && (revents & (POLLIN | POLLHUP)); ++i) {
-        uint32_t win = ssh_channel_window_size(ch);
-        if (win == 0) break;
-        ssize_t n = ::read(c.sock.get(), buf, std::min<std::size_t>(sizeof buf, win));
-        if (n > 0) {
-            int w = ssh_channel_write(ch, buf, static_cast<uint32_t>(n));
-            if (w < 0) {
-                c.dead = true;
-                return;
-            }
-            if (w < n) c.to_chan.assign(buf + w, static_cast<std::size_t>(n - w));
-            if (static_cast<std::size_t>(n) < sizeof buf) break;  // drained for now
-        } else if (n == 0) {
-            c.sock_eof = true;
-            ssh_channel_send_eof(ch);  // half-close: the other side may still answer
-        } else {
-            if (errno != EAGAIN && errno != EINTR) c.dead = true;
-            break;
-        }
-    }
-    if (c.dead) return;
-    // channel -> socket, reading the channel only when the socket took everything before.
-    if (!c.to_sock.empty() && (revents & POLLOUT)) {
-        ssize_t n = ::write(c.sock.get(), c.to_sock.data(), c.to_sock.size());
-        if (n < 0 && errno != EAGAIN) {
-            c.dead = true;
-            return;
-        }
-        if (n > 0) c.to_sock.erase(0, static_cast<std::size_t>(n));
-        if (c.to_sock.empty()) ssh_ready = true;  // room again: the channel may hold more
-    }
-    if (c.to_sock.empty() && !c.chan_eof && ssh_ready) {
-        for (int i = 0; c.to_sock.empty(); ++i) {
-            if (i == 16) {
-                again_ = true;  // fairness: the other connections get their turn first
-                break;
-            }
-            int n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 0);
-            if (n > 0) {
-                ssize_t w = ::write(c.sock.get(), buf, static_cast<std::size_t>(n));
-                if (w < 0 && errno != EAGAIN) {
-                    c.dead = true;
-                    return;
-                }
-                if (w < 0) w = 0;
-                if (w < n) c.to_sock.assign(buf + w, static_cast<std::size_t>(n - w));
-                continue;
-            }
-            if (n == SSH_EOF || ssh_channel_is_eof(ch)) c.chan_eof = true;
-            else if (n < 0) c.dead = true;
-            break;
-        }
-    }
-    if (c.chan_eof && c.to_sock.empty() && !c.shut_wr) {
-        ::shutdown(c.sock.get(), SHUT_WR);
-        c.shut_wr = true;
-    }
-    bool drained = c.to_sock.empty() && c.to_chan.empty();
-    if ((c.sock_eof && c.chan_eof && drained) || (ssh_channel_is_closed(ch) && c.to_sock.empty())) c.dead = true;
-}
-
 void Tunnel::service(short ssh_revents, Clock::time_point now) {
     ssh_session raw = session_->raw();
     bool ssh_ready = ssh_revents != 0;
@@ -523,9 +317,7 @@ void Tunnel::service(short ssh_revents, Clock::time_point now) {
     }
     if (ssh_revents & POLLIN) {
         last_rx_ = now;
-        // Small channel messages (opens, 1-byte replies) must not wait for a delayed ACK that lets the
-        // server's Nagle release the next one: Linux clears QUICKACK again, so re-arm it per read.
-        int one = 1;
+        int one = 1;  // before libssh reads: see the end of the turn in run()
         ::setsockopt(ssh_get_fd(raw), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     }
     if (ssh_ready || (ssh_get_poll_flags(raw) & SSH_WRITE_PENDING)) ssh_event_dopoll(event_.get(), 0);
@@ -635,14 +427,7 @@ int Tunnel::run() {
         first_conn = fds.size();
         if (connected) {
             for (auto& c : conns_) {
-                short ev = 0;
-                if (c.phase == Conn::Phase::connecting_local) ev = POLLOUT;
-                else if (c.phase == Conn::Phase::socks) ev = POLLIN;
-                else if (c.phase == Conn::Phase::open) {
-                    if (!c.sock_eof && c.to_chan.empty() && ssh_channel_window_size(c.chan.get()) > 0) ev |= POLLIN;
-                    if (!c.to_sock.empty()) ev |= POLLOUT;
-                }
-                fds.push_back({c.sock.get(), ev, 0});
+                fds.push_back({c.sock.get(), wanted_events(c), 0});
                 conn_of.push_back(&c);
             }
         }
@@ -704,24 +489,26 @@ int Tunnel::run() {
         }
         bool ssh_ready = fds[ssh_index].revents != 0 || again_;
         again_ = false;
+        ssh_session raw = session_->raw();
+        int ssh_fd = ssh_get_fd(raw);
+        auto set = [ssh_fd](int option, int on) { ::setsockopt(ssh_fd, IPPROTO_TCP, option, &on, sizeof on); };
         // libssh sends each SSH packet (at most 32 KiB) with its own send(2): corked, a turn's worth
         // leaves in full-sized segments with one push instead of one per packet.
         bool corked = false;
         for (std::size_t k = 0; k < conn_of.size() && !corked; ++k) corked = fds[first_conn + k].revents & POLLIN;
-        int ssh_fd = ssh_get_fd(session_->raw());
-        auto cork = [ssh_fd](int on) { ::setsockopt(ssh_fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on); };
-        if (corked) cork(1);
-        for (std::size_t k = 0; k < conn_of.size(); ++k) pump(*conn_of[k], fds[first_conn + k].revents, ssh_ready);
+        if (corked) set(TCP_CORK, 1);
+        for (std::size_t k = 0; k < conn_of.size(); ++k)
+            again_ |= pump(*conn_of[k], fds[first_conn + k].revents, ssh_ready, raw, log_);
         // New connections (accepted above) get their first turn now: opening channels need no fd event.
         for (auto& c : conns_)
-            if (c.phase == Conn::Phase::opening_channel) pump(c, 0, ssh_ready);
-        if (corked) cork(0);
+            if (c.phase == Conn::Phase::opening_channel) again_ |= pump(c, 0, ssh_ready, raw, log_);
+        if (corked) set(TCP_CORK, 0);
         conns_.remove_if([](const Conn& c) { return c.dead; });
         if (received_.in_packets != packets_handled_) again_ = true;
-        if (state_ == State::connected && fds[ssh_index].revents) {
-            int one = 1;
-            ::setsockopt(ssh_get_fd(session_->raw()), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
-        }
+        // Small channel messages (opens, 1-byte replies) must not wait for a delayed ACK before the
+        // server's Nagle releases the next one, and Linux leaves quick-ACK mode on its own: re-arm it
+        // after every turn that read the SSH socket.
+        if (fds[ssh_index].revents) set(TCP_QUICKACK, 1);
     }
 }
 

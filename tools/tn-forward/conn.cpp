@@ -1,0 +1,169 @@
+// One forwarded connection's turn (see conn.hpp): the socket <-> channel byte pump.
+#include "conn.hpp"
+
+#include <libssh/libssh.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace tn::forward {
+
+namespace {
+constexpr std::size_t io_chunk = 64 * 1024;
+}  // namespace
+
+void start_channel(Conn& c, ssh_session session) {
+    c.chan.reset(ssh_channel_new(session));
+    c.phase = Conn::Phase::opening_channel;
+    if (!c.chan) c.dead = true;
+}
+
+short wanted_events(const Conn& c) {
+    switch (c.phase) {
+    case Conn::Phase::connecting_local: return POLLOUT;
+    case Conn::Phase::socks: return POLLIN;
+    case Conn::Phase::opening_channel: return 0;
+    case Conn::Phase::open: break;
+    }
+    short ev = 0;
+    if (!c.sock_eof && c.to_chan.empty() && ssh_channel_window_size(c.chan.get()) > 0) ev |= POLLIN;
+    if (!c.to_sock.empty()) ev |= POLLOUT;
+    return ev;
+}
+
+bool pump(Conn& c, short revents, bool ssh_ready, ssh_session session, const log::Logger& log) {
+    char buf[io_chunk];
+    if (revents & (POLLERR | POLLNVAL)) {
+        c.dead = true;
+        return false;
+    }
+    switch (c.phase) {
+    case Conn::Phase::socks: {
+        if (!(revents & (POLLIN | POLLHUP))) return false;
+        ssize_t n = ::read(c.sock.get(), buf, sizeof buf);
+        if (n <= 0) {
+            c.dead = n == 0 || errno != EAGAIN;
+            return false;
+        }
+        std::string reply = c.socks->feed(std::string_view(buf, static_cast<std::size_t>(n)));
+        if (!reply.empty() && ::write(c.sock.get(), reply.data(), reply.size()) < 0) c.dead = true;
+        if (c.socks->state() == Socks5::State::failed) {
+            log.debug("SOCKS5: ", c.socks->error());
+            c.dead = true;
+        } else if (c.socks->state() == Socks5::State::done) {
+            c.host = c.socks->host();
+            c.port = c.socks->port();
+            c.to_chan = c.socks->take_leftover();
+            start_channel(c, session);
+        }
+        return false;
+    }
+    case Conn::Phase::connecting_local: {
+        if (!(revents & (POLLOUT | POLLHUP))) return false;
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(c.sock.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) {
+            log.warn("cannot connect to ", c.host, ":", c.port, ": ", std::strerror(err));
+            c.dead = true;
+            return false;
+        }
+        c.phase = Conn::Phase::open;
+        ssh_ready = true;  // the server may have sent data before we could connect
+        break;
+    }
+    case Conn::Phase::opening_channel: {
+        int rc = ssh_channel_open_forward(c.chan.get(), c.host.c_str(), c.port, "127.0.0.1", 0);
+        if (rc == SSH_AGAIN) return false;
+        bool ok = rc == SSH_OK;
+        if (c.socks) {
+            std::string r = Socks5::reply(ok);
+            if (::write(c.sock.get(), r.data(), r.size()) < 0) ok = false;
+            c.socks.reset();
+        }
+        if (!ok) {
+            log.debug("channel to ", c.host, ":", c.port, " refused: ", ssh_get_error(session));
+            c.dead = true;
+            return false;
+        }
+        c.phase = Conn::Phase::open;
+        ssh_ready = true;
+        break;
+    }
+    case Conn::Phase::open: break;
+    }
+
+    ssh_channel ch = c.chan.get();
+    // socket -> channel, only as far as the channel window allows: that is the backpressure.
+    if (!c.to_chan.empty()) {
+        int w = ssh_channel_write(ch, c.to_chan.data(), static_cast<uint32_t>(c.to_chan.size()));
+        if (w < 0) {
+            c.dead = true;
+            return false;
+        }
+        c.to_chan.erase(0, static_cast<std::size_t>(w));
+    }
+    // Several reads per turn while the window allows: one poll round per 64 KiB costs throughput.
+    for (int i = 0; i < 8 && c.to_chan.empty() && !c.sock_eof && (revents & (POLLIN | POLLHUP)); ++i) {
+        uint32_t win = ssh_channel_window_size(ch);
+        if (win == 0) break;
+        ssize_t n = ::read(c.sock.get(), buf, std::min<std::size_t>(sizeof buf, win));
+        if (n > 0) {
+            int w = ssh_channel_write(ch, buf, static_cast<uint32_t>(n));
+            if (w < 0) {
+                c.dead = true;
+                return false;
+            }
+            if (w < n) c.to_chan.assign(buf + w, static_cast<std::size_t>(n - w));
+            if (static_cast<std::size_t>(n) < sizeof buf) break;  // drained for now
+        } else if (n == 0) {
+            c.sock_eof = true;
+            ssh_channel_send_eof(ch);  // half-close: the other side may still answer
+        } else {
+            if (errno != EAGAIN && errno != EINTR) c.dead = true;
+            break;
+        }
+    }
+    if (c.dead) return false;
+    // channel -> socket, reading the channel only when the socket took everything before.
+    if (!c.to_sock.empty() && (revents & POLLOUT)) {
+        ssize_t n = ::write(c.sock.get(), c.to_sock.data(), c.to_sock.size());
+        if (n < 0 && errno != EAGAIN) {
+            c.dead = true;
+            return false;
+        }
+        if (n > 0) c.to_sock.erase(0, static_cast<std::size_t>(n));
+        if (c.to_sock.empty()) ssh_ready = true;  // room again: the channel may hold more
+    }
+    if (c.to_sock.empty() && !c.chan_eof && ssh_ready) {
+        for (int i = 0; c.to_sock.empty(); ++i) {
+            if (i == 16) return true;  // fairness: the other connections get their turn first
+            int n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 0);
+            if (n > 0) {
+                ssize_t w = ::write(c.sock.get(), buf, static_cast<std::size_t>(n));
+                if (w < 0 && errno != EAGAIN) {
+                    c.dead = true;
+                    return false;
+                }
+                if (w < 0) w = 0;
+                if (w < n) c.to_sock.assign(buf + w, static_cast<std::size_t>(n - w));
+                continue;
+            }
+            if (n == SSH_EOF || ssh_channel_is_eof(ch)) c.chan_eof = true;
+            else if (n < 0) c.dead = true;
+            break;
+        }
+    }
+    if (c.chan_eof && c.to_sock.empty() && !c.shut_wr) {
+        ::shutdown(c.sock.get(), SHUT_WR);
+        c.shut_wr = true;
+    }
+    bool drained = c.to_sock.empty() && c.to_chan.empty();
+    if ((c.sock_eof && c.chan_eof && drained) || (ssh_channel_is_closed(ch) && c.to_sock.empty())) c.dead = true;
+    return false;
+}
+
+}  // namespace tn::forward
