@@ -61,4 +61,10 @@ bool tcp_probe(const std::string& host, std::uint16_t port, int timeout_ms) {
     return err == 0;
 }
 
+bool tcp_unanswered(std::string_view connect_error) {
+    for (int e : {ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT})
+        if (connect_error.find(std::strerror(e)) != std::string_view::npos) return true;
+    return connect_error.find("Timeout connecting") != std::string_view::npos;
+}
+
 }  // namespace tn::forward

@@ -15,6 +15,7 @@
 #include <list>
 #include <memory>
 #include <random>
+#include <string_view>
 #include <thread>
 
 #include "base/backoff.hpp"
@@ -152,14 +153,19 @@ int Tunnel::finish_connect() {
     Connected c = connecting_.get();
     pending_.reset();
     if (c.error) {
+        bool no_tcp = false;
         try {
             std::rethrow_exception(c.error);
         } catch (const Error& e) {
             if (e.code() == ExitCode::no_perm || e.code() == ExitCode::config) throw;  // never loop on these
             log_.warn(e.what());
+            no_tcp = tcp_unanswered(e.what());
         }
         if (s_.once) return to_int(ExitCode::temp_fail);
         schedule_retry(true);
+        // An attempt that found nobody listening counts as a failed probe: when the next probe is
+        // answered the server is back, and we go at once instead of sleeping out the backoff.
+        probe_failed_ = no_tcp;
         return -1;
     }
     session_ = std::move(c.session);
