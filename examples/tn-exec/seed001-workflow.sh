@@ -6,10 +6,12 @@
 #
 # Usage: seed001-workflow.sh [user@]host INPUT_FILE [LOCAL_RESULT]
 # Extra tn-exec options (e.g. "-p 2222 -i ~/.ssh/id_ed25519") go in TN_EXEC_OPTS; the binary in TN_EXEC.
+# TN_EXEC_PERSIST=SECONDS: the four steps share one SSH session (a background master that exits
+# SECONDS after the last step) instead of paying a handshake each.
 set -eu
 
 TN_EXEC=${TN_EXEC:-tn-exec}
-OPTS=${TN_EXEC_OPTS:-}
+OPTS="${TN_EXEC_OPTS:-}${TN_EXEC_PERSIST:+ --persist $TN_EXEC_PERSIST}"
 host=$1
 input=$2
 title=$(basename "$input" .txt)

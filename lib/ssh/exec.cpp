@@ -110,6 +110,8 @@ ChannelPtr open_exec_channel(Session& session) {
     }
 }
 
+bool session_connected(Session& session) { return ssh_is_connected(session.raw()) != 0; }
+
 ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks& sinks) {
     return run_command(session, nullptr, req, sinks);
 }

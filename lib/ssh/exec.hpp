@@ -56,6 +56,10 @@ ChannelPtr open_exec_channel(Session& session);
 // server has closed it meanwhile.
 ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& req, const ExecSinks& sinks);
 
+// False once the session's connection is known to be gone (as of the last packet read or write):
+// lets a caller tell a dropped session from a failure of the request itself.
+bool session_connected(Session& session);
+
 // The command line actually sent: `cd` and `export` prefixes for cwd and refused env names.
 std::string compose_command(const ExecRequest& req, const std::vector<std::string>& refused_env);
 

@@ -1,9 +1,12 @@
 """tn-exec put/get against a real sshd: big files, trees with modes and mtimes, resume, errors, and the
 seed 001 example workflow."""
+import contextlib
+import glob
 import hashlib
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -181,15 +184,25 @@ def test_missing_remote_path_names_host_and_path(env, local):
     assert r.returncode == 255 and "/nonexistent-local" in r.stderr
 
 
-def test_seed001_example_workflow(env, local):
+@pytest.mark.parametrize("persist", ["", "30"])
+def test_seed001_example_workflow(env, local, persist):
     script = os.path.join(ROOT, "examples/tn-exec/seed001-workflow.sh")
     inp = os.path.join(local, "report.txt")
     with open(inp, "w") as f:
         f.write("p1\tIntro\tthe quick brown fox\np2\tBody\tthe lazy brown dog\np3\tEnd\tnothing shared here\n")
-    r = subprocess.run(["sh", script, env.target, inp, os.path.join(local, "result.txt")], capture_output=True,
-                       text=True, timeout=120, cwd=local,
-                       env=env.client.env(TN_EXEC=env.exe, TN_EXEC_OPTS=f"-p {env.sshd.port}"))
+    logins = env.sshd.log().count("Accepted publickey")
+    extra = {"TN_EXEC_PERSIST": persist} if persist else {}
+    try:
+        r = subprocess.run(["sh", script, env.target, inp, os.path.join(local, "result.txt")], capture_output=True,
+                           text=True, timeout=120, cwd=local,
+                           env=env.client.env(TN_EXEC=env.exe, TN_EXEC_OPTS=f"-p {env.sshd.port}", **extra))
+    finally:
+        for pidfile in glob.glob(os.path.join(env.client.state_dir, "exec-*.sock.pid")):
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(open(pidfile).read()), signal.SIGTERM)
     assert r.returncode == 0, r.stdout + r.stderr
+    # Four steps: four logins, or one shared by all of them through the --persist master.
+    assert env.sshd.log().count("Accepted publickey") - logins == (1 if persist else 4)
     assert "assessed 3 paragraphs" in r.stdout
     lines = open(os.path.join(local, "result.txt")).read().splitlines()
     assert lines[0] == "p1\tIntro\t4\tp2\t2"

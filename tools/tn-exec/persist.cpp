@@ -1,5 +1,5 @@
-// --persist client and master: a versioned, length-capped request/reply over a Unix socket, with the
-// client's stdin and output pipes passed as descriptors so the master never buffers a stream.
+// --persist client and master: requests over a Unix socket (persist_wire.hpp), with the client's stdin
+// and output pipes passed as descriptors so the master never buffers a stream.
 #include "persist.hpp"
 
 #include <fcntl.h>
@@ -22,7 +22,10 @@
 #include "base/runtime_dir.hpp"
 #include "base/unique_fd.hpp"
 #include "output.hpp"
+#include "persist_transfer.hpp"
+#include "persist_wire.hpp"
 #include "runner.hpp"
+#include "ssh/sftp.hpp"
 
 extern char** environ;
 
@@ -30,121 +33,13 @@ namespace tn::exec {
 
 namespace {
 
-constexpr char magic[4] = {'T', 'N', 'X', '1'};
-// A request is a command line and a few variables; nothing legitimate comes near this.
-constexpr std::uint32_t max_payload = 1u << 20;
-
-void put_u32(std::string& b, std::uint32_t v) {
-    char c[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
-    b.append(c, 4);
-}
-void put_str(std::string& b, std::string_view s) {
-    put_u32(b, static_cast<std::uint32_t>(s.size()));
-    b.append(s);
-}
-std::uint32_t get_u32(const char* p) {
-    auto u = reinterpret_cast<const unsigned char*>(p);
-    return (std::uint32_t(u[0]) << 24) | (std::uint32_t(u[1]) << 16) | (std::uint32_t(u[2]) << 8) | u[3];
-}
-
-struct Reader {
-    const std::string& b;
-    std::size_t pos = 0;
-    std::uint32_t u32() {
-        if (b.size() - pos < 4) throw Error(ExitCode::data, "persist: truncated request");
-        pos += 4;
-        return get_u32(b.data() + pos - 4);
-    }
-    std::string str() {
-        std::uint32_t n = u32();
-        if (b.size() - pos < n) throw Error(ExitCode::data, "persist: truncated request");
-        pos += n;
-        return b.substr(pos - n, n);
-    }
-};
+using wire::put_str;
+using wire::put_u32;
 
 std::uint64_t fnv1a(std::string_view s) {
     std::uint64_t h = 1469598103934665603ull;
     for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
     return h;
-}
-
-void send_frame(int sock, const std::string& payload, const std::vector<int>& fds) {
-    std::string buf(magic, 4);
-    put_u32(buf, static_cast<std::uint32_t>(payload.size()));
-    buf += payload;
-    iovec iov{buf.data(), buf.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 4)]{};
-    if (!fds.empty()) {
-        msg.msg_control = ctrl;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-    if (n < 0) throw Error(ExitCode::unavailable, std::string("persist: cannot send: ") + std::strerror(errno));
-    std::string_view rest(buf.data() + n, buf.size() - static_cast<std::size_t>(n));
-    while (!rest.empty()) {
-        ssize_t m = ::send(sock, rest.data(), rest.size(), MSG_NOSIGNAL);
-        if (m < 0 && errno == EINTR) continue;
-        if (m <= 0) throw Error(ExitCode::unavailable, std::string("persist: cannot send: ") + std::strerror(errno));
-        rest.remove_prefix(static_cast<std::size_t>(m));
-    }
-}
-
-// Reads one frame; descriptors that came with it are appended to `fds` (at most 4 are accepted).
-std::string recv_frame(int sock, std::vector<UniqueFd>* fds) {
-    std::string buf;
-    char chunk[65536];
-    std::size_t want = 8;
-    while (buf.size() < want) {
-        iovec iov{chunk, std::min(sizeof chunk, want - buf.size())};
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * 4)]{};
-        msg.msg_control = ctrl;
-        msg.msg_controllen = sizeof ctrl;
-        ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) throw Error(ExitCode::unavailable, "persist: the other side closed the socket");
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < count; ++i) {
-                int fd;
-                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-                if (fds != nullptr && fds->size() < 4) fds->emplace_back(fd);
-                else ::close(fd);
-            }
-        }
-        buf.append(chunk, static_cast<std::size_t>(n));
-        if (want == 8 && buf.size() >= 8) {
-            if (std::memcmp(buf.data(), magic, 4) != 0)
-                throw Error(ExitCode::data, "persist: not a tn-exec master (version mismatch? stop it and retry)");
-            std::uint32_t len = get_u32(buf.data() + 4);
-            if (len > max_payload) throw Error(ExitCode::data, "persist: frame too large");
-            want = 8 + len;
-        }
-    }
-    return buf.substr(8);
-}
-
-UniqueFd try_connect(const std::filesystem::path& path) {
-    UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    if (path.native().size() >= sizeof a.sun_path)
-        throw Error(ExitCode::usage, "persist: socket path too long: " + path.string() + " (set TN_STATE_DIR shorter)");
-    std::strcpy(a.sun_path, path.c_str());
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return {};
-    return s;
 }
 
 std::vector<std::string> ssh_args(const SshOptions& o) {
@@ -230,14 +125,10 @@ std::filesystem::path persist_socket(const Target& t) {
     return state_dir_path() / ("exec-" + std::string(hex) + ".sock");
 }
 
-namespace {
-
-// The master's socket, connected; starts a master first when none answers (or when `fresh`: the
-// last one failed and is on its way out).
 UniqueFd connect_master(const Target& t, const SshOptions& ssh, int idle_s, const std::filesystem::path& sock_path,
                         bool fresh) {
     UniqueFd sock;
-    if (!fresh) sock = try_connect(sock_path);
+    if (!fresh) sock = wire::try_connect(sock_path);
     if (sock) return sock;
     ensure_state_dir();
     // One starter at a time, so parallel first calls share one master.
@@ -247,14 +138,16 @@ UniqueFd connect_master(const Target& t, const SshOptions& ssh, int idle_s, cons
         if (std::chrono::steady_clock::now() > deadline) throw Error(ExitCode::temp_fail, "persist: lock busy");
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    if (!fresh) sock = try_connect(sock_path);
+    if (!fresh) sock = wire::try_connect(sock_path);
     if (sock) return sock;
     ::unlink(sock_path.c_str());  // a dead (or dying) master's socket
     start_master(t, ssh, idle_s, sock_path);
-    sock = try_connect(sock_path);
+    sock = wire::try_connect(sock_path);
     if (!sock) throw Error(ExitCode::unavailable, "persist: cannot reach the master at " + sock_path.string());
     return sock;
 }
+
+namespace {
 
 int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sinks, bool& got_output);
 
@@ -284,6 +177,7 @@ int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sin
     UniqueFd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
 
     std::string payload;
+    put_str(payload, "run");
     put_str(payload, req.command);
     put_str(payload, req.cwd);
     put_str(payload, req.timeout ? std::to_string(req.timeout->count()) : "");
@@ -302,7 +196,7 @@ int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sin
     }
     std::vector<int> fds = {out_w.get(), err_w.get(), intr};
     if (req.stdin_fd >= 0) fds.push_back(req.stdin_fd);
-    send_frame(sock_fd, payload, fds);
+    wire::send_frame(sock_fd, payload, fds);
     out_w.reset();
     err_w.reset();
 
@@ -327,7 +221,7 @@ int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sin
             }
         }
     }
-    std::string line = recv_frame(sock_fd, nullptr);
+    std::string line = wire::recv_frame(sock_fd, nullptr);
     if (line.rfind("exit ", 0) == 0) return std::atoi(line.c_str() + 5) & 0xff;
     if (line.rfind("signal ", 0) == 0) {
         ssh::ExecResult r;
@@ -341,6 +235,40 @@ int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sin
                     sp == std::string::npos ? "persist: master failed" : line.substr(sp + 1));
     }
     throw Error(ExitCode::data, "persist: unexpected reply from the master");
+}
+
+}  // namespace
+
+namespace {
+
+// A "run" request: the command on the channel opened ahead, streamed into the client's pipes.
+std::string serve_run(ssh::Session& session, ssh::ChannelPtr spare, wire::Reader& r, std::vector<UniqueFd>& fds) {
+    ssh::ExecRequest req;
+    req.command = r.str();
+    req.cwd = r.str();
+    std::string t = r.str();
+    if (!t.empty()) req.timeout = std::chrono::milliseconds(std::atoll(t.c_str()));
+    bool has_stdin = r.str() == "1";
+    std::uint32_t nenv = r.u32();
+    if (nenv > 1000) throw Error(ExitCode::data, "persist: too many variables");
+    for (std::uint32_t i = 0; i < nenv; ++i) {
+        auto k = r.str();
+        req.env.emplace_back(k, r.str());
+    }
+    if (fds.size() != (has_stdin ? 4u : 3u)) throw Error(ExitCode::data, "persist: wrong descriptors");
+    req.interrupt_fd = fds[2].get();
+    req.interrupt_signal = [] { return std::string("INT"); };
+    req.stdin_fd = has_stdin ? fds[3].get() : -1;
+    int ofd = fds[0].get(), efd = fds[1].get();
+    // A client that went away (EPIPE) ends the command, as it would without the master.
+    auto sink = [](int fd) {
+        return [fd](std::string_view d) {
+            if (!write_all(fd, d)) throw Error(ExitCode::io, "persist: the client went away");
+        };
+    };
+    auto res = ssh::run_command(session, std::move(spare), req, {sink(ofd), sink(efd)});
+    fds.clear();  // EOF on the client's pipes before the verdict
+    return result_line(res);
 }
 
 }  // namespace
@@ -379,6 +307,7 @@ int master_main(const std::string& host_spec, const SshOptions& ssh, const std::
     // A session channel kept open ahead of the next request (declared after the session, so it is
     // freed first): a request then pays only for exec, not for the channel-open round trip as well.
     ssh::ChannelPtr spare;
+    std::optional<ssh::Sftp> sftp;  // opened by the first put/get, kept for the next ones
     bool alive = true;
     auto reopen_spare = [&] {
         try {
@@ -401,40 +330,22 @@ int master_main(const std::string& host_spec, const SshOptions& ssh, const std::
         std::string reply;
         try {
             std::vector<UniqueFd> fds;
-            std::string payload = recv_frame(conn.get(), &fds);
-            Reader r{payload};
-            ssh::ExecRequest req;
-            req.command = r.str();
-            req.cwd = r.str();
-            std::string t = r.str();
-            if (!t.empty()) req.timeout = std::chrono::milliseconds(std::atoll(t.c_str()));
-            bool has_stdin = r.str() == "1";
-            std::uint32_t nenv = r.u32();
-            if (nenv > 1000) throw Error(ExitCode::data, "persist: too many variables");
-            for (std::uint32_t i = 0; i < nenv; ++i) {
-                auto k = r.str();
-                req.env.emplace_back(k, r.str());
+            std::string payload = wire::recv_frame(conn.get(), &fds);
+            wire::Reader r{payload};
+            std::string kind = r.str();
+            if (kind == "run") {
+                reply = serve_run(*session, std::move(spare), r, fds);
+            } else if (kind == "put" || kind == "get") {
+                reply = serve_transfer(*session, sftp, kind == "put", r, fds, conn.get());
+            } else {
+                throw Error(ExitCode::data, "persist: unknown request '" + kind + "'");
             }
-            if (fds.size() != (has_stdin ? 4u : 3u)) throw Error(ExitCode::data, "persist: wrong descriptors");
-            req.interrupt_fd = fds[2].get();
-            req.interrupt_signal = [] { return std::string("INT"); };
-            req.stdin_fd = has_stdin ? fds[3].get() : -1;
-            int ofd = fds[0].get(), efd = fds[1].get();
-            // A client that went away (EPIPE) ends the command, as it would without the master.
-            auto sink = [](int fd) {
-                return [fd](std::string_view d) {
-                    if (!write_all(fd, d)) throw Error(ExitCode::io, "persist: the client went away");
-                };
-            };
-            auto res = ssh::run_command(*session, std::move(spare), req, {sink(ofd), sink(efd)});
-            fds.clear();  // EOF on the client's pipes before the verdict
-            reply = result_line(res);
         } catch (const Error& e) {
             reply = "error " + std::to_string(to_int(e.code())) + " " + e.what();
             alive = e.code() != ExitCode::unavailable;  // the session is gone: let the next call start afresh
         }
         try {
-            send_frame(conn.get(), reply, {});
+            wire::send_frame(conn.get(), reply, {});
         } catch (const Error&) {
             // The client went away; nothing to tell.
         }

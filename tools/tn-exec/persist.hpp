@@ -1,19 +1,21 @@
 // --persist: one authenticated session per target kept by a background master (`tn-exec __master`),
-// which later `tn-exec run --persist` calls reach through a Unix socket in the state dir, as with
-// OpenSSH's ControlMaster. The client passes two output pipes, its interrupt eventfd and its stdin
+// which later `tn-exec run|put|get --persist` calls reach through a Unix socket in the state dir, as
+// with OpenSSH's ControlMaster. A run passes two output pipes, its interrupt eventfd and its stdin
 // as file descriptors (SCM_RIGHTS, in that order) with one request; the master runs the command
-// on its session and answers with the result.
-// Wire format (all integers big-endian u32, strings as u32 length + bytes):
-//   request:  "TNX1" u32 payload-length, payload = command, cwd, timeout-ms (decimal or ""),
-//             has-stdin ("0"/"1"), u32 env-count, then name, value for each
-//   reply:    "TNX1" u32 payload-length, payload = one text line:
-//             "exit N" | "signal NAME" | "timeout" | "error CODE MESSAGE"
+// on its session and answers with the result. A put/get has the master move the files.
+// Wire format (persist_wire.hpp: "TNX2", u32 payload length, payload; integers big-endian u32,
+// strings as u32 length + bytes). The payload starts with the request kind:
+//   "run":  command, cwd, timeout-ms (decimal or ""), has-stdin ("0"/"1"), u32 env-count, then
+//           name, value for each; fds: stdout pipe, stderr pipe, interrupt eventfd[, stdin].
+//           Reply: one line, "exit N" | "signal NAME" | "timeout" | "error CODE MESSAGE".
+//   "put"/"get": see persist_transfer.hpp.
 #pragma once
 
 #include <filesystem>
 #include <string>
 
 #include "base/log.hpp"
+#include "base/unique_fd.hpp"
 #include "options.hpp"
 #include "ssh/exec.hpp"
 
@@ -21,6 +23,11 @@ namespace tn::exec {
 
 // The socket a target's master listens on: $STATE/exec-<hash of the connection settings>.sock.
 std::filesystem::path persist_socket(const Target& t);
+
+// The target's master, connected; starts one first when none answers (or when `fresh`: the last
+// one failed and is on its way out).
+UniqueFd connect_master(const Target& t, const SshOptions& ssh, int idle_s, const std::filesystem::path& sock_path,
+                        bool fresh);
 
 // Runs the request through the target's master, starting the master first when none answers.
 // Returns the tool's exit code for the command; throws tn::Error for failures of our own.

@@ -41,7 +41,7 @@ std::string format_progress(const std::string& name, std::uint64_t done, std::ui
     return head + tail;
 }
 
-Progress::Progress(bool enabled) : on_(enabled && ::isatty(2)) {}
+Progress::Progress(bool enabled, int fd) : on_(enabled && ::isatty(fd)), fd_(fd) {}
 
 Progress::~Progress() { finish(); }
 
@@ -66,15 +66,15 @@ void Progress::draw(bool force) {
     if (!force && now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;
     winsize ws{};
-    std::size_t width = (::ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) ? ws.ws_col - 1 : 79;
+    std::size_t width = (::ioctl(fd_, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) ? ws.ws_col - 1 : 79;
     double secs = std::chrono::duration<double>(now - start_).count();
-    write_all(2, "\r\033[K" + format_progress(name_, done_, total_, secs, width));
+    write_all(fd_, "\r\033[K" + format_progress(name_, done_, total_, secs, width));
 }
 
 void Progress::finish() {
     if (!on_ || name_.empty()) return;
     draw(true);
-    write_all(2, "\n");
+    write_all(fd_, "\n");
     name_.clear();
 }
 

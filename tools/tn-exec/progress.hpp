@@ -14,7 +14,8 @@ std::string format_bytes(double bytes);  // "12.0 MiB"
 
 class Progress {
 public:
-    explicit Progress(bool enabled);  // enabled and stderr is a TTY
+    // Draws on `fd` (a --persist master draws on its client's stderr) when enabled and fd is a TTY.
+    explicit Progress(bool enabled, int fd = 2);
     ~Progress();
     Progress(const Progress&) = delete;
     Progress& operator=(const Progress&) = delete;
@@ -26,6 +27,7 @@ public:
 private:
     void draw(bool force);
     bool on_ = false;
+    int fd_ = 2;
     std::string name_;
     std::uint64_t done_ = 0, total_ = 0;
     std::chrono::steady_clock::time_point start_, last_draw_;

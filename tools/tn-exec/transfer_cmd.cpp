@@ -1,8 +1,10 @@
-// tn-exec put / get: argument rules (scp's host:PATH forms, -H fan-out) around ssh::Transfer.
+// tn-exec put / get: argument rules (scp's host:PATH forms, -H fan-out) around ssh::Transfer, on a
+// session of its own or through a --persist master.
 #include <chrono>
 #include <iostream>
 
 #include "base/error.hpp"
+#include "persist_transfer.hpp"
 #include "progress.hpp"
 #include "runner.hpp"
 #include "ssh/sftp.hpp"
@@ -26,11 +28,41 @@ struct Job {
     std::vector<std::string> remote;   // get sources, or the put destination (one)
 };
 
-int transfer_all(const std::vector<Target>& targets, const FanOut& fan, const TransferOptions& o,
-                 const log::Logger& log, bool is_put, const Job& job) {
+int transfer_all(const std::vector<Target>& targets, const SshOptions& ssh, const FanOut& fan,
+                 const TransferOptions& o, const log::Logger& log, bool is_put, const Job& job) {
     Output out(fan.json ? OutputMode::json : targets.size() > 1 ? OutputMode::prefixed : OutputMode::raw);
     bool bar = o.progress && targets.size() == 1 && !fan.json;
     return for_each_host(targets, fan.parallel, out, log, [&](const Target& t, HostOutput&) {
+        fs::path dest;
+        if (!is_put) {
+            dest = job.local.front();
+            if (targets.size() > 1) {
+                // Many hosts into one place: each host gets its own folder, named as typed.
+                dest /= t.label;
+                std::error_code ec;
+                fs::create_directories(dest, ec);
+                if (ec) throw Error(ExitCode::io, "cannot create " + dest.string() + ": " + ec.message());
+            }
+        }
+        auto start = std::chrono::steady_clock::now();
+        auto done = [&](std::uint64_t files, std::uint64_t bytes) {
+            double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            log.debug(t.label, ": ", is_put ? "put " : "got ", files, " files, ", format_bytes(static_cast<double>(bytes)),
+                      " in ", secs, " s");
+            return 0;
+        };
+        if (fan.persist > 0) {
+            // The master has its own working directory: it gets absolute local paths.
+            PersistTransferRequest rq{is_put, {o.recursive, o.resume}, bar, {}, job.remote};
+            if (is_put) {
+                for (const auto& l : job.local) rq.local.push_back(fs::absolute(l).string());
+            } else {
+                rq.local.push_back(fs::absolute(dest).string());
+            }
+            auto res = persist_transfer(t, ssh, fan.persist, rq);
+            for (const auto& n : res.notes) log.info(t.label, ": ", n);
+            return done(res.files, res.bytes);
+        }
         auto session = open_session(t);
         ssh::Sftp sftp(session);
         Progress progress(bar);
@@ -39,26 +71,13 @@ int transfer_all(const std::vector<Target>& targets, const FanOut& fan, const Tr
         ev.bytes = [&](std::uint64_t n) { progress.add(n); };
         ev.note = [&](const std::string& m) { log.info(t.label, ": ", m); };
         ssh::Transfer xfer(session, sftp, {o.recursive, o.resume}, ev);
-        auto start = std::chrono::steady_clock::now();
         if (is_put) {
             xfer.put(job.local, job.remote.front());
         } else {
-            fs::path dest = job.local.front();
-            if (targets.size() > 1) {
-                // Many hosts into one place: each host gets its own folder, named as typed.
-                dest /= t.label;
-                std::error_code ec;
-                fs::create_directories(dest, ec);
-                if (ec) throw Error(ExitCode::io, "cannot create " + dest.string() + ": " + ec.message());
-            }
             xfer.get(job.remote, dest);
         }
         progress.finish();
-        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        const auto& st = xfer.stats();
-        log.debug(t.label, ": ", is_put ? "put " : "got ", st.files, " files, ", format_bytes(static_cast<double>(st.bytes)),
-                  " in ", secs, " s");
-        return 0;
+        return done(xfer.stats().files, xfer.stats().bytes);
     });
 }
 
@@ -82,7 +101,7 @@ int put_main(const SshOptions& ssh, const FanOut& fan, const TransferOptions& o,
     for (const auto& l : job.local)
         if (split_remote(l.string()) && fan.host_specs.empty())
             throw ParseError("put: sources must be local paths, got '" + l.string() + "' (use ./ for a local name with ':')");
-    return transfer_all(targets, fan, o, log, true, job);
+    return transfer_all(targets, ssh, fan, o, log, true, job);
 }
 
 int get_main(const SshOptions& ssh, const FanOut& fan, const TransferOptions& o, const log::Logger& log) {
@@ -104,7 +123,7 @@ int get_main(const SshOptions& ssh, const FanOut& fan, const TransferOptions& o,
         targets = fan_targets(ssh, fan);
         for (std::size_t i = 0; i + 1 < o.paths.size(); ++i) job.remote.push_back(o.paths[i]);
     }
-    return transfer_all(targets, fan, o, log, false, job);
+    return transfer_all(targets, ssh, fan, o, log, false, job);
 }
 
 }  // namespace tn::exec

@@ -1,0 +1,129 @@
+// put/get through a --persist master (persist_transfer.hpp): request encoding on the client, the
+// transfer itself on the master.
+#include "persist_transfer.hpp"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "base/error.hpp"
+#include "persist.hpp"
+#include "progress.hpp"
+#include "ssh/exec.hpp"
+
+namespace tn::exec {
+
+namespace {
+
+constexpr std::uint32_t flag_recursive = 1, flag_resume = 2, flag_progress = 4;
+constexpr std::uint32_t max_paths = 100000;
+
+std::vector<std::string> read_paths(wire::Reader& r) {
+    std::uint32_t n = r.u32();
+    if (n > max_paths) throw Error(ExitCode::data, "persist: too many paths");
+    std::vector<std::string> out;
+    for (std::uint32_t i = 0; i < n; ++i) out.push_back(r.str());
+    return out;
+}
+
+void put_paths(std::string& b, const std::vector<std::string>& paths) {
+    wire::put_u32(b, static_cast<std::uint32_t>(paths.size()));
+    for (const auto& p : paths) wire::put_str(b, p);
+}
+
+std::string one_line(std::string s) {
+    for (char& c : s)
+        if (c == '\n' || c == '\r') c = ' ';
+    return s;
+}
+
+// Parses the master's reply; throws tn::Error for "error CODE MESSAGE".
+PersistTransferResult parse_reply(const std::string& reply) {
+    PersistTransferResult res;
+    std::size_t pos = 0;
+    while (pos < reply.size()) {
+        std::size_t nl = reply.find('\n', pos);
+        std::string line = reply.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+        pos = nl == std::string::npos ? reply.size() : nl + 1;
+        if (line.rfind("note ", 0) == 0) {
+            res.notes.push_back(line.substr(5));
+        } else if (line.rfind("ok", 0) == 0) {
+            char* end = nullptr;
+            res.files = std::strtoull(line.c_str() + std::min<std::size_t>(line.size(), 3), &end, 10);
+            res.bytes = std::strtoull(end, nullptr, 10);
+            return res;
+        } else if (line.rfind("error ", 0) == 0) {
+            auto sp = line.find(' ', 6);
+            throw Error(static_cast<ExitCode>(std::atoi(line.substr(6, sp - 6).c_str())),
+                        sp == std::string::npos ? "persist: master failed" : line.substr(sp + 1));
+        }
+    }
+    throw Error(ExitCode::data, "persist: unexpected reply from the master");
+}
+
+}  // namespace
+
+PersistTransferResult persist_transfer(const Target& t, const SshOptions& ssh, int idle_s,
+                                       const PersistTransferRequest& req) {
+    std::string payload;
+    wire::put_str(payload, req.is_put ? "put" : "get");
+    wire::put_u32(payload, (req.settings.recursive ? flag_recursive : 0) | (req.settings.resume ? flag_resume : 0) |
+                               (req.progress ? flag_progress : 0));
+    put_paths(payload, req.local);
+    put_paths(payload, req.remote);
+    auto sock_path = persist_socket(t);
+    for (int attempt = 0;; ++attempt) {
+        try {
+            UniqueFd sock = connect_master(t, ssh, idle_s, sock_path, attempt > 0);
+            wire::send_frame(sock.get(), payload, {2});
+            return parse_reply(wire::recv_frame(sock.get(), nullptr));
+        } catch (const Error& e) {
+            // A master that idled out as we came, or whose session died: once more on a fresh one.
+            // The transfer is safe to repeat (temp names, renamed only when whole).
+            if (e.code() != ExitCode::unavailable || attempt > 0) throw;
+        }
+    }
+}
+
+std::string serve_transfer(ssh::Session& session, std::optional<ssh::Sftp>& sftp, bool is_put, wire::Reader& r,
+                           std::vector<UniqueFd>& fds, int conn) {
+    std::uint32_t flags = r.u32();
+    auto local = read_paths(r);
+    auto remote = read_paths(r);
+    if (fds.size() != 1) throw Error(ExitCode::data, "persist: wrong descriptors");
+    if (local.empty() || remote.empty() || (is_put ? remote.size() != 1 : local.size() != 1))
+        throw Error(ExitCode::data, "persist: malformed transfer request");
+    std::string reply;
+    try {
+        if (!sftp) sftp.emplace(session);
+        Progress progress((flags & flag_progress) != 0, fds[0].get());
+        ssh::TransferEvents ev;
+        ev.file_start = [&](const std::string& name, std::uint64_t size) { progress.start_file(name, size); };
+        ev.bytes = [&](std::uint64_t n) {
+            progress.add(n);
+            // The client sends nothing after its request: readable means it closed (Ctrl-C).
+            pollfd p{conn, POLLIN, 0};
+            if (::poll(&p, 1, 0) > 0) throw Error(ExitCode::io, "persist: the client went away");
+        };
+        ev.note = [&](const std::string& m) { reply += "note " + one_line(m) + "\n"; };
+        ssh::Transfer xfer(session, *sftp, {(flags & flag_recursive) != 0, (flags & flag_resume) != 0}, ev);
+        if (is_put) {
+            std::vector<std::filesystem::path> src(local.begin(), local.end());
+            xfer.put(src, remote.front());
+        } else {
+            xfer.get(remote, local.front());
+        }
+        progress.finish();
+        const auto& st = xfer.stats();
+        return reply + "ok " + std::to_string(st.files) + " " + std::to_string(st.bytes);
+    } catch (const Error& e) {
+        sftp.reset();  // replies to pipelined requests may still be on their way: start clean next time
+        // A dropped session fails whatever SFTP call came first (stat, write...): say unavailable, so
+        // this master ends and the client retries once on a fresh one.
+        if (!ssh::session_connected(session)) throw Error(ExitCode::unavailable, e.what());
+        throw;
+    }
+}
+
+}  // namespace tn::exec

@@ -1,0 +1,130 @@
+// The --persist socket's framing (persist_wire.hpp): length-capped frames with SCM_RIGHTS descriptors.
+#include "persist_wire.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "base/error.hpp"
+
+namespace tn::exec::wire {
+
+namespace {
+
+// "TNX2": version 2 added the request kind (run/put/get); a version-1 master is refused by name.
+constexpr char magic[4] = {'T', 'N', 'X', '2'};
+
+std::uint32_t get_u32(const char* p) {
+    auto u = reinterpret_cast<const unsigned char*>(p);
+    return (std::uint32_t(u[0]) << 24) | (std::uint32_t(u[1]) << 16) | (std::uint32_t(u[2]) << 8) | u[3];
+}
+
+}  // namespace
+
+void put_u32(std::string& b, std::uint32_t v) {
+    char c[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+    b.append(c, 4);
+}
+
+void put_str(std::string& b, std::string_view s) {
+    put_u32(b, static_cast<std::uint32_t>(s.size()));
+    b.append(s);
+}
+
+std::uint32_t Reader::u32() {
+    if (b.size() - pos < 4) throw Error(ExitCode::data, "persist: truncated request");
+    pos += 4;
+    return get_u32(b.data() + pos - 4);
+}
+
+std::string Reader::str() {
+    std::uint32_t n = u32();
+    if (b.size() - pos < n) throw Error(ExitCode::data, "persist: truncated request");
+    pos += n;
+    return b.substr(pos - n, n);
+}
+
+void send_frame(int sock, const std::string& payload, const std::vector<int>& fds) {
+    if (payload.size() > max_payload) throw Error(ExitCode::usage, "persist: request too large");
+    std::string buf(magic, 4);
+    put_u32(buf, static_cast<std::uint32_t>(payload.size()));
+    buf += payload;
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * max_fds)]{};
+    if (!fds.empty()) {
+        std::size_t n = std::min(fds.size(), max_fds);
+        msg.msg_control = ctrl;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * n);
+    }
+    ssize_t n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+    if (n < 0) throw Error(ExitCode::unavailable, std::string("persist: cannot send: ") + std::strerror(errno));
+    std::string_view rest(buf.data() + n, buf.size() - static_cast<std::size_t>(n));
+    while (!rest.empty()) {
+        ssize_t m = ::send(sock, rest.data(), rest.size(), MSG_NOSIGNAL);
+        if (m < 0 && errno == EINTR) continue;
+        if (m <= 0) throw Error(ExitCode::unavailable, std::string("persist: cannot send: ") + std::strerror(errno));
+        rest.remove_prefix(static_cast<std::size_t>(m));
+    }
+}
+
+std::string recv_frame(int sock, std::vector<UniqueFd>* fds) {
+    std::string buf;
+    char chunk[65536];
+    std::size_t want = 8;
+    while (buf.size() < want) {
+        iovec iov{chunk, std::min(sizeof chunk, want - buf.size())};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        alignas(cmsghdr) char ctrl[CMSG_SPACE(sizeof(int) * max_fds)]{};
+        msg.msg_control = ctrl;
+        msg.msg_controllen = sizeof ctrl;
+        ssize_t n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) throw Error(ExitCode::unavailable, "persist: the other side closed the socket");
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; ++i) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                if (fds != nullptr && fds->size() < max_fds) fds->emplace_back(fd);
+                else ::close(fd);
+            }
+        }
+        buf.append(chunk, static_cast<std::size_t>(n));
+        if (want == 8 && buf.size() >= 8) {
+            if (std::memcmp(buf.data(), magic, 4) != 0)
+                throw Error(ExitCode::data, "persist: not a tn-exec master (version mismatch? stop it and retry)");
+            std::uint32_t len = get_u32(buf.data() + 4);
+            if (len > max_payload) throw Error(ExitCode::data, "persist: frame too large");
+            want = 8 + len;
+        }
+    }
+    return buf.substr(8);
+}
+
+UniqueFd try_connect(const std::filesystem::path& path) {
+    UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.native().size() >= sizeof a.sun_path)
+        throw Error(ExitCode::usage, "persist: socket path too long: " + path.string() + " (set TN_STATE_DIR shorter)");
+    std::strcpy(a.sun_path, path.c_str());
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return {};
+    return s;
+}
+
+}  // namespace tn::exec::wire
