@@ -101,3 +101,35 @@ def test_dead_session_is_replaced_for_a_transfer(env, local):
     assert r.returncode == 0, r.stderr
     assert open(env.remote("a.txt")).read() == "b\n"
     assert logins(env) == before + 1
+
+
+def test_interrupted_client_stops_the_masters_transfer_and_resume_finishes_it(env, local):
+    import time
+    src = os.path.join(local, "big.bin")
+    write_random(src, 256 * 1024 * 1024, seed=3)
+    r = run_in(env, local, "run", *env.base, "--persist", "60", "-n", env.target, "true")  # master up
+    assert r.returncode == 0, r.stderr
+    part = env.remote(".big.bin.tn-part")
+    p = subprocess.Popen([env.exe, "put", *env.base, "--persist", "60", "big.bin", f"{env.target}:big.bin"],
+                         cwd=local, env=env.client.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (os.path.exists(part) and os.path.getsize(part) > 0) and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    p.send_signal(signal.SIGINT)  # the client dies at once (no handler for put/get)
+    p.communicate(timeout=30)
+    if os.path.exists(env.remote("big.bin")):
+        pytest.skip("the transfer finished before the client could be interrupted")
+    # The master noticed and stopped: the part file stops growing, short of the whole file.
+    sizes = []
+    while len(sizes) < 4 or len(set(sizes[-4:])) > 1:  # unchanged over three looks in a row
+        sizes.append(os.path.getsize(part))
+        time.sleep(0.3)
+    size = sizes[-1]
+    assert size < os.path.getsize(src)
+    assert len(masters(env)) == 1
+    r = run_in(env, local, "put", *env.base, "--persist", "60", "--resume", "big.bin", f"{env.target}:big.bin")
+    assert r.returncode == 0, r.stderr
+    assert "resum" in r.stderr.lower(), r.stderr  # the master's note reaches the client's log
+    assert sha(env.remote("big.bin")) == sha(src)
+    assert not os.path.exists(part)
