@@ -27,6 +27,13 @@ bool Pool::reserve(const Key& key, std::uint32_t addr) {
     return true;
 }
 
+void Pool::release(const Key& key) {
+    auto it = by_key_.find(key);
+    if (it == by_key_.end()) return;
+    taken_.erase(it->second);
+    by_key_.erase(it);
+}
+
 std::optional<std::uint32_t> Pool::allocate(const Key& key) {
     if (auto it = by_key_.find(key); it != by_key_.end()) return it->second;
     // Slots are numbered 0..hosts_-2 for addresses server+1 .. broadcast-1.

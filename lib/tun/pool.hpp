@@ -28,11 +28,14 @@ public:
     // The address of `key`: the same one every time it asks. The first choice is derived from the key
     // (so it is usually the same after a server restart too), then the next free one. nullopt when full.
     std::optional<std::uint32_t> allocate(const Key& key);
+    // Gives `key`'s address back (a peer removed by a reload).
+    void release(const Key& key);
+    // Whether `a` could be handed out at all (inside, not network, broadcast or the server's).
+    bool usable(std::uint32_t a) const;
     std::size_t capacity() const { return hosts_ - 1; }  // minus the server's
     std::size_t used() const { return by_key_.size(); }
 
 private:
-    bool usable(std::uint32_t a) const;
     Route subnet_;
     std::uint32_t hosts_ = 0;  // usable host addresses in the subnet
     std::map<Key, std::uint32_t> by_key_;

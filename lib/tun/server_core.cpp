@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <set>
 
 #include "base/error.hpp"
 
@@ -32,21 +33,82 @@ std::string Endpoint::str() const {
 ServerCore::ServerCore(ServerSettings s) : settings_(std::move(s)), pool_(settings_.subnet) {
     crypto_init();
     tokens_ = settings_.handshake_burst;
-    for (auto& pc : settings_.peers) {
-        auto p = std::make_unique<Peer>();
-        p->config = pc;
-        if (by_key_.count(pc.public_key)) throw ParseError("peer '" + pc.name + "': public key listed twice");
-        if (pc.public_key == settings_.key.pub) throw ParseError("peer '" + pc.name + "': that is the server's own key");
-        if (pc.address) {
-            if (!pool_.reserve(pc.public_key, *pc.address))
-                throw ParseError("peer '" + pc.name + "': address " + ipv4_str(*pc.address) +
-                                 " is not a free host address of " + cidr_str(settings_.subnet));
-            p->address = *pc.address;
-            by_address_[p->address] = p.get();
-        }
-        by_key_[pc.public_key] = p.get();
-        peers_.push_back(std::move(p));
+    for (auto& pc : settings_.peers) add_peer(pc);
+}
+
+void ServerCore::add_peer(const PeerConfig& pc) {
+    auto p = std::make_unique<Peer>();
+    p->config = pc;
+    if (by_key_.count(pc.public_key)) throw ParseError("peer '" + pc.name + "': public key listed twice");
+    if (pc.public_key == settings_.key.pub) throw ParseError("peer '" + pc.name + "': that is the server's own key");
+    if (pc.address) {
+        if (!pool_.reserve(pc.public_key, *pc.address))
+            throw ParseError("peer '" + pc.name + "': address " + ipv4_str(*pc.address) +
+                             " is not a free host address of " + cidr_str(settings_.subnet));
+        p->address = *pc.address;
+        by_address_[p->address] = p.get();
     }
+    by_key_[pc.public_key] = p.get();
+    peers_.push_back(std::move(p));
+}
+
+void ServerCore::forget_sessions(Peer& p) {
+    retire(p.current);
+    retire(p.previous);
+    retire(p.next);
+    if (p.address) {
+        auto it = by_address_.find(p.address);
+        if (it != by_address_.end() && it->second == &p) by_address_.erase(it);
+    }
+    pool_.release(p.config.public_key);
+    p.address = 0;
+}
+
+ReloadResult ServerCore::reload(const ServerSettings& s) {
+    ReloadResult r;
+    std::set<Key> old_keys;
+    for (auto& p : peers_) old_keys.insert(p->config.public_key);
+    // Check the whole new list before touching anything.
+    std::map<Key, const PeerConfig*> wanted;
+    std::set<std::uint32_t> statics;
+    for (auto& pc : s.peers) {
+        if (!wanted.emplace(pc.public_key, &pc).second)
+            throw ParseError("peer '" + pc.name + "': public key listed twice");
+        if (pc.public_key == settings_.key.pub) throw ParseError("peer '" + pc.name + "': that is the server's own key");
+        if (pc.address && (!pool_.usable(*pc.address) || !statics.insert(*pc.address).second))
+            throw ParseError("peer '" + pc.name + "': address " + ipv4_str(*pc.address) +
+                             " is not a free host address of " + cidr_str(settings_.subnet));
+    }
+    if (s.key.pub != settings_.key.pub) r.need_restart.push_back("private_key_file");
+    if (!(s.subnet == settings_.subnet)) r.need_restart.push_back("subnet");
+    if (s.mtu != settings_.mtu) r.need_restart.push_back("mtu");
+    // Peers that go, or whose static address changes, end their sessions first.
+    for (auto it = peers_.begin(); it != peers_.end();) {
+        Peer& p = **it;
+        auto w = wanted.find(p.config.public_key);
+        if (w == wanted.end() || w->second->address != p.config.address) {
+            (w == wanted.end() ? r.removed : r.readdressed)++;
+            forget_sessions(p);
+            by_key_.erase(p.config.public_key);
+            it = peers_.erase(it);
+            continue;
+        }
+        p.config.name = w->second->name;
+        ++r.kept;
+        ++it;
+    }
+    // A pooled peer sitting on an address a static peer now claims moves: it handshakes again.
+    for (auto& p : peers_)
+        if (!p->config.address && p->address && statics.count(p->address)) forget_sessions(*p);
+    for (auto& pc : s.peers)
+        if (!by_key_.count(pc.public_key)) {
+            add_peer(pc);
+            if (!old_keys.count(pc.public_key)) ++r.added;
+        }
+    settings_.peers = s.peers;
+    settings_.dns = s.dns;
+    settings_.routes = s.routes;
+    return r;
 }
 
 const Rejection* ServerCore::reject(const Endpoint& from, std::chrono::system_clock::time_point wall,

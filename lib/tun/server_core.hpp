@@ -82,6 +82,12 @@ struct Actions {
     const Peer* established = nullptr;    // set when a peer completed a handshake
 };
 
+// What a reload changed (SIGHUP).
+struct ReloadResult {
+    std::size_t kept = 0, added = 0, removed = 0, readdressed = 0;
+    std::vector<std::string> need_restart;  // settings that differ but only apply at start
+};
+
 class ServerCore {
 public:
     // Throws tn::ParseError on an inconsistent config (static address outside the subnet, duplicates).
@@ -94,6 +100,12 @@ public:
     // Handles one packet read from the TUN at buf + transport_header_len (`len` bytes); buf must have
     // room for len + transport_header_len + tag_len. Encrypts it in place for the peer it is routed to.
     Actions on_tun(std::uint8_t* buf, std::size_t len, TimePoint now);
+    // Applies a changed config: unchanged peers keep sessions, counters and addresses; removed peers
+    // and peers with another static address lose their sessions (the latter handshake again and get
+    // the new address); a pooled peer whose address a new static one claims handshakes again too.
+    // New DNS servers and routes go out with the next push (every rekey). Throws tn::ParseError and
+    // changes nothing when the peer list is inconsistent.
+    ReloadResult reload(const ServerSettings& s);
     // Drops expired keypairs; returns when to call again.
     TimePoint tick(TimePoint now);
 
@@ -117,6 +129,9 @@ private:
                              TimePoint now, std::uint8_t* scratch);
     const Rejection* reject(const Endpoint& from, std::chrono::system_clock::time_point wall, const char* reason);
     std::uint32_t new_index();
+    // Ends a peer's sessions and gives its address back (it stays listed unless erased).
+    void forget_sessions(Peer& p);
+    void add_peer(const PeerConfig& pc);
     void retire(std::unique_ptr<Keypair>& kp);
     bool take_token(TimePoint now);
     // Encrypts the plaintext at scratch + header for `p`; empty when it has no usable session.

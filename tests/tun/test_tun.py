@@ -63,6 +63,7 @@ def net():
         server_pub = t.keypair("server")
         peers = [("c1", t.keypair("c1")), ("c2", t.keypair("c2"))]
         t.server_pub = server_pub
+        t.peers = peers
         t.server_conf = server_config(t, peers)
         subprocess.run([t.tool, "server", "-c", t.server_conf, "--check-config"], check=True)
         t.start("server", "srv", "server", "-c", t.server_conf)
@@ -297,6 +298,45 @@ def test_roaming_client_keeps_its_session(net):
     assert after["endpoint"].startswith("192.168.77.12:")
     assert after["handshakes"] == before["handshakes"]  # the same session carried on
     assert after["address"] == before["address"]
+
+
+def test_sighup_reloads_peers_and_keeps_unchanged_sessions(net):
+    import signal
+    a1 = net.wait_for("c1 up", lambda: net.tun_address("c1")).split("/")[0]
+    server = net.procs["server"]
+    original = open(net.server_conf).read()
+    try:
+        # A new peer c3 in its own namespace: unknown until the reload.
+        net.add_host("c3", 4)
+        c3_pub = net.keypair("c3")
+        net.start("c3", "c3", "client", "-c", client_config(net, "c3", net.server_pub))
+        net.wait_for("c3 rejected", lambda: net.status()["rejected_handshakes"] > 0)
+        before = peer(net.status(), "c1")
+        server_config(net, net.peers + [("c3", c3_pub)])
+        server.send_signal(signal.SIGHUP)
+        a3 = net.wait_for("c3 up after the reload", lambda: net.tun_address("c3"), timeout=30).split("/")[0]
+        assert "peers kept=2 added=1 removed=0" in net.log("server")
+        r = ping(net, "c3", "10.99.0.1")
+        assert r.returncode == 0, r.stdout
+        after = peer(net.status(), "c1")
+        assert after["handshakes"] == before["handshakes"]  # c1's session carried on
+        assert after["address"] == a1
+        assert ping(net, "c1", a3).returncode == 0
+        # A broken file changes nothing.
+        net.write("server.toml", original + "\n[[peer]]\nname = 3\n")
+        server.send_signal(signal.SIGHUP)
+        net.wait_for("the reload error", lambda: "reload failed" in net.log("server"))
+        assert ping(net, "c3", "10.99.0.1").returncode == 0
+        # Removing c3 ends its session; c1 is untouched.
+        net.write("server.toml", original)
+        server.send_signal(signal.SIGHUP)
+        net.wait_for("c3 removed", lambda: all(p["name"] != "c3" for p in net.status()["peers"]))
+        assert ping(net, "c3", "10.99.0.1", count=2).returncode != 0
+        assert ping(net, "c1", "10.99.0.1").returncode == 0
+        assert peer(net.status(), "c1")["handshakes"] == before["handshakes"]
+    finally:
+        net.write("server.toml", original)
+        net.stop("c3")
 
 
 def test_server_restart_clients_rehandshake(net):

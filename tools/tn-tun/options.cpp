@@ -57,6 +57,7 @@ ServerOptions load_server(const std::filesystem::path& file) {
     auto root = doc.root();
     root.allow_only({"server", "peer"});
     ServerOptions o;
+    o.config_file = file;
     auto s = root.table("server");
     if (!s) {
         root.error("server", "missing [server] table");

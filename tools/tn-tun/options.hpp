@@ -12,6 +12,7 @@
 namespace tn::tuntool {
 
 struct ServerOptions {
+    std::filesystem::path config_file;  // read again on SIGHUP
     std::string listen = "0.0.0.0:51820";
     std::filesystem::path private_key_file;
     std::string tun = "tn0";

@@ -47,6 +47,26 @@ int ms_until(tun::TimePoint deadline, tun::TimePoint now) {
     return static_cast<int>(std::clamp<long long>(ms + 1, 0, 60000));
 }
 
+// SIGHUP: reads the config again and applies the peer list, DNS and routes (SPEC §2: only what
+// changed; sessions of unchanged peers carry on). A broken file leaves everything as it was.
+void reload(const ServerOptions& o, tun::ServerCore& core, const log::Logger& log) {
+    try {
+        auto fresh = load_server(o.config_file);
+        auto r = core.reload(fresh.core);
+        if (fresh.listen != o.listen) r.need_restart.push_back("listen");
+        if (fresh.tun != o.tun) r.need_restart.push_back("tun");
+        log.info("reloaded ", o.config_file.string(), ": peers kept=", r.kept, " added=", r.added,
+                 " removed=", r.removed, " readdressed=", r.readdressed);
+        std::string later;
+        for (auto& k : r.need_restart) later += (later.empty() ? "" : ", ") + k;
+        if (!later.empty()) log.warn("changed but applied only at the next start: ", later);
+    } catch (const Error& e) {
+        log.error("reload failed, the running config stays: ", e.what());
+    } catch (const ParseError& e) {
+        log.error("reload failed, the running config stays: ", o.config_file.string(), ": ", e.what());
+    }
+}
+
 }  // namespace
 
 int run_server(const ServerOptions& o, const log::Logger& log) {
@@ -93,7 +113,7 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
             if (fd == signals.fd()) {
                 while (auto s = signals.take()) {
                     if (*s == SIGHUP) {
-                        log.info("SIGHUP: tn-tun applies config changes on restart; nothing reloaded");
+                        reload(o, core, log);
                         continue;
                     }
                     log.info("stopping on ", strsignal(*s));
