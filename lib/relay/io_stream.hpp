@@ -12,6 +12,7 @@
 #include <memory>
 #include <variant>
 
+#include "relay/io_tls_conn.hpp"
 #include "relay/wire.hpp"
 
 namespace tn::relay {
@@ -22,24 +23,27 @@ using boost::system::error_code;
 
 class Stream {
 public:
-    using Tls = asio::ssl::stream<tcp::socket>;
     explicit Stream(tcp::socket s) : v_(std::move(s)) {}
-    Stream(tcp::socket s, asio::ssl::context& ctx) : v_(std::in_place_type<Tls>, std::move(s), ctx) {}
+    Stream(tcp::socket s, asio::ssl::context& ctx) : v_(std::in_place_type<TlsConn>, std::move(s), ctx.native_handle()) {}
 
-    bool tls() const { return std::holds_alternative<Tls>(v_); }
+    bool tls() const { return std::holds_alternative<TlsConn>(v_); }
     tcp::socket& socket() {
-        return tls() ? std::get<Tls>(v_).next_layer() : std::get<tcp::socket>(v_);
+        return tls() ? std::get<TlsConn>(v_).socket() : std::get<tcp::socket>(v_);
     }
-    Tls& tls_stream() { return std::get<Tls>(v_); }
+    TlsConn& tls_conn() { return std::get<TlsConn>(v_); }
+    SSL* ssl() { return std::get<TlsConn>(v_).ssl(); }
 
     template <class Buf, class H> void async_read_some(const Buf& b, H&& h) {
-        std::visit([&](auto& s) { s.async_read_some(b, std::forward<H>(h)); }, v_);
+        if (auto* t = std::get_if<TlsConn>(&v_)) return t->async_read_some(asio::mutable_buffer(b), std::forward<H>(h));
+        std::get<tcp::socket>(v_).async_read_some(b, std::forward<H>(h));
     }
     template <class Buf, class H> void async_read(const Buf& b, H&& h) {
-        std::visit([&](auto& s) { asio::async_read(s, b, std::forward<H>(h)); }, v_);
+        if (auto* t = std::get_if<TlsConn>(&v_)) return t->async_read(asio::mutable_buffer(b), std::forward<H>(h));
+        asio::async_read(std::get<tcp::socket>(v_), b, std::forward<H>(h));
     }
     template <class Buf, class H> void async_write(const Buf& b, H&& h) {
-        std::visit([&](auto& s) { asio::async_write(s, b, std::forward<H>(h)); }, v_);
+        if (auto* t = std::get_if<TlsConn>(&v_)) return t->async_write(asio::const_buffer(b), std::forward<H>(h));
+        asio::async_write(std::get<tcp::socket>(v_), b, std::forward<H>(h));
     }
     void close() {
         error_code ec;
@@ -47,7 +51,7 @@ public:
     }
 
 private:
-    std::variant<tcp::socket, Tls> v_;
+    std::variant<tcp::socket, TlsConn> v_;
 };
 
 using StreamPtr = std::shared_ptr<Stream>;

@@ -418,3 +418,34 @@ def test_ctl_serve_and_use_operations(relay, echo):
     r = relay.ctl("office", "bogus", check=False)
     assert r.returncode == 64
     assert float(relay.ctl_json("office", "ping")["rtt_ms"]) >= 0
+
+
+def test_peer_killed_mid_stream_fails_its_links_not_the_route(relay, echo):
+    """TLS records go to the socket through OpenSSL (plain write(2)): a vanished peer must cost only
+    its links, never the route itself (SIGPIPE)."""
+    port = start_pair(relay, echo)
+    stop = threading.Event()
+
+    def pump():
+        s = socket.create_connection(("127.0.0.1", port))
+        try:
+            while not stop.is_set():
+                s.sendall(b"z" * 65536)  # never read: the echo backs up through every hop
+        except OSError:
+            pass
+        finally:
+            s.close()
+    threads = [threading.Thread(target=pump, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: relay.status()["bytes"] > (4 << 20), what="traffic through the route")
+    relay.kill9("home")
+    wait_for(lambda: len(relay.status()["vnets"]) == 1, what="home dropped")
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert relay.procs["route"].poll() is None
+    relay.wait_use("office", "echo", "standby")
+    relay.start_vnet("home", config=os.path.join(relay.dir, "home.toml"))
+    relay.wait_use("office", "echo")
+    assert roundtrip(port, b"after")[1] == 5

@@ -1,6 +1,7 @@
 // Runs tn-route: certificate, single-instance lock, the event loop and its signals; status client.
 #include "route_runner.hpp"
 
+#include <csignal>
 #include <cstdlib>
 
 #include "base/error.hpp"
@@ -42,6 +43,9 @@ int run_route(RouteConfig cfg, const log::Logger& log) {
         log.info("certificate fingerprint ", fp, " (put it in each vnet's [route] fingerprint)");
     }
     if (cfg.groups.empty()) log.warn("no [[group]] configured: every vnet will be refused");
+    // TLS links write through OpenSSL's socket BIO (plain write(2), no MSG_NOSIGNAL): a peer that
+    // closed would otherwise kill the process with SIGPIPE instead of failing that one write.
+    std::signal(SIGPIPE, SIG_IGN);
     asio::io_context io(1);  // one event-loop thread, fixed: no thread per connection
     RouteServer server(io, cfg, log, scale);
     server.start(fp);

@@ -138,7 +138,7 @@ void RouteServer::on_connection(StreamPtr s, std::string peer) {
         });
     };
     if (!s->tls()) return after_tls();
-    s->tls_stream().async_handshake(asio::ssl::stream_base::server, [this, s, peer, timer, after_tls](error_code ec) {
+    s->tls_conn().async_handshake(TlsConn::Role::server, [this, s, peer, timer, after_tls](error_code ec) {
         if (ec) {
             timer->cancel();
             log_.debug("TLS handshake with ", peer, " failed: ", ec.message());

@@ -77,11 +77,11 @@ void VnetAgent::open_route(OnStream done) {
         sock.set_option(tcp::no_delay(true));
         if (!tls_) return done({}, std::make_shared<Stream>(std::move(sock)), {});
         auto s = std::make_shared<Stream>(std::move(sock), *tls_);
-        if (tls_session_) SSL_set_session(s->tls_stream().native_handle(), tls_session_.get());
-        s->tls_stream().async_handshake(asio::ssl::stream_base::client, [this, s, done](relay::error_code ec) {
+        if (tls_session_) SSL_set_session(s->ssl(), tls_session_.get());
+        s->tls_conn().async_handshake(relay::TlsConn::Role::client, [this, s, done](relay::error_code ec) {
             if (ec) return done(ec, nullptr, "TLS handshake failed: " + ec.message());
-            log_.trace("TLS to the route ", SSL_session_reused(s->tls_stream().native_handle()) ? "resumed" : "full handshake");
-            auto fp = peer_fingerprint(s->tls_stream().native_handle());
+            log_.trace("TLS to the route ", SSL_session_reused(s->ssl()) ? "resumed" : "full handshake");
+            auto fp = peer_fingerprint(s->ssl());
             if (fp != cfg_.fingerprint) {
                 s->close();
                 return done(asio::error::access_denied, nullptr,
@@ -176,7 +176,7 @@ void VnetAgent::on_control(StreamPtr s) {
                 connected_since_ = last_rx_ = Clock::now();
                 if (s->tls()) {
                     // By now the TLS 1.3 ticket that came after the handshake has been read.
-                    SSL_SESSION* sess = SSL_get1_session(s->tls_stream().native_handle());
+                    SSL_SESSION* sess = SSL_get1_session(s->ssl());
                     if (sess && SSL_SESSION_is_resumable(sess)) tls_session_.reset(sess, SSL_SESSION_free);
                     else if (sess) SSL_SESSION_free(sess);
                 }

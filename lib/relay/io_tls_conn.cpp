@@ -1,0 +1,142 @@
+// TLS on a non-blocking socket: SSL calls retried on socket readiness (see io_tls_conn.hpp).
+#include "relay/io_tls_conn.hpp"
+
+#include <boost/asio/ssl/error.hpp>
+#include <openssl/err.h>
+
+#include <cerrno>
+
+namespace tn::relay {
+
+namespace asio = boost::asio;
+
+TlsConn::TlsConn(tcp::socket s, SSL_CTX* ctx) : sock_(std::move(s)), ssl_(SSL_new(ctx), SSL_free) {
+    error_code ec;
+    sock_.non_blocking(true, ec);
+    if (ssl_) SSL_set_fd(ssl_.get(), sock_.native_handle());
+}
+
+void TlsConn::post(std::function<void()> f) {
+    // Completions never run inside the call that started them: a pump that keeps finding data buffered
+    // in the SSL object would otherwise recurse without bound.
+    asio::post(sock_.get_executor(), std::move(f));
+}
+
+bool TlsConn::wait_for(int ssl_result, std::function<void(error_code)> retry, error_code& ec) {
+    int e = SSL_get_error(ssl_.get(), ssl_result);
+    switch (e) {
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            // `retry` must report a failed wait without touching this object: a closed or destroyed
+            // socket completes its waits with operation_aborted after the TlsConn may be gone.
+            sock_.async_wait(e == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write, std::move(retry));
+            return false;
+        case SSL_ERROR_ZERO_RETURN:
+            ec = asio::error::eof;  // close_notify
+            break;
+        case SSL_ERROR_SYSCALL:
+            ec = errno ? error_code(errno, boost::system::system_category()) : error_code(asio::error::eof);
+            break;
+        default: {
+            unsigned long err = ERR_peek_last_error();
+            // A peer that closed the socket without close_notify: the relay's own framing (DATA/EOF)
+            // already tells a clean end from a cut one, so this is just end of stream.
+            if (ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING) ec = asio::error::eof;
+            else ec = error_code(static_cast<int>(err), asio::error::get_ssl_category());
+            break;
+        }
+    }
+    ERR_clear_error();
+    return true;
+}
+
+void TlsConn::async_handshake(Role role, std::function<void(error_code)> h) {
+    if (!ssl_) return post([h]() { h(asio::error::no_memory); });
+    if (role == Role::server) SSL_set_accept_state(ssl_.get());
+    else SSL_set_connect_state(ssl_.get());
+    auto step = std::make_shared<std::function<void(error_code)>>();
+    *step = [this, h, step](error_code wec) {
+        if (wec || !sock_.is_open()) {
+            *step = nullptr;
+            return h(wec ? wec : error_code(asio::error::operation_aborted));
+        }
+        ERR_clear_error();
+        int r = SSL_do_handshake(ssl_.get());
+        if (r == 1) {
+            *step = nullptr;
+            return h({});
+        }
+        error_code ec;
+        if (wait_for(r, *step, ec)) {
+            *step = nullptr;
+            h(ec);
+        }
+    };
+    post([step]() {
+        auto first = *step;  // run a copy: the step clears *step when it finishes
+        first({});
+    });
+}
+
+void TlsConn::async_read_some(asio::mutable_buffer b, Handler h) {
+    if (!sock_.is_open() || !ssl_) return post([h]() { h(asio::error::operation_aborted, 0); });
+    if (b.size() == 0) return post([h]() { h({}, 0); });
+    // SSL_read on an empty socket would allocate the 17 KiB record buffer and keep it while it waits:
+    // that is most of an idle connection's memory. So wait for the socket first, unless OpenSSL
+    // already holds bytes (a record read ahead) or the socket has some (no wait needed).
+    error_code aec;
+    if (!SSL_has_pending(ssl_.get()) && sock_.available(aec) == 0 && !aec) {
+        return sock_.async_wait(tcp::socket::wait_read, [this, b, h](error_code wec) {
+            if (wec) return h(wec, 0);
+            read_now(b, h);
+        });
+    }
+    read_now(b, h);
+}
+
+void TlsConn::read_now(asio::mutable_buffer b, Handler h) {
+    if (!sock_.is_open()) return post([h]() { h(asio::error::operation_aborted, 0); });
+    ERR_clear_error();
+    std::size_t n = 0;
+    int r = SSL_read_ex(ssl_.get(), b.data(), b.size(), &n);
+    if (r == 1) return post([h, n]() { h({}, n); });
+    error_code ec;
+    auto retry = [this, b, h](error_code wec) {
+        if (wec) return h(wec, 0);
+        read_now(b, h);
+    };
+    if (wait_for(r, retry, ec)) post([h, ec]() { h(ec, 0); });
+}
+
+void TlsConn::async_read(asio::mutable_buffer b, Handler h) {
+    auto done = std::make_shared<std::size_t>(0);
+    auto step = std::make_shared<Handler>();
+    *step = [this, b, h, done, step](error_code ec, std::size_t n) {
+        *done += n;
+        if (ec || *done == b.size()) {
+            *step = nullptr;
+            return h(ec, *done);
+        }
+        async_read_some(b + *done, *step);
+    };
+    async_read_some(b, *step);
+}
+
+void TlsConn::async_write(asio::const_buffer b, Handler h) {
+    if (!sock_.is_open() || !ssl_) return post([h]() { h(asio::error::operation_aborted, 0); });
+    if (b.size() == 0) return post([h]() { h({}, 0); });
+    ERR_clear_error();
+    std::size_t n = 0;
+    // Without SSL_MODE_ENABLE_PARTIAL_WRITE, SSL_write finishes the whole buffer or asks to be called
+    // again with the same buffer once the socket can take more.
+    int r = SSL_write_ex(ssl_.get(), b.data(), b.size(), &n);
+    if (r == 1) return post([h, n]() { h({}, n); });
+    error_code ec;
+    auto retry = [this, b, h](error_code wec) {
+        if (wec) return h(wec, 0);
+        async_write(b, h);
+    };
+    if (wait_for(r, retry, ec)) post([h, ec]() { h(ec, 0); });
+}
+
+}  // namespace tn::relay
