@@ -3,6 +3,7 @@ import hashlib
 import os
 import signal
 import subprocess
+import time
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -59,9 +60,13 @@ def test_signal_is_128_plus_n(env):
 
 def test_timeout_is_124_and_kills_remote(env):
     marker = env.remote("still-running")
-    r = env.run("run", *env.base, "-t", "1", env.target, "--shell", f"sleep 5; touch {marker}")
+    start = time.monotonic()
+    r = env.run("run", *env.base, "-t", "1", env.target, "--shell", f"sleep 3; touch {marker}")
     assert r.returncode == 124, r.stderr
     assert "timed out" in r.stderr
+    # The remote shell got TERM (and its channel was closed): it never reaches the touch.
+    time.sleep(max(0.0, start + 5 - time.monotonic()))
+    assert not os.path.exists(marker)
 
 
 def test_own_failures_are_255(env):
