@@ -5,6 +5,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace tn::tun {
 
@@ -44,7 +45,14 @@ ClientActions ClientCore::tick(TimePoint now, std::chrono::system_clock::time_po
         pending_sent_ = now;
         ++attempts_;
         ++stats_.handshakes_sent;
+        std::memcpy(sent_mac1_.data(), scratch + init_off::mac1, sent_mac1_.size());
         a.send = Bytes(scratch, initiation_len);
+        if (cookie_ && now - cookie_at_ < cookie_use_life) {
+            // The server is under load and gave us a cookie: prove we receive at our address.
+            Mac m2 = make_mac2(*cookie_, a.send);
+            std::memcpy(scratch + initiation_len, m2.data(), m2.size());
+            a.send = Bytes(scratch, initiation_mac2_len);
+        }
         return a;
     }
     if (current_ && s_.keepalive.count() > 0 && now - last_tx_ >= s_.keepalive) {
@@ -88,6 +96,22 @@ ClientActions ClientCore::on_datagram(std::uint8_t* buf, std::size_t len, TimePo
             last_tx_ = now;
             a.send = Bytes(scratch, n);
         }
+        return a;
+    }
+    if (c->type == MsgType::cookie) {
+        std::optional<Cookie> ck;
+        if (pending_ && c->receiver == pending_->sender)
+            ck = open_cookie_reply(s_.server_public, Bytes(buf, len), sent_mac1_);
+        if (!ck) {
+            ++stats_.dropped;
+            return a;
+        }
+        cookie_ = ck;
+        cookie_at_ = now;
+        ++stats_.cookies;
+        a.cookie = true;
+        // Retry with mac2 in a second rather than after the full retry timeout.
+        pending_sent_ = now - rekey_timeout + seconds(1);
         return a;
     }
     if (c->type != MsgType::data && c->type != MsgType::push) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 
+#include "tun/cookie.hpp"
 #include "tun/handshake.hpp"
 #include "tun/session.hpp"
 #include "tun/wire.hpp"
@@ -20,7 +21,7 @@ struct ClientSettings {
 
 struct ClientStats {
     std::uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
-    std::uint64_t handshakes_sent = 0, handshakes_done = 0, dropped = 0;
+    std::uint64_t handshakes_sent = 0, handshakes_done = 0, dropped = 0, cookies = 0;
 };
 
 struct ClientActions {
@@ -28,6 +29,7 @@ struct ClientActions {
     Bytes send;       // to the server, inside the caller's buffer or scratch
     bool pushed = false;       // a (new) pushed config arrived: see push()
     bool established = false;  // a handshake completed
+    bool cookie = false;       // the server is under load: the next initiation carries mac2
 };
 
 class ClientCore {
@@ -60,6 +62,9 @@ private:
     unsigned attempts_ = 0;
     std::unique_ptr<Keypair> current_, previous_;
     std::optional<PushConfig> push_;
+    Mac sent_mac1_{};               // of the initiation in flight: a cookie reply is bound to it
+    std::optional<Cookie> cookie_;  // from the server's last cookie reply
+    TimePoint cookie_at_{};
     TimePoint last_rx_{}, last_tx_{}, established_at_{};
     ClientStats stats_;
 };

@@ -32,7 +32,7 @@ std::string Endpoint::str() const {
 
 ServerCore::ServerCore(ServerSettings s) : settings_(std::move(s)), pool_(settings_.subnet) {
     crypto_init();
-    tokens_ = settings_.handshake_burst;
+    global_.tokens = settings_.handshake_burst;
     for (auto& pc : settings_.peers) add_peer(pc);
 }
 
@@ -127,14 +127,41 @@ std::vector<Rejection> ServerCore::recent_rejections() const {
     return out;
 }
 
-bool ServerCore::take_token(TimePoint now) {
-    double dt = std::chrono::duration<double>(now - tokens_at_).count();
-    tokens_at_ = now;
-    if (dt > 0) tokens_ = std::min(settings_.handshake_burst, tokens_ + dt * settings_.handshakes_per_second);
-    if (tokens_ < 1) return false;
-    tokens_ -= 1;
+void ServerCore::refill(Bucket& b, double rate, double burst, TimePoint now) {
+    double dt = std::chrono::duration<double>(now - b.at).count();
+    b.at = now;
+    if (dt > 0) b.tokens = std::min(burst, b.tokens + dt * rate);
+}
+
+bool ServerCore::take(Bucket& b, double rate, double burst, TimePoint now) {
+    refill(b, rate, burst, now);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
     return true;
 }
+
+bool ServerCore::under_load(TimePoint now) {
+    refill(global_, settings_.handshakes_per_second, settings_.handshake_burst, now);
+    return global_.tokens < settings_.handshake_burst / 2;
+}
+
+namespace {
+CookieSource cookie_source(const Endpoint& e) {
+    CookieSource s;
+    if (e.sa.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<const sockaddr_in*>(&e.sa);
+        std::memcpy(s.b.data(), &a->sin_addr, 4);
+        std::memcpy(s.b.data() + 4, &a->sin_port, 2);
+        s.len = 6;
+    } else if (e.sa.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<const sockaddr_in6*>(&e.sa);
+        std::memcpy(s.b.data(), &a->sin6_addr, 16);
+        std::memcpy(s.b.data() + 16, &a->sin6_port, 2);
+        s.len = 18;
+    }
+    return s;
+}
+}  // namespace
 
 std::uint32_t ServerCore::new_index() {
     for (;;) {
@@ -157,26 +184,45 @@ Actions ServerCore::on_datagram(std::uint8_t* buf, std::size_t len, const Endpoi
         return {};
     }
     switch (c->type) {
-    case MsgType::initiation: return handle_initiation(buf, from, now, wall, scratch);
+    case MsgType::initiation: return handle_initiation(buf, len, from, now, wall, scratch);
     case MsgType::data:
     case MsgType::push: {
         Actions a = handle_transport(buf, len, *c, from, now, scratch);
         if (a.established) by_key_[a.established->config.public_key]->last_handshake = wall;
         return a;
     }
-    case MsgType::response: break;  // only clients receive responses
+    case MsgType::response:
+    case MsgType::cookie: break;  // only clients receive these
     }
     ++stats_.dropped_malformed;
     return {};
 }
 
-Actions ServerCore::handle_initiation(std::uint8_t* buf, const Endpoint& from, TimePoint now,
+Actions ServerCore::handle_initiation(std::uint8_t* buf, std::size_t len, const Endpoint& from, TimePoint now,
                                       std::chrono::system_clock::time_point wall, std::uint8_t* scratch) {
     Actions a;
     Bytes msg(buf, initiation_len);
     // mac1 first: one hash proves the sender knows our public key, before any DH work.
     if (!initiation_mac1_ok(settings_.key.pub, msg)) return a.rejected = reject(from, wall, "bad_mac1"), a;
-    if (!take_token(now)) return a.rejected = reject(from, wall, "rate_limited"), a;
+    if (under_load(now)) {
+        // Under load only senders that prove they receive at their address get DH work, each at
+        // its own rate: the others get a cookie (one MAC and one encryption, no state kept).
+        CookieSource src = cookie_source(from);
+        if (!cookies_.mac2_ok(Bytes(buf, len), src, now)) {
+            cookies_.reply(settings_.key.pub, msg, src, now, scratch);
+            a.send = Bytes(scratch, cookie_len);
+            a.send_to = from;
+            return a.rejected = reject(from, wall, "cookie_sent"), a;
+        }
+        if (by_source_.size() >= max_sources) by_source_.clear();  // bounded: a fresh start for all
+        std::string key(reinterpret_cast<const char*>(src.b.data()), src.len - 2);  // the address, any port
+        auto [it, fresh] = by_source_.try_emplace(key);
+        if (fresh) it->second = Bucket{settings_.source_burst, now};
+        if (!take(it->second, settings_.source_handshakes_per_second, settings_.source_burst, now))
+            return a.rejected = reject(from, wall, "rate_limited"), a;
+    } else if (!take(global_, settings_.handshakes_per_second, settings_.handshake_burst, now)) {
+        return a.rejected = reject(from, wall, "rate_limited"), a;
+    }
     auto r = consume_initiation(settings_.key, msg);
     if (!r.state) return a.rejected = reject(from, wall, "decrypt_failed"), a;
     auto it = by_key_.find(r.state->remote_static);

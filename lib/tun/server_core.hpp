@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tun/cookie.hpp"
 #include "tun/handshake.hpp"
 #include "tun/pool.hpp"
 #include "tun/session.hpp"
@@ -45,6 +46,10 @@ struct ServerSettings {
     std::vector<PeerConfig> peers;
     double handshakes_per_second = 100;  // the DH work a flood can make us do
     double handshake_burst = 50;
+    // Under load (less than half the burst left) an initiation needs a valid mac2 (a cookie reply
+    // first) and passes this per-source limit instead of the global one.
+    double source_handshakes_per_second = 5;
+    double source_burst = 5;
 };
 
 struct PeerStats {
@@ -117,13 +122,14 @@ public:
     std::uint32_t server_address() const { return pool_.server_address(); }
 
     static constexpr std::size_t rejection_ring = 16;
+    static constexpr std::size_t max_sources = 4096;
 
 private:
     struct Slot {
         Peer* peer;
         Keypair* kp;
     };
-    Actions handle_initiation(std::uint8_t* buf, const Endpoint& from, TimePoint now,
+    Actions handle_initiation(std::uint8_t* buf, std::size_t len, const Endpoint& from, TimePoint now,
                               std::chrono::system_clock::time_point wall, std::uint8_t* scratch);
     Actions handle_transport(std::uint8_t* buf, std::size_t len, const Classified& c, const Endpoint& from,
                              TimePoint now, std::uint8_t* scratch);
@@ -133,7 +139,13 @@ private:
     void forget_sessions(Peer& p);
     void add_peer(const PeerConfig& pc);
     void retire(std::unique_ptr<Keypair>& kp);
-    bool take_token(TimePoint now);
+    struct Bucket {
+        double tokens = 0;
+        TimePoint at{};
+    };
+    static void refill(Bucket& b, double rate, double burst, TimePoint now);
+    static bool take(Bucket& b, double rate, double burst, TimePoint now);
+    bool under_load(TimePoint now);
     // Encrypts the plaintext at scratch + header for `p`; empty when it has no usable session.
     Bytes seal_for(Peer& p, MsgType t, std::uint8_t* scratch, std::size_t plain_len, TimePoint now);
 
@@ -146,8 +158,9 @@ private:
     ServerStats stats_;
     std::array<Rejection, rejection_ring> rejections_{};
     std::size_t rejection_next_ = 0;
-    double tokens_ = 0;
-    TimePoint tokens_at_{};
+    Bucket global_;
+    CookieJar cookies_;
+    std::unordered_map<std::string, Bucket> by_source_;  // cookie-verified senders, capped
 };
 
 }  // namespace tn::tun

@@ -14,8 +14,11 @@ std::optional<Classified> classify(std::span<const std::uint8_t> d) {
     if (d[1] != 0 || d[2] != 0 || d[3] != 0) return std::nullopt;
     switch (static_cast<MsgType>(d[0])) {
     case MsgType::initiation:
-        if (d.size() != initiation_len) return std::nullopt;
+        if (d.size() != initiation_len && d.size() != initiation_mac2_len) return std::nullopt;
         return Classified{MsgType::initiation};
+    case MsgType::cookie:
+        if (d.size() != cookie_len) return std::nullopt;
+        return Classified{MsgType::cookie, get_u32(d.data() + cookie_off::receiver)};
     case MsgType::response:
         if (d.size() != response_len) return std::nullopt;
         return Classified{MsgType::response, get_u32(d.data() + resp_off::receiver)};

@@ -11,10 +11,12 @@
 
 namespace tn::tun {
 
-enum class MsgType : std::uint8_t { initiation = 1, response = 2, data = 4, push = 5 };
+enum class MsgType : std::uint8_t { initiation = 1, response = 2, cookie = 3, data = 4, push = 5 };
 
 inline constexpr std::size_t initiation_len = 132;  // 1+3+4+32+48+28+16
+inline constexpr std::size_t initiation_mac2_len = 148;  // the same plus mac2, under load (§6)
 inline constexpr std::size_t response_len = 76;     // 1+3+4+4+32+16+16
+inline constexpr std::size_t cookie_len = 64;       // 1+3+4+24+16+16
 inline constexpr std::size_t transport_header_len = 16;  // type, reserved[3], receiver, counter
 inline constexpr std::size_t max_inner_len = 9000;  // the largest MTU a config may set
 // The largest datagram we accept: anything longer is dropped before it is looked at.
@@ -23,6 +25,10 @@ inline constexpr std::size_t max_datagram_len = transport_header_len + max_inner
 // Field offsets inside an initiation.
 namespace init_off {
 inline constexpr std::size_t sender = 4, ephemeral = 8, enc_static = 40, enc_timestamp = 88, mac1 = 116;
+}
+// Field offsets inside a cookie reply.
+namespace cookie_off {
+inline constexpr std::size_t receiver = 4, nonce = 8, enc_cookie = 32;
 }
 // Field offsets inside a response.
 namespace resp_off {

@@ -339,6 +339,43 @@ def test_sighup_reloads_peers_and_keeps_unchanged_sessions(net):
         net.stop("c3")
 
 
+FLOOD = """
+import base64, hashlib, os, socket, sys, time
+pub = base64.b64decode(sys.argv[1])
+key = hashlib.blake2b(b"mac1----" + pub, digest_size=32).digest()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.monotonic() + float(sys.argv[3])
+n = 0
+while time.monotonic() < end:
+    body = b"\\x01\\x00\\x00\\x00" + os.urandom(112)  # passes mac1, fails decryption
+    s.sendto(body + hashlib.blake2b(body, key=key, digest_size=16).digest(), (sys.argv[2], 51820))
+    n += 1
+    if n % 20 == 0:
+        time.sleep(0.005)
+print(n)
+"""
+
+
+def test_handshake_flood_gets_cookies_and_a_real_client_still_connects(net):
+    net.wait_for("c2 up", lambda: net.tun_address("c2"))
+    flood = subprocess.Popen(["ip", "netns", "exec", net.ns["c1"].name, sys.executable, "-c", FLOOD,
+                              net.server_pub, net.addr["srv"], "8"], stdout=subprocess.PIPE, text=True)
+    try:
+        net.wait_for("the server under load", lambda: any(r["reason"] == "cookie_sent"
+                                                          for r in net.status()["rejections"]))
+        net.stop("c2")  # its session ends; the new client must handshake through the flood
+        net.start("c2", "c2", "client", "-c", net.path("c2.toml"))
+        a2 = net.wait_for("c2 up during the flood", lambda: net.tun_address("c2"), timeout=15)
+        assert flood.poll() is None, "the flood ended before c2 connected: the test proved nothing"
+        assert "got a cookie" in net.log("c2")
+        assert ping(net, "c2", "10.99.0.1").returncode == 0
+        assert ping(net, "c1", a2.split("/")[0]).returncode == 0
+    finally:
+        out, _ = flood.communicate(timeout=30)
+    assert int(out) > 800  # the flood was well above 100 handshakes per second
+    assert net.status()["rejected_handshakes"] > 500
+
+
 def test_server_restart_clients_rehandshake(net):
     a1 = net.wait_for("c1 up", lambda: net.tun_address("c1")).split("/")[0]
     net.stop("server")

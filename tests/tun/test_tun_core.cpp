@@ -127,18 +127,30 @@ TEST_CASE("a replayed initiation is refused by its timestamp; a wrong server key
     CHECK(std::string(a.rejected->reason) == "bad_mac1");
 }
 
-TEST_CASE("a handshake flood is rate limited before any DH work") {
+TEST_CASE("a handshake flood gets cookie replies instead of DH work once half the burst is spent") {
     Net n;
     Buf s, b;
-    int limited = 0;
+    int cookies = 0, answered = 0;
     for (int i = 0; i < 80; ++i) {
         ClientCore c(ClientSettings{n.k1, n.server_key.pub, seconds(0)});
         auto ca = c.tick(n.now, n.wall + std::chrono::milliseconds(i), s.data());
         Actions a = n.server.on_datagram(b.data(), b.load(ca.send), n.e1, n.now, n.wall, n.scratch.data());
-        if (a.rejected && std::string(a.rejected->reason) == "rate_limited") ++limited;
+        if (a.rejected && std::string(a.rejected->reason) == "cookie_sent") {
+            ++cookies;
+            CHECK(a.send.size() == cookie_len);
+            CHECK(a.send[0] == static_cast<std::uint8_t>(MsgType::cookie));
+        } else if (a.send.size() == response_len) {
+            ++answered;
+        }
     }
-    CHECK(limited == 30);  // the burst of 50 passes, the rest waits for tokens
+    CHECK(answered == 26);  // 50 - 26 = 24 tokens left: under load from there on
+    CHECK(cookies == 54);
     CHECK(n.server.recent_rejections().size() == ServerCore::rejection_ring);
+    // Tokens come back with time and the load ends.
+    n.now += seconds(1);
+    n.wall += seconds(1);
+    n.connect(n.c1, n.e1);
+    CHECK(n.c1.connected());
 }
 
 TEST_CASE("a replayed data packet is dropped and does not move the endpoint") {

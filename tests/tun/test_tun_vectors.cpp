@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "tun/cookie.hpp"
 #include "tun_test_util.hpp"
 
 using namespace tn::tun;
@@ -14,6 +15,7 @@ namespace {
 
 struct Vectors {
     std::string init_static_pub, resp_static_pub, initiation, response, init_send, init_recv, data;
+    std::string cookie, cookie_reply, mac2;
 };
 
 Vectors compute() {
@@ -51,6 +53,26 @@ Vectors compute() {
     v.init_send = to_hex(bytes(ikp->send));
     v.init_recv = to_hex(bytes(ikp->recv));
     v.data = data_hex;
+    // Cookie reply (§6) to that initiation from 192.0.2.1:40001 with secret 0x20.. and nonce 0x50..
+    CookieSource src;
+    src.len = 6;
+    const std::uint8_t addr[6] = {192, 0, 2, 1, 0x9c, 0x41};
+    std::memcpy(src.b.data(), addr, 6);
+    Cookie cookie = make_cookie(fill_key(0x20), src);
+    std::array<std::uint8_t, cookie_nonce_len> nonce;
+    for (std::size_t i = 0; i < nonce.size(); ++i) nonce[i] = static_cast<std::uint8_t>(0x50 + i);
+    std::uint8_t reply[cookie_len];
+    write_cookie_reply(sr.pub, cookie, Bytes(init, sizeof init), nonce, reply);
+    REQUIRE(classify(Bytes(reply, sizeof reply)));
+    Mac sent_mac1;
+    std::memcpy(sent_mac1.data(), init + init_off::mac1, 16);
+    auto opened = open_cookie_reply(sr.pub, Bytes(reply, sizeof reply), sent_mac1);
+    REQUIRE(opened);
+    CHECK(*opened == cookie);
+    Mac m2 = make_mac2(cookie, Bytes(init, sizeof init));
+    v.cookie = to_hex(Bytes(cookie.data(), cookie.size()));
+    v.cookie_reply = to_hex(Bytes(reply, sizeof reply));
+    v.mac2 = to_hex(Bytes(m2.data(), m2.size()));
     return v;
 }
 
@@ -71,7 +93,7 @@ TEST_CASE("handshake test vectors match the document") {
     std::string doc = document();
     REQUIRE(!doc.empty());
     for (const auto* hex : {&v.init_static_pub, &v.resp_static_pub, &v.initiation, &v.response, &v.init_send,
-                            &v.init_recv, &v.data}) {
+                            &v.init_recv, &v.data, &v.cookie, &v.cookie_reply, &v.mac2}) {
         INFO(*hex);
         CHECK(doc.find(*hex) != std::string::npos);
     }

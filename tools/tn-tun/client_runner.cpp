@@ -79,6 +79,7 @@ int run_client(const ClientOptions& o, const log::Logger& log) {
     };
     auto handle = [&](const tun::ClientActions& a) {
         writer.add(a.to_tun);
+        if (a.cookie) log.info("server under load: got a cookie, retrying the handshake with it");
         if (!a.send.empty()) udp.queue(a.send, server);
         // After a re-handshake the server pushes again; unchanged settings stay as they are, so the
         // address never disappears from under running connections.
