@@ -68,7 +68,7 @@ class World:
             harness.stop_process(p)
         subprocess.run(["rm", "-rf", self.dir])
 
-    def tn_chain(self, target_port, tls, token="bench-token-123456"):
+    def tn_chain(self, target_port, tls, token="bench-token-123456", pool=None):
         route = os.path.join(self.build, "tools", "tn-route", "tn-route")
         vnet = os.path.join(self.build, "tools", "tn-vnet", "tn-vnet")
         rport, uport = harness.free_port(), harness.free_port()
@@ -85,7 +85,7 @@ class World:
                            (f"office-{tag}", f'[[use]]\nname = "t"\nid = 700\nport = {uport}\n')):
             c = os.path.join(self.dir, name + ".toml")
             with open(c, "w") as f:
-                f.write(head + f'[vnet]\nname = "{name}"\ngroup = "b"\n' + body)
+                f.write(head + f'[vnet]\nname = "{name}"\ngroup = "b"\n' + (f"link_pool = {pool}\n" if pool is not None else "") + body)
             p = self.spawn([vnet, "-q", "-c", c], name)
         harness.wait_port(uport, proc=p)
         return rp, uport, rport, fp

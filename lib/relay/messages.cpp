@@ -265,4 +265,9 @@ LinkAccept LinkAccept::get(Reader& r) {
 void LinkOk::put(Writer& w) const { w.u64(link_id); }
 LinkOk LinkOk::get(Reader& r) { return {r.u64()}; }
 
+void LinkPark::put(Writer& w) const { w.raw(ticket); }
+LinkPark LinkPark::get(Reader& r) { return {r.fixed<16>()}; }
+void LinkStandby::put(Writer& w) const { w.raw(ticket); }
+LinkStandby LinkStandby::get(Reader& r) { return {r.fixed<16>()}; }
+
 }  // namespace tn::relay

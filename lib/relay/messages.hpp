@@ -110,6 +110,10 @@ struct LinkFail { std::uint64_t link_id = 0; std::string message; TN_RELAY_MSG(L
 struct LinkOpen { Ticket ticket{}; std::uint16_t id = 0; TN_RELAY_MSG(LinkOpen, link_open); };
 struct LinkAccept { Ticket ticket{}; std::uint64_t link_id = 0; TN_RELAY_MSG(LinkAccept, link_accept); };
 struct LinkOk { std::uint64_t link_id = 0; TN_RELAY_MSG(LinkOk, link_ok); };
+// Pre-opened links (a pool that keeps connection setup to one round trip): a parked link waits for
+// its LINK_OPEN; a standby link waits for the route to send it a LINK_REQUEST.
+struct LinkPark { Ticket ticket{}; TN_RELAY_MSG(LinkPark, link_park); };
+struct LinkStandby { Ticket ticket{}; TN_RELAY_MSG(LinkStandby, link_standby); };
 
 #undef TN_RELAY_MSG
 

@@ -449,3 +449,26 @@ def test_peer_killed_mid_stream_fails_its_links_not_the_route(relay, echo):
     relay.start_vnet("home", config=os.path.join(relay.dir, "home.toml"))
     relay.wait_use("office", "echo")
     assert roundtrip(port, b"after")[1] == 5
+
+
+@pytest.mark.parametrize("pool", [0, 3])
+def test_link_pools_are_kept_full_and_used(echo, pool):
+    """[vnet] link_pool: pre-opened links for uses (parked) and serves (standby), refilled after use."""
+    relay = Relay()
+    try:
+        relay.start_route()
+        use_port = harness.free_port()
+        relay.start_vnet("home", serves=[{"name": "echo", "id": 700, "port": echo.port}], extra_vnet=f"link_pool = {pool}")
+        relay.start_vnet("office", uses=[{"name": "echo", "id": 700, "port": use_port}], extra_vnet=f"link_pool = {pool}")
+        relay.wait_use("office", "echo")
+
+        def pools():
+            return {v["name"]: (v["pooled_links"], v["standby_links"]) for v in relay.status()["vnets"]}
+        wait_for(lambda: pools() == {"home": (pool, pool), "office": (pool, 0)}, what="pools full")
+        for i in range(30):
+            assert roundtrip(use_port, b"x" * (i + 1))[1] == i + 1
+        wait_for(lambda: pools() == {"home": (pool, pool), "office": (pool, 0)}, what="pools refilled")
+        assert relay.status()["links"]["total"] == 30
+    finally:
+        print(relay.all_logs())
+        relay.close()

@@ -1,4 +1,5 @@
 // tn-route's control messages, link pairing, remote_port listeners and the heartbeat sweep.
+#include <algorithm>
 #include <sstream>
 
 #include "http_head.hpp"
@@ -152,9 +153,66 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
     auto ss = sessions_.find(r->vnet_id);
     if (ss == sessions_.end()) return close_user(ErrorCode::not_found, "the serving vnet is gone", 502);
     auto link_id = next_link_++;
-    pending_[link_id] = Pending{user, r->vnet_id, id, group, kind, std::move(prefix), Clock::now() + std::chrono::seconds(10)};
-    ss->second->send(to_frame(LinkRequest{link_id, id}));
+    // A standby link of the serving vnet saves it opening one now (and a TLS handshake): the
+    // request goes down that link, which becomes the serving side of this connection.
+    StreamPtr via;
+    auto& standby = ss->second->standby;
+    while (!standby.empty() && !via) {
+        if (standby.front()->socket().is_open()) via = standby.front();
+        standby.pop_front();
+    }
+    pending_[link_id] = Pending{user, r->vnet_id, id, group, kind, std::move(prefix), via, Clock::now() + std::chrono::seconds(10)};
+    if (via) async_write_bytes(via, encode_frame(to_frame(LinkRequest{link_id, id})), [](error_code) {});
+    else ss->second->send(to_frame(LinkRequest{link_id, id}));
     log_.debug("link ", link_id, " requested: serve ", id, " for ", peer);
+}
+
+void RouteServer::link_pooled(StreamPtr s, std::string peer, const Ticket& t, bool standby) {
+    auto ss = by_ticket(t);
+    if (!ss) {
+        log_.warn("pre-opened link from ", peer, " refused: unknown ticket");
+        return refuse(s, ErrorCode::auth, "unknown link ticket");
+    }
+    if (ss->pool.size() >= kMaxPooled) {
+        log_.warn("pre-opened link from vnet ", ss->vnet_id, " refused: it already has ", kMaxPooled);
+        return refuse(s, ErrorCode::limit, "limit: " + std::to_string(kMaxPooled) + " pre-opened links per vnet");
+    }
+    ss->pool.insert(s);
+    if (standby) ss->standby.push_back(s);
+    std::weak_ptr<Session> weak = ss;
+    // No setup timeout here: the link lives as long as its session. Its next frame is the vnet's
+    // LINK_OPEN (parked) or its answer to our LINK_REQUEST (standby).
+    async_read_frame(s, [this, s, peer, weak, standby](error_code ec, Frame f, std::string why) {
+        auto p = weak.lock();
+        if (p) {
+            p->pool.erase(s);
+            if (auto it = std::find(p->standby.begin(), p->standby.end(), s); it != p->standby.end()) p->standby.erase(it);
+        }
+        if (stopped_) return;
+        auto asked = std::find_if(pending_.begin(), pending_.end(), [&](const auto& e) { return e.second.via == s; });
+        if (ec || !p || p->closed) {
+            if (ec == asio::error::invalid_argument) log_.warn("protocol error on a pre-opened link from ", peer, ": ", why);
+            s->close();
+            if (asked != pending_.end()) fail_pending(asked->first, "the serving vnet's link closed");
+            return;
+        }
+        try {
+            if (!standby && f.type == MsgType::link_open) return link_open(s, peer, from_frame<LinkOpen>(f));
+            if (standby && f.type == MsgType::link_accept) return link_accept(s, peer, from_frame<LinkAccept>(f));
+            if (standby && f.type == MsgType::link_fail) {
+                auto m = from_frame<LinkFail>(f);
+                s->close();
+                if (asked != pending_.end() && asked->first == m.link_id)
+                    fail_pending(m.link_id, "the serving vnet could not connect: " + m.message);
+                return;
+            }
+            throw WireError("unexpected " + std::string(type_name(f.type)) + " on a pre-opened link");
+        } catch (const WireError& e) {
+            log_.warn("protocol error on a pre-opened link from ", peer, ": ", e.what());
+            refuse(s, ErrorCode::protocol, e.what());
+            if (asked != pending_.end()) fail_pending(asked->first, "protocol error on the serving vnet's link");
+        }
+    });
 }
 
 void RouteServer::fail_pending(std::uint64_t link_id, const std::string& why, int http_status) {

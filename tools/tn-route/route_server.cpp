@@ -88,6 +88,9 @@ void RouteServer::accept() {
             error_code e2;
             auto ep = sock.remote_endpoint(e2);
             std::string peer = e2 ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+            // Frames are written whole (one write per frame or batch): Nagle would only hold the small
+            // ones (LINK_REQUEST, LINK_OK) back behind an unacknowledged earlier write.
+            sock.set_option(tcp::no_delay(true), e2);
             auto s = tls_ ? std::make_shared<Stream>(std::move(sock), *tls_) : std::make_shared<Stream>(std::move(sock));
             on_connection(s, peer);
         } else if (ec != asio::error::operation_aborted) {
@@ -154,6 +157,8 @@ void RouteServer::on_first_frame(StreamPtr s, std::string peer, Nonce nonce, Fra
             case MsgType::auth: return start_session(s, peer, nonce, from_frame<Auth>(f));
             case MsgType::link_open: return link_open(s, peer, from_frame<LinkOpen>(f));
             case MsgType::link_accept: return link_accept(s, peer, from_frame<LinkAccept>(f));
+            case MsgType::link_park: return link_pooled(s, peer, from_frame<LinkPark>(f).ticket, false);
+            case MsgType::link_standby: return link_pooled(s, peer, from_frame<LinkStandby>(f).ticket, true);
             default:
                 throw WireError("unexpected first frame " + std::string(type_name(f.type)));
         }
@@ -230,6 +235,9 @@ void RouteServer::drop_session(const SessionPtr& ss, const std::string& why) {
     if (ss->closed) return;
     ss->closed = true;
     ss->s->close();
+    for (const auto& l : ss->pool) l->close();
+    ss->pool.clear();
+    ss->standby.clear();
     sessions_.erase(ss->vnet_id);
     auto freed = reg_.remove_vnet(ss->vnet_id);
     for (const auto& r : freed) serve_gone(r);

@@ -47,6 +47,7 @@ private:
     void broadcast(const std::string& group, const relay::Frame& f);
     void link_open(relay::StreamPtr s, std::string peer, const relay::LinkOpen& m);
     void link_accept(relay::StreamPtr s, std::string peer, const relay::LinkAccept& m);
+    void link_pooled(relay::StreamPtr s, std::string peer, const relay::Ticket& t, bool standby);
     // Who waits on the using side of a link: a vnet's link connection, a remote_port client, or an
     // HTTP client of a vhost (whose already-read request head is `prefix`).
     enum class UserKind { link, tcp, http };
@@ -90,6 +91,7 @@ private:
         std::string group;
         UserKind kind = UserKind::link;
         relay::Bytes prefix;  // bytes already read from the user (an HTTP request head), sent first
+        relay::StreamPtr via;  // the standby link the LINK_REQUEST went down, if not the control connection
         Clock::time_point deadline;
     };
     std::map<std::uint64_t, Pending> pending_;

@@ -1,6 +1,9 @@
 // One authenticated vnet's control session inside tn-route (private to the route's runtime).
 #pragma once
 
+#include <deque>
+#include <set>
+
 #include "route_server.hpp"
 
 namespace tn::route {
@@ -10,7 +13,8 @@ using relay::FrameWriter;
 using relay::StreamPtr;
 using relay::Ticket;
 
-inline constexpr std::size_t kMaxQueued = 4 << 20;  // a vnet that stops reading its control stream is dropped
+inline constexpr std::size_t kMaxQueued = 4 << 20;
+inline constexpr std::size_t kMaxPooled = 32;  // pre-opened links per vnet (parked + standby)  // a vnet that stops reading its control stream is dropped
 
 struct Session : std::enable_shared_from_this<Session> {
     StreamPtr s;
@@ -19,6 +23,10 @@ struct Session : std::enable_shared_from_this<Session> {
     std::string group, name, peer;
     Ticket ticket{};
     Clock::time_point last_rx = Clock::now(), since = Clock::now();
+    // Pre-opened links of this vnet (closed with the session): parked ones wait for LINK_OPEN,
+    // standby ones for a LINK_REQUEST from us (`standby` is the subset not yet asked).
+    std::set<StreamPtr> pool;
+    std::deque<StreamPtr> standby;
     bool closed = false;
     void send(const Frame& f) {
         if (!closed) w->send(f);

@@ -26,7 +26,8 @@ std::string RouteServer::status(bool json) const {
         for (const auto& [id, ss] : sessions_) {
             o << (first ? "" : ",") << "{\"id\":" << id << ",\"name\":" << json_quote(ss->name)
               << ",\"group\":" << json_quote(ss->group) << ",\"peer\":" << json_quote(ss->peer)
-              << ",\"uptime_s\":" << secs(now - ss->since) << ",\"serves\":[";
+              << ",\"uptime_s\":" << secs(now - ss->since) << ",\"pooled_links\":" << ss->pool.size()
+              << ",\"standby_links\":" << ss->standby.size() << ",\"serves\":[";
             first = false;
             bool f2 = true;
             for (const auto& r : reg_.serves(ss->group)) {

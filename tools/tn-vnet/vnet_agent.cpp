@@ -59,6 +59,7 @@ void VnetAgent::stop() {
     retry_timer_.cancel();
     hb_timer_.cancel();
     unserve_timer_.cancel();
+    drop_pools();
     if (ctl_acceptor_) ctl_acceptor_->close(ec);
     if (ctl_) ctl_->close();
     for (auto& u : uses_)
@@ -214,6 +215,7 @@ void VnetAgent::read_loop() {
 void VnetAgent::lost(const std::string& why) {
     if (!connected_) return;
     connected_ = false;
+    drop_pools();
     tls_session_.reset();  // a restarted route has new ticket keys
     if (ctl_) ctl_->close();
     ctl_.reset();
@@ -272,6 +274,7 @@ void VnetAgent::on_frame(Frame f) {
                 s->registered = true;
                 s->id = m.id;
                 s->state = "registered";
+                refill_pools();
                 if (s->unserve) unserve_timers_.add(m.id, static_cast<std::uint64_t>(
                     std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count()));
                 log_.info("serve '", name, "' registered as id ", m.id, m.message.empty() ? "" : " (" + m.message + ")");

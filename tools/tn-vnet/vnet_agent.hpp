@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -76,7 +77,17 @@ private:
     void detach(LocalUse& u, const std::string& state);
     void accept_use(std::shared_ptr<tcp::acceptor> acc, std::string use_name);
     void open_link(tcp::socket local, std::uint16_t id, std::string use_name);
-    void serve_link(std::uint64_t link_id, std::uint16_t id);
+    // Binds a local connection of a use to link `s` after LINK_OPEN; `pooled`: the route's hello and
+    // challenge were read already, and a refusal before LINK_OK retries once on a fresh link.
+    void use_link(relay::StreamPtr lp, relay::StreamPtr s, std::uint16_t id, std::string use_name, bool pooled);
+    // Connects serve `id`'s local service and answers LINK_REQUEST `link_id`, on a new link, or on
+    // `via` when the request came down a standby link.
+    void serve_link(std::uint64_t link_id, std::uint16_t id, relay::StreamPtr via = nullptr);
+    // The pools of pre-opened links (vnet_pool.cpp): parked ones for uses, standby ones for serves.
+    void refill_pools();
+    void open_pooled(bool standby);
+    void standby_wait(relay::StreamPtr s, std::uint64_t gen);
+    void drop_pools();
     void on_unserve_ask(const relay::UnserveAsk& m);
     void expire_unserves();
     void send(const relay::Frame& f);
@@ -117,6 +128,10 @@ private:
     std::optional<asio::local::stream_protocol::acceptor> ctl_acceptor_;
     std::string ctl_path_;
     std::uint64_t links_total_ = 0, bytes_total_ = 0;
+    std::deque<relay::StreamPtr> parked_;  // ready for a LINK_OPEN
+    std::vector<relay::StreamPtr> standby_;  // waiting for a LINK_REQUEST from the route
+    std::size_t parked_opening_ = 0, standby_opening_ = 0;
+    std::uint64_t pool_gen_ = 0;  // bumped when the control session ends: older pooled links are dropped
     int exit_code_ = 0;
 };
 

@@ -39,7 +39,7 @@ VnetConfig load_vnet_config(const std::string& path) {
         root.error("route", "missing [route] table (address, token, fingerprint)");
     }
     if (auto v = root.table("vnet")) {
-        v->allow_only({"name", "group", "terminal", "start_serve", "start_use", "allow_unserve", "unserve_remote", "unserve_num"});
+        v->allow_only({"name", "group", "terminal", "start_serve", "start_use", "allow_unserve", "unserve_remote", "unserve_num", "link_pool"});
         if (auto s = v->string("name")) c.name = *s;
         if (auto s = v->string("group")) c.group = *s;
         if (c.name.empty() || c.name.size() > 64) v->error("name", "name must be 1-64 bytes");
@@ -50,6 +50,7 @@ VnetConfig load_vnet_config(const std::string& path) {
         if (auto b = v->boolean("allow_unserve")) c.allow_unserve = *b;
         if (auto b = v->boolean("unserve_remote")) c.unserve_remote = *b;
         if (auto n = v->integer("unserve_num", 0, 499)) c.unserve_num = static_cast<int>(*n);
+        if (auto n = v->integer("link_pool", 0, 16)) c.link_pool = static_cast<std::size_t>(*n);
     }
     std::set<std::string> names;
     for (const auto& t : root.tables("serve")) {

@@ -44,6 +44,9 @@ struct VnetConfig {
     bool allow_unserve = false;
     bool unserve_remote = false;
     int unserve_num = 1;
+    // Pre-opened links kept ready to the route, for uses (parked) and for serves (standby) each, so a
+    // new proxied connection costs one round trip instead of a connect and a TLS handshake per side.
+    std::size_t link_pool = 2;
     std::vector<ServeCfg> serves;
     std::vector<UseCfg> uses;
 };

@@ -18,6 +18,20 @@ bool is_loopback(const std::string& ip) {
     return ip == "localhost" || (!ec && a.is_loopback());
 }
 
+// On a pre-opened link the route's hello and challenge are read already: only the verdict is left.
+void await_verdict(const StreamPtr& s, std::function<void(bool ok, std::string why)> done) {
+    async_read_frame(s, [s, done](relay::error_code ec, Frame f, std::string why) {
+        if (ec) return done(false, why);
+        try {
+            if (f.type == MsgType::error) return done(false, from_frame<ErrorMsg>(f).message);
+            from_frame<LinkOk>(f);
+            done(true, {});
+        } catch (const WireError& e) {
+            done(false, e.what());
+        }
+    });
+}
+
 // After hello + first frame, a link connection reads the route's hello, its CHALLENGE (unused on
 // links) and the verdict: LINK_OK, or an ERROR that says why.
 void await_link_ok(const StreamPtr& s, std::function<void(bool ok, std::string why)> done) {
@@ -112,6 +126,7 @@ void VnetAgent::attach(LocalUse& u) {
     log_.info("use '", u.cfg.name, "' attached: ", u.cfg.ip, ":", port, " -> serve ", u.cfg.id, " (", it->second.spec.name,
               " on vnet ", it->second.vnet_id, ")");
     accept_use(acc, u.cfg.name);
+    refill_pools();
 }
 
 void VnetAgent::detach(LocalUse& u, const std::string& state) {
@@ -141,79 +156,122 @@ void VnetAgent::accept_use(std::shared_ptr<tcp::acceptor> acc, std::string use_n
 
 void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_name) {
     auto lp = std::make_shared<Stream>(std::move(local));
+    if (!parked_.empty()) {
+        auto s = parked_.front();
+        parked_.pop_front();
+        refill_pools();
+        return use_link(lp, s, id, use_name, true);
+    }
     open_route([this, lp, id, use_name](relay::error_code ec, StreamPtr s, std::string why) {
         if (ec) {
             log_.warn("use '", use_name, "': link to the route failed: ", why);
             return lp->close();
         }
-        auto hello = encode_hello();
-        Bytes out(hello.begin(), hello.end());
-        auto fr = encode_frame(to_frame(LinkOpen{ticket_, id}));
-        out.insert(out.end(), fr.begin(), fr.end());
-        async_write_bytes(s, std::move(out), [](relay::error_code) {});
-        await_link_ok(s, [this, lp, s, use_name](bool ok, std::string why2) {
-            if (!ok) {
-                log_.warn("use '", use_name, "': link refused: ", why2);
-                s->close();
-                return lp->close();
-            }
-            ++links_total_;
-            if (auto* u = use_by_name(use_name)) ++u->open_links;
-            Pump::start(lp, s, [this, use_name](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
-                bytes_total_ += ab + ba;
-                if (auto* u = use_by_name(use_name); u && u->open_links) --u->open_links;
-                if (err.find("protocol error") != std::string::npos) log_.warn("use '", use_name, "' link closed: ", err);
-            });
-        });
+        use_link(lp, s, id, use_name, false);
     });
 }
 
-void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id) {
-    auto* sv = serve_by_id(id);
-    if (!sv) return send(to_frame(LinkFail{link_id, "serve " + std::to_string(id) + " is not registered here"}));
-    auto name = sv->cfg.name;
-    auto res = std::make_shared<tcp::resolver>(io_);
-    res->async_resolve(sv->cfg.ip, std::to_string(sv->cfg.port), [this, res, link_id, id, name](
-                                                                      relay::error_code ec, tcp::resolver::results_type r) {
-        if (ec) return send(to_frame(LinkFail{link_id, "cannot resolve: " + ec.message()}));
-        auto sock = std::make_shared<tcp::socket>(io_);
-        asio::async_connect(*sock, r, [this, sock, link_id, id, name](relay::error_code ec2, const tcp::endpoint&) {
-            if (ec2) {
-                log_.warn("serve '", name, "': local service refused link ", link_id, ": ", ec2.message());
-                return send(to_frame(LinkFail{link_id, ec2.message()}));
-            }
-            auto lp = std::make_shared<Stream>(std::move(*sock));
-            open_route([this, lp, link_id, id, name](relay::error_code ec3, StreamPtr s, std::string why) {
-                if (ec3) {
-                    lp->close();
-                    return send(to_frame(LinkFail{link_id, why}));
-                }
-                auto hello = encode_hello();
-                Bytes out(hello.begin(), hello.end());
-                auto fr = encode_frame(to_frame(LinkAccept{ticket_, link_id}));
-                out.insert(out.end(), fr.begin(), fr.end());
-                async_write_bytes(s, std::move(out), [](relay::error_code) {});
-                await_link_ok(s, [this, lp, s, id, name](bool ok, std::string why2) {
-                    if (!ok) {
-                        log_.warn("serve '", name, "': link refused: ", why2);
-                        s->close();
+void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::string use_name, bool pooled) {
+    Bytes out;
+    if (!pooled) {
+        auto hello = encode_hello();
+        out.assign(hello.begin(), hello.end());
+    }
+    auto fr = encode_frame(to_frame(LinkOpen{ticket_, id}));
+    out.insert(out.end(), fr.begin(), fr.end());
+    async_write_bytes(s, std::move(out), [](relay::error_code) {});
+    auto on_verdict = [this, lp, s, id, use_name, pooled](bool ok, std::string why2) {
+        if (!ok) {
+            s->close();
+            // A parked link may have died unseen (a restarted route): one retry on a fresh link.
+            if (pooled && !stopped_) {
+                return open_route([this, lp, id, use_name](relay::error_code ec, StreamPtr s2, std::string why) {
+                    if (ec) {
+                        log_.warn("use '", use_name, "': link to the route failed: ", why);
                         return lp->close();
                     }
-                    ++links_total_;
-                    if (auto* sv2 = serve_by_id(id)) {
-                        ++sv2->open_links;
-                        unserve_timers_.opened(id);
-                    }
-                    Pump::start(s, lp, [this, id, name](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
-                        bytes_total_ += ab + ba;
-                        if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
-                        unserve_timers_.closed(id, now_ms());
-                        if (err.find("protocol error") != std::string::npos)
-                            log_.warn("serve '", name, "' link closed: ", err);
-                    });
+                    use_link(lp, s2, id, use_name, false);
                 });
-            });
+            }
+            log_.warn("use '", use_name, "': link refused: ", why2);
+            return lp->close();
+        }
+        ++links_total_;
+        if (auto* u = use_by_name(use_name)) ++u->open_links;
+        Pump::start(lp, s, [this, use_name](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+            bytes_total_ += ab + ba;
+            if (auto* u = use_by_name(use_name); u && u->open_links) --u->open_links;
+            if (err.find("protocol error") != std::string::npos) log_.warn("use '", use_name, "' link closed: ", err);
         });
+    };
+    if (pooled) await_verdict(s, on_verdict);
+    else await_link_ok(s, on_verdict);
+}
+
+void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, StreamPtr via) {
+    auto fail = [this, link_id, via](const std::string& why) {
+        if (!via) return send(to_frame(LinkFail{link_id, why}));
+        async_write_bytes(via, encode_frame(to_frame(LinkFail{link_id, why})), [via](relay::error_code) { via->close(); });
+    };
+    auto* sv = serve_by_id(id);
+    if (!sv) return fail("serve " + std::to_string(id) + " is not registered here");
+    auto name = sv->cfg.name;
+    auto connected = [this, link_id, id, name, via, fail](relay::error_code ec2, std::shared_ptr<tcp::socket> sock) {
+        if (ec2) {
+            log_.warn("serve '", name, "': local service refused link ", link_id, ": ", ec2.message());
+            return fail(ec2.message());
+        }
+        auto lp = std::make_shared<Stream>(std::move(*sock));
+        auto bind = [this, lp, link_id, id, name](StreamPtr s, bool pooled) {
+            Bytes out;
+            if (!pooled) {
+                auto hello = encode_hello();
+                out.assign(hello.begin(), hello.end());
+            }
+            auto fr = encode_frame(to_frame(LinkAccept{ticket_, link_id}));
+            out.insert(out.end(), fr.begin(), fr.end());
+            async_write_bytes(s, std::move(out), [](relay::error_code) {});
+            auto on_verdict = [this, lp, s, id, name](bool ok, std::string why2) {
+                if (!ok) {
+                    log_.warn("serve '", name, "': link refused: ", why2);
+                    s->close();
+                    return lp->close();
+                }
+                ++links_total_;
+                if (auto* sv2 = serve_by_id(id)) {
+                    ++sv2->open_links;
+                    unserve_timers_.opened(id);
+                }
+                Pump::start(s, lp, [this, id, name](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+                    bytes_total_ += ab + ba;
+                    if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
+                    unserve_timers_.closed(id, now_ms());
+                    if (err.find("protocol error") != std::string::npos) log_.warn("serve '", name, "' link closed: ", err);
+                });
+            };
+            if (pooled) await_verdict(s, on_verdict);
+            else await_link_ok(s, on_verdict);
+        };
+        if (via) return bind(via, true);
+        open_route([this, lp, link_id, bind](relay::error_code ec3, StreamPtr s, std::string why) {
+            if (ec3) {
+                lp->close();
+                return send(to_frame(LinkFail{link_id, why}));
+            }
+            bind(s, false);
+        });
+    };
+    auto sock = std::make_shared<tcp::socket>(io_);
+    relay::error_code aec;
+    auto addr = asio::ip::make_address(sv->cfg.ip, aec);
+    if (!aec) {
+        // An IP literal (the usual case): connect at once, no resolver thread in the way.
+        return sock->async_connect(tcp::endpoint(addr, sv->cfg.port), [sock, connected](relay::error_code ec) { connected(ec, sock); });
+    }
+    auto res = std::make_shared<tcp::resolver>(io_);
+    res->async_resolve(sv->cfg.ip, std::to_string(sv->cfg.port), [res, sock, connected](relay::error_code ec, tcp::resolver::results_type r) {
+        if (ec) return connected(ec, sock);
+        asio::async_connect(*sock, r, [sock, connected](relay::error_code ec2, const tcp::endpoint&) { connected(ec2, sock); });
     });
 }
 

@@ -76,7 +76,7 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
                      next.name != cfg_.name || next.tls != cfg_.tls || next.fingerprint != cfg_.fingerprint;
     auto same_serve = [](const ServeCfg& a, const ServeCfg& b) {
         return a.id == b.id && a.ip == b.ip && a.port == b.port && a.info == b.info && a.active == b.active &&
-               a.remote_port == b.remote_port && a.type == b.type;
+               a.remote_port == b.remote_port && a.type == b.type && a.custom_domains == b.custom_domains;
     };
     // Serves: removed or changed ones are withdrawn; new or changed ones registered. Others untouched.
     for (auto it = serves_.begin(); it != serves_.end();) {
@@ -117,9 +117,15 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
         changes.push_back("use +" + u.name);
         if (u.active) attach(uses_.back());
     }
+    bool pool_changed = next.link_pool != cfg_.link_pool;
+    if (pool_changed) changes.push_back("link_pool " + std::to_string(next.link_pool));
     auto keep_serves = std::move(serves_);
     auto keep_uses = std::move(uses_);
     cfg_ = std::move(next);
+    if (pool_changed && !reconnect) {
+        drop_pools();
+        refill_pools();
+    }
     serves_ = std::move(keep_serves);
     uses_ = std::move(keep_uses);
     if (reconnect) {

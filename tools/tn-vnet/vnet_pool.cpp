@@ -1,0 +1,83 @@
+// tn-vnet's pools of pre-opened links (doc/PROTOCOL.relay.md §7): connected, TLS done and the route's
+// hello and challenge read, so a new proxied connection costs one round trip through the route.
+// Parked links wait for a local connection to a use; standby links wait for the route to send a
+// LINK_REQUEST for one of our serves down them. `[vnet] link_pool` of each, 0 to turn them off.
+#include "vnet_agent.hpp"
+
+namespace tn::vnet {
+
+using namespace relay;
+
+void VnetAgent::refill_pools() {
+    if (!connected_ || stopped_ || cfg_.link_pool == 0) return;
+    bool any_use = false, any_serve = false;
+    for (const auto& u : uses_) any_use = any_use || u.listener != nullptr;
+    for (const auto& s : serves_) any_serve = any_serve || s.registered;
+    while (any_use && parked_.size() + parked_opening_ < cfg_.link_pool) open_pooled(false);
+    while (any_serve && standby_.size() + standby_opening_ < cfg_.link_pool) open_pooled(true);
+}
+
+void VnetAgent::open_pooled(bool standby) {
+    ++(standby ? standby_opening_ : parked_opening_);
+    auto gen = pool_gen_;
+    // A failed attempt is not retried here: the next use of the pool refills it, so a route that
+    // refuses pooled links costs no loop.
+    auto give_up = [this, standby](const StreamPtr& s) {
+        --(standby ? standby_opening_ : parked_opening_);
+        if (s) s->close();
+    };
+    open_route([this, standby, gen, give_up](relay::error_code ec, StreamPtr s, std::string why) {
+        if (ec || gen != pool_gen_ || !connected_) {
+            if (ec) log_.debug("pre-opened link failed: ", why);
+            return give_up(s);
+        }
+        auto hello = encode_hello();
+        Bytes out(hello.begin(), hello.end());
+        auto fr = standby ? encode_frame(to_frame(LinkStandby{ticket_})) : encode_frame(to_frame(LinkPark{ticket_}));
+        out.insert(out.end(), fr.begin(), fr.end());
+        async_write_bytes(s, std::move(out), [](relay::error_code) {});
+        async_read_hello(s, [this, s, standby, gen, give_up](relay::error_code ec2, std::uint16_t, std::string) {
+            if (ec2 || gen != pool_gen_) return give_up(s);
+            async_read_frame(s, [this, s, standby, gen, give_up](relay::error_code ec3, Frame f, std::string) {
+                if (ec3 || gen != pool_gen_ || f.type != MsgType::challenge) return give_up(s);
+                --(standby ? standby_opening_ : parked_opening_);
+                if (!standby) return parked_.push_back(s);
+                standby_.push_back(s);
+                standby_wait(s, gen);
+            });
+        });
+    });
+}
+
+void VnetAgent::standby_wait(StreamPtr s, std::uint64_t gen) {
+    async_read_frame(s, [this, s, gen](relay::error_code ec, Frame f, std::string why) {
+        if (gen != pool_gen_) return s->close();
+        std::erase(standby_, s);
+        if (ec) {
+            if (ec == asio::error::invalid_argument) log_.warn("protocol error on a standby link: ", why);
+            return s->close();
+        }
+        try {
+            if (f.type == MsgType::error) {
+                log_.warn("the route refused a standby link: ", from_frame<ErrorMsg>(f).message);
+                return s->close();
+            }
+            auto m = from_frame<LinkRequest>(f);
+            refill_pools();
+            serve_link(m.link_id, m.id, s);
+        } catch (const WireError& e) {
+            log_.warn("protocol error on a standby link: ", e.what());
+            s->close();
+        }
+    });
+}
+
+void VnetAgent::drop_pools() {
+    ++pool_gen_;
+    for (auto& s : parked_) s->close();
+    for (auto& s : standby_) s->close();
+    parked_.clear();
+    standby_.clear();
+}
+
+}  // namespace tn::vnet
