@@ -153,19 +153,21 @@ std::optional<SegmentPlan> plan_segments(const VnetHdr& h, std::span<const std::
         }
         return plan;
     }
-    if (type != gso_tcpv4 || h.gso_size == 0) return std::nullopt;  // we only ask for TSO4
+    if ((type != gso_tcpv4 && type != gso_udp_l4) || h.gso_size == 0) return std::nullopt;  // TSO4, USO only
+    const bool udp = type == gso_udp_l4;
     const std::uint8_t* p = pkt.data();
-    if (pkt.size() < 40 || (p[0] >> 4) != 4 || p[9] != proto_tcp) return std::nullopt;
+    if (pkt.size() < 28 || (p[0] >> 4) != 4 || p[9] != (udp ? proto_udp : proto_tcp)) return std::nullopt;
     std::size_t ip_len = std::size_t(p[0] & 0x0f) * 4;
     if (ip_len < 20 || be16(p + 2) != pkt.size() || (be16(p + 6) & 0x3fff) != 0) return std::nullopt;
-    if (pkt.size() < ip_len + 20) return std::nullopt;
-    std::size_t doff = std::size_t(p[ip_len + 12] >> 4) * 4;
+    if (pkt.size() < ip_len + (udp ? 8 : 20)) return std::nullopt;
     // hdr_len from the kernel is only a hint: the headers themselves say where the payload starts.
-    if (doff < 20 || ip_len + doff >= pkt.size()) return std::nullopt;
+    std::size_t l4 = udp ? 8 : std::size_t(p[ip_len + 12] >> 4) * 4;
+    if (l4 < (udp ? 8 : 20) || ip_len + l4 >= pkt.size()) return std::nullopt;
     plan.gso = true;
+    plan.udp = udp;
     plan.ecn = (h.gso_type & gso_ecn) != 0;
     plan.ip_len = ip_len;
-    plan.hdr_len = ip_len + doff;
+    plan.hdr_len = ip_len + l4;
     plan.gso_size = h.gso_size;
     std::size_t payload = pkt.size() - plan.hdr_len;
     plan.count = (payload + plan.gso_size - 1) / plan.gso_size;
@@ -194,13 +196,20 @@ std::size_t write_segment(const SegmentPlan& plan, std::span<const std::uint8_t>
     put_be16(out + 2, static_cast<std::uint16_t>(total));
     put_be16(out + 4, static_cast<std::uint16_t>(be16(out + 4) + k));  // each segment its own IP id
     ipv4_header_checksum(out);
-    std::uint8_t* tcp = out + plan.ip_len;
-    put_be32(tcp + 4, static_cast<std::uint32_t>(be32(tcp + 4) + off));
-    if (k + 1 < plan.count) tcp[13] &= static_cast<std::uint8_t>(~(tcp_fin | tcp_psh));
-    if (k > 0) tcp[13] &= static_cast<std::uint8_t>(~tcp_cwr);
-    tcp[16] = tcp[17] = 0;
-    auto l4 = static_cast<std::uint16_t>(total - plan.ip_len);
-    store_sum(tcp + 16, static_cast<std::uint16_t>(~csum_fold(csum_partial(tcp, l4, pseudo_sum_v4(out, proto_tcp, l4)))));
+    std::uint8_t* l4 = out + plan.ip_len;
+    auto l4_len = static_cast<std::uint16_t>(total - plan.ip_len);
+    if (plan.udp) {
+        put_be16(l4 + 4, l4_len);
+        l4[6] = l4[7] = 0;
+        auto c = static_cast<std::uint16_t>(~csum_fold(csum_partial(l4, l4_len, pseudo_sum_v4(out, proto_udp, l4_len))));
+        store_sum(l4 + 6, c == 0 ? 0xffff : c);  // 0 would mean "no checksum"
+        return total;
+    }
+    put_be32(l4 + 4, static_cast<std::uint32_t>(be32(l4 + 4) + off));
+    if (k + 1 < plan.count) l4[13] &= static_cast<std::uint8_t>(~(tcp_fin | tcp_psh));
+    if (k > 0) l4[13] &= static_cast<std::uint8_t>(~tcp_cwr);
+    l4[16] = l4[17] = 0;
+    store_sum(l4 + 16, static_cast<std::uint16_t>(~csum_fold(csum_partial(l4, l4_len, pseudo_sum_v4(out, proto_tcp, l4_len)))));
     return total;
 }
 

@@ -1,5 +1,6 @@
 // TUN offloads without I/O: the virtio_net_hdr a TUN opened with IFF_VNET_HDR puts in front of each
-// packet, splitting a TCP super-packet (TSO) into MTU-sized segments with their checksums, and the
+// packet, splitting a TCP super-packet (TSO) or a UDP GSO train (USO) into MTU-sized packets with
+// their checksums, and the
 // reverse, coalescing consecutive segments of one TCP flow into a super-packet (GRO) for one write.
 #pragma once
 
@@ -14,7 +15,7 @@ namespace tn::tun {
 // struct virtio_net_hdr (linux/virtio_net.h), fields in host order as the TUN uses them by default.
 inline constexpr std::size_t vnet_hdr_len = 10;
 inline constexpr std::uint8_t vnet_needs_csum = 1;
-inline constexpr std::uint8_t gso_none = 0, gso_tcpv4 = 1, gso_ecn = 0x80;
+inline constexpr std::uint8_t gso_none = 0, gso_tcpv4 = 1, gso_udp_l4 = 5, gso_ecn = 0x80;
 // The largest packet one TUN read can return with TSO on: an IPv4 packet of at most 64 KiB.
 inline constexpr std::size_t max_super_packet = 65535;
 
@@ -45,6 +46,7 @@ struct SegmentPlan {
     std::size_t ip_len = 0;      // IPv4 header bytes (GSO only)
     std::size_t gso_size = 0;    // payload bytes per segment but the last (GSO only)
     bool gso = false;
+    bool udp = false;            // USO: UDP datagrams, each with its own UDP header
     bool ecn = false;            // CWR stays on the first segment only
     bool csum = false;           // complete the checksum at csum_at, summing from csum_from
     std::size_t csum_from = 0, csum_at = 0;
@@ -52,7 +54,7 @@ struct SegmentPlan {
 // Validates header and packet; nullopt means drop (malformed, or an offload we did not ask for).
 std::optional<SegmentPlan> plan_segments(const VnetHdr& h, std::span<const std::uint8_t> pkt);
 // Writes packet `k` of the plan to `out` (room for hdr_len + gso_size, or pkt.size() when not GSO),
-// with complete IP and TCP checksums. Returns its length.
+// with complete IP and TCP (or UDP) checksums. Returns its length.
 std::size_t write_segment(const SegmentPlan& plan, std::span<const std::uint8_t> pkt, std::size_t k,
                           std::uint8_t* out);
 

@@ -134,6 +134,58 @@ TEST_CASE("a TSO super-packet splits into MSS segments with valid checksums and 
     }
 }
 
+namespace {
+// A UDP/IPv4 GSO train as a socket with UDP_SEGMENT hands it to the TUN (pseudo-header checksum).
+Buf udp_train(std::size_t payload) {
+    Buf p(28 + payload);
+    p[0] = 0x45;
+    p[2] = static_cast<std::uint8_t>(p.size() >> 8);
+    p[3] = static_cast<std::uint8_t>(p.size());
+    p[4] = 0x77;
+    p[8] = 64;
+    p[9] = 17;
+    p[12] = 10, p[13] = 99, p[15] = 2, p[16] = 10, p[17] = 99, p[19] = 1;
+    p[20] = 0x13, p[21] = 0x88, p[22] = 0x00, p[23] = 0x35;
+    p[24] = static_cast<std::uint8_t>((p.size() - 20) >> 8);
+    p[25] = static_cast<std::uint8_t>(p.size() - 20);
+    for (std::size_t i = 0; i < payload; ++i) p[28 + i] = static_cast<std::uint8_t>(i * 13 + 1);
+    std::uint16_t ip = static_cast<std::uint16_t>(~ref_sum(p, 0, 20));
+    p[10] = static_cast<std::uint8_t>(ip >> 8), p[11] = static_cast<std::uint8_t>(ip);
+    return p;
+}
+}  // namespace
+
+TEST_CASE("a UDP GSO train (USO) splits into datagrams with their own lengths and checksums") {
+    for (std::size_t payload : {std::size_t(1), std::size_t(1200), std::size_t(5 * 1200 + 7)}) {
+        Buf train = udp_train(payload);
+        VnetHdr h;
+        h.flags = vnet_needs_csum;
+        h.gso_type = gso_udp_l4;
+        h.hdr_len = 28;
+        h.gso_size = 1200;
+        h.csum_start = 20;
+        h.csum_offset = 6;
+        auto segs = segment_all(h, train);
+        REQUIRE(segs.size() == (payload + 1199) / 1200);
+        Buf joined;
+        for (std::size_t k = 0; k < segs.size(); ++k) {
+            const Buf& s = segs[k];
+            CHECK(be16(s, 2) == s.size());
+            CHECK(be16(s, 24) == s.size() - 20);  // the UDP length
+            CHECK(ip_checksum_ok(s));
+            CHECK(l4_checksum_ok(s, 17));
+            CHECK(be16(s, 26) != 0);
+            joined.insert(joined.end(), s.begin() + 28, s.end());
+        }
+        CHECK(Buf(train.begin() + 28, train.end()) == joined);
+    }
+    VnetHdr h;
+    h.gso_type = gso_udp_l4;
+    h.gso_size = 1200;
+    CHECK_FALSE(plan_segments(h, tcp_packet(3000, 1, 0x10)));  // USO on a TCP packet
+    CHECK_FALSE(plan_segments(h, udp_train(0)));  // no payload
+}
+
 TEST_CASE("FIN stays on the last segment and CWR on the first") {
     Buf super = tcp_packet(3000, 1, 0x80 | 0x10 | 0x01);
     auto h = tso(1000);
@@ -186,7 +238,7 @@ TEST_CASE("malformed offload headers and packets are dropped") {
     bad.gso_size = 0;
     CHECK_FALSE(plan_segments(bad, good));
     bad = h;
-    bad.gso_type = 3;  // UFO: never asked for
+    bad.gso_type = 3;  // UFO (IP fragments): never asked for
     CHECK_FALSE(plan_segments(bad, good));
     bad = h;
     bad.gso_type = 4;  // TSO6 on an IPv4 packet

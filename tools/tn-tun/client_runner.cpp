@@ -57,7 +57,7 @@ int run_client(const ClientOptions& o, const log::Logger& log) {
         ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     }
     log.info("client starting server=", o.server, " (", server.str(), ") tun=", tun.name(), " offload=",
-             tun.offload() ? "tun" : "off", udp.gso() ? ",gso" : "", udp.gro() ? ",gro" : "");
+             tun.offload() ? (tun.uso() ? "tun+uso" : "tun") : "off", udp.gso() ? ",gso" : "", udp.gro() ? ",gro" : "");
 
     std::optional<tun::PushConfig> applied;
     unsigned resolved_at_failures = 0;

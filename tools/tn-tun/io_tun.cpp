@@ -19,6 +19,11 @@
 extern char** environ;
 
 namespace tn::tuntool {
+namespace {
+// linux/if_tun.h from 6.2 on; Debian 12's headers predate them. The kernel takes both or neither
+// (IPv6 is not carried here, so only USO4 trains ever arrive).
+constexpr unsigned long tun_f_uso = 0x20 | 0x40;  // TUN_F_USO4 | TUN_F_USO6
+}  // namespace
 
 int run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
     std::string path = argv.at(0);
@@ -71,11 +76,13 @@ TunDevice::TunDevice(const std::string& name, bool offload) : name_(name) {
     name_ = ifr.ifr_name;
     if (offload) {
         // Checksums left to us and TCP/IPv4 segmentation: one read then carries up to 64 KiB of one
-        // TCP flow, which we cut into MTU-sized packets ourselves (lib/tun/offload). IPv6 is not
+        // TCP flow (or UDP socket's GSO train), which we cut into MTU-sized packets ourselves (lib/tun/offload). IPv6 is not
         // carried, so no TSO6. A kernel that refuses still gives us the header (all reads then plain
         // packets) and takes super-packets we write, so the vnet mode stays on either way.
+        // USO (UDP trains, Linux 6.2+) too where the kernel knows it; older ones refuse the flag.
         unsigned long features = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN;
-        ::ioctl(fd_.get(), TUNSETOFFLOAD, features);
+        uso_ = ::ioctl(fd_.get(), TUNSETOFFLOAD, features | tun_f_uso) == 0;
+        if (!uso_) ::ioctl(fd_.get(), TUNSETOFFLOAD, features);
         offload_ = true;
     }
     // We carry IPv4 only: keep the kernel's IPv6 chatter (router solicitations) off the tunnel.

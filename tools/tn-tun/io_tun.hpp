@@ -28,6 +28,7 @@ public:
     int fd() const { return fd_.get(); }
     const std::string& name() const { return name_; }
     bool offload() const { return offload_; }
+    bool uso() const { return uso_; }  // the kernel also hands us UDP GSO trains
 
     // Reads one packet (behind its virtio_net_hdr when offload()); 0 when none is waiting.
     std::size_t read(std::uint8_t* buf, std::size_t cap);
@@ -42,7 +43,7 @@ private:
     void ip(const std::vector<std::string>& args, bool must);
     UniqueFd fd_;
     std::string name_;
-    bool offload_ = false;
+    bool offload_ = false, uso_ = false;
     std::vector<tun::Route> routes_;
 };
 

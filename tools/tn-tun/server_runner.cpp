@@ -85,7 +85,7 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     for (int fd : {udp.fd(), tun.fd(), control.fd(), signals.fd()}) ep.add(fd);
     log.info("server up listen=", udp.local(), " tun=", tun.name(), " address=", tun::ipv4_str(core.server_address()),
              "/", int(o.core.subnet.prefix), " peers=", o.core.peers.size(),
-             " public_key=", tun::key_to_base64(o.core.key.pub), " offload=", tun.offload() ? "tun" : "off",
+             " public_key=", tun::key_to_base64(o.core.key.pub), " offload=", tun.offload() ? (tun.uso() ? "tun+uso" : "tun") : "off",
              udp.gso() ? ",gso" : "", udp.gro() ? ",gro" : "");
 
     LogLimiter reject_log(5, 10);
