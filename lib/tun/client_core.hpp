@@ -44,6 +44,9 @@ public:
     // When tick() next has something to do.
     TimePoint next_deadline(TimePoint now) const;
 
+    // A reload (SIGHUP) may change the keepalive interval; everything else needs a new core.
+    void set_keepalive(seconds k) { s_.keepalive = k; }
+
     const std::optional<PushConfig>& push() const { return push_; }
     bool connected() const { return current_ != nullptr && push_.has_value(); }
     // Handshakes sent since the last success: the runner re-resolves the server's name after a few.

@@ -394,6 +394,31 @@ def test_sighup_reloads_peers_and_keeps_unchanged_sessions(net):
         net.stop("c3")
 
 
+def test_client_sighup_applies_routes_and_hooks(net):
+    import signal
+    net.wait_for("c1 up", lambda: net.tun_address("c1"))
+    conf = net.path("c1.toml")
+    original = open(conf).read()
+    routes = lambda: net.exec("c1", "ip", "route", "show", "dev", "tn0").stdout
+    assert "10.88.0.0/16" in routes()
+    before = peer(net.status(), "c1")["handshakes"]
+    try:
+        with open(conf, "w") as f:
+            f.write(original.replace("apply_routes = true", "apply_routes = false"))
+        net.procs["c1"].send_signal(signal.SIGHUP)
+        net.wait_for("the route removed", lambda: "10.88.0.0/16" not in routes())
+        assert "reloaded" in net.log("c1")
+        with open(conf, "w") as f:
+            f.write(original)
+        net.procs["c1"].send_signal(signal.SIGHUP)
+        net.wait_for("the route back", lambda: "10.88.0.0/16" in routes())
+        assert ping(net, "c1", "10.99.0.1").returncode == 0
+        assert peer(net.status(), "c1")["handshakes"] == before  # the session carried on
+    finally:
+        with open(conf, "w") as f:
+            f.write(original)
+
+
 FLOOD = """
 import base64, hashlib, os, socket, sys, time
 pub = base64.b64decode(sys.argv[1])

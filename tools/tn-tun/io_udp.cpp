@@ -82,6 +82,7 @@ std::size_t UdpSocket::receive() {
         h.msg_flags = 0;
     }
     int n = ::recvmmsg(fd_.get(), rx_msgs_.data(), rx_batch, MSG_DONTWAIT, nullptr);
+    msgs_ = n > 0 ? static_cast<std::size_t>(n) : 0;
     if (n <= 0) return 0;
     for (int i = 0; i < n; ++i) {
         auto& h = rx_msgs_[i].msg_hdr;

@@ -38,6 +38,8 @@ public:
     // Receives what is waiting (up to rx_batch buffers, each possibly a GRO train) and splits it into
     // datagrams; returns how many (0 if none). They stay valid until the next receive().
     std::size_t receive();
+    // Whether the last receive() emptied the socket (fewer messages than buffers): no need to ask again.
+    bool drained() const { return msgs_ < rx_batch; }
     std::uint8_t* rx(std::size_t i) { return views_[i].data; }
     std::size_t rx_len(std::size_t i) const { return views_[i].len; }
     const tun::Endpoint& rx_from(std::size_t i) const { return rx_from_[views_[i].msg]; }
@@ -71,6 +73,7 @@ private:
     bool gso_ = false, gro_ = false;
     std::vector<std::uint8_t> rx_mem_;
     std::vector<View> views_;
+    std::size_t msgs_ = 0;
     std::vector<std::array<std::uint8_t, slot_size>> scratch_, tx_;
     std::size_t scratch_used_ = 0;
     std::array<tun::Endpoint, rx_batch> rx_from_{};

@@ -113,6 +113,7 @@ ClientOptions load_client(const std::filesystem::path& file) {
     auto root = doc.root();
     root.allow_only({"client"});
     ClientOptions o;
+    o.config_file = file;
     auto c = root.table("client");
     if (!c) {
         root.error("client", "missing [client] table");

@@ -20,6 +20,7 @@ struct ServerOptions {
 };
 
 struct ClientOptions {
+    std::filesystem::path config_file;  // read again on SIGHUP
     std::string server;  // host:port, resolved again when handshakes fail
     std::filesystem::path private_key_file;
     std::string tun = "tn0";

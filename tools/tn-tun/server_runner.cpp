@@ -132,7 +132,7 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
                     }
                     writer.flush();  // before the next receive() reuses the buffers
                     udp.flush();
-                    if (got == 0) break;
+                    if (udp.drained()) break;  // one syscall saved per wakeup: they cost ~1 us here
                 }
             } else if (fd == tun.fd()) {
                 reader.pump(udp, reads_per_wakeup, [&](std::uint8_t* slot, std::size_t len) {
