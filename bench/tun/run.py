@@ -32,6 +32,7 @@ class Bench:
         tag = secrets.token_hex(3)
         self.a, self.b = f"tnba{tag}", f"tnbb{tag}"
         self.procs = []
+        self.iperf = []
         for ns in (self.a, self.b):
             sh("ip", "netns", "add", ns)
             self.ns(ns, "ip", "link", "set", "lo", "up")
@@ -70,18 +71,34 @@ class Bench:
             time.sleep(0.2)
         raise RuntimeError(f"{dst} not reachable")
 
+    def cpu_seconds(self):
+        """CPU time (user + system) of the VPN daemons we started and that still run (not iperf3)."""
+        total = 0.0
+        for p in self.procs:
+            if p.poll() is None and p not in self.iperf:
+                try:
+                    with open(f"/proc/{p.pid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                except OSError:
+                    pass
+        return total
+
     def measure(self, dst):
         self.wait_ping(dst)
         srv = self.spawn(self.a, "iperf3", "-s", "-1", "-B", dst)
+        self.iperf = [srv]
         time.sleep(0.5)
+        cpu0, t0 = self.cpu_seconds(), time.monotonic()
         out = self.ns(self.b, "iperf3", "-c", dst, "-t", str(SECONDS), "-J", timeout=SECONDS + 60).stdout
+        cpu = (self.cpu_seconds() - cpu0) / (time.monotonic() - t0) * 100
         srv.wait(10)
         gbit = json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
         p = self.ns(self.b, "ping", "-c", "50", "-i", "0.02", "-q", dst).stdout
         rtts = self.ns(self.b, "ping", "-c", "50", "-i", "0.02", dst).stdout
         samples = [float(l.split("time=")[1].split()[0]) for l in rtts.splitlines() if "time=" in l]
         del p
-        return gbit, statistics.median(samples)
+        return gbit, statistics.median(samples), cpu
 
     def close(self):
         self.stop_all()
@@ -184,10 +201,12 @@ def main():
     finally:
         b.close()
     tn = results.get("tn-tun")
-    print(f"{'path':<22}{'Gbit/s':>9}{'ping p50 ms':>13}{'tn-tun x':>10}")
-    for name, (gbit, rtt) in results.items():
+    # CPU: both daemons together during the iperf3 run, % of one core (wireguard-go forks away: -).
+    print(f"{'path':<22}{'Gbit/s':>9}{'ping p50 ms':>13}{'tn-tun x':>10}{'daemon CPU %':>14}")
+    for name, (gbit, rtt, cpu) in results.items():
         ratio = f"{tn[0] / gbit:.2f}" if tn and name != "tn-tun" else "-"
-        print(f"{name:<22}{gbit:>9.2f}{rtt:>13.3f}{ratio:>10}")
+        shown = f"{cpu:.0f}" if name in ("tn-tun", "OpenVPN AES-256-GCM") else "-"
+        print(f"{name:<22}{gbit:>9.2f}{rtt:>13.3f}{ratio:>10}{shown:>14}")
     return 0
 
 
