@@ -1,6 +1,9 @@
 // The two-way byte pump of a bound link (see io_pump.hpp for the rules it keeps).
 #include "relay/io_pump.hpp"
 
+#include <fcntl.h>
+
+#include <cerrno>
 #include <cstring>
 
 namespace tn::relay {
@@ -16,8 +19,9 @@ Pump::Pump(StreamPtr a, StreamPtr b, Done done) : a_(std::move(a)), b_(std::move
     dir_[1].to = a_.get();
 }
 
-std::shared_ptr<Pump> Pump::start(StreamPtr a, StreamPtr b, Done done) {
+std::shared_ptr<Pump> Pump::start(StreamPtr a, StreamPtr b, Done done, PipePool* pipes) {
     std::shared_ptr<Pump> p(new Pump(std::move(a), std::move(b), std::move(done)));
+    if (pipes && !p->a_->tls() && !p->b_->tls()) p->pipes_ = pipes;
     error_code ec;
     for (auto* s : {p->a_.get(), p->b_.get()}) {
         if (!s->tls()) s->socket().non_blocking(true, ec);
@@ -33,6 +37,7 @@ void Pump::abort() { finish("aborted"); }
 void Pump::read(int d) {
     auto self = shared_from_this();
     Dir& x = dir_[d];
+    if (pipes_) return splice_in(d);
     if (!x.from->tls()) {
         // Wait for readability first and allocate the buffer only then (idle links stay small).
         x.from->socket().async_wait(tcp::socket::wait_read, [this, self, d](error_code ec) {
@@ -69,6 +74,61 @@ void Pump::read(int d) {
             got(d, n);
         });
     });
+}
+
+void Pump::splice_in(int d) {
+    auto self = shared_from_this();
+    dir_[d].from->socket().async_wait(tcp::socket::wait_read, [this, self, d](error_code ec) {
+        if (finished_) return;
+        if (ec) return finish(ec.message());
+        Dir& y = dir_[d];
+        if (!y.pipe) y.pipe = pipes_->take();
+        if (!y.pipe) {
+            // Out of fds for a pipe: this chunk goes through userspace instead; the next tries again.
+            if (!y.buf) y.buf.reset(new std::uint8_t[kHeaderSize + kChunk]);
+            error_code rec;
+            std::size_t n = y.from->socket().read_some(asio::buffer(y.buf.get() + kHeaderSize, kChunk), rec);
+            if (rec == asio::error::would_block || rec == asio::error::try_again) return splice_in(d);
+            if (rec == asio::error::eof) return eof(d);
+            if (rec) return finish(rec.message());
+            return got(d, n);
+        }
+        ssize_t n = ::splice(y.from->socket().native_handle(), nullptr, y.pipe.w.get(), nullptr, kPipeSize,
+                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return splice_in(d);
+        if (n < 0) return finish(std::strerror(errno));
+        if (n == 0) {
+            pipes_->give(std::move(y.pipe));
+            y.pipe = {};
+            return eof(d);
+        }
+        y.in_pipe = static_cast<std::size_t>(n);
+        splice_out(d);
+    });
+}
+
+void Pump::splice_out(int d) {
+    Dir& y = dir_[d];
+    while (y.in_pipe > 0) {
+        ssize_t m = ::splice(y.pipe.r.get(), nullptr, y.to->socket().native_handle(), nullptr, y.in_pipe,
+                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            // The receiver is slow: wait until its socket takes more (backpressure: no read meanwhile).
+            auto self = shared_from_this();
+            return y.to->socket().async_wait(tcp::socket::wait_write, [this, self, d](error_code ec) {
+                if (finished_) return;
+                if (ec) return finish(ec.message());
+                splice_out(d);
+            });
+        }
+        if (m <= 0) return finish(m == 0 ? "splice wrote nothing" : std::strerror(errno));
+        y.in_pipe -= static_cast<std::size_t>(m);
+        y.bytes += static_cast<std::uint64_t>(m);
+    }
+    // Empty again: the pipe goes back, so an idle connection holds none.
+    pipes_->give(std::move(y.pipe));
+    y.pipe = {};
+    splice_in(d);
 }
 
 void Pump::got(int d, std::size_t n) {
@@ -121,6 +181,9 @@ void Pump::finish(const std::string& error) {
     b_->close();
     dir_[0].buf.reset();
     dir_[1].buf.reset();
+    // A pipe with bytes still in it is closed, not pooled: the next user would get them.
+    dir_[0].pipe = {};
+    dir_[1].pipe = {};
     if (done_) {
         auto d = std::move(done_);
         d(error, dir_[0].bytes, dir_[1].bytes);

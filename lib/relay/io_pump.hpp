@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "relay/io_splice.hpp"
 #include "relay/io_stream.hpp"
 
 namespace tn::relay {
@@ -17,7 +18,9 @@ public:
     // names the fault otherwise (a malformed frame, a reset).
     using Done = std::function<void(const std::string& error, std::uint64_t a_to_b, std::uint64_t b_to_a)>;
 
-    static std::shared_ptr<Pump> start(StreamPtr a, StreamPtr b, Done done);
+    // With `pipes` and two plain streams, bytes move by splice(2) and never enter userspace; the
+    // pool must outlive the pump.
+    static std::shared_ptr<Pump> start(StreamPtr a, StreamPtr b, Done done, PipePool* pipes = nullptr);
     void abort();
     std::uint64_t bytes_a_to_b() const { return dir_[0].bytes; }
     std::uint64_t bytes_b_to_a() const { return dir_[1].bytes; }
@@ -32,9 +35,13 @@ private:
         std::array<std::uint8_t, kHeaderSize> in_hdr{}, out_hdr{};
         std::uint64_t bytes = 0;
         bool done = false;
+        Pipe pipe;                // splice mode: held only while it has bytes in it
+        std::size_t in_pipe = 0;
     };
     Pump(StreamPtr a, StreamPtr b, Done done);
     void read(int d);
+    void splice_in(int d);
+    void splice_out(int d);
     void got(int d, std::size_t n);
     void eof(int d);
     void finish(const std::string& error);
@@ -43,6 +50,7 @@ private:
     Done done_;
     Dir dir_[2];
     bool finished_ = false;
+    PipePool* pipes_ = nullptr;  // set when both sides are plain
 };
 
 }  // namespace tn::relay

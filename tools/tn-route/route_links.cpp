@@ -245,7 +245,7 @@ void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m
             else
                 log_.debug("link ", link_id, " closed", err.empty() ? "" : ": " + err);
             active_.erase(link_id);
-        });
+        }, &pipes_);
         active_[link_id] = Active{pump, p.group, p.id};
     };
     // LINK_OK goes to the serving side first, then to the using side (or, for an HTTP client, the

@@ -131,7 +131,8 @@ private:
     std::deque<relay::StreamPtr> parked_;  // ready for a LINK_OPEN
     std::vector<relay::StreamPtr> standby_;  // waiting for a LINK_REQUEST from the route
     std::size_t parked_opening_ = 0, standby_opening_ = 0;
-    std::uint64_t pool_gen_ = 0;  // bumped when the control session ends: older pooled links are dropped
+    std::uint64_t pool_gen_ = 0;
+    relay::PipePool pipes_;  // splice(2) pipes for plain links (tls = false), lent while bytes are in flight  // bumped when the control session ends: older pooled links are dropped
     int exit_code_ = 0;
 };
 

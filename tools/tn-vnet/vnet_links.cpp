@@ -202,7 +202,7 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
             bytes_total_ += ab + ba;
             if (auto* u = use_by_name(use_name); u && u->open_links) --u->open_links;
             if (err.find("protocol error") != std::string::npos) log_.warn("use '", use_name, "' link closed: ", err);
-        });
+        }, &pipes_);
     };
     if (pooled) await_verdict(s, on_verdict);
     else await_link_ok(s, on_verdict);
@@ -247,7 +247,7 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, StreamPtr vi
                     if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
                     unserve_timers_.closed(id, now_ms());
                     if (err.find("protocol error") != std::string::npos) log_.warn("serve '", name, "' link closed: ", err);
-                });
+                }, &pipes_);
             };
             if (pooled) await_verdict(s, on_verdict);
             else await_link_ok(s, on_verdict);
