@@ -297,3 +297,27 @@ def test_bad_custom_domain_is_a_config_error(tmp_path):
     r = subprocess.run([VNET, "--check-config", "-c", str(cfg)], capture_output=True, text=True)
     assert r.returncode == 78
     assert "v.toml:9:" in r.stderr and "bad_name.example.com" in r.stderr
+
+
+def test_sighup_token_change_revokes_only_that_groups_sessions():
+    echo = EchoHashServer()
+    relay = Relay(groups=(("g", "token-one-123456"), ("h", "token-two-123456")))
+    try:
+        relay.start_route()
+        relay.start_vnet("a", group="g", token="token-one-123456")
+        relay.start_vnet("b", group="h", token="token-two-123456")
+        relay.wait_connected("a")
+        relay.wait_connected("b")
+        ids = {v["name"]: v["id"] for v in relay.status()["vnets"]}
+        relay.groups = (("g", "token-new-654321"), ("h", "token-two-123456"))
+        relay.route_config()
+        relay.procs["route"].send_signal(1)
+        # a's token is no longer valid: its session is dropped and its reconnect refused (exit 77).
+        assert relay.procs["a"].wait(30) == 77
+        st = relay.status()
+        assert [(v["name"], v["id"]) for v in st["vnets"]] == [("b", ids["b"])]  # b kept its session
+        assert "token changed" in relay.log("route")
+    finally:
+        print(relay.all_logs())
+        echo.close()
+        relay.close()

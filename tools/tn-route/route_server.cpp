@@ -284,7 +284,18 @@ std::vector<std::string> RouteServer::reload(RouteConfig next) {
     } catch (const Error& e) {
         failed = e.what();
     }
-    cfg_.groups = std::move(next.groups);  // new sessions use them; running sessions stay
+    // A group that is gone or has a new token revokes its sessions: the vnets reconnect and prove the
+    // new token (or are refused). Sessions of unchanged groups are not touched.
+    std::vector<SessionPtr> revoked;
+    for (const auto& [id, ss] : sessions_) {
+        const Group* old_g = cfg_.group(ss->group);
+        const Group* new_g = nullptr;
+        for (const auto& g : next.groups)
+            if (g.name == ss->group) new_g = &g;
+        if (!new_g || !old_g || new_g->token.expose() != old_g->token.expose()) revoked.push_back(ss);
+    }
+    cfg_.groups = std::move(next.groups);
+    for (const auto& ss : revoked) drop_session(ss, "its group was removed or its token changed (reload)");
     cfg_.http_listen = next.http_listen;
     cfg_.dashboard_listen = next.dashboard_listen;
     cfg_.dashboard_user = next.dashboard_user;
