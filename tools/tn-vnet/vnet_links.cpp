@@ -159,8 +159,8 @@ void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_n
     if (!parked_.empty()) {
         auto s = parked_.front();
         parked_.pop_front();
-        refill_pools();
-        return use_link(lp, s, id, use_name, true);
+        use_link(lp, s, id, use_name, true);
+        return refill_pools();  // after the LINK_OPEN went out: the refill is not on this connection's path
     }
     open_route([this, lp, id, use_name](relay::error_code ec, StreamPtr s, std::string why) {
         if (ec) {

@@ -63,8 +63,8 @@ void VnetAgent::standby_wait(StreamPtr s, std::uint64_t gen) {
                 return s->close();
             }
             auto m = from_frame<LinkRequest>(f);
-            refill_pools();
             serve_link(m.link_id, m.id, s);
+            refill_pools();  // after the local connect started: not on this connection's path
         } catch (const WireError& e) {
             log_.warn("protocol error on a standby link: ", e.what());
             s->close();
