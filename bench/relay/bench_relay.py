@@ -17,7 +17,6 @@ import os
 import resource
 import socket
 import ssl
-import statistics
 import struct
 import subprocess
 import sys
@@ -190,6 +189,7 @@ def main():
     ap.add_argument("--conns", type=int, default=5000)
     ap.add_argument("--cycles", type=int, default=10000)
     ap.add_argument("--setup", type=int, default=400)
+    ap.add_argument("--parts", default="throughput,setup,memory", help="comma-separated subset to run")
     a = ap.parse_args()
     raise_nofile()
     w = World(os.path.abspath(a.build))
@@ -204,7 +204,7 @@ def main():
         _, plain_i, _, _ = w.tn_chain(iport, tls=False)
         _, tls_i, _, _ = w.tn_chain(iport, tls=True)
         plain_route, plain_e, _, _ = w.tn_chain(eport, tls=False)
-        tls_route, tls_e, tls_rport, tls_fp = w.tn_chain(eport, tls=True)
+        tls_route, tls_e, _, _ = w.tn_chain(eport, tls=True)
         ssh_i = ssh_e = None
         if harness.is_root():
             sshd = harness.Sshd().start()
@@ -213,69 +213,85 @@ def main():
             client.trust(sshd)
             ssh_i, ssh_e = w.ssh_l(sshd, client, iport), w.ssh_l(sshd, client, eport)
 
-        print("== throughput (iperf3, %d s each, Gbit/s) ==" % a.seconds)
-        direct = iperf(iport, a.seconds)
-        socat3 = iperf(sock_i, a.seconds)
-        tplain = iperf(plain_i, a.seconds)
-        ttls = iperf(tls_i, a.seconds)
-        sshl = iperf(ssh_i, a.seconds) if ssh_i else float("nan")
-        print(f"loopback direct            {direct:7.2f}")
-        print(f"socat x3 chain             {socat3:7.2f}")
-        print(f"tn plain use->route->serve {tplain:7.2f}   ratio vs socat x3: {tplain / socat3:.2f} (target >= 1.5)")
-        print(f"ssh -L aes128-gcm          {sshl:7.2f}")
-        print(f"tn TLS use->route->serve   {ttls:7.2f}   ratio vs ssh -L: {ttls / sshl:.2f} (target >= 1.0)")
-
-        print("== connection setup (%d sequential connect+1-byte echo+close) ==" % a.setup)
-        for label, port in (("socat x3 chain", sock_e), ("ssh -L", ssh_e), ("tn plain", plain_e), ("tn TLS", tls_e)):
-            if port is None:
-                continue
-            rate, p50, p99 = setup_rate(port, a.setup)
-            print(f"{label:16s} {rate:8.0f} conn/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
-
-        print("== route memory ==")
-        for label, route, port in (("plain", plain_route, plain_e), ("TLS", tls_route, tls_e)):
-            time.sleep(0.5)
-            before = rss_kib(route.pid)
-            socks = []
-            try:
-                # In batches of 100: the route refuses more than 256 pending links at once (its limit).
-                for i in range(0, a.conns, 100):
-                    batch = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(min(100, a.conns - i))]
-                    for s in batch:
-                        s.sendall(b"y")
-                    for s in batch:  # the link is bound and has carried a byte: now idle
-                        if s.recv(1) != b"y":
-                            raise RuntimeError("echo failed")
-                    socks += batch
-                time.sleep(1)
-                after = rss_kib(route.pid)
-                print(f"{label:6s} route RSS {before} KiB -> {after} KiB with {len(socks)} idle proxied connections: "
-                      f"{(after - before) / len(socks):.1f} KiB each (target < 24; ssh -L ~67)")
-            finally:
-                for s in socks:
-                    s.close()
-        # A fresh route for the cycles, so the idle-connection test above does not set its baseline.
-        w.procs.remove(tls_route)
-        harness.stop_process(tls_route)
-        tls_route, _, tls_rport, tls_fp = w.tn_chain(eport, tls=True)
-        token = "bench-token-123456"
-        for i in range(100):
-            vnet_cycle(tls_rport, tls_fp, token, i)
-        time.sleep(0.5)
-        r100 = rss_kib(tls_route.pid)
-        t0 = time.perf_counter()
-        for i in range(100, a.cycles):
-            vnet_cycle(tls_rport, tls_fp, token, i)
-        time.sleep(1)
-        rn = rss_kib(tls_route.pid)
-        print(f"TLS route RSS after 100 vnet connect/drop cycles {r100} KiB, after {a.cycles}: {rn} KiB "
-              f"({(rn - r100) * 100.0 / r100:+.1f} %, target <= +10 %; {a.cycles / (time.perf_counter() - t0):.0f} cycles/s)")
+        parts = set(a.parts.split(","))
+        if "throughput" in parts:
+            throughput(a, iport, sock_i, plain_i, tls_i, ssh_i)
+        if "setup" in parts:
+            setup(a, sock_e, ssh_e, plain_e, tls_e)
+        if "memory" in parts:
+            memory(a, w, eport, plain_route, plain_e, tls_route, tls_e)
     finally:
         w.close()
         if client:
             client.close()
         if sshd:
             sshd.close()
+
+
+def throughput(a, iport, sock_i, plain_i, tls_i, ssh_i):
+    print("== throughput (iperf3, %d s each, Gbit/s) ==" % a.seconds)
+    direct = iperf(iport, a.seconds)
+    socat3 = iperf(sock_i, a.seconds)
+    tplain = iperf(plain_i, a.seconds)
+    ttls = iperf(tls_i, a.seconds)
+    sshl = iperf(ssh_i, a.seconds) if ssh_i else float("nan")
+    print(f"loopback direct            {direct:7.2f}")
+    print(f"socat x3 chain             {socat3:7.2f}")
+    print(f"tn plain use->route->serve {tplain:7.2f}   ratio vs socat x3: {tplain / socat3:.2f} (target >= 1.5)")
+    print(f"ssh -L aes128-gcm          {sshl:7.2f}")
+    print(f"tn TLS use->route->serve   {ttls:7.2f}   ratio vs ssh -L: {ttls / sshl:.2f} (target >= 1.0)")
+
+
+
+def setup(a, sock_e, ssh_e, plain_e, tls_e):
+    print("== connection setup (%d sequential connect+1-byte echo+close) ==" % a.setup)
+    for label, port in (("socat x3 chain", sock_e), ("ssh -L", ssh_e), ("tn plain", plain_e), ("tn TLS", tls_e)):
+        if port is None:
+            continue
+        rate, p50, p99 = setup_rate(port, a.setup)
+        print(f"{label:16s} {rate:8.0f} conn/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+
+
+
+def memory(a, w, eport, plain_route, plain_e, tls_route, tls_e):
+    print("== route memory ==")
+    for label, route, port in (("plain", plain_route, plain_e), ("TLS", tls_route, tls_e)):
+        time.sleep(0.5)
+        before = rss_kib(route.pid)
+        socks = []
+        try:
+            # In batches of 100: the route refuses more than 256 pending links at once (its limit).
+            for i in range(0, a.conns, 100):
+                batch = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(min(100, a.conns - i))]
+                for s in batch:
+                    s.sendall(b"y")
+                for s in batch:  # the link is bound and has carried a byte: now idle
+                    if s.recv(1) != b"y":
+                        raise RuntimeError("echo failed")
+                socks += batch
+            time.sleep(1)
+            after = rss_kib(route.pid)
+            print(f"{label:6s} route RSS {before} KiB -> {after} KiB with {len(socks)} idle proxied connections: "
+                  f"{(after - before) / len(socks):.1f} KiB each (target < 24; ssh -L ~67)")
+        finally:
+            for s in socks:
+                s.close()
+    # A fresh route for the cycles, so the idle-connection test above does not set its baseline.
+    w.procs.remove(tls_route)
+    harness.stop_process(tls_route)
+    tls_route, _, tls_rport, tls_fp = w.tn_chain(eport, tls=True)
+    token = "bench-token-123456"
+    for i in range(100):
+        vnet_cycle(tls_rport, tls_fp, token, i)
+    time.sleep(0.5)
+    r100 = rss_kib(tls_route.pid)
+    t0 = time.perf_counter()
+    for i in range(100, a.cycles):
+        vnet_cycle(tls_rport, tls_fp, token, i)
+    time.sleep(1)
+    rn = rss_kib(tls_route.pid)
+    print(f"TLS route RSS after 100 vnet connect/drop cycles {r100} KiB, after {a.cycles}: {rn} KiB "
+          f"({(rn - r100) * 100.0 / r100:+.1f} %, target <= +10 %; {a.cycles / (time.perf_counter() - t0):.0f} cycles/s)")
 
 
 if __name__ == "__main__":
