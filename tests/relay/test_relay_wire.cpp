@@ -2,6 +2,8 @@
 // malformed, truncated and oversized input.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "relay/auth.hpp"
 #include "relay/messages.hpp"
 
@@ -161,4 +163,18 @@ TEST_CASE("backoff doubles to its cap with jitter") {
     CHECK(last <= 36000);
     b.reset();
     CHECK(b.next_ms() <= 600);
+}
+
+TEST_CASE("pre-opened link frames carry the ticket and nothing else") {
+    Ticket t{};
+    for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<std::uint8_t>(i + 1);
+    auto b = encode_frame(to_frame(LinkPark{t}));
+    REQUIRE(b.size() == kHeaderSize + t.size());
+    CHECK(Bytes(b.begin(), b.begin() + kHeaderSize) == Bytes{0, 0x65, 0, 0, 0, 0, 0, 16});
+    CHECK(std::equal(t.begin(), t.end(), b.begin() + kHeaderSize));
+    CHECK(from_frame<LinkStandby>(to_frame(LinkStandby{t})).ticket == t);
+    CHECK(type_name(MsgType::link_standby) == "LINK_STANDBY");
+    auto f = to_frame(LinkPark{t});
+    f.payload.push_back(0);
+    CHECK_THROWS_WITH(from_frame<LinkPark>(f), Catch::Contains("trailing"));
 }
