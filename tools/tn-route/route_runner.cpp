@@ -7,20 +7,12 @@
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "relay/io_tls.hpp"
+#include "relay/time_scale.hpp"
 #include "route_server.hpp"
 
 namespace tn::route {
 
 namespace asio = relay::asio;
-
-double time_scale_from_env() {
-    const char* v = std::getenv("TN_RELAY_TIME_SCALE");
-    if (!v || !*v) return 1.0;
-    char* end = nullptr;
-    double d = std::strtod(v, &end);
-    if (*end || !(d > 0 && d <= 1)) throw Error(ExitCode::config, "TN_RELAY_TIME_SCALE must be a number in (0, 1]");
-    return d;
-}
 
 int print_fingerprint(const RouteConfig& cfg, const log::Logger& log, std::ostream& out) {
     if (relay::ensure_certificate(cfg.cert, cfg.key)) log.info("generated a self-signed certificate ", cfg.cert.string());
@@ -29,7 +21,7 @@ int print_fingerprint(const RouteConfig& cfg, const log::Logger& log, std::ostre
 }
 
 int run_route(RouteConfig cfg, const log::Logger& log) {
-    double scale = time_scale_from_env();
+    double scale = relay::time_scale_from_env();
     ensure_state_dir();
     auto lock_path = state_dir_path() / ("tn-route-" + std::to_string(cfg.listen.port) + ".lock");
     auto lock = FileLock::try_acquire(lock_path);

@@ -11,20 +11,12 @@
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/strings.hpp"
+#include "relay/time_scale.hpp"
 #include "vnet_agent.hpp"
 
 namespace tn::vnet {
 
 namespace {
-double time_scale_from_env() {
-    const char* v = std::getenv("TN_RELAY_TIME_SCALE");
-    if (!v || !*v) return 1.0;
-    char* end = nullptr;
-    double d = std::strtod(v, &end);
-    if (*end || !(d > 0 && d <= 1)) throw Error(ExitCode::config, "TN_RELAY_TIME_SCALE must be a number in (0, 1]");
-    return d;
-}
-
 std::string find_socket(const std::string& config, const std::string& socket) {
     if (!socket.empty()) return socket;
     if (!config.empty()) return ctl_socket_path(load_vnet_config(config).name);
@@ -140,7 +132,7 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
 
 int run_vnet(const std::string& config, const log::Logger& log) {
     auto cfg = load_vnet_config(config);
-    double scale = time_scale_from_env();
+    double scale = relay::time_scale_from_env();
     ensure_state_dir();
     auto lock = FileLock::try_acquire(state_dir_path() / ("tn-vnet-" + cfg.name + ".lock"));
     if (!lock) throw Error(ExitCode::temp_fail, "a tn-vnet named '" + cfg.name + "' already runs here");
