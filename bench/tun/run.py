@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-TN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "build-tun",
+TN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "build",
                                                           "tools", "tn-tun", "tn-tun")
 SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 ONLY = sys.argv[3].split(",") if len(sys.argv) > 3 else None  # e.g. "tn-tun" while tuning
