@@ -85,6 +85,21 @@ def test_idle_forwarder_sleeps(setup):
         assert f.stop() == 0, f.log()
 
 
+def test_login_signs_with_the_first_key_at_once(setup):
+    """No agent: the first identity is offered signed, without the 'none' and key-query round trips."""
+    client, sshd, echo = setup
+    port = harness.free_port()
+    f = Forward(client, sshd, "-L", f"{port}:127.0.0.1:{echo.port}")
+    try:
+        f.wait_ready(1)
+        assert echo_once(port) == b"ping"
+    finally:
+        assert f.stop() == 0, f.log()
+    log = sshd.log()
+    assert log.count("Accepted publickey") == 1, log
+    assert "Postponed publickey" not in log, log  # sshd logs this for a query without a signature
+
+
 def test_half_close_still_gets_the_reply(client, sshd):
     client.trust(sshd)
     sshd.user.authorize(client.key())
