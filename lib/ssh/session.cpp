@@ -165,9 +165,11 @@ std::optional<AuthMethod> Session::authenticate(const AuthOptions& opts) {
     ssh_session s = s_.get();
     // Without an agent the chain would start with this key anyway: sign with it at once, as paramiko
     // does, instead of asking "none" for the methods and then whether the key would do (two round
-    // trips saved per connection). If it is refused, the full chain below runs as before.
+    // trips saved per connection). If it is refused, the full chain below runs as before. Not when a
+    // password is at hand: that login expects the keys to fail, and each failure counts against the
+    // server's MaxAuthTries before the password gets its turn.
     const char* agent = std::getenv("SSH_AUTH_SOCK");
-    if (opts.identities && (agent == nullptr || *agent == '\0')) {
+    if (opts.identities && !opts.password && (agent == nullptr || *agent == '\0')) {
         if (KeyPtr key = first_identity(s)) {
             int rc = ssh_userauth_publickey(s, nullptr, key.get());
             if (rc == SSH_AUTH_SUCCESS) return AuthMethod::publickey;
