@@ -9,18 +9,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from exec_fixtures import env as base_env  # noqa: E402,F401
-from test_exec_persist import logins, masters  # noqa: E402
+from test_exec_persist import env, logins, masters  # noqa: E402,F401,F811  (env stops the masters by PID)
 from test_exec_transfer import local, sha, tree_state, write_random  # noqa: E402,F401
-
-
-@pytest.fixture
-def env(base_env):  # noqa: F811
-    yield base_env
-    for pid in masters(base_env):  # stop the masters this test started, by PID
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 def run_in(env, cwd, *args):

@@ -39,16 +39,7 @@ void await_link_ok(const StreamPtr& s, std::function<void(bool ok, std::string w
         if (ec) return done(false, why);
         async_read_frame(s, [s, done](relay::error_code ec2, Frame, std::string why2) {
             if (ec2) return done(false, why2);
-            async_read_frame(s, [s, done](relay::error_code ec3, Frame f, std::string why3) {
-                if (ec3) return done(false, why3);
-                try {
-                    if (f.type == MsgType::error) return done(false, from_frame<ErrorMsg>(f).message);
-                    from_frame<LinkOk>(f);
-                    done(true, {});
-                } catch (const WireError& e) {
-                    done(false, e.what());
-                }
-            });
+            await_verdict(s, done);
         });
     });
 }
