@@ -61,6 +61,17 @@ Mac route_proof(std::string_view token, const Nonce& vnet_nonce, const Nonce& ro
     return hmac(token, m);
 }
 
+Mac link_proof(const Ticket& ticket, MsgType type, const Nonce& route_nonce, std::uint32_t vnet_id, std::uint64_t arg) {
+    Writer w;
+    w.raw(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>("tn-relay-2 link"), 15));
+    w.u16(static_cast<std::uint16_t>(type));
+    w.raw(route_nonce);
+    w.u32(vnet_id);
+    w.u64(arg);
+    auto m = w.take();
+    return hmac(std::string_view(reinterpret_cast<const char*>(ticket.data()), ticket.size()), m);
+}
+
 bool equal(const Mac& a, const Mac& b) { return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0; }
 bool equal(const Ticket& a, const Ticket& b) { return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0; }
 

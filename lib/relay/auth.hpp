@@ -18,6 +18,11 @@ Mac vnet_proof(std::string_view token, const Nonce& route_nonce, const Nonce& vn
 // What the route proves back: HMAC(token, "tn-relay-1 route" || Nv || Nr).
 Mac route_proof(std::string_view token, const Nonce& vnet_nonce, const Nonce& route_nonce);
 
+// What a link setup frame proves (LINK_OPEN/ACCEPT/PARK/STANDBY): HMAC(ticket, "tn-relay-2 link" ||
+// type u16 || Nr || vnet_id u32 || arg u64), Nr being the route's challenge on that link connection
+// and `arg` the serve id (LINK_OPEN), the link id (LINK_ACCEPT) or 0. The ticket never crosses a link.
+Mac link_proof(const Ticket& ticket, MsgType type, const Nonce& route_nonce, std::uint32_t vnet_id, std::uint64_t arg);
+
 // Constant-time comparison (a timing side channel must not reveal how many bytes matched).
 bool equal(const Mac& a, const Mac& b);
 bool equal(const Ticket& a, const Ticket& b);

@@ -1,6 +1,8 @@
-// Pump: moves one proxied connection's bytes between two streams, both ways, with backpressure (a
-// side is read only when the previous chunk was written) and half-close (EOF travels as TCP
-// shutdown on plain streams and as an EOF frame on TLS links, which have no usable half-close).
+// Pump: moves one proxied connection's bytes between two plain TCP streams, both ways, with
+// backpressure (a side is read only when the previous chunk was written) and half-close. A side
+// with a LinkSeal is a sealed link (seal.hpp): what goes to it is sealed into records, what comes
+// from it is opened, and its half-close is the authenticated EOF record (a FIN without one is a
+// truncation). Two unsealed sides relay by splice(2) when a PipePool is given.
 #pragma once
 
 #include <functional>
@@ -9,18 +11,22 @@
 
 #include "relay/io_splice.hpp"
 #include "relay/io_stream.hpp"
+#include "relay/seal.hpp"
 
 namespace tn::relay {
 
 class Pump : public std::enable_shared_from_this<Pump> {
 public:
     // Called once when both directions ended or one failed; `error` is empty on a clean end and
-    // names the fault otherwise (a malformed frame, a reset).
+    // names the fault otherwise ("protocol error: ..." for a bad record, "truncated: ..." for a
+    // sealed link that closed without its EOF record).
     using Done = std::function<void(const std::string& error, std::uint64_t a_to_b, std::uint64_t b_to_a)>;
 
-    // With `pipes` and two plain streams, bytes move by splice(2) and never enter userspace; the
-    // pool must outlive the pump.
-    static std::shared_ptr<Pump> start(StreamPtr a, StreamPtr b, Done done, PipePool* pipes = nullptr);
+    // `seal_a`/`seal_b`: that side is a sealed link (at most one of them). With `pipes` and neither
+    // sealed, bytes move by splice(2) and never enter userspace; the pool must outlive the pump.
+    static std::shared_ptr<Pump> start(StreamPtr a, StreamPtr b, Done done, PipePool* pipes = nullptr,
+                                       std::unique_ptr<LinkSeal> seal_a = nullptr,
+                                       std::unique_ptr<LinkSeal> seal_b = nullptr);
     void abort();
     std::uint64_t bytes_a_to_b() const { return dir_[0].bytes; }
     std::uint64_t bytes_b_to_a() const { return dir_[1].bytes; }
@@ -29,28 +35,33 @@ private:
     struct Dir {
         Stream* from = nullptr;
         Stream* to = nullptr;
-        // Allocated only while a chunk is in flight, so an idle connection holds no data buffer.
-        std::unique_ptr<std::uint8_t[]> buf;
-        std::size_t n = 0;
-        std::array<std::uint8_t, kHeaderSize> in_hdr{}, out_hdr{};
+        RecordOpener* open = nullptr;  // `from` is sealed
+        RecordSealer* seal = nullptr;  // `to` is sealed
+        // Allocated only while bytes flow, so an idle connection holds no data buffer.
+        std::unique_ptr<std::uint8_t[]> in, out;
+        std::size_t have = 0;  // bytes in `in` (a partial record stays here between reads)
         std::uint64_t bytes = 0;
         bool done = false;
-        Pipe pipe;                // splice mode: held only while it has bytes in it
+        Pipe pipe;  // splice mode: held only while it has bytes in it
         std::size_t in_pipe = 0;
+        std::array<std::uint8_t, kRecordOverhead> eof_rec{};
     };
     Pump(StreamPtr a, StreamPtr b, Done done);
     void read(int d);
+    void try_read(int d);
+    void process(int d, std::size_t n);
+    void write(int d, const std::uint8_t* p, std::size_t n, bool then_eof);
     void splice_in(int d);
     void splice_out(int d);
-    void got(int d, std::size_t n);
     void eof(int d);
-    void finish(const std::string& error);
+    void finish(const std::string& error, bool reset_local = false);
 
     StreamPtr a_, b_;
+    std::unique_ptr<LinkSeal> seal_a_, seal_b_;
     Done done_;
     Dir dir_[2];
     bool finished_ = false;
-    PipePool* pipes_ = nullptr;  // set when both sides are plain
+    PipePool* pipes_ = nullptr;  // set when neither side is sealed
 };
 
 }  // namespace tn::relay

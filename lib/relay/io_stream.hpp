@@ -1,4 +1,4 @@
-// Stream: one relay connection over Asio, plain TCP or TLS behind one interface, plus the exact-size
+// Stream: one relay connection over Asio, plain TCP (links) or TLS (control) behind one interface, plus the exact-size
 // frame reads and writes every relay connection does (hello, header, capped payload).
 #pragma once
 
@@ -49,6 +49,10 @@ public:
         error_code ec;
         socket().close(ec);
     }
+
+    // The route's CHALLENGE nonce on this connection (both ends keep it): a link's setup frames prove
+    // the session over it, and LINK_OK's key box is sealed under a key derived from it.
+    Nonce challenge{};
 
 private:
     std::variant<tcp::socket, TlsConn> v_;

@@ -243,31 +243,60 @@ LinkFail LinkFail::get(Reader& r) {
     return m;
 }
 void LinkOpen::put(Writer& w) const {
-    w.raw(ticket);
+    w.u32(vnet_id);
     w.u16(id);
+    w.raw(mac);
 }
 LinkOpen LinkOpen::get(Reader& r) {
     LinkOpen m;
-    m.ticket = r.fixed<16>();
+    m.vnet_id = r.u32();
     m.id = r.u16();
+    m.mac = r.fixed<32>();
     return m;
 }
 void LinkAccept::put(Writer& w) const {
-    w.raw(ticket);
+    w.u32(vnet_id);
     w.u64(link_id);
+    w.raw(mac);
 }
 LinkAccept LinkAccept::get(Reader& r) {
     LinkAccept m;
-    m.ticket = r.fixed<16>();
+    m.vnet_id = r.u32();
     m.link_id = r.u64();
+    m.mac = r.fixed<32>();
     return m;
 }
-void LinkOk::put(Writer& w) const { w.u64(link_id); }
-LinkOk LinkOk::get(Reader& r) { return {r.u64()}; }
-
-void LinkPark::put(Writer& w) const { w.raw(ticket); }
-LinkPark LinkPark::get(Reader& r) { return {r.fixed<16>()}; }
-void LinkStandby::put(Writer& w) const { w.raw(ticket); }
-LinkStandby LinkStandby::get(Reader& r) { return {r.fixed<16>()}; }
+void LinkOk::put(Writer& w) const {
+    w.u64(link_id);
+    w.u8(cipher);
+    if (cipher != 0) w.raw(key_box);
+}
+LinkOk LinkOk::get(Reader& r) {
+    LinkOk m;
+    m.link_id = r.u64();
+    m.cipher = r.u8();
+    if (m.cipher != 0) m.key_box = r.fixed<48>();
+    return m;
+}
+void LinkPark::put(Writer& w) const {
+    w.u32(vnet_id);
+    w.raw(mac);
+}
+LinkPark LinkPark::get(Reader& r) {
+    LinkPark m;
+    m.vnet_id = r.u32();
+    m.mac = r.fixed<32>();
+    return m;
+}
+void LinkStandby::put(Writer& w) const {
+    w.u32(vnet_id);
+    w.raw(mac);
+}
+LinkStandby LinkStandby::get(Reader& r) {
+    LinkStandby m;
+    m.vnet_id = r.u32();
+    m.mac = r.fixed<32>();
+    return m;
+}
 
 }  // namespace tn::relay

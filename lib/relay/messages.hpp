@@ -107,13 +107,40 @@ struct UnserveResult {
 };
 struct LinkRequest { std::uint64_t link_id = 0; std::uint16_t id = 0; TN_RELAY_MSG(LinkRequest, link_request); };
 struct LinkFail { std::uint64_t link_id = 0; std::string message; TN_RELAY_MSG(LinkFail, link_fail); };
-struct LinkOpen { Ticket ticket{}; std::uint16_t id = 0; TN_RELAY_MSG(LinkOpen, link_open); };
-struct LinkAccept { Ticket ticket{}; std::uint64_t link_id = 0; TN_RELAY_MSG(LinkAccept, link_accept); };
-struct LinkOk { std::uint64_t link_id = 0; TN_RELAY_MSG(LinkOk, link_ok); };
+// Link setup frames prove the session without revealing its ticket: `mac` is link_proof() over the
+// route's CHALLENGE on this very connection (auth.hpp), so a recorded frame is worth nothing elsewhere.
+struct LinkOpen {
+    std::uint32_t vnet_id = 0;
+    std::uint16_t id = 0;
+    Mac mac{};
+    TN_RELAY_MSG(LinkOpen, link_open);
+};
+struct LinkAccept {
+    std::uint32_t vnet_id = 0;
+    std::uint64_t link_id = 0;
+    Mac mac{};
+    TN_RELAY_MSG(LinkAccept, link_accept);
+};
+// `cipher` 0: a plain link (tls = false), raw bytes follow. Otherwise the records that follow are
+// sealed with the link key in `key_box` (seal.hpp), which only this endpoint can open.
+struct LinkOk {
+    std::uint64_t link_id = 0;
+    std::uint8_t cipher = 0;
+    std::array<std::uint8_t, 48> key_box{};
+    TN_RELAY_MSG(LinkOk, link_ok);
+};
 // Pre-opened links (a pool that keeps connection setup to one round trip): a parked link waits for
 // its LINK_OPEN; a standby link waits for the route to send it a LINK_REQUEST.
-struct LinkPark { Ticket ticket{}; TN_RELAY_MSG(LinkPark, link_park); };
-struct LinkStandby { Ticket ticket{}; TN_RELAY_MSG(LinkStandby, link_standby); };
+struct LinkPark {
+    std::uint32_t vnet_id = 0;
+    Mac mac{};
+    TN_RELAY_MSG(LinkPark, link_park);
+};
+struct LinkStandby {
+    std::uint32_t vnet_id = 0;
+    Mac mac{};
+    TN_RELAY_MSG(LinkStandby, link_standby);
+};
 
 #undef TN_RELAY_MSG
 

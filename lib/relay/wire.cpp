@@ -47,8 +47,6 @@ std::string_view type_name(MsgType t) {
         case MsgType::link_open: return "LINK_OPEN";
         case MsgType::link_accept: return "LINK_ACCEPT";
         case MsgType::link_ok: return "LINK_OK";
-        case MsgType::data: return "DATA";
-        case MsgType::eof: return "EOF";
         case MsgType::link_park: return "LINK_PARK";
         case MsgType::link_standby: return "LINK_STANDBY";
     }

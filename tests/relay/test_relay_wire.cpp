@@ -11,8 +11,8 @@ using namespace tn::relay;
 
 TEST_CASE("hello is TNRL + big-endian version + zero flags") {
     auto h = encode_hello();
-    CHECK(Bytes(h.begin(), h.end()) == Bytes{'T', 'N', 'R', 'L', 0, 1, 0, 0});
-    CHECK(decode_hello(h) == 1);
+    CHECK(Bytes(h.begin(), h.end()) == Bytes{'T', 'N', 'R', 'L', 0, 2, 0, 0});
+    CHECK(decode_hello(h) == 2);
     auto newer = encode_hello(7);
     CHECK(decode_hello(newer) == 7);
     Bytes bad{'S', 'S', 'H', '-', 0, 1, 0, 0};
@@ -165,16 +165,53 @@ TEST_CASE("backoff doubles to its cap with jitter") {
     CHECK(b.next_ms() <= 600);
 }
 
-TEST_CASE("pre-opened link frames carry the ticket and nothing else") {
-    Ticket t{};
-    for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<std::uint8_t>(i + 1);
-    auto b = encode_frame(to_frame(LinkPark{t}));
-    REQUIRE(b.size() == kHeaderSize + t.size());
-    CHECK(Bytes(b.begin(), b.begin() + kHeaderSize) == Bytes{0, 0x65, 0, 0, 0, 0, 0, 16});
-    CHECK(std::equal(t.begin(), t.end(), b.begin() + kHeaderSize));
-    CHECK(from_frame<LinkStandby>(to_frame(LinkStandby{t})).ticket == t);
+TEST_CASE("link setup frames carry the vnet id and a proof, never the ticket") {
+    Mac mac{};
+    for (std::size_t i = 0; i < mac.size(); ++i) mac[i] = static_cast<std::uint8_t>(i + 1);
+    auto b = encode_frame(to_frame(LinkPark{0x01020304, mac}));
+    REQUIRE(b.size() == kHeaderSize + 4 + mac.size());
+    CHECK(Bytes(b.begin(), b.begin() + kHeaderSize + 4) == Bytes{0, 0x65, 0, 0, 0, 0, 0, 36, 1, 2, 3, 4});
+    CHECK(std::equal(mac.begin(), mac.end(), b.begin() + kHeaderSize + 4));
+    auto sb = from_frame<LinkStandby>(to_frame(LinkStandby{7, mac}));
+    CHECK(sb.vnet_id == 7);
+    CHECK(sb.mac == mac);
     CHECK(type_name(MsgType::link_standby) == "LINK_STANDBY");
-    auto f = to_frame(LinkPark{t});
+    auto f = to_frame(LinkPark{1, mac});
     f.payload.push_back(0);
     CHECK_THROWS_WITH(from_frame<LinkPark>(f), Catch::Contains("trailing"));
+    auto o = from_frame<LinkOpen>(to_frame(LinkOpen{9, 700, mac}));
+    CHECK((o.vnet_id == 9 && o.id == 700 && o.mac == mac));
+    auto a = from_frame<LinkAccept>(to_frame(LinkAccept{9, 1ULL << 40, mac}));
+    CHECK((a.vnet_id == 9 && a.link_id == (1ULL << 40) && a.mac == mac));
+}
+
+TEST_CASE("LINK_OK: plain carries no key box, sealed carries exactly 48 bytes") {
+    auto plain = encode_frame(to_frame(LinkOk{5}));
+    CHECK(plain == Bytes{0, 0x62, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 5, 0});
+    LinkOk ok{5, 1, {}};
+    ok.key_box[47] = 0xee;
+    auto f = to_frame(ok);
+    CHECK(f.payload.size() == 8 + 1 + 48);
+    auto back = from_frame<LinkOk>(f);
+    CHECK((back.cipher == 1 && back.key_box[47] == 0xee));
+    f.payload.pop_back();
+    CHECK_THROWS_WITH(from_frame<LinkOk>(f), Catch::Contains("truncated"));
+}
+
+TEST_CASE("link proofs bind the ticket, frame type, challenge, vnet and argument") {
+    Ticket t{};
+    t[0] = 1;
+    Nonce nr{};
+    nr[0] = 2;
+    auto base = link_proof(t, MsgType::link_open, nr, 3, 700);
+    CHECK(equal(base, link_proof(t, MsgType::link_open, nr, 3, 700)));
+    Ticket t2 = t;
+    t2[15] = 9;
+    Nonce nr2 = nr;
+    nr2[31] = 9;
+    CHECK_FALSE(equal(base, link_proof(t2, MsgType::link_open, nr, 3, 700)));
+    CHECK_FALSE(equal(base, link_proof(t, MsgType::link_accept, nr, 3, 700)));
+    CHECK_FALSE(equal(base, link_proof(t, MsgType::link_open, nr2, 3, 700)));
+    CHECK_FALSE(equal(base, link_proof(t, MsgType::link_open, nr, 4, 700)));
+    CHECK_FALSE(equal(base, link_proof(t, MsgType::link_open, nr, 3, 701)));
 }

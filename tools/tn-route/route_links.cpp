@@ -4,6 +4,7 @@
 
 #include "http_head.hpp"
 #include "relay/auth.hpp"
+#include "relay/seal.hpp"
 #include "route_session.hpp"
 
 namespace tn::route {
@@ -129,16 +130,16 @@ void RouteServer::accept_remote(std::uint16_t port) {
 }
 
 void RouteServer::link_open(StreamPtr s, std::string peer, const LinkOpen& m) {
-    auto ss = by_ticket(m.ticket);
+    auto ss = link_session(s, MsgType::link_open, m.vnet_id, m.id, m.mac);
     if (!ss) {
-        log_.warn("link from ", peer, " refused: unknown ticket");
-        return refuse(s, ErrorCode::auth, "unknown link ticket");
+        log_.warn("link from ", peer, " refused: no session proof");
+        return refuse(s, ErrorCode::auth, "link not proven by a live session (vnet id and proof do not match)");
     }
-    request_link(s, ss->group, m.id, UserKind::link, peer);
+    request_link(s, ss->group, m.id, UserKind::link, peer, {}, ss->ticket);
 }
 
 void RouteServer::request_link(StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, std::string peer,
-                               Bytes prefix) {
+                               Bytes prefix, const Ticket& user_ticket) {
     const ServeRecord* r = reg_.find_serve(group, id);
     auto close_user = [&](ErrorCode c, const std::string& m, int http_status) {
         if (kind == UserKind::link) refuse(user, c, m);
@@ -161,17 +162,17 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
         if (standby.front()->socket().is_open()) via = standby.front();
         standby.pop_front();
     }
-    pending_[link_id] = Pending{user, r->vnet_id, id, group, kind, std::move(prefix), via, Clock::now() + std::chrono::seconds(10)};
+    pending_[link_id] = Pending{user, r->vnet_id, id, group, kind, std::move(prefix), via, user_ticket,
+                                Clock::now() + std::chrono::seconds(10)};
     if (via) async_write_bytes(via, encode_frame(to_frame(LinkRequest{link_id, id})), [](error_code) {});
     else ss->second->send(to_frame(LinkRequest{link_id, id}));
     log_.debug("link ", link_id, " requested: serve ", id, " for ", peer);
 }
 
-void RouteServer::link_pooled(StreamPtr s, std::string peer, const Ticket& t, bool standby) {
-    auto ss = by_ticket(t);
+void RouteServer::link_pooled(StreamPtr s, std::string peer, SessionPtr ss, bool standby) {
     if (!ss) {
-        log_.warn("pre-opened link from ", peer, " refused: unknown ticket");
-        return refuse(s, ErrorCode::auth, "unknown link ticket");
+        log_.warn("pre-opened link from ", peer, " refused: no session proof");
+        return refuse(s, ErrorCode::auth, "link not proven by a live session (vnet id and proof do not match)");
     }
     if (ss->pool.size() >= kMaxPooled) {
         log_.warn("pre-opened link from vnet ", ss->vnet_id, " refused: it already has ", kMaxPooled);
@@ -227,49 +228,68 @@ void RouteServer::fail_pending(std::uint64_t link_id, const std::string& why, in
 }
 
 void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m) {
-    auto ss = by_ticket(m.ticket);
+    auto ss = link_session(s, MsgType::link_accept, m.vnet_id, m.link_id, m.mac);
     auto it = pending_.find(m.link_id);
     if (!ss || it == pending_.end() || it->second.serve_vnet != ss->vnet_id) {
-        log_.warn("link accept from ", peer, " refused: unknown ticket or link");
-        return refuse(s, ErrorCode::auth, "unknown link ticket or link id");
+        log_.warn("link accept from ", peer, " refused: no session proof or unknown link");
+        return refuse(s, ErrorCode::auth, "link not proven by a live session, or unknown link id");
     }
     auto p = std::move(it->second);
     pending_.erase(it);
-    auto bind = [this, link_id = m.link_id, s, p]() {
+    // With tls = true the route picks the link key and boxes it for each endpoint under that
+    // endpoint's ticket and challenge; where the route is the using endpoint itself (remote_port,
+    // vhost) it keeps the key and seals that leg. Between two vnets it relays records it cannot open.
+    LinkOk ok_serve{m.link_id}, ok_user{m.link_id};
+    std::shared_ptr<LinkSeal> own;
+    if (cfg_.tls) {
+        auto key = random_link_key();
+        ok_serve.cipher = ok_user.cipher = static_cast<std::uint8_t>(kLinkCipher);
+        ok_serve.key_box = seal_key_box(ss->ticket, s->challenge, m.link_id, key);
+        if (p.kind == UserKind::link) ok_user.key_box = seal_key_box(p.user_ticket, p.user->challenge, m.link_id, key);
+        else own = std::make_shared<LinkSeal>(kLinkCipher, key, Side::use);
+        OPENSSL_cleanse(key.data(), key.size());
+    }
+    auto bind = [this, link_id = m.link_id, s, p, own]() {
         ++links_total_;
         if (p.kind == UserKind::http) ++vhost_links_;
+        std::unique_ptr<LinkSeal> seal;
+        if (own) seal = std::make_unique<LinkSeal>(std::move(*own));
         auto pump = Pump::start(p.user, s, [this, link_id](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
             bytes_total_ += ab + ba;
-            if (!err.empty() && err != "aborted" && err.find("protocol error") != std::string::npos)
+            if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
                 log_.warn("link ", link_id, " closed: ", err);
             else
                 log_.debug("link ", link_id, " closed", err.empty() ? "" : ": " + err);
             active_.erase(link_id);
-        }, &pipes_);
+        }, &pipes_, nullptr, std::move(seal));
         active_[link_id] = Active{pump, p.group, p.id};
     };
     // LINK_OK goes to the serving side first, then to the using side (or, for an HTTP client, the
     // request head the route already read); the pump starts after both, so its writes never overlap.
-    auto ok = encode_frame(to_frame(LinkOk{m.link_id}));
-    async_write_bytes(s, ok, [bind, p, s, ok](error_code ec) {
+    auto first = encode_frame(to_frame(ok_serve));
+    if (p.kind == UserKind::http && !p.prefix.empty()) {
+        if (own) {  // sealed like everything after it: a record of at most kMaxHead < kRecordMax bytes
+            Bytes rec(p.prefix.size() + kRecordOverhead);
+            rec.resize(own->tx.seal(p.prefix, rec.data()));
+            first.insert(first.end(), rec.begin(), rec.end());
+        } else {
+            first.insert(first.end(), p.prefix.begin(), p.prefix.end());
+        }
+    }
+    auto user_ok = p.kind == UserKind::link ? encode_frame(to_frame(ok_user)) : Bytes{};
+    async_write_bytes(s, std::move(first), [bind, p, s, user_ok](error_code ec) {
         if (ec) {
             s->close();
             return p.user->close();
         }
-        auto then = [bind, p, s](error_code ec2) {
+        if (user_ok.empty()) return bind();
+        async_write_bytes(p.user, user_ok, [bind, p, s](error_code ec2) {
             if (ec2) {
                 s->close();
                 return p.user->close();
             }
             bind();
-        };
-        if (p.kind == UserKind::link) return async_write_bytes(p.user, ok, then);
-        if (p.prefix.empty()) return bind();
-        if (!s->tls()) return async_write_bytes(s, p.prefix, then);
-        auto h = encode_header(MsgType::data, static_cast<std::uint32_t>(p.prefix.size()));  // prefix <= kMaxHead < kMaxPayload
-        Bytes framed(h.begin(), h.end());
-        framed.insert(framed.end(), p.prefix.begin(), p.prefix.end());
-        async_write_bytes(s, std::move(framed), then);
+        });
     });
 }
 

@@ -91,12 +91,31 @@ void RouteServer::accept() {
             // Frames are written whole (one write per frame or batch): Nagle would only hold the small
             // ones (LINK_REQUEST, LINK_OK) back behind an unacknowledged earlier write.
             sock.set_option(tcp::no_delay(true), e2);
-            auto s = tls_ ? std::make_shared<Stream>(std::move(sock), *tls_) : std::make_shared<Stream>(std::move(sock));
-            on_connection(s, peer);
+            if (!tls_) on_connection(std::make_shared<Stream>(std::move(sock)), peer);
+            else classify(std::make_shared<tcp::socket>(std::move(sock)), peer);
         } else if (ec != asio::error::operation_aborted) {
             log_.warn("accept failed: ", ec.message());
         }
         accept();
+    });
+}
+
+// With tls = true a connection is either a control connection, which starts a TLS handshake (its
+// first byte is a TLS record type, 0x16), or a link, which is plain TCP and starts with our hello's
+// 'T' (protocol 2: links are sealed end to end instead). One peeked byte tells them apart.
+void RouteServer::classify(std::shared_ptr<tcp::socket> sock, std::string peer) {
+    auto timer = std::make_shared<steady_timer>(io_, kSetupTimeout);
+    timer->async_wait([sock](error_code ec) {
+        if (!ec) sock->close(ec);
+    });
+    sock->async_wait(tcp::socket::wait_read, [this, sock, peer, timer](error_code ec) {
+        timer->cancel();
+        if (ec || stopped_) return sock->close(ec);
+        std::uint8_t first = 0;
+        auto n = ::recv(sock->native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n != 1) return sock->close(ec);
+        if (first == 0x16) on_connection(std::make_shared<Stream>(std::move(*sock), *tls_), peer);
+        else on_connection(std::make_shared<Stream>(std::move(*sock)), peer);
     });
 }
 
@@ -108,6 +127,7 @@ void RouteServer::on_connection(StreamPtr s, std::string peer) {
     });
     auto after_tls = [this, s, peer, timer]() {
         auto nonce = random_nonce();
+        s->challenge = nonce;
         auto hello = encode_hello();
         Bytes out(hello.begin(), hello.end());
         auto ch = encode_frame(to_frame(Challenge{nonce}));
@@ -153,12 +173,27 @@ void RouteServer::on_connection(StreamPtr s, std::string peer) {
 
 void RouteServer::on_first_frame(StreamPtr s, std::string peer, Nonce nonce, Frame f) {
     try {
+        if (f.type == MsgType::auth) {
+            // A control connection proves the token and receives the session ticket: never in clear
+            // on a route that has TLS.
+            if (tls_ && !s->tls()) {
+                log_.warn("plain control connection from ", peer, " refused: this route has tls = true");
+                return refuse(s, ErrorCode::refused, "this tn-route requires TLS (tls = true): set tls = true and its fingerprint in the vnet");
+            }
+            return start_session(s, peer, nonce, from_frame<Auth>(f));
+        }
+        if (s->tls()) throw WireError("link frame " + std::string(type_name(f.type)) + " over TLS (protocol 2 links are plain TCP, sealed end to end)");
         switch (f.type) {
-            case MsgType::auth: return start_session(s, peer, nonce, from_frame<Auth>(f));
             case MsgType::link_open: return link_open(s, peer, from_frame<LinkOpen>(f));
             case MsgType::link_accept: return link_accept(s, peer, from_frame<LinkAccept>(f));
-            case MsgType::link_park: return link_pooled(s, peer, from_frame<LinkPark>(f).ticket, false);
-            case MsgType::link_standby: return link_pooled(s, peer, from_frame<LinkStandby>(f).ticket, true);
+            case MsgType::link_park: {
+                auto m = from_frame<LinkPark>(f);
+                return link_pooled(s, peer, link_session(s, MsgType::link_park, m.vnet_id, 0, m.mac), false);
+            }
+            case MsgType::link_standby: {
+                auto m = from_frame<LinkStandby>(f);
+                return link_pooled(s, peer, link_session(s, MsgType::link_standby, m.vnet_id, 0, m.mac), true);
+            }
             default:
                 throw WireError("unexpected first frame " + std::string(type_name(f.type)));
         }
@@ -304,10 +339,12 @@ std::vector<std::string> RouteServer::reload(RouteConfig next) {
     return restart;
 }
 
-SessionPtr RouteServer::by_ticket(const Ticket& t) const {
-    for (const auto& [id, ss] : sessions_)
-        if (equal(ss->ticket, t)) return ss;
-    return nullptr;
+SessionPtr RouteServer::link_session(const StreamPtr& s, MsgType type, std::uint32_t vnet_id, std::uint64_t arg,
+                                     const Mac& mac) const {
+    auto it = sessions_.find(vnet_id);
+    if (it == sessions_.end() || it->second->closed) return nullptr;
+    if (!equal(mac, link_proof(it->second->ticket, type, s->challenge, vnet_id, arg))) return nullptr;
+    return it->second;
 }
 
 }  // namespace tn::route

@@ -37,6 +37,7 @@ public:
 private:
     friend struct Session;
     void accept();
+    void classify(std::shared_ptr<relay::tcp::socket> sock, std::string peer);
     void on_connection(relay::StreamPtr s, std::string peer);
     void on_first_frame(relay::StreamPtr s, std::string peer, relay::Nonce nonce, relay::Frame f);
     void start_session(relay::StreamPtr s, std::string peer, relay::Nonce nonce, const relay::Auth& a);
@@ -47,12 +48,12 @@ private:
     void broadcast(const std::string& group, const relay::Frame& f);
     void link_open(relay::StreamPtr s, std::string peer, const relay::LinkOpen& m);
     void link_accept(relay::StreamPtr s, std::string peer, const relay::LinkAccept& m);
-    void link_pooled(relay::StreamPtr s, std::string peer, const relay::Ticket& t, bool standby);
+    void link_pooled(relay::StreamPtr s, std::string peer, SessionPtr ss, bool standby);
     // Who waits on the using side of a link: a vnet's link connection, a remote_port client, or an
     // HTTP client of a vhost (whose already-read request head is `prefix`).
     enum class UserKind { link, tcp, http };
     void request_link(relay::StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, std::string peer,
-                      relay::Bytes prefix = {});
+                      relay::Bytes prefix = {}, const relay::Ticket& user_ticket = {});
     void fail_pending(std::uint64_t link_id, const std::string& why, int http_status = 502);
     // [http] vhosts and [dashboard] (route_http.cpp).
     void apply_http_listeners(const RouteConfig& next);
@@ -69,7 +70,9 @@ private:
     void accept_remote(std::uint16_t port);
     void sweep();
     void accept_control();
-    SessionPtr by_ticket(const relay::Ticket& t) const;
+    // The session whose ticket made `mac` (link_proof over this connection's challenge), or null.
+    SessionPtr link_session(const relay::StreamPtr& s, relay::MsgType type, std::uint32_t vnet_id, std::uint64_t arg,
+                            const relay::Mac& mac) const;
     Clock::duration scaled(std::chrono::milliseconds d) const;
 
     relay::asio::io_context& io_;
@@ -92,6 +95,7 @@ private:
         UserKind kind = UserKind::link;
         relay::Bytes prefix;  // bytes already read from the user (an HTTP request head), sent first
         relay::StreamPtr via;  // the standby link the LINK_REQUEST went down, if not the control connection
+        relay::Ticket user_ticket{};  // the using vnet's session ticket: its half of the link key goes in a box for it
         Clock::time_point deadline;
     };
     std::map<std::uint64_t, Pending> pending_;

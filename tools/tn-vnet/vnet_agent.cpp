@@ -73,15 +73,15 @@ void VnetAgent::fatal(int code, const std::string& why) {
     stop();
 }
 
-void VnetAgent::open_route(OnStream done) {
-    auto finish_tcp = [this, done](tcp::socket sock) {
+void VnetAgent::open_route(OnStream done, bool control) {
+    auto finish_tcp = [this, done, control](tcp::socket sock) {
         sock.set_option(tcp::no_delay(true));
-        if (!tls_) return done({}, std::make_shared<Stream>(std::move(sock)), {});
+        // Only the control connection runs TLS: links are plain TCP, proven by HMAC and sealed end to
+        // end (protocol 2), so neither the route nor we spend a handshake or an SSL object on them.
+        if (!tls_ || !control) return done({}, std::make_shared<Stream>(std::move(sock)), {});
         auto s = std::make_shared<Stream>(std::move(sock), *tls_);
-        if (tls_session_) SSL_set_session(s->ssl(), tls_session_.get());
         s->tls_conn().async_handshake(relay::TlsConn::Role::client, [this, s, done](relay::error_code ec) {
             if (ec) return done(ec, nullptr, "TLS handshake failed: " + ec.message());
-            log_.trace("TLS to the route ", SSL_session_reused(s->ssl()) ? "resumed" : "full handshake");
             auto fp = peer_fingerprint(s->ssl());
             if (fp != cfg_.fingerprint) {
                 s->close();
@@ -116,7 +116,7 @@ void VnetAgent::connect() {
         if (ec == asio::error::access_denied) return fatal(77, why);
         if (ec) return schedule_reconnect(why);
         on_control(s);
-    });
+    }, true);
 }
 
 void VnetAgent::schedule_reconnect(const std::string& why) {
@@ -175,12 +175,6 @@ void VnetAgent::on_control(StreamPtr s) {
                 }
                 connected_ = true;
                 connected_since_ = last_rx_ = Clock::now();
-                if (s->tls()) {
-                    // By now the TLS 1.3 ticket that came after the handshake has been read.
-                    SSL_SESSION* sess = SSL_get1_session(s->ssl());
-                    if (sess && SSL_SESSION_is_resumable(sess)) tls_session_.reset(sess, SSL_SESSION_free);
-                    else if (sess) SSL_SESSION_free(sess);
-                }
                 backoff_.reset();
                 writer_ = std::make_shared<FrameWriter>(s);
                 writer_->on_error = [this, s](relay::error_code e) {
@@ -216,7 +210,6 @@ void VnetAgent::lost(const std::string& why) {
     if (!connected_) return;
     connected_ = false;
     drop_pools();
-    tls_session_.reset();  // a restarted route has new ticket keys
     if (ctl_) ctl_->close();
     ctl_.reset();
     writer_.reset();

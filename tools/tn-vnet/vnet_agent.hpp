@@ -63,7 +63,12 @@ private:
     using OnStream = std::function<void(relay::error_code, relay::StreamPtr, std::string why)>;
     void connect();
     void schedule_reconnect(const std::string& why);
-    void open_route(OnStream done);
+    // A TCP connection to the route: TLS with the pinned fingerprint for the control connection,
+    // plain for links.
+    void open_route(OnStream done, bool control = false);
+    // A link connection with hellos exchanged and the route's CHALLENGE read (into s->challenge), so
+    // its first frame can carry a proof over it.
+    void open_link_conn(OnStream done);
     void on_control(relay::StreamPtr s);
     void read_loop();
     void on_frame(relay::Frame f);
@@ -77,8 +82,8 @@ private:
     void detach(LocalUse& u, const std::string& state);
     void accept_use(std::shared_ptr<tcp::acceptor> acc, std::string use_name);
     void open_link(tcp::socket local, std::uint16_t id, std::string use_name);
-    // Binds a local connection of a use to link `s` after LINK_OPEN; `pooled`: the route's hello and
-    // challenge were read already, and a refusal before LINK_OK retries once on a fresh link.
+    // Binds a local connection of a use to link `s` (challenge read) with LINK_OPEN; `pooled`: a
+    // refusal before LINK_OK retries once on a fresh link.
     void use_link(relay::StreamPtr lp, relay::StreamPtr s, std::uint16_t id, std::string use_name, bool pooled);
     // Connects serve `id`'s local service and answers LINK_REQUEST `link_id`, on a new link, or on
     // `via` when the request came down a standby link.
@@ -105,9 +110,6 @@ private:
     double scale_;
     std::uint64_t instance_ = relay::random_u64();
     std::optional<asio::ssl::context> tls_;
-    // The control connection's TLS session: links resume it, which skips the certificate signature and
-    // check on every proxied connection (the session keeps the pinned, already checked certificate).
-    std::shared_ptr<SSL_SESSION> tls_session_;
     std::vector<tcp::endpoint> route_eps_;
     relay::StreamPtr ctl_;
     std::shared_ptr<relay::FrameWriter> writer_;
@@ -131,8 +133,8 @@ private:
     std::deque<relay::StreamPtr> parked_;  // ready for a LINK_OPEN
     std::vector<relay::StreamPtr> standby_;  // waiting for a LINK_REQUEST from the route
     std::size_t parked_opening_ = 0, standby_opening_ = 0;
-    std::uint64_t pool_gen_ = 0;
-    relay::PipePool pipes_;  // splice(2) pipes for plain links (tls = false), lent while bytes are in flight  // bumped when the control session ends: older pooled links are dropped
+    std::uint64_t pool_gen_ = 0;  // bumped when the control session ends: older pooled links are dropped
+    relay::PipePool pipes_;  // splice(2) pipes for plain links (tls = false), lent while bytes are in flight
     int exit_code_ = 0;
 };
 

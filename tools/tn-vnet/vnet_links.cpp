@@ -1,7 +1,10 @@
 // tn-vnet's serves, uses and links: registering serves, use listeners that follow their id, one link
 // per proxied connection on both sides, and unserve (a peer's request for an unregistered service).
 #include "base/net_addr.hpp"
+#include "relay/seal.hpp"
 #include "vnet_agent.hpp"
+
+#include <openssl/crypto.h>
 
 namespace tn::vnet {
 
@@ -18,29 +21,28 @@ bool is_loopback(const std::string& ip) {
     return ip == "localhost" || (!ec && a.is_loopback());
 }
 
-// On a pre-opened link the route's hello and challenge are read already: only the verdict is left.
-void await_verdict(const StreamPtr& s, std::function<void(bool ok, std::string why)> done) {
-    async_read_frame(s, [s, done](relay::error_code ec, Frame f, std::string why) {
-        if (ec) return done(false, why);
+// After a link's first frame, the route answers LINK_OK or an ERROR that says why. LINK_OK's key box
+// opens only with our ticket and this connection's challenge; a route that should seal (tls = true)
+// but offers a plain link is refused, so nothing ever goes out in clear by a downgrade.
+using Verdict = std::function<void(bool ok, std::string why, std::unique_ptr<LinkSeal> seal)>;
+void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side side, Verdict done) {
+    async_read_frame(s, [s, ticket, sealed, side, done](relay::error_code ec, Frame f, std::string why) {
+        if (ec) return done(false, why, nullptr);
         try {
-            if (f.type == MsgType::error) return done(false, from_frame<ErrorMsg>(f).message);
-            from_frame<LinkOk>(f);
-            done(true, {});
+            if (f.type == MsgType::error) return done(false, from_frame<ErrorMsg>(f).message, nullptr);
+            auto ok = from_frame<LinkOk>(f);
+            if (!sealed) {
+                if (ok.cipher != 0) throw WireError("sealed LINK_OK on a plain link (tls = false here)");
+                return done(true, {}, nullptr);
+            }
+            if (ok.cipher == 0) throw WireError("plain LINK_OK on a sealed link (tls = true here)");
+            auto key = open_key_box(ticket, s->challenge, ok.link_id, ok.key_box);
+            auto seal = std::make_unique<LinkSeal>(static_cast<Cipher>(ok.cipher), key, side);
+            OPENSSL_cleanse(key.data(), key.size());
+            done(true, {}, std::move(seal));
         } catch (const WireError& e) {
-            done(false, e.what());
+            done(false, std::string("protocol error: ") + e.what(), nullptr);
         }
-    });
-}
-
-// After hello + first frame, a link connection reads the route's hello, its CHALLENGE (unused on
-// links) and the verdict: LINK_OK, or an ERROR that says why.
-void await_link_ok(const StreamPtr& s, std::function<void(bool ok, std::string why)> done) {
-    async_read_hello(s, [s, done](relay::error_code ec, std::uint16_t, std::string why) {
-        if (ec) return done(false, why);
-        async_read_frame(s, [s, done](relay::error_code ec2, Frame, std::string why2) {
-            if (ec2) return done(false, why2);
-            await_verdict(s, done);
-        });
     });
 }
 }  // namespace
@@ -153,7 +155,7 @@ void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_n
         use_link(lp, s, id, use_name, true);
         return refill_pools();  // after the LINK_OPEN went out: the refill is not on this connection's path
     }
-    open_route([this, lp, id, use_name](relay::error_code ec, StreamPtr s, std::string why) {
+    open_link_conn([this, lp, id, use_name](relay::error_code ec, StreamPtr s, std::string why) {
         if (ec) {
             log_.warn("use '", use_name, "': link to the route failed: ", why);
             return lp->close();
@@ -163,20 +165,14 @@ void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_n
 }
 
 void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::string use_name, bool pooled) {
-    Bytes out;
-    if (!pooled) {
-        auto hello = encode_hello();
-        out.assign(hello.begin(), hello.end());
-    }
-    auto fr = encode_frame(to_frame(LinkOpen{ticket_, id}));
-    out.insert(out.end(), fr.begin(), fr.end());
-    async_write_bytes(s, std::move(out), [](relay::error_code) {});
-    auto on_verdict = [this, lp, s, id, use_name, pooled](bool ok, std::string why2) {
+    auto fr = encode_frame(to_frame(LinkOpen{vnet_id_, id, link_proof(ticket_, MsgType::link_open, s->challenge, vnet_id_, id)}));
+    async_write_bytes(s, std::move(fr), [](relay::error_code) {});
+    auto on_verdict = [this, lp, s, id, use_name, pooled](bool ok, std::string why2, std::unique_ptr<LinkSeal> seal) {
         if (!ok) {
             s->close();
             // A parked link may have died unseen (a restarted route): one retry on a fresh link.
             if (pooled && !stopped_) {
-                return open_route([this, lp, id, use_name](relay::error_code ec, StreamPtr s2, std::string why) {
+                return open_link_conn([this, lp, id, use_name](relay::error_code ec, StreamPtr s2, std::string why) {
                     if (ec) {
                         log_.warn("use '", use_name, "': link to the route failed: ", why);
                         return lp->close();
@@ -192,11 +188,11 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
         Pump::start(lp, s, [this, use_name](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
             bytes_total_ += ab + ba;
             if (auto* u = use_by_name(use_name); u && u->open_links) --u->open_links;
-            if (err.find("protocol error") != std::string::npos) log_.warn("use '", use_name, "' link closed: ", err);
-        }, &pipes_);
+            if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
+                log_.warn("use '", use_name, "' link closed: ", err);
+        }, &pipes_, nullptr, std::move(seal));
     };
-    if (pooled) await_verdict(s, on_verdict);
-    else await_link_ok(s, on_verdict);
+    await_verdict(s, ticket_, cfg_.tls, Side::use, on_verdict);
 }
 
 void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, StreamPtr via) {
@@ -213,16 +209,11 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, StreamPtr vi
             return fail(ec2.message());
         }
         auto lp = std::make_shared<Stream>(std::move(*sock));
-        auto bind = [this, lp, link_id, id, name](StreamPtr s, bool pooled) {
-            Bytes out;
-            if (!pooled) {
-                auto hello = encode_hello();
-                out.assign(hello.begin(), hello.end());
-            }
-            auto fr = encode_frame(to_frame(LinkAccept{ticket_, link_id}));
-            out.insert(out.end(), fr.begin(), fr.end());
-            async_write_bytes(s, std::move(out), [](relay::error_code) {});
-            auto on_verdict = [this, lp, s, id, name](bool ok, std::string why2) {
+        auto bind = [this, lp, link_id, id, name](StreamPtr s) {
+            auto fr = encode_frame(
+                to_frame(LinkAccept{vnet_id_, link_id, link_proof(ticket_, MsgType::link_accept, s->challenge, vnet_id_, link_id)}));
+            async_write_bytes(s, std::move(fr), [](relay::error_code) {});
+            auto on_verdict = [this, lp, s, id, name](bool ok, std::string why2, std::unique_ptr<LinkSeal> seal) {
                 if (!ok) {
                     log_.warn("serve '", name, "': link refused: ", why2);
                     s->close();
@@ -237,19 +228,19 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, StreamPtr vi
                     bytes_total_ += ab + ba;
                     if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
                     unserve_timers_.closed(id, now_ms());
-                    if (err.find("protocol error") != std::string::npos) log_.warn("serve '", name, "' link closed: ", err);
-                }, &pipes_);
+                    if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
+                        log_.warn("serve '", name, "' link closed: ", err);
+                }, &pipes_, std::move(seal), nullptr);
             };
-            if (pooled) await_verdict(s, on_verdict);
-            else await_link_ok(s, on_verdict);
+            await_verdict(s, ticket_, cfg_.tls, Side::serve, on_verdict);
         };
-        if (via) return bind(via, true);
-        open_route([this, lp, link_id, bind](relay::error_code ec3, StreamPtr s, std::string why) {
+        if (via) return bind(via);
+        open_link_conn([this, lp, link_id, bind](relay::error_code ec3, StreamPtr s, std::string why) {
             if (ec3) {
                 lp->close();
                 return send(to_frame(LinkFail{link_id, why}));
             }
-            bind(s, false);
+            bind(s);
         });
     };
     auto sock = std::make_shared<tcp::socket>(io_);

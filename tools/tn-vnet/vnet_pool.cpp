@@ -1,5 +1,5 @@
-// tn-vnet's pools of pre-opened links (doc/PROTOCOL.relay.md §7): connected, TLS done and the route's
-// hello and challenge read, so a new proxied connection costs one round trip through the route.
+// tn-vnet's link connections (hello exchanged, the route's challenge read) and its pools of pre-opened
+// ones (doc/PROTOCOL.relay.md §7), so a new proxied connection costs one round trip through the route.
 // Parked links wait for a local connection to a use; standby links wait for the route to send a
 // LINK_REQUEST for one of our serves down them. `[vnet] link_pool` of each, 0 to turn them off.
 #include "vnet_agent.hpp"
@@ -26,24 +26,39 @@ void VnetAgent::open_pooled(bool standby) {
         --(standby ? standby_opening_ : parked_opening_);
         if (s) s->close();
     };
-    open_route([this, standby, gen, give_up](relay::error_code ec, StreamPtr s, std::string why) {
+    open_link_conn([this, standby, gen, give_up](relay::error_code ec, StreamPtr s, std::string why) {
         if (ec || gen != pool_gen_ || !connected_) {
             if (ec) log_.debug("pre-opened link failed: ", why);
             return give_up(s);
         }
+        auto type = standby ? MsgType::link_standby : MsgType::link_park;
+        auto mac = link_proof(ticket_, type, s->challenge, vnet_id_, 0);
+        auto fr = standby ? encode_frame(to_frame(LinkStandby{vnet_id_, mac})) : encode_frame(to_frame(LinkPark{vnet_id_, mac}));
+        async_write_bytes(s, std::move(fr), [](relay::error_code) {});
+        --(standby ? standby_opening_ : parked_opening_);
+        if (!standby) return parked_.push_back(s);
+        standby_.push_back(s);
+        standby_wait(s, gen);
+    });
+}
+
+void VnetAgent::open_link_conn(OnStream done) {
+    open_route([this, done](relay::error_code ec, StreamPtr s, std::string why) {
+        if (ec) return done(ec, nullptr, why);
         auto hello = encode_hello();
-        Bytes out(hello.begin(), hello.end());
-        auto fr = standby ? encode_frame(to_frame(LinkStandby{ticket_})) : encode_frame(to_frame(LinkPark{ticket_}));
-        out.insert(out.end(), fr.begin(), fr.end());
-        async_write_bytes(s, std::move(out), [](relay::error_code) {});
-        async_read_hello(s, [this, s, standby, gen, give_up](relay::error_code ec2, std::uint16_t, std::string) {
-            if (ec2 || gen != pool_gen_) return give_up(s);
-            async_read_frame(s, [this, s, standby, gen, give_up](relay::error_code ec3, Frame f, std::string) {
-                if (ec3 || gen != pool_gen_ || f.type != MsgType::challenge) return give_up(s);
-                --(standby ? standby_opening_ : parked_opening_);
-                if (!standby) return parked_.push_back(s);
-                standby_.push_back(s);
-                standby_wait(s, gen);
+        async_write_bytes(s, Bytes(hello.begin(), hello.end()), [](relay::error_code) {});
+        async_read_hello(s, [s, done](relay::error_code ec2, std::uint16_t v, std::string why2) {
+            if (ec2) return done(ec2, nullptr, "hello: " + why2);
+            if (v != kVersion) return done(asio::error::no_protocol_option, nullptr, "route speaks protocol version " + std::to_string(v));
+            async_read_frame(s, [s, done](relay::error_code ec3, Frame f, std::string why3) {
+                if (ec3) return done(ec3, nullptr, why3);
+                try {
+                    s->challenge = from_frame<Challenge>(f).nonce;
+                } catch (const WireError& e) {
+                    // An ERROR here (a refused hello) or anything else: this link is unusable.
+                    return done(asio::error::invalid_argument, nullptr, e.what());
+                }
+                done({}, s, {});
             });
         });
     });

@@ -1,0 +1,102 @@
+// Sealed links (doc/PROTOCOL.relay.md §8): the key box that carries a route-chosen link key to one
+// endpoint, per-direction keys from HKDF-SHA256, and the AEAD record encoder/decoder. Pure functions
+// over caller-owned buffers: no I/O, no allocation per record (so it can be fuzzed and unit-tested).
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "relay/wire.hpp"
+
+namespace tn::relay {
+
+// The AEAD a link's records use; LINK_OK names it, so another can be added without a new version.
+enum class Cipher : std::uint8_t { none = 0, aes128_gcm = 1, aes256_gcm = 2 };
+// Measured faster of the two here (bench/relay/README.md); both are accepted.
+inline constexpr Cipher kLinkCipher = Cipher::aes128_gcm;
+
+using LinkKey = std::array<std::uint8_t, 32>;
+inline constexpr std::size_t kTagSize = 16;
+inline constexpr std::size_t kRecordHeader = 4;  // type u8 + plaintext length u24
+inline constexpr std::size_t kRecordOverhead = kRecordHeader + kTagSize;
+// Largest plaintext of one record; a header announcing more is refused before any buffer is sized.
+inline constexpr std::size_t kRecordMax = 65536;
+inline constexpr std::size_t kKeyBoxSize = 32 + kTagSize;
+using KeyBox = std::array<std::uint8_t, kKeyBoxSize>;
+
+// Which end of a link: the using side opened it (a vnet's use, or the route for a remote_port or
+// vhost client); the serving side connects to the service. Each direction has its own key.
+enum class Side : std::uint8_t { use = 0, serve = 1 };
+
+// HKDF-SHA256 (RFC 5869), extract + expand, n <= 255 * 32.
+Bytes hkdf_sha256(std::span<const std::uint8_t> ikm, std::span<const std::uint8_t> salt, std::string_view info,
+                  std::size_t n);
+
+LinkKey random_link_key();
+// The link key sealed for one endpoint: AES-256-GCM under HKDF(ticket, salt = the route's challenge
+// on that endpoint's link connection, "tn-relay-2 key box"), with link_id as associated data. The
+// challenge is fresh per connection, so each box key encrypts exactly one message (fixed nonce).
+KeyBox seal_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t link_id, const LinkKey& key);
+// Throws WireError when the box was not made for this ticket, challenge and link.
+LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t link_id, const KeyBox& box);
+
+// One direction's AEAD state: key and IV from HKDF(link key, "tn-relay-2 use>serve" or
+// "serve>use"), nonce = IV xor the record counter.
+class RecordCipher {
+public:
+    RecordCipher(Cipher c, const LinkKey& key, Side sender, bool encrypt);
+    std::uint64_t counter() const { return counter_; }
+
+protected:
+    void next_nonce(std::uint8_t* nonce);
+    std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx_;
+    std::array<std::uint8_t, 12> iv_{};
+    std::uint64_t counter_ = 0;
+};
+
+class RecordSealer : public RecordCipher {
+public:
+    RecordSealer(Cipher c, const LinkKey& key, Side self) : RecordCipher(c, key, self, true) {}
+    // Writes one DATA record (1..kRecordMax plaintext bytes) to `out`, which has room for
+    // plain.size() + kRecordOverhead; returns the bytes written. `out` may not overlap `plain`.
+    std::size_t seal(std::span<const std::uint8_t> plain, std::uint8_t* out);
+    // The authenticated EOF record (kRecordOverhead bytes): this direction sends nothing more.
+    std::size_t seal_eof(std::uint8_t* out);
+};
+
+class RecordOpener : public RecordCipher {
+public:
+    RecordOpener(Cipher c, const LinkKey& key, Side peer) : RecordCipher(c, key, peer, false) {}
+    struct Head {
+        bool eof = false;
+        std::size_t plain = 0;  // plaintext length
+        std::size_t size() const { return kRecordHeader + plain + kTagSize; }  // the whole record
+    };
+    // Reads a record header; throws WireError on an unknown type, an empty DATA, an EOF with a length,
+    // or a length over kRecordMax (before the caller sizes anything for the body).
+    static Head head(std::span<const std::uint8_t> header);
+    // Opens one whole record (head(...).size() bytes) into `out` (room for head.plain bytes); returns
+    // the plaintext length (0 for EOF). Throws WireError on a bad tag (tampered, reordered, replayed
+    // from another link or the other direction) or on anything after EOF.
+    std::size_t open(std::span<const std::uint8_t> record, std::uint8_t* out);
+    bool ended() const { return ended_; }
+
+private:
+    bool ended_ = false;
+};
+
+// Both directions of one sealed endpoint: `tx` seals what `self` sends, `rx` opens what the other
+// side sends.
+struct LinkSeal {
+    LinkSeal(Cipher c, const LinkKey& key, Side self)
+        : tx(c, key, self), rx(c, key, self == Side::use ? Side::serve : Side::use) {}
+    RecordSealer tx;
+    RecordOpener rx;
+};
+
+}  // namespace tn::relay

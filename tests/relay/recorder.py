@@ -1,0 +1,113 @@
+"""A recording TCP relay for the sealed-link tests: it sits between the vnets and the route, keeps
+every byte of every connection in both directions, and can cut or tamper with a chosen connection
+(what an on-path attacker can do)."""
+import contextlib
+import socket
+import threading
+
+
+class Conn:
+    def __init__(self, index, client, server):
+        self.index = index
+        self.client = client  # the vnet's side
+        self.server = server  # the route's side
+        self.up = bytearray()  # vnet -> route
+        self.down = bytearray()  # route -> vnet
+        self.lock = threading.Lock()
+        self.cut_down = False  # stop relaying route -> vnet (after a FIN sent to the vnet)
+        self.flip_down = False  # flip one bit of the next route -> vnet chunk
+
+    def is_tls(self):
+        with self.lock:
+            return bool(self.up) and self.up[0] == 0x16
+
+    def sizes(self):
+        with self.lock:
+            return len(self.up), len(self.down)
+
+
+class Recorder:
+    def __init__(self, target_port):
+        self.target = target_port
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(512)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.lock = threading.Lock()
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                s = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                c.close()
+                continue
+            for x in (c, s):
+                x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self.lock:
+                conn = Conn(len(self.conns), c, s)
+                self.conns.append(conn)
+            threading.Thread(target=self._pump, args=(conn, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(conn, False), daemon=True).start()
+
+    def _pump(self, conn, up):
+        src, dst = (conn.client, conn.server) if up else (conn.server, conn.client)
+        try:
+            while True:
+                b = src.recv(65536)
+                if not b:
+                    with contextlib.suppress(OSError):
+                        dst.shutdown(socket.SHUT_WR)
+                    return
+                with conn.lock:
+                    (conn.up if up else conn.down).extend(b)
+                    if not up and conn.cut_down:
+                        continue
+                    if not up and conn.flip_down:
+                        conn.flip_down = False
+                        b = bytearray(b)
+                        b[len(b) // 2] ^= 0x01
+                        b = bytes(b)
+                dst.sendall(b)
+        except OSError:
+            for x in (conn.client, conn.server):
+                with contextlib.suppress(OSError):
+                    x.shutdown(socket.SHUT_RDWR)
+
+    def cut(self, conn):
+        """Sends the vnet a FIN on this connection, as if the route had closed it, and drops whatever
+        the route sends after it (the vnet never sees an EOF record)."""
+        with conn.lock:
+            conn.cut_down = True
+        conn.client.shutdown(socket.SHUT_WR)
+
+    def snapshot(self):
+        with self.lock:
+            return {c.index: c.sizes() for c in self.conns}
+
+    def grown_since(self, snap, links_only=True):
+        with self.lock:
+            conns = list(self.conns)
+        return [c for c in conns if c.sizes() != snap.get(c.index, (0, 0)) and not (links_only and c.is_tls())]
+
+    def everything(self):
+        with self.lock:
+            return [(c.index, bytes(c.up), bytes(c.down)) for c in self.conns]
+
+    def close(self):
+        self.stopped = True
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        with self.lock:
+            for c in self.conns:
+                for x in (c.client, c.server):
+                    with contextlib.suppress(OSError):
+                        x.close()

@@ -1,0 +1,162 @@
+// The sealed-link record layer against doc/PROTOCOL.relay.md §8: HKDF vectors, key boxes, round
+// trips, and every way a record can be wrong (tampered, reordered, replayed, wrong direction,
+// truncated, oversized).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "relay/seal.hpp"
+
+using namespace tn::relay;
+
+namespace {
+Bytes hex(const std::string& h) {
+    Bytes b;
+    for (std::size_t i = 0; i + 1 < h.size(); i += 2) b.push_back(static_cast<std::uint8_t>(std::stoi(h.substr(i, 2), nullptr, 16)));
+    return b;
+}
+LinkKey key_of(std::uint8_t v) {
+    LinkKey k{};
+    k.fill(v);
+    return k;
+}
+Bytes text(const std::string& s) { return Bytes(s.begin(), s.end()); }
+
+Bytes seal(RecordSealer& s, const Bytes& plain) {
+    Bytes out(plain.size() + kRecordOverhead);
+    out.resize(s.seal(plain, out.data()));
+    return out;
+}
+Bytes open(RecordOpener& o, const Bytes& rec) {
+    Bytes out(std::max<std::size_t>(1, rec.size()));
+    out.resize(o.open(rec, out.data()));
+    return out;
+}
+}  // namespace
+
+TEST_CASE("HKDF-SHA256 matches RFC 5869 test case 1") {
+    auto ikm = hex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b");
+    auto salt = hex("000102030405060708090a0b0c");
+    auto info = hex("f0f1f2f3f4f5f6f7f8f9");
+    auto okm = hkdf_sha256(ikm, salt, std::string_view(reinterpret_cast<const char*>(info.data()), info.size()), 42);
+    CHECK(okm == hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"));
+}
+
+TEST_CASE("a key box opens only for its ticket, challenge and link") {
+    Ticket t{};
+    t[0] = 1;
+    Nonce nr{};
+    nr[0] = 2;
+    auto k = random_link_key();
+    auto box = seal_key_box(t, nr, 42, k);
+    CHECK(open_key_box(t, nr, 42, box) == k);
+    CHECK(!std::equal(k.begin(), k.end(), box.begin()));  // the key itself is not in the box
+    Ticket t2 = t;
+    t2[1] = 1;
+    Nonce nr2 = nr;
+    nr2[1] = 1;
+    CHECK_THROWS_AS(open_key_box(t2, nr, 42, box), WireError);
+    CHECK_THROWS_AS(open_key_box(t, nr2, 42, box), WireError);
+    CHECK_THROWS_AS(open_key_box(t, nr, 43, box), WireError);
+    auto bad = box;
+    bad[3] ^= 1;
+    CHECK_THROWS_AS(open_key_box(t, nr, 42, bad), WireError);
+}
+
+TEST_CASE("records round-trip both ways with both ciphers, up to the cap") {
+    for (auto c : {Cipher::aes128_gcm, Cipher::aes256_gcm}) {
+        LinkSeal use(c, key_of(7), Side::use), serve(c, key_of(7), Side::serve);
+        for (std::size_t n : {std::size_t(1), std::size_t(100), std::size_t(16384), kRecordMax}) {
+            Bytes p(n);
+            for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<std::uint8_t>(i * 31 + n);
+            auto r = seal(use.tx, p);
+            CHECK(r.size() == n + kRecordOverhead);
+            CHECK(r[0] == 0x01);
+            CHECK(((std::size_t(r[1]) << 16) | (std::size_t(r[2]) << 8) | r[3]) == n);
+            if (n >= 16) CHECK(std::search(r.begin(), r.end(), p.begin(), p.begin() + 16) == r.end());
+            CHECK(open(serve.rx, r) == p);
+            CHECK(open(use.rx, seal(serve.tx, p)) == p);
+        }
+        CHECK(use.tx.counter() == 4);
+        CHECK(serve.rx.counter() == 4);
+        Bytes e(kRecordOverhead);
+        CHECK(use.tx.seal_eof(e.data()) == kRecordOverhead);
+        CHECK(open(serve.rx, e).empty());
+        CHECK(serve.rx.ended());
+        // After EOF nothing more is accepted, not even a valid record.
+        CHECK_THROWS_WITH(open(serve.rx, seal(use.tx, text("late"))), Catch::Contains("after EOF"));
+    }
+}
+
+TEST_CASE("the marker never appears in a sealed record") {
+    LinkSeal use(kLinkCipher, key_of(1), Side::use);
+    auto marker = text("TN-MARKER-0123456789");
+    auto r = seal(use.tx, marker);
+    CHECK(std::search(r.begin(), r.end(), marker.begin(), marker.end()) == r.end());
+}
+
+TEST_CASE("every tampered byte of a record is refused") {
+    LinkSeal use(kLinkCipher, key_of(3), Side::use);
+    auto r = seal(use.tx, text("hello, sealed world"));
+    for (std::size_t i = 0; i < r.size(); ++i) {
+        LinkSeal serve(kLinkCipher, key_of(3), Side::serve);
+        auto bad = r;
+        bad[i] ^= 0x40;
+        // A flipped header byte may also change the announced size: either way it never opens.
+        CHECK_THROWS_AS(open(serve.rx, bad), WireError);
+    }
+    LinkSeal serve(kLinkCipher, key_of(3), Side::serve);
+    CHECK(open(serve.rx, r) == text("hello, sealed world"));
+}
+
+TEST_CASE("reordered, replayed, foreign-link and wrong-direction records are refused") {
+    LinkSeal use(kLinkCipher, key_of(4), Side::use);
+    auto r0 = seal(use.tx, text("zero"));
+    auto r1 = seal(use.tx, text("one"));
+    {
+        LinkSeal serve(kLinkCipher, key_of(4), Side::serve);
+        CHECK_THROWS_AS(open(serve.rx, r1), WireError);  // reorder: record 1 where 0 is due
+    }
+    {
+        LinkSeal serve(kLinkCipher, key_of(4), Side::serve);
+        CHECK(open(serve.rx, r0) == text("zero"));
+        CHECK_THROWS_AS(open(serve.rx, r0), WireError);  // replay within the link
+    }
+    {
+        LinkSeal other(kLinkCipher, key_of(5), Side::serve);  // another link's key
+        CHECK_THROWS_AS(open(other.rx, r0), WireError);
+    }
+    {
+        LinkSeal same_side(kLinkCipher, key_of(4), Side::use);  // reflected back to the sender
+        CHECK_THROWS_AS(open(same_side.rx, r0), WireError);
+    }
+    {
+        LinkSeal other_cipher(Cipher::aes256_gcm, key_of(4), Side::serve);
+        CHECK_THROWS_AS(open(other_cipher.rx, r0), WireError);
+    }
+}
+
+TEST_CASE("headers: the cap is checked before any body is read") {
+    CHECK(RecordOpener::head(Bytes{1, 0x01, 0x00, 0x00}).plain == kRecordMax);
+    CHECK_THROWS_WITH(RecordOpener::head(Bytes{1, 0x01, 0x00, 0x01}), Catch::Contains("oversized record"));
+    CHECK_THROWS_WITH(RecordOpener::head(Bytes{1, 0xff, 0xff, 0xff}), Catch::Contains("oversized record"));
+    CHECK_THROWS_WITH(RecordOpener::head(Bytes{1, 0, 0, 0}), Catch::Contains("empty data record"));
+    CHECK_THROWS_WITH(RecordOpener::head(Bytes{2, 0, 0, 1}), Catch::Contains("EOF record with a length"));
+    CHECK_THROWS_WITH(RecordOpener::head(Bytes{3, 0, 0, 1}), Catch::Contains("unknown record type"));
+    CHECK_THROWS_AS(RecordOpener::head(Bytes{1, 0, 0}), WireError);
+    CHECK(RecordOpener::head(Bytes{2, 0, 0, 0}).eof);
+}
+
+TEST_CASE("a truncated record or a stripped EOF never opens") {
+    LinkSeal use(kLinkCipher, key_of(6), Side::use);
+    auto r = seal(use.tx, text("cut short"));
+    LinkSeal serve(kLinkCipher, key_of(6), Side::serve);
+    Bytes cut(r.begin(), r.end() - 1);
+    CHECK_THROWS_WITH(open(serve.rx, cut), Catch::Contains("does not match"));
+    // An attacker cannot forge the EOF either: an EOF record sealed under another key fails.
+    LinkSeal forger(kLinkCipher, key_of(9), Side::use);
+    Bytes e(kRecordOverhead);
+    forger.tx.seal_eof(e.data());
+    CHECK_THROWS_AS(open(serve.rx, e), WireError);
+    CHECK_FALSE(serve.rx.ended());
+}

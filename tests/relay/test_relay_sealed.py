@@ -1,0 +1,142 @@
+"""Sealed links (protocol 2) seen from the wire: a recording relay between the vnets and the route
+keeps every byte of every connection. With tls = true a marker pushed through a proxied connection
+both ways never appears in them (and does with tls = false, so the check can fail); a link cut
+without its EOF record or tampered with on the way resets only that proxied connection."""
+import os
+import socket
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from relay_env import Relay, EchoHashServer, roundtrip, wait_for  # noqa: E402
+from recorder import Recorder  # noqa: E402
+import harness  # noqa: E402
+
+
+@pytest.fixture
+def echo():
+    e = EchoHashServer()
+    yield e
+    e.close()
+
+
+def chain(tls, echo, pool=2):
+    """Route, recorder in front of it, home serving the echo server, office using it."""
+    relay = Relay(tls=tls)
+    relay.start_route()
+    rec = Recorder(relay.port)
+    relay.port = rec.port  # the vnets' configs point at the recorder; route.toml is already written
+    use_port = harness.free_port()
+    relay.start_vnet("home", serves=[{"name": "echo", "id": 700, "port": echo.port}], extra_vnet=f"link_pool = {pool}")
+    relay.start_vnet("office", uses=[{"name": "echo", "id": 700, "port": use_port}], extra_vnet=f"link_pool = {pool}")
+    relay.wait_use("office", "echo")
+    return relay, rec, use_port
+
+
+def exchange(sock, data):
+    sock.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        b = sock.recv(65536)
+        if not b:
+            raise ConnectionError("closed early")
+        got += b
+    return got
+
+
+@pytest.mark.parametrize("tls", [True, False])
+@pytest.mark.parametrize("pool", [0, 2])
+def test_marker_never_travels_in_clear_with_tls(echo, tls, pool):
+    relay, rec, use_port = chain(tls, echo, pool)
+    try:
+        marker = b"TN-MARKER-" + os.urandom(8).hex().encode()
+        # Small and large writes: one record, and many records per read.
+        for payload in (marker, marker * 5000):
+            assert roundtrip(use_port, payload)[1] == len(payload)
+        s = socket.create_connection(("127.0.0.1", use_port), timeout=10)
+        assert exchange(s, marker + b" half-close") == marker + b" half-close"
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(10) == b""  # the clean end travels as an EOF record and arrives as a FIN
+        s.close()
+        wait_for(lambda: relay.status()["links"]["active"] == 0, what="links closed")
+        conns = rec.everything()
+        links = [c for c in conns if c[1][:4] == b"TNRL"]
+        assert len(links) >= 6, f"expected link connections through the recorder, got {len(conns)} connections"
+        seen = [i for i, up, down in conns if marker in up or marker in down]
+        if tls:
+            assert seen == [], f"marker in clear on connections {seen}"
+            controls = [c for c in conns if c[1][:1] == b"\x16"]
+            assert len(controls) == 2, "each vnet's control connection is TLS"
+        else:
+            ups = [i for i, up, down in conns if marker in up]
+            downs = [i for i, up, down in conns if marker in down]
+            assert ups and downs, "with tls = false the marker travels in clear both ways"
+    finally:
+        print(relay.all_logs())
+        rec.close()
+        relay.close()
+
+
+def two_bound_connections(relay, rec, use_port):
+    """Opens proxied connections A and B, and returns them with A's two link connections (both vnets'
+    sides at the recorder), found as the only links that carry A's next bytes."""
+    a = socket.create_connection(("127.0.0.1", use_port), timeout=10)
+    b = socket.create_connection(("127.0.0.1", use_port), timeout=10)
+    assert exchange(a, b"a0") == b"a0"
+    assert exchange(b, b"b0") == b"b0"
+    time.sleep(0.5)  # pool refills settle
+    snap = rec.snapshot()
+    assert exchange(a, b"a1" * 100) == b"a1" * 100
+    links = rec.grown_since(snap)
+    assert len(links) == 2, [c.index for c in links]
+    return a, b, links
+
+
+def expect_reset(sock):
+    sock.settimeout(10)
+    with pytest.raises(ConnectionResetError):
+        sock.sendall(b"more")
+        while sock.recv(65536):
+            pass
+
+
+def test_link_cut_without_eof_record_resets_only_that_connection(echo):
+    relay, rec, use_port = chain(True, echo)
+    try:
+        a, b, links = two_bound_connections(relay, rec, use_port)
+        for c in links:
+            rec.cut(c)
+        expect_reset(a)
+        wait_for(lambda: "truncated" in relay.log("office"), what="office logs the truncation")
+        assert exchange(b, b"b1") == b"b1"
+        assert len(relay.status()["vnets"]) == 2
+        a.close()
+        b.close()
+    finally:
+        print(relay.all_logs())
+        rec.close()
+        relay.close()
+
+
+def test_tampered_record_closes_only_that_link_with_one_log_line(echo):
+    relay, rec, use_port = chain(True, echo)
+    try:
+        a, b, links = two_bound_connections(relay, rec, use_port)
+        for c in links:
+            with c.lock:
+                c.flip_down = True
+        a.sendall(b"a2" * 100)
+        expect_reset(a)
+        wait_for(lambda: "failed authentication" in relay.log("office") + relay.log("home"), what="tamper logged")
+        lines = [ln for n in ("office", "home") for ln in relay.log(n).splitlines() if "failed authentication" in ln]
+        assert 1 <= len(lines) <= 2, lines  # one per endpoint that received a flipped record
+        assert exchange(b, b"b1") == b"b1"
+        assert roundtrip(use_port, b"after")[1] == 5
+        a.close()
+        b.close()
+    finally:
+        print(relay.all_logs())
+        rec.close()
+        relay.close()
