@@ -166,7 +166,7 @@ def vnet_cycle(port, fp, token, i):
             b += c
         return b
 
-    s.sendall(b"TNRL\x00\x01\x00\x00")
+    s.sendall(b"TNRL\x00\x02\x00\x00")
     read(8)
     t, flags, ln = struct.unpack(">HHI", read(8))
     nr = read(ln)
@@ -189,7 +189,8 @@ def main():
     ap.add_argument("--conns", type=int, default=5000)
     ap.add_argument("--cycles", type=int, default=10000)
     ap.add_argument("--setup", type=int, default=400)
-    ap.add_argument("--parts", default="throughput,setup,memory", help="comma-separated subset to run")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for throughput and setup (medians compared)")
+    ap.add_argument("--parts", default="throughput,setup,memory", help="comma-separated subset to run (also: seal)")
     a = ap.parse_args()
     raise_nofile()
     w = World(os.path.abspath(a.build))
@@ -214,6 +215,8 @@ def main():
             ssh_i, ssh_e = w.ssh_l(sshd, client, iport), w.ssh_l(sshd, client, eport)
 
         parts = set(a.parts.split(","))
+        if "seal" in parts:
+            seal_bench(a)
         if "throughput" in parts:
             throughput(a, iport, sock_i, plain_i, tls_i, ssh_i)
         if "setup" in parts:
@@ -228,29 +231,75 @@ def main():
             sshd.close()
 
 
-def throughput(a, iport, sock_i, plain_i, tls_i, ssh_i):
-    print("== throughput (iperf3, %d s each, Gbit/s) ==" % a.seconds)
-    direct = iperf(iport, a.seconds)
-    socat3 = iperf(sock_i, a.seconds)
-    tplain = iperf(plain_i, a.seconds)
-    ttls = iperf(tls_i, a.seconds)
-    sshl = iperf(ssh_i, a.seconds) if ssh_i else float("nan")
-    print(f"loopback direct            {direct:7.2f}")
-    print(f"socat x3 chain             {socat3:7.2f}")
-    print(f"tn plain use->route->serve {tplain:7.2f}   ratio vs socat x3: {tplain / socat3:.2f} (target >= 1.5)")
-    print(f"ssh -L aes128-gcm          {sshl:7.2f}")
-    print(f"tn TLS use->route->serve   {ttls:7.2f}   ratio vs ssh -L: {ttls / sshl:.2f} (target >= 1.0)")
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 
+
+def spread(v):
+    return f"{min(v):.2f}-{max(v):.2f}"
+
+
+def alternate(a, runs):
+    """Runs each (label, fn) once per round, in forward order on even rounds and reversed on odd ones,
+    so a slow moment of the shared machine does not always hit the same side. Returns label -> values."""
+    got = {label: [] for label, _ in runs}
+    for r in range(a.rounds):
+        order = runs if r % 2 == 0 else list(reversed(runs))
+        for label, fn in order:
+            got[label].append(fn())
+        print(f"  round {r + 1}: " + ", ".join(f"{label} {got[label][-1] if not isinstance(got[label][-1], tuple) else got[label][-1][0]:.2f}"
+                                              for label, _ in runs), flush=True)
+    return got
+
+
+def throughput(a, iport, sock_i, plain_i, tls_i, ssh_i):
+    print("== throughput (iperf3, %d s each, Gbit/s, %d alternating rounds) ==" % (a.seconds, a.rounds), flush=True)
+    runs = [("direct", lambda: iperf(iport, a.seconds)), ("socat3", lambda: iperf(sock_i, a.seconds)),
+            ("tn-plain", lambda: iperf(plain_i, a.seconds)), ("tn-tls", lambda: iperf(tls_i, a.seconds))]
+    if ssh_i:
+        runs.insert(3, ("ssh-L", lambda: iperf(ssh_i, a.seconds)))
+    g = alternate(a, runs)
+    print(f"loopback direct            {median(g['direct']):7.2f}   ({spread(g['direct'])})")
+    print(f"socat x3 chain             {median(g['socat3']):7.2f}   ({spread(g['socat3'])})")
+    pr = [t / s for t, s in zip(g["tn-plain"], g["socat3"])]
+    print(f"tn plain use->route->serve {median(g['tn-plain']):7.2f}   ({spread(g['tn-plain'])})   ratio vs socat x3 per round: "
+          f"median {median(pr):.2f} ({spread(pr)}) (target >= 1.5)")
+    if ssh_i:
+        tr = [t / s for t, s in zip(g["tn-tls"], g["ssh-L"])]
+        print(f"ssh -L aes128-gcm          {median(g['ssh-L']):7.2f}   ({spread(g['ssh-L'])})")
+        print(f"tn TLS use->route->serve   {median(g['tn-tls']):7.2f}   ({spread(g['tn-tls'])})   ratio vs ssh -L per round: "
+              f"median {median(tr):.2f} ({spread(tr)}) (target >= 1.0)")
 
 
 def setup(a, sock_e, ssh_e, plain_e, tls_e):
-    print("== connection setup (%d sequential connect+1-byte echo+close) ==" % a.setup)
-    for label, port in (("socat x3 chain", sock_e), ("ssh -L", ssh_e), ("tn plain", plain_e), ("tn TLS", tls_e)):
-        if port is None:
-            continue
-        rate, p50, p99 = setup_rate(port, a.setup)
-        print(f"{label:16s} {rate:8.0f} conn/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+    print("== connection setup (%d sequential connect+1-byte echo+close, %d alternating rounds) ==" % (a.setup, a.rounds), flush=True)
+    runs = [(label, (lambda p=port: setup_rate(p, a.setup))) for label, port in
+            (("socat3", sock_e), ("ssh-L", ssh_e), ("tn-plain", plain_e), ("tn-tls", tls_e)) if port is not None]
+    g = alternate(a, runs)
+    for label, _ in runs:
+        rates = [v[0] for v in g[label]]
+        p50 = median([v[1] for v in g[label]])
+        p99 = median([v[2] for v in g[label]])
+        print(f"{label:9s} median {median(rates):6.0f} conn/s (rounds {', '.join(f'{r:.0f}' for r in rates)})   "
+              f"p50 {p50:5.2f} ms   p99 {p99:5.2f} ms")
+    for label in ("tn-plain", "tn-tls"):
+        for anchor in ("socat3", "ssh-L"):
+            if anchor in g:
+                wins = sum(1 for t, x in zip(g[label], g[anchor]) if t[0] > x[0])
+                print(f"{label} beats {anchor} in {wins} of {a.rounds} rounds")
 
+
+def seal_bench(a):
+    """The record layer alone (bench/relay/seal_bench.cpp): seal/open GB/s per cipher and record size."""
+    print("== sealed records, one core, no I/O ==", flush=True)
+    root = os.path.join(HERE, "..", "..")
+    exe = os.path.join(tempfile.mkdtemp(prefix="tn-seal-bench-"), "seal_bench")
+    subprocess.run(["c++", "-O2", "-std=c++20", "-I", os.path.join(root, "lib"), os.path.join(HERE, "seal_bench.cpp"),
+                    os.path.join(a.build, "lib", "relay", "libtn_relay.a"), os.path.join(a.build, "lib", "base", "libtn_base.a"),
+                    "-lcrypto", "-o", exe], check=True)
+    subprocess.run([exe], check=True)
+    subprocess.run(["rm", "-rf", os.path.dirname(exe)])
 
 
 def memory(a, w, eport, plain_route, plain_e, tls_route, tls_e):
