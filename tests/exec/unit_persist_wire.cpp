@@ -1,5 +1,6 @@
 // Unit tests of the --persist socket framing: round trips with descriptors, and the caps and
-// checks that keep a foreign or hostile peer from making the master allocate or misparse.
+// checks that keep a foreign or hostile peer from making the master allocate or misparse; which
+// other-version master a client may stop.
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "base/error.hpp"
+#include "persist_stale.hpp"
 #include "persist_wire.hpp"
 
 using namespace tn;
@@ -70,10 +72,22 @@ TEST_CASE("foreign, old and oversized frames are refused before any allocation")
         raw_send(p.a.get(), "SSH-2.0-x\r\n");
         REQUIRE_THROWS_WITH(wire::recv_frame(p.b.get(), nullptr), Catch::Contains("not a tn-exec master"));
     }
-    SECTION("a version-1 master's reply") {
+    SECTION("a version-1 master's reply: a VersionMismatch that names its version") {
         Pair p;
         raw_send(p.a.get(), std::string("TNX1\0\0\0\6exit 0", 14));
-        REQUIRE_THROWS_WITH(wire::recv_frame(p.b.get(), nullptr), Catch::Contains("version mismatch"));
+        try {
+            wire::recv_frame(p.b.get(), nullptr);
+            FAIL("no error");
+        } catch (const wire::VersionMismatch& e) {
+            REQUIRE(e.theirs() == "TNX1");
+            REQUIRE(e.code() == ExitCode::data);
+            REQUIRE_THAT(e.what(), Catch::Contains("protocol TNX1"));
+        }
+    }
+    SECTION("TNX and a non-digit is foreign, not another version") {
+        Pair p;
+        raw_send(p.a.get(), std::string("TNXz\0\0\0\0", 8));
+        REQUIRE_THROWS_WITH(wire::recv_frame(p.b.get(), nullptr), Catch::Contains("not a tn-exec master"));
     }
     SECTION("a length over the cap") {
         Pair p;
@@ -115,5 +129,32 @@ TEST_CASE("nothing listening is an empty descriptor, a long path a usage error")
         FAIL("no error");
     } catch (const Error& e) {
         REQUIRE(e.code() == ExitCode::usage);
+    }
+}
+
+TEST_CASE("only our own master for this socket may be stopped") {
+    const std::filesystem::path sock = "/run/tn/exec-0123456789abcdef.sock";
+    MasterIdentity ok{4242, 1000, 4242, {"/usr/bin/tn-exec", "__master", "--socket", sock.string(), "--idle", "60", "h"}};
+    REQUIRE(not_ours_reason(ok, sock, 1000).empty());
+    SECTION("another user's process") {
+        REQUIRE_THAT(not_ours_reason(ok, sock, 0), Catch::Contains("uid 1000"));
+    }
+    SECTION("no pid file, or one naming another process") {
+        auto w = ok;
+        w.recorded_pid.reset();
+        REQUIRE_THAT(not_ours_reason(w, sock, 1000), Catch::Contains("no pid file"));
+        w.recorded_pid = 4243;
+        REQUIRE_THAT(not_ours_reason(w, sock, 1000), Catch::Contains("names 4243"));
+    }
+    SECTION("not a master, or a master of another socket") {
+        auto w = ok;
+        w.argv = {"socat", "UNIX-LISTEN:" + sock.string(), "-"};
+        REQUIRE_THAT(not_ours_reason(w, sock, 1000), Catch::Contains("not a tn-exec master"));
+        w.argv = {"tn-exec", "__master", "--socket", "/run/tn/other.sock"};
+        REQUIRE_THAT(not_ours_reason(w, sock, 1000), Catch::Contains("another socket"));
+        w.argv = {"tn-exec", "--socket", sock.string(), "__master"};  // the socket must follow __master
+        REQUIRE_THAT(not_ours_reason(w, sock, 1000), Catch::Contains("another socket"));
+        w.argv = {"tn-exec", "__master", "--socket"};
+        REQUIRE_THAT(not_ours_reason(w, sock, 1000), Catch::Contains("another socket"));
     }
 }

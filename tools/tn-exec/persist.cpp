@@ -22,6 +22,7 @@
 #include "base/runtime_dir.hpp"
 #include "base/unique_fd.hpp"
 #include "output.hpp"
+#include "persist_stale.hpp"
 #include "persist_transfer.hpp"
 #include "persist_wire.hpp"
 #include "runner.hpp"
@@ -156,15 +157,23 @@ int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sin
 int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::ExecRequest& req,
                 const ssh::ExecSinks& sinks) {
     auto sock_path = persist_socket(t);
-    for (int attempt = 0;; ++attempt) {
-        UniqueFd sock = connect_master(t, ssh, idle_s, sock_path, attempt > 0);
+    bool fresh = false, replaced = false;
+    for (;;) {
+        UniqueFd sock = connect_master(t, ssh, idle_s, sock_path, fresh);
         bool got_output = false;
         try {
             return exchange(sock.get(), req, sinks, got_output);
+        } catch (const wire::VersionMismatch& e) {
+            // Another version's master refused the frame unread (our pipes and stdin untouched):
+            // stop it if it is ours and go again on a new one, once.
+            if (replaced) throw;
+            replace_stale_master(sock_path, sock.get(), e.theirs());
+            replaced = true;
         } catch (const Error& e) {
             // A master that idled out as we connected, or whose session the server dropped, has run
             // nothing: start a new one once. Never when output or our stdin may already be consumed.
-            if (e.code() != ExitCode::unavailable || got_output || req.stdin_fd >= 0 || attempt > 0) throw;
+            if (e.code() != ExitCode::unavailable || got_output || req.stdin_fd >= 0 || fresh) throw;
+            fresh = true;
         }
     }
 }

@@ -9,6 +9,7 @@
 
 #include "base/error.hpp"
 #include "persist.hpp"
+#include "persist_stale.hpp"
 #include "progress.hpp"
 #include "ssh/exec.hpp"
 
@@ -73,15 +74,23 @@ PersistTransferResult persist_transfer(const Target& t, const SshOptions& ssh, i
     put_paths(payload, req.local);
     put_paths(payload, req.remote);
     auto sock_path = persist_socket(t);
-    for (int attempt = 0;; ++attempt) {
+    bool fresh = false, replaced = false;
+    for (;;) {
+        UniqueFd sock;
         try {
-            UniqueFd sock = connect_master(t, ssh, idle_s, sock_path, attempt > 0);
+            sock = connect_master(t, ssh, idle_s, sock_path, fresh);
             wire::send_frame(sock.get(), payload, {2});
             return parse_reply(wire::recv_frame(sock.get(), nullptr));
+        } catch (const wire::VersionMismatch& e) {
+            // Another version's master refused the request unread: replace it if it is ours, once.
+            if (replaced) throw;
+            replace_stale_master(sock_path, sock.get(), e.theirs());
+            replaced = true;
         } catch (const Error& e) {
             // A master that idled out as we came, or whose session died: once more on a fresh one.
             // The transfer is safe to repeat (temp names, renamed only when whole).
-            if (e.code() != ExitCode::unavailable || attempt > 0) throw;
+            if (e.code() != ExitCode::unavailable || fresh) throw;
+            fresh = true;
         }
     }
 }

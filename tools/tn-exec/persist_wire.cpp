@@ -15,7 +15,8 @@ namespace tn::exec::wire {
 
 namespace {
 
-// "TNX2": version 2 added the request kind (run/put/get); a version-1 master is refused by name.
+// "TNX2": version 2 added the request kind (run/put/get). Another digit is another version's master,
+// which the client replaces (persist_stale.hpp).
 constexpr char magic[4] = {'T', 'N', 'X', '2'};
 
 std::uint32_t get_u32(const char* p) {
@@ -24,6 +25,11 @@ std::uint32_t get_u32(const char* p) {
 }
 
 }  // namespace
+
+VersionMismatch::VersionMismatch(const std::string& theirs)
+    : Error(ExitCode::data, "persist: the other side speaks protocol " + theirs + ", this tn-exec speaks " +
+                                std::string(magic, sizeof magic)),
+      theirs_(theirs) {}
 
 void put_u32(std::string& b, std::uint32_t v) {
     char c[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
@@ -106,8 +112,9 @@ std::string recv_frame(int sock, std::vector<UniqueFd>* fds) {
         }
         buf.append(chunk, static_cast<std::size_t>(n));
         if (want == 8 && buf.size() >= 8) {
-            if (std::memcmp(buf.data(), magic, 4) != 0)
-                throw Error(ExitCode::data, "persist: not a tn-exec master (version mismatch? stop it and retry)");
+            if (std::memcmp(buf.data(), magic, 3) == 0 && buf[3] != magic[3] && buf[3] >= '0' && buf[3] <= '9')
+                throw VersionMismatch(buf.substr(0, 4));
+            if (std::memcmp(buf.data(), magic, 4) != 0) throw Error(ExitCode::data, "persist: not a tn-exec master");
             std::uint32_t len = get_u32(buf.data() + 4);
             if (len > max_payload) throw Error(ExitCode::data, "persist: frame too large");
             want = 8 + len;

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/error.hpp"
 #include "base/unique_fd.hpp"
 
 namespace tn::exec::wire {
@@ -18,6 +19,17 @@ constexpr std::size_t max_fds = 4;
 
 void put_u32(std::string& b, std::uint32_t v);
 void put_str(std::string& b, std::string_view s);
+
+// The peer framed its reply as another version of this protocol ("TNX" and another digit): a master
+// from an older (or newer) tn-exec, which rejected the request unread and ran nothing.
+class VersionMismatch : public Error {
+public:
+    VersionMismatch(const std::string& theirs);
+    const std::string& theirs() const { return theirs_; }
+
+private:
+    std::string theirs_;
+};
 
 // Reads a payload front to back; a short one throws tn::Error(data).
 struct Reader {
@@ -30,7 +42,8 @@ struct Reader {
 // Sends one frame with `fds` (at most max_fds). Throws tn::Error(unavailable) when the peer is gone.
 void send_frame(int sock, const std::string& payload, const std::vector<int>& fds);
 // Reads one frame; descriptors that came with it are appended to `fds` (extra ones are closed).
-// Throws tn::Error: unavailable when the peer closed, data for a foreign or oversized frame.
+// Throws tn::Error: unavailable when the peer closed, data for a foreign or oversized frame,
+// VersionMismatch (data) for another version's frame.
 std::string recv_frame(int sock, std::vector<UniqueFd>* fds);
 
 // A connected socket, or an empty UniqueFd when nothing listens there.
