@@ -142,7 +142,8 @@ bool ServerCore::take(Bucket& b, double rate, double burst, TimePoint now) {
 
 bool ServerCore::under_load(TimePoint now) {
     refill(global_, settings_.handshakes_per_second, settings_.handshake_burst, now);
-    return global_.tokens < settings_.handshake_burst / 2;
+    if (global_.tokens < settings_.handshake_burst / 2) under_load_until_ = now + settings_.under_load_linger;
+    return now < under_load_until_;
 }
 
 namespace {

@@ -50,6 +50,9 @@ struct ServerSettings {
     // first) and passes this per-source limit instead of the global one.
     double source_handshakes_per_second = 5;
     double source_burst = 5;
+    // Once under load, stay so this long after the last sign of it (WireGuard does the same): else a
+    // flood with pauses flips the state at every refill, and a pause decides who skips the cookie.
+    std::chrono::milliseconds under_load_linger{1000};
 };
 
 struct PeerStats {
@@ -159,6 +162,7 @@ private:
     std::array<Rejection, rejection_ring> rejections_{};
     std::size_t rejection_next_ = 0;
     Bucket global_;
+    TimePoint under_load_until_{};
     CookieJar cookies_;
     std::unordered_map<std::string, Bucket> by_source_;  // cookie-verified senders, capped
 };

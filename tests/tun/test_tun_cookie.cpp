@@ -54,6 +54,24 @@ TEST_CASE("under load a client gets a cookie, retries with mac2 and connects") {
     CHECK(n.c1.connected());
 }
 
+TEST_CASE("under load lasts a second after the flood pauses, then initiations need no cookie") {
+    Net n;
+    load_server(n, endpoint("198.51.100.9", 5555));
+    // Half a second of silence refills the whole burst; the server still asks for a cookie.
+    n.now += std::chrono::milliseconds(500);
+    n.wall += std::chrono::milliseconds(500);
+    Buf s;
+    auto ca = n.c1.tick(n.now, n.wall, s.data());
+    REQUIRE(ca.send.size() == initiation_len);
+    CHECK(deliver(n, ca.send, n.e1).send.size() == cookie_len);
+    // A second later the load is over: a plain initiation gets its response.
+    n.now += std::chrono::milliseconds(1001);
+    n.wall += std::chrono::milliseconds(1001);
+    ca = n.c2.tick(n.now, n.wall, s.data());
+    REQUIRE(ca.send.size() == initiation_len);
+    CHECK(deliver(n, ca.send, n.e2).send.size() == response_len);
+}
+
 TEST_CASE("cookie-verified initiations are limited per source address") {
     Net n;
     load_server(n, endpoint("198.51.100.9", 5555));
