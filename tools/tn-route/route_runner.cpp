@@ -35,9 +35,10 @@ int run_route(RouteConfig cfg, const log::Logger& log) {
         log.info("certificate fingerprint ", fp, " (put it in each vnet's [route] fingerprint)");
     }
     if (cfg.groups.empty()) log.warn("no [[group]] configured: every vnet will be refused");
-    // TLS links write through OpenSSL's socket BIO (plain write(2), no MSG_NOSIGNAL): a peer that
-    // closed would otherwise kill the process with SIGPIPE instead of failing that one write.
+    // The TLS control connection writes through OpenSSL's socket BIO (plain write(2), no
+    // MSG_NOSIGNAL): a peer that closed would otherwise kill the process with SIGPIPE.
     std::signal(SIGPIPE, SIG_IGN);
+    relay::keep_freed_buffers();
     asio::io_context io(1);  // one event-loop thread, fixed: no thread per connection
     RouteServer server(io, cfg, log, scale);
     server.start(fp);

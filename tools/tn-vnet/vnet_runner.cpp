@@ -137,9 +137,10 @@ int run_vnet(const std::string& config, const log::Logger& log) {
     auto lock = FileLock::try_acquire(state_dir_path() / ("tn-vnet-" + cfg.name + ".lock"));
     if (!lock) throw Error(ExitCode::temp_fail, "a tn-vnet named '" + cfg.name + "' already runs here");
     bool terminal = cfg.terminal;
-    // TLS links write through OpenSSL's socket BIO (plain write(2), no MSG_NOSIGNAL): a peer that
-    // closed would otherwise kill the process with SIGPIPE instead of failing that one write.
+    // The TLS control connection writes through OpenSSL's socket BIO (plain write(2), no
+    // MSG_NOSIGNAL): a peer that closed would otherwise kill the process with SIGPIPE.
     std::signal(SIGPIPE, SIG_IGN);
+    relay::keep_freed_buffers();
     asio::io_context io(1);  // one event-loop thread, fixed: no thread per connection
     VnetAgent agent(io, std::move(cfg), log, scale);
     agent.start();
