@@ -30,6 +30,7 @@ TEST_CASE("BufferedRandom serves RAND_bytes and RAND_priv_bytes without repeatin
     for (int i = 0; i < 2000; ++i) seen.insert(draw(16));  // crosses several 4 KiB refills
     CHECK(seen.size() == 2000);
     CHECK(draw(5000) != draw(5000));  // large requests bypass the buffer
+    CHECK(draw(100000).size() == 100000);  // past the DRBG's 64 KiB request limit
     std::array<unsigned char, 32> a{}, b{};
     REQUIRE(RAND_priv_bytes(a.data(), 32) == 1);
     REQUIRE(RAND_priv_bytes(b.data(), 32) == 1);
