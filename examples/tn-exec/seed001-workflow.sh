@@ -14,17 +14,19 @@ TN_EXEC=${TN_EXEC:-tn-exec}
 OPTS="${TN_EXEC_OPTS:-}${TN_EXEC_PERSIST:+ --persist $TN_EXEC_PERSIST}"
 host=$1
 input=$2
-title=$(basename "$input" .txt)
+# Parameter expansion, not basename/dirname: each fork costs a few ms, and this runs per request.
+name=${input##*/}
+title=${name%.txt}
 result=${3:-"$title.result.txt"}
 work=${REMOTE_WORKDIR:-tn-seed001}
-here=$(dirname "$0")
+case $0 in */*) here=${0%/*} ;; *) here=. ;; esac
 
 # 1. A work directory, then the data and the script that processes it (temp names, renamed when whole).
 "$TN_EXEC" run $OPTS -n "$host" -- mkdir -p "$work"
 "$TN_EXEC" put $OPTS "$input" "$here/assess_report.py" "$host:$work/"
 
 # 2. Run it: argv words reach the script verbatim, stderr stays on stderr, 60 s at most (exit 124).
-"$TN_EXEC" run $OPTS -n -t 60 --cwd "$work" "$host" -- python3 assess_report.py "$(basename "$input")" "$title.result.txt"
+"$TN_EXEC" run $OPTS -n -t 60 --cwd "$work" "$host" -- python3 assess_report.py "$name" "$title.result.txt"
 
 # 3. Fetch the result (mode and mtime kept).
 "$TN_EXEC" get $OPTS "$host:$work/$title.result.txt" "$result"
