@@ -35,8 +35,9 @@ Pump::Pump(StreamPtr a, StreamPtr b, Done done) : a_(std::move(a)), b_(std::move
 }
 
 std::shared_ptr<Pump> Pump::start(StreamPtr a, StreamPtr b, Done done, PipePool* pipes, std::unique_ptr<LinkSeal> seal_a,
-                                  std::unique_ptr<LinkSeal> seal_b) {
+                                  std::unique_ptr<LinkSeal> seal_b, bool keep_sealed) {
     std::shared_ptr<Pump> p(new Pump(std::move(a), std::move(b), std::move(done)));
+    p->keep_sealed_ = keep_sealed;
     p->seal_a_ = std::move(seal_a);
     p->seal_b_ = std::move(seal_b);
     if (p->seal_a_) {
@@ -49,10 +50,9 @@ std::shared_ptr<Pump> Pump::start(StreamPtr a, StreamPtr b, Done done, PipePool*
     }
     if (pipes && !p->seal_a_ && !p->seal_b_) p->pipes_ = pipes;
     error_code ec;
-    for (auto* s : {p->a_.get(), p->b_.get()}) {
-        s->socket().non_blocking(true, ec);
-        s->socket().set_option(tcp::no_delay(true), ec);
-    }
+    // Callers set TCP_NODELAY where they make each socket; non-blocking once (asio skips its own ioctl).
+    for (auto* s : {p->a_.get(), p->b_.get()})
+        if (!s->socket().non_blocking()) s->socket().non_blocking(true, ec);
     p->read(0);
     p->read(1);
     return p;
@@ -64,6 +64,20 @@ void keep_freed_buffers() {
 }
 
 void Pump::abort() { finish("aborted"); }
+
+bool Pump::detach() {
+    if (finished_) return false;
+    for (auto& x : dir_)
+        if (x.in_pipe || x.have || x.done) return false;
+    finished_ = true;
+    error_code ec;
+    a_->socket().cancel(ec);  // the pending readiness waits end with operation_aborted and see finished_
+    b_->socket().cancel(ec);
+    for (auto& x : dir_)
+        if (x.pipe) pipes_->give(std::move(x.pipe));
+    done_ = nullptr;
+    return true;
+}
 
 void Pump::read(int d) {
     if (pipes_) return splice_in(d);
@@ -205,9 +219,9 @@ void Pump::eof(int d) {
     auto after = [this, self, d](error_code ec) {
         if (finished_) return;
         if (ec) return finish(ec.message());
-        // Plain TCP half-close; on a sealed link it follows the EOF record, so a route in the middle
-        // (which relays raw bytes) passes the end on as well.
-        dir_[d].to->socket().shutdown(tcp::socket::shutdown_send, ec);
+        // Plain TCP half-close. A sealed link's end is its EOF record alone: the connection stays up
+        // for reuse, or closes (FIN) once both directions ended.
+        if (!dir_[d].seal) dir_[d].to->socket().shutdown(tcp::socket::shutdown_send, ec);
         dir_[d].done = true;
         if (dir_[0].done && dir_[1].done) finish({});
     };
@@ -223,8 +237,9 @@ void Pump::finish(const std::string& error, bool reset_local) {
         if (!seal_a_) reset_on_close(a_.get());
         if (!seal_b_) reset_on_close(b_.get());
     }
-    a_->close();
-    b_->close();
+    bool keep = keep_sealed_ && error.empty();
+    if (!(keep && seal_a_)) a_->close();
+    if (!(keep && seal_b_)) b_->close();
     for (auto& x : dir_) {
         x.in.reset();
         x.out.reset();

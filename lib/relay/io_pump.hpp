@@ -30,10 +30,15 @@ public:
 
     // `seal_a`/`seal_b`: that side is a sealed link (at most one of them). With `pipes` and neither
     // sealed, bytes move by splice(2) and never enter userspace; the pool must outlive the pump.
+    // `keep_sealed`: after a clean end the sealed side is left open (the caller may reuse the link);
+    // either way its end is the EOF record alone, the TCP connection is not shut down.
     static std::shared_ptr<Pump> start(StreamPtr a, StreamPtr b, Done done, PipePool* pipes = nullptr,
                                        std::unique_ptr<LinkSeal> seal_a = nullptr,
-                                       std::unique_ptr<LinkSeal> seal_b = nullptr);
+                                       std::unique_ptr<LinkSeal> seal_b = nullptr, bool keep_sealed = false);
     void abort();
+    // Stops an idle splice pump without closing either side (the route reuses both links once both
+    // vnets reported a clean end); false, and nothing changes, when bytes are still in flight.
+    bool detach();
     std::uint64_t bytes_a_to_b() const { return dir_[0].bytes; }
     std::uint64_t bytes_b_to_a() const { return dir_[1].bytes; }
 
@@ -67,6 +72,7 @@ private:
     Done done_;
     Dir dir_[2];
     bool finished_ = false;
+    bool keep_sealed_ = false;
     PipePool* pipes_ = nullptr;  // set when neither side is sealed
 };
 

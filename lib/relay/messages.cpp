@@ -278,6 +278,8 @@ LinkOk LinkOk::get(Reader& r) {
     if (m.cipher != 0) m.key_box = r.fixed<48>();
     return m;
 }
+void LinkDone::put(Writer& w) const { w.u64(link_id); }
+LinkDone LinkDone::get(Reader& r) { return {r.u64()}; }
 void LinkPark::put(Writer& w) const {
     w.u32(vnet_id);
     w.raw(mac);

@@ -142,6 +142,10 @@ struct LinkStandby {
     TN_RELAY_MSG(LinkStandby, link_standby);
 };
 
+// A sealed link's stream ended cleanly at this vnet (both EOF records passed): it keeps the link
+// for reuse; when both ends said so the route parks it again with a fresh CHALLENGE on the link.
+struct LinkDone { std::uint64_t link_id = 0; TN_RELAY_MSG(LinkDone, link_done); };
+
 #undef TN_RELAY_MSG
 
 template <class M> Frame to_frame(const M& m) {

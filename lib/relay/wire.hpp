@@ -43,7 +43,7 @@ enum class MsgType : std::uint16_t {
     unserve_req = 0x0040, unserve_ask = 0x0041, unserve_reply = 0x0042, unserve_result = 0x0043,
     link_request = 0x0050, link_fail = 0x0051,
     link_open = 0x0060, link_accept = 0x0061, link_ok = 0x0062,  // 0x0063/0x0064: v1's DATA/EOF, retired
-    link_park = 0x0065, link_standby = 0x0066,
+    link_park = 0x0065, link_standby = 0x0066, link_done = 0x0067,
 };
 std::string_view type_name(MsgType t);
 

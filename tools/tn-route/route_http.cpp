@@ -90,6 +90,7 @@ void RouteServer::accept_http(std::shared_ptr<tcp::acceptor> acc, bool dashboard
             error_code e2;
             auto ep = sock.remote_endpoint(e2);
             std::string peer = e2 ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+            sock.set_option(tcp::no_delay(true), e2);
             read_head(std::make_shared<Stream>(std::move(sock)), peer, dashboard);
         }
         accept_http(acc, dashboard);

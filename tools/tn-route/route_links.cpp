@@ -38,6 +38,7 @@ void RouteServer::session_frame(const SessionPtr& ss, Frame f) {
                     v.vnets.push_back({r.id, r.name, static_cast<std::uint16_t>(reg_.serve_count(r.id))});
                 return ss->send(to_frame(v));
             }
+            case MsgType::link_done: return link_done(ss, from_frame<LinkDone>(f).link_id);
             case MsgType::link_fail: {
                 auto m = from_frame<LinkFail>(f);
                 if (auto it = pending_.find(m.link_id); it != pending_.end() && it->second.serve_vnet == ss->vnet_id)
@@ -124,6 +125,7 @@ void RouteServer::accept_remote(std::uint16_t port) {
         error_code e2;
         auto ep = sock.remote_endpoint(e2);
         std::string peer = e2 ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+        sock.set_option(tcp::no_delay(true), e2);
         request_link(std::make_shared<Stream>(std::move(sock)), r->second.group, r->second.id, UserKind::tcp, peer);
         accept_remote(port);
     });
@@ -135,11 +137,11 @@ void RouteServer::link_open(StreamPtr s, std::string peer, const LinkOpen& m) {
         log_.warn("link from ", peer, " refused: no session proof");
         return refuse(s, ErrorCode::auth, "link not proven by a live session (vnet id and proof do not match)");
     }
-    request_link(s, ss->group, m.id, UserKind::link, peer, {}, ss->ticket);
+    request_link(s, ss->group, m.id, UserKind::link, peer, {}, ss->ticket, ss->vnet_id);
 }
 
 void RouteServer::request_link(StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, std::string peer,
-                               Bytes prefix, const Ticket& user_ticket) {
+                               Bytes prefix, const Ticket& user_ticket, std::uint32_t user_vnet) {
     const ServeRecord* r = reg_.find_serve(group, id);
     auto close_user = [&](ErrorCode c, const std::string& m, int http_status) {
         if (kind == UserKind::link) refuse(user, c, m);
@@ -162,7 +164,7 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
         if (standby.front()->socket().is_open()) via = standby.front();
         standby.pop_front();
     }
-    pending_[link_id] = Pending{user, r->vnet_id, id, group, kind, std::move(prefix), via, user_ticket,
+    pending_[link_id] = Pending{user, r->vnet_id, id, group, kind, std::move(prefix), via, user_ticket, user_vnet,
                                 Clock::now() + std::chrono::seconds(10)};
     if (via) async_write_bytes(via, encode_frame(to_frame(LinkRequest{link_id, id})), [](error_code) {});
     else ss->second->send(to_frame(LinkRequest{link_id, id}));
@@ -249,7 +251,8 @@ void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m
         else own = std::make_shared<LinkSeal>(kLinkCipher, key, Side::use);
         OPENSSL_cleanse(key.data(), key.size());
     }
-    auto bind = [this, link_id = m.link_id, s, p, own]() {
+    auto serve_vnet = ss->vnet_id;
+    auto bind = [this, link_id = m.link_id, s, p, own, serve_vnet]() {
         ++links_total_;
         if (p.kind == UserKind::http) ++vhost_links_;
         std::unique_ptr<LinkSeal> seal;
@@ -262,7 +265,9 @@ void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m
                 log_.debug("link ", link_id, " closed", err.empty() ? "" : ": " + err);
             active_.erase(link_id);
         }, &pipes_, nullptr, std::move(seal));
-        active_[link_id] = Active{pump, p.group, p.id};
+        bool reusable = cfg_.tls && p.kind == UserKind::link;
+        Active a{pump, p.group, p.id, reusable ? p.user : nullptr, reusable ? s : nullptr, p.user_vnet, serve_vnet, 0};
+        active_[link_id] = std::move(a);
     };
     // LINK_OK goes to the serving side first, then to the using side (or, for an HTTP client, the
     // request head the route already read); the pump starts after both, so its writes never overlap.
@@ -291,6 +296,41 @@ void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m
             bind();
         });
     });
+}
+
+void RouteServer::link_done(const SessionPtr& ss, std::uint64_t link_id) {
+    auto it = active_.find(link_id);
+    if (it == active_.end() || !it->second.user) return;  // closed already, or a leg the route ends itself
+    auto& a = it->second;
+    if (a.serve_vnet == ss->vnet_id && !(a.done & 2)) a.done |= 2;
+    else if (a.user_vnet == ss->vnet_id && !(a.done & 1)) a.done |= 1;
+    else return;
+    if (a.done != 3) return;
+    // Both vnets received the other's EOF record, so every byte of both directions has passed: the
+    // pump is idle. (If not, a vnet sent past its EOF record: that link closes.)
+    auto pump = a.pump;
+    if (!pump->detach()) {
+        log_.warn("link ", link_id, " reported done with bytes still in flight; closing it");
+        return pump->abort();
+    }
+    bytes_total_ += pump->bytes_a_to_b() + pump->bytes_b_to_a();
+    auto user = a.user, serve = a.serve;
+    auto uv = a.user_vnet, sv = a.serve_vnet;
+    active_.erase(it);
+    ++links_reused_;
+    log_.debug("link ", link_id, " ended cleanly; both links parked again");
+    repark(user, uv, false);
+    repark(serve, sv, true);
+}
+
+void RouteServer::repark(StreamPtr s, std::uint32_t vnet_id, bool standby) {
+    auto it = sessions_.find(vnet_id);
+    if (it == sessions_.end() || it->second->closed || it->second->pool.size() >= kMaxPooled) return s->close();
+    // A fresh challenge: the next setup frame's proof and LINK_OK's key box must never reuse the
+    // last one's (the box key is derived from it and seals with a fixed nonce).
+    s->challenge = random_nonce();
+    async_write_bytes(s, encode_frame(to_frame(Challenge{s->challenge})), [](error_code) {});
+    link_pooled(s, it->second->peer, it->second, standby);
 }
 
 void RouteServer::sweep() {

@@ -53,7 +53,10 @@ private:
     // HTTP client of a vhost (whose already-read request head is `prefix`).
     enum class UserKind { link, tcp, http };
     void request_link(relay::StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, std::string peer,
-                      relay::Bytes prefix = {}, const relay::Ticket& user_ticket = {});
+                      relay::Bytes prefix = {}, const relay::Ticket& user_ticket = {}, std::uint32_t user_vnet = 0);
+    // LINK_DONE from both ends of a vnet<->vnet link: the pump stops and both links are parked again.
+    void link_done(const SessionPtr& ss, std::uint64_t link_id);
+    void repark(relay::StreamPtr s, std::uint32_t vnet_id, bool standby);
     void fail_pending(std::uint64_t link_id, const std::string& why, int http_status = 502);
     // [http] vhosts and [dashboard] (route_http.cpp).
     void apply_http_listeners(const RouteConfig& next);
@@ -96,6 +99,7 @@ private:
         relay::Bytes prefix;  // bytes already read from the user (an HTTP request head), sent first
         relay::StreamPtr via;  // the standby link the LINK_REQUEST went down, if not the control connection
         relay::Ticket user_ticket{};  // the using vnet's session ticket: its half of the link key goes in a box for it
+        std::uint32_t user_vnet = 0;  // the using vnet (kind link)
         Clock::time_point deadline;
     };
     std::map<std::uint64_t, Pending> pending_;
@@ -103,6 +107,10 @@ private:
         std::shared_ptr<relay::Pump> pump;
         std::string group;
         std::uint16_t id = 0;
+        // Sealed vnet<->vnet links only: who may report LINK_DONE, and who did (1 user, 2 serving).
+        relay::StreamPtr user, serve;
+        std::uint32_t user_vnet = 0, serve_vnet = 0;
+        int done = 0;
     };
     std::map<std::uint64_t, Active> active_;
     struct Remote {
@@ -111,7 +119,7 @@ private:
         std::uint16_t id = 0;
     };
     std::map<std::uint16_t, Remote> remotes_;
-    std::uint64_t next_link_ = 1, next_unserve_ = 1, links_total_ = 0, bytes_total_ = 0;
+    std::uint64_t next_link_ = 1, next_unserve_ = 1, links_total_ = 0, bytes_total_ = 0, links_reused_ = 0;
     struct UnserveRoute {
         std::uint32_t from = 0, req = 0, target = 0;
     };

@@ -44,7 +44,7 @@ std::string RouteServer::status(bool json) const {
             o << "]}";
         }
         o << "],\"links\":{\"active\":" << active_.size() << ",\"pending\":" << pending_.size()
-          << ",\"total\":" << links_total_ << ",\"vhost\":" << vhost_links_ << "},\"bytes\":" << (bytes_total_ + live) << ",\"remote_ports\":[";
+          << ",\"total\":" << links_total_ << ",\"reused\":" << links_reused_ << ",\"vhost\":" << vhost_links_ << "},\"bytes\":" << (bytes_total_ + live) << ",\"remote_ports\":[";
         first = true;
         for (const auto& [port, r] : remotes_) {
             o << (first ? "" : ",") << port;
@@ -57,7 +57,7 @@ std::string RouteServer::status(bool json) const {
       << secs(now - started_) << "s\n";
     if (http_at_) o << "http vhosts " << http_at_->str() << "\n";
     if (dash_at_) o << "dashboard http://" << dash_at_->str() << "/\n";
-    o << "links active " << active_.size() << "  pending " << pending_.size() << "  total " << links_total_
+    o << "links active " << active_.size() << "  pending " << pending_.size() << "  total " << links_total_ << "  reused " << links_reused_
       << "  bytes " << bytes_total_ + live << "\n";
     o << sessions_.size() << " vnets\n";
     for (const auto& [id, ss] : sessions_) {

@@ -93,6 +93,9 @@ private:
     void open_pooled(bool standby);
     void standby_wait(relay::StreamPtr s, std::uint64_t gen);
     void drop_pools();
+    // After a clean end of sealed link `link_id`: LINK_DONE to the route and back into the pool when
+    // the route parks it again (a fresh CHALLENGE on the link), or closed when the pool is full.
+    void reuse_link(relay::StreamPtr s, std::uint64_t link_id, bool standby, std::uint64_t gen);
     void on_unserve_ask(const relay::UnserveAsk& m);
     void expire_unserves();
     void send(const relay::Frame& f);

@@ -24,24 +24,24 @@ bool is_loopback(const std::string& ip) {
 // After a link's first frame, the route answers LINK_OK or an ERROR that says why. LINK_OK's key box
 // opens only with our ticket and this connection's challenge; a route that should seal (tls = true)
 // but offers a plain link is refused, so nothing ever goes out in clear by a downgrade.
-using Verdict = std::function<void(bool ok, std::string why, std::unique_ptr<LinkSeal> seal)>;
+using Verdict = std::function<void(bool ok, std::string why, std::unique_ptr<LinkSeal> seal, std::uint64_t link_id)>;
 void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side side, Verdict done) {
     async_read_frame(s, [s, ticket, sealed, side, done](relay::error_code ec, Frame f, std::string why) {
-        if (ec) return done(false, why, nullptr);
+        if (ec) return done(false, why, nullptr, 0);
         try {
-            if (f.type == MsgType::error) return done(false, from_frame<ErrorMsg>(f).message, nullptr);
+            if (f.type == MsgType::error) return done(false, from_frame<ErrorMsg>(f).message, nullptr, 0);
             auto ok = from_frame<LinkOk>(f);
             if (!sealed) {
                 if (ok.cipher != 0) throw WireError("sealed LINK_OK on a plain link (tls = false here)");
-                return done(true, {}, nullptr);
+                return done(true, {}, nullptr, ok.link_id);
             }
             if (ok.cipher == 0) throw WireError("plain LINK_OK on a sealed link (tls = true here)");
             auto key = open_key_box(ticket, s->challenge, ok.link_id, ok.key_box);
             auto seal = std::make_unique<LinkSeal>(static_cast<Cipher>(ok.cipher), key, side);
             OPENSSL_cleanse(key.data(), key.size());
-            done(true, {}, std::move(seal));
+            done(true, {}, std::move(seal), ok.link_id);
         } catch (const WireError& e) {
-            done(false, std::string("protocol error: ") + e.what(), nullptr);
+            done(false, std::string("protocol error: ") + e.what(), nullptr, 0);
         }
     });
 }
@@ -148,6 +148,8 @@ void VnetAgent::accept_use(std::shared_ptr<tcp::acceptor> acc, std::string use_n
 }
 
 void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_name) {
+    relay::error_code nec;
+    local.set_option(tcp::no_delay(true), nec);  // each hop forwards what it has at once
     auto lp = std::make_shared<Stream>(std::move(local));
     if (!parked_.empty()) {
         auto s = parked_.front();
@@ -167,7 +169,8 @@ void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_n
 void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::string use_name, bool pooled) {
     auto fr = encode_frame(to_frame(LinkOpen{vnet_id_, id, link_proof(ticket_, MsgType::link_open, s->challenge, vnet_id_, id)}));
     async_write_bytes(s, std::move(fr), [](relay::error_code) {});
-    auto on_verdict = [this, lp, s, id, use_name, pooled](bool ok, std::string why2, std::unique_ptr<LinkSeal> seal) {
+    auto on_verdict = [this, lp, s, id, use_name, pooled](bool ok, std::string why2, std::unique_ptr<LinkSeal> seal,
+                                                         std::uint64_t link_id) {
         if (!ok) {
             s->close();
             // A parked link may have died unseen (a restarted route): one retry on a fresh link.
@@ -185,12 +188,14 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
         }
         ++links_total_;
         if (auto* u = use_by_name(use_name)) ++u->open_links;
-        Pump::start(lp, s, [this, use_name](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+        bool sealed = seal != nullptr;
+        Pump::start(lp, s, [this, use_name, s, link_id, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
             bytes_total_ += ab + ba;
             if (auto* u = use_by_name(use_name); u && u->open_links) --u->open_links;
             if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
                 log_.warn("use '", use_name, "' link closed: ", err);
-        }, &pipes_, nullptr, std::move(seal));
+            if (err.empty()) reuse_link(s, link_id, false, gen);
+        }, &pipes_, nullptr, std::move(seal), sealed);
     };
     await_verdict(s, ticket_, cfg_.tls, Side::use, on_verdict);
 }
@@ -208,12 +213,15 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, StreamPtr vi
             log_.warn("serve '", name, "': local service refused link ", link_id, ": ", ec2.message());
             return fail(ec2.message());
         }
+        relay::error_code nec;
+        sock->set_option(tcp::no_delay(true), nec);
         auto lp = std::make_shared<Stream>(std::move(*sock));
         auto bind = [this, lp, link_id, id, name](StreamPtr s) {
             auto fr = encode_frame(
                 to_frame(LinkAccept{vnet_id_, link_id, link_proof(ticket_, MsgType::link_accept, s->challenge, vnet_id_, link_id)}));
             async_write_bytes(s, std::move(fr), [](relay::error_code) {});
-            auto on_verdict = [this, lp, s, id, name](bool ok, std::string why2, std::unique_ptr<LinkSeal> seal) {
+            auto on_verdict = [this, lp, s, id, name](bool ok, std::string why2, std::unique_ptr<LinkSeal> seal,
+                                                      std::uint64_t link_id) {
                 if (!ok) {
                     log_.warn("serve '", name, "': link refused: ", why2);
                     s->close();
@@ -224,13 +232,15 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, StreamPtr vi
                     ++sv2->open_links;
                     unserve_timers_.opened(id);
                 }
-                Pump::start(s, lp, [this, id, name](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+                bool sealed = seal != nullptr;
+                Pump::start(s, lp, [this, id, name, s, link_id, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
                     bytes_total_ += ab + ba;
                     if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
                     unserve_timers_.closed(id, now_ms());
                     if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
                         log_.warn("serve '", name, "' link closed: ", err);
-                }, &pipes_, std::move(seal), nullptr);
+                    if (err.empty()) reuse_link(s, link_id, true, gen);
+                }, &pipes_, std::move(seal), nullptr, sealed);
             };
             await_verdict(s, ticket_, cfg_.tls, Side::serve, on_verdict);
         };
