@@ -106,6 +106,9 @@ void Pump::try_read(int d) {
         return eof(d);
     }
     if (ec) return finish(ec.message(), x.open != nullptr);
+    // A read that did not fill the room emptied the socket: after the write, wait for readiness
+    // instead of a read that would only say EAGAIN (one syscall less per chunk of small traffic).
+    x.drained = n < cap - x.have;
     process(d, n);
 }
 
@@ -160,6 +163,11 @@ void Pump::write(int d, const std::uint8_t* p, std::size_t n, bool then_eof) {
         if (finished_) return;
         if (ec) return finish(ec.message(), seal_a_ || seal_b_);
         if (then_eof) return eof(d);
+        if (dir_[d].drained) {
+            if (!dir_[d].have) dir_[d].in.reset();
+            dir_[d].out.reset();
+            return read(d);
+        }
         try_read(d);
     });
 }

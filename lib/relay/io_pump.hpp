@@ -53,6 +53,7 @@ private:
         std::size_t have = 0;  // bytes in `in` (a partial record stays here between reads)
         std::uint64_t bytes = 0;
         bool done = false;
+        bool drained = false;  // the last read left the socket empty
         Pipe pipe;  // splice mode: held only while it has bytes in it
         std::size_t in_pipe = 0;
         std::array<std::uint8_t, kRecordOverhead> eof_rec{};

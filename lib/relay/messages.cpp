@@ -225,11 +225,15 @@ UnserveResult UnserveResult::get(Reader& r) {
 void LinkRequest::put(Writer& w) const {
     w.u64(link_id);
     w.u16(id);
+    w.u8(early ? 1 : 0);
 }
 LinkRequest LinkRequest::get(Reader& r) {
     LinkRequest m;
     m.link_id = r.u64();
     m.id = r.u16();
+    auto e = r.u8();
+    if (e > 1) throw WireError("LINK_REQUEST early flag must be 0 or 1");
+    m.early = e == 1;
     return m;
 }
 void LinkFail::put(Writer& w) const {

@@ -105,7 +105,15 @@ struct UnserveResult {
     std::string message;
     TN_RELAY_MSG(UnserveResult, unserve_result);
 };
-struct LinkRequest { std::uint64_t link_id = 0; std::uint16_t id = 0; TN_RELAY_MSG(LinkRequest, link_request); };
+// `early`: answer LINK_ACCEPT at once and connect the local service meanwhile (a using vnet, which
+// takes a failure as a closed link); otherwise connect first, so a failure is a LINK_FAIL the route
+// can answer (an HTTP 502 for a vhost client).
+struct LinkRequest {
+    std::uint64_t link_id = 0;
+    std::uint16_t id = 0;
+    bool early = false;
+    TN_RELAY_MSG(LinkRequest, link_request);
+};
 struct LinkFail { std::uint64_t link_id = 0; std::string message; TN_RELAY_MSG(LinkFail, link_fail); };
 // Link setup frames prove the session without revealing its ticket: `mac` is link_proof() over the
 // route's CHALLENGE on this very connection (auth.hpp), so a recorded frame is worth nothing elsewhere.

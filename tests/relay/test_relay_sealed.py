@@ -140,3 +140,32 @@ def test_tampered_record_closes_only_that_link_with_one_log_line(echo):
         print(relay.all_logs())
         rec.close()
         relay.close()
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_serving_side_failure_closes_the_using_connection(tls):
+    """The using vnet has its LINK_OK before the serving side answers (one round trip less per
+    connection); when the serving side then fails, the route closes that link and the local client's
+    connection ends (a reset with tls = true: a sealed link cut short is never a clean end)."""
+    relay = Relay(tls=tls)
+    try:
+        relay.start_route()
+        dead, use_port = harness.free_port(), harness.free_port()  # nothing listens on `dead`
+        relay.start_vnet("home", serves=[{"name": "dead", "id": 700, "port": dead}])
+        relay.start_vnet("office", uses=[{"name": "dead", "id": 700, "port": use_port}])
+        relay.wait_use("office", "dead")
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", use_port), timeout=10)
+            try:
+                s.sendall(b"hello?")
+                got = s.recv(100)
+                assert got == b"" and not tls
+            except ConnectionResetError:
+                assert tls
+            s.close()
+        assert "local service refused link" in relay.log("home")
+        wait_for(lambda: relay.status()["links"]["active"] == 0 and relay.status()["links"]["pending"] == 0, what="nothing left")
+        assert len(relay.status()["vnets"]) == 2
+    finally:
+        print(relay.all_logs())
+        relay.close()

@@ -215,3 +215,14 @@ TEST_CASE("link proofs bind the ticket, frame type, challenge, vnet and argument
     CHECK_FALSE(equal(base, link_proof(t, MsgType::link_open, nr, 4, 700)));
     CHECK_FALSE(equal(base, link_proof(t, MsgType::link_open, nr, 3, 701)));
 }
+
+TEST_CASE("LINK_REQUEST carries the early flag; LINK_DONE the link id") {
+    auto b = encode_frame(to_frame(LinkRequest{1, 700, true}));
+    CHECK(b == Bytes{0, 0x50, 0, 0, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 1, 0x02, 0xbc, 1});
+    CHECK(from_frame<LinkRequest>(to_frame(LinkRequest{1, 700, false})).early == false);
+    auto f = to_frame(LinkRequest{1, 700, true});
+    f.payload.back() = 2;
+    CHECK_THROWS_WITH(from_frame<LinkRequest>(f), Catch::Contains("early flag"));
+    CHECK(from_frame<LinkDone>(to_frame(LinkDone{77})).link_id == 77);
+    CHECK(type_name(MsgType::link_done) == "LINK_DONE");
+}

@@ -164,11 +164,24 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
         if (standby.front()->socket().is_open()) via = standby.front();
         standby.pop_front();
     }
-    pending_[link_id] = Pending{user, r->vnet_id, id, group, kind, std::move(prefix), via, user_ticket, user_vnet,
+    pending_[link_id] = Pending{user, r->vnet_id, id, group, kind, std::move(prefix), via, user_ticket, user_vnet, {},
                                 Clock::now() + std::chrono::seconds(10)};
-    if (via) async_write_bytes(via, encode_frame(to_frame(LinkRequest{link_id, id})), [](error_code) {});
-    else ss->second->send(to_frame(LinkRequest{link_id, id}));
+    LinkRequest req{link_id, id, kind == UserKind::link};
+    if (via) async_write_bytes(via, encode_frame(to_frame(req)), [](error_code) {});
+    else ss->second->send(to_frame(req));
     log_.debug("link ", link_id, " requested: serve ", id, " for ", peer);
+    if (kind != UserKind::link) return;
+    // The using vnet gets its LINK_OK now, in parallel with the serving side's setup: its first
+    // bytes wait in our socket buffer (unread) until the pair is bound, which takes a round trip
+    // off every new connection. If the serving side fails, we close this link instead.
+    auto& p = pending_[link_id];
+    LinkOk ok{link_id};
+    if (cfg_.tls) {
+        p.key = random_link_key();
+        ok.cipher = static_cast<std::uint8_t>(kLinkCipher);
+        ok.key_box = seal_key_box(p.user_ticket, user->challenge, link_id, p.key);
+    }
+    async_write_bytes(user, encode_frame(to_frame(ok)), [](error_code) {});
 }
 
 void RouteServer::link_pooled(StreamPtr s, std::string peer, SessionPtr ss, bool standby) {
@@ -224,7 +237,7 @@ void RouteServer::fail_pending(std::uint64_t link_id, const std::string& why, in
     auto p = std::move(it->second);
     pending_.erase(it);
     log_.info("link ", link_id, " to serve ", p.id, " failed: ", why);
-    if (p.kind == UserKind::link) refuse(p.user, ErrorCode::refused, why);
+    if (p.kind == UserKind::link) p.user->close();  // it has its LINK_OK: a close is the refusal now
     else if (p.kind == UserKind::http) http_reply(p.user, http::error_page(http_status, "serve " + std::to_string(p.id) + ": " + why), http_status, true);
     else p.user->close();
 }
@@ -241,15 +254,15 @@ void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m
     // With tls = true the route picks the link key and boxes it for each endpoint under that
     // endpoint's ticket and challenge; where the route is the using endpoint itself (remote_port,
     // vhost) it keeps the key and seals that leg. Between two vnets it relays records it cannot open.
-    LinkOk ok_serve{m.link_id}, ok_user{m.link_id};
+    LinkOk ok_serve{m.link_id};
     std::shared_ptr<LinkSeal> own;
     if (cfg_.tls) {
-        auto key = random_link_key();
-        ok_serve.cipher = ok_user.cipher = static_cast<std::uint8_t>(kLinkCipher);
+        auto key = p.kind == UserKind::link ? p.key : random_link_key();  // a using vnet has its box already
+        ok_serve.cipher = static_cast<std::uint8_t>(kLinkCipher);
         ok_serve.key_box = seal_key_box(ss->ticket, s->challenge, m.link_id, key);
-        if (p.kind == UserKind::link) ok_user.key_box = seal_key_box(p.user_ticket, p.user->challenge, m.link_id, key);
-        else own = std::make_shared<LinkSeal>(kLinkCipher, key, Side::use);
+        if (p.kind != UserKind::link) own = std::make_shared<LinkSeal>(kLinkCipher, key, Side::use);
         OPENSSL_cleanse(key.data(), key.size());
+        OPENSSL_cleanse(p.key.data(), p.key.size());
     }
     auto serve_vnet = ss->vnet_id;
     auto bind = [this, link_id = m.link_id, s, p, own, serve_vnet]() {
@@ -269,8 +282,9 @@ void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m
         Active a{pump, p.group, p.id, reusable ? p.user : nullptr, reusable ? s : nullptr, p.user_vnet, serve_vnet, 0};
         active_[link_id] = std::move(a);
     };
-    // LINK_OK goes to the serving side first, then to the using side (or, for an HTTP client, the
-    // request head the route already read); the pump starts after both, so its writes never overlap.
+    // LINK_OK goes to the serving side (a using vnet had its own at LINK_OPEN), followed for an HTTP
+    // client by the request head the route already read; the pump starts after it, so writes never
+    // overlap.
     auto first = encode_frame(to_frame(ok_serve));
     if (p.kind == UserKind::http && !p.prefix.empty()) {
         if (own) {  // sealed like everything after it: a record of at most kMaxHead < kRecordMax bytes
@@ -281,20 +295,12 @@ void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m
             first.insert(first.end(), p.prefix.begin(), p.prefix.end());
         }
     }
-    auto user_ok = p.kind == UserKind::link ? encode_frame(to_frame(ok_user)) : Bytes{};
-    async_write_bytes(s, std::move(first), [bind, p, s, user_ok](error_code ec) {
+    async_write_bytes(s, std::move(first), [bind, p, s](error_code ec) {
         if (ec) {
             s->close();
             return p.user->close();
         }
-        if (user_ok.empty()) return bind();
-        async_write_bytes(p.user, user_ok, [bind, p, s](error_code ec2) {
-            if (ec2) {
-                s->close();
-                return p.user->close();
-            }
-            bind();
-        });
+        bind();
     });
 }
 

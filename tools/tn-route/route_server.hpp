@@ -11,6 +11,7 @@
 #include "base/log.hpp"
 #include "relay/io_pump.hpp"
 #include "relay/registry.hpp"
+#include "relay/seal.hpp"
 #include "route_config.hpp"
 
 namespace tn::route {
@@ -100,6 +101,7 @@ private:
         relay::StreamPtr via;  // the standby link the LINK_REQUEST went down, if not the control connection
         relay::Ticket user_ticket{};  // the using vnet's session ticket: its half of the link key goes in a box for it
         std::uint32_t user_vnet = 0;  // the using vnet (kind link)
+        relay::LinkKey key{};         // tls = true: drawn at LINK_OPEN, boxed for the serving side at LINK_ACCEPT
         Clock::time_point deadline;
     };
     std::map<std::uint64_t, Pending> pending_;

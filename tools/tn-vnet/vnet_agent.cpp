@@ -298,7 +298,7 @@ void VnetAgent::on_frame(Frame f) {
         }
         case MsgType::link_request: {
             auto m = from_frame<LinkRequest>(f);
-            return serve_link(m.link_id, m.id);
+            return serve_link(m.link_id, m.id, m.early);
         }
         case MsgType::unserve_ask: return on_unserve_ask(from_frame<UnserveAsk>(f));
         case MsgType::vnets:

@@ -87,7 +87,7 @@ private:
     void use_link(relay::StreamPtr lp, relay::StreamPtr s, std::uint16_t id, std::string use_name, bool pooled);
     // Connects serve `id`'s local service and answers LINK_REQUEST `link_id`, on a new link, or on
     // `via` when the request came down a standby link.
-    void serve_link(std::uint64_t link_id, std::uint16_t id, relay::StreamPtr via = nullptr);
+    void serve_link(std::uint64_t link_id, std::uint16_t id, bool early, relay::StreamPtr via = nullptr);
     // The pools of pre-opened links (vnet_pool.cpp): parked ones for uses, standby ones for serves.
     void refill_pools();
     void open_pooled(bool standby);

@@ -200,71 +200,105 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
     await_verdict(s, ticket_, cfg_.tls, Side::use, on_verdict);
 }
 
-void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, StreamPtr via) {
-    auto fail = [this, link_id, via](const std::string& why) {
-        if (!via) return send(to_frame(LinkFail{link_id, why}));
-        async_write_bytes(via, encode_frame(to_frame(LinkFail{link_id, why})), [via](relay::error_code) { via->close(); });
-    };
+void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, StreamPtr via) {
     auto* sv = serve_by_id(id);
-    if (!sv) return fail("serve " + std::to_string(id) + " is not registered here");
+    if (!sv) {
+        auto why = "serve " + std::to_string(id) + " is not registered here";
+        if (!via) return send(to_frame(LinkFail{link_id, why}));
+        return async_write_bytes(via, encode_frame(to_frame(LinkFail{link_id, why})), [via](relay::error_code) { via->close(); });
+    }
+    // With `early` the local connect and the link's LINK_ACCEPT/LINK_OK run in parallel (a round trip
+    // less per connection); the pump starts when both are done, and a local service that refuses
+    // closes the link instead (the using side's connection ends: reset, when sealed). Without it the
+    // connect comes first and a refusal is a LINK_FAIL.
+    struct Join {
+        std::shared_ptr<tcp::socket> local;
+        bool connected = false, failed = false, bound = false;
+        StreamPtr link;
+        std::unique_ptr<LinkSeal> seal;
+        std::uint64_t link_id = 0;
+    };
+    auto j = std::make_shared<Join>();
+    j->local = std::make_shared<tcp::socket>(io_);
     auto name = sv->cfg.name;
-    auto connected = [this, link_id, id, name, via, fail](relay::error_code ec2, std::shared_ptr<tcp::socket> sock) {
-        if (ec2) {
-            log_.warn("serve '", name, "': local service refused link ", link_id, ": ", ec2.message());
-            return fail(ec2.message());
-        }
+    auto start = [this, j, id, name]() {
+        if (!j->connected || !j->bound) return;
         relay::error_code nec;
-        sock->set_option(tcp::no_delay(true), nec);
-        auto lp = std::make_shared<Stream>(std::move(*sock));
-        auto bind = [this, lp, link_id, id, name](StreamPtr s) {
-            auto fr = encode_frame(
-                to_frame(LinkAccept{vnet_id_, link_id, link_proof(ticket_, MsgType::link_accept, s->challenge, vnet_id_, link_id)}));
-            async_write_bytes(s, std::move(fr), [](relay::error_code) {});
-            auto on_verdict = [this, lp, s, id, name](bool ok, std::string why2, std::unique_ptr<LinkSeal> seal,
-                                                      std::uint64_t link_id) {
-                if (!ok) {
-                    log_.warn("serve '", name, "': link refused: ", why2);
-                    s->close();
-                    return lp->close();
-                }
-                ++links_total_;
-                if (auto* sv2 = serve_by_id(id)) {
-                    ++sv2->open_links;
-                    unserve_timers_.opened(id);
-                }
-                bool sealed = seal != nullptr;
-                Pump::start(s, lp, [this, id, name, s, link_id, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
-                    bytes_total_ += ab + ba;
-                    if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
-                    unserve_timers_.closed(id, now_ms());
-                    if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
-                        log_.warn("serve '", name, "' link closed: ", err);
-                    if (err.empty()) reuse_link(s, link_id, true, gen);
-                }, &pipes_, std::move(seal), nullptr, sealed);
-            };
-            await_verdict(s, ticket_, cfg_.tls, Side::serve, on_verdict);
-        };
+        j->local->set_option(tcp::no_delay(true), nec);
+        auto lp = std::make_shared<Stream>(std::move(*j->local));
+        ++links_total_;
+        if (auto* sv2 = serve_by_id(id)) {
+            ++sv2->open_links;
+            unserve_timers_.opened(id);
+        }
+        bool sealed = j->seal != nullptr;
+        auto s = j->link;
+        Pump::start(s, lp, [this, id, name, s, link_id = j->link_id, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+            bytes_total_ += ab + ba;
+            if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
+            unserve_timers_.closed(id, now_ms());
+            if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
+                log_.warn("serve '", name, "' link closed: ", err);
+            if (err.empty()) reuse_link(s, link_id, true, gen);
+        }, &pipes_, std::move(j->seal), nullptr, sealed);
+    };
+    auto bind = [this, j, link_id, name, start](StreamPtr s) {
+        j->link = s;
+        if (j->failed) return s->close();
+        auto fr = encode_frame(
+            to_frame(LinkAccept{vnet_id_, link_id, link_proof(ticket_, MsgType::link_accept, s->challenge, vnet_id_, link_id)}));
+        async_write_bytes(s, std::move(fr), [](relay::error_code) {});
+        await_verdict(s, ticket_, cfg_.tls, Side::serve, [this, j, s, name, start](bool ok, std::string why, std::unique_ptr<LinkSeal> seal, std::uint64_t lid) {
+            if (!ok || j->failed) {
+                if (!ok && !j->failed) log_.warn("serve '", name, "': link refused: ", why);
+                j->failed = true;
+                s->close();
+                relay::error_code ec;
+                return j->local->close(ec);
+            }
+            j->seal = std::move(seal);
+            j->link_id = lid;
+            j->bound = true;
+            start();
+        });
+    };
+    auto link_up = [this, j, link_id, via, bind]() {
         if (via) return bind(via);
-        open_link_conn([this, lp, link_id, bind](relay::error_code ec3, StreamPtr s, std::string why) {
-            if (ec3) {
-                lp->close();
+        open_link_conn([this, j, link_id, bind](relay::error_code ec, StreamPtr s, std::string why) {
+            if (ec) {
+                j->failed = true;
+                relay::error_code ec2;
+                j->local->close(ec2);
                 return send(to_frame(LinkFail{link_id, why}));
             }
             bind(s);
         });
     };
-    auto sock = std::make_shared<tcp::socket>(io_);
+    auto connected = [this, j, link_id, name, start, early, via, link_up](relay::error_code ec) {
+        if (ec) {
+            log_.warn("serve '", name, "': local service refused link ", link_id, ": ", ec.message());
+            j->failed = true;
+            if (j->link) return j->link->close();  // LINK_ACCEPT went out: the close is the refusal
+            if (!via) return send(to_frame(LinkFail{link_id, ec.message()}));  // the route fails the request at once
+            return async_write_bytes(via, encode_frame(to_frame(LinkFail{link_id, ec.message()})), [via](relay::error_code) { via->close(); });
+        }
+        j->connected = true;
+        if (!early) return link_up();
+        start();
+    };
     relay::error_code aec;
     auto addr = asio::ip::make_address(sv->cfg.ip, aec);
     if (!aec) {
         // An IP literal (the usual case): connect at once, no resolver thread in the way.
-        return sock->async_connect(tcp::endpoint(addr, sv->cfg.port), [sock, connected](relay::error_code ec) { connected(ec, sock); });
+        j->local->async_connect(tcp::endpoint(addr, sv->cfg.port), connected);
+    } else {
+        auto res = std::make_shared<tcp::resolver>(io_);
+        res->async_resolve(sv->cfg.ip, std::to_string(sv->cfg.port), [res, j, connected](relay::error_code ec, tcp::resolver::results_type r) {
+            if (ec) return connected(ec);
+            asio::async_connect(*j->local, r, [connected](relay::error_code ec2, const tcp::endpoint&) { connected(ec2); });
+        });
     }
-    auto res = std::make_shared<tcp::resolver>(io_);
-    res->async_resolve(sv->cfg.ip, std::to_string(sv->cfg.port), [res, sock, connected](relay::error_code ec, tcp::resolver::results_type r) {
-        if (ec) return connected(ec, sock);
-        asio::async_connect(*sock, r, [sock, connected](relay::error_code ec2, const tcp::endpoint&) { connected(ec2, sock); });
-    });
+    if (early) link_up();
 }
 
 void VnetAgent::on_unserve_ask(const UnserveAsk& m) {

@@ -78,7 +78,7 @@ void VnetAgent::standby_wait(StreamPtr s, std::uint64_t gen) {
                 return s->close();
             }
             auto m = from_frame<LinkRequest>(f);
-            serve_link(m.link_id, m.id, s);
+            serve_link(m.link_id, m.id, m.early, s);
             refill_pools();  // after the local connect started: not on this connection's path
         } catch (const WireError& e) {
             log_.warn("protocol error on a standby link: ", e.what());
