@@ -14,7 +14,7 @@ namespace {
 constexpr std::size_t kPlainChunk = 65536;
 // Sealing: one read of up to kSealRead plaintext bytes becomes records of up to kSealRecord
 // (bench/relay/README.md has the 16 vs 64 KiB measurement).
-constexpr std::size_t kSealRecord = 16384;
+constexpr std::size_t kSealRecord = 65536;
 constexpr std::size_t kSealRead = 65536;
 constexpr std::size_t kSealOut = kSealRead + (kSealRead / kSealRecord + 1) * kRecordOverhead;
 // Opening: room for a partial record plus a whole one of the largest size a peer may send.

@@ -202,7 +202,7 @@ def test_dashboard_status_metrics_and_auth():
         assert sorted(v["name"] for v in st["vnets"]) == ["home", "office"]
         assert st["links"]["total"] == 1
         # Echoed: the same bytes each way. With tls = true the route relays sealed records it cannot
-        # open, so it counts their 20-byte headers and tags too (records carry up to 16 KiB).
+        # open, so it counts their 20-byte headers and tags too (records carry up to 64 KiB).
         assert 2 * len(payload) <= st["bytes"] <= 2 * len(payload) * 1.05, st["bytes"]
         # Same data as `tn-route status --json` (up to the clock).
         cli = relay.status()
