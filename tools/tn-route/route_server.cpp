@@ -1,6 +1,10 @@
 // tn-route's runtime: connection setup (TLS, hello, challenge), control sessions, link pairing.
 #include "route_session.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "relay/auth.hpp"
@@ -103,16 +107,23 @@ void RouteServer::accept() {
 // With tls = true a connection is either a control connection, which starts a TLS handshake (its
 // first byte is a TLS record type, 0x16), or a link, which is plain TCP and starts with our hello's
 // 'T' (protocol 2: links are sealed end to end instead). One peeked byte tells them apart.
-void RouteServer::classify(std::shared_ptr<tcp::socket> sock, std::string peer) {
-    auto timer = std::make_shared<steady_timer>(io_, kSetupTimeout);
-    timer->async_wait([sock](error_code ec) {
-        if (!ec) sock->close(ec);
-    });
+void RouteServer::classify(std::shared_ptr<tcp::socket> sock, std::string peer, std::shared_ptr<steady_timer> timer) {
+    if (!timer) {
+        timer = std::make_shared<steady_timer>(io_, kSetupTimeout);
+        timer->async_wait([sock](error_code ec) {
+            if (!ec) sock->close(ec);
+        });
+    }
     sock->async_wait(tcp::socket::wait_read, [this, sock, peer, timer](error_code ec) {
-        timer->cancel();
-        if (ec || stopped_) return sock->close(ec);
+        if (ec || stopped_) {
+            timer->cancel();
+            return sock->close(ec);
+        }
         std::uint8_t first = 0;
         auto n = ::recv(sock->native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return classify(sock, peer, timer);  // a readiness report without a byte: wait again
+        timer->cancel();
         if (n != 1) return sock->close(ec);
         if (first == 0x16) on_connection(std::make_shared<Stream>(std::move(*sock), *tls_), peer);
         else on_connection(std::make_shared<Stream>(std::move(*sock)), peer);

@@ -38,7 +38,7 @@ public:
 private:
     friend struct Session;
     void accept();
-    void classify(std::shared_ptr<relay::tcp::socket> sock, std::string peer);
+    void classify(std::shared_ptr<relay::tcp::socket> sock, std::string peer, std::shared_ptr<steady_timer> timer = nullptr);
     void on_connection(relay::StreamPtr s, std::string peer);
     void on_first_frame(relay::StreamPtr s, std::string peer, relay::Nonce nonce, relay::Frame f);
     void start_session(relay::StreamPtr s, std::string peer, relay::Nonce nonce, const relay::Auth& a);
