@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """A --persist master that speaks protocol version 1 (TNX1, as tn-exec did before the request kinds),
-for tests: it listens on the socket, records its PID beside it (unless --no-pid-file), and answers
+or with --protocol another version, for tests: it listens on the socket, records its PID beside it (unless --no-pid-file), and answers
 every request as the v1 master answered a frame it could not read: descriptors closed unused, an
 error frame in TNX1. It prints "ready", then one "request" line per connection.
 
-  fake_old_master.py __master --socket PATH [--no-pid-file]"""
+  fake_old_master.py __master --socket PATH [--no-pid-file] [--protocol TNX3]"""
 import array
 import os
 import socket
@@ -13,6 +13,7 @@ import sys
 
 args = sys.argv[1:]
 path = args[args.index("--socket") + 1]
+magic = (args[args.index("--protocol") + 1] if "--protocol" in args else "TNX1").encode()
 if os.path.exists(path):
     os.unlink(path)
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -35,4 +36,4 @@ while True:
                     os.close(fd)
         print("request", flush=True)  # before the reply: the client may stop us right after it
         reply = b"error 65 persist: not a tn-exec master (version mismatch? stop it and retry)"
-        conn.sendall(b"TNX1" + struct.pack(">I", len(reply)) + reply)
+        conn.sendall(magic + struct.pack(">I", len(reply)) + reply)

@@ -91,3 +91,13 @@ def test_a_process_that_is_not_provably_ours_is_left_alone(env, fake):
     assert len(r.stderr.strip().splitlines()) == 1
     time.sleep(0.2)
     assert stranger.poll() is None
+
+
+def test_a_newer_versions_master_is_not_downgraded(env, fake):
+    sock = socket_of_a_master(env)
+    newer = fake(sock, "--protocol", "TNX9")
+    r = env.run("run", *env.base, "--persist", "60", "-n", env.target, "true")
+    assert r.returncode == 255, r.stderr
+    assert f"served by a newer tn-exec's master (PID {newer.pid}, protocol TNX9)" in r.stderr
+    time.sleep(0.2)
+    assert newer.poll() is None

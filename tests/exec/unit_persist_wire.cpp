@@ -80,8 +80,19 @@ TEST_CASE("foreign, old and oversized frames are refused before any allocation")
             FAIL("no error");
         } catch (const wire::VersionMismatch& e) {
             REQUIRE(e.theirs() == "TNX1");
+            REQUIRE(!e.newer());
             REQUIRE(e.code() == ExitCode::data);
             REQUIRE_THAT(e.what(), Catch::Contains("protocol TNX1"));
+        }
+    }
+    SECTION("a later version's reply is newer") {
+        Pair p;
+        raw_send(p.a.get(), std::string("TNX3\0\0\0\6exit 0", 14));
+        try {
+            wire::recv_frame(p.b.get(), nullptr);
+            FAIL("no error");
+        } catch (const wire::VersionMismatch& e) {
+            REQUIRE(e.newer());
         }
     }
     SECTION("TNX and a non-digit is foreign, not another version") {

@@ -164,10 +164,10 @@ int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::E
         try {
             return exchange(sock.get(), req, sinks, got_output);
         } catch (const wire::VersionMismatch& e) {
-            // Another version's master refused the frame unread (our pipes and stdin untouched):
-            // stop it if it is ours and go again on a new one, once.
+            // An older version's master refused the frame unread (our pipes and stdin untouched):
+            // stop it if it is ours and go again on a new one, once. A newer one is reported.
             if (replaced) throw;
-            replace_stale_master(sock_path, sock.get(), e.theirs());
+            replace_stale_master(sock_path, sock.get(), e);
             replaced = true;
         } catch (const Error& e) {
             // A master that idled out as we connected, or whose session the server dropped, has run

@@ -78,12 +78,17 @@ std::string not_ours_reason(const MasterIdentity& who, const std::filesystem::pa
     return {};
 }
 
-void replace_stale_master(const std::filesystem::path& sock_path, int conn, const std::string& theirs) {
+void replace_stale_master(const std::filesystem::path& sock_path, int conn, const wire::VersionMismatch& mismatch) {
+    const std::string& theirs = mismatch.theirs();
     ucred cred{};
     socklen_t len = sizeof cred;
     if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.pid <= 0)
         throw Error(ExitCode::unavailable, "persist: " + sock_path.string() + " answers in protocol " + theirs +
                                                " and its process cannot be identified; stop it and retry");
+    if (mismatch.newer())
+        throw Error(ExitCode::unavailable, "persist: " + sock_path.string() + " is served by a newer tn-exec's master (PID " +
+                                               std::to_string(cred.pid) + ", protocol " + theirs +
+                                               "); use that tn-exec, or stop it and retry");
     // The pidfd pins this very process: whatever happens to the PID later, only it can be signalled.
     UniqueFd pidfd(pidfd_open(cred.pid));
     if (!pidfd) return;  // it has already ended: the next connect starts a new master

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "persist_wire.hpp"
+
 namespace tn::exec {
 
 // What the process serving a socket is, from the connection (SO_PEERCRED) and /proc.
@@ -25,10 +27,11 @@ struct MasterIdentity {
 // `... __master ... --socket SOCK_PATH ...`.
 std::string not_ours_reason(const MasterIdentity& who, const std::filesystem::path& sock_path, uid_t me);
 
-// `conn` is connected to the master at `sock_path`, which answered in protocol `theirs`. When it is
+// `conn` is connected to the master at `sock_path`, which answered in an older protocol `theirs`
+// (a newer one is never replaced: that would downgrade another tn-exec's master). When it is
 // ours: SIGTERM (SIGKILL after 2 s) through a pidfd, so a recycled PID is never hit, and its pid file
 // goes; the next connect then starts a master of this version. Otherwise throws tn::Error
 // (unavailable) naming the socket, the PID and the reason.
-void replace_stale_master(const std::filesystem::path& sock_path, int conn, const std::string& theirs);
+void replace_stale_master(const std::filesystem::path& sock_path, int conn, const wire::VersionMismatch& theirs);
 
 }  // namespace tn::exec

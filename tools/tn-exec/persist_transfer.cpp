@@ -82,9 +82,9 @@ PersistTransferResult persist_transfer(const Target& t, const SshOptions& ssh, i
             wire::send_frame(sock.get(), payload, {2});
             return parse_reply(wire::recv_frame(sock.get(), nullptr));
         } catch (const wire::VersionMismatch& e) {
-            // Another version's master refused the request unread: replace it if it is ours, once.
+            // An older version's master refused the request unread: replace it if it is ours, once.
             if (replaced) throw;
-            replace_stale_master(sock_path, sock.get(), e.theirs());
+            replace_stale_master(sock_path, sock.get(), e);
             replaced = true;
         } catch (const Error& e) {
             // A master that idled out as we came, or whose session died: once more on a fresh one.

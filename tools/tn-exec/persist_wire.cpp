@@ -31,6 +31,8 @@ VersionMismatch::VersionMismatch(const std::string& theirs)
                                 std::string(magic, sizeof magic)),
       theirs_(theirs) {}
 
+bool VersionMismatch::newer() const { return theirs_.size() == 4 && theirs_[3] > magic[3]; }
+
 void put_u32(std::string& b, std::uint32_t v) {
     char c[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
     b.append(c, 4);

@@ -26,6 +26,8 @@ class VersionMismatch : public Error {
 public:
     VersionMismatch(const std::string& theirs);
     const std::string& theirs() const { return theirs_; }
+    // A later version than ours: a newer tn-exec's master, which an older client must not replace.
+    bool newer() const;
 
 private:
     std::string theirs_;
