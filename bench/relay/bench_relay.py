@@ -122,7 +122,10 @@ def iperf_once(port, seconds):
                        timeout=seconds + 60)
     if r.returncode != 0:
         return float("nan")
-    return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
+    try:
+        return json.loads(r.stdout)["end"]["sum_received"]["bits_per_second"] / 1e9
+    except (ValueError, KeyError):  # iperf3 reported an error (a refused or dropped test): retried
+        return float("nan")
 
 
 def setup_rate(port, n):
