@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,7 @@ private:
     std::uint64_t links_total_ = 0, bytes_total_ = 0;
     std::deque<relay::StreamPtr> parked_;  // ready for a LINK_OPEN
     std::vector<relay::StreamPtr> standby_;  // waiting for a LINK_REQUEST from the route
+    std::set<relay::StreamPtr> returning_;   // LINK_DONE sent, waiting for the route's new CHALLENGE
     std::size_t parked_opening_ = 0, standby_opening_ = 0;
     std::uint64_t pool_gen_ = 0;  // bumped when the control session ends: older pooled links are dropped
     relay::PipePool pipes_;  // splice(2) pipes for plain links (tls = false), lent while bytes are in flight

@@ -93,7 +93,9 @@ void VnetAgent::reuse_link(StreamPtr s, std::uint64_t link_id, bool standby, std
     std::size_t have = standby ? standby_.size() + standby_opening_ : parked_.size() + parked_opening_;
     if (gen != pool_gen_ || !connected_ || stopped_ || cfg_.link_pool == 0 || have >= 2 * cfg_.link_pool) return s->close();
     send(to_frame(LinkDone{link_id}));
+    returning_.insert(s);
     async_read_frame(s, [this, s, standby, gen](relay::error_code ec, Frame f, std::string) {
+        returning_.erase(s);
         if (ec || gen != pool_gen_ || !connected_ || f.type != MsgType::challenge) return s->close();
         try {
             s->challenge = from_frame<Challenge>(f).nonce;
@@ -111,6 +113,8 @@ void VnetAgent::drop_pools() {
     ++pool_gen_;
     for (auto& s : parked_) s->close();
     for (auto& s : standby_) s->close();
+    for (auto& s : std::set(returning_)) s->close();  // their LINK_DONE died with the session
+    returning_.clear();
     parked_.clear();
     standby_.clear();
 }
