@@ -4,6 +4,7 @@
 #include <libssh/libssh.h>
 #include <libssh/sftp.h>
 
+#include <chrono>
 #include <cstring>
 #include <map>
 
@@ -118,14 +119,20 @@ void SftpPipe::fail_status(std::uint32_t code, const std::string& msg, const cha
 }
 
 std::uint64_t SftpPipe::upload(std::uint64_t offset, const PipeSource& src, const PipeProgress& progress) {
-    std::map<std::uint32_t, std::uint32_t> inflight;  // id -> length
+    using Clock = std::chrono::steady_clock;
+    struct Sent {
+        std::uint32_t len;
+        Clock::time_point at;
+    };
+    std::map<std::uint32_t, Sent> inflight;  // id -> length, when it went out
     std::string packet;
     bool eof = false;
     std::uint32_t bad = fx_ok;
     std::string bad_msg;
     const std::size_t head = 4 + 1 + 4 + 4 + handle_.size() + 8 + 4;
+    UploadWindow window(limits_.start_in_flight, limits_.in_flight);
     while (!inflight.empty() || (!eof && bad == fx_ok)) {
-        while (!eof && bad == fx_ok && inflight.size() < limits_.in_flight) {
+        while (!eof && bad == fx_ok && inflight.size() < window.size()) {
             packet.resize(head + limits_.chunk);
             std::size_t n = src(offset, packet.data() + head, limits_.chunk);
             if (n == 0) {
@@ -144,8 +151,9 @@ std::uint64_t SftpPipe::upload(std::uint64_t offset, const PipeSource& src, cons
             put64(h, offset);
             put32(h, static_cast<std::uint32_t>(n));
             std::memcpy(packet.data(), h.data(), head);
+            auto at = Clock::now();
             send(packet);
-            inflight.emplace(id, static_cast<std::uint32_t>(n));
+            inflight.emplace(id, Sent{static_cast<std::uint32_t>(n), at});
             offset += n;
         }
         if (inflight.empty()) break;
@@ -157,7 +165,8 @@ std::uint64_t SftpPipe::upload(std::uint64_t offset, const PipeSource& src, cons
             bad = r.status;  // stop sending, but collect every outstanding reply first
             bad_msg = r.msg;
         }
-        if (r.status == fx_ok && progress) progress(it->second);
+        window.on_reply(std::chrono::duration<double>(Clock::now() - it->second.at).count(), inflight.size());
+        if (r.status == fx_ok && progress) progress(it->second.len);
         inflight.erase(it);
     }
     if (bad != fx_ok) fail_status(bad, bad_msg, "write");

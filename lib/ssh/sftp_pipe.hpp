@@ -3,6 +3,8 @@
 // READ/WRITE/DATA/STATUS packets directly on the sftp channel.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -16,6 +18,37 @@ struct PipeLimits {
     // OpenSSH's sftp-server drops the channel on a 262144-byte packet; 261120 bytes of data fit.
     std::uint32_t chunk = 261120;
     unsigned in_flight = 16;  // 4 MiB outstanding: more than a loopback or LAN window needs
+    // Uploads start with this many writes outstanding and adapt between it and in_flight (see
+    // UploadWindow); downloads use in_flight from the start.
+    unsigned start_in_flight = 2;
+};
+
+// How many SFTP writes an upload keeps outstanding, adapted like TCP Vegas. Writes queued beyond
+// what the path needs wait in sshd's buffer for the sftp-server pipe, and OpenSSH grows that buffer
+// one channel packet (32 KiB) at a time by allocate-copy-free (recallocarray), each step a fresh mmap
+// above glibc's threshold: filling a new connection's 2 MiB channel window that way cost sshd
+// 1.2-1.5 s of CPU per first 64 MiB upload on loopback (perf: memmove and page faults), for 0.3 s of
+// useful work. So start low, add one write while replies come back as fast as the fastest did
+// (nothing queued), and drop one when more than two writes' worth waits; a long path still grows to
+// the maximum, one write per reply.
+class UploadWindow {
+public:
+    UploadWindow(unsigned start, unsigned max)
+        : max_(std::max(1u, max)), floor_(std::max(1u, std::min(start, max_))), size_(floor_) {}
+
+    unsigned size() const { return size_; }
+    // A reply took `rtt_seconds` while `outstanding` writes (itself included) were in flight.
+    void on_reply(double rtt_seconds, std::size_t outstanding) {
+        if (min_rtt_ <= 0 || rtt_seconds < min_rtt_) min_rtt_ = rtt_seconds;
+        // Writes waiting beyond the path's own: outstanding x (1 - fastest / this one).
+        double queued = rtt_seconds > 0 ? static_cast<double>(outstanding) * (1.0 - min_rtt_ / rtt_seconds) : 0.0;
+        if (queued < 1.0 && size_ < max_) ++size_;
+        else if (queued > 2.0 && size_ > floor_) --size_;
+    }
+
+private:
+    unsigned max_, floor_, size_;
+    double min_rtt_ = 0;
 };
 
 // Reads local bytes at an offset into buf; returns the count (0 at end). Throws tn::Error on failure.
