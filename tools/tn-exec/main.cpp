@@ -9,6 +9,7 @@
 #include "common/cli.hpp"
 #include "persist.hpp"
 #include "runner.hpp"
+#include "ssh/buffered_random.hpp"
 
 namespace {
 
@@ -109,6 +110,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> command(argv + split, argv + argc);
     if (!command.empty() && command.front() == "--") command.erase(command.begin());
     return tn::cli::run(app, common, split, argv, [&](const tn::log::Logger& log) {
+        tn::ssh::BufferedRandom padding_rng;  // libssh pads every packet it sends: uploads pay per 32 KiB
         if (*run) {
             if (!command.empty()) run_o.args.push_back("--");
             for (auto& w : command) run_o.args.push_back(w);
