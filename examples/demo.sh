@@ -13,9 +13,11 @@ done
 
 dir=$(mktemp -d /tmp/tn-demo.XXXXXX)
 pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+cleanup() {  # newest first, each gone before the next: the vnets end before the route they talk to
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill "${pids[i]}" 2>/dev/null || true
+        wait "${pids[i]}" 2>/dev/null || true
+    done
     rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM

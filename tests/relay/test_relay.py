@@ -359,6 +359,7 @@ def test_demo_script_runs_end_to_end():
     assert re.search(r"^tn_route_links_total \d+$", r.stdout, re.M)
     state = re.search(r"TN_STATE_DIR=(\S+)\)", r.stdout).group(1)
     assert not os.path.exists(os.path.dirname(state)), "demo left its temp dir behind"
+    assert "lost the route" not in r.stderr, "the demo stopped the route before its vnets"
 
 
 def test_silent_vnet_dropped_by_heartbeat_and_its_ids_and_ports_freed(echo):
