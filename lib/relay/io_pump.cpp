@@ -18,8 +18,11 @@ constexpr std::size_t kPlainChunk = 65536;
 constexpr std::size_t kSealRecord = 65536;
 constexpr std::size_t kSealRead = 262144;
 constexpr std::size_t kSealOut = kSealRead + (kSealRead / kSealRecord + 1) * kRecordOverhead;
-// Opening: room for a partial record plus a whole one of the largest size a peer may send.
-constexpr std::size_t kOpenIn = 2 * (kRecordMax + kRecordOverhead);
+// Opening: room for a partial record plus whole ones of the largest size a peer may send: four,
+// so the plaintext goes to the local socket in writes as large as the sealing side's reads.
+constexpr std::size_t kOpenIn = 5 * (kRecordMax + kRecordOverhead);
+// Chunks moved in a row in one direction before the pump yields to the event loop.
+constexpr int kTurns = 4;
 
 void reset_on_close(Stream* s) {
     // SO_LINGER 0: close() sends RST, so the local peer sees an abort, never a clean end.
@@ -82,12 +85,30 @@ bool Pump::detach() {
 
 void Pump::read(int d) {
     if (pipes_) return splice_in(d);
+    Dir& x = dir_[d];
+    x.turns = 0;
+    if (x.open) {
+        // Wake-ups per byte: epoll (and the kernel's wake-up of this process) fires only once the
+        // rest of the partial record is in, not for each segment of it. Never more than that one
+        // record's remaining bytes, so a peer that sends a short record still wakes us; without a
+        // header yet, the shortest record (EOF, kRecordOverhead bytes). A non-blocking read still
+        // returns whatever is there, and a FIN or an error wakes us regardless.
+        std::size_t want = kRecordOverhead - std::min(x.have, kRecordOverhead);
+        if (x.have >= kRecordHeader) want = RecordOpener::head(std::span(x.in.get(), kRecordHeader)).size() - x.have;
+        set_lowat(x, static_cast<int>(std::max<std::size_t>(want, 1)));
+    }
     auto self = shared_from_this();
     dir_[d].from->socket().async_wait(tcp::socket::wait_read, [this, self, d](error_code ec) {
         if (finished_) return;
         if (ec) return finish(ec.message());
         try_read(d);
     });
+}
+
+void Pump::set_lowat(Dir& x, int v) {
+    if (x.lowat == v) return;
+    // Best effort: without it we are only woken more often.
+    if (::setsockopt(x.from->socket().native_handle(), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v) == 0) x.lowat = v;
 }
 
 void Pump::try_read(int d) {
@@ -137,6 +158,7 @@ void Pump::process(int d, std::size_t n) {
         }
         std::memmove(x.in.get(), x.in.get() + pos, x.have - pos);
         x.have -= pos;
+        x.bytes += outn;
         if (outn == 0) return got_eof ? eof(d) : try_read(d);
         return write(d, x.out.get(), outn, got_eof);
     }
@@ -158,18 +180,41 @@ void Pump::process(int d, std::size_t n) {
 }
 
 void Pump::write(int d, const std::uint8_t* p, std::size_t n, bool then_eof) {
-    auto self = shared_from_this();
-    if (dir_[d].open) dir_[d].bytes += n;
-    asio::async_write(dir_[d].to->socket(), asio::buffer(p, n), [this, self, d, then_eof](error_code ec, std::size_t) {
-        if (finished_) return;
-        if (ec) return finish(ec.message(), seal_a_ || seal_b_);
-        if (then_eof) return eof(d);
-        if (dir_[d].drained) {
-            if (!dir_[d].have) dir_[d].in.reset();
-            dir_[d].out.reset();
-            return read(d);
+    // The whole chunk in one send(2) where the socket takes it: asio::async_write would cut it into
+    // 64 KiB sends, and on loopback (MSS 65483) each 64 KiB send is a full segment plus a 53-byte
+    // one, twice the segments (and receiver wake-ups) per byte. Only a full socket buffer waits.
+    Dir& x = dir_[d];
+    int fd = x.to->socket().native_handle();
+    while (n > 0) {
+        ssize_t m = ::send(fd, p, n, MSG_NOSIGNAL);
+        if (m > 0) {
+            p += m;
+            n -= static_cast<std::size_t>(m);
+            continue;
         }
-        try_read(d);
+        if (m < 0 && errno == EINTR) continue;
+        if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            auto self = shared_from_this();
+            return x.to->socket().async_wait(tcp::socket::wait_write, [this, self, d, p, n, then_eof](error_code ec) {
+                if (finished_) return;
+                if (ec) return finish(ec.message(), seal_a_ || seal_b_);
+                write(d, p, n, then_eof);
+            });
+        }
+        return finish(m == 0 ? "send wrote nothing" : std::strerror(errno), seal_a_ || seal_b_);
+    }
+    if (then_eof) return eof(d);
+    if (x.drained) {
+        if (!x.have) x.in.reset();
+        x.out.reset();
+        return read(d);
+    }
+    // Still more to read: go on at once, but after a few chunks let the other connections of this
+    // event loop have their turn (a fast sender and a fast receiver would otherwise hold it forever).
+    if (++x.turns < kTurns) return try_read(d);
+    x.turns = 0;
+    asio::post(x.from->socket().get_executor(), [this, self = shared_from_this(), d]() {
+        if (!finished_) try_read(d);
     });
 }
 
@@ -247,6 +292,9 @@ void Pump::finish(const std::string& error, bool reset_local) {
         if (!seal_b_) reset_on_close(b_.get());
     }
     bool keep = keep_sealed_ && error.empty();
+    // A kept link goes back to frame reads, which must wake for any byte again.
+    for (auto& x : dir_)
+        if (keep && x.open) set_lowat(x, 1);
     if (!(keep && seal_a_)) a_->close();
     if (!(keep && seal_b_)) b_->close();
     for (auto& x : dir_) {

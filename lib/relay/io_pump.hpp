@@ -57,10 +57,13 @@ private:
         Pipe pipe;  // splice mode: held only while it has bytes in it
         std::size_t in_pipe = 0;
         std::array<std::uint8_t, kRecordOverhead> eof_rec{};
+        int lowat = 1;  // SO_RCVLOWAT set on a sealed `from`
+        int turns = 0;  // chunks moved since the last wait or yield
     };
     Pump(StreamPtr a, StreamPtr b, Done done);
     void read(int d);
     void try_read(int d);
+    void set_lowat(Dir& x, int v);
     void process(int d, std::size_t n);
     void write(int d, const std::uint8_t* p, std::size_t n, bool then_eof);
     void splice_in(int d);
