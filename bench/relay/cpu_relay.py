@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -52,25 +53,43 @@ def descendants(pid):
     return out
 
 
-def transfer(port, nbytes):
-    r = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-n", nbytes, "-J"], capture_output=True, text=True,
-                       timeout=600)
-    try:
-        j = json.loads(r.stdout)["end"]
-        return j["sum_received"]["bits_per_second"] / 1e9, j["sum_received"]["bytes"] / 2**30
-    except (ValueError, KeyError):
-        return float("nan"), float("nan")
+def transfer(port, nbytes, usage=None):
+    """iperf3 -n through `port`: (Gbit/s, GiB). `usage` gets the client's (ut, st, vol, inv)."""
+    with tempfile.TemporaryFile() as out:
+        p = subprocess.Popen(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-n", nbytes, "-J"], stdout=out,
+                             stderr=subprocess.DEVNULL)
+        _, _, ru = os.wait4(p.pid, 0)
+        p.returncode = 0
+        if usage is not None:
+            usage += [ru.ru_utime, ru.ru_stime, ru.ru_nvcsw, ru.ru_nivcsw]
+        out.seek(0)
+        try:
+            j = json.loads(out.read())["end"]
+            return j["sum_received"]["bits_per_second"] / 1e9, j["sum_received"]["bytes"] / 2**30
+        except (ValueError, KeyError):
+            return float("nan"), float("nan")
+
+
+def out_segs():
+    """TCP segments sent by the whole machine (data and ACKs; other users of the machine add noise)."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("OutSegs")])
 
 
 def measure(port, procs, nbytes):
-    """procs: [(name, pid)]. Returns (Gbit/s, {name: (ut, st, vol, inv) per GiB})."""
+    """procs: [(name, pid)]. Returns (Gbit/s, {name: (ut, st, vol, inv) per GiB}, TCP segments per GiB)."""
     before = [stat(p) for _, p in procs]
-    gbit, gib = transfer(port, nbytes)
+    segs = out_segs()
+    client = []
+    gbit, gib = transfer(port, nbytes, client)
+    segs = (out_segs() - segs) / gib
     after = [stat(p) for _, p in procs]
     out = {}
     for (n, _), b, e in zip(procs, before, after):  # processes of one name (sshd's) are summed
         out[n] = tuple(o + (x - y) / gib for o, x, y in zip(out.get(n, (0, 0, 0, 0)), e, b))
-    return gbit, out
+    out["iperf3 -c"] = tuple(x / gib for x in client)
+    return gbit, out, segs
 
 
 def main():
@@ -85,7 +104,11 @@ def main():
     a = ap.parse_args()
     bench_relay.raise_nofile()
     tls = a.tls == "true"
-    worlds = [bench_relay.World(os.path.abspath(b)) for b in a.builds]
+    worlds = []
+    for b in a.builds:  # BUILD_DIR[:VAR=value,VAR=value]: environment of that chain's relays (A/B of a knob)
+        path, _, env = b.partition(":")
+        worlds.append(bench_relay.World(os.path.abspath(path)))
+        worlds[-1].env.update(kv.split("=", 1) for kv in env.split(",") if kv)
     sshd = client = None
     try:
         iport = harness.free_port()
@@ -106,6 +129,7 @@ def main():
             ssh = worlds[0].procs[-1]
             transfer(sport, "1M")  # opens the forwarded channel so sshd's session processes exist
             sides.append(("ssh-L", sport, [("ssh", ssh.pid)] + [("sshd", p) for p in descendants(sshd.proc.pid)]))
+        sides = [(label, port, procs + [("iperf3 -s", ip.pid)]) for label, port, procs in sides]
         for label, port, _ in sides:
             transfer(port, "64M")  # warm-up: pools, pipes, buffers
         if a.perf:
@@ -141,11 +165,13 @@ def main():
         print(f"== per GiB ({a.bytes} per transfer, {a.rounds} rounds, medians; CPU s user+sys, ctxt switches vol/invol) ==")
         for label, _, procs in sides:
             rows = res[label]
-            names = list(dict.fromkeys(n for n, _ in procs))
+            names = list(dict.fromkeys([n for n, _ in procs] + ["iperf3 -c", "iperf3 -s"]))
             gb = bench_relay.median([x[0] for x in rows])
-            tot = bench_relay.median([sum(v[0] + v[1] for v in x[1].values()) for x in rows])
+            relays = [{n: v for n, v in x[1].items() if not n.startswith("iperf3")} for x in rows]
+            tot = bench_relay.median([sum(v[0] + v[1] for v in r.values()) for r in relays])
             print(f"{label:6s} {gb:5.2f} Gbit/s (rounds {', '.join(f'{x[0]:.2f}' for x in rows)})  CPU {tot:.2f} s/GiB "
-                  f"(rounds {', '.join(f'{sum(v[0] + v[1] for v in x[1].values()):.2f}' for x in rows)})")
+                  f"(relays; rounds {', '.join(f'{sum(v[0] + v[1] for v in r.values()):.2f}' for r in relays)})  "
+                  f"TCP segments sent {bench_relay.median([x[2] for x in rows]):.0f}/GiB")
             for n in names:
                 agg = [x[1][n] for x in rows]
                 ut, st, vol, inv = (bench_relay.median([g[k] for g in agg]) for k in range(4))

@@ -59,6 +59,7 @@ private:
         std::array<std::uint8_t, kRecordOverhead> eof_rec{};
         int lowat = 1;  // SO_RCVLOWAT set on a sealed `from`
         int turns = 0;  // chunks moved since the last wait or yield
+        std::size_t rec = kRecordMax;  // plaintext bytes per sealed record (`to` is sealed)
     };
     Pump(StreamPtr a, StreamPtr b, Done done);
     void read(int d);
