@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -132,44 +133,71 @@ void Pump::set_lowat(Dir& x, int v) {
 
 void Pump::try_read(int d) {
     Dir& x = dir_[d];
-    std::size_t room = x.open ? kOpenIn : x.seal ? kSealRead : kPlainChunk;
-    // A sealing read takes as many plaintext bytes as fill kSealRead / kSealRecord records; the size
-    // follows the link's MSS while bulk data flows (the last read filled its room).
-    if (x.seal && x.bytes && !x.drained) x.rec = record_size(x.to);
-    std::size_t cap = x.seal ? kSealRead / kSealRecord * x.rec : room;
+    // Sealing reads go straight into the record slots of `in` (header room, rec plaintext bytes,
+    // tag room, next slot...), sealed in place: one buffer, not a plaintext and a sealed copy.
+    std::size_t room = x.open ? kOpenIn : x.seal ? kSealOut : kPlainChunk;
     if (!x.in) x.in.reset(new std::uint8_t[room]);
-    error_code ec;
-    std::size_t n = x.from->socket().read_some(asio::buffer(x.in.get() + x.have, cap - x.have), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-        // Drained: an idle direction gives its buffers back (a partial record keeps `in`).
+    ssize_t r;
+    std::size_t cap;
+    if (x.seal) {
+        // kSealRead / kSealRecord records per read; their size follows the link's MSS while bulk
+        // data flows (the last read filled its room).
+        if (x.bytes && !x.drained) x.rec = record_size(x.to);
+        std::array<iovec, kSealRead / kSealRecord> v{};
+        for (std::size_t i = 0; i < v.size(); ++i)
+            v[i] = {x.in.get() + i * (x.rec + kRecordOverhead) + kRecordHeader, x.rec};
+        cap = v.size() * x.rec;
+        do r = ::readv(x.from->socket().native_handle(), v.data(), static_cast<int>(v.size()));
+        while (r < 0 && errno == EINTR);
+    } else {
+        cap = room - x.have;
+        do r = ::recv(x.from->socket().native_handle(), x.in.get() + x.have, cap, 0);
+        while (r < 0 && errno == EINTR);
+    }
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        // Drained: an idle direction gives its buffer back (a partial record keeps it).
         if (x.have == 0) x.in.reset();
-        x.out.reset();
         return read(d);
     }
-    if (ec == asio::error::eof) {
+    if (r == 0) {
         if (x.open) return finish("truncated: the link closed without its EOF record", true);
         return eof(d);
     }
-    if (ec) return finish(ec.message(), x.open != nullptr);
+    if (r < 0) return finish(std::strerror(errno), x.open != nullptr);
+    auto n = static_cast<std::size_t>(r);
     // A read that did not fill the room emptied the socket: after the write, wait for readiness
     // instead of a read that would only say EAGAIN (one syscall less per chunk of small traffic).
-    x.drained = n < cap - x.have;
+    x.drained = n < cap;
     process(d, n);
 }
 
 void Pump::process(int d, std::size_t n) {
     Dir& x = dir_[d];
-    x.have += n;
+    x.iovn = x.iovi = 0;
     if (x.open) {
-        if (!x.out) x.out.reset(new std::uint8_t[kOpenIn]);
+        // Records are opened in place; the plaintext pieces go out in one sendmsg(2). Short pieces
+        // are moved down to join the previous one (small records would otherwise need an iovec
+        // each); the partial record at the end moves to the front once the write is done.
+        x.have += n;
         std::size_t pos = 0, outn = 0;
         bool got_eof = false;
         try {
             while (x.have - pos >= kRecordHeader) {
                 auto h = RecordOpener::head(std::span(x.in.get() + pos, kRecordHeader));
                 if (x.have - pos < h.size()) break;
-                outn += x.open->open(std::span(x.in.get() + pos, h.size()), x.out.get() + outn);
+                auto* plain = x.in.get() + pos + kRecordHeader;
+                auto m = x.open->open(std::span(x.in.get() + pos, h.size()), plain);
                 pos += h.size();
+                if (m) {
+                    outn += m;
+                    if (x.iovn && (m < 4096 || x.iovn == x.iov.size())) {
+                        auto& last = x.iov[x.iovn - 1];
+                        std::memmove(static_cast<std::uint8_t*>(last.iov_base) + last.iov_len, plain, m);
+                        last.iov_len += m;
+                    } else {
+                        x.iov[x.iovn++] = {plain, m};
+                    }
+                }
                 if (h.eof) {
                     got_eof = true;
                     break;
@@ -179,57 +207,72 @@ void Pump::process(int d, std::size_t n) {
         } catch (const WireError& e) {
             return finish(std::string("protocol error: ") + e.what(), true);
         }
-        std::memmove(x.in.get(), x.in.get() + pos, x.have - pos);
-        x.have -= pos;
+        x.consumed = pos;
         x.bytes += outn;
-        if (outn == 0) return got_eof ? eof(d) : try_read(d);
-        return write(d, x.out.get(), outn, got_eof);
+        if (outn == 0) {
+            compact(x);
+            return got_eof ? eof(d) : try_read(d);
+        }
+        return write(d, got_eof);
     }
+    std::size_t outn = n;
     if (x.seal) {
-        if (!x.out) x.out.reset(new std::uint8_t[kSealOut]);
-        std::size_t outn = 0;
-        for (std::size_t p = 0; p < x.have;) {
-            auto m = std::min(x.rec, x.have - p);
-            outn += x.seal->seal(std::span(x.in.get() + p, m), x.out.get() + outn);
+        outn = 0;
+        for (std::size_t p = 0; p < n;) {
+            auto m = std::min(x.rec, n - p);
+            outn += x.seal->seal(std::span(x.in.get() + outn + kRecordHeader, m), x.in.get() + outn);
             p += m;
         }
-        x.have = 0;
-        x.bytes += n;
-        return write(d, x.out.get(), outn, false);
     }
-    x.have = 0;
     x.bytes += n;
-    write(d, x.in.get(), n, false);
+    x.iov[0] = {x.in.get(), outn};
+    x.iovn = 1;
+    write(d, false);
 }
 
-void Pump::write(int d, const std::uint8_t* p, std::size_t n, bool then_eof) {
-    // The whole chunk in one send(2) where the socket takes it: asio::async_write would cut it into
-    // 64 KiB sends, and on loopback (MSS 65483) each 64 KiB send is a full segment plus a 53-byte
-    // one, twice the segments (and receiver wake-ups) per byte. Only a full socket buffer waits.
+void Pump::compact(Dir& x) {
+    if (!x.consumed) return;
+    std::memmove(x.in.get(), x.in.get() + x.consumed, x.have - x.consumed);
+    x.have -= x.consumed;
+    x.consumed = 0;
+}
+
+void Pump::write(int d, bool then_eof) {
+    // The whole chunk in one sendmsg(2) where the socket takes it: asio::async_write would cut it
+    // into 64 KiB sends, and on loopback (MSS 65483) each 64 KiB send is a full segment plus a
+    // 53-byte one, twice the segments (and receiver wake-ups) per byte. Only a full socket buffer waits.
     Dir& x = dir_[d];
     int fd = x.to->socket().native_handle();
-    while (n > 0) {
-        ssize_t m = ::send(fd, p, n, MSG_NOSIGNAL);
+    while (x.iovi < x.iovn) {
+        msghdr mh{};
+        mh.msg_iov = x.iov.data() + x.iovi;
+        mh.msg_iovlen = x.iovn - x.iovi;
+        ssize_t m = ::sendmsg(fd, &mh, MSG_NOSIGNAL);
         if (m > 0) {
-            p += m;
-            n -= static_cast<std::size_t>(m);
+            auto left = static_cast<std::size_t>(m);
+            while (x.iovi < x.iovn && left >= x.iov[x.iovi].iov_len) left -= x.iov[x.iovi++].iov_len;
+            if (left) {
+                x.iov[x.iovi].iov_base = static_cast<std::uint8_t*>(x.iov[x.iovi].iov_base) + left;
+                x.iov[x.iovi].iov_len -= left;
+            }
             continue;
         }
         if (m < 0 && errno == EINTR) continue;
         if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             auto self = shared_from_this();
-            return x.to->socket().async_wait(tcp::socket::wait_write, [this, self, d, p, n, then_eof](error_code ec) {
+            return x.to->socket().async_wait(tcp::socket::wait_write, [this, self, d, then_eof](error_code ec) {
                 if (finished_) return;
                 if (ec) return finish(ec.message(), seal_a_ || seal_b_);
-                write(d, p, n, then_eof);
+                write(d, then_eof);
             });
         }
         return finish(m == 0 ? "send wrote nothing" : std::strerror(errno), seal_a_ || seal_b_);
     }
+    x.iovn = x.iovi = 0;
+    if (x.open) compact(x);
     if (then_eof) return eof(d);
     if (x.drained) {
         if (!x.have) x.in.reset();
-        x.out.reset();
         return read(d);
     }
     // Still more to read: go on at once, but after a few chunks let the other connections of this
@@ -292,7 +335,6 @@ void Pump::eof(int d) {
     auto self = shared_from_this();
     Dir& x = dir_[d];
     x.in.reset();
-    x.out.reset();
     auto after = [this, self, d](error_code ec) {
         if (finished_) return;
         if (ec) return finish(ec.message());
@@ -322,7 +364,6 @@ void Pump::finish(const std::string& error, bool reset_local) {
     if (!(keep && seal_b_)) b_->close();
     for (auto& x : dir_) {
         x.in.reset();
-        x.out.reset();
         // A pipe with bytes still in it is closed, not pooled: the next user would get them.
         x.pipe = {};
     }

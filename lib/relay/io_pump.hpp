@@ -5,6 +5,9 @@
 // truncation). Two unsealed sides relay by splice(2) when a PipePool is given.
 #pragma once
 
+#include <sys/uio.h>
+
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
@@ -49,8 +52,11 @@ private:
         RecordOpener* open = nullptr;  // `from` is sealed
         RecordSealer* seal = nullptr;  // `to` is sealed
         // Allocated only while bytes flow, so an idle connection holds no data buffer.
-        std::unique_ptr<std::uint8_t[]> in, out;
+        std::unique_ptr<std::uint8_t[]> in;
         std::size_t have = 0;  // bytes in `in` (a partial record stays here between reads)
+        std::size_t consumed = 0;  // opened records at the front of `in`, dropped once written
+        std::array<iovec, 8> iov{};  // what write() sends: pieces of `in`
+        std::size_t iovn = 0, iovi = 0;
         std::uint64_t bytes = 0;
         bool done = false;
         bool drained = false;  // the last read left the socket empty
@@ -66,7 +72,8 @@ private:
     void try_read(int d);
     void set_lowat(Dir& x, int v);
     void process(int d, std::size_t n);
-    void write(int d, const std::uint8_t* p, std::size_t n, bool then_eof);
+    void write(int d, bool then_eof);
+    void compact(Dir& x);
     void splice_in(int d);
     void splice_out(int d);
     void eof(int d);

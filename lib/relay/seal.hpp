@@ -63,7 +63,8 @@ class RecordSealer : public RecordCipher {
 public:
     RecordSealer(Cipher c, const LinkKey& key, Side self) : RecordCipher(c, key, self, true) {}
     // Writes one DATA record (1..kRecordMax plaintext bytes) to `out`, which has room for
-    // plain.size() + kRecordOverhead; returns the bytes written. `out` may not overlap `plain`.
+    // plain.size() + kRecordOverhead; returns the bytes written. `out` may not overlap `plain`,
+    // except in place: plain.data() == out + kRecordHeader (the pump reads into that layout).
     std::size_t seal(std::span<const std::uint8_t> plain, std::uint8_t* out);
     // The authenticated EOF record (kRecordOverhead bytes): this direction sends nothing more.
     std::size_t seal_eof(std::uint8_t* out);
@@ -80,7 +81,8 @@ public:
     // Reads a record header; throws WireError on an unknown type, an empty DATA, an EOF with a length,
     // or a length over kRecordMax (before the caller sizes anything for the body).
     static Head head(std::span<const std::uint8_t> header);
-    // Opens one whole record (head(...).size() bytes) into `out` (room for head.plain bytes); returns
+    // Opens one whole record (head(...).size() bytes) into `out` (room for head.plain bytes; or in
+    // place, out == record.data() + kRecordHeader, as the pump does); returns
     // the plaintext length (0 for EOF). Throws WireError on a bad tag (tampered, reordered, replayed
     // from another link or the other direction) or on anything after EOF.
     std::size_t open(std::span<const std::uint8_t> record, std::uint8_t* out);

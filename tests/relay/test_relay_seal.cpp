@@ -88,6 +88,23 @@ TEST_CASE("records round-trip both ways with both ciphers, up to the cap") {
     }
 }
 
+TEST_CASE("sealing and opening in place (the pump's layout) give the same records and plaintext") {
+    for (std::size_t n : {std::size_t(1), std::size_t(300), kRecordMax}) {
+        LinkSeal a(kLinkCipher, key_of(9), Side::use), b(kLinkCipher, key_of(9), Side::serve);
+        LinkSeal a2(kLinkCipher, key_of(9), Side::use);
+        Bytes p(n);
+        for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<std::uint8_t>(i * 7 + 3);
+        // Plaintext at out + kRecordHeader, sealed where it lies.
+        Bytes buf(n + kRecordOverhead);
+        std::copy(p.begin(), p.end(), buf.begin() + kRecordHeader);
+        CHECK(a.tx.seal(std::span(buf.data() + kRecordHeader, n), buf.data()) == n + kRecordOverhead);
+        CHECK(buf == seal(a2.tx, p));  // the same bytes as sealing from a separate buffer
+        // Opened where it lies: the plaintext replaces the ciphertext after the header.
+        CHECK(b.rx.open(buf, buf.data() + kRecordHeader) == n);
+        CHECK(Bytes(buf.begin() + kRecordHeader, buf.begin() + kRecordHeader + n) == p);
+    }
+}
+
 TEST_CASE("the marker never appears in a sealed record") {
     LinkSeal use(kLinkCipher, key_of(1), Side::use);
     auto marker = text("TN-MARKER-0123456789");
