@@ -87,7 +87,10 @@ class Recorder:
         the route sends after it (the vnet never sees an EOF record)."""
         with conn.lock:
             conn.cut_down = True
-        conn.client.shutdown(socket.SHUT_WR)
+        # Already shut down by _pump (the other end closed first, e.g. the route after a cut of the
+        # connection's other link): the vnet has its FIN without an EOF record all the same.
+        with contextlib.suppress(OSError):
+            conn.client.shutdown(socket.SHUT_WR)
 
     def snapshot(self):
         with self.lock:
