@@ -108,14 +108,15 @@ void Pump::read(int d) {
     Dir& x = dir_[d];
     x.turns = 0;
     if (x.open) {
-        // Wake-ups per byte: epoll (and the kernel's wake-up of this process) fires only once the
-        // rest of the partial record is in, not for each segment of it. Never more than that one
-        // record's remaining bytes, so a peer that sends a short record still wakes us; without a
-        // header yet, the shortest record (EOF, kRecordOverhead bytes). A non-blocking read still
-        // returns whatever is there, and a FIN or an error wakes us regardless.
-        std::size_t want = kRecordOverhead - std::min(x.have, kRecordOverhead);
+        // Wake-ups per byte: with part of a record in, epoll (and the kernel's wake-up of this
+        // process) fires only once the rest of it is in, not for each segment of it. Never more than
+        // that one record's remaining bytes, so the record's last byte always wakes us; with no
+        // partial record, any byte (small records come whole, and this costs no setsockopt per
+        // connection). A non-blocking read still returns whatever is there, and a FIN or an error
+        // wakes us regardless.
+        std::size_t want = 1;
         if (x.have >= kRecordHeader) want = RecordOpener::head(std::span(x.in.get(), kRecordHeader)).size() - x.have;
-        set_lowat(x, static_cast<int>(std::max<std::size_t>(want, 1)));
+        set_lowat(x, static_cast<int>(want));
     }
     auto self = shared_from_this();
     dir_[d].from->socket().async_wait(tcp::socket::wait_read, [this, self, d](error_code ec) {
