@@ -94,6 +94,7 @@ private:
     void open_pooled(bool standby);
     void standby_wait(relay::StreamPtr s, std::uint64_t gen);
     void drop_pools();
+    static constexpr std::size_t kMaxIdleLinks = 32;  // reused links kept idle, of each kind
     // Asked when a sealed link's EOF record goes out: do we keep the link afterwards (pool room)?
     bool will_keep(bool standby, std::uint64_t gen) const;
     std::function<bool()> keep_fn(bool sealed, bool standby);

@@ -88,10 +88,18 @@ void VnetAgent::standby_wait(StreamPtr s, std::uint64_t gen) {
 }
 
 bool VnetAgent::will_keep(bool standby, std::uint64_t gen) const {
-    // Up to twice the pool: a link is replaced as soon as it is taken, so the one that comes back
-    // spares the next refill (a TCP connect, accept and hello exchange at every hop).
+    if (gen != pool_gen_ || !connected_ || stopped_ || cfg_.link_pool == 0) return false;
+    // Twice the pool, plus as many as are carrying connections of that kind right now: a link is
+    // replaced as soon as it is taken, and under concurrent load every link that comes back spares
+    // a refill (a TCP connect, accept and hello exchange at every hop). Bounded: the route keeps at
+    // most 32 new pre-opened links per vnet, and we never hold more than that of each kind idle.
+    std::size_t busy = 0;
+    if (standby)
+        for (const auto& s : serves_) busy += s.open_links;
+    else
+        for (const auto& u : uses_) busy += u.open_links;
     std::size_t have = standby ? standby_.size() + standby_opening_ : parked_.size() + parked_opening_;
-    return gen == pool_gen_ && connected_ && !stopped_ && cfg_.link_pool > 0 && have < 2 * cfg_.link_pool;
+    return have < std::min<std::size_t>(kMaxIdleLinks, 2 * cfg_.link_pool + busy);
 }
 
 void VnetAgent::reuse_link(StreamPtr s, bool standby, std::uint64_t gen) {
