@@ -39,9 +39,27 @@ std::shared_ptr<RecordRelay> RecordRelay::start(StreamPtr a, StreamPtr b, PipePo
 void RecordRelay::abort(const std::string& why) { finish(why); }
 
 void RecordRelay::wait_read(int d) {
-    dir_[d].from->socket().async_wait(tcp::socket::wait_read, [this, self = shared_from_this(), d](error_code ec) {
+    // The wait is a peek: Asio tries it at once and otherwise queues it on the registration it has
+    // (no epoll_ctl re-arm, which async_wait costs every time), and at a record boundary it brings
+    // the header along. A header split across segments waits for readiness instead (a peek would
+    // complete again at once with the same bytes).
+    Dir& x = dir_[d];
+    auto self = shared_from_this();
+    if (x.rest == 0 && x.peeked > 0 && x.peeked < kRecordHeader) {
+        x.peeked = 0;
+        return x.from->socket().async_wait(tcp::socket::wait_read, [this, self, d](error_code ec) {
+            if (finished_) return;
+            if (ec) return finish(ec.message());
+            pull(d);
+        });
+    }
+    std::size_t want = x.rest == 0 ? kRecordHeader : 1;
+    x.from->socket().async_receive(asio::buffer(x.peek.data(), want), tcp::socket::message_peek,
+                                   [this, self, d](error_code ec, std::size_t n) {
         if (finished_) return;
+        if (ec == asio::error::eof) return finish("truncated: a link closed without its EOF record");
         if (ec) return finish(ec.message());
+        dir_[d].peeked = n;
         pull(d);
     });
 }
@@ -53,14 +71,20 @@ void RecordRelay::pull(int d) {
     while (!finished_) {
         if (x.rest == 0) {
             // A record starts here: peek its header (type and length, in clear) and move it whole.
-            std::uint8_t h[kRecordHeader];
-            ssize_t n = ::recv(fd, h, sizeof h, MSG_PEEK | MSG_DONTWAIT);
+            // The wait that woke us may have peeked it already.
+            std::uint8_t* h = x.peek.data();
+            auto n = static_cast<ssize_t>(x.peeked);
+            if (n < static_cast<ssize_t>(kRecordHeader)) n = ::recv(fd, h, kRecordHeader, MSG_PEEK | MSG_DONTWAIT);
+            x.peeked = 0;
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_read(d);
             if (n < 0) return finish(std::strerror(errno));
             if (n == 0) return finish("truncated: a link closed without its EOF record");
-            if (static_cast<std::size_t>(n) < sizeof h) return wait_read(d);  // the rest is on its way
+            if (static_cast<std::size_t>(n) < kRecordHeader) {
+                x.peeked = static_cast<std::size_t>(n);  // the rest is on its way
+                return wait_read(d);
+            }
             try {
-                auto head = RecordOpener::head(std::span(h, sizeof h));
+                auto head = RecordOpener::head(std::span(h, kRecordHeader));
                 x.rest = head.size();
                 x.last = head.eof;
                 x.keep = head.keep;
@@ -68,6 +92,7 @@ void RecordRelay::pull(int d) {
                 return finish(std::string("protocol error: ") + e.what());
             }
         }
+        x.peeked = 0;
         if (!x.pipe) x.pipe = pipes_.take();
         if (!x.pipe) return finish("out of file descriptors for a pipe");
         ssize_t n = ::splice(fd, nullptr, x.pipe.w.get(), nullptr, x.rest, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -99,6 +124,7 @@ void RecordRelay::push(int d) {
     Dir& x = dir_[d];
     int to = x.to->socket().native_handle();
     auto wait_write = [&]() {
+        x.waited_write = true;
         x.to->socket().async_wait(tcp::socket::wait_write, [this, self = shared_from_this(), d](error_code ec) {
             if (finished_) return;
             if (ec) return finish(ec.message());
@@ -128,6 +154,15 @@ void RecordRelay::push(int d) {
         x.done = true;
         if (dir_[0].done && dir_[1].done && !finished_) {
             finished_ = true;
+            // Back to its pool idle: a link that waited to write here would otherwise wake the
+            // route at every ACK from now on.
+            for (int side : {0, 1}) {
+                if (!waited_to_write(side)) continue;
+                auto& sock = (side == 0 ? a_ : b_)->socket();
+                error_code ec;
+                auto ep = sock.local_endpoint(ec);
+                if (!ec) read_interest_only(sock, ep.protocol());
+            }
             if (done_) {
                 auto cb = std::move(done_);
                 cb({}, dir_[0].bytes, dir_[1].bytes, dir_[0].keep, dir_[1].keep);

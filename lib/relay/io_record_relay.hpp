@@ -4,6 +4,7 @@
 // idle and go back to their pools with no message (doc/PROTOCOL.relay.md §7, reused links).
 #pragma once
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,12 +42,17 @@ private:
         std::size_t in_pipe = 0;
         Bytes prefix;
         std::uint64_t bytes = 0;
+        bool waited_write = false;
+        std::array<std::uint8_t, 4> peek{};  // a record header (or one body byte) seen by the wait
+        std::size_t peeked = 0;
     };
     RecordRelay(StreamPtr a, StreamPtr b, PipePool& pipes, Done done);
     void wait_read(int d);
     void pull(int d);
     void push(int d);
     void finish(const std::string& error);
+    // A write to that side (0: a, 1: b) ever had to wait: Asio then keeps EPOLLOUT registered on it.
+    bool waited_to_write(int side) const { return dir_[side == 0 ? 1 : 0].waited_write; }
 
     StreamPtr a_, b_;
     PipePool& pipes_;
