@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace tn::vnet {
 
@@ -197,9 +198,26 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
         seal = std::make_unique<LinkSeal>(kLinkCipher, key, Side::use);
         OPENSSL_cleanse(key.data(), key.size());
     }
+    auto first = encode_frame(to_frame(m));
+    // What the client sent already (most protocols speak first) goes out in the same write: one
+    // segment, and one wake-up of the route, for both. Nothing there yet is the usual EAGAIN.
+    std::array<std::uint8_t, 16384> early;
+    ssize_t n = ::recv(lp->socket().native_handle(), early.data(), early.size(), MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        s->close();
+        return lp->close();
+    }
+    if (n > 0) {
+        auto at = first.size();
+        auto len = static_cast<std::size_t>(n);
+        first.resize(at + len + (seal ? kRecordOverhead : 0));
+        if (seal) first.resize(at + seal->tx.seal(std::span(early.data(), len), first.data() + at));
+        else std::memcpy(first.data() + at, early.data(), len);
+    }
     auto sealed = seal != nullptr;
     auto held = std::make_shared<std::unique_ptr<LinkSeal>>(std::move(seal));
-    async_write_bytes(s, encode_frame(to_frame(m)), [this, lp, s, use_name, sealed, held](relay::error_code ec) {
+    std::uint64_t pre = n > 0 ? static_cast<std::uint64_t>(n) : 0;
+    async_write_bytes(s, std::move(first), [this, lp, s, use_name, sealed, held, pre](relay::error_code ec) {
         if (ec || stopped_) {
             s->close();
             return lp->close();
@@ -207,8 +225,8 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
         ++links_total_;
         if (auto* u = use_by_name(use_name)) ++u->open_links;
         // The link -> local direction waits for LINK_OPENED (or the route's ERROR) first.
-        auto pump = Pump::start(lp, s, [this, use_name, s, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
-            bytes_total_ += ab + ba;
+        auto pump = Pump::start(lp, s, [this, use_name, s, pre, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+            bytes_total_ += pre + ab + ba;
             if (auto* u = use_by_name(use_name); u && u->open_links) --u->open_links;
             if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
                 log_.warn("use '", use_name, "' link closed: ", err);
