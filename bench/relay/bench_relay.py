@@ -2,12 +2,13 @@
 """bench/relay: tn-route/tn-vnet against their anchors, side by side in one run on loopback.
 
   throughput  use->route->serve (TLS off) vs a chain of three socat relays; TLS on vs ssh -L aes128-gcm
-  setup       new proxied connections per second and p50/p99 setup latency vs the socat chain and ssh -L
+  setup       new proxied connections per second and p50/p99 setup latency vs the socat chain and ssh -L:
+              one client at a time (latency-bound), then --clients processes at once (capacity)
   memory      route RSS per idle proxied connection at N connections; route RSS after M vnet
               connect/drop cycles vs after the first 100
 
 Usage (as root, for the throwaway sshd user): /usr/bin/python3 bench/relay/bench_relay.py BUILD_DIR
-  [--seconds 5] [--conns 5000] [--cycles 10000] [--setup 400]
+  [--seconds 5] [--conns 5000] [--cycles 10000] [--setup 400] [--clients 8]
 """
 import argparse
 import hashlib
@@ -145,6 +146,30 @@ def setup_rate(port, n):
     return n / total, lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
 
 
+def _setup_worker(args):
+    port, until = args
+    lat = []
+    while time.perf_counter() < until:
+        a = time.perf_counter()
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"x")
+        if s.recv(1) != b"x":
+            raise RuntimeError("echo failed")
+        lat.append((time.perf_counter() - a) * 1000)
+        s.close()
+    return lat
+
+
+def setup_rate_concurrent(port, clients, seconds):
+    """`clients` processes each run setup_rate's loop for `seconds`. Returns (conns/s, p50 ms, p99 ms)."""
+    import multiprocessing
+    until = time.perf_counter() + seconds
+    with multiprocessing.get_context("fork").Pool(clients) as pool:
+        lats = pool.map(_setup_worker, [(port, until)] * clients)
+    lat = sorted(x for one in lats for x in one)
+    return len(lat) / seconds, lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -169,7 +194,7 @@ def vnet_cycle(port, fp, token, i):
             b += c
         return b
 
-    s.sendall(b"TNRL\x00\x02\x00\x00")
+    s.sendall(b"TNRL\x00\x03\x00\x00")
     read(8)
     t, flags, ln = struct.unpack(">HHI", read(8))
     nr = read(ln)
@@ -192,6 +217,7 @@ def main():
     ap.add_argument("--conns", type=int, default=5000)
     ap.add_argument("--cycles", type=int, default=10000)
     ap.add_argument("--setup", type=int, default=400)
+    ap.add_argument("--clients", type=int, default=8, help="concurrent setup: client processes (0 skips it)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for throughput and setup (medians compared)")
     ap.add_argument("--parts", default="throughput,setup,memory", help="comma-separated subset to run (also: seal)")
     a = ap.parse_args()
@@ -276,9 +302,16 @@ def throughput(a, iport, sock_i, plain_i, tls_i, ssh_i):
 
 
 def setup(a, sock_e, ssh_e, plain_e, tls_e):
+    ports = [(label, port) for label, port in (("socat3", sock_e), ("ssh-L", ssh_e), ("tn-plain", plain_e), ("tn-tls", tls_e))
+             if port is not None]
     print("== connection setup (%d sequential connect+1-byte echo+close, %d alternating rounds) ==" % (a.setup, a.rounds), flush=True)
-    runs = [(label, (lambda p=port: setup_rate(p, a.setup))) for label, port in
-            (("socat3", sock_e), ("ssh-L", ssh_e), ("tn-plain", plain_e), ("tn-tls", tls_e)) if port is not None]
+    report(a, [(label, (lambda p=port: setup_rate(p, a.setup))) for label, port in ports])
+    if a.clients:
+        print("== connection setup, %d concurrent clients for 3 s each, %d alternating rounds ==" % (a.clients, a.rounds), flush=True)
+        report(a, [(label, (lambda p=port: setup_rate_concurrent(p, a.clients, 3))) for label, port in ports])
+
+
+def report(a, runs):
     g = alternate(a, runs)
     for label, _ in runs:
         rates = [v[0] for v in g[label]]
@@ -290,7 +323,8 @@ def setup(a, sock_e, ssh_e, plain_e, tls_e):
         for anchor in ("socat3", "ssh-L"):
             if anchor in g:
                 wins = sum(1 for t, x in zip(g[label], g[anchor]) if t[0] > x[0])
-                print(f"{label} beats {anchor} in {wins} of {a.rounds} rounds")
+                ratio = median([t[0] / x[0] for t, x in zip(g[label], g[anchor])])
+                print(f"{label} beats {anchor} in {wins} of {a.rounds} rounds (median ratio {ratio:.2f}x)")
 
 
 def seal_bench(a):

@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <memory>
 
 namespace tn::relay {
 
@@ -70,6 +71,17 @@ Mac link_proof(const Ticket& ticket, MsgType type, const Nonce& route_nonce, std
     w.u64(arg);
     auto m = w.take();
     return hmac(std::string_view(reinterpret_cast<const char*>(ticket.data()), ticket.size()), m);
+}
+
+Nonce next_challenge(const Nonce& route_nonce) {
+    static constexpr std::string_view label = "tn-relay-3 next challenge";
+    Nonce out{};
+    unsigned int n = 0;
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> c(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    if (!c || EVP_DigestInit_ex(c.get(), EVP_sha256(), nullptr) != 1 || EVP_DigestUpdate(c.get(), label.data(), label.size()) != 1 ||
+        EVP_DigestUpdate(c.get(), route_nonce.data(), route_nonce.size()) != 1 || EVP_DigestFinal_ex(c.get(), out.data(), &n) != 1)
+        throw Error(ExitCode::io, "SHA-256 failed in OpenSSL");
+    return out;
 }
 
 bool equal(const Mac& a, const Mac& b) { return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0; }

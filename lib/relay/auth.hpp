@@ -23,6 +23,10 @@ Mac route_proof(std::string_view token, const Nonce& vnet_nonce, const Nonce& ro
 // and `arg` the serve id (LINK_OPEN), the link id (LINK_ACCEPT) or 0. The ticket never crosses a link.
 Mac link_proof(const Ticket& ticket, MsgType type, const Nonce& route_nonce, std::uint32_t vnet_id, std::uint64_t arg);
 
+// The challenge a reused link continues with (PROTOCOL.relay.md §7): SHA-256("tn-relay-3 next
+// challenge" || Nr). Both ends step it once per reuse, so no message carries it and no challenge repeats.
+Nonce next_challenge(const Nonce& route_nonce);
+
 // Constant-time comparison (a timing side channel must not reveal how many bytes matched).
 bool equal(const Mac& a, const Mac& b);
 bool equal(const Ticket& a, const Ticket& b);

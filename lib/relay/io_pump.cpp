@@ -59,9 +59,9 @@ Pump::Pump(StreamPtr a, StreamPtr b, Done done) : a_(std::move(a)), b_(std::move
 }
 
 std::shared_ptr<Pump> Pump::start(StreamPtr a, StreamPtr b, Done done, PipePool* pipes, std::unique_ptr<LinkSeal> seal_a,
-                                  std::unique_ptr<LinkSeal> seal_b, bool keep_sealed) {
+                                  std::unique_ptr<LinkSeal> seal_b, std::function<bool()> keep_sealed, int held) {
     std::shared_ptr<Pump> p(new Pump(std::move(a), std::move(b), std::move(done)));
-    p->keep_sealed_ = keep_sealed;
+    p->keep_sealed_ = std::move(keep_sealed);
     p->seal_a_ = std::move(seal_a);
     p->seal_b_ = std::move(seal_b);
     if (p->seal_a_) {
@@ -77,8 +77,8 @@ std::shared_ptr<Pump> Pump::start(StreamPtr a, StreamPtr b, Done done, PipePool*
     // Callers set TCP_NODELAY where they make each socket; non-blocking once (asio skips its own ioctl).
     for (auto* s : {p->a_.get(), p->b_.get()})
         if (!s->socket().non_blocking()) s->socket().non_blocking(true, ec);
-    p->read(0);
-    p->read(1);
+    for (int d : {0, 1})
+        if (d != held) p->read(d);
     return p;
 }
 
@@ -87,7 +87,11 @@ void keep_freed_buffers() {
     mallopt(M_TRIM_THRESHOLD, 8 << 20);
 }
 
-void Pump::abort() { finish("aborted"); }
+void Pump::resume(int d) {
+    if (!finished_) read(d);
+}
+
+void Pump::abort(const std::string& why, bool reset_local) { finish(why, reset_local); }
 
 bool Pump::detach() {
     if (finished_) return false;
@@ -346,7 +350,8 @@ void Pump::eof(int d) {
         if (dir_[0].done && dir_[1].done) finish({});
     };
     if (!x.seal) return after({});
-    auto n = x.seal->seal_eof(x.eof_rec.data());
+    kept_ = keep_sealed_ && keep_sealed_();
+    auto n = x.seal->seal_eof(x.eof_rec.data(), kept_);
     asio::async_write(x.to->socket(), asio::buffer(x.eof_rec.data(), n), [after](error_code ec, std::size_t) { after(ec); });
 }
 
@@ -357,7 +362,7 @@ void Pump::finish(const std::string& error, bool reset_local) {
         if (!seal_a_) reset_on_close(a_.get());
         if (!seal_b_) reset_on_close(b_.get());
     }
-    bool keep = keep_sealed_ && error.empty();
+    bool keep = kept_ && error.empty();
     // A kept link goes back to frame reads, which must wake for any byte again.
     for (auto& x : dir_)
         if (keep && x.open) set_lowat(x, 1);

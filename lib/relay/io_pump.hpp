@@ -33,12 +33,18 @@ public:
 
     // `seal_a`/`seal_b`: that side is a sealed link (at most one of them). With `pipes` and neither
     // sealed, bytes move by splice(2) and never enter userspace; the pool must outlive the pump.
-    // `keep_sealed`: after a clean end the sealed side is left open (the caller may reuse the link);
-    // either way its end is the EOF record alone, the TCP connection is not shut down.
+    // `keep_sealed`: asked when the sealed side's EOF record goes out; true promises (in the record)
+    // that after a clean end the link is left open for the caller to reuse. Either way that side's
+    // end is the EOF record alone; a link not kept is closed when the pump ends.
+    // `held` (0: a->b, 1: b->a) is not read until resume(held): the caller still has a frame to read
+    // from that side first (a using vnet sends at once and reads the route's LINK_OPENED meanwhile).
     static std::shared_ptr<Pump> start(StreamPtr a, StreamPtr b, Done done, PipePool* pipes = nullptr,
                                        std::unique_ptr<LinkSeal> seal_a = nullptr,
-                                       std::unique_ptr<LinkSeal> seal_b = nullptr, bool keep_sealed = false);
-    void abort();
+                                       std::unique_ptr<LinkSeal> seal_b = nullptr, std::function<bool()> keep_sealed = nullptr,
+                                       int held = -1);
+    void resume(int d);
+    // Ends the pump with `why`; `reset_local` resets the unsealed side(s) so their peer sees an abort.
+    void abort(const std::string& why = "aborted", bool reset_local = false);
     // Stops an idle splice pump without closing either side (the route reuses both links once both
     // vnets reported a clean end); false, and nothing changes, when bytes are still in flight.
     bool detach();
@@ -84,7 +90,8 @@ private:
     Done done_;
     Dir dir_[2];
     bool finished_ = false;
-    bool keep_sealed_ = false;
+    std::function<bool()> keep_sealed_;
+    bool kept_ = false;  // our EOF record promised to keep the sealed link
     PipePool* pipes_ = nullptr;  // set when neither side is sealed
 };
 

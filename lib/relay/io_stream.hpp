@@ -53,12 +53,28 @@ public:
     // The route's CHALLENGE nonce on this connection (both ends keep it): a link's setup frames prove
     // the session over it, and LINK_OK's key box is sealed under a key derived from it.
     Nonce challenge{};
+    // How many proxied connections this link carried before (the route's reuse count).
+    std::uint32_t carried = 0;
 
 private:
     std::variant<tcp::socket, TlsConn> v_;
 };
 
 using StreamPtr = std::shared_ptr<Stream>;
+
+// Asio (1.74) leaves EPOLLOUT in a socket's edge-triggered epoll registration for good once anything
+// waited to write on it, and a connect does: from then on every ACK that frees send space wakes the
+// event loop for nothing (strace: 1-2 wasted wake-ups per proxied connection at the serving vnet).
+// Registering the descriptor anew after the connect asks for reading only; a later write that would
+// block adds EPOLLOUT again by itself. Costs two epoll_ctl calls.
+inline void read_interest_only(tcp::socket& s, tcp proto) {
+    error_code ec;
+    bool nb = s.non_blocking();
+    auto fd = s.release(ec);
+    if (ec) return;
+    s.assign(proto, fd, ec);
+    if (!ec && nb) s.non_blocking(true, ec);
+}
 
 // Reads one frame (header, then a payload of at most `cap` bytes) and calls back with it. A bad header
 // arrives as an error_code of asio::error::invalid_argument plus the WireError text in `why`.

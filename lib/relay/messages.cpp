@@ -250,14 +250,20 @@ void LinkOpen::put(Writer& w) const {
     w.u32(vnet_id);
     w.u16(id);
     w.raw(mac);
+    w.u8(cipher);
+    if (cipher != 0) w.raw(key_box);
 }
 LinkOpen LinkOpen::get(Reader& r) {
     LinkOpen m;
     m.vnet_id = r.u32();
     m.id = r.u16();
     m.mac = r.fixed<32>();
+    m.cipher = r.u8();
+    if (m.cipher != 0) m.key_box = r.fixed<48>();
     return m;
 }
+void LinkOpened::put(Writer& w) const { w.u64(link_id); }
+LinkOpened LinkOpened::get(Reader& r) { return {r.u64()}; }
 void LinkAccept::put(Writer& w) const {
     w.u32(vnet_id);
     w.u64(link_id);
@@ -282,8 +288,6 @@ LinkOk LinkOk::get(Reader& r) {
     if (m.cipher != 0) m.key_box = r.fixed<48>();
     return m;
 }
-void LinkDone::put(Writer& w) const { w.u64(link_id); }
-LinkDone LinkDone::get(Reader& r) { return {r.u64()}; }
 void LinkPark::put(Writer& w) const {
     w.u32(vnet_id);
     w.raw(mac);

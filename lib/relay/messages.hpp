@@ -105,9 +105,9 @@ struct UnserveResult {
     std::string message;
     TN_RELAY_MSG(UnserveResult, unserve_result);
 };
-// `early`: answer LINK_ACCEPT at once and connect the local service meanwhile (a using vnet, which
-// takes a failure as a closed link); otherwise connect first, so a failure is a LINK_FAIL the route
-// can answer (an HTTP 502 for a vhost client).
+// `early`: connect the local service while the link is bound (a refusal then closes the link);
+// otherwise connect first, so a failure is a LINK_FAIL the route can answer (an HTTP 502 for a vhost
+// client). On a standby link an early request is followed by LINK_OK at once, with no LINK_ACCEPT.
 struct LinkRequest {
     std::uint64_t link_id = 0;
     std::uint16_t id = 0;
@@ -117,12 +117,19 @@ struct LinkRequest {
 struct LinkFail { std::uint64_t link_id = 0; std::string message; TN_RELAY_MSG(LinkFail, link_fail); };
 // Link setup frames prove the session without revealing its ticket: `mac` is link_proof() over the
 // route's CHALLENGE on this very connection (auth.hpp), so a recorded frame is worth nothing elsewhere.
+// `cipher` 0: a plain link. Otherwise the using vnet drew the link key and boxed it for the route
+// (BoxWay::to_route, seal.hpp); its sealed records may follow at once, before any answer.
 struct LinkOpen {
     std::uint32_t vnet_id = 0;
     std::uint16_t id = 0;
     Mac mac{};
+    std::uint8_t cipher = 0;
+    std::array<std::uint8_t, 48> key_box{};
     TN_RELAY_MSG(LinkOpen, link_open);
 };
+// The route's answer to LINK_OPEN (an ERROR otherwise), before any relayed byte: the link's id (for
+// logs; a sealed link gets it right before the serving side's first record).
+struct LinkOpened { std::uint64_t link_id = 0; TN_RELAY_MSG(LinkOpened, link_opened); };
 struct LinkAccept {
     std::uint32_t vnet_id = 0;
     std::uint64_t link_id = 0;
@@ -149,10 +156,6 @@ struct LinkStandby {
     Mac mac{};
     TN_RELAY_MSG(LinkStandby, link_standby);
 };
-
-// A sealed link's stream ended cleanly at this vnet (both EOF records passed): it keeps the link
-// for reuse; when both ends said so the route parks it again with a fresh CHALLENGE on the link.
-struct LinkDone { std::uint64_t link_id = 0; TN_RELAY_MSG(LinkDone, link_done); };
 
 #undef TN_RELAY_MSG
 

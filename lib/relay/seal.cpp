@@ -10,7 +10,7 @@
 namespace tn::relay {
 
 namespace {
-constexpr std::uint8_t kData = 0x01, kEof = 0x02;
+constexpr std::uint8_t kData = 0x01, kEof = 0x02, kEofKeep = 0x03;
 
 const EVP_CIPHER* evp(Cipher c) {
     switch (c) {
@@ -58,8 +58,8 @@ LinkKey random_link_key() {
 
 namespace {
 // One-shot AES-256-GCM with a zero nonce: safe because every box key is used exactly once.
-Bytes box_key(const Ticket& ticket, const Nonce& route_nonce) {
-    return hkdf_sha256(ticket, route_nonce, "tn-relay-2 key box", 32);
+Bytes box_key(const Ticket& ticket, const Nonce& route_nonce, BoxWay way) {
+    return hkdf_sha256(ticket, route_nonce, way == BoxWay::to_vnet ? "tn-relay-2 key box" : "tn-relay-3 open box", 32);
 }
 std::array<std::uint8_t, 8> be64(std::uint64_t v) {
     std::array<std::uint8_t, 8> b{};
@@ -68,9 +68,9 @@ std::array<std::uint8_t, 8> be64(std::uint64_t v) {
 }
 }  // namespace
 
-KeyBox seal_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t link_id, const LinkKey& key) {
-    auto k = box_key(ticket, route_nonce);
-    auto aad = be64(link_id);
+KeyBox seal_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad_value, const LinkKey& key, BoxWay way) {
+    auto k = box_key(ticket, route_nonce, way);
+    auto aad = be64(aad_value);
     std::array<std::uint8_t, 12> nonce{};
     KeyBox box{};
     std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> c(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
@@ -84,9 +84,9 @@ KeyBox seal_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_
     return box;
 }
 
-LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t link_id, const KeyBox& box) {
-    auto k = box_key(ticket, route_nonce);
-    auto aad = be64(link_id);
+LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad_value, const KeyBox& box, BoxWay way) {
+    auto k = box_key(ticket, route_nonce, way);
+    auto aad = be64(aad_value);
     std::array<std::uint8_t, 12> nonce{};
     std::array<std::uint8_t, 16> tag{};
     std::memcpy(tag.data(), box.data() + 32, 16);
@@ -145,8 +145,8 @@ std::size_t RecordSealer::seal(std::span<const std::uint8_t> plain, std::uint8_t
     return kRecordHeader + n + kTagSize;
 }
 
-std::size_t RecordSealer::seal_eof(std::uint8_t* out) {
-    out[0] = kEof;
+std::size_t RecordSealer::seal_eof(std::uint8_t* out, bool keep) {
+    out[0] = keep ? kEofKeep : kEof;
     out[1] = out[2] = out[3] = 0;
     std::uint8_t nonce[12];
     next_nonce(nonce);
@@ -162,9 +162,9 @@ std::size_t RecordSealer::seal_eof(std::uint8_t* out) {
 RecordOpener::Head RecordOpener::head(std::span<const std::uint8_t> h) {
     if (h.size() < kRecordHeader) throw WireError("short record header");
     std::size_t n = (std::size_t(h[1]) << 16) | (std::size_t(h[2]) << 8) | h[3];
-    if (h[0] == kEof) {
+    if (h[0] == kEof || h[0] == kEofKeep) {
         if (n != 0) throw WireError("EOF record with a length");
-        return Head{true, 0};
+        return Head{true, 0, h[0] == kEofKeep};
     }
     if (h[0] != kData) throw WireError("unknown record type " + std::to_string(h[0]));
     if (n == 0) throw WireError("empty data record");

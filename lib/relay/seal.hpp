@@ -1,5 +1,5 @@
-// Sealed links (doc/PROTOCOL.relay.md §8): the key box that carries a route-chosen link key to one
-// endpoint, per-direction keys from HKDF-SHA256, and the AEAD record encoder/decoder. Pure functions
+// Sealed links (doc/PROTOCOL.relay.md §7-8): the key boxes that carry a link key between a vnet and the
+// route, per-direction keys from HKDF-SHA256, and the AEAD record encoder/decoder. Pure functions
 // over caller-owned buffers: no I/O, no allocation per record (so it can be fuzzed and unit-tested).
 #pragma once
 
@@ -38,12 +38,20 @@ Bytes hkdf_sha256(std::span<const std::uint8_t> ikm, std::span<const std::uint8_
                   std::size_t n);
 
 LinkKey random_link_key();
-// The link key sealed for one endpoint: AES-256-GCM under HKDF(ticket, salt = the route's challenge
-// on that endpoint's link connection, "tn-relay-2 key box"), with link_id as associated data. The
-// challenge is fresh per connection, so each box key encrypts exactly one message (fixed nonce).
-KeyBox seal_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t link_id, const LinkKey& key);
-// Throws WireError when the box was not made for this ticket, challenge and link.
-LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t link_id, const KeyBox& box);
+// Which way a key box travels on a link connection: the using vnet sends the link key it drew to the
+// route in its LINK_OPEN (`to_route`, associated data = the serve id); the route sends it on to the
+// serving endpoint in LINK_OK (`to_vnet`, associated data = the link id). Each way has its own HKDF
+// label, so a box can never be taken for one going the other way.
+enum class BoxWay : std::uint8_t { to_vnet, to_route };
+// The link key sealed between one vnet and the route: AES-256-GCM under HKDF(ticket, salt = the
+// route's challenge on that vnet's link connection, the way's label), `aad` as associated data. The
+// challenge is fresh per connection and each way boxes once per challenge, so each box key encrypts
+// exactly one message (fixed nonce).
+KeyBox seal_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad, const LinkKey& key,
+                    BoxWay way = BoxWay::to_vnet);
+// Throws WireError when the box was not made for this ticket, challenge, way and associated data.
+LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad, const KeyBox& box,
+                     BoxWay way = BoxWay::to_vnet);
 
 // One direction's AEAD state: key and IV from HKDF(link key, "tn-relay-2 use>serve" or
 // "serve>use"), nonce = IV xor the record counter.
@@ -66,8 +74,10 @@ public:
     // plain.size() + kRecordOverhead; returns the bytes written. `out` may not overlap `plain`,
     // except in place: plain.data() == out + kRecordHeader (the pump reads into that layout).
     std::size_t seal(std::span<const std::uint8_t> plain, std::uint8_t* out);
-    // The authenticated EOF record (kRecordOverhead bytes): this direction sends nothing more.
-    std::size_t seal_eof(std::uint8_t* out);
+    // The authenticated EOF record (kRecordOverhead bytes): this direction sends nothing more. `keep`:
+    // the sender keeps the link for another connection afterwards (the route, which reads headers
+    // but cannot open records, parks it again only then).
+    std::size_t seal_eof(std::uint8_t* out, bool keep = false);
 };
 
 class RecordOpener : public RecordCipher {
@@ -76,6 +86,7 @@ public:
     struct Head {
         bool eof = false;
         std::size_t plain = 0;  // plaintext length
+        bool keep = false;      // an EOF whose sender keeps the link
         std::size_t size() const { return kRecordHeader + plain + kTagSize; }  // the whole record
     };
     // Reads a record header; throws WireError on an unknown type, an empty DATA, an EOF with a length,

@@ -49,7 +49,7 @@ std::string_view type_name(MsgType t) {
         case MsgType::link_ok: return "LINK_OK";
         case MsgType::link_park: return "LINK_PARK";
         case MsgType::link_standby: return "LINK_STANDBY";
-        case MsgType::link_done: return "LINK_DONE";
+        case MsgType::link_opened: return "LINK_OPENED";
     }
     return "UNKNOWN";
 }

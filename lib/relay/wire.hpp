@@ -13,9 +13,11 @@
 
 namespace tn::relay {
 
+// 3: the using vnet draws the link key and may send its first records right after LINK_OPEN, and a
+// standby link is bound without an answer from the serving vnet (a round trip less each side).
 // 2: links are plain TCP, proven by HMAC over the route's challenge and, with tls = true, sealed
 // end to end by the record layer (seal.hpp); 1 ran TLS on every link.
-inline constexpr std::uint16_t kVersion = 2;
+inline constexpr std::uint16_t kVersion = 3;
 inline constexpr std::size_t kHelloSize = 8;
 inline constexpr std::size_t kHeaderSize = 8;
 // One cap for every frame: large enough for a 64 KiB DATA chunk, small enough that a peer cannot make
@@ -43,7 +45,7 @@ enum class MsgType : std::uint16_t {
     unserve_req = 0x0040, unserve_ask = 0x0041, unserve_reply = 0x0042, unserve_result = 0x0043,
     link_request = 0x0050, link_fail = 0x0051,
     link_open = 0x0060, link_accept = 0x0061, link_ok = 0x0062,  // 0x0063/0x0064: v1's DATA/EOF, retired
-    link_park = 0x0065, link_standby = 0x0066, link_done = 0x0067,
+    link_park = 0x0065, link_standby = 0x0066, link_opened = 0x0068,  // 0x0067: v2's LINK_DONE, retired
 };
 std::string_view type_name(MsgType t);
 

@@ -87,8 +87,8 @@ class Recorder:
         the route sends after it (the vnet never sees an EOF record)."""
         with conn.lock:
             conn.cut_down = True
-        # Already shut down by _pump (the other end closed first, e.g. the route after a cut of the
-        # connection's other link): the vnet has its FIN without an EOF record all the same.
+        # Cutting one link of a pair can tear the other down before we get to it (the vnet resets, the
+        # route closes the pair): then it has already ended without an EOF record, which is the point.
         with contextlib.suppress(OSError):
             conn.client.shutdown(socket.SHUT_WR)
 

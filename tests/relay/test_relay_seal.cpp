@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "relay/auth.hpp"
 #include "relay/seal.hpp"
 
 using namespace tn::relay;
@@ -61,6 +62,29 @@ TEST_CASE("a key box opens only for its ticket, challenge and link") {
     auto bad = box;
     bad[3] ^= 1;
     CHECK_THROWS_AS(open_key_box(t, nr, 42, bad), WireError);
+}
+
+TEST_CASE("a box going to the route never opens as one going to a vnet, and the other way round") {
+    Ticket t{};
+    Nonce nr{};
+    nr[5] = 7;
+    auto k = random_link_key();
+    auto up = seal_key_box(t, nr, 700, k, BoxWay::to_route);
+    CHECK(open_key_box(t, nr, 700, up, BoxWay::to_route) == k);
+    CHECK_THROWS_AS(open_key_box(t, nr, 700, up, BoxWay::to_vnet), WireError);
+    auto down = seal_key_box(t, nr, 700, k, BoxWay::to_vnet);
+    CHECK_THROWS_AS(open_key_box(t, nr, 700, down, BoxWay::to_route), WireError);
+    CHECK(up != down);
+}
+
+TEST_CASE("a reused link's challenge steps to a new one, the same on both ends") {
+    Nonce nr{};
+    nr[0] = 1;
+    auto n1 = next_challenge(nr);
+    CHECK(n1 == next_challenge(nr));
+    CHECK(n1 != nr);
+    CHECK(next_challenge(n1) != n1);
+    CHECK(next_challenge(n1) != nr);
 }
 
 TEST_CASE("records round-trip both ways with both ciphers, up to the cap") {
@@ -159,9 +183,28 @@ TEST_CASE("headers: the cap is checked before any body is read") {
     CHECK_THROWS_WITH(RecordOpener::head(Bytes{1, 0xff, 0xff, 0xff}), Catch::Contains("oversized record"));
     CHECK_THROWS_WITH(RecordOpener::head(Bytes{1, 0, 0, 0}), Catch::Contains("empty data record"));
     CHECK_THROWS_WITH(RecordOpener::head(Bytes{2, 0, 0, 1}), Catch::Contains("EOF record with a length"));
-    CHECK_THROWS_WITH(RecordOpener::head(Bytes{3, 0, 0, 1}), Catch::Contains("unknown record type"));
+    CHECK_THROWS_WITH(RecordOpener::head(Bytes{3, 0, 0, 1}), Catch::Contains("EOF record with a length"));
+    CHECK_THROWS_WITH(RecordOpener::head(Bytes{4, 0, 0, 1}), Catch::Contains("unknown record type"));
     CHECK_THROWS_AS(RecordOpener::head(Bytes{1, 0, 0}), WireError);
-    CHECK(RecordOpener::head(Bytes{2, 0, 0, 0}).eof);
+    CHECK((RecordOpener::head(Bytes{2, 0, 0, 0}).eof && !RecordOpener::head(Bytes{2, 0, 0, 0}).keep));
+    CHECK((RecordOpener::head(Bytes{3, 0, 0, 0}).eof && RecordOpener::head(Bytes{3, 0, 0, 0}).keep));
+}
+
+TEST_CASE("the keep flag of an EOF record is authenticated: flipping it breaks the tag") {
+    LinkSeal use(kLinkCipher, key_of(9), Side::use);
+    LinkSeal serve(kLinkCipher, key_of(9), Side::serve);
+    Bytes rec(kRecordOverhead);
+    CHECK(use.tx.seal_eof(rec.data(), true) == kRecordOverhead);
+    CHECK(rec[0] == 3);
+    auto flipped = rec;
+    flipped[0] = 2;
+    Bytes out(16);
+    {
+        LinkSeal peer(kLinkCipher, key_of(9), Side::serve);
+        CHECK_THROWS_AS(peer.rx.open(flipped, out.data()), WireError);
+    }
+    CHECK(serve.rx.open(rec, out.data()) == 0);
+    CHECK(serve.rx.ended());
 }
 
 TEST_CASE("a truncated record or a stripped EOF never opens") {

@@ -11,8 +11,8 @@ using namespace tn::relay;
 
 TEST_CASE("hello is TNRL + big-endian version + zero flags") {
     auto h = encode_hello();
-    CHECK(Bytes(h.begin(), h.end()) == Bytes{'T', 'N', 'R', 'L', 0, 2, 0, 0});
-    CHECK(decode_hello(h) == 2);
+    CHECK(Bytes(h.begin(), h.end()) == Bytes{'T', 'N', 'R', 'L', 0, 3, 0, 0});
+    CHECK(decode_hello(h) == 3);
     auto newer = encode_hello(7);
     CHECK(decode_hello(newer) == 7);
     Bytes bad{'S', 'S', 'H', '-', 0, 1, 0, 0};
@@ -180,7 +180,7 @@ TEST_CASE("link setup frames carry the vnet id and a proof, never the ticket") {
     f.payload.push_back(0);
     CHECK_THROWS_WITH(from_frame<LinkPark>(f), Catch::Contains("trailing"));
     auto o = from_frame<LinkOpen>(to_frame(LinkOpen{9, 700, mac}));
-    CHECK((o.vnet_id == 9 && o.id == 700 && o.mac == mac));
+    CHECK((o.vnet_id == 9 && o.id == 700 && o.mac == mac && o.cipher == 0));
     auto a = from_frame<LinkAccept>(to_frame(LinkAccept{9, 1ULL << 40, mac}));
     CHECK((a.vnet_id == 9 && a.link_id == (1ULL << 40) && a.mac == mac));
 }
@@ -216,13 +216,29 @@ TEST_CASE("link proofs bind the ticket, frame type, challenge, vnet and argument
     CHECK_FALSE(equal(base, link_proof(t, MsgType::link_open, nr, 3, 701)));
 }
 
-TEST_CASE("LINK_REQUEST carries the early flag; LINK_DONE the link id") {
+TEST_CASE("LINK_OPEN carries the using vnet's key box only when sealed; LINK_OPENED the link id") {
+    Mac mac{};
+    LinkOpen sealed{9, 700, mac, 1, {}};
+    sealed.key_box[0] = 0xab;
+    auto f = to_frame(sealed);
+    CHECK(f.payload.size() == 4 + 2 + 32 + 1 + 48);
+    auto back = from_frame<LinkOpen>(f);
+    CHECK((back.cipher == 1 && back.key_box[0] == 0xab));
+    f.payload.pop_back();
+    CHECK_THROWS_WITH(from_frame<LinkOpen>(f), Catch::Contains("truncated"));
+    auto plain = to_frame(LinkOpen{9, 700, mac});
+    CHECK(plain.payload.size() == 4 + 2 + 32 + 1);
+    plain.payload.push_back(0);
+    CHECK_THROWS_WITH(from_frame<LinkOpen>(plain), Catch::Contains("trailing"));
+    CHECK(encode_frame(to_frame(LinkOpened{77})) == Bytes{0, 0x68, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 77});
+    CHECK(type_name(MsgType::link_opened) == "LINK_OPENED");
+}
+
+TEST_CASE("LINK_REQUEST carries the early flag") {
     auto b = encode_frame(to_frame(LinkRequest{1, 700, true}));
     CHECK(b == Bytes{0, 0x50, 0, 0, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 1, 0x02, 0xbc, 1});
     CHECK(from_frame<LinkRequest>(to_frame(LinkRequest{1, 700, false})).early == false);
     auto f = to_frame(LinkRequest{1, 700, true});
     f.payload.back() = 2;
     CHECK_THROWS_WITH(from_frame<LinkRequest>(f), Catch::Contains("early flag"));
-    CHECK(from_frame<LinkDone>(to_frame(LinkDone{77})).link_id == 77);
-    CHECK(type_name(MsgType::link_done) == "LINK_DONE");
 }

@@ -215,7 +215,7 @@ std::string RouteServer::metrics() const {
         o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
     };
     std::uint64_t live = 0;
-    for (const auto& [id, a] : active_) live += a.pump->bytes_a_to_b() + a.pump->bytes_b_to_a();
+    for (const auto& [id, a] : active_) live += a.bytes();
     metric("tn_route_uptime_seconds", "gauge", "Seconds since this tn-route started.");
     o << "tn_route_uptime_seconds " << secs(now - started_) << "\n";
     std::map<std::string, std::pair<std::size_t, std::size_t>> groups;  // group -> vnets, serves
@@ -251,7 +251,7 @@ std::string RouteServer::dashboard_html() const {
     std::ostringstream o;
     auto now = Clock::now();
     std::uint64_t live = 0;
-    for (const auto& [id, a] : active_) live += a.pump->bytes_a_to_b() + a.pump->bytes_b_to_a();
+    for (const auto& [id, a] : active_) live += a.bytes();
     o << "<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">"
          "<title>tn-route " << html_escape(cfg_.listen.str()) << "</title><style>"
          "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}"

@@ -38,7 +38,6 @@ void RouteServer::session_frame(const SessionPtr& ss, Frame f) {
                     v.vnets.push_back({r.id, r.name, static_cast<std::uint16_t>(reg_.serve_count(r.id))});
                 return ss->send(to_frame(v));
             }
-            case MsgType::link_done: return link_done(ss, from_frame<LinkDone>(f).link_id);
             case MsgType::link_fail: {
                 auto m = from_frame<LinkFail>(f);
                 if (auto it = pending_.find(m.link_id); it != pending_.end() && it->second.serve_vnet == ss->vnet_id)
@@ -137,11 +136,22 @@ void RouteServer::link_open(StreamPtr s, std::string peer, const LinkOpen& m) {
         log_.warn("link from ", peer, " refused: no session proof");
         return refuse(s, ErrorCode::auth, "link not proven by a live session (vnet id and proof do not match)");
     }
-    request_link(s, ss->group, m.id, UserKind::link, peer, {}, ss->ticket, ss->vnet_id);
+    // The using vnet drew the link key and boxed it for us under its ticket and this connection's
+    // challenge. Sealing is not negotiable: a route with tls = true takes no plain link, and the
+    // other way round.
+    auto cipher = static_cast<Cipher>(m.cipher);
+    if (cfg_.tls && cipher != Cipher::aes128_gcm && cipher != Cipher::aes256_gcm)
+        throw WireError("a plain or unknown-cipher LINK_OPEN on a route with tls = true");
+    if (!cfg_.tls && cipher != Cipher::none) throw WireError("a sealed LINK_OPEN on a route with tls = false");
+    LinkKey key{};
+    if (cfg_.tls) key = open_key_box(ss->ticket, s->challenge, m.id, m.key_box, BoxWay::to_route);
+    if (s->carried++) ++links_reused_;
+    request_link(s, ss->group, m.id, UserKind::link, peer, {}, ss->vnet_id, key, cipher);
+    OPENSSL_cleanse(key.data(), key.size());
 }
 
 void RouteServer::request_link(StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, std::string peer,
-                               Bytes prefix, const Ticket& user_ticket, std::uint32_t user_vnet) {
+                               Bytes prefix, std::uint32_t user_vnet, const LinkKey& key, Cipher cipher) {
     const ServeRecord* r = reg_.find_serve(group, id);
     auto close_user = [&](ErrorCode c, const std::string& m, int http_status) {
         if (kind == UserKind::link) refuse(user, c, m);
@@ -154,79 +164,115 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
         return close_user(ErrorCode::limit, "limit: too many pending links on this route", 503);
     }
     auto ss = sessions_.find(r->vnet_id);
-    if (ss == sessions_.end()) return close_user(ErrorCode::not_found, "the serving vnet is gone", 502);
+    if (ss == sessions_.end()) return close_user(ErrorCode::not_found, "no serve " + std::to_string(id) + " in this group", 502);
     auto link_id = next_link_++;
-    // A standby link of the serving vnet saves it opening one now (and a TLS handshake): the
-    // request goes down that link, which becomes the serving side of this connection.
-    StreamPtr via;
-    auto& standby = ss->second->standby;
-    while (!standby.empty() && !via) {
-        if (standby.front()->socket().is_open()) via = standby.front();
-        standby.pop_front();
-    }
-    pending_[link_id] = Pending{user, r->vnet_id, id, group, kind, std::move(prefix), via, user_ticket, user_vnet, {},
-                                Clock::now() + std::chrono::seconds(10)};
-    LinkRequest req{link_id, id, kind == UserKind::link};
-    if (via) async_write_bytes(via, encode_frame(to_frame(req)), [](error_code) {});
-    else ss->second->send(to_frame(req));
-    log_.debug("link ", link_id, " requested: serve ", id, " for ", peer);
-    if (kind != UserKind::link) return;
-    // The using vnet gets its LINK_OK now, in parallel with the serving side's setup: its first
-    // bytes wait in our socket buffer (unread) until the pair is bound, which takes a round trip
-    // off every new connection. If the serving side fails, we close this link instead.
-    auto& p = pending_[link_id];
-    LinkOk ok{link_id};
-    if (cfg_.tls) {
+    Pending p{user, r->vnet_id, id, group, kind, std::move(prefix), nullptr, user_vnet, key, cipher,
+              Clock::now() + std::chrono::seconds(10)};
+    if (kind != UserKind::link && cfg_.tls) {  // the route is the using endpoint: its own key
         p.key = random_link_key();
-        ok.cipher = static_cast<std::uint8_t>(kLinkCipher);
-        ok.key_box = seal_key_box(p.user_ticket, user->challenge, link_id, p.key);
+        p.cipher = kLinkCipher;
     }
-    async_write_bytes(user, encode_frame(to_frame(ok)), [](error_code) {});
+    // A using vnet's first bytes may already wait unread in our socket: they stay there until the pair
+    // is bound. It learns that its link was taken with LINK_OPENED: on a plain link now, on a sealed
+    // one right before the first record from the serving side (one wake-up for both).
+    if (kind == UserKind::link && !cfg_.tls) async_write_bytes(user, encode_frame(to_frame(LinkOpened{link_id})), [](error_code) {});
+    // A standby link of the serving vnet saves it opening one now: the request goes down that link,
+    // which becomes the serving side of this connection.
+    auto& standby = ss->second->standby;
+    while (!standby.empty() && !p.via) {
+        auto l = standby.front();
+        standby.pop_front();
+        ss->second->pool.erase(l);
+        if (l->socket().is_open()) p.via = l;
+    }
+    // Everyone but a vhost client takes a failed local connect as a closed link, so the serving vnet
+    // connects while the link is bound. On a standby link that means no answer to wait for: the
+    // request and LINK_OK go down together and the pair is bound at once.
+    bool early = kind != UserKind::http;
+    LinkRequest req{link_id, id, early};
+    log_.debug("link ", link_id, " requested: serve ", id, " for ", peer);
+    if (p.via) {
+        error_code ec;
+        p.via->socket().cancel(ec);  // ends its idle wait (link_pooled): the link is ours now
+        if (early) {
+            auto via = p.via;
+            return bind_link(link_id, std::move(p), via, encode_frame(to_frame(req)));
+        }
+        auto via = p.via;
+        pending_[link_id] = std::move(p);
+        async_write_bytes(via, encode_frame(to_frame(req)), [](error_code) {});
+        return standby_answer(via, peer, link_id);
+    }
+    pending_[link_id] = std::move(p);
+    ss->second->send(to_frame(req));
 }
 
-void RouteServer::link_pooled(StreamPtr s, std::string peer, SessionPtr ss, bool standby) {
+void RouteServer::link_pooled(StreamPtr s, std::string peer, SessionPtr ss, bool standby, bool reparked) {
     if (!ss) {
         log_.warn("pre-opened link from ", peer, " refused: no session proof");
         return refuse(s, ErrorCode::auth, "link not proven by a live session (vnet id and proof do not match)");
     }
-    if (ss->pool.size() >= kMaxPooled) {
+    if (!reparked && ss->pool.size() >= kMaxPooled) {
         log_.warn("pre-opened link from vnet ", ss->vnet_id, " refused: it already has ", kMaxPooled);
         return refuse(s, ErrorCode::limit, "limit: " + std::to_string(kMaxPooled) + " pre-opened links per vnet");
     }
     ss->pool.insert(s);
-    if (standby) ss->standby.push_back(s);
     std::weak_ptr<Session> weak = ss;
-    // No setup timeout here: the link lives as long as its session. Its next frame is the vnet's
-    // LINK_OPEN (parked) or its answer to our LINK_REQUEST (standby).
-    async_read_frame(s, [this, s, peer, weak, standby](error_code ec, Frame f, std::string why) {
-        auto p = weak.lock();
-        if (p) {
+    // No setup timeout here: the link lives as long as its session.
+    if (standby) {
+        // A standby link waits for us; the vnet sends nothing on it until it is requested, so any
+        // readiness is its close (or a protocol error). request_link cancels this wait when it takes
+        // the link out of the pool.
+        ss->standby.push_back(s);
+        return s->socket().async_wait(tcp::socket::wait_read, [this, s, weak](error_code) {
+            auto p = weak.lock();
+            if (stopped_ || !p || !p->pool.count(s)) return;  // taken, or the session is gone
             p->pool.erase(s);
             if (auto it = std::find(p->standby.begin(), p->standby.end(), s); it != p->standby.end()) p->standby.erase(it);
-        }
+            s->close();
+        });
+    }
+    // A parked link's next frame is the vnet's LINK_OPEN.
+    async_read_frame(s, [this, s, peer, weak](error_code ec, Frame f, std::string why) {
+        auto p = weak.lock();
+        if (p) p->pool.erase(s);
         if (stopped_) return;
-        auto asked = std::find_if(pending_.begin(), pending_.end(), [&](const auto& e) { return e.second.via == s; });
         if (ec || !p || p->closed) {
             if (ec == asio::error::invalid_argument) log_.warn("protocol error on a pre-opened link from ", peer, ": ", why);
-            s->close();
-            if (asked != pending_.end()) fail_pending(asked->first, "the serving vnet's link closed");
-            return;
+            return s->close();
         }
         try {
-            if (!standby && f.type == MsgType::link_open) return link_open(s, peer, from_frame<LinkOpen>(f));
-            if (standby && f.type == MsgType::link_accept) return link_accept(s, peer, from_frame<LinkAccept>(f));
-            if (standby && f.type == MsgType::link_fail) {
-                auto m = from_frame<LinkFail>(f);
-                s->close();
-                if (asked != pending_.end() && asked->first == m.link_id)
-                    fail_pending(m.link_id, "the serving vnet could not connect: " + m.message);
-                return;
-            }
+            if (f.type == MsgType::link_open) return link_open(s, peer, from_frame<LinkOpen>(f));
             throw WireError("unexpected " + std::string(type_name(f.type)) + " on a pre-opened link");
         } catch (const WireError& e) {
             log_.warn("protocol error on a pre-opened link from ", peer, ": ", e.what());
             refuse(s, ErrorCode::protocol, e.what());
-            if (asked != pending_.end()) fail_pending(asked->first, "protocol error on the serving vnet's link");
+        }
+    });
+}
+
+void RouteServer::standby_answer(StreamPtr s, std::string peer, std::uint64_t link_id) {
+    // A request without `early` (a vhost client) on a standby link: the vnet connects first and
+    // answers LINK_ACCEPT or LINK_FAIL on the same link.
+    async_read_frame(s, [this, s, peer, link_id](error_code ec, Frame f, std::string why) {
+        if (stopped_) return;
+        if (ec) {
+            if (ec == asio::error::invalid_argument) log_.warn("protocol error on a standby link from ", peer, ": ", why);
+            s->close();
+            return fail_pending(link_id, "the serving vnet's link closed");
+        }
+        try {
+            if (f.type == MsgType::link_accept) return link_accept(s, peer, from_frame<LinkAccept>(f));
+            if (f.type == MsgType::link_fail) {
+                auto m = from_frame<LinkFail>(f);
+                s->close();
+                return fail_pending(link_id, "the serving vnet could not connect: " + m.message);
+            }
+            throw WireError("unexpected " + std::string(type_name(f.type)) + " on a standby link");
+        } catch (const WireError& e) {
+            log_.warn("protocol error on a standby link from ", peer, ": ", e.what());
+            refuse(s, ErrorCode::protocol, e.what());
+            fail_pending(link_id, "protocol error on the serving vnet's link");
         }
     });
 }
@@ -237,7 +283,8 @@ void RouteServer::fail_pending(std::uint64_t link_id, const std::string& why, in
     auto p = std::move(it->second);
     pending_.erase(it);
     log_.info("link ", link_id, " to serve ", p.id, " failed: ", why);
-    if (p.kind == UserKind::link) p.user->close();  // it has its LINK_OK: a close is the refusal now
+    if (p.via) p.via->close();
+    if (p.kind == UserKind::link) p.user->close();  // it has its LINK_OPENED: a close is the refusal now
     else if (p.kind == UserKind::http) http_reply(p.user, http::error_page(http_status, "serve " + std::to_string(p.id) + ": " + why), http_status, true);
     else p.user->close();
 }
@@ -251,41 +298,31 @@ void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m
     }
     auto p = std::move(it->second);
     pending_.erase(it);
-    // With tls = true the route picks the link key and boxes it for each endpoint under that
-    // endpoint's ticket and challenge; where the route is the using endpoint itself (remote_port,
-    // vhost) it keeps the key and seals that leg. Between two vnets it relays records it cannot open.
-    LinkOk ok_serve{m.link_id};
+    bind_link(m.link_id, std::move(p), s, {});
+}
+
+void RouteServer::bind_link(std::uint64_t link_id, Pending p, StreamPtr s, Bytes first) {
+    auto ss = sessions_.find(p.serve_vnet);
+    if (ss == sessions_.end()) {
+        s->close();
+        return p.user->close();
+    }
+    // With tls = true the serving endpoint gets the link key in a box under its own ticket and this
+    // connection's challenge. Where the route is the using endpoint itself (remote_port, vhost) it
+    // keeps the key and seals that leg; between two vnets it relays records it cannot open.
+    LinkOk ok{link_id};
     std::shared_ptr<LinkSeal> own;
     if (cfg_.tls) {
-        auto key = p.kind == UserKind::link ? p.key : random_link_key();  // a using vnet has its box already
-        ok_serve.cipher = static_cast<std::uint8_t>(kLinkCipher);
-        ok_serve.key_box = seal_key_box(ss->ticket, s->challenge, m.link_id, key);
-        if (p.kind != UserKind::link) own = std::make_shared<LinkSeal>(kLinkCipher, key, Side::use);
-        OPENSSL_cleanse(key.data(), key.size());
+        ok.cipher = static_cast<std::uint8_t>(p.cipher);
+        ok.key_box = seal_key_box(ss->second->ticket, s->challenge, link_id, p.key);
+        if (p.kind != UserKind::link) own = std::make_shared<LinkSeal>(p.cipher, p.key, Side::use);
         OPENSSL_cleanse(p.key.data(), p.key.size());
     }
-    auto serve_vnet = ss->vnet_id;
-    auto bind = [this, link_id = m.link_id, s, p, own, serve_vnet]() {
-        ++links_total_;
-        if (p.kind == UserKind::http) ++vhost_links_;
-        std::unique_ptr<LinkSeal> seal;
-        if (own) seal = std::make_unique<LinkSeal>(std::move(*own));
-        auto pump = Pump::start(p.user, s, [this, link_id](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
-            bytes_total_ += ab + ba;
-            if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
-                log_.warn("link ", link_id, " closed: ", err);
-            else
-                log_.debug("link ", link_id, " closed", err.empty() ? "" : ": " + err);
-            active_.erase(link_id);
-        }, &pipes_, nullptr, std::move(seal));
-        bool reusable = cfg_.tls && p.kind == UserKind::link;
-        Active a{pump, p.group, p.id, reusable ? p.user : nullptr, reusable ? s : nullptr, p.user_vnet, serve_vnet, 0};
-        active_[link_id] = std::move(a);
-    };
-    // LINK_OK goes to the serving side (a using vnet had its own at LINK_OPEN), followed for an HTTP
+    // LINK_OK goes to the serving side (after the standby request, if any), followed for an HTTP
     // client by the request head the route already read; the pump starts after it, so writes never
     // overlap.
-    auto first = encode_frame(to_frame(ok_serve));
+    auto ok_frame = encode_frame(to_frame(ok));
+    first.insert(first.end(), ok_frame.begin(), ok_frame.end());
     if (p.kind == UserKind::http && !p.prefix.empty()) {
         if (own) {  // sealed like everything after it: a record of at most kMaxHead < kRecordMax bytes
             Bytes rec(p.prefix.size() + kRecordOverhead);
@@ -295,48 +332,54 @@ void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m
             first.insert(first.end(), p.prefix.begin(), p.prefix.end());
         }
     }
-    async_write_bytes(s, std::move(first), [bind, p, s](error_code ec) {
-        if (ec) {
+    async_write_bytes(s, std::move(first), [this, link_id, s, p, own](error_code ec) {
+        if (ec || stopped_) {
             s->close();
             return p.user->close();
         }
-        bind();
+        ++links_total_;
+        if (p.kind == UserKind::http) ++vhost_links_;
+        auto closed = [this, link_id](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+            bytes_total_ += ab + ba;
+            if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
+                log_.warn("link ", link_id, " closed: ", err);
+            else
+                log_.debug("link ", link_id, " closed", err.empty() ? "" : ": " + err);
+            active_.erase(link_id);
+        };
+        if (cfg_.tls && p.kind == UserKind::link) {
+            // Two vnets: records pass unopened, and after both EOF records both links are parked again.
+            auto user = p.user;
+            auto uv = p.user_vnet, sv = p.serve_vnet;
+            auto ended = std::make_shared<bool>(false);  // it may end inside start(), before it is listed
+            auto relay = RecordRelay::start(p.user, s, pipes_, encode_frame(to_frame(LinkOpened{link_id})),
+                                            [this, closed, user, s, uv, sv, ended](const std::string& err, std::uint64_t ab, std::uint64_t ba,
+                                                                                    bool keep_user, bool keep_serve) {
+                *ended = true;
+                closed(err, ab, ba);
+                if (!err.empty()) return;
+                if (keep_user && !stopped_) repark(user, uv, false);
+                else user->close();
+                if (keep_serve && !stopped_) repark(s, sv, true);
+                else s->close();
+            });
+            if (!*ended) active_[link_id] = Active{nullptr, relay, p.group, p.id};
+            return;
+        }
+        std::unique_ptr<LinkSeal> seal;
+        if (own) seal = std::make_unique<LinkSeal>(std::move(*own));
+        auto pump = Pump::start(p.user, s, closed, &pipes_, nullptr, std::move(seal));
+        active_[link_id] = Active{pump, nullptr, p.group, p.id};
     });
-}
-
-void RouteServer::link_done(const SessionPtr& ss, std::uint64_t link_id) {
-    auto it = active_.find(link_id);
-    if (it == active_.end() || !it->second.user) return;  // closed already, or a leg the route ends itself
-    auto& a = it->second;
-    if (a.serve_vnet == ss->vnet_id && !(a.done & 2)) a.done |= 2;
-    else if (a.user_vnet == ss->vnet_id && !(a.done & 1)) a.done |= 1;
-    else return;
-    if (a.done != 3) return;
-    // Both vnets received the other's EOF record, so every byte of both directions has passed: the
-    // pump is idle. (If not, a vnet sent past its EOF record: that link closes.)
-    auto pump = a.pump;
-    if (!pump->detach()) {
-        log_.warn("link ", link_id, " reported done with bytes still in flight; closing it");
-        return pump->abort();
-    }
-    bytes_total_ += pump->bytes_a_to_b() + pump->bytes_b_to_a();
-    auto user = a.user, serve = a.serve;
-    auto uv = a.user_vnet, sv = a.serve_vnet;
-    active_.erase(it);
-    ++links_reused_;
-    log_.debug("link ", link_id, " ended cleanly; both links parked again");
-    repark(user, uv, false);
-    repark(serve, sv, true);
 }
 
 void RouteServer::repark(StreamPtr s, std::uint32_t vnet_id, bool standby) {
     auto it = sessions_.find(vnet_id);
-    if (it == sessions_.end() || it->second->closed || it->second->pool.size() >= kMaxPooled) return s->close();
-    // A fresh challenge: the next setup frame's proof and LINK_OK's key box must never reuse the
-    // last one's (the box key is derived from it and seals with a fixed nonce).
-    s->challenge = random_nonce();
-    async_write_bytes(s, encode_frame(to_frame(Challenge{s->challenge})), [](error_code) {});
-    link_pooled(s, it->second->peer, it->second, standby);
+    if (it == sessions_.end() || it->second->closed || it->second->pool.size() >= kMaxReparked) return s->close();
+    // The next setup frame's proof and LINK_OK's key box must never reuse the last challenge (the box
+    // key is derived from it and seals with a fixed nonce): both ends step it the same way.
+    s->challenge = next_challenge(s->challenge);
+    link_pooled(s, it->second->peer, it->second, standby, true);
 }
 
 void RouteServer::sweep() {

@@ -81,7 +81,7 @@ void RouteServer::stop() {
     sessions_.clear();
     for (auto& [id, p] : pending_) p.user->close();
     pending_.clear();
-    for (auto& [id, a] : std::map(active_)) a.pump->abort();
+    for (auto& [id, a] : std::map(active_)) a.abort();
     active_.clear();
 }
 
@@ -287,9 +287,6 @@ void RouteServer::drop_session(const SessionPtr& ss, const std::string& why) {
     sessions_.erase(ss->vnet_id);
     auto freed = reg_.remove_vnet(ss->vnet_id);
     for (const auto& r : freed) serve_gone(r);
-    // A link this vnet already reported done can never be parked again without its session: close it.
-    for (auto& [id, a] : std::map(active_))
-        if ((a.user_vnet == ss->vnet_id && (a.done & 1)) || (a.serve_vnet == ss->vnet_id && (a.done & 2))) a.pump->abort();
     for (auto it = pending_.begin(); it != pending_.end();) {
         if (it->second.serve_vnet == ss->vnet_id) {
             auto id = it->first;

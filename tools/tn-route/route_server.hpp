@@ -10,6 +10,7 @@
 
 #include "base/log.hpp"
 #include "relay/io_pump.hpp"
+#include "relay/io_record_relay.hpp"
 #include "relay/registry.hpp"
 #include "relay/seal.hpp"
 #include "route_config.hpp"
@@ -49,14 +50,14 @@ private:
     void broadcast(const std::string& group, const relay::Frame& f);
     void link_open(relay::StreamPtr s, std::string peer, const relay::LinkOpen& m);
     void link_accept(relay::StreamPtr s, std::string peer, const relay::LinkAccept& m);
-    void link_pooled(relay::StreamPtr s, std::string peer, SessionPtr ss, bool standby);
+    void link_pooled(relay::StreamPtr s, std::string peer, SessionPtr ss, bool standby, bool reparked = false);
     // Who waits on the using side of a link: a vnet's link connection, a remote_port client, or an
     // HTTP client of a vhost (whose already-read request head is `prefix`).
     enum class UserKind { link, tcp, http };
     void request_link(relay::StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, std::string peer,
-                      relay::Bytes prefix = {}, const relay::Ticket& user_ticket = {}, std::uint32_t user_vnet = 0);
-    // LINK_DONE from both ends of a vnet<->vnet link: the pump stops and both links are parked again.
-    void link_done(const SessionPtr& ss, std::uint64_t link_id);
+                      relay::Bytes prefix = {}, std::uint32_t user_vnet = 0, const relay::LinkKey& key = {},
+                      relay::Cipher cipher = relay::Cipher::none);
+    void standby_answer(relay::StreamPtr s, std::string peer, std::uint64_t link_id);
     void repark(relay::StreamPtr s, std::uint32_t vnet_id, bool standby);
     void fail_pending(std::uint64_t link_id, const std::string& why, int http_status = 502);
     // [http] vhosts and [dashboard] (route_http.cpp).
@@ -99,20 +100,23 @@ private:
         UserKind kind = UserKind::link;
         relay::Bytes prefix;  // bytes already read from the user (an HTTP request head), sent first
         relay::StreamPtr via;  // the standby link the LINK_REQUEST went down, if not the control connection
-        relay::Ticket user_ticket{};  // the using vnet's session ticket: its half of the link key goes in a box for it
         std::uint32_t user_vnet = 0;  // the using vnet (kind link)
-        relay::LinkKey key{};         // tls = true: drawn at LINK_OPEN, boxed for the serving side at LINK_ACCEPT
+        relay::LinkKey key{};         // tls = true: the using vnet's (LINK_OPEN) or our own; boxed for the serving side
+        relay::Cipher cipher = relay::Cipher::none;
         Clock::time_point deadline;
     };
     std::map<std::uint64_t, Pending> pending_;
+    // Sends LINK_OK (after `first`) to the serving side `s` and starts relaying between it and p.user.
+    void bind_link(std::uint64_t link_id, Pending p, relay::StreamPtr s, relay::Bytes first);
     struct Active {
-        std::shared_ptr<relay::Pump> pump;
+        std::shared_ptr<relay::Pump> pump;          // a leg the route ends itself, or a plain pair
+        std::shared_ptr<relay::RecordRelay> relay;  // a sealed vnet<->vnet pair (reused after a clean end)
         std::string group;
         std::uint16_t id = 0;
-        // Sealed vnet<->vnet links only: who may report LINK_DONE, and who did (1 user, 2 serving).
-        relay::StreamPtr user, serve;
-        std::uint32_t user_vnet = 0, serve_vnet = 0;
-        int done = 0;
+        std::uint64_t bytes() const {
+            return pump ? pump->bytes_a_to_b() + pump->bytes_b_to_a() : relay->bytes_a_to_b() + relay->bytes_b_to_a();
+        }
+        void abort() const { pump ? pump->abort() : relay->abort(); }
     };
     std::map<std::uint64_t, Active> active_;
     struct Remote {

@@ -13,8 +13,12 @@ using relay::FrameWriter;
 using relay::StreamPtr;
 using relay::Ticket;
 
-inline constexpr std::size_t kMaxQueued = 4 << 20;
-inline constexpr std::size_t kMaxPooled = 32;  // pre-opened links per vnet (parked + standby)  // a vnet that stops reading its control stream is dropped
+inline constexpr std::size_t kMaxQueued = 4 << 20;  // a vnet that stops reading its control stream is dropped
+// Pre-opened links per vnet (parked + standby). A reused link goes back to its vnet's pool without a
+// message, so the route must keep every one the vnet keeps (at most twice its link_pool <= 16 of each
+// kind, plus some taken whose LINK_OPEN is on its way): re-parked links have a higher cap.
+inline constexpr std::size_t kMaxPooled = 32;
+inline constexpr std::size_t kMaxReparked = 128;
 
 struct Session : std::enable_shared_from_this<Session> {
     StreamPtr s;

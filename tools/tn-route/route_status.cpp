@@ -16,7 +16,7 @@ std::string RouteServer::status(bool json) const {
     std::ostringstream o;
     auto now = Clock::now();
     std::uint64_t live = 0;
-    for (const auto& [id, a] : active_) live += a.pump->bytes_a_to_b() + a.pump->bytes_b_to_a();
+    for (const auto& [id, a] : active_) live += a.bytes();
     if (json) {
         o << "{\"listen\":" << json_quote(cfg_.listen.str()) << ",\"tls\":" << (cfg_.tls ? "true" : "false")
           << ",\"fingerprint\":" << json_quote(fingerprint_)

@@ -74,8 +74,9 @@ void VnetAgent::fatal(int code, const std::string& why) {
 }
 
 void VnetAgent::open_route(OnStream done, bool control) {
-    auto finish_tcp = [this, done, control](tcp::socket sock) {
+    auto finish_tcp = [this, done, control](tcp::socket sock, tcp proto) {
         sock.set_option(tcp::no_delay(true));
+        relay::read_interest_only(sock, proto);
         // Only the control connection runs TLS: links are plain TCP, proven by HMAC and sealed end to
         // end (protocol 2), so neither the route nor we spend a handshake or an SSL object on them.
         if (!tls_ || !control) return done({}, std::make_shared<Stream>(std::move(sock)), {});
@@ -93,9 +94,9 @@ void VnetAgent::open_route(OnStream done, bool control) {
     };
     auto sock = std::make_shared<tcp::socket>(io_);
     auto go = [this, sock, finish_tcp, done]() {
-        asio::async_connect(*sock, route_eps_, [sock, finish_tcp, done](relay::error_code ec, const tcp::endpoint&) {
+        asio::async_connect(*sock, route_eps_, [sock, finish_tcp, done](relay::error_code ec, const tcp::endpoint& ep) {
             if (ec) return done(ec, nullptr, "connect failed: " + ec.message());
-            finish_tcp(std::move(*sock));
+            finish_tcp(std::move(*sock), ep.protocol());
         });
     };
     if (!route_eps_.empty()) return go();

@@ -85,7 +85,7 @@ private:
     void open_link(tcp::socket local, std::uint16_t id, std::string use_name);
     // Binds a local connection of a use to link `s` (challenge read) with LINK_OPEN; `pooled`: a
     // refusal before LINK_OK retries once on a fresh link.
-    void use_link(relay::StreamPtr lp, relay::StreamPtr s, std::uint16_t id, std::string use_name, bool pooled);
+    void use_link(relay::StreamPtr lp, relay::StreamPtr s, std::uint16_t id, std::string use_name);
     // Connects serve `id`'s local service and answers LINK_REQUEST `link_id`, on a new link, or on
     // `via` when the request came down a standby link.
     void serve_link(std::uint64_t link_id, std::uint16_t id, bool early, relay::StreamPtr via = nullptr);
@@ -94,9 +94,12 @@ private:
     void open_pooled(bool standby);
     void standby_wait(relay::StreamPtr s, std::uint64_t gen);
     void drop_pools();
-    // After a clean end of sealed link `link_id`: LINK_DONE to the route and back into the pool when
-    // the route parks it again (a fresh CHALLENGE on the link), or closed when the pool is full.
-    void reuse_link(relay::StreamPtr s, std::uint64_t link_id, bool standby, std::uint64_t gen);
+    static constexpr std::size_t kMaxIdleLinks = 32;  // reused links kept idle, of each kind
+    // Asked when a sealed link's EOF record goes out: do we keep the link afterwards (pool room)?
+    bool will_keep(bool standby, std::uint64_t gen) const;
+    std::function<bool()> keep_fn(bool sealed, bool standby);
+    // After a clean end of a sealed link we promised to keep: back into the pool.
+    void reuse_link(relay::StreamPtr s, bool standby, std::uint64_t gen);
     void on_unserve_ask(const relay::UnserveAsk& m);
     void expire_unserves();
     void send(const relay::Frame& f);
@@ -136,7 +139,6 @@ private:
     std::uint64_t links_total_ = 0, bytes_total_ = 0;
     std::deque<relay::StreamPtr> parked_;  // ready for a LINK_OPEN
     std::vector<relay::StreamPtr> standby_;  // waiting for a LINK_REQUEST from the route
-    std::set<relay::StreamPtr> returning_;   // LINK_DONE sent, waiting for the route's new CHALLENGE
     std::size_t parked_opening_ = 0, standby_opening_ = 0;
     std::uint64_t pool_gen_ = 0;  // bumped when the control session ends: older pooled links are dropped
     relay::PipePool pipes_;  // splice(2) pipes for plain links (tls = false), lent while bytes are in flight

@@ -5,6 +5,10 @@
 #include "vnet_agent.hpp"
 
 #include <openssl/crypto.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace tn::vnet {
 
@@ -15,13 +19,18 @@ std::uint64_t now_ms() {
     return static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count());
 }
+// A parked link holds nothing to read (its CHALLENGE was read): readable means closed or broken.
+bool link_alive(Stream& s) {
+    std::uint8_t b;
+    return ::recv(s.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
 bool is_loopback(const std::string& ip) {
     relay::error_code ec;
     auto a = asio::ip::make_address(ip, ec);
     return ip == "localhost" || (!ec && a.is_loopback());
 }
 
-// After a link's first frame, the route answers LINK_OK or an ERROR that says why. LINK_OK's key box
+// The serving side of a link gets LINK_OK (or an ERROR that says why) from the route. LINK_OK's key box
 // opens only with our ticket and this connection's challenge; a route that should seal (tls = true)
 // but offers a plain link is refused, so nothing ever goes out in clear by a downgrade.
 using Verdict = std::function<void(bool ok, std::string why, std::unique_ptr<LinkSeal> seal, std::uint64_t link_id)>;
@@ -46,6 +55,11 @@ void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side s
     });
 }
 }  // namespace
+
+std::function<bool()> VnetAgent::keep_fn(bool sealed, bool standby) {
+    if (!sealed) return nullptr;  // a plain link ends with a TCP close: never reused
+    return [this, standby, gen = pool_gen_]() { return will_keep(standby, gen); };
+}
 
 LocalServe* VnetAgent::serve_by_name(const std::string& n) {
     for (auto& s : serves_)
@@ -151,10 +165,16 @@ void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_n
     relay::error_code nec;
     local.set_option(tcp::no_delay(true), nec);  // each hop forwards what it has at once
     auto lp = std::make_shared<Stream>(std::move(local));
-    if (!parked_.empty()) {
+    while (!parked_.empty()) {
         auto s = parked_.front();
         parked_.pop_front();
-        use_link(lp, s, id, use_name, true);
+        // Our first records go out before the route answers, so a parked link that died unseen (a
+        // restarted route) is found now, not after they were lost on it.
+        if (!link_alive(*s)) {
+            s->close();
+            continue;
+        }
+        use_link(lp, s, id, use_name);
         return refill_pools();  // after the LINK_OPEN went out: the refill is not on this connection's path
     }
     open_link_conn([this, lp, id, use_name](relay::error_code ec, StreamPtr s, std::string why) {
@@ -162,42 +182,74 @@ void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_n
             log_.warn("use '", use_name, "': link to the route failed: ", why);
             return lp->close();
         }
-        use_link(lp, s, id, use_name, false);
+        use_link(lp, s, id, use_name);
     });
 }
 
-void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::string use_name, bool pooled) {
-    auto fr = encode_frame(to_frame(LinkOpen{vnet_id_, id, link_proof(ticket_, MsgType::link_open, s->challenge, vnet_id_, id)}));
-    async_write_bytes(s, std::move(fr), [](relay::error_code) {});
-    auto on_verdict = [this, lp, s, id, use_name, pooled](bool ok, std::string why2, std::unique_ptr<LinkSeal> seal,
-                                                         std::uint64_t link_id) {
-        if (!ok) {
+void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::string use_name) {
+    // We draw the link key (tls = true) and box it for the route, which boxes it on for the serving
+    // vnet: so our records can follow LINK_OPEN at once, without waiting for the route's answer.
+    LinkOpen m{vnet_id_, id, link_proof(ticket_, MsgType::link_open, s->challenge, vnet_id_, id)};
+    std::unique_ptr<LinkSeal> seal;
+    if (cfg_.tls) {
+        auto key = random_link_key();
+        m.cipher = static_cast<std::uint8_t>(kLinkCipher);
+        m.key_box = seal_key_box(ticket_, s->challenge, id, key, BoxWay::to_route);
+        seal = std::make_unique<LinkSeal>(kLinkCipher, key, Side::use);
+        OPENSSL_cleanse(key.data(), key.size());
+    }
+    auto first = encode_frame(to_frame(m));
+    // What the client sent already (most protocols speak first) goes out in the same write: one
+    // segment, and one wake-up of the route, for both. Nothing there yet is the usual EAGAIN.
+    std::array<std::uint8_t, 16384> early;
+    ssize_t n = ::recv(lp->socket().native_handle(), early.data(), early.size(), MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        s->close();
+        return lp->close();
+    }
+    if (n > 0) {
+        auto at = first.size();
+        auto len = static_cast<std::size_t>(n);
+        first.resize(at + len + (seal ? kRecordOverhead : 0));
+        if (seal) first.resize(at + seal->tx.seal(std::span(early.data(), len), first.data() + at));
+        else std::memcpy(first.data() + at, early.data(), len);
+    }
+    auto sealed = seal != nullptr;
+    auto held = std::make_shared<std::unique_ptr<LinkSeal>>(std::move(seal));
+    std::uint64_t pre = n > 0 ? static_cast<std::uint64_t>(n) : 0;
+    async_write_bytes(s, std::move(first), [this, lp, s, use_name, sealed, held, pre](relay::error_code ec) {
+        if (ec || stopped_) {
             s->close();
-            // A parked link may have died unseen (a restarted route): one retry on a fresh link.
-            if (pooled && !stopped_) {
-                return open_link_conn([this, lp, id, use_name](relay::error_code ec, StreamPtr s2, std::string why) {
-                    if (ec) {
-                        log_.warn("use '", use_name, "': link to the route failed: ", why);
-                        return lp->close();
-                    }
-                    use_link(lp, s2, id, use_name, false);
-                });
-            }
-            log_.warn("use '", use_name, "': link refused: ", why2);
             return lp->close();
         }
         ++links_total_;
         if (auto* u = use_by_name(use_name)) ++u->open_links;
-        bool sealed = seal != nullptr;
-        Pump::start(lp, s, [this, use_name, s, link_id, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
-            bytes_total_ += ab + ba;
+        // The link -> local direction waits for LINK_OPENED (or the route's ERROR) first.
+        auto pump = Pump::start(lp, s, [this, use_name, s, pre, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+            bytes_total_ += pre + ab + ba;
             if (auto* u = use_by_name(use_name); u && u->open_links) --u->open_links;
             if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
                 log_.warn("use '", use_name, "' link closed: ", err);
-            if (err.empty()) reuse_link(s, link_id, false, gen);
-        }, &pipes_, nullptr, std::move(seal), sealed);
-    };
-    await_verdict(s, ticket_, cfg_.tls, Side::use, on_verdict);
+            if (err.empty() && s->socket().is_open()) reuse_link(s, false, gen);
+        }, &pipes_, nullptr, std::move(*held), keep_fn(sealed, false), 1);
+        async_read_frame(s, [this, s, pump, use_name](relay::error_code ec2, Frame f, std::string why) {
+            if (!s->socket().is_open()) return;  // the pump ended already (the local side went away)
+            std::string err = why;
+            if (!ec2) {
+                try {
+                    if (f.type != MsgType::error) {
+                        from_frame<LinkOpened>(f);
+                        return pump->resume(1);
+                    }
+                    err = from_frame<ErrorMsg>(f).message;
+                } catch (const WireError& e) {
+                    err = std::string("protocol error: ") + e.what();
+                }
+            }
+            log_.warn("use '", use_name, "': link refused: ", err);
+            pump->abort("refused: " + err, true);
+        });
+    });
 }
 
 void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, StreamPtr via) {
@@ -205,18 +257,19 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
     if (!sv) {
         auto why = "serve " + std::to_string(id) + " is not registered here";
         if (!via) return send(to_frame(LinkFail{link_id, why}));
+        if (early) return via->close();  // the route bound it already: its close is the refusal
         return async_write_bytes(via, encode_frame(to_frame(LinkFail{link_id, why})), [via](relay::error_code) { via->close(); });
     }
-    // With `early` the local connect and the link's LINK_ACCEPT/LINK_OK run in parallel (a round trip
-    // less per connection); the pump starts when both are done, and a local service that refuses
-    // closes the link instead (the using side's connection ends: reset, when sealed). Without it the
-    // connect comes first and a refusal is a LINK_FAIL.
+    // With `early` the local connect and the link's binding run in parallel (on a standby link the
+    // route sends LINK_OK right behind the request: nothing to answer); the pump starts when both are
+    // done, and a local service that refuses closes the link instead (the using side's connection
+    // ends: reset, when sealed). Without it the connect comes first and a refusal is a LINK_FAIL.
     struct Join {
         std::shared_ptr<tcp::socket> local;
+        tcp proto = tcp::v4();
         bool connected = false, failed = false, bound = false;
         StreamPtr link;
         std::unique_ptr<LinkSeal> seal;
-        std::uint64_t link_id = 0;
     };
     auto j = std::make_shared<Join>();
     j->local = std::make_shared<tcp::socket>(io_);
@@ -225,6 +278,7 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
         if (!j->connected || !j->bound) return;
         relay::error_code nec;
         j->local->set_option(tcp::no_delay(true), nec);
+        relay::read_interest_only(*j->local, j->proto);
         auto lp = std::make_shared<Stream>(std::move(*j->local));
         ++links_total_;
         if (auto* sv2 = serve_by_id(id)) {
@@ -233,22 +287,24 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
         }
         bool sealed = j->seal != nullptr;
         auto s = j->link;
-        Pump::start(s, lp, [this, id, name, s, link_id = j->link_id, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+        Pump::start(s, lp, [this, id, name, s, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
             bytes_total_ += ab + ba;
             if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
             unserve_timers_.closed(id, now_ms());
             if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
                 log_.warn("serve '", name, "' link closed: ", err);
-            if (err.empty()) reuse_link(s, link_id, true, gen);
-        }, &pipes_, std::move(j->seal), nullptr, sealed);
+            if (err.empty() && s->socket().is_open()) reuse_link(s, true, gen);
+        }, &pipes_, std::move(j->seal), nullptr, keep_fn(sealed, true));
     };
-    auto bind = [this, j, link_id, name, start](StreamPtr s) {
+    auto bind = [this, j, link_id, name, start, answer = !(via && early)](StreamPtr s) {
         j->link = s;
         if (j->failed) return s->close();
-        auto fr = encode_frame(
-            to_frame(LinkAccept{vnet_id_, link_id, link_proof(ticket_, MsgType::link_accept, s->challenge, vnet_id_, link_id)}));
-        async_write_bytes(s, std::move(fr), [](relay::error_code) {});
-        await_verdict(s, ticket_, cfg_.tls, Side::serve, [this, j, s, name, start](bool ok, std::string why, std::unique_ptr<LinkSeal> seal, std::uint64_t lid) {
+        if (answer) {
+            auto fr = encode_frame(
+                to_frame(LinkAccept{vnet_id_, link_id, link_proof(ticket_, MsgType::link_accept, s->challenge, vnet_id_, link_id)}));
+            async_write_bytes(s, std::move(fr), [](relay::error_code) {});
+        }
+        await_verdict(s, ticket_, cfg_.tls, Side::serve, [this, j, s, name, start](bool ok, std::string why, std::unique_ptr<LinkSeal> seal, std::uint64_t) {
             if (!ok || j->failed) {
                 if (!ok && !j->failed) log_.warn("serve '", name, "': link refused: ", why);
                 j->failed = true;
@@ -257,7 +313,6 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
                 return j->local->close(ec);
             }
             j->seal = std::move(seal);
-            j->link_id = lid;
             j->bound = true;
             start();
         });
@@ -290,12 +345,16 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
     auto addr = asio::ip::make_address(sv->cfg.ip, aec);
     if (!aec) {
         // An IP literal (the usual case): connect at once, no resolver thread in the way.
+        j->proto = tcp::endpoint(addr, sv->cfg.port).protocol();
         j->local->async_connect(tcp::endpoint(addr, sv->cfg.port), connected);
     } else {
         auto res = std::make_shared<tcp::resolver>(io_);
         res->async_resolve(sv->cfg.ip, std::to_string(sv->cfg.port), [res, j, connected](relay::error_code ec, tcp::resolver::results_type r) {
             if (ec) return connected(ec);
-            asio::async_connect(*j->local, r, [connected](relay::error_code ec2, const tcp::endpoint&) { connected(ec2); });
+            asio::async_connect(*j->local, r, [j, connected](relay::error_code ec2, const tcp::endpoint& ep) {
+                j->proto = ep.protocol();
+                connected(ec2);
+            });
         });
     }
     if (early) link_up();

@@ -87,34 +87,35 @@ void VnetAgent::standby_wait(StreamPtr s, std::uint64_t gen) {
     });
 }
 
-void VnetAgent::reuse_link(StreamPtr s, std::uint64_t link_id, bool standby, std::uint64_t gen) {
-    // Up to twice the pool: a link is replaced as soon as it is taken, so the one that comes back
-    // spares the next refill (a TCP connect, accept and hello exchange at every hop).
+bool VnetAgent::will_keep(bool standby, std::uint64_t gen) const {
+    if (gen != pool_gen_ || !connected_ || stopped_ || cfg_.link_pool == 0) return false;
+    // Twice the pool, plus as many as are carrying connections of that kind right now: a link is
+    // replaced as soon as it is taken, and under concurrent load every link that comes back spares
+    // a refill (a TCP connect, accept and hello exchange at every hop). Bounded: the route keeps at
+    // most 32 new pre-opened links per vnet, and we never hold more than that of each kind idle.
+    std::size_t busy = 0;
+    if (standby)
+        for (const auto& s : serves_) busy += s.open_links;
+    else
+        for (const auto& u : uses_) busy += u.open_links;
     std::size_t have = standby ? standby_.size() + standby_opening_ : parked_.size() + parked_opening_;
-    if (gen != pool_gen_ || !connected_ || stopped_ || cfg_.link_pool == 0 || have >= 2 * cfg_.link_pool) return s->close();
-    send(to_frame(LinkDone{link_id}));
-    returning_.insert(s);
-    async_read_frame(s, [this, s, standby, gen](relay::error_code ec, Frame f, std::string) {
-        returning_.erase(s);
-        if (ec || gen != pool_gen_ || !connected_ || f.type != MsgType::challenge) return s->close();
-        try {
-            s->challenge = from_frame<Challenge>(f).nonce;
-        } catch (const WireError& e) {
-            log_.warn("protocol error on a returning link: ", e.what());
-            return s->close();
-        }
-        if (!standby) return parked_.push_back(s);
-        standby_.push_back(s);
-        standby_wait(s, gen);
-    });
+    return have < std::min<std::size_t>(kMaxIdleLinks, 2 * cfg_.link_pool + busy);
+}
+
+void VnetAgent::reuse_link(StreamPtr s, bool standby, std::uint64_t gen) {
+    // Our EOF record said we keep it, so the route parks it again by itself once both EOF records
+    // passed; it and we step the challenge the same way, and the link is ready now: no message.
+    if (gen != pool_gen_ || !connected_ || stopped_) return s->close();
+    s->challenge = next_challenge(s->challenge);
+    if (!standby) return parked_.push_back(s);
+    standby_.push_back(s);
+    standby_wait(s, gen);
 }
 
 void VnetAgent::drop_pools() {
     ++pool_gen_;
     for (auto& s : parked_) s->close();
     for (auto& s : standby_) s->close();
-    for (auto& s : std::set(returning_)) s->close();  // their LINK_DONE died with the session
-    returning_.clear();
     parked_.clear();
     standby_.clear();
 }

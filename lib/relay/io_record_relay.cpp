@@ -1,0 +1,186 @@
+// The route's record-aware splice relay for sealed vnet<->vnet links (see io_record_relay.hpp).
+#include "relay/io_record_relay.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "relay/seal.hpp"
+
+namespace tn::relay {
+
+namespace {
+// A burst moves at most this much before the relay lets other connections run.
+constexpr std::size_t kTurn = 1 << 20;
+}  // namespace
+
+RecordRelay::RecordRelay(StreamPtr a, StreamPtr b, PipePool& pipes, Done done)
+    : a_(std::move(a)), b_(std::move(b)), pipes_(pipes), done_(std::move(done)) {
+    dir_[0].from = a_.get();
+    dir_[0].to = b_.get();
+    dir_[1].from = b_.get();
+    dir_[1].to = a_.get();
+}
+
+std::shared_ptr<RecordRelay> RecordRelay::start(StreamPtr a, StreamPtr b, PipePool& pipes, Bytes prefix_to_a, Done done) {
+    std::shared_ptr<RecordRelay> r(new RecordRelay(std::move(a), std::move(b), pipes, std::move(done)));
+    r->dir_[1].prefix = std::move(prefix_to_a);
+    error_code ec;
+    for (auto* s : {r->a_.get(), r->b_.get()})
+        if (!s->socket().non_blocking()) s->socket().non_blocking(true, ec);
+    // Bytes may be waiting already (the using vnet sends its first records right behind LINK_OPEN).
+    r->pull(0);
+    r->pull(1);
+    return r;
+}
+
+void RecordRelay::abort(const std::string& why) { finish(why); }
+
+void RecordRelay::wait_read(int d) {
+    // The wait is a peek: Asio tries it at once and otherwise queues it on the registration it has
+    // (no epoll_ctl re-arm, which async_wait costs every time), and at a record boundary it brings
+    // the header along. A header split across segments waits for readiness instead (a peek would
+    // complete again at once with the same bytes).
+    Dir& x = dir_[d];
+    auto self = shared_from_this();
+    if (x.rest == 0 && x.peeked > 0 && x.peeked < kRecordHeader) {
+        x.peeked = 0;
+        return x.from->socket().async_wait(tcp::socket::wait_read, [this, self, d](error_code ec) {
+            if (finished_) return;
+            if (ec) return finish(ec.message());
+            pull(d);
+        });
+    }
+    std::size_t want = x.rest == 0 ? kRecordHeader : 1;
+    x.from->socket().async_receive(asio::buffer(x.peek.data(), want), tcp::socket::message_peek,
+                                   [this, self, d](error_code ec, std::size_t n) {
+        if (finished_) return;
+        if (ec == asio::error::eof) return finish("truncated: a link closed without its EOF record");
+        if (ec) return finish(ec.message());
+        dir_[d].peeked = n;
+        pull(d);
+    });
+}
+
+void RecordRelay::pull(int d) {
+    Dir& x = dir_[d];
+    int fd = x.from->socket().native_handle();
+    std::size_t moved = 0;
+    while (!finished_) {
+        if (x.rest == 0) {
+            // A record starts here: peek its header (type and length, in clear) and move it whole.
+            // The wait that woke us may have peeked it already.
+            std::uint8_t* h = x.peek.data();
+            auto n = static_cast<ssize_t>(x.peeked);
+            if (n < static_cast<ssize_t>(kRecordHeader)) n = ::recv(fd, h, kRecordHeader, MSG_PEEK | MSG_DONTWAIT);
+            x.peeked = 0;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_read(d);
+            if (n < 0) return finish(std::strerror(errno));
+            if (n == 0) return finish("truncated: a link closed without its EOF record");
+            if (static_cast<std::size_t>(n) < kRecordHeader) {
+                x.peeked = static_cast<std::size_t>(n);  // the rest is on its way
+                return wait_read(d);
+            }
+            try {
+                auto head = RecordOpener::head(std::span(h, kRecordHeader));
+                x.rest = head.size();
+                x.last = head.eof;
+                x.keep = head.keep;
+            } catch (const WireError& e) {
+                return finish(std::string("protocol error: ") + e.what());
+            }
+        }
+        x.peeked = 0;
+        if (!x.pipe) x.pipe = pipes_.take();
+        if (!x.pipe) return finish("out of file descriptors for a pipe");
+        ssize_t n = ::splice(fd, nullptr, x.pipe.w.get(), nullptr, x.rest, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            pipes_.give(std::move(x.pipe));
+            x.pipe = {};
+            return wait_read(d);
+        }
+        if (n < 0) return finish(std::strerror(errno));
+        if (n == 0) return finish("truncated: a link closed inside a record");
+        x.rest -= static_cast<std::size_t>(n);
+        x.in_pipe = static_cast<std::size_t>(n);
+        moved += static_cast<std::size_t>(n);
+        if (x.in_pipe) {
+            push(d);
+            // push() returned: either it waits for the receiver (and pulls again afterwards), or the
+            // pipe is empty and the loop goes on.
+            if (finished_ || x.in_pipe || x.done) return;
+        }
+        if (moved >= kTurn) {
+            return asio::post(a_->socket().get_executor(), [this, self = shared_from_this(), d]() {
+                if (!finished_) pull(d);
+            });
+        }
+    }
+}
+
+void RecordRelay::push(int d) {
+    Dir& x = dir_[d];
+    int to = x.to->socket().native_handle();
+    auto wait_write = [&]() {
+        x.waited_write = true;
+        x.to->socket().async_wait(tcp::socket::wait_write, [this, self = shared_from_this(), d](error_code ec) {
+            if (finished_) return;
+            if (ec) return finish(ec.message());
+            push(d);
+            if (!finished_ && !dir_[d].in_pipe && !dir_[d].done) pull(d);
+        });
+    };
+    while (!x.prefix.empty()) {
+        // MSG_MORE: the frame joins the record spliced right behind it in one segment.
+        ssize_t m = ::send(to, x.prefix.data(), x.prefix.size(), MSG_MORE | MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_write();
+        if (m <= 0) return finish(m == 0 ? "send wrote nothing" : std::strerror(errno));
+        x.prefix.erase(x.prefix.begin(), x.prefix.begin() + m);
+    }
+    while (x.in_pipe > 0) {
+        ssize_t m = ::splice(x.pipe.r.get(), nullptr, to, nullptr, x.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_write();  // backpressure: no pull meanwhile
+        if (m <= 0) return finish(m == 0 ? "splice wrote nothing" : std::strerror(errno));
+        x.in_pipe -= static_cast<std::size_t>(m);
+        x.bytes += static_cast<std::uint64_t>(m);
+    }
+    pipes_.give(std::move(x.pipe));
+    x.pipe = {};
+    if (x.rest == 0 && x.last) {
+        // This direction's EOF record went out: nothing more is read from that link here. When both
+        // have, every byte of the stream passed and both links are idle.
+        x.done = true;
+        if (dir_[0].done && dir_[1].done && !finished_) {
+            finished_ = true;
+            // Back to its pool idle: a link that waited to write here would otherwise wake the
+            // route at every ACK from now on.
+            for (int side : {0, 1}) {
+                if (!waited_to_write(side)) continue;
+                auto& sock = (side == 0 ? a_ : b_)->socket();
+                error_code ec;
+                auto ep = sock.local_endpoint(ec);
+                if (!ec) read_interest_only(sock, ep.protocol());
+            }
+            if (done_) {
+                auto cb = std::move(done_);
+                cb({}, dir_[0].bytes, dir_[1].bytes, dir_[0].keep, dir_[1].keep);
+            }
+        }
+    }
+}
+
+void RecordRelay::finish(const std::string& error) {
+    if (finished_) return;
+    finished_ = true;
+    a_->close();
+    b_->close();
+    for (auto& x : dir_) x.pipe = {};  // a pipe with bytes in it is not pooled: the next user would get them
+    if (done_) {
+        auto cb = std::move(done_);
+        cb(error, dir_[0].bytes, dir_[1].bytes, false, false);
+    }
+}
+
+}  // namespace tn::relay

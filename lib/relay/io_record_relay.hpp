@@ -1,0 +1,64 @@
+// RecordRelay: the route's relay between the two vnet ends of a sealed link pair. It moves the sealed
+// records with splice(2) without opening them, reading only each record's 4-byte header (seal.hpp),
+// so it knows where each direction's stream ends: once both EOF records have passed, both links are
+// idle and go back to their pools with no message (doc/PROTOCOL.relay.md §7, reused links).
+#pragma once
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "relay/io_splice.hpp"
+#include "relay/io_stream.hpp"
+
+namespace tn::relay {
+
+class RecordRelay : public std::enable_shared_from_this<RecordRelay> {
+public:
+    // Called once. `error` empty: both EOF records passed and both links are left open and idle (no
+    // wait pending on them); `keep_a`/`keep_b` say whose vnet keeps its link (its EOF record said so),
+    // the caller parks those again and closes the others. Otherwise both links are closed already.
+    using Done = std::function<void(const std::string& error, std::uint64_t a_to_b, std::uint64_t b_to_a, bool keep_a, bool keep_b)>;
+
+    // `a` is the using vnet's link, `b` the serving vnet's. `prefix_to_a` (the route's LINK_OPENED)
+    // goes to `a` right before the first bytes from `b`, so the using vnet wakes once for both.
+    // The pipe pool must outlive the relay.
+    static std::shared_ptr<RecordRelay> start(StreamPtr a, StreamPtr b, PipePool& pipes, Bytes prefix_to_a, Done done);
+    // Closes both links (the route is stopping, or a session went away).
+    void abort(const std::string& why = "aborted");
+    std::uint64_t bytes_a_to_b() const { return dir_[0].bytes; }
+    std::uint64_t bytes_b_to_a() const { return dir_[1].bytes; }
+
+private:
+    struct Dir {
+        Stream* from = nullptr;
+        Stream* to = nullptr;
+        std::size_t rest = 0;  // bytes of the current record still to move (0: at a header)
+        bool last = false;     // the current record is the EOF record
+        bool keep = false;     // ... and its sender keeps the link
+        bool done = false;     // the EOF record went out
+        Pipe pipe;             // held only while it has bytes in it
+        std::size_t in_pipe = 0;
+        Bytes prefix;
+        std::uint64_t bytes = 0;
+        bool waited_write = false;
+        std::array<std::uint8_t, 4> peek{};  // a record header (or one body byte) seen by the wait
+        std::size_t peeked = 0;
+    };
+    RecordRelay(StreamPtr a, StreamPtr b, PipePool& pipes, Done done);
+    void wait_read(int d);
+    void pull(int d);
+    void push(int d);
+    void finish(const std::string& error);
+    // A write to that side (0: a, 1: b) ever had to wait: Asio then keeps EPOLLOUT registered on it.
+    bool waited_to_write(int side) const { return dir_[side == 0 ? 1 : 0].waited_write; }
+
+    StreamPtr a_, b_;
+    PipePool& pipes_;
+    Done done_;
+    Dir dir_[2];
+    bool finished_ = false;
+};
+
+}  // namespace tn::relay
