@@ -83,8 +83,8 @@ private:
     void detach(LocalUse& u, const std::string& state);
     void accept_use(std::shared_ptr<tcp::acceptor> acc, std::string use_name);
     void open_link(tcp::socket local, std::uint16_t id, std::string use_name);
-    // Binds a local connection of a use to link `s` (challenge read) with LINK_OPEN; `pooled`: a
-    // refusal before LINK_OK retries once on a fresh link.
+    // Binds a local connection of a use to link `s` (challenge read) with LINK_OPEN, its first bytes
+    // right behind it; the route's answer (LINK_OPENED or ERROR) comes before any byte of the peer.
     void use_link(relay::StreamPtr lp, relay::StreamPtr s, std::uint16_t id, std::string use_name);
     // Connects serve `id`'s local service and answers LINK_REQUEST `link_id`, on a new link, or on
     // `via` when the request came down a standby link.

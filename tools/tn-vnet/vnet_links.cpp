@@ -33,24 +33,24 @@ bool is_loopback(const std::string& ip) {
 // The serving side of a link gets LINK_OK (or an ERROR that says why) from the route. LINK_OK's key box
 // opens only with our ticket and this connection's challenge; a route that should seal (tls = true)
 // but offers a plain link is refused, so nothing ever goes out in clear by a downgrade.
-using Verdict = std::function<void(bool ok, std::string why, std::unique_ptr<LinkSeal> seal, std::uint64_t link_id)>;
+using Verdict = std::function<void(bool ok, std::string why, std::unique_ptr<LinkSeal> seal)>;
 void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side side, Verdict done) {
     async_read_frame(s, [s, ticket, sealed, side, done](relay::error_code ec, Frame f, std::string why) {
-        if (ec) return done(false, why, nullptr, 0);
+        if (ec) return done(false, why, nullptr);
         try {
-            if (f.type == MsgType::error) return done(false, from_frame<ErrorMsg>(f).message, nullptr, 0);
+            if (f.type == MsgType::error) return done(false, from_frame<ErrorMsg>(f).message, nullptr);
             auto ok = from_frame<LinkOk>(f);
             if (!sealed) {
                 if (ok.cipher != 0) throw WireError("sealed LINK_OK on a plain link (tls = false here)");
-                return done(true, {}, nullptr, ok.link_id);
+                return done(true, {}, nullptr);
             }
             if (ok.cipher == 0) throw WireError("plain LINK_OK on a sealed link (tls = true here)");
             auto key = open_key_box(ticket, s->challenge, ok.link_id, ok.key_box);
             auto seal = std::make_unique<LinkSeal>(static_cast<Cipher>(ok.cipher), key, side);
             OPENSSL_cleanse(key.data(), key.size());
-            done(true, {}, std::move(seal), ok.link_id);
+            done(true, {}, std::move(seal));
         } catch (const WireError& e) {
-            done(false, std::string("protocol error: ") + e.what(), nullptr, 0);
+            done(false, std::string("protocol error: ") + e.what(), nullptr);
         }
     });
 }
@@ -304,7 +304,7 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
                 to_frame(LinkAccept{vnet_id_, link_id, link_proof(ticket_, MsgType::link_accept, s->challenge, vnet_id_, link_id)}));
             async_write_bytes(s, std::move(fr), [](relay::error_code) {});
         }
-        await_verdict(s, ticket_, cfg_.tls, Side::serve, [this, j, s, name, start](bool ok, std::string why, std::unique_ptr<LinkSeal> seal, std::uint64_t) {
+        await_verdict(s, ticket_, cfg_.tls, Side::serve, [this, j, s, name, start](bool ok, std::string why, std::unique_ptr<LinkSeal> seal) {
             if (!ok || j->failed) {
                 if (!ok && !j->failed) log_.warn("serve '", name, "': link refused: ", why);
                 j->failed = true;
