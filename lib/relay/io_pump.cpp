@@ -93,20 +93,6 @@ void Pump::resume(int d) {
 
 void Pump::abort(const std::string& why, bool reset_local) { finish(why, reset_local); }
 
-bool Pump::detach() {
-    if (finished_) return false;
-    for (auto& x : dir_)
-        if (x.in_pipe || x.have || x.done) return false;
-    finished_ = true;
-    error_code ec;
-    a_->socket().cancel(ec);  // the pending readiness waits end with operation_aborted and see finished_
-    b_->socket().cancel(ec);
-    for (auto& x : dir_)
-        if (x.pipe) pipes_->give(std::move(x.pipe));
-    done_ = nullptr;
-    return true;
-}
-
 void Pump::read(int d) {
     if (pipes_) return splice_in(d);
     Dir& x = dir_[d];

@@ -45,9 +45,6 @@ public:
     void resume(int d);
     // Ends the pump with `why`; `reset_local` resets the unsealed side(s) so their peer sees an abort.
     void abort(const std::string& why = "aborted", bool reset_local = false);
-    // Stops an idle splice pump without closing either side (the route reuses both links once both
-    // vnets reported a clean end); false, and nothing changes, when bytes are still in flight.
-    bool detach();
     std::uint64_t bytes_a_to_b() const { return dir_[0].bytes; }
     std::uint64_t bytes_b_to_a() const { return dir_[1].bytes; }
 
