@@ -1,6 +1,8 @@
 // HMAC proofs, random nonces and reconnect backoff for the relay handshake, over OpenSSL.
 #include "relay/auth.hpp"
 
+#include "relay/evp_algos.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -19,12 +21,7 @@ template <std::size_t N> std::array<std::uint8_t, N> random_bytes() {
 }
 
 Mac hmac(std::string_view key, const Bytes& msg) {
-    Mac out{};
-    unsigned int len = 0;
-    if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), msg.data(), msg.size(), out.data(), &len) ||
-        len != out.size())
-        throw Error(ExitCode::io, "HMAC-SHA256 failed");
-    return out;
+    return hmac_sha256(std::span(reinterpret_cast<const std::uint8_t*>(key.data()), key.size()), msg);
 }
 
 void append(Bytes& b, std::string_view s) { b.insert(b.end(), s.begin(), s.end()); }
@@ -78,7 +75,7 @@ Nonce next_challenge(const Nonce& route_nonce) {
     Nonce out{};
     unsigned int n = 0;
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> c(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    if (!c || EVP_DigestInit_ex(c.get(), EVP_sha256(), nullptr) != 1 || EVP_DigestUpdate(c.get(), label.data(), label.size()) != 1 ||
+    if (!c || EVP_DigestInit_ex(c.get(), sha256_md(), nullptr) != 1 || EVP_DigestUpdate(c.get(), label.data(), label.size()) != 1 ||
         EVP_DigestUpdate(c.get(), route_nonce.data(), route_nonce.size()) != 1 || EVP_DigestFinal_ex(c.get(), out.data(), &n) != 1)
         throw Error(ExitCode::io, "SHA-256 failed in OpenSSL");
     return out;

@@ -1,7 +1,8 @@
 // HKDF, the key box and the AEAD record layer of sealed links, over OpenSSL EVP (AES-NI when present).
 #include "relay/seal.hpp"
 
-#include <openssl/hmac.h>
+#include "relay/evp_algos.hpp"
+
 #include <openssl/rand.h>
 
 #include <cstring>
@@ -14,8 +15,8 @@ constexpr std::uint8_t kData = 0x01, kEof = 0x02, kEofKeep = 0x03;
 
 const EVP_CIPHER* evp(Cipher c) {
     switch (c) {
-        case Cipher::aes128_gcm: return EVP_aes_128_gcm();
-        case Cipher::aes256_gcm: return EVP_aes_256_gcm();
+        case Cipher::aes128_gcm: return aes128_gcm_cipher();
+        case Cipher::aes256_gcm: return aes256_gcm_cipher();
         case Cipher::none: break;
     }
     throw WireError("unknown link cipher " + std::to_string(static_cast<int>(c)));
@@ -31,21 +32,19 @@ void check(int ok, const char* what) {
 Bytes hkdf_sha256(std::span<const std::uint8_t> ikm, std::span<const std::uint8_t> salt, std::string_view info,
                   std::size_t n) {
     if (n > 255 * 32) throw Error(ExitCode::data, "HKDF output too long");
-    std::array<std::uint8_t, 32> zero{}, prk{};
-    unsigned int len = 0;
+    std::array<std::uint8_t, 32> zero{};
     auto s = salt.empty() ? std::span<const std::uint8_t>(zero) : salt;  // RFC 5869: no salt = HashLen zeros
-    if (!HMAC(EVP_sha256(), s.data(), static_cast<int>(s.size()), ikm.data(), ikm.size(), prk.data(), &len))
-        throw Error(ExitCode::io, "HMAC-SHA256 failed");
+    auto prk = hmac_sha256(s, ikm);
     Bytes out, t;
     for (std::uint8_t i = 1; out.size() < n; ++i) {
         Bytes m(t);
         m.insert(m.end(), info.begin(), info.end());
         m.push_back(i);
-        t.resize(32);
-        if (!HMAC(EVP_sha256(), prk.data(), 32, m.data(), m.size(), t.data(), &len))
-            throw Error(ExitCode::io, "HMAC-SHA256 failed");
+        auto block = hmac_sha256(prk, m);
+        t.assign(block.begin(), block.end());
         out.insert(out.end(), t.begin(), t.end());
     }
+    OPENSSL_cleanse(prk.data(), prk.size());
     out.resize(n);
     return out;
 }
@@ -76,7 +75,7 @@ KeyBox seal_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_
     std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> c(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
     int l = 0;
     check(c ? 1 : 0, "EVP_CIPHER_CTX_new");
-    check(EVP_EncryptInit_ex(c.get(), EVP_aes_256_gcm(), nullptr, k.data(), nonce.data()), "key box init");
+    check(EVP_EncryptInit_ex(c.get(), aes256_gcm_cipher(), nullptr, k.data(), nonce.data()), "key box init");
     check(EVP_EncryptUpdate(c.get(), nullptr, &l, aad.data(), 8), "key box aad");
     check(EVP_EncryptUpdate(c.get(), box.data(), &l, key.data(), 32), "key box seal");
     check(EVP_EncryptFinal_ex(c.get(), box.data() + 32, &l), "key box final");
@@ -94,7 +93,7 @@ LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64
     std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> c(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
     int l = 0;
     check(c ? 1 : 0, "EVP_CIPHER_CTX_new");
-    check(EVP_DecryptInit_ex(c.get(), EVP_aes_256_gcm(), nullptr, k.data(), nonce.data()), "key box init");
+    check(EVP_DecryptInit_ex(c.get(), aes256_gcm_cipher(), nullptr, k.data(), nonce.data()), "key box init");
     check(EVP_DecryptUpdate(c.get(), nullptr, &l, aad.data(), 8), "key box aad");
     check(EVP_DecryptUpdate(c.get(), key.data(), &l, box.data(), 32), "key box open");
     check(EVP_CIPHER_CTX_ctrl(c.get(), EVP_CTRL_GCM_SET_TAG, 16, tag.data()), "key box tag");

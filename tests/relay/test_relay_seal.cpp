@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "relay/auth.hpp"
+#include "relay/evp_algos.hpp"
 #include "relay/seal.hpp"
 
 using namespace tn::relay;
@@ -62,6 +63,28 @@ TEST_CASE("a key box opens only for its ticket, challenge and link") {
     auto bad = box;
     bad[3] ^= 1;
     CHECK_THROWS_AS(open_key_box(t, nr, 42, bad), WireError);
+}
+
+namespace {
+std::string hex(const Mac& m) {
+    static const char* d = "0123456789abcdef";
+    std::string s;
+    for (auto b : m) {
+        s += d[b >> 4];
+        s += d[b & 15];
+    }
+    return s;
+}
+}  // namespace
+
+TEST_CASE("HMAC-SHA256 matches RFC 4231, short and longer-than-a-block keys") {
+    CHECK(hex(hmac_sha256(text("Jefe"), text("what do ya want for nothing?"))) ==
+          "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    Bytes long_key(131, 0xaa);
+    CHECK(hex(hmac_sha256(long_key, text("Test Using Larger Than Block-Size Key - Hash Key First"))) ==
+          "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    Bytes key20(20, 0x0b);
+    CHECK(hex(hmac_sha256(key20, text("Hi There"))) == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
 }
 
 TEST_CASE("a box going to the route never opens as one going to a vnet, and the other way round") {
