@@ -129,34 +129,35 @@ def iperf_once(port, seconds):
         return float("nan")
 
 
+def one_setup(port):
+    """Connect, 1 byte there and back, close; returns the milliseconds until the byte came back."""
+    a = time.perf_counter()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"x")
+    if s.recv(1) != b"x":
+        raise RuntimeError("echo failed")
+    ms = (time.perf_counter() - a) * 1000
+    s.close()
+    return ms
+
+
+def percentiles(lat):
+    lat = sorted(lat)
+    return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
 def setup_rate(port, n):
-    """Sequential: connect, 1 byte there and back, close. Returns (conns/s, p50 ms, p99 ms)."""
-    lat = []
+    """Sequential one_setup()s. Returns (conns/s, p50 ms, p99 ms)."""
     t0 = time.perf_counter()
-    for _ in range(n):
-        a = time.perf_counter()
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.sendall(b"x")
-        if s.recv(1) != b"x":
-            raise RuntimeError("echo failed")
-        lat.append((time.perf_counter() - a) * 1000)
-        s.close()
-    total = time.perf_counter() - t0
-    lat.sort()
-    return n / total, lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    lat = [one_setup(port) for _ in range(n)]
+    return (n / (time.perf_counter() - t0),) + percentiles(lat)
 
 
 def _setup_worker(args):
     port, until = args
     lat = []
     while time.perf_counter() < until:
-        a = time.perf_counter()
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.sendall(b"x")
-        if s.recv(1) != b"x":
-            raise RuntimeError("echo failed")
-        lat.append((time.perf_counter() - a) * 1000)
-        s.close()
+        lat.append(one_setup(port))
     return lat
 
 
@@ -166,8 +167,8 @@ def setup_rate_concurrent(port, clients, seconds):
     until = time.perf_counter() + seconds
     with multiprocessing.get_context("fork").Pool(clients) as pool:
         lats = pool.map(_setup_worker, [(port, until)] * clients)
-    lat = sorted(x for one in lats for x in one)
-    return len(lat) / seconds, lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    lat = [x for one in lats for x in one]
+    return (len(lat) / seconds,) + percentiles(lat)
 
 
 def rss_kib(pid):
