@@ -195,7 +195,7 @@ def vnet_cycle(port, fp, token, i):
             b += c
         return b
 
-    s.sendall(b"TNRL\x00\x03\x00\x00")
+    s.sendall(b"TNRL\x00\x04\x00\x00")
     read(8)
     t, flags, ln = struct.unpack(">HHI", read(8))
     nr = read(ln)

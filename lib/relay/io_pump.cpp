@@ -1,7 +1,6 @@
 // The two-way byte pump of a bound link (see io_pump.hpp for the rules it keeps).
 #include "relay/io_pump.hpp"
 
-#include <fcntl.h>
 #include <malloc.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -35,13 +34,13 @@ constexpr int kTurns = 4;
 // and the route for ~0.1 % of the bytes (A/B in one run: 8 % fewer TCP segments, 7 % less relay CPU
 // per GiB, 12 % more throughput). With a small MSS (1448 over a real network) a record spans dozens
 // of segments and the tail does not matter: full 64 KiB records.
-std::size_t record_size(Stream* link) {
+std::size_t record_size(Stream* link, std::size_t overhead) {
     int mss = 0;
     socklen_t l = sizeof mss;
     if (::getsockopt(link->socket().native_handle(), IPPROTO_TCP, TCP_MAXSEG, &mss, &l) != 0 || mss < 16384)
         return kSealRecord;
-    auto per = (kSealRecord + kRecordOverhead) / static_cast<std::size_t>(mss);  // whole segments per record
-    return per ? per * static_cast<std::size_t>(mss) - kRecordOverhead : kSealRecord;
+    auto per = (kSealRecord + overhead) / static_cast<std::size_t>(mss);  // whole segments per record
+    return per ? per * static_cast<std::size_t>(mss) - overhead : kSealRecord;
 }
 
 void reset_on_close(Stream* s) {
@@ -58,7 +57,7 @@ Pump::Pump(StreamPtr a, StreamPtr b, Done done) : a_(std::move(a)), b_(std::move
     dir_[1].to = a_.get();
 }
 
-std::shared_ptr<Pump> Pump::start(StreamPtr a, StreamPtr b, Done done, PipePool* pipes, std::unique_ptr<LinkSeal> seal_a,
+std::shared_ptr<Pump> Pump::start(StreamPtr a, StreamPtr b, Done done, std::unique_ptr<LinkSeal> seal_a,
                                   std::unique_ptr<LinkSeal> seal_b, std::function<bool()> keep_sealed, int held) {
     std::shared_ptr<Pump> p(new Pump(std::move(a), std::move(b), std::move(done)));
     p->keep_sealed_ = std::move(keep_sealed);
@@ -72,7 +71,6 @@ std::shared_ptr<Pump> Pump::start(StreamPtr a, StreamPtr b, Done done, PipePool*
         p->dir_[0].seal = &p->seal_b_->tx;
         p->dir_[1].open = &p->seal_b_->rx;
     }
-    if (pipes && !p->seal_a_ && !p->seal_b_) p->pipes_ = pipes;
     error_code ec;
     // Callers set TCP_NODELAY where they make each socket; non-blocking once (asio skips its own ioctl).
     for (auto* s : {p->a_.get(), p->b_.get()})
@@ -94,7 +92,6 @@ void Pump::resume(int d) {
 void Pump::abort(const std::string& why, bool reset_local) { finish(why, reset_local); }
 
 void Pump::read(int d) {
-    if (pipes_) return splice_in(d);
     Dir& x = dir_[d];
     x.turns = 0;
     if (x.open) {
@@ -105,7 +102,7 @@ void Pump::read(int d) {
         // connection). A non-blocking read still returns whatever is there, and a FIN or an error
         // wakes us regardless.
         std::size_t want = 1;
-        if (x.have >= kRecordHeader) want = RecordOpener::head(std::span(x.in.get(), kRecordHeader)).size() - x.have;
+        if (x.have >= kRecordHeader) want = x.open->parse(std::span(x.in.get(), kRecordHeader)).size() - x.have;
         set_lowat(x, static_cast<int>(want));
     }
     auto self = shared_from_this();
@@ -133,10 +130,10 @@ void Pump::try_read(int d) {
     if (x.seal) {
         // kSealRead / kSealRecord records per read; their size follows the link's MSS while bulk
         // data flows (the last read filled its room).
-        if (x.bytes && !x.drained) x.rec = record_size(x.to);
+        auto ovh = x.seal->overhead();
+        if (x.bytes && !x.drained) x.rec = record_size(x.to, ovh);
         std::array<iovec, kSealRead / kSealRecord> v{};
-        for (std::size_t i = 0; i < v.size(); ++i)
-            v[i] = {x.in.get() + i * (x.rec + kRecordOverhead) + kRecordHeader, x.rec};
+        for (std::size_t i = 0; i < v.size(); ++i) v[i] = {x.in.get() + i * (x.rec + ovh) + kRecordHeader, x.rec};
         cap = v.size() * x.rec;
         do r = ::readv(x.from->socket().native_handle(), v.data(), static_cast<int>(v.size()));
         while (r < 0 && errno == EINTR);
@@ -174,7 +171,7 @@ void Pump::process(int d, std::size_t n) {
         bool got_eof = false;
         try {
             while (x.have - pos >= kRecordHeader) {
-                auto h = RecordOpener::head(std::span(x.in.get() + pos, kRecordHeader));
+                auto h = x.open->parse(std::span(x.in.get() + pos, kRecordHeader));
                 if (x.have - pos < h.size()) break;
                 auto* plain = x.in.get() + pos + kRecordHeader;
                 auto m = x.open->open(std::span(x.in.get() + pos, h.size()), plain);
@@ -253,11 +250,11 @@ void Pump::write(int d, bool then_eof) {
             auto self = shared_from_this();
             return x.to->socket().async_wait(tcp::socket::wait_write, [this, self, d, then_eof](error_code ec) {
                 if (finished_) return;
-                if (ec) return finish(ec.message(), seal_a_ || seal_b_);
+                if (ec) return finish(ec.message(), true);
                 write(d, then_eof);
             });
         }
-        return finish(m == 0 ? "send wrote nothing" : std::strerror(errno), seal_a_ || seal_b_);
+        return finish(m == 0 ? "send wrote nothing" : std::strerror(errno), true);
     }
     x.iovn = x.iovi = 0;
     if (x.open) compact(x);
@@ -273,53 +270,6 @@ void Pump::write(int d, bool then_eof) {
     asio::post(x.from->socket().get_executor(), [this, self = shared_from_this(), d]() {
         if (!finished_) try_read(d);
     });
-}
-
-void Pump::splice_in(int d) {
-    auto self = shared_from_this();
-    dir_[d].from->socket().async_wait(tcp::socket::wait_read, [this, self, d](error_code ec) {
-        if (finished_) return;
-        if (ec) return finish(ec.message());
-        Dir& y = dir_[d];
-        if (!y.pipe) y.pipe = pipes_->take();
-        // Out of fds for a pipe: copy through userspace until the socket is drained; then try again.
-        if (!y.pipe) return try_read(d);
-        ssize_t n = ::splice(y.from->socket().native_handle(), nullptr, y.pipe.w.get(), nullptr, kPipeSize,
-                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return splice_in(d);
-        if (n < 0) return finish(std::strerror(errno));
-        if (n == 0) {
-            pipes_->give(std::move(y.pipe));
-            y.pipe = {};
-            return eof(d);
-        }
-        y.in_pipe = static_cast<std::size_t>(n);
-        splice_out(d);
-    });
-}
-
-void Pump::splice_out(int d) {
-    Dir& y = dir_[d];
-    while (y.in_pipe > 0) {
-        ssize_t m = ::splice(y.pipe.r.get(), nullptr, y.to->socket().native_handle(), nullptr, y.in_pipe,
-                             SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            // The receiver is slow: wait until its socket takes more (backpressure: no read meanwhile).
-            auto self = shared_from_this();
-            return y.to->socket().async_wait(tcp::socket::wait_write, [this, self, d](error_code ec) {
-                if (finished_) return;
-                if (ec) return finish(ec.message());
-                splice_out(d);
-            });
-        }
-        if (m <= 0) return finish(m == 0 ? "splice wrote nothing" : std::strerror(errno));
-        y.in_pipe -= static_cast<std::size_t>(m);
-        y.bytes += static_cast<std::uint64_t>(m);
-    }
-    // Empty again: the pipe goes back, so an idle connection holds none.
-    pipes_->give(std::move(y.pipe));
-    y.pipe = {};
-    splice_in(d);
 }
 
 void Pump::eof(int d) {
@@ -354,11 +304,7 @@ void Pump::finish(const std::string& error, bool reset_local) {
         if (keep && x.open) set_lowat(x, 1);
     if (!(keep && seal_a_)) a_->close();
     if (!(keep && seal_b_)) b_->close();
-    for (auto& x : dir_) {
-        x.in.reset();
-        // A pipe with bytes still in it is closed, not pooled: the next user would get them.
-        x.pipe = {};
-    }
+    for (auto& x : dir_) x.in.reset();
     if (done_) {
         auto d = std::move(done_);
         d(error, dir_[0].bytes, dir_[1].bytes);

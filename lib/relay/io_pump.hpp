@@ -1,8 +1,9 @@
-// Pump: moves one proxied connection's bytes between two plain TCP streams, both ways, with
-// backpressure (a side is read only when the previous chunk was written) and half-close. A side
-// with a LinkSeal is a sealed link (seal.hpp): what goes to it is sealed into records, what comes
-// from it is opened, and its half-close is the authenticated EOF record (a FIN without one is a
-// truncation). Two unsealed sides relay by splice(2) when a PipePool is given.
+// Pump: moves one proxied connection's bytes between a local TCP stream and a link, both ways, with
+// backpressure (a side is read only when the previous chunk was written) and half-close. The link
+// side has a LinkSeal (seal.hpp): what goes to it is sealed into records (in clear ones with
+// Cipher::none), what comes from it is opened, and its half-close is the EOF record (a FIN without
+// one is a truncation). Copying through userspace here measured faster than splice(2) on plain
+// links (bench/relay/README.md); the route splices the records between two links.
 #pragma once
 
 #include <sys/uio.h>
@@ -12,7 +13,6 @@
 #include <memory>
 #include <string>
 
-#include "relay/io_splice.hpp"
 #include "relay/io_stream.hpp"
 #include "relay/seal.hpp"
 
@@ -31,15 +31,13 @@ public:
     // sealed link that closed without its EOF record).
     using Done = std::function<void(const std::string& error, std::uint64_t a_to_b, std::uint64_t b_to_a)>;
 
-    // `seal_a`/`seal_b`: that side is a sealed link (at most one of them). With `pipes` and neither
-    // sealed, bytes move by splice(2) and never enter userspace; the pool must outlive the pump.
+    // `seal_a`/`seal_b`: that side is the link (at most one of them).
     // `keep_sealed`: asked when the sealed side's EOF record goes out; true promises (in the record)
     // that after a clean end the link is left open for the caller to reuse. Either way that side's
     // end is the EOF record alone; a link not kept is closed when the pump ends.
     // `held` (0: a->b, 1: b->a) is not read until resume(held): the caller still has a frame to read
     // from that side first (a using vnet sends at once and reads the route's LINK_OPENED meanwhile).
-    static std::shared_ptr<Pump> start(StreamPtr a, StreamPtr b, Done done, PipePool* pipes = nullptr,
-                                       std::unique_ptr<LinkSeal> seal_a = nullptr,
+    static std::shared_ptr<Pump> start(StreamPtr a, StreamPtr b, Done done, std::unique_ptr<LinkSeal> seal_a = nullptr,
                                        std::unique_ptr<LinkSeal> seal_b = nullptr, std::function<bool()> keep_sealed = nullptr,
                                        int held = -1);
     void resume(int d);
@@ -63,8 +61,6 @@ private:
         std::uint64_t bytes = 0;
         bool done = false;
         bool drained = false;  // the last read left the socket empty
-        Pipe pipe;  // splice mode: held only while it has bytes in it
-        std::size_t in_pipe = 0;
         std::array<std::uint8_t, kRecordOverhead> eof_rec{};
         int lowat = 1;  // SO_RCVLOWAT set on a sealed `from`
         int turns = 0;  // chunks moved since the last wait or yield
@@ -77,8 +73,6 @@ private:
     void process(int d, std::size_t n);
     void write(int d, bool then_eof);
     void compact(Dir& x);
-    void splice_in(int d);
-    void splice_out(int d);
     void eof(int d);
     void finish(const std::string& error, bool reset_local = false);
 
@@ -89,7 +83,6 @@ private:
     bool finished_ = false;
     std::function<bool()> keep_sealed_;
     bool kept_ = false;  // our EOF record promised to keep the sealed link
-    PipePool* pipes_ = nullptr;  // set when neither side is sealed
 };
 
 }  // namespace tn::relay

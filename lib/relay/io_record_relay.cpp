@@ -16,16 +16,17 @@ namespace {
 constexpr std::size_t kTurn = 1 << 20;
 }  // namespace
 
-RecordRelay::RecordRelay(StreamPtr a, StreamPtr b, PipePool& pipes, Done done)
-    : a_(std::move(a)), b_(std::move(b)), pipes_(pipes), done_(std::move(done)) {
+RecordRelay::RecordRelay(StreamPtr a, StreamPtr b, PipePool& pipes, std::size_t tag, Done done)
+    : a_(std::move(a)), b_(std::move(b)), pipes_(pipes), tag_(tag), done_(std::move(done)) {
     dir_[0].from = a_.get();
     dir_[0].to = b_.get();
     dir_[1].from = b_.get();
     dir_[1].to = a_.get();
 }
 
-std::shared_ptr<RecordRelay> RecordRelay::start(StreamPtr a, StreamPtr b, PipePool& pipes, Bytes prefix_to_a, Done done) {
-    std::shared_ptr<RecordRelay> r(new RecordRelay(std::move(a), std::move(b), pipes, std::move(done)));
+std::shared_ptr<RecordRelay> RecordRelay::start(StreamPtr a, StreamPtr b, PipePool& pipes, std::size_t tag, Bytes prefix_to_a,
+                                                Done done) {
+    std::shared_ptr<RecordRelay> r(new RecordRelay(std::move(a), std::move(b), pipes, tag, std::move(done)));
     r->dir_[1].prefix = std::move(prefix_to_a);
     error_code ec;
     for (auto* s : {r->a_.get(), r->b_.get()})
@@ -84,7 +85,7 @@ void RecordRelay::pull(int d) {
                 return wait_read(d);
             }
             try {
-                auto head = RecordOpener::head(std::span(h, kRecordHeader));
+                auto head = RecordOpener::head(std::span(h, kRecordHeader), tag_);
                 x.rest = head.size();
                 x.last = head.eof;
                 x.keep = head.keep;

@@ -1,7 +1,8 @@
-// RecordRelay: the route's relay between the two vnet ends of a sealed link pair. It moves the sealed
-// records with splice(2) without opening them, reading only each record's 4-byte header (seal.hpp),
-// so it knows where each direction's stream ends: once both EOF records have passed, both links are
-// idle and go back to their pools with no message (doc/PROTOCOL.relay.md §7, reused links).
+// RecordRelay: the route's relay between the two vnet ends of a link pair. It moves their records
+// (sealed, or in clear with tls = false) with splice(2) without opening them, reading only each
+// record's 4-byte header (seal.hpp), so it knows where each direction's stream ends: once both EOF
+// records have passed, both links are idle and go back to their pools with no message
+// (doc/PROTOCOL.relay.md §7, reused links).
 #pragma once
 
 #include <array>
@@ -23,8 +24,9 @@ public:
 
     // `a` is the using vnet's link, `b` the serving vnet's. `prefix_to_a` (the route's LINK_OPENED)
     // goes to `a` right before the first bytes from `b`, so the using vnet wakes once for both.
-    // The pipe pool must outlive the relay.
-    static std::shared_ptr<RecordRelay> start(StreamPtr a, StreamPtr b, PipePool& pipes, Bytes prefix_to_a, Done done);
+    // `tag`: the records' tag size (seal.hpp tag_size). The pipe pool must outlive the relay.
+    static std::shared_ptr<RecordRelay> start(StreamPtr a, StreamPtr b, PipePool& pipes, std::size_t tag, Bytes prefix_to_a,
+                                              Done done);
     // Closes both links (the route is stopping, or a session went away).
     void abort(const std::string& why = "aborted");
     std::uint64_t bytes_a_to_b() const { return dir_[0].bytes; }
@@ -46,7 +48,7 @@ private:
         std::array<std::uint8_t, 4> peek{};  // a record header (or one body byte) seen by the wait
         std::size_t peeked = 0;
     };
-    RecordRelay(StreamPtr a, StreamPtr b, PipePool& pipes, Done done);
+    RecordRelay(StreamPtr a, StreamPtr b, PipePool& pipes, std::size_t tag, Done done);
     void wait_read(int d);
     void pull(int d);
     void push(int d);
@@ -56,6 +58,7 @@ private:
 
     StreamPtr a_, b_;
     PipePool& pipes_;
+    std::size_t tag_;
     Done done_;
     Dir dir_[2];
     bool finished_ = false;

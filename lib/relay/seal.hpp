@@ -16,6 +16,8 @@
 namespace tn::relay {
 
 // The AEAD a link's records use; LINK_OK names it, so another can be added without a new version.
+// `none` (tls = false): the same records in clear, with no tag, so a plain link too tells the route
+// where each connection's stream ends and can be parked again.
 enum class Cipher : std::uint8_t { none = 0, aes128_gcm = 1, aes256_gcm = 2 };
 // Measured faster of the two here (bench/relay/README.md); both are accepted.
 inline constexpr Cipher kLinkCipher = Cipher::aes128_gcm;
@@ -23,7 +25,8 @@ inline constexpr Cipher kLinkCipher = Cipher::aes128_gcm;
 using LinkKey = std::array<std::uint8_t, 32>;
 inline constexpr std::size_t kTagSize = 16;
 inline constexpr std::size_t kRecordHeader = 4;  // type u8 + plaintext length u24
-inline constexpr std::size_t kRecordOverhead = kRecordHeader + kTagSize;
+inline constexpr std::size_t kRecordOverhead = kRecordHeader + kTagSize;  // the most a record adds
+inline constexpr std::size_t tag_size(Cipher c) { return c == Cipher::none ? 0 : kTagSize; }
 // Largest plaintext of one record; a header announcing more is refused before any buffer is sized.
 inline constexpr std::size_t kRecordMax = 65536;
 inline constexpr std::size_t kKeyBoxSize = 32 + kTagSize;
@@ -55,13 +58,17 @@ LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64
 
 // One direction's AEAD state: key and IV from HKDF(link key, "tn-relay-2 use>serve" or
 // "serve>use"), nonce = IV xor the record counter.
+// With Cipher::none there is no key and no AEAD: records are framed only.
 class RecordCipher {
 public:
     RecordCipher(Cipher c, const LinkKey& key, Side sender, bool encrypt);
     std::uint64_t counter() const { return counter_; }
+    std::size_t tag() const { return tag_; }
+    std::size_t overhead() const { return kRecordHeader + tag_; }  // what one record adds to its plaintext
 
 protected:
     void next_nonce(std::uint8_t* nonce);
+    std::size_t tag_ = kTagSize;
     std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx_;
     std::array<std::uint8_t, 12> iv_{};
     std::uint64_t counter_ = 0;
@@ -71,10 +78,10 @@ class RecordSealer : public RecordCipher {
 public:
     RecordSealer(Cipher c, const LinkKey& key, Side self) : RecordCipher(c, key, self, true) {}
     // Writes one DATA record (1..kRecordMax plaintext bytes) to `out`, which has room for
-    // plain.size() + kRecordOverhead; returns the bytes written. `out` may not overlap `plain`,
+    // plain.size() + overhead(); returns the bytes written. `out` may not overlap `plain`,
     // except in place: plain.data() == out + kRecordHeader (the pump reads into that layout).
     std::size_t seal(std::span<const std::uint8_t> plain, std::uint8_t* out);
-    // The authenticated EOF record (kRecordOverhead bytes): this direction sends nothing more. `keep`:
+    // The EOF record (overhead() bytes; authenticated when sealed): this direction sends nothing more. `keep`:
     // the sender keeps the link for another connection afterwards (the route, which reads headers
     // but cannot open records, parks it again only then).
     std::size_t seal_eof(std::uint8_t* out, bool keep = false);
@@ -87,11 +94,14 @@ public:
         bool eof = false;
         std::size_t plain = 0;  // plaintext length
         bool keep = false;      // an EOF whose sender keeps the link
-        std::size_t size() const { return kRecordHeader + plain + kTagSize; }  // the whole record
+        std::size_t tag = kTagSize;
+        std::size_t size() const { return kRecordHeader + plain + tag; }  // the whole record
     };
-    // Reads a record header; throws WireError on an unknown type, an empty DATA, an EOF with a length,
-    // or a length over kRecordMax (before the caller sizes anything for the body).
-    static Head head(std::span<const std::uint8_t> header);
+    // Reads a record header (of records with `tag`-byte tags); throws WireError on an unknown type, an
+    // empty DATA, an EOF with a length, or a length over kRecordMax (before the caller sizes anything
+    // for the body).
+    static Head head(std::span<const std::uint8_t> header, std::size_t tag = kTagSize);
+    Head parse(std::span<const std::uint8_t> header) const { return head(header, tag_); }
     // Opens one whole record (head(...).size() bytes) into `out` (room for head.plain bytes; or in
     // place, out == record.data() + kRecordHeader, as the pump does); returns
     // the plaintext length (0 for EOF). Throws WireError on a bad tag (tampered, reordered, replayed

@@ -21,6 +21,12 @@ class Conn:
         with self.lock:
             return bool(self.up) and self.up[0] == 0x16
 
+    def is_control(self):
+        """A vnet's control connection: TLS (tls = true), or its first frame after the 8-byte hello is
+        AUTH (type 0x0002); a link's is LINK_PARK, LINK_STANDBY or LINK_OPEN."""
+        with self.lock:
+            return bool(self.up) and (self.up[0] == 0x16 or self.up[8:10] == b"\x00\x02")
+
     def sizes(self):
         with self.lock:
             return len(self.up), len(self.down)
@@ -99,7 +105,7 @@ class Recorder:
     def grown_since(self, snap, links_only=True):
         with self.lock:
             conns = list(self.conns)
-        return [c for c in conns if c.sizes() != snap.get(c.index, (0, 0)) and not (links_only and c.is_tls())]
+        return [c for c in conns if c.sizes() != snap.get(c.index, (0, 0)) and not (links_only and c.is_control())]
 
     def everything(self):
         with self.lock:

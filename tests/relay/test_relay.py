@@ -275,7 +275,7 @@ def test_remote_port_works_and_is_freed_when_its_vnet_drops(relay, echo):
 
 def test_malformed_and_oversized_frames_close_only_that_link(relay, echo):
     port = start_pair(relay, echo)
-    for bad in (b"GARBAGE!" + b"\0" * 40, b"TNRL\x00\x03\x00\x00" + b"\x00\x60\x00\x00\x10\x00\x00\x00"):
+    for bad in (b"GARBAGE!" + b"\0" * 40, b"TNRL\x00\x04\x00\x00" + b"\x00\x60\x00\x00\x10\x00\x00\x00"):
         s = socket.create_connection(("127.0.0.1", relay.port))
         import ssl
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

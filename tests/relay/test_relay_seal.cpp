@@ -135,6 +135,41 @@ TEST_CASE("records round-trip both ways with both ciphers, up to the cap") {
     }
 }
 
+TEST_CASE("plain links' records (Cipher::none): the same framing in clear, with no tag") {
+    LinkSeal use(Cipher::none, LinkKey{}, Side::use), serve(Cipher::none, LinkKey{}, Side::serve);
+    CHECK(use.tx.overhead() == kRecordHeader);
+    for (std::size_t n : {std::size_t(1), std::size_t(300), kRecordMax}) {
+        Bytes p(n);
+        for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<std::uint8_t>(i * 13 + 1);
+        auto r = seal(use.tx, p);
+        REQUIRE(r.size() == n + kRecordHeader);
+        CHECK(r[0] == 0x01);
+        CHECK(((std::size_t(r[1]) << 16) | (std::size_t(r[2]) << 8) | r[3]) == n);
+        CHECK(Bytes(r.begin() + kRecordHeader, r.end()) == p);  // in clear
+        CHECK(RecordOpener::head(r, 0).size() == r.size());
+        CHECK(open(serve.rx, r) == p);
+        // In place, as the pump does it.
+        Bytes buf(n + kRecordHeader);
+        std::copy(p.begin(), p.end(), buf.begin() + kRecordHeader);
+        CHECK(serve.tx.seal(std::span(buf.data() + kRecordHeader, n), buf.data()) == r.size());
+        CHECK(use.rx.open(buf, buf.data() + kRecordHeader) == n);
+        CHECK(Bytes(buf.begin() + kRecordHeader, buf.end()) == p);
+    }
+    // A record whose size disagrees with its header (a sealed one, with its tag) is refused.
+    LinkSeal sealed(kLinkCipher, key_of(3), Side::use);
+    CHECK_THROWS_WITH(open(serve.rx, seal(sealed.tx, text("tagged"))), Catch::Contains("does not match its header"));
+    Bytes e(kRecordOverhead);
+    REQUIRE(use.tx.seal_eof(e.data(), true) == kRecordHeader);
+    e.resize(kRecordHeader);
+    CHECK(e == Bytes{0x03, 0, 0, 0});
+    auto h = serve.rx.parse(e);
+    CHECK((h.eof && h.keep && h.size() == kRecordHeader));
+    CHECK(open(serve.rx, e).empty());
+    CHECK(serve.rx.ended());
+    CHECK_THROWS_WITH(open(serve.rx, seal(use.tx, text("late"))), Catch::Contains("after EOF"));
+    CHECK_THROWS_WITH(RecordOpener::head(Bytes{0x09, 0, 0, 1}, 0), Catch::Contains("unknown record type"));
+}
+
 TEST_CASE("sealing and opening in place (the pump's layout) give the same records and plaintext") {
     for (std::size_t n : {std::size_t(1), std::size_t(300), kRecordMax}) {
         LinkSeal a(kLinkCipher, key_of(9), Side::use), b(kLinkCipher, key_of(9), Side::serve);

@@ -11,8 +11,8 @@ using namespace tn::relay;
 
 TEST_CASE("hello is TNRL + big-endian version + zero flags") {
     auto h = encode_hello();
-    CHECK(Bytes(h.begin(), h.end()) == Bytes{'T', 'N', 'R', 'L', 0, 3, 0, 0});
-    CHECK(decode_hello(h) == 3);
+    CHECK(Bytes(h.begin(), h.end()) == Bytes{'T', 'N', 'R', 'L', 0, 4, 0, 0});
+    CHECK(decode_hello(h) == 4);
     auto newer = encode_hello(7);
     CHECK(decode_hello(newer) == 7);
     Bytes bad{'S', 'S', 'H', '-', 0, 1, 0, 0};

@@ -173,9 +173,8 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
         p.cipher = kLinkCipher;
     }
     // A using vnet's first bytes may already wait unread in our socket: they stay there until the pair
-    // is bound. It learns that its link was taken with LINK_OPENED: on a plain link now, on a sealed
-    // one right before the first record from the serving side (one wake-up for both).
-    if (kind == UserKind::link && !cfg_.tls) async_write_bytes(user, encode_frame(to_frame(LinkOpened{link_id})), [](error_code) {});
+    // is bound. It learns that its link was taken with LINK_OPENED, right before the first record from
+    // the serving side (one wake-up for both).
     // A standby link of the serving vnet saves it opening one now: the request goes down that link,
     // which becomes the serving side of this connection.
     auto& standby = ss->second->standby;
@@ -309,28 +308,24 @@ void RouteServer::bind_link(std::uint64_t link_id, Pending p, StreamPtr s, Bytes
     }
     // With tls = true the serving endpoint gets the link key in a box under its own ticket and this
     // connection's challenge. Where the route is the using endpoint itself (remote_port, vhost) it
-    // keeps the key and seals that leg; between two vnets it relays records it cannot open.
+    // keeps the key and seals that leg (tls = false: frames it in clear records); between two vnets it
+    // relays records it does not open.
     LinkOk ok{link_id};
+    ok.cipher = static_cast<std::uint8_t>(p.cipher);
+    if (cfg_.tls) ok.key_box = seal_key_box(ss->second->ticket, s->challenge, link_id, p.key);
     std::shared_ptr<LinkSeal> own;
-    if (cfg_.tls) {
-        ok.cipher = static_cast<std::uint8_t>(p.cipher);
-        ok.key_box = seal_key_box(ss->second->ticket, s->challenge, link_id, p.key);
-        if (p.kind != UserKind::link) own = std::make_shared<LinkSeal>(p.cipher, p.key, Side::use);
-        OPENSSL_cleanse(p.key.data(), p.key.size());
-    }
+    if (p.kind != UserKind::link) own = std::make_shared<LinkSeal>(p.cipher, p.key, Side::use);
+    OPENSSL_cleanse(p.key.data(), p.key.size());
     // LINK_OK goes to the serving side (after the standby request, if any), followed for an HTTP
     // client by the request head the route already read; the pump starts after it, so writes never
     // overlap.
     auto ok_frame = encode_frame(to_frame(ok));
     first.insert(first.end(), ok_frame.begin(), ok_frame.end());
     if (p.kind == UserKind::http && !p.prefix.empty()) {
-        if (own) {  // sealed like everything after it: a record of at most kMaxHead < kRecordMax bytes
-            Bytes rec(p.prefix.size() + kRecordOverhead);
-            rec.resize(own->tx.seal(p.prefix, rec.data()));
-            first.insert(first.end(), rec.begin(), rec.end());
-        } else {
-            first.insert(first.end(), p.prefix.begin(), p.prefix.end());
-        }
+        // A record like everything after it, of at most kMaxHead < kRecordMax bytes.
+        Bytes rec(p.prefix.size() + kRecordOverhead);
+        rec.resize(own->tx.seal(p.prefix, rec.data()));
+        first.insert(first.end(), rec.begin(), rec.end());
     }
     async_write_bytes(s, std::move(first), [this, link_id, s, p, own](error_code ec) {
         if (ec || stopped_) {
@@ -347,12 +342,12 @@ void RouteServer::bind_link(std::uint64_t link_id, Pending p, StreamPtr s, Bytes
                 log_.debug("link ", link_id, " closed", err.empty() ? "" : ": " + err);
             active_.erase(link_id);
         };
-        if (cfg_.tls && p.kind == UserKind::link) {
+        if (p.kind == UserKind::link) {
             // Two vnets: records pass unopened, and after both EOF records both links are parked again.
             auto user = p.user;
             auto uv = p.user_vnet, sv = p.serve_vnet;
             auto ended = std::make_shared<bool>(false);  // it may end inside start(), before it is listed
-            auto relay = RecordRelay::start(p.user, s, pipes_, encode_frame(to_frame(LinkOpened{link_id})),
+            auto relay = RecordRelay::start(p.user, s, pipes_, tag_size(p.cipher), encode_frame(to_frame(LinkOpened{link_id})),
                                             [this, closed, user, s, uv, sv, ended](const std::string& err, std::uint64_t ab, std::uint64_t ba,
                                                                                     bool keep_user, bool keep_serve) {
                 *ended = true;
@@ -366,9 +361,7 @@ void RouteServer::bind_link(std::uint64_t link_id, Pending p, StreamPtr s, Bytes
             if (!*ended) active_[link_id] = Active{nullptr, relay, p.group, p.id};
             return;
         }
-        std::unique_ptr<LinkSeal> seal;
-        if (own) seal = std::make_unique<LinkSeal>(std::move(*own));
-        auto pump = Pump::start(p.user, s, closed, &pipes_, nullptr, std::move(seal));
+        auto pump = Pump::start(p.user, s, closed, nullptr, std::make_unique<LinkSeal>(std::move(*own)));
         active_[link_id] = Active{pump, nullptr, p.group, p.id};
     });
 }

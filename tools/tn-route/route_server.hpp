@@ -135,7 +135,7 @@ private:
     std::size_t heads_ = 0;                      // connections still sending their HTTP head (capped)
     std::map<int, std::uint64_t> http_errors_;   // vhost answers the route gave itself, by status
     std::uint64_t vhost_links_ = 0;
-    relay::PipePool pipes_;  // splice(2) pipes for plain links, lent only while bytes are in flight
+    relay::PipePool pipes_;  // splice(2) pipes for link pairs, lent only while bytes are in flight
     Clock::time_point started_ = Clock::now();
     bool stopped_ = false;
 };

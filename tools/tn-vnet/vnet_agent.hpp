@@ -97,7 +97,7 @@ private:
     static constexpr std::size_t kMaxIdleLinks = 32;  // reused links kept idle, of each kind
     // Asked when a sealed link's EOF record goes out: do we keep the link afterwards (pool room)?
     bool will_keep(bool standby, std::uint64_t gen) const;
-    std::function<bool()> keep_fn(bool sealed, bool standby);
+    std::function<bool()> keep_fn(bool standby);
     // After a clean end of a sealed link we promised to keep: back into the pool.
     void reuse_link(relay::StreamPtr s, bool standby, std::uint64_t gen);
     void on_unserve_ask(const relay::UnserveAsk& m);
@@ -141,7 +141,6 @@ private:
     std::vector<relay::StreamPtr> standby_;  // waiting for a LINK_REQUEST from the route
     std::size_t parked_opening_ = 0, standby_opening_ = 0;
     std::uint64_t pool_gen_ = 0;  // bumped when the control session ends: older pooled links are dropped
-    relay::PipePool pipes_;  // splice(2) pipes for plain links (tls = false), lent while bytes are in flight
     int exit_code_ = 0;
 };
 

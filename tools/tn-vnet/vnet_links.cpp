@@ -32,7 +32,8 @@ bool is_loopback(const std::string& ip) {
 
 // The serving side of a link gets LINK_OK (or an ERROR that says why) from the route. LINK_OK's key box
 // opens only with our ticket and this connection's challenge; a route that should seal (tls = true)
-// but offers a plain link is refused, so nothing ever goes out in clear by a downgrade.
+// but offers a plain link is refused, so nothing ever goes out in clear by a downgrade. A plain link
+// (tls = false) carries the same records in clear.
 using Verdict = std::function<void(bool ok, std::string why, std::unique_ptr<LinkSeal> seal)>;
 void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side side, Verdict done) {
     async_read_frame(s, [s, ticket, sealed, side, done](relay::error_code ec, Frame f, std::string why) {
@@ -42,7 +43,7 @@ void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side s
             auto ok = from_frame<LinkOk>(f);
             if (!sealed) {
                 if (ok.cipher != 0) throw WireError("sealed LINK_OK on a plain link (tls = false here)");
-                return done(true, {}, nullptr);
+                return done(true, {}, std::make_unique<LinkSeal>(Cipher::none, LinkKey{}, side));
             }
             if (ok.cipher == 0) throw WireError("plain LINK_OK on a sealed link (tls = true here)");
             auto key = open_key_box(ticket, s->challenge, ok.link_id, ok.key_box);
@@ -56,8 +57,7 @@ void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side s
 }
 }  // namespace
 
-std::function<bool()> VnetAgent::keep_fn(bool sealed, bool standby) {
-    if (!sealed) return nullptr;  // a plain link ends with a TCP close: never reused
+std::function<bool()> VnetAgent::keep_fn(bool standby) {
     return [this, standby, gen = pool_gen_]() { return will_keep(standby, gen); };
 }
 
@@ -189,15 +189,16 @@ void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_n
 void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::string use_name) {
     // We draw the link key (tls = true) and box it for the route, which boxes it on for the serving
     // vnet: so our records can follow LINK_OPEN at once, without waiting for the route's answer.
+    // With tls = false the records go in clear.
     LinkOpen m{vnet_id_, id, link_proof(ticket_, MsgType::link_open, s->challenge, vnet_id_, id)};
-    std::unique_ptr<LinkSeal> seal;
+    LinkKey key{};
     if (cfg_.tls) {
-        auto key = random_link_key();
+        key = random_link_key();
         m.cipher = static_cast<std::uint8_t>(kLinkCipher);
         m.key_box = seal_key_box(ticket_, s->challenge, id, key, BoxWay::to_route);
-        seal = std::make_unique<LinkSeal>(kLinkCipher, key, Side::use);
-        OPENSSL_cleanse(key.data(), key.size());
     }
+    auto seal = std::make_unique<LinkSeal>(cfg_.tls ? kLinkCipher : Cipher::none, key, Side::use);
+    OPENSSL_cleanse(key.data(), key.size());
     auto first = encode_frame(to_frame(m));
     // What the client sent already (most protocols speak first) goes out in the same write: one
     // segment, and one wake-up of the route, for both. Nothing there yet is the usual EAGAIN.
@@ -210,14 +211,12 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
     if (n > 0) {
         auto at = first.size();
         auto len = static_cast<std::size_t>(n);
-        first.resize(at + len + (seal ? kRecordOverhead : 0));
-        if (seal) first.resize(at + seal->tx.seal(std::span(early.data(), len), first.data() + at));
-        else std::memcpy(first.data() + at, early.data(), len);
+        first.resize(at + len + kRecordOverhead);
+        first.resize(at + seal->tx.seal(std::span(early.data(), len), first.data() + at));
     }
-    auto sealed = seal != nullptr;
     auto held = std::make_shared<std::unique_ptr<LinkSeal>>(std::move(seal));
     std::uint64_t pre = n > 0 ? static_cast<std::uint64_t>(n) : 0;
-    async_write_bytes(s, std::move(first), [this, lp, s, use_name, sealed, held, pre](relay::error_code ec) {
+    async_write_bytes(s, std::move(first), [this, lp, s, use_name, held, pre](relay::error_code ec) {
         if (ec || stopped_) {
             s->close();
             return lp->close();
@@ -231,7 +230,7 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
             if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
                 log_.warn("use '", use_name, "' link closed: ", err);
             if (err.empty() && s->socket().is_open()) reuse_link(s, false, gen);
-        }, &pipes_, nullptr, std::move(*held), keep_fn(sealed, false), 1);
+        }, nullptr, std::move(*held), keep_fn(false), 1);
         async_read_frame(s, [this, s, pump, use_name](relay::error_code ec2, Frame f, std::string why) {
             if (!s->socket().is_open()) return;  // the pump ended already (the local side went away)
             std::string err = why;
@@ -285,7 +284,6 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
             ++sv2->open_links;
             unserve_timers_.opened(id);
         }
-        bool sealed = j->seal != nullptr;
         auto s = j->link;
         Pump::start(s, lp, [this, id, name, s, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
             bytes_total_ += ab + ba;
@@ -294,7 +292,7 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
             if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
                 log_.warn("serve '", name, "' link closed: ", err);
             if (err.empty() && s->socket().is_open()) reuse_link(s, true, gen);
-        }, &pipes_, std::move(j->seal), nullptr, keep_fn(sealed, true));
+        }, std::move(j->seal), nullptr, keep_fn(true));
     };
     auto bind = [this, j, link_id, name, start, answer = !(via && early)](StreamPtr s) {
         j->link = s;
