@@ -16,6 +16,7 @@ class Conn:
         self.lock = threading.Lock()
         self.cut_down = False  # stop relaying route -> vnet (after a FIN sent to the vnet)
         self.flip_down = False  # flip one bit of the next route -> vnet chunk
+        self.bad_type_up = False  # give the next vnet -> route chunk (a record header) an unknown type
 
     def is_tls(self):
         with self.lock:
@@ -26,6 +27,12 @@ class Conn:
         AUTH (type 0x0002); a link's is LINK_PARK, LINK_STANDBY or LINK_OPEN."""
         with self.lock:
             return bool(self.up) and (self.up[0] == 0x16 or self.up[8:10] == b"\x00\x02")
+
+    def first_frame(self):
+        """The type of the vnet's first frame after its 8-byte hello (a link: LINK_PARK 0x65 or LINK_OPEN
+        0x60 on the using side, LINK_STANDBY 0x66 or LINK_ACCEPT 0x61 on the serving side)."""
+        with self.lock:
+            return int.from_bytes(self.up[8:10], "big") if len(self.up) >= 10 else None
 
     def sizes(self):
         with self.lock:
@@ -77,6 +84,9 @@ class Recorder:
                     (conn.up if up else conn.down).extend(b)
                     if not up and conn.cut_down:
                         continue
+                    if up and conn.bad_type_up:
+                        conn.bad_type_up = False  # the next chunk starts with a record header: an unknown type
+                        b = b"\x09" + b[1:]
                     if not up and conn.flip_down:
                         conn.flip_down = False
                         b = bytearray(b)

@@ -102,8 +102,9 @@ def expect_reset(sock):
             pass
 
 
-def test_link_cut_without_eof_record_resets_only_that_connection(echo):
-    relay, rec, use_port = chain(True, echo)
+@pytest.mark.parametrize("tls", [True, False])
+def test_link_cut_without_eof_record_resets_only_that_connection(echo, tls):
+    relay, rec, use_port = chain(tls, echo)
     try:
         a, b, links = two_bound_connections(relay, rec, use_port)
         for c in links:
@@ -134,6 +135,30 @@ def test_tampered_record_closes_only_that_link_with_one_log_line(echo):
         assert 1 <= len(lines) <= 2, lines  # one per endpoint that received a flipped record
         assert exchange(b, b"b1") == b"b1"
         assert roundtrip(use_port, b"after")[1] == 5
+        a.close()
+        b.close()
+    finally:
+        print(relay.all_logs())
+        rec.close()
+        relay.close()
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_malformed_record_header_closes_only_that_link_pair_with_a_log_line(echo, tls):
+    """The route reads every record header, sealed or plain: one it cannot take ends that pair only."""
+    relay, rec, use_port = chain(tls, echo)
+    try:
+        a, b, links = two_bound_connections(relay, rec, use_port)
+        office_link = next(c for c in links if c.first_frame() in (0x60, 0x65))  # the using vnet's link
+        with office_link.lock:
+            office_link.bad_type_up = True
+        a.sendall(b"a2" * 100)
+        expect_reset(a)
+        wait_for(lambda: "unknown record type 9" in relay.log("route"), what="the route logs the bad header")
+        assert len([ln for ln in relay.log("route").splitlines() if "unknown record type" in ln]) == 1
+        assert exchange(b, b"b1") == b"b1"
+        assert roundtrip(use_port, b"after")[1] == 5
+        assert len(relay.status()["vnets"]) == 2
         a.close()
         b.close()
     finally:
