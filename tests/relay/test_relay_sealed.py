@@ -2,6 +2,7 @@
 keeps every byte of every connection. With tls = true a marker pushed through a proxied connection
 both ways never appears in them (and does with tls = false, so the check can fail); a link cut
 without its EOF record or tampered with on the way resets only that proxied connection."""
+import contextlib
 import os
 import socket
 import sys
@@ -102,17 +103,13 @@ def expect_reset(sock):
             pass
 
 
-@pytest.mark.parametrize("tls", [True, False])
-def test_link_cut_without_eof_record_resets_only_that_connection(echo, tls):
+@contextlib.contextmanager
+def bound_pair(tls, echo):
+    """A chain with two bound proxied connections A and B (see two_bound_connections); cleaned up after."""
     relay, rec, use_port = chain(tls, echo)
     try:
         a, b, links = two_bound_connections(relay, rec, use_port)
-        for c in links:
-            rec.cut(c)
-        expect_reset(a)
-        wait_for(lambda: "truncated" in relay.log("office"), what="office logs the truncation")
-        assert exchange(b, b"b1") == b"b1"
-        assert len(relay.status()["vnets"]) == 2
+        yield relay, rec, use_port, a, b, links
         a.close()
         b.close()
     finally:
@@ -121,10 +118,25 @@ def test_link_cut_without_eof_record_resets_only_that_connection(echo, tls):
         relay.close()
 
 
+def the_rest_still_works(relay, use_port, b):
+    """After A's link broke: B, a new connection and both vnets' sessions are untouched."""
+    assert exchange(b, b"b1") == b"b1"
+    assert roundtrip(use_port, b"after")[1] == 5
+    assert len(relay.status()["vnets"]) == 2
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_link_cut_without_eof_record_resets_only_that_connection(echo, tls):
+    with bound_pair(tls, echo) as (relay, rec, use_port, a, b, links):
+        for c in links:
+            rec.cut(c)
+        expect_reset(a)
+        wait_for(lambda: "truncated" in relay.log("office"), what="office logs the truncation")
+        the_rest_still_works(relay, use_port, b)
+
+
 def test_tampered_record_closes_only_that_link_with_one_log_line(echo):
-    relay, rec, use_port = chain(True, echo)
-    try:
-        a, b, links = two_bound_connections(relay, rec, use_port)
+    with bound_pair(True, echo) as (relay, rec, use_port, a, b, links):
         for c in links:
             with c.lock:
                 c.flip_down = True
@@ -133,22 +145,13 @@ def test_tampered_record_closes_only_that_link_with_one_log_line(echo):
         wait_for(lambda: "failed authentication" in relay.log("office") + relay.log("home"), what="tamper logged")
         lines = [ln for n in ("office", "home") for ln in relay.log(n).splitlines() if "failed authentication" in ln]
         assert 1 <= len(lines) <= 2, lines  # one per endpoint that received a flipped record
-        assert exchange(b, b"b1") == b"b1"
-        assert roundtrip(use_port, b"after")[1] == 5
-        a.close()
-        b.close()
-    finally:
-        print(relay.all_logs())
-        rec.close()
-        relay.close()
+        the_rest_still_works(relay, use_port, b)
 
 
 @pytest.mark.parametrize("tls", [True, False])
 def test_malformed_record_header_closes_only_that_link_pair_with_a_log_line(echo, tls):
     """The route reads every record header, sealed or plain: one it cannot take ends that pair only."""
-    relay, rec, use_port = chain(tls, echo)
-    try:
-        a, b, links = two_bound_connections(relay, rec, use_port)
+    with bound_pair(tls, echo) as (relay, rec, use_port, a, b, links):
         office_link = next(c for c in links if c.first_frame() in (0x60, 0x65))  # the using vnet's link
         with office_link.lock:
             office_link.bad_type_up = True
@@ -156,15 +159,7 @@ def test_malformed_record_header_closes_only_that_link_pair_with_a_log_line(echo
         expect_reset(a)
         wait_for(lambda: "unknown record type 9" in relay.log("route"), what="the route logs the bad header")
         assert len([ln for ln in relay.log("route").splitlines() if "unknown record type" in ln]) == 1
-        assert exchange(b, b"b1") == b"b1"
-        assert roundtrip(use_port, b"after")[1] == 5
-        assert len(relay.status()["vnets"]) == 2
-        a.close()
-        b.close()
-    finally:
-        print(relay.all_logs())
-        rec.close()
-        relay.close()
+        the_rest_still_works(relay, use_port, b)
 
 
 @pytest.mark.parametrize("tls", [True, False])
