@@ -232,7 +232,7 @@ std::string RouteServer::metrics() const {
     o << "tn_route_links_pending " << pending_.size() << "\n";
     metric("tn_route_links_total", "counter", "Proxied connections bound since start.");
     o << "tn_route_links_total " << links_total_ << "\n";
-    metric("tn_route_relayed_bytes_total", "counter", "Bytes relayed, both directions, since start (sealed links: records as they travel).");
+    metric("tn_route_relayed_bytes_total", "counter", "Bytes relayed, both directions, since start (links between two vnets: records as they travel).");
     o << "tn_route_relayed_bytes_total " << bytes_total_ + live << "\n";
     metric("tn_route_remote_ports", "gauge", "remote_port listeners open.");
     o << "tn_route_remote_ports " << remotes_.size() << "\n";

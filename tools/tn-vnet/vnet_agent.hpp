@@ -95,10 +95,10 @@ private:
     void standby_wait(relay::StreamPtr s, std::uint64_t gen);
     void drop_pools();
     static constexpr std::size_t kMaxIdleLinks = 32;  // reused links kept idle, of each kind
-    // Asked when a sealed link's EOF record goes out: do we keep the link afterwards (pool room)?
+    // Asked when a link's EOF record goes out: do we keep the link afterwards (pool room)?
     bool will_keep(bool standby, std::uint64_t gen) const;
     std::function<bool()> keep_fn(bool standby);
-    // After a clean end of a sealed link we promised to keep: back into the pool.
+    // After a clean end of a link we promised to keep: back into the pool.
     void reuse_link(relay::StreamPtr s, bool standby, std::uint64_t gen);
     void on_unserve_ask(const relay::UnserveAsk& m);
     void expire_unserves();
