@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -94,6 +95,15 @@ void Pump::abort(const std::string& why, bool reset_local) { finish(why, reset_l
 void Pump::read(int d) {
     Dir& x = dir_[d];
     x.turns = 0;
+    if (x.open && !x.from->unread.empty()) {
+        // The frame reads before us took these from the socket with the frames (Stream::unread).
+        if (!x.in) x.in.reset(new std::uint8_t[kOpenIn]);
+        auto n = std::min(x.from->unread.size(), kOpenIn - x.have);
+        std::copy_n(x.from->unread.begin(), n, x.in.get() + x.have);
+        x.from->unread.erase(x.from->unread.begin(), x.from->unread.begin() + static_cast<std::ptrdiff_t>(n));
+        x.drained = false;
+        return process(d, n);
+    }
     if (x.open) {
         // Wake-ups per byte: with part of a record in, epoll (and the kernel's wake-up of this
         // process) fires only once the rest of it is in, not for each segment of it. Never more than
@@ -191,7 +201,14 @@ void Pump::process(int d, std::size_t n) {
                     break;
                 }
             }
-            if (got_eof && pos != x.have) throw WireError("bytes after the EOF record");
+            if (got_eof && pos != x.have) {
+                // The peer's stream ended; on a link we keep, what follows is the route's next request
+                // (it parks the link once both EOF records passed and may use it at once): the frame
+                // reader gets it. On a link we did not keep, nothing may follow.
+                if (!kept_) throw WireError("bytes after the EOF record");
+                x.from->unread.assign(x.in.get() + pos, x.in.get() + x.have);
+                x.have = pos;
+            }
         } catch (const WireError& e) {
             return finish(std::string("protocol error: ") + e.what(), true);
         }

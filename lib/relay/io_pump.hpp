@@ -82,7 +82,7 @@ private:
     Dir dir_[2];
     bool finished_ = false;
     std::function<bool()> keep_sealed_;
-    bool kept_ = false;  // our EOF record promised to keep the sealed link
+    bool kept_ = false;  // our EOF record promised to keep the link
 };
 
 }  // namespace tn::relay

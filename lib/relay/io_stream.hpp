@@ -7,6 +7,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -39,7 +40,15 @@ public:
     }
     template <class Buf, class H> void async_read(const Buf& b, H&& h) {
         if (auto* t = std::get_if<TlsConn>(&v_)) return t->async_read(asio::mutable_buffer(b), std::forward<H>(h));
-        asio::async_read(std::get<tcp::socket>(v_), b, std::forward<H>(h));
+        auto& sock = std::get<tcp::socket>(v_);
+        if (unread.empty()) return asio::async_read(sock, b, std::forward<H>(h));
+        // Bytes a pump read past the end of its stream come first (see `unread`).
+        asio::mutable_buffer mb(b);
+        auto n = std::min(mb.size(), unread.size());
+        std::copy_n(unread.begin(), n, static_cast<std::uint8_t*>(mb.data()));
+        unread.erase(unread.begin(), unread.begin() + static_cast<std::ptrdiff_t>(n));
+        if (n == mb.size()) return asio::post(sock.get_executor(), [h = std::forward<H>(h), n]() mutable { h(error_code{}, n); });
+        asio::async_read(sock, mb + n, [h = std::forward<H>(h), n](error_code ec, std::size_t m) mutable { h(ec, n + m); });
     }
     template <class Buf, class H> void async_write(const Buf& b, H&& h) {
         if (auto* t = std::get_if<TlsConn>(&v_)) return t->async_write(asio::const_buffer(b), std::forward<H>(h));
@@ -55,6 +64,10 @@ public:
     Nonce challenge{};
     // How many proxied connections this link carried before (the route's reuse count).
     std::uint32_t carried = 0;
+    // A link's bytes read from the socket ahead of their reader: on a reused link the route may send
+    // the next request right behind the last record of a stream, and the pump that read them both
+    // leaves the request here. Frame reads (async_read) and the next pump take these first.
+    Bytes unread;
 
 private:
     std::variant<tcp::socket, TlsConn> v_;

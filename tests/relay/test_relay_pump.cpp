@@ -56,11 +56,13 @@ struct Rig {
     Pair link = connected(io), loc = connected(io);
     std::string error = "(running)";
     std::thread t;
+    std::function<bool()> keep;  // the pump's keep_sealed
+    StreamPtr l;                 // the pump's link side
     void start() {
-        auto l = std::make_shared<Stream>(std::move(link.b));
+        l = std::make_shared<Stream>(std::move(link.b));
         auto p = std::make_shared<Stream>(std::move(loc.a));
         Pump::start(l, p, [this](const std::string& e, std::uint64_t, std::uint64_t) { error = e; },
-                    std::make_unique<LinkSeal>(cipher, key_of(5), Side::serve));
+                    std::make_unique<LinkSeal>(cipher, key_of(5), Side::serve), nullptr, keep);
         t = std::thread([this] { io.run(); });
     }
     ~Rig() {
@@ -180,4 +182,38 @@ TEST_CASE("a tampered record among good ones resets the local connection") {
     r.io.stop();
     if (r.t.joinable()) r.t.join();
     CHECK(r.error.find("protocol error") != std::string::npos);
+}
+
+TEST_CASE("on a kept link, bytes right behind the peer's EOF record are left for the next frame read") {
+    // The service closes first: our EOF record (keep) goes out, then the route parks the link and
+    // sends the next request right behind the peer's EOF record, so one read can get both.
+    auto cipher = static_cast<Cipher>(GENERATE(int(kLinkCipher), int(Cipher::none)));
+    for (bool kept : {true, false}) {
+        Rig r(cipher);
+        r.keep = [kept] { return kept; };
+        auto& peer = r.link.a;
+        auto& local = r.loc.b;
+        r.start();
+        LinkSeal far(cipher, key_of(5), Side::use);
+        local.shutdown(tcp::socket::shutdown_send);
+        std::array<std::uint8_t, kRecordOverhead> ours{};
+        asio::read(peer, asio::buffer(ours.data(), far.rx.overhead()));
+        CHECK(far.rx.open(std::span(ours.data(), far.rx.overhead()), ours.data() + kRecordHeader) == 0);
+        CHECK(far.rx.parse(ours).keep == kept);
+        Bytes wire(kRecordOverhead);
+        wire.resize(far.tx.seal_eof(wire.data(), true));
+        auto next = encode_frame(Frame{MsgType::link_request, Bytes{1, 2, 3}});
+        wire.insert(wire.end(), next.begin(), next.end());
+        asio::write(peer, asio::buffer(wire));  // one write: the pump reads both at once
+        CHECK(read_all(local).empty());         // nothing for the service: an EOF (kept) or a reset
+        if (r.t.joinable()) r.t.join();         // the pump ended and nothing else waits
+        if (kept) {
+            CHECK(r.error.empty());
+            CHECK(r.l->socket().is_open());
+            CHECK(r.l->unread == next);
+        } else {
+            CHECK(r.error.find("bytes after the EOF record") != std::string::npos);
+            CHECK(!r.l->socket().is_open());
+        }
+    }
 }

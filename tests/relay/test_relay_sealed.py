@@ -6,6 +6,7 @@ import contextlib
 import os
 import socket
 import sys
+import threading
 import time
 
 import pytest
@@ -218,4 +219,75 @@ def test_reused_links_need_no_new_connection_and_no_control_message(echo, tls):
     finally:
         print(relay.all_logs())
         rec.close()
+        relay.close()
+
+
+class GreetAndClose:
+    """A service that speaks first and closes first (a banner, then FIN), as SMTP/SSH-style servers
+    and HTTP/1.0 servers do: the serving side's EOF record comes before the using side's."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(512)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with contextlib.suppress(OSError):
+                c.sendall(b"hi\n")
+                c.close()
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_links_reused_right_after_a_server_side_close_carry_the_next_request(tls):
+    """When the service closes first, the route parks the serving vnet's link again once the using
+    side's EOF record has passed: the next request may follow that record on the same link at once,
+    before the serving vnet has read it. Every one of many quick connections must still succeed."""
+    srv = GreetAndClose()
+    relay = Relay(tls=tls)
+    try:
+        relay.start_route()
+        use_port = harness.free_port()
+        relay.start_vnet("home", serves=[{"name": "greet", "id": 700, "port": srv.port}], extra_vnet="link_pool = 1")
+        relay.start_vnet("office", uses=[{"name": "greet", "id": 700, "port": use_port}], extra_vnet="link_pool = 1")
+        relay.wait_use("office", "greet")
+        failures = []
+
+        def client(n):
+            for _ in range(n):
+                try:
+                    with socket.create_connection(("127.0.0.1", use_port), timeout=10) as s:
+                        got = b""
+                        while True:
+                            b = s.recv(100)
+                            if not b:
+                                break
+                            got += b
+                        if got != b"hi\n":
+                            failures.append(got)
+                except OSError as e:
+                    failures.append(repr(e))
+
+        ts = [threading.Thread(target=client, args=(100,)) for _ in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert failures == [], f"{len(failures)} of 400 failed, e.g. {failures[:3]}"
+        for name in ("home", "office", "route"):
+            assert "after the EOF" not in relay.log(name)
+    finally:
+        print(relay.all_logs())
+        srv.close()
         relay.close()
