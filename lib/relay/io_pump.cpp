@@ -198,6 +198,7 @@ void Pump::process(int d, std::size_t n) {
                 }
                 if (h.eof) {
                     got_eof = true;
+                    peer_kept_ = h.keep;
                     break;
                 }
             }

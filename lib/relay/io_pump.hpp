@@ -45,6 +45,10 @@ public:
     void abort(const std::string& why = "aborted", bool reset_local = false);
     std::uint64_t bytes_a_to_b() const { return dir_[0].bytes; }
     std::uint64_t bytes_b_to_a() const { return dir_[1].bytes; }
+    // The link's other end said in its EOF record that it keeps the link. Where that end is the peer
+    // itself (the route as the using end of a remote_port or vhost link), the link carries another
+    // connection only if both kept it.
+    bool peer_kept() const { return peer_kept_; }
 
 private:
     struct Dir {
@@ -83,6 +87,7 @@ private:
     bool finished_ = false;
     std::function<bool()> keep_sealed_;
     bool kept_ = false;  // our EOF record promised to keep the link
+    bool peer_kept_ = false;
 };
 
 }  // namespace tn::relay

@@ -249,6 +249,34 @@ class GreetAndClose:
         self.sock.close()
 
 
+def greet_clients(port, threads, each):
+    """`threads` clients at once, `each` connections one after another: each must read the whole
+    greeting and a clean end. Returns what went wrong."""
+    failures = []
+
+    def client():
+        for _ in range(each):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    got = b""
+                    while True:
+                        b = s.recv(100)
+                        if not b:
+                            break
+                        got += b
+                    if got != b"hi\n":
+                        failures.append(got)
+            except OSError as e:
+                failures.append(repr(e))
+
+    ts = [threading.Thread(target=client) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return failures
+
+
 @pytest.mark.parametrize("tls", [True, False])
 def test_links_reused_right_after_a_server_side_close_carry_the_next_request(tls):
     """When the service closes first, the route parks the serving vnet's link again once the using
@@ -262,30 +290,59 @@ def test_links_reused_right_after_a_server_side_close_carry_the_next_request(tls
         relay.start_vnet("home", serves=[{"name": "greet", "id": 700, "port": srv.port}], extra_vnet="link_pool = 1")
         relay.start_vnet("office", uses=[{"name": "greet", "id": 700, "port": use_port}], extra_vnet="link_pool = 1")
         relay.wait_use("office", "greet")
-        failures = []
-
-        def client(n):
-            for _ in range(n):
-                try:
-                    with socket.create_connection(("127.0.0.1", use_port), timeout=10) as s:
-                        got = b""
-                        while True:
-                            b = s.recv(100)
-                            if not b:
-                                break
-                            got += b
-                        if got != b"hi\n":
-                            failures.append(got)
-                except OSError as e:
-                    failures.append(repr(e))
-
-        ts = [threading.Thread(target=client, args=(100,)) for _ in range(4)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        failures = greet_clients(use_port, 4, 100)
         assert failures == [], f"{len(failures)} of 400 failed, e.g. {failures[:3]}"
         for name in ("home", "office", "route"):
+            assert "after the EOF" not in relay.log(name)
+    finally:
+        print(relay.all_logs())
+        srv.close()
+        relay.close()
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_remote_port_links_are_reused_too(echo, tls):
+    """The route is the using end of a remote_port link: after a clean end where both EOF records said
+    keep, the link goes back to the serving vnet's standby links and carries the next connection."""
+    relay = Relay(tls=tls)
+    try:
+        relay.start_route()
+        rec = Recorder(relay.port)
+        relay.port = rec.port
+        rport = harness.free_port()
+        relay.start_vnet("home", serves=[{"name": "pub", "port": echo.port, "remote_port": rport}], extra_vnet="link_pool = 2")
+        wait_for(lambda: relay.status()["remote_ports"] == [rport], what="remote port open")
+        for _ in range(3):
+            assert roundtrip(rport, b"warm")[1] == 4
+        time.sleep(0.5)
+        before = len(rec.everything())
+        reused = relay.status()["links"]["reused"]
+        for i in range(20):
+            assert roundtrip(rport, b"p" * (i + 1))[1] == i + 1
+        new = len(rec.everything()) - before
+        assert new <= 5, f"{new} of 20 sequential remote_port connections opened a new link"
+        assert relay.status()["links"]["reused"] >= reused + 20 - 4 - new
+    finally:
+        print(relay.all_logs())
+        rec.close()
+        relay.close()
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_remote_port_links_reused_right_after_a_server_side_close(tls):
+    """As test_links_reused_right_after_a_server_side_close_carry_the_next_request, with the route as
+    the using end: many quick connections to a remote_port of a service that closes first."""
+    srv = GreetAndClose()
+    relay = Relay(tls=tls)
+    try:
+        relay.start_route()
+        rport = harness.free_port()
+        relay.start_vnet("home", serves=[{"name": "greet", "port": srv.port, "remote_port": rport}], extra_vnet="link_pool = 1")
+        wait_for(lambda: relay.status()["remote_ports"] == [rport], what="remote port open")
+        failures = greet_clients(rport, 4, 100)
+        assert failures == [], f"{len(failures)} of 400 failed, e.g. {failures[:3]}"
+        assert relay.status()["links"]["reused"] > 0
+        for name in ("home", "route"):
             assert "after the EOF" not in relay.log(name)
     finally:
         print(relay.all_logs())

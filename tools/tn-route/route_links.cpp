@@ -361,14 +361,30 @@ void RouteServer::bind_link(std::uint64_t link_id, Pending p, StreamPtr s, Bytes
             if (!*ended) active_[link_id] = Active{nullptr, relay, p.group, p.id};
             return;
         }
-        auto pump = Pump::start(p.user, s, closed, nullptr, std::make_unique<LinkSeal>(std::move(*own)));
+        // The route is the using end (remote_port, vhost): after a clean end the link goes back to the
+        // serving vnet's standby links when both ends' EOF records said they keep it.
+        if (s->carried++) ++links_reused_;
+        auto sv = p.serve_vnet;
+        auto self = std::make_shared<std::weak_ptr<Pump>>();  // set once start() returns
+        auto pump = Pump::start(p.user, s, [this, closed, s, sv, self](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+            closed(err, ab, ba);
+            auto pm = self->lock();
+            if (err.empty() && pm && pm->peer_kept() && s->socket().is_open() && !stopped_) return repark(s, sv, true);
+            s->close();
+        }, nullptr, std::make_unique<LinkSeal>(std::move(*own)), [this, sv]() { return can_repark(sv); });
+        *self = pump;
         active_[link_id] = Active{pump, nullptr, p.group, p.id};
     });
 }
 
-void RouteServer::repark(StreamPtr s, std::uint32_t vnet_id, bool standby) {
+bool RouteServer::can_repark(std::uint32_t vnet_id) const {
     auto it = sessions_.find(vnet_id);
-    if (it == sessions_.end() || it->second->closed || it->second->pool.size() >= kMaxReparked) return s->close();
+    return !stopped_ && it != sessions_.end() && !it->second->closed && it->second->pool.size() < kMaxReparked;
+}
+
+void RouteServer::repark(StreamPtr s, std::uint32_t vnet_id, bool standby) {
+    if (!can_repark(vnet_id)) return s->close();
+    auto it = sessions_.find(vnet_id);
     // The next setup frame's proof and LINK_OK's key box must never reuse the last challenge (the box
     // key is derived from it and seals with a fixed nonce): both ends step it the same way.
     s->challenge = next_challenge(s->challenge);

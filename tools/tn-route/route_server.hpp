@@ -58,6 +58,7 @@ private:
                       relay::Bytes prefix = {}, std::uint32_t user_vnet = 0, const relay::LinkKey& key = {},
                       relay::Cipher cipher = relay::Cipher::none);
     void standby_answer(relay::StreamPtr s, std::string peer, std::uint64_t link_id);
+    bool can_repark(std::uint32_t vnet_id) const;  // its session is up and its pool has room
     void repark(relay::StreamPtr s, std::uint32_t vnet_id, bool standby);
     void fail_pending(std::uint64_t link_id, const std::string& why, int http_status = 502);
     // [http] vhosts and [dashboard] (route_http.cpp).
