@@ -7,6 +7,9 @@
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <algorithm>
 #include <deque>
 #include <functional>
@@ -87,6 +90,28 @@ inline void read_interest_only(tcp::socket& s, tcp proto) {
     if (ec) return;
     s.assign(proto, fd, ec);
     if (!ec && nb) s.non_blocking(true, ec);
+}
+
+// Socket buffers for a connection to or from a vnet, sized by the round trip its handshake measured.
+// On a short path (same host or a fast LAN: under kShortPathRtt) the kernel's autotuning still grows
+// them to megabytes, not because the path needs it but because the reader lags behind on a busy
+// machine; every hop then holds megabytes of records whose pages left the cache long before they
+// are copied out again (bench/relay/README.md: a fixed 256 KiB on every link end cut the sealed
+// chain's CPU per GiB by a fifth). 256 KiB (the kernel doubles it) still carries 10 Gbit/s at that
+// round trip. Longer paths keep autotuning: a fixed buffer would cap their window.
+inline constexpr std::uint32_t kShortPathRtt = 200;  // microseconds
+inline constexpr int kShortPathBuffer = 256 * 1024;
+inline bool short_path(std::uint32_t rtt_us) { return rtt_us > 0 && rtt_us < kShortPathRtt; }  // 0: not measured
+// Returns whether it fixed them.
+inline bool fit_buffers_to_path(tcp::socket& s) {
+    tcp_info ti{};
+    socklen_t l = sizeof ti;
+    int fd = s.native_handle();
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) != 0 || !short_path(ti.tcpi_rtt)) return false;
+    // Best effort: a refusal leaves autotuning on, which only costs CPU.
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kShortPathBuffer, sizeof kShortPathBuffer);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kShortPathBuffer, sizeof kShortPathBuffer);
+    return true;
 }
 
 // Reads one frame (header, then a payload of at most `cap` bytes) and calls back with it. A bad header

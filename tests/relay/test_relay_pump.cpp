@@ -217,3 +217,36 @@ TEST_CASE("on a kept link, bytes right behind the peer's EOF record are left for
         }
     }
 }
+
+TEST_CASE("a short path gets fixed socket buffers that autotuning no longer grows; a long or unmeasured one keeps autotuning") {
+    CHECK(short_path(30));
+    CHECK(short_path(kShortPathRtt - 1));
+    CHECK_FALSE(short_path(kShortPathRtt));
+    CHECK_FALSE(short_path(40000));  // a WAN round trip: a fixed buffer would cap its window
+    CHECK_FALSE(short_path(0));
+
+    asio::io_context io;
+    auto p = connected(io);  // loopback: a round trip of tens of microseconds
+    REQUIRE(fit_buffers_to_path(p.a));
+    REQUIRE(fit_buffers_to_path(p.b));
+    auto rcvbuf = [](tcp::socket& s) {
+        int v = 0;
+        socklen_t l = sizeof v;
+        ::getsockopt(s.native_handle(), SOL_SOCKET, SO_RCVBUF, &v, &l);
+        return v;
+    };
+    CHECK(rcvbuf(p.b) == 2 * kShortPathBuffer);  // the kernel doubles what it is given
+    // 16 MiB through it with a slow reader: autotuning would have grown the receive buffer by now.
+    std::thread w([&] {
+        Bytes chunk(1 << 20, 0x33);
+        for (int i = 0; i < 16; ++i) asio::write(p.a, asio::buffer(chunk));
+        p.a.shutdown(tcp::socket::shutdown_send);
+    });
+    Bytes buf(4096);
+    std::size_t got = 0;
+    error_code ec;
+    while (!ec) got += p.b.read_some(asio::buffer(buf), ec);
+    w.join();
+    CHECK(got == std::size_t(16) << 20);
+    CHECK(rcvbuf(p.b) == 2 * kShortPathBuffer);
+}

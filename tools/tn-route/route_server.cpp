@@ -95,6 +95,7 @@ void RouteServer::accept() {
             // Frames are written whole (one write per frame or batch): Nagle would only hold the small
             // ones (LINK_REQUEST, LINK_OK) back behind an unacknowledged earlier write.
             sock.set_option(tcp::no_delay(true), e2);
+            fit_buffers_to_path(sock);
             if (!tls_) on_connection(std::make_shared<Stream>(std::move(sock)), peer);
             else classify(std::make_shared<tcp::socket>(std::move(sock)), peer);
         } else if (ec != asio::error::operation_aborted) {

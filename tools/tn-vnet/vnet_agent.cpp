@@ -76,6 +76,7 @@ void VnetAgent::fatal(int code, const std::string& why) {
 void VnetAgent::open_route(OnStream done, bool control) {
     auto finish_tcp = [this, done, control](tcp::socket sock, tcp proto) {
         sock.set_option(tcp::no_delay(true));
+        relay::fit_buffers_to_path(sock);
         relay::read_interest_only(sock, proto);
         // Only the control connection runs TLS: links are plain TCP, proven by HMAC and sealed end to
         // end (protocol 2), so neither the route nor we spend a handshake or an SSL object on them.
