@@ -97,8 +97,9 @@ inline void read_interest_only(tcp::socket& s, tcp proto) {
 // them to megabytes, not because the path needs it but because the reader lags behind on a busy
 // machine; every hop then holds megabytes of records whose pages left the cache long before they
 // are copied out again (bench/relay/README.md: a fixed 256 KiB on every link end cut the sealed
-// chain's CPU per GiB by a fifth). 256 KiB (the kernel doubles it) still carries 10 Gbit/s at that
-// round trip. Longer paths keep autotuning: a fixed buffer would cap their window.
+// chain's CPU per GiB by a fifth). 256 KiB (the kernel doubles it; net.core.[rw]mem_max, 208 KiB by
+// default, caps it first) still carries 10 Gbit/s at that round trip. Longer paths keep
+// autotuning: a fixed buffer would cap their window.
 inline constexpr std::uint32_t kShortPathRtt = 200;  // microseconds
 inline constexpr int kShortPathBuffer = 256 * 1024;
 inline bool short_path(std::uint32_t rtt_us) { return rtt_us > 0 && rtt_us < kShortPathRtt; }  // 0: not measured
