@@ -98,10 +98,10 @@ void Pump::read(int d) {
     if (x.open && !x.from->unread.empty()) {
         // The frame reads before us took these from the socket with the frames (Stream::unread).
         if (!x.in) x.in.reset(new std::uint8_t[kOpenIn]);
-        auto n = std::min(x.from->unread.size(), kOpenIn - x.have);
-        std::copy_n(x.from->unread.begin(), n, x.in.get() + x.have);
-        x.from->unread.erase(x.from->unread.begin(), x.from->unread.begin() + static_cast<std::ptrdiff_t>(n));
-        x.drained = false;
+        auto n = x.from->take_unread(x.in.get() + x.have, kOpenIn - x.have);
+        // As if they emptied the socket: the wait after the write costs what a read finding nothing
+        // would, and wakes at once if more came.
+        x.drained = true;
         return process(d, n);
     }
     if (x.open) {

@@ -25,9 +25,10 @@ RecordRelay::RecordRelay(StreamPtr a, StreamPtr b, PipePool& pipes, std::size_t 
 }
 
 std::shared_ptr<RecordRelay> RecordRelay::start(StreamPtr a, StreamPtr b, PipePool& pipes, std::size_t tag, Bytes prefix_to_a,
-                                                Done done) {
+                                                Bytes prefix_to_b, Done done) {
     std::shared_ptr<RecordRelay> r(new RecordRelay(std::move(a), std::move(b), pipes, tag, std::move(done)));
     r->dir_[1].prefix = std::move(prefix_to_a);
+    r->dir_[0].prefix = std::move(prefix_to_b);
     error_code ec;
     for (auto* s : {r->a_.get(), r->b_.get()})
         if (!s->socket().non_blocking()) s->socket().non_blocking(true, ec);
@@ -40,13 +41,14 @@ std::shared_ptr<RecordRelay> RecordRelay::start(StreamPtr a, StreamPtr b, PipePo
 void RecordRelay::abort(const std::string& why) { finish(why); }
 
 void RecordRelay::wait_read(int d) {
-    // The wait is a peek: Asio tries it at once and otherwise queues it on the registration it has
-    // (no epoll_ctl re-arm, which async_wait costs every time), and at a record boundary it brings
-    // the header along. A header split across segments waits for readiness instead (a peek would
-    // complete again at once with the same bytes).
+    // On the splice path the wait is a peek: Asio tries it at once and otherwise queues it on the
+    // registration it has (no epoll_ctl re-arm, which async_wait costs every time), and at a record
+    // boundary it brings the header along. A header split across segments waits for readiness
+    // instead (a peek would complete again at once with the same bytes), and so does the greedy
+    // path, which holds no buffer while it waits.
     Dir& x = dir_[d];
     auto self = shared_from_this();
-    if (x.rest == 0 && x.peeked > 0 && x.peeked < kRecordHeader) {
+    if (!x.splicing() || (x.rest == 0 && x.peeked > 0 && x.peeked < kRecordHeader)) {
         x.peeked = 0;
         return x.from->socket().async_wait(tcp::socket::wait_read, [this, self, d](error_code ec) {
             if (finished_) return;
@@ -65,53 +67,132 @@ void RecordRelay::wait_read(int d) {
     });
 }
 
+std::size_t RecordRelay::scan(Dir& x, const std::uint8_t* p, std::size_t n) {
+    std::size_t i = 0;
+    while (i < n) {
+        if (x.rest == 0) {
+            if (x.last) break;  // the EOF record passed: the rest is not this stream's
+            auto take = std::min(kRecordHeader - x.hdrn, n - i);
+            std::memcpy(x.hdr.data() + x.hdrn, p + i, take);
+            x.hdrn += take;
+            i += take;
+            if (x.hdrn < kRecordHeader) break;
+            x.hdrn = 0;
+            auto head = RecordOpener::head(x.hdr, tag_);
+            x.rest = head.size() - kRecordHeader;
+            x.last = head.eof;
+            x.keep = head.keep;
+            x.bulk = head.size() >= kSpliceMin;
+            continue;
+        }
+        auto take = std::min(x.rest, n - i);
+        i += take;
+        x.rest -= take;
+    }
+    return i;
+}
+
+bool RecordRelay::pull_greedy(int d, std::size_t& moved) {
+    Dir& x = dir_[d];
+    // Copied out before anything waits, so one buffer serves every relay of this thread.
+    static thread_local std::array<std::uint8_t, kGreedy> buf;
+    // Bytes read ahead count as what the socket had: the wait after them costs what a read that
+    // finds nothing would, and wakes at once if more came.
+    bool drained = true;
+    std::size_t n = x.from->take_unread(buf.data(), buf.size());
+    if (n == 0) {
+        ssize_t r;
+        do r = ::recv(x.from->socket().native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
+        while (r < 0 && errno == EINTR);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            // Nothing from this side yet. The request and LINK_OK go to the serving vnet now;
+            // LINK_OPENED waits for the serving side's first bytes (one wake-up of the using vnet).
+            if (d == 0 && !x.prefix.empty()) {
+                push(d);
+                if (finished_ || !x.prefix.empty()) return false;  // it waits to write, and pulls after
+            }
+            wait_read(d);
+            return false;
+        }
+        if (r < 0) return finish(std::strerror(errno)), false;
+        if (r == 0) {
+            finish(x.rest == 0 && x.hdrn == 0 ? "truncated: a link closed without its EOF record" : "truncated: a link closed inside a record");
+            return false;
+        }
+        n = static_cast<std::size_t>(r);
+        drained = n < buf.size();
+    }
+    std::size_t mine;
+    try {
+        mine = scan(x, buf.data(), n);
+    } catch (const WireError& e) {
+        finish(std::string("protocol error: ") + e.what());
+        return false;
+    }
+    // Behind the EOF record: the using vnet's next LINK_OPEN (the frame reader's), ahead of any
+    // bytes still unread.
+    if (mine < n) x.from->unread.insert(x.from->unread.begin(), buf.begin() + static_cast<std::ptrdiff_t>(mine), buf.begin() + static_cast<std::ptrdiff_t>(n));
+    x.held.insert(x.held.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(mine));
+    moved += mine;
+    push(d);
+    if (finished_ || x.done || !x.flushed()) return false;  // ended, or waits to write (and pulls after)
+    if (drained) {
+        wait_read(d);
+        return false;
+    }
+    return true;
+}
+
 void RecordRelay::pull(int d) {
     Dir& x = dir_[d];
     int fd = x.from->socket().native_handle();
     std::size_t moved = 0;
-    while (!finished_) {
-        if (x.rest == 0) {
-            // A record starts here: peek its header (type and length, in clear) and move it whole.
-            // The wait that woke us may have peeked it already.
-            std::uint8_t* h = x.peek.data();
-            auto n = static_cast<ssize_t>(x.peeked);
-            if (n < static_cast<ssize_t>(kRecordHeader)) n = ::recv(fd, h, kRecordHeader, MSG_PEEK | MSG_DONTWAIT);
+    while (!finished_ && !x.done) {
+        if (!x.splicing()) {
+            if (!pull_greedy(d, moved)) return;
+        } else {
+            if (x.rest == 0) {
+                // A record starts here: peek its header (type and length, in clear) and move it whole.
+                // The wait that woke us may have peeked it already.
+                std::uint8_t* h = x.peek.data();
+                auto n = static_cast<ssize_t>(x.peeked);
+                if (n < static_cast<ssize_t>(kRecordHeader)) n = ::recv(fd, h, kRecordHeader, MSG_PEEK | MSG_DONTWAIT);
+                x.peeked = 0;
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_read(d);
+                if (n < 0) return finish(std::strerror(errno));
+                if (n == 0) return finish("truncated: a link closed without its EOF record");
+                if (static_cast<std::size_t>(n) < kRecordHeader) {
+                    x.peeked = static_cast<std::size_t>(n);  // the rest is on its way
+                    return wait_read(d);
+                }
+                try {
+                    auto head = RecordOpener::head(std::span(h, kRecordHeader), tag_);
+                    x.rest = head.size();
+                    x.last = head.eof;
+                    x.keep = head.keep;
+                    x.bulk = head.size() >= kSpliceMin;
+                } catch (const WireError& e) {
+                    return finish(std::string("protocol error: ") + e.what());
+                }
+            }
             x.peeked = 0;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_read(d);
-            if (n < 0) return finish(std::strerror(errno));
-            if (n == 0) return finish("truncated: a link closed without its EOF record");
-            if (static_cast<std::size_t>(n) < kRecordHeader) {
-                x.peeked = static_cast<std::size_t>(n);  // the rest is on its way
+            if (!x.pipe) x.pipe = pipes_.take();
+            if (!x.pipe) return finish("out of file descriptors for a pipe");
+            ssize_t n = ::splice(fd, nullptr, x.pipe.w.get(), nullptr, x.rest, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                pipes_.give(std::move(x.pipe));
+                x.pipe = {};
                 return wait_read(d);
             }
-            try {
-                auto head = RecordOpener::head(std::span(h, kRecordHeader), tag_);
-                x.rest = head.size();
-                x.last = head.eof;
-                x.keep = head.keep;
-            } catch (const WireError& e) {
-                return finish(std::string("protocol error: ") + e.what());
-            }
-        }
-        x.peeked = 0;
-        if (!x.pipe) x.pipe = pipes_.take();
-        if (!x.pipe) return finish("out of file descriptors for a pipe");
-        ssize_t n = ::splice(fd, nullptr, x.pipe.w.get(), nullptr, x.rest, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            pipes_.give(std::move(x.pipe));
-            x.pipe = {};
-            return wait_read(d);
-        }
-        if (n < 0) return finish(std::strerror(errno));
-        if (n == 0) return finish("truncated: a link closed inside a record");
-        x.rest -= static_cast<std::size_t>(n);
-        x.in_pipe = static_cast<std::size_t>(n);
-        moved += static_cast<std::size_t>(n);
-        if (x.in_pipe) {
+            if (n < 0) return finish(std::strerror(errno));
+            if (n == 0) return finish("truncated: a link closed inside a record");
+            x.rest -= static_cast<std::size_t>(n);
+            x.in_pipe = static_cast<std::size_t>(n);
+            moved += static_cast<std::size_t>(n);
             push(d);
-            // push() returned: either it waits for the receiver (and pulls again afterwards), or the
-            // pipe is empty and the loop goes on.
-            if (finished_ || x.in_pipe || x.done) return;
+            // push() returned: either it waits for the receiver (and pulls again afterwards), or
+            // everything went out and the loop goes on.
+            if (finished_ || !x.flushed() || x.done) return;
         }
         if (moved >= kTurn) {
             return asio::post(a_->socket().get_executor(), [this, self = shared_from_this(), d]() {
@@ -130,16 +211,33 @@ void RecordRelay::push(int d) {
             if (finished_) return;
             if (ec) return finish(ec.message());
             push(d);
-            if (!finished_ && !dir_[d].in_pipe && !dir_[d].done) pull(d);
+            if (!finished_ && dir_[d].flushed() && !dir_[d].done) pull(d);
         });
     };
-    while (!x.prefix.empty()) {
-        // MSG_MORE: the frame joins the record spliced right behind it in one segment.
-        ssize_t m = ::send(to, x.prefix.data(), x.prefix.size(), MSG_MORE | MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (!x.prefix.empty() || !x.held.empty()) {
+        // The route's frames and the bytes read ahead in one write; MSG_MORE when a spliced record
+        // follows, so they join it in one segment.
+        std::array<iovec, 2> v{};
+        int k = 0;
+        if (!x.prefix.empty()) v[k++] = {x.prefix.data(), x.prefix.size()};
+        if (!x.held.empty()) v[k++] = {x.held.data(), x.held.size()};
+        msghdr mh{};
+        mh.msg_iov = v.data();
+        mh.msg_iovlen = static_cast<std::size_t>(k);
+        ssize_t m = ::sendmsg(to, &mh, MSG_NOSIGNAL | MSG_DONTWAIT | (x.in_pipe ? MSG_MORE : 0));
         if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_write();
+        if (m < 0 && errno == EINTR) continue;
         if (m <= 0) return finish(m == 0 ? "send wrote nothing" : std::strerror(errno));
-        x.prefix.erase(x.prefix.begin(), x.prefix.begin() + m);
+        auto sent = static_cast<std::size_t>(m);
+        auto fp = std::min(sent, x.prefix.size());
+        x.prefix.erase(x.prefix.begin(), x.prefix.begin() + static_cast<std::ptrdiff_t>(fp));
+        sent -= fp;
+        x.held.erase(x.held.begin(), x.held.begin() + static_cast<std::ptrdiff_t>(sent));
+        x.bytes += sent;
     }
+    // An idle relay holds no buffer (thousands of them wait between two requests).
+    if (x.prefix.capacity()) Bytes().swap(x.prefix);
+    if (x.held.capacity()) Bytes().swap(x.held);
     while (x.in_pipe > 0) {
         ssize_t m = ::splice(x.pipe.r.get(), nullptr, to, nullptr, x.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_write();  // backpressure: no pull meanwhile
@@ -147,9 +245,11 @@ void RecordRelay::push(int d) {
         x.in_pipe -= static_cast<std::size_t>(m);
         x.bytes += static_cast<std::uint64_t>(m);
     }
-    pipes_.give(std::move(x.pipe));
-    x.pipe = {};
-    if (x.rest == 0 && x.last) {
+    if (x.pipe) {
+        pipes_.give(std::move(x.pipe));
+        x.pipe = {};
+    }
+    if (x.rest == 0 && x.last && !x.done) {
         // This direction's EOF record went out: nothing more is read from that link here. When both
         // have, every byte of the stream passed and both links are idle.
         x.done = true;

@@ -9,6 +9,10 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <deque>
@@ -41,17 +45,16 @@ public:
         if (auto* t = std::get_if<TlsConn>(&v_)) return t->async_read_some(asio::mutable_buffer(b), std::forward<H>(h));
         std::get<tcp::socket>(v_).async_read_some(b, std::forward<H>(h));
     }
+    // Exactly b's size, like asio::async_read. On plain TCP it reads greedily: whatever else the socket
+    // holds (up to kGreedyRead more) lands in `unread`, so the frames and records that came in one
+    // segment cost one recv and one wake-up, not one per frame, header and payload.
     template <class Buf, class H> void async_read(const Buf& b, H&& h) {
         if (auto* t = std::get_if<TlsConn>(&v_)) return t->async_read(asio::mutable_buffer(b), std::forward<H>(h));
-        auto& sock = std::get<tcp::socket>(v_);
-        if (unread.empty()) return asio::async_read(sock, b, std::forward<H>(h));
-        // Bytes a pump read past the end of its stream come first (see `unread`).
         asio::mutable_buffer mb(b);
-        auto n = std::min(mb.size(), unread.size());
-        std::copy_n(unread.begin(), n, static_cast<std::uint8_t*>(mb.data()));
-        unread.erase(unread.begin(), unread.begin() + static_cast<std::ptrdiff_t>(n));
-        if (n == mb.size()) return asio::post(sock.get_executor(), [h = std::forward<H>(h), n]() mutable { h(error_code{}, n); });
-        asio::async_read(sock, mb + n, [h = std::forward<H>(h), n](error_code ec, std::size_t m) mutable { h(ec, n + m); });
+        auto n = take_unread(static_cast<std::uint8_t*>(mb.data()), mb.size());
+        if (n == mb.size())
+            return asio::post(socket().get_executor(), [h = std::forward<H>(h), n]() mutable { h(error_code{}, n); });
+        read_greedy(mb, n, std::function<void(error_code, std::size_t)>(std::forward<H>(h)));
     }
     template <class Buf, class H> void async_write(const Buf& b, H&& h) {
         if (auto* t = std::get_if<TlsConn>(&v_)) return t->async_write(asio::const_buffer(b), std::forward<H>(h));
@@ -67,12 +70,46 @@ public:
     Nonce challenge{};
     // How many proxied connections this link carried before (the route's reuse count).
     std::uint32_t carried = 0;
-    // A link's bytes read from the socket ahead of their reader: on a reused link the route may send
-    // the next request right behind the last record of a stream, and the pump that read them both
-    // leaves the request here. Frame reads (async_read) and the next pump take these first.
+    // Bytes read from the socket ahead of their reader: the greedy frame reads leave here what came
+    // behind a frame (a using vnet's first records behind LINK_OPEN, LINK_OK and records behind a
+    // request), and on a reused link the pump that read the route's next request right behind the
+    // peer's EOF record leaves the request here. Whatever reads a plain Stream after a frame read
+    // (frame reads, Pump, RecordRelay) takes these first.
     Bytes unread;
+    // Moves up to `max` bytes of `unread` to `dst`; returns how many. An emptied `unread` gives its
+    // memory back (a link may stay idle for hours).
+    std::size_t take_unread(std::uint8_t* dst, std::size_t max) {
+        auto n = std::min(max, unread.size());
+        std::copy_n(unread.begin(), n, dst);
+        if (n == unread.size()) Bytes().swap(unread);
+        else unread.erase(unread.begin(), unread.begin() + static_cast<std::ptrdiff_t>(n));
+        return n;
+    }
+    static constexpr std::size_t kGreedyRead = 4096;
 
 private:
+    // Waits for readiness (no buffer held while idle), then one recvmsg into the rest of `mb` and a
+    // scratch area whose bytes go to `unread`.
+    void read_greedy(asio::mutable_buffer mb, std::size_t got, std::function<void(error_code, std::size_t)> h) {
+        socket().async_wait(tcp::socket::wait_read, [this, mb, got, h = std::move(h)](error_code ec) mutable {
+            if (ec) return h(ec, got);
+            std::array<std::uint8_t, kGreedyRead> extra;
+            iovec v[2] = {{static_cast<std::uint8_t*>(mb.data()) + got, mb.size() - got}, {extra.data(), extra.size()}};
+            msghdr m{};
+            m.msg_iov = v;
+            m.msg_iovlen = 2;
+            ssize_t r = ::recvmsg(socket().native_handle(), &m, MSG_DONTWAIT);
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return read_greedy(mb, got, std::move(h));
+            if (r < 0) return h(error_code(errno, boost::system::system_category()), got);
+            if (r == 0) return h(asio::error::eof, got);
+            auto n = static_cast<std::size_t>(r);
+            auto mine = std::min(n, mb.size() - got);
+            got += mine;
+            unread.assign(extra.begin(), extra.begin() + static_cast<std::ptrdiff_t>(n - mine));  // empty unless the request is complete
+            if (got < mb.size()) return read_greedy(mb, got, std::move(h));
+            h(error_code{}, got);
+        });
+    }
     std::variant<tcp::socket, TlsConn> v_;
 };
 

@@ -172,8 +172,8 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
         p.key = random_link_key();
         p.cipher = kLinkCipher;
     }
-    // A using vnet's first bytes may already wait unread in our socket: they stay there until the pair
-    // is bound. It learns that its link was taken with LINK_OPENED, right before the first record from
+    // A using vnet's first records may have come in with its LINK_OPEN (the link's `unread`) or wait in
+    // our socket: they stay there until the pair is bound. It learns that its link was taken with LINK_OPENED, right before the first record from
     // the serving side (one wake-up for both).
     // A standby link of the serving vnet saves it opening one now: the request goes down that link,
     // which becomes the serving side of this connection.
@@ -214,6 +214,12 @@ void RouteServer::link_pooled(StreamPtr s, std::string peer, SessionPtr ss, bool
     if (!reparked && ss->pool.size() >= kMaxPooled) {
         log_.warn("pre-opened link from vnet ", ss->vnet_id, " refused: it already has ", kMaxPooled);
         return refuse(s, ErrorCode::limit, "limit: " + std::to_string(kMaxPooled) + " pre-opened links per vnet");
+    }
+    if (standby && !s->unread.empty()) {
+        // The vnet sends nothing on a standby link until it is requested: bytes a read took in with
+        // its last frame are a protocol error.
+        log_.warn("protocol error on a standby link from ", peer, ": bytes on an idle standby link");
+        return s->close();
     }
     ss->pool.insert(s);
     std::weak_ptr<Session> weak = ss;
@@ -316,51 +322,54 @@ void RouteServer::bind_link(std::uint64_t link_id, Pending p, StreamPtr s, Bytes
     std::shared_ptr<LinkSeal> own;
     if (p.kind != UserKind::link) own = std::make_shared<LinkSeal>(p.cipher, p.key, Side::use);
     OPENSSL_cleanse(p.key.data(), p.key.size());
+    auto ok_frame = encode_frame(to_frame(ok));
+    first.insert(first.end(), ok_frame.begin(), ok_frame.end());
+    auto closed = [this, link_id](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+        bytes_total_ += ab + ba;
+        if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
+            log_.warn("link ", link_id, " closed: ", err);
+        else
+            log_.debug("link ", link_id, " closed", err.empty() ? "" : ": " + err);
+        active_.erase(link_id);
+    };
+    if (p.kind == UserKind::link) {
+        // Two vnets: records pass unopened, and after both EOF records both links are parked again.
+        // The request and LINK_OK go to the serving side in one write with the using side's first
+        // records.
+        ++links_total_;
+        auto user = p.user;
+        auto uv = p.user_vnet, sv = p.serve_vnet;
+        auto ended = std::make_shared<bool>(false);  // it may end inside start(), before it is listed
+        auto relay = RecordRelay::start(p.user, s, pipes_, tag_size(p.cipher), encode_frame(to_frame(LinkOpened{link_id})), std::move(first),
+                                        [this, closed, user, s, uv, sv, ended](const std::string& err, std::uint64_t ab, std::uint64_t ba,
+                                                                                bool keep_user, bool keep_serve) {
+            *ended = true;
+            closed(err, ab, ba);
+            if (!err.empty()) return;
+            if (keep_user && !stopped_) repark(user, uv, false);
+            else user->close();
+            if (keep_serve && !stopped_) repark(s, sv, true);
+            else s->close();
+        });
+        if (!*ended) active_[link_id] = Active{nullptr, relay, p.group, p.id};
+        return;
+    }
     // LINK_OK goes to the serving side (after the standby request, if any), followed for an HTTP
     // client by the request head the route already read; the pump starts after it, so writes never
     // overlap.
-    auto ok_frame = encode_frame(to_frame(ok));
-    first.insert(first.end(), ok_frame.begin(), ok_frame.end());
     if (p.kind == UserKind::http && !p.prefix.empty()) {
         // A record like everything after it, of at most kMaxHead < kRecordMax bytes.
         Bytes rec(p.prefix.size() + kRecordOverhead);
         rec.resize(own->tx.seal(p.prefix, rec.data()));
         first.insert(first.end(), rec.begin(), rec.end());
     }
-    async_write_bytes(s, std::move(first), [this, link_id, s, p, own](error_code ec) {
+    async_write_bytes(s, std::move(first), [this, link_id, s, p, own, closed](error_code ec) {
         if (ec || stopped_) {
             s->close();
             return p.user->close();
         }
         ++links_total_;
         if (p.kind == UserKind::http) ++vhost_links_;
-        auto closed = [this, link_id](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
-            bytes_total_ += ab + ba;
-            if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
-                log_.warn("link ", link_id, " closed: ", err);
-            else
-                log_.debug("link ", link_id, " closed", err.empty() ? "" : ": " + err);
-            active_.erase(link_id);
-        };
-        if (p.kind == UserKind::link) {
-            // Two vnets: records pass unopened, and after both EOF records both links are parked again.
-            auto user = p.user;
-            auto uv = p.user_vnet, sv = p.serve_vnet;
-            auto ended = std::make_shared<bool>(false);  // it may end inside start(), before it is listed
-            auto relay = RecordRelay::start(p.user, s, pipes_, tag_size(p.cipher), encode_frame(to_frame(LinkOpened{link_id})),
-                                            [this, closed, user, s, uv, sv, ended](const std::string& err, std::uint64_t ab, std::uint64_t ba,
-                                                                                    bool keep_user, bool keep_serve) {
-                *ended = true;
-                closed(err, ab, ba);
-                if (!err.empty()) return;
-                if (keep_user && !stopped_) repark(user, uv, false);
-                else user->close();
-                if (keep_serve && !stopped_) repark(s, sv, true);
-                else s->close();
-            });
-            if (!*ended) active_[link_id] = Active{nullptr, relay, p.group, p.id};
-            return;
-        }
         // The route is the using end (remote_port, vhost): after a clean end the link goes back to the
         // serving vnet's standby links when both ends' EOF records said they keep it.
         if (s->carried++) ++links_reused_;

@@ -1,6 +1,7 @@
 // tn-vnet's serves, uses and links: registering serves, use listeners that follow their id, one link
 // per proxied connection on both sides, and unserve (a peer's request for an unregistered service).
 #include "base/net_addr.hpp"
+#include "relay/io_connect.hpp"
 #include "relay/seal.hpp"
 #include "vnet_agent.hpp"
 
@@ -22,7 +23,7 @@ std::uint64_t now_ms() {
 // A parked link holds nothing to read (its CHALLENGE was read): readable means closed or broken.
 bool link_alive(Stream& s) {
     std::uint8_t b;
-    return ::recv(s.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    return s.unread.empty() && ::recv(s.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 bool is_loopback(const std::string& ip) {
     relay::error_code ec;
@@ -265,7 +266,6 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
     // ends: reset, when sealed). Without it the connect comes first and a refusal is a LINK_FAIL.
     struct Join {
         std::shared_ptr<tcp::socket> local;
-        tcp proto = tcp::v4();
         bool connected = false, failed = false, bound = false;
         StreamPtr link;
         std::unique_ptr<LinkSeal> seal;
@@ -275,9 +275,6 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
     auto name = sv->cfg.name;
     auto start = [this, j, id, name]() {
         if (!j->connected || !j->bound) return;
-        relay::error_code nec;
-        j->local->set_option(tcp::no_delay(true), nec);
-        relay::read_interest_only(*j->local, j->proto);
         auto lp = std::make_shared<Stream>(std::move(*j->local));
         ++links_total_;
         if (auto* sv2 = serve_by_id(id)) {
@@ -339,23 +336,24 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
         if (!early) return link_up();
         start();
     };
+    // With `early` the link is taken first: a local connect that is over inside connect_nearby
+    // (loopback) then finds it, and a refusal closes it.
+    if (early) link_up();
     relay::error_code aec;
     auto addr = asio::ip::make_address(sv->cfg.ip, aec);
-    if (!aec) {
-        // An IP literal (the usual case): connect at once, no resolver thread in the way.
-        j->proto = tcp::endpoint(addr, sv->cfg.port).protocol();
-        j->local->async_connect(tcp::endpoint(addr, sv->cfg.port), connected);
-    } else {
-        auto res = std::make_shared<tcp::resolver>(io_);
-        res->async_resolve(sv->cfg.ip, std::to_string(sv->cfg.port), [res, j, connected](relay::error_code ec, tcp::resolver::results_type r) {
-            if (ec) return connected(ec);
-            asio::async_connect(*j->local, r, [j, connected](relay::error_code ec2, const tcp::endpoint& ep) {
-                j->proto = ep.protocol();
-                connected(ec2);
-            });
+    if (!aec) return connect_nearby(*j->local, tcp::endpoint(addr, sv->cfg.port), connected);  // an IP literal: the usual case
+    auto res = std::make_shared<tcp::resolver>(io_);
+    res->async_resolve(sv->cfg.ip, std::to_string(sv->cfg.port), [res, j, connected](relay::error_code ec, tcp::resolver::results_type r) {
+        if (ec) return connected(ec);
+        asio::async_connect(*j->local, r, [j, connected](relay::error_code ec2, const tcp::endpoint& ep) {
+            if (!ec2) {
+                relay::error_code nec;
+                j->local->set_option(tcp::no_delay(true), nec);
+                relay::read_interest_only(*j->local, ep.protocol());
+            }
+            connected(ec2);
         });
-    }
-    if (early) link_up();
+    });
 }
 
 void VnetAgent::on_unserve_ask(const UnserveAsk& m) {
