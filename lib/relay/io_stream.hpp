@@ -173,13 +173,32 @@ struct FrameRead : std::enable_shared_from_this<FrameRead> {
             }
             self->f.type = hd.type;
             self->f.payload.resize(hd.length);
-            if (hd.length == 0) return self->h({}, std::move(self->f), {});
+            // Read with the header already (a greedy read): no second trip through the event loop.
+            if (self->s->unread.size() >= hd.length) {
+                self->s->take_unread(self->f.payload.data(), hd.length);
+                return self->h({}, std::move(self->f), {});
+            }
             self->s->async_read(asio::buffer(self->f.payload), [self](error_code ec2, std::size_t) {
                 self->h(ec2, std::move(self->f), ec2 ? ec2.message() : std::string());
             });
         });
     }
 };
+
+// A whole frame that an earlier greedy read took in, without waiting: false when `unread` does not
+// hold one. Throws WireError on a bad header. For a caller that may go on at once (async_read_frame
+// always completes through the event loop).
+inline bool take_buffered_frame(Stream& s, Frame& f, std::uint32_t cap = kMaxPayload) {
+    if (s.unread.size() < kHeaderSize) return false;
+    auto hd = decode_header(std::span(s.unread.data(), kHeaderSize), cap);
+    if (s.unread.size() - kHeaderSize < hd.length) return false;
+    std::array<std::uint8_t, kHeaderSize> skip{};
+    s.take_unread(skip.data(), kHeaderSize);
+    f.type = hd.type;
+    f.payload.resize(hd.length);
+    s.take_unread(f.payload.data(), hd.length);
+    return true;
+}
 
 inline void async_read_frame(const StreamPtr& s, FrameRead::Handler h, std::uint32_t cap = kMaxPayload) {
     auto r = std::make_shared<FrameRead>();

@@ -37,7 +37,7 @@ bool is_loopback(const std::string& ip) {
 // (tls = false) carries the same records in clear.
 using Verdict = std::function<void(bool ok, std::string why, std::unique_ptr<LinkSeal> seal)>;
 void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side side, Verdict done) {
-    async_read_frame(s, [s, ticket, sealed, side, done](relay::error_code ec, Frame f, std::string why) {
+    auto verdict = [s, ticket, sealed, side, done](relay::error_code ec, Frame f, std::string why) {
         if (ec) return done(false, why, nullptr);
         try {
             if (f.type == MsgType::error) return done(false, from_frame<ErrorMsg>(f).message, nullptr);
@@ -54,7 +54,15 @@ void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side s
         } catch (const WireError& e) {
             done(false, std::string("protocol error: ") + e.what(), nullptr);
         }
-    });
+    };
+    // On a standby link LINK_OK came in with the request: go on at once.
+    Frame f;
+    try {
+        if (take_buffered_frame(*s, f)) return verdict({}, std::move(f), {});
+    } catch (const WireError& e) {
+        return verdict(asio::error::invalid_argument, {}, e.what());
+    }
+    async_read_frame(s, verdict);
 }
 }  // namespace
 
@@ -217,7 +225,7 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
     }
     auto held = std::make_shared<std::unique_ptr<LinkSeal>>(std::move(seal));
     std::uint64_t pre = n > 0 ? static_cast<std::uint64_t>(n) : 0;
-    async_write_bytes(s, std::move(first), [this, lp, s, use_name, held, pre](relay::error_code ec) {
+    auto sent = [this, lp, s, use_name, held, pre](relay::error_code ec) {
         if (ec || stopped_) {
             s->close();
             return lp->close();
@@ -249,7 +257,16 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
             log_.warn("use '", use_name, "': link refused: ", err);
             pump->abort("refused: " + err, true);
         });
-    });
+    };
+    // An idle link takes these few hundred bytes at once: then the pump starts without a trip
+    // through the event loop.
+    ssize_t w;
+    do w = ::send(s->socket().native_handle(), first.data(), first.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (w < 0 && errno == EINTR);
+    if (w == static_cast<ssize_t>(first.size())) return sent({});
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return sent(relay::error_code(errno, boost::system::system_category()));
+    first.erase(first.begin(), first.begin() + (w > 0 ? w : 0));
+    async_write_bytes(s, std::move(first), sent);
 }
 
 void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, StreamPtr via) {
@@ -339,6 +356,7 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
     // With `early` the link is taken first: a local connect that is over inside connect_nearby
     // (loopback) then finds it, and a refusal closes it.
     if (early) link_up();
+    if (j->failed) return;  // refused already (LINK_OK came with the request): nothing to connect for
     relay::error_code aec;
     auto addr = asio::ip::make_address(sv->cfg.ip, aec);
     if (!aec) return connect_nearby(*j->local, tcp::endpoint(addr, sv->cfg.port), connected);  // an IP literal: the usual case
