@@ -1,4 +1,4 @@
-// The route's record-aware splice relay for sealed vnet<->vnet links (see io_record_relay.hpp).
+// The route's record-aware relay for vnet<->vnet link pairs (see io_record_relay.hpp).
 #include "relay/io_record_relay.hpp"
 
 #include <fcntl.h>
@@ -114,7 +114,10 @@ bool RecordRelay::pull_greedy(int d, std::size_t& moved) {
             wait_read(d);
             return false;
         }
-        if (r < 0) return finish(std::strerror(errno)), false;
+        if (r < 0) {
+            finish(std::strerror(errno));
+            return false;
+        }
         if (r == 0) {
             finish(x.rest == 0 && x.hdrn == 0 ? "truncated: a link closed without its EOF record" : "truncated: a link closed inside a record");
             return false;
