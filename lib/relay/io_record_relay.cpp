@@ -119,7 +119,8 @@ bool RecordRelay::pull_greedy(int d, std::size_t& moved) {
             return false;
         }
         if (r == 0) {
-            finish(x.rest == 0 && x.hdrn == 0 ? "truncated: a link closed without its EOF record" : "truncated: a link closed inside a record");
+            finish(x.rest == 0 && x.hdrn == 0 ? "truncated: a link closed without its EOF record"
+                                              : "truncated: a link closed inside a record");
             return false;
         }
         n = static_cast<std::size_t>(r);
@@ -134,8 +135,9 @@ bool RecordRelay::pull_greedy(int d, std::size_t& moved) {
     }
     // Behind the EOF record: the using vnet's next LINK_OPEN (the frame reader's), ahead of any
     // bytes still unread.
-    if (mine < n) x.from->unread.insert(x.from->unread.begin(), buf.begin() + static_cast<std::ptrdiff_t>(mine), buf.begin() + static_cast<std::ptrdiff_t>(n));
-    x.held.insert(x.held.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(mine));
+    auto end = buf.begin() + static_cast<std::ptrdiff_t>(mine);
+    if (mine < n) x.from->unread.insert(x.from->unread.begin(), end, buf.begin() + static_cast<std::ptrdiff_t>(n));
+    x.held.insert(x.held.end(), buf.begin(), end);
     moved += mine;
     push(d);
     if (finished_ || x.done || !x.flushed()) return false;  // ended, or waits to write (and pulls after)

@@ -172,9 +172,9 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
         p.key = random_link_key();
         p.cipher = kLinkCipher;
     }
-    // A using vnet's first records may have come in with its LINK_OPEN (the link's `unread`) or wait in
-    // our socket: they stay there until the pair is bound. It learns that its link was taken with LINK_OPENED, right before the first record from
-    // the serving side (one wake-up for both).
+    // A using vnet's first records may have come in with its LINK_OPEN (the link's `unread`) or wait
+    // in our socket: they stay there until the pair is bound. It learns that its link was taken with
+    // LINK_OPENED, right before the first record from the serving side (one wake-up for both).
     // A standby link of the serving vnet saves it opening one now: the request goes down that link,
     // which becomes the serving side of this connection.
     auto& standby = ss->second->standby;
