@@ -263,3 +263,44 @@ TEST_CASE("connect_nearby finishes a loopback connect inside the call, and repor
     CHECK(called);
     CHECK(got == asio::error::connection_refused);
 }
+
+TEST_CASE("connect_nearby waits like any connect when the handshake is not over inside the call") {
+    // A listener whose accept queue is full drops SYNs: the connect stays in SYN_SENT until the
+    // queue has room and the SYN is sent again (about a second later).
+    asio::io_context io;
+    tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    acc.listen(1);
+    auto ep = acc.local_endpoint();
+    std::vector<tcp::socket> fill;
+    auto syn_sent = [](tcp::socket& s) {
+        tcp_info ti{};
+        socklen_t l = sizeof ti;
+        return ::getsockopt(s.native_handle(), IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 && ti.tcpi_state == TCP_SYN_SENT;
+    };
+    for (int i = 0; i < 16 && (fill.empty() || !syn_sent(fill.back())); ++i) {
+        fill.emplace_back(io);
+        fill.back().open(tcp::v4());
+        fill.back().non_blocking(true);
+        (void)::connect(fill.back().native_handle(), ep.data(), static_cast<socklen_t>(ep.size()));  // EINPROGRESS
+    }
+    REQUIRE(syn_sent(fill.back()));
+    tcp::socket s(io);
+    bool called = false;
+    error_code got = asio::error::would_block;
+    connect_nearby(s, ep, [&](error_code ec) {
+        called = true;
+        got = ec;
+    });
+    CHECK(!called);  // it waits in the event loop
+    std::vector<tcp::socket> taken;
+    for (std::size_t i = 0; i < fill.size() + 1; ++i) {
+        acc.async_accept([&](error_code ec, tcp::socket p) {
+            if (!ec) taken.push_back(std::move(p));
+        });
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!called && std::chrono::steady_clock::now() < deadline) io.run_one_for(std::chrono::milliseconds(100));
+    CHECK(called);
+    CHECK(!got);
+    asio::write(s, asio::buffer("ok", 2));  // connected for real
+}
