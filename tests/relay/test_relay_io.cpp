@@ -13,26 +13,12 @@
 #include "relay/io_record_relay.hpp"
 #include "relay/seal.hpp"
 
+#include "loopback_pair.hpp"
+
 using namespace tn::relay;
+using namespace tn::relay::test;
 
 namespace {
-struct Pair {
-    tcp::socket a, b;
-};
-Pair connected(asio::io_context& io) {
-    tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    tcp::socket c(io), s(io);
-    c.connect(acc.local_endpoint());
-    acc.accept(s);
-    c.set_option(tcp::no_delay(true));
-    s.set_option(tcp::no_delay(true));
-    return {std::move(c), std::move(s)};
-}
-LinkKey key_of(std::uint8_t v) {
-    LinkKey k{};
-    k.fill(v);
-    return k;
-}
 // Writes `b` in pieces of random size (1 byte up to 40 KiB), so headers and records are cut anywhere.
 void write_cut(tcp::socket& s, const Bytes& b, std::uint32_t seed) {
     std::mt19937 r(seed);
