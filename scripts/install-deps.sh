@@ -4,7 +4,8 @@ set -euo pipefail
 build=(meson ninja-build pkg-config g++ libcli11-dev libssh-dev libboost-dev libboost-filesystem-dev
        libtomlplusplus-dev liblua5.4-dev catch2 libsodium-dev libssl-dev)
 test=(openssh-server openssh-client iproute2 curl socat python3 python3-pytest man-db groff-base
-      bash-completion passwd procps iputils-ping netcat-openbsd)
+      bash-completion passwd procps iputils-ping netcat-openbsd dropbear-bin python3-cryptography jq
+      clang libclang-rt-dev nftables dnsutils)
 bench=(iperf3 autossh python3-paramiko wireguard-go openvpn hyperfine)
 want=("${build[@]}" "${test[@]}")
 [[ ${1-} == --bench ]] && want+=("${bench[@]}")
