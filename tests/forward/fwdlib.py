@@ -126,6 +126,19 @@ class Forward:
                     raise TimeoutError(f"no {kind} event #{count}; events: {self.events}\n{self.log()}")
                 self.cond.wait(min(left, 0.2))
 
+    def wait_until(self, predicate, what, timeout=120):
+        """Waits until predicate() holds, checked as events and log lines arrive."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not predicate():
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise TimeoutError(f"{what}; events: {self.events}\n{self.log()}")
+                self.cond.wait(0.1)
+
+    def kinds(self):
+        with self.cond:
+            return [e["event"] for e in self.events]
+
     def wait_ready(self, n_forwards, timeout=30):
         self.wait_event("forward_up", count=n_forwards, timeout=timeout)
 

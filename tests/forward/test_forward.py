@@ -1,14 +1,19 @@
 """tn-forward against a real sshd: -L/-R/-D data paths, half-close, concurrency, reload, errors."""
 import concurrent.futures
+import glob
 import hashlib
+import json
 import os
 import signal
 import socket
+import stat
 import subprocess
+import sys
 import time
 
 import pytest
 
+import dropbear
 import harness
 from fwdlib import FORWARD, EchoServer, Forward, echo_once, roundtrip
 
@@ -179,6 +184,9 @@ def test_once_exits_75_at_first_loss(setup):
     sshd.kill_all()
     assert f.proc.wait(timeout=30) == 75
     f.stop()
+    # It exits; it does not announce a reconnect it will never make.
+    assert "lost" in f.kinds() and "reconnecting" not in f.kinds(), f.events
+    assert "reconnecting" not in f.log(), f.log()
 
 
 def test_wrong_key_is_77_without_retry(client, sshd):
@@ -216,7 +224,7 @@ def test_second_instance_refused(setup, tmp_path):
 
 def test_sighup_reload_keeps_unchanged_forwards(setup, tmp_path):
     client, sshd, echo = setup
-    keep, drop, add = harness.free_port(), harness.free_port(), harness.free_port()
+    keep, drop, add, add_local = harness.free_port(), harness.free_port(), harness.free_port(), harness.free_port()
     cfg = tmp_path / "fwd.toml"
     head = f'[server]\nhost = "{sshd.user.name}@127.0.0.1"\nport = {sshd.port}\n'
     cfg.write_text(head + f'[[forward]]\nlocal = "{keep}:127.0.0.1:{echo.port}"\n'
@@ -228,9 +236,12 @@ def test_sighup_reload_keeps_unchanged_forwards(setup, tmp_path):
         held.sendall(b"before")
         assert held.recv(100) == b"before"
         cfg.write_text(head + f'[[forward]]\nlocal = "{keep}:127.0.0.1:{echo.port}"\n'
-                              f'[[forward]]\nremote = "{add}:127.0.0.1:{echo.port}"\n')
+                              f'[[forward]]\nremote = "{add}:127.0.0.1:{echo.port}"\n'
+                              f'[[forward]]\nlocal = "{add_local}:127.0.0.1:{echo.port}"\n')
         f.proc.send_signal(signal.SIGHUP)
         f.wait_event("forward_up", timeout=30, port=add)
+        f.wait_event("forward_up", timeout=30, port=add_local)  # added -L forwards are announced too
+        assert echo_once(add_local) == b"ping"
         held.sendall(b"after")  # the connection through the unchanged forward survived
         assert held.recv(100) == b"after"
         held.close()
@@ -270,3 +281,98 @@ def test_example_config_is_valid(client):
     cfg = os.path.join(harness.SOURCE_ROOT, "examples/tn-forward/expose-ssh.toml")
     r = client.run([FORWARD, "-c", cfg, "--check-config"])
     assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(params=["openssh", "dropbear"])
+def any_server(request, client):
+    """A real SSH server of each kind tn-forward must work with, the client trusted and authorized."""
+    if not harness.is_root():
+        pytest.skip("needs root to create a throwaway server user")
+    if request.param == "dropbear" and not dropbear.available():
+        pytest.skip("dropbear is not installed")
+    server = harness.Sshd() if request.param == "openssh" else dropbear.Dropbear()
+    try:
+        server.start()
+        client.trust(server)
+        server.user.authorize(client.key())
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_small_keepalive_settings_keep_a_healthy_link(client, any_server, count):
+    """Like ssh -o ServerAliveInterval=1 -o ServerAliveCountMax=N: a server that answers every keepalive
+    is never lost. Measured in keepalive rounds (sent and answered), not in seconds."""
+    echo = EchoServer()
+    port = harness.free_port()
+    f = Forward(client, any_server, "--keepalive", "1", "--keepalive-count", str(count),
+                "-L", f"{port}:127.0.0.1:{echo.port}")
+    try:
+        f.wait_ready(1)
+        rounds = 8
+        f.wait_until(lambda: f.log().count("keepalive answered") >= rounds or "lost" in f.kinds(),
+                     f"{rounds} answered keepalives")
+        assert "lost" not in f.kinds(), f.log()
+        assert f.kinds().count("connected") == 1, f.events
+        assert echo_once(port) == b"ping"
+    finally:
+        assert f.stop() == 0, f.log()
+        echo.close()
+
+
+def _status(client, *args):
+    return client.run([FORWARD, *args], timeout=30)
+
+
+def test_status_reports_forwards_state_and_losses(setup, tmp_path):
+    client, sshd, echo = setup
+    lport, rport = harness.free_port(), harness.free_port()
+    cfg = tmp_path / "fwd.toml"
+    cfg.write_text(f'[server]\nhost = "{sshd.user.name}@127.0.0.1"\nport = {sshd.port}\n'
+                   f'[[forward]]\nlocal = "{lport}:127.0.0.1:{echo.port}"\n'
+                   f'[[forward]]\nremote = "{rport}:127.0.0.1:{echo.port}"\n')
+    for args in (["status", "-c", str(cfg)], ["status"], ["status", "--json"]):
+        r = _status(client, *args)
+        assert r.returncode == 69 and "no tn-forward runs for" in r.stderr and r.stdout == "", (args, r.stderr)
+    f = Forward(client, None, config=str(cfg))
+    try:
+        f.wait_ready(2)
+        r = _status(client, "status", "--json", "-c", str(cfg))
+        assert r.returncode == 0, r.stderr
+        [inst] = json.loads(r.stdout)["instances"]
+        assert inst["pid"] == f.proc.pid and inst["instance"] == str(cfg)
+        assert inst["state"] == "connected" and inst["reconnects"] == 0 and inst["last_loss"] is None, inst
+        ups = {fw["forward"]: (fw["up"], fw["port"]) for fw in inst["forwards"]}
+        assert ups == {f"-L {lport}:127.0.0.1:{echo.port}": (True, lport),
+                       f"-R {rport}:127.0.0.1:{echo.port}": (True, rport)}, ups
+        # Text, with the common option before the subcommand, and the listing of every instance.
+        for args in (["-c", str(cfg), "status"], ["status"]):
+            r = _status(client, *args)
+            assert r.returncode == 0 and "state:      connected" in r.stdout, r.stdout + r.stderr
+            assert f"up    -R {rport}:127.0.0.1:{echo.port}" in r.stdout, r.stdout
+        # A loss and the reconnect after it show up.
+        sshd.kill_all()
+        f.wait_event("lost", timeout=30)
+        sshd.start(port=sshd.port)
+        f.wait_event("forward_up", count=4, timeout=60)
+        [inst] = json.loads(_status(client, "status", "--json").stdout)["instances"]
+        assert inst["reconnects"] == 1 and inst["last_loss"]["reason"], inst
+        # The socket: 0600 in the state dir, and another user gets nothing even if modes are loosened.
+        [sock] = glob.glob(os.path.join(client.state_dir, "forward-*.sock"))
+        assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+        for d in (client.dir, client.state_dir):
+            os.chmod(d, 0o711)
+        os.chmod(sock, 0o666)
+        ask = ("import socket,sys\ns=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(20)\n"
+               "try:\n    s.sendall(b'json\\n'); print(len(s.recv(65536)))\n"
+               "except (BrokenPipeError, ConnectionResetError):\n    print(0)\n")
+        r = subprocess.run([sys.executable, "-c", ask, sock], user=65534, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.strip() == "0", r.stdout + r.stderr
+        # A killed instance leaves a stale socket: that is "not running", not an error of ours.
+        f.proc.kill()
+        f.proc.wait()
+        r = _status(client, "status", "-c", str(cfg))
+        assert r.returncode == 69 and "no tn-forward runs for" in r.stderr, r.stderr
+    finally:
+        f.stop()

@@ -42,7 +42,9 @@ def test_remote_forward_recovers_after_20s_link_loss(client, netns_sshd):
     sshd.user.authorize(client.key())
     echo = EchoServer()
     rport = random.randint(20000, 30000)
-    f = Forward(client, sshd, "-R", f"{rport}:127.0.0.1:{echo.port}")
+    # Keepalives every 2 s, 3 may go unanswered: lost within 8 s of silence, well inside the outage
+    # (the defaults take 20 s, as long as the outage itself).
+    f = Forward(client, sshd, "--keepalive", "2", "-R", f"{rport}:127.0.0.1:{echo.port}")
     try:
         f.wait_ready(1)
         assert remote_echo_ok(ns, rport)

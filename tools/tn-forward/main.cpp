@@ -1,14 +1,18 @@
 // tn-forward: SSH port forwards (-L/-R/-D) that come back by themselves after network loss.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <iostream>
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "common/cli.hpp"
 #include "ssh/buffered_random.hpp"
+#include "control.hpp"
 #include "events.hpp"
+#include "status.hpp"
 #include "tunnel.hpp"
 
 namespace {
@@ -26,6 +30,39 @@ std::string instance_key(const tn::forward::Settings& s) {
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016zx", std::hash<std::string>{}(id));
     return hex;
+}
+
+// `tn-forward status`: the instance for this config (or command line) when one is named, else every
+// instance of this user. Exit 69 when none answers.
+int show_status(const tn::forward::CliValues& v, const std::string& config, bool json) {
+    namespace fs = std::filesystem;
+    auto dir = tn::state_dir_path();
+    std::vector<fs::path> sockets;
+    bool named = !config.empty() || !v.target.empty();
+    if (named) {
+        sockets.push_back(dir / ("forward-" + instance_key(tn::forward::load_settings(v, config)) + ".sock"));
+    } else {
+        std::error_code ec;
+        for (const auto& e : fs::directory_iterator(dir, ec)) {
+            auto name = e.path().filename().string();
+            if (name.rfind("forward-", 0) == 0 && e.path().extension() == ".sock") sockets.push_back(e.path());
+        }
+        std::sort(sockets.begin(), sockets.end());
+    }
+    std::string what = named ? (config.empty() ? "this command line" : config) : "this user (state dir " + dir.string() + ")";
+    std::vector<std::string> replies;
+    for (const auto& path : sockets) {
+        try {
+            replies.push_back(tn::forward::query_status(path, json));
+        } catch (const tn::Error& e) {
+            if (e.code() != tn::ExitCode::unavailable) throw;
+            // No socket, or a stale one a killed instance left: not running.
+            if (named) throw tn::Error(e.code(), "no tn-forward runs for " + what + " (" + e.what() + ")");
+        }
+    }
+    if (replies.empty()) throw tn::Error(tn::ExitCode::unavailable, "no tn-forward runs for " + what);
+    std::cout << tn::forward::render_all(replies, json) << std::flush;
+    return 0;
 }
 
 }  // namespace
@@ -52,8 +89,13 @@ int main(int argc, char** argv) {
     app.add_option("--backoff-max", v.backoff_max, "Longest wait between reconnects, seconds (default 30)")->check(CLI::Range(1, 3600));
     app.add_flag("--once", v.once, "Exit 75 at the first loss instead of reconnecting (for tn-watch)");
     app.add_flag("--events", v.events, "Print JSON Lines events on stdout");
+    bool json = false;
+    auto* status = app.add_subcommand("status", "Show running instances: forwards, state, last loss, reconnects");
+    status->add_flag("--json", json, "One JSON document on stdout");
+    status->fallthrough();  // -c FILE, -v and the like also after the subcommand
 
     return tn::cli::run(app, common, argc, argv, [&](const tn::log::Logger& log) {
+        if (status->parsed()) return show_status(v, common.config, json);
         auto settings = tn::forward::load_settings(v, common.config);
         if (common.check_config) return 0;
         tn::ssh::BufferedRandom padding_rng;  // libssh's per-packet padding was 11% of our CPU
@@ -62,8 +104,9 @@ int main(int argc, char** argv) {
         auto lock = tn::FileLock::try_acquire(lock_path);
         if (!lock)
             throw tn::Error(tn::ExitCode::temp_fail, "another tn-forward runs this config (lock " + lock_path.string() + " is held)");
+        tn::forward::ControlServer control(dir / ("forward-" + instance_key(settings) + ".sock"));
         tn::forward::EventSink events(settings.events);
         std::function<tn::forward::Settings()> reload = [&] { return tn::forward::load_settings(v, common.config); };
-        return tn::forward::run_tunnel(settings, log, events, reload);
+        return tn::forward::run_tunnel(settings, log, events, reload, &control);
     });
 }

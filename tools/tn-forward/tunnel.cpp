@@ -23,7 +23,9 @@
 #include "base/signals.hpp"
 #include "base/unique_fd.hpp"
 #include "conn.hpp"
+#include "control.hpp"
 #include "sockets.hpp"
+#include "status.hpp"
 #include "ssh/session.hpp"
 
 // Exported by libssh 0.10 but missing from its headers (FACTS.md): sends keepalive@openssh.com.
@@ -38,6 +40,8 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds probe_every{250};     // cheap TCP probes while backing off
 constexpr milliseconds bind_retry_every{250};  // a dead session may still hold a -R port
+// A name no server can have bound (RFC 2606): cancelling it polls libssh's global-request slot.
+constexpr const char* slot_poll_host = "keepalive.tn-forward.invalid";
 
 struct EventDeleter {
     void operator()(ssh_event_struct* e) const { ssh_event_free(e); }
@@ -63,8 +67,9 @@ struct Connected {
 
 class Tunnel {
 public:
-    Tunnel(const Settings& s, const log::Logger& log, const EventSink& ev, const std::function<Settings()>& reload)
-        : s_(s), log_(log), ev_(ev), reload_(reload),
+    Tunnel(const Settings& s, const log::Logger& log, const EventSink& ev, const std::function<Settings()>& reload,
+           ControlServer* control)
+        : s_(s), log_(log), ev_(ev), reload_(reload), control_(control),
           backoff_(milliseconds(500), milliseconds(1000LL * s.backoff_max_s)), rng_(std::random_device{}()) {}
 
     int run();
@@ -80,6 +85,9 @@ private:
     void accept_on(Listener& l);
     void accept_remote();
     void apply_reload();
+    void check_liveness(ssh_session raw, Clock::time_point now);
+    bool slot_free(ssh_session raw, bool wait);
+    Status status() const;
     bool all_up() const;
     std::string server() const { return session_ ? session_->endpoint() : s_.client.host; }
 
@@ -87,6 +95,7 @@ private:
     const log::Logger& log_;
     const EventSink& ev_;
     const std::function<Settings()>& reload_;
+    ControlServer* control_;  // null: no status socket
     Backoff backoff_;
     std::mt19937 rng_;
 
@@ -99,7 +108,8 @@ private:
     std::unique_ptr<ssh_event_struct, EventDeleter> event_;
     std::list<Conn> conns_;
 
-    enum class State { waiting, connecting, connected } state_ = State::waiting;
+    // done: --once saw its loss and the loop ends with 75.
+    enum class State { waiting, connecting, connected, done } state_ = State::waiting;
     std::shared_ptr<std::promise<Connected>> pending_;
     std::future<Connected> connecting_;
     Clock::time_point next_attempt_{}, next_probe_{}, last_rx_{}, last_keepalive_{}, lost_at_{};
@@ -109,6 +119,17 @@ private:
     bool again_ = false;
     std::uint64_t packets_handled_ = 0;  // libssh's packet count when this turn's dopoll returned
     int probe_failures_ = 0;
+    // Liveness as OpenSSH's ServerAlive*: keepalives sent since the server was last heard from, and
+    // libssh's packet count when it was.
+    int unanswered_ = 0;
+    std::uint64_t rx_seen_ = 0;
+    // Whether libssh's one global-request slot may hold a request (a keepalive) not yet completed.
+    bool slot_taken_ = false;
+    // For status: connections made, when the state last changed, the last loss.
+    int connects_ = 0;
+    std::chrono::system_clock::time_point state_since_ = std::chrono::system_clock::now();
+    std::optional<std::chrono::system_clock::time_point> last_loss_;
+    std::string last_loss_reason_;
     std::string probe_host_;
     std::uint16_t probe_port_ = 22;
 };
@@ -144,6 +165,7 @@ void Tunnel::start_connect() {
         p->set_value(std::move(out));
     }).detach();
     state_ = State::connecting;
+    state_since_ = std::chrono::system_clock::now();
     probe_failed_ = false;
     next_probe_ = Clock::now() + probe_every;
     log_.debug("connecting to ", s_.client.host);
@@ -177,10 +199,15 @@ int Tunnel::finish_connect() {
     event_.reset(ssh_event_new());
     ssh_event_add_session(event_.get(), raw);
     state_ = State::connected;
+    state_since_ = std::chrono::system_clock::now();
+    ++connects_;
     ever_connected_ = true;
     announced_up_ = false;
     last_rx_ = last_keepalive_ = Clock::now();
     probe_failures_ = 0;
+    unanswered_ = 0;
+    rx_seen_ = received_.in_packets;
+    slot_taken_ = false;
     auto since = lost_at_ == Clock::time_point{} ? 0LL
                  : std::chrono::duration_cast<milliseconds>(Clock::now() - lost_at_).count();
     log_.info("connected to ", session_->endpoint(), since ? " after " + std::to_string(since) + " ms down" : "");
@@ -199,6 +226,9 @@ void Tunnel::try_remote_binds(Clock::time_point now) {
     ssh_session raw = session_->raw();
     for (auto& r : remotes_) {
         if (r.up || now < r.next_try) continue;
+        // A keepalive still holds the slot: the request would not be sent, and its answer would be
+        // the keepalive's. Its reply wakes the loop, and the next turn tries again.
+        if (!slot_free(raw, false)) break;
         // Blocking for one round trip: simpler than threading the request through the loop, and rare.
         ssh_set_blocking(raw, 1);
         int bound = 0;
@@ -228,6 +258,26 @@ void Tunnel::try_remote_binds(Clock::time_point now) {
     }
 }
 
+Status Tunnel::status() const {
+    Status st;
+    st.pid = static_cast<long>(::getpid());
+    st.instance = s_.config_file;
+    if (st.instance.empty()) {
+        st.instance = "command line:";
+        for (const auto& r : s_.rules) st.instance += " " + r.str();
+    }
+    st.server = server();
+    st.state = state_ == State::connected ? "connected" : state_ == State::connecting ? "connecting" : "waiting";
+    st.since = state_since_;
+    st.reconnects = connects_ > 0 ? connects_ - 1 : 0;
+    st.last_loss = last_loss_;
+    st.last_loss_reason = last_loss_reason_;
+    bool connected = state_ == State::connected;
+    for (const auto& l : listeners_) st.forwards.push_back({l.rule.str(), connected, l.rule.spec.port});
+    for (const auto& r : remotes_) st.forwards.push_back({r.rule.str(), connected && r.up, r.up ? r.bound_port : 0});
+    return st;
+}
+
 bool Tunnel::all_up() const {
     for (const auto& r : remotes_)
         if (!r.up) return false;
@@ -236,6 +286,8 @@ bool Tunnel::all_up() const {
 
 void Tunnel::on_lost(const std::string& why) {
     lost_at_ = Clock::now();
+    last_loss_ = std::chrono::system_clock::now();
+    last_loss_reason_ = why;
     log_.warn("lost ", server(), ": ", why);
     ev_.emit("lost", {{"server", server()}, {"reason", why}});
     conns_.clear();
@@ -247,12 +299,18 @@ void Tunnel::on_lost(const std::string& why) {
     event_.reset();
     session_.reset();
     for (auto& r : remotes_) r.up = false;
+    if (s_.once) {  // tn-watch (or whoever runs us) does the reconnecting
+        log_.info("--once: exiting at the first loss");
+        state_ = State::done;
+        return;
+    }
     state_ = State::waiting;
     schedule_retry(false);
 }
 
 void Tunnel::schedule_retry(bool after_failure) {
     state_ = State::waiting;
+    state_since_ = std::chrono::system_clock::now();
     if (!after_failure) backoff_.reset();
     std::uniform_real_distribution<double> jitter(0.5, 1.0);
     auto delay = backoff_.next(jitter(rng_));
@@ -313,16 +371,7 @@ void Tunnel::accept_remote() {
 void Tunnel::service(short ssh_revents, Clock::time_point now) {
     ssh_session raw = session_->raw();
     bool ssh_ready = ssh_revents != 0;
-    // When the server last sent anything, from the kernel: libssh often reads the keepalive replies
-    // inside other calls before our poll could see the socket readable.
-    tcp_info ti{};
-    socklen_t tlen = sizeof ti;
-    if (::getsockopt(ssh_get_fd(raw), IPPROTO_TCP, TCP_INFO, &ti, &tlen) == 0) {
-        auto heard = now - milliseconds(ti.tcpi_last_data_recv);
-        if (heard > last_rx_) last_rx_ = heard;
-    }
     if (ssh_revents & POLLIN) {
-        last_rx_ = now;
         int one = 1;  // before libssh reads: see the end of the turn in run()
         ::setsockopt(ssh_get_fd(raw), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     }
@@ -332,19 +381,53 @@ void Tunnel::service(short ssh_revents, Clock::time_point now) {
     if (!remotes_.empty()) accept_remote();
     try_remote_binds(now);
     if (state_ != State::connected) return;
+    check_liveness(raw, now);
+}
 
-    // Liveness: a keepalive when the server has been quiet; loss after keepalive_count of them.
-    auto quiet = now - last_rx_;
-    auto period = std::chrono::seconds(s_.keepalive_s);
-    if (quiet >= period * s_.keepalive_count) return on_lost("no answer to " + std::to_string(s_.keepalive_count) + " keepalives");
-    if (quiet >= period && now - last_keepalive_ >= period) {
-        ssh_send_keepalive(raw);
-        last_keepalive_ = now;
-        if (s_.probe) {
-            if (tcp_probe(s_.probe->host, s_.probe->port, 300)) probe_failures_ = 0;
-            else if (++probe_failures_ >= s_.keepalive_count) return on_lost("probe " + s_.probe->str() + " failed");
-        }
+// As OpenSSH's ServerAliveInterval/CountMax: after each keepalive_s of silence a keepalive goes out,
+// and the link is lost when keepalive_count of them, all sent after the last packet heard, got no
+// answer within keepalive_s each. Anything heard counts as an answer (libssh's packet count moves
+// whoever reads the socket: our dopoll, or a channel call during the last turn).
+void Tunnel::check_liveness(ssh_session raw, Clock::time_point now) {
+    if (received_.in_packets != rx_seen_) {
+        rx_seen_ = received_.in_packets;
+        last_rx_ = now;
+        if (unanswered_ > 0) log_.debug("keepalive answered");
+        unanswered_ = 0;
     }
+    auto period = std::chrono::seconds(s_.keepalive_s);
+    if (now - std::max(last_rx_, last_keepalive_) < period) return;
+    if (unanswered_ >= s_.keepalive_count)
+        return on_lost("no answer to " + std::to_string(unanswered_) + " keepalives");
+    // While the last keepalive is unanswered the slot holds it and no new one is sent: TCP retransmits
+    // the old one, and the silence still counts.
+    if (slot_free(raw, false)) {
+        ssh_send_keepalive(raw);
+        slot_taken_ = true;
+    }
+    last_keepalive_ = now;
+    ++unanswered_;
+    log_.debug("keepalive sent (", unanswered_, " unanswered)");
+    if (s_.probe) {
+        if (tcp_probe(s_.probe->host, s_.probe->port, 300)) probe_failures_ = 0;
+        else if (++probe_failures_ >= s_.keepalive_count) return on_lost("probe " + s_.probe->str() + " failed");
+    }
+}
+
+// libssh 0.10 has one slot for global requests and no queue: a request made while another is pending
+// is not sent; the call waits for the pending one and returns that one's result. ssh_send_keepalive
+// hides its result, so a keepalive marks the slot taken, and this polls it with a cancel-tcpip-forward
+// for a name nobody bound: while a request is pending that call only completes it (SSH_AGAIN until
+// the answer is in); if none was, the request it sends is one the server refuses, harmlessly, and
+// the slot is taken by that until its answer. `wait` blocks until the slot is free.
+bool Tunnel::slot_free(ssh_session raw, bool wait) {
+    if (wait) ssh_set_blocking(raw, 1);
+    while (slot_taken_) {
+        slot_taken_ = ssh_channel_cancel_forward(raw, slot_poll_host, 0) == SSH_AGAIN;
+        if (!wait) break;
+    }
+    if (wait) ssh_set_blocking(raw, 0);
+    return !slot_taken_;
 }
 
 void Tunnel::apply_reload() {
@@ -372,6 +455,7 @@ void Tunnel::apply_reload() {
         for (const auto& r : fresh.rules) keep = keep || r == it->rule;
         if (!keep) {
             if (it->up && session_) {
+                slot_free(session_->raw(), true);
                 ssh_set_blocking(session_->raw(), 1);
                 ssh_channel_cancel_forward(session_->raw(), it->rule.listen_host().c_str(), it->bound_port);
                 ssh_set_blocking(session_->raw(), 0);
@@ -380,12 +464,23 @@ void Tunnel::apply_reload() {
         }
         it = keep ? std::next(it) : remotes_.erase(it);
     }
+    std::size_t before = listeners_.size();
     try {
         open_listeners(added);
     } catch (const Error& e) {
         log_.error("reload: ", e.what());
     }
     for (const auto& r : added) log_.info("forward added ", r.str());
+    // New listeners serve at once when connected, as at connect time: say so. (New -R forwards are
+    // announced when the server grants them.)
+    if (state_ == State::connected) {
+        auto l = listeners_.begin();
+        std::advance(l, static_cast<long>(before));
+        for (; l != listeners_.end(); ++l) {
+            log_.info("forward up ", l->rule.str());
+            ev_.emit("forward_up", {{"forward", l->rule.str()}}, {{"port", l->rule.spec.port}});
+        }
+    }
     s_.rules = fresh.rules;
     announced_up_ = false;
 }
@@ -400,6 +495,7 @@ int Tunnel::run() {
     std::vector<pollfd> fds;
     std::vector<Conn*> conn_of;
     for (;;) {
+        if (state_ == State::done) return to_int(ExitCode::temp_fail);
         auto now = Clock::now();
         if (state_ == State::waiting && now >= next_attempt_) {
             start_connect();
@@ -437,6 +533,8 @@ int Tunnel::run() {
                 conn_of.push_back(&c);
             }
         }
+        std::size_t first_control = fds.size();
+        if (control_) control_->add_pollfds(fds);
 
         int timeout_ms = 1000;
         auto until = [&](Clock::time_point t) {
@@ -444,6 +542,7 @@ int Tunnel::run() {
             timeout_ms = static_cast<int>(std::clamp<long long>(d, 0, timeout_ms));
         };
         if (state_ == State::connecting) timeout_ms = 20;
+        if (control_) until(control_->next_deadline());
         if (state_ == State::waiting) until(next_attempt_);
         if (state_ != State::connected) until(next_probe_);
         if (connected) {
@@ -477,6 +576,11 @@ int Tunnel::run() {
             }
         }
 
+        if (control_) control_->handle(fds, first_control, now, [this](bool json) {
+            auto st = status();
+            return json ? render_json(st) : render_text(st);
+        });
+
         if (state_ == State::connecting && connecting_.wait_for(milliseconds(0)) == std::future_status::ready) {
             if (int rc = finish_connect(); rc >= 0) return rc;
             continue;
@@ -484,10 +588,7 @@ int Tunnel::run() {
         if (!connected || state_ != State::connected) continue;
 
         service(fds[ssh_index].revents, now);
-        if (state_ != State::connected) {
-            if (s_.once) return to_int(ExitCode::temp_fail);
-            continue;
-        }
+        if (state_ != State::connected) continue;
         std::size_t i = first_listener;
         for (auto& l : listeners_) {
             if (i < first_conn && (fds[i].revents & POLLIN)) accept_on(l);
@@ -521,8 +622,8 @@ int Tunnel::run() {
 }  // namespace
 
 int run_tunnel(const Settings& settings, const log::Logger& log, const EventSink& events,
-               const std::function<Settings()>& reload) {
-    Tunnel t(settings, log, events, reload);
+               const std::function<Settings()>& reload, ControlServer* control) {
+    Tunnel t(settings, log, events, reload, control);
     return t.run();
 }
 
