@@ -224,11 +224,17 @@ int Tunnel::finish_connect() {
 
 void Tunnel::try_remote_binds(Clock::time_point now) {
     ssh_session raw = session_->raw();
+    bool due = false;
+    for (const auto& r : remotes_) due = due || (!r.up && now >= r.next_try);
+    if (!due) return;
+    // A keepalive still holds the slot: a request now would not be sent, and its answer would be the
+    // keepalive's. Look again shortly (its reply also wakes the loop).
+    if (!slot_free(raw, false)) {
+        for (auto& r : remotes_) r.next_try = std::max(r.next_try, now + milliseconds(20));
+        return;
+    }
     for (auto& r : remotes_) {
         if (r.up || now < r.next_try) continue;
-        // A keepalive still holds the slot: the request would not be sent, and its answer would be
-        // the keepalive's. Its reply wakes the loop, and the next turn tries again.
-        if (!slot_free(raw, false)) break;
         // Blocking for one round trip: simpler than threading the request through the loop, and rare.
         ssh_set_blocking(raw, 1);
         int bound = 0;
