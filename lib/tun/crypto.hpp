@@ -16,9 +16,17 @@ using Key = std::array<std::uint8_t, key_len>;
 using Mac = std::array<std::uint8_t, 16>;
 using Bytes = std::span<const std::uint8_t>;
 
+void wipe(void* p, std::size_t n);
+
+// A private key is wiped when its holder goes (ephemeral keys in particular: forward secrecy is only
+// as good as their erasure).
 struct KeyPair {
     Key priv{};
     Key pub{};
+    KeyPair() = default;
+    KeyPair(const KeyPair&) = default;
+    KeyPair& operator=(const KeyPair&) = default;
+    ~KeyPair() { wipe(priv.data(), priv.size()); }
 };
 
 // Calls sodium_init() once; every entry point of lib/tun calls it, so callers need not.
@@ -56,7 +64,6 @@ inline Bytes bytes(std::string_view s) { return Bytes(reinterpret_cast<const std
 
 // Constant-time comparison (keys and MACs).
 bool equal_ct(Bytes a, Bytes b);
-void wipe(void* p, std::size_t n);
 
 std::string to_hex(Bytes b);
 

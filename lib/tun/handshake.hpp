@@ -22,6 +22,10 @@ struct InitiatorState {
     KeyPair eph;
     std::uint32_t sender = 0;
     Key remote_static{};
+    InitiatorState() = default;
+    InitiatorState(const InitiatorState&) = default;
+    InitiatorState& operator=(const InitiatorState&) = default;
+    ~InitiatorState() { wipe(ck.data(), ck.size()); }
 };
 
 // Writes an initiation_len-byte message into `out`. nullopt if `remote_static` is a bad point.
@@ -37,6 +41,10 @@ struct ResponderState {
     Key remote_static{};
     std::uint32_t remote_sender = 0;
     Timestamp ts{};
+    ResponderState() = default;
+    ResponderState(const ResponderState&) = default;
+    ResponderState& operator=(const ResponderState&) = default;
+    ~ResponderState() { wipe(ck.data(), ck.size()); }
 };
 // Checks mac1 first (one hash, no DH) and then decrypts the initiator's static key and timestamp.
 // The caller then decides whether it knows that static key and whether the timestamp is fresh.

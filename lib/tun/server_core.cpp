@@ -33,6 +33,7 @@ std::string Endpoint::str() const {
 ServerCore::ServerCore(ServerSettings s) : settings_(std::move(s)), pool_(settings_.subnet) {
     crypto_init();
     global_.tokens = settings_.handshake_burst;
+    ceiling_.tokens = settings_.max_handshake_burst;
     for (auto& pc : settings_.peers) add_peer(pc);
 }
 
@@ -120,6 +121,21 @@ const Rejection* ServerCore::reject(const Endpoint& from, std::chrono::system_cl
     return &r;
 }
 
+std::vector<std::pair<Key, Timestamp>> ServerCore::timestamps() const {
+    std::vector<std::pair<Key, Timestamp>> out;
+    for (auto& p : peers_)
+        if (p->last_timestamp != Timestamp{}) out.emplace_back(p->config.public_key, p->last_timestamp);
+    return out;
+}
+
+void ServerCore::restore_timestamps(const std::vector<std::pair<Key, Timestamp>>& ts) {
+    for (auto& [key, t] : ts) {
+        auto it = by_key_.find(key);
+        // Big-endian seconds then nanoseconds: byte order is time order.
+        if (it != by_key_.end() && it->second->last_timestamp < t) it->second->last_timestamp = t;
+    }
+}
+
 std::vector<Rejection> ServerCore::recent_rejections() const {
     std::vector<Rejection> out;
     std::size_t n = std::min(rejection_next_, rejection_ring);
@@ -144,6 +160,27 @@ bool ServerCore::under_load(TimePoint now) {
     refill(global_, settings_.handshakes_per_second, settings_.handshake_burst, now);
     if (global_.tokens < settings_.handshake_burst / 2) under_load_until_ = now + settings_.under_load_linger;
     return now < under_load_until_;
+}
+
+bool ServerCore::source_allows(const CookieSource& src, TimePoint now) {
+    // The address without the port; an IPv6 sender is keyed by its /64, since one host commonly
+    // holds a whole /64 and could otherwise claim thousands of buckets (WireGuard does the same).
+    std::string key(reinterpret_cast<const char*>(src.b.data()), src.len == 6 ? 4 : 8);
+    auto it = by_source_.find(key);
+    if (it == by_source_.end()) {
+        if (by_source_.size() >= max_sources && now - swept_at_ >= seconds(1)) {
+            // Forget only sources whose bucket has refilled: for them a fresh entry is the same.
+            // At most once a second, so a full table does not cost a scan per datagram.
+            swept_at_ = now;
+            std::erase_if(by_source_, [&](const auto& e) {
+                double dt = std::chrono::duration<double>(now - e.second.at).count();
+                return e.second.tokens + dt * settings_.source_handshakes_per_second >= settings_.source_burst;
+            });
+        }
+        if (by_source_.size() >= max_sources) return false;
+        it = by_source_.try_emplace(key, Bucket{settings_.source_burst, now}).first;
+    }
+    return take(it->second, settings_.source_handshakes_per_second, settings_.source_burst, now);
 }
 
 namespace {
@@ -215,15 +252,12 @@ Actions ServerCore::handle_initiation(std::uint8_t* buf, std::size_t len, const 
             a.send_to = from;
             return a.rejected = reject(from, wall, "cookie_sent"), a;
         }
-        if (by_source_.size() >= max_sources) by_source_.clear();  // bounded: a fresh start for all
-        std::string key(reinterpret_cast<const char*>(src.b.data()), src.len - 2);  // the address, any port
-        auto [it, fresh] = by_source_.try_emplace(key);
-        if (fresh) it->second = Bucket{settings_.source_burst, now};
-        if (!take(it->second, settings_.source_handshakes_per_second, settings_.source_burst, now))
-            return a.rejected = reject(from, wall, "rate_limited"), a;
+        if (!source_allows(src, now)) return a.rejected = reject(from, wall, "rate_limited"), a;
     } else if (!take(global_, settings_.handshakes_per_second, settings_.handshake_burst, now)) {
         return a.rejected = reject(from, wall, "rate_limited"), a;
     }
+    if (!take(ceiling_, settings_.max_handshakes_per_second, settings_.max_handshake_burst, now))
+        return a.rejected = reject(from, wall, "rate_limited"), a;
     auto r = consume_initiation(settings_.key, msg);
     if (!r.state) return a.rejected = reject(from, wall, "decrypt_failed"), a;
     auto it = by_key_.find(r.state->remote_static);

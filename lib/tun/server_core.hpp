@@ -50,6 +50,10 @@ struct ServerSettings {
     // first) and passes this per-source limit instead of the global one.
     double source_handshakes_per_second = 5;
     double source_burst = 5;
+    // A ceiling every Diffie-Hellman run passes, on both paths: however many addresses a flood can
+    // receive at, the DH work per second stays bounded.
+    double max_handshakes_per_second = 200;
+    double max_handshake_burst = 100;
     // Once under load, stay so this long after the last sign of it (WireGuard does the same): else a
     // flood with pauses flips the state at every refill, and a pause decides who skips the cookie.
     std::chrono::milliseconds under_load_linger{1000};
@@ -114,6 +118,11 @@ public:
     // New DNS servers and routes go out with the next push (every rekey). Throws tn::ParseError and
     // changes nothing when the peer list is inconsistent.
     ReloadResult reload(const ServerSettings& s);
+    // The greatest accepted handshake timestamp of each peer that has one, for the runner to keep
+    // across restarts (a captured initiation replayed after a restart is then still refused);
+    // restore_timestamps() takes them back, keeping the greater where a peer has one already.
+    std::vector<std::pair<Key, Timestamp>> timestamps() const;
+    void restore_timestamps(const std::vector<std::pair<Key, Timestamp>>& ts);
     // Drops expired keypairs; returns when to call again.
     TimePoint tick(TimePoint now);
 
@@ -125,6 +134,8 @@ public:
     std::uint32_t server_address() const { return pool_.server_address(); }
 
     static constexpr std::size_t rejection_ring = 16;
+    // Per-source buckets tracked at most; when all are in use, new sources are refused (never reset:
+    // a reset would hand every tracked flooder a fresh burst).
     static constexpr std::size_t max_sources = 4096;
 
 private:
@@ -149,6 +160,9 @@ private:
     static void refill(Bucket& b, double rate, double burst, TimePoint now);
     static bool take(Bucket& b, double rate, double burst, TimePoint now);
     bool under_load(TimePoint now);
+    // Whether a cookie-verified source may run a handshake now (its own bucket; refused when the
+    // table is full of sources that are still limited).
+    bool source_allows(const CookieSource& src, TimePoint now);
     // Encrypts the plaintext at scratch + header for `p`; empty when it has no usable session.
     Bytes seal_for(Peer& p, MsgType t, std::uint8_t* scratch, std::size_t plain_len, TimePoint now);
 
@@ -161,10 +175,11 @@ private:
     ServerStats stats_;
     std::array<Rejection, rejection_ring> rejections_{};
     std::size_t rejection_next_ = 0;
-    Bucket global_;
+    Bucket global_, ceiling_;
+    TimePoint swept_at_{};
     TimePoint under_load_until_{};
     CookieJar cookies_;
-    std::unordered_map<std::string, Bucket> by_source_;  // cookie-verified senders, capped
+    std::unordered_map<std::string, Bucket> by_source_;  // cookie-verified senders (IPv6: by /64), capped
 };
 
 }  // namespace tn::tun

@@ -118,3 +118,98 @@ TEST_CASE("cookie replies that are forged or meant for another initiation are ig
     // Truncated or padded cookie replies do not even classify.
     CHECK_FALSE(classify(Bytes(reply.data(), cookie_len - 1)));
 }
+
+namespace {
+Endpoint endpoint6(const char* ip, std::uint16_t port) {
+    Endpoint e;
+    auto* a = reinterpret_cast<sockaddr_in6*>(&e.sa);
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    inet_pton(AF_INET6, ip, &a->sin6_addr);
+    e.len = sizeof(sockaddr_in6);
+    return e;
+}
+
+// A sender that receives at its address: gets a cookie for `from`, then sends `count` initiations
+// carrying mac2. Returns how many of them reached Diffie-Hellman work (neither a cookie nor the rate
+// limit stopped them: the same initiation again is refused as a replay only after the DH).
+int dh_runs(Net& n, const std::vector<std::uint8_t>& init, const Endpoint& from, int count) {
+    Actions a = deliver(n, Bytes(init), from);
+    REQUIRE(a.send.size() == cookie_len);
+    std::vector<std::uint8_t> reply(a.send.begin(), a.send.end());
+    Mac sent_mac1;
+    std::memcpy(sent_mac1.data(), init.data() + init_off::mac1, sent_mac1.size());
+    auto cookie = open_cookie_reply(n.server_key.pub, Bytes(reply), sent_mac1);
+    REQUIRE(cookie);
+    auto with_mac2 = init;
+    Mac m2 = make_mac2(*cookie, Bytes(init));
+    with_mac2.insert(with_mac2.end(), m2.begin(), m2.end());
+    int ran = 0;
+    for (int i = 0; i < count; ++i) {
+        a = deliver(n, Bytes(with_mac2), from);
+        std::string reason = a.rejected ? a.rejected->reason : "";
+        if (reason != "rate_limited" && reason != "cookie_sent") ++ran;
+    }
+    return ran;
+}
+
+std::vector<std::uint8_t> one_initiation(Net& n) {
+    Buf s;
+    auto ca = n.c1.tick(n.now, n.wall, s.data());
+    REQUIRE(ca.send.size() == initiation_len);
+    return {ca.send.begin(), ca.send.end()};
+}
+
+std::string ipv4_of(int i) {
+    return "10." + std::to_string(i >> 16 & 255) + "." + std::to_string(i >> 8 & 255) + "." + std::to_string(i & 255);
+}
+}  // namespace
+
+TEST_CASE("cookie-verified IPv6 senders share one bucket per /64") {
+    Net n;
+    load_server(n, endpoint("198.51.100.9", 5555));
+    auto init = one_initiation(n);
+    // 1,000 addresses in one /64, each proving it receives there, five tries each: one host's worth.
+    int ran = 0;
+    for (int i = 0; i < 1000; ++i) {
+        char ip[64];
+        std::snprintf(ip, sizeof ip, "2001:db8:1:2::%x", i + 1);
+        ran += dh_runs(n, init, endpoint6(ip, 40000), 5);
+    }
+    CHECK(ran == 5);  // the burst of one source, not 5,000
+    // Another /64 is another source.
+    CHECK(dh_runs(n, init, endpoint6("2001:db8:1:3::1", 40000), 1) == 1);
+}
+
+TEST_CASE("a full source table refuses new senders and never resets the limited ones") {
+    ServerSettings s = Net::settings(fixed_keypair(0x40), fixed_keypair(0x01), fixed_keypair(0x21));
+    s.max_handshakes_per_second = 1e9;  // this case is about the table, not the ceiling
+    s.max_handshake_burst = 1e9;
+    Net n;
+    n.server = ServerCore(s);
+    load_server(n, endpoint("198.51.100.9", 5555));
+    auto init = one_initiation(n);
+    auto first = endpoint("192.0.2.200", 1);
+    CHECK(dh_runs(n, init, first, 10) == 5);  // its burst, then limited
+    for (std::size_t i = 1; i < ServerCore::max_sources; ++i)
+        REQUIRE(dh_runs(n, init, endpoint(ipv4_of(static_cast<int>(i)).c_str(), 2), 1) == 1);
+    // The table is full of sources still limited: a new one is refused...
+    CHECK(dh_runs(n, init, endpoint("203.0.113.1", 3), 1) == 0);
+    // ...and the first one did not get a fresh burst out of it.
+    CHECK(dh_runs(n, init, first, 1) == 0);
+    // Once their buckets have refilled, entries are forgotten and new sources get in.
+    n.now += seconds(2);
+    load_server(n, endpoint("198.51.100.9", 5555));  // still under load
+    CHECK(dh_runs(n, init, endpoint("203.0.113.1", 3), 1) == 1);
+}
+
+TEST_CASE("Diffie-Hellman work has a global ceiling on the cookie path too") {
+    Net n;
+    load_server(n, endpoint("198.51.100.9", 5555));
+    auto init = one_initiation(n);
+    // 1,000 distinct IPv4 senders at one instant, each within its own per-source limit.
+    int ran = 0;
+    for (int i = 1; i <= 1000; ++i) ran += dh_runs(n, init, endpoint(ipv4_of(i).c_str(), 4), 1);
+    CHECK(ran > 0);
+    CHECK(ran <= static_cast<int>(ServerSettings{}.max_handshake_burst));
+}

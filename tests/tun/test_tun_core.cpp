@@ -1,6 +1,7 @@
 // Unit tests of lib/tun: handshake state machine, sessions, routing, roaming, rejections, pool.
 #include <catch2/catch.hpp>
 
+#include "tun/persist.hpp"
 #include "tun_test_util.hpp"
 
 using namespace tn::tun;
@@ -197,4 +198,35 @@ TEST_CASE("a forged packet with a known index is dropped") {
     CHECK(a.to_tun.empty());
     CHECK(n.server.stats().dropped_auth == 1);
     CHECK(n.server.peers()[0]->endpoint == n.e1);
+}
+
+TEST_CASE("handshake timestamps survive a restart: an initiation captured before it is refused after") {
+    Net n;
+    Buf s;
+    auto ca = n.c1.tick(n.now, n.wall, s.data());
+    std::vector<std::uint8_t> captured(ca.send.begin(), ca.send.end());
+    n.client_to_server(n.c1, n.e1, Bytes(captured));
+    REQUIRE(n.c1.connected());
+    // What the runner writes to its state file and reads back at the next start.
+    auto text = format_timestamps(n.server.timestamps());
+    auto back = parse_timestamps(text + "junk line\nAAAA 00\n");
+    REQUIRE(back == n.server.timestamps());
+    REQUIRE(back.size() == 1);
+    ServerCore restarted(Net::settings(n.server_key, n.k1, n.k2));
+    restarted.restore_timestamps(back);
+    Buf b;
+    Actions a = restarted.on_datagram(b.data(), b.load(Bytes(captured)), n.e1, n.now, n.wall, n.scratch.data());
+    REQUIRE(a.rejected);
+    CHECK(std::string(a.rejected->reason) == "replayed_timestamp");
+    // Without the record the same datagram would have been answered: the record is what refuses it.
+    ServerCore forgetful(Net::settings(n.server_key, n.k1, n.k2));
+    a = forgetful.on_datagram(b.data(), b.load(Bytes(captured)), n.e1, n.now, n.wall, n.scratch.data());
+    CHECK(a.send.size() == response_len);
+    // An older record never lowers what a running server has seen.
+    auto newer = n.server.timestamps();
+    auto older = newer;
+    older[0].second = Timestamp{};
+    older[0].second[11] = 1;
+    n.server.restore_timestamps(older);
+    CHECK(n.server.timestamps() == newer);
 }

@@ -67,7 +67,9 @@ class Topology:
     def env(self, proc_name, extra=None):
         state = self.path("state-" + proc_name)
         os.makedirs(state, exist_ok=True)
-        return dict(os.environ, TN_STATE_DIR=state, **(extra or {}))
+        env = dict(os.environ, TN_STATE_DIR=state)
+        env.update(extra or {})
+        return env
 
     def start(self, proc_name, host, *args, env=None):
         log = open(self.path(proc_name + ".log"), "a")

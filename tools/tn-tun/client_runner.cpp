@@ -1,5 +1,6 @@
 // The client event loop: handshake, apply the pushed settings to the TUN, hooks, keepalives,
 // re-resolving the server's name when handshakes go unanswered, and a clean teardown.
+#include <arpa/inet.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -9,7 +10,9 @@
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/signals.hpp"
+#include "control.hpp"
 #include "datapath.hpp"
+#include "host_routes.hpp"
 #include "runner.hpp"
 
 namespace tn::tuntool {
@@ -17,6 +20,11 @@ namespace {
 
 // Unanswered handshakes before the server's name is resolved again (PROTOCOL.tun.md §6).
 constexpr unsigned resolve_after_failures = 3;
+
+std::optional<std::uint32_t> server_ipv4(const tun::Endpoint& e) {
+    if (e.sa.ss_family != AF_INET) return std::nullopt;
+    return ntohl(reinterpret_cast<const sockaddr_in*>(&e.sa)->sin_addr.s_addr);
+}
 
 std::map<std::string, std::string> hook_env(const ClientOptions& o, const tun::PushConfig& p) {
     std::string dns, routes;
@@ -39,19 +47,23 @@ void run_hook(const std::string& hook, const char* which, const std::map<std::st
 
 int run_client(const ClientOptions& given, const log::Logger& log) {
     ClientOptions o = given;  // SIGHUP replaces parts of it
-    auto lock = FileLock::try_acquire(ensure_state_dir() / ("tn-tun-client-" + o.tun + ".lock"));
-    if (!lock) throw Error(ExitCode::temp_fail, "another tn-tun client already runs on " + o.tun);
+    // Keyed by the network namespace too: clients in two namespaces may both call their TUN tnc0.
+    std::string instance = "tn-tun-client-" + netns_id() + "-" + o.tun;
+    auto lock = FileLock::try_acquire(ensure_state_dir() / (instance + ".lock"));
+    if (!lock) throw Error(ExitCode::temp_fail, "another tn-tun client already runs on " + o.tun + " in this network namespace");
     SignalFd signals;
     tun::Endpoint server = resolve(o.server);
     tun::ClientCore core(o.core);
     bool offload = offload_wanted();
     TunDevice tun(o.tun, offload);
+    HostRoutes routes(ensure_state_dir() / (instance + ".routes"), log);  // after tun: removed before it goes
     UdpSocket udp("", server.sa.ss_family, offload);
     TunReader reader(tun);
     TunWriter writer(tun);
+    ControlServer control(client_control_socket_path(o.tun));
     int ep = ::epoll_create1(EPOLL_CLOEXEC);
     UniqueFd ep_owner(ep);
-    for (int fd : {udp.fd(), tun.fd(), signals.fd()}) {
+    for (int fd : {udp.fd(), tun.fd(), signals.fd(), control.fd()}) {
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.fd = fd;
@@ -61,12 +73,18 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
              tun.offload() ? (tun.uso() ? "tun+uso" : "tun") : "off", udp.gso() ? ",gso" : "", udp.gro() ? ",gro" : "");
 
     std::optional<tun::PushConfig> applied;
+    std::optional<std::chrono::system_clock::time_point> last_handshake;
+    auto status = [&](bool json) {
+        ClientStatus st{o.tun, o.server, server.str(), core.connected(), applied, last_handshake, core.stats(), {}};
+        for (auto& r : routes.added()) st.routes.push_back(r.str());
+        return render_client_status(st, json);
+    };
     unsigned resolved_at_failures = 0;
     auto apply = [&](const tun::PushConfig& p) {
         if (applied) run_hook(o.on_down, "on_down", hook_env(o, *applied), log);
-        tun.remove_routes();
         tun.configure(p.address, p.prefix, p.mtu);
-        if (o.apply_routes) tun.add_routes(p.routes);
+        if (o.apply_routes) routes.apply(p.routes, tun.name(), server_ipv4(server));
+        else routes.clear();
         applied = p;
         std::string routes;
         for (auto& r : p.routes) routes += (routes.empty() ? "" : ",") + tun::cidr_str(r);
@@ -76,10 +94,11 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
     };
     auto teardown = [&] {
         if (applied) run_hook(o.on_down, "on_down", hook_env(o, *applied), log);
-        tun.remove_routes();
+        routes.clear();
     };
     auto handle = [&](const tun::ClientActions& a) {
         writer.add(a.to_tun);
+        if (a.established) last_handshake = std::chrono::system_clock::now();
         if (a.cookie) log.info("server under load: got a cookie, retrying the handshake with it");
         if (!a.send.empty()) udp.queue(a.send, server);
         // After a re-handshake the server pushes again; unchanged settings stay as they are, so the
@@ -105,13 +124,15 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
             try {
                 server = resolve(fresh.server);
                 o.server = fresh.server;
+                if (applied && o.apply_routes && fresh.apply_routes)
+                    routes.apply(applied->routes, tun.name(), server_ipv4(server));  // the host route follows
             } catch (const Error& e) {
                 log.warn(e.what(), "; keeping ", o.server);
             }
         }
         if (applied && fresh.apply_routes != o.apply_routes) {
-            if (fresh.apply_routes) tun.add_routes(applied->routes);
-            else tun.remove_routes();
+            if (fresh.apply_routes) routes.apply(applied->routes, tun.name(), server_ipv4(server));
+            else routes.clear();
         }
         o.apply_routes = fresh.apply_routes;
         o.on_up = fresh.on_up;
@@ -124,7 +145,7 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
     };
 
     std::uint8_t timer_buf[tun::max_datagram_len + 64];
-    epoll_event evs[4];
+    epoll_event evs[8];
     try {
         for (;;) {
             auto now = tun::Clock::now();
@@ -137,8 +158,11 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
                 resolved_at_failures = failed / resolve_after_failures;
                 try {
                     auto fresh = resolve(o.server);
-                    if (!(fresh == server)) log.info("server ", o.server, " now resolves to ", fresh.str());
-                    server = fresh;
+                    if (!(fresh == server)) {
+                        log.info("server ", o.server, " now resolves to ", fresh.str());
+                        server = fresh;
+                        if (applied && o.apply_routes) routes.apply(applied->routes, tun.name(), server_ipv4(server));
+                    }
                 } catch (const Error& e) {
                     log.warn(e.what(), "; keeping ", server.str());
                 }
@@ -146,7 +170,7 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
             }
             if (failed == 0) resolved_at_failures = 0;
             auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(core.next_deadline(now) - now).count();
-            int n = ::epoll_wait(ep, evs, 4, static_cast<int>(std::clamp<long long>(wait + 1, 0, 60000)));
+            int n = ::epoll_wait(ep, evs, 8, static_cast<int>(std::clamp<long long>(wait + 1, 0, 60000)));
             for (int e = 0; e < n; ++e) {
                 int fd = evs[e].data.fd;
                 now = tun::Clock::now();
@@ -174,6 +198,8 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
                         udp.flush();
                         if (udp.drained()) break;  // one syscall saved per wakeup: they cost ~1 us here
                     }
+                } else if (fd == control.fd()) {
+                    control.serve_one(status);
                 } else if (fd == tun.fd()) {
                     reader.pump(udp, 64, [&](std::uint8_t* slot, std::size_t len) { handle(core.on_tun(slot, len, now)); });
                 }

@@ -45,6 +45,7 @@ ControlServer::ControlServer(std::filesystem::path path) : path_(std::move(path)
     mode_t old = ::umask(077);
     int rc = ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
     ::umask(old);
+    if (rc == 0) rc = ::chmod(path_.c_str(), 0600);
     if (rc < 0 || ::listen(fd_.get(), 16) < 0)
         throw Error(ExitCode::io, "cannot listen on " + path_.string() + ": " + std::strerror(errno));
 }
@@ -54,6 +55,11 @@ ControlServer::~ControlServer() { ::unlink(path_.c_str()); }
 void ControlServer::serve_one(const std::function<std::string(bool)>& render) {
     UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!c) return;
+    // The socket is 0600 in a 0700 directory; the peer's credentials are checked all the same, since
+    // a state directory may be shared (TN_STATE_DIR) or opened up by mistake.
+    ucred cred{};
+    socklen_t cl = sizeof cred;
+    if (::getsockopt(c.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || (cred.uid != ::geteuid() && cred.uid != 0)) return;
     // A status client sends one short line at once; one that does not is not waited on for long,
     // since the data path shares this thread.
     char req[64];
@@ -74,7 +80,7 @@ std::string query_status(const std::filesystem::path& path, bool json) {
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
         throw Error(ExitCode::unavailable,
-                    "no tn-tun server answers on " + path.string() + ": " + std::strerror(errno));
+                    "no tn-tun server or client answers on " + path.string() + ": " + std::strerror(errno));
     write_all(fd.get(), json ? "json\n" : "text\n");
     std::string out;
     char buf[8192];

@@ -25,15 +25,19 @@ namespace {
 constexpr unsigned long tun_f_uso = 0x20 | 0x40;  // TUN_F_USO4 | TUN_F_USO6
 }  // namespace
 
-int run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
-    std::string path = argv.at(0);
-    if (path.find('/') == std::string::npos) {
-        for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"})
-            if (::access((dir + path).c_str(), X_OK) == 0) {
-                path = dir + path;
-                break;
-            }
-    }
+namespace {
+
+std::string find_program(const std::string& name) {
+    if (name.find('/') != std::string::npos) return name;
+    for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"})
+        if (::access((dir + name).c_str(), X_OK) == 0) return dir + name;
+    return name;
+}
+
+// Spawns argv with env added; with `out`, its stdout is read into *out (at most 64 KiB kept).
+int spawn_and_wait(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                   std::string* out) {
+    std::string path = find_program(argv.at(0));
     std::vector<std::string> envs;
     for (char** e = environ; *e; ++e) {
         std::string kv(*e);
@@ -45,6 +49,15 @@ int run_program(const std::vector<std::string>& argv, const std::map<std::string
     av.push_back(nullptr);
     for (auto& e : envs) ev.push_back(const_cast<char*>(e.c_str()));
     ev.push_back(nullptr);
+    int pipefd[2] = {-1, -1};
+    if (out && ::pipe2(pipefd, O_CLOEXEC) < 0) throw Error(ExitCode::io, std::string("pipe: ") + std::strerror(errno));
+    UniqueFd rd(pipefd[0]), wr(pipefd[1]);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (out) {
+        posix_spawn_file_actions_adddup2(&fa, wr.get(), STDOUT_FILENO);
+        posix_spawn_file_actions_adddup2(&fa, wr.get(), STDERR_FILENO);
+    }
     // Our signals are blocked for the signalfd; the child must start with a clean mask.
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
@@ -53,14 +66,35 @@ int run_program(const std::vector<std::string>& argv, const std::map<std::string
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
     pid_t pid;
-    int rc = posix_spawn(&pid, path.c_str(), nullptr, &attr, av.data(), ev.data());
+    int rc = posix_spawn(&pid, path.c_str(), &fa, &attr, av.data(), ev.data());
     posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) throw Error(ExitCode::io, "cannot run " + path + ": " + std::strerror(rc));
+    if (out) {
+        wr.reset();
+        char buf[4096];
+        for (;;) {
+            ssize_t n = ::read(rd.get(), buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            if (out->size() < (64u << 10)) out->append(buf, static_cast<std::size_t>(n));
+        }
+    }
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return WEXITSTATUS(status);
+}
+
+}  // namespace
+
+int run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+    return spawn_and_wait(argv, env, nullptr);
+}
+
+int run_program_output(const std::vector<std::string>& argv, std::string& out) {
+    return spawn_and_wait(argv, {}, &out);
 }
 
 TunDevice::TunDevice(const std::string& name, bool offload) : name_(name) {
@@ -94,13 +128,6 @@ std::size_t TunDevice::read(std::uint8_t* buf, std::size_t cap) {
     return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 
-TunDevice::~TunDevice() {
-    try {
-        remove_routes();
-    } catch (...) {  // a destructor must not throw; the device vanishes with the fd anyway
-    }
-}
-
 void TunDevice::ip(const std::vector<std::string>& args, bool must) {
     std::vector<std::string> argv{"ip"};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -116,19 +143,6 @@ void TunDevice::configure(std::uint32_t address, std::uint8_t prefix, std::uint1
     ip({"addr", "flush", "dev", name_}, false);
     ip({"addr", "add", tun::ipv4_str(address) + "/" + std::to_string(prefix), "dev", name_}, true);
     ip({"link", "set", "dev", name_, "mtu", std::to_string(mtu), "up"}, true);
-}
-
-void TunDevice::add_routes(const std::vector<tun::Route>& routes) {
-    for (auto& r : routes) {
-        ip({"route", "replace", tun::cidr_str(r), "dev", name_}, true);
-        routes_.push_back(r);
-    }
-}
-
-void TunDevice::remove_routes() {
-    auto routes = std::move(routes_);
-    routes_.clear();
-    for (auto& r : routes) ip({"route", "del", tun::cidr_str(r), "dev", name_}, false);
 }
 
 }  // namespace tn::tuntool

@@ -13,6 +13,8 @@ namespace tn::tuntool {
 // Runs argv (argv[0] looked up in /usr/sbin, /sbin, PATH) with `env` added to ours; returns its exit
 // status (128+N when killed by signal N). Throws tn::Error(io) if it cannot be started.
 int run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {});
+// The same, with the program's stdout and stderr read into `out` (for us to report or not).
+int run_program_output(const std::vector<std::string>& argv, std::string& out);
 
 class TunDevice {
 public:
@@ -23,7 +25,6 @@ public:
     TunDevice(const std::string& name, bool offload);
     TunDevice(const TunDevice&) = delete;
     TunDevice& operator=(const TunDevice&) = delete;
-    ~TunDevice();
 
     int fd() const { return fd_.get(); }
     const std::string& name() const { return name_; }
@@ -35,16 +36,12 @@ public:
 
     // Sets address/prefix and MTU and brings the link up (replacing any previous address).
     void configure(std::uint32_t address, std::uint8_t prefix, std::uint16_t mtu);
-    // Adds routes through this device; they are removed again by remove_routes() or the destructor.
-    void add_routes(const std::vector<tun::Route>& routes);
-    void remove_routes();
 
 private:
     void ip(const std::vector<std::string>& args, bool must);
     UniqueFd fd_;
     std::string name_;
     bool offload_ = false, uso_ = false;
-    std::vector<tun::Route> routes_;
 };
 
 }  // namespace tn::tuntool

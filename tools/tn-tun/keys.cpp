@@ -1,17 +1,44 @@
 // `tn-tun keygen` and `tn-tun pubkey`: base64 X25519 keys on stdout, as wg genkey/pubkey do.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <istream>
 #include <ostream>
 
 #include "base/error.hpp"
 #include "base/strings.hpp"
+#include "base/unique_fd.hpp"
 #include "runner.hpp"
 
 namespace tn::tuntool {
 
-int keygen(std::ostream& out) {
+int keygen(std::ostream& out, const std::filesystem::path& file, const log::Logger& log) {
     auto kp = tun::generate_keypair();
-    out << tun::key_to_base64(kp.priv) << "\n";
-    tun::wipe(kp.priv.data(), kp.priv.size());
+    std::string text = tun::key_to_base64(kp.priv) + "\n";
+    if (!file.empty()) {
+        // A new file only, 0600 whatever the umask: never overwrite a key, never widen its mode.
+        UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+        bool ok = fd && ::fchmod(fd.get(), 0600) == 0 &&
+                  ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+        int err = errno;
+        tun::wipe(text.data(), text.size());
+        if (!ok) throw Error(ExitCode::io,
+                             "cannot write " + file.string() + ": " + std::strerror(err));
+        return 0;
+    }
+    struct stat st {};
+    if (::isatty(STDOUT_FILENO)) {
+        log.warn("printing a private key to a terminal; write it to a file instead (tn-tun keygen -o FILE)");
+    } else if (::fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
+        // `tn-tun keygen > key`: the shell created the file under the umask; make it ours alone.
+        if (::fchmod(STDOUT_FILENO, st.st_mode & 0700) != 0)
+            log.warn("writing a private key to a file others can read; set the umask to 077 and try again");
+    }
+    out << text << std::flush;
+    tun::wipe(text.data(), text.size());
     return 0;
 }
 

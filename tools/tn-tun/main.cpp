@@ -16,40 +16,46 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.fallthrough();  // -v, --log-format may also come before the subcommand
 
-    auto* keygen = app.add_subcommand("keygen", "Print a new base64 X25519 private key");
+    auto* keygen = app.add_subcommand("keygen", "Print a new base64 X25519 private key (or write it to -o FILE, 0600)");
+    std::string key_out;
+    keygen->add_option("-o,--output", key_out, "Write the key to this new file (mode 0600) instead of stdout");
     auto* pubkey = app.add_subcommand("pubkey", "Read a private key on stdin, print its public key");
     auto* server = app.add_subcommand("server", "Run the VPN server (needs -c FILE)");
     auto* client = app.add_subcommand("client", "Run a VPN client (needs -c FILE)");
-    auto* status = app.add_subcommand("status", "Show the running server's peers and counters");
+    auto* status = app.add_subcommand("status", "Show a running server's peers and counters, or a client's session");
     for (auto* sub : {server, client, status}) {
         tn::cli::add_common_options(*sub, common, true);
         sub->set_version_flag("--version", std::string("tn-tun ") + TN_VERSION, "Print the version and exit");
     }
-    bool json = false;
+    bool json = false, client_status = false;
     std::string socket, tun_name;
     status->add_flag("--json", json, "One JSON document on stdout");
     status->add_option("--socket", socket, "Control socket path (default $STATE/tn-tun-TUN.sock)");
-    status->add_option("--tun", tun_name, "The server's TUN name, to find its socket (default: from -c, else tn0)");
+    status->add_option("--tun", tun_name, "The TUN name, to find the socket (default: from -c, else tn0)");
+    status->add_flag("--client", client_status, "Ask the client on that TUN in this network namespace (implied by -c CLIENT.toml)");
 
     return tn::cli::run(app, common, argc, argv, [&](const tn::log::Logger& log) -> int {
         using tn::Error;
         using tn::ExitCode;
-        if (*keygen) return tn::tuntool::keygen(std::cout);
+        if (*keygen) return tn::tuntool::keygen(std::cout, key_out, log);
         if (*pubkey) return tn::tuntool::pubkey(std::cin, std::cout);
         if (*server || *client) {
             if (common.config.empty()) throw tn::ParseError(std::string(*server ? "server" : "client") + " needs -c FILE");
             if (*server) {
                 auto o = tn::tuntool::load_server(common.config);
+                for (auto& w : o.warnings) log.warn(w);
                 return common.check_config ? 0 : tn::tuntool::run_server(o, log);
             }
             auto o = tn::tuntool::load_client(common.config);
+            for (auto& w : o.warnings) log.warn(w);
             return common.check_config ? 0 : tn::tuntool::run_client(o, log);
         }
         if (socket.empty()) {
-            std::string name = !tun_name.empty() ? tun_name
-                               : !common.config.empty() ? tn::tuntool::server_tun_name(common.config)
-                                                        : "tn0";
-            socket = tn::tuntool::control_socket_path(name).string();
+            tn::tuntool::StatusTarget target;
+            if (!common.config.empty()) target = tn::tuntool::status_target(common.config);
+            if (!tun_name.empty()) target.tun = tun_name;
+            socket = (client_status || target.client ? tn::tuntool::client_control_socket_path(target.tun)
+                                                     : tn::tuntool::control_socket_path(target.tun)).string();
         }
         std::cout << tn::tuntool::query_status(socket, json) << std::flush;
         return 0;

@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -11,6 +12,7 @@
 #include "base/runtime_dir.hpp"
 #include "base/strings.hpp"
 #include "config/document.hpp"
+#include "host_routes.hpp"
 
 namespace tn::tuntool {
 namespace {
@@ -46,10 +48,21 @@ tun::Key read_private_key(const std::filesystem::path& file) {
     std::getline(f, line);
     // A key file is one line of 44 characters: reading more would only invite mistakes.
     try {
-        return tun::key_from_base64(std::string(trim(line)));
+        auto k = tun::key_from_base64(std::string(trim(line)));
+        tun::wipe(line.data(), line.size());
+        return k;
     } catch (const ParseError& e) {
+        tun::wipe(line.data(), line.size());
         throw Error(ExitCode::config, file.string() + ": " + e.what());
     }
+}
+
+std::optional<std::string> key_file_warning(const std::filesystem::path& file) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0 || (st.st_mode & 077) == 0) return std::nullopt;
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return "private key file " + file.string() + " is accessible by others (mode " + mode + "); chmod 600 it";
 }
 
 ServerOptions load_server(const std::filesystem::path& file) {
@@ -71,6 +84,7 @@ ServerOptions load_server(const std::filesystem::path& file) {
     if (auto v = s->require_string("private_key_file")) {
         o.private_key_file = relative_to(file, *v);
         check_key_file(*s, "private_key_file", o.private_key_file, o.core.key.priv);
+        if (auto w = key_file_warning(o.private_key_file)) o.warnings.push_back(*w);
         o.core.key.pub = tun::public_key(o.core.key.priv);
     }
     if (auto v = s->string("tun")) {
@@ -128,6 +142,7 @@ ClientOptions load_client(const std::filesystem::path& file) {
     if (auto v = c->require_string("private_key_file")) {
         o.private_key_file = relative_to(file, *v);
         check_key_file(*c, "private_key_file", o.private_key_file, o.core.key.priv);
+        if (auto w = key_file_warning(o.private_key_file)) o.warnings.push_back(*w);
         o.core.key.pub = tun::public_key(o.core.key.priv);
     }
     if (auto v = c->require_string("server_public_key"))
@@ -148,11 +163,20 @@ std::filesystem::path control_socket_path(const std::string& tun) {
     return ensure_state_dir() / ("tn-tun-" + tun + ".sock");
 }
 
-std::string server_tun_name(const std::filesystem::path& file) {
+std::filesystem::path client_control_socket_path(const std::string& tun) {
+    return ensure_state_dir() / ("tn-tun-client-" + netns_id() + "-" + tun + ".sock");
+}
+
+StatusTarget status_target(const std::filesystem::path& file) {
     auto doc = config::Document::load_file(file);
-    if (auto s = doc.root().table("server"))
-        if (auto v = s->string("tun")) return *v;
-    return "tn0";
+    StatusTarget t;
+    if (auto s = doc.root().table("server")) {
+        if (auto v = s->string("tun")) t.tun = *v;
+    } else if (auto c = doc.root().table("client")) {
+        t.client = true;
+        if (auto v = c->string("tun")) t.tun = *v;
+    }
+    return t;
 }
 
 }  // namespace tn::tuntool

@@ -17,6 +17,7 @@ struct ServerOptions {
     std::filesystem::path private_key_file;
     std::string tun = "tn0";
     tun::ServerSettings core;  // key, subnet, mtu, dns, routes, peers
+    std::vector<std::string> warnings;  // to log at start (a key file others can read)
 };
 
 struct ClientOptions {
@@ -27,6 +28,7 @@ struct ClientOptions {
     bool apply_routes = true;
     std::string on_up, on_down;
     tun::ClientSettings core;  // key, server key, keepalive
+    std::vector<std::string> warnings;  // to log at start (a key file others can read)
 };
 
 // Both throw tn::Error(config) listing every problem as FILE:LINE:COL (SPEC §2), or for an unreadable
@@ -36,11 +38,21 @@ ClientOptions load_client(const std::filesystem::path& file);
 
 // Reads a base64 private key file (one line). Throws tn::Error(config).
 tun::Key read_private_key(const std::filesystem::path& file);
+// A warning when the key file is readable or writable by group or others (as ssh and wg warn).
+std::optional<std::string> key_file_warning(const std::filesystem::path& file);
 
 // The server's control socket: $STATE/tn-tun-<tun>.sock.
 std::filesystem::path control_socket_path(const std::string& tun);
 
-// Which TUN name a config file's [server] table uses (for `status -c FILE`), without checking the rest.
-std::string server_tun_name(const std::filesystem::path& file);
+// A client's control socket: $STATE/tn-tun-client-<netns>-<tun>.sock (clients in two network
+// namespaces may use one TUN name).
+std::filesystem::path client_control_socket_path(const std::string& tun);
+
+// What `status -c FILE` asks: a server or a client, and its TUN name, without checking the rest.
+struct StatusTarget {
+    bool client = false;
+    std::string tun = "tn0";
+};
+StatusTarget status_target(const std::filesystem::path& file);
 
 }  // namespace tn::tuntool

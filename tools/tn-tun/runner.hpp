@@ -1,7 +1,10 @@
 // The tn-tun runners: the server and client event loops, key commands, and status rendering.
 #pragma once
 
+#include <filesystem>
 #include <iosfwd>
+#include <optional>
+#include <vector>
 #include <string>
 
 #include "base/log.hpp"
@@ -12,12 +15,25 @@ namespace tn::tuntool {
 int run_server(const ServerOptions& o, const log::Logger& log);
 int run_client(const ClientOptions& o, const log::Logger& log);
 
-// keygen: a new private key on `out`. pubkey: the public key of the private key read from `in`.
-int keygen(std::ostream& out);
+// keygen: a new private key on `out`, or in `file` (created, 0600) when one is named; a warning
+// when it goes to a terminal, and a redirected regular file is made 0600. pubkey: the public key of
+// the private key read from `in`.
+int keygen(std::ostream& out, const std::filesystem::path& file, const log::Logger& log);
 int pubkey(std::istream& in, std::ostream& out);
 
 // The status document the control socket serves.
 std::string render_status(const tun::ServerCore& core, const ServerOptions& o, bool json);
+
+// What a client's control socket reports.
+struct ClientStatus {
+    std::string tun, server, endpoint;
+    bool connected = false;
+    std::optional<tun::PushConfig> applied;
+    std::optional<std::chrono::system_clock::time_point> last_handshake;
+    tun::ClientStats stats;
+    std::vector<std::string> routes;  // the routes this client added to the host
+};
+std::string render_client_status(const ClientStatus& s, bool json);
 
 // At most `burst` lines per `window` seconds; the rest are counted and summarised in the next line.
 class LogLimiter {

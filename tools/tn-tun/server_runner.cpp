@@ -5,12 +5,16 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/signals.hpp"
 #include "control.hpp"
 #include "datapath.hpp"
+#include "host_routes.hpp"
+#include "state_file.hpp"
+#include "tun/persist.hpp"
 #include "runner.hpp"
 
 namespace tn::tuntool {
@@ -67,13 +71,42 @@ void reload(const ServerOptions& o, tun::ServerCore& core, const log::Logger& lo
     }
 }
 
+// Peers' handshake timestamps, kept across restarts in a 0600 file named after the server's public
+// key (they belong to that identity, whatever the TUN or namespace). Peers no longer configured keep
+// their line: one added back later must not accept an old initiation either.
+class TimestampRecord {
+public:
+    TimestampRecord(const tun::Key& server_pub, tun::ServerCore& core, const log::Logger& log)
+        : log_(log),
+          file_(ensure_state_dir() / ("tn-tun-server-" + tun::to_hex(tun::Bytes(server_pub.data(), 8)) + ".timestamps")) {
+        if (auto text = read_small_file(file_))
+            for (auto& [k, t] : tun::parse_timestamps(*text)) record_[k] = t;
+        core.restore_timestamps({record_.begin(), record_.end()});
+    }
+    void save(const tun::ServerCore& core) {
+        for (auto& [k, t] : core.timestamps()) record_[k] = std::max(record_[k], t);
+        if (!write_private_file(file_, tun::format_timestamps({record_.begin(), record_.end()})) && !warned_) {
+            warned_ = true;
+            log_.warn("cannot record handshake timestamps in ", file_.string(), ": ", std::strerror(errno));
+        }
+    }
+
+private:
+    const log::Logger& log_;
+    std::filesystem::path file_;
+    std::map<tun::Key, tun::Timestamp> record_;
+    bool warned_ = false;
+};
+
 }  // namespace
 
 int run_server(const ServerOptions& o, const log::Logger& log) {
-    auto lock = FileLock::try_acquire(ensure_state_dir() / ("tn-tun-" + o.tun + ".lock"));
-    if (!lock) throw Error(ExitCode::temp_fail, "another tn-tun server already runs on " + o.tun);
+    // Keyed by the network namespace too: servers in two namespaces may both call their TUN tn0.
+    auto lock = FileLock::try_acquire(ensure_state_dir() / ("tn-tun-" + netns_id() + "-" + o.tun + ".lock"));
+    if (!lock) throw Error(ExitCode::temp_fail, "another tn-tun server already runs on " + o.tun + " in this network namespace");
     SignalFd signals;
     tun::ServerCore core(o.core);
+    TimestampRecord timestamps(o.core.key.pub, core, log);
     bool offload = offload_wanted();
     TunDevice tun(o.tun, offload);
     tun.configure(core.server_address(), o.core.subnet.prefix, o.core.mtu);
@@ -92,6 +125,8 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     auto handle = [&](const tun::Actions& a, tun::TimePoint now) {
         writer.add(a.to_tun);
         if (!a.send.empty()) udp.queue(a.send, a.send_to);
+        if (a.send.size() == tun::response_len && a.send[0] == static_cast<std::uint8_t>(tun::MsgType::response))
+            timestamps.save(core);  // a handshake was accepted: its timestamp is now the one to beat
         if (a.rejected) {
             std::uint64_t suppressed = 0;
             if (reject_log.allow(now, suppressed))

@@ -64,6 +64,33 @@ std::string render_status(const tun::ServerCore& core, const ServerOptions& o, b
     return os.str();
 }
 
+std::string render_client_status(const ClientStatus& s, bool json) {
+    std::ostringstream os;
+    std::string address = s.applied ? tun::ipv4_str(s.applied->address) + "/" + std::to_string(s.applied->prefix) : "";
+    const auto& st = s.stats;
+    if (json) {
+        os << "{\"role\":\"client\",\"interface\":" << json_quote(s.tun) << ",\"server\":" << json_quote(s.server)
+           << ",\"endpoint\":" << json_quote(s.endpoint) << ",\"connected\":" << (s.connected ? "true" : "false")
+           << ",\"address\":" << (s.applied ? json_quote(address) : "null")
+           << ",\"mtu\":" << (s.applied ? std::to_string(s.applied->mtu) : "null")
+           << ",\"last_handshake\":" << (s.last_handshake ? json_quote(when(s.last_handshake)) : "null")
+           << ",\"rx_packets\":" << st.rx_packets << ",\"rx_bytes\":" << st.rx_bytes << ",\"tx_packets\":" << st.tx_packets
+           << ",\"tx_bytes\":" << st.tx_bytes << ",\"handshakes\":" << st.handshakes_done
+           << ",\"cookies\":" << st.cookies << ",\"dropped\":" << st.dropped << ",\"routes\":[";
+        for (std::size_t i = 0; i < s.routes.size(); ++i) os << (i ? "," : "") << json_quote(s.routes[i]);
+        os << "]}\n";
+        return os.str();
+    }
+    os << "interface " << s.tun << "  server " << s.server << " (" << s.endpoint << ")  "
+       << (s.connected ? "connected" : "not connected") << "\n"
+       << "  address " << (s.applied ? address : "(none yet)") << "  last handshake "
+       << (s.last_handshake ? when(s.last_handshake) : "never") << "\n"
+       << "  rx " << st.rx_packets << " packets " << st.rx_bytes << " bytes  tx " << st.tx_packets << " packets "
+       << st.tx_bytes << " bytes  handshakes " << st.handshakes_done << "\n";
+    for (auto& r : s.routes) os << "  route " << r << "\n";
+    return os.str();
+}
+
 bool LogLimiter::allow(tun::TimePoint now, std::uint64_t& suppressed) {
     if (now - start_ >= window_) {
         start_ = now;

@@ -1,0 +1,138 @@
+// Adding and removing the client's routes through ip(8), with the state file that survives SIGKILL.
+#include "host_routes.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "base/error.hpp"
+#include "base/unique_fd.hpp"
+#include "io_tun.hpp"
+#include "state_file.hpp"
+
+namespace tn::tuntool {
+namespace {
+
+// Runs ip(8); its messages are kept from our stderr (a route already gone is expected at cleanup).
+int ip(std::vector<std::string> args, std::string* msg = nullptr) {
+    args.insert(args.begin(), "ip");
+    std::string out;
+    int rc = run_program_output(args, out);
+    if (msg) *msg = out.substr(0, out.find('\n'));
+    return rc;
+}
+
+std::vector<std::string> with(std::vector<std::string> head, const tun::HostRoute& r) {
+    auto a = r.ip_args();
+    head.insert(head.end(), a.begin(), a.end());
+    return head;
+}
+
+}  // namespace
+
+std::string netns_id() {
+    struct stat st {};
+    if (::stat("/proc/self/ns/net", &st) != 0) return "0";
+    return std::to_string(st.st_ino);
+}
+
+HostRoutes::HostRoutes(std::filesystem::path state_file, const log::Logger& log) : file_(std::move(state_file)), log_(log) {
+    auto text = read_small_file(file_);
+    if (!text) return;
+    auto left = tun::parse_routes(*text);
+    // Newest first, as at a clean teardown. A route through the old TUN went with the device; the
+    // host route to the server is what stays behind, and `ip route del` with the full spec removes
+    // only that exact route.
+    std::size_t removed = 0;
+    for (auto it = left.rbegin(); it != left.rend(); ++it) removed += ip(with({"route", "del"}, *it)) == 0;
+    if (removed) log_.warn("removed ", removed, " route(s) left by a tn-tun client that did not stop cleanly");
+    std::filesystem::remove(file_);
+}
+
+HostRoutes::~HostRoutes() {
+    try {
+        clear();
+    } catch (...) {  // a destructor must not throw; the file tells the next start what is left
+    }
+}
+
+std::optional<tun::Underlay> HostRoutes::underlay(std::uint32_t server, const std::string& tun) {
+    std::string out;
+    if (run_program_output({"ip", "-4", "-o", "route", "get", tun::ipv4_str(server)}, out) == 0) {
+        auto u = tun::parse_route_get(out);
+        // Once our routes are in, the lookup may point into the tunnel: the path found before stands.
+        if (u && u->dev != tun) last_underlay_ = u;
+    }
+    return last_underlay_;
+}
+
+bool HostRoutes::add(const tun::HostRoute& r) {
+    if (std::find(added_.begin(), added_.end(), r) != added_.end()) return true;
+    // `add`, never `replace`: a route the host already has for that prefix is not ours to change.
+    std::string msg;
+    if (ip(with({"route", "add"}, r), &msg) != 0) {
+        log_.warn("route ", r.str(), " not added (", msg, "); a route the host has already is left as it is");
+        return false;
+    }
+    added_.push_back(r);
+    save();
+    return true;
+}
+
+void HostRoutes::apply(const std::vector<tun::Route>& pushed, const std::string& tun,
+                       std::optional<std::uint32_t> server) {
+    std::optional<tun::Underlay> u;
+    if (server) u = underlay(*server, tun);
+    auto plan = tun::plan_routes(pushed, tun, server, u);
+    bool pinned = true;
+    for (auto& r : plan) {
+        if (server && r.dst == tun::Route{*server, 32} && r.dev != tun) {
+            // The host route to the server: without it, a route covering the server would loop the
+            // tunnel's own datagrams. If the host has one already, theirs does the same job.
+            std::string have;
+            run_program_output({"ip", "-4", "route", "show", "exact", tun::cidr_str(r.dst)}, have);
+            if (have.find_first_not_of(" \n") == std::string::npos) pinned = add(r);
+            continue;
+        }
+        if (!pinned && server && tun::covers(r.dst, *server)) {
+            log_.error("route ", r.str(), " skipped: it would send the tunnel's own datagrams into the tunnel");
+            continue;
+        }
+        add(r);
+    }
+    // Then what is no longer wanted, newest first (the old host route last, after what it protected).
+    for (auto i = added_.size(); i-- > 0;) {
+        if (std::find(plan.begin(), plan.end(), added_[i]) != plan.end()) continue;
+        ip(with({"route", "del"}, added_[i]));
+        added_.erase(added_.begin() + static_cast<std::ptrdiff_t>(i));
+        save();
+    }
+    if (server && !u) {
+        bool covered = false;
+        for (auto& r : pushed) covered = covered || tun::covers(r, *server);
+        if (covered) log_.warn("no route to the server ", tun::ipv4_str(*server), " found to keep it off the tunnel");
+    }
+}
+
+void HostRoutes::clear() {
+    while (!added_.empty()) {
+        ip(with({"route", "del"}, added_.back()));
+        added_.pop_back();
+        save();
+    }
+}
+
+void HostRoutes::save() {
+    std::error_code ec;
+    if (added_.empty()) {
+        std::filesystem::remove(file_, ec);
+        return;
+    }
+    if (!write_private_file(file_, tun::format_routes(added_)))
+        log_.warn("cannot record the added routes in ", file_.string(), ": ", std::strerror(errno));
+}
+
+}  // namespace tn::tuntool

@@ -1,0 +1,46 @@
+// The routes a tn-tun client added to the host, and only those: added with `ip route add` (never
+// replace, so a route the host already has is left alone and not ours), recorded in a 0600 state file
+// after each change, removed in reverse order at teardown. A run that was killed leaves the file
+// behind; the next start removes exactly what it lists (tn-tun(1), "Routes").
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/log.hpp"
+#include "tun/route_plan.hpp"
+
+namespace tn::tuntool {
+
+// The inode of this process's network namespace: what tells one host's routing table from another's
+// (single-instance locks and state files are keyed by it, not by the TUN name alone).
+std::string netns_id();
+
+class HostRoutes {
+public:
+    // Removes what a killed earlier run left (listed in `state_file`), then starts empty.
+    HostRoutes(std::filesystem::path state_file, const log::Logger& log);
+    ~HostRoutes();
+    HostRoutes(const HostRoutes&) = delete;
+    HostRoutes& operator=(const HostRoutes&) = delete;
+
+    // Makes the routes we added match `pushed`: new ones are added (a host route to the server
+    // first), ones no longer wanted removed. `server` is the server's IPv4 address, if it is one.
+    void apply(const std::vector<tun::Route>& pushed, const std::string& tun, std::optional<std::uint32_t> server);
+    // Removes every route we added, newest first, and the state file.
+    void clear();
+    const std::vector<tun::HostRoute>& added() const { return added_; }
+
+private:
+    std::optional<tun::Underlay> underlay(std::uint32_t server, const std::string& tun);
+    bool add(const tun::HostRoute& r);
+    void save();
+    std::filesystem::path file_;
+    const log::Logger& log_;
+    std::vector<tun::HostRoute> added_;
+    std::optional<tun::Underlay> last_underlay_;
+};
+
+}  // namespace tn::tuntool
