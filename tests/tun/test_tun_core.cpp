@@ -1,6 +1,9 @@
 // Unit tests of lib/tun: handshake state machine, sessions, routing, roaming, rejections, pool.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <new>
+
 #include "tun/persist.hpp"
 #include "tun_test_util.hpp"
 
@@ -229,4 +232,27 @@ TEST_CASE("handshake timestamps survive a restart: an initiation captured before
     older[0].second[11] = 1;
     n.server.restore_timestamps(older);
     CHECK(n.server.timestamps() == newer);
+}
+
+TEST_CASE("private and ephemeral keys are wiped when their holder goes") {
+    // The objects live in a buffer we own, so its bytes may be read after their destructors ran.
+    alignas(KeyPair) unsigned char kp_buf[sizeof(KeyPair)];
+    auto* kp = new (kp_buf) KeyPair(generate_keypair());
+    REQUIRE(kp->priv != Key{});
+    kp->~KeyPair();
+    CHECK(std::all_of(kp_buf, kp_buf + sizeof(Key), [](unsigned char b) { return b == 0; }));
+    // The initiator's state holds the ephemeral key and chaining key until the response arrives.
+    KeyPair si = fixed_keypair(0x01), sr = fixed_keypair(0x40);
+    std::uint8_t init[initiation_len];
+    alignas(InitiatorState) unsigned char st_buf[sizeof(InitiatorState)];
+    auto made = create_initiation(si, sr.pub, generate_keypair(), Timestamp{}, 1, init);
+    REQUIRE(made);
+    auto* st = new (st_buf) InitiatorState(*made);
+    REQUIRE(st->eph.priv != Key{});
+    REQUIRE(st->ck != Key{});
+    auto eph_off = reinterpret_cast<unsigned char*>(&st->eph.priv) - st_buf;
+    auto ck_off = reinterpret_cast<unsigned char*>(&st->ck) - st_buf;
+    st->~InitiatorState();
+    CHECK(std::all_of(st_buf + eph_off, st_buf + eph_off + key_len, [](unsigned char b) { return b == 0; }));
+    CHECK(std::all_of(st_buf + ck_off, st_buf + ck_off + key_len, [](unsigned char b) { return b == 0; }));
 }
