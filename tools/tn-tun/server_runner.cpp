@@ -12,7 +12,6 @@
 #include "base/signals.hpp"
 #include "control.hpp"
 #include "datapath.hpp"
-#include "host_routes.hpp"
 #include "state_file.hpp"
 #include "tun/persist.hpp"
 #include "runner.hpp"
@@ -101,9 +100,10 @@ private:
 }  // namespace
 
 int run_server(const ServerOptions& o, const log::Logger& log) {
-    // Keyed by the network namespace too: servers in two namespaces may both call their TUN tn0.
-    auto lock = FileLock::try_acquire(ensure_state_dir() / ("tn-tun-" + netns_id() + "-" + o.tun + ".lock"));
-    if (!lock) throw Error(ExitCode::temp_fail, "another tn-tun server already runs on " + o.tun + " in this network namespace");
+    // Keyed by the TUN name alone, unlike a client's: the control socket is named after it and
+    // `status --tun NAME` finds a server from any namespace, so two servers must not share a name.
+    auto lock = FileLock::try_acquire(ensure_state_dir() / ("tn-tun-" + o.tun + ".lock"));
+    if (!lock) throw Error(ExitCode::temp_fail, "another tn-tun server already runs on " + o.tun);
     SignalFd signals;
     tun::ServerCore core(o.core);
     TimestampRecord timestamps(o.core.key.pub, core, log);
