@@ -119,6 +119,10 @@ def test_random_datagram_flood_leaves_service_and_leaks_nothing(net):
         net.wait_for("c1 up during the flood", lambda: net.tun_address("c1"), timeout=60)
         r = ping(net, "c1", "10.99.0.1")
         assert r.returncode == 0, r.stdout + r.stderr
+        # Some more of it (a bounded count) with the session up, which must carry on through it.
+        net.wait_for("30,000 flood datagrams", lambda: net.status()["dropped"]["malformed"] >= 30000, timeout=120)
+        r = ping(net, "c1", "10.99.0.1")
+        assert r.returncode == 0, r.stdout + r.stderr
         still_flooding = flood.poll() is None
     finally:
         flood.terminate()  # the flood runs until told to stop (or its count or time runs out)
@@ -134,6 +138,8 @@ def test_random_datagram_flood_leaves_service_and_leaks_nothing(net):
     # Nothing kept per datagram: the same descriptors, and memory within a few MiB of before.
     assert fds(pid) == fds_before
     assert rss_kib(pid) - rss_before < 8192, (sent, rss_before, rss_kib(pid))
+    print(f"flood: {sent} datagrams, dropped malformed {st['dropped']['malformed']}, rejected handshakes "
+          f"{st['rejected_handshakes']}, fds {fds(pid)}, RSS {rss_before} -> {rss_kib(pid)} KiB")
 
 
 def test_replayed_initiation_after_a_server_restart_is_refused(net):
