@@ -376,3 +376,24 @@ def test_status_reports_forwards_state_and_losses(setup, tmp_path):
         assert r.returncode == 69 and "no tn-forward runs for" in r.stderr, r.stderr
     finally:
         f.stop()
+
+
+def test_probe_decides_liveness_without_stalling(setup):
+    """--probe HOST:PORT: an address that answers keeps the link up; a closed one is a loss after
+    keepalive_count failed probes (non-blocking connects inside the event loop)."""
+    client, sshd, echo = setup
+    closed = harness.free_port()
+    for target, lost in ((echo.port, False), (closed, True)):
+        port = harness.free_port()
+        f = Forward(client, sshd, "--keepalive", "1", "--keepalive-count", "2", "--probe", f"127.0.0.1:{target}",
+                    "-L", f"{port}:127.0.0.1:{echo.port}")
+        try:
+            f.wait_ready(1)
+            if lost:
+                assert f.wait_event("lost", timeout=60)["reason"] == f"probe 127.0.0.1:{closed} failed"
+            else:
+                f.wait_until(lambda: f.log().count("keepalive answered") >= 5 or "lost" in f.kinds(), "5 rounds")
+                assert "lost" not in f.kinds(), f.log()
+                assert echo_once(port) == b"ping"
+        finally:
+            assert f.stop() == 0, f.log()

@@ -128,13 +128,3 @@ TEST_CASE("backoff doubles to the cap, jitters down, and resets") {
     b.reset();
     CHECK(b.next(1.0).count() == 500);
 }
-
-TEST_CASE("a connect failure that never reached a server is told apart from one that did") {
-    using tn::forward::tcp_unanswered;
-    CHECK(tcp_unanswered("cannot connect to u@127.0.0.1:22: Connection refused"));
-    CHECK(tcp_unanswered("cannot connect to u@10.0.0.9:22: No route to host"));
-    CHECK(tcp_unanswered("cannot connect to u@h:22: Timeout connecting to h"));
-    CHECK_FALSE(tcp_unanswered("cannot connect to u@h:22: kex error : no match for method encryption"));
-    CHECK_FALSE(tcp_unanswered("cannot connect to u@h:22: Socket error: disconnected"));
-    CHECK_FALSE(tcp_unanswered(""));
-}

@@ -50,21 +50,4 @@ UniqueFd connect_tcp(const std::string& host, std::uint16_t port) {
     return fd;
 }
 
-bool tcp_probe(const std::string& host, std::uint16_t port, int timeout_ms) {
-    UniqueFd fd = connect_tcp(host, port);
-    if (!fd) return false;
-    pollfd p{fd.get(), POLLOUT, 0};
-    if (::poll(&p, 1, timeout_ms) != 1) return false;
-    int err = 0;
-    socklen_t len = sizeof err;
-    ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-    return err == 0;
-}
-
-bool tcp_unanswered(std::string_view connect_error) {
-    for (int e : {ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT})
-        if (connect_error.find(std::strerror(e)) != std::string_view::npos) return true;
-    return connect_error.find("Timeout connecting") != std::string_view::npos;
-}
-
 }  // namespace tn::forward

@@ -1,4 +1,5 @@
-// Plain TCP helpers for the forwards' local side: listeners, non-blocking connects, reachability probes.
+// Plain TCP helpers for the forwards' local side: listeners and non-blocking connects (also the
+// tunnel's reachability probes: a SYN, no SSH handshake).
 #pragma once
 
 #include <cstdint>
@@ -15,12 +16,5 @@ UniqueFd listen_tcp(const std::string& host, std::uint16_t port);
 // A non-blocking connect in progress (empty on immediate failure); the caller waits for POLLOUT and
 // reads SO_ERROR.
 UniqueFd connect_tcp(const std::string& host, std::uint16_t port);
-
-// A blocking TCP reachability check with a short timeout: costs one SYN, no SSH handshake.
-bool tcp_probe(const std::string& host, std::uint16_t port, int timeout_ms);
-
-// Whether a failed connect never reached a server (refused, unreachable, timed out), as opposed to one
-// that answered TCP and then failed; libssh reports the difference only as text.
-bool tcp_unanswered(std::string_view connect_error);
 
 }  // namespace tn::forward

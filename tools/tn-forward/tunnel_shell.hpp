@@ -1,0 +1,118 @@
+// The tunnel's I/O shell around LinkCore: the SSH session, listeners, forwarded connections, TCP
+// probes, the control socket and the poll(2) loop. Decisions are the core's; this carries them out.
+#pragma once
+
+#include <libssh/libssh.h>
+#include <poll.h>
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <future>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/log.hpp"
+#include "base/unique_fd.hpp"
+#include "conn.hpp"
+#include "control.hpp"
+#include "events.hpp"
+#include "link_core.hpp"
+#include "settings.hpp"
+#include "ssh/session.hpp"
+#include "status.hpp"
+
+namespace tn::forward {
+
+using Clock = std::chrono::steady_clock;
+
+struct EventDeleter {
+    void operator()(ssh_event_struct* e) const { ssh_event_free(e); }
+};
+
+struct Listener {
+    Rule rule;
+    UniqueFd fd;
+};
+
+// A non-blocking TCP connect standing in for "does this address answer": a SYN, no SSH handshake.
+struct Probe {
+    UniqueFd fd;  // empty: failed at once (answered as unanswered on the next turn)
+    Clock::time_point deadline;
+};
+
+struct Connected {
+    std::optional<ssh::Session> session;
+    std::exception_ptr error;
+};
+
+class Tunnel {
+public:
+    Tunnel(const Settings& s, const log::Logger& log, const EventSink& ev, const std::function<Settings()>& reload,
+           ControlServer* control);
+    int run();
+
+private:
+    // tunnel.cpp: the loop and carrying out the core's actions.
+    std::optional<int> apply(Actions a, Clock::time_point now);
+    void note(const Note& n);
+    int poll_timeout(Clock::time_point now) const;
+    void pump_all(const std::vector<pollfd>& fds, std::size_t ssh_index, std::size_t first_listener,
+                  std::size_t first_conn, const std::vector<Conn*>& conn_of);
+
+    // tunnel_io.cpp: the SSH session and sockets.
+    void start_connect();
+    Actions finish_connect(Clock::time_point now);
+    void teardown();
+    void start_probe(std::optional<Probe>& p, const std::string& host, std::uint16_t port, Clock::time_point now);
+    std::optional<int> finish_probes(const std::vector<pollfd>& fds, std::size_t first_probe, Clock::time_point now);
+    bool slot_free(ssh_session raw, bool wait);
+    void send_keepalive();
+    Actions request_bind(std::size_t index, Clock::time_point now);
+    void cancel_bind(const Cancel& c);
+    Actions service(short ssh_revents, Clock::time_point now);
+    void accept_on(Listener& l);
+    void accept_remote();
+    void open_listeners(const std::vector<Rule>& rules, bool at_start);
+    Actions apply_reload(Clock::time_point now);
+    Status status() const;
+    std::string server() const { return session_ ? session_->endpoint() : s_.client.host; }
+
+    Settings s_;
+    const log::Logger& log_;
+    const EventSink& ev_;
+    const std::function<Settings()>& reload_;
+    ControlServer* control_;  // null: no status socket
+    LinkCore core_;
+
+    std::list<Listener> listeners_;
+    // Order matters: the session outlives the event and every channel that refers to it, and the
+    // packet counter (libssh writes to it) outlives the session.
+    ssh_counter_struct received_{};
+    std::optional<ssh::Session> session_;
+    std::unique_ptr<ssh_event_struct, EventDeleter> event_;
+    std::list<Conn> conns_;
+
+    std::shared_ptr<std::promise<Connected>> pending_;
+    std::future<Connected> connecting_;
+    std::optional<Probe> server_probe_, network_probe_;
+    std::string probe_host_;
+    std::uint16_t probe_port_ = 22;
+    // Set when this turn may have left work behind: libssh took packets off the socket while we served
+    // channels (poll will not report those bytes again), or a channel read stopped at its turn quota.
+    bool again_ = false;
+    std::uint64_t packets_handled_ = 0;  // libssh's packet count when this turn's dopoll returned
+    std::uint64_t rx_seen_ = 0;          // libssh's packet count when the core last heard of it
+    // Whether libssh's one global-request slot may hold a request (a keepalive) not yet completed.
+    bool slot_taken_ = false;
+    // For status, in wall-clock time: when the state last changed, the last loss.
+    LinkCore::State last_state_ = LinkCore::State::waiting;
+    std::chrono::system_clock::time_point state_since_ = std::chrono::system_clock::now();
+    std::optional<std::chrono::system_clock::time_point> last_loss_;
+    std::string last_loss_reason_;
+};
+
+}  // namespace tn::forward
