@@ -51,7 +51,7 @@ std::optional<int> Tunnel::apply(Actions first, Clock::time_point now) {
         for (const auto& n : a.notes) note(n);
         if (a.teardown) teardown();
         if (a.exit) {
-            log_.info("--once: exiting at the first loss");
+            log_.info("--once: exiting ", *a.exit, " (the first loss or failed attempt ends the run)");
             return a.exit;
         }
         for (const auto& r : a.close_listeners) listeners_.remove_if([&](const Listener& l) { return l.rule == r; });
