@@ -2,6 +2,7 @@
 #include "tun/route_plan.hpp"
 
 #include <cctype>
+#include <cstdlib>
 #include <sstream>
 
 #include "base/error.hpp"
@@ -77,6 +78,37 @@ std::optional<Underlay> parse_route_get(std::string_view out) {
     }
     if (u.dev.empty() || !valid_ifname(u.dev)) return std::nullopt;
     return u;
+}
+
+std::optional<Underlay> underlay_from_table(std::string_view table, std::uint32_t server, const std::string& tun) {
+    std::optional<Underlay> best;
+    int best_prefix = -1;
+    long best_metric = 0;
+    std::istringstream in{std::string(table)};
+    for (std::string line; std::getline(in, line);) {
+        auto w = words(line);
+        if (w.empty()) continue;
+        Route dst;
+        try {
+            if (w[0] == "default") dst = Route{0, 0};
+            else if (w[0].find('/') != std::string::npos) dst = parse_cidr(w[0]);
+            else dst = Route{parse_ipv4(w[0]), 32};
+        } catch (const ParseError&) {
+            continue;  // blackhole, unreachable, prohibit, throw ...: not a path
+        }
+        if (!covers(dst, server)) continue;
+        long metric = 0;
+        for (std::size_t i = 0; i + 1 < w.size(); ++i)
+            if (w[i] == "metric") metric = std::strtol(w[i + 1].c_str(), nullptr, 10);
+        auto u = parse_route_get(line);
+        if (!u || u->dev == tun) continue;
+        if (dst.prefix > best_prefix || (dst.prefix == best_prefix && metric < best_metric)) {
+            best = u;
+            best_prefix = dst.prefix;
+            best_metric = metric;
+        }
+    }
+    return best;
 }
 
 std::vector<HostRoute> plan_routes(const std::vector<Route>& pushed, const std::string& tun,

@@ -34,6 +34,10 @@ struct Underlay {
     bool local = false;  // the server is this host (no route can capture it)
 };
 std::optional<Underlay> parse_route_get(std::string_view out);
+// The same from the main table itself (`ip -4 -o route show table main`): the most specific usable
+// route covering `server` that does not go through `tun` (lowest metric among equals). For when the
+// lookup points into the tunnel: the underlay changed (another network) and took our host route with it.
+std::optional<Underlay> underlay_from_table(std::string_view table, std::uint32_t server, const std::string& tun);
 
 // The routes to add, in order (a host route to the server first when one is needed). `server` is the
 // server's IPv4 address (nullopt for an IPv6 server: IPv4 routes cannot capture it).

@@ -60,3 +60,22 @@ TEST_CASE("the state file reads back and refuses what is not a route") {
     CHECK(strs(junk) == std::vector<std::string>{"1.2.3.0/24 dev ok"});
     CHECK_FALSE(parse_route_get("RTNETLINK answers: Network is unreachable\n"));
 }
+
+TEST_CASE("the underlay from the main table when the lookup points into the tunnel") {
+    std::string table = "default via 10.205.0.1 dev wlan0 proto dhcp metric 600 \n"
+                        "default via 10.201.0.1 dev eth0 proto static metric 100 \n"
+                        "0.0.0.0/1 dev tnc0 scope link \n"
+                        "128.0.0.0/1 dev tnc0 scope link \n"
+                        "10.205.0.0/24 dev wlan0 proto kernel scope link src 10.205.0.2 \n"
+                        "blackhole 10.250.0.0/16 \n";
+    auto u = underlay_from_table(table, parse_ipv4("10.202.0.2"), "tnc0");
+    REQUIRE(u);  // the halves are ours; of the two defaults the lower metric
+    CHECK(u->dev == "eth0");
+    CHECK(ipv4_str(*u->via) == "10.201.0.1");
+    u = underlay_from_table(table, parse_ipv4("10.205.0.9"), "tnc0");
+    REQUIRE(u);  // the most specific route wins
+    CHECK(u->dev == "wlan0");
+    CHECK_FALSE(u->via);
+    CHECK(underlay_from_table(table, parse_ipv4("10.250.0.1"), "tnc0")->dev == "eth0");  // not the blackhole
+    CHECK_FALSE(underlay_from_table("0.0.0.0/1 dev tnc0\n128.0.0.0/1 dev tnc0\n", parse_ipv4("10.202.0.2"), "tnc0"));
+}

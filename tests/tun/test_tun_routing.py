@@ -40,7 +40,8 @@ def net():
     try:
         for name in ("c", "r", "s", "c2"):
             t.ns[name] = harness.Netns("tnr" + name)
-        harness.veth(t.ns["c"], "10.201.0.2/24", t.ns["r"], "10.201.0.1/24")
+        t.uplink, _ = harness.veth(t.ns["c"], "10.201.0.2/24", t.ns["r"], "10.201.0.1/24")
+        harness.veth(t.ns["c"], "10.205.0.2/24", t.ns["r"], "10.205.0.1/24")  # "another network" for roaming
         harness.veth(t.ns["r"], "10.202.0.1/24", t.ns["s"], "10.202.0.2/24")
         harness.veth(t.ns["c2"], "10.204.0.2/24", t.ns["r"], "10.204.0.1/24")
         t.exec("c", "ip", "route", "add", "default", "via", "10.201.0.1")
@@ -189,3 +190,26 @@ def test_clients_in_two_namespaces_may_share_a_tun_name(net):
         net.stop("c2")
         net.stop("c")
     assert tables(net, "c2") == before
+
+
+def test_the_client_follows_when_its_underlay_changes(net):
+    # Last: it changes the client's network for good. The first uplink goes away (a laptop leaving
+    # one network), taking the default route and our host route to the server with it; the second
+    # gets a default route. The client finds the new path and reconnects through it.
+    start_client(net)
+    try:
+        net.wait_for("c connected", lambda: connected(net))
+        assert "10.202.0.2 via 10.201.0.1" in net.exec("c", "ip", "route").stdout
+        net.exec("c", "ip", "link", "set", net.uplink, "down")
+        net.exec("c", "ip", "route", "add", "default", "via", "10.205.0.1")
+        net.wait_for("the host route through the new gateway",
+                     lambda: "10.202.0.2 via 10.205.0.1" in net.exec("c", "ip", "route").stdout, timeout=120)
+        net.wait_for("traffic through the tunnel again",
+                     lambda: net.exec("c", "ping", "-c", "1", "-W", "2", OTHER, check=False).returncode == 0, timeout=60)
+        assert "dev tnc0" in net.exec("c", "ip", "route", "get", OTHER).stdout
+    finally:
+        proc = net.procs["c"]
+        net.stop("c")
+    assert proc.returncode == 0, net.log("c")
+    routes = net.exec("c", "ip", "route").stdout
+    assert "tnc0" not in routes and "10.202.0.2" not in routes, routes

@@ -158,13 +158,17 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
                 resolved_at_failures = failed / resolve_after_failures;
                 try {
                     auto fresh = resolve(o.server);
-                    if (!(fresh == server)) {
-                        log.info("server ", o.server, " now resolves to ", fresh.str());
-                        server = fresh;
-                        if (applied && o.apply_routes) routes.apply(applied->routes, tun.name(), server_ipv4(server));
-                    }
+                    if (!(fresh == server)) log.info("server ", o.server, " now resolves to ", fresh.str());
+                    server = fresh;
                 } catch (const Error& e) {
                     log.warn(e.what(), "; keeping ", server.str());
+                }
+                try {
+                    // The server may have moved, or we did (another network took the host route to
+                    // the server with it): the routes follow either.
+                    if (applied && o.apply_routes) routes.apply(applied->routes, tun.name(), server_ipv4(server));
+                } catch (const Error& e) {
+                    log.warn("cannot update the routes: ", e.what());
                 }
                 log.warn("no answer from the server after ", failed, " handshakes; still trying");
             }

@@ -63,9 +63,13 @@ std::optional<tun::Underlay> HostRoutes::underlay(std::uint32_t server, const st
     std::string out;
     if (run_program_output({"ip", "-4", "-o", "route", "get", tun::ipv4_str(server)}, out) == 0) {
         auto u = tun::parse_route_get(out);
-        // Once our routes are in, the lookup may point into the tunnel: the path found before stands.
-        if (u && u->dev != tun) last_underlay_ = u;
+        if (u && u->dev != tun) return last_underlay_ = u;
     }
+    // The lookup points into the tunnel: our halves are in and the host route to the server is not
+    // (gone with the network it went through). The main table says what the underlay is now.
+    out.clear();
+    if (run_program_output({"ip", "-4", "-o", "route", "show", "table", "main"}, out) == 0)
+        if (auto u = tun::underlay_from_table(out, server, tun)) last_underlay_ = u;
     return last_underlay_;
 }
 
