@@ -49,9 +49,11 @@ int pubkey(std::istream& in, std::ostream& out) {
     line.resize(static_cast<std::size_t>(in.gcount()));
     try {
         auto priv = tun::key_from_base64(std::string(trim(line)));
+        tun::wipe(line.data(), line.size());
         out << tun::key_to_base64(tun::public_key(priv)) << "\n";
         tun::wipe(priv.data(), priv.size());
     } catch (const ParseError& e) {
+        tun::wipe(line.data(), line.size());
         throw Error(ExitCode::data, std::string("stdin: ") + e.what());
     }
     return 0;
