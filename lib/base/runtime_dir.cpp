@@ -29,14 +29,40 @@ std::filesystem::path home_dir(const EnvLookup& env) {
     throw Error(ExitCode::config, "cannot determine the home directory: HOME is unset and there is no passwd entry");
 }
 
-std::filesystem::path state_dir_path(const EnvLookup& env) {
-    if (auto d = env("TN_STATE_DIR")) return *d;
-    if (auto d = env("XDG_RUNTIME_DIR")) return std::filesystem::path(*d) / "tn";
-    return home_dir(env) / ".local" / "state" / "tn";
+StateDirs resolve_state_dirs(const StateDirInputs& in) {
+    if (in.tn_state_dir) return {*in.tn_state_dir, *in.tn_state_dir};
+    if (in.root) return {"/run/tn", "/var/lib/tn"};
+    std::filesystem::path home;
+    if (in.home_env && in.home_env_owned) home = *in.home_env;
+    else if (in.passwd_home) home = *in.passwd_home;
+    else if (in.home_env) home = *in.home_env;
+    else throw Error(ExitCode::config, "cannot determine the home directory: HOME is unset and there is no passwd entry; "
+                                       "set TN_STATE_DIR");
+    auto dir = home / ".local" / "state" / "tn";
+    return {dir, dir};
 }
 
-std::filesystem::path ensure_state_dir(const EnvLookup& env) {
-    auto dir = state_dir_path(env);
+StateDirInputs gather_state_dir_inputs(const EnvLookup& env) {
+    StateDirInputs in;
+    in.tn_state_dir = env("TN_STATE_DIR");
+    in.root = ::geteuid() == 0;
+    if (auto h = env("HOME")) {
+        in.home_env = *h;
+        struct stat sb {};
+        in.home_env_owned = ::stat(h->c_str(), &sb) == 0 && sb.st_uid == ::geteuid();
+    }
+    if (const passwd* pw = getpwuid(::geteuid()); pw != nullptr && pw->pw_dir != nullptr && *pw->pw_dir != '\0')
+        in.passwd_home = pw->pw_dir;
+    return in;
+}
+
+StateDirs state_dirs(const EnvLookup& env) { return resolve_state_dirs(gather_state_dir_inputs(env)); }
+
+std::filesystem::path state_dir_path(const EnvLookup& env) { return state_dirs(env).runtime; }
+std::filesystem::path persistent_dir_path(const EnvLookup& env) { return state_dirs(env).persistent; }
+
+namespace {
+std::filesystem::path ensure_dir(const std::filesystem::path& dir) {
     std::error_code ec;
     if (!std::filesystem::exists(dir, ec)) {
         std::filesystem::create_directories(dir, ec);
@@ -45,6 +71,10 @@ std::filesystem::path ensure_state_dir(const EnvLookup& env) {
     }
     return dir;
 }
+}  // namespace
+
+std::filesystem::path ensure_state_dir(const EnvLookup& env) { return ensure_dir(state_dir_path(env)); }
+std::filesystem::path ensure_persistent_dir(const EnvLookup& env) { return ensure_dir(persistent_dir_path(env)); }
 
 std::optional<FileLock> FileLock::try_acquire(const std::filesystem::path& path) {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));

@@ -136,9 +136,29 @@ TEST_CASE("dynamic specs") {
 
 TEST_CASE("state dir precedence") {
     CHECK(state_dir_path(fake_env({{"TN_STATE_DIR", "/s"}, {"XDG_RUNTIME_DIR", "/x"}, {"HOME", "/h"}})) == "/s");
-    CHECK(state_dir_path(fake_env({{"XDG_RUNTIME_DIR", "/x"}, {"HOME", "/h"}})) == "/x/tn");
-    CHECK(state_dir_path(fake_env({{"HOME", "/h"}})) == "/h/.local/state/tn");
+    CHECK(persistent_dir_path(fake_env({{"TN_STATE_DIR", "/s"}})) == "/s");
     CHECK(home_dir(fake_env({{"HOME", "/h"}})) == "/h");
+}
+
+TEST_CASE("one state dir per user whatever the environment") {
+    auto dirs = [](StateDirInputs in) { return resolve_state_dirs(in); };
+    StateDirInputs login{std::nullopt, false, "/home/u", true, "/home/u"};
+    CHECK(dirs(login).runtime == "/home/u/.local/state/tn");
+    CHECK(dirs(login).persistent == "/home/u/.local/state/tn");
+    // cron: no XDG_RUNTIME_DIR (never read), same HOME; sudo -u leaving the caller's HOME: the passwd home.
+    StateDirInputs sudo{std::nullopt, false, "/home/caller", false, "/home/u"};
+    CHECK(dirs(sudo).runtime == "/home/u/.local/state/tn");
+    StateDirInputs no_home{std::nullopt, false, std::nullopt, false, "/home/u"};
+    CHECK(dirs(no_home).runtime == "/home/u/.local/state/tn");
+    StateDirInputs root{std::nullopt, true, "/root", true, "/root"};
+    CHECK(dirs(root).runtime == "/run/tn");
+    CHECK(dirs(root).persistent == "/var/lib/tn");
+    StateDirInputs pinned{"/s", true, "/root", true, "/root"};
+    CHECK(dirs(pinned).runtime == "/s");
+    CHECK_THROWS_AS(dirs(StateDirInputs{}), tn::Error);
+    // XDG_RUNTIME_DIR does not move it.
+    CHECK(state_dir_path(fake_env({{"XDG_RUNTIME_DIR", "/x"}, {"HOME", "/h"}})) ==
+          state_dir_path(fake_env({{"HOME", "/h"}})));
 }
 
 TEST_CASE("FileLock is exclusive and released with its owner") {

@@ -56,7 +56,7 @@ bool is_tn_watch(long pid) {
 }  // namespace
 
 int start_detached(const RunPlan& plan, bool ensure, const log::Logger& log) {
-    Paths paths(ensure_state_dir(), plan.name);
+    Paths paths = Paths::of(plan.name, true);
     if (is_running(paths.lock)) {
         if (ensure) {
             log.debug(plan.name, " is already running");
@@ -123,7 +123,7 @@ int start_detached(const RunPlan& plan, bool ensure, const log::Logger& log) {
 
 int stop(const std::string& name, double timeout_s, const log::Logger& log) {
     check_name(name);
-    Paths paths(state_dir_path(), name);
+    Paths paths = Paths::of(name, false);
     if (!is_running(paths.lock)) {
         log.info(name, " is not running");
         return 0;
@@ -167,7 +167,8 @@ std::string json_of(const Status& s, long long now) {
 }  // namespace
 
 int status(const std::optional<std::string>& name, bool json, std::ostream& out) {
-    auto dir = state_dir_path();
+    auto dirs = state_dirs();
+    auto dir = dirs.persistent;
     std::vector<std::string> names;
     if (name) {
         check_name(*name);
@@ -177,7 +178,7 @@ int status(const std::optional<std::string>& name, bool json, std::ostream& out)
     }
     std::vector<Status> rows;
     for (const auto& n : names) {
-        Paths p(dir, n);
+        Paths p(dir, dirs.runtime, n);
         auto st = read_status(p.status);
         if (!st) {
             if (name) throw Error(ExitCode::check_failed, "no supervisor named " + n + " (nothing in " + dir.string() + ")");
@@ -240,7 +241,7 @@ bool same_file(int fd, const std::filesystem::path& p) {
 
 int logs(const std::string& name, bool follow, std::ostream& out) {
     check_name(name);
-    Paths p(state_dir_path(), name);
+    Paths p = Paths::of(name, false);
     std::error_code ec;
     if (!std::filesystem::exists(p.log, ec) && !std::filesystem::exists(p.status, ec))
         throw Error(ExitCode::check_failed, "no log for " + name + " in " + p.dir.string());

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "base/error.hpp"
+#include "base/runtime_dir.hpp"
 #include "base/strings.hpp"
 
 namespace tn::watch {
@@ -68,9 +69,17 @@ void check_name(const std::string& name) {
     }
 }
 
-Paths::Paths(const std::filesystem::path& state_dir, const std::string& name)
-    : dir(state_dir), lock(state_dir / (name + ".lock")), log(state_dir / (name + ".log")),
+Paths::Paths(const std::filesystem::path& state_dir, const std::string& name) : Paths(state_dir, state_dir, name) {}
+
+Paths::Paths(const std::filesystem::path& state_dir, const std::filesystem::path& lock_dir, const std::string& name)
+    : dir(state_dir), lock(lock_dir / (name + ".lock")), log(state_dir / (name + ".log")),
       status(state_dir / (name + ".status")) {}
+
+Paths Paths::of(const std::string& name, bool create) {
+    if (create) return Paths(ensure_persistent_dir(), ensure_state_dir(), name);
+    auto d = state_dirs();
+    return Paths(d.persistent, d.runtime, name);
+}
 
 std::optional<InstanceLock> InstanceLock::acquire(const std::filesystem::path& path) {
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));

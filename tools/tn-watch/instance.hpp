@@ -13,9 +13,14 @@ namespace tn::watch {
 // Names become file names: [A-Za-z0-9._-], 1..64 chars, not starting with '.'. Throws ParseError.
 void check_name(const std::string& name);
 
+// dir holds the log and status (the persistent state dir), the lock lives with the runtime files; both
+// are the same directory except for root (SPEC §6: /var/lib/tn and /run/tn).
 struct Paths {
     std::filesystem::path dir, lock, log, status;
     Paths(const std::filesystem::path& state_dir, const std::string& name);
+    Paths(const std::filesystem::path& state_dir, const std::filesystem::path& lock_dir, const std::string& name);
+    // The dirs of this user (created 0700 with `create`).
+    static Paths of(const std::string& name, bool create);
 };
 
 // The supervisor's exclusive flock on N.lock. Probes (status, stop, ensure) take a shared lock for a
