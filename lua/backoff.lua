@@ -1,5 +1,7 @@
--- backoff.lua: restart after every exit, waiting longer after each quick failure (the default policy).
+-- backoff.lua: wait longer before each restart after a quick failure (the default policy's delay).
 --
+-- It only picks the delay: whether to restart at all stays what the policies before it and the
+-- default decided (the default does not restart after exit 0, 77 or 78).
 -- The delay starts at backoff_initial seconds and is multiplied by backoff_factor after every run
 -- shorter than stable_after seconds, up to backoff_max. A run that lasted stable_after seconds or
 -- more resets the delay. tn-watch has the same policy built in (tuned with --backoff-initial,
@@ -21,5 +23,5 @@ function on_exit(child, status, decision)
     if status.runtime >= stable_after then failures = 0 end
     local delay = math.min(initial * factor ^ failures, max)
     if delay < max then failures = failures + 1 end
-    return { restart = true, delay = delay }
+    return { restart = decision.restart, delay = delay }
 end

@@ -1,4 +1,4 @@
--- network.lua: run the child only while a TCP probe passes (seed 000's network-check loop).
+-- network.lua: run the child only while a TCP probe passes (a network-check loop).
 --
 -- Every probe_interval seconds tn-watch connects to probe=HOST:PORT. After probe_failures failed
 -- probes in a row the child is stopped (SIGTERM to its group, SIGKILL after --grace) and held; when a

@@ -121,7 +121,7 @@ void Engine::on_start(const ChildInfo& child) {
 
 namespace {
 void push_status(lua_State* L, const ExitInfo& s) {
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     lua_pushinteger(L, s.code);
     lua_setfield(L, -2, "code");
     if (s.signaled) lua_pushinteger(L, s.signal);
@@ -133,6 +133,8 @@ void push_status(lua_State* L, const ExitInfo& s) {
     lua_setfield(L, -2, "text");
     lua_pushnumber(L, s.runtime);
     lua_setfield(L, -2, "runtime");
+    lua_pushboolean(L, s.requested);
+    lua_setfield(L, -2, "requested");
 }
 
 void push_decision(lua_State* L, const Decision& d) {

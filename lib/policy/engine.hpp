@@ -40,6 +40,7 @@ struct ExitInfo {
     bool signaled = false;
     std::string text;  // "exit 1", "signal 9 (SIGKILL)"
     double runtime = 0;  // seconds the child ran
+    bool requested = false;  // stopped because a policy asked for a restart (status.requested)
 };
 
 // on_exit's answer; the engine threads it through the policies in order, starting from the default.

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <algorithm>
+
 namespace tn::supervise {
 
 ExitStatus ExitStatus::from_wait_status(int wstatus) {
@@ -38,12 +40,22 @@ Supervisor::Supervisor(Settings s) : s_(s), backoff_(s.backoff) {}
 Actions Supervisor::spawn_now() {
     state_ = State::running;
     after_ = After::none;
+    requested_ = false;
     restart_at_.reset();
     kill_at_.reset();
     killed_ = false;
     if (spawns_ > 0) ++restarts_;
     ++spawns_;
     return {Action::spawn()};
+}
+
+Actions Supervisor::spawn_at(Clock::time_point at, Clock::time_point now) {
+    if (last_end_ && at < *last_end_ + s_.min_gap) at = *last_end_ + s_.min_gap;
+    if (at <= now) return spawn_now();
+    state_ = State::waiting;
+    requested_ = false;
+    restart_at_ = at;
+    return {};
 }
 
 Actions Supervisor::start(Clock::time_point) {
@@ -66,16 +78,23 @@ Actions Supervisor::spawn_failed(Clock::time_point now) {
 Actions Supervisor::exited(ExitStatus status, Clock::time_point now) {
     last_exit_ = status;
     last_run_ = std::chrono::duration_cast<Duration>(now - child_started_);
+    last_end_ = now;
     pid_ = 0;
     kill_at_.reset();
     killed_ = false;
     if (state_ == State::running) {
         state_ = State::deciding;
+        requested_ = false;
         return {};
     }
     if (state_ != State::stopping) return {};  // a late report; nothing is running that it could concern
     switch (after_) {
-        case After::restart: return spawn_now();
+        case After::restart:
+            // Decided on like any exit, so the limits of every policy and the backoff see this restart.
+            state_ = State::deciding;
+            after_ = After::none;
+            requested_ = true;
+            return {};
         case After::hold: state_ = State::held; after_ = After::none; return {};
         case After::shutdown:
         case After::none: state_ = State::done; final_code_ = 0; return {Action::finish()};
@@ -84,21 +103,34 @@ Actions Supervisor::exited(ExitStatus status, Clock::time_point now) {
 }
 
 Decision Supervisor::default_decision(Clock::time_point) const {
-    return Decision{true, backoff_.peek(last_run_)};
+    Decision d{true, backoff_.peek(last_run_), {}};
+    // Like systemd's Restart=on-failure: a requested restart or a failure restarts; a clean exit and the
+    // codes no restart can fix end the supervisor.
+    if (requested_ || !last_exit_ || last_exit_->signaled || last_exit_->spawn_failed) return d;
+    switch (last_exit_->code) {
+        case 0: return Decision{false, Duration(0), "the child exited 0 (finished): not restarting it"};
+        case exit_auth_refused:
+            return Decision{false, Duration(0),
+                            "the child exited 77 (authentication or permission refused): not restarting it, as "
+                            "restarting cannot fix that; fix the key or the permissions, or let a policy restart it"};
+        case exit_config_error:
+            return Decision{false, Duration(0),
+                            "the child exited 78 (configuration error): not restarting it; fix the configuration, "
+                            "or let a policy restart it"};
+        default: return d;
+    }
 }
 
 Actions Supervisor::decide(Decision d, Clock::time_point now) {
     if (state_ != State::deciding) return {};
     if (!d.restart) {
         state_ = State::done;
+        requested_ = false;
         final_code_ = last_exit_ ? last_exit_->shell_code() : 0;
         return {Action::finish()};
     }
     backoff_.next(last_run_);  // the streak advances even when a policy picked its own delay
-    if (d.delay.count() <= 0) return spawn_now();
-    state_ = State::waiting;
-    restart_at_ = now + d.delay;
-    return {};
+    return spawn_at(now + std::max(d.delay, Duration(0)), now);
 }
 
 Actions Supervisor::begin_stop(After after, Clock::time_point now) {
@@ -139,14 +171,17 @@ Actions Supervisor::hold(Clock::time_point now) {
         case State::waiting:
         case State::deciding:
             state_ = State::held;
+            requested_ = false;
             restart_at_.reset();
             return {};
         default: return {};
     }
 }
 
-Actions Supervisor::release(Clock::time_point) {
-    if (state_ == State::held || state_ == State::waiting) return spawn_now();
+Actions Supervisor::release(Clock::time_point now) {
+    // From `waiting` nothing changes: a restart is already due at the backoff's deadline, and starting
+    // early would let a policy skip the backoff.
+    if (state_ == State::held) return spawn_at(now, now);
     return {};
 }
 
@@ -156,10 +191,8 @@ Actions Supervisor::restart(Clock::time_point now) {
         case State::stopping:
             if (after_ == After::hold) after_ = After::restart;
             return {};
-        case State::held:
-        case State::waiting:
-        case State::deciding: return spawn_now();
-        default: return {};
+        case State::held: return spawn_at(now, now);
+        default: return {};  // waiting, deciding: the restart is on its way through the backoff
     }
 }
 

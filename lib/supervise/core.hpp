@@ -25,18 +25,23 @@ struct ExitStatus {
     int shell_code() const { return signaled ? 128 + signal : code; }
 };
 
-// What the policy (or the default backoff) says after an unexpected exit.
+// What the policy (or the default) says after an exit. `why` explains a default "no restart" for the log.
 struct Decision {
     bool restart = true;
     Duration delay{0};
+    std::string why;
 };
+
+// Exit codes the default does not restart after, like systemd's RestartPreventExitStatus: restarting
+// cannot fix a refused key or a broken config, it only hammers the server and floods the log.
+constexpr int exit_auth_refused = 77, exit_config_error = 78;
 
 enum class State {
     idle,      // not started yet
     running,   // a child is up
     stopping,  // SIGTERM sent to the group, waiting for the exit (SIGKILL at the deadline)
     waiting,   // child gone, restart at the deadline
-    deciding,  // child gone unexpectedly, waiting for decide()
+    deciding,  // child gone (crashed, or stopped for a restart), waiting for decide()
     held,      // stopped on request of the policy; start() or restart() brings it back
     done,      // shut down or the policy gave up: the supervisor exits
 };
@@ -56,6 +61,9 @@ using Actions = std::vector<Action>;
 struct Settings {
     BackoffSettings backoff;
     Duration grace{1500};  // SIGTERM -> SIGKILL; SPEC §2: a stop completes within 2 s
+    // No spawn comes sooner than this after the previous child ended, whatever the policies answer:
+    // a policy returning delay 0 (or --backoff-initial 0) must not turn into a fork loop.
+    Duration min_gap{100};
 };
 
 // What status reports; restarts counts every spawn after the first.
@@ -77,14 +85,20 @@ public:
     void spawned(int pid, Clock::time_point now);
     // The runner reports that spawn failed (exec error): handled as an unexpected exit with status 127.
     Actions spawn_failed(Clock::time_point now);
-    // The child was reaped. Returns actions; when state() becomes `deciding`, the runner asks the policy
-    // (seeded with default_decision()) and calls decide().
+    // The child was reaped. Returns actions; when state() becomes `deciding` (an unexpected exit, or the
+    // exit of a child stopped for a restart), the runner asks the policies (seeded with
+    // default_decision()) and calls decide(). Every restart passes there: the policies see it, their
+    // limits apply, and the delay is the backoff's.
     Actions exited(ExitStatus status, Clock::time_point now);
     Decision default_decision(Clock::time_point now) const;
     Actions decide(Decision d, Clock::time_point now);
+    // True while deciding on a child that was stopped because a restart was requested.
+    bool restart_requested() const { return requested_; }
 
     // Requests: shut everything down (SIGTERM/SIGINT, `tn-watch stop`); stop and hold (policy);
-    // start from held or waiting (policy); restart now (policy, a running child is stopped first).
+    // start from held (policy; no sooner than min_gap after the last exit); restart (policy: a running
+    // child is stopped, then decided on like any exit; a held child is released; otherwise a restart is
+    // already on its way and the request changes nothing).
     Actions shutdown(Clock::time_point now);
     Actions hold(Clock::time_point now);
     Actions release(Clock::time_point now);
@@ -107,6 +121,8 @@ private:
     enum class After { none, shutdown, hold, restart };
     Actions begin_stop(After after, Clock::time_point now);
     Actions spawn_now();
+    // Spawns now, or enters `waiting` until `at` when that is later.
+    Actions spawn_at(Clock::time_point at, Clock::time_point now);
 
     Settings s_;
     Backoff backoff_;
@@ -117,6 +133,8 @@ private:
     int restarts_ = 0;
     int final_code_ = 0;
     bool killed_ = false;  // SIGKILL already sent in this stop
+    bool requested_ = false;  // the child being decided on was stopped for a requested restart
+    std::optional<Clock::time_point> last_end_;  // when the last child ended: min_gap counts from there
     std::optional<ExitStatus> last_exit_;
     Clock::time_point child_started_{};
     Duration last_run_{0};

@@ -7,6 +7,9 @@
 
 #include "base/unique_fd.hpp"
 #include "policy/engine.hpp"
+#include "supervise/core.hpp"
+
+#include <cmath>
 
 using namespace tn::policy;
 
@@ -66,6 +69,72 @@ TEST_CASE("backoff.lua grows, caps and resets") {
     CHECK(f.engine->on_exit(running(0), short_run(11), Decision{}).delay == 0.5);
     INFO(f.all());
     CHECK(f.lines.empty());
+}
+
+TEST_CASE("backoff.lua picks the delay but keeps a decision not to restart") {
+    Fixture f(Opts{});
+    REQUIRE(f.engine->load_file(lua_file("backoff.lua")));
+    CHECK_FALSE(f.engine->on_exit(running(0), ExitInfo{77, 0, false, "exit 77", 0.1}, Decision{false, 0}).restart);
+}
+
+namespace {
+// Drives the supervisor core and the policies the way tn-watch's runner does, with fake time: a child
+// that prints `line` and exits 1 at once, `runs` times at most. Returns how many children were started.
+int drive(Engine& e, const std::string& line, int runs) {
+    using tn::supervise::Supervisor;
+    tn::supervise::Settings st;
+    st.backoff.initial = std::chrono::milliseconds(10);
+    Supervisor s(st);
+    auto now = Clock::time_point{} + std::chrono::hours(1);
+    auto act = [&](const tn::supervise::Actions& as) {
+        for (const auto& a : as) (void)a;
+    };
+    int started = 0;
+    s.start(now);
+    while (!s.finished() && started < runs) {
+        if (s.state() == tn::supervise::State::waiting) {
+            now = *s.next_deadline();
+            act(s.timer(now));
+            continue;
+        }
+        ++started;
+        s.spawned(100 + started, now);
+        ChildInfo c = running(100 + started);
+        c.restarts = s.restarts();
+        e.on_start(c);
+        e.on_line(c, "stderr", line);
+        for (const auto& a : e.take_actions())
+            if (a.kind == Action::Kind::restart) act(s.restart(now));
+        now += std::chrono::milliseconds(1);
+        s.exited(tn::supervise::ExitStatus::exited(1), now);
+        if (s.state() != tn::supervise::State::deciding) continue;
+        auto seed = s.default_decision(now);
+        auto d = e.on_exit(c, ExitInfo{1, 0, false, "exit 1", 0.001, s.restart_requested()},
+                           Decision{seed.restart, static_cast<double>(seed.delay.count()) / 1000});
+        act(s.decide(tn::supervise::Decision{d.restart, std::chrono::milliseconds(std::llround(d.delay * 1000)), {}},
+                     now));
+    }
+    return started;
+}
+}  // namespace
+
+TEST_CASE("output-match.lua and max-restarts.lua compose: restarts asked for by a policy are counted") {
+    // tn-watch(1)'s example: --policy output-match.lua --set pattern=FATAL --policy max-restarts.lua
+    // --set max_restarts=3 over a child that prints FATAL and exits.
+    Fixture f(Opts{{"pattern", "FATAL"}, {"max_restarts", "3"}});
+    REQUIRE(f.engine->load_file(lua_file("output-match.lua")));
+    REQUIRE(f.engine->load_file(lua_file("max-restarts.lua")));
+    CHECK(drive(*f.engine, "FATAL: cannot bind", 100) == 4);
+    INFO(f.all());
+    CHECK(f.all().find("giving up") != std::string::npos);
+}
+
+TEST_CASE("the shipped restart-on-error.lua example gives up after five restarts") {
+    Fixture f(Opts{});
+    REQUIRE(f.engine->load_file(std::string(TN_SOURCE_ROOT) + "/examples/tn-watch/restart-on-error.lua"));
+    CHECK(drive(*f.engine, "connection lost", 100) == 5);
+    INFO(f.all());
+    CHECK(f.all().find("giving up") != std::string::npos);
 }
 
 TEST_CASE("max-restarts.lua gives up after too many exits") {

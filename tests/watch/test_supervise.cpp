@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <vector>
+
 #include "supervise/core.hpp"
 
 using namespace tn::supervise;
@@ -97,14 +99,20 @@ TEST_CASE("a crashing child is restarted with growing delays") {
     CHECK(s.default_decision(now).delay == milliseconds(100));
 }
 
-TEST_CASE("a zero delay decision spawns at once") {
+TEST_CASE("a zero delay decision still waits the minimum gap after the exit") {
     Supervisor s(quick());
     auto now = t0();
     s.start(now);
     s.spawned(1, now);
-    s.exited(ExitStatus::exited(0), now);
-    CHECK(s.decide(Decision{true, milliseconds(0)}, now) == Actions{Action::spawn()});
-    CHECK(s.state() == State::running);
+    s.exited(ExitStatus::exited(1), now);
+    CHECK(s.decide(Decision{true, milliseconds(0), {}}, now).empty());
+    CHECK(s.state() == State::waiting);
+    CHECK(s.next_deadline() == now + milliseconds(100));
+    CHECK(s.timer(now + milliseconds(100)) == Actions{Action::spawn()});
+    // Decided late (the exit was reaped long ago): nothing left to wait for.
+    s.spawned(2, now + milliseconds(100));
+    s.exited(ExitStatus::exited(1), now + milliseconds(200));
+    CHECK(s.decide(Decision{true, milliseconds(0), {}}, now + milliseconds(400)) == Actions{Action::spawn()});
 }
 
 TEST_CASE("a policy that gives up finishes with the child's code") {
@@ -113,7 +121,7 @@ TEST_CASE("a policy that gives up finishes with the child's code") {
     s.start(now);
     s.spawned(1, now);
     s.exited(ExitStatus::exited(7), now);
-    CHECK(s.decide(Decision{false, milliseconds(0)}, now) == Actions{Action::finish()});
+    CHECK(s.decide(Decision{false, milliseconds(0), {}}, now) == Actions{Action::finish()});
     CHECK(s.finished());
     CHECK(s.final_code() == 7);
 }
@@ -164,9 +172,22 @@ TEST_CASE("hold stops the child until release") {
     CHECK(s.state() == State::held);
     CHECK(!s.next_deadline());
     CHECK(s.timer(now + std::chrono::hours(1)).empty());
+    now += std::chrono::hours(1);
     CHECK(s.release(now) == Actions{Action::spawn()});
     CHECK(s.state() == State::running);
     CHECK(s.restarts() == 1);
+}
+
+TEST_CASE("a release right after the exit waits the minimum gap") {
+    Supervisor s(quick());
+    auto now = t0();
+    s.start(now);
+    s.spawned(1, now);
+    s.hold(now);
+    s.exited(ExitStatus::killed(SIGTERM), now);
+    CHECK(s.release(now + milliseconds(10)).empty());
+    CHECK(s.state() == State::waiting);
+    CHECK(s.next_deadline() == now + milliseconds(100));
 }
 
 TEST_CASE("hold during a restart delay cancels the restart") {
@@ -181,14 +202,104 @@ TEST_CASE("hold during a restart delay cancels the restart") {
     CHECK(s.timer(now + std::chrono::hours(1)).empty());
 }
 
-TEST_CASE("restart stops the running child and starts it again") {
+TEST_CASE("a requested restart stops the child, then is decided on like any exit") {
     Supervisor s(quick());
     auto now = t0();
     s.start(now);
     s.spawned(1, now);
     CHECK(s.restart(now) == Actions{Action::kill(SIGTERM)});
-    CHECK(s.exited(ExitStatus::killed(SIGTERM), now) == Actions{Action::spawn()});
+    CHECK(s.exited(ExitStatus::killed(SIGTERM), now).empty());
+    REQUIRE(s.state() == State::deciding);
+    CHECK(s.restart_requested());
+    Decision d = s.default_decision(now);
+    CHECK(d.restart);  // a SIGTERM we sent is no reason to give up
+    CHECK(d.delay == milliseconds(100));
+    CHECK(s.decide(d, now).empty());
+    CHECK(s.state() == State::waiting);
+    CHECK(s.timer(now + milliseconds(100)) == Actions{Action::spawn()});
     CHECK(s.restarts() == 1);
+    CHECK(!s.restart_requested());
+}
+
+TEST_CASE("a policy can refuse a requested restart: its limits apply") {
+    Supervisor s(quick());
+    auto now = t0();
+    s.start(now);
+    s.spawned(1, now);
+    s.restart(now);
+    s.exited(ExitStatus::exited(1), now);
+    CHECK(s.decide(Decision{false, milliseconds(0), {}}, now) == Actions{Action::finish()});
+    CHECK(s.finished());
+}
+
+TEST_CASE("requested restarts back off like crashes: no restart storm") {
+    // The child prints FATAL and exits at once, a policy asks for a restart on every FATAL.
+    Supervisor s(quick());
+    auto now = t0();
+    s.start(now);
+    std::vector<milliseconds> delays;
+    for (int i = 0; i < 6; ++i) {
+        s.spawned(10 + i, now);
+        s.restart(now);
+        s.exited(ExitStatus::exited(1), now + milliseconds(1));
+        REQUIRE(s.state() == State::deciding);
+        s.decide(s.default_decision(now), now + milliseconds(1));
+        REQUIRE(s.next_deadline());
+        delays.push_back(std::chrono::duration_cast<milliseconds>(*s.next_deadline() - now - milliseconds(1)));
+        now = *s.next_deadline();
+        CHECK(s.timer(now) == Actions{Action::spawn()});
+    }
+    CHECK(delays == std::vector<milliseconds>{milliseconds(100), milliseconds(200), milliseconds(400),
+                                              milliseconds(800), milliseconds(1000), milliseconds(1000)});
+}
+
+TEST_CASE("restart and start requests do not skip a pending backoff") {
+    Supervisor s(quick());
+    auto now = t0();
+    s.start(now);
+    s.spawned(1, now);
+    s.exited(ExitStatus::exited(1), now);
+    CHECK(s.restart(now).empty());  // deciding: the decision comes first
+    s.decide(s.default_decision(now), now);
+    REQUIRE(s.state() == State::waiting);
+    CHECK(s.restart(now).empty());
+    CHECK(s.release(now).empty());
+    CHECK(s.state() == State::waiting);
+    CHECK(s.next_deadline() == now + milliseconds(100));
+}
+
+TEST_CASE("the default restarts on failure only, and never after 77 or 78") {
+    auto decided = [](ExitStatus st) {
+        Supervisor s(quick());
+        auto now = t0();
+        s.start(now);
+        s.spawned(1, now);
+        s.exited(st, now);
+        return s.default_decision(now);
+    };
+    CHECK(decided(ExitStatus::exited(1)).restart);
+    CHECK(decided(ExitStatus::exited(75)).restart);
+    CHECK(decided(ExitStatus::killed(SIGKILL)).restart);
+    CHECK(decided(ExitStatus::killed(SIGTERM)).restart);
+    auto clean = decided(ExitStatus::exited(0));
+    CHECK(!clean.restart);
+    CHECK_THAT(clean.why, Catch::Contains("exited 0"));
+    auto auth = decided(ExitStatus::exited(77));
+    CHECK(!auth.restart);
+    CHECK_THAT(auth.why, Catch::Contains("77") && Catch::Contains("refused"));
+    auto config = decided(ExitStatus::exited(78));
+    CHECK(!config.restart);
+    CHECK_THAT(config.why, Catch::Contains("78") && Catch::Contains("configuration"));
+}
+
+TEST_CASE("a policy can restart after 77 all the same, at the backoff's pace") {
+    Supervisor s(quick());
+    auto now = t0();
+    s.start(now);
+    s.spawned(1, now);
+    s.exited(ExitStatus::exited(77), now);
+    CHECK(s.decide(Decision{true, milliseconds(0), {}}, now).empty());
+    CHECK(s.state() == State::waiting);
 }
 
 TEST_CASE("a spawn failure goes through the decision like an exit 127") {

@@ -11,7 +11,7 @@ import pytest
 
 from watch_helpers import EXAMPLES, WATCH, State, cmdline, pids_in_group, proc_stat, wait_for, zombie_children
 
-FAST = ["--backoff-initial", "0.05", "--backoff-max", "0.2", "--stable-after", "100"]
+FAST = ["--backoff-initial", "0.1", "--backoff-max", "0.4", "--stable-after", "100"]
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def test_crashing_child_is_restarted_per_backoff_and_reaped(st):
     wait_for(lambda: st.status("crash")["restarts"] >= 4, what="4 restarts")
     log = st.log("crash")
     delays = [line.split("restarting in ")[1] for line in log.splitlines() if "restarting in " in line]
-    assert delays[:4] == ["0.050s", "0.100s", "0.200s", "0.200s"], log
+    assert delays[:4] == ["0.100s", "0.200s", "0.400s", "0.400s"], log
     assert "stdout: run" in log
     s = st.status("crash")
     assert s["running"] and s["last_exit"]["code"] == 3 and s["last_exit"]["text"] == "exit 3"
@@ -238,11 +238,81 @@ def test_the_bashrc_and_cron_examples_keep_one_supervisor(st, example):
         lsock.close()
 
 
-def test_the_example_policy_restarts_on_lost_connections(st):
-    st.start("example", *FAST, "--grace", "0.5", "--policy", os.path.join(EXAMPLES, "restart-on-error.lua"),
-             command=["sh", "-c", "echo connection lost; exec sleep 1000"])
-    wait_for(lambda: st.status("example")["restarts"] >= 2, what="restarts")
-    assert "connection lost (1), restarting example" in st.log("example")
+def counting(count, script):
+    """A shell command that appends a line to `count` on every run, then runs `script`."""
+    return ["sh", "-c", f"echo run >> {shlex.quote(count)}; {script}"]
+
+
+def runs_in(count):
+    with open(count) as f:
+        return len(f.read().split())
+
+
+def test_the_example_policy_gives_up_after_five_lost_connections(st):
+    # examples/tn-watch/restart-on-error.lua promises five restarts on "connection lost", then no more;
+    # its restarts come from child:restart(), which once skipped on_exit, so it never gave up.
+    count = st.path("count")
+    r = st.watch("run", "--name", "example", *FAST, "--grace", "0.5", "--policy",
+                 os.path.join(EXAMPLES, "restart-on-error.lua"),
+                 "--", *counting(count, "echo connection lost; exec sleep 1000"), timeout=120)
+    assert runs_in(count) == 5, r.stderr
+    assert r.returncode == 128 + signal.SIGTERM, r.stderr
+    assert "connection lost (5), restarting example" in r.stderr
+    assert "lost the connection five times, giving up" in r.stderr
+    assert st.status("example")["restarts"] == 4
+
+
+def test_the_man_page_example_output_match_and_max_restarts_compose(st):
+    # tn-watch(1): --policy output-match.lua --set pattern=FATAL --policy max-restarts.lua
+    # --set max_restarts=3, over a server that prints FATAL and exits. It once restarted ~600 times in 3 s.
+    count = st.path("count")
+    r = st.watch("run", "--name", "server", *FAST, "--policy", "output-match.lua", "--set", "pattern=FATAL",
+                 "--policy", "max-restarts.lua", "--set", "max_restarts=3",
+                 "--", *counting(count, "echo 'FATAL: cannot bind'; exit 1"), timeout=120)
+    assert runs_in(count) == 4, r.stderr
+    assert r.returncode in (1, 128 + signal.SIGTERM), r.stderr
+    assert "giving up" in r.stderr
+    delays = [line.split("restarting in ")[1] for line in r.stderr.splitlines() if "restarting in " in line]
+    assert delays == ["0.100s", "0.200s", "0.400s"], r.stderr  # the backoff applied to every restart
+    s = st.status("server")
+    assert s["restarts"] == 3 and not s["running"]
+    table = st.watch("status", check=True).stdout.splitlines()
+    assert table[1].split()[:5] == ["server", "stopped", "-", "-", "3"], table
+
+
+@pytest.mark.parametrize("code,why", [(0, "exited 0 (finished)"),
+                                      (77, "exited 77 (authentication or permission refused)"),
+                                      (78, "exited 78 (configuration error)")])
+def test_the_default_does_not_restart_after_0_77_or_78(st, code, why):
+    count = st.path("count")
+    r = st.watch("run", "--name", f"code{code}", *FAST, "--policy", "backoff.lua",
+                 "--", *counting(count, f"exit {code}"), timeout=60)
+    assert r.returncode == code, r.stderr
+    assert runs_in(count) == 1
+    assert why in r.stderr and "not restarting" in r.stderr
+
+
+def test_a_policy_can_restart_after_77_all_the_same(st):
+    count = st.path("count")
+    path = st.path("retry-auth.lua")
+    with open(path, "w") as f:
+        f.write("function on_exit(child, status, decision)\n"
+                "  if status.code == 77 then return { restart = true } end\nend\n")
+    r = st.watch("run", "--name", "retry", *FAST, "--policy", path, "--policy", "max-restarts.lua",
+                 "--set", "max_restarts=2", "--", *counting(count, "exit 77"), timeout=60)
+    assert r.returncode == 77 and runs_in(count) == 3, r.stderr
+
+
+def test_policy_names_resolve_from_the_build_tree_and_a_miss_names_the_dirs(st):
+    env = {k: v for k, v in st.env.items() if k != "TN_LUA_PATH"}
+    r = subprocess.run([WATCH, "run", "--name", "bt", "--policy", "max-restarts.lua", "--set", "max_restarts=0",
+                        "--", "sh", "-c", "exit 1"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1 and "giving up" in r.stderr, r.stderr
+    r = subprocess.run([WATCH, "run", "--policy", "nosuch.lua", "--", "true"], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 78, r.stderr
+    assert "nosuch.lua" in r.stderr and "/share/tn/lua" in r.stderr and os.path.join(
+        os.environ["TN_SOURCE_ROOT"], "lua") in r.stderr, r.stderr
 
 
 def test_sighup_reloads_the_policies(st):

@@ -140,3 +140,15 @@ TEST_CASE("run options are validated") {
 TEST_CASE("spawning a missing command says which") {
     CHECK_THROWS_WITH(spawn_child({"/nonexistent/tn-watch-test"}), Catch::Contains("/nonexistent/tn-watch-test"));
 }
+
+TEST_CASE("policy names are searched in TN_LUA_PATH, the installed dir, then the source tree above the binary") {
+    namespace fs = std::filesystem;
+    fs::path src(TN_SOURCE_ROOT);
+    auto dirs = policy_dirs(std::string("/a::/b"), src / "builddir" / "tools" / "tn-watch" / "tn-watch");
+    REQUIRE(dirs.size() == 4);
+    CHECK(dirs[0] == "/a");
+    CHECK(dirs[1] == "/b");
+    CHECK(dirs[3] == src / "lua");
+    // An installed binary: only the installed directory.
+    CHECK(policy_dirs(std::nullopt, "/usr/local/bin/tn-watch").size() == 1);
+}

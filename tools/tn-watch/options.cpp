@@ -22,20 +22,41 @@ supervise::Duration seconds(double s, const char* flag) {
 }
 }  // namespace
 
+std::vector<std::filesystem::path> policy_dirs(const std::optional<std::string>& lua_path,
+                                               const std::filesystem::path& exe) {
+    std::vector<std::filesystem::path> dirs;
+    if (lua_path)
+        for (const auto& d : split(*lua_path, ':'))
+            if (!d.empty()) dirs.emplace_back(d);
+    dirs.emplace_back(TN_LUA_DIR);
+    // A binary run from a build tree (build/tools/tn-watch/tn-watch): the source tree's lua/ above it.
+    // Only a directory that is the shipped policies' own (it has their meson.build) counts, so a stray
+    // `lua` folder above an installed binary is never searched.
+    std::error_code ec;
+    auto dir = exe.parent_path();
+    for (int up = 0; up < 4 && !dir.empty() && dir != dir.root_path(); ++up, dir = dir.parent_path())
+        if (std::filesystem::exists(dir / "lua" / "meson.build", ec)) {
+            dirs.push_back(dir / "lua");
+            break;
+        }
+    return dirs;
+}
+
 std::filesystem::path resolve_policy(const std::string& arg) {
     std::error_code ec;
     if (std::filesystem::exists(arg, ec) || arg.find('/') != std::string::npos) return arg;
     std::string file = arg;
     if (file.size() < 4 || file.compare(file.size() - 4, 4, ".lua") != 0) file += ".lua";
-    std::vector<std::string> dirs;
-    if (auto p = process_env()("TN_LUA_PATH")) dirs = split(*p, ':');
-    dirs.emplace_back(TN_LUA_DIR);
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    auto dirs = policy_dirs(process_env()("TN_LUA_PATH"), ec ? std::filesystem::path() : exe);
+    std::string tried;
     for (const auto& d : dirs) {
-        if (d.empty()) continue;
-        auto candidate = std::filesystem::path(d) / file;
+        auto candidate = d / file;
         if (std::filesystem::exists(candidate, ec)) return candidate;
+        tried += (tried.empty() ? "" : ", ") + d.string();
     }
-    return arg;  // the engine reports it as missing, naming what the user typed
+    throw Error(ExitCode::config, "policy '" + arg + "' not found: not a file here, and no " + file + " in " + tried +
+                                      " (give a path, or set TN_LUA_PATH)");
 }
 
 RunPlan make_plan(const RunOptions& o) {

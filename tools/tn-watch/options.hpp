@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,8 +37,12 @@ struct RunPlan {
 };
 RunPlan make_plan(const RunOptions& o);
 
-// A --policy argument: as given if it exists; a bare name (backoff.lua, network) is also looked up in
-// $TN_LUA_PATH (colon-separated) and the installed policy directory.
+// A --policy argument: as given if it exists or has a '/'; a bare name (backoff.lua, network) is looked
+// up in $TN_LUA_PATH (colon-separated), the installed policy directory, then the source tree's lua/
+// above the binary (a build tree). Not found: tn::Error(config) naming every directory searched.
 std::filesystem::path resolve_policy(const std::string& arg);
+// The directories resolve_policy searches, in order; `exe` is the running binary's path.
+std::vector<std::filesystem::path> policy_dirs(const std::optional<std::string>& lua_path,
+                                               const std::filesystem::path& exe);
 
 }  // namespace tn::watch

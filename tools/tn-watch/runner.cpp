@@ -57,7 +57,7 @@ constexpr std::size_t read_chunk = 64 * 1024;
 class Runner {
 public:
     Runner(const RunPlan& plan, bool detached, const log::Logger& log)
-        : plan_(plan), detached_(detached), log_(log), paths_(ensure_state_dir(), plan.name), core_(plan.settings) {}
+        : plan_(plan), detached_(detached), log_(log), paths_(Paths::of(plan.name, true)), core_(plan.settings) {}
 
     ~Runner() {
         // Only reached with a live child when an exception escapes the loop: never leave it behind.
@@ -292,14 +292,19 @@ private:
     void decide(const supervise::ExitStatus& status, Clock::time_point now) {
         auto seed = core_.default_decision(now);
         policy::ExitInfo info{status.code, status.signal, status.signaled, status.str(),
-                              std::chrono::duration<double>(now - child_started_).count()};
+                              std::chrono::duration<double>(now - child_started_).count(), core_.restart_requested()};
         auto d = engine_->on_exit(child_info(now), info,
                                   policy::Decision{seed.restart, static_cast<double>(seed.delay.count()) / 1000.0});
-        supervise::Decision sd{d.restart, supervise::Duration(static_cast<long long>(std::llround(d.delay * 1000)))};
+        supervise::Decision sd{d.restart, supervise::Duration(static_cast<long long>(std::llround(d.delay * 1000))), {}};
         if (status.spawn_failed && sd.delay < min_spawn_retry) sd.delay = min_spawn_retry;
-        if (sd.restart) log_.info("restarting in ", fmt_seconds(static_cast<double>(sd.delay.count()) / 1000.0), "s");
-        else log_.warn("policy says no restart: giving up on ", plan_.name);
+        if (!sd.restart && !seed.restart) log_.warn(seed.why, "; supervisor of ", plan_.name, " ends");
+        else if (!sd.restart) log_.warn("policy says no restart: giving up on ", plan_.name);
         apply(core_.decide(sd, now));
+        // The delay the core applies, which the minimum gap between two children may have raised.
+        if (auto at = core_.next_deadline(); at && core_.state() == supervise::State::waiting)
+            log_.info("restarting in ", fmt_seconds(std::chrono::duration<double>(*at - now).count()), "s");
+        else if (sd.restart && core_.state() == supervise::State::running)
+            log_.info("restarting in 0.000s");
         drain_policy_actions();
     }
 
