@@ -82,7 +82,7 @@ int start_detached(const RunPlan& plan, bool ensure, const log::Logger& log) {
         int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
         if (devnull >= 0) {
             for (int fd = 0; fd <= 2; ++fd) ::dup2(devnull, fd);
-            ::close(devnull);
+            if (devnull > 2) ::close(devnull);  // cron may start us with stdin closed: devnull is then fd 0
         }
         Ready ready(wr.release());
         int code = 0;
