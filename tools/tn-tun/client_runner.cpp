@@ -43,6 +43,14 @@ void run_hook(const std::string& hook, const char* which, const std::map<std::st
     if (rc != 0) log.warn(which, " hook exited with status ", rc, ", ignoring");
 }
 
+// The routes to add: the pushed ones, plus the default route when the client asks for a full tunnel
+// itself (added as the two halves, like a pushed one: tn-tun(1), "Routes").
+std::vector<tun::Route> wanted_routes(const ClientOptions& o, const tun::PushConfig& p) {
+    auto r = p.routes;
+    if (o.default_route) r.push_back(tun::Route{0, 0});
+    return r;
+}
+
 }  // namespace
 
 int run_client(const ClientOptions& given, const log::Logger& log) {
@@ -83,7 +91,7 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
     auto apply = [&](const tun::PushConfig& p) {
         if (applied) run_hook(o.on_down, "on_down", hook_env(o, *applied), log);
         tun.configure(p.address, p.prefix, p.mtu);
-        if (o.apply_routes) routes.apply(p.routes, tun.name(), server_ipv4(server));
+        if (o.apply_routes) routes.apply(wanted_routes(o, p), tun.name(), server_ipv4(server));
         else routes.clear();
         applied = p;
         std::string routes;
@@ -125,21 +133,22 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
                 server = resolve(fresh.server);
                 o.server = fresh.server;
                 if (applied && o.apply_routes && fresh.apply_routes)
-                    routes.apply(applied->routes, tun.name(), server_ipv4(server));  // the host route follows
+                    routes.apply(wanted_routes(o, *applied), tun.name(), server_ipv4(server));  // the host route follows
             } catch (const Error& e) {
                 log.warn(e.what(), "; keeping ", o.server);
             }
         }
-        if (applied && fresh.apply_routes != o.apply_routes) {
-            if (fresh.apply_routes) routes.apply(applied->routes, tun.name(), server_ipv4(server));
+        if (applied && (fresh.apply_routes != o.apply_routes || fresh.default_route != o.default_route)) {
+            if (fresh.apply_routes) routes.apply(wanted_routes(fresh, *applied), tun.name(), server_ipv4(server));
             else routes.clear();
         }
         o.apply_routes = fresh.apply_routes;
+        o.default_route = fresh.default_route;
         o.on_up = fresh.on_up;
         o.on_down = fresh.on_down;
         o.core.keepalive = fresh.core.keepalive;
         core.set_keepalive(fresh.core.keepalive);
-        log.info("reloaded ", o.config_file.string(), ": server=", o.server, " apply_routes=", o.apply_routes,
+        log.info("reloaded ", o.config_file.string(), ": server=", o.server, " apply_routes=", o.apply_routes, " default_route=", o.default_route,
                  " persistent_keepalive=", o.core.keepalive.count());
         if (!later.empty()) log.warn("changed but applied only at the next start:", later);
     };
@@ -166,7 +175,7 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
                 try {
                     // The server may have moved, or we did (another network took the host route to
                     // the server with it): the routes follow either.
-                    if (applied && o.apply_routes) routes.apply(applied->routes, tun.name(), server_ipv4(server));
+                    if (applied && o.apply_routes) routes.apply(wanted_routes(o, *applied), tun.name(), server_ipv4(server));
                 } catch (const Error& e) {
                     log.warn("cannot update the routes: ", e.what());
                 }

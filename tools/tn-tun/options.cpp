@@ -133,8 +133,8 @@ ClientOptions load_client(const std::filesystem::path& file) {
         root.error("client", "missing [client] table");
         doc.finish();
     }
-    c->allow_only({"server", "private_key_file", "server_public_key", "tun", "apply_routes", "persistent_keepalive",
-                   "on_up", "on_down"});
+    c->allow_only({"server", "private_key_file", "server_public_key", "tun", "apply_routes", "default_route",
+                   "persistent_keepalive", "on_up", "on_down"});
     if (auto v = c->require_string("server")) {
         checked(*c, "server", [&] { parse_host_port(*v); });
         o.server = *v;
@@ -152,6 +152,8 @@ ClientOptions load_client(const std::filesystem::path& file) {
         o.tun = *v;
     }
     if (auto v = c->boolean("apply_routes")) o.apply_routes = *v;
+    if (auto v = c->boolean("default_route")) o.default_route = *v;
+    if (o.default_route && !o.apply_routes) c->error("default_route", "default_route = true needs apply_routes = true");
     if (auto v = c->integer("persistent_keepalive", 0, 3600)) o.core.keepalive = std::chrono::seconds(*v);
     if (auto v = c->string("on_up")) o.on_up = *v;
     if (auto v = c->string("on_down")) o.on_down = *v;
