@@ -29,7 +29,7 @@ std::optional<HostPort> address(const config::Table& t, std::string_view key) {
 RouteConfig load_route_config(const std::string& path) {
     RouteConfig c;
     if (path.empty()) {
-        auto dir = state_dir_path();
+        auto dir = persistent_dir_path();  // the pinned certificate must survive a reboot (root: /var/lib/tn)
         c.cert = dir / "tn-route.crt";
         c.key = dir / "tn-route.key";
         return c;

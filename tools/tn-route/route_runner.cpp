@@ -15,6 +15,7 @@ namespace tn::route {
 namespace asio = relay::asio;
 
 int print_fingerprint(const RouteConfig& cfg, const log::Logger& log, std::ostream& out) {
+    if (cfg.source.empty()) ensure_persistent_dir();  // where the default certificate lives
     if (relay::ensure_certificate(cfg.cert, cfg.key)) log.info("generated a self-signed certificate ", cfg.cert.string());
     out << relay::cert_fingerprint(cfg.cert) << "\n";
     return 0;
@@ -23,6 +24,7 @@ int print_fingerprint(const RouteConfig& cfg, const log::Logger& log, std::ostre
 int run_route(RouteConfig cfg, const log::Logger& log) {
     double scale = relay::time_scale_from_env();
     ensure_state_dir();
+    if (cfg.source.empty()) ensure_persistent_dir();  // where the default certificate lives
     auto lock_path = state_dir_path() / ("tn-route-" + std::to_string(cfg.listen.port) + ".lock");
     auto lock = FileLock::try_acquire(lock_path);
     if (!lock) throw Error(ExitCode::temp_fail, "another tn-route already runs for port " + std::to_string(cfg.listen.port) +
