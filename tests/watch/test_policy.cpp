@@ -282,3 +282,15 @@ TEST_CASE("signal names parse") {
     CHECK_FALSE(parse_signal("NOPE"));
     CHECK_FALSE(parse_signal("99"));
 }
+
+TEST_CASE("on_exit sees whether a policy asked for the restart") {
+    Logged log;
+    Engine e(small(), log.sink());
+    REQUIRE(e.load_string("req.lua", "function on_exit(c, s, d)\n  return { restart = not s.requested }\nend\n"));
+    ExitInfo asked{0, 15, true, "signal 15 (SIGTERM)", 1.0, true};
+    ExitInfo crashed{1, 0, false, "exit 1", 1.0, false};
+    CHECK_FALSE(e.on_exit(child(), asked, Decision{true, 1}).restart);
+    CHECK(e.on_exit(child(), crashed, Decision{true, 1}).restart);
+    INFO(log.all());
+    CHECK(log.lines.empty());
+}
