@@ -200,7 +200,9 @@ def test_bashrc_and_cron_keep_one_tunnel_through_a_link_loss(user, echo, netns_s
     state = os.path.join(user.home, ".local", "state", "tn")
     assert os.path.exists(os.path.join(state, "tunnel.status"))
     assert os.listdir(user.xdg) == []  # XDG_RUNTIME_DIR plays no part
-    for env in (user.cron_env(), user.login_env()):
+    # `sudo -u USER` (or su) may leave the caller's HOME behind: the passwd entry's home wins then.
+    sudo_env = dict(user.cron_env(), HOME="/root", SUDO_USER="root")
+    for env in (user.cron_env(), user.login_env(), sudo_env):
         s = user.run([WATCH, "status", "--json", "tunnel"], env)
         assert s.returncode == 0 and f'"pid":{supervisors[0]}' in s.stdout, s.stdout + s.stderr
 
