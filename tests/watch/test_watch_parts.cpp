@@ -152,3 +152,17 @@ TEST_CASE("policy names are searched in TN_LUA_PATH, the installed dir, then the
     // An installed binary: only the installed directory.
     CHECK(policy_dirs(std::nullopt, "/usr/local/bin/tn-watch").size() == 1);
 }
+
+TEST_CASE("a source tree's lua/ that others can write to is not searched") {
+    namespace fs = std::filesystem;
+    auto root = fs::temp_directory_path() / ("tn-lua-dirs-" + std::to_string(::getpid()));
+    fs::create_directories(root / "lua");
+    std::ofstream(root / "lua" / "meson.build") << "# policies\n";
+    auto exe = root / "build" / "tools" / "tn-watch" / "tn-watch";
+    fs::permissions(root / "lua", fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                      fs::perms::others_read | fs::perms::others_exec);
+    CHECK(policy_dirs(std::nullopt, exe).back() == root / "lua");
+    fs::permissions(root / "lua", fs::perms::all);  // like /tmp: anyone could plant a policy
+    CHECK(policy_dirs(std::nullopt, exe).size() == 1);
+    fs::remove_all(root);
+}

@@ -1,6 +1,9 @@
 // Validation of tn-watch options and lookup of shipped policies by name.
 #include "options.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cmath>
 
 #include "base/error.hpp"
@@ -31,14 +34,18 @@ std::vector<std::filesystem::path> policy_dirs(const std::optional<std::string>&
     dirs.emplace_back(TN_LUA_DIR);
     // A binary run from a build tree (build/tools/tn-watch/tn-watch): the source tree's lua/ above it.
     // Only a directory that is the shipped policies' own (it has their meson.build) counts, so a stray
-    // `lua` folder above an installed binary is never searched.
+    // `lua` folder above an installed binary is never searched; and only one that no other user can
+    // write to, so a binary copied under /tmp cannot be fed another user's policy.
     std::error_code ec;
     auto dir = exe.parent_path();
-    for (int up = 0; up < 4 && !dir.empty() && dir != dir.root_path(); ++up, dir = dir.parent_path())
-        if (std::filesystem::exists(dir / "lua" / "meson.build", ec)) {
+    for (int up = 0; up < 4 && !dir.empty() && dir != dir.root_path(); ++up, dir = dir.parent_path()) {
+        if (!std::filesystem::exists(dir / "lua" / "meson.build", ec)) continue;
+        struct stat sb {};
+        if (::stat((dir / "lua").c_str(), &sb) == 0 && (sb.st_uid == 0 || sb.st_uid == ::geteuid()) &&
+            (sb.st_mode & 022) == 0)
             dirs.push_back(dir / "lua");
-            break;
-        }
+        break;
+    }
     return dirs;
 }
 
