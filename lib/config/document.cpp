@@ -152,6 +152,11 @@ std::optional<double> Table::number(std::string_view key, double lo, double hi) 
     return v;
 }
 
+bool Table::is_boolean(std::string_view key) const {
+    const auto* n = get(key);
+    return n != nullptr && n->is_boolean();
+}
+
 std::optional<bool> Table::boolean(std::string_view key) const {
     const auto* n = get(key);
     if (n == nullptr) return std::nullopt;

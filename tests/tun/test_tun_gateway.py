@@ -8,6 +8,7 @@ internet (`nat`). Every test also checks that the hosts read as before afterward
 I has no route back to C's network: C reaches it only through the tunnel and the server's NAT.
 """
 import os
+import signal
 import subprocess
 import sys
 
@@ -45,8 +46,20 @@ def net():
         t.exec("s", "sysctl", "-qw", "net.ipv4.ip_forward=0")
         t.server_pub = t.keypair("server")
         t.client_pub = t.keypair("c")
+        web = t.path("www")
+        os.makedirs(web)
+        t.token = os.urandom(8).hex()
+        t.write("www/token.txt", t.token)
+        # A web server on the "internet" host, ours to stop by PID.
+        t.web = subprocess.Popen(["ip", "netns", "exec", t.ns["i"].name, sys.executable, "-m", "http.server", "--bind",
+                                  INTERNET, "--directory", web, "8080"], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        t.wait_for("the web server", lambda: t.exec("i", "curl", "-sf", f"http://{INTERNET}:8080/token.txt",
+                                                    check=False).stdout == t.token)
         yield t
     finally:
+        if getattr(t, "web", None):
+            harness.stop_process(t.web)
         t.close()
 
 
@@ -130,3 +143,56 @@ def test_default_route_needs_apply_routes(net):
     cfg = client_config(net, "default_route = true\napply_routes = false")
     r = subprocess.run([net.tool, "client", "--check-config", "-c", cfg], capture_output=True, text=True, timeout=30)
     assert r.returncode == 78 and "default_route" in r.stderr, r.stderr
+
+
+def test_nat_makes_the_server_the_clients_gateway(net):
+    # Without the tunnel the client cannot reach the internet host at all.
+    assert net.exec("c", "ping", "-c", "1", "-W", "1", INTERNET, check=False).returncode != 0
+    before_c, before_s = client_tables(net), server_host(net)
+    start(net, "server", "s", "server", "-c", server_config(net, "nat = true"))
+    start(net, "c", "c", "client", "-c", client_config(net, "default_route = true"))
+    try:
+        net.wait_for("c connected", lambda: connected(net))
+        ruleset = net.exec("s", "nft", "list", "ruleset").stdout
+        assert "table ip tn-tun-tn0" in ruleset and "masquerade" in ruleset, ruleset
+        assert net.exec("s", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+        assert "dev tnc0" in net.exec("c", "ip", "route", "get", INTERNET).stdout
+        r = net.exec("c", "ping", "-c", "3", "-i", "0.2", "-W", "2", INTERNET, check=False)
+        assert r.returncode == 0, r.stdout + r.stderr + net.log("server") + net.log("c")
+        r = net.exec("c", "curl", "-sS", "--max-time", "20", f"http://{INTERNET}:8080/token.txt", check=False)
+        assert r.stdout == net.token, r.stderr
+        # The server's endpoint is still reached over the underlay, not through the tunnel.
+        assert "tnc0" not in net.exec("c", "ip", "route", "get", SERVER).stdout
+        assert net.exec("c", "ping", "-c", "1", "-W", "2", SERVER, check=False).returncode == 0
+    finally:
+        stop(net, "c")
+        stop(net, "server")
+    assert client_tables(net) == before_c
+    assert server_host(net) == before_s
+
+
+def test_nat_left_by_a_killed_server_is_undone_at_the_next_start(net):
+    before = server_host(net)
+    proc = start(net, "server", "s", "server", "-c", server_config(net, 'nat = "' + net.wan + '"'))
+    net.wait_for("nat on", lambda: "tn-tun-tn0" in net.exec("s", "nft", "list", "tables").stdout)
+    net.wait_for("the control socket", lambda: net.status())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    net.procs.pop("server")
+    assert "tn-tun-tn0" in net.exec("s", "nft", "list", "tables").stdout  # a kill cannot clean up
+    assert net.exec("s", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+    start(net, "server", "s", "server", "-c", server_config(net))  # NAT now off: the leftovers go all the same
+    net.wait_for("the leftovers undone", lambda: "did not stop cleanly" in net.log("server")[OFFSET["server"]:])
+    assert "tn-tun-tn0" not in net.exec("s", "nft", "list", "tables").stdout
+    stop(net, "server")
+    assert server_host(net) == before
+
+
+def test_a_nat_device_that_does_not_exist_changes_nothing(net):
+    before = server_host(net)
+    links = net.exec("s", "ip", "-o", "link").stdout
+    cfg = server_config(net, 'nat = "nosuchdev0"')
+    r = net.exec("s", net.tool, "server", "-c", cfg, check=False, env=net.env("server"))
+    assert r.returncode == 78 and "nosuchdev0" in r.stderr and "no such network device" in r.stderr, r.stderr
+    assert server_host(net) == before
+    assert net.exec("s", "ip", "-o", "link").stdout == links  # no TUN device either

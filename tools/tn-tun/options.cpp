@@ -76,7 +76,7 @@ ServerOptions load_server(const std::filesystem::path& file) {
         root.error("server", "missing [server] table");
         doc.finish();
     }
-    s->allow_only({"listen", "private_key_file", "tun", "subnet", "mtu", "dns", "routes"});
+    s->allow_only({"listen", "private_key_file", "tun", "subnet", "mtu", "dns", "routes", "nat"});
     if (auto v = s->string("listen")) {
         checked(*s, "listen", [&] { parse_host_port(*v); });
         o.listen = *v;
@@ -104,6 +104,12 @@ ServerOptions load_server(const std::filesystem::path& file) {
     if (auto v = s->strings("routes")) {
         if (v->size() > tun::max_push_routes) s->error("routes", "at most 64 routes");
         for (auto& r : *v) checked(*s, "routes", [&] { o.core.routes.push_back(tun::parse_cidr(r)); });
+    }
+    if (s->is_boolean("nat")) {
+        if (*s->boolean("nat")) o.nat = "";
+    } else if (auto v = s->string("nat")) {
+        if (v->empty() || v->size() > 15) s->error("nat", "an interface name has 1 to 15 characters");
+        o.nat = *v;
     }
     for (auto& p : root.tables("peer")) {
         p.allow_only({"name", "public_key", "address"});

@@ -17,6 +17,8 @@ struct ServerOptions {
     std::filesystem::path private_key_file;
     std::string tun = "tn0";
     tun::ServerSettings core;  // key, subnet, mtu, dns, routes, peers
+    // `nat`: masquerade the subnet out of this device; "" for `nat = true` (the default route's).
+    std::optional<std::string> nat;
     std::vector<std::string> warnings;  // to log at start (a key file others can read)
 };
 

@@ -12,6 +12,8 @@
 #include "base/signals.hpp"
 #include "control.hpp"
 #include "datapath.hpp"
+#include "host_nat.hpp"
+#include "host_routes.hpp"
 #include "state_file.hpp"
 #include "tun/persist.hpp"
 #include "runner.hpp"
@@ -58,6 +60,7 @@ void reload(const ServerOptions& o, tun::ServerCore& core, const log::Logger& lo
         auto r = core.reload(fresh.core);
         if (fresh.listen != o.listen) r.need_restart.push_back("listen");
         if (fresh.tun != o.tun) r.need_restart.push_back("tun");
+        if (fresh.nat != o.nat) r.need_restart.push_back("nat");
         log.info("reloaded ", o.config_file.string(), ": peers kept=", r.kept, " added=", r.added,
                  " removed=", r.removed, " readdressed=", r.readdressed);
         std::string later;
@@ -104,12 +107,19 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     // `status --tun NAME` finds a server from any namespace, so two servers must not share a name.
     auto lock = FileLock::try_acquire(ensure_state_dir() / ("tn-tun-" + o.tun + ".lock"));
     if (!lock) throw Error(ExitCode::temp_fail, "another tn-tun server already runs on " + o.tun);
+    // A NAT device that does not exist is a config error found before anything on the host changes.
+    std::optional<std::string> nat_dev;
+    if (o.nat) nat_dev = nat_device(*o.nat);
+    auto nat_state = ensure_state_dir() / ("tn-tun-server-" + netns_id() + "-" + o.tun + ".nat");
     SignalFd signals;
     tun::ServerCore core(o.core);
     TimestampRecord timestamps(o.core.key.pub, core, log);
     bool offload = offload_wanted();
     TunDevice tun(o.tun, offload);
     tun.configure(core.server_address(), o.core.subnet.prefix, o.core.mtu);
+    std::optional<HostNat> nat;  // after tun: undone before the device goes
+    if (nat_dev) nat.emplace(nat_state, tun.name(), *nat_dev, o.core.subnet, log);
+    else undo_leftover_nat(nat_state, log);
     UdpSocket udp(o.listen, AF_INET, offload);
     TunReader reader(tun);
     TunWriter writer(tun);
