@@ -1,13 +1,15 @@
 """tn-tun as a full VPN (issue 18): a client that asks for the full tunnel itself (`default_route =
 true`, the server pushes no default route), and a server that is the clients' gateway to the
-internet (`nat`). Every test also checks that the hosts read as before afterwards: the client's
-`ip route` / `ip rule`, the server's `nft list ruleset` and net.ipv4.ip_forward.
+internet (`nat`), and a client that uses the DNS servers the server pushes (`apply_dns`). Every test
+also checks that the hosts read as before afterwards: the client's `ip route` / `ip rule` and
+resolv.conf, the server's `nft list ruleset` and net.ipv4.ip_forward.
 
     C (10.211.0.2, default via S) -- S (10.211.0.1 | 10.212.0.1, tn-tun server, default via I)
                                                           -- I (10.212.0.2, "the internet")
 I has no route back to C's network: C reaches it only through the tunnel and the server's NAT.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +23,8 @@ from tun_net import harness  # noqa: E402
 PORT = 51820
 SERVER = "10.211.0.1"
 INTERNET = "10.212.0.2"
+SECRET_NAME, SECRET_ADDR = "only-the-server-knows.tn.test", "10.123.45.67"
+ORIGINAL_RESOLV = b"# the client's own resolver\nnameserver 192.0.2.53\noptions timeout:1\n"
 
 
 def can_run():
@@ -56,10 +60,26 @@ def net():
                                  stderr=subprocess.DEVNULL)
         t.wait_for("the web server", lambda: t.exec("i", "curl", "-sf", f"http://{INTERNET}:8080/token.txt",
                                                     check=False).stdout == t.token)
+        # A resolver only the server's namespace has, for the client to find through the tunnel.
+        t.dns = subprocess.Popen(["ip", "netns", "exec", t.ns["s"].name, sys.executable,
+                                  os.path.join(os.path.dirname(__file__), "dns_answer.py"), "0.0.0.0", SECRET_NAME,
+                                  SECRET_ADDR], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # `ip netns exec` bind-mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf: the client
+        # changes that file, never the host's.
+        t.made_netns_dir = not os.path.isdir("/etc/netns")
+        t.resolv = os.path.join("/etc/netns", t.ns["c"].name, "resolv.conf")
+        os.makedirs(os.path.dirname(t.resolv))
+        with open(t.resolv, "wb") as f:
+            f.write(ORIGINAL_RESOLV)
         yield t
     finally:
-        if getattr(t, "web", None):
-            harness.stop_process(t.web)
+        for p in (getattr(t, "web", None), getattr(t, "dns", None)):
+            if p:
+                harness.stop_process(p)
+        if getattr(t, "resolv", None):
+            shutil.rmtree(os.path.dirname(t.resolv), ignore_errors=True)
+            if t.made_netns_dir:
+                os.rmdir("/etc/netns")
         t.close()
 
 
@@ -196,3 +216,38 @@ def test_a_nat_device_that_does_not_exist_changes_nothing(net):
     assert r.returncode == 78 and "nosuchdev0" in r.stderr and "no such network device" in r.stderr, r.stderr
     assert server_host(net) == before
     assert net.exec("s", "ip", "-o", "link").stdout == links  # no TUN device either
+
+
+def resolv_conf(t):
+    with open(t.resolv, "rb") as f:
+        return f.read()
+
+
+def test_apply_dns_uses_the_pushed_resolver_and_puts_resolv_conf_back(net):
+    with open("/etc/resolv.conf", "rb") as f:
+        host_resolv = f.read()
+    start(net, "server", "s", "server", "-c", server_config(net, 'dns = ["10.99.0.1"]'))
+    start(net, "c", "c", "client", "-c", client_config(net, "apply_dns = true"))
+    try:
+        net.wait_for("c connected", lambda: connected(net))
+        net.wait_for("the pushed resolver in use", lambda: b"nameserver 10.99.0.1" in resolv_conf(net))
+        assert net.exec("c", "cat", "/etc/resolv.conf").stdout.encode() == resolv_conf(net)
+        r = net.exec("c", "dig", "+short", "+time=2", "+tries=3", SECRET_NAME, check=False)
+        assert r.stdout.strip() == SECRET_ADDR, r.stdout + r.stderr
+    finally:
+        stop(net, "c")
+    assert resolv_conf(net) == ORIGINAL_RESOLV
+    # A killed client cannot put it back; the next start does, byte for byte.
+    proc = start(net, "c", "c", "client", "-c", client_config(net, "apply_dns = true"))
+    net.wait_for("the pushed resolver in use", lambda: b"nameserver 10.99.0.1" in resolv_conf(net))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    net.procs.pop("c")
+    assert b"nameserver 10.99.0.1" in resolv_conf(net)
+    start(net, "c", "c", "client", "-c", client_config(net))  # apply_dns off now: put back all the same
+    net.wait_for("resolv.conf put back", lambda: resolv_conf(net) == ORIGINAL_RESOLV)
+    stop(net, "c")
+    stop(net, "server")
+    assert resolv_conf(net) == ORIGINAL_RESOLV
+    with open("/etc/resolv.conf", "rb") as f:
+        assert f.read() == host_resolv  # the host's own was never touched

@@ -12,6 +12,7 @@
 #include "base/signals.hpp"
 #include "control.hpp"
 #include "datapath.hpp"
+#include "host_dns.hpp"
 #include "host_routes.hpp"
 #include "runner.hpp"
 
@@ -65,6 +66,7 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
     bool offload = offload_wanted();
     TunDevice tun(o.tun, offload);
     HostRoutes routes(ensure_state_dir() / (instance + ".routes"), log);  // after tun: removed before it goes
+    HostDns dns(ensure_state_dir() / (instance + ".dns"), "/etc/resolv.conf", log);
     UdpSocket udp("", server.sa.ss_family, offload);
     TunReader reader(tun);
     TunWriter writer(tun);
@@ -93,6 +95,7 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
         tun.configure(p.address, p.prefix, p.mtu);
         if (o.apply_routes) routes.apply(wanted_routes(o, p), tun.name(), server_ipv4(server));
         else routes.clear();
+        if (o.apply_dns) dns.apply(tun.name(), p.dns);
         applied = p;
         std::string routes;
         for (auto& r : p.routes) routes += (routes.empty() ? "" : ",") + tun::cidr_str(r);
@@ -103,6 +106,7 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
     auto teardown = [&] {
         if (applied) run_hook(o.on_down, "on_down", hook_env(o, *applied), log);
         routes.clear();
+        dns.clear();
     };
     auto handle = [&](const tun::ClientActions& a) {
         writer.add(a.to_tun);
@@ -142,13 +146,19 @@ int run_client(const ClientOptions& given, const log::Logger& log) {
             if (fresh.apply_routes) routes.apply(wanted_routes(fresh, *applied), tun.name(), server_ipv4(server));
             else routes.clear();
         }
+        if (applied && fresh.apply_dns != o.apply_dns) {
+            if (fresh.apply_dns) dns.apply(tun.name(), applied->dns);
+            else dns.clear();
+        }
+        o.apply_dns = fresh.apply_dns;
         o.apply_routes = fresh.apply_routes;
         o.default_route = fresh.default_route;
         o.on_up = fresh.on_up;
         o.on_down = fresh.on_down;
         o.core.keepalive = fresh.core.keepalive;
         core.set_keepalive(fresh.core.keepalive);
-        log.info("reloaded ", o.config_file.string(), ": server=", o.server, " apply_routes=", o.apply_routes, " default_route=", o.default_route,
+        log.info("reloaded ", o.config_file.string(), ": server=", o.server, " apply_routes=", o.apply_routes,
+                 " default_route=", o.default_route, " apply_dns=", o.apply_dns,
                  " persistent_keepalive=", o.core.keepalive.count());
         if (!later.empty()) log.warn("changed but applied only at the next start:", later);
     };

@@ -139,7 +139,7 @@ ClientOptions load_client(const std::filesystem::path& file) {
         root.error("client", "missing [client] table");
         doc.finish();
     }
-    c->allow_only({"server", "private_key_file", "server_public_key", "tun", "apply_routes", "default_route",
+    c->allow_only({"server", "private_key_file", "server_public_key", "tun", "apply_routes", "default_route", "apply_dns",
                    "persistent_keepalive", "on_up", "on_down"});
     if (auto v = c->require_string("server")) {
         checked(*c, "server", [&] { parse_host_port(*v); });
@@ -159,6 +159,7 @@ ClientOptions load_client(const std::filesystem::path& file) {
     }
     if (auto v = c->boolean("apply_routes")) o.apply_routes = *v;
     if (auto v = c->boolean("default_route")) o.default_route = *v;
+    if (auto v = c->boolean("apply_dns")) o.apply_dns = *v;
     if (o.default_route && !o.apply_routes) c->error("default_route", "default_route = true needs apply_routes = true");
     if (auto v = c->integer("persistent_keepalive", 0, 3600)) o.core.keepalive = std::chrono::seconds(*v);
     if (auto v = c->string("on_up")) o.on_up = *v;

@@ -28,6 +28,7 @@ struct ClientOptions {
     std::filesystem::path private_key_file;
     std::string tun = "tn0";
     bool apply_routes = true;
+    bool apply_dns = false;  // use the pushed DNS servers while connected (tn-tun(1), "DNS")
     bool default_route = false;  // route everything through the tunnel, as if the server pushed 0.0.0.0/0
     std::string on_up, on_down;
     tun::ClientSettings core;  // key, server key, keepalive
