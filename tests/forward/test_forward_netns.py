@@ -1,6 +1,7 @@
 """tn-forward through a real link outage: sshd lives in a network namespace reached over a veth pair;
 the link goes down for 20 s and comes back, and the -R forward must work again by itself."""
 import random
+import signal
 import subprocess
 import time
 
@@ -62,3 +63,32 @@ def test_remote_forward_recovers_after_20s_link_loss(client, netns_sshd):
     finally:
         assert f.stop() == 0
         echo.close()
+
+
+def test_sigterm_is_served_while_a_bind_waits_on_a_dead_link(client, netns_sshd):
+    """A -R port someone else holds on the server is asked for again every 250 ms. When the link dies
+    under such a request, the loop must not wait for the answer: SIGTERM is served at once, not after
+    --connect-timeout (120 s here)."""
+    ns, host_dev, sshd = netns_sshd
+    client.trust(sshd)
+    sshd.user.authorize(client.key())
+    held = random.randint(30001, 40000)
+    holder = subprocess.Popen(["ip", "netns", "exec", ns.name, "/usr/bin/python3", "-c",
+                               "import socket,sys,time\nheld=[]\n"
+                               "for fam, addr in ((socket.AF_INET, '127.0.0.1'), (socket.AF_INET6, '::1')):\n"
+                               "    s=socket.socket(fam); s.bind((addr, int(sys.argv[1]))); s.listen(); held.append(s)\n"
+                               "print('held', flush=True); time.sleep(600)\n", str(held)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    f = Forward(client, sshd, "--connect-timeout", "120", "--keepalive", "60", "-R", f"{held}:127.0.0.1:9")
+    try:
+        f.wait_until(lambda: "server refused" in f.log(), "a refused bind")
+        subprocess.run(["ip", "link", "set", host_dev, "down"], check=True)
+        asked = f.log().count("requesting ")
+        f.wait_until(lambda: f.log().count("requesting ") > asked, "a bind request after the link died")
+        f.proc.send_signal(signal.SIGTERM)
+        # A hang check, not a speed check: a loop stuck in the request would sit out the 120 s.
+        assert f.proc.wait(timeout=60) == 0, f.log()
+    finally:
+        f.stop()
+        harness.stop_process(holder)

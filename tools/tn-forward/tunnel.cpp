@@ -55,7 +55,7 @@ std::optional<int> Tunnel::apply(Actions first, Clock::time_point now) {
             return a.exit;
         }
         for (const auto& r : a.close_listeners) listeners_.remove_if([&](const Listener& l) { return l.rule == r; });
-        for (const auto& c : a.cancels) cancel_bind(c);
+        for (auto& c : a.cancels) cancels_.push_back(std::move(c));
         if (!a.open_listeners.empty()) open_listeners(a.open_listeners, false);
         if (a.connect) start_connect();
         if (a.probe_server) start_probe(server_probe_, probe_host_, probe_port_, now);

@@ -22,7 +22,7 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds server_probe_wait{200};
 constexpr milliseconds network_probe_wait{300};
-// A name no server can have bound (RFC 2606): cancelling it polls libssh's global-request slot.
+// A name no server can have bound (RFC 2606): cancelling it completes a keepalive in the slot.
 constexpr const char* slot_poll_host = "keepalive.tn-forward.invalid";
 
 }  // namespace
@@ -69,7 +69,8 @@ Actions Tunnel::finish_connect(Clock::time_point now) {
     event_.reset(ssh_event_new());
     ssh_event_add_session(event_.get(), raw);
     rx_seen_ = received_.in_packets;
-    slot_taken_ = false;
+    slot_.reset();
+    cancels_.clear();
     again_ = true;  // the server may have opened channels while the binds blocked
     return core_.on_connected(now);
 }
@@ -84,6 +85,8 @@ void Tunnel::teardown() {
     event_.reset();
     session_.reset();
     network_probe_.reset();
+    slot_.reset();
+    cancels_.clear();
 }
 
 void Tunnel::start_probe(std::optional<Probe>& p, const std::string& host, std::uint16_t port, Clock::time_point now) {
@@ -114,57 +117,82 @@ std::optional<int> Tunnel::finish_probes(const std::vector<pollfd>& fds, std::si
 }
 
 // libssh 0.10 has one slot for global requests and no queue: a request made while another is pending
-// is not sent; the call waits for the pending one and returns that one's result. ssh_send_keepalive
-// hides its result, so a keepalive marks the slot taken, and this polls it with a cancel-tcpip-forward
-// for a name nobody bound: while a request is pending that call only completes it (SSH_AGAIN until
-// the answer is in); if none was, the request it sends is one the server refuses, harmlessly, and
-// the slot is taken by that until its answer. `wait` blocks until the slot is free.
-bool Tunnel::slot_free(ssh_session raw, bool wait) {
-    if (wait) ssh_set_blocking(raw, 1);
-    while (slot_taken_) {
-        slot_taken_ = ssh_channel_cancel_forward(raw, slot_poll_host, 0) == SSH_AGAIN;
-        if (!wait) break;
+// is not sent; the call only waits for the pending one and returns that one's result. So one request
+// at a time holds the slot (slot_), made non-blocking and completed by calling again (SSH_AGAIN until
+// its answer is in), once a turn. ssh_send_keepalive hides its result; a keepalive is completed with a
+// cancel-tcpip-forward for a name nobody bound: while it is pending that call only completes it; if
+// it already was, the call sends a request the server refuses, harmlessly, and completes that.
+Actions Tunnel::progress_slot(Clock::time_point now) {
+    if (!slot_ || !session_) return {};
+    ssh_session raw = session_->raw();
+    int bound = 0, rc = SSH_ERROR;
+    switch (slot_->kind) {
+    case SlotUse::Kind::keepalive: rc = ssh_channel_cancel_forward(raw, slot_poll_host, 0); break;
+    case SlotUse::Kind::cancel:
+        rc = ssh_channel_cancel_forward(raw, slot_->rule.listen_host().c_str(), slot_->port);
+        break;
+    case SlotUse::Kind::bind:
+        rc = ssh_channel_listen_forward(raw, slot_->rule.listen_host().c_str(), slot_->rule.spec.port, &bound);
+        break;
     }
-    if (wait) ssh_set_blocking(raw, 0);
-    return !slot_taken_;
+    if (rc == SSH_AGAIN) return {};
+    SlotUse done = std::move(*slot_);
+    slot_.reset();
+    return done.kind == SlotUse::Kind::bind ? bind_outcome(now, done.rule, rc, bound) : Actions{};
+}
+
+Actions Tunnel::bind_outcome(Clock::time_point now, const Rule& rule, int rc, int bound) {
+    const auto& remotes = core_.remotes();
+    auto it = std::find_if(remotes.begin(), remotes.end(), [&](const RemoteState& r) { return r.rule == rule; });
+    if (it == remotes.end()) {  // a reload removed it meanwhile: give back what the server granted
+        if (rc == SSH_OK) cancels_.push_back({rule, rule.spec.port != 0 ? rule.spec.port : bound});
+        return {};
+    }
+    auto index = static_cast<std::size_t>(it - remotes.begin());
+    if (rc == SSH_OK) return core_.on_bind(now, index, BindOutcome::granted, bound);
+    bool alive = session_ && ssh_is_connected(session_->raw());
+    return core_.on_bind(now, index, alive ? BindOutcome::refused : BindOutcome::closed, 0);
 }
 
 void Tunnel::send_keepalive() {
     if (!session_) return;
-    ssh_session raw = session_->raw();
-    // While the last keepalive is unanswered the slot holds it and no new one is sent: TCP retransmits
+    // While the last keepalive is unanswered it holds the slot and no new one is sent: TCP retransmits
     // the old one, and the core counts the silence all the same.
-    if (slot_free(raw, false)) {
-        ssh_send_keepalive(raw);
-        slot_taken_ = true;
+    if (!slot_) {
+        ssh_send_keepalive(session_->raw());
+        slot_ = SlotUse{SlotUse::Kind::keepalive, {}, 0};
     }
     log_.debug("keepalive sent (", core_.unanswered(), " unanswered)");
 }
 
 Actions Tunnel::request_bind(std::size_t index, Clock::time_point now) {
     if (!session_ || index >= core_.remotes().size()) return {};
+    if (slot_) return core_.on_bind(now, index, BindOutcome::busy, 0);
     ssh_session raw = session_->raw();
-    // A keepalive still in the slot: a request now would not be sent, and its answer would be the
-    // keepalive's.
-    if (!slot_free(raw, false)) return core_.on_bind(now, index, BindOutcome::busy, 0);
-    const Rule& rule = core_.remotes()[index].rule;
+    Rule rule = core_.remotes()[index].rule;
     std::string host = rule.listen_host();
+    log_.debug("requesting ", rule.str());
     int bound = 0;
-    // Blocking for one round trip: rare (at connect, on a reload, and while the port is still held).
-    ssh_set_blocking(raw, 1);
+    // Port 0: libssh reads the granted port from the last packet it handled, which is the answer only
+    // when the call itself waited for it. Blocking for one round trip, at connect and on reloads.
+    bool wait = rule.spec.port == 0;
+    if (wait) ssh_set_blocking(raw, 1);
     int rc = ssh_channel_listen_forward(raw, host.c_str(), rule.spec.port, &bound);
-    ssh_set_blocking(raw, 0);
-    if (rc == SSH_OK) return core_.on_bind(now, index, BindOutcome::granted, bound);
-    return core_.on_bind(now, index, ssh_is_connected(raw) ? BindOutcome::refused : BindOutcome::closed, 0);
+    if (wait) ssh_set_blocking(raw, 0);
+    if (rc == SSH_AGAIN) {
+        slot_ = SlotUse{SlotUse::Kind::bind, rule, 0};
+        return {};
+    }
+    return bind_outcome(now, rule, rc, bound);
 }
 
-void Tunnel::cancel_bind(const Cancel& c) {
-    if (!session_) return;
-    ssh_session raw = session_->raw();
-    slot_free(raw, true);
-    ssh_set_blocking(raw, 1);
-    ssh_channel_cancel_forward(raw, c.rule.listen_host().c_str(), c.port);
-    ssh_set_blocking(raw, 0);
+void Tunnel::start_cancels() {
+    while (session_ && !slot_ && !cancels_.empty()) {
+        Cancel c = std::move(cancels_.front());
+        cancels_.pop_front();
+        if (ssh_channel_cancel_forward(session_->raw(), c.rule.listen_host().c_str(), c.port) == SSH_AGAIN)
+            slot_ = SlotUse{SlotUse::Kind::cancel, c.rule, c.port};
+    }
 }
 
 Actions Tunnel::service(short ssh_revents, Clock::time_point now) {
@@ -184,7 +212,9 @@ Actions Tunnel::service(short ssh_revents, Clock::time_point now) {
         core_.on_heard(now);
     }
     if (!core_.remotes().empty()) accept_remote();
-    return {};
+    Actions done = progress_slot(now);
+    start_cancels();
+    return done;
 }
 
 void Tunnel::accept_on(Listener& l) {

@@ -6,6 +6,7 @@
 #include <poll.h>
 
 #include <chrono>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <future>
@@ -69,10 +70,11 @@ private:
     void teardown();
     void start_probe(std::optional<Probe>& p, const std::string& host, std::uint16_t port, Clock::time_point now);
     std::optional<int> finish_probes(const std::vector<pollfd>& fds, std::size_t first_probe, Clock::time_point now);
-    bool slot_free(ssh_session raw, bool wait);
+    Actions progress_slot(Clock::time_point now);
+    Actions bind_outcome(Clock::time_point now, const Rule& rule, int rc, int bound);
     void send_keepalive();
     Actions request_bind(std::size_t index, Clock::time_point now);
-    void cancel_bind(const Cancel& c);
+    void start_cancels();
     Actions service(short ssh_revents, Clock::time_point now);
     void accept_on(Listener& l);
     void accept_remote();
@@ -106,8 +108,15 @@ private:
     bool again_ = false;
     std::uint64_t packets_handled_ = 0;  // libssh's packet count when this turn's dopoll returned
     std::uint64_t rx_seen_ = 0;          // libssh's packet count when the core last heard of it
-    // Whether libssh's one global-request slot may hold a request (a keepalive) not yet completed.
-    bool slot_taken_ = false;
+    // The request holding libssh's one global-request slot (see progress_slot), and cancels waiting
+    // for it.
+    struct SlotUse {
+        enum class Kind { keepalive, bind, cancel } kind;
+        Rule rule;
+        int port = 0;
+    };
+    std::optional<SlotUse> slot_;
+    std::deque<Cancel> cancels_;
     // For status, in wall-clock time: when the state last changed, the last loss.
     LinkCore::State last_state_ = LinkCore::State::waiting;
     std::chrono::system_clock::time_point state_since_ = std::chrono::system_clock::now();
