@@ -48,6 +48,7 @@ listen = "127.0.0.1:$route_port"
 [[group]]
 name = "demo"
 token = "$token"
+domains = ["demo.localhost"]      # the vhost names this group's serves may claim
 
 [http]
 listen = "127.0.0.1:$vhost_port"

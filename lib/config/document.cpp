@@ -167,7 +167,7 @@ std::optional<bool> Table::boolean(std::string_view key) const {
     return *n->value<bool>();
 }
 
-std::optional<std::vector<std::string>> Table::strings(std::string_view key) const {
+std::optional<std::vector<std::string>> Table::strings(std::string_view key, bool integers_too) const {
     const auto* n = get(key);
     if (n == nullptr) return std::nullopt;
     const auto* arr = n->as_array();
@@ -177,6 +177,10 @@ std::optional<std::vector<std::string>> Table::strings(std::string_view key) con
     }
     std::vector<std::string> out;
     for (const auto& el : *arr) {
+        if (integers_too && el.is_integer()) {
+            out.push_back(std::to_string(*el.value<std::int64_t>()));
+            continue;
+        }
         if (!el.is_string()) {
             report(&el, key_path(key) + ": expected only strings, got " + type_name(el));
             return std::nullopt;

@@ -66,7 +66,8 @@ public:
     std::optional<std::int64_t> integer(std::string_view key, std::int64_t lo, std::int64_t hi) const;
     std::optional<bool> boolean(std::string_view key) const;
     std::optional<double> number(std::string_view key, double lo, double hi) const;  // int or float
-    std::optional<std::vector<std::string>> strings(std::string_view key) const;
+    // With `integers_too`, integer elements come back as their decimal text (ports = [6000, "7000-7100"]).
+    std::optional<std::vector<std::string>> strings(std::string_view key, bool integers_too = false) const;
     std::optional<Table> table(std::string_view key) const;
     std::vector<Table> tables(std::string_view key) const;  // an array of tables ([[key]])
 

@@ -141,6 +141,8 @@ boost::asio::ssl::context server_context(const fs::path& cert, const fs::path& k
     if (ec) throw Error(ExitCode::config, cert.string() + ": " + ec.message());
     ctx.use_private_key_file(key.string(), ssl::context::pem, ec);
     if (ec) throw Error(ExitCode::config, key.string() + ": " + ec.message());
+    // TLS 1.3 only: the token proofs are bound to the session by its exporter (RFC 8446 §7.5).
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_3_VERSION);
     tune(ctx.native_handle());
     // One session ticket per handshake (TLS 1.3 sends two by default): vnets resume the control
     // connection's session on links and never use a link's tickets.
@@ -154,6 +156,7 @@ boost::asio::ssl::context client_context() {
     ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                     ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
     ctx.set_verify_mode(ssl::verify_none);
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_3_VERSION);
     tune(ctx.native_handle());
     return ctx;
 }

@@ -169,8 +169,12 @@ std::string normalize_domain(std::string_view domain) {
     if (d.empty()) throw ParseError("empty domain");
     if (d.size() > kDomainMax) throw ParseError("longer than 253 bytes");
     std::string_view rest = d;
-    if (rest.rfind("*.", 0) == 0) rest.remove_prefix(2);
-    if (rest.empty()) throw ParseError("a wildcard needs a domain after '*.'");
+    if (rest.rfind("*.", 0) == 0) {
+        rest.remove_prefix(2);
+        if (rest.empty()) throw ParseError("a wildcard needs a domain after '*.'");
+        // Any of them would take other people's names (and their cookies) off the route.
+        if (rest.find('.') == std::string_view::npos) throw ParseError("a wildcard over a whole top-level domain is not allowed");
+    }
     std::size_t start = 0;
     while (start <= rest.size()) {
         auto end = rest.find('.', start);

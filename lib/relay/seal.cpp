@@ -104,24 +104,39 @@ LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64
     return key;
 }
 
-RecordCipher::RecordCipher(Cipher c, const LinkKey& key, Side sender, bool encrypt)
-    : tag_(tag_size(c)), ctx_(nullptr, EVP_CIPHER_CTX_free) {
+RecordCipher::RecordCipher(Cipher c, const LinkKey& key, Side sender, bool encrypt, std::uint64_t rekey_every)
+    : tag_(tag_size(c)), ctx_(nullptr, EVP_CIPHER_CTX_free), encrypt_(encrypt), rekey_every_(rekey_every), next_rekey_(rekey_every) {
     if (c == Cipher::none) return;
     ctx_.reset(EVP_CIPHER_CTX_new());
     check(ctx_ ? 1 : 0, "EVP_CIPHER_CTX_new");
     const EVP_CIPHER* e = evp(c);
     std::string info = sender == Side::use ? "tn-relay-2 use>serve " : "tn-relay-2 serve>use ";
     info += std::to_string(static_cast<int>(c));  // a key never serves two ciphers
-    auto km = hkdf_sha256(key, {}, info, key_len(c) + iv_.size());
-    std::memcpy(iv_.data(), km.data() + key_len(c), iv_.size());
-    if (encrypt) check(EVP_EncryptInit_ex(ctx_.get(), e, nullptr, km.data(), nullptr), "record key");
-    else check(EVP_DecryptInit_ex(ctx_.get(), e, nullptr, km.data(), nullptr), "record key");
-    OPENSSL_cleanse(km.data(), km.size());
+    km_ = hkdf_sha256(key, {}, info, key_len(c) + iv_.size());
+    std::memcpy(iv_.data(), km_.data() + key_len(c), iv_.size());
+    if (encrypt) check(EVP_EncryptInit_ex(ctx_.get(), e, nullptr, km_.data(), nullptr), "record key");
+    else check(EVP_DecryptInit_ex(ctx_.get(), e, nullptr, km_.data(), nullptr), "record key");
+}
+
+RecordCipher::~RecordCipher() {
+    if (!km_.empty()) OPENSSL_cleanse(km_.data(), km_.size());
+}
+
+void RecordCipher::rekey() {
+    auto next = hkdf_sha256(km_, {}, "tn-relay-5 rekey", km_.size());
+    OPENSSL_cleanse(km_.data(), km_.size());
+    km_ = std::move(next);
+    auto klen = km_.size() - iv_.size();
+    std::memcpy(iv_.data(), km_.data() + klen, iv_.size());
+    if (encrypt_) check(EVP_EncryptInit_ex(ctx_.get(), nullptr, nullptr, km_.data(), nullptr), "record rekey");
+    else check(EVP_DecryptInit_ex(ctx_.get(), nullptr, nullptr, km_.data(), nullptr), "record rekey");
+    next_rekey_ += rekey_every_;
 }
 
 void RecordCipher::next_nonce(std::uint8_t* nonce) {
     // A counter that wrapped would reuse a nonce: the link ends first (2^64 records never happen).
     if (counter_ == UINT64_MAX) throw WireError("record counter exhausted");
+    if (counter_ == next_rekey_) rekey();  // one compare per record
     std::memcpy(nonce, iv_.data(), 12);
     auto c = be64(counter_++);
     for (std::size_t i = 0; i < 8; ++i) nonce[4 + i] ^= c[i];

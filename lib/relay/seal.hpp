@@ -56,27 +56,40 @@ KeyBox seal_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_
 LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad, const KeyBox& box,
                      BoxWay way = BoxWay::to_vnet);
 
+// Records per key: after this many in one direction both ends step that direction's key and IV
+// (PROTOCOL.relay.md §8), well inside AES-GCM's limits for records of up to 64 KiB.
+inline constexpr std::uint64_t kRekeyRecords = std::uint64_t{1} << 24;
+
 // One direction's AEAD state: key and IV from HKDF(link key, "tn-relay-2 use>serve" or
-// "serve>use"), nonce = IV xor the record counter.
+// "serve>use"), nonce = IV xor the record counter; every `rekey_every` records key and IV become
+// HKDF(key || IV, "tn-relay-5 rekey"), on both ends in step (no message).
 // With Cipher::none there is no key and no AEAD: records are framed only.
 class RecordCipher {
 public:
-    RecordCipher(Cipher c, const LinkKey& key, Side sender, bool encrypt);
+    RecordCipher(Cipher c, const LinkKey& key, Side sender, bool encrypt, std::uint64_t rekey_every = kRekeyRecords);
+    RecordCipher(RecordCipher&&) noexcept = default;
+    RecordCipher& operator=(RecordCipher&&) noexcept = default;
+    ~RecordCipher();
     std::uint64_t counter() const { return counter_; }
     std::size_t tag() const { return tag_; }
     std::size_t overhead() const { return kRecordHeader + tag_; }  // what one record adds to its plaintext
 
 protected:
     void next_nonce(std::uint8_t* nonce);
+    void rekey();
     std::size_t tag_ = kTagSize;
     std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx_;
     std::array<std::uint8_t, 12> iv_{};
     std::uint64_t counter_ = 0;
+    Bytes km_;  // this direction's key || IV now (wiped on rekey and destruction)
+    bool encrypt_ = true;
+    std::uint64_t rekey_every_ = kRekeyRecords, next_rekey_ = kRekeyRecords;
 };
 
 class RecordSealer : public RecordCipher {
 public:
-    RecordSealer(Cipher c, const LinkKey& key, Side self) : RecordCipher(c, key, self, true) {}
+    RecordSealer(Cipher c, const LinkKey& key, Side self, std::uint64_t rekey_every = kRekeyRecords)
+        : RecordCipher(c, key, self, true, rekey_every) {}
     // Writes one DATA record (1..kRecordMax plaintext bytes) to `out`, which has room for
     // plain.size() + overhead(); returns the bytes written. `out` may not overlap `plain`,
     // except in place: plain.data() == out + kRecordHeader (the pump reads into that layout).
@@ -89,7 +102,8 @@ public:
 
 class RecordOpener : public RecordCipher {
 public:
-    RecordOpener(Cipher c, const LinkKey& key, Side peer) : RecordCipher(c, key, peer, false) {}
+    RecordOpener(Cipher c, const LinkKey& key, Side peer, std::uint64_t rekey_every = kRekeyRecords)
+        : RecordCipher(c, key, peer, false, rekey_every) {}
     struct Head {
         bool eof = false;
         std::size_t plain = 0;  // plaintext length

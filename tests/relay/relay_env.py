@@ -43,12 +43,17 @@ def toml_str(s):
 class Relay:
     """One test's world: a state dir, a route and any number of vnets."""
 
-    def __init__(self, tls=True, scale=None, groups=(("g", TOKEN),)):
+    # What every test group may claim unless a test says otherwise: any free port, the test domains.
+    CLAIMS = 'ports = ["1024-65535"]\ndomains = ["*.example.test"]\n'
+
+    def __init__(self, tls=True, scale=None, groups=(("g", TOKEN),), claims=None):
         self.dir = tempfile.mkdtemp(prefix="tn-relay-")
         self.state = os.path.join(self.dir, "state")
         self.tls = tls
         self.scale = scale
         self.groups = groups
+        self.claims = claims if claims is not None else {}  # group name -> its TOML lines; else CLAIMS
+        self.route_preexec = None  # run in the route's child before exec (resource limits, umask)
         self.procs = {}
         self.logs = {}
         self.port = None
@@ -62,9 +67,10 @@ class Relay:
             env["TN_RELAY_TIME_SCALE"] = str(self.scale)
         return env
 
-    def spawn(self, name, cmd):
+    def spawn(self, name, cmd, preexec=None):
         log = open(os.path.join(self.dir, name + ".log"), "ab")
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL, env=self.env())
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL, env=self.env(),
+                             preexec_fn=preexec)
         log.close()
         self.procs[name] = p
         return p
@@ -97,6 +103,7 @@ class Relay:
         text = f'[route]\nlisten = "127.0.0.1:{self.port}"\ntls = {str(self.tls).lower()}\n'
         for name, token in self.groups:
             text += f'\n[[group]]\nname = {toml_str(name)}\ntoken = {toml_str(token)}\n'
+            text += self.claims.get(name, self.CLAIMS)
         text += self.route_extra
         with open(path, "w") as f:
             f.write(text)
@@ -107,7 +114,7 @@ class Relay:
         if self.tls:
             r = subprocess.run([ROUTE, "-q", "-c", cfg, "fingerprint"], capture_output=True, text=True, env=self.env(), check=True)
             self.fingerprint = r.stdout.strip()
-        p = self.spawn("route", [ROUTE, "-c", cfg])
+        p = self.spawn("route", [ROUTE, "-c", cfg], preexec=self.route_preexec)
         harness.wait_port(self.port, proc=p)
         return p
 

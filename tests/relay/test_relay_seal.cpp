@@ -278,3 +278,32 @@ TEST_CASE("a truncated record or a stripped EOF never opens") {
     CHECK_THROWS_AS(open(serve.rx, e), WireError);
     CHECK_FALSE(serve.rx.ended());
 }
+
+TEST_CASE("both ends step the key every kRekeyRecords records, in step, without a message") {
+    CHECK(kRekeyRecords == (std::uint64_t{1} << 24));
+    for (auto c : {Cipher::aes128_gcm, Cipher::aes256_gcm}) {
+        RecordSealer tx(c, key_of(9), Side::use, 4);
+        RecordOpener rx(c, key_of(9), Side::use, 4);
+        RecordOpener stale(c, key_of(9), Side::use);  // an end that never steps
+        RecordSealer plain_tx(c, key_of(9), Side::use);
+        for (int i = 0; i < 10; ++i) {
+            auto msg = text("record " + std::to_string(i));
+            auto rec = seal(tx, msg);
+            Bytes out(msg.size());
+            CHECK(rx.open(rec, out.data()) == msg.size());
+            CHECK(out == msg);
+            auto unstepped = seal(plain_tx, msg);
+            if (i < 4) {
+                CHECK(rec == unstepped);  // the first key is the one it always was
+                CHECK(stale.open(rec, out.data()) == msg.size());
+            } else {
+                CHECK(rec != unstepped);  // a new key from record 4 on
+                if (i == 4) CHECK_THROWS_AS(stale.open(rec, out.data()), WireError);
+            }
+        }
+        Bytes eof(kRecordOverhead);
+        eof.resize(tx.seal_eof(eof.data()));
+        CHECK(open(rx, eof).empty());
+        CHECK(rx.ended());
+    }
+}

@@ -1,6 +1,8 @@
 // Loads tn-route's TOML config: [route], [[group]], [http], [dashboard], validated with key locations.
 #include "route_config.hpp"
 
+#include <arpa/inet.h>
+
 #include <set>
 
 #include "base/error.hpp"
@@ -9,9 +11,20 @@
 
 namespace tn::route {
 
+using relay::GroupClaims;
+using relay::normalize_domain_pattern;
+using relay::parse_port_range;
+
 namespace {
 bool loopback(const std::string& host) {
     return host == "127.0.0.1" || host == "::1" || host == "localhost" || host.rfind("127.", 0) == 0;
+}
+
+// proxy_bind is a bare IP address (remote_port listeners take their port from each serve).
+void ip_check(const config::Table& t, std::string_view key, const std::string& v) {
+    in6_addr a{};
+    if (::inet_pton(AF_INET, v.c_str(), &a) != 1 && ::inet_pton(AF_INET6, v.c_str(), &a) != 1)
+        t.error(key, "'" + v + "' is not an IP address (for example \"0.0.0.0\", \"127.0.0.1\" or \"::\")");
 }
 
 std::optional<HostPort> address(const config::Table& t, std::string_view key) {
@@ -32,6 +45,7 @@ RouteConfig load_route_config(const std::string& path) {
         auto dir = persistent_dir_path();  // the pinned certificate must survive a reboot (root: /var/lib/tn)
         c.cert = dir / "tn-route.crt";
         c.key = dir / "tn-route.key";
+        c.proxy_bind = c.listen.host;
         return c;
     }
     c.source = path;
@@ -42,24 +56,46 @@ RouteConfig load_route_config(const std::string& path) {
     auto root = doc.root();
     root.allow_only({"route", "group", "http", "dashboard"});
     if (auto r = root.table("route")) {
-        r->allow_only({"listen", "tls", "cert", "key"});
+        r->allow_only({"listen", "tls", "cert", "key", "proxy_bind"});
         if (auto a = address(*r, "listen")) c.listen = *a;
+        if (auto v = r->string("proxy_bind")) {
+            ip_check(*r, "proxy_bind", *v);
+            c.proxy_bind = *v;
+        }
         if (auto v = r->boolean("tls")) c.tls = *v;
         auto resolve = [&](const std::string& p) { return std::filesystem::path(p).is_absolute() ? std::filesystem::path(p) : dir / p; };
         if (auto v = r->string("cert")) c.cert = resolve(*v);
         if (auto v = r->string("key")) c.key = resolve(*v);
         if (r->has("cert") != r->has("key")) r->error(r->has("cert") ? "cert" : "key", "set both cert and key, or neither");
+        if (!c.tls && !loopback(c.listen.host))
+            r->error("tls", "tls = false puts the control connections in clear: allowed only when listen is a loopback address (" +
+                                c.listen.host + " is not)");
     }
     std::set<std::string> names;
     for (const auto& g : root.tables("group")) {
-        g.allow_only({"name", "token"});
+        g.allow_only({"name", "token", "domains", "ports"});
         auto name = g.require_string("name");
         auto token = g.require_string("token");
+        GroupClaims claims;
+        for (const auto& d : g.strings("domains").value_or(std::vector<std::string>{})) {
+            try {
+                claims.domains.push_back(normalize_domain_pattern(d));
+            } catch (const ParseError& e) {
+                g.error("domains", "domain '" + d + "': " + e.what());
+            }
+        }
+        for (const auto& p : g.strings("ports", true).value_or(std::vector<std::string>{})) {
+            try {
+                claims.ports.push_back(parse_port_range(p));
+            } catch (const ParseError& e) {
+                g.error("ports", e.what());
+            }
+        }
         if (!name || !token) continue;
         if (name->empty() || name->size() > 64) g.error("name", "group name must be 1-64 bytes");
         if (!names.insert(*name).second) g.error("name", "group '" + *name + "' is defined twice");
         if (token->size() < 8) g.error("token", "token must be at least 8 characters (it is the group's password)");
-        c.groups.push_back(Group{*name, Secret(*token)});
+        c.groups.push_back(Group{*name, Secret(*token), std::move(claims)});
     }
     if (auto h = root.table("http")) {
         h->allow_only({"listen"});
@@ -78,6 +114,7 @@ RouteConfig load_route_config(const std::string& path) {
             d->error("listen", "a dashboard on a non-loopback address needs a password");
     }
     doc.finish();
+    if (c.proxy_bind.empty()) c.proxy_bind = c.listen.host;
     return c;
 }
 

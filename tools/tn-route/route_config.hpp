@@ -8,18 +8,21 @@
 
 #include "base/net_addr.hpp"
 #include "base/secret.hpp"
+#include "relay/claims.hpp"
 
 namespace tn::route {
 
 struct Group {
     std::string name;
     Secret token;
+    relay::GroupClaims claims;  // custom domains and remote ports its serves may take (none when absent)
 };
 
 struct RouteConfig {
     std::string source;  // the config file, "" when none
     HostPort listen{"0.0.0.0", 7749};
     bool tls = true;
+    std::string proxy_bind;  // the host remote_port listeners bind; the listen host when not set
     std::filesystem::path cert, key;
     std::vector<Group> groups;
     std::optional<HostPort> http_listen;

@@ -12,10 +12,9 @@ namespace tn::route {
 using namespace relay;
 
 namespace {
-// A client gets this long to send its request head (slowloris guard), and at most this many clients
-// may be sending one at a time; more are closed at once.
-constexpr auto kHeadTimeout = std::chrono::seconds(10);
-constexpr std::size_t kMaxHeads = 1024;
+// A client gets this long to send its request head (slowloris guard); how many may be at it at once,
+// in all and per source address, is the head gates' business (vhosts and the dashboard apart).
+constexpr auto kHeadTimeout = std::chrono::seconds(5);
 constexpr std::size_t kReadChunk = 4096;
 constexpr auto kLinger = std::chrono::seconds(2);
 constexpr std::size_t kLingerBytes = 256 * 1024;
@@ -45,7 +44,7 @@ struct HeadState {
 };
 }  // namespace
 
-bool RouteServer::listen_on(std::shared_ptr<tcp::acceptor>& acc, const HostPort& at, const char* what) {
+std::shared_ptr<tcp::acceptor> RouteServer::listen_on(const HostPort& at, const char* what) {
     error_code ec;
     auto addr = asio::ip::make_address(at.host, ec);
     if (ec) throw Error(ExitCode::config, std::string(what) + " listen address '" + at.host + "' is not an IP address");
@@ -56,53 +55,57 @@ bool RouteServer::listen_on(std::shared_ptr<tcp::acceptor>& acc, const HostPort&
     if (!ec) a->bind(ep, ec);
     if (!ec) a->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) throw Error(ExitCode::unavailable, std::string("cannot listen on ") + at.str() + " for " + what + ": " + ec.message());
-    acc = std::move(a);
-    return true;
+    return a;
 }
 
 void RouteServer::apply_http_listeners(const RouteConfig& next) {
-    auto update = [&](std::shared_ptr<tcp::acceptor>& acc, std::optional<HostPort>& at, const std::optional<HostPort>& want,
+    auto update = [&](std::shared_ptr<TcpAcceptLoop>& loop, std::optional<HostPort>& at, const std::optional<HostPort>& want,
                       bool dashboard) {
         const char* what = dashboard ? "the dashboard" : "HTTP vhosts";
         if (want == at) return;
-        if (acc) {
-            error_code ec;
-            acc->close(ec);
-            acc.reset();
+        if (loop) {
+            loop->stop();
+            loop.reset();
             log_.info("stopped listening for ", what, " on ", at->str());
         }
         at.reset();
         if (!want) return;
-        listen_on(acc, *want, what);
+        auto acc = listen_on(*want, what);
         at = want;
         log_.info("listening for ", what, " on ", want->str(),
                   dashboard ? (next.dashboard_password.empty() ? " (no password: loopback only)" : " (basic auth)") : "");
-        accept_http(acc, dashboard);
+        loop = accept_loop(acc, [this, dashboard](tcp::socket sock) { accept_http(std::move(sock), dashboard); },
+                           std::string(what) + " on " + want->str());
     };
-    update(http_acc_, http_at_, next.http_listen, false);
-    update(dash_acc_, dash_at_, next.dashboard_listen, true);
+    update(http_loop_, http_at_, next.http_listen, false);
+    update(dash_loop_, dash_at_, next.dashboard_listen, true);
 }
 
-void RouteServer::accept_http(std::shared_ptr<tcp::acceptor> acc, bool dashboard) {
-    acc->async_accept([this, acc, dashboard](error_code ec, tcp::socket sock) {
-        if (stopped_ || ec == asio::error::operation_aborted || acc != (dashboard ? dash_acc_ : http_acc_)) return;
-        if (!ec) {
-            error_code e2;
-            auto ep = sock.remote_endpoint(e2);
-            std::string peer = e2 ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
-            sock.set_option(tcp::no_delay(true), e2);
-            read_head(std::make_shared<Stream>(std::move(sock)), peer, dashboard);
-        }
-        accept_http(acc, dashboard);
-    });
+void RouteServer::accept_http(tcp::socket sock, bool dashboard) {
+    if (stopped_) return;
+    error_code e2;
+    auto ep = sock.remote_endpoint(e2);
+    if (e2) return;
+    std::string peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+    sock.set_option(tcp::no_delay(true), e2);
+    read_head(std::make_shared<Stream>(std::move(sock)), peer, source_key(ep.address()), dashboard);
 }
 
-void RouteServer::read_head(StreamPtr s, std::string peer, bool dashboard) {
-    if (heads_ >= kMaxHeads) {
-        log_.debug("HTTP client ", peer, " closed: ", heads_, " clients are already sending their request heads");
+void RouteServer::read_head(StreamPtr s, std::string peer, const std::string& source, bool dashboard) {
+    // The dashboard has its own gate: a flood of vhost clients never locks the operator out.
+    auto& table = dashboard ? dash_heads_ : heads_;
+    auto admit = table->gate.admit(source, Clock::now());
+    if (admit.evict) table->evict(*admit.evict);
+    if (!admit.id) {
+        ++table->refused;
+        log_.debug("HTTP client ", peer, " closed: ", table->gate.from(source), " clients from that address are already sending their request heads");
         return s->close();
     }
-    ++heads_;
+    auto slot = std::make_shared<Setup>(io_, table, *admit.id);
+    table->live[*admit.id] = slot;
+    slot->close = [w = std::weak_ptr<Stream>(s)]() {
+        if (auto p = w.lock()) p->close();
+    };
     auto st = std::make_shared<HeadState>(io_);
     st->timer.expires_after(kHeadTimeout);
     st->timer.async_wait([s, st](error_code ec) {
@@ -112,11 +115,10 @@ void RouteServer::read_head(StreamPtr s, std::string peer, bool dashboard) {
         s->socket().cancel(e2);
     });
     auto step = std::make_shared<std::function<void()>>();
-    *step = [this, s, st, peer, dashboard, step]() {
+    *step = [this, s, st, peer, dashboard, step, slot]() {
         auto room = std::min(kReadChunk, http::kMaxHead - st->buf.size());  // parse() refuses before the cap is reached
         s->async_read_some(asio::buffer(st->chunk.data(), room), [this, s, st, peer, dashboard, step](error_code ec, std::size_t n) {
             auto finish = [&]() {
-                --heads_;
                 st->timer.cancel();
                 *step = nullptr;  // break the self-reference
             };

@@ -13,6 +13,10 @@ using namespace relay;
 
 
 namespace {
+constexpr auto kLinkWait = std::chrono::seconds(10);   // a vnet's link waits this long for the serving side
+constexpr auto kPublicWait = std::chrono::seconds(5);  // a remote_port or vhost client, this long
+constexpr std::size_t kPublicPerSource = 16;           // pending public clients per address (IPv6: per /64)
+
 void refuse(const StreamPtr& s, ErrorCode c, const std::string& m) {
     async_write_bytes(s, encode_frame(to_frame(ErrorMsg{c, m})), [s](error_code) { s->close(); });
 }
@@ -74,7 +78,35 @@ void RouteServer::session_frame(const SessionPtr& ss, Frame f) {
     }
 }
 
+std::string RouteServer::claim_refusal(const std::string& group, const ServeSpec& spec) const {
+    const Group* g = cfg_.group(group);
+    if (!g) return "unknown group";
+    auto now = Clock::now();
+    if (spec.remote_port) {
+        if (!port_allowed(g->claims, spec.remote_port))
+            return "remote_port " + std::to_string(spec.remote_port) + " is not in group '" + group + "' ports on this route";
+        if (held_.port_holder(spec.remote_port, group, now))
+            return "remote_port " + std::to_string(spec.remote_port) + " was released by another group moments ago and is kept for it";
+    }
+    for (const auto& raw : spec.domains) {
+        std::string d;
+        try {
+            d = normalize_domain(raw);
+        } catch (const tn::ParseError&) {
+            continue;  // the registry refuses it with the reason
+        }
+        if (!domain_allowed(g->claims, d)) return "custom domain '" + d + "' is not in group '" + group + "' domains on this route";
+        if (held_.domain_holder(d, group, now))
+            return "custom domain '" + d + "' was released by another group moments ago and is kept for it";
+    }
+    return {};
+}
+
 void RouteServer::add_serve(const SessionPtr& ss, const Serve& m) {
+    if (auto why = claim_refusal(ss->group, m.spec); !why.empty()) {
+        log_.warn("serve '", m.spec.name, "' of vnet ", ss->vnet_id, " (group ", ss->group, ") refused: ", why);
+        return ss->send(to_frame(ServeResult{m.req, false, m.spec.id, why}));
+    }
     auto res = reg_.add_serve(ss->vnet_id, m.spec);
     if (res.ok && m.spec.remote_port) {
         std::string why;
@@ -88,6 +120,7 @@ void RouteServer::add_serve(const SessionPtr& ss, const Serve& m) {
         log_.warn("serve '", m.spec.name, "' of vnet ", ss->vnet_id, " refused: ", res.message);
         return ss->send(to_frame(ServeResult{m.req, false, m.spec.id, res.message}));
     }
+    if (const auto* rec = reg_.find_serve(ss->group, res.id)) held_.claimed(rec->spec.domains, rec->spec.remote_port);
     std::string note = res.reassigned ? "dynamic id " + std::to_string(m.spec.id) + " was taken; assigned " + std::to_string(res.id) : "";
     ss->send(to_frame(ServeResult{m.req, true, res.id, note}));
     log_.info("serve up id=", res.id, " name=", m.spec.name, " vnet=", ss->vnet_id, " group=", ss->group,
@@ -98,8 +131,11 @@ void RouteServer::add_serve(const SessionPtr& ss, const Serve& m) {
 bool RouteServer::open_remote_port(const ServeRecord& r, std::string& why) {
     auto acc = std::make_shared<tcp::acceptor>(io_);
     error_code ec;
-    tcp::endpoint ep(tcp::v4(), r.spec.remote_port);
-    if (cfg_.listen.host.find(':') != std::string::npos) ep = tcp::endpoint(tcp::v6(), r.spec.remote_port);
+    tcp::endpoint ep(asio::ip::make_address(cfg_.proxy_bind, ec), r.spec.remote_port);
+    if (ec) {
+        why = "proxy_bind '" + cfg_.proxy_bind + "' is not an IP address";
+        return false;
+    }
     acc->open(ep.protocol(), ec);
     if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) acc->bind(ep, ec);
@@ -108,26 +144,22 @@ bool RouteServer::open_remote_port(const ServeRecord& r, std::string& why) {
         why = "cannot listen on remote_port " + std::to_string(r.spec.remote_port) + ": " + ec.message();
         return false;
     }
-    remotes_[r.spec.remote_port] = Remote{acc, r.group, r.spec.id};
-    accept_remote(r.spec.remote_port);
+    auto port = r.spec.remote_port;
+    auto loop = accept_loop(acc, [this, port](tcp::socket sock) { accept_remote(std::move(sock), port); },
+                            "remote_port " + std::to_string(port));
+    remotes_[port] = Remote{loop, r.group, r.spec.id};
     return true;
 }
 
-void RouteServer::accept_remote(std::uint16_t port) {
-    auto it = remotes_.find(port);
-    if (it == remotes_.end()) return;
-    auto acc = it->second.acc;
-    acc->async_accept([this, port, acc](error_code ec, tcp::socket sock) {
-        if (ec || stopped_) return;  // closed: the serve is gone
-        auto r = remotes_.find(port);
-        if (r == remotes_.end() || r->second.acc != acc) return;
-        error_code e2;
-        auto ep = sock.remote_endpoint(e2);
-        std::string peer = e2 ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
-        sock.set_option(tcp::no_delay(true), e2);
-        request_link(std::make_shared<Stream>(std::move(sock)), r->second.group, r->second.id, UserKind::tcp, peer);
-        accept_remote(port);
-    });
+void RouteServer::accept_remote(tcp::socket sock, std::uint16_t port) {
+    auto r = remotes_.find(port);
+    if (r == remotes_.end() || stopped_) return;
+    error_code e2;
+    auto ep = sock.remote_endpoint(e2);
+    if (e2) return;
+    std::string peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+    sock.set_option(tcp::no_delay(true), e2);
+    request_link(std::make_shared<Stream>(std::move(sock)), r->second.group, r->second.id, UserKind::tcp, peer);
 }
 
 void RouteServer::link_open(StreamPtr s, std::string peer, const LinkOpen& m) {
@@ -159,15 +191,24 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
         else user->close();
     };
     if (!r) return close_user(ErrorCode::not_found, "no serve " + std::to_string(id) + " in this group", 502);
-    if (pending_.size() >= reg_.limits().pending_links) {
-        log_.warn("link to serve ", id, " from ", peer, " refused: ", pending_.size(), " links pending (limit)");
-        return close_user(ErrorCode::limit, "limit: too many pending links on this route", 503);
+    std::string source;
+    if (kind != UserKind::link) {
+        error_code e;
+        auto ep = user->socket().remote_endpoint(e);
+        if (e) return user->close();
+        source = source_key(ep.address());
+    }
+    if (auto why = pending_refusal(group, id, kind, source); !why.empty()) {
+        if (auto held = pending_log_.allow(Clock::now()))
+            log_.warn("link to serve ", id, " from ", peer, " refused: ", why, *held ? " (" + std::to_string(*held) + " more not logged)" : "");
+        return close_user(ErrorCode::limit, "limit: " + why, 503);
     }
     auto ss = sessions_.find(r->vnet_id);
     if (ss == sessions_.end()) return close_user(ErrorCode::not_found, "no serve " + std::to_string(id) + " in this group", 502);
     auto link_id = next_link_++;
+    // A public client waits less: its serving vnet must connect to the local service in that time.
     Pending p{user, r->vnet_id, id, group, kind, std::move(prefix), nullptr, user_vnet, key, cipher,
-              Clock::now() + std::chrono::seconds(10)};
+              Clock::now() + (kind == UserKind::link ? kLinkWait : kPublicWait), source};
     if (kind != UserKind::link && cfg_.tls) {  // the route is the using endpoint: its own key
         p.key = random_link_key();
         p.cipher = kLinkCipher;
@@ -280,6 +321,32 @@ void RouteServer::standby_answer(StreamPtr s, std::string peer, std::uint64_t li
             fail_pending(link_id, "protocol error on the serving vnet's link");
         }
     });
+}
+
+std::string RouteServer::pending_refusal(const std::string& group, std::uint16_t id, UserKind kind, const std::string& source) const {
+    // Budgets, so that nobody starves the others: public clients (remote_port, vhosts) share at most
+    // half of the table, and one address a few slots of that; a group at most half of the table and
+    // one serve a quarter, so a slow or flooded serve fails its own clients only.
+    const auto total = reg_.limits().pending_links;
+    std::size_t in_group = 0, in_serve = 0, in_public = 0, from_source = 0;
+    for (const auto& [lid, p] : pending_) {
+        if (p.group == group) {
+            ++in_group;
+            if (p.id == id) ++in_serve;
+        }
+        if (p.kind != UserKind::link) {
+            ++in_public;
+            if (p.source == source) ++from_source;
+        }
+    }
+    if (pending_.size() >= total) return "too many pending links on this route";
+    if (in_group >= total / 2) return "too many pending links for group '" + group + "'";
+    if (in_serve >= total / 4) return "too many pending links for serve " + std::to_string(id);
+    if (kind != UserKind::link) {
+        if (in_public >= total / 2) return "too many public clients waiting on this route";
+        if (from_source >= kPublicPerSource) return "too many waiting clients from " + source;
+    }
+    return {};
 }
 
 void RouteServer::fail_pending(std::uint64_t link_id, const std::string& why, int http_status) {
@@ -406,11 +473,12 @@ void RouteServer::sweep() {
     for (auto& [id, ss] : std::map(sessions_))
         if (now - ss->last_rx > silent) drop_session(ss, "silent for 15 s (heartbeat timeout)");
         else if (ss->w->queued() > kMaxQueued) drop_session(ss, "not reading its control stream");
+    held_.expire(now);
     for (auto it = pending_.begin(); it != pending_.end();) {
         auto id = it->first;
         bool late = it->second.deadline < now;
         ++it;
-        if (late) fail_pending(id, "the serving vnet did not answer in 10 s", 504);
+        if (late) fail_pending(id, "the serving vnet did not answer in time", 504);
     }
     sweep_timer_.expires_after(std::max<Clock::duration>(std::chrono::milliseconds(20), scaled(std::chrono::milliseconds(1000))));
     sweep_timer_.async_wait([this](error_code ec) {

@@ -6,6 +6,7 @@
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
+#include "relay/io_control.hpp"
 #include "relay/io_tls.hpp"
 #include "relay/time_scale.hpp"
 #include "route_server.hpp"
@@ -23,7 +24,9 @@ int print_fingerprint(const RouteConfig& cfg, const log::Logger& log, std::ostre
 
 int run_route(RouteConfig cfg, const log::Logger& log) {
     double scale = relay::time_scale_from_env();
-    ensure_state_dir();
+    // Its lock and control socket live there: a directory another user can write to or enter is
+    // refused (78) before anything is created in it.
+    relay::require_private_dir(ensure_state_dir());
     if (cfg.source.empty()) ensure_persistent_dir();  // where the default certificate lives
     auto lock_path = state_dir_path() / ("tn-route-" + std::to_string(cfg.listen.port) + ".lock");
     auto lock = FileLock::try_acquire(lock_path);

@@ -16,7 +16,11 @@ using namespace relay;
 
 
 namespace {
-constexpr auto kSetupTimeout = std::chrono::seconds(10);
+// A connection must finish TLS, hello and its first frame within this (slowloris guard); the gate caps
+// how many may be at it at once.
+constexpr auto kSetupTimeout = std::chrono::seconds(5);
+// How long a released custom domain or remote_port stays reserved for its group.
+constexpr auto kClaimGrace = std::chrono::milliseconds(300000);
 
 Frame error_frame(ErrorCode c, const std::string& m) { return to_frame(ErrorMsg{c, m}); }
 
@@ -27,7 +31,10 @@ void refuse(const StreamPtr& s, ErrorCode c, const std::string& m) {
 }  // namespace
 
 RouteServer::RouteServer(asio::io_context& io, RouteConfig cfg, const log::Logger& log, double time_scale)
-    : io_(io), cfg_(std::move(cfg)), log_(log), scale_(time_scale), acceptor_(io), sweep_timer_(io) {}
+    : io_(io), cfg_(std::move(cfg)), log_(log), scale_(time_scale),
+      setups_(std::make_shared<SetupTable>(SetupCaps::for_fd_limit(fd_limit()))), held_(scaled(kClaimGrace)), sweep_timer_(io),
+      heads_(std::make_shared<SetupTable>(SetupCaps::for_fd_limit(fd_limit()))),
+      dash_heads_(std::make_shared<SetupTable>(SetupCaps{64, 8})) {}
 
 RouteServer::~RouteServer() {
     std::error_code ec;
@@ -38,42 +45,39 @@ Clock::duration RouteServer::scaled(std::chrono::milliseconds d) const {
     return std::chrono::duration_cast<Clock::duration>(d * scale_);
 }
 
+std::shared_ptr<TcpAcceptLoop> RouteServer::accept_loop(std::shared_ptr<tcp::acceptor> acc, std::function<void(tcp::socket)> f,
+                                                        const std::string& what) {
+    return TcpAcceptLoop::start(std::move(acc),
+                                {std::move(f), [this](const std::string& m) { log_.warn(m); }, [this]() { shed(); }}, what);
+}
+
 void RouteServer::start(const std::string& fingerprint) {
     fingerprint_ = fingerprint;
     if (cfg_.tls) tls_.emplace(server_context(cfg_.cert, cfg_.key));
-    error_code ec;
-    auto addr = asio::ip::make_address(cfg_.listen.host, ec);
-    if (ec) throw Error(ExitCode::config, "listen address '" + cfg_.listen.host + "' is not an IP address");
-    tcp::endpoint ep(addr, cfg_.listen.port);
-    acceptor_.open(ep.protocol());
-    acceptor_.set_option(tcp::acceptor::reuse_address(true));
-    acceptor_.bind(ep, ec);
-    if (ec) throw Error(ExitCode::unavailable, "cannot listen on " + cfg_.listen.str() + ": " + ec.message());
-    acceptor_.listen(asio::socket_base::max_listen_connections);
+    // The control socket first: a state directory open to others stops us before any port is bound.
     control_path_ = route_socket_path(cfg_.listen.port);
-    ensure_state_dir();
-    std::error_code fec;
-    std::filesystem::remove(control_path_, fec);
-    control_.emplace(io_, asio::local::stream_protocol::endpoint(control_path_.string()));
+    auto control = bind_control_socket(io_, control_path_);
+    auto acc = listen_on(cfg_.listen, "vnets");
     apply_http_listeners(cfg_);
-    accept();
-    accept_control();
+    main_loop_ = accept_loop(acc, [this](tcp::socket sock) { on_accept(std::move(sock)); }, "the vnet listener " + cfg_.listen.str());
+    control_loop_ = LocalAcceptLoop::start(
+        control, {[this](local_socket sock) { on_control(std::move(sock)); }, [this](const std::string& m) { log_.warn(m); }, nullptr},
+        "the control socket");
     sweep();
+    const auto& caps = setups_->gate.caps();
     log_.info("listening on ", cfg_.listen.str(), cfg_.tls ? " (TLS, fingerprint " + fingerprint_ + ")" : " (plain TCP, tls = false)",
-              " groups=", cfg_.groups.size());
+              " groups=", cfg_.groups.size(), " setup caps ", caps.global, "/", caps.per_source, " per source");
 }
 
 void RouteServer::stop() {
     if (stopped_) return;
     stopped_ = true;
-    error_code ec;
-    acceptor_.close(ec);
-    if (control_) control_->close(ec);
+    for (auto* l : {&main_loop_, &http_loop_, &dash_loop_})
+        if (*l) (*l)->stop();
+    if (control_loop_) control_loop_->stop();
     sweep_timer_.cancel();
-    for (auto& [port, r] : remotes_) r.acc->close(ec);
+    for (auto& [port, r] : remotes_) r.loop->stop();
     remotes_.clear();
-    for (auto* acc : {&http_acc_, &dash_acc_})
-        if (*acc) (*acc)->close(ec);
     for (auto& [id, ss] : std::map(sessions_)) {
         ss->closed = true;
         ss->s->close();
@@ -85,59 +89,70 @@ void RouteServer::stop() {
     active_.clear();
 }
 
-void RouteServer::accept() {
-    acceptor_.async_accept([this](error_code ec, tcp::socket sock) {
-        if (stopped_) return;
-        if (!ec) {
-            error_code e2;
-            auto ep = sock.remote_endpoint(e2);
-            std::string peer = e2 ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
-            // Frames are written whole (one write per frame or batch): Nagle would only hold the small
-            // ones (LINK_REQUEST, LINK_OK) back behind an unacknowledged earlier write.
-            sock.set_option(tcp::no_delay(true), e2);
-            fit_buffers_to_path(sock);
-            if (!tls_) on_connection(std::make_shared<Stream>(std::move(sock)), peer);
-            else classify(std::make_shared<tcp::socket>(std::move(sock)), peer);
-        } else if (ec != asio::error::operation_aborted) {
-            log_.warn("accept failed: ", ec.message());
-        }
-        accept();
+void RouteServer::shed() {
+    for (auto* t : {&setups_, &heads_, &dash_heads_}) {
+        if (auto v = (*t)->gate.victim()) return (*t)->evict(*v);
+    }
+}
+
+void RouteServer::on_accept(tcp::socket sock) {
+    error_code e2;
+    auto ep = sock.remote_endpoint(e2);
+    if (e2) return;  // already gone
+    std::string peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+    auto source = source_key(ep.address());
+    if (!auth_fails_.allowed(source, Clock::now())) return sock.close(e2);  // it guessed tokens: no TLS for it for now
+    auto admit = setups_->gate.admit(source, Clock::now());
+    if (admit.evict) setups_->evict(*admit.evict);  // the oldest slow setup of a bigger source makes room
+    if (!admit.id) {
+        ++setups_->refused;
+        log_.debug("connection from ", peer, " closed: ", setups_->gate.from(source),
+                   " connections from that address are still in setup");
+        return sock.close(e2);
+    }
+    auto setup = std::make_shared<Setup>(io_, setups_, *admit.id);
+    setups_->live[*admit.id] = setup;
+    setup->timer.expires_after(kSetupTimeout);
+    std::weak_ptr<Setup> weak = setup;
+    setup->timer.async_wait([weak](error_code ec) {
+        auto st = weak.lock();
+        if (!ec && st && st->close) st->close();
     });
+    // Frames are written whole (one write per frame or batch): Nagle would only hold the small
+    // ones (LINK_REQUEST, LINK_OK) back behind an unacknowledged earlier write.
+    sock.set_option(tcp::no_delay(true), e2);
+    fit_buffers_to_path(sock);
+    if (!tls_) return on_connection(std::make_shared<Stream>(std::move(sock)), peer, setup);
+    classify(std::make_shared<tcp::socket>(std::move(sock)), peer, setup);
 }
 
 // With tls = true a connection is either a control connection, which starts a TLS handshake (its
 // first byte is a TLS record type, 0x16), or a link, which is plain TCP and starts with our hello's
 // 'T' (protocol 2: links are sealed end to end instead). One peeked byte tells them apart.
-void RouteServer::classify(std::shared_ptr<tcp::socket> sock, std::string peer, std::shared_ptr<steady_timer> timer) {
-    if (!timer) {
-        timer = std::make_shared<steady_timer>(io_, kSetupTimeout);
-        timer->async_wait([sock](error_code ec) {
-            if (!ec) sock->close(ec);
-        });
-    }
-    sock->async_wait(tcp::socket::wait_read, [this, sock, peer, timer](error_code ec) {
-        if (ec || stopped_) {
-            timer->cancel();
-            return sock->close(ec);
-        }
+void RouteServer::classify(std::shared_ptr<tcp::socket> sock, std::string peer, SetupPtr setup) {
+    setup->close = [w = std::weak_ptr<tcp::socket>(sock)]() {
+        error_code ec;
+        if (auto p = w.lock()) p->close(ec);
+    };
+    sock->async_wait(tcp::socket::wait_read, [this, sock, peer, setup](error_code ec) {
+        if (ec || stopped_) return sock->close(ec);
         std::uint8_t first = 0;
         auto n = ::recv(sock->native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return classify(sock, peer, timer);  // a readiness report without a byte: wait again
-        timer->cancel();
+            return classify(sock, peer, setup);  // a readiness report without a byte: wait again
         if (n != 1) return sock->close(ec);
-        if (first == 0x16) on_connection(std::make_shared<Stream>(std::move(*sock), *tls_), peer);
-        else on_connection(std::make_shared<Stream>(std::move(*sock)), peer);
+        if (first == 0x16) on_connection(std::make_shared<Stream>(std::move(*sock), *tls_), peer, setup);
+        else on_connection(std::make_shared<Stream>(std::move(*sock)), peer, setup);
     });
 }
 
-void RouteServer::on_connection(StreamPtr s, std::string peer) {
-    // Until its first frame is in, a connection is closed after kSetupTimeout (slowloris guard).
-    auto timer = std::make_shared<steady_timer>(io_, kSetupTimeout);
-    timer->async_wait([s](error_code ec) {
-        if (!ec) s->close();
-    });
-    auto after_tls = [this, s, peer, timer]() {
+void RouteServer::on_connection(StreamPtr s, std::string peer, SetupPtr setup) {
+    // Until its first frame is in, the setup deadline and the gate's eviction close it.
+    setup->close = [w = std::weak_ptr<Stream>(s)]() {
+        if (auto p = w.lock()) p->close();
+    };
+    auto hold = setup;  // held by every handler until the first frame is in: then the slot frees itself
+    auto after_tls = [this, s, peer, hold]() {
         auto nonce = random_nonce();
         s->challenge = nonce;
         auto hello = encode_hello();
@@ -145,21 +160,18 @@ void RouteServer::on_connection(StreamPtr s, std::string peer) {
         auto ch = encode_frame(to_frame(Challenge{nonce}));
         out.insert(out.end(), ch.begin(), ch.end());
         async_write_bytes(s, std::move(out), [](error_code) {});
-        async_read_hello(s, [this, s, peer, timer, nonce](error_code ec, std::uint16_t v, std::string why) {
+        async_read_hello(s, [this, s, peer, hold, nonce](error_code ec, std::uint16_t v, std::string why) {
             if (ec) {
                 if (ec == asio::error::invalid_argument) log_.warn("connection from ", peer, " refused: ", why);
-                timer->cancel();
                 return s->close();
             }
             if (v != kVersion) {
-                timer->cancel();
                 log_.warn("vnet at ", peer, " speaks protocol version ", v, "; refused");
                 return refuse(s, ErrorCode::version,
                               "this tn-route speaks relay protocol version " + std::to_string(kVersion) + ", the vnet speaks " +
                                   std::to_string(v) + ": update " + (v < kVersion ? "tn-vnet" : "tn-route"));
             }
-            async_read_frame(s, [this, s, peer, timer, nonce](error_code ec2, Frame f, std::string why2) {
-                timer->cancel();
+            async_read_frame(s, [this, s, peer, hold, nonce](error_code ec2, Frame f, std::string why2) {
                 if (stopped_) return;
                 if (ec2) {
                     if (ec2 == asio::error::invalid_argument) {
@@ -173,9 +185,8 @@ void RouteServer::on_connection(StreamPtr s, std::string peer) {
         });
     };
     if (!s->tls()) return after_tls();
-    s->tls_conn().async_handshake(TlsConn::Role::server, [this, s, peer, timer, after_tls](error_code ec) {
+    s->tls_conn().async_handshake(TlsConn::Role::server, [this, s, peer, hold, after_tls](error_code ec) {
         if (ec) {
-            timer->cancel();
             log_.debug("TLS handshake with ", peer, " failed: ", ec.message());
             return s->close();
         }
@@ -216,10 +227,26 @@ void RouteServer::on_first_frame(StreamPtr s, std::string peer, Nonce nonce, Fra
 }
 
 void RouteServer::start_session(StreamPtr s, std::string peer, Nonce nonce, const Auth& a) {
+    error_code e;
+    auto ep = s->socket().remote_endpoint(e);
+    if (e) return s->close();
+    auto source = source_key(ep.address());
+    auto now = Clock::now();
+    // An address that failed too often waits (whatever it sends now): guessing tokens stays slow, and
+    // other addresses are not touched.
+    if (!auth_fails_.allowed(source, now)) {
+        if (auto held = auth_log_.allow(now))
+            log_.warn("AUTH from ", peer, " refused unchecked: too many failed attempts from ", source,
+                      *held ? " (" + std::to_string(*held) + " more auth lines not logged)" : "");
+        return refuse(s, ErrorCode::limit, "limit: too many failed authentications from this address; retry later");
+    }
     const Group* g = cfg_.group(a.group);
     // Unknown group and wrong token get the same answer: no oracle for which group names exist.
     if (!g || !equal(a.mac, vnet_proof(g->token.expose(), nonce, a.nonce, a.group, a.name))) {
-        log_.warn("auth failed for vnet '", a.name, "' group '", a.group, "' from ", peer);
+        auth_fails_.failed(source, now);
+        if (auto held = auth_log_.allow(now))
+            log_.warn("auth failed for vnet '", a.name, "' group '", a.group, "' from ", peer,
+                      *held ? " (" + std::to_string(*held) + " more auth lines not logged)" : "");
         return refuse(s, ErrorCode::auth, "authentication failed: wrong group or token");
     }
     auto res = reg_.add_vnet(a.group, a.name, a.instance);
@@ -302,10 +329,11 @@ void RouteServer::drop_session(const SessionPtr& ss, const std::string& why) {
 }
 
 void RouteServer::serve_gone(const ServeRecord& r) {
+    // Its names and port stay its group's for a while: a vnet that reconnects finds them free.
+    held_.release(r.group, r.spec.domains, r.spec.remote_port, Clock::now());
     if (r.spec.remote_port) {
         if (auto it = remotes_.find(r.spec.remote_port); it != remotes_.end()) {
-            error_code ec;
-            it->second.acc->close(ec);
+            it->second.loop->stop();
             remotes_.erase(it);
             log_.info("remote_port ", r.spec.remote_port, " closed (serve ", r.spec.id, " gone)");
         }
@@ -323,6 +351,7 @@ std::vector<std::string> RouteServer::reload(RouteConfig next) {
     if (!(next.listen == cfg_.listen)) restart.push_back("[route] listen");
     if (next.tls != cfg_.tls) restart.push_back("[route] tls");
     if (next.cert != cfg_.cert || next.key != cfg_.key) restart.push_back("[route] cert/key");
+    if (next.proxy_bind != cfg_.proxy_bind) restart.push_back("[route] proxy_bind");
     // Listeners first: if a new address cannot be bound, the old one was already closed and the
     // error says so; the rest of the reload still applies.
     std::string failed;
@@ -331,7 +360,7 @@ std::vector<std::string> RouteServer::reload(RouteConfig next) {
     } catch (const Error& e) {
         failed = e.what();
     }
-    // A group that is gone or has a new token revokes its sessions: the vnets reconnect and prove the
+    // A group that is gone or has a new token or new domains/ports revokes its sessions: the vnets reconnect and prove the
     // new token (or are refused). Sessions of unchanged groups are not touched.
     std::vector<SessionPtr> revoked;
     for (const auto& [id, ss] : sessions_) {
@@ -339,7 +368,8 @@ std::vector<std::string> RouteServer::reload(RouteConfig next) {
         const Group* new_g = nullptr;
         for (const auto& g : next.groups)
             if (g.name == ss->group) new_g = &g;
-        if (!new_g || !old_g || new_g->token.expose() != old_g->token.expose()) revoked.push_back(ss);
+        if (!new_g || !old_g || new_g->token.expose() != old_g->token.expose() || !(new_g->claims == old_g->claims))
+            revoked.push_back(ss);
     }
     cfg_.groups = std::move(next.groups);
     for (const auto& ss : revoked) drop_session(ss, "its group was removed or its token changed (reload)");

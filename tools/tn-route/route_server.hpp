@@ -9,10 +9,15 @@
 #include <string>
 
 #include "base/log.hpp"
+#include "relay/io_accept.hpp"
+#include "relay/io_control.hpp"
 #include "relay/io_pump.hpp"
 #include "relay/io_record_relay.hpp"
 #include "relay/registry.hpp"
 #include "relay/seal.hpp"
+#include "relay/claims.hpp"
+#include "relay/rate_limit.hpp"
+#include "relay/setup_gate.hpp"
 #include "route_config.hpp"
 
 namespace tn::route {
@@ -22,6 +27,9 @@ using Clock = std::chrono::steady_clock;
 
 struct Session;
 using SessionPtr = std::shared_ptr<Session>;
+struct Setup;
+using SetupPtr = std::shared_ptr<Setup>;
+struct SetupTable;
 
 class RouteServer {
 public:
@@ -38,14 +46,17 @@ public:
 
 private:
     friend struct Session;
-    void accept();
-    void classify(std::shared_ptr<relay::tcp::socket> sock, std::string peer, std::shared_ptr<steady_timer> timer = nullptr);
-    void on_connection(relay::StreamPtr s, std::string peer);
+    void on_accept(relay::tcp::socket sock);
+    void shed();  // out of descriptors: close the connection in setup that the gate picks
+    void classify(std::shared_ptr<relay::tcp::socket> sock, std::string peer, SetupPtr setup);
+    void on_connection(relay::StreamPtr s, std::string peer, SetupPtr setup);
     void on_first_frame(relay::StreamPtr s, std::string peer, relay::Nonce nonce, relay::Frame f);
     void start_session(relay::StreamPtr s, std::string peer, relay::Nonce nonce, const relay::Auth& a);
     void session_frame(const SessionPtr& ss, relay::Frame f);
     void drop_session(const SessionPtr& ss, const std::string& why);
     void add_serve(const SessionPtr& ss, const relay::Serve& m);
+    // Why `group` may not take the serve's remote_port or custom domains, or "" when it may.
+    std::string claim_refusal(const std::string& group, const relay::ServeSpec& spec) const;
     void serve_gone(const relay::ServeRecord& r);
     void broadcast(const std::string& group, const relay::Frame& f);
     void link_open(relay::StreamPtr s, std::string peer, const relay::LinkOpen& m);
@@ -61,11 +72,13 @@ private:
     bool can_repark(std::uint32_t vnet_id) const;  // its session is up and its pool has room
     void repark(relay::StreamPtr s, std::uint32_t vnet_id, bool standby);
     void fail_pending(std::uint64_t link_id, const std::string& why, int http_status = 502);
+    // Why one more pending link of this kind may not wait now (its budget is spent), or "".
+    std::string pending_refusal(const std::string& group, std::uint16_t id, UserKind kind, const std::string& source) const;
     // [http] vhosts and [dashboard] (route_http.cpp).
     void apply_http_listeners(const RouteConfig& next);
-    bool listen_on(std::shared_ptr<relay::tcp::acceptor>& acc, const HostPort& at, const char* what);
-    void accept_http(std::shared_ptr<relay::tcp::acceptor> acc, bool dashboard);
-    void read_head(relay::StreamPtr s, std::string peer, bool dashboard);
+    std::shared_ptr<relay::tcp::acceptor> listen_on(const HostPort& at, const char* what);
+    void accept_http(relay::tcp::socket sock, bool dashboard);
+    void read_head(relay::StreamPtr s, std::string peer, const std::string& source, bool dashboard);
     void on_vhost(relay::StreamPtr s, const std::string& peer, std::string buf, std::size_t head_size, const std::string* host);
     void on_dashboard(relay::StreamPtr s, const std::string& peer, const std::string& method, const std::string& path,
                       const std::string* authorization);
@@ -73,9 +86,11 @@ private:
     std::string dashboard_html() const;
     std::string metrics() const;
     bool open_remote_port(const relay::ServeRecord& r, std::string& why);
-    void accept_remote(std::uint16_t port);
+    void accept_remote(relay::tcp::socket sock, std::uint16_t port);
+    std::shared_ptr<relay::TcpAcceptLoop> accept_loop(std::shared_ptr<relay::tcp::acceptor> acc, std::function<void(relay::tcp::socket)> f,
+                                                      const std::string& what);
     void sweep();
-    void accept_control();
+    void on_control(relay::local_socket sock);
     // The session whose ticket made `mac` (link_proof over this connection's challenge), or null.
     SessionPtr link_session(const relay::StreamPtr& s, relay::MsgType type, std::uint32_t vnet_id, std::uint64_t arg,
                             const relay::Mac& mac) const;
@@ -87,8 +102,10 @@ private:
     double scale_;
     std::string fingerprint_;
     std::optional<relay::asio::ssl::context> tls_;
-    relay::tcp::acceptor acceptor_;
-    std::optional<relay::asio::local::stream_protocol::acceptor> control_;
+    std::shared_ptr<relay::TcpAcceptLoop> main_loop_;
+    std::shared_ptr<relay::LocalAcceptLoop> control_loop_;
+    std::shared_ptr<SetupTable> setups_;  // connections between accept and their first frame
+    relay::Reservations held_;             // released custom domains and remote ports, kept for their group
     std::filesystem::path control_path_;
     steady_timer sweep_timer_;
     relay::Registry reg_;
@@ -105,8 +122,12 @@ private:
         relay::LinkKey key{};         // tls = true: the using vnet's (LINK_OPEN) or our own; boxed for the serving side
         relay::Cipher cipher = relay::Cipher::none;
         Clock::time_point deadline;
+        std::string source;  // a public client's address key (remote_port, vhost), for its budget
     };
     std::map<std::uint64_t, Pending> pending_;
+    relay::LogThrottle pending_log_;  // refusals over budget: one line per interval
+    relay::FailureLimiter auth_fails_;  // failed AUTH per source address
+    relay::LogThrottle auth_log_{std::chrono::seconds(1)};
     // Sends LINK_OK (after `first`) to the serving side `s` and starts relaying between it and p.user.
     void bind_link(std::uint64_t link_id, Pending p, relay::StreamPtr s, relay::Bytes first);
     struct Active {
@@ -121,7 +142,7 @@ private:
     };
     std::map<std::uint64_t, Active> active_;
     struct Remote {
-        std::shared_ptr<relay::tcp::acceptor> acc;
+        std::shared_ptr<relay::TcpAcceptLoop> loop;
         std::string group;
         std::uint16_t id = 0;
     };
@@ -131,9 +152,9 @@ private:
         std::uint32_t from = 0, req = 0, target = 0;
     };
     std::map<std::uint32_t, UnserveRoute> unserves_;
-    std::shared_ptr<relay::tcp::acceptor> http_acc_, dash_acc_;
+    std::shared_ptr<relay::TcpAcceptLoop> http_loop_, dash_loop_;
     std::optional<HostPort> http_at_, dash_at_;  // what the two listeners are bound to now
-    std::size_t heads_ = 0;                      // connections still sending their HTTP head (capped)
+    std::shared_ptr<SetupTable> heads_, dash_heads_;  // clients still sending their HTTP head, per listener
     std::map<int, std::uint64_t> http_errors_;   // vhost answers the route gave itself, by status
     std::uint64_t vhost_links_ = 0;
     relay::PipePool pipes_;  // splice(2) pipes for link pairs, lent only while bytes are in flight

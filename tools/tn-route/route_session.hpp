@@ -2,6 +2,8 @@
 #pragma once
 
 #include <deque>
+#include <functional>
+#include <map>
 #include <set>
 
 #include "route_server.hpp"
@@ -19,6 +21,42 @@ inline constexpr std::size_t kMaxQueued = 4 << 20;  // a vnet that stops reading
 // kind, plus some taken whose LINK_OPEN is on its way): re-parked links have a higher cap.
 inline constexpr std::size_t kMaxPooled = 32;
 inline constexpr std::size_t kMaxReparked = 128;
+
+// Connections between accept and their first frame, under the gate's caps. A Setup lives as long as
+// some handler of its connection holds it: when the first frame is in (or the connection closed)
+// the last one lets go and its slot frees itself.
+struct SetupTable {
+    explicit SetupTable(relay::SetupCaps caps) : gate(caps) {}
+    relay::SetupGate gate;
+    std::map<std::uint64_t, std::weak_ptr<Setup>> live;
+    std::uint64_t evicted = 0, refused = 0;
+    void release(std::uint64_t id) {
+        gate.done(id);
+        live.erase(id);
+    }
+    void evict(std::uint64_t id);
+};
+
+struct Setup {
+    Setup(relay::asio::io_context& io, std::weak_ptr<SetupTable> t, std::uint64_t slot) : table(std::move(t)), id(slot), timer(io) {}
+    ~Setup() {
+        timer.cancel();
+        if (auto t = table.lock()) t->release(id);
+    }
+    std::weak_ptr<SetupTable> table;
+    std::uint64_t id;
+    steady_timer timer;           // the setup deadline: closes the connection
+    std::function<void()> close;  // closes the connection (weakly: it never keeps it alive)
+};
+
+inline void SetupTable::evict(std::uint64_t id) {
+    auto it = live.find(id);
+    if (it == live.end()) return gate.done(id);
+    auto s = it->second.lock();
+    release(id);
+    ++evicted;
+    if (s && s->close) s->close();
+}
 
 struct Session : std::enable_shared_from_this<Session> {
     StreamPtr s;

@@ -76,22 +76,24 @@ std::string RouteServer::status(bool json) const {
     return o.str();
 }
 
-void RouteServer::accept_control() {
-    control_->async_accept([this](error_code ec, asio::local::stream_protocol::socket sock) {
-        if (ec || stopped_) return;
-        auto s = std::make_shared<asio::local::stream_protocol::socket>(std::move(sock));
-        auto buf = std::make_shared<asio::streambuf>(256);  // a request is one short line
-        asio::async_read_until(*s, *buf, '\n', [this, s, buf](error_code ec2, std::size_t) {
-            if (ec2) return;
-            std::istream in(buf.get());
-            std::string line;
-            std::getline(in, line);
-            auto reply = std::make_shared<std::string>(line == "status json" ? status(true)
-                                                       : line == "status"    ? status(false)
-                                                                             : "error: unknown request\n");
-            asio::async_write(*s, asio::buffer(*reply), [s, reply](error_code, std::size_t) {});
-        });
-        accept_control();
+void RouteServer::on_control(local_socket sock) {
+    if (stopped_) return;
+    if (!peer_is_owner(sock)) {
+        // The socket is 0600 in a 0700 directory; this is the last line if someone loosened either.
+        log_.warn("control connection from another user refused");
+        return;
+    }
+    auto s = std::make_shared<local_socket>(std::move(sock));
+    auto buf = std::make_shared<asio::streambuf>(256);  // a request is one short line
+    asio::async_read_until(*s, *buf, '\n', [this, s, buf](error_code ec2, std::size_t) {
+        if (ec2) return;
+        std::istream in(buf.get());
+        std::string line;
+        std::getline(in, line);
+        auto reply = std::make_shared<std::string>(line == "status json" ? status(true)
+                                                   : line == "status"    ? status(false)
+                                                                         : "error: unknown request\n");
+        asio::async_write(*s, asio::buffer(*reply), [s, reply](error_code, std::size_t) {});
     });
 }
 

@@ -1,0 +1,75 @@
+// SetupGate: per-source and global caps on connections in setup, with fair-share eviction.
+#include "relay/setup_gate.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+
+namespace tn::relay {
+
+SetupCaps SetupCaps::for_fd_limit(std::uint64_t nofile) {
+    SetupCaps c;
+    c.global = static_cast<std::size_t>(std::clamp<std::uint64_t>(nofile / 4, 16, 1024));
+    // Half of that per source: a vnet opening many links at once (a burst of new proxied connections)
+    // must fit, and so must the vnets behind one NAT address.
+    c.per_source = std::clamp<std::size_t>(c.global / 2, 8, 512);
+    return c;
+}
+
+std::uint64_t fd_limit() {
+    rlimit r{};
+    if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return 1024;
+    return r.rlim_cur;
+}
+
+std::size_t SetupGate::from(const std::string& source) const {
+    auto it = by_source_.find(source);
+    return it == by_source_.end() ? 0 : it->second.size();
+}
+
+std::optional<std::uint64_t> SetupGate::victim_besides(const std::string* source, std::size_t at_least) const {
+    // The biggest source (ties: the one whose oldest entry is oldest), if it holds at least `at_least`.
+    const std::deque<std::uint64_t>* best = nullptr;
+    for (const auto& [src, ids] : by_source_) {
+        if (source && src == *source) continue;
+        if (ids.size() < at_least) continue;
+        if (!best || ids.size() > best->size() || (ids.size() == best->size() && ids.front() < best->front())) best = &ids;
+    }
+    if (!best) return std::nullopt;
+    return best->front();
+}
+
+std::optional<std::uint64_t> SetupGate::victim() const { return victim_besides(nullptr, 1); }
+
+SetupGate::Admit SetupGate::admit(const std::string& source, Clock::time_point now) {
+    Admit a;
+    auto mine = from(source);
+    if (mine >= caps_.per_source) return a;
+    if (size() >= caps_.global) {
+        // The oldest entry of another source that would still hold more than we do after this one
+        // makes room; else the newcomer is refused. Sources at equal shares never push each other
+        // out (no churn), and while the gate holds fewer sources than entries, some source holds two
+        // or more: a new address always gets in.
+        a.evict = victim_besides(&source, mine + 2);
+        if (!a.evict && now - sources_of_.begin()->second.since >= caps_.slow) a.evict = sources_of_.begin()->first;
+        if (!a.evict) return a;
+        done(*a.evict);
+    }
+    auto id = next_++;
+    sources_of_[id] = Entry{source, now};
+    by_source_[source].push_back(id);
+    a.id = id;
+    return a;
+}
+
+void SetupGate::done(std::uint64_t id) {
+    auto it = sources_of_.find(id);
+    if (it == sources_of_.end()) return;
+    auto bs = by_source_.find(it->second.source);
+    auto& ids = bs->second;
+    ids.erase(std::find(ids.begin(), ids.end(), id));
+    if (ids.empty()) by_source_.erase(bs);
+    sources_of_.erase(it);
+}
+
+}  // namespace tn::relay

@@ -1,0 +1,202 @@
+// Listener hardening: the setup gate's caps and eviction (pure), the log throttle, the shared accept
+// loop surviving descriptor exhaustion on a real socket, and the private control socket rules.
+#include <catch2/catch.hpp>
+
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "base/error.hpp"
+#include "relay/io_accept.hpp"
+#include "relay/io_control.hpp"
+#include "relay/setup_gate.hpp"
+
+using namespace tn::relay;
+namespace fs = std::filesystem;
+
+TEST_CASE("setup caps follow the descriptor limit") {
+    auto c = SetupCaps::for_fd_limit(256);
+    CHECK(c.global == 64);
+    CHECK(c.per_source == 32);
+    CHECK(SetupCaps::for_fd_limit(20).global == 16);
+    CHECK(SetupCaps::for_fd_limit(20).per_source == 8);
+    CHECK(SetupCaps::for_fd_limit(1 << 20).global == 1024);
+    CHECK(SetupCaps::for_fd_limit(1 << 20).per_source == 512);
+}
+
+TEST_CASE("setup gate: per-source cap refuses, a full gate evicts the oldest of a bigger source") {
+    SetupGate g({4, 3, std::chrono::seconds(1)});
+    SetupGate::Clock::time_point t0{};
+    std::vector<std::uint64_t> a;
+    for (int i = 0; i < 3; ++i) {
+        auto r = g.admit("10.0.0.1", t0);
+        REQUIRE(r.id);
+        CHECK_FALSE(r.evict);
+        a.push_back(*r.id);
+    }
+    CHECK_FALSE(g.admit("10.0.0.1", t0).id);  // per-source cap
+    auto b = g.admit("10.0.0.2", t0);
+    REQUIRE(b.id);
+    CHECK(g.size() == 4);
+    // Full: a newcomer pushes out the oldest entry of the biggest other source.
+    auto c = g.admit("10.0.0.3", t0);
+    REQUIRE(c.id);
+    REQUIRE(c.evict);
+    CHECK(*c.evict == a[0]);
+    CHECK(g.from("10.0.0.1") == 2);
+    CHECK(g.size() == 4);
+    g.done(*c.evict);  // an evicted entry reporting done is ignored
+    CHECK(g.size() == 4);
+    // Everyone holds as much as "10.0.0.1" would: it is refused rather than evict another.
+    auto d = g.admit("10.0.0.1", t0);
+    CHECK_FALSE(d.id);
+    CHECK(g.victim() == a[1]);
+    g.done(a[1]);
+    g.done(a[2]);
+    CHECK(g.from("10.0.0.1") == 0);
+    CHECK(g.size() == 2);
+}
+
+TEST_CASE("setup gate: with one entry per source, a newcomer takes the oldest slot once it is slow") {
+    SetupGate g({3, 2, std::chrono::seconds(1)});
+    SetupGate::Clock::time_point t0{};
+    auto first = g.admit("a", t0);
+    g.admit("b", t0 + std::chrono::milliseconds(100));
+    g.admit("c", t0 + std::chrono::milliseconds(200));
+    // Nobody holds more than a share and nothing is slow yet: refused.
+    CHECK_FALSE(g.admit("d", t0 + std::chrono::milliseconds(500)).id);
+    auto late = g.admit("d", t0 + std::chrono::milliseconds(1000));
+    REQUIRE(late.id);
+    CHECK(late.evict == first.id);
+    CHECK(g.size() == 3);
+    // The slots just taken are young: a flood cannot churn them at once.
+    CHECK_FALSE(g.admit("e", t0 + std::chrono::milliseconds(1050)).id);
+}
+
+TEST_CASE("log throttle lets one line through per interval and counts the rest") {
+    LogThrottle t(std::chrono::seconds(5));
+    SteadyClock::time_point t0{};
+    CHECK(t.allow(t0) == std::uint64_t{0});
+    CHECK_FALSE(t.allow(t0 + std::chrono::seconds(1)));
+    CHECK_FALSE(t.allow(t0 + std::chrono::seconds(4)));
+    CHECK(t.allow(t0 + std::chrono::seconds(5)) == std::uint64_t{2});
+}
+
+TEST_CASE("source key: IPv4 exact, IPv6 by /64, v4-mapped as IPv4") {
+    CHECK(source_key(asio::ip::make_address("192.0.2.7")) == "192.0.2.7");
+    CHECK(source_key(asio::ip::make_address("2001:db8:1:2:aaaa::1")) == "2001:db8:1:2::/64");
+    CHECK(source_key(asio::ip::make_address("2001:db8:1:2:bbbb::9")) == "2001:db8:1:2::/64");
+    CHECK(source_key(asio::ip::make_address("::ffff:192.0.2.7")) == "192.0.2.7");
+}
+
+TEST_CASE("accept loop: out of descriptors it backs off and sheds, then accepts again") {
+    asio::io_context io;
+    auto acc = std::make_shared<tcp::acceptor>(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    std::vector<tcp::socket> accepted;
+    int warns = 0, exhausted = 0;
+    auto loop = TcpAcceptLoop::start(acc, {[&](tcp::socket s) { accepted.push_back(std::move(s)); },
+                                           [&](const std::string& m) {
+                                               ++warns;
+                                               CHECK(m.find("retrying in") != std::string::npos);
+                                           },
+                                           [&]() { ++exhausted; }},
+                                     "test listener");
+    // Three clients connect (the kernel completes their handshakes), then the descriptor table fills.
+    std::vector<tcp::socket> clients;
+    for (int i = 0; i < 3; ++i) {
+        clients.emplace_back(io);
+        clients.back().connect(acc->local_endpoint());
+    }
+    rlimit old{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &old) == 0);
+    int top = ::dup(0);
+    REQUIRE(top >= 0);
+    rlimit low = old;
+    low.rlim_cur = static_cast<rlim_t>(top + 16);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+    std::vector<int> filler{top};
+    for (int fd; (fd = ::dup(0)) >= 0;) filler.push_back(fd);
+    for (int i = 0; i < 10000 && loop->resource_errors() < 3; ++i) io.run_one();
+    CHECK(loop->resource_errors() >= 3);  // it kept trying on its timer: the loop did not end
+    CHECK(exhausted == static_cast<int>(loop->resource_errors()));
+    CHECK(accepted.empty());
+    CHECK(warns >= 1);
+    for (int fd : filler) ::close(fd);
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &old) == 0);
+    for (int i = 0; i < 10000 && accepted.size() < 3; ++i) io.run_one();
+    CHECK(accepted.size() == 3);
+    loop->stop();
+    io.run();  // the stopped loop leaves nothing pending
+}
+
+TEST_CASE("accept loop: a stop ends it and no hook runs after") {
+    asio::io_context io;
+    auto acc = std::make_shared<tcp::acceptor>(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    int calls = 0;
+    auto loop = TcpAcceptLoop::start(acc, {[&](tcp::socket) { ++calls; }, [&](const std::string&) { ++calls; }, nullptr}, "t");
+    std::weak_ptr<TcpAcceptLoop> weak = loop;
+    loop->stop();
+    loop.reset();
+    io.run();
+    CHECK(calls == 0);
+    CHECK(weak.expired());  // nothing keeps it alive once its accept is cancelled
+}
+
+namespace {
+struct TempDir {
+    fs::path p;
+    TempDir() {
+        char t[] = "/tmp/tn-ctl-XXXXXX";
+        REQUIRE(::mkdtemp(t));
+        p = t;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(p, ec);
+    }
+};
+}  // namespace
+
+TEST_CASE("control socket: a private directory is required and the socket is 0600 whatever the umask") {
+    TempDir d;
+    auto state = d.p / "state";
+    ::setenv("TN_STATE_DIR", state.c_str(), 1);
+    asio::io_context io;
+    auto old = ::umask(0);
+    auto acc = bind_control_socket(io, state / "x.sock");
+    ::umask(old);
+    struct stat st {};
+    REQUIRE(::stat((state / "x.sock").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+    REQUIRE(::stat(state.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700);
+    local_socket c(io), s(io);
+    c.connect(acc->local_endpoint());
+    acc->accept(s);
+    CHECK(peer_is_owner(s));
+    acc->close();
+
+    ::chmod(state.c_str(), 0755);
+    try {
+        bind_control_socket(io, state / "y.sock");
+        FAIL("a 0755 state directory was accepted");
+    } catch (const tn::Error& e) {
+        CHECK(e.code() == tn::ExitCode::config);
+        CHECK(std::string(e.what()).find("chmod 700") != std::string::npos);
+    }
+    ::chmod(state.c_str(), 0700);
+    if (::geteuid() == 0) {
+        REQUIRE(::chown(state.c_str(), 65534, 65534) == 0);
+        try {
+            require_private_dir(state);
+            FAIL("a directory of another user was accepted");
+        } catch (const tn::Error& e) {
+            CHECK(e.code() == tn::ExitCode::config);
+            CHECK(std::string(e.what()).find("owned by uid 65534") != std::string::npos);
+        }
+    }
+    ::unsetenv("TN_STATE_DIR");
+}
