@@ -9,6 +9,7 @@
 #include <set>
 
 #include "base/error.hpp"
+#include "tun/route_plan.hpp"
 
 namespace tn::tun {
 
@@ -34,7 +35,67 @@ ServerCore::ServerCore(ServerSettings s) : settings_(std::move(s)), pool_(settin
     crypto_init();
     global_.tokens = settings_.handshake_burst;
     ceiling_.tokens = settings_.max_handshake_burst;
+    check_site_routes(settings_);
     for (auto& pc : settings_.peers) add_peer(pc);
+    index_site_routes();
+}
+
+namespace {
+bool overlap(const Route& a, const Route& b) {
+    return covers(a, b.addr) || covers(b, a.addr);
+}
+}  // namespace
+
+void ServerCore::check_site_routes(const ServerSettings& s) {
+    std::vector<std::pair<Route, const PeerConfig*>> all;
+    for (auto& pc : s.peers)
+        for (auto& r : pc.routes) {
+            if (overlap(r, s.subnet))
+                throw ParseError("peer '" + pc.name + "': route " + cidr_str(r) + " overlaps the tunnel subnet " +
+                                 cidr_str(s.subnet));
+            for (auto& [o, owner] : all)
+                if (overlap(r, o))
+                    throw ParseError("peer '" + pc.name + "': route " + cidr_str(r) + " overlaps " + cidr_str(o) +
+                                     " of peer '" + owner->name + "'");
+            all.emplace_back(r, &pc);
+        }
+    for (auto& pc : s.peers) {
+        std::size_t n = (pc.push_routes ? *pc.push_routes : s.routes).size() + all.size() - pc.routes.size();
+        if (n > max_push_routes)
+            throw ParseError("peer '" + pc.name + "': " + std::to_string(n) + " routes to push, at most " +
+                             std::to_string(max_push_routes));
+    }
+}
+
+void ServerCore::index_site_routes() {
+    site_routes_.clear();
+    for (auto& p : peers_)
+        for (auto& r : p->config.routes) site_routes_.emplace_back(r, p.get());
+    std::stable_sort(site_routes_.begin(), site_routes_.end(),
+                     [](const auto& a, const auto& b) { return a.first.prefix > b.first.prefix; });
+}
+
+Peer* ServerCore::route(std::uint32_t dst) const {
+    auto it = by_address_.find(dst);
+    if (it != by_address_.end()) return it->second;
+    for (auto& [r, p] : site_routes_)
+        if (covers(r, dst)) return p;
+    return nullptr;
+}
+
+bool ServerCore::speaks_for(const Peer& p, std::uint32_t src) const {
+    if (src == p.address) return true;
+    for (auto& r : p.config.routes)
+        if (covers(r, src)) return true;
+    return false;
+}
+
+PushConfig ServerCore::push_for(const Peer& p) const {
+    PushConfig pc{p.address, settings_.subnet.prefix, p.config.mtu.value_or(settings_.mtu),
+                  p.config.dns.value_or(settings_.dns), p.config.push_routes.value_or(settings_.routes)};
+    for (auto& [r, owner] : site_routes_)
+        if (owner != &p && std::find(pc.routes.begin(), pc.routes.end(), r) == pc.routes.end()) pc.routes.push_back(r);
+    return pc;
 }
 
 void ServerCore::add_peer(const PeerConfig& pc) {
@@ -70,6 +131,7 @@ ReloadResult ServerCore::reload(const ServerSettings& s) {
     std::set<Key> old_keys;
     for (auto& p : peers_) old_keys.insert(p->config.public_key);
     // Check the whole new list before touching anything.
+    check_site_routes(ServerSettings{s.key, settings_.subnet, s.mtu, s.dns, s.routes, s.peers});
     std::map<Key, const PeerConfig*> wanted;
     std::set<std::uint32_t> statics;
     for (auto& pc : s.peers) {
@@ -94,7 +156,7 @@ ReloadResult ServerCore::reload(const ServerSettings& s) {
             it = peers_.erase(it);
             continue;
         }
-        p.config.name = w->second->name;
+        p.config = *w->second;  // name, site routes and what it is pushed (at its next handshake)
         ++r.kept;
         ++it;
     }
@@ -109,6 +171,7 @@ ReloadResult ServerCore::reload(const ServerSettings& s) {
     settings_.peers = s.peers;
     settings_.dns = s.dns;
     settings_.routes = s.routes;
+    index_site_routes();
     return r;
 }
 
@@ -321,8 +384,7 @@ Actions ServerCore::handle_transport(std::uint8_t* buf, std::size_t len, const C
         p.current = std::move(p.next);
         ++p.stats.handshakes;
         a.established = &p;
-        PushConfig pc{p.address, settings_.subnet.prefix, settings_.mtu, settings_.dns, settings_.routes};
-        auto body = encode_push(pc);
+        auto body = encode_push(push_for(p));
         std::memcpy(scratch + transport_header_len, body.data(), body.size());
         a.send = seal_for(p, MsgType::push, scratch, body.size(), now);
         a.send_to = from;
@@ -343,16 +405,16 @@ Actions ServerCore::handle_transport(std::uint8_t* buf, std::size_t len, const C
         ++stats_.dropped_malformed;
         return a;
     }
-    if (ip->src != p.address) {  // a peer may only speak for its own address
+    if (ip->src != p.address && !speaks_for(p, ip->src)) {  // a peer speaks for its address and its routes
         ++stats_.dropped_spoofed;
         return a;
     }
     ++p.stats.rx_packets;
     p.stats.rx_bytes += plain.size();
-    auto dst = by_address_.find(ip->dst);
-    if (dst != by_address_.end() && dst->second != &p && a.send.empty()) {
+    Peer* dst = route(ip->dst);
+    if (dst && dst != &p && a.send.empty()) {
         // Client to client: re-encrypt in place for the other peer without a trip through the kernel.
-        Peer& q = *dst->second;
+        Peer& q = *dst;
         Bytes out = seal_for(q, MsgType::data, buf, plain.size(), now);
         if (out.empty()) {
             ++stats_.dropped_no_route;
@@ -372,12 +434,12 @@ Actions ServerCore::on_tun(std::uint8_t* buf, std::size_t len, TimePoint now) {
     Actions a;
     auto ip = inner_ipv4(Bytes(buf + transport_header_len, len));
     if (!ip) return a;  // not IPv4 (the TUN also sees the kernel's IPv6 chatter): not ours to carry
-    auto it = by_address_.find(ip->dst);
-    if (it == by_address_.end()) {
+    Peer* to = route(ip->dst);
+    if (!to) {
         ++stats_.dropped_no_route;
         return a;
     }
-    Peer& p = *it->second;
+    Peer& p = *to;
     a.send = seal_for(p, MsgType::data, buf, len, now);
     if (a.send.empty()) {
         ++stats_.dropped_no_route;

@@ -35,6 +35,13 @@ struct PeerConfig {
     std::string name;
     Key public_key{};
     std::optional<std::uint32_t> address;  // static, else from the pool
+    // Site-to-site: subnets behind this peer. The server routes them to it, pushes them to the other
+    // peers, and accepts them as source addresses from this peer only.
+    std::vector<Route> routes;
+    // What this peer is pushed instead of the server's own settings.
+    std::optional<std::vector<Route>> push_routes;
+    std::optional<std::vector<std::uint32_t>> dns;
+    std::optional<std::uint16_t> mtu;
 };
 
 struct ServerSettings {
@@ -163,6 +170,14 @@ private:
     // Whether a cookie-verified source may run a handshake now (its own bucket; refused when the
     // table is full of sources that are still limited).
     bool source_allows(const CookieSource& src, TimePoint now);
+    // The peer a packet for `dst` goes to: its tunnel address, else the most specific site route.
+    Peer* route(std::uint32_t dst) const;
+    bool speaks_for(const Peer& p, std::uint32_t src) const;
+    PushConfig push_for(const Peer& p) const;
+    // Checks the site routes (no overlaps, inside no tunnel subnet, at most max_push_routes pushed)
+    // and rebuilds the table. Throws tn::ParseError.
+    static void check_site_routes(const ServerSettings& s);
+    void index_site_routes();
     // Encrypts the plaintext at scratch + header for `p`; empty when it has no usable session.
     Bytes seal_for(Peer& p, MsgType t, std::uint8_t* scratch, std::size_t plain_len, TimePoint now);
 
@@ -172,6 +187,7 @@ private:
     std::map<Key, Peer*> by_key_;  // looked up per handshake only, never per packet
     std::unordered_map<std::uint32_t, Slot> by_index_;
     std::unordered_map<std::uint32_t, Peer*> by_address_;
+    std::vector<std::pair<Route, Peer*>> site_routes_;  // most specific first; usually empty
     ServerStats stats_;
     std::array<Rejection, rejection_ring> rejections_{};
     std::size_t rejection_next_ = 0;

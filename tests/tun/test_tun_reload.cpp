@@ -27,7 +27,7 @@ TEST_CASE("reload keeps unchanged peers' sessions and drops removed ones") {
     n.connect(n.c2, n.e2);
     auto a1 = n.c1.push()->address;
     auto s = Net::settings(n.server_key, n.k1, n.k2);
-    s.peers = {{"one-renamed", n.k1.pub, std::nullopt}};
+    s.peers = {peer_config("one-renamed", n.k1.pub, std::nullopt)};
     s.dns = {parse_ipv4("10.99.0.53")};
     auto r = n.server.reload(s);
     CHECK(r.kept == 1);
@@ -54,9 +54,9 @@ TEST_CASE("reload keeps unchanged peers' sessions and drops removed ones") {
 TEST_CASE("reload adds a peer that can then connect") {
     Net n;
     auto s = Net::settings(n.server_key, n.k1, n.k2);
-    s.peers = {{"one", n.k1.pub, std::nullopt}};
+    s.peers = {peer_config("one", n.k1.pub, std::nullopt)};
     ServerCore one(s);
-    s.peers.push_back({"two", n.k2.pub, parse_ipv4("10.99.0.200")});
+    s.peers.push_back(peer_config("two", n.k2.pub, parse_ipv4("10.99.0.200")));
     auto r = one.reload(s);
     CHECK(r.added == 1);
     CHECK(r.kept == 1);
@@ -100,14 +100,14 @@ TEST_CASE("an inconsistent reload changes nothing") {
     Net n;
     n.connect(n.c1, n.e1);
     auto s = Net::settings(n.server_key, n.k1, n.k2);
-    SECTION("duplicate key") { s.peers.push_back({"again", n.k1.pub, std::nullopt}); }
+    SECTION("duplicate key") { s.peers.push_back(peer_config("again", n.k1.pub, std::nullopt)); }
     SECTION("address outside the subnet") { s.peers[1].address = parse_ipv4("10.1.0.5"); }
     SECTION("the server's own address") { s.peers[1].address = parse_ipv4("10.99.0.1"); }
     SECTION("two peers, one static address") {
         s.peers[0].address = parse_ipv4("10.99.0.9");
         s.peers[1].address = parse_ipv4("10.99.0.9");
     }
-    SECTION("the server's own key") { s.peers.push_back({"me", n.server_key.pub, std::nullopt}); }
+    SECTION("the server's own key") { s.peers.push_back(peer_config("me", n.server_key.pub, std::nullopt)); }
     CHECK_THROWS_AS(n.server.reload(s), tn::ParseError);
     CHECK(n.server.peers().size() == 2);
     CHECK(reaches_server(n, n.c1, n.e1));

@@ -60,6 +60,15 @@ struct Buf {
     }
 };
 
+// A peer entry without site routes or overrides.
+inline PeerConfig peer_config(std::string name, const Key& key, std::optional<std::uint32_t> address = std::nullopt) {
+    PeerConfig p;
+    p.name = std::move(name);
+    p.public_key = key;
+    p.address = address;
+    return p;
+}
+
 // One server with two configured peers and clients for them, wired through plain function calls.
 struct Net {
     KeyPair server_key = fixed_keypair(0x40);
@@ -78,11 +87,13 @@ struct Net {
         s.mtu = 1400;
         s.dns = {parse_ipv4("10.99.0.1")};
         s.routes = {parse_cidr("10.88.0.0/16")};
-        s.peers = {{"one", k1.pub, std::nullopt}, {"two", k2.pub, std::nullopt}};
+        s.peers = {peer_config("one", k1.pub), peer_config("two", k2.pub)};
         return s;
     }
-    Net()
-        : server(settings(server_key, k1, k2)),
+    Net() : Net(settings(fixed_keypair(0x40), fixed_keypair(0x01), fixed_keypair(0x21))) {}
+    // With settings() changed by the test (the keys must stay those of fixed_keypair above).
+    explicit Net(ServerSettings s)
+        : server(std::move(s)),
           c1(ClientSettings{k1, server_key.pub, seconds(1)}),
           c2(ClientSettings{k2, server_key.pub, seconds(0)}) {}
 

@@ -112,11 +112,28 @@ ServerOptions load_server(const std::filesystem::path& file) {
         o.nat = *v;
     }
     for (auto& p : root.tables("peer")) {
-        p.allow_only({"name", "public_key", "address"});
+        p.allow_only({"name", "public_key", "address", "routes", "push_routes", "dns", "mtu"});
         tun::PeerConfig pc;
         if (auto v = p.require_string("name")) pc.name = *v;
         if (auto v = p.require_string("public_key")) checked(p, "public_key", [&] { pc.public_key = tun::key_from_base64(*v); });
         if (auto v = p.string("address")) checked(p, "address", [&] { pc.address = tun::parse_ipv4(*v); });
+        if (auto v = p.strings("routes")) {
+            for (auto& r : *v) checked(p, "routes", [&] {
+                auto c = tun::parse_cidr(r);
+                if (c.prefix < 32) c.addr &= c.prefix == 0 ? 0 : ~0u << (32 - c.prefix);  // the kernel wants a network
+                pc.routes.push_back(c);
+            });
+        }
+        if (auto v = p.strings("push_routes")) {
+            pc.push_routes.emplace();
+            for (auto& r : *v) checked(p, "push_routes", [&] { pc.push_routes->push_back(tun::parse_cidr(r)); });
+        }
+        if (auto v = p.strings("dns")) {
+            if (v->size() > tun::max_push_dns) p.error("dns", "at most 8 DNS servers");
+            pc.dns.emplace();
+            for (auto& d : *v) checked(p, "dns", [&] { pc.dns->push_back(tun::parse_ipv4(d)); });
+        }
+        if (auto v = p.integer("mtu", 576, tun::max_inner_len)) pc.mtu = static_cast<std::uint16_t>(*v);
         o.core.peers.push_back(pc);
     }
     doc.finish();

@@ -52,12 +52,41 @@ int ms_until(tun::TimePoint deadline, tun::TimePoint now) {
     return static_cast<int>(std::clamp<long long>(ms + 1, 0, 60000));
 }
 
+// Routes on the server host for the subnets behind peers (site-to-site), through the TUN: the core
+// picks the peer. They go with the device, so even a killed server leaves none behind.
+class SiteRoutes {
+public:
+    SiteRoutes(std::string tun, const log::Logger& log) : tun_(std::move(tun)), log_(log) {}
+    void sync(const std::vector<tun::PeerConfig>& peers) {
+        std::vector<tun::Route> want;
+        for (auto& p : peers) want.insert(want.end(), p.routes.begin(), p.routes.end());
+        for (auto& r : have_)
+            if (std::find(want.begin(), want.end(), r) == want.end()) ip("del", r);
+        std::vector<tun::Route> now;
+        for (auto& r : want)
+            if (std::find(have_.begin(), have_.end(), r) != have_.end() || ip("add", r)) now.push_back(r);
+        have_ = std::move(now);
+    }
+
+private:
+    bool ip(const char* verb, const tun::Route& r) {
+        std::string out;
+        int rc = run_program_output({"ip", "route", verb, tun::cidr_str(r), "dev", tun_}, out);
+        if (rc != 0) log_.warn("ip route ", verb, " ", tun::cidr_str(r), " dev ", tun_, ": ", out.substr(0, out.find('\n')));
+        return rc == 0;
+    }
+    std::string tun_;
+    const log::Logger& log_;
+    std::vector<tun::Route> have_;
+};
+
 // SIGHUP: reads the config again and applies the peer list, DNS and routes (SPEC §2: only what
 // changed; sessions of unchanged peers carry on). A broken file leaves everything as it was.
-void reload(const ServerOptions& o, tun::ServerCore& core, const log::Logger& log) {
+void reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& sites, const log::Logger& log) {
     try {
         auto fresh = load_server(o.config_file);
         auto r = core.reload(fresh.core);
+        sites.sync(fresh.core.peers);
         if (fresh.listen != o.listen) r.need_restart.push_back("listen");
         if (fresh.tun != o.tun) r.need_restart.push_back("tun");
         if (fresh.nat != o.nat) r.need_restart.push_back("nat");
@@ -117,6 +146,8 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     bool offload = offload_wanted();
     TunDevice tun(o.tun, offload);
     tun.configure(core.server_address(), o.core.subnet.prefix, o.core.mtu);
+    SiteRoutes sites(tun.name(), log);
+    sites.sync(o.core.peers);
     std::optional<HostNat> nat;  // after tun: undone before the device goes
     if (nat_dev) nat.emplace(nat_state, tun.name(), *nat_dev, o.core.subnet, log);
     else undo_leftover_nat(nat_state, log);
@@ -158,7 +189,7 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
             if (fd == signals.fd()) {
                 while (auto s = signals.take()) {
                     if (*s == SIGHUP) {
-                        reload(o, core, log);
+                        reload(o, core, sites, log);
                         continue;
                     }
                     log.info("stopping on ", strsignal(*s));

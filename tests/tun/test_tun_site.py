@@ -1,0 +1,91 @@
+"""tn-tun site-to-site (issue 18 item 4): a subnet behind one client (a LAN namespace it routes for)
+is reached from another client and from the server through the tunnel; the server routes it to that
+peer and pushes it to the others; overlapping subnets across peers are a config error (exit 78).
+
+    srv (192.168.77.1) --bridge-- c1 (.2) -- lan (10.50.0.2, default via c1)
+                              \\-- c2 (.3)
+"""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import tun_net  # noqa: E402
+from tun_net import harness  # noqa: E402
+
+PORT = 51820
+LAN_HOST = "10.50.0.2"
+
+
+@pytest.fixture(scope="module")
+def net():
+    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+        pytest.skip("needs root and /dev/net/tun")
+    t = tun_net.Topology()
+    try:
+        t.ns["lan"] = harness.Netns("tnlan")
+        harness.veth(t.ns["c1"], "10.50.0.1/24", t.ns["lan"], LAN_HOST + "/24")
+        t.exec("lan", "ip", "route", "add", "default", "via", "10.50.0.1")
+        t.exec("c1", "sysctl", "-qw", "net.ipv4.ip_forward=1")  # c1 is the site's router
+        t.server_pub = t.keypair("server")
+        t.pubs = {name: t.keypair(name) for name in ("c1", "c2")}
+        yield t
+    finally:
+        t.close()
+
+
+def server_config(t, c2_routes="[]"):
+    return t.write("server.toml", f"""[server]
+listen = "0.0.0.0:{PORT}"
+private_key_file = "server.key"
+subnet = "10.99.0.0/24"
+
+[[peer]]
+name = "c1"
+public_key = "{t.pubs['c1']}"
+routes = ["10.50.0.0/24"]
+
+[[peer]]
+name = "c2"
+public_key = "{t.pubs['c2']}"
+routes = {c2_routes}
+""")
+
+
+def client_config(t, name):
+    return t.write(name + ".toml", f"""[client]
+server = "{t.addr['srv']}:{PORT}"
+private_key_file = "{name}.key"
+server_public_key = "{t.server_pub}"
+tun = "tnc0"
+persistent_keepalive = 1
+""")
+
+
+def test_a_subnet_behind_a_client_is_reached_from_the_other_client_and_the_server(net):
+    net.start("server", "srv", "server", "-c", server_config(net))
+    net.wait_for("the control socket", lambda: net.status())
+    for name in ("c1", "c2"):
+        net.start(name, name, "client", "-c", client_config(net, name))
+    for name in ("c1", "c2"):
+        net.wait_for(name + " connected", lambda: net.tun_address(name, "tnc0") and "connected" in net.log(name))
+    assert "10.50.0.0/24 dev tnc0" in net.exec("c2", "ip", "route").stdout  # pushed to the other client
+    assert "10.50.0.0/24 dev tnc0" not in net.exec("c1", "ip", "route").stdout  # not back to its own router
+    assert "10.50.0.0/24 dev tn0" in net.exec("srv", "ip", "route").stdout
+    r = net.exec("c2", "ping", "-c", "3", "-i", "0.2", "-W", "2", LAN_HOST, check=False)
+    assert r.returncode == 0, r.stdout + net.log("server") + net.log("c1")
+    r = net.exec("srv", "ping", "-c", "3", "-i", "0.2", "-W", "2", LAN_HOST, check=False)
+    assert r.returncode == 0, r.stdout + net.log("server")
+    assert net.status()["dropped"]["spoofed"] == 0  # the site's answers came from c1: accepted
+    for name in ("c2", "c1", "server"):
+        proc = net.procs[name]
+        net.stop(name)
+        assert proc.returncode == 0, net.log(name)
+    assert "10.50.0.0/24" not in net.exec("srv", "ip", "route").stdout  # gone with the TUN
+
+
+def test_overlapping_subnets_across_peers_exit_78(net):
+    cfg = server_config(net, '["10.50.0.128/25"]')
+    r = net.exec("srv", net.tool, "server", "--check-config", "-c", cfg, check=False)
+    assert r.returncode == 78 and "overlaps 10.50.0.0/24 of peer 'c1'" in r.stderr, r.stderr
