@@ -35,6 +35,28 @@ void on_exit_signal(ssh_session, ssh_channel, const char* sig, int, const char*,
     static_cast<ExitState*>(user)->signal = sig != nullptr ? sig : "?";
 }
 
+// Registers the exit-status/exit-signal callbacks on a channel for one scope. libssh keeps a freed
+// channel alive until the server's CHANNEL_CLOSE arrives (a --persist master reads it long after
+// run_command returned) and would then call through a struct that is gone: the destructor takes the
+// callbacks off the channel on every path out, before the channel and the state are destroyed.
+class ChannelCallbacks {
+public:
+    ChannelCallbacks(ssh_channel ch, ExitState& state) : ch_(ch) {
+        cb_.userdata = &state;
+        cb_.channel_exit_status_function = on_exit_status;
+        cb_.channel_exit_signal_function = on_exit_signal;
+        ssh_callbacks_init(&cb_);
+        if (ssh_set_channel_callbacks(ch_, &cb_) != SSH_OK) throw Error(ExitCode::unavailable, "cannot watch a channel");
+    }
+    ~ChannelCallbacks() { ssh_remove_channel_callbacks(ch_, &cb_); }
+    ChannelCallbacks(const ChannelCallbacks&) = delete;
+    ChannelCallbacks& operator=(const ChannelCallbacks&) = delete;
+
+private:
+    ssh_channel ch_;
+    ssh_channel_callbacks_struct cb_{};
+};
+
 struct EventDeleter {
     void operator()(ssh_event_struct* e) const { ssh_event_free(e); }
 };
@@ -88,6 +110,14 @@ std::string compose_command(const ExecRequest& req, const std::vector<std::strin
     return prefix + req.command;
 }
 
+std::string with_remote_deadline(const std::string& command, std::chrono::milliseconds timeout) {
+    auto ms = timeout.count();
+    std::string secs = std::to_string(ms / 1000) + "." + std::to_string(1000 + ms % 1000).substr(1);
+    // coreutils timeout(1) kills the command's whole process group; stdin stays the channel's.
+    return "if command -v timeout >/dev/null 2>&1; then exec timeout -k 2 " + secs + " \"${SHELL:-/bin/sh}\" -c " +
+           shell_quote(command) + "; else " + command + "\nfi";
+}
+
 namespace {
 
 ChannelPtr open_channel(Session& session) {
@@ -128,12 +158,7 @@ ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& re
     ChannelPtr ch = ready ? std::move(ready) : open_channel(session);
 
     ExitState state;
-    ssh_channel_callbacks_struct cb{};
-    cb.userdata = &state;
-    cb.channel_exit_status_function = on_exit_status;
-    cb.channel_exit_signal_function = on_exit_signal;
-    ssh_callbacks_init(&cb);
-    ssh_set_channel_callbacks(ch.get(), &cb);
+    ChannelCallbacks callbacks(ch.get(), state);  // declared after ch and state: removed before they go
 
     ExecResult result;
     for (const auto& [k, v] : req.env) {
@@ -145,6 +170,9 @@ ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& re
         }
     }
     std::string cmd = compose_command(req, result.env_fallback);
+    // Only OpenSSH (>= 7.9) is known to deliver the TERM we send at the deadline; Dropbear ignores it
+    // and the command would outlive us. Elsewhere the remote side enforces the deadline itself.
+    if (req.timeout && ssh_get_openssh_version(s) == 0) cmd = with_remote_deadline(cmd, *req.timeout);
     // exec goes out without waiting for sshd's reply (in nonblocking mode libssh sends the request and
     // returns SSH_AGAIN), so stdin's EOF and the wait for output follow at once: the round trip that
     // OpenSSH's client also saves. settle() collects the reply later by calling it again.

@@ -63,6 +63,10 @@ bool session_connected(Session& session);
 // The command line actually sent: `cd` and `export` prefixes for cwd and refused env names.
 std::string compose_command(const ExecRequest& req, const std::vector<std::string>& refused_env);
 
+// `command` run under the remote coreutils timeout(1) for `timeout` (its whole process group is
+// killed), or as is where timeout(1) is missing: for servers that ignore signal requests.
+std::string with_remote_deadline(const std::string& command, std::chrono::milliseconds timeout);
+
 // The tool's exit code for a result: the status, 128+N for a signal, 124 on timeout, 255 if unknown.
 int exit_code_for(const ExecResult& r);
 
