@@ -91,6 +91,11 @@ struct Transfer::RemoteInfo {
 
 std::string part_name(const std::string& name) { return "." + name + ".tn-part"; }
 
+std::uint32_t local_mode(std::uint32_t remote_mode, const TransferSettings& s) {
+    std::uint32_t m = remote_mode & 0777u;  // a hostile server's 06777 must not land set-id here
+    return s.preserve ? m : m & ~s.umask;
+}
+
 Transfer::Transfer(Session& session, Sftp& sftp, TransferSettings settings, TransferEvents events)
     : session_(session), sftp_(sftp), settings_(settings), events_(std::move(events)) {}
 
@@ -189,7 +194,7 @@ void Transfer::put_tree(const fs::path& src, const std::string& dst) {
     }
     if (ec) throw local_error("list", src, ec.value());
     // Last, so adding the children does not bump the directory's mtime again.
-    set_remote_attrs(dst, st.st_mode & 07777u, st.st_mtime);
+    set_remote_attrs(dst, st.st_mode & 0777u, st.st_mtime);
 }
 
 void Transfer::put_file(const fs::path& src, const std::string& dst) {
@@ -233,7 +238,7 @@ void Transfer::put_file(const fs::path& src, const std::string& dst) {
     });
     sftp_file raw = f.release();
     if (sftp_close(raw) != 0) throw Error(ExitCode::io, "cannot close " + where(tmp) + ": " + ssh_get_error(session_.raw()));
-    set_remote_attrs(tmp, st.st_mode & 07777u, st.st_mtime);
+    set_remote_attrs(tmp, st.st_mode & 0777u, st.st_mtime);
     // libssh uses posix-rename@openssh.com when offered, which replaces an existing file atomically.
     if (sftp_rename(sftp_.raw(), tmp.c_str(), dst.c_str()) != 0) {
         RemoteInfo old;
@@ -287,7 +292,7 @@ void Transfer::get_tree(const std::string& src, const RemoteInfo& info, const fs
         if (ri.is_dir) get_tree(path, ri, dst / name, depth + 1);
         else get_file(path, ri, dst / name);
     }
-    if (::chmod(dst.c_str(), info.mode) != 0) throw local_error("chmod", dst, errno);
+    if (::chmod(dst.c_str(), local_mode(info.mode, settings_)) != 0) throw local_error("chmod", dst, errno);
     timespec ts[2] = {{static_cast<time_t>(info.mtime), 0}, {static_cast<time_t>(info.mtime), 0}};
     if (::utimensat(AT_FDCWD, dst.c_str(), ts, 0) != 0) throw local_error("set mtime of", dst, errno);
 }
@@ -335,7 +340,7 @@ void Transfer::get_file(const std::string& src, const RemoteInfo& info, const fs
         stats_.bytes += n;
         if (events_.bytes) events_.bytes(n);
     });
-    if (::fchmod(lfd, info.mode) != 0) throw local_error("chmod", tmp, errno);
+    if (::fchmod(lfd, local_mode(info.mode, settings_)) != 0) throw local_error("chmod", tmp, errno);
     timespec ts[2] = {{static_cast<time_t>(info.mtime), 0}, {static_cast<time_t>(info.mtime), 0}};
     if (::futimens(lfd, ts) != 0) throw local_error("set mtime of", tmp, errno);
     if (::close(fd.release()) != 0) throw local_error("close", tmp, errno);

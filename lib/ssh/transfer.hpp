@@ -16,7 +16,14 @@ class Sftp;
 struct TransferSettings {
     bool recursive = false;
     bool resume = false;
+    // Modes are only ever the permission bits (0777): set-id and sticky bits are never carried over,
+    // either way. A get applies `umask` to them unless `preserve` is set (as sftp/scp without -p do).
+    bool preserve = false;
+    std::uint32_t umask = 022;
 };
+
+// The mode a downloaded file or directory gets from the remote one's mode.
+std::uint32_t local_mode(std::uint32_t remote_mode, const TransferSettings& s);
 
 struct TransferEvents {
     std::function<void(const std::string& name, std::uint64_t size)> file_start;  // for a progress bar

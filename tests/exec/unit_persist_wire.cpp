@@ -87,7 +87,7 @@ TEST_CASE("foreign, old and oversized frames are refused before any allocation")
     }
     SECTION("a later version's reply is newer") {
         Pair p;
-        raw_send(p.a.get(), std::string("TNX3\0\0\0\6exit 0", 14));
+        raw_send(p.a.get(), std::string("TNX4\0\0\0\6exit 0", 14));
         try {
             wire::recv_frame(p.b.get(), nullptr);
             FAIL("no error");
@@ -102,12 +102,12 @@ TEST_CASE("foreign, old and oversized frames are refused before any allocation")
     }
     SECTION("a length over the cap") {
         Pair p;
-        raw_send(p.a.get(), std::string("TNX2\x7f\xff\xff\xff", 8));
+        raw_send(p.a.get(), std::string("TNX3\x7f\xff\xff\xff", 8));
         REQUIRE_THROWS_WITH(wire::recv_frame(p.b.get(), nullptr), Catch::Contains("too large"));
     }
     SECTION("a peer that closes mid-frame") {
         Pair p;
-        raw_send(p.a.get(), std::string("TNX2\0\0\0\x10" "abc", 11));
+        raw_send(p.a.get(), std::string("TNX3\0\0\0\x10" "abc", 11));
         p.a.reset();
         try {
             wire::recv_frame(p.b.get(), nullptr);

@@ -3,7 +3,7 @@
 // with OpenSSH's ControlMaster. A run passes two output pipes, its interrupt eventfd and its stdin
 // as file descriptors (SCM_RIGHTS, in that order) with one request; the master runs the command
 // on its session and answers with the result. A put/get has the master move the files.
-// Wire format (persist_wire.hpp: "TNX2", u32 payload length, payload; integers big-endian u32,
+// Wire format (persist_wire.hpp: "TNX3", u32 payload length, payload; integers big-endian u32,
 // strings as u32 length + bytes). The payload starts with the request kind:
 //   "run":  command, cwd, timeout-ms (decimal or ""), has-stdin ("0"/"1"), u32 env-count, then
 //           name, value for each; fds: stdout pipe, stderr pipe, interrupt eventfd[, stdin].

@@ -17,7 +17,8 @@ namespace tn::exec {
 
 namespace {
 
-constexpr std::uint32_t flag_recursive = 1, flag_resume = 2, flag_progress = 4;
+constexpr std::uint32_t flag_recursive = 1, flag_resume = 2, flag_progress = 4, flag_preserve = 8;
+constexpr unsigned umask_shift = 16;  // the client's umask rides in bits 16..24: the master has its own
 constexpr std::uint32_t max_paths = 100000;
 
 std::vector<std::string> read_paths(wire::Reader& r) {
@@ -70,7 +71,8 @@ PersistTransferResult persist_transfer(const Target& t, const SshOptions& ssh, i
     std::string payload;
     wire::put_str(payload, req.is_put ? "put" : "get");
     wire::put_u32(payload, (req.settings.recursive ? flag_recursive : 0) | (req.settings.resume ? flag_resume : 0) |
-                               (req.progress ? flag_progress : 0));
+                               (req.progress ? flag_progress : 0) | (req.settings.preserve ? flag_preserve : 0) |
+                               ((req.settings.umask & 0777u) << umask_shift));
     put_paths(payload, req.local);
     put_paths(payload, req.remote);
     auto sock_path = persist_socket(t);
@@ -116,7 +118,9 @@ std::string serve_transfer(ssh::Session& session, std::optional<ssh::Sftp>& sftp
             if (::poll(&p, 1, 0) > 0) throw Error(ExitCode::io, "persist: the client went away");
         };
         ev.note = [&](const std::string& m) { reply += "note " + one_line(m) + "\n"; };
-        ssh::Transfer xfer(session, *sftp, {(flags & flag_recursive) != 0, (flags & flag_resume) != 0}, ev);
+        ssh::TransferSettings settings{(flags & flag_recursive) != 0, (flags & flag_resume) != 0,
+                                       (flags & flag_preserve) != 0, (flags >> umask_shift) & 0777u};
+        ssh::Transfer xfer(session, *sftp, settings, ev);
         if (is_put) {
             std::vector<std::filesystem::path> src(local.begin(), local.end());
             xfer.put(src, remote.front());

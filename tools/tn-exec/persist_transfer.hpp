@@ -1,7 +1,8 @@
 // put/get through a --persist master: the client sends the (absolute) local and the remote paths,
 // the master moves the files on its session's SFTP channel (kept open between requests) and draws
 // the progress bar on the client's stderr, which rides along as a descriptor.
-//   request payload after the kind: u32 flags (1 recursive, 2 resume, 4 progress bar),
+//   request payload after the kind: u32 flags (1 recursive, 2 resume, 4 progress bar, 8 preserve
+//           modes, bits 16..24 the client's umask),
 //           u32 count + local paths, u32 count + remote paths; fds: the client's stderr.
 //   reply:  zero or more "note MESSAGE" lines, then "ok FILES BYTES" | "error CODE MESSAGE".
 #pragma once

@@ -15,9 +15,10 @@ namespace tn::exec::wire {
 
 namespace {
 
-// "TNX2": version 2 added the request kind (run/put/get). Another digit is another version's master,
+// "TNX3": version 2 added the request kind (run/put/get), 3 the umask and preserve bits of a transfer
+// (a version 2 master would keep set-id bits). Another digit is another version's master,
 // which the client replaces (persist_stale.hpp).
-constexpr char magic[4] = {'T', 'N', 'X', '2'};
+constexpr char magic[4] = {'T', 'N', 'X', '3'};
 
 std::uint32_t get_u32(const char* p) {
     auto u = reinterpret_cast<const unsigned char*>(p);

@@ -1,5 +1,7 @@
 // tn-exec put / get: argument rules (scp's host:PATH forms, -H fan-out) around ssh::Transfer, on a
 // session of its own or through a --persist master.
+#include <sys/stat.h>
+
 #include <chrono>
 #include <iostream>
 
@@ -28,16 +30,25 @@ struct Job {
     std::vector<std::string> remote;   // get sources, or the put destination (one)
 };
 
+// Read once, before any thread: umask() can only be read by setting it.
+std::uint32_t current_umask() {
+    mode_t u = ::umask(077);
+    ::umask(u);
+    return u;
+}
+
 int transfer_all(const std::vector<Target>& targets, const SshOptions& ssh, const FanOut& fan,
                  const TransferOptions& o, const log::Logger& log, bool is_put, const Job& job) {
-    Output out(fan.json ? OutputMode::json : targets.size() > 1 ? OutputMode::prefixed : OutputMode::raw);
-    bool bar = o.progress && targets.size() == 1 && !fan.json;
+    bool fanned = !fan.host_specs.empty();
+    Output out(fan.json ? OutputMode::json : fanned ? OutputMode::prefixed : OutputMode::raw);
+    bool bar = o.progress && !fanned && !fan.json;
+    ssh::TransferSettings settings{o.recursive, o.resume, o.preserve, current_umask()};
     return for_each_host(targets, fan.parallel, out, log, [&](const Target& t, HostOutput&) {
         fs::path dest;
         if (!is_put) {
             dest = job.local.front();
-            if (targets.size() > 1) {
-                // Many hosts into one place: each host gets its own folder, named as typed.
+            if (fanned) {
+                // -H into one place: each host gets its own folder, named as typed (also for one host).
                 dest /= t.label;
                 std::error_code ec;
                 fs::create_directories(dest, ec);
@@ -53,7 +64,7 @@ int transfer_all(const std::vector<Target>& targets, const SshOptions& ssh, cons
         };
         if (fan.persist > 0) {
             // The master has its own working directory: it gets absolute local paths.
-            PersistTransferRequest rq{is_put, {o.recursive, o.resume}, bar, {}, job.remote};
+            PersistTransferRequest rq{is_put, settings, bar, {}, job.remote};
             if (is_put) {
                 for (const auto& l : job.local) rq.local.push_back(fs::absolute(l).string());
             } else {
@@ -70,7 +81,7 @@ int transfer_all(const std::vector<Target>& targets, const SshOptions& ssh, cons
         ev.file_start = [&](const std::string& name, std::uint64_t size) { progress.start_file(name, size); };
         ev.bytes = [&](std::uint64_t n) { progress.add(n); };
         ev.note = [&](const std::string& m) { log.info(t.label, ": ", m); };
-        ssh::Transfer xfer(session, sftp, {o.recursive, o.resume}, ev);
+        ssh::Transfer xfer(session, sftp, settings, ev);
         if (is_put) {
             xfer.put(job.local, job.remote.front());
         } else {
