@@ -52,7 +52,11 @@ const char* auth_method_name(AuthMethod m) {
     return "?";
 }
 
-std::string Session::endpoint() const { return user_ + "@" + host_ + ":" + std::to_string(port_); }
+// In the [user@]host[:port] form every tool accepts back: an IPv6 address goes in brackets.
+std::string Session::endpoint() const {
+    bool v6 = host_.find(':') != std::string::npos;
+    return (user_.empty() ? "" : user_ + "@") + (v6 ? "[" + host_ + "]" : host_) + ":" + std::to_string(port_);
+}
 
 void Session::fail(const std::string& what) const {
     throw Error(ExitCode::unavailable, what + " " + endpoint() + ": " + ssh_get_error(s_.get()));

@@ -29,7 +29,12 @@ def test_hosts_from_ssh_config():
         assert complete(home, ["tn-exec", "run", "w"]) == {"web1", "web2"}
         assert complete(home, ["tn-exec", "run", "-H", ""]) == {"web1", "web2", "db-main"}
         assert "db-main:" in complete(home, ["tn-exec", "get", "db"])
-        assert complete(home, ["tn-exec", ""]) == {"run", "put", "get"}
+        assert complete(home, ["tn-exec", ""]) == {"run", "put", "get", "persist"}
+        assert complete(home, ["tn-exec", "persist", ""]) == {"list", "stop"}
+        assert "--json" in complete(home, ["tn-exec", "-v", "persist", "list", "--j"])
+        assert "--all" in complete(home, ["tn-exec", "persist", "stop", "--a"])
+        assert "--json" in complete(home, ["tn-exec", "--j"])
+        assert "--preserve" in complete(home, ["tn-exec", "get", "--pre"])
         assert "--persist" in complete(home, ["tn-exec", "run", "--p"])
         assert "--resume" in complete(home, ["tn-exec", "put", "--r"])
 

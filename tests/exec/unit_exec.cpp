@@ -35,6 +35,33 @@ TEST_CASE("split_remote follows scp's rules") {
     CHECK_FALSE(split_remote("user@:x"));
 }
 
+TEST_CASE("split_remote takes the user@host:port:PATH that messages print") {
+    auto r = split_remote("me@host:2222:/a/b");
+    REQUIRE(r);
+    CHECK(r->host == "me@host:2222");
+    CHECK(r->path == "/a/b");
+    r = split_remote("me@[::1]:22:rel");
+    REQUIRE(r);
+    CHECK(r->host == "me@[::1]:22");
+    CHECK(r->path == "rel");
+    r = split_remote("host:22:");
+    REQUIRE(r);
+    CHECK(r->host == "host:22");
+    CHECK(r->path.empty());
+    // Not a port: stays part of the path.
+    r = split_remote("host:99999:x");
+    REQUIRE(r);
+    CHECK(r->host == "host");
+    CHECK(r->path == "99999:x");
+    r = split_remote("host:2222");
+    REQUIRE(r);
+    CHECK(r->path == "2222");
+    auto t = make_target(split_remote("me@host:2222:/a")->host, {});
+    CHECK(t.client.user == "me");
+    CHECK(t.client.host == "host");
+    CHECK(t.client.port == 2222);
+}
+
 TEST_CASE("parse_env wants NAME=VALUE with a shell name") {
     CHECK(parse_env("A=b c") == std::pair<std::string, std::string>{"A", "b c"});
     CHECK(parse_env("_X1=") == std::pair<std::string, std::string>{"_X1", ""});
@@ -53,6 +80,13 @@ TEST_CASE("expand_hosts reads lists, files and stdin") {
     CHECK_THROWS_AS(expand_hosts({"@-", "@-"}, empty), ParseError);
     CHECK_THROWS(expand_hosts({"@/nonexistent/hosts"}, empty));
     CHECK_THROWS_AS(expand_hosts({"bad host"}, empty), ParseError);
+}
+
+TEST_CASE("with_remote_deadline runs the command under timeout(1) when the remote has it") {
+    auto w = ssh::with_remote_deadline("sleep 9 # it's", std::chrono::milliseconds(1500));
+    CHECK(w == "if command -v timeout >/dev/null 2>&1; then exec timeout -k 2 1.500 \"${SHELL:-/bin/sh}\" -c "
+               "'sleep 9 # it'\\''s'; else sleep 9 # it's\nfi");
+    CHECK_THAT(ssh::with_remote_deadline("x", std::chrono::milliseconds(30)), Catch::Contains(" 0.030 "));
 }
 
 TEST_CASE("compose_command prefixes cwd and refused env names") {

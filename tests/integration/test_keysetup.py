@@ -157,6 +157,18 @@ def test_dry_run_changes_nothing(client, sshd):
     assert read(sshd.user.authorized_keys) == before
 
 
+def test_dry_run_that_needs_a_password_reports_and_exits_0(client, sshd):
+    # No key works yet and stdin is no TTY: a real run would need a password; a dry run says so.
+    client.trust(sshd)
+    r = keysetup(client, sshd, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "would generate ed25519 key" in r.stdout
+    assert f"would log in to {sshd.user.name}@127.0.0.1:{sshd.port} with a password" in r.stdout
+    assert "authorized_keys" in r.stdout
+    assert not os.path.exists(os.path.join(client.ssh_dir, "id_ed25519"))
+    assert not os.path.exists(sshd.user.authorized_keys)
+
+
 def test_custom_identity_and_ssh_config_alias(client, sshd):
     client.trust(sshd)
     sshd.user.authorize(client.key("id_ecdsa", "ecdsa"))

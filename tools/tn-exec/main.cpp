@@ -3,29 +3,35 @@
 
 #include <CLI/CLI.hpp>
 
+#include <iostream>
 #include <set>
 #include <string>
 
 #include "common/cli.hpp"
 #include "persist.hpp"
+#include "persist_admin.hpp"
 #include "runner.hpp"
 #include "ssh/buffered_random.hpp"
 
 namespace {
 
+bool is_hosts_option(const std::string& a) { return a.rfind("-H", 0) == 0 || a.rfind("--hosts", 0) == 0; }
+
 // Where `tn-exec run` argv stops being ours: after the host (or at `--`) every word is the remote
 // command's, even ones that look like options (`ls -la`). CLI11 only sees the words before it.
-int command_start(int argc, char** argv) {
+int command_start(const CLI::App& app, int argc, char** argv) {
     static const std::set<std::string> with_value = {
         "-i", "--identity", "-p", "--port", "-l", "--login", "--ssh-config", "--known-hosts", "--connect-timeout",
         "-H", "--hosts", "--parallel", "-t", "--timeout", "--env", "--cwd", "--shell", "--persist", "--log-format"};
-    if (argc < 2 || std::string(argv[1]) != "run") return argc;
+    int sub = tn::cli::subcommand_index(app, argc, argv);  // common options may come first: `-v run`
+    if (sub >= argc || std::string(argv[sub]) != "run") return argc;
     bool host_seen = false, fan = false;
-    for (int i = 2; i < argc; ++i) {
+    for (int i = 1; i < sub; ++i) fan |= is_hosts_option(argv[i]);
+    for (int i = sub + 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--") return i;
         if (a.size() > 1 && a[0] == '-') {
-            if (a == "-H" || a.rfind("--hosts", 0) == 0 || (a.rfind("-H", 0) == 0)) fan = true;
+            fan |= is_hosts_option(a);
             if (with_value.count(a)) ++i;
             continue;
         }
@@ -86,6 +92,7 @@ int main(int argc, char** argv) {
         add_ssh_options(sub, ssh, fan);
         sub->add_flag("-r,--recursive", t.recursive, "Copy directory trees");
         sub->add_flag("--resume", t.resume, "Continue a partial file left by an interrupted transfer");
+        sub->add_flag("--preserve", t.preserve, "Keep modes as they are (default: the umask applies on get)");
         sub->add_flag("!--no-progress", t.progress, "Never draw the progress bar (it is drawn only on a TTY)");
         sub->add_option("--persist", fan.persist, "Keep the session in a background master for SECONDS and reuse it")
             ->check(CLI::Range(1, 86400));
@@ -95,6 +102,18 @@ int main(int argc, char** argv) {
     add_transfer(put, put_o, "LOCAL... then [user@]host:REMOTE");
     auto* get = app.add_subcommand("get", "Download: [user@]host:REMOTE... LOCAL (REMOTE... LOCAL with -H)");
     add_transfer(get, get_o, "[user@]host:REMOTE... then LOCAL");
+
+    // persist list|stop: the masters --persist left running, as `ssh -O check|exit` shows ControlMasters.
+    auto* persist = app.add_subcommand("persist", "List or stop --persist masters: persist list|stop");
+    persist->require_subcommand(1);
+    bool persist_json = false, stop_all = false;
+    std::vector<std::string> list_which, stop_which;
+    auto* plist = persist->add_subcommand("list", "Show running masters (PID TARGET SOCKET); exit 1 if TARGET has none");
+    plist->add_flag("--json", persist_json, "One JSON document: {\"masters\": [...]}");
+    plist->add_option("target", list_which, "Only masters for TARGET, PID or SOCKET");
+    auto* pstop = persist->add_subcommand("stop", "Stop the masters for TARGET (as listed), PID or SOCKET");
+    pstop->add_flag("--all", stop_all, "Stop every master of this user");
+    pstop->add_option("target", stop_which, "TARGET, PID or SOCKET (repeatable)");
 
     // The --persist master: started by tn-exec itself, hidden from help and completion.
     auto* master = app.add_subcommand("__master", "")->group("");
@@ -106,7 +125,7 @@ int main(int argc, char** argv) {
     master->add_option("--ready-fd", master_ready)->required();
     master->add_option("host", master_host)->required();
 
-    int split = command_start(argc, argv);
+    int split = command_start(app, argc, argv);
     std::vector<std::string> command(argv + split, argv + argc);
     if (!command.empty() && command.front() == "--") command.erase(command.begin());
     return tn::cli::run(app, common, split, argv, [&](const tn::log::Logger& log) {
@@ -116,6 +135,8 @@ int main(int argc, char** argv) {
             for (auto& w : command) run_o.args.push_back(w);
             return tn::exec::run_main(ssh, fan, run_o, log);
         }
+        if (*plist) return tn::exec::persist_list_main(list_which, persist_json, std::cout);
+        if (*pstop) return tn::exec::persist_stop_main(stop_which, stop_all, log);
         if (*master) return tn::exec::master_main(master_host, ssh, master_socket, master_idle, master_ready);
         if (*put) return tn::exec::put_main(ssh, fan, put_o, log);
         return tn::exec::get_main(ssh, fan, get_o, log);

@@ -84,6 +84,11 @@ std::optional<RemotePath> split_remote(const std::string& arg) {
     }
     if (colon == std::string::npos || colon == 0) return std::nullopt;
     if (slash != std::string::npos && slash < colon) return std::nullopt;
+    // [user@]host:PORT:PATH (what our messages print): digits between two colons are the port.
+    auto port_end = arg.find(':', colon + 1);
+    if (port_end != std::string::npos && port_end > colon + 1 && port_end - colon - 1 <= 5 &&
+        parse_int(std::string_view(arg).substr(colon + 1, port_end - colon - 1), 1, 65535))
+        colon = port_end;
     RemotePath r{arg.substr(0, colon), arg.substr(colon + 1)};
     if (r.host.empty() || r.host.back() == '@') return std::nullopt;
     return r;

@@ -39,6 +39,7 @@ struct RunOptions {
 struct TransferOptions {
     bool recursive = false;
     bool resume = false;
+    bool preserve = false;           // --preserve: modes as they are, without our umask
     bool progress = true;            // shown only when stderr is a TTY
     std::vector<std::string> paths;  // sources..., destination
 };
@@ -55,9 +56,10 @@ Target make_target(const std::string& spec, const SshOptions& o);
 // Expands -H values: comma lists, @FILE (one host a line, '#' comments), @- (stdin). Empty -> none.
 std::vector<std::string> expand_hosts(const std::vector<std::string>& specs, std::istream& stdin_stream);
 
-// Splits "[user@]host:PATH" (host may be "[v6]"); nullopt when there is no host part.
+// Splits "[user@]host[:port]:PATH" (host may be "[v6]"); nullopt when there is no host part. Digits
+// between two colons are a port, as in the user@host:port:PATH that messages print.
 struct RemotePath {
-    std::string host;  // [user@]host
+    std::string host;  // [user@]host[:port]
     std::string path;  // may be empty: the login directory
 };
 std::optional<RemotePath> split_remote(const std::string& arg);

@@ -31,6 +31,8 @@ int pidfd_signal(int pidfd, int sig) { return static_cast<int>(::syscall(SYS_pid
 // A command line is a few arguments; a larger /proc entry is not a master's.
 constexpr std::size_t max_cmdline = 64 * 1024;
 
+}  // namespace
+
 std::optional<pid_t> read_pid_file(const std::filesystem::path& p) {
     std::ifstream f(p);
     long v = 0;
@@ -53,6 +55,8 @@ std::vector<std::string> read_cmdline(pid_t pid) {
     }
     return argv;
 }
+
+namespace {
 
 // Waits up to `ms` for the process behind `pidfd` to end; true when it has.
 bool wait_exit(int pidfd, int ms) {

@@ -122,7 +122,8 @@ int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, cons
     req.interrupt_fd = interrupts.fd();
     req.interrupt_signal = [&] { return interrupts.signal_name(); };
 
-    Output out(fan.json ? OutputMode::json : targets.size() > 1 ? OutputMode::prefixed : OutputMode::raw);
+    // -H always prefixes, one host or many: a script's parsing must not depend on the list's length.
+    Output out(fan.json ? OutputMode::json : fan.host_specs.empty() ? OutputMode::raw : OutputMode::prefixed);
     return for_each_host(targets, fan.parallel, out, log, [&](const Target& t, HostOutput& ho) {
         ssh::ExecSinks sinks{[&](std::string_view d) { ho.out(d); }, [&](std::string_view d) { ho.err(d); }};
         if (fan.persist > 0) return persist_run(t, ssh, fan.persist, req, sinks);

@@ -48,11 +48,14 @@ int check(const Plan& plan, const log::Logger& log) {
     return to_int(ExitCode::check_failed);
 }
 
-void first_login(ssh::Session& s, const Options& opts, const log::Logger& log) {
+// Logs in with what works, else a password. False (a dry run only) when that would take a password
+// we were not handed on stdin: a dry run never prompts.
+bool first_login(ssh::Session& s, const Options& opts, const log::Logger& log) {
     if (auto m = s.authenticate({.agent = true, .identities = true, .password = std::nullopt})) {
         log.debug("logged in to ", s.endpoint(), " by ", ssh::auth_method_name(*m));
-        return;
+        return true;
     }
+    if (opts.dry_run && !opts.password_stdin) return false;
     std::optional<Secret> pw;
     if (opts.password_stdin)
         pw = cli::read_password_stdin();
@@ -63,7 +66,7 @@ void first_login(ssh::Session& s, const Options& opts, const log::Logger& log) {
                                            " and no password available (stdin is not a TTY; use --password-stdin)");
     if (auto m = s.authenticate({.agent = false, .identities = false, .password = std::move(pw)})) {
         log.debug("logged in to ", s.endpoint(), " by ", ssh::auth_method_name(*m));
-        return;
+        return true;
     }
     throw Error(ExitCode::no_perm, "authentication refused by " + s.endpoint());
 }
@@ -100,7 +103,14 @@ int run(const Options& opts, const log::Logger& log, std::ostream& out) {
     if (have_key || !opts.dry_run) pub = ssh::public_key_line(plan.key);
 
     auto s = connect(plan, log);
-    first_login(s, opts, log);
+    if (!first_login(s, opts, log)) {
+        // What a real run would do next; the remote files cannot be read without logging in.
+        out << "would log in to " << s.endpoint() << " with a password (key login refused; a real run asks on "
+            << "the TTY or reads --password-stdin)\n"
+            << "would create ~/.ssh (0700) and ~/.ssh/authorized_keys (0600) on " << s.endpoint()
+            << " if missing, and append " << plan.key.string() << ".pub unless present\n";
+        return 0;
+    }
     ssh::Sftp sftp(s);
 
     // sftp starts in the login directory, so relative paths are the remote ~/.
