@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
     add_transfer(get, get_o, "[user@]host:REMOTE... then LOCAL");
 
     // persist list|stop: the masters --persist left running, as `ssh -O check|exit` shows ControlMasters.
-    auto* persist = app.add_subcommand("persist", "List or stop --persist masters: persist list|stop");
+    auto* persist = app.add_subcommand("persist", "List or stop the background masters of run/put/get: persist list|stop");
     persist->require_subcommand(1);
     bool persist_json = false, stop_all = false;
     std::vector<std::string> list_which, stop_which;
