@@ -51,12 +51,14 @@ SetupGate::Admit SetupGate::admit(const std::string& source, Clock::time_point n
         // out (no churn), and while the gate holds fewer sources than entries, some source holds two
         // or more: a new address always gets in.
         a.evict = victim_besides(&source, mine + 2);
+        if (!a.evict && !idle_.empty() && now - sources_of_.at(*idle_.begin()).since >= caps_.idle) a.evict = *idle_.begin();
         if (!a.evict && now - sources_of_.begin()->second.since >= caps_.slow) a.evict = sources_of_.begin()->first;
         if (!a.evict) return a;
         done(*a.evict);
     }
     auto id = next_++;
     sources_of_[id] = Entry{source, now};
+    idle_.insert(id);
     by_source_[source].push_back(id);
     a.id = id;
     return a;
@@ -70,6 +72,7 @@ void SetupGate::done(std::uint64_t id) {
     ids.erase(std::find(ids.begin(), ids.end(), id));
     if (ids.empty()) by_source_.erase(bs);
     sources_of_.erase(it);
+    idle_.erase(id);
 }
 
 }  // namespace tn::relay

@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 namespace tn::relay {
@@ -17,9 +18,11 @@ namespace tn::relay {
 // setup (16..1024), and half of that per source (8..512).
 struct SetupCaps {
     std::size_t global = 256, per_source = 32;
-    // A setup older than this is slow (a handshake takes milliseconds, a few round trips at most):
-    // when no source holds more than its share, the oldest such one makes room for a newcomer.
-    std::chrono::steady_clock::duration slow = std::chrono::seconds(1);
+    // A connection that sent nothing for this long is idle; one in setup for `slow` is slow (a
+    // handshake takes milliseconds, a few round trips at most). When no source holds more than its
+    // share, the oldest idle one, else the oldest slow one, makes room for a newcomer.
+    std::chrono::steady_clock::duration idle = std::chrono::milliseconds(250);
+    std::chrono::steady_clock::duration slow = std::chrono::seconds(2);
     static SetupCaps for_fd_limit(std::uint64_t nofile);
 };
 // The process's RLIMIT_NOFILE soft limit (1024 when it cannot be read).
@@ -36,9 +39,12 @@ public:
     // A new connection from `source`. Over the per-source cap it is refused. When the gate is full,
     // the oldest entry of the biggest other source makes room if that source would still hold more
     // than `source` (a flood from a few addresses cannot keep a new address out); else the oldest
-    // entry of all, if it is slow (a flood from many addresses cannot either, and it cannot churn
-    // faster than its own connections age); else the newcomer is refused.
+    // entry that has sent nothing yet, if it is idle, else the oldest of all, if it is slow (a flood
+    // of silent connections from many addresses cannot keep a client out that speaks at once, and it
+    // churns no faster than its own connections age); else the newcomer is refused.
     Admit admit(const std::string& source, Clock::time_point now);
+    // The entry's peer sent its first bytes: from now on only `slow` can push it out.
+    void progressed(std::uint64_t id) { idle_.erase(id); }
     // The entry finished setup or closed (unknown ids are ignored: an evicted entry calls it too).
     void done(std::uint64_t id);
     // The entry to close when the process runs out of descriptors (oldest of the biggest source).
@@ -57,6 +63,7 @@ private:
     };
     std::map<std::uint64_t, Entry> sources_of_;  // by id: oldest first
     std::map<std::string, std::deque<std::uint64_t>> by_source_;  // ids oldest first
+    std::set<std::uint64_t> idle_;                                  // entries whose peer sent nothing yet
 };
 
 }  // namespace tn::relay

@@ -28,7 +28,7 @@ TEST_CASE("setup caps follow the descriptor limit") {
 }
 
 TEST_CASE("setup gate: per-source cap refuses, a full gate evicts the oldest of a bigger source") {
-    SetupGate g({4, 3, std::chrono::seconds(1)});
+    SetupGate g({4, 3, std::chrono::seconds(1), std::chrono::seconds(1)});
     SetupGate::Clock::time_point t0{};
     std::vector<std::uint64_t> a;
     for (int i = 0; i < 3; ++i) {
@@ -61,7 +61,7 @@ TEST_CASE("setup gate: per-source cap refuses, a full gate evicts the oldest of 
 }
 
 TEST_CASE("setup gate: with one entry per source, a newcomer takes the oldest slot once it is slow") {
-    SetupGate g({3, 2, std::chrono::seconds(1)});
+    SetupGate g({3, 2, std::chrono::seconds(5), std::chrono::seconds(1)});
     SetupGate::Clock::time_point t0{};
     auto first = g.admit("a", t0);
     g.admit("b", t0 + std::chrono::milliseconds(100));
@@ -199,4 +199,24 @@ TEST_CASE("control socket: a private directory is required and the socket is 060
         }
     }
     ::unsetenv("TN_STATE_DIR");
+}
+
+TEST_CASE("setup gate: silent connections make way first, speaking ones only when slow") {
+    SetupGate g({3, 2, std::chrono::milliseconds(250), std::chrono::seconds(2)});
+    SetupGate::Clock::time_point t0{};
+    using std::chrono::milliseconds;
+    auto a = g.admit("a", t0), b = g.admit("b", t0), c = g.admit("c", t0);
+    g.progressed(*b.id);  // b speaks (a handshake in progress)
+    auto d = g.admit("d", t0 + milliseconds(300));
+    CHECK(d.evict == a.id);  // the oldest silent one
+    auto e = g.admit("e", t0 + milliseconds(310));
+    CHECK(e.evict == c.id);
+    // Only young silent ones are left besides b, which is not slow yet: refused.
+    CHECK_FALSE(g.admit("f", t0 + milliseconds(320)).id);
+    auto h = g.admit("h", t0 + milliseconds(2100));
+    CHECK(h.evict == d.id);  // silent before slow
+    g.progressed(*e.id);
+    g.progressed(*h.id);
+    auto i = g.admit("i", t0 + milliseconds(2200));
+    CHECK(i.evict == b.id);  // all speak now: the slow one goes
 }

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "base/error.hpp"
+#include "relay/claims.hpp"
 #include "relay/registry.hpp"
 
 using namespace tn::relay;
@@ -204,4 +205,46 @@ TEST_CASE("domain names are checked and Host headers reduced to their name") {
     CHECK(host_name("Example.com:8080") == "example.com");
     CHECK(host_name("[::1]:80") == "[::1]");
     CHECK(host_name("a.b.") == "a.b");
+}
+
+TEST_CASE("group claims: domain patterns, top-level wildcards refused, port ranges") {
+    GroupClaims g;
+    g.domains = {normalize_domain_pattern("*.A.example.org"), normalize_domain_pattern("b.example.org")};
+    CHECK(domain_allowed(g, "x.a.example.org"));
+    CHECK(domain_allowed(g, "y.x.a.example.org"));
+    CHECK(domain_allowed(g, "*.x.a.example.org"));
+    CHECK(domain_allowed(g, "b.example.org"));
+    CHECK_FALSE(domain_allowed(g, "a.example.org"));    // a wildcard never covers its apex
+    CHECK(domain_allowed(g, "*.a.example.org"));        // the wildcard itself: all it allows
+    CHECK_FALSE(domain_allowed(g, "x.b.example.org"));
+    CHECK_FALSE(domain_allowed(g, "xa.example.org"));
+    CHECK_FALSE(domain_allowed(GroupClaims{}, "x.a.example.org"));  // no list: nothing
+    CHECK_THROWS_AS(normalize_domain_pattern("*"), tn::ParseError);
+    CHECK_THROWS_AS(normalize_domain_pattern("*.com"), tn::ParseError);
+    CHECK_THROWS_AS(normalize_domain("*.com"), tn::ParseError);
+    g.ports = {parse_port_range("6000"), parse_port_range("7000-7100")};
+    CHECK(port_allowed(g, 6000));
+    CHECK(port_allowed(g, 7050));
+    CHECK_FALSE(port_allowed(g, 6001));
+    CHECK_FALSE(port_allowed(GroupClaims{}, 6000));
+    CHECK_THROWS_WITH(parse_port_range("0"), Catch::Contains("not a port"));
+    CHECK_THROWS_WITH(parse_port_range("70000"), Catch::Contains("not a port"));
+    CHECK_THROWS_WITH(parse_port_range("9-3"), Catch::Contains("ends before it starts"));
+    CHECK_THROWS_WITH(parse_port_range("1-x"), Catch::Contains("not a port"));
+}
+
+TEST_CASE("released claims stay with their group for the grace period") {
+    using namespace std::chrono;
+    Reservations r(seconds(300));
+    Reservations::Clock::time_point t0{};
+    r.release("red", {"app.example.org"}, 6000, t0);
+    CHECK(r.domain_holder("app.example.org", "blue", t0 + seconds(10)) == std::optional<std::string>("red"));
+    CHECK(r.port_holder(6000, "blue", t0 + seconds(10)) == std::optional<std::string>("red"));
+    CHECK_FALSE(r.domain_holder("app.example.org", "red", t0 + seconds(10)));  // its own group takes it back
+    CHECK_FALSE(r.port_holder(6000, "blue", t0 + seconds(300)));               // the grace is over
+    r.claimed({"app.example.org"}, 6000);
+    CHECK(r.size() == 0);
+    r.release("red", {"x.example.org"}, 0, t0);
+    r.expire(t0 + seconds(301));
+    CHECK(r.size() == 0);
 }

@@ -117,7 +117,7 @@ void RouteServer::read_head(StreamPtr s, std::string peer, const std::string& so
     auto step = std::make_shared<std::function<void()>>();
     *step = [this, s, st, peer, dashboard, step, slot]() {
         auto room = std::min(kReadChunk, http::kMaxHead - st->buf.size());  // parse() refuses before the cap is reached
-        s->async_read_some(asio::buffer(st->chunk.data(), room), [this, s, st, peer, dashboard, step](error_code ec, std::size_t n) {
+        s->async_read_some(asio::buffer(st->chunk.data(), room), [this, s, st, peer, dashboard, step, slot](error_code ec, std::size_t n) {
             auto finish = [&]() {
                 st->timer.cancel();
                 *step = nullptr;  // break the self-reference
@@ -127,6 +127,9 @@ void RouteServer::read_head(StreamPtr s, std::string peer, const std::string& so
                 finish();
                 if (st->timed_out) return http_reply(s, http::error_page(408, "the request head did not arrive in time"), 408, !dashboard);
                 return s->close();
+            }
+            if (st->buf.empty()) {
+                if (auto t = slot->table.lock()) t->gate.progressed(slot->id);
             }
             st->buf.append(st->chunk.data(), n);
             auto p = http::parse_request(st->buf);

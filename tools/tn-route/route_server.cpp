@@ -141,6 +141,7 @@ void RouteServer::classify(std::shared_ptr<tcp::socket> sock, std::string peer, 
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return classify(sock, peer, setup);  // a readiness report without a byte: wait again
         if (n != 1) return sock->close(ec);
+        if (auto t = setup->table.lock()) t->gate.progressed(setup->id);  // it speaks: no longer idle
         if (first == 0x16) on_connection(std::make_shared<Stream>(std::move(*sock), *tls_), peer, setup);
         else on_connection(std::make_shared<Stream>(std::move(*sock)), peer, setup);
     });
@@ -165,6 +166,7 @@ void RouteServer::on_connection(StreamPtr s, std::string peer, SetupPtr setup) {
                 if (ec == asio::error::invalid_argument) log_.warn("connection from ", peer, " refused: ", why);
                 return s->close();
             }
+            if (auto t = hold->table.lock()) t->gate.progressed(hold->id);
             if (v != kVersion) {
                 log_.warn("vnet at ", peer, " speaks protocol version ", v, "; refused");
                 return refuse(s, ErrorCode::version,
