@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Writes the text and packet seed corpora of fuzz/corpus/: HTTP request heads (the shapes
+tests/relay/test_route_http.cpp uses), SOCKS5 handshakes (RFC 1928), every example TOML config
+(prefixed with the byte that picks its loader), the PROTOCOL.tun.md §8 vectors, and TSO/GRO
+packets built as tests/tun/test_tun_offload.cpp builds them. Binary relay/persist seeds come from
+fuzz/make_seeds.cpp. Run from the source root: python3 fuzz/make_seeds.py"""
+import base64
+import pathlib
+import random
+import re
+import struct
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "fuzz" / "corpus"
+
+
+def write(target, name, data):
+    d = CORPUS / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+def http_heads():
+    auth = base64.b64encode(b"admin:s3cret").decode()
+    write("http_head", "get", "GET /index.html?x=1 HTTP/1.1\r\nHost: app.example.com\r\nUser-Agent: t\r\n\r\n")
+    write("http_head", "basic_auth", f"GET / HTTP/1.1\r\nHost: dash\r\nAuthorization: Basic {auth}\r\n\r\n")
+    write("http_head", "http10", "HEAD / HTTP/1.0\r\n\r\n")
+    write("http_head", "post_body", "POST /x HTTP/1.1\r\nHost: a.b\r\nContent-Length: 3\r\n\r\nabc")
+    write("http_head", "lf_only", "GET / HTTP/1.1\nHost: a\n\n")
+    write("http_head", "two_hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    write("http_head", "folded", "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  2\r\n\r\n")
+
+
+def socks5():
+    greet = bytes([5, 1, 0])
+    # The first byte of each seed is the piece size the target feeds at a time.
+    write("socks5", "ipv4", bytes([3]) + greet + bytes([5, 1, 0, 1, 127, 0, 0, 1, 0, 80]) + b"GET")
+    write("socks5", "domain", bytes([0]) + greet + bytes([5, 1, 0, 3, 11]) + b"example.com" + bytes([1, 187]))
+    write("socks5", "ipv6", bytes([16]) + greet + bytes([5, 1, 0, 4]) + bytes(15) + b"\x01" + bytes([0, 22]))
+    write("socks5", "bind", bytes([1]) + bytes([5, 2, 2, 0]) + bytes([5, 2, 0, 1, 10, 0, 0, 1, 0, 1]))
+
+
+LOADERS = {"tn-route": 1, "tn-vnet": 2, "tn-forward": 3, "tn-keysetup": 6}
+
+
+def configs():
+    for f in sorted((ROOT / "examples").glob("*/*.toml")):
+        tool = f.parent.name
+        if tool == "tn-tun":
+            which = 5 if "client" in f.name else 4
+        elif tool in LOADERS:
+            which = LOADERS[tool]
+        else:
+            continue
+        write("config", f"{tool}-{f.stem}", bytes([which]) + f.read_bytes())
+    write("config", "document", bytes([0]) + b'a = "x"\nb = 3\n[[t]]\nx = true\ny = "z"\n')
+
+
+def tun_vectors():
+    doc = (ROOT / "doc" / "PROTOCOL.tun.md").read_text()
+    # Each vector is a label line followed by a fenced hex block.
+    for label, hexblock in re.findall(r"^(.+?):\n```\n([0-9a-f\n]+)```", doc, re.M):
+        data = bytes.fromhex(hexblock.replace("\n", ""))
+        name = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")[:40]
+        if len(data) != 32:  # datagrams, not keys
+            write("tun_wire", "vector_" + name, data)
+
+
+def csum(b, s=0):
+    if len(b) % 2:
+        b += b"\0"
+    for i in range(0, len(b), 2):
+        s += (b[i] << 8) | b[i + 1]
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def tcp_packet(payload, seq, flags=0x10):
+    """A TCP/IPv4 packet with the timestamp option; TCP checksum holds the pseudo-header sum, as the
+    kernel leaves it for a partial checksum (the unit test's tcp_packet)."""
+    total = 52 + payload
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 0x1234, 0x4000, 64, 6, 0,
+                               bytes([10, 99, 0, 2]), bytes([10, 99, 0, 1])))
+    ip[10:12] = struct.pack("!H", ~csum(bytes(ip)) & 0xFFFF)
+    tcp = bytearray(struct.pack("!HHIIBBHHH", 0xA001, 0x1451, seq, 0x11223344, 0x80, flags, 0x01F5, 0, 0))
+    tcp += bytes([1, 1, 8, 10]) + bytes(range(44, 52))
+    body = bytes((3 + i * 7) & 0xFF for i in range(payload))
+    pseudo = csum(bytes(ip[12:20])) + 6 + (total - 20)
+    tcp[16:18] = struct.pack("!H", csum(b"", pseudo))
+    return bytes(ip) + bytes(tcp) + body
+
+
+def offload():
+    # Mode byte 0: a vnet header + super-packet to segment (TSO, mss 1000; USO).
+    tso = struct.pack("=BBHHHH", 1, 1, 52, 1000, 20, 16)
+    write("tun_offload", "tso", bytes([0]) + tso + tcp_packet(2500, 1000))
+    write("tun_offload", "plain_csum", bytes([0]) + struct.pack("=BBHHHH", 1, 0, 0, 0, 20, 16) + tcp_packet(100, 7))
+    # Mode byte 1|2|4: consecutive segments to coalesce, each behind a 2-byte length.
+    segs = b""
+    for k in range(4):
+        p = tcp_packet(500, 1000 + 500 * k)
+        segs += struct.pack("!H", len(p)) + p
+    write("tun_offload", "gro_run", bytes([7]) + segs)
+
+
+def cores():
+    rnd = random.Random(16)
+    for i in range(6):
+        write("tun_cores", f"script{i}", bytes(rnd.randrange(256) for _ in range(64 + 200 * i)))
+
+
+if __name__ == "__main__":
+    http_heads()
+    socks5()
+    configs()
+    tun_vectors()
+    offload()
+    cores()
