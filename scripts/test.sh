@@ -41,7 +41,9 @@ dir=${1:-$($sanitize && echo build-asan || echo build)}
 bash scripts/install-deps.sh
 tests=()
 if $sanitize; then
-    bash scripts/build.sh "$dir" -Db_sanitize=address,undefined -Db_lundef=false
+    # Not -Werror here: g++ 12 gives false -Wrestrict/-Wstringop-overflow warnings on ASan-instrumented
+    # code (GCC PR 105329); the normal build holds every warning as an error for the same sources.
+    bash scripts/build.sh "$dir" -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=false
     # Leaks fail a test as surely as a bad access; UBSan stops at its first finding with a stack.
     export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -49,7 +51,8 @@ if $sanitize; then
     # lists them and why). Empty when the whole suite is clean under the sanitizers.
     skip=()
     if ((${#skip[@]})); then
-        mapfile -t tests < <(meson test -C "$dir" --list 2>/dev/null | sed 's/^[^ ]* \/ //' | grep -vxF -f <(printf '%s\n' "${skip[@]}"))
+        mapfile -t tests < <(meson test -C "$dir" --no-rebuild --list 2>/dev/null | sed 's/^[^ ]* \/ //' |
+                             grep -vxF -f <(printf '%s\n' "${skip[@]}"))
         echo "sanitizers: leaving out ${skip[*]} (doc/FUZZING.md)" >&2
     fi
 else
