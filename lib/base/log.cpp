@@ -55,15 +55,17 @@ std::string format_line(Format f, Level l, std::string_view tool, std::string_vi
     if (f == Format::json) {
         std::string lvl(level_name(l));
         for (auto& c : lvl) c = static_cast<char>(c - 'A' + 'a');
+        // json_quote_text: valid JSON whatever a peer put in the message (control bytes, broken UTF-8).
         out = "{\"ts\":" + json_quote(iso8601_utc(t)) + ",\"level\":" + json_quote(lvl) +
-              ",\"tool\":" + json_quote(tool) + ",\"msg\":" + json_quote(msg) + "}\n";
+              ",\"tool\":" + json_quote_text(tool) + ",\"msg\":" + json_quote_text(msg) + "}\n";
         return out;
     }
     std::string lvl(level_name(l));
     lvl.resize(5, ' ');  // fixed width so messages line up
     out = iso8601_utc(t) + " " + lvl + " " + std::string(tool) + ": ";
-    // A message must stay one line: embedded newlines would forge log lines.
-    for (char c : msg) out += (c == '\n' || c == '\r') ? ' ' : c;
+    // A message must stay one line and plain text: embedded newlines would forge log lines, and escape
+    // sequences from a hostile peer's names would drive the terminal reading the log.
+    out += escape_controls(msg);
     out += '\n';
     return out;
 }

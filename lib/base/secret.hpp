@@ -1,6 +1,11 @@
 // Secret: a string that never prints itself (tokens, passwords, private key material).
 #pragma once
 
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -30,5 +35,18 @@ private:
     }
     std::string value_;
 };
+
+// The warning to log once at start when a file holding a secret (a token, a private key, a config
+// with a token in it) can be read by its group or by others, as ssh warns about an unprotected key;
+// nullopt when it is private (or cannot be stat-ed: opening it reports that). Library code does not
+// log, so each tool logs what this returns.
+inline std::optional<std::string> secret_file_warning(const std::filesystem::path& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || (st.st_mode & 077) == 0) return std::nullopt;
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return path.string() + " holds a secret but is readable by " + ((st.st_mode & 007) ? "others" : "its group") +
+           " (mode " + mode + "): run 'chmod 600 " + path.string() + "'";
+}
 
 }  // namespace tn

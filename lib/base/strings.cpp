@@ -118,4 +118,82 @@ std::string json_quote(std::string_view s) {
     return out;
 }
 
+namespace {
+// Length of the valid UTF-8 sequence at s[i] and its code point; 0 when the byte there does not start
+// one (stray continuation byte, overlong form, surrogate, beyond U+10FFFF, truncated).
+std::size_t utf8_at(std::string_view s, std::size_t i, char32_t& cp) {
+    auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+    unsigned char c = b(0);
+    std::size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return 0;
+    cp = n == 1 ? c : n == 2 ? (c & 0x1f) : n == 3 ? (c & 0x0f) : (c & 0x07);
+    for (std::size_t k = 1; k < n; ++k) {
+        if ((b(k) & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (b(k) & 0x3f);
+    }
+    static constexpr char32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return n;
+}
+
+bool is_control(char32_t cp) { return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f); }
+
+std::string hex_escape(const char* fmt, unsigned v) {
+    char buf[12];
+    std::snprintf(buf, sizeof buf, fmt, v);
+    return buf;
+}
+}  // namespace
+
+std::string escape_controls(std::string_view s, std::string_view keep) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size();) {
+        char32_t cp = 0;
+        std::size_t n = utf8_at(s, i, cp);
+        if (n == 0) {
+            out += hex_escape("\\x%02x", static_cast<unsigned char>(s[i]));
+            ++i;
+            continue;
+        }
+        if (!is_control(cp) || (cp < 0x80 && keep.find(static_cast<char>(cp)) != std::string_view::npos)) {
+            out.append(s.substr(i, n));
+        } else if (cp == '\n') {
+            out += "\\n";
+        } else if (cp == '\r') {
+            out += "\\r";
+        } else if (cp == '\t') {
+            out += "\\t";
+        } else {
+            out += hex_escape(cp < 0x80 ? "\\x%02x" : "\\u%04x", static_cast<unsigned>(cp));
+        }
+        i += n;
+    }
+    return out;
+}
+
+std::string json_quote_text(std::string_view s) {
+    std::string out = "\"";
+    out.reserve(s.size() + 2);
+    for (std::size_t i = 0; i < s.size();) {
+        char32_t cp = 0;
+        std::size_t n = utf8_at(s, i, cp);
+        if (n == 0) {
+            out += "\\ufffd";
+            ++i;
+            continue;
+        }
+        if (cp == '"') out += "\\\"";
+        else if (cp == '\\') out += "\\\\";
+        else if (cp == '\n') out += "\\n";
+        else if (cp == '\r') out += "\\r";
+        else if (cp == '\t') out += "\\t";
+        else if (is_control(cp)) out += hex_escape("\\u%04x", static_cast<unsigned>(cp));
+        else out.append(s.substr(i, n));
+        i += n;
+    }
+    out += '"';
+    return out;
+}
+
 }  // namespace tn

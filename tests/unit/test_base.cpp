@@ -46,7 +46,7 @@ TEST_CASE("log lines are ISO-8601 UTC with a fixed-width level") {
     CHECK(log::format_line(log::Format::text, log::Level::info, "tn-forward", "forward up", t) ==
           "2026-11-23T10:00:00.123Z INFO  tn-forward: forward up\n");
     CHECK(log::format_line(log::Format::text, log::Level::error, "x", "a\nb", t) ==
-          "2026-11-23T10:00:00.123Z ERROR x: a b\n");
+          "2026-11-23T10:00:00.123Z ERROR x: a\\nb\n");
 }
 
 TEST_CASE("json log lines escape the message") {
@@ -191,4 +191,54 @@ TEST_CASE("Secret prints MASKED") {
     os << s;
     CHECK(os.str() == "MASKED");
     CHECK(s.expose() == "hunter2");
+}
+
+TEST_CASE("escape_controls: C0, DEL, C1 and broken UTF-8 become visible escapes") {
+    CHECK(escape_controls("plain text, ünïcødé ✓") == "plain text, ünïcødé ✓");
+    CHECK(escape_controls("a\nb\rc\td") == "a\\nb\\rc\\td");
+    CHECK(escape_controls("\x1b[2J\x07\x7f") == "\\x1b[2J\\x07\\x7f");
+    CHECK(escape_controls("x\xc2\x9b" "31m") == "x\\u009b31m");  // C1 CSI, UTF-8 encoded
+    CHECK(escape_controls("x\x9b" "31m") == "x\\x9b31m");        // a lone C1 byte (CSI to 8-bit terminals)
+    CHECK(escape_controls("\xc0\xaf\xed\xa0\x80\xe2\x82") == "\\xc0\\xaf\\xed\\xa0\\x80\\xe2\\x82");  // overlong, surrogate, cut
+    CHECK(escape_controls(std::string_view("a\0b", 3)) == "a\\x00b");
+    CHECK(escape_controls("row\tx\n", "\t\n") == "row\tx\n");
+    CHECK(escape_controls("\xc2\xa0") == "\xc2\xa0");  // U+00A0 is not a control
+}
+
+TEST_CASE("json_quote_text is valid JSON for any bytes") {
+    CHECK(json_quote_text("say \"hi\"\\\n") == "\"say \\\"hi\\\"\\\\\\n\"");
+    CHECK(json_quote_text("\x1b\x7f\xc2\x85") == "\"\\u001b\\u007f\\u0085\"");
+    CHECK(json_quote_text("ok \xff end") == "\"ok \\ufffd end\"");
+    CHECK(json_quote_text("é✓") == "\"é✓\"");
+}
+
+TEST_CASE("a hostile name cannot forge a log line or drive the terminal") {
+    auto t = at_ms(0);
+    std::string evil = "x\n1970-01-01T00:00:00.000Z INFO  tn-route: fake\x1b]0;title\x07\xc2\x9b" "2J\xff";
+    auto text = log::format_line(log::Format::text, log::Level::info, "tn-vnet", "peer " + evil, t);
+    CHECK(text == "1970-01-01T00:00:00.000Z INFO  tn-vnet: peer x\\n1970-01-01T00:00:00.000Z INFO  tn-route: fake"
+                  "\\x1b]0;title\\x07\\u009b2J\\xff\n");
+    auto json = log::format_line(log::Format::json, log::Level::info, "tn-vnet", evil, t);
+    CHECK(json.find('\n') == json.size() - 1);
+    for (unsigned char c : json.substr(0, json.size() - 1)) CHECK((c >= 0x20 && c != 0x7f));
+    CHECK(json.find("\\u001b]0;title\\u0007\\u009b2J\\ufffd") != std::string::npos);
+}
+
+TEST_CASE("secret_file_warning names a token or key file readable by group or others") {
+    auto dir = std::filesystem::temp_directory_path() / ("tn-secret-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    auto f = dir / "token";
+    { std::FILE* fp = std::fopen(f.c_str(), "w"); REQUIRE(fp); std::fclose(fp); }
+    ::chmod(f.c_str(), 0600);
+    CHECK_FALSE(secret_file_warning(f));
+    ::chmod(f.c_str(), 0640);
+    auto w = secret_file_warning(f);
+    REQUIRE(w);
+    CHECK(w->find("readable by its group (mode 0640)") != std::string::npos);
+    CHECK(w->find("chmod 600 " + f.string()) != std::string::npos);
+    ::chmod(f.c_str(), 0604);
+    REQUIRE(secret_file_warning(f));
+    CHECK(secret_file_warning(f)->find("readable by others") != std::string::npos);
+    CHECK_FALSE(secret_file_warning(dir / "missing"));
+    std::filesystem::remove_all(dir);
 }
