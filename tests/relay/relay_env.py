@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -148,8 +149,16 @@ class Relay:
         path = config or self.vnet_config(name, **kw)
         return self.spawn(name, [VNET, "-c", path])
 
+    def socket_of(self, name):
+        """The control socket of vnet `name`: $STATE/tn-vnet-NAME-KEY.sock (KEY: route, group and name)."""
+        pat = re.compile(rf"tn-vnet-{re.escape(name)}-[0-9a-f]{{12}}\.sock")
+        found = [f for f in os.listdir(self.state) if pat.fullmatch(f)] if os.path.isdir(self.state) else []
+        if len(found) != 1:
+            raise OSError(f"control socket of {name}: found {found}")
+        return os.path.join(self.state, found[0])
+
     def ctl(self, name, *words, check=True):
-        r = subprocess.run([VNET, "ctl", "--socket", os.path.join(self.state, f"tn-vnet-{name}.sock"), *words],
+        r = subprocess.run([VNET, "ctl", "--socket", self.socket_of(name), *words],
                            capture_output=True, text=True, env=self.env(), timeout=10)
         if check and r.returncode != 0:
             raise OSError(f"ctl {words}: {r.returncode} {r.stderr}")

@@ -2,6 +2,10 @@
 // and the registry view that serves and uses follow.
 #include "vnet_agent.hpp"
 
+#include <openssl/evp.h>
+
+#include <cctype>
+
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "relay/io_tls.hpp"
@@ -42,9 +46,23 @@ Clock::duration VnetAgent::scaled(std::chrono::milliseconds d) const {
     return std::chrono::duration_cast<Clock::duration>(d * scale_);
 }
 
-std::string ctl_socket_path(const std::string& vnet_name) {
-    return (state_dir_path() / ("tn-vnet-" + vnet_name + ".sock")).string();
+std::string instance_stem(const VnetConfig& cfg) {
+    // What identifies an instance is where it connects and as whom, not its display name alone: a vnet
+    // `a` for one route must not block an `a` for another. The name stays readable in the file name
+    // (made safe for a path); a hash of route, group and name tells instances apart.
+    std::string id = cfg.route.str() + '\0' + cfg.group + '\0' + cfg.name;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(id.data(), id.size(), md, &len, EVP_sha256(), nullptr);
+    std::string safe;
+    for (char c : cfg.name.substr(0, 32)) safe += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ? c : '_';
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string key;
+    for (int i = 0; i < 6; ++i) key += {hex[md[i] >> 4], hex[md[i] & 15]};
+    return "tn-vnet-" + safe + "-" + key;
 }
+
+std::string ctl_socket_path(const VnetConfig& cfg) { return (state_dir_path() / (instance_stem(cfg) + ".sock")).string(); }
 
 void VnetAgent::start() {
     start_ctl();

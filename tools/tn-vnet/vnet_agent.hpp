@@ -108,6 +108,8 @@ private:
     LocalUse* use_by_name(const std::string& n);
     bool active_at_start(bool active, bool start_flag) const;
     void start_ctl();
+    void accept_ctl();
+    void serve_ctl(std::shared_ptr<asio::local::stream_protocol::socket> s);
     std::string show(const std::string& what, bool json) const;
     Clock::duration scaled(std::chrono::milliseconds d) const;
 
@@ -134,7 +136,7 @@ private:
     std::map<std::uint32_t, std::string> serve_reqs_;                            // req -> serve name
     std::map<std::uint64_t, std::pair<Clock::time_point, ReplyFn>> pings_;
     relay::UnserveTimers unserve_timers_;
-    std::optional<asio::local::stream_protocol::acceptor> ctl_acceptor_;
+    std::shared_ptr<asio::local::stream_protocol::acceptor> ctl_acceptor_;
     std::string ctl_path_;
     std::uint64_t links_total_ = 0, bytes_total_ = 0;
     std::deque<relay::StreamPtr> parked_;  // ready for a LINK_OPEN
@@ -144,7 +146,13 @@ private:
     int exit_code_ = 0;
 };
 
-// $STATE/tn-vnet-NAME.sock
-std::string ctl_socket_path(const std::string& vnet_name);
+// ensure_state_dir(), refused (config error, 78) unless we own it and it is closed to others.
+std::filesystem::path private_state_dir();
+
+// "tn-vnet-NAME-KEY": KEY is 12 hex digits of SHA-256(route, group, name), so that instances are told
+// apart by what identifies them; the lock and the control socket are named after it.
+std::string instance_stem(const VnetConfig& cfg);
+// $STATE/tn-vnet-NAME-KEY.sock
+std::string ctl_socket_path(const VnetConfig& cfg);
 
 }  // namespace tn::vnet

@@ -1,10 +1,17 @@
 // tn-vnet's command grammar (seed 004's terminal: show, ping, unserve, serve/use ops, reload), shared
 // by `tn-vnet ctl` over the Unix control socket and the interactive terminal.
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <sstream>
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/strings.hpp"
+#include "vnet_accept.hpp"
 #include "vnet_agent.hpp"
 
 namespace tn::vnet {
@@ -17,6 +24,10 @@ constexpr const char* kUsage =
     "  serve open|close|delete NAME · serve new|run NAME [IP:]PORT [ID] · use open|close|delete NAME ·\n"
     "  use new|run NAME ID [[IP:]PORT] · reload [FILE]   (add --json for JSON)\n";
 
+// Names, infos and messages come from other vnets and the route: in text output each stays one
+// field of one row, with no control bytes to forge rows or drive the terminal.
+std::string esc(std::string_view s) { return escape_controls(s); }
+
 HostPort host_port_or_port(const std::string& s, const std::string& default_ip) {
     if (s.find(':') == std::string::npos) return HostPort{default_ip, parse_port(s, s)};
     return parse_host_port(s);
@@ -24,22 +35,22 @@ HostPort host_port_or_port(const std::string& s, const std::string& default_ip) 
 
 std::string serve_json(const LocalServe& s) {
     std::ostringstream o;
-    o << "{\"name\":" << json_quote(s.cfg.name) << ",\"id\":" << (s.registered ? s.id : s.cfg.id)
-      << ",\"type\":" << json_quote(s.cfg.type) << ",\"ip\":" << json_quote(s.cfg.ip) << ",\"port\":" << s.cfg.port
-      << ",\"info\":" << json_quote(s.cfg.info) << ",\"active\":" << (s.cfg.active ? "true" : "false")
-      << ",\"registered\":" << (s.registered ? "true" : "false") << ",\"state\":" << json_quote(s.state)
+    o << "{\"name\":" << json_quote_text(s.cfg.name) << ",\"id\":" << (s.registered ? s.id : s.cfg.id)
+      << ",\"type\":" << json_quote_text(s.cfg.type) << ",\"ip\":" << json_quote_text(s.cfg.ip) << ",\"port\":" << s.cfg.port
+      << ",\"info\":" << json_quote_text(s.cfg.info) << ",\"active\":" << (s.cfg.active ? "true" : "false")
+      << ",\"registered\":" << (s.registered ? "true" : "false") << ",\"state\":" << json_quote_text(s.state)
       << ",\"remote_port\":" << s.cfg.remote_port << ",\"unserve\":" << (s.unserve ? "true" : "false")
       << ",\"links\":" << s.open_links << ",\"custom_domains\":[";
-    for (std::size_t i = 0; i < s.cfg.custom_domains.size(); ++i) o << (i ? "," : "") << json_quote(s.cfg.custom_domains[i]);
+    for (std::size_t i = 0; i < s.cfg.custom_domains.size(); ++i) o << (i ? "," : "") << json_quote_text(s.cfg.custom_domains[i]);
     o << "]}";
     return o.str();
 }
 
 std::string use_json(const LocalUse& u) {
     std::ostringstream o;
-    o << "{\"name\":" << json_quote(u.cfg.name) << ",\"id\":" << u.cfg.id << ",\"ip\":" << json_quote(u.cfg.ip)
+    o << "{\"name\":" << json_quote_text(u.cfg.name) << ",\"id\":" << u.cfg.id << ",\"ip\":" << json_quote_text(u.cfg.ip)
       << ",\"port\":" << (u.bound_port ? u.bound_port : u.cfg.port) << ",\"active\":" << (u.cfg.active ? "true" : "false")
-      << ",\"state\":" << json_quote(u.state) << ",\"links\":" << u.open_links << "}";
+      << ",\"state\":" << json_quote_text(u.state) << ",\"links\":" << u.open_links << "}";
     return o.str();
 }
 }  // namespace
@@ -54,8 +65,8 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
         } else {
             o << "id\tname\ttype\tip\tport\tstate\tinfo\n";
             for (const auto& s : serves_)
-                o << (s.registered ? s.id : s.cfg.id) << "\t" << s.cfg.name << "\t" << s.cfg.type << "\t" << s.cfg.ip << "\t"
-                  << s.cfg.port << "\t" << s.state << "\t" << s.cfg.info << "\n";
+                o << (s.registered ? s.id : s.cfg.id) << "\t" << esc(s.cfg.name) << "\t" << esc(s.cfg.type) << "\t" << esc(s.cfg.ip)
+                  << "\t" << s.cfg.port << "\t" << esc(s.state) << "\t" << esc(s.cfg.info) << "\n";
         }
     } else if (what == "use") {
         if (json) {
@@ -65,8 +76,8 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
         } else {
             o << "name\tid\tip\tport\tstate\n";
             for (const auto& u : uses_)
-                o << u.cfg.name << "\t" << u.cfg.id << "\t" << u.cfg.ip << "\t" << (u.bound_port ? u.bound_port : u.cfg.port)
-                  << "\t" << u.state << "\n";
+                o << esc(u.cfg.name) << "\t" << u.cfg.id << "\t" << esc(u.cfg.ip) << "\t" << (u.bound_port ? u.bound_port : u.cfg.port)
+                  << "\t" << esc(u.state) << "\n";
         }
     } else if (what == "serves") {
         if (json) o << "[";
@@ -75,27 +86,27 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
         for (const auto& [id, e] : available_) {
             if (json) {
                 o << (first ? "" : ",") << "{\"id\":" << id << ",\"vnet\":" << e.vnet_id << ",\"vnet_name\":"
-                  << json_quote(e.vnet_name) << ",\"name\":" << json_quote(e.spec.name) << ",\"type\":" << json_quote(e.spec.type)
-                  << ",\"ip\":" << json_quote(e.spec.ip) << ",\"port\":" << e.spec.port << ",\"info\":" << json_quote(e.spec.info)
+                  << json_quote_text(e.vnet_name) << ",\"name\":" << json_quote_text(e.spec.name) << ",\"type\":" << json_quote_text(e.spec.type)
+                  << ",\"ip\":" << json_quote_text(e.spec.ip) << ",\"port\":" << e.spec.port << ",\"info\":" << json_quote_text(e.spec.info)
                   << ",\"remote_port\":" << e.spec.remote_port << "}";
             } else {
-                o << id << "\t" << e.vnet_id << "\t" << e.spec.name << "\t" << e.spec.type << "\t" << e.spec.ip << "\t"
-                  << e.spec.port << "\t" << e.spec.info << "\n";
+                o << id << "\t" << e.vnet_id << "\t" << esc(e.spec.name) << "\t" << esc(e.spec.type) << "\t" << esc(e.spec.ip)
+                  << "\t" << e.spec.port << "\t" << esc(e.spec.info) << "\n";
             }
             first = false;
         }
         if (json) o << "]\n";
-        else o << "- " << available_.size() << " serves in group " << cfg_.group << " -\n";
+        else o << "- " << available_.size() << " serves in group " << esc(cfg_.group) << " -\n";
     } else if (what == "vnet") {
         if (json) {
-            o << "{\"name\":" << json_quote(cfg_.name) << ",\"group\":" << json_quote(cfg_.group)
-              << ",\"route\":" << json_quote(cfg_.route.str()) << ",\"tls\":" << (cfg_.tls ? "true" : "false")
+            o << "{\"name\":" << json_quote_text(cfg_.name) << ",\"group\":" << json_quote_text(cfg_.group)
+              << ",\"route\":" << json_quote_text(cfg_.route.str()) << ",\"tls\":" << (cfg_.tls ? "true" : "false")
               << ",\"connected\":" << (connected_ ? "true" : "false") << ",\"vnet_id\":" << vnet_id_
               << ",\"allow_unserve\":" << (cfg_.allow_unserve ? "true" : "false") << ",\"unserve_remote\":"
               << (cfg_.unserve_remote ? "true" : "false") << ",\"unserve_num\":" << cfg_.unserve_num
               << ",\"links_total\":" << links_total_ << ",\"bytes\":" << bytes_total_ << "}\n";
         } else {
-            o << "name " << cfg_.name << "  group " << cfg_.group << "  route " << cfg_.route.str()
+            o << "name " << esc(cfg_.name) << "  group " << esc(cfg_.group) << "  route " << esc(cfg_.route.str())
               << (connected_ ? "  connected as vnet " + std::to_string(vnet_id_) : "  not connected") << "\n"
               << "allow_unserve " << cfg_.allow_unserve << "  unserve_remote " << cfg_.unserve_remote << "  unserve_num "
               << cfg_.unserve_num << "  links " << links_total_ << "  bytes " << bytes_total_ << "\n";
@@ -114,7 +125,7 @@ void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
         else w.push_back(in[i]);
     }
     auto usage = [&](const std::string& why) { reply(Reply{64, why + "\n" + kUsage}); };
-    auto ok = [&](const std::string& text) { reply(Reply{0, json ? "{\"ok\":true,\"message\":" + json_quote(text) + "}\n" : text + "\n"}); };
+    auto ok = [&](const std::string& text) { reply(Reply{0, json ? "{\"ok\":true,\"message\":" + json_quote_text(text) + "}\n" : text + "\n"}); };
     try {
         if (w.empty() || w[0] == "help") return reply(Reply{w.empty() ? 64 : 0, kUsage});
         if (w[0] == "show") {
@@ -132,8 +143,8 @@ void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
                 else o << "vnet\tname\tserves\n";
                 for (std::size_t i = 0; i < v.vnets.size(); ++i) {
                     const auto& x = v.vnets[i];
-                    if (json) o << (i ? "," : "") << "{\"id\":" << x.id << ",\"name\":" << json_quote(x.name) << ",\"serves\":" << x.serves << "}";
-                    else o << x.id << "\t" << x.name << "\t" << x.serves << "\n";
+                    if (json) o << (i ? "," : "") << "{\"id\":" << x.id << ",\"name\":" << json_quote_text(x.name) << ",\"serves\":" << x.serves << "}";
+                    else o << x.id << "\t" << esc(x.name) << "\t" << x.serves << "\n";
                 }
                 if (json) o << "]\n";
                 reply(Reply{0, o.str()});
@@ -158,7 +169,7 @@ void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
             auto req = next_req_++;
             waiting_[req] = [this, reply, json, local](const Frame& f) {
                 auto r = from_frame<UnserveResult>(f);
-                if (!r.ok) return reply(Reply{77, "unserve refused: " + r.message + "\n"});
+                if (!r.ok) return reply(Reply{77, "unserve refused: " + esc(r.message) + "\n"});
                 std::string text = "unserve granted: serve id " + std::to_string(r.id);
                 if (!local.empty()) {
                     LocalUse u;
@@ -172,7 +183,7 @@ void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
                     attach(*use_by_name(u.cfg.name));
                     text += ", mapped on " + lhp.str() + " (" + use_by_name(u.cfg.name)->state + ")";
                 }
-                reply(Reply{0, json ? "{\"ok\":true,\"id\":" + std::to_string(r.id) + ",\"message\":" + json_quote(text) + "}\n" : text + "\n"});
+                reply(Reply{0, json ? "{\"ok\":true,\"id\":" + std::to_string(r.id) + ",\"message\":" + json_quote_text(text) + "}\n" : text + "\n"});
             };
             return send(to_frame(UnserveReq{req, static_cast<std::uint32_t>(*target), hp.host, hp.port}));
         }
@@ -256,35 +267,88 @@ void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
     }
 }
 
+std::filesystem::path private_state_dir() {
+    auto dir = ensure_state_dir();
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0)
+        throw Error(ExitCode::io, "cannot stat state directory " + dir.string() + ": " + std::strerror(errno));
+    // The control socket accepts commands that open ports and register serves: the directory it lives
+    // in must be ours alone, or another local user could replace the socket or reach it.
+    if (st.st_uid != ::geteuid())
+        throw Error(ExitCode::config, "state directory " + dir.string() + " belongs to uid " + std::to_string(st.st_uid) +
+                                          ", not to us (uid " + std::to_string(::geteuid()) +
+                                          "): refusing to keep the control socket there (set TN_STATE_DIR to a directory of ours)");
+    if ((st.st_mode & 077) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        throw Error(ExitCode::config, "state directory " + dir.string() + " is open to other users (mode " + mode +
+                                          "): refusing to keep the control socket there; run 'chmod 700 " + dir.string() + "'");
+    }
+    return dir;
+}
+
+namespace {
+// SO_PEERCRED: only our own user (and root, who can read our files anyway) may send commands, even if
+// the socket file's mode were loosened or the connecting process bypasses file permissions.
+std::optional<uid_t> foreign_peer(int fd) {
+    ucred cr{};
+    socklen_t len = sizeof cr;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0) return static_cast<uid_t>(-1);
+    if (cr.uid == ::geteuid() || cr.uid == 0) return std::nullopt;
+    return cr.uid;
+}
+}  // namespace
+
 void VnetAgent::start_ctl() {
-    ensure_state_dir();
-    ctl_path_ = ctl_socket_path(cfg_.name);
+    private_state_dir();
+    ctl_path_ = ctl_socket_path(cfg_);
     std::error_code fec;
     std::filesystem::remove(ctl_path_, fec);
-    ctl_acceptor_.emplace(io_, asio::local::stream_protocol::endpoint(ctl_path_));
-    std::function<void()> accept_one;
-    auto loop = std::make_shared<std::function<void()>>();
-    *loop = [this, loop]() {
-        ctl_acceptor_->async_accept([this, loop](relay::error_code ec, asio::local::stream_protocol::socket sock) {
-            if (ec || stopped_) return;
-            auto s = std::make_shared<asio::local::stream_protocol::socket>(std::move(sock));
-            auto buf = std::make_shared<asio::streambuf>(4096);  // one command line, capped
-            asio::async_read_until(*s, *buf, '\n', [this, s, buf](relay::error_code ec2, std::size_t) {
-                if (ec2) return;
-                std::istream in(buf.get());
-                std::string line;
-                std::getline(in, line);
-                auto words = split(line, '\x1f');
-                if (words.size() == 1 && words[0].empty()) words.clear();
-                command(words, [s](Reply r) {
-                    auto out = std::make_shared<std::string>(std::to_string(r.code) + "\n" + r.body);
-                    asio::async_write(*s, asio::buffer(*out), [s, out](relay::error_code, std::size_t) {});
-                });
-            });
-            (*loop)();
-        });
+    asio::local::stream_protocol::endpoint ep(ctl_path_);
+    ctl_acceptor_ = std::make_shared<asio::local::stream_protocol::acceptor>(io_);
+    relay::error_code ec;
+    ctl_acceptor_->open(ep.protocol(), ec);
+    // bind(2) creates the socket file with the process umask: bind under 077 so that it is never
+    // reachable by others, not even for a moment, then pin 0600 whatever the umask was.
+    mode_t old_mask = ::umask(077);
+    if (!ec) ctl_acceptor_->bind(ep, ec);
+    ::umask(old_mask);
+    if (!ec && ::chmod(ctl_path_.c_str(), 0600) != 0) ec = relay::error_code(errno, asio::error::get_system_category());
+    if (!ec) ctl_acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) throw Error(ExitCode::io, "cannot open the control socket " + ctl_path_ + ": " + ec.message());
+    accept_ctl();
+}
+
+void VnetAgent::accept_ctl() {
+    accept_forever(
+        ctl_acceptor_,
+        [this](asio::local::stream_protocol::socket sock) {
+            if (stopped_) return false;
+            serve_ctl(std::make_shared<asio::local::stream_protocol::socket>(std::move(sock)));
+            return true;
+        },
+        [this](const std::string& m) { log_.warn(m); }, "the control socket");
+}
+
+void VnetAgent::serve_ctl(std::shared_ptr<asio::local::stream_protocol::socket> s) {
+    auto reply_to = [s](Reply r) {
+        auto out = std::make_shared<std::string>(std::to_string(r.code) + "\n" + r.body);
+        asio::async_write(*s, asio::buffer(*out), [s, out](relay::error_code, std::size_t) {});
     };
-    (*loop)();
+    if (auto uid = foreign_peer(s->native_handle())) {
+        log_.warn("control socket: refused a connection from uid ", static_cast<long>(*uid), " (not our user)");
+        return reply_to(Reply{77, "refused: this tn-vnet takes commands from its own user only\n"});
+    }
+    auto buf = std::make_shared<asio::streambuf>(4096);  // one command line, capped
+    asio::async_read_until(*s, *buf, '\n', [this, buf, reply_to](relay::error_code ec, std::size_t) {
+        if (ec) return;
+        std::istream in(buf.get());
+        std::string line;
+        std::getline(in, line);
+        auto words = split(line, '\x1f');
+        if (words.size() == 1 && words[0].empty()) words.clear();
+        command(words, reply_to);
+    });
 }
 
 }  // namespace tn::vnet

@@ -3,6 +3,7 @@
 #include "base/net_addr.hpp"
 #include "relay/io_connect.hpp"
 #include "relay/seal.hpp"
+#include "vnet_accept.hpp"
 #include "vnet_agent.hpp"
 
 #include <openssl/crypto.h>
@@ -161,13 +162,17 @@ void VnetAgent::attach_uses() {
 }
 
 void VnetAgent::accept_use(std::shared_ptr<tcp::acceptor> acc, std::string use_name) {
-    acc->async_accept([this, acc, use_name](relay::error_code ec, tcp::socket sock) {
-        if (ec || stopped_) return;
-        auto* u = use_by_name(use_name);
-        if (!u || u->listener != acc) return;
-        open_link(std::move(sock), u->cfg.id, use_name);
-        accept_use(acc, use_name);
-    });
+    // An accept error (a descriptor flood: EMFILE) must not end the use port for good: accept_forever
+    // backs off and re-arms; only detach (closing the acceptor) ends it.
+    accept_forever(
+        acc,
+        [this, acc, use_name](tcp::socket sock) {
+            auto* u = use_by_name(use_name);
+            if (stopped_ || !u || u->listener != acc) return false;
+            open_link(std::move(sock), u->cfg.id, use_name);
+            return true;
+        },
+        [this](const std::string& m) { log_.warn(m); }, "use '" + use_name + "'");
 }
 
 void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_name) {

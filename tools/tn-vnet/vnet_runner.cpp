@@ -10,6 +10,7 @@
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
+#include "base/secret.hpp"
 #include "base/strings.hpp"
 #include "relay/time_scale.hpp"
 #include "vnet_agent.hpp"
@@ -19,7 +20,7 @@ namespace tn::vnet {
 namespace {
 std::string find_socket(const std::string& config, const std::string& socket) {
     if (!socket.empty()) return socket;
-    if (!config.empty()) return ctl_socket_path(load_vnet_config(config).name);
+    if (!config.empty()) return ctl_socket_path(load_vnet_config(config));
     std::vector<std::string> found;
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(state_dir_path(), ec)) {
@@ -27,8 +28,12 @@ std::string find_socket(const std::string& config, const std::string& socket) {
         if (n.rfind("tn-vnet-", 0) == 0 && n.size() > 5 && n.substr(n.size() - 5) == ".sock") found.push_back(e.path());
     }
     if (found.size() == 1) return found[0];
-    throw Error(ExitCode::usage, found.empty() ? "no running tn-vnet found in " + state_dir_path().string() + " (pass -c FILE or --socket)"
-                                               : "several tn-vnet sockets found: pass -c FILE or --socket");
+    // Nothing to talk to is "service unavailable" (69), as when the named socket is gone; several
+    // candidates is a usage problem: the user must pick one.
+    if (found.empty())
+        throw Error(ExitCode::unavailable, "no tn-vnet is running: no control socket in " + state_dir_path().string() +
+                                               " (start one with 'tn-vnet -c FILE', or pass -c FILE or --socket)");
+    throw Error(ExitCode::usage, "several tn-vnet sockets found in " + state_dir_path().string() + ": pass -c FILE or --socket");
 }
 
 // One request/reply over the control socket: words joined by 0x1f, a newline; reply "CODE\nBODY".
@@ -132,10 +137,13 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
 
 int run_vnet(const std::string& config, const log::Logger& log) {
     auto cfg = load_vnet_config(config);
+    if (auto w = secret_file_warning(config)) log.warn(*w, " (it has the group token)");
     double scale = relay::time_scale_from_env();
-    ensure_state_dir();
-    auto lock = FileLock::try_acquire(state_dir_path() / ("tn-vnet-" + cfg.name + ".lock"));
-    if (!lock) throw Error(ExitCode::temp_fail, "a tn-vnet named '" + cfg.name + "' already runs here");
+    private_state_dir();
+    auto lock = FileLock::try_acquire(state_dir_path() / (instance_stem(cfg) + ".lock"));
+    if (!lock)
+        throw Error(ExitCode::temp_fail, "a tn-vnet named '" + cfg.name + "' in group '" + cfg.group + "' for route " +
+                                             cfg.route.str() + " already runs here");
     bool terminal = cfg.terminal;
     // The TLS control connection writes through OpenSSL's socket BIO (plain write(2), no
     // MSG_NOSIGNAL): a peer that closed would otherwise kill the process with SIGPIPE.
@@ -174,7 +182,7 @@ int run_vnet(const std::string& config, const log::Logger& log) {
                 if (!p.empty()) words.push_back(p);
             if (!words.empty() && words[0] == "exit") return agent.stop();
             agent.command(words, [&](Reply r) {
-                std::cout << r.body << std::flush;
+                std::cout << escape_controls(r.body, "\t\n") << std::flush;
                 read_line();
             });
         });
@@ -193,7 +201,8 @@ int run_vnet(const std::string& config, const log::Logger& log) {
 
 int run_ctl(const std::string& config, const std::string& socket, const std::vector<std::string>& words) {
     auto [code, body] = ask(find_socket(config, socket), words);
-    (code == 0 ? std::cout : std::cerr) << body << std::flush;
+    // Whatever the running vnet relays from peers, the terminal gets no control bytes but tabs and newlines.
+    (code == 0 ? std::cout : std::cerr) << escape_controls(body, "\t\n") << std::flush;
     return code;
 }
 
@@ -210,7 +219,7 @@ int run_shell(const std::string& config, const std::string& socket) {
         if (words.empty()) continue;
         if (words[0] == "exit" || words[0] == "quit") break;
         auto [code, body] = ask(path, words);
-        (code == 0 ? std::cout : std::cerr) << body << std::flush;
+        (code == 0 ? std::cout : std::cerr) << escape_controls(body, "\t\n") << std::flush;
     }
     return 0;
 }
