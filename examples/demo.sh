@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # The main job on loopback: a tn-route, one tn-vnet serving a local HTTP server, one tn-vnet using it,
 # and a request through the chain (client -> use port -> route -> serving vnet -> HTTP server).
-# Usage: bash examples/demo.sh BUILD_DIR      Everything runs in a temp dir and is stopped at the end.
+# Usage: bash examples/demo.sh BUILD_DIR [--keep]
+# Everything runs in a temp dir and is stopped at the end. On a terminal the demo stays up (dashboard
+# included) until Enter; with --keep it stays up until Ctrl-C or SIGTERM; with neither a TTY nor
+# --keep (CI, a pipe) it stops right after printing.
 set -euo pipefail
 
-build=${1:?usage: demo.sh BUILD_DIR}
+build=${1:?usage: demo.sh BUILD_DIR [--keep]}
+keep=false
+case ${2:-} in
+    "") ;;
+    --keep) keep=true ;;
+    *) echo "usage: demo.sh BUILD_DIR [--keep]" >&2; exit 64 ;;
+esac
 route_bin=$build/tools/tn-route/tn-route
 vnet_bin=$build/tools/tn-vnet/tn-vnet
 for b in "$route_bin" "$vnet_bin"; do
@@ -20,7 +29,9 @@ cleanup() {  # newest first, each gone before the next: the vnets end before the
     done
     rm -rf "$dir"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 export TN_STATE_DIR=$dir/state
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -113,3 +124,12 @@ echo "\$ curl -s http://127.0.0.1:$dash_port/metrics | grep links_total"
 curl -fsS "http://127.0.0.1:$dash_port/metrics" | grep '^tn_route_links_total'
 echo
 "$route_bin" status -c "$dir/route.toml"
+# Keep the processes (and the dashboard printed above) up while someone can look at them.
+if $keep; then
+    echo "demo up: Ctrl-C or SIGTERM stops it"
+    # A foreground sleep in a loop, not `wait`: a signal that lands just before `wait` starts could
+    # be held until the waited child ends. The trap runs at the latest when this sleep returns.
+    while :; do sleep 1; done
+elif [[ -t 0 ]]; then
+    read -r -p "demo up: press Enter to stop it " _ || true
+fi

@@ -376,7 +376,8 @@ def test_unserve_rules_and_expiry():
 
 def test_demo_script_runs_end_to_end():
     build = os.path.dirname(os.path.dirname(os.path.dirname(ROUTE)))  # BUILD/tools/tn-route/tn-route
-    r = subprocess.run(["bash", os.path.join(EXAMPLES, "demo.sh"), build], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(["bash", os.path.join(EXAMPLES, "demo.sh"), build], capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)  # no TTY: the demo ends after printing
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("hello from the private host, through tn-route") == 2  # use port, then vhost
     assert re.search(r"dashboard  http://127\.0\.0\.1:\d+/", r.stdout)
