@@ -55,7 +55,7 @@ std::string instance_stem(const VnetConfig& cfg) {
     unsigned int len = 0;
     EVP_Digest(id.data(), id.size(), md, &len, EVP_sha256(), nullptr);
     std::string safe;
-    for (char c : cfg.name.substr(0, 32)) safe += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ? c : '_';
+    for (char c : cfg.name.substr(0, 32)) safe += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ? c : '_';
     static constexpr char hex[] = "0123456789abcdef";
     std::string key;
     for (int i = 0; i < 6; ++i) key += {hex[md[i] >> 4], hex[md[i] & 15]};
