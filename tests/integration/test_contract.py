@@ -79,13 +79,7 @@ def test_unknown_flag_is_named_with_a_suggestion(run, tool):
         assert "unknown option '--verbsoe' (did you mean '--verbose'?)" in r.stderr, (words, r.stderr)
 
 
-# Known to break the contract where only the tool's own files can fix it: strict, so the mark must go
-# once the tool is fixed.
-VNET_CTL_64 = pytest.mark.xfail(strict=True, reason="tn-vnet ctl with no running vnet exits 64 (usage); "
-                                "tn-vnet(1) and SPEC say 69: tools/tn-vnet/vnet_runner.cpp (issue 17.6)")
-
-
-@pytest.mark.parametrize("tool", [pytest.param(t, marks=VNET_CTL_64) if t == "tn-vnet" else t for t in TOOLS])
+@pytest.mark.parametrize("tool", TOOLS)
 def test_failures_keep_stdout_empty_and_log_on_stderr(run, tool):
     pre, post = FAILING[tool]
     r = run(tool, *pre, *post)
