@@ -215,6 +215,7 @@ std::size_t RecordOpener::open(std::span<const std::uint8_t> rec, std::uint8_t* 
     auto* c = ctx_.get();
     check(EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, nonce), "record nonce");
     check(EVP_DecryptUpdate(c, nullptr, &l, rec.data(), kRecordHeader), "record aad");
+    l = 0;  // the AAD update counted its 4 header bytes; only plaintext may move `out` (null for EOF)
     if (h.plain) check(EVP_DecryptUpdate(c, out, &l, rec.data() + kRecordHeader, static_cast<int>(h.plain)), "record open");
     check(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, kTagSize, tag), "record tag");
     if (EVP_DecryptFinal_ex(c, out + l, &l2) != 1)

@@ -109,7 +109,7 @@ class TimestampRecord {
 public:
     TimestampRecord(const tun::Key& server_pub, tun::ServerCore& core, const log::Logger& log)
         : log_(log),
-          file_(ensure_state_dir() / ("tn-tun-server-" + tun::to_hex(tun::Bytes(server_pub.data(), 8)) + ".timestamps")) {
+          file_(ensure_persistent_dir() / ("tn-tun-server-" + tun::to_hex(tun::Bytes(server_pub.data(), 8)) + ".timestamps")) {
         if (auto text = read_small_file(file_))
             for (auto& [k, t] : tun::parse_timestamps(*text)) record_[k] = t;
         core.restore_timestamps({record_.begin(), record_.end()});
