@@ -129,11 +129,27 @@ class TestUser:
         os.chmod(self.ssh_dir, 0o700)
         os.chmod(self.authorized_keys, 0o600)
 
+    def _live_processes(self):
+        """PIDs of this user's processes that still run. Zombies do not count: PID 1 here reaps the
+        orphaned sshd children late, and userdel would refuse for seconds over processes already gone."""
+        live = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    fields = dict(line.split(":", 1) for line in f if ":" in line)
+            except OSError:
+                continue
+            if int(fields.get("Uid", "-1 ").split()[0]) == self.uid and not fields.get("State", "").strip().startswith("Z"):
+                live.append(int(pid))
+        return live
+
     def close(self):
         # The user's processes are sshd children we started; userdel refuses while they run, so retry.
         for _ in range(50):
             if subprocess.run(["userdel", self.name], capture_output=True).returncode in (0, 6):
                 return
+            if not self._live_processes():
+                break
             time.sleep(0.1)
         subprocess.run(["userdel", "-f", self.name], capture_output=True)
 
