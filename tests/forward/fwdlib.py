@@ -105,13 +105,16 @@ class Forward:
                                      stdin=subprocess.DEVNULL, text=True)
         self.events = []
         self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         for line in self.proc.stdout:
             with self.cond:
                 self.events.append(json.loads(line))
                 self.cond.notify_all()
+        with self.cond:  # EOF: a waiter that saw the process exit may now decide
+            self.cond.notify_all()
 
     def wait_event(self, kind, count=1, timeout=60, **match):
         """Waits until `count` events of `kind` (with matching fields) have arrived; returns the last."""
@@ -122,7 +125,9 @@ class Forward:
                 if len(hits) >= count:
                     return hits[count - 1]
                 left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None and not hits:
+                # An exited process's last lines may still be in the pipe: decide only after EOF.
+                exited = self.proc.poll() is not None and not self.reader.is_alive()
+                if left <= 0 or exited and not hits:
                     raise TimeoutError(f"no {kind} event #{count}; events: {self.events}\n{self.log()}")
                 self.cond.wait(min(left, 0.2))
 
