@@ -23,6 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     if (s.state() == Socks5::State::done) {
         if (s.host().empty() || s.host().size() > 255) __builtin_trap();
+        for (unsigned char c : s.host())
+            if (c < 0x20 || c == 0x7f) __builtin_trap();  // a name with NUL or control bytes is refused
         // Bytes after the request are the client's first payload: never more than it sent.
         if (s.take_leftover().size() > fed) __builtin_trap();
     } else if (s.state() == Socks5::State::failed && s.error().empty()) {

@@ -29,6 +29,19 @@ struct KeyPair {
     ~KeyPair() { wipe(priv.data(), priv.size()); }
 };
 
+// Wipes a key held on the stack on every way out of its scope, early returns on a failed check
+// included (a handshake key derived from a DH must not outlive the call that needed it).
+class WipeOnExit {
+public:
+    explicit WipeOnExit(Key& k) : k_(k) {}
+    WipeOnExit(const WipeOnExit&) = delete;
+    WipeOnExit& operator=(const WipeOnExit&) = delete;
+    ~WipeOnExit() { wipe(k_.data(), k_.size()); }
+
+private:
+    Key& k_;
+};
+
 // Calls sodium_init() once; every entry point of lib/tun calls it, so callers need not.
 void crypto_init();
 

@@ -24,9 +24,9 @@ void mix_hash(Key& h, Bytes b) { h = hash({bytes(h), b}); }
 
 // ck, k = KDF2(ck, DH(priv, pub)); false on a low-order point.
 bool mix_dh(Key& ck, Key* k, const Key& priv, const Key& pub) {
-    Key shared;
+    Key shared, new_ck, key;
+    WipeOnExit w1(shared), w2(new_ck), w3(key);
     if (!dh(shared, priv, pub)) return false;
-    Key new_ck, key;
     if (k) {
         kdf2(ck, bytes(shared), new_ck, key);
         *k = key;
@@ -34,8 +34,6 @@ bool mix_dh(Key& ck, Key* k, const Key& priv, const Key& pub) {
         kdf1(ck, bytes(shared), new_ck);
     }
     ck = new_ck;
-    wipe(shared.data(), shared.size());
-    wipe(key.data(), key.size());
     return true;
 }
 
@@ -76,13 +74,13 @@ std::optional<InitiatorState> create_initiation(const KeyPair& local, const Key&
     kdf1(st.ck, bytes(eph.pub), st.ck);
     mix_hash(st.h, bytes(eph.pub));
     Key k;
+    WipeOnExit wk(k);
     if (!mix_dh(st.ck, &k, eph.priv, remote_static)) return std::nullopt;
     aead_seal(k, 0, bytes(local.pub), bytes(st.h), out + init_off::enc_static);
     mix_hash(st.h, Bytes(out + init_off::enc_static, key_len + tag_len));
     if (!mix_dh(st.ck, &k, local.priv, remote_static)) return std::nullopt;
     aead_seal(k, 0, Bytes(ts.data(), ts.size()), bytes(st.h), out + init_off::enc_timestamp);
     mix_hash(st.h, Bytes(out + init_off::enc_timestamp, ts.size() + tag_len));
-    wipe(k.data(), k.size());
     Mac m = mac(mac1_key(remote_static), Bytes(out, init_off::mac1));
     std::memcpy(out + init_off::mac1, m.data(), m.size());
     return st;
@@ -103,6 +101,7 @@ ConsumeResult consume_initiation(const KeyPair& local, Bytes msg) {
     kdf1(st.ck, bytes(st.remote_eph), st.ck);
     mix_hash(st.h, bytes(st.remote_eph));
     Key k;
+    WipeOnExit wk(k);
     if (!mix_dh(st.ck, &k, local.priv, st.remote_eph)) return {std::nullopt, HandshakeReject::decrypt};
     if (!aead_open(k, 0, msg.subspan(init_off::enc_static, key_len + tag_len), bytes(st.h), st.remote_static.data()))
         return {std::nullopt, HandshakeReject::decrypt};
@@ -111,7 +110,6 @@ ConsumeResult consume_initiation(const KeyPair& local, Bytes msg) {
     if (!aead_open(k, 0, msg.subspan(init_off::enc_timestamp, st.ts.size() + tag_len), bytes(st.h), st.ts.data()))
         return {std::nullopt, HandshakeReject::decrypt};
     mix_hash(st.h, msg.subspan(init_off::enc_timestamp, st.ts.size() + tag_len));
-    wipe(k.data(), k.size());
     return {st, HandshakeReject::mac1};
 }
 
@@ -128,10 +126,10 @@ std::optional<Keypair> create_response(const ResponderState& in, const KeyPair& 
     if (!mix_dh(st.ck, nullptr, eph.priv, st.remote_eph)) return std::nullopt;
     if (!mix_dh(st.ck, nullptr, eph.priv, st.remote_static)) return std::nullopt;
     Key k, zero{};
+    WipeOnExit wk(k);
     kdf2(st.ck, bytes(zero), st.ck, k);
     aead_seal(k, 0, Bytes(), bytes(st.h), out + resp_off::enc_empty);
     mix_hash(st.h, Bytes(out + resp_off::enc_empty, tag_len));
-    wipe(k.data(), k.size());
     Mac m = mac(mac1_key(st.remote_static), Bytes(out, resp_off::mac1));
     std::memcpy(out + resp_off::mac1, m.data(), m.size());
     Keypair kp = derive_transport(st.ck, false, now);
@@ -154,10 +152,10 @@ std::optional<Keypair> consume_response(const InitiatorState& in, const KeyPair&
     if (!mix_dh(st.ck, nullptr, st.eph.priv, re)) return std::nullopt;
     if (!mix_dh(st.ck, nullptr, local.priv, re)) return std::nullopt;
     Key k, zero{};
+    WipeOnExit wk(k);
     kdf2(st.ck, bytes(zero), st.ck, k);
     std::uint8_t none[1];
     if (!aead_open(k, 0, msg.subspan(resp_off::enc_empty, tag_len), bytes(st.h), none)) return std::nullopt;
-    wipe(k.data(), k.size());
     Keypair kp = derive_transport(st.ck, true, now);
     kp.local_index = in.sender;
     kp.remote_index = get_u32(msg.data() + resp_off::sender);

@@ -61,6 +61,26 @@ TEST_CASE("SOCKS5 refuses what it does not support, with the right reply") {
     CHECK(flood.feed("more").empty());
 }
 
+TEST_CASE("SOCKS5 refuses a domain name with NUL or control bytes: general failure, then close") {
+    // A name with a NUL would be cut short by a C string API further down (the SSH server's resolver),
+    // and control bytes end up in log lines: such a name is never a host, so it is refused at once.
+    for (std::string name : {"evil\0.example.org"s, "a\nb"s, "tab\there"s, "del\x7f"s, "\x01"s}) {
+        Socks5 s;
+        std::string req = "\x05\x01\x00\x05\x01\x00\x03"s + char(name.size()) + name + "\x00\x50"s;
+        auto out = s.feed(req);
+        CHECK(s.state() == Socks5::State::failed);
+        REQUIRE(out.size() == 2 + 10);
+        CHECK(out.substr(2, 2) == "\x05\x01"s);  // REP 1: general SOCKS server failure
+        CHECK(s.error().find("control") != std::string::npos);
+        CHECK(s.host().empty());
+    }
+    Socks5 ok;  // the same shape with printable bytes (also dashes, dots, digits, UTF-8) passes
+    std::string name = "xn--bcher-kva.example-1.org\xc3\xa9";
+    ok.feed("\x05\x01\x00\x05\x01\x00\x03"s + char(name.size()) + name + "\x00\x50"s);
+    CHECK(ok.state() == Socks5::State::done);
+    CHECK(ok.host() == name);
+}
+
 TEST_CASE("forward rules print the way they are typed") {
     CHECK(parse_rule(Kind::local, "8080:localhost:80").str() == "-L 8080:localhost:80");
     CHECK(parse_rule(Kind::remote, "*:6000:[::1]:22").str() == "-R *:6000:[::1]:22");

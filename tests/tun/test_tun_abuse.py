@@ -210,7 +210,7 @@ def test_a_key_file_others_can_read_is_warned_about(tmp_path):
     pub = subprocess.run([tool, "pubkey"], stdin=open(tmp_path / "k"), capture_output=True, text=True).stdout.strip()
     conf.write_text(conf.read_text().replace("79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a", pub))
     r = subprocess.run([tool, "client", "-c", str(conf), "--check-config"], capture_output=True, text=True)
-    assert r.returncode == 0 and "accessible by others" not in r.stderr, r.stderr
+    assert r.returncode == 0 and "readable by" not in r.stderr, r.stderr
     os.chmod(tmp_path / "k", 0o644)
     r = subprocess.run([tool, "client", "-c", str(conf), "--check-config"], capture_output=True, text=True)
-    assert r.returncode == 0 and "accessible by others (mode 0644)" in r.stderr, r.stderr
+    assert r.returncode == 0 and "readable by others (mode 0644)" in r.stderr, r.stderr

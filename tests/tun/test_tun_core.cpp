@@ -256,3 +256,18 @@ TEST_CASE("private and ephemeral keys are wiped when their holder goes") {
     CHECK(std::all_of(st_buf + eph_off, st_buf + eph_off + key_len, [](unsigned char b) { return b == 0; }));
     CHECK(std::all_of(st_buf + ck_off, st_buf + ck_off + key_len, [](unsigned char b) { return b == 0; }));
 }
+
+TEST_CASE("a handshake key on the stack is wiped on every way out, early returns included") {
+    Key k;
+    k.fill(0xaa);
+    auto leave_early = [&](bool fail) {
+        WipeOnExit w(k);
+        if (fail) return false;  // the failed-check path that used to skip the wipe
+        return true;
+    };
+    CHECK_FALSE(leave_early(true));
+    CHECK(k == Key{});
+    k.fill(0x55);
+    CHECK(leave_early(false));
+    CHECK(k == Key{});
+}

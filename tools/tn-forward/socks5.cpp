@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 namespace tn::forward {
 
 namespace {
@@ -16,9 +18,11 @@ std::string Socks5::fail(std::string why, std::string reply) {
     return reply;
 }
 
-std::string Socks5::reply(bool ok) {
+std::string Socks5::reply(bool ok) { return reply_code(ok ? 0x00 : 0x05); }
+
+std::string Socks5::reply_code(unsigned char rep) {
     // VER REP RSV ATYP=IPv4 0.0.0.0:0 — clients ignore the bound address of a CONNECT.
-    return std::string{char(ver), char(ok ? 0x00 : 0x05), 0, 1, 0, 0, 0, 0, 0, 0};
+    return std::string{char(ver), char(rep), 0, 1, 0, 0, 0, 0, 0, 0};
 }
 
 std::string Socks5::feed(std::string_view data) {
@@ -44,11 +48,7 @@ std::string Socks5::feed(std::string_view data) {
         if (buf_.size() < 4) return out;
         auto b = reinterpret_cast<const unsigned char*>(buf_.data());
         if (b[0] != ver) return fail("bad request version", out + reply(false));
-        if (b[1] != 1) {
-            std::string r = reply(false);
-            r[1] = 0x07;  // command not supported
-            return fail("only CONNECT is supported", out + r);
-        }
+        if (b[1] != 1) return fail("only CONNECT is supported", out + reply_code(0x07));
         std::size_t need = 0;
         switch (b[3]) {
         case 1: need = 4 + 4 + 2; break;
@@ -57,11 +57,7 @@ std::string Socks5::feed(std::string_view data) {
             need = 4 + 1 + b[4] + 2;
             break;
         case 4: need = 4 + 16 + 2; break;
-        default: {
-            std::string r = reply(false);
-            r[1] = 0x08;  // address type not supported
-            return fail("unknown address type", out + r);
-        }
+        default: return fail("unknown address type", out + reply_code(0x08));
         }
         if (buf_.size() < need) return out;
         char text[INET6_ADDRSTRLEN] = {};
@@ -72,8 +68,14 @@ std::string Socks5::feed(std::string_view data) {
             inet_ntop(AF_INET6, b + 4, text, sizeof text);
             host_ = text;
         } else {
-            host_.assign(reinterpret_cast<const char*>(b + 5), b[4]);
-            if (host_.empty()) return fail("empty domain name", out + reply(false));
+            std::string_view name(reinterpret_cast<const char*>(b + 5), b[4]);
+            if (name.empty()) return fail("empty domain name", out + reply(false));
+            // NUL would cut the name short in the C string handed to the SSH server, and control
+            // bytes would reach log lines: no host has such a name. REP 1, general failure (RFC 1928
+            // has no "bad name" code; a resolver-style 4 would invite retries).
+            if (std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+                return fail("domain name with NUL or control bytes", out + reply_code(0x01));
+            host_ = name;
         }
         port_ = static_cast<std::uint16_t>((b[need - 2] << 8) | b[need - 1]);
         if (port_ == 0) return fail("port 0", out + reply(false));

@@ -23,6 +23,8 @@ public:
 
     // The reply to send once the outbound connection succeeded (true) or failed.
     static std::string reply(bool ok);
+    // A reply with this REP code (RFC 1928 §6: 1 general failure, 5 refused, 7 command, 8 address type).
+    static std::string reply_code(unsigned char rep);
 
 private:
     std::string fail(std::string why, std::string reply);

@@ -1,15 +1,13 @@
 // Loading and validating tn-tun config files; every problem is reported with its FILE:LINE:COL.
 #include "options.hpp"
 
-#include <sys/stat.h>
-
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "base/error.hpp"
 #include "base/net_addr.hpp"
 #include "base/runtime_dir.hpp"
+#include "base/secret.hpp"
 #include "base/strings.hpp"
 #include "config/document.hpp"
 #include "host_routes.hpp"
@@ -57,14 +55,6 @@ tun::Key read_private_key(const std::filesystem::path& file) {
     }
 }
 
-std::optional<std::string> key_file_warning(const std::filesystem::path& file) {
-    struct stat st {};
-    if (::stat(file.c_str(), &st) != 0 || (st.st_mode & 077) == 0) return std::nullopt;
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return "private key file " + file.string() + " is accessible by others (mode " + mode + "); chmod 600 it";
-}
-
 ServerOptions load_server(const std::filesystem::path& file) {
     auto doc = config::Document::load_file(file);
     auto root = doc.root();
@@ -84,7 +74,7 @@ ServerOptions load_server(const std::filesystem::path& file) {
     if (auto v = s->require_string("private_key_file")) {
         o.private_key_file = relative_to(file, *v);
         check_key_file(*s, "private_key_file", o.private_key_file, o.core.key.priv);
-        if (auto w = key_file_warning(o.private_key_file)) o.warnings.push_back(*w);
+        if (auto w = secret_file_warning(o.private_key_file)) o.warnings.push_back(*w);
         o.core.key.pub = tun::public_key(o.core.key.priv);
     }
     if (auto v = s->string("tun")) {
@@ -165,7 +155,7 @@ ClientOptions load_client(const std::filesystem::path& file) {
     if (auto v = c->require_string("private_key_file")) {
         o.private_key_file = relative_to(file, *v);
         check_key_file(*c, "private_key_file", o.private_key_file, o.core.key.priv);
-        if (auto w = key_file_warning(o.private_key_file)) o.warnings.push_back(*w);
+        if (auto w = secret_file_warning(o.private_key_file)) o.warnings.push_back(*w);
         o.core.key.pub = tun::public_key(o.core.key.priv);
     }
     if (auto v = c->require_string("server_public_key"))

@@ -42,8 +42,6 @@ ClientOptions load_client(const std::filesystem::path& file);
 
 // Reads a base64 private key file (one line). Throws tn::Error(config).
 tun::Key read_private_key(const std::filesystem::path& file);
-// A warning when the key file is readable or writable by group or others (as ssh and wg warn).
-std::optional<std::string> key_file_warning(const std::filesystem::path& file);
 
 // The server's control socket: $STATE/tn-tun-<tun>.sock.
 std::filesystem::path control_socket_path(const std::string& tun);
