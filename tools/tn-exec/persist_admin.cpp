@@ -14,6 +14,7 @@
 
 #include "base/error.hpp"
 #include "base/net_addr.hpp"
+#include "base/proc_cmdline.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/strings.hpp"
 #include "base/unique_fd.hpp"

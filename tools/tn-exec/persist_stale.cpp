@@ -13,10 +13,10 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <thread>
 
 #include "base/error.hpp"
+#include "base/proc_cmdline.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/unique_fd.hpp"
 
@@ -28,9 +28,6 @@ namespace {
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 int pidfd_signal(int pidfd, int sig) { return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0)); }
 
-// A command line is a few arguments; a larger /proc entry is not a master's.
-constexpr std::size_t max_cmdline = 64 * 1024;
-
 }  // namespace
 
 std::optional<pid_t> read_pid_file(const std::filesystem::path& p) {
@@ -38,22 +35,6 @@ std::optional<pid_t> read_pid_file(const std::filesystem::path& p) {
     long v = 0;
     if (!(f >> v) || v <= 0) return std::nullopt;
     return static_cast<pid_t>(v);
-}
-
-std::vector<std::string> read_cmdline(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-    std::string raw;
-    raw.resize(max_cmdline);
-    f.read(raw.data(), static_cast<std::streamsize>(raw.size()));
-    raw.resize(static_cast<std::size_t>(f.gcount()));
-    std::vector<std::string> argv;
-    for (std::size_t pos = 0; pos < raw.size();) {
-        auto end = raw.find('\0', pos);
-        if (end == std::string::npos) end = raw.size();
-        argv.push_back(raw.substr(pos, end - pos));
-        pos = end + 1;
-    }
-    return argv;
 }
 
 namespace {

@@ -24,8 +24,6 @@ struct MasterIdentity {
 
 // The PID a master recorded in SOCKET.pid; nullopt when missing or garbage.
 std::optional<pid_t> read_pid_file(const std::filesystem::path& p);
-// /proc/PID/cmdline as words (empty when the process is gone).
-std::vector<std::string> read_cmdline(pid_t pid);
 
 // Why `who` must not be stopped as our master for `sock_path`; empty when it may be: it runs as
 // `me`, it is the PID the master recorded beside its socket, and its command line is

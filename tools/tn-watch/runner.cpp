@@ -10,11 +10,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <memory>
 
 #include "base/error.hpp"
+#include "base/proc_cmdline.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/signals.hpp"
 #include "base/strings.hpp"
@@ -111,16 +110,7 @@ private:
     // child: same process group leader and the same argv (pids get reused).
     void kill_orphan(const Status& previous) {
         if (previous.child_pid <= 0 || ::getpgid(static_cast<pid_t>(previous.child_pid)) != previous.child_pid) return;
-        std::ifstream f("/proc/" + std::to_string(previous.child_pid) + "/cmdline", std::ios::binary);
-        std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        std::vector<std::string> argv;
-        for (std::size_t at = 0; at < raw.size();) {
-            auto end = raw.find('\0', at);
-            if (end == std::string::npos) end = raw.size();
-            argv.push_back(raw.substr(at, end - at));
-            at = end + 1;
-        }
-        if (argv != previous.command) return;
+        if (read_cmdline(static_cast<pid_t>(previous.child_pid)) != previous.command) return;
         log_.warn("killing process group ", previous.child_pid, " left behind by a supervisor that died");
         ::kill(-static_cast<pid_t>(previous.child_pid), SIGKILL);
     }
