@@ -4,11 +4,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "base/backoff.hpp"
 #include "base/error.hpp"
 #include "settings.hpp"
 #include "socks5.hpp"
+#include "probe_target.hpp"
 #include "sockets.hpp"
 
 using namespace tn;
@@ -147,4 +149,32 @@ TEST_CASE("backoff doubles to the cap, jitters down, and resets") {
     CHECK(b.next(0.1).count() == 2000);  // jitter is clamped to [0.5, 1]
     b.reset();
     CHECK(b.next(1.0).count() == 500);
+}
+
+TEST_CASE("a probe target with a numeric address needs no lookup; a name resolves in the background") {
+    using Clock = ProbeTarget::Clock;
+    auto now = Clock::now();
+    ProbeTarget numeric("127.0.0.1", 22, now);
+    CHECK_FALSE(numeric.resolving());
+    REQUIRE(numeric.address(now));
+    CHECK(numeric.address(now)->ss.ss_family == AF_INET);
+    ProbeTarget v6("::1", 22, now);
+    REQUIRE(v6.address(now));
+    CHECK(v6.address(now)->ss.ss_family == AF_INET6);
+    // A name is looked up by a helper thread: the constructor returns before the answer, and the
+    // address appears on a later call (this loop stands in for the tunnel's turns).
+    ProbeTarget name("localhost", 22, now);
+    CHECK(name.resolving());
+    std::optional<SockAddr> got;
+    for (int i = 0; i < 3000 && !got; ++i) {
+        got = name.address(Clock::now());
+        if (!got) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(got);
+    ProbeTarget bad("no-such-host.invalid", 22, now);  // RFC 6761: never resolves
+    for (int i = 0; i < 3000 && bad.resolving(); ++i) {
+        bad.address(Clock::now());
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK_FALSE(bad.address(Clock::now()));
 }

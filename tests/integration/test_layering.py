@@ -47,10 +47,6 @@ CORE_IO = ("openssl/ssl.h", "openssl/bio.h", "poll.h", "sys/epoll.h", "fcntl.h",
 # Known exceptions, each (file, header) with the issue that removes it. An entry that no longer occurs
 # fails the test too: delete it once its file is fixed.
 KNOWN_EXCEPTIONS = {
-    # issue 22 item 1: tn-forward's libssh calls move behind lib/ssh.
-    ("tools/tn-forward/conn.cpp", "libssh/libssh.h"),
-    ("tools/tn-forward/conn.hpp", "libssh/libssh.h"),
-    ("tools/tn-forward/tunnel_shell.hpp", "libssh/libssh.h"),
     # issue 22 item 3: constant-time compare and base64/digest helpers of the relay tools belong in lib/relay.
     ("tools/tn-route/http_head.cpp", "openssl/crypto.h"),
     ("tools/tn-route/http_head.cpp", "openssl/evp.h"),

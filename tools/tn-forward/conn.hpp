@@ -2,7 +2,6 @@
 // backpressure and half-close. The tunnel owns the loop; this owns what happens on one connection's turn.
 #pragma once
 
-#include <libssh/libssh.h>
 #include <poll.h>
 
 #include <cstdint>
@@ -12,7 +11,7 @@
 #include "base/log.hpp"
 #include "base/unique_fd.hpp"
 #include "socks5.hpp"
-#include "ssh/handles.hpp"
+#include "ssh/forward.hpp"
 
 namespace tn::forward {
 
@@ -20,7 +19,7 @@ struct Conn {
     enum class Phase { socks, connecting_local, opening_channel, open };
     Phase phase = Phase::open;
     UniqueFd sock;
-    ssh::ChannelPtr chan;
+    ssh::ForwardChannel chan;
     std::unique_ptr<Socks5> socks;
     std::string host;  // channel target (-L, -D) or local target (-R)
     std::uint16_t port = 0;
@@ -29,13 +28,13 @@ struct Conn {
 };
 
 // Gives a connection whose target is known (host, port) its channel; the open completes in pump().
-void start_channel(Conn& c, ssh_session session);
+void start_channel(Conn& c, ssh::ForwardSession& session);
 
 // The poll(2) events this connection waits for in its current phase.
 short wanted_events(const Conn& c);
 
 // One turn for one connection. `revents` are its socket's poll results; `ssh_ready` says the SSH side
 // may have data for it. Returns true when it stopped at its read quota with data left (come back soon).
-bool pump(Conn& c, short revents, bool ssh_ready, ssh_session session, const log::Logger& log);
+bool pump(Conn& c, short revents, bool ssh_ready, ssh::ForwardSession& session, const log::Logger& log);
 
 }  // namespace tn::forward

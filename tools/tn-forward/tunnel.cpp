@@ -3,6 +3,7 @@
 // are served within 2 s. What to do when is LinkCore's decision (link_core.hpp).
 #include "tunnel.hpp"
 
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -58,8 +59,8 @@ std::optional<int> Tunnel::apply(Actions first, Clock::time_point now) {
         for (auto& c : a.cancels) cancels_.push_back(std::move(c));
         if (!a.open_listeners.empty()) open_listeners(a.open_listeners, false);
         if (a.connect) start_connect();
-        if (a.probe_server) start_probe(server_probe_, probe_host_, probe_port_, now);
-        if (a.probe_network && s_.probe) start_probe(network_probe_, s_.probe->host, s_.probe->port, now);
+        if (a.probe_server) start_probe(server_probe_, server_target_, now);
+        if (a.probe_network && s_.probe) start_probe(network_probe_, network_target_, now);
         if (a.keepalive) send_keepalive();
         for (auto i : a.binds) todo.push_back(request_bind(i, now));
     }
@@ -108,8 +109,10 @@ int Tunnel::poll_timeout(Clock::time_point now) const {
         timeout_ms = static_cast<int>(std::clamp<long long>(d, 0, timeout_ms));
     };
     until(core_.next_deadline());
-    for (const auto* p : {&server_probe_, &network_probe_})
+    for (const auto* p : {&server_probe_, &network_probe_}) {
         if (*p) until((*p)->deadline);
+        if (*p && (*p)->resolving) timeout_ms = std::min(timeout_ms, 10);  // a lookup does not wake poll
+    }
     if (control_) until(control_->next_deadline());
     if (core_.state() == LinkCore::State::connecting) timeout_ms = std::min(timeout_ms, 20);  // the connect thread
     if (session_) {
@@ -126,8 +129,8 @@ int Tunnel::run() {
     for (const auto& r : s_.rules)
         if (r.kind != Kind::remote) local.push_back(r);
     open_listeners(local, true);
-    probe_host_ = s_.client.host;
-    probe_port_ = s_.client.port.value_or(22);
+    server_target_ = ProbeTarget(s_.client.host, s_.client.port.value_or(22), Clock::now());
+    if (s_.probe) network_target_ = ProbeTarget(s_.probe->host, s_.probe->port, Clock::now());
     if (auto rc = apply(core_.start(Clock::now()), Clock::now())) return *rc;
 
     std::vector<pollfd> fds;
@@ -144,8 +147,8 @@ int Tunnel::run() {
         if (connected) {
             ssh_index = fds.size();
             short ev = POLLIN;
-            if (ssh_get_poll_flags(session_->raw()) & SSH_WRITE_PENDING) ev |= POLLOUT;
-            fds.push_back({ssh_get_fd(session_->raw()), ev, 0});
+            if (session_->write_pending()) ev |= POLLOUT;
+            fds.push_back({session_->fd(), ev, 0});
         }
         std::size_t first_listener = fds.size();
         for (auto& l : listeners_) fds.push_back({l.fd.get(), static_cast<short>(connected ? POLLIN : 0), 0});
@@ -175,7 +178,6 @@ int Tunnel::run() {
                 }
                 log_.info("stopping on signal ", *sig);
                 conns_.clear();
-                event_.reset();
                 session_.reset();  // polite disconnect: the link is presumably fine
                 ev_.emit("stopped");
                 return 0;
@@ -207,8 +209,7 @@ void Tunnel::pump_all(const std::vector<pollfd>& fds, std::size_t ssh_index, std
     }
     bool ssh_ready = fds[ssh_index].revents != 0 || again_;
     again_ = false;
-    ssh_session raw = session_->raw();
-    int ssh_fd = ssh_get_fd(raw);
+    int ssh_fd = session_->fd();
     auto set = [ssh_fd](int option, int on) { ::setsockopt(ssh_fd, IPPROTO_TCP, option, &on, sizeof on); };
     // libssh sends each SSH packet (at most 32 KiB) with its own send(2): corked, a turn's worth
     // leaves in full-sized segments with one push instead of one per packet.
@@ -216,13 +217,13 @@ void Tunnel::pump_all(const std::vector<pollfd>& fds, std::size_t ssh_index, std
     for (std::size_t k = 0; k < conn_of.size() && !corked; ++k) corked = fds[first_conn + k].revents & POLLIN;
     if (corked) set(TCP_CORK, 1);
     for (std::size_t k = 0; k < conn_of.size(); ++k)
-        again_ |= pump(*conn_of[k], fds[first_conn + k].revents, ssh_ready, raw, log_);
+        again_ |= pump(*conn_of[k], fds[first_conn + k].revents, ssh_ready, *session_, log_);
     // New connections (accepted above) get their first turn now: opening channels need no fd event.
     for (auto& c : conns_)
-        if (c.phase == Conn::Phase::opening_channel) again_ |= pump(c, 0, ssh_ready, raw, log_);
+        if (c.phase == Conn::Phase::opening_channel) again_ |= pump(c, 0, ssh_ready, *session_, log_);
     if (corked) set(TCP_CORK, 0);
     conns_.remove_if([](const Conn& c) { return c.dead; });
-    if (received_.in_packets != packets_handled_) again_ = true;
+    if (session_->packets_in() != packets_handled_) again_ = true;
     // Small channel messages (opens, 1-byte replies) must not wait for a delayed ACK before the
     // server's Nagle releases the next one, and Linux leaves quick-ACK mode on its own: re-arm it
     // after every turn that read the SSH socket.

@@ -1,5 +1,6 @@
 // The tunnel's SSH and socket work: connecting (in a helper thread), non-blocking TCP probes,
 // keepalives and remote binds through libssh's global-request slot, accepting and status.
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,9 +12,6 @@
 #include "sockets.hpp"
 #include "tunnel_shell.hpp"
 
-// Exported by libssh 0.10 but missing from its headers (FACTS.md): sends keepalive@openssh.com.
-extern "C" int ssh_send_keepalive(ssh_session session);
-
 namespace tn::forward {
 
 namespace {
@@ -22,8 +20,6 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds server_probe_wait{200};
 constexpr milliseconds network_probe_wait{300};
-// A name no server can have bound (RFC 2606): cancelling it completes a keepalive in the slot.
-constexpr const char* slot_poll_host = "keepalive.tn-forward.invalid";
 
 }  // namespace
 
@@ -60,15 +56,13 @@ Actions Tunnel::finish_connect(Clock::time_point now) {
         }
         return core_.on_connect_failed(now);
     }
-    session_ = std::move(c.session);
-    probe_host_ = session_->host();
-    probe_port_ = static_cast<std::uint16_t>(session_->port());
-    ssh_session raw = session_->raw();
-    ssh_set_blocking(raw, 0);
-    ssh_set_counters(raw, nullptr, &received_);
-    event_.reset(ssh_event_new());
-    ssh_event_add_session(event_.get(), raw);
-    rx_seen_ = received_.in_packets;
+    session_.emplace(std::move(*c.session));
+    // Probe what we are connected to (after ~/.ssh/config's HostName and Port), keeping the address
+    // already resolved when that did not change.
+    const auto& ss = session_->session();
+    if (ss.host() != server_target_.host() || ss.port() != server_target_.port())
+        server_target_ = ProbeTarget(ss.host(), static_cast<std::uint16_t>(ss.port()), now);
+    rx_seen_ = session_->packets_in();
     slot_.reset();
     cancels_.clear();
     again_ = true;  // the server may have opened channels while the binds blocked
@@ -77,28 +71,36 @@ Actions Tunnel::finish_connect(Clock::time_point now) {
 
 void Tunnel::teardown() {
     conns_.clear();
-    if (session_) {
-        ssh_event_remove_session(event_.get(), session_->raw());
-        // The link may be dead: a polite disconnect would block on a flush that never completes.
-        ssh_silent_disconnect(session_->raw());
-    }
-    event_.reset();
+    if (session_) session_->drop();  // the link may be dead: a polite goodbye would block
     session_.reset();
     network_probe_.reset();
     slot_.reset();
     cancels_.clear();
 }
 
-void Tunnel::start_probe(std::optional<Probe>& p, const std::string& host, std::uint16_t port, Clock::time_point now) {
+void Tunnel::start_probe(std::optional<Probe>& p, ProbeTarget& target, Clock::time_point now) {
     bool server = &p == &server_probe_;
-    p = Probe{connect_tcp(host, port), now + (server ? server_probe_wait : network_probe_wait)};
-    if (!p->fd) p->deadline = now;  // refused or unreachable at once: the next turn says so
+    p = Probe{{}, now + (server ? server_probe_wait : network_probe_wait), true};
+    connect_probe(*p, target, now);
+}
+
+// Starts the probe's connect once its target's address is known; never waits for a lookup.
+void Tunnel::connect_probe(Probe& p, ProbeTarget& target, Clock::time_point now) {
+    auto a = target.address(now);
+    if (!a) return;  // still resolving: finish_probes tries again each turn until the deadline
+    p.resolving = false;
+    p.fd = connect_to(*a);
+    if (!p.fd) p.deadline = now;  // refused or unreachable at once: the next turn says so
 }
 
 std::optional<int> Tunnel::finish_probes(const std::vector<pollfd>& fds, std::size_t first_probe, Clock::time_point now) {
     std::size_t i = first_probe;
     for (auto* p : {&server_probe_, &network_probe_}) {
         const pollfd& pf = fds[i++];
+        if (*p && (*p)->resolving && now < (*p)->deadline) {
+            connect_probe(**p, p == &server_probe_ ? server_target_ : network_target_, now);
+            continue;
+        }
         if (!*p || ((*p)->fd && pf.fd != (*p)->fd.get())) continue;  // started after this poll
         bool ready = (*p)->fd && pf.revents != 0;
         if (!ready && now < (*p)->deadline) continue;
@@ -116,41 +118,33 @@ std::optional<int> Tunnel::finish_probes(const std::vector<pollfd>& fds, std::si
     return std::nullopt;
 }
 
-// libssh 0.10 has one slot for global requests and no queue: a request made while another is pending
-// is not sent; the call only waits for the pending one and returns that one's result. So one request
-// at a time holds the slot (slot_), made non-blocking and completed by calling again (SSH_AGAIN until
-// its answer is in), once a turn. ssh_send_keepalive hides its result; a keepalive is completed with a
-// cancel-tcpip-forward for a name nobody bound: while it is pending that call only completes it; if
-// it already was, the call sends a request the server refuses, harmlessly, and completes that.
+// The session has one slot for global requests and no queue (ssh::ForwardSession): one request at a
+// time holds it (slot_), completed by calling again once a turn until it is no longer `again`.
 Actions Tunnel::progress_slot(Clock::time_point now) {
     if (!slot_ || !session_) return {};
-    ssh_session raw = session_->raw();
-    int bound = 0, rc = SSH_ERROR;
+    int bound = 0;
+    auto rc = ssh::Step::failed;
     switch (slot_->kind) {
-    case SlotUse::Kind::keepalive: rc = ssh_channel_cancel_forward(raw, slot_poll_host, 0); break;
-    case SlotUse::Kind::cancel:
-        rc = ssh_channel_cancel_forward(raw, slot_->rule.listen_host().c_str(), slot_->port);
-        break;
-    case SlotUse::Kind::bind:
-        rc = ssh_channel_listen_forward(raw, slot_->rule.listen_host().c_str(), slot_->rule.spec.port, &bound);
-        break;
+    case SlotUse::Kind::keepalive: rc = session_->poll_keepalive(); break;
+    case SlotUse::Kind::cancel: rc = session_->cancel(slot_->rule.listen_host(), slot_->port); break;
+    case SlotUse::Kind::bind: rc = session_->listen(slot_->rule.listen_host(), slot_->rule.spec.port, bound); break;
     }
-    if (rc == SSH_AGAIN) return {};
+    if (rc == ssh::Step::again) return {};
     SlotUse done = std::move(*slot_);
     slot_.reset();
     return done.kind == SlotUse::Kind::bind ? bind_outcome(now, done.rule, rc, bound) : Actions{};
 }
 
-Actions Tunnel::bind_outcome(Clock::time_point now, const Rule& rule, int rc, int bound) {
+Actions Tunnel::bind_outcome(Clock::time_point now, const Rule& rule, ssh::Step rc, int bound) {
     const auto& remotes = core_.remotes();
     auto it = std::find_if(remotes.begin(), remotes.end(), [&](const RemoteState& r) { return r.rule == rule; });
     if (it == remotes.end()) {  // a reload removed it meanwhile: give back what the server granted
-        if (rc == SSH_OK) cancels_.push_back({rule, rule.spec.port != 0 ? rule.spec.port : bound});
+        if (rc == ssh::Step::done) cancels_.push_back({rule, rule.spec.port != 0 ? rule.spec.port : bound});
         return {};
     }
     auto index = static_cast<std::size_t>(it - remotes.begin());
-    if (rc == SSH_OK) return core_.on_bind(now, index, BindOutcome::granted, bound);
-    bool alive = session_ && ssh_is_connected(session_->raw());
+    if (rc == ssh::Step::done) return core_.on_bind(now, index, BindOutcome::granted, bound);
+    bool alive = session_ && session_->connected();
     return core_.on_bind(now, index, alive ? BindOutcome::refused : BindOutcome::closed, 0);
 }
 
@@ -159,7 +153,7 @@ void Tunnel::send_keepalive() {
     // While the last keepalive is unanswered it holds the slot and no new one is sent: TCP retransmits
     // the old one, and the core counts the silence all the same.
     if (!slot_) {
-        ssh_send_keepalive(session_->raw());
+        session_->send_keepalive();
         slot_ = SlotUse{SlotUse::Kind::keepalive, {}, 0};
     }
     log_.debug("keepalive sent (", core_.unanswered(), " unanswered)");
@@ -168,18 +162,11 @@ void Tunnel::send_keepalive() {
 Actions Tunnel::request_bind(std::size_t index, Clock::time_point now) {
     if (!session_ || index >= core_.remotes().size()) return {};
     if (slot_) return core_.on_bind(now, index, BindOutcome::busy, 0);
-    ssh_session raw = session_->raw();
     Rule rule = core_.remotes()[index].rule;
-    std::string host = rule.listen_host();
     log_.debug("requesting ", rule.str());
     int bound = 0;
-    // Port 0: libssh reads the granted port from the last packet it handled, which is the answer only
-    // when the call itself waited for it. Blocking for one round trip, at connect and on reloads.
-    bool wait = rule.spec.port == 0;
-    if (wait) ssh_set_blocking(raw, 1);
-    int rc = ssh_channel_listen_forward(raw, host.c_str(), rule.spec.port, &bound);
-    if (wait) ssh_set_blocking(raw, 0);
-    if (rc == SSH_AGAIN) {
+    auto rc = session_->listen(rule.listen_host(), rule.spec.port, bound);  // port 0: one round trip
+    if (rc == ssh::Step::again) {
         slot_ = SlotUse{SlotUse::Kind::bind, rule, 0};
         return {};
     }
@@ -190,24 +177,23 @@ void Tunnel::start_cancels() {
     while (session_ && !slot_ && !cancels_.empty()) {
         Cancel c = std::move(cancels_.front());
         cancels_.pop_front();
-        if (ssh_channel_cancel_forward(session_->raw(), c.rule.listen_host().c_str(), c.port) == SSH_AGAIN)
+        if (session_->cancel(c.rule.listen_host(), c.port) == ssh::Step::again)
             slot_ = SlotUse{SlotUse::Kind::cancel, c.rule, c.port};
     }
 }
 
 Actions Tunnel::service(short ssh_revents, Clock::time_point now) {
-    ssh_session raw = session_->raw();
     if (ssh_revents & POLLIN) {
         int one = 1;  // before libssh reads: see the end of the turn in pump_all()
-        ::setsockopt(ssh_get_fd(raw), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+        ::setsockopt(session_->fd(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     }
-    if (ssh_revents != 0 || (ssh_get_poll_flags(raw) & SSH_WRITE_PENDING)) ssh_event_dopoll(event_.get(), 0);
-    packets_handled_ = received_.in_packets;
-    if (!ssh_is_connected(raw)) return core_.on_closed(now, "connection closed by " + server());
+    if (ssh_revents != 0 || session_->write_pending()) session_->service();
+    packets_handled_ = session_->packets_in();
+    if (!session_->connected()) return core_.on_closed(now, "connection closed by " + server());
     // Anything heard answers the keepalives: libssh's packet count moves whoever read the socket (our
     // dopoll, or a channel call during the last turn).
-    if (received_.in_packets != rx_seen_) {
-        rx_seen_ = received_.in_packets;
+    if (session_->packets_in() != rx_seen_) {
+        rx_seen_ = session_->packets_in();
         if (core_.unanswered() > 0) log_.debug("keepalive answered");
         core_.on_heard(now);
     }
@@ -233,19 +219,18 @@ void Tunnel::accept_on(Listener& l) {
         } else {
             c.host = l.rule.spec.host;
             c.port = l.rule.spec.host_port;
-            start_channel(c, session_->raw());
+            start_channel(c, *session_);
         }
     }
 }
 
 void Tunnel::accept_remote() {
-    ssh_session raw = session_->raw();
     for (int i = 0; i < 64; ++i) {
         int dport = 0;
-        ssh_channel ch = ssh_channel_open_forward_port(raw, 0, &dport, nullptr, nullptr);
-        if (ch == nullptr) return;
+        auto ch = session_->accept(dport);
+        if (!ch) return;
         Conn& c = conns_.emplace_back();
-        c.chan.reset(ch);
+        c.chan = std::move(*ch);
         const RemoteState* rb = nullptr;
         for (const auto& r : core_.remotes())
             if (r.up && r.bound_port == dport) rb = &r;

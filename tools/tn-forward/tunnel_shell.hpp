@@ -2,7 +2,6 @@
 // probes, the control socket and the poll(2) loop. Decisions are the core's; this carries them out.
 #pragma once
 
-#include <libssh/libssh.h>
 #include <poll.h>
 
 #include <chrono>
@@ -22,17 +21,15 @@
 #include "control.hpp"
 #include "events.hpp"
 #include "link_core.hpp"
+#include "probe_target.hpp"
 #include "settings.hpp"
+#include "ssh/forward.hpp"
 #include "ssh/session.hpp"
 #include "status.hpp"
 
 namespace tn::forward {
 
 using Clock = std::chrono::steady_clock;
-
-struct EventDeleter {
-    void operator()(ssh_event_struct* e) const { ssh_event_free(e); }
-};
 
 struct Listener {
     Rule rule;
@@ -41,8 +38,9 @@ struct Listener {
 
 // A non-blocking TCP connect standing in for "does this address answer": a SYN, no SSH handshake.
 struct Probe {
-    UniqueFd fd;  // empty: failed at once (answered as unanswered on the next turn)
+    UniqueFd fd;  // empty: failed at once (answered as unanswered on the next turn), or still resolving
     Clock::time_point deadline;
+    bool resolving = false;  // the connect starts when the target's address is in (before the deadline)
 };
 
 struct Connected {
@@ -68,10 +66,11 @@ private:
     void start_connect();
     Actions finish_connect(Clock::time_point now);
     void teardown();
-    void start_probe(std::optional<Probe>& p, const std::string& host, std::uint16_t port, Clock::time_point now);
+    void start_probe(std::optional<Probe>& p, ProbeTarget& target, Clock::time_point now);
+    void connect_probe(Probe& p, ProbeTarget& target, Clock::time_point now);
     std::optional<int> finish_probes(const std::vector<pollfd>& fds, std::size_t first_probe, Clock::time_point now);
     Actions progress_slot(Clock::time_point now);
-    Actions bind_outcome(Clock::time_point now, const Rule& rule, int rc, int bound);
+    Actions bind_outcome(Clock::time_point now, const Rule& rule, ssh::Step rc, int bound);
     void send_keepalive();
     Actions request_bind(std::size_t index, Clock::time_point now);
     void start_cancels();
@@ -81,7 +80,7 @@ private:
     void open_listeners(const std::vector<Rule>& rules, bool at_start);
     Actions apply_reload(Clock::time_point now);
     Status status() const;
-    std::string server() const { return session_ ? session_->endpoint() : s_.client.host; }
+    std::string server() const { return session_ ? session_->session().endpoint() : s_.client.host; }
 
     Settings s_;
     const log::Logger& log_;
@@ -91,18 +90,14 @@ private:
     LinkCore core_;
 
     std::list<Listener> listeners_;
-    // Order matters: the session outlives the event and every channel that refers to it, and the
-    // packet counter (libssh writes to it) outlives the session.
-    ssh_counter_struct received_{};
-    std::optional<ssh::Session> session_;
-    std::unique_ptr<ssh_event_struct, EventDeleter> event_;
+    // Order matters: the session outlives every channel that refers to it.
+    std::optional<ssh::ForwardSession> session_;
     std::list<Conn> conns_;
 
     std::shared_ptr<std::promise<Connected>> pending_;
     std::future<Connected> connecting_;
     std::optional<Probe> server_probe_, network_probe_;
-    std::string probe_host_;
-    std::uint16_t probe_port_ = 22;
+    ProbeTarget server_target_, network_target_;
     // Set when this turn may have left work behind: libssh took packets off the socket while we served
     // channels (poll will not report those bytes again), or a channel read stopped at its turn quota.
     bool again_ = false;

@@ -1,12 +1,12 @@
 // The client event loop: handshake, apply the pushed settings to the TUN, hooks, keepalives,
 // re-resolving the server's name when handshakes go unanswered, and a clean teardown.
 #include <arpa/inet.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "base/epoll.hpp"
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/signals.hpp"
@@ -52,186 +52,220 @@ std::vector<tun::Route> wanted_routes(const ClientOptions& o, const tun::PushCon
     return r;
 }
 
-}  // namespace
-
-int run_client(const ClientOptions& given, const log::Logger& log) {
-    ClientOptions o = given;  // SIGHUP replaces parts of it
-    // Keyed by the network namespace too: clients in two namespaces may both call their TUN tnc0.
-    std::string instance = "tn-tun-client-" + netns_id() + "-" + o.tun;
-    auto lock = FileLock::try_acquire(ensure_state_dir() / (instance + ".lock"));
-    if (!lock) throw Error(ExitCode::temp_fail, "another tn-tun client already runs on " + o.tun + " in this network namespace");
-    SignalFd signals;
-    tun::Endpoint server = resolve(o.server);
-    tun::ClientCore core(o.core);
-    bool offload = offload_wanted();
-    TunDevice tun(o.tun, offload);
-    HostRoutes routes(ensure_state_dir() / (instance + ".routes"), log);  // after tun: removed before it goes
-    HostDns dns(ensure_state_dir() / (instance + ".dns"), "/etc/resolv.conf", log);
-    UdpSocket udp("", server.sa.ss_family, offload);
-    TunReader reader(tun);
-    TunWriter writer(tun);
-    ControlServer control(client_control_socket_path(o.tun));
-    int ep = ::epoll_create1(EPOLL_CLOEXEC);
-    UniqueFd ep_owner(ep);
-    for (int fd : {udp.fd(), tun.fd(), signals.fd(), control.fd()}) {
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.fd = fd;
-        ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+// The client's state and event loop; the host changes it made (routes, DNS, TUN) are members, so
+// they are undone in reverse order however the loop ends.
+class ClientRunner {
+public:
+    ClientRunner(const ClientOptions& given, const std::string& instance, const log::Logger& log, SignalFd& signals)
+        : o_(given), log_(log), signals_(signals), server_(resolve(o_.server)), core_(o_.core),
+          offload_(offload_wanted()), tun_(o_.tun, offload_),
+          routes_(ensure_state_dir() / (instance + ".routes"), log),  // after tun_: removed before it goes
+          dns_(ensure_state_dir() / (instance + ".dns"), "/etc/resolv.conf", log),
+          udp_("", server_.sa.ss_family, offload_), reader_(tun_), writer_(tun_),
+          control_(client_control_socket_path(o_.tun)) {
+        for (int fd : {udp_.fd(), tun_.fd(), signals_.fd(), control_.fd()}) ep_.add(fd);
+        log.info("client starting server=", o_.server, " (", server_.str(), ") tun=", tun_.name(), " offload=",
+                 tun_.offload() ? (tun_.uso() ? "tun+uso" : "tun") : "off", udp_.gso() ? ",gso" : "",
+                 udp_.gro() ? ",gro" : "");
     }
-    log.info("client starting server=", o.server, " (", server.str(), ") tun=", tun.name(), " offload=",
-             tun.offload() ? (tun.uso() ? "tun+uso" : "tun") : "off", udp.gso() ? ",gso" : "", udp.gro() ? ",gro" : "");
 
-    std::optional<tun::PushConfig> applied;
-    std::optional<std::chrono::system_clock::time_point> last_handshake;
-    auto status = [&](bool json) {
-        ClientStatus st{o.tun, o.server, server.str(), core.connected(), applied, last_handshake, core.stats(), {}};
-        for (auto& r : routes.added()) st.routes.push_back(r.str());
-        return render_client_status(st, json);
-    };
-    unsigned resolved_at_failures = 0;
-    auto apply = [&](const tun::PushConfig& p) {
-        if (applied) run_hook(o.on_down, "on_down", hook_env(o, *applied), log);
-        tun.configure(p.address, p.prefix, p.mtu);
-        if (o.apply_routes) routes.apply(wanted_routes(o, p), tun.name(), server_ipv4(server));
-        else routes.clear();
-        if (o.apply_dns) dns.apply(tun.name(), p.dns);
-        applied = p;
-        std::string routes;
-        for (auto& r : p.routes) routes += (routes.empty() ? "" : ",") + tun::cidr_str(r);
-        log.info("connected address=", tun::ipv4_str(p.address), "/", int(p.prefix), " mtu=", p.mtu,
-                 " routes=", routes.empty() ? "-" : routes);
-        run_hook(o.on_up, "on_up", hook_env(o, p), log);
-    };
-    auto teardown = [&] {
-        if (applied) run_hook(o.on_down, "on_down", hook_env(o, *applied), log);
-        routes.clear();
-        dns.clear();
-    };
-    auto handle = [&](const tun::ClientActions& a) {
-        writer.add(a.to_tun);
-        if (a.established) last_handshake = std::chrono::system_clock::now();
-        if (a.cookie) log.info("server under load: got a cookie, retrying the handshake with it");
-        if (!a.send.empty()) udp.queue(a.send, server);
-        // After a re-handshake the server pushes again; unchanged settings stay as they are, so the
-        // address never disappears from under running connections.
-        if (a.pushed && core.push() && (!applied || *applied != *core.push())) apply(*core.push());
-    };
-
-    // SIGHUP: hooks, apply_routes, keepalive and the server's address apply now (the session goes
-    // on); keys and the TUN name need a restart. A broken file changes nothing.
-    auto reload = [&] {
-        ClientOptions fresh;
+    // Runs until SIGINT/SIGTERM (0); undoes what it applied on every way out.
+    int run() {
         try {
-            fresh = load_client(o.config_file);
-        } catch (const Error& e) {
-            log.error("reload failed, the running config stays: ", e.what());
-            return;
-        }
-        std::string later;
-        if (fresh.core.key.priv != o.core.key.priv) later += " private_key_file";
-        if (fresh.core.server_public != o.core.server_public) later += " server_public_key";
-        if (fresh.tun != o.tun) later += " tun";
-        if (fresh.server != o.server) {
-            try {
-                server = resolve(fresh.server);
-                o.server = fresh.server;
-                if (applied && o.apply_routes && fresh.apply_routes)
-                    routes.apply(wanted_routes(o, *applied), tun.name(), server_ipv4(server));  // the host route follows
-            } catch (const Error& e) {
-                log.warn(e.what(), "; keeping ", o.server);
-            }
-        }
-        if (applied && (fresh.apply_routes != o.apply_routes || fresh.default_route != o.default_route)) {
-            if (fresh.apply_routes) routes.apply(wanted_routes(fresh, *applied), tun.name(), server_ipv4(server));
-            else routes.clear();
-        }
-        if (applied && fresh.apply_dns != o.apply_dns) {
-            if (fresh.apply_dns) dns.apply(tun.name(), applied->dns);
-            else dns.clear();
-        }
-        o.apply_dns = fresh.apply_dns;
-        o.apply_routes = fresh.apply_routes;
-        o.default_route = fresh.default_route;
-        o.on_up = fresh.on_up;
-        o.on_down = fresh.on_down;
-        o.core.keepalive = fresh.core.keepalive;
-        core.set_keepalive(fresh.core.keepalive);
-        log.info("reloaded ", o.config_file.string(), ": server=", o.server, " apply_routes=", o.apply_routes,
-                 " default_route=", o.default_route, " apply_dns=", o.apply_dns,
-                 " persistent_keepalive=", o.core.keepalive.count());
-        if (!later.empty()) log.warn("changed but applied only at the next start:", later);
-    };
-
-    std::uint8_t timer_buf[tun::max_datagram_len + 64];
-    epoll_event evs[8];
-    try {
-        for (;;) {
-            auto now = tun::Clock::now();
-            handle(core.tick(now, std::chrono::system_clock::now(), timer_buf));
-            writer.flush();
-            udp.flush();
-            unsigned failed = core.failed_attempts();
-            if (failed >= resolve_after_failures && failed / resolve_after_failures != resolved_at_failures) {
-                // The server may have moved (a dynamic DNS name): look it up again.
-                resolved_at_failures = failed / resolve_after_failures;
-                try {
-                    auto fresh = resolve(o.server);
-                    if (!(fresh == server)) log.info("server ", o.server, " now resolves to ", fresh.str());
-                    server = fresh;
-                } catch (const Error& e) {
-                    log.warn(e.what(), "; keeping ", server.str());
-                }
-                try {
-                    // The server may have moved, or we did (another network took the host route to
-                    // the server with it): the routes follow either.
-                    if (applied && o.apply_routes) routes.apply(wanted_routes(o, *applied), tun.name(), server_ipv4(server));
-                } catch (const Error& e) {
-                    log.warn("cannot update the routes: ", e.what());
-                }
-                log.warn("no answer from the server after ", failed, " handshakes; still trying");
-            }
-            if (failed == 0) resolved_at_failures = 0;
-            auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(core.next_deadline(now) - now).count();
-            int n = ::epoll_wait(ep, evs, 8, static_cast<int>(std::clamp<long long>(wait + 1, 0, 60000)));
-            for (int e = 0; e < n; ++e) {
-                int fd = evs[e].data.fd;
-                now = tun::Clock::now();
-                if (fd == signals.fd()) {
-                    while (auto s = signals.take()) {
-                        if (*s == SIGHUP) {
-                            reload();
-                            continue;
-                        }
-                        log.info("stopping on ", strsignal(*s));
+            for (;;) {
+                auto now = tun::Clock::now();
+                handle(core_.tick(now, std::chrono::system_clock::now(), timer_buf_));
+                writer_.flush();
+                udp_.flush();
+                follow_server();
+                auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(core_.next_deadline(now) - now).count();
+                for (const epoll_event& ev : ep_.wait(static_cast<int>(std::clamp<long long>(wait + 1, 0, 60000)))) {
+                    if (!on_ready(ev.data.fd, tun::Clock::now())) {
                         teardown();
                         return 0;
                     }
-                } else if (fd == udp.fd()) {
-                    for (int r = 0; r < 8; ++r) {
-                        std::size_t got = udp.receive();
-                        for (std::size_t i = 0; i < got; ++i) {
-                            std::uint8_t* scratch = udp.scratch();
-                            auto a = core.on_datagram(udp.rx(i), udp.rx_len(i), now, scratch);
-                            bool used = a.send.data() == scratch;
-                            handle(a);
-                            if (used) udp.take_scratch();
-                        }
-                        writer.flush();  // before the next receive() reuses the buffers
-                        udp.flush();
-                        if (udp.drained()) break;  // one syscall saved per wakeup: they cost ~1 us here
-                    }
-                } else if (fd == control.fd()) {
-                    control.serve_one(status);
-                } else if (fd == tun.fd()) {
-                    reader.pump(udp, 64, [&](std::uint8_t* slot, std::size_t len) { handle(core.on_tun(slot, len, now)); });
                 }
             }
+        } catch (...) {
+            teardown();
+            throw;
         }
-    } catch (...) {
-        teardown();
-        throw;
     }
+
+private:
+    // False when a signal says stop.
+    bool on_ready(int fd, tun::TimePoint now) {
+        if (fd == signals_.fd()) {
+            while (auto s = signals_.take()) {
+                if (*s == SIGHUP) {
+                    reload();
+                    continue;
+                }
+                log_.info("stopping on ", strsignal(*s));
+                return false;
+            }
+        } else if (fd == udp_.fd()) {
+            on_udp(now);
+        } else if (fd == control_.fd()) {
+            control_.serve_one([this](bool json) { return status(json); });
+        } else if (fd == tun_.fd()) {
+            reader_.pump(udp_, 64, [&](std::uint8_t* slot, std::size_t len) { handle(core_.on_tun(slot, len, now)); });
+        }
+        return true;
+    }
+
+    void on_udp(tun::TimePoint now) {
+        for (int r = 0; r < 8; ++r) {
+            std::size_t got = udp_.receive();
+            for (std::size_t i = 0; i < got; ++i) {
+                std::uint8_t* scratch = udp_.scratch();
+                auto a = core_.on_datagram(udp_.rx(i), udp_.rx_len(i), now, scratch);
+                bool used = a.send.data() == scratch;
+                handle(a);
+                if (used) udp_.take_scratch();
+            }
+            writer_.flush();  // before the next receive() reuses the buffers
+            udp_.flush();
+            if (udp_.drained()) break;  // one syscall saved per wakeup: they cost ~1 us here
+        }
+    }
+
+    std::string status(bool json) const {
+        ClientStatus st{o_.tun, o_.server, server_.str(), core_.connected(), applied_, last_handshake_, core_.stats(), {}};
+        for (auto& r : routes_.added()) st.routes.push_back(r.str());
+        return render_client_status(st, json);
+    }
+
+    void handle(const tun::ClientActions& a) {
+        writer_.add(a.to_tun);
+        if (a.established) last_handshake_ = std::chrono::system_clock::now();
+        if (a.cookie) log_.info("server under load: got a cookie, retrying the handshake with it");
+        if (!a.send.empty()) udp_.queue(a.send, server_);
+        // After a re-handshake the server pushes again; unchanged settings stay as they are, so the
+        // address never disappears from under running connections.
+        if (a.pushed && core_.push() && (!applied_ || *applied_ != *core_.push())) apply(*core_.push());
+    }
+
+    void apply(const tun::PushConfig& p) {
+        if (applied_) run_hook(o_.on_down, "on_down", hook_env(o_, *applied_), log_);
+        tun_.configure(p.address, p.prefix, p.mtu);
+        if (o_.apply_routes) routes_.apply(wanted_routes(o_, p), tun_.name(), server_ipv4(server_));
+        else routes_.clear();
+        if (o_.apply_dns) dns_.apply(tun_.name(), p.dns);
+        applied_ = p;
+        std::string list;
+        for (auto& r : p.routes) list += (list.empty() ? "" : ",") + tun::cidr_str(r);
+        log_.info("connected address=", tun::ipv4_str(p.address), "/", int(p.prefix), " mtu=", p.mtu,
+                 " routes=", list.empty() ? "-" : list);
+        run_hook(o_.on_up, "on_up", hook_env(o_, p), log_);
+    }
+
+    void teardown() {
+        if (applied_) run_hook(o_.on_down, "on_down", hook_env(o_, *applied_), log_);
+        routes_.clear();
+        dns_.clear();
+    }
+
+    // After unanswered handshakes, looks the server up again (a dynamic DNS name may have moved).
+    void follow_server() {
+        unsigned failed = core_.failed_attempts();
+        if (failed >= resolve_after_failures && failed / resolve_after_failures != resolved_at_failures_) {
+            // The server may have moved (a dynamic DNS name): look it up again.
+            resolved_at_failures_ = failed / resolve_after_failures;
+            try {
+                auto fresh = resolve(o_.server);
+                if (!(fresh == server_)) log_.info("server ", o_.server, " now resolves to ", fresh.str());
+                server_ = fresh;
+            } catch (const Error& e) {
+                log_.warn(e.what(), "; keeping ", server_.str());
+            }
+            try {
+                // The server may have moved, or we did (another network took the host route to
+                // the server with it): the routes follow either.
+                if (applied_ && o_.apply_routes) routes_.apply(wanted_routes(o_, *applied_), tun_.name(), server_ipv4(server_));
+            } catch (const Error& e) {
+                log_.warn("cannot update the routes: ", e.what());
+            }
+            log_.warn("no answer from the server after ", failed, " handshakes; still trying");
+        }
+        if (failed == 0) resolved_at_failures_ = 0;
+    }
+
+    // SIGHUP: hooks, apply_routes, keepalive and the server's address apply now (the session goes
+    // on); keys and the TUN name need a restart. A broken file changes nothing.
+    void reload() {
+        ClientOptions fresh;
+        try {
+            fresh = load_client(o_.config_file);
+        } catch (const Error& e) {
+            log_.error("reload failed, the running config stays: ", e.what());
+            return;
+        }
+        std::string later;
+        if (fresh.core.key.priv != o_.core.key.priv) later += " private_key_file";
+        if (fresh.core.server_public != o_.core.server_public) later += " server_public_key";
+        if (fresh.tun != o_.tun) later += " tun";
+        if (fresh.server != o_.server) {
+            try {
+                server_ = resolve(fresh.server);
+                o_.server = fresh.server;
+                if (applied_ && o_.apply_routes && fresh.apply_routes)
+                    routes_.apply(wanted_routes(o_, *applied_), tun_.name(), server_ipv4(server_));  // the host route follows
+            } catch (const Error& e) {
+                log_.warn(e.what(), "; keeping ", o_.server);
+            }
+        }
+        if (applied_ && (fresh.apply_routes != o_.apply_routes || fresh.default_route != o_.default_route)) {
+            if (fresh.apply_routes) routes_.apply(wanted_routes(fresh, *applied_), tun_.name(), server_ipv4(server_));
+            else routes_.clear();
+        }
+        if (applied_ && fresh.apply_dns != o_.apply_dns) {
+            if (fresh.apply_dns) dns_.apply(tun_.name(), applied_->dns);
+            else dns_.clear();
+        }
+        o_.apply_dns = fresh.apply_dns;
+        o_.apply_routes = fresh.apply_routes;
+        o_.default_route = fresh.default_route;
+        o_.on_up = fresh.on_up;
+        o_.on_down = fresh.on_down;
+        o_.core.keepalive = fresh.core.keepalive;
+        core_.set_keepalive(fresh.core.keepalive);
+        log_.info("reloaded ", o_.config_file.string(), ": server=", o_.server, " apply_routes=", o_.apply_routes,
+                 " default_route=", o_.default_route, " apply_dns=", o_.apply_dns,
+                 " persistent_keepalive=", o_.core.keepalive.count());
+        if (!later.empty()) log_.warn("changed but applied only at the next start:", later);
+    }
+
+    ClientOptions o_;  // SIGHUP replaces parts of it
+    const log::Logger& log_;
+    SignalFd& signals_;
+    tun::Endpoint server_;
+    tun::ClientCore core_;
+    bool offload_;
+    TunDevice tun_;
+    HostRoutes routes_;
+    HostDns dns_;
+    UdpSocket udp_;
+    TunReader reader_;
+    TunWriter writer_;
+    ControlServer control_;
+    Epoll ep_;
+    std::optional<tun::PushConfig> applied_;
+    std::optional<std::chrono::system_clock::time_point> last_handshake_;
+    unsigned resolved_at_failures_ = 0;
+    std::uint8_t timer_buf_[tun::max_datagram_len + 64];
+};
+
+}  // namespace
+
+int run_client(const ClientOptions& given, const log::Logger& log) {
+    // Keyed by the network namespace too: clients in two namespaces may both call their TUN tnc0.
+    std::string instance = "tn-tun-client-" + netns_id() + "-" + given.tun;
+    auto lock = FileLock::try_acquire(ensure_state_dir() / (instance + ".lock"));
+    if (!lock) throw Error(ExitCode::temp_fail, "another tn-tun client already runs on " + given.tun + " in this network namespace");
+    SignalFd signals;  // before anything changes the host: a signal during set-up waits for the loop
+    ClientRunner runner(given, instance, log, signals);
+    return runner.run();
 }
 
 }  // namespace tn::tuntool

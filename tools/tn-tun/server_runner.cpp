@@ -1,12 +1,12 @@
 // The server event loop: one thread, epoll over the UDP socket, the TUN device, the control socket
 // and a signalfd; batched UDP I/O; all decisions in tun::ServerCore.
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <map>
 
+#include "base/epoll.hpp"
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/signals.hpp"
@@ -25,27 +25,6 @@ namespace {
 // take before the other direction gets its turn.
 constexpr int rounds_per_wakeup = 8;
 constexpr int reads_per_wakeup = 64;
-
-class Epoll {
-public:
-    Epoll() : fd_(::epoll_create1(EPOLL_CLOEXEC)) {
-        if (!fd_) throw Error(ExitCode::io, std::string("epoll: ") + std::strerror(errno));
-    }
-    void add(int fd) {
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.fd = fd;
-        if (::epoll_ctl(fd_.get(), EPOLL_CTL_ADD, fd, &ev) < 0)
-            throw Error(ExitCode::io, std::string("epoll_ctl: ") + std::strerror(errno));
-    }
-    int wait(epoll_event* evs, int max, int timeout_ms) {
-        int n = ::epoll_wait(fd_.get(), evs, max, timeout_ms);
-        return n < 0 ? 0 : n;
-    }
-
-private:
-    UniqueFd fd_;
-};
 
 int ms_until(tun::TimePoint deadline, tun::TimePoint now) {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
@@ -129,6 +108,99 @@ private:
     bool warned_ = false;
 };
 
+// The server's event loop over what run_server set up: which descriptor is ready decides the turn.
+class ServerLoop {
+public:
+    ServerLoop(const ServerOptions& o, const log::Logger& log, SignalFd& signals, tun::ServerCore& core,
+               TimestampRecord& timestamps, SiteRoutes& sites, UdpSocket& udp, TunDevice& tun, ControlServer& control)
+        : o_(o), log_(log), signals_(signals), core_(core), timestamps_(timestamps), sites_(sites), udp_(udp),
+          tun_(tun), reader_(tun), writer_(tun), control_(control) {
+        for (int fd : {udp_.fd(), tun_.fd(), control_.fd(), signals_.fd()}) ep_.add(fd);
+    }
+    // Runs until SIGINT/SIGTERM (0).
+    int run() {
+        for (;;) {
+            auto now = tun::Clock::now();
+            for (const epoll_event& ev : ep_.wait(ms_until(core_.tick(now), now))) {
+                int fd = ev.data.fd;
+                now = tun::Clock::now();
+                if (fd == signals_.fd()) {
+                    if (!signals()) return 0;
+                } else if (fd == udp_.fd()) {
+                    on_udp(now);
+                } else if (fd == tun_.fd()) {
+                    reader_.pump(udp_, reads_per_wakeup, [&](std::uint8_t* slot, std::size_t len) {
+                        handle(core_.on_tun(slot, len, now), now);
+                    });
+                } else if (fd == control_.fd()) {
+                    control_.serve_one([&](bool json) { return render_status(core_, o_, json); });
+                }
+            }
+        }
+    }
+
+private:
+    // False when a signal says stop.
+    bool signals() {
+        while (auto s = signals_.take()) {
+            if (*s == SIGHUP) {
+                reload(o_, core_, sites_, log_);
+                continue;
+            }
+            log_.info("stopping on ", strsignal(*s));
+            return false;
+        }
+        return true;
+    }
+
+    void on_udp(tun::TimePoint now) {
+        auto wall = std::chrono::system_clock::now();
+        for (int r = 0; r < rounds_per_wakeup; ++r) {
+            std::size_t got = udp_.receive();
+            for (std::size_t i = 0; i < got; ++i) {
+                std::uint8_t* scratch = udp_.scratch();
+                auto a = core_.on_datagram(udp_.rx(i), udp_.rx_len(i), udp_.rx_from(i), now, wall, scratch);
+                bool used = a.send.data() == scratch;
+                handle(a, now);
+                if (used) udp_.take_scratch();
+            }
+            writer_.flush();  // before the next receive() reuses the buffers
+            udp_.flush();
+            if (udp_.drained()) break;  // one syscall saved per wakeup: they cost ~1 us here
+        }
+    }
+
+    void handle(const tun::Actions& a, tun::TimePoint now) {
+        writer_.add(a.to_tun);
+        if (!a.send.empty()) udp_.queue(a.send, a.send_to);
+        if (a.send.size() == tun::response_len && a.send[0] == static_cast<std::uint8_t>(tun::MsgType::response))
+            timestamps_.save(core_);  // a handshake was accepted: its timestamp is now the one to beat
+        if (a.rejected) {
+            std::uint64_t suppressed = 0;
+            if (reject_log_.allow(now, suppressed))
+                log_.warn("handshake rejected source=", a.rejected->source.str(), " reason=", a.rejected->reason,
+                          suppressed ? " (" + std::to_string(suppressed) + " more not logged)" : "");
+        }
+        if (a.established)
+            log_.info("peer up name=", a.established->config.name, " address=", tun::ipv4_str(a.established->address),
+                      " endpoint=", a.established->endpoint ? a.established->endpoint->str() : "?");
+    }
+
+    const ServerOptions& o_;
+    const log::Logger& log_;
+    SignalFd& signals_;
+    tun::ServerCore& core_;
+    TimestampRecord& timestamps_;
+    SiteRoutes& sites_;
+    UdpSocket& udp_;
+    TunDevice& tun_;
+    TunReader reader_;
+    TunWriter writer_;
+    ControlServer& control_;
+    Epoll ep_;
+    LogLimiter reject_log_{5, 10};
+};
+
 }  // namespace
 
 int run_server(const ServerOptions& o, const log::Logger& log) {
@@ -140,7 +212,7 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     std::optional<std::string> nat_dev;
     if (o.nat) nat_dev = nat_device(*o.nat);
     auto nat_state = ensure_state_dir() / ("tn-tun-server-" + netns_id() + "-" + o.tun + ".nat");
-    SignalFd signals;
+    SignalFd signals;  // first: a signal during set-up waits for the loop, so the teardown still runs
     tun::ServerCore core(o.core);
     TimestampRecord timestamps(o.core.key.pub, core, log);
     bool offload = offload_wanted();
@@ -152,73 +224,13 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     if (nat_dev) nat.emplace(nat_state, tun.name(), *nat_dev, o.core.subnet, log);
     else undo_leftover_nat(nat_state, log);
     UdpSocket udp(o.listen, AF_INET, offload);
-    TunReader reader(tun);
-    TunWriter writer(tun);
     ControlServer control(control_socket_path(o.tun));
-    Epoll ep;
-    for (int fd : {udp.fd(), tun.fd(), control.fd(), signals.fd()}) ep.add(fd);
+    ServerLoop loop(o, log, signals, core, timestamps, sites, udp, tun, control);
     log.info("server up listen=", udp.local(), " tun=", tun.name(), " address=", tun::ipv4_str(core.server_address()),
              "/", int(o.core.subnet.prefix), " peers=", o.core.peers.size(),
              " public_key=", tun::key_to_base64(o.core.key.pub), " offload=", tun.offload() ? (tun.uso() ? "tun+uso" : "tun") : "off",
              udp.gso() ? ",gso" : "", udp.gro() ? ",gro" : "");
-
-    LogLimiter reject_log(5, 10);
-    auto handle = [&](const tun::Actions& a, tun::TimePoint now) {
-        writer.add(a.to_tun);
-        if (!a.send.empty()) udp.queue(a.send, a.send_to);
-        if (a.send.size() == tun::response_len && a.send[0] == static_cast<std::uint8_t>(tun::MsgType::response))
-            timestamps.save(core);  // a handshake was accepted: its timestamp is now the one to beat
-        if (a.rejected) {
-            std::uint64_t suppressed = 0;
-            if (reject_log.allow(now, suppressed))
-                log.warn("handshake rejected source=", a.rejected->source.str(), " reason=", a.rejected->reason,
-                         suppressed ? " (" + std::to_string(suppressed) + " more not logged)" : "");
-        }
-        if (a.established)
-            log.info("peer up name=", a.established->config.name, " address=", tun::ipv4_str(a.established->address),
-                     " endpoint=", a.established->endpoint ? a.established->endpoint->str() : "?");
-    };
-
-    epoll_event evs[8];
-    for (;;) {
-        auto now = tun::Clock::now();
-        int n = ep.wait(evs, 8, ms_until(core.tick(now), now));
-        for (int e = 0; e < n; ++e) {
-            int fd = evs[e].data.fd;
-            now = tun::Clock::now();
-            if (fd == signals.fd()) {
-                while (auto s = signals.take()) {
-                    if (*s == SIGHUP) {
-                        reload(o, core, sites, log);
-                        continue;
-                    }
-                    log.info("stopping on ", strsignal(*s));
-                    return 0;
-                }
-            } else if (fd == udp.fd()) {
-                auto wall = std::chrono::system_clock::now();
-                for (int r = 0; r < rounds_per_wakeup; ++r) {
-                    std::size_t got = udp.receive();
-                    for (std::size_t i = 0; i < got; ++i) {
-                        std::uint8_t* scratch = udp.scratch();
-                        auto a = core.on_datagram(udp.rx(i), udp.rx_len(i), udp.rx_from(i), now, wall, scratch);
-                        bool used = a.send.data() == scratch;
-                        handle(a, now);
-                        if (used) udp.take_scratch();
-                    }
-                    writer.flush();  // before the next receive() reuses the buffers
-                    udp.flush();
-                    if (udp.drained()) break;  // one syscall saved per wakeup: they cost ~1 us here
-                }
-            } else if (fd == tun.fd()) {
-                reader.pump(udp, reads_per_wakeup, [&](std::uint8_t* slot, std::size_t len) {
-                    handle(core.on_tun(slot, len, now), now);
-                });
-            } else if (fd == control.fd()) {
-                control.serve_one([&](bool json) { return render_status(core, o, json); });
-            }
-        }
-    }
+    return loop.run();
 }
 
 }  // namespace tn::tuntool
