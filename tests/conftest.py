@@ -33,11 +33,29 @@ def sshd_password():
     server.close()
 
 
+@pytest.fixture
+def echo():
+    """An echo server on 127.0.0.1 (harness.EchoHashServer): .port, .accepted."""
+    with harness.EchoHashServer() as server:
+        yield server
+
+
+@pytest.fixture
+def netns_sshd():
+    """(namespace, host-side veth device, sshd in the namespace): see harness.netns_sshd."""
+    if not harness.is_root():
+        pytest.skip("needs root for network namespaces and a throwaway sshd user")
+    with harness.netns_sshd() as parts:
+        yield parts
+
+
 def pytest_runtest_makereport(item, call):
     # Print sshd's log when a test that used it failed: it usually says why.
     if call.when == "call" and call.excinfo is not None:
-        for name in ("sshd", "sshd_password"):
+        for name in ("sshd", "sshd_password", "netns_sshd"):
             server = item.funcargs.get(name) if hasattr(item, "funcargs") else None
+            if isinstance(server, tuple):
+                server = server[-1]
             if server is not None:
                 sys.stderr.write(f"\n--- {name} log ---\n{server.log()}\n")
 

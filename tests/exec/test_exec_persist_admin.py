@@ -5,12 +5,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from exec_fixtures import env as base_env  # noqa: E402
+import harness  # noqa: E402  (on the path through exec_fixtures)
 from test_exec_persist import alive, masters  # noqa: E402
 
 
@@ -25,10 +25,7 @@ def env(base_env):  # noqa: F811
 
 
 def wait_gone(pid):
-    deadline = time.monotonic() + 30
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not alive(pid)
+    return harness.wait_for(lambda: not alive(pid), timeout=30, what=f"master {pid} to exit")
 
 
 def test_list_and_stop(env):

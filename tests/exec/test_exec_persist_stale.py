@@ -11,18 +11,14 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from exec_fixtures import env as base_env  # noqa: E402,F401
+import harness  # noqa: E402  (on the path through exec_fixtures)
 from test_exec_persist import alive, env, masters  # noqa: E402,F401,F811  (env stops the masters by PID)
 
 FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_old_master.py")
 
 
 def gone(pid, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split(") ")[1][0] == "Z":
-            return True
-        time.sleep(0.05)
-    return False
+    return harness.wait_for(lambda: not harness.alive(pid), timeout=timeout, what=f"process {pid} to exit")
 
 
 def socket_of_a_master(env):

@@ -5,14 +5,17 @@ Nothing here reads or writes a real user's ~/.ssh: the server side uses a user c
 (home in a temp dir), the client side runs with HOME pointed at another temp dir and no agent.
 """
 import contextlib
+import hashlib
 import os
 import pwd
+import random
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 SOURCE_ROOT = os.environ.get("TN_SOURCE_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
@@ -52,6 +55,75 @@ def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
 
 
+def wait_for(pred, timeout=30.0, what="condition", errors=(), interval=0.05):
+    """Polls `pred` until it returns something truthy and returns that (a test may poll; a tool may not).
+    Exceptions of the types in `errors` count as "not yet" (a status socket not up yet). On timeout the
+    AssertionError names `what` and the last value or exception seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = pred()
+            if last:
+                return last
+        except errors as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+class EchoHashServer:
+    """A TCP server on `host`: each connection gets back what it sent and, after the client's EOF, an
+    EOF (half-close passes through). With digest=True it sends nothing until the client's EOF, then the
+    hex SHA-256 of all it received. Threads are daemons; close() stops accepting."""
+
+    def __init__(self, digest=False, host="127.0.0.1"):
+        self.digest = digest
+        self.accepted = 0
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(512)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        h = hashlib.sha256()
+        with c:
+            try:
+                while data := c.recv(1 << 16):
+                    if self.digest:
+                        h.update(data)
+                    else:
+                        c.sendall(data)
+                if self.digest:
+                    c.sendall(h.hexdigest().encode())
+                c.shutdown(socket.SHUT_WR)
+            except OSError:
+                return
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def stop_process(proc, grace=3.0):
     """SIGTERM the process we started (by PID), then SIGKILL after `grace`; always reaps it."""
     if proc is None or proc.poll() is not None:
@@ -84,6 +156,34 @@ def descendants(pid):
             out.append(c)
             todo.append(c)
     return out
+
+
+def stop_tree(proc, grace=3.0):
+    """Stops a server we started and every process it forked (sessions outlive their listener): SIGTERM
+    to all, SIGKILL to what is left after `grace`. The children are found before the parent goes."""
+    if proc is None:
+        return
+    pids = descendants(proc.pid) if proc.poll() is None else []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    stop_process(proc, grace)
+    deadline = time.monotonic() + grace
+    for pid in pids:
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with contextlib.suppress(ProcessLookupError):
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def alive(pid):
+    """True while `pid` runs (a zombie waiting for its parent does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def run(cmd, check=True, **kw):
@@ -272,7 +372,10 @@ Subsystem sftp internal-sftp
             return ""
 
     def close(self):
-        self.stop()
+        # The sessions too: in a network namespace, a session left behind would hold the namespace's
+        # sockets after the test deleted it, and keep running as root (the privileged half).
+        stop_tree(self.proc)
+        self.proc = None
         self.user.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -361,3 +464,26 @@ def veth(ns_a, addr_a, ns_b, addr_b):
             run(["ip", "addr", "add", addr, "dev", dev])
             run(["ip", "link", "set", dev, "up"])
     return a, b
+
+
+@contextlib.contextmanager
+def netns_sshd(prefix="tnssh", subnet="10.231"):
+    """A real sshd in a network namespace of its own, reached from the host over a veth pair
+    (SUBNET.N.1 here, SUBNET.N.2 there, N random). Yields (namespace, host-side device, sshd); setting
+    the device down cuts the link. On exit sshd and every session it forked stop first, then the
+    namespace and the link go: a session left in a deleted namespace would never see its peer close."""
+    ns = Netns(prefix)
+    host_dev = None
+    sshd = None
+    try:
+        net = random.randint(10, 250)
+        host_dev, _ = veth(None, f"{subnet}.{net}.1/24", ns, f"{subnet}.{net}.2/24")
+        sshd = Sshd(netns=ns.name, listen=f"{subnet}.{net}.2")
+        sshd.start()
+        yield ns, host_dev, sshd
+    finally:
+        if sshd is not None:
+            sshd.close()
+        ns.close()
+        if host_dev is not None:
+            subprocess.run(["ip", "link", "del", host_dev], capture_output=True)

@@ -6,7 +6,6 @@ must still find one supervisor and one tunnel. No TN_STATE_DIR and no TN_LUA_PAT
 dir and the policy lookup are what a user gets."""
 import concurrent.futures
 import os
-import pwd
 import random
 import shlex
 import shutil
@@ -18,21 +17,12 @@ import time
 import pytest
 
 import harness
+from harness import wait_for
 
 WATCH = harness.tool("tn-watch")
 FORWARD = harness.tool("tn-forward")
 PROBE = "import socket,sys; s=socket.create_connection(('127.0.0.1',int(sys.argv[1])),timeout=2); " \
         "s.sendall(b'ping'); sys.exit(0 if s.recv(4)==b'ping' else 1)"
-
-
-def wait_for(pred, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def procs_of(uid, exe):
@@ -135,58 +125,17 @@ def user():
     u.close()
 
 
-@pytest.fixture
-def echo():
-    import socket
-    import threading
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-
-    def serve(c):
-        with c:
-            while d := c.recv(4096):
-                c.sendall(d)
-
-    def loop():
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
-    yield srv.getsockname()[1]
-    srv.close()
-
-
-@pytest.fixture
-def netns_sshd():
-    ns = harness.Netns("tnkeep")
-    net = random.randint(10, 250)
-    host_dev, _ = harness.veth(None, f"10.232.{net}.1/24", ns, f"10.232.{net}.2/24")
-    sshd = harness.Sshd(netns=ns.name, listen=f"10.232.{net}.2")
-    try:
-        sshd.start()
-        yield ns, host_dev, sshd
-    finally:
-        sshd.close()
-        ns.close()
-        subprocess.run(["ip", "link", "del", host_dev], capture_output=True)
-
-
 def test_bashrc_and_cron_keep_one_tunnel_through_a_link_loss(user, echo, netns_sshd):
     ns, host_dev, sshd = netns_sshd
     user.trust(sshd)
     sshd.user.authorize(user.key_pub)
     rport = random.randint(20000, 30000)
-    cron_words = keeper_words(sshd, sshd.listen, rport, echo, FORWARD)
-    hook_words = keeper_words(sshd, sshd.listen, rport, echo, "tn-forward")
+    cron_words = keeper_words(sshd, sshd.listen, rport, echo.port, FORWARD)
+    hook_words = keeper_words(sshd, sshd.listen, rport, echo.port, "tn-forward")
 
     r = cron_line(user, cron_words)
     assert r.returncode == 0, r.stderr
-    wait_for(lambda: remote_echo_ok(ns, rport), what="the -R forward")
+    wait_for(lambda: remote_echo_ok(ns, rport), timeout=60, what="the -R forward")
 
     # Twenty login shells at once, and cron's minute among them.
     with concurrent.futures.ThreadPoolExecutor(max_workers=21) as pool:
@@ -225,7 +174,7 @@ def test_bashrc_and_cron_keep_one_tunnel_through_a_link_loss(user, echo, netns_s
 def test_a_wrong_key_stops_the_keeper_instead_of_looping(user, echo):
     with harness.Sshd() as sshd:
         user.trust(sshd)  # the host is known, but the user's key is not authorized there
-        words = keeper_words(sshd, "127.0.0.1", random.randint(20000, 30000), echo, FORWARD)
+        words = keeper_words(sshd, "127.0.0.1", random.randint(20000, 30000), echo.port, FORWARD)
         r = cron_line(user, words)
         assert r.returncode == 0, r.stderr
         state = os.path.join(user.home, ".local", "state", "tn")
@@ -234,7 +183,7 @@ def test_a_wrong_key_stops_the_keeper_instead_of_looping(user, echo):
             s = user.run([WATCH, "status", "--json", "tunnel"], user.cron_env())
             return s.returncode == 1 and s.stdout
 
-        status = wait_for(ended, what="the supervisor to end")
+        status = wait_for(ended, timeout=60, what="the supervisor to end")
         assert '"restarts":0' in status and '"code":77' in status, status
         log = open(os.path.join(state, "tunnel.log"), errors="replace").read()
         assert "exited 77 (authentication or permission refused)" in log, log

@@ -17,18 +17,9 @@ PORT = 51820
 HERE = os.path.dirname(__file__)
 
 
-def can_run():
-    if os.geteuid() != 0:
-        return "needs root for network namespaces and TUN devices"
-    if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun"
-    return None
-
-
 @pytest.fixture(scope="module")
 def net():
-    if can_run():
-        pytest.skip(can_run())
+    tun_net.skip_unless_possible()
     t = tun_net.Topology(names=("srv", "c1", "fl"))
     try:
         t.server_pub = t.keypair("server")

@@ -27,24 +27,15 @@ SECRET_NAME, SECRET_ADDR = "only-the-server-knows.tn.test", "10.123.45.67"
 ORIGINAL_RESOLV = b"# the client's own resolver\nnameserver 192.0.2.53\noptions timeout:1\n"
 
 
-def can_run():
-    if os.geteuid() != 0:
-        return "needs root for network namespaces and TUN devices"
-    if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun"
-    return None
-
-
 @pytest.fixture(scope="module")
 def net():
-    if can_run():
-        pytest.skip(can_run())
-    t = tun_net.Topology(names=())
+    tun_net.skip_unless_possible()
+    t = tun_net.Topology(names=(), hub=False)
     try:
         for name in ("c", "s", "i"):
-            t.ns[name] = harness.Netns("tng" + name)
-        harness.veth(t.ns["c"], "10.211.0.2/24", t.ns["s"], "10.211.0.1/24")
-        _, t.wan = harness.veth(t.ns["i"], INTERNET + "/24", t.ns["s"], "10.212.0.1/24")
+            t.add_ns(name, "tng")
+        t.link("c", "10.211.0.2/24", "s", "10.211.0.1/24")
+        _, t.wan = t.link("i", INTERNET + "/24", "s", "10.212.0.1/24")
         t.exec("c", "ip", "route", "add", "default", "via", SERVER)
         t.exec("s", "ip", "route", "add", "default", "via", INTERNET)
         t.exec("s", "sysctl", "-qw", "net.ipv4.ip_forward=0")

@@ -18,32 +18,22 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import tun_net  # noqa: E402
-from tun_net import harness  # noqa: E402
 
 PORT = 51820
 OTHER = "10.203.0.1"  # a host beyond the router: reached through the tunnel while it is up
 
 
-def can_run():
-    if os.geteuid() != 0:
-        return "needs root for network namespaces and TUN devices"
-    if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun"
-    return None
-
-
 @pytest.fixture(scope="module")
 def net():
-    if can_run():
-        pytest.skip(can_run())
-    t = tun_net.Topology(names=())
+    tun_net.skip_unless_possible()
+    t = tun_net.Topology(names=(), hub=False)
     try:
         for name in ("c", "r", "s", "c2"):
-            t.ns[name] = harness.Netns("tnr" + name)
-        t.uplink, _ = harness.veth(t.ns["c"], "10.201.0.2/24", t.ns["r"], "10.201.0.1/24")
-        harness.veth(t.ns["c"], "10.205.0.2/24", t.ns["r"], "10.205.0.1/24")  # "another network" for roaming
-        harness.veth(t.ns["r"], "10.202.0.1/24", t.ns["s"], "10.202.0.2/24")
-        harness.veth(t.ns["c2"], "10.204.0.2/24", t.ns["r"], "10.204.0.1/24")
+            t.add_ns(name, "tnr")
+        t.uplink, _ = t.link("c", "10.201.0.2/24", "r", "10.201.0.1/24")
+        t.link("c", "10.205.0.2/24", "r", "10.205.0.1/24")  # "another network" for roaming
+        t.link("r", "10.202.0.1/24", "s", "10.202.0.2/24")
+        t.link("c2", "10.204.0.2/24", "r", "10.204.0.1/24")
         t.exec("c", "ip", "route", "add", "default", "via", "10.201.0.1")
         t.exec("c2", "ip", "route", "add", "default", "via", "10.204.0.1")
         t.exec("s", "ip", "route", "add", "default", "via", "10.202.0.1")

@@ -1,5 +1,6 @@
-"""tn-tun test topology: a server and clients in their own network namespaces, joined by veth pairs
-to a bridge in a hub namespace; configs and keys in a temp dir; everything removed on close()."""
+"""tn-tun test topologies in network namespaces: hosts joined by veth pairs to a bridge in a hub
+namespace (Topology(names)), or joined point to point (Topology(hub=False), add_ns, link); configs and
+keys in a temp dir; the tn-tun processes it started and every namespace removed on close()."""
 import json
 import os
 import secrets
@@ -7,16 +8,24 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402
+import pytest  # noqa: E402
 
 UNDERLAY = "192.168.77.{}/24"
 
 
+def skip_unless_possible():
+    """Skips the test (module) where namespaces and TUN devices cannot be made."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces and TUN devices")
+    if not os.path.exists("/dev/net/tun"):
+        pytest.skip("no /dev/net/tun")
+
+
 class Topology:
-    def __init__(self, names=("srv", "c1", "c2")):
+    def __init__(self, names=("srv", "c1", "c2"), hub=True):
         self.tool = harness.tool("tn-tun")
         self.dir = tempfile.mkdtemp(prefix="tn-tun-test-")
         self.procs = {}
@@ -24,11 +33,22 @@ class Topology:
         self.ns = {}
         self.dev = {}
         self.addr = {}
-        self.hub = harness.Netns("tnhub")
-        self.hub.exec("ip", "link", "add", "br0", "type", "bridge")
-        self.hub.exec("ip", "link", "set", "br0", "up")
+        self.hub = None
+        if hub:
+            self.hub = harness.Netns("tnhub")
+            self.hub.exec("ip", "link", "add", "br0", "type", "bridge")
+            self.hub.exec("ip", "link", "set", "br0", "up")
         for i, name in enumerate(names, start=1):
             self.add_host(name, i)
+
+    def add_ns(self, name, prefix):
+        """A bare namespace called `name` here (its real name starts with `prefix`), removed on close()."""
+        self.ns[name] = harness.Netns(prefix + name)
+        return self.ns[name]
+
+    def link(self, a, addr_a, b, addr_b):
+        """A veth pair between namespaces `a` and `b` with the given addresses; returns (dev in a, dev in b)."""
+        return harness.veth(self.ns[a], addr_a, self.ns[b], addr_b)
 
     def add_host(self, name, index):
         ns = harness.Netns("tn" + name)
@@ -96,18 +116,14 @@ class Topology:
         return json.loads(out)
 
     def wait_for(self, what, pred, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                last = pred()
-                if last:
-                    return last
-            except (subprocess.CalledProcessError, ValueError, KeyError):
-                pass
-            time.sleep(0.1)
-        logs = "\n".join(f"--- {n} ---\n{self.log(n)}" for n in self.logs)
-        raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{logs}")
+        """harness.wait_for with every process's log in the failure (a control socket not up yet, or a
+        status without the field yet, is "not yet")."""
+        try:
+            return harness.wait_for(pred, timeout, what, errors=(subprocess.CalledProcessError, ValueError, KeyError),
+                                    interval=0.1)
+        except AssertionError as e:
+            logs = "\n".join(f"--- {n} ---\n{self.log(n)}" for n in self.logs)
+            raise AssertionError(f"{e}\n{logs}") from None
 
     def tun_address(self, host, dev="tn0"):
         r = self.exec(host, "ip", "-4", "-o", "addr", "show", "dev", dev, check=False)
@@ -119,6 +135,6 @@ class Topology:
     def close(self):
         for name in list(self.procs):
             self.stop(name)
-        for ns in list(self.ns.values()) + [self.hub]:
+        for ns in list(self.ns.values()) + ([self.hub] if self.hub else []):
             ns.close()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,9 +1,13 @@
 // Unit tests of lib/supervise: backoff growth, cap and reset, and the child state machine with fake time.
+// Cases of one shape are tables (exit statuses, default decisions, requests per state); the stories
+// that walk the machine step by step stay written out.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "supervise/core.hpp"
@@ -19,6 +23,22 @@ Settings quick() {
     s.grace = milliseconds(300);
     return s;
 }
+
+// A supervisor whose first child (pid 1) runs since t0().
+struct Running {
+    Supervisor s{quick()};
+    Clock::time_point now = t0();
+    Running() {
+        s.start(now);
+        s.spawned(1, now);
+    }
+    // The child exited with `st` and the default decision was taken: a restart is pending.
+    Running& crashed(ExitStatus st = ExitStatus::exited(1)) {
+        s.exited(st, now);
+        s.decide(s.default_decision(now), now);
+        return *this;
+    }
+};
 }  // namespace
 
 TEST_CASE("backoff doubles up to the cap") {
@@ -54,10 +74,23 @@ TEST_CASE("backoff rejects bad settings") {
 }
 
 TEST_CASE("exit status from waitpid") {
-    CHECK(ExitStatus::from_wait_status(3 << 8).str() == "exit 3");
-    CHECK(ExitStatus::from_wait_status(SIGKILL).str() == "signal 9 (SIGKILL)");
-    CHECK(ExitStatus::from_wait_status(SIGKILL).shell_code() == 137);
-    CHECK(ExitStatus::exited(0).success());
+    struct Row {
+        int wait_status;
+        const char* str;
+        int shell_code;
+        bool success;
+    };
+    auto row = GENERATE(values<Row>({
+        {0, "exit 0", 0, true},
+        {3 << 8, "exit 3", 3, false},
+        {SIGKILL, "signal 9 (SIGKILL)", 137, false},
+        {SIGTERM, "signal 15 (SIGTERM)", 143, false},
+    }));
+    INFO("wait status " << row.wait_status);
+    auto st = ExitStatus::from_wait_status(row.wait_status);
+    CHECK(st.str() == row.str);
+    CHECK(st.shell_code() == row.shell_code);
+    CHECK(st.success() == row.success);
 }
 
 TEST_CASE("a crashing child is restarted with growing delays") {
@@ -139,27 +172,6 @@ TEST_CASE("shutdown sends SIGTERM, then SIGKILL after the grace period") {
     CHECK(!s.next_deadline());  // no second SIGKILL, no busy deadline
     CHECK(s.exited(ExitStatus::killed(SIGKILL), now + milliseconds(301)) == Actions{Action::finish()});
     CHECK(s.final_code() == 0);
-}
-
-TEST_CASE("a second shutdown request kills at once") {
-    Supervisor s(quick());
-    auto now = t0();
-    s.start(now);
-    s.spawned(1, now);
-    s.shutdown(now);
-    CHECK(s.shutdown(now) == Actions{Action::kill(SIGKILL)});
-    CHECK(s.shutdown(now).empty());
-}
-
-TEST_CASE("shutdown while waiting finishes without a kill") {
-    Supervisor s(quick());
-    auto now = t0();
-    s.start(now);
-    s.spawned(1, now);
-    s.exited(ExitStatus::exited(1), now);
-    s.decide(s.default_decision(now), now);
-    CHECK(s.shutdown(now) == Actions{Action::finish()});
-    CHECK(!s.next_deadline());
 }
 
 TEST_CASE("hold stops the child until release") {
@@ -253,43 +265,27 @@ TEST_CASE("requested restarts back off like crashes: no restart storm") {
                                               milliseconds(800), milliseconds(1000), milliseconds(1000)});
 }
 
-TEST_CASE("restart and start requests do not skip a pending backoff") {
-    Supervisor s(quick());
-    auto now = t0();
-    s.start(now);
-    s.spawned(1, now);
-    s.exited(ExitStatus::exited(1), now);
-    CHECK(s.restart(now).empty());  // deciding: the decision comes first
-    s.decide(s.default_decision(now), now);
-    REQUIRE(s.state() == State::waiting);
-    CHECK(s.restart(now).empty());
-    CHECK(s.release(now).empty());
-    CHECK(s.state() == State::waiting);
-    CHECK(s.next_deadline() == now + milliseconds(100));
-}
-
 TEST_CASE("the default restarts on failure only, and never after 77 or 78") {
-    auto decided = [](ExitStatus st) {
-        Supervisor s(quick());
-        auto now = t0();
-        s.start(now);
-        s.spawned(1, now);
-        s.exited(st, now);
-        return s.default_decision(now);
+    struct Row {
+        ExitStatus status;
+        bool restart;
+        std::vector<std::string> why;  // words the reason for not restarting must hold
     };
-    CHECK(decided(ExitStatus::exited(1)).restart);
-    CHECK(decided(ExitStatus::exited(75)).restart);
-    CHECK(decided(ExitStatus::killed(SIGKILL)).restart);
-    CHECK(decided(ExitStatus::killed(SIGTERM)).restart);
-    auto clean = decided(ExitStatus::exited(0));
-    CHECK(!clean.restart);
-    CHECK_THAT(clean.why, Catch::Contains("exited 0"));
-    auto auth = decided(ExitStatus::exited(77));
-    CHECK(!auth.restart);
-    CHECK_THAT(auth.why, Catch::Contains("77") && Catch::Contains("refused"));
-    auto config = decided(ExitStatus::exited(78));
-    CHECK(!config.restart);
-    CHECK_THAT(config.why, Catch::Contains("78") && Catch::Contains("configuration"));
+    auto row = GENERATE(values<Row>({
+        {ExitStatus::exited(1), true, {}},
+        {ExitStatus::exited(75), true, {}},
+        {ExitStatus::killed(SIGKILL), true, {}},
+        {ExitStatus::killed(SIGTERM), true, {}},
+        {ExitStatus::exited(0), false, {"exited 0"}},
+        {ExitStatus::exited(77), false, {"77", "refused"}},
+        {ExitStatus::exited(78), false, {"78", "configuration"}},
+    }));
+    INFO(row.status.str());
+    Running r;
+    r.s.exited(row.status, r.now);
+    Decision d = r.s.default_decision(r.now);
+    CHECK(d.restart == row.restart);
+    for (const auto& w : row.why) CHECK_THAT(d.why, Catch::Contains(w));
 }
 
 TEST_CASE("a policy can restart after 77 all the same, at the backoff's pace") {
@@ -312,16 +308,64 @@ TEST_CASE("a spawn failure goes through the decision like an exit 127") {
     CHECK(s.snapshot().last_exit->str() == "spawn failed");
 }
 
-TEST_CASE("late reports do not confuse a finished supervisor") {
-    Supervisor s(quick());
-    auto now = t0();
-    s.start(now);
-    s.spawned(1, now);
-    s.shutdown(now);
-    s.exited(ExitStatus::killed(SIGTERM), now);
-    CHECK(s.finished());
-    CHECK(s.exited(ExitStatus::exited(0), now).empty());
-    CHECK(s.restart(now).empty());
-    CHECK(s.release(now).empty());
-    CHECK(s.finished());
+TEST_CASE("what a request does in each state") {
+    using Setup = std::function<void(Running&)>;
+    using Request = Actions (Supervisor::*)(Clock::time_point);
+    struct Row {
+        const char* what;
+        Setup setup;
+        Request request;
+        Actions actions;
+        State after;
+    };
+    const Setup running = [](Running&) {};
+    const Setup stopping = [](Running& r) { r.s.shutdown(r.now); };
+    const Setup deciding = [](Running& r) { r.s.exited(ExitStatus::exited(1), r.now); };
+    const Setup waiting = [](Running& r) { r.crashed(); };
+    const Setup held = [](Running& r) {
+        r.s.hold(r.now);
+        r.s.exited(ExitStatus::killed(SIGTERM), r.now);
+        r.now += std::chrono::hours(1);  // released long after: no gap left to wait
+    };
+    const Setup done = [](Running& r) {
+        r.s.shutdown(r.now);
+        r.s.exited(ExitStatus::killed(SIGTERM), r.now);
+    };
+    auto row = GENERATE_COPY(values<Row>({
+        {"shutdown, running", running, &Supervisor::shutdown, {Action::kill(SIGTERM)}, State::stopping},
+        {"shutdown, stopping: kill at once", stopping, &Supervisor::shutdown, {Action::kill(SIGKILL)}, State::stopping},
+        {"shutdown, waiting: nothing to kill", waiting, &Supervisor::shutdown, {Action::finish()}, State::done},
+        {"shutdown, done", done, &Supervisor::shutdown, {}, State::done},
+        {"hold, running", running, &Supervisor::hold, {Action::kill(SIGTERM)}, State::stopping},
+        {"hold, waiting: the restart is cancelled", waiting, &Supervisor::hold, {}, State::held},
+        {"restart, running", running, &Supervisor::restart, {Action::kill(SIGTERM)}, State::stopping},
+        {"restart, deciding: the decision comes first", deciding, &Supervisor::restart, {}, State::deciding},
+        {"restart, waiting: the backoff is not skipped", waiting, &Supervisor::restart, {}, State::waiting},
+        {"restart, done", done, &Supervisor::restart, {}, State::done},
+        {"release, waiting: the backoff is not skipped", waiting, &Supervisor::release, {}, State::waiting},
+        {"release, held", held, &Supervisor::release, {Action::spawn()}, State::running},
+        {"release, done", done, &Supervisor::release, {}, State::done},
+    }));
+    INFO(row.what);
+    Running r;
+    row.setup(r);
+    CHECK((r.s.*row.request)(r.now) == row.actions);
+    CHECK(state_name(r.s.state()) == std::string(state_name(row.after)));
+}
+
+TEST_CASE("a pending backoff keeps its deadline through requests that cannot skip it") {
+    Running r;
+    r.crashed();
+    r.s.restart(r.now);
+    r.s.release(r.now);
+    CHECK(r.s.next_deadline() == r.now + milliseconds(100));
+}
+
+TEST_CASE("a finished supervisor ignores a late exit report") {
+    Running r;
+    r.s.shutdown(r.now);
+    r.s.exited(ExitStatus::killed(SIGTERM), r.now);
+    REQUIRE(r.s.finished());
+    CHECK(r.s.exited(ExitStatus::exited(0), r.now).empty());
+    CHECK(r.s.finished());
 }

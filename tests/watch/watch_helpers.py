@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import harness  # noqa: E402
@@ -17,15 +16,7 @@ EXAMPLES = os.path.join(harness.SOURCE_ROOT, "examples/tn-watch")
 
 
 def wait_for(pred, timeout=15.0, what="condition"):
-    """Polls `pred` until it returns something truthy (tests may poll; the supervisor may not)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what} (last value: {last!r})")
+    return harness.wait_for(pred, timeout, what, interval=0.02)
 
 
 def proc_stat(pid):

@@ -1,13 +1,12 @@
-"""A real Dropbear server (the second SSH implementation tn-exec must work against) for one throwaway
-user, with the same surface as harness.Sshd: user, port, host_pub, known_hosts_line(), log(), close()."""
+"""A real Dropbear server on loopback for one throwaway user: the second SSH implementation tn-exec and
+tn-forward must work against. Same surface as harness.Sshd: user, port, listen, host_pub,
+known_hosts_line(), log(), start(), close(), and a context manager."""
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
-import harness  # noqa: E402
+import harness
 
 DROPBEAR = "/usr/sbin/dropbear"
 
@@ -25,13 +24,12 @@ class Dropbear:
         self.listen = listen
         self.user = harness.TestUser(self.dir)
         self.host_key = os.path.join(self.dir, "host_ed25519")
-        subprocess.run(["dropbearkey", "-t", "ed25519", "-f", self.host_key], check=True, capture_output=True)
-        out = subprocess.run(["dropbearkey", "-y", "-f", self.host_key], check=True, capture_output=True,
-                             text=True).stdout
-        self.host_pub = next(" ".join(l.split()[:2]) for l in out.splitlines() if l.startswith("ssh-ed25519 "))
+        harness.run(["dropbearkey", "-t", "ed25519", "-f", self.host_key])
+        out = harness.run(["dropbearkey", "-y", "-f", self.host_key]).stdout
+        self.host_pub = next(" ".join(line.split()[:2]) for line in out.splitlines() if line.startswith("ssh-"))
+        self.log_path = os.path.join(self.dir, "dropbear.log")
         self.port = None
         self.proc = None
-        self.log_path = os.path.join(self.dir, "dropbear.log")
 
     def known_hosts_line(self):
         return f"[{self.listen}]:{self.port} {self.host_pub}\n"
@@ -39,8 +37,9 @@ class Dropbear:
     def start(self):
         for attempt in range(5):
             self.port = harness.free_port()
-            # -F foreground, -E log to stderr, -s keys only, -w no root, -m no motd.
-            cmd = [DROPBEAR, "-F", "-E", "-s", "-w", "-m", "-p", f"{self.listen}:{self.port}", "-r", self.host_key,
+            # -F -E: foreground, log to stderr; -s: keys only; -w: no root; -m: no motd; -P: our own pid
+            # file, not /var/run's.
+            cmd = [DROPBEAR, "-F", "-E", "-s", "-w", "-m", "-r", self.host_key, "-p", f"{self.listen}:{self.port}",
                    "-P", os.path.join(self.dir, "dropbear.pid")]
             with open(self.log_path, "a") as log:
                 self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
@@ -60,8 +59,14 @@ class Dropbear:
             return ""
 
     def close(self):
-        if self.proc is not None:
-            harness.stop_process(self.proc)
-            self.proc = None
+        # Dropbear forks one process per connection: they go with the listener.
+        harness.stop_tree(self.proc)
+        self.proc = None
         self.user.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
