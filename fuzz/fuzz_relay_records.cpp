@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         KeyBox box{};
         std::copy_n(in.begin(), kKeyBoxSize, box.begin());
         try {
-            (void)open_key_box(Ticket{}, Nonce{}, 7, box, (data[0] & 4) ? BoxWay::to_route : BoxWay::to_vnet);
+            (void)open_key_box(Ticket{}, Nonce{}, 7, box, (data[0] & 4) ? BoxWay::to_route : BoxWay::to_vnet,
+                               static_cast<Cipher>(data[0] >> 4));
         } catch (const WireError&) {
         }
     }

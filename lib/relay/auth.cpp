@@ -39,32 +39,36 @@ std::uint64_t random_u64() {
 }
 
 Mac vnet_proof(std::string_view token, const Nonce& route_nonce, const Nonce& vnet_nonce, std::string_view group,
-               std::string_view name) {
+               std::string_view name, const Binding& binding) {
     Bytes m;
-    append(m, "tn-relay-1 vnet");
+    append(m, "tn-relay-5 vnet");
     append(m, route_nonce);
     append(m, vnet_nonce);
     append(m, group);
     m.push_back(0);
     append(m, name);
+    append(m, binding);
     return hmac(token, m);
 }
 
-Mac route_proof(std::string_view token, const Nonce& vnet_nonce, const Nonce& route_nonce) {
+Mac route_proof(std::string_view token, const Nonce& vnet_nonce, const Nonce& route_nonce, const Binding& binding) {
     Bytes m;
-    append(m, "tn-relay-1 route");
+    append(m, "tn-relay-5 route");
     append(m, vnet_nonce);
     append(m, route_nonce);
+    append(m, binding);
     return hmac(token, m);
 }
 
-Mac link_proof(const Ticket& ticket, MsgType type, const Nonce& route_nonce, std::uint32_t vnet_id, std::uint64_t arg) {
+Mac link_proof(const Ticket& ticket, MsgType type, const Nonce& route_nonce, std::uint32_t vnet_id, std::uint64_t arg,
+               std::uint8_t cipher) {
     Writer w;
-    w.raw(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>("tn-relay-2 link"), 15));
+    w.raw(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>("tn-relay-5 link"), 15));
     w.u16(static_cast<std::uint16_t>(type));
     w.raw(route_nonce);
     w.u32(vnet_id);
     w.u64(arg);
+    w.u8(cipher);
     auto m = w.take();
     return hmac(std::string_view(reinterpret_cast<const char*>(ticket.data()), ticket.size()), m);
 }

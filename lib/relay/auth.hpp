@@ -12,16 +12,23 @@ Nonce random_nonce();
 Ticket random_ticket();
 std::uint64_t random_u64();
 
-// What the vnet proves: HMAC(token, "tn-relay-1 vnet" || Nr || Nv || group || 0 || name).
-Mac vnet_proof(std::string_view token, const Nonce& route_nonce, const Nonce& vnet_nonce, std::string_view group,
-               std::string_view name);
-// What the route proves back: HMAC(token, "tn-relay-1 route" || Nv || Nr).
-Mac route_proof(std::string_view token, const Nonce& vnet_nonce, const Nonce& route_nonce);
+// The control connection's TLS exporter value (RFC 8446 §7.5, label "EXPORTER-tn-relay-5 auth", no
+// context, 32 bytes), or 32 zero bytes with tls = false. Both token proofs cover it, so a proof made
+// inside one TLS session is worthless in any other (a man in the middle cannot relay it).
+using Binding = std::array<std::uint8_t, 32>;
 
-// What a link setup frame proves (LINK_OPEN/ACCEPT/PARK/STANDBY): HMAC(ticket, "tn-relay-2 link" ||
-// type u16 || Nr || vnet_id u32 || arg u64), Nr being the route's challenge on that link connection
-// and `arg` the serve id (LINK_OPEN), the link id (LINK_ACCEPT) or 0. The ticket never crosses a link.
-Mac link_proof(const Ticket& ticket, MsgType type, const Nonce& route_nonce, std::uint32_t vnet_id, std::uint64_t arg);
+// What the vnet proves: HMAC(token, "tn-relay-5 vnet" || Nr || Nv || group || 0 || name || E).
+Mac vnet_proof(std::string_view token, const Nonce& route_nonce, const Nonce& vnet_nonce, std::string_view group,
+               std::string_view name, const Binding& binding);
+// What the route proves back: HMAC(token, "tn-relay-5 route" || Nv || Nr || E).
+Mac route_proof(std::string_view token, const Nonce& vnet_nonce, const Nonce& route_nonce, const Binding& binding);
+
+// What a link setup frame proves (LINK_OPEN/ACCEPT/PARK/STANDBY): HMAC(ticket, "tn-relay-5 link" ||
+// type u16 || Nr || vnet_id u32 || arg u64 || cipher u8), Nr being the route's challenge on that link
+// connection, `arg` the serve id (LINK_OPEN), the link id (LINK_ACCEPT) or 0, and `cipher` LINK_OPEN's
+// cipher byte (0 in the others). The ticket never crosses a link.
+Mac link_proof(const Ticket& ticket, MsgType type, const Nonce& route_nonce, std::uint32_t vnet_id, std::uint64_t arg,
+               std::uint8_t cipher = 0);
 
 // The challenge a reused link continues with (PROTOCOL.relay.md §7): SHA-256("tn-relay-3 next
 // challenge" || Nr). Both ends step it once per reuse, so no message carries it and no challenge repeats.

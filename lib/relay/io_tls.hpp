@@ -6,6 +6,8 @@
 
 #include <boost/asio/ssl.hpp>
 
+#include <array>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -28,5 +30,8 @@ boost::asio::ssl::context server_context(const std::filesystem::path& cert, cons
 boost::asio::ssl::context client_context();
 // The peer certificate's fingerprint of an established TLS connection ("" if none).
 std::string peer_fingerprint(SSL* ssl);
+// The value both token proofs are bound to (auth.hpp `Binding`): the TLS exporter of `ssl`'s
+// session, or zeros for a plain connection (ssl == nullptr).
+std::array<std::uint8_t, 32> session_binding(SSL* ssl);
 
 }  // namespace tn::relay

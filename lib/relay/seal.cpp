@@ -65,27 +65,36 @@ std::array<std::uint8_t, 8> be64(std::uint64_t v) {
     for (int i = 7; i >= 0; --i, v >>= 8) b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(v);
     return b;
 }
+std::array<std::uint8_t, 9> box_aad(std::uint64_t v, Cipher c) {
+    std::array<std::uint8_t, 9> a{};
+    auto b = be64(v);
+    std::copy(b.begin(), b.end(), a.begin());
+    a[8] = static_cast<std::uint8_t>(c);
+    return a;
+}
 }  // namespace
 
-KeyBox seal_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad_value, const LinkKey& key, BoxWay way) {
+KeyBox seal_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad_value, const LinkKey& key, BoxWay way,
+                    Cipher cipher) {
     auto k = box_key(ticket, route_nonce, way);
-    auto aad = be64(aad_value);
+    auto aad = box_aad(aad_value, cipher);
     std::array<std::uint8_t, 12> nonce{};
     KeyBox box{};
     std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> c(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
     int l = 0;
     check(c ? 1 : 0, "EVP_CIPHER_CTX_new");
     check(EVP_EncryptInit_ex(c.get(), aes256_gcm_cipher(), nullptr, k.data(), nonce.data()), "key box init");
-    check(EVP_EncryptUpdate(c.get(), nullptr, &l, aad.data(), 8), "key box aad");
+    check(EVP_EncryptUpdate(c.get(), nullptr, &l, aad.data(), static_cast<int>(aad.size())), "key box aad");
     check(EVP_EncryptUpdate(c.get(), box.data(), &l, key.data(), 32), "key box seal");
     check(EVP_EncryptFinal_ex(c.get(), box.data() + 32, &l), "key box final");
     check(EVP_CIPHER_CTX_ctrl(c.get(), EVP_CTRL_GCM_GET_TAG, 16, box.data() + 32), "key box tag");
     return box;
 }
 
-LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad_value, const KeyBox& box, BoxWay way) {
+LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad_value, const KeyBox& box, BoxWay way,
+                     Cipher cipher) {
     auto k = box_key(ticket, route_nonce, way);
-    auto aad = be64(aad_value);
+    auto aad = box_aad(aad_value, cipher);
     std::array<std::uint8_t, 12> nonce{};
     std::array<std::uint8_t, 16> tag{};
     std::memcpy(tag.data(), box.data() + 32, 16);
@@ -94,7 +103,7 @@ LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64
     int l = 0;
     check(c ? 1 : 0, "EVP_CIPHER_CTX_new");
     check(EVP_DecryptInit_ex(c.get(), aes256_gcm_cipher(), nullptr, k.data(), nonce.data()), "key box init");
-    check(EVP_DecryptUpdate(c.get(), nullptr, &l, aad.data(), 8), "key box aad");
+    check(EVP_DecryptUpdate(c.get(), nullptr, &l, aad.data(), static_cast<int>(aad.size())), "key box aad");
     check(EVP_DecryptUpdate(c.get(), key.data(), &l, box.data(), 32), "key box open");
     check(EVP_CIPHER_CTX_ctrl(c.get(), EVP_CTRL_GCM_SET_TAG, 16, tag.data()), "key box tag");
     if (EVP_DecryptFinal_ex(c.get(), key.data() + 32, &l) != 1) {

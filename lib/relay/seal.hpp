@@ -50,11 +50,13 @@ enum class BoxWay : std::uint8_t { to_vnet, to_route };
 // route's challenge on that vnet's link connection, the way's label), `aad` as associated data. The
 // challenge is fresh per connection and each way boxes once per challenge, so each box key encrypts
 // exactly one message (fixed nonce).
-KeyBox seal_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad, const LinkKey& key,
-                    BoxWay way = BoxWay::to_vnet);
+// The associated data is `aad` (u64) || the cipher byte the frame names, so a box never opens under
+// a LINK_OPEN or LINK_OK whose cipher byte was changed on the way.
+KeyBox seal_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad, const LinkKey& key, BoxWay way,
+                    Cipher cipher);
 // Throws WireError when the box was not made for this ticket, challenge, way and associated data.
-LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad, const KeyBox& box,
-                     BoxWay way = BoxWay::to_vnet);
+LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64_t aad, const KeyBox& box, BoxWay way,
+                     Cipher cipher);
 
 // Records per key: after this many in one direction both ends step that direction's key and IV
 // (PROTOCOL.relay.md §8), well inside AES-GCM's limits for records of up to 64 KiB.

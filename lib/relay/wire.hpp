@@ -18,7 +18,7 @@ namespace tn::relay {
 // standby link is bound without an answer from the serving vnet (a round trip less each side).
 // 2: links are plain TCP, proven by HMAC over the route's challenge and, with tls = true, sealed
 // end to end by the record layer (seal.hpp); 1 ran TLS on every link.
-inline constexpr std::uint16_t kVersion = 4;
+inline constexpr std::uint16_t kVersion = 5;
 inline constexpr std::size_t kHelloSize = 8;
 inline constexpr std::size_t kHeaderSize = 8;
 // One cap for every frame: large enough for a 64 KiB DATA chunk, small enough that a peer cannot make

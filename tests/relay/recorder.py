@@ -50,6 +50,9 @@ class Recorder:
         self.conns = []
         self.lock = threading.Lock()
         self.stopped = False
+        # Change the cipher byte of every LINK_OPEN that is a link's first frame (1 <-> 2), as a
+        # downgrading attacker would.
+        self.flip_open_cipher = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -84,6 +87,8 @@ class Recorder:
                     (conn.up if up else conn.down).extend(b)
                     if not up and conn.cut_down:
                         continue
+                    if up and self.flip_open_cipher:
+                        b = self._flip_open_cipher(conn, b)
                     if up and conn.bad_type_up:
                         conn.bad_type_up = False  # the next chunk starts with a record header: an unknown type
                         b = b"\x09" + b[1:]
@@ -97,6 +102,18 @@ class Recorder:
             for x in (conn.client, conn.server):
                 with contextlib.suppress(OSError):
                     x.shutdown(socket.SHUT_RDWR)
+
+    # A link's first frame follows the 8-byte hello: header (8), then LINK_OPEN's vnet_id (4), id (2)
+    # and mac (32), so its cipher byte is byte 54 of the connection.
+    CIPHER_AT = 8 + 8 + 4 + 2 + 32
+
+    def _flip_open_cipher(self, conn, b):
+        start = len(conn.up) - len(b)  # conn.up already holds b
+        if start <= self.CIPHER_AT < len(conn.up) and conn.up[8:10] == b"\x00\x60":
+            b = bytearray(b)
+            b[self.CIPHER_AT - start] ^= 0x03
+            b = bytes(b)
+        return b
 
     def cut(self, conn):
         """Sends the vnet a FIN on this connection, as if the route had closed it, and drops whatever

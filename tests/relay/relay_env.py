@@ -108,6 +108,7 @@ class Relay:
         text += self.route_extra
         with open(path, "w") as f:
             f.write(text)
+        os.chmod(path, 0o600)  # it holds the tokens (tn-route warns otherwise)
         return path
 
     def start_route(self):

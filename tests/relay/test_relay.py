@@ -2,6 +2,7 @@
 import hashlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -208,6 +209,26 @@ def test_groups_cannot_see_or_use_each_other(echo):
         relay.close()
 
 
+def test_route_warns_when_its_tokens_or_key_are_readable_by_others(relay):
+    relay.start_route()
+    assert "readable by" not in relay.log("route")  # private files: no warning
+    relay.stop("route")
+    cfg, key = os.path.join(relay.dir, "route.toml"), os.path.join(relay.dir, "tn-route.key")
+    os.chmod(cfg, 0o644)
+    os.chmod(key, 0o640)
+    p = relay.spawn("route-open", [ROUTE, "-c", cfg])
+    harness.wait_port(relay.port, proc=p)
+    log = relay.log("route-open")
+    lines = [ln for ln in log.splitlines() if "WARN" in ln and "readable by" in ln]
+    assert len(lines) == 2, log
+    assert f"chmod 600 {cfg}" in lines[0] and "readable by others" in lines[0] and "group tokens" in lines[0]
+    assert f"chmod 600 {key}" in lines[1] and "readable by its group" in lines[1] and "private key" in lines[1]
+    assert TOKEN not in log
+    # A reload re-reads the tokens: it warns again while the file stays open to others.
+    p.send_signal(signal.SIGHUP)
+    wait_for(lambda: relay.log("route-open").count("group tokens") == 2, what="the reload warns again")
+
+
 def test_wrong_token_exits_77_and_registers_nothing(relay, echo):
     relay.start_route()
     p = relay.start_vnet("bad", token="wrong-token-123", serves=[{"name": "echo", "id": 700, "port": echo.port}])
@@ -299,7 +320,7 @@ def test_remote_port_works_and_is_freed_when_its_vnet_drops(relay, echo):
 
 def test_malformed_and_oversized_frames_close_only_that_link(relay, echo):
     port = start_pair(relay, echo)
-    for bad in (b"GARBAGE!" + b"\0" * 40, b"TNRL\x00\x04\x00\x00" + b"\x00\x60\x00\x00\x10\x00\x00\x00"):
+    for bad in (b"GARBAGE!" + b"\0" * 40, b"TNRL\x00\x05\x00\x00" + b"\x00\x60\x00\x00\x10\x00\x00\x00"):
         s = socket.create_connection(("127.0.0.1", relay.port))
         import ssl
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -320,14 +341,15 @@ def test_malformed_and_oversized_frames_close_only_that_link(relay, echo):
     assert len(relay.status()["vnets"]) == 2
 
 
-def test_version_mismatch_is_refused_with_a_clear_message(relay):
+@pytest.mark.parametrize("version", [4, 9])  # 4: the last version before the TLS-bound proofs
+def test_version_mismatch_is_refused_with_a_clear_message(relay, version):
     relay.start_route()
     import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", relay.port)))
-    t.sendall(b"TNRL\x00\x09\x00\x00")
+    t.sendall(b"TNRL" + version.to_bytes(2, "big") + b"\x00\x00")
     t.settimeout(10)
     got = b""
     try:
@@ -338,8 +360,9 @@ def test_version_mismatch_is_refused_with_a_clear_message(relay):
             got += b
     except OSError:
         pass
-    assert b"update tn-route" in got
-    assert "protocol version 9" in relay.log("route")
+    # An older vnet is told to update itself, a newer one to update the route.
+    assert (b"speaks 4: update tn-vnet" if version == 4 else b"update tn-route") in got
+    assert f"protocol version {version};" in relay.log("route")
 
 
 def test_unserve_rules_and_expiry():

@@ -319,7 +319,7 @@ def wrong_auth(port, src):
         t = ctx.wrap_socket(s)
         text = lambda v: len(v).to_bytes(2, "big") + v  # noqa: E731
         auth = text(b"g") + text(b"guesser") + (7).to_bytes(8, "big") + os.urandom(32) + os.urandom(32)
-        t.sendall(b"TNRL\x00\x04\x00\x00" + frame(0x0002, auth))
+        t.sendall(b"TNRL\x00\x05\x00\x00" + frame(0x0002, auth))
         while True:
             b = t.recv(4096)
             if not b:

@@ -50,19 +50,23 @@ TEST_CASE("a key box opens only for its ticket, challenge and link") {
     Nonce nr{};
     nr[0] = 2;
     auto k = random_link_key();
-    auto box = seal_key_box(t, nr, 42, k);
-    CHECK(open_key_box(t, nr, 42, box) == k);
+    const auto to_vnet = BoxWay::to_vnet;
+    const auto aes = Cipher::aes128_gcm;
+    auto box = seal_key_box(t, nr, 42, k, to_vnet, aes);
+    CHECK(open_key_box(t, nr, 42, box, to_vnet, aes) == k);
+    // The cipher byte of the frame is covered: a box never opens under another one.
+    CHECK_THROWS_AS(open_key_box(t, nr, 42, box, to_vnet, Cipher::aes256_gcm), WireError);
     CHECK(!std::equal(k.begin(), k.end(), box.begin()));  // the key itself is not in the box
     Ticket t2 = t;
     t2[1] = 1;
     Nonce nr2 = nr;
     nr2[1] = 1;
-    CHECK_THROWS_AS(open_key_box(t2, nr, 42, box), WireError);
-    CHECK_THROWS_AS(open_key_box(t, nr2, 42, box), WireError);
-    CHECK_THROWS_AS(open_key_box(t, nr, 43, box), WireError);
+    CHECK_THROWS_AS(open_key_box(t2, nr, 42, box, to_vnet, aes), WireError);
+    CHECK_THROWS_AS(open_key_box(t, nr2, 42, box, to_vnet, aes), WireError);
+    CHECK_THROWS_AS(open_key_box(t, nr, 43, box, to_vnet, aes), WireError);
     auto bad = box;
     bad[3] ^= 1;
-    CHECK_THROWS_AS(open_key_box(t, nr, 42, bad), WireError);
+    CHECK_THROWS_AS(open_key_box(t, nr, 42, bad, to_vnet, aes), WireError);
 }
 
 namespace {
@@ -87,16 +91,40 @@ TEST_CASE("HMAC-SHA256 matches RFC 4231, short and longer-than-a-block keys") {
     CHECK(hex(hmac_sha256(key20, text("Hi There"))) == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
 }
 
+// Vectors computed independently (Python hmac + python3-cryptography, from PROTOCOL.relay.md §9).
+TEST_CASE("key box vectors of protocol version 5: the cipher byte is in the associated data") {
+    Ticket t{};
+    t[0] = 1;
+    Nonce nr{};
+    nr[0] = 2;
+    LinkKey k{};
+    for (std::size_t i = 0; i < k.size(); ++i) k[i] = static_cast<std::uint8_t>(100 + i);
+    auto hexs = [](const KeyBox& b) {
+        static const char* d = "0123456789abcdef";
+        std::string s;
+        for (auto x : b) {
+            s += d[x >> 4];
+            s += d[x & 15];
+        }
+        return s;
+    };
+    CHECK(hexs(seal_key_box(t, nr, 42, k, BoxWay::to_vnet, Cipher::aes128_gcm)) ==
+          "e203e0fc41e0fab80f44df376ccf811dfec31b8a0d670758ace4aed6b86814f7be73688a47c4ea57c43ede59865dfc7b");
+    CHECK(hexs(seal_key_box(t, nr, 42, k, BoxWay::to_route, Cipher::aes128_gcm)) ==
+          "13f65e036b82ccd622d08ba024f1182a3bee63bf31f4798ad829697f4571d11c23f6cc6e2b45031c5ccab7387114223b");
+}
+
 TEST_CASE("a box going to the route never opens as one going to a vnet, and the other way round") {
     Ticket t{};
     Nonce nr{};
     nr[5] = 7;
     auto k = random_link_key();
-    auto up = seal_key_box(t, nr, 700, k, BoxWay::to_route);
-    CHECK(open_key_box(t, nr, 700, up, BoxWay::to_route) == k);
-    CHECK_THROWS_AS(open_key_box(t, nr, 700, up, BoxWay::to_vnet), WireError);
-    auto down = seal_key_box(t, nr, 700, k, BoxWay::to_vnet);
-    CHECK_THROWS_AS(open_key_box(t, nr, 700, down, BoxWay::to_route), WireError);
+    const auto aes = Cipher::aes128_gcm;
+    auto up = seal_key_box(t, nr, 700, k, BoxWay::to_route, aes);
+    CHECK(open_key_box(t, nr, 700, up, BoxWay::to_route, aes) == k);
+    CHECK_THROWS_AS(open_key_box(t, nr, 700, up, BoxWay::to_vnet, aes), WireError);
+    auto down = seal_key_box(t, nr, 700, k, BoxWay::to_vnet, aes);
+    CHECK_THROWS_AS(open_key_box(t, nr, 700, down, BoxWay::to_route, aes), WireError);
     CHECK(up != down);
 }
 

@@ -3,6 +3,7 @@ keeps every byte of every connection. With tls = true a marker pushed through a 
 both ways never appears in them (and does with tls = false, so the check can fail); a link cut
 without its EOF record or tampered with on the way resets only that proxied connection."""
 import contextlib
+import hashlib
 import os
 import socket
 import sys
@@ -200,6 +201,25 @@ def test_malformed_record_header_closes_only_that_link_pair_with_a_log_line(echo
         wait_for(lambda: "unknown record type 9" in relay.log("route"), what="the route logs the bad header")
         assert len([ln for ln in relay.log("route").splitlines() if "unknown record type" in ln]) == 1
         the_rest_still_works(relay, use_port, b)
+
+
+def test_a_link_open_whose_cipher_byte_was_changed_is_refused(echo):
+    """Protocol 5 covers LINK_OPEN's cipher byte by the link proof (and the key boxes' associated
+    data): an on-path attacker who turns AES-128-GCM into AES-256-GCM gets the link refused as
+    unproven, never bound; the next link, untouched, works."""
+    relay, rec, use_port = chain(True, echo, pool=0)
+    try:
+        rec.flip_open_cipher = True
+        assert ends_with_reset(use_port, b"hello?") is True
+        wait_for(lambda: "refused: no session proof" in relay.log("route"), what="the route refuses the link")
+        assert "failed authentication" not in relay.log("office") + relay.log("home")  # never bound
+        rec.flip_open_cipher = False
+        data = os.urandom(100000)
+        assert roundtrip(use_port, data) == (hashlib.sha256(data).hexdigest(), len(data))
+    finally:
+        print(relay.all_logs())
+        rec.close()
+        relay.close()
 
 
 @pytest.mark.parametrize("tls", [True, False])

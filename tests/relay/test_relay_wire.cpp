@@ -11,8 +11,8 @@ using namespace tn::relay;
 
 TEST_CASE("hello is TNRL + big-endian version + zero flags") {
     auto h = encode_hello();
-    CHECK(Bytes(h.begin(), h.end()) == Bytes{'T', 'N', 'R', 'L', 0, 4, 0, 0});
-    CHECK(decode_hello(h) == 4);
+    CHECK(Bytes(h.begin(), h.end()) == Bytes{'T', 'N', 'R', 'L', 0, 5, 0, 0});
+    CHECK(decode_hello(h) == 5);
     auto newer = encode_hello(7);
     CHECK(decode_hello(newer) == 7);
     Bytes bad{'S', 'S', 'H', '-', 0, 1, 0, 0};
@@ -139,14 +139,18 @@ TEST_CASE("malformed payloads are refused") {
     CHECK_THROWS_AS(too_long.str(std::string(65, 'x'), 64), WireError);
 }
 
-TEST_CASE("proofs bind both nonces, group and name; the token never appears") {
+TEST_CASE("proofs bind both nonces, group, name and the TLS session; the token never appears") {
     auto nr = random_nonce(), nv = random_nonce();
-    auto m = vnet_proof("secret", nr, nv, "g", "n");
-    CHECK(equal(m, vnet_proof("secret", nr, nv, "g", "n")));
-    CHECK_FALSE(equal(m, vnet_proof("secreT", nr, nv, "g", "n")));
-    CHECK_FALSE(equal(m, vnet_proof("secret", nv, nr, "g", "n")));
-    CHECK_FALSE(equal(m, vnet_proof("secret", nr, nv, "gn", "")));
-    CHECK_FALSE(equal(route_proof("secret", nv, nr), m));
+    Binding e{}, e2{};
+    e2[31] = 1;
+    auto m = vnet_proof("secret", nr, nv, "g", "n", e);
+    CHECK(equal(m, vnet_proof("secret", nr, nv, "g", "n", e)));
+    CHECK_FALSE(equal(m, vnet_proof("secreT", nr, nv, "g", "n", e)));
+    CHECK_FALSE(equal(m, vnet_proof("secret", nv, nr, "g", "n", e)));
+    CHECK_FALSE(equal(m, vnet_proof("secret", nr, nv, "gn", "", e)));
+    CHECK_FALSE(equal(m, vnet_proof("secret", nr, nv, "g", "n", e2)));  // another TLS session
+    CHECK_FALSE(equal(route_proof("secret", nv, nr, e), m));
+    CHECK_FALSE(equal(route_proof("secret", nv, nr, e), route_proof("secret", nv, nr, e2)));
     auto frame = encode_frame(to_frame(Auth{"g", "n", 1, nv, m}));
     std::string s(frame.begin(), frame.end());
     CHECK(s.find("secret") == std::string::npos);
@@ -198,7 +202,34 @@ TEST_CASE("LINK_OK: plain carries no key box, sealed carries exactly 48 bytes") 
     CHECK_THROWS_WITH(from_frame<LinkOk>(f), Catch::Contains("truncated"));
 }
 
-TEST_CASE("link proofs bind the ticket, frame type, challenge, vnet and argument") {
+// Vectors computed independently (Python hmac/hashlib, from PROTOCOL.relay.md §9).
+TEST_CASE("proof vectors of protocol version 5") {
+    Nonce nr{}, nv{};
+    for (std::size_t i = 0; i < 32; ++i) {
+        nr[i] = static_cast<std::uint8_t>(i);
+        nv[i] = static_cast<std::uint8_t>(32 + i);
+    }
+    Binding e{};
+    e.fill(0xee);
+    auto hexs = [](const Mac& m) {
+        std::string s;
+        char b[3];
+        for (auto x : m) {
+            std::snprintf(b, sizeof b, "%02x", x);
+            s += b;
+        }
+        return s;
+    };
+    CHECK(hexs(vnet_proof("secret", nr, nv, "g", "n", e)) == "63b34825d122fcb7fba866ab42b15b5ed25a998fd2b7dcf8c0765d84843ca1ab");
+    CHECK(hexs(route_proof("secret", nv, nr, e)) == "85093af664e08e116bb8a675af23d328152cf0b98307f3aff27b93019bf3dab5");
+    Ticket t{};
+    t[0] = 1;
+    Nonce n2{};
+    n2[0] = 2;
+    CHECK(hexs(link_proof(t, MsgType::link_open, n2, 3, 700, 1)) == "1dfabbdb20fc8c935b50b8661ff2f2e4269ed844829df2e6834909d754d3eab2");
+}
+
+TEST_CASE("link proofs bind the ticket, frame type, challenge, vnet, argument and cipher") {
     Ticket t{};
     t[0] = 1;
     Nonce nr{};
@@ -214,6 +245,7 @@ TEST_CASE("link proofs bind the ticket, frame type, challenge, vnet and argument
     CHECK_FALSE(equal(base, link_proof(t, MsgType::link_open, nr2, 3, 700)));
     CHECK_FALSE(equal(base, link_proof(t, MsgType::link_open, nr, 4, 700)));
     CHECK_FALSE(equal(base, link_proof(t, MsgType::link_open, nr, 3, 701)));
+    CHECK_FALSE(equal(link_proof(t, MsgType::link_open, nr, 3, 700, 1), link_proof(t, MsgType::link_open, nr, 3, 700, 2)));
 }
 
 TEST_CASE("LINK_OPEN carries the using vnet's key box only when sealed; LINK_OPENED the link id") {

@@ -163,7 +163,7 @@ void RouteServer::accept_remote(tcp::socket sock, std::uint16_t port) {
 }
 
 void RouteServer::link_open(StreamPtr s, std::string peer, const LinkOpen& m) {
-    auto ss = link_session(s, MsgType::link_open, m.vnet_id, m.id, m.mac);
+    auto ss = link_session(s, MsgType::link_open, m.vnet_id, m.id, m.mac, m.cipher);
     if (!ss) {
         log_.warn("link from ", peer, " refused: no session proof");
         return refuse(s, ErrorCode::auth, "link not proven by a live session (vnet id and proof do not match)");
@@ -176,7 +176,7 @@ void RouteServer::link_open(StreamPtr s, std::string peer, const LinkOpen& m) {
         throw WireError("a plain or unknown-cipher LINK_OPEN on a route with tls = true");
     if (!cfg_.tls && cipher != Cipher::none) throw WireError("a sealed LINK_OPEN on a route with tls = false");
     LinkKey key{};
-    if (cfg_.tls) key = open_key_box(ss->ticket, s->challenge, m.id, m.key_box, BoxWay::to_route);
+    if (cfg_.tls) key = open_key_box(ss->ticket, s->challenge, m.id, m.key_box, BoxWay::to_route, cipher);
     if (s->carried++) ++links_reused_;
     request_link(s, ss->group, m.id, UserKind::link, peer, {}, ss->vnet_id, key, cipher);
     OPENSSL_cleanse(key.data(), key.size());
@@ -385,7 +385,7 @@ void RouteServer::bind_link(std::uint64_t link_id, Pending p, StreamPtr s, Bytes
     // relays records it does not open.
     LinkOk ok{link_id};
     ok.cipher = static_cast<std::uint8_t>(p.cipher);
-    if (cfg_.tls) ok.key_box = seal_key_box(ss->second->ticket, s->challenge, link_id, p.key);
+    if (cfg_.tls) ok.key_box = seal_key_box(ss->second->ticket, s->challenge, link_id, p.key, BoxWay::to_vnet, p.cipher);
     std::shared_ptr<LinkSeal> own;
     if (p.kind != UserKind::link) own = std::make_shared<LinkSeal>(p.cipher, p.key, Side::use);
     OPENSSL_cleanse(p.key.data(), p.key.size());

@@ -6,6 +6,7 @@
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
+#include "base/secret.hpp"
 #include "relay/io_control.hpp"
 #include "relay/io_tls.hpp"
 #include "relay/time_scale.hpp"
@@ -21,6 +22,17 @@ int print_fingerprint(const RouteConfig& cfg, const log::Logger& log, std::ostre
     out << relay::cert_fingerprint(cfg.cert) << "\n";
     return 0;
 }
+
+namespace {
+// As ssh does for a key: say so (once per start or reload) when the group tokens or the TLS key can
+// be read by other users. A warning, not a refusal: the operator may share a group on purpose.
+void warn_unprotected_secrets(const RouteConfig& cfg, const log::Logger& log, bool key_too = true) {
+    if (!cfg.source.empty())
+        if (auto w = secret_file_warning(cfg.source)) log.warn(*w, " (it has the group tokens)");
+    if (cfg.tls && key_too)
+        if (auto w = secret_file_warning(cfg.key)) log.warn(*w, " (the TLS private key)");
+}
+}  // namespace
 
 int run_route(RouteConfig cfg, const log::Logger& log) {
     double scale = relay::time_scale_from_env();
@@ -40,6 +52,7 @@ int run_route(RouteConfig cfg, const log::Logger& log) {
         log.info("certificate fingerprint ", fp, " (put it in each vnet's [route] fingerprint)");
     }
     if (cfg.groups.empty()) log.warn("no [[group]] configured: every vnet will be refused");
+    warn_unprotected_secrets(cfg, log);
     // The TLS control connection writes through OpenSSL's socket BIO (plain write(2), no
     // MSG_NOSIGNAL): a peer that closed would otherwise kill the process with SIGPIPE.
     std::signal(SIGPIPE, SIG_IGN);
@@ -54,6 +67,7 @@ int run_route(RouteConfig cfg, const log::Logger& log) {
             if (sig == SIGHUP) {
                 try {
                     auto next = load_route_config(cfg.source);
+                    warn_unprotected_secrets(next, log, false);  // the key is read at start only
                     auto groups = next.groups.size();
                     auto restart = server.reload(std::move(next));
                     std::string note;

@@ -244,7 +244,8 @@ void RouteServer::start_session(StreamPtr s, std::string peer, Nonce nonce, cons
     }
     const Group* g = cfg_.group(a.group);
     // Unknown group and wrong token get the same answer: no oracle for which group names exist.
-    if (!g || !equal(a.mac, vnet_proof(g->token.expose(), nonce, a.nonce, a.group, a.name))) {
+    auto binding = session_binding(s->tls() ? s->ssl() : nullptr);
+    if (!g || !equal(a.mac, vnet_proof(g->token.expose(), nonce, a.nonce, a.group, a.name, binding))) {
         auth_fails_.failed(source, now);
         if (auto held = auth_log_.allow(now))
             log_.warn("auth failed for vnet '", a.name, "' group '", a.group, "' from ", peer,
@@ -280,7 +281,7 @@ void RouteServer::start_session(StreamPtr s, std::string peer, Nonce nonce, cons
         if (auto p = weak.lock()) drop_session(p, "write failed: " + ec.message());
     };
     auto hb = static_cast<std::uint32_t>(std::max(50.0, 5000 * scale_));
-    ss->send(to_frame(Welcome{res.id, ss->ticket, route_proof(g->token.expose(), a.nonce, nonce), hb}));
+    ss->send(to_frame(Welcome{res.id, ss->ticket, route_proof(g->token.expose(), a.nonce, nonce, binding), hb}));
     for (const auto& r : reg_.serves(a.group)) ss->send(to_frame(ServeUp{r.entry()}));
     log_.info("vnet up id=", res.id, " name=", a.name, " group=", a.group, " from=", peer);
     // The control read loop: one frame at a time, each capped.
@@ -384,10 +385,10 @@ std::vector<std::string> RouteServer::reload(RouteConfig next) {
 }
 
 SessionPtr RouteServer::link_session(const StreamPtr& s, MsgType type, std::uint32_t vnet_id, std::uint64_t arg,
-                                     const Mac& mac) const {
+                                     const Mac& mac, std::uint8_t cipher) const {
     auto it = sessions_.find(vnet_id);
     if (it == sessions_.end() || it->second->closed) return nullptr;
-    if (!equal(mac, link_proof(it->second->ticket, type, s->challenge, vnet_id, arg))) return nullptr;
+    if (!equal(mac, link_proof(it->second->ticket, type, s->challenge, vnet_id, arg, cipher))) return nullptr;
     return it->second;
 }
 

@@ -93,7 +93,7 @@ private:
     void on_control(relay::local_socket sock);
     // The session whose ticket made `mac` (link_proof over this connection's challenge), or null.
     SessionPtr link_session(const relay::StreamPtr& s, relay::MsgType type, std::uint32_t vnet_id, std::uint64_t arg,
-                            const relay::Mac& mac) const;
+                            const relay::Mac& mac, std::uint8_t cipher = 0) const;
     Clock::duration scaled(std::chrono::milliseconds d) const;
 
     relay::asio::io_context& io_;

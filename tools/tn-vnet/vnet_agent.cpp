@@ -173,7 +173,8 @@ void VnetAgent::on_control(StreamPtr s) {
                 return schedule_reconnect(std::string("protocol error: ") + e.what());
             }
             auto nv = random_nonce();
-            Auth a{cfg_.group, cfg_.name, instance_, nv, vnet_proof(cfg_.token.expose(), nr, nv, cfg_.group, cfg_.name)};
+            Auth a{cfg_.group, cfg_.name, instance_, nv, vnet_proof(cfg_.token.expose(), nr, nv, cfg_.group, cfg_.name,
+                                                                   session_binding(s->tls() ? s->ssl() : nullptr))};
             async_write_bytes(s, encode_frame(to_frame(a)), [](relay::error_code) {});
             async_read_frame(s, [this, s, nr, nv](relay::error_code ec3, Frame f3, std::string why3) {
                 if (ec3) return schedule_reconnect(why3);
@@ -185,7 +186,7 @@ void VnetAgent::on_control(StreamPtr s) {
                         return schedule_reconnect("route refused: " + e.message);
                     }
                     auto w = from_frame<Welcome>(f3);
-                    if (!equal(w.mac, route_proof(cfg_.token.expose(), nv, nr)))
+                    if (!equal(w.mac, route_proof(cfg_.token.expose(), nv, nr, session_binding(s->tls() ? s->ssl() : nullptr))))
                         return fatal(77, "the route could not prove it holds the group token: refusing it");
                     vnet_id_ = w.vnet_id;
                     ticket_ = w.ticket;

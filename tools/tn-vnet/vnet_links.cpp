@@ -48,7 +48,7 @@ void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side s
                 return done(true, {}, std::make_unique<LinkSeal>(Cipher::none, LinkKey{}, side));
             }
             if (ok.cipher == 0) throw WireError("plain LINK_OK on a sealed link (tls = true here)");
-            auto key = open_key_box(ticket, s->challenge, ok.link_id, ok.key_box);
+            auto key = open_key_box(ticket, s->challenge, ok.link_id, ok.key_box, BoxWay::to_vnet, static_cast<Cipher>(ok.cipher));
             auto seal = std::make_unique<LinkSeal>(static_cast<Cipher>(ok.cipher), key, side);
             OPENSSL_cleanse(key.data(), key.size());
             done(true, {}, std::move(seal));
@@ -204,12 +204,13 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
     // We draw the link key (tls = true) and box it for the route, which boxes it on for the serving
     // vnet: so our records can follow LINK_OPEN at once, without waiting for the route's answer.
     // With tls = false the records go in clear.
-    LinkOpen m{vnet_id_, id, link_proof(ticket_, MsgType::link_open, s->challenge, vnet_id_, id)};
+    auto cipher = static_cast<std::uint8_t>(cfg_.tls ? kLinkCipher : Cipher::none);  // covered by the proof
+    LinkOpen m{vnet_id_, id, link_proof(ticket_, MsgType::link_open, s->challenge, vnet_id_, id, cipher)};
     LinkKey key{};
     if (cfg_.tls) {
         key = random_link_key();
-        m.cipher = static_cast<std::uint8_t>(kLinkCipher);
-        m.key_box = seal_key_box(ticket_, s->challenge, id, key, BoxWay::to_route);
+        m.cipher = cipher;
+        m.key_box = seal_key_box(ticket_, s->challenge, id, key, BoxWay::to_route, kLinkCipher);
     }
     auto seal = std::make_unique<LinkSeal>(cfg_.tls ? kLinkCipher : Cipher::none, key, Side::use);
     OPENSSL_cleanse(key.data(), key.size());
