@@ -77,7 +77,7 @@ ClientActions ClientCore::on_datagram(std::uint8_t* buf, std::size_t len, TimePo
             ++stats_.dropped;
             return a;
         }
-        auto kp = consume_response(*pending_, s_.key, Bytes(buf, len), now);
+        auto kp = consume_response(*pending_, s_.key, Bytes(buf, len), now, s_.psk);
         if (!kp) {
             ++stats_.dropped;
             return a;

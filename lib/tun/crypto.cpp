@@ -26,6 +26,13 @@ KeyPair generate_keypair() {
     return kp;
 }
 
+Key generate_psk() {
+    crypto_init();
+    Key k;
+    randombytes_buf(k.data(), k.size());
+    return k;
+}
+
 Key public_key(const Key& priv) {
     crypto_init();
     Key pub;

@@ -46,6 +46,8 @@ private:
 void crypto_init();
 
 KeyPair generate_keypair();
+// 32 random bytes: a pre-shared key (PROTOCOL.tun.md §4), as `wg genpsk` makes one.
+Key generate_psk();
 Key public_key(const Key& priv);
 // Standard base64 with padding (44 characters), as wg(8) prints keys.
 std::string key_to_base64(const Key& k);

@@ -114,7 +114,7 @@ ConsumeResult consume_initiation(const KeyPair& local, Bytes msg) {
 }
 
 std::optional<Keypair> create_response(const ResponderState& in, const KeyPair& eph, std::uint32_t sender,
-                                       std::uint8_t* out, TimePoint now) {
+                                       std::uint8_t* out, TimePoint now, const Key& psk) {
     ResponderState st = in;
     std::memset(out, 0, response_len);
     out[0] = static_cast<std::uint8_t>(MsgType::response);
@@ -125,9 +125,9 @@ std::optional<Keypair> create_response(const ResponderState& in, const KeyPair& 
     mix_hash(st.h, bytes(eph.pub));
     if (!mix_dh(st.ck, nullptr, eph.priv, st.remote_eph)) return std::nullopt;
     if (!mix_dh(st.ck, nullptr, eph.priv, st.remote_static)) return std::nullopt;
-    Key k, zero{};
+    Key k;
     WipeOnExit wk(k);
-    kdf2(st.ck, bytes(zero), st.ck, k);
+    kdf2(st.ck, bytes(psk), st.ck, k);  // the pre-shared key, as WireGuard mixes it (zeros: none)
     aead_seal(k, 0, Bytes(), bytes(st.h), out + resp_off::enc_empty);
     mix_hash(st.h, Bytes(out + resp_off::enc_empty, tag_len));
     Mac m = mac(mac1_key(st.remote_static), Bytes(out, resp_off::mac1));
@@ -139,7 +139,8 @@ std::optional<Keypair> create_response(const ResponderState& in, const KeyPair& 
     return kp;
 }
 
-std::optional<Keypair> consume_response(const InitiatorState& in, const KeyPair& local, Bytes msg, TimePoint now) {
+std::optional<Keypair> consume_response(const InitiatorState& in, const KeyPair& local, Bytes msg, TimePoint now,
+                                        const Key& psk) {
     if (msg.size() != response_len) return std::nullopt;
     Mac m = mac(mac1_key(local.pub), msg.first(resp_off::mac1));
     if (!equal_ct(Bytes(m.data(), m.size()), msg.subspan(resp_off::mac1, 16))) return std::nullopt;
@@ -151,9 +152,9 @@ std::optional<Keypair> consume_response(const InitiatorState& in, const KeyPair&
     mix_hash(st.h, bytes(re));
     if (!mix_dh(st.ck, nullptr, st.eph.priv, re)) return std::nullopt;
     if (!mix_dh(st.ck, nullptr, local.priv, re)) return std::nullopt;
-    Key k, zero{};
+    Key k;
     WipeOnExit wk(k);
-    kdf2(st.ck, bytes(zero), st.ck, k);
+    kdf2(st.ck, bytes(psk), st.ck, k);
     std::uint8_t none[1];
     if (!aead_open(k, 0, msg.subspan(resp_off::enc_empty, tag_len), bytes(st.h), none)) return std::nullopt;
     Keypair kp = derive_transport(st.ck, true, now);

@@ -31,8 +31,13 @@ struct InitiatorState {
 // Writes an initiation_len-byte message into `out`. nullopt if `remote_static` is a bad point.
 std::optional<InitiatorState> create_initiation(const KeyPair& local, const Key& remote_static, const KeyPair& eph,
                                                 const Timestamp& ts, std::uint32_t sender, std::uint8_t* out);
-// Checks a response to `st`; on success the initiator's transport keypair.
-std::optional<Keypair> consume_response(const InitiatorState& st, const KeyPair& local, Bytes msg, TimePoint now);
+// The pre-shared key of a peer that has none (PROTOCOL.tun.md §4: 32 zero bytes, as in WireGuard).
+inline constexpr Key no_psk{};
+
+// Checks a response to `st`; on success the initiator's transport keypair. `psk` must be the one the
+// responder used, else the response does not authenticate.
+std::optional<Keypair> consume_response(const InitiatorState& st, const KeyPair& local, Bytes msg, TimePoint now,
+                                        const Key& psk = no_psk);
 
 enum class HandshakeReject { mac1, decrypt };
 struct ResponderState {
@@ -57,7 +62,9 @@ ConsumeResult consume_initiation(const KeyPair& local, Bytes msg);
 bool initiation_mac1_ok(const Key& local_pub, Bytes msg);
 // Writes a response_len-byte message into `out`; the responder's transport keypair, or nullopt on a
 // bad point.
+// `psk` is the initiator's pre-shared key (no_psk for none), mixed into the chaining key the
+// transport keys come from.
 std::optional<Keypair> create_response(const ResponderState& st, const KeyPair& eph, std::uint32_t sender,
-                                       std::uint8_t* out, TimePoint now);
+                                       std::uint8_t* out, TimePoint now, const Key& psk = no_psk);
 
 }  // namespace tn::tun

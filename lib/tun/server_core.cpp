@@ -130,6 +130,7 @@ ReloadResult ServerCore::reload(const ServerSettings& s) {
     ReloadResult r;
     std::set<Key> old_keys;
     for (auto& p : peers_) old_keys.insert(p->config.public_key);
+    std::map<Key, Timestamp> carried_ts;  // of peers that end their sessions but stay
     // Check the whole new list before touching anything.
     check_site_routes(ServerSettings{s.key, settings_.subnet, s.mtu, s.dns, s.routes, s.peers});
     std::map<Key, const PeerConfig*> wanted;
@@ -145,12 +146,15 @@ ReloadResult ServerCore::reload(const ServerSettings& s) {
     if (s.key.pub != settings_.key.pub) r.need_restart.push_back("private_key_file");
     if (!(s.subnet == settings_.subnet)) r.need_restart.push_back("subnet");
     if (s.mtu != settings_.mtu) r.need_restart.push_back("mtu");
-    // Peers that go, or whose static address changes, end their sessions first.
+    // Peers that go, or whose static address or pre-shared key changes, end their sessions first (a
+    // key replaced because it leaked must not go on protecting a live session).
     for (auto it = peers_.begin(); it != peers_.end();) {
         Peer& p = **it;
         auto w = wanted.find(p.config.public_key);
-        if (w == wanted.end() || w->second->address != p.config.address) {
-            (w == wanted.end() ? r.removed : r.readdressed)++;
+        bool rekeyed = w != wanted.end() && w->second->psk != p.config.psk;
+        if (w == wanted.end() || w->second->address != p.config.address || rekeyed) {
+            (w == wanted.end() ? r.removed : rekeyed ? r.rekeyed : r.readdressed)++;
+            if (w != wanted.end()) carried_ts[p.config.public_key] = p.last_timestamp;  // replays stay refused
             forget_sessions(p);
             by_key_.erase(p.config.public_key);
             it = peers_.erase(it);
@@ -167,6 +171,7 @@ ReloadResult ServerCore::reload(const ServerSettings& s) {
         if (!by_key_.count(pc.public_key)) {
             add_peer(pc);
             if (!old_keys.count(pc.public_key)) ++r.added;
+            if (auto t = carried_ts.find(pc.public_key); t != carried_ts.end()) by_key_[pc.public_key]->last_timestamp = t->second;
         }
     settings_.peers = s.peers;
     settings_.dns = s.dns;
@@ -336,7 +341,7 @@ Actions ServerCore::handle_initiation(std::uint8_t* buf, std::size_t len, const 
         by_address_[p.address] = &p;
     }
     std::uint32_t idx = new_index();
-    auto kp = create_response(*r.state, generate_keypair(), idx, scratch, now);
+    auto kp = create_response(*r.state, generate_keypair(), idx, scratch, now, p.config.psk);
     if (!kp) return a.rejected = reject(from, wall, "bad_point"), a;
     p.last_timestamp = r.state->ts;
     retire(p.next);

@@ -34,6 +34,9 @@ struct Endpoint {
 struct PeerConfig {
     std::string name;
     Key public_key{};
+    // Optional pre-shared key (all zeros: none), mixed into the handshake as WireGuard's
+    // PresharedKey: recorded sessions stay secret even if X25519 falls one day.
+    Key psk{};
     std::optional<std::uint32_t> address;  // static, else from the pool
     // Site-to-site: subnets behind this peer. The server routes them to it, pushes them to the other
     // peers, and accepts them as source addresses from this peer only.
@@ -103,7 +106,7 @@ struct Actions {
 
 // What a reload changed (SIGHUP).
 struct ReloadResult {
-    std::size_t kept = 0, added = 0, removed = 0, readdressed = 0;
+    std::size_t kept = 0, added = 0, removed = 0, readdressed = 0, rekeyed = 0;  // rekeyed: a new pre-shared key
     std::vector<std::string> need_restart;  // settings that differ but only apply at start
 };
 

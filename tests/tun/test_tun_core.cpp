@@ -271,3 +271,35 @@ TEST_CASE("a handshake key on the stack is wiped on every way out, early returns
     CHECK(leave_early(false));
     CHECK(k == Key{});
 }
+
+TEST_CASE("a pre-shared key: the peer holding it connects, one without it does not, a new one ends the session") {
+    Key psk = fill_key(0x60);
+    auto s = Net::settings(fixed_keypair(0x40), fixed_keypair(0x01), fixed_keypair(0x21));
+    s.peers[0].psk = psk;
+    s.peers[1].psk = psk;
+    Net n(s);
+    n.c1 = ClientCore(ClientSettings{n.k1, n.server_key.pub, seconds(1), psk});
+    n.connect(n.c1, n.e1);
+    CHECK(n.c1.connected());
+    n.connect(n.c2, n.e2);  // c2 was given no key: the server's response does not authenticate
+    CHECK_FALSE(n.c2.connected());
+    CHECK(n.c2.stats().dropped >= 1);
+    auto find = [&](const char* name) {
+        for (auto& p : n.server.peers())
+            if (p->config.name == name) return p.get();
+        return static_cast<Peer*>(nullptr);
+    };
+    REQUIRE(find("one")->current);
+    CHECK_FALSE(find("two")->current);
+    auto ts_before = n.server.timestamps();
+    auto s2 = s;
+    s2.peers[0].psk = fill_key(0x61);  // replaced, say because it leaked
+    auto r = n.server.reload(s2);
+    CHECK(r.rekeyed == 1);
+    CHECK(r.kept == 1);
+    CHECK_FALSE(find("one")->current);  // the live session went with the old key
+    auto ts_after = n.server.timestamps();
+    std::sort(ts_before.begin(), ts_before.end());
+    std::sort(ts_after.begin(), ts_after.end());
+    CHECK(ts_after == ts_before);  // and an initiation captured before stays refused
+}

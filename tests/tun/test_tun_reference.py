@@ -6,6 +6,7 @@ import re
 import sys
 
 import pytest
+from cryptography.exceptions import InvalidTag
 
 sys.path.insert(0, os.path.dirname(__file__))
 import tun_ref as ref  # noqa: E402
@@ -38,7 +39,7 @@ def key(start):
 @pytest.fixture(scope="module")
 def v():
     vectors = doc_vectors()
-    assert len(vectors) == 10, sorted(vectors)
+    assert len(vectors) == 13, sorted(vectors)
     return vectors
 
 
@@ -57,14 +58,23 @@ def run():
     cookie = ref.make_cookie(bytes(range(0x20, 0x40)), ref.cookie_source_ipv4("192.0.2.1", 40001))
     reply = ref.cookie_reply(ref.public(s_r), cookie, init, bytes(range(0x50, 0x68)))
     assert ref.open_cookie_reply(ref.public(s_r), reply, init[116:132]) == cookie
+    # The same handshake for a peer with a pre-shared key (§4): only the response and keys change.
+    psk = key(0x60)
+    psk_resp, (pr_send, pr_recv) = ref.create_response(r_state, e_r, 0x0a0b0c0d, psk)
+    p_send, p_recv, _ = ref.consume_response(i_state, psk_resp, psk)
+    assert (p_send, p_recv) == (pr_recv, pr_send)
+    with pytest.raises(InvalidTag):  # a wrong (or missing) pre-shared key does not authenticate
+        ref.consume_response(i_state, psk_resp)
     return dict(s_i_pub=ref.public(s_i), s_r_pub=ref.public(s_r), init=init, resp=resp, t_ir=i_send, t_ri=i_recv,
-                data=data, cookie=cookie, reply=reply, mac2=ref.make_mac2(cookie, init))
+                data=data, cookie=cookie, reply=reply, mac2=ref.make_mac2(cookie, init),
+                psk_resp=psk_resp, psk_t_ir=p_send, psk_t_ri=p_recv)
 
 
 @pytest.mark.parametrize("label,name", [
     ("S_i.pub", "s_i_pub"), ("S_r.pub", "s_r_pub"), ("initiation (132 bytes)", "init"),
     ("response (76 bytes)", "resp"), ("T_i→r", "t_ir"), ("T_r→i", "t_ri"), ("first data message", "data"),
     ("Cookie for that initiation", "cookie"), ("cookie reply", "reply"), ("mac2 of the initiation", "mac2"),
+    ("PSK response", "psk_resp"), ("PSK T_i→r", "psk_t_ir"), ("PSK T_r→i", "psk_t_ri"),
 ])
 def test_vector(v, run, label, name):
     assert run[name].hex() == vector(v, label).hex()

@@ -16,7 +16,28 @@ namespace {
 struct Vectors {
     std::string init_static_pub, resp_static_pub, initiation, response, init_send, init_recv, data;
     std::string cookie, cookie_reply, mac2;
+    std::string psk_response, psk_init_send, psk_init_recv;
 };
+
+// §8's handshake again for a peer with the pre-shared key 0x60, 0x61, …: the initiation is the same,
+// the response and transport keys differ, and a side without that key cannot complete it.
+void compute_psk(Vectors& v, const InitiatorState& ist, const ResponderState& rst, const KeyPair& si,
+                 const KeyPair& er) {
+    Key psk = fill_key(0x60);
+    std::uint8_t resp[response_len];
+    auto rkp = create_response(rst, er, 0x0a0b0c0d, resp, TimePoint{}, psk);
+    REQUIRE(rkp);
+    CHECK_FALSE(consume_response(ist, si, Bytes(resp, sizeof resp), TimePoint{}));  // no key: refused
+    Key other = fill_key(0x61);
+    CHECK_FALSE(consume_response(ist, si, Bytes(resp, sizeof resp), TimePoint{}, other));
+    auto ikp = consume_response(ist, si, Bytes(resp, sizeof resp), TimePoint{}, psk);
+    REQUIRE(ikp);
+    CHECK(ikp->send == rkp->recv);
+    CHECK(ikp->recv == rkp->send);
+    v.psk_response = to_hex(Bytes(resp, sizeof resp));
+    v.psk_init_send = to_hex(bytes(ikp->send));
+    v.psk_init_recv = to_hex(bytes(ikp->recv));
+}
 
 Vectors compute() {
     KeyPair si = fixed_keypair(0x01), sr = fixed_keypair(0x40), ei = fixed_keypair(0x80), er = fixed_keypair(0xc0);
@@ -53,6 +74,7 @@ Vectors compute() {
     v.init_send = to_hex(bytes(ikp->send));
     v.init_recv = to_hex(bytes(ikp->recv));
     v.data = data_hex;
+    compute_psk(v, *ist, *cr.state, si, er);
     // Cookie reply (§6) to that initiation from 192.0.2.1:40001 with secret 0x20.. and nonce 0x50..
     CookieSource src;
     src.len = 6;
@@ -93,7 +115,8 @@ TEST_CASE("handshake test vectors match the document") {
     std::string doc = document();
     REQUIRE(!doc.empty());
     for (const auto* hex : {&v.init_static_pub, &v.resp_static_pub, &v.initiation, &v.response, &v.init_send,
-                            &v.init_recv, &v.data, &v.cookie, &v.cookie_reply, &v.mac2}) {
+                            &v.init_recv, &v.data, &v.cookie, &v.cookie_reply, &v.mac2, &v.psk_response,
+                            &v.psk_init_send, &v.psk_init_recv}) {
         INFO(*hex);
         CHECK(doc.find(*hex) != std::string::npos);
     }

@@ -140,15 +140,16 @@ def consume_initiation(s_r, msg):
     return s_i_pub, ts, dict(ck=ck, h=h, e_i_pub=e_i_pub, s_i_pub=s_i_pub, sender=struct.unpack(">I", msg[4:8])[0])
 
 
-def create_response(state, e_r, sender):
-    """Returns (message, (responder send key, responder receive key))."""
+def create_response(state, e_r, sender, psk=bytes(32)):
+    """Returns (message, (responder send key, responder receive key)). `psk`: the peer's pre-shared key
+    (32 zero bytes when it has none, §4)."""
     ck, h = state["ck"], state["h"]
     e_pub = public(e_r)
     ck = KDF1(ck, e_pub)
     h = HASH(h, e_pub)
     ck = KDF1(ck, DH(e_r, state["e_i_pub"]))
     ck = KDF1(ck, DH(e_r, state["s_i_pub"]))
-    ck, k = KDF2(ck, bytes(32))
+    ck, k = KDF2(ck, psk)
     enc_empty = AEAD(k, 0, b"", h)
     msg = bytes([2, 0, 0, 0]) + struct.pack(">II", sender, state["sender"]) + e_pub + enc_empty
     msg += MAC(HASH(LABEL_MAC1, state["s_i_pub"]), msg)
@@ -157,7 +158,7 @@ def create_response(state, e_r, sender):
     return msg, (t_ri, t_ir)
 
 
-def consume_response(state, msg):
+def consume_response(state, msg, psk=bytes(32)):
     """The initiator's side; returns (send key, receive key, the responder's index)."""
     if len(msg) != 76 or msg[0] != 2 or msg[1:4] != bytes(3):
         raise ValueError("not a response")
@@ -171,7 +172,7 @@ def consume_response(state, msg):
     h = HASH(h, e_r_pub)
     ck = KDF1(ck, DH(state["e_i"], e_r_pub))
     ck = KDF1(ck, DH(state["s_i"], e_r_pub))
-    ck, k = KDF2(ck, bytes(32))
+    ck, k = KDF2(ck, psk)
     AEAD_open(k, 0, msg[44:60], h)
     t_ir, t_ri = KDF2(ck, b"")
     return t_ir, t_ri, struct.unpack(">I", msg[4:8])[0]

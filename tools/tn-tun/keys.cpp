@@ -15,9 +15,10 @@
 
 namespace tn::tuntool {
 
-int keygen(std::ostream& out, const std::filesystem::path& file, const log::Logger& log) {
-    auto kp = tun::generate_keypair();
-    std::string text = tun::key_to_base64(kp.priv) + "\n";
+int keygen(std::ostream& out, const std::filesystem::path& file, const log::Logger& log, bool psk) {
+    tun::Key secret = psk ? tun::generate_psk() : tun::generate_keypair().priv;
+    std::string text = tun::key_to_base64(secret) + "\n";
+    tun::wipe(secret.data(), secret.size());
     if (!file.empty()) {
         // A new file only, 0600 whatever the umask: never overwrite a key, never widen its mode.
         UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
@@ -31,7 +32,7 @@ int keygen(std::ostream& out, const std::filesystem::path& file, const log::Logg
     }
     struct stat st {};
     if (::isatty(STDOUT_FILENO)) {
-        log.warn("printing a private key to a terminal; write it to a file instead (tn-tun keygen -o FILE)");
+        log.warn("printing a secret key to a terminal; write it to a file instead (tn-tun ", psk ? "genpsk" : "keygen", " -o FILE)");
     } else if (::fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
         // `tn-tun keygen > key`: the shell created the file under the umask; make it ours alone.
         if (::fchmod(STDOUT_FILENO, st.st_mode & 0700) != 0)

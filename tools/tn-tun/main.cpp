@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
     auto* keygen = app.add_subcommand("keygen", "Print a new base64 X25519 private key (or write it to -o FILE, 0600)");
     std::string key_out;
     keygen->add_option("-o,--output", key_out, "Write the key to this new file (mode 0600) instead of stdout");
+    auto* genpsk = app.add_subcommand("genpsk", "Print a new base64 pre-shared key (or write it to -o FILE, 0600)");
+    genpsk->add_option("-o,--output", key_out, "Write the key to this new file (mode 0600) instead of stdout");
     auto* pubkey = app.add_subcommand("pubkey", "Read a private key on stdin, print its public key");
     auto* server = app.add_subcommand("server", "Run the VPN server (needs -c FILE)");
     auto* client = app.add_subcommand("client", "Run a VPN client (needs -c FILE)");
@@ -38,6 +40,7 @@ int main(int argc, char** argv) {
         using tn::Error;
         using tn::ExitCode;
         if (*keygen) return tn::tuntool::keygen(std::cout, key_out, log);
+        if (*genpsk) return tn::tuntool::keygen(std::cout, key_out, log, true);
         if (*pubkey) return tn::tuntool::pubkey(std::cin, std::cout);
         if (*server || *client) {
             if (common.config.empty()) throw tn::ParseError(std::string(*server ? "server" : "client") + " needs -c FILE");

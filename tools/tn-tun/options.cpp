@@ -29,12 +29,24 @@ template <class F> void checked(const config::Table& t, std::string_view key, F&
     }
 }
 
-void check_key_file(const config::Table& t, std::string_view key, const std::filesystem::path& p, tun::Key& out) {
+bool check_key_file(const config::Table& t, std::string_view key, const std::filesystem::path& p, tun::Key& out) {
     try {
         out = read_private_key(p);
+        return true;
     } catch (const Error& e) {
         t.error(key, e.what());
+        return false;
     }
+}
+
+// `preshared_key_file`: optional; read like a private key, warned about like one.
+void read_psk(const config::Table& t, const std::filesystem::path& config, tun::Key& out,
+              std::vector<std::string>& warnings) {
+    auto v = t.string("preshared_key_file");
+    if (!v) return;
+    auto path = relative_to(config, *v);
+    if (check_key_file(t, "preshared_key_file", path, out) && out == tun::Key{}) t.error("preshared_key_file", "a pre-shared key of 32 zero bytes is no key");
+    if (auto w = secret_file_warning(path)) warnings.push_back(*w);
 }
 
 }  // namespace
@@ -102,10 +114,11 @@ ServerOptions load_server(const std::filesystem::path& file) {
         o.nat = *v;
     }
     for (auto& p : root.tables("peer")) {
-        p.allow_only({"name", "public_key", "address", "routes", "push_routes", "dns", "mtu"});
+        p.allow_only({"name", "public_key", "preshared_key_file", "address", "routes", "push_routes", "dns", "mtu"});
         tun::PeerConfig pc;
         if (auto v = p.require_string("name")) pc.name = *v;
         if (auto v = p.require_string("public_key")) checked(p, "public_key", [&] { pc.public_key = tun::key_from_base64(*v); });
+        read_psk(p, file, pc.psk, o.warnings);
         if (auto v = p.string("address")) checked(p, "address", [&] { pc.address = tun::parse_ipv4(*v); });
         if (auto v = p.strings("routes")) {
             for (auto& r : *v) checked(p, "routes", [&] {
@@ -146,7 +159,7 @@ ClientOptions load_client(const std::filesystem::path& file) {
         root.error("client", "missing [client] table");
         doc.finish();
     }
-    c->allow_only({"server", "private_key_file", "server_public_key", "tun", "apply_routes", "default_route", "apply_dns",
+    c->allow_only({"server", "private_key_file", "server_public_key", "preshared_key_file", "tun", "apply_routes", "default_route", "apply_dns",
                    "persistent_keepalive", "on_up", "on_down"});
     if (auto v = c->require_string("server")) {
         checked(*c, "server", [&] { parse_host_port(*v); });
@@ -160,6 +173,7 @@ ClientOptions load_client(const std::filesystem::path& file) {
     }
     if (auto v = c->require_string("server_public_key"))
         checked(*c, "server_public_key", [&] { o.core.server_public = tun::key_from_base64(*v); });
+    read_psk(*c, file, o.core.psk, o.warnings);
     if (auto v = c->string("tun")) {
         if (v->empty() || v->size() > 15) c->error("tun", "an interface name has 1 to 15 characters");
         o.tun = *v;

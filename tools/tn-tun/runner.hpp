@@ -15,10 +15,10 @@ namespace tn::tuntool {
 int run_server(const ServerOptions& o, const log::Logger& log);
 int run_client(const ClientOptions& o, const log::Logger& log);
 
-// keygen: a new private key on `out`, or in `file` (created, 0600) when one is named; a warning
-// when it goes to a terminal, and a redirected regular file is made 0600. pubkey: the public key of
-// the private key read from `in`.
-int keygen(std::ostream& out, const std::filesystem::path& file, const log::Logger& log);
+// keygen: a new private key (`psk`: a pre-shared key) on `out`, or in `file` (created, 0600) when one
+// is named; a warning when it goes to a terminal, and a redirected regular file is made 0600.
+// pubkey: the public key of the private key read from `in`.
+int keygen(std::ostream& out, const std::filesystem::path& file, const log::Logger& log, bool psk = false);
 int pubkey(std::istream& in, std::ostream& out);
 
 // The status document the control socket serves.

@@ -70,7 +70,7 @@ void reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& sites, co
         if (fresh.tun != o.tun) r.need_restart.push_back("tun");
         if (fresh.nat != o.nat) r.need_restart.push_back("nat");
         log.info("reloaded ", o.config_file.string(), ": peers kept=", r.kept, " added=", r.added,
-                 " removed=", r.removed, " readdressed=", r.readdressed);
+                 " removed=", r.removed, " readdressed=", r.readdressed, " rekeyed=", r.rekeyed);
         std::string later;
         for (auto& k : r.need_restart) later += (later.empty() ? "" : ", ") + k;
         if (!later.empty()) log.warn("changed but applied only at the next start: ", later);
