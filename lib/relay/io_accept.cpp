@@ -1,6 +1,8 @@
 // LogThrottle, the accept errors that need a pause, and the per-source key.
 #include "relay/io_accept.hpp"
 
+#include <sys/socket.h>
+
 #include <cerrno>
 
 namespace tn::relay {
@@ -20,6 +22,11 @@ bool is_resource_error(const error_code& ec) {
     if (ec.category() != boost::system::system_category()) return false;
     int e = ec.value();
     return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+bool has_bytes(tcp::socket& s) {
+    std::uint8_t b = 0;
+    return ::recv(s.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
 }
 
 std::string source_key(const asio::ip::address& a) {

@@ -27,38 +27,63 @@ std::size_t SetupGate::from(const std::string& source) const {
     return it == by_source_.end() ? 0 : it->second.size();
 }
 
-std::optional<std::uint64_t> SetupGate::victim_besides(const std::string* source, std::size_t at_least) const {
-    // The biggest source (ties: the one whose oldest entry is oldest), if it holds at least `at_least`.
-    const std::deque<std::uint64_t>* best = nullptr;
+std::optional<std::uint64_t> SetupGate::victim_besides(const std::string* source, std::size_t at_least,
+                                                      bool silent_only) const {
+    // The biggest source (ties: the one whose oldest counted entry is oldest), if it holds at least
+    // `at_least` counted entries.
+    std::optional<std::uint64_t> best;
+    std::size_t best_n = 0;
     for (const auto& [src, ids] : by_source_) {
         if (source && src == *source) continue;
-        if (ids.size() < at_least) continue;
-        if (!best || ids.size() > best->size() || (ids.size() == best->size() && ids.front() < best->front())) best = &ids;
+        std::size_t n = 0;
+        std::optional<std::uint64_t> oldest;
+        for (auto id : ids) {
+            if (silent_only && !idle_.count(id)) continue;
+            if (!oldest) oldest = id;
+            ++n;
+        }
+        if (!oldest || n < at_least) continue;
+        if (!best || n > best_n || (n == best_n && *oldest < *best)) {
+            best = oldest;
+            best_n = n;
+        }
     }
-    if (!best) return std::nullopt;
-    return best->front();
+    return best;
 }
 
-std::optional<std::uint64_t> SetupGate::victim() const { return victim_besides(nullptr, 1); }
+std::optional<std::uint64_t> SetupGate::victim() const {
+    if (auto v = victim_besides(nullptr, 1, true)) return v;
+    return victim_besides(nullptr, 1);
+}
 
-SetupGate::Admit SetupGate::admit(const std::string& source, Clock::time_point now) {
+std::optional<std::uint64_t> SetupGate::make_room(const std::string& source, std::size_t mine, Clock::time_point now,
+                                                  bool speaking) const {
+    // Sources at equal shares never push each other out (no churn), and while the gate holds fewer
+    // sources than entries, some source holds two or more: a new address always gets in.
+    std::optional<std::uint64_t> v;
+    if (speaking) {
+        if (!idle_.empty()) return *idle_.begin();
+        v = victim_besides(&source, mine + 2);
+    } else {
+        v = victim_besides(&source, mine + 2, true);
+        if (!v && !idle_.empty() && now - sources_of_.at(*idle_.begin()).since >= caps_.idle) v = *idle_.begin();
+    }
+    if (!v && now - sources_of_.begin()->second.since >= caps_.slow) v = sources_of_.begin()->first;
+    return v;
+}
+
+SetupGate::Admit SetupGate::admit(const std::string& source, Clock::time_point now, bool speaking) {
     Admit a;
     auto mine = from(source);
     if (mine >= caps_.per_source) return a;
     if (size() >= caps_.global) {
-        // The oldest entry of another source that would still hold more than we do after this one
-        // makes room; else the newcomer is refused. Sources at equal shares never push each other
-        // out (no churn), and while the gate holds fewer sources than entries, some source holds two
-        // or more: a new address always gets in.
-        a.evict = victim_besides(&source, mine + 2);
-        if (!a.evict && !idle_.empty() && now - sources_of_.at(*idle_.begin()).since >= caps_.idle) a.evict = *idle_.begin();
-        if (!a.evict && now - sources_of_.begin()->second.since >= caps_.slow) a.evict = sources_of_.begin()->first;
+        a.evict = make_room(source, mine, now, speaking);
         if (!a.evict) return a;
         done(*a.evict);
     }
     auto id = next_++;
     sources_of_[id] = Entry{source, now};
-    idle_.insert(id);
+    if (!speaking) idle_.insert(id);
     by_source_[source].push_back(id);
     a.id = id;
     return a;

@@ -36,25 +36,37 @@ public:
         std::optional<std::uint64_t> evict;  // an entry to close to make room for it
     };
     using Clock = std::chrono::steady_clock;
-    // A new connection from `source`. Over the per-source cap it is refused. When the gate is full,
-    // the oldest entry of the biggest other source makes room if that source would still hold more
-    // than `source` (a flood from a few addresses cannot keep a new address out); else the oldest
-    // entry that has sent nothing yet, if it is idle, else the oldest of all, if it is slow (a flood
-    // of silent connections from many addresses cannot keep a client out that speaks at once, and it
-    // churns no faster than its own connections age); else the newcomer is refused.
-    Admit admit(const std::string& source, Clock::time_point now);
+    // A new connection from `source`; `speaking`: its first bytes are already in (a real client's
+    // ClientHello, hello or request head comes with its handshake; a half-open flood sends nothing).
+    // Over the per-source cap it is refused. When the gate is full, room is made by pushing out:
+    //  - for a speaking newcomer: the oldest entry that has sent nothing yet, whatever its age (silent
+    //    connections never keep a speaking client out); else the oldest entry of the biggest other
+    //    source, if that source would still hold more than `source` (a flood from a few addresses
+    //    cannot keep a new address out); else the oldest of all, if it is slow;
+    //  - for a silent newcomer: only what is silent or slow: the oldest silent entry of the source
+    //    with the most silent entries, if it would still hold more than `source`; else the oldest
+    //    silent entry, if it is idle; else the oldest of all, if it is slow. So a flood of silent
+    //    connections churns only among its own kind, no faster than they age, and never pushes out a
+    //    client that spoke (before, one from an address holding two setups, as a vnet's control
+    //    connection and its first link do, was pushed out by the flood's next connection).
+    // Else the newcomer is refused.
+    Admit admit(const std::string& source, Clock::time_point now, bool speaking = false);
     // The entry's peer sent its first bytes: from now on only `slow` can push it out.
     void progressed(std::uint64_t id) { idle_.erase(id); }
     // The entry finished setup or closed (unknown ids are ignored: an evicted entry calls it too).
     void done(std::uint64_t id);
-    // The entry to close when the process runs out of descriptors (oldest of the biggest source).
+    // The entry to close when the process runs out of descriptors: the oldest silent entry of the
+    // source with the most silent entries, else the oldest entry of the biggest source.
     std::optional<std::uint64_t> victim() const;
     std::size_t size() const { return sources_of_.size(); }
     std::size_t from(const std::string& source) const;
     const SetupCaps& caps() const { return caps_; }
 
 private:
-    std::optional<std::uint64_t> victim_besides(const std::string* source, std::size_t at_least) const;
+    // The oldest entry (silent_only: the oldest silent entry) of the source other than `source` that
+    // holds the most entries (silent_only: silent entries), if it holds at least `at_least`.
+    std::optional<std::uint64_t> victim_besides(const std::string* source, std::size_t at_least, bool silent_only = false) const;
+    std::optional<std::uint64_t> make_room(const std::string& source, std::size_t mine, Clock::time_point now, bool speaking) const;
     SetupCaps caps_;
     std::uint64_t next_ = 1;
     struct Entry {

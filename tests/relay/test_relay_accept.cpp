@@ -201,6 +201,61 @@ TEST_CASE("control socket: a private directory is required and the socket is 060
     ::unsetenv("TN_STATE_DIR");
 }
 
+TEST_CASE("setup gate: a silent flood never pushes out a client that spoke, and a speaking newcomer always finds room") {
+    // The gate of a route at 64 descriptors (16 in setup), full of silent connections from many
+    // addresses, each younger than `idle`: the case that kept vnets out under a half-open flood.
+    SetupGate g({16, 8, std::chrono::milliseconds(250), std::chrono::seconds(2)});
+    SetupGate::Clock::time_point t0{};
+    using std::chrono::milliseconds;
+    for (int i = 0; i < 16; ++i) REQUIRE(g.admit("flood" + std::to_string(i), t0).id);
+    // A vnet's control connection arrives with its ClientHello already in: it takes a silent slot
+    // at once, however young.
+    auto ctl = g.admit("127.0.0.1", t0 + milliseconds(1), true);
+    REQUIRE(ctl.id);
+    REQUIRE(ctl.evict);
+    // ...and so does its first link, from the same address.
+    auto link = g.admit("127.0.0.1", t0 + milliseconds(2), true);
+    REQUIRE(link.id);
+    REQUIRE(link.evict);
+    CHECK(g.from("127.0.0.1") == 2);
+    // The flood's next silent connections, from addresses holding nothing now, may not push out
+    // the two that spoke (before, the biggest-source rule took the address holding two).
+    for (int i = 0; i < 40; ++i) {
+        auto r = g.admit("flood" + std::to_string(i % 20), t0 + milliseconds(3 + i));
+        if (r.evict) CHECK((*r.evict != *ctl.id && *r.evict != *link.id));
+        if (r.id) g.done(*r.id);  // the flood's connection goes away again
+    }
+    CHECK(g.from("127.0.0.1") == 2);
+    // Out of descriptors, the route sheds a silent entry first, never one that spoke.
+    auto v = g.victim();
+    REQUIRE(v);
+    CHECK((*v != *ctl.id && *v != *link.id));
+    // Silent entries that aged still make way for silent newcomers, as before.
+    auto late = g.admit("flood99", t0 + milliseconds(300));
+    REQUIRE(late.id);
+    REQUIRE(late.evict);
+    CHECK((*late.evict != *ctl.id && *late.evict != *link.id));
+}
+
+TEST_CASE("setup gate: a speaking newcomer pushes out the oldest silent entry before any other") {
+    SetupGate g({3, 3, std::chrono::milliseconds(250), std::chrono::seconds(2)});
+    SetupGate::Clock::time_point t0{};
+    auto a = g.admit("a", t0, true);       // spoke at once
+    auto b = g.admit("b", t0);             // silent
+    auto c = g.admit("a", t0, true);
+    REQUIRE((a.id && b.id && c.id));
+    // "a" holds two: the biggest-source rule would pick it, but the silent one goes first.
+    auto d = g.admit("d", t0, true);
+    REQUIRE(d.id);
+    CHECK(d.evict == b.id);
+    // Nothing silent left: the biggest other source makes room for a speaking newcomer, as before.
+    auto e = g.admit("e", t0, true);
+    REQUIRE(e.id);
+    CHECK(e.evict == a.id);
+    // A silent newcomer finds nothing silent nor slow: refused.
+    CHECK_FALSE(g.admit("f", t0).id);
+}
+
 TEST_CASE("setup gate: silent connections make way first, speaking ones only when slow") {
     SetupGate g({3, 2, std::chrono::milliseconds(250), std::chrono::seconds(2)});
     SetupGate::Clock::time_point t0{};

@@ -94,7 +94,7 @@ void RouteServer::accept_http(tcp::socket sock, bool dashboard) {
 void RouteServer::read_head(StreamPtr s, std::string peer, const std::string& source, bool dashboard) {
     // The dashboard has its own gate: a flood of vhost clients never locks the operator out.
     auto& table = dashboard ? dash_heads_ : heads_;
-    auto admit = table->gate.admit(source, Clock::now());
+    auto admit = table->gate.admit(source, Clock::now(), has_bytes(s->socket()));
     if (admit.evict) table->evict(*admit.evict);
     if (!admit.id) {
         ++table->refused;

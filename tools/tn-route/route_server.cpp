@@ -102,8 +102,8 @@ void RouteServer::on_accept(tcp::socket sock) {
     std::string peer = ep.address().to_string() + ":" + std::to_string(ep.port());
     auto source = source_key(ep.address());
     if (!auth_fails_.allowed(source, Clock::now())) return sock.close(e2);  // it guessed tokens: no TLS for it for now
-    auto admit = setups_->gate.admit(source, Clock::now());
-    if (admit.evict) setups_->evict(*admit.evict);  // the oldest slow setup of a bigger source makes room
+    auto admit = setups_->gate.admit(source, Clock::now(), has_bytes(sock));
+    if (admit.evict) setups_->evict(*admit.evict);  // a silent, bigger-source or slow setup makes room
     if (!admit.id) {
         ++setups_->refused;
         log_.debug("connection from ", peer, " closed: ", setups_->gate.from(source),
