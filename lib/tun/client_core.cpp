@@ -65,6 +65,48 @@ ClientActions ClientCore::tick(TimePoint now, std::chrono::system_clock::time_po
     return a;
 }
 
+ClientActions ClientCore::on_response(Bytes msg, TimePoint now, std::uint8_t* scratch) {
+    ClientActions a;
+    std::optional<Keypair> kp;
+    if (pending_) kp = consume_response(*pending_, s_.key, msg, now, s_.psk);
+    if (!kp) {  // not for an initiation in flight, or does not authenticate (a wrong pre-shared key)
+        ++stats_.dropped;
+        return a;
+    }
+    pending_.reset();
+    attempts_ = 0;
+    ++stats_.handshakes_done;
+    previous_ = std::move(current_);
+    current_ = std::make_unique<Keypair>(std::move(*kp));
+    push_.reset();
+    established_at_ = last_rx_ = now;
+    a.established = true;
+    // Confirm at once with a keepalive: the server only uses the keypair after it sees one.
+    std::size_t n = seal(*current_, MsgType::data, scratch, 0, now);
+    if (n) {
+        last_tx_ = now;
+        a.send = Bytes(scratch, n);
+    }
+    return a;
+}
+
+ClientActions ClientCore::on_cookie(Bytes msg, std::uint32_t receiver, TimePoint now) {
+    ClientActions a;
+    std::optional<Cookie> ck;
+    if (pending_ && receiver == pending_->sender) ck = open_cookie_reply(s_.server_public, msg, sent_mac1_);
+    if (!ck) {
+        ++stats_.dropped;
+        return a;
+    }
+    cookie_ = ck;
+    cookie_at_ = now;
+    ++stats_.cookies;
+    a.cookie = true;
+    // Retry with mac2 in a second rather than after the full retry timeout.
+    pending_sent_ = now - rekey_timeout + seconds(1);
+    return a;
+}
+
 ClientActions ClientCore::on_datagram(std::uint8_t* buf, std::size_t len, TimePoint now, std::uint8_t* scratch) {
     ClientActions a;
     auto c = classify(Bytes(buf, len));
@@ -72,48 +114,8 @@ ClientActions ClientCore::on_datagram(std::uint8_t* buf, std::size_t len, TimePo
         ++stats_.dropped;
         return a;
     }
-    if (c->type == MsgType::response) {
-        if (!pending_) {
-            ++stats_.dropped;
-            return a;
-        }
-        auto kp = consume_response(*pending_, s_.key, Bytes(buf, len), now, s_.psk);
-        if (!kp) {
-            ++stats_.dropped;
-            return a;
-        }
-        pending_.reset();
-        attempts_ = 0;
-        ++stats_.handshakes_done;
-        previous_ = std::move(current_);
-        current_ = std::make_unique<Keypair>(std::move(*kp));
-        push_.reset();
-        established_at_ = last_rx_ = now;
-        a.established = true;
-        // Confirm at once with a keepalive: the server only uses the keypair after it sees one.
-        std::size_t n = seal(*current_, MsgType::data, scratch, 0, now);
-        if (n) {
-            last_tx_ = now;
-            a.send = Bytes(scratch, n);
-        }
-        return a;
-    }
-    if (c->type == MsgType::cookie) {
-        std::optional<Cookie> ck;
-        if (pending_ && c->receiver == pending_->sender)
-            ck = open_cookie_reply(s_.server_public, Bytes(buf, len), sent_mac1_);
-        if (!ck) {
-            ++stats_.dropped;
-            return a;
-        }
-        cookie_ = ck;
-        cookie_at_ = now;
-        ++stats_.cookies;
-        a.cookie = true;
-        // Retry with mac2 in a second rather than after the full retry timeout.
-        pending_sent_ = now - rekey_timeout + seconds(1);
-        return a;
-    }
+    if (c->type == MsgType::response) return on_response(Bytes(buf, len), now, scratch);
+    if (c->type == MsgType::cookie) return on_cookie(Bytes(buf, len), c->receiver, now);
     if (c->type != MsgType::data && c->type != MsgType::push) {
         ++stats_.dropped;
         return a;

@@ -59,6 +59,8 @@ public:
     seconds dead_after() const;
 
 private:
+    ClientActions on_response(Bytes msg, TimePoint now, std::uint8_t* scratch);
+    ClientActions on_cookie(Bytes msg, std::uint32_t receiver, TimePoint now);
     bool handshake_due(TimePoint now) const;
     ClientSettings s_;
     std::optional<InitiatorState> pending_;

@@ -107,7 +107,7 @@ private:
         } else if (fd == udp_.fd()) {
             on_udp(now);
         } else if (fd == control_.fd()) {
-            control_.serve_one([this](bool json) { return status(json); });
+            control_.serve_one([this](std::string_view req) { return status(req.rfind("json", 0) == 0); });
         } else if (fd == tun_.fd()) {
             reader_.pump(udp_, 64, [&](std::uint8_t* slot, std::size_t len) { handle(core_.on_tun(slot, len, now)); });
         }

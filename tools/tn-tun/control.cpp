@@ -52,7 +52,7 @@ ControlServer::ControlServer(std::filesystem::path path) : path_(std::move(path)
 
 ControlServer::~ControlServer() { ::unlink(path_.c_str()); }
 
-void ControlServer::serve_one(const std::function<std::string(bool)>& render) {
+void ControlServer::serve_one(const std::function<std::string(std::string_view)>& answer) {
     UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!c) return;
     // The socket is 0600 in a 0700 directory; the peer's credentials are checked all the same, since
@@ -71,17 +71,18 @@ void ControlServer::serve_one(const std::function<std::string(bool)>& render) {
         got += static_cast<std::size_t>(n);
         if (std::memchr(req, '\n', got)) break;
     }
-    std::string line(req, got);
-    write_all(c.get(), render(line.rfind("json", 0) == 0));
+    std::string_view line(req, got);
+    line = line.substr(0, line.find('\n'));
+    write_all(c.get(), answer(line));
 }
 
-std::string query_status(const std::filesystem::path& path, bool json) {
+std::string control_request(const std::filesystem::path& path, const std::string& request) {
     auto addr = unix_addr(path);
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
         throw Error(ExitCode::unavailable,
                     "no tn-tun server or client answers on " + path.string() + ": " + std::strerror(errno));
-    write_all(fd.get(), json ? "json\n" : "text\n");
+    write_all(fd.get(), request + "\n");
     std::string out;
     char buf[8192];
     constexpr std::size_t cap = 4 << 20;  // a status reply larger than this is not one
@@ -90,7 +91,7 @@ std::string query_status(const std::filesystem::path& path, bool json) {
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         out.append(buf, static_cast<std::size_t>(n));
-        if (out.size() > cap) throw Error(ExitCode::data, "status reply too large");
+        if (out.size() > cap) throw Error(ExitCode::data, "control reply too large");
     }
     return out;
 }

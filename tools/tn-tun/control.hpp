@@ -1,9 +1,11 @@
-// The server's Unix control socket: one request line ("json" or "text"), one reply, then close.
+// The Unix control socket of a server or client: one request line ("json" or "text" for the status,
+// "reload" on a server), one reply, then close.
 #pragma once
 
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "base/unique_fd.hpp"
 
@@ -18,15 +20,19 @@ public:
     ControlServer& operator=(const ControlServer&) = delete;
 
     int fd() const { return fd_.get(); }
-    // Accepts one waiting client and answers it with render(json).
-    void serve_one(const std::function<std::string(bool json)>& render);
+    // Accepts one waiting client and answers it with answer(request line, without its newline).
+    void serve_one(const std::function<std::string(std::string_view request)>& answer);
 
 private:
     std::filesystem::path path_;
     UniqueFd fd_;
 };
 
-// Asks a server for its status. Throws tn::Error(unavailable) when nothing listens there.
-std::string query_status(const std::filesystem::path& path, bool json);
+// Sends one request line and returns the reply. Throws tn::Error(unavailable) when nothing listens there.
+std::string control_request(const std::filesystem::path& path, const std::string& request);
+// Asks a server or client for its status.
+inline std::string query_status(const std::filesystem::path& path, bool json) {
+    return control_request(path, json ? "json" : "text");
+}
 
 }  // namespace tn::tuntool

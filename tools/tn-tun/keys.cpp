@@ -15,21 +15,26 @@
 
 namespace tn::tuntool {
 
+void write_key_file(const std::filesystem::path& file, const tun::Key& key) {
+    std::string text = tun::key_to_base64(key) + "\n";
+    // A new file only, 0600 whatever the umask: never overwrite a key, never widen its mode.
+    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    bool ok = fd && ::fchmod(fd.get(), 0600) == 0 &&
+              ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    int err = errno;
+    tun::wipe(text.data(), text.size());
+    if (!ok) throw Error(ExitCode::io, "cannot write " + file.string() + ": " + std::strerror(err));
+}
+
 int keygen(std::ostream& out, const std::filesystem::path& file, const log::Logger& log, bool psk) {
     tun::Key secret = psk ? tun::generate_psk() : tun::generate_keypair().priv;
-    std::string text = tun::key_to_base64(secret) + "\n";
-    tun::wipe(secret.data(), secret.size());
     if (!file.empty()) {
-        // A new file only, 0600 whatever the umask: never overwrite a key, never widen its mode.
-        UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-        bool ok = fd && ::fchmod(fd.get(), 0600) == 0 &&
-                  ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size());
-        int err = errno;
-        tun::wipe(text.data(), text.size());
-        if (!ok) throw Error(ExitCode::io,
-                             "cannot write " + file.string() + ": " + std::strerror(err));
+        write_key_file(file, secret);
+        tun::wipe(secret.data(), secret.size());
         return 0;
     }
+    std::string text = tun::key_to_base64(secret) + "\n";
+    tun::wipe(secret.data(), secret.size());
     struct stat st {};
     if (::isatty(STDOUT_FILENO)) {
         log.warn("printing a secret key to a terminal; write it to a file instead (tn-tun ", psk ? "genpsk" : "keygen", " -o FILE)");

@@ -7,6 +7,7 @@
 #include "base/error.hpp"
 #include "common/cli.hpp"
 #include "control.hpp"
+#include "enrol.hpp"
 #include "runner.hpp"
 
 int main(int argc, char** argv) {
@@ -23,6 +24,16 @@ int main(int argc, char** argv) {
     genpsk->add_option("-o,--output", key_out, "Write the key to this new file (mode 0600) instead of stdout");
     auto* pubkey = app.add_subcommand("pubkey", "Read a private key on stdin, print its public key");
     auto* server = app.add_subcommand("server", "Run the VPN server (needs -c FILE)");
+    server->fallthrough();  // -c may come after add-peer/remove-peer too
+    tn::tuntool::AddPeer enrol;
+    auto* add_peer = server->add_subcommand("add-peer", "Add a peer to the server's config (new keys), reload a running server, print the client's config");
+    add_peer->add_option("name", enrol.name, "The peer's name (also names its key files)")->required();
+    add_peer->add_option("--endpoint", enrol.endpoint, "HOST:PORT clients reach the server at (default: [server] listen)");
+    add_peer->add_option("-o,--output-dir", enrol.out_dir, "Where the client's key files go (default: the current directory)");
+    add_peer->add_flag("--psk", enrol.psk, "Also make a pre-shared key for the pair");
+    std::string remove_name;
+    auto* remove_peer = server->add_subcommand("remove-peer", "Remove a peer from the server's config; a running server ends its session at once");
+    remove_peer->add_option("name", remove_name, "The peer's name")->required();
     auto* client = app.add_subcommand("client", "Run a VPN client (needs -c FILE)");
     auto* status = app.add_subcommand("status", "Show a running server's peers and counters, or a client's session");
     for (auto* sub : {server, client, status}) {
@@ -44,6 +55,11 @@ int main(int argc, char** argv) {
         if (*pubkey) return tn::tuntool::pubkey(std::cin, std::cout);
         if (*server || *client) {
             if (common.config.empty()) throw tn::ParseError(std::string(*server ? "server" : "client") + " needs -c FILE");
+            if (*add_peer) {
+                enrol.config = common.config;
+                return tn::tuntool::add_peer(enrol, std::cout, log);
+            }
+            if (*remove_peer) return tn::tuntool::remove_peer(common.config, remove_name, log);
             if (*server) {
                 auto o = tn::tuntool::load_server(common.config);
                 for (auto& w : o.warnings) log.warn(w);

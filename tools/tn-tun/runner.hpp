@@ -20,6 +20,8 @@ int run_client(const ClientOptions& o, const log::Logger& log);
 // pubkey: the public key of the private key read from `in`.
 int keygen(std::ostream& out, const std::filesystem::path& file, const log::Logger& log, bool psk = false);
 int pubkey(std::istream& in, std::ostream& out);
+// Writes a base64 key to a new file, mode 0600 (never over an existing one). Throws tn::Error(io).
+void write_key_file(const std::filesystem::path& file, const tun::Key& key);
 
 // The status document the control socket serves.
 std::string render_status(const tun::ServerCore& core, const ServerOptions& o, bool json);

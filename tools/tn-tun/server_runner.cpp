@@ -60,8 +60,9 @@ private:
 };
 
 // SIGHUP: reads the config again and applies the peer list, DNS and routes (SPEC §2: only what
-// changed; sessions of unchanged peers carry on). A broken file leaves everything as it was.
-void reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& sites, const log::Logger& log) {
+// changed; sessions of unchanged peers carry on). A broken file leaves everything as it was. Returns
+// what it logged last, for a reload asked through the control socket.
+std::string reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& sites, const log::Logger& log) {
     try {
         auto fresh = load_server(o.config_file);
         auto r = core.reload(fresh.core);
@@ -69,15 +70,20 @@ void reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& sites, co
         if (fresh.listen != o.listen) r.need_restart.push_back("listen");
         if (fresh.tun != o.tun) r.need_restart.push_back("tun");
         if (fresh.nat != o.nat) r.need_restart.push_back("nat");
-        log.info("reloaded ", o.config_file.string(), ": peers kept=", r.kept, " added=", r.added,
-                 " removed=", r.removed, " readdressed=", r.readdressed, " rekeyed=", r.rekeyed);
+        std::string done = "reloaded " + o.config_file.string() + ": peers kept=" + std::to_string(r.kept) +
+                           " added=" + std::to_string(r.added) + " removed=" + std::to_string(r.removed) +
+                           " readdressed=" + std::to_string(r.readdressed) + " rekeyed=" + std::to_string(r.rekeyed);
+        log.info(done);
         std::string later;
         for (auto& k : r.need_restart) later += (later.empty() ? "" : ", ") + k;
         if (!later.empty()) log.warn("changed but applied only at the next start: ", later);
+        return done;
     } catch (const Error& e) {
         log.error("reload failed, the running config stays: ", e.what());
+        return std::string("error: reload failed, the running config stays: ") + e.what();
     } catch (const ParseError& e) {
         log.error("reload failed, the running config stays: ", o.config_file.string(), ": ", e.what());
+        return "error: reload failed, the running config stays: " + o.config_file.string() + ": " + e.what();
     }
 }
 
@@ -133,13 +139,19 @@ public:
                         handle(core_.on_tun(slot, len, now), now);
                     });
                 } else if (fd == control_.fd()) {
-                    control_.serve_one([&](bool json) { return render_status(core_, o_, json); });
+                    control_.serve_one([&](std::string_view req) { return answer(req); });
                 }
             }
         }
     }
 
 private:
+    // A control request: the status, or (tn-tun server add-peer/remove-peer) a reload like SIGHUP's.
+    std::string answer(std::string_view req) {
+        if (req == "reload") return reload(o_, core_, sites_, log_) + "\n";
+        return render_status(core_, o_, req.rfind("json", 0) == 0);
+    }
+
     // False when a signal says stop.
     bool signals() {
         while (auto s = signals_.take()) {
