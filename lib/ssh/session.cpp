@@ -163,6 +163,32 @@ KeyPtr first_identity(ssh_session s) {
     return KeyPtr(raw);
 }
 
+// Keyboard-interactive (PAM-backed servers ask for the password this way): the password answers the
+// hidden prompts of the first round that has any. A server that asks again has refused it: stop
+// there rather than answer the same password in a loop.
+bool kbdint_password(ssh_session s, const char* pw) {
+    int rc = ssh_userauth_kbdint(s, nullptr, nullptr);
+    bool answered = false;
+    for (int rounds = 0; rc == SSH_AUTH_INFO && rounds < 8; ++rounds) {
+        int n = ssh_userauth_kbdint_getnprompts(s);
+        bool hidden = false;
+        for (int i = 0; i < n; ++i) {
+            char echo = 0;
+            ssh_userauth_kbdint_getprompt(s, static_cast<unsigned>(i), &echo);
+            hidden |= echo == 0;
+        }
+        if (hidden && answered) return false;
+        for (int i = 0; i < n; ++i) {
+            char echo = 0;
+            ssh_userauth_kbdint_getprompt(s, static_cast<unsigned>(i), &echo);
+            ssh_userauth_kbdint_setanswer(s, static_cast<unsigned>(i), echo ? "" : pw);
+        }
+        answered |= hidden;
+        rc = ssh_userauth_kbdint(s, nullptr, nullptr);
+    }
+    return rc == SSH_AUTH_SUCCESS;
+}
+
 }  // namespace
 
 std::optional<AuthMethod> Session::authenticate(const AuthOptions& opts) {
@@ -194,24 +220,14 @@ std::optional<AuthMethod> Session::authenticate(const AuthOptions& opts) {
         if (!ssh_is_connected(s)) fail("connection lost during publickey auth on");
     }
     if (opts.password) {
+        // One try with the one password: when "password" is offered it is the only method used, so a
+        // wrong password costs one attempt, never a second one through keyboard-interactive.
         const char* pw = opts.password->expose().c_str();
         if (methods & SSH_AUTH_METHOD_PASSWORD) {
             rc = ssh_userauth_password(s, nullptr, pw);
             if (rc == SSH_AUTH_SUCCESS) return AuthMethod::password;
-        }
-        if (methods & SSH_AUTH_METHOD_INTERACTIVE) {
-            // PAM-backed servers ask for the password through keyboard-interactive prompts.
-            rc = ssh_userauth_kbdint(s, nullptr, nullptr);
-            for (int rounds = 0; rc == SSH_AUTH_INFO && rounds < 8; ++rounds) {
-                int n = ssh_userauth_kbdint_getnprompts(s);
-                for (int i = 0; i < n; ++i) {
-                    char echo = 0;
-                    ssh_userauth_kbdint_getprompt(s, static_cast<unsigned>(i), &echo);
-                    if (!echo) ssh_userauth_kbdint_setanswer(s, static_cast<unsigned>(i), pw);
-                }
-                rc = ssh_userauth_kbdint(s, nullptr, nullptr);
-            }
-            if (rc == SSH_AUTH_SUCCESS) return AuthMethod::keyboard_interactive;
+        } else if (methods & SSH_AUTH_METHOD_INTERACTIVE) {
+            if (kbdint_password(s, pw)) return AuthMethod::keyboard_interactive;
         }
     }
     if (!ssh_is_connected(s)) fail("connection lost during authentication on");

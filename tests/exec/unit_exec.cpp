@@ -9,6 +9,7 @@
 #include "base/error.hpp"
 #include "options.hpp"
 #include "output.hpp"
+#include "password.hpp"
 #include "progress.hpp"
 #include "ssh/exec.hpp"
 
@@ -171,4 +172,17 @@ TEST_CASE("progress line shows bytes, percent, rate and ETA") {
     auto cut = format_progress(std::string(200, 'x'), 0, 10, 0, 80);
     CHECK(cut.size() <= 80);
     CHECK(cut.find("ETA --:--") != std::string::npos);
+}
+
+TEST_CASE("SSH_ASKPASS is used as OpenSSH decides, without a terminal prompt to fall back on") {
+    using exec::env_askpass;
+    CHECK_FALSE(env_askpass(nullptr, "force", true, false));
+    CHECK_FALSE(env_askpass("", "force", true, false));
+    CHECK(env_askpass("/bin/ap", "force", false, true) == std::optional<std::string>("/bin/ap"));
+    CHECK_FALSE(env_askpass("/bin/ap", "never", true, false));
+    CHECK(env_askpass("/bin/ap", "prefer", true, true));
+    CHECK_FALSE(env_askpass("/bin/ap", "prefer", false, false));
+    CHECK(env_askpass("/bin/ap", nullptr, true, false));
+    CHECK_FALSE(env_askpass("/bin/ap", nullptr, true, true));   // a terminal: OpenSSH would prompt there
+    CHECK_FALSE(env_askpass("/bin/ap", nullptr, false, false));  // no display
 }

@@ -16,12 +16,13 @@ def available():
 
 
 class Dropbear:
-    def __init__(self, listen="127.0.0.1"):
+    def __init__(self, listen="127.0.0.1", password_auth=False):
         if not harness.is_root():
             raise RuntimeError("Dropbear needs root (to create the test user)")
         self.dir = tempfile.mkdtemp(prefix="tn-dropbear-")
         os.chmod(self.dir, 0o755)  # the test user's home lives below it
         self.listen = listen
+        self.password_auth = password_auth
         self.user = harness.TestUser(self.dir)
         self.host_key = os.path.join(self.dir, "host_ed25519")
         harness.run(["dropbearkey", "-t", "ed25519", "-f", self.host_key])
@@ -39,8 +40,8 @@ class Dropbear:
             self.port = harness.free_port()
             # -F -E: foreground, log to stderr; -s: keys only; -w: no root; -m: no motd; -P: our own pid
             # file, not /var/run's.
-            cmd = [DROPBEAR, "-F", "-E", "-s", "-w", "-m", "-r", self.host_key, "-p", f"{self.listen}:{self.port}",
-                   "-P", os.path.join(self.dir, "dropbear.pid")]
+            cmd = [DROPBEAR, "-F", "-E", *([] if self.password_auth else ["-s"]), "-w", "-m", "-r", self.host_key,
+                   "-p", f"{self.listen}:{self.port}", "-P", os.path.join(self.dir, "dropbear.pid")]
             with open(self.log_path, "a") as log:
                 self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
             try:

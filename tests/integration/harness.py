@@ -266,9 +266,10 @@ class TestUser:
 class Sshd:
     """A real sshd on 127.0.0.1:<free port> for one test user. Use as a context manager."""
 
-    def __init__(self, password_auth=False, extra_config="", netns=None, listen="127.0.0.1"):
+    def __init__(self, password_auth=False, extra_config="", netns=None, listen="127.0.0.1", kbdint=False):
         if not is_root():
             raise RuntimeError("Sshd needs root (to create the test user)")
+        self.kbdint = kbdint  # keyboard-interactive through PAM (the password then goes only that way)
         self.dir = tempfile.mkdtemp(prefix="tn-sshd-")
         os.chmod(self.dir, 0o755)  # the test user's home lives below it
         self.password_auth = password_auth
@@ -303,10 +304,10 @@ HostKey {self.host_key}
 PidFile {self.dir}/sshd.pid
 AuthorizedKeysFile .ssh/authorized_keys
 StrictModes no
-UsePAM no
+UsePAM {"yes" if self.kbdint else "no"}
 PubkeyAuthentication yes
-PasswordAuthentication {"yes" if self.password_auth else "no"}
-KbdInteractiveAuthentication no
+PasswordAuthentication {"yes" if self.password_auth and not self.kbdint else "no"}
+KbdInteractiveAuthentication {"yes" if self.kbdint else "no"}
 PermitRootLogin no
 AllowUsers {self.user.name}
 AllowTcpForwarding yes

@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 
+#include "base/error.hpp"
 #include "common/cli.hpp"
 #include "persist.hpp"
 #include "persist_admin.hpp"
@@ -22,7 +23,8 @@ bool is_hosts_option(const std::string& a) { return a.rfind("-H", 0) == 0 || a.r
 int command_start(const CLI::App& app, int argc, char** argv) {
     static const std::set<std::string> with_value = {
         "-i", "--identity", "-p", "--port", "-l", "--login", "--ssh-config", "--known-hosts", "--connect-timeout",
-        "-H", "--hosts", "--parallel", "-t", "--timeout", "--env", "--cwd", "--shell", "--persist", "--log-format"};
+        "-H", "--hosts", "--parallel", "-t", "--timeout", "--env", "--cwd", "--shell", "--persist", "--log-format",
+        "--password-file", "--askpass"};
     int sub = tn::cli::subcommand_index(app, argc, argv);  // common options may come first: `-v run`
     if (sub >= argc || std::string(argv[sub]) != "run") return argc;
     bool host_seen = false, fan = false;
@@ -57,6 +59,10 @@ void add_ssh_options(CLI::App* sub, tn::exec::SshOptions& s, tn::exec::FanOut& f
     sub->add_option("-H,--hosts", f.host_specs, "Many hosts: h1,h2 or @FILE (one a line) or @- (stdin)")
         ->allow_extra_args(false);
     sub->add_option("--parallel", f.parallel, "Hosts worked on at once (default 8)")->check(CLI::Range(1, 1024));
+    sub->add_flag("--password-stdin", s.password_opts.from_stdin,
+                  "Log in with the password on stdin's first line (when keys are refused)");
+    sub->add_option("--password-file", s.password_opts.file, "Log in with the password in FILE (mode 0600)");
+    sub->add_option("--askpass", s.password_opts.askpass, "Log in with the password program CMD prints (as SSH_ASKPASS)");
     sub->add_flag("--json", f.json, "JSON Lines: one record per output line and one summary per host");
     sub->fallthrough();  // -v/-q/--log-format work after the subcommand too
 }
@@ -123,6 +129,7 @@ int main(int argc, char** argv) {
     master->add_option("--socket", master_socket)->required();
     master->add_option("--idle", master_idle)->required();
     master->add_option("--ready-fd", master_ready)->required();
+    master->add_option("--password-fd", ssh.password_opts.fd);
     master->add_option("host", master_host)->required();
 
     int split = command_start(app, argc, argv);
@@ -130,6 +137,10 @@ int main(int argc, char** argv) {
     if (!command.empty() && command.front() == "--") command.erase(command.begin());
     return tn::cli::run(app, common, split, argv, [&](const tn::log::Logger& log) {
         tn::ssh::BufferedRandom padding_rng;  // libssh pads every packet it sends: uploads pay per 32 KiB
+        if (ssh.password_opts.from_stdin)
+            for (const auto& h : fan.host_specs)
+                if (h == "@-") throw tn::ParseError("--password-stdin and -H @- both want stdin; use -H @FILE");
+        if (*run || *put || *get || *master) ssh.password = tn::exec::PasswordSource::make(ssh.password_opts);
         if (*run) {
             if (!command.empty()) run_o.args.push_back("--");
             for (auto& w : command) run_o.args.push_back(w);

@@ -41,6 +41,7 @@ Target make_target(const std::string& spec, const SshOptions& o) {
     if (!o.known_hosts.empty()) c.known_hosts = o.known_hosts;
     c.connect_timeout_s = o.connect_timeout;
     c.accept_new = o.accept_new;
+    out.password = o.password;
     return out;
 }
 

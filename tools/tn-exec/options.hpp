@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "password.hpp"
 #include "ssh/client_config.hpp"
 
 namespace tn::exec {
@@ -18,6 +19,8 @@ struct SshOptions {
     std::string ssh_config, known_hosts;
     int connect_timeout = 10;
     bool accept_new = false;
+    PasswordOptions password_opts;              // --password-stdin | --password-file | --askpass
+    std::shared_ptr<PasswordSource> password;   // made from password_opts once options are parsed
 };
 
 struct FanOut {
@@ -48,6 +51,7 @@ struct TransferOptions {
 struct Target {
     std::string label;  // as the user typed it
     ssh::ClientConfig client;
+    std::shared_ptr<PasswordSource> password;  // shared by every host: one secret for all
 };
 
 // "[user@]host[:port]" plus the shared options -> a Target; -l and -p win, as in ssh.

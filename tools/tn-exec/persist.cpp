@@ -63,6 +63,23 @@ void start_master(const Target& t, const SshOptions& ssh, int idle_s, const std:
     std::vector<std::string> args = {"tn-exec", "__master", "--socket", sock.string(), "--idle", std::to_string(idle_s),
                                      "--ready-fd", "3"};
     for (auto& a : ssh_args(ssh)) args.push_back(a);
+    // A password goes to the master through a pipe on fd 4, never in its argv or environment. It is
+    // asked for now (askpass included): the master cannot ask, its stdio is /dev/null.
+    UniqueFd pw_rd;
+    if (t.password) {
+        int q[2];
+        if (::pipe2(q, O_CLOEXEC) != 0) throw Error(ExitCode::io, std::string("pipe: ") + std::strerror(errno));
+        pw_rd = UniqueFd(q[0]);
+        UniqueFd pw_wr(q[1]);
+        {
+            auto pw = t.password->get(t.label + "'s password: ");
+            std::string line = pw->expose() + "\n";  // fits the pipe buffer: at most 4 KiB
+            bool ok = write_all(pw_wr.get(), line);
+            Secret wipe(std::move(line));
+            if (!ok) throw Error(ExitCode::io, std::string("persist: cannot pass the password: ") + std::strerror(errno));
+        }
+        args.insert(args.end(), {"--password-fd", "4"});
+    }
     args.push_back(t.label);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -73,6 +90,7 @@ void start_master(const Target& t, const SshOptions& ssh, int idle_s, const std:
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, wr.get(), 3);  // dup2 clears close-on-exec on fd 3
+    if (pw_rd) posix_spawn_file_actions_adddup2(&fa, pw_rd.get(), 4);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     // The caller blocks SIGINT/SIGTERM for its watcher thread; the master must not inherit that.
@@ -102,6 +120,7 @@ void start_master(const Target& t, const SshOptions& ssh, int idle_s, const std:
         int code = std::atoi(verdict.substr(6, sp - 6).c_str());
         std::string msg = sp == std::string::npos ? "" : verdict.substr(sp + 1);
         while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+        if (code == to_int(ExitCode::no_perm) && msg.rfind("password refused", 0) == 0) throw PasswordError(msg);
         throw Error(static_cast<ExitCode>(code), msg);
     }
     throw Error(ExitCode::unavailable, "persist: the master for " + t.label + " did not start");

@@ -18,11 +18,16 @@ namespace tn::exec {
 
 ssh::Session open_session(const Target& t) {
     auto s = ssh::Session::connect(t.client);
-    ssh::AuthOptions auth;  // agent, then identity files; tn-exec never asks for a password
-    if (!s.authenticate(auth))
+    // Keys first, as ssh does; a password only when they are refused (an askpass program runs only then).
+    if (s.authenticate({.agent = true, .identities = true, .password = std::nullopt})) return s;
+    if (!t.password)
         throw Error(ExitCode::no_perm, "authentication refused by " + s.endpoint() +
-                                           " (tried ssh-agent and identity files; run tn-keysetup to install a key)");
-    return s;
+                                           " (tried ssh-agent and identity files; run tn-keysetup to install a key, "
+                                           "or give a password source: --password-stdin, --password-file, --askpass)");
+    auto pw = t.password->get(s.user() + "@" + s.host() + "'s password: ");
+    // One try: a wrong password is not retried (no lockout loop), it is 77 at once.
+    if (s.authenticate({.agent = false, .identities = false, .password = *pw})) return s;
+    throw PasswordError("password refused by " + s.endpoint());
 }
 
 int for_each_host(const std::vector<Target>& targets, int parallel, Output& out, const log::Logger& log,
@@ -42,6 +47,9 @@ int for_each_host(const std::vector<Target>& targets, int parallel, Output& out,
                 HostOutput ho(out, t.label);
                 try {
                     code = job(t, ho);
+                } catch (const PasswordError& e) {
+                    error = e.what();
+                    code = to_int(e.code());
                 } catch (const Error& e) {
                     error = e.what();
                 } catch (const ParseError& e) {
@@ -53,7 +61,8 @@ int for_each_host(const std::vector<Target>& targets, int parallel, Output& out,
             auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
             if (!error.empty()) {
                 // SPEC: every failure of tn-exec's own is 255, as with ssh; the message says which.
-                code = 255;
+                // A refused or missing password is 77 (PasswordError), so scripts can tell it apart.
+                if (code != to_int(ExitCode::no_perm)) code = 255;
                 if (many) log.error(t.label, ": ", error);
                 else log.error(error);
             }
