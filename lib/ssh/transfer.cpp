@@ -10,6 +10,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
+#include <map>
 #include <memory>
 
 #include "base/error.hpp"
@@ -345,6 +347,105 @@ void Transfer::get_file(const std::string& src, const RemoteInfo& info, const fs
     if (::futimens(lfd, ts) != 0) throw local_error("set mtime of", tmp, errno);
     if (::close(fd.release()) != 0) throw local_error("close", tmp, errno);
     if (::rename(tmp.c_str(), dst.c_str()) != 0) throw local_error("rename into", dst, errno);
+    ++stats_.files;
+}
+
+namespace {
+
+// Fills buf from a pipe or file until it is full or at EOF: a pipe gives 64 KiB at a time, and each
+// short read would otherwise become a short SFTP write.
+std::size_t read_full(int fd, char* buf, std::size_t len) {
+    std::size_t got = 0;
+    while (got < len) {
+        ssize_t n = ::read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw Error(ExitCode::io, std::string("cannot read standard input: ") + std::strerror(errno));
+        if (n == 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    return got;
+}
+
+void write_full(int fd, const char* data, std::size_t n) {
+    while (n > 0) {
+        ssize_t w = ::write(fd, data, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) throw Error(ExitCode::io, std::string("cannot write standard output: ") + std::strerror(errno));
+        data += w;
+        n -= static_cast<std::size_t>(w);
+    }
+}
+
+}  // namespace
+
+void Transfer::put_stream(int fd, const std::string& dst) {
+    RemoteInfo old;
+    bool exists = remote_info(dst, old);
+    if ((exists && old.is_dir) || dst.empty() || dst.back() == '/')
+        throw Error(ExitCode::usage, "put -: " + where(dst) + " must name a file, not a directory");
+    auto [dir, name] = remote_split(dst);
+    std::string tmp = remote_join(dir, part_name(name));
+    SftpFilePtr f(sftp_open(sftp_.raw(), tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600));
+    if (!f) {
+        int code = sftp_get_error(sftp_.raw());
+        throw Error(code == SSH_FX_PERMISSION_DENIED ? ExitCode::no_perm : ExitCode::io,
+                    "cannot create " + where(tmp) + ": " + ssh_get_error(session_.raw()));
+    }
+    try {
+        if (events_.file_start) events_.file_start("-", 0);
+        SftpPipe pipe(sftp_.raw(), f.get(), where(dst));
+        pipe.upload(0, [&](std::uint64_t, char* buf, std::size_t len) { return read_full(fd, buf, len); },
+                    [&](std::uint64_t n) {
+                        stats_.bytes += n;
+                        if (events_.bytes) events_.bytes(n);
+                    });
+        sftp_file raw = f.release();
+        if (sftp_close(raw) != 0) throw Error(ExitCode::io, "cannot close " + where(tmp) + ": " + ssh_get_error(session_.raw()));
+        std::uint32_t mode = exists ? (old.mode & 0777u) : (0666u & ~settings_.umask);
+        set_remote_attrs(tmp, mode, static_cast<std::int64_t>(::time(nullptr)));
+        if (sftp_rename(sftp_.raw(), tmp.c_str(), dst.c_str()) != 0 &&
+            (sftp_unlink(sftp_.raw(), dst.c_str()) != 0 || sftp_rename(sftp_.raw(), tmp.c_str(), dst.c_str()) != 0))
+            throw Error(ExitCode::io, "cannot rename " + where(tmp) + " to " + dst + ": " + ssh_get_error(session_.raw()));
+    } catch (...) {
+        // Best effort: the session may be the thing that failed. Then the temp name is all that is left.
+        f.reset();
+        if (ssh_is_connected(session_.raw())) sftp_unlink(sftp_.raw(), tmp.c_str());
+        throw;
+    }
+    ++stats_.files;
+}
+
+void Transfer::get_stream(const std::string& src, int fd) {
+    RemoteInfo ri;
+    if (!remote_info(src, ri)) throw Error(ExitCode::io, "remote path " + where(src) + " does not exist");
+    if (ri.is_dir) throw Error(ExitCode::usage, "get: " + where(src) + " is a directory; - takes one file");
+    SftpFilePtr f(sftp_open(sftp_.raw(), src.c_str(), O_RDONLY, 0));
+    if (!f) {
+        int code = sftp_get_error(sftp_.raw());
+        throw Error(code == SSH_FX_PERMISSION_DENIED ? ExitCode::no_perm : ExitCode::io,
+                    "cannot open " + where(src) + ": " + ssh_get_error(session_.raw()));
+    }
+    if (events_.file_start) events_.file_start(src, ri.size);
+    // Replies after a short read can come out of order: hold them until the bytes before are written.
+    std::map<std::uint64_t, std::string> held;
+    std::uint64_t next = 0;
+    SftpPipe pipe(sftp_.raw(), f.get(), where(src));
+    pipe.download(0, ri.size, [&](std::uint64_t off, const char* data, std::size_t n) {
+        if (off != next) {
+            held.emplace(off, std::string(data, n));
+            return;
+        }
+        write_full(fd, data, n);
+        next += n;
+        for (auto it = held.begin(); it != held.end() && it->first == next; it = held.erase(it)) {
+            write_full(fd, it->second.data(), it->second.size());
+            next += it->second.size();
+        }
+    }, [&](std::uint64_t n) {
+        stats_.bytes += n;
+        if (events_.bytes) events_.bytes(n);
+    });
+    if (!held.empty()) throw Error(ExitCode::io, where(src) + " changed while it was read (a gap at byte " + std::to_string(next) + ")");
     ++stats_.files;
 }
 

@@ -48,6 +48,12 @@ public:
     // Each remote source to the local `dest`, with the same rules.
     void get(const std::vector<std::string>& sources, const std::filesystem::path& dest);
 
+    // `put - HOST:PATH`: everything fd gives until EOF, into a temp name renamed onto `dest` when whole
+    // (a new file gets 0666 minus the umask, an existing one keeps its mode). On any failure the temp
+    // file is removed, so nothing half written is left under either name.
+    void put_stream(int fd, const std::string& dest);
+    // `get HOST:PATH -`: the remote file's bytes, in order, to fd.
+    void get_stream(const std::string& src, int fd);
     const TransferStats& stats() const { return stats_; }
 
 private:

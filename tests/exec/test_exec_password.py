@@ -153,3 +153,12 @@ def test_persist_master_gets_the_password_outside_argv_and_environment(env):
 def test_wrong_password_through_persist_is_77(env):
     r = env.run("run", *env.base, "--persist", "60", "--password-stdin", env.target, "true", input="wrong\n")
     assert r.returncode == 77 and "password refused" in r.stderr, r.stderr
+
+
+def test_put_from_stdin_after_the_password_line(env):
+    data = os.urandom(300000)
+    r = env.run("put", *env.base, "--password-stdin", "-", f"{env.target}:blob",
+                input=env.password.encode() + b"\n" + data, text=False)
+    assert r.returncode == 0, r.stderr
+    with open(env.remote("blob"), "rb") as f:
+        assert f.read() == data

@@ -1,6 +1,7 @@
 // tn-exec put / get: argument rules (scp's host:PATH forms, -H fan-out) around ssh::Transfer, on a
 // session of its own or through a --persist master.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <iostream>
@@ -28,7 +29,16 @@ std::vector<Target> fan_targets(const SshOptions& ssh, const FanOut& fan) {
 struct Job {
     std::vector<fs::path> local;       // put sources, or the get destination (one)
     std::vector<std::string> remote;   // get sources, or the put destination (one)
+    bool stream = false;               // put - (stdin) or get ... - (stdout)
 };
+
+// `put - HOST:PATH` and `get HOST:PATH -`: one file, one host, this process's own stdin/stdout.
+void check_stream(const FanOut& fan, const TransferOptions& o, const Job& job, const char* what) {
+    if (!fan.host_specs.empty()) throw ParseError(std::string(what) + " works with one host, not -H");
+    if (fan.persist > 0) throw ParseError(std::string(what) + " does not work with --persist");
+    if (o.resume || o.recursive) throw ParseError(std::string(what) + " takes neither --resume nor -r");
+    if (job.remote.size() != 1 || job.local.size() != 1) throw ParseError(std::string(what) + " takes one file");
+}
 
 // Read once, before any thread: umask() can only be read by setting it.
 std::uint32_t current_umask() {
@@ -82,7 +92,11 @@ int transfer_all(const std::vector<Target>& targets, const SshOptions& ssh, cons
         ev.bytes = [&](std::uint64_t n) { progress.add(n); };
         ev.note = [&](const std::string& m) { log.info(t.label, ": ", m); };
         ssh::Transfer xfer(session, sftp, settings, ev);
-        if (is_put) {
+        if (job.stream && is_put) {
+            xfer.put_stream(STDIN_FILENO, job.remote.front());
+        } else if (job.stream) {
+            xfer.get_stream(job.remote.front(), STDOUT_FILENO);
+        } else if (is_put) {
             xfer.put(job.local, job.remote.front());
         } else {
             xfer.get(job.remote, dest);
@@ -112,6 +126,9 @@ int put_main(const SshOptions& ssh, const FanOut& fan, const TransferOptions& o,
     for (const auto& l : job.local)
         if (split_remote(l.string()) && fan.host_specs.empty())
             throw ParseError("put: sources must be local paths, got '" + l.string() + "' (use ./ for a local name with ':')");
+    job.stream = job.local.size() == 1 && job.local.front() == "-";
+    // With --password-stdin the password line was read byte by byte: the file is what follows it.
+    if (job.stream) check_stream(fan, o, job, "put -");
     return transfer_all(targets, ssh, fan, o, log, true, job);
 }
 
@@ -134,6 +151,8 @@ int get_main(const SshOptions& ssh, const FanOut& fan, const TransferOptions& o,
         targets = fan_targets(ssh, fan);
         for (std::size_t i = 0; i + 1 < o.paths.size(); ++i) job.remote.push_back(o.paths[i]);
     }
+    job.stream = job.local.front() == "-";
+    if (job.stream) check_stream(fan, o, job, "get ... -");
     return transfer_all(targets, ssh, fan, o, log, false, job);
 }
 
