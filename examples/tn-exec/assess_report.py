@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The remote half of seed001-workflow.sh: reads paragraphs ("id<TAB>title<TAB>text" lines), writes one
+"""The remote half of upload-run-fetch.sh: reads paragraphs ("id<TAB>title<TAB>text" lines), writes one
 result line per paragraph with its word count and the most similar other paragraph (shared words)."""
 import sys
 

@@ -186,7 +186,7 @@ def test_missing_remote_path_names_host_and_path(env, local):
 
 @pytest.mark.parametrize("persist", ["", "30"])
 def test_seed001_example_workflow(env, local, persist):
-    script = os.path.join(ROOT, "examples/tn-exec/seed001-workflow.sh")
+    script = os.path.join(ROOT, "examples/tn-exec/upload-run-fetch.sh")
     inp = os.path.join(local, "report.txt")
     with open(inp, "w") as f:
         f.write("p1\tIntro\tthe quick brown fox\np2\tBody\tthe lazy brown dog\np3\tEnd\tnothing shared here\n")

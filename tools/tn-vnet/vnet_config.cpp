@@ -60,7 +60,7 @@ VnetConfig load_vnet_config(const std::string& path) {
         if (auto v = t.integer("id", 0, 999)) s.id = static_cast<std::uint16_t>(*v);
         if (auto v = t.string("type")) {
             s.type = *v;
-            if (s.type != "tcp") t.error("type", "only type = \"tcp\" is supported (seed 004: vnet carries TCP only)");
+            if (s.type != "tcp") t.error("type", "only type = \"tcp\" is supported (tn-vnet carries TCP only)");
         }
         if (auto v = t.string("ip")) s.ip = *v;
         if (auto v = t.integer("port", 1, 65535)) s.port = static_cast<std::uint16_t>(*v);

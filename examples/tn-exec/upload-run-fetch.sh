@@ -1,10 +1,10 @@
 #!/bin/sh
-# Seed 001's paramiko job done with tn-exec: upload an input file over SFTP, run a script on it with
+# A paramiko script's job done with tn-exec: upload an input file over SFTP, run a script on it with
 # arguments under a timeout, keep stdout/stderr apart, and fetch the result file. Unlike the paramiko
 # version, the host key is checked (no AutoAddPolicy), arguments are quoted one by one (no format
 # strings), and no connection outlives its command.
 #
-# Usage: seed001-workflow.sh [user@]host INPUT_FILE [LOCAL_RESULT]
+# Usage: upload-run-fetch.sh [user@]host INPUT_FILE [LOCAL_RESULT]
 # Extra tn-exec options (e.g. "-p 2222 -i ~/.ssh/id_ed25519") go in TN_EXEC_OPTS; the binary in TN_EXEC.
 # TN_EXEC_PERSIST=SECONDS: the four steps share one SSH session (a background master that exits
 # SECONDS after the last step) instead of paying a handshake each.
@@ -20,7 +20,7 @@ input=$2
 name=${input##*/}
 title=${name%.txt}
 result=${3:-"$title.result.txt"}
-work=${REMOTE_WORKDIR:-tn-seed001}
+work=${REMOTE_WORKDIR:-tn-upload-run-fetch}
 case $0 in */*) here=${0%/*} ;; *) here=. ;; esac
 
 # 1. A work directory, then the data and the script that processes it (temp names, renamed when whole).
