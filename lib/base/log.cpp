@@ -1,10 +1,12 @@
 // Logger: formatting and the single write(2) per line that keeps lines whole across threads.
 #include "base/log.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 #include "base/strings.hpp"
@@ -49,8 +51,29 @@ std::string iso8601_utc(std::chrono::system_clock::time_point t) {
     return buf;
 }
 
+int syslog_priority(Level l) {
+    switch (l) {
+    case Level::error: return 3;
+    case Level::warn: return 4;
+    case Level::info: return 6;
+    case Level::debug:
+    case Level::trace: return 7;
+    }
+    return 6;
+}
+
+Sink stderr_sink() {
+    const char* js = std::getenv("JOURNAL_STREAM");
+    if (js == nullptr) return Sink::plain;
+    unsigned long long dev = 0, ino = 0;
+    if (std::sscanf(js, "%llu:%llu", &dev, &ino) != 2) return Sink::plain;
+    struct stat sb {};
+    if (::fstat(2, &sb) != 0) return Sink::plain;
+    return sb.st_dev == dev && sb.st_ino == ino ? Sink::journal : Sink::plain;
+}
+
 std::string format_line(Format f, Level l, std::string_view tool, std::string_view msg,
-                        std::chrono::system_clock::time_point t) {
+                        std::chrono::system_clock::time_point t, Sink sink) {
     std::string out;
     if (f == Format::json) {
         std::string lvl(level_name(l));
@@ -62,7 +85,8 @@ std::string format_line(Format f, Level l, std::string_view tool, std::string_vi
     }
     std::string lvl(level_name(l));
     lvl.resize(5, ' ');  // fixed width so messages line up
-    out = iso8601_utc(t) + " " + lvl + " " + std::string(tool) + ": ";
+    if (sink == Sink::journal) out = "<" + std::to_string(syslog_priority(l)) + ">" + lvl + " " + std::string(tool) + ": ";
+    else out = iso8601_utc(t) + " " + lvl + " " + std::string(tool) + ": ";
     // A message must stay one line and plain text: embedded newlines would forge log lines, and escape
     // sequences from a hostile peer's names would drive the terminal reading the log.
     out += escape_controls(msg);
@@ -72,7 +96,7 @@ std::string format_line(Format f, Level l, std::string_view tool, std::string_vi
 
 void Logger::write(Level l, std::string_view msg) const {
     if (!enabled(l)) return;
-    std::string line = format_line(format_, l, tool_, msg, std::chrono::system_clock::now());
+    std::string line = format_line(format_, l, tool_, msg, std::chrono::system_clock::now(), sink_);
     const char* p = line.data();
     std::size_t left = line.size();
     while (left > 0) {

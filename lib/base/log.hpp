@@ -1,4 +1,6 @@
-// Logger: one line per event on stderr, as text or JSON, with ISO-8601 UTC timestamps (SPEC §2).
+// Logger: one line per event on stderr, as text or JSON, with ISO-8601 UTC timestamps (doc/SPEC.md §2).
+// When stderr is systemd's journal stream, text lines drop the timestamp (journald stamps each line)
+// and start with a syslog priority, `<6>INFO  tn-route: ...`, so `journalctl -p warning` works.
 #pragma once
 
 #include <chrono>
@@ -20,20 +22,34 @@ Level level_from_verbosity(int verbose, int quiet);
 // ISO-8601 UTC with milliseconds: 2026-11-23T10:00:00.123Z
 std::string iso8601_utc(std::chrono::system_clock::time_point t);
 
+// The syslog priority journald reads from a `<N>` prefix: error 3, warn 4, info 6, debug and trace 7.
+int syslog_priority(Level l);
+
+// Text lines as journald wants them (priority prefix, no timestamp); JSON lines are unchanged.
+enum class Sink { plain, journal };
+
+// Whether stderr is the stream systemd connected to the journal: $JOURNAL_STREAM names its
+// device:inode (systemd.exec(5)); a child whose stderr was redirected elsewhere inherits the variable
+// but not the stream, and keeps its timestamps.
+Sink stderr_sink();
+
 // One formatted line, newline included. Pure, so tests check the exact bytes.
 std::string format_line(Format f, Level l, std::string_view tool, std::string_view msg,
-                        std::chrono::system_clock::time_point t);
+                        std::chrono::system_clock::time_point t, Sink sink = Sink::plain);
 
 // Owned by a tool's main and passed by reference to its runner; library code does not log.
 class Logger {
 public:
     explicit Logger(std::string tool, Level min = Level::info, Format format = Format::text, int fd = 2)
-        : tool_(std::move(tool)), min_(min), format_(format), fd_(fd) {}
+        : Logger(std::move(tool), min, format, fd, fd == 2 ? stderr_sink() : Sink::plain) {}
+    Logger(std::string tool, Level min, Format format, int fd, Sink sink)
+        : tool_(std::move(tool)), min_(min), format_(format), fd_(fd), sink_(sink) {}
 
     bool enabled(Level l) const { return l >= min_; }
     void set_level(Level l) { min_ = l; }
     void set_format(Format f) { format_ = f; }
     Format format() const { return format_; }
+    Sink sink() const { return sink_; }
     const std::string& tool() const { return tool_; }
 
     void write(Level l, std::string_view msg) const;
@@ -55,6 +71,7 @@ private:
     Level min_;
     Format format_;
     int fd_;
+    Sink sink_;
 };
 
 }  // namespace tn::log

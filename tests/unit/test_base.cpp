@@ -49,6 +49,19 @@ TEST_CASE("log lines are ISO-8601 UTC with a fixed-width level") {
           "2026-11-23T10:00:00.123Z ERROR x: a\\nb\n");
 }
 
+TEST_CASE("journal lines carry a syslog priority and no timestamp of their own") {
+    auto t = at_ms(1795428000123LL);
+    using log::Level, log::Format, log::Sink;
+    CHECK(log::format_line(Format::text, Level::info, "tn-route", "up", t, Sink::journal) == "<6>INFO  tn-route: up\n");
+    CHECK(log::format_line(Format::text, Level::warn, "x", "w", t, Sink::journal) == "<4>WARN  x: w\n");
+    CHECK(log::format_line(Format::text, Level::error, "x", "a\nb", t, Sink::journal) == "<3>ERROR x: a\\nb\n");
+    CHECK(log::format_line(Format::text, Level::debug, "x", "d", t, Sink::journal) == "<7>DEBUG x: d\n");
+    CHECK(log::format_line(Format::text, Level::trace, "x", "t", t, Sink::journal) == "<7>TRACE x: t\n");
+    // JSON stays JSON for whoever parses it.
+    CHECK(log::format_line(Format::json, Level::info, "x", "m", at_ms(0), Sink::journal) ==
+          log::format_line(Format::json, Level::info, "x", "m", at_ms(0)));
+}
+
 TEST_CASE("json log lines escape the message") {
     auto line = log::format_line(log::Format::json, log::Level::warn, "tn-x", "say \"hi\"\n", at_ms(0));
     CHECK(line == "{\"ts\":\"1970-01-01T00:00:00.000Z\",\"level\":\"warn\",\"tool\":\"tn-x\",\"msg\":\"say \\\"hi\\\"\\n\"}\n");

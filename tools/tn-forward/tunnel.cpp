@@ -17,6 +17,7 @@
 #include "base/error.hpp"
 #include "base/signals.hpp"
 #include "tunnel_shell.hpp"
+#include "base/sd_notify.hpp"
 
 namespace tn::forward {
 
@@ -97,6 +98,7 @@ void Tunnel::note(const Note& n) {
         break;
     case Note::Type::all_up:
         log_.info("all ", n.value, " forwards up via ", server());
+        sd::notify_ready();  // Type=notify: every forward listens (again after a reconnect: harmless)
         break;
     }
 }

@@ -11,6 +11,7 @@
 #include "relay/io_tls.hpp"
 #include "relay/time_scale.hpp"
 #include "route_server.hpp"
+#include "base/sd_watchdog.hpp"
 
 namespace tn::route {
 
@@ -85,6 +86,8 @@ int run_route(RouteConfig cfg, const log::Logger& log) {
         });
     };
     wait_signal();
+    // Type=notify: the listeners are bound and SIGTERM is handled, so systemd may stop us at once.
+    sd::notify_ready(), sd::keep_watchdog(io);
     io.run();
     return 0;
 }

@@ -15,6 +15,7 @@
 #include "host_dns.hpp"
 #include "host_routes.hpp"
 #include "runner.hpp"
+#include "base/sd_notify.hpp"
 
 namespace tn::tuntool {
 namespace {
@@ -67,6 +68,7 @@ public:
         log.info("client starting server=", o_.server, " (", server_.str(), ") tun=", tun_.name(), " offload=",
                  tun_.offload() ? (tun_.uso() ? "tun+uso" : "tun") : "off", udp_.gso() ? ",gso" : "",
                  udp_.gro() ? ",gro" : "");
+        sd::notify_ready();  // Type=notify: the TUN device is up; the handshake follows whenever the server answers
     }
 
     // Runs until SIGINT/SIGTERM (0); undoes what it applied on every way out.

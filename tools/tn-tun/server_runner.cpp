@@ -17,6 +17,7 @@
 #include "state_file.hpp"
 #include "tun/persist.hpp"
 #include "runner.hpp"
+#include "base/sd_notify.hpp"
 
 namespace tn::tuntool {
 namespace {
@@ -242,6 +243,7 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
              "/", int(o.core.subnet.prefix), " peers=", o.core.peers.size(),
              " public_key=", tun::key_to_base64(o.core.key.pub), " offload=", tun.offload() ? (tun.uso() ? "tun+uso" : "tun") : "off",
              udp.gso() ? ",gso" : "", udp.gro() ? ",gro" : "");
+    sd::notify_ready();  // Type=notify: the UDP socket, the TUN device and the control socket are up
     return loop.run();
 }
 

@@ -14,6 +14,7 @@
 #include "base/strings.hpp"
 #include "relay/time_scale.hpp"
 #include "vnet_agent.hpp"
+#include "base/sd_watchdog.hpp"
 
 namespace tn::vnet {
 
@@ -195,6 +196,8 @@ int run_vnet(const std::string& config, const log::Logger& log) {
             log.warn("terminal = true but stdin is not a TTY: terminal disabled (use 'tn-vnet ctl')");
         }
     }
+    // Type=notify: the uses' listeners are bound and SIGTERM is handled, so systemd may stop us at once.
+    sd::notify_ready(), sd::keep_watchdog(io);
     io.run();
     return agent.exit_code();
 }
