@@ -467,6 +467,7 @@ def test_ctl_serve_and_use_operations(relay, echo):
     r = relay.ctl("office", "bogus", check=False)
     assert r.returncode == 64
     assert float(relay.ctl_json("office", "ping")["rtt_ms"]) >= 0
+    assert re.fullmatch(r"pong from route: \d+\.\d{3} ms\n", relay.ctl("office", "ping").stdout)  # not 0.173000
 
 
 def test_peer_killed_mid_stream_fails_its_links_not_the_route(relay, echo):

@@ -1,6 +1,7 @@
 """tn-watch against real processes: restarts, policies, single instance, stop semantics, status, logs."""
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -209,7 +210,8 @@ def test_usage_and_config_errors(st):
 def example_command(path):
     """The tn-watch words of an example line, with the state dir prefix and cron fields dropped."""
     with open(path) as f:
-        lines = [ln for ln in f.read().splitlines() if ln.strip() and not ln.startswith("#")]
+        lines = [ln for ln in f.read().splitlines()
+             if ln.strip() and not ln.startswith("#") and not re.match(r"^[A-Z_]+=", ln)]  # cron's PATH=
     assert len(lines) == 1, lines
     words = shlex.split(lines[0])
     return words[words.index("tn-watch") + 1:]

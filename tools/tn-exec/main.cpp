@@ -99,7 +99,8 @@ int main(int argc, char** argv) {
         sub->add_flag("-r,--recursive", t.recursive, "Copy directory trees");
         sub->add_flag("--resume", t.resume, "Continue a partial file left by an interrupted transfer");
         sub->add_flag("--preserve", t.preserve, "Keep modes as they are (default: the umask applies on get)");
-        sub->add_flag("!--no-progress", t.progress, "Never draw the progress bar (it is drawn only on a TTY)");
+        // A callback, not a "!" flag: CLI11 would print the negated default as "--no-progress{false}".
+        sub->add_flag_callback("--no-progress", [&t] { t.progress = false; }, "Never draw the progress bar (it is drawn only on a TTY)");
         sub->add_option("--persist", fan.persist, "Keep the session in a background master for SECONDS and reuse it")
             ->check(CLI::Range(1, 86400));
         sub->add_option("paths", t.paths, paths_help)->required();

@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 
 #include <cctype>
+#include <cstdio>
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
@@ -272,7 +273,9 @@ void VnetAgent::on_frame(Frame f) {
                 auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - it->second.first).count();
                 auto fn = std::move(it->second.second);
                 pings_.erase(it);
-                fn(Reply{0, std::to_string(us / 1000.0)});
+                char ms[32];  // "0.173", not std::to_string's "0.173000"
+                std::snprintf(ms, sizeof ms, "%.3f", static_cast<double>(us) / 1000.0);
+                fn(Reply{0, ms});
             }
             return;
         }
