@@ -39,6 +39,7 @@ THIRD_PARTY = {
     "sodium": ("libsodium", lambda folder, name: folder == "tun"),
     "openssl/": ("OpenSSL", lambda folder, name: folder == "relay" or (folder == "ssh" and name.endswith(".cpp"))),
     "boost/asio": ("Asio", lambda folder, name: folder == "relay" and name.startswith("io_")),
+    "systemd/": ("libsystemd", lambda folder, name: folder == "base" and name == "sd_notify.cpp"),
 }
 TOOL_IO_ONLY = {"boost/asio", "openssl/"}  # what a tool's io files may include; the rest never in tools/
 CORE_IO_LIBS = {"Asio", "libssh", "Lua", "toml++"}  # crypto (libsodium, OpenSSL EVP) is no I/O

@@ -11,7 +11,7 @@
 #include "relay/io_tls.hpp"
 #include "relay/time_scale.hpp"
 #include "route_server.hpp"
-#include "base/sd_watchdog.hpp"
+#include "relay/io_sd_watchdog.hpp"
 
 namespace tn::route {
 

@@ -14,7 +14,7 @@
 #include "base/strings.hpp"
 #include "relay/time_scale.hpp"
 #include "vnet_agent.hpp"
-#include "base/sd_watchdog.hpp"
+#include "relay/io_sd_watchdog.hpp"
 
 namespace tn::vnet {
 

@@ -1,6 +1,6 @@
 // Keeps systemd's watchdog fed from an Asio event loop: a timer on that loop sends WATCHDOG=1 every
 // half WatchdogSec=, so a loop that hangs (a handler that never returns) stops the pings and systemd
-// restarts the unit. Header-only so lib/base needs no Asio; only Asio tools include it.
+// restarts the unit. Here, not in lib/base, because Asio stays behind lib/relay/io_* (layer rules).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
