@@ -40,6 +40,7 @@ fi
 dir=${1:-$($sanitize && echo build-asan || echo build)}
 bash scripts/install-deps.sh
 tests=()
+opts=()
 if $sanitize; then
     # Not -Werror here: g++ 12 gives false -Wrestrict/-Wstringop-overflow warnings on ASan-instrumented
     # code (GCC PR 105329); the normal build holds every warning as an error for the same sources.
@@ -47,6 +48,9 @@ if $sanitize; then
     # Leaks fail a test as surely as a bad access; UBSan stops at its first finding with a stack.
     export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    # Instrumented code runs 2-5 times slower: each test's own timeout (tests/meson.build) stretches
+    # by 3 here, so no test needs a longer timeout of its own for this stage.
+    opts=(--timeout-multiplier 3)
     # Tests the sanitizer stage leaves out, each for a finding not fixed on main yet (doc/FUZZING.md
     # lists them and why). Empty when the whole suite is clean under the sanitizers.
     skip=()
@@ -59,7 +63,7 @@ else
     bash scripts/build.sh "$dir"
 fi
 set +e
-meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)" "${tests[@]}"
+meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)" "${opts[@]}" "${tests[@]}"
 rc=$?
 set -e
 summary "$dir/meson-logs/testlog.json"
