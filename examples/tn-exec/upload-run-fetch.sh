@@ -9,7 +9,7 @@
 # TN_EXEC_PERSIST=SECONDS: the four steps share one SSH session (a background master that exits
 # SECONDS after the last step) instead of paying a handshake each.
 # A host without your key: put its password in a 0600 file and add "--password-file FILE" to
-# TN_EXEC_OPTS (seed 001 logged in with connect(password=...)); with TN_EXEC_PERSIST it is used once.
+# TN_EXEC_OPTS (as a paramiko script's connect(password=...) did); with TN_EXEC_PERSIST it is used once.
 set -eu
 
 TN_EXEC=${TN_EXEC:-tn-exec}
