@@ -1,6 +1,7 @@
 """tn-tun server add-peer / remove-peer against a running server in network namespaces: the printed
 client config connects as it is, the peer is in the config file (a restart keeps it), and removing
 it ends its session at once."""
+import fcntl
 import os
 import subprocess
 import sys
@@ -86,3 +87,16 @@ def test_bad_requests_change_nothing(net):
     assert open(net.server_conf).read() == before
     assert not [f for f in os.listdir(net.dir) if f.startswith(".server.toml")]  # no temp file left
     assert names(net.status()) == []
+
+
+def test_two_edits_at_once_do_not_lose_one(net):
+    # While another add-peer or remove-peer holds the edit lock, a second one changes nothing (75).
+    before = open(net.server_conf).read()
+    lock = os.path.join(net.env("server")["TN_STATE_DIR"], "tn-tun-tn0.enrol.lock")
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        r = tool(net, "add-peer", "late", "--endpoint", f"{net.addr['srv']}:{PORT}", "-o", net.dir, check=False)
+    assert r.returncode == 75 and "another add-peer or remove-peer" in r.stderr, r.stderr
+    assert open(net.server_conf).read() == before and not os.path.exists(net.path("late.key"))
+    r = tool(net, "add-peer", "late", "--endpoint", f"{net.addr['srv']}:{PORT}", "-o", net.dir)
+    assert "late" in names(net.status())

@@ -14,6 +14,7 @@
 
 #include "base/error.hpp"
 #include "base/net_addr.hpp"
+#include "base/runtime_dir.hpp"
 #include "base/strings.hpp"
 #include "base/unique_fd.hpp"
 #include "config/document.hpp"
@@ -107,6 +108,14 @@ void ask_reload(const std::string& tun, const log::Logger& log) {
     log.info("server on ", tun, ": ", reply);
 }
 
+// One edit at a time per server: two add-peer runs must not both read the old file and each write
+// it back with only their own peer.
+FileLock edit_lock(const std::string& tun) {
+    auto lock = FileLock::try_acquire(ensure_state_dir() / ("tn-tun-" + tun + ".enrol.lock"));
+    if (!lock) throw Error(ExitCode::temp_fail, "another add-peer or remove-peer is editing the config of " + tun);
+    return std::move(*lock);
+}
+
 std::string endpoint_for(const AddPeer& a, const ServerOptions& o) {
     std::string e = a.endpoint.empty() ? o.listen : a.endpoint;
     HostPort hp;
@@ -157,7 +166,8 @@ std::string remove_peer_text(const std::string& config, const std::string& name)
 
 int add_peer(const AddPeer& a, std::ostream& out, const log::Logger& log) {
     check_name(a.name);
-    auto o = load_server(a.config);
+    auto lock = edit_lock(load_server(a.config).tun);
+    auto o = load_server(a.config);  // again, now that nobody else edits it
     for (auto& p : o.core.peers)
         if (p.name == a.name) throw Error(ExitCode::config, "a [[peer]] named '" + a.name + "' is already in " + a.config.string());
     std::string endpoint = endpoint_for(a, o);
@@ -197,6 +207,7 @@ int add_peer(const AddPeer& a, std::ostream& out, const log::Logger& log) {
 }
 
 int remove_peer(const std::filesystem::path& config, const std::string& name, const log::Logger& log) {
+    auto lock = edit_lock(load_server(config).tun);
     auto o = load_server(config);
     auto text = read_small_file(std::filesystem::weakly_canonical(config));
     if (!text) throw Error(ExitCode::config, "cannot read " + config.string());
