@@ -35,10 +35,15 @@ Endpoint endpoint(std::uint32_t ip, std::uint16_t port) {
 }
 
 struct World {
+    static Key psk(std::uint8_t b) {
+        Key k;
+        k.fill(b);
+        return k;
+    }
     KeyPair server_key = keypair(0x40), k1 = keypair(0x01), k2 = keypair(0x21);
     ServerCore server{settings()};
-    ClientCore c1{ClientSettings{k1, server_key.pub, seconds(1)}};
-    ClientCore c2{ClientSettings{k2, server_key.pub, seconds(0)}};
+    ClientCore c1{ClientSettings{k1, server_key.pub, seconds(1), Key{}}};
+    ClientCore c2{ClientSettings{k2, server_key.pub, seconds(0), psk(0x60)}};
     TimePoint now = TimePoint() + std::chrono::hours(1);
     std::chrono::system_clock::time_point wall = std::chrono::system_clock::time_point() + std::chrono::hours(500000);
     Endpoint e1 = endpoint(0xc0000201, 40001), e2 = endpoint(0xc0000202, 40002), stranger = endpoint(0xcb007101, 9);
@@ -52,7 +57,14 @@ struct World {
         s.mtu = 1400;
         s.dns = {parse_ipv4("10.99.0.1")};
         s.routes = {parse_cidr("10.88.0.0/16")};
-        s.peers = {{"one", k1.pub, std::nullopt}, {"two", k2.pub, parse_ipv4("10.99.0.9")}};
+        PeerConfig one, two;
+        one.name = "one";
+        one.public_key = k1.pub;
+        two.name = "two";
+        two.public_key = k2.pub;
+        two.address = parse_ipv4("10.99.0.9");
+        two.psk = psk(0x60);  // the pre-shared key path gets fuzzed too
+        s.peers = {one, two};
         return s;
     }
 

@@ -34,9 +34,6 @@ struct Endpoint {
 struct PeerConfig {
     std::string name;
     Key public_key{};
-    // Optional pre-shared key (all zeros: none), mixed into the handshake as WireGuard's
-    // PresharedKey: recorded sessions stay secret even if X25519 falls one day.
-    Key psk{};
     std::optional<std::uint32_t> address;  // static, else from the pool
     // Site-to-site: subnets behind this peer. The server routes them to it, pushes them to the other
     // peers, and accepts them as source addresses from this peer only.
@@ -45,6 +42,9 @@ struct PeerConfig {
     std::optional<std::vector<Route>> push_routes;
     std::optional<std::vector<std::uint32_t>> dns;
     std::optional<std::uint16_t> mtu;
+    // Optional pre-shared key (all zeros: none), mixed into the handshake as WireGuard's
+    // PresharedKey: recorded sessions stay secret even if X25519 falls one day.
+    Key psk{};
 };
 
 struct ServerSettings {
