@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "base/error.hpp"
+#include "fs_cmd.hpp"
 #include "options.hpp"
 #include "output.hpp"
 #include "password.hpp"
@@ -185,4 +186,11 @@ TEST_CASE("SSH_ASKPASS is used as OpenSSH decides, without a terminal prompt to 
     CHECK(env_askpass("/bin/ap", nullptr, true, false));
     CHECK_FALSE(env_askpass("/bin/ap", nullptr, true, true));   // a terminal: OpenSSH would prompt there
     CHECK_FALSE(env_askpass("/bin/ap", nullptr, false, false));  // no display
+}
+
+TEST_CASE("escape_name keeps a remote name on one unambiguous line") {
+    CHECK(exec::escape_name("plain.txt") == "plain.txt");
+    CHECK(exec::escape_name("a\nb") == "a\\nb");
+    CHECK(exec::escape_name("a\\nb") == "a\\\\nb");  // a literal backslash-n is not a newline
+    CHECK(exec::escape_name("caf\xc3\xa9") == "caf\xc3\xa9");
 }

@@ -9,6 +9,7 @@
 
 #include "base/error.hpp"
 #include "common/cli.hpp"
+#include "fs_cmd.hpp"
 #include "persist.hpp"
 #include "persist_admin.hpp"
 #include "runner.hpp"
@@ -110,6 +111,9 @@ int main(int argc, char** argv) {
     auto* get = app.add_subcommand("get", "Download: [user@]host:REMOTE... LOCAL (REMOTE... LOCAL with -H)");
     add_transfer(get, get_o, "[user@]host:REMOTE... then LOCAL");
 
+    tn::exec::FsOptions fs_o;
+    auto fs_cmds = tn::exec::add_fs_commands(app, fs_o, ssh, [&](CLI::App* sub) { add_ssh_options(sub, ssh, fan); });
+
     // persist list|stop: the masters --persist left running, as `ssh -O check|exit` shows ControlMasters.
     auto* persist = app.add_subcommand("persist", "List or stop the background masters of run/put/get: persist list|stop");
     persist->require_subcommand(1);
@@ -141,7 +145,8 @@ int main(int argc, char** argv) {
         if (ssh.password_opts.from_stdin)
             for (const auto& h : fan.host_specs)
                 if (h == "@-") throw tn::ParseError("--password-stdin and -H @- both want stdin; use -H @FILE");
-        if (*run || *put || *get || *master) ssh.password = tn::exec::PasswordSource::make(ssh.password_opts);
+        auto* fs_cmd = fs_cmds.chosen();
+        if (*run || *put || *get || *master || fs_cmd) ssh.password = tn::exec::PasswordSource::make(ssh.password_opts);
         if (*run) {
             if (!command.empty()) run_o.args.push_back("--");
             for (auto& w : command) run_o.args.push_back(w);
@@ -150,6 +155,7 @@ int main(int argc, char** argv) {
         if (*plist) return tn::exec::persist_list_main(list_which, persist_json, std::cout);
         if (*pstop) return tn::exec::persist_stop_main(stop_which, stop_all, log);
         if (*master) return tn::exec::master_main(master_host, ssh, master_socket, master_idle, master_ready);
+        if (fs_cmd) return tn::exec::fs_main(fs_cmd->get_name(), ssh, fan, fs_o, log);
         if (*put) return tn::exec::put_main(ssh, fan, put_o, log);
         return tn::exec::get_main(ssh, fan, get_o, log);
     });
