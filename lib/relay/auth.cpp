@@ -87,14 +87,11 @@ Nonce next_challenge(const Nonce& route_nonce) {
 bool equal(const Mac& a, const Mac& b) { return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0; }
 bool equal(const Ticket& a, const Ticket& b) { return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0; }
 
-std::uint32_t Backoff::next_ms() {
-    std::uint64_t base = 500;
-    for (std::uint32_t i = 0; i < attempt_ && base < cap_ms_; ++i) base *= 2;
-    base = std::min<std::uint64_t>(base, cap_ms_);
-    ++attempt_;
-    // ±20 % jitter so many vnets cut off together do not reconnect in lockstep.
-    auto r = random_u64() % 401;
-    return static_cast<std::uint32_t>(base * (800 + r) / 1000);
+BackoffPolicy reconnect_backoff(std::chrono::milliseconds cap) {
+    // ±20 % so that many vnets cut off together do not reconnect in lockstep.
+    return BackoffPolicy{std::chrono::milliseconds(500), cap, 2.0, 0.8, 1.2};
 }
+
+double random_unit() { return static_cast<double>(random_u64() >> 11) * 0x1.0p-53; }
 
 }  // namespace tn::relay

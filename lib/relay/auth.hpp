@@ -2,7 +2,10 @@
 // the group token itself never crosses the wire; plus the random bytes the handshake needs.
 #pragma once
 
+#include <chrono>
 #include <string_view>
+
+#include "base/backoff.hpp"
 
 #include "relay/wire.hpp"
 
@@ -38,17 +41,9 @@ Nonce next_challenge(const Nonce& route_nonce);
 bool equal(const Mac& a, const Mac& b);
 bool equal(const Ticket& a, const Ticket& b);
 
-// Capped exponential backoff with jitter for reconnects: 0.5 s doubling to `cap_ms`, then ±20 %.
-class Backoff {
-public:
-    explicit Backoff(std::uint32_t cap_ms = 30000) : cap_ms_(cap_ms) {}
-    std::uint32_t next_ms();  // the delay before the next attempt
-    void reset() { attempt_ = 0; }
-    std::uint32_t attempt() const { return attempt_; }
-
-private:
-    std::uint32_t cap_ms_;
-    std::uint32_t attempt_ = 0;
-};
+// tn-vnet's reconnect delays (tn::Backoff's rule): 0.5 s doubling to `cap`, jitter ±20 %.
+BackoffPolicy reconnect_backoff(std::chrono::milliseconds cap = std::chrono::seconds(30));
+// A uniform draw in [0, 1] from the CSPRNG, for Backoff::jitter.
+double random_unit();
 
 }  // namespace tn::relay

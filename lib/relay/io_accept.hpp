@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "base/backoff.hpp"
 #include "relay/io_stream.hpp"
 
 namespace tn::relay {
@@ -71,8 +72,8 @@ public:
     std::uint64_t resource_errors() const { return resource_errors_; }
 
 private:
-    static constexpr auto kFirstBackoff = std::chrono::milliseconds(50);
-    static constexpr auto kMaxBackoff = std::chrono::milliseconds(1000);
+    // 50 ms doubling to 1 s, no jitter (one process, no herd to spread): tn::Backoff's rule.
+    static constexpr BackoffPolicy kBackoff{std::chrono::milliseconds(50), std::chrono::milliseconds(1000), 2.0, 1.0, 1.0};
 
     AcceptLoop(std::shared_ptr<Acceptor> acc, Hooks hooks, std::string what)
         : acc_(std::move(acc)), hooks_(std::move(hooks)), what_(std::move(what)), timer_(acc_->get_executor()) {}
@@ -83,7 +84,7 @@ private:
     void on_result(error_code ec, Socket sock) {
         if (stopped_ || ec == asio::error::operation_aborted || !acc_->is_open()) return;
         if (!ec) {
-            backoff_ = kFirstBackoff;
+            backoff_.reset();
             hooks_.on_accept(std::move(sock));
             if (!stopped_) arm();
             return;
@@ -91,14 +92,13 @@ private:
         bool resource = is_resource_error(ec);
         if (auto held = throttle_.allow(SteadyClock::now()))
             hooks_.warn("accept on " + what_ + " failed: " + ec.message() +
-                        (resource ? "; retrying in " + std::to_string(backoff_.count()) + " ms" : "") +
+                        (resource ? "; retrying in " + std::to_string(backoff_.base().count()) + " ms" : "") +
                         (*held ? " (" + std::to_string(*held) + " more like it not logged)" : ""));
         if (!resource) return arm();
         ++resource_errors_;
         if (hooks_.on_exhausted) hooks_.on_exhausted();
         if (stopped_) return;
-        timer_.expires_after(backoff_);
-        backoff_ = std::min<std::chrono::milliseconds>(backoff_ * 2, kMaxBackoff);
+        timer_.expires_after(backoff_.next(1.0));
         timer_.async_wait([self = this->shared_from_this()](error_code tec) {
             if (!tec && !self->stopped_) self->arm();
         });
@@ -109,7 +109,7 @@ private:
     std::string what_;
     asio::steady_timer timer_;
     LogThrottle throttle_;
-    std::chrono::milliseconds backoff_ = kFirstBackoff;
+    Backoff backoff_{kBackoff};
     std::uint64_t resource_errors_ = 0;
     bool stopped_ = false;
 };

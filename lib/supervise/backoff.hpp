@@ -1,7 +1,11 @@
-// Backoff: the default restart delay of tn-watch, exponential with a cap and a reset after a stable run.
+// Backoff: tn-watch's default restart delay: tn::Backoff (base/backoff.hpp, the one backoff rule of
+// tn) without jitter, plus what a supervisor needs: a run that lasted `stable_after` forgives earlier
+// failures, and a peek that changes nothing.
 #pragma once
 
 #include <chrono>
+
+#include "base/backoff.hpp"
 
 namespace tn::supervise {
 
@@ -18,18 +22,19 @@ struct BackoffSettings {
 // Pure: feed it how long each run lasted, it answers how long to wait before the next start.
 class Backoff {
 public:
+    // Throws tn::Error(usage) on a negative duration or a factor below 1.
     explicit Backoff(BackoffSettings s = {});
     // The delay before restarting a child that ran for `run_time`; advances the failure count.
     Duration next(Duration run_time);
     // The delay next() would return for `run_time`, without changing anything.
     Duration peek(Duration run_time) const;
-    int failures() const { return failures_; }
+    // Consecutive quick failures counted (the count stops once the delay reached the cap).
+    int failures() const { return b_.attempts(); }
     const BackoffSettings& settings() const { return s_; }
 
 private:
-    Duration delay_for(int failures) const;
     BackoffSettings s_;
-    int failures_ = 0;  // consecutive runs shorter than stable_after
+    tn::Backoff b_;
 };
 
 }  // namespace tn::supervise

@@ -2,10 +2,15 @@
 // loop surviving descriptor exhaustion on a real socket, and the private control socket rules.
 #include <catch2/catch.hpp>
 
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
@@ -191,7 +196,7 @@ TEST_CASE("control socket: a private directory is required and the socket is 060
     if (::geteuid() == 0) {
         REQUIRE(::chown(state.c_str(), 65534, 65534) == 0);
         try {
-            require_private_dir(state);
+            tn::require_private_dir(state);
             FAIL("a directory of another user was accepted");
         } catch (const tn::Error& e) {
             CHECK(e.code() == tn::ExitCode::config);
@@ -254,6 +259,80 @@ TEST_CASE("setup gate: a speaking newcomer pushes out the oldest silent entry be
     CHECK(e.evict == a.id);
     // A silent newcomer finds nothing silent nor slow: refused.
     CHECK_FALSE(g.admit("f", t0).id);
+}
+
+TEST_CASE("base control socket: creates its 0700 directory, replaces a stale socket, refuses a symlinked directory") {
+    TempDir d;
+    auto dir = d.p / "run";
+    auto path = dir / "c.sock";
+    {
+        auto old = ::umask(0);
+        auto fd = tn::bind_control_socket(path);
+        ::umask(old);
+        REQUIRE(fd.valid());
+        struct stat st {};
+        REQUIRE(::stat(dir.c_str(), &st) == 0);
+        CHECK((st.st_mode & 0777) == 0700);
+        REQUIRE(::stat(path.c_str(), &st) == 0);
+        CHECK(S_ISSOCK(st.st_mode));
+        CHECK((st.st_mode & 0777) == 0600);
+    }
+    // The socket file outlived its descriptor (a crashed daemon): the next start binds over it.
+    auto again = tn::bind_control_socket(path);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+    tn::UniqueFd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(::connect(c.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    tn::UniqueFd s(::accept(again.get(), nullptr, nullptr));
+    REQUIRE(s.valid());
+    CHECK(tn::peer_is_owner(s.get()));
+    CHECK_FALSE(tn::foreign_peer(s.get()));
+    // A symlink to a private directory is not the directory itself: refused (78).
+    fs::create_symlink(dir, d.p / "link");
+    CHECK_THROWS_AS(tn::require_private_dir(d.p / "link"), tn::Error);
+    try {
+        tn::bind_control_socket(d.p / "link" / "x.sock");
+        FAIL("a symlinked state directory was accepted");
+    } catch (const tn::Error& e) {
+        CHECK(e.code() == tn::ExitCode::config);
+    }
+}
+
+TEST_CASE("base control socket: a peer of another user is foreign and named by its uid") {
+    if (::geteuid() != 0) return;  // needs root to become another user
+    TempDir d;
+    auto path = d.p / "run" / "c.sock";
+    auto acc = tn::bind_control_socket(path);
+    ::chmod(d.p.c_str(), 0755);
+    ::chmod((d.p / "run").c_str(), 0755);  // so that the other user reaches it: the uid check must still hold
+    ::chmod(path.c_str(), 0666);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+        int c = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        if (::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) ::_exit(3);
+        char b;
+        (void)::read(c, &b, 1);  // until the parent closes
+        ::_exit(0);
+    }
+    pollfd pf{acc.get(), POLLIN, 0};
+    REQUIRE(::poll(&pf, 1, 60000) == 1);  // a guard against a hang if the child failed, not a timing check
+    tn::UniqueFd s(::accept(acc.get(), nullptr, nullptr));
+    REQUIRE(s.valid());
+    auto who = tn::foreign_peer(s.get());
+    REQUIRE(who);
+    CHECK(*who == 65534u);
+    CHECK_FALSE(tn::peer_is_owner(s.get()));
+    s.reset();
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
 }
 
 TEST_CASE("setup gate: silent connections make way first, speaking ones only when slow") {

@@ -156,17 +156,27 @@ TEST_CASE("proofs bind both nonces, group, name and the TLS session; the token n
     CHECK(s.find("secret") == std::string::npos);
 }
 
-TEST_CASE("backoff doubles to its cap with jitter") {
-    Backoff b(30000);
-    auto first = b.next_ms();
+TEST_CASE("tn-vnet's reconnect backoff: 0.5 s doubling to its cap, jitter within ±20 %") {
+    tn::Backoff b(reconnect_backoff());
+    auto next = [&] { return static_cast<std::uint32_t>(b.next(b.jitter(random_unit())).count()); };
+    auto first = next();
     CHECK(first >= 400);
     CHECK(first <= 600);
     std::uint32_t last = 0;
-    for (int i = 0; i < 20; ++i) last = b.next_ms();
+    for (int i = 0; i < 20; ++i) last = next();
     CHECK(last >= 24000);
     CHECK(last <= 36000);
     b.reset();
-    CHECK(b.next_ms() <= 600);
+    CHECK(next() <= 600);
+    // The rule's ends: a draw of 0 is -20 %, of 1 is +20 %.
+    tn::Backoff c(reconnect_backoff(std::chrono::milliseconds(2000)));
+    CHECK(c.next(c.jitter(0.0)).count() == 400);
+    CHECK(c.next(c.jitter(1.0)).count() == 1200);
+    for (int i = 0; i < 1000; ++i) {
+        auto u = random_unit();
+        REQUIRE(u >= 0.0);
+        REQUIRE(u < 1.0);
+    }
 }
 
 TEST_CASE("link setup frames carry the vnet id and a proof, never the ticket") {

@@ -127,7 +127,7 @@ def test_a_state_dir_of_another_user_is_refused(relay):
             assert p.wait(timeout=30) == 78
         finally:
             os.chown(relay.state, 0, -1)
-    assert f"belongs to uid {uid}" in relay.log("home")
+    assert f"owned by uid {uid}" in relay.log("home")
 
 
 def test_ctl_with_no_vnet_running_is_69_with_a_clear_message(tmp_path):

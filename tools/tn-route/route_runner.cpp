@@ -39,7 +39,7 @@ int run_route(RouteConfig cfg, const log::Logger& log) {
     double scale = relay::time_scale_from_env();
     // Its lock and control socket live there: a directory another user can write to or enter is
     // refused (78) before anything is created in it.
-    relay::require_private_dir(ensure_state_dir());
+    require_private_dir(ensure_state_dir());
     if (cfg.source.empty()) ensure_persistent_dir();  // where the default certificate lives
     auto lock_path = state_dir_path() / ("tn-route-" + std::to_string(cfg.listen.port) + ".lock");
     auto lock = FileLock::try_acquire(lock_path);

@@ -142,7 +142,7 @@ void VnetAgent::connect() {
 
 void VnetAgent::schedule_reconnect(const std::string& why) {
     if (stopped_) return;
-    auto ms = backoff_.next_ms();
+    auto ms = backoff_.next(backoff_.jitter(relay::random_unit())).count();
     log_.warn("route ", cfg_.route.str(), " unavailable (", why, "); retrying in ", ms, " ms");
     retry_timer_.expires_after(std::chrono::milliseconds(ms));
     retry_timer_.async_wait([this](relay::error_code ec) {

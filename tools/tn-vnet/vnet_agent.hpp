@@ -126,7 +126,7 @@ private:
     std::uint32_t vnet_id_ = 0, heartbeat_ms_ = 5000;
     relay::Ticket ticket_{};
     Clock::time_point last_rx_{}, connected_since_{};
-    relay::Backoff backoff_;
+    Backoff backoff_{relay::reconnect_backoff()};
     asio::steady_timer retry_timer_, hb_timer_, unserve_timer_;
     std::map<std::uint16_t, relay::ServeEntry> available_;
     std::vector<LocalServe> serves_;

@@ -11,7 +11,8 @@
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/strings.hpp"
-#include "vnet_accept.hpp"
+#include "relay/io_accept.hpp"
+#include "relay/io_control.hpp"
 #include "vnet_agent.hpp"
 
 namespace tn::vnet {
@@ -268,66 +269,29 @@ void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
 }
 
 std::filesystem::path private_state_dir() {
-    auto dir = ensure_state_dir();
-    struct stat st {};
-    if (::stat(dir.c_str(), &st) != 0)
-        throw Error(ExitCode::io, "cannot stat state directory " + dir.string() + ": " + std::strerror(errno));
     // The control socket accepts commands that open ports and register serves: the directory it lives
     // in must be ours alone, or another local user could replace the socket or reach it.
-    if (st.st_uid != ::geteuid())
-        throw Error(ExitCode::config, "state directory " + dir.string() + " belongs to uid " + std::to_string(st.st_uid) +
-                                          ", not to us (uid " + std::to_string(::geteuid()) +
-                                          "): refusing to keep the control socket there (set TN_STATE_DIR to a directory of ours)");
-    if ((st.st_mode & 077) != 0) {
-        char mode[8];
-        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-        throw Error(ExitCode::config, "state directory " + dir.string() + " is open to other users (mode " + mode +
-                                          "): refusing to keep the control socket there; run 'chmod 700 " + dir.string() + "'");
-    }
+    auto dir = ensure_state_dir();
+    require_private_dir(dir);
     return dir;
 }
-
-namespace {
-// SO_PEERCRED: only our own user (and root, who can read our files anyway) may send commands, even if
-// the socket file's mode were loosened or the connecting process bypasses file permissions.
-std::optional<uid_t> foreign_peer(int fd) {
-    ucred cr{};
-    socklen_t len = sizeof cr;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0) return static_cast<uid_t>(-1);
-    if (cr.uid == ::geteuid() || cr.uid == 0) return std::nullopt;
-    return cr.uid;
-}
-}  // namespace
 
 void VnetAgent::start_ctl() {
     private_state_dir();
     ctl_path_ = ctl_socket_path(cfg_);
-    std::error_code fec;
-    std::filesystem::remove(ctl_path_, fec);
-    asio::local::stream_protocol::endpoint ep(ctl_path_);
-    ctl_acceptor_ = std::make_shared<asio::local::stream_protocol::acceptor>(io_);
-    relay::error_code ec;
-    ctl_acceptor_->open(ep.protocol(), ec);
-    // bind(2) creates the socket file with the process umask: bind under 077 so that it is never
-    // reachable by others, not even for a moment, then pin 0600 whatever the umask was.
-    mode_t old_mask = ::umask(077);
-    if (!ec) ctl_acceptor_->bind(ep, ec);
-    ::umask(old_mask);
-    if (!ec && ::chmod(ctl_path_.c_str(), 0600) != 0) ec = relay::error_code(errno, asio::error::get_system_category());
-    if (!ec) ctl_acceptor_->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) throw Error(ExitCode::io, "cannot open the control socket " + ctl_path_ + ": " + ec.message());
+    ctl_acceptor_ = relay::bind_control_socket(io_, ctl_path_);
     accept_ctl();
 }
 
 void VnetAgent::accept_ctl() {
-    accept_forever(
+    relay::LocalAcceptLoop::start(
         ctl_acceptor_,
-        [this](asio::local::stream_protocol::socket sock) {
-            if (stopped_) return false;
-            serve_ctl(std::make_shared<asio::local::stream_protocol::socket>(std::move(sock)));
-            return true;
-        },
-        [this](const std::string& m) { log_.warn(m); }, "the control socket");
+        {[this](asio::local::stream_protocol::socket sock) {
+             if (stopped_) return;
+             serve_ctl(std::make_shared<asio::local::stream_protocol::socket>(std::move(sock)));
+         },
+         [this](const std::string& m) { log_.warn(m); }, nullptr},
+        "the control socket");
 }
 
 void VnetAgent::serve_ctl(std::shared_ptr<asio::local::stream_protocol::socket> s) {

@@ -3,7 +3,7 @@
 #include "base/net_addr.hpp"
 #include "relay/io_connect.hpp"
 #include "relay/seal.hpp"
-#include "vnet_accept.hpp"
+#include "relay/io_accept.hpp"
 #include "vnet_agent.hpp"
 
 #include <openssl/crypto.h>
@@ -162,17 +162,20 @@ void VnetAgent::attach_uses() {
 }
 
 void VnetAgent::accept_use(std::shared_ptr<tcp::acceptor> acc, std::string use_name) {
-    // An accept error (a descriptor flood: EMFILE) must not end the use port for good: accept_forever
-    // backs off and re-arms; only detach (closing the acceptor) ends it.
-    accept_forever(
+    // An accept error (a descriptor flood: EMFILE) must not end the use port for good: the relay's
+    // AcceptLoop backs off and re-arms; only detach (closing the acceptor) ends it.
+    relay::TcpAcceptLoop::start(
         acc,
-        [this, acc, use_name](tcp::socket sock) {
-            auto* u = use_by_name(use_name);
-            if (stopped_ || !u || u->listener != acc) return false;
-            open_link(std::move(sock), u->cfg.id, use_name);
-            return true;
-        },
-        [this](const std::string& m) { log_.warn(m); }, "use '" + use_name + "'");
+        {[this, acc, use_name](tcp::socket sock) {
+             auto* u = use_by_name(use_name);
+             if (stopped_ || !u || u->listener != acc) {
+                 relay::error_code ec;
+                 return acc->close(ec);  // the use went away meanwhile: this listener is done
+             }
+             open_link(std::move(sock), u->cfg.id, use_name);
+         },
+         [this](const std::string& m) { log_.warn(m); }, nullptr},
+        "use '" + use_name + "'");
 }
 
 void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_name) {
