@@ -25,6 +25,21 @@ const char* type_name(const toml::node& n) {
     default: return "a date/time";
     }
 }
+// toml++'s parse errors read like parser internals ("Error while parsing key-value pair: expected
+// value, saw '\n'"); the user gets what went wrong where they typed it, on one line.
+std::string plain_parse_error(std::string msg) {
+    static const std::pair<std::string_view, std::string_view> rewrites[] = {
+        {"Error while parsing ", "in "},
+        {R"(saw '\n')", "found the end of the line"},  // toml++ escapes the newline it saw
+        {"saw end-of-file", "found the end of the file"},
+        {"expected value", "expected a value"},
+    };
+    for (const auto& [from, to] : rewrites)
+        if (auto at = msg.find(from); at != std::string::npos) msg.replace(at, from.size(), to);
+    for (auto& c : msg)
+        if (c == '\n' || c == '\r') c = ' ';
+    return msg;
+}
 }  // namespace
 
 std::string Diagnostic::str() const {
@@ -42,7 +57,7 @@ Document Document::parse(std::string_view text, std::string source_name) {
         auto t = std::make_unique<toml::table>(toml::parse(text, source_name));
         return Document(std::move(t), std::move(source_name));
     } catch (const toml::parse_error& e) {
-        Diagnostic d{source_name, e.source().begin.line, e.source().begin.column, std::string(e.description())};
+        Diagnostic d{source_name, e.source().begin.line, e.source().begin.column, plain_parse_error(std::string(e.description()))};
         throw Error(ExitCode::config, d.str());
     }
 }

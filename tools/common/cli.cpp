@@ -157,7 +157,15 @@ int run(CLI::App& app, CommonOptions& opts, int argc, char** argv,
     try {
         return body(logger);
     } catch (const Error& e) {
-        logger.error(e.what());
+        // Config errors are one line per problem, FILE:LINE:COL: error: ..., as compilers print them,
+        // so editors jump to each; not a log line with the problems joined.
+        std::string what = e.what();
+        if (e.code() == ExitCode::config && logger.format() == log::Format::text && what.find(": error: ") != std::string::npos) {
+            for (const auto& line : split(what, '\n')) std::cerr << escape_controls(line) << "\n";
+            std::cerr << std::flush;
+        } else {
+            logger.error(what);  // one line whatever it holds: a peer's text must not forge log lines
+        }
         return to_int(e.code());
     } catch (const ParseError& e) {
         logger.error(e.what());
