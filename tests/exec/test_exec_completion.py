@@ -29,7 +29,7 @@ def test_hosts_from_ssh_config():
         assert complete(home, ["tn-exec", "run", "w"]) == {"web1", "web2"}
         assert complete(home, ["tn-exec", "run", "-H", ""]) == {"web1", "web2", "db-main"}
         assert "db-main:" in complete(home, ["tn-exec", "get", "db"])
-        assert complete(home, ["tn-exec", ""]) == {"run", "put", "get", "persist", "ls", "stat", "mkdir", "rm", "mv", "chmod", "ln", "df"}
+        assert complete(home, ["tn-exec", ""]) == {"run", "put", "get", "persist", "ls", "stat", "mkdir", "rm", "mv", "chmod", "ln", "df", "serve"}
         assert complete(home, ["tn-exec", "persist", ""]) == {"list", "stop"}
         assert "--json" in complete(home, ["tn-exec", "-v", "persist", "list", "--j"])
         assert "--all" in complete(home, ["tn-exec", "persist", "stop", "--a"])

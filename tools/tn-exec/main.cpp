@@ -11,6 +11,7 @@
 #include "common/cli.hpp"
 #include "fs_cmd.hpp"
 #include "persist.hpp"
+#include "serve.hpp"
 #include "persist_admin.hpp"
 #include "runner.hpp"
 #include "ssh/buffered_random.hpp"
@@ -114,6 +115,11 @@ int main(int argc, char** argv) {
     tn::exec::FsOptions fs_o;
     auto fs_cmds = tn::exec::add_fs_commands(app, fs_o, ssh, [&](CLI::App* sub) { add_ssh_options(sub, ssh, fan); });
 
+    auto* serve = app.add_subcommand("serve", "For programs: JSON Lines requests on stdin, events and results on stdout");
+    bool serve_stdio = false;
+    add_ssh_options(serve, ssh, fan);
+    serve->add_flag("--stdio", serve_stdio, "Speak JSON Lines on stdin/stdout (the only transport)")->required();
+
     // persist list|stop: the masters --persist left running, as `ssh -O check|exit` shows ControlMasters.
     auto* persist = app.add_subcommand("persist", "List or stop the background masters of run/put/get: persist list|stop");
     persist->require_subcommand(1);
@@ -146,7 +152,9 @@ int main(int argc, char** argv) {
             for (const auto& h : fan.host_specs)
                 if (h == "@-") throw tn::ParseError("--password-stdin and -H @- both want stdin; use -H @FILE");
         auto* fs_cmd = fs_cmds.chosen();
-        if (*run || *put || *get || *master || fs_cmd) ssh.password = tn::exec::PasswordSource::make(ssh.password_opts);
+        if (*serve && ssh.password_opts.from_stdin)
+            throw tn::ParseError("serve --stdio reads requests on stdin: use --password-file or --askpass");
+        if (*run || *put || *get || *master || *serve || fs_cmd) ssh.password = tn::exec::PasswordSource::make(ssh.password_opts);
         if (*run) {
             if (!command.empty()) run_o.args.push_back("--");
             for (auto& w : command) run_o.args.push_back(w);
@@ -155,6 +163,7 @@ int main(int argc, char** argv) {
         if (*plist) return tn::exec::persist_list_main(list_which, persist_json, std::cout);
         if (*pstop) return tn::exec::persist_stop_main(stop_which, stop_all, log);
         if (*master) return tn::exec::master_main(master_host, ssh, master_socket, master_idle, master_ready);
+        if (*serve) return tn::exec::serve_main(ssh, log);
         if (fs_cmd) return tn::exec::fs_main(fs_cmd->get_name(), ssh, fan, fs_o, log);
         if (*put) return tn::exec::put_main(ssh, fan, put_o, log);
         return tn::exec::get_main(ssh, fan, get_o, log);

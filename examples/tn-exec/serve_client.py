@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""A paramiko-style workflow through `tn-exec serve --stdio`: one login, then run a command, write a
+remote file from memory, read it back, and fetch it, each request answered by one result object.
+
+Usage: serve_client.py [user@]host [tn-exec options...]   (e.g. -p 2222 --password-file ~/.pw)
+The tn-exec binary is $TN_EXEC (default: tn-exec on PATH)."""
+import base64
+import json
+import os
+import subprocess
+import sys
+
+
+class TnExec:
+    """The few calls a paramiko script makes, over one tn-exec process (one SSH session per host)."""
+
+    def __init__(self, host, options=()):
+        self.host = host
+        self.proc = subprocess.Popen([os.environ.get("TN_EXEC", "tn-exec"), "serve", "--stdio", *options],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.next_id = 0
+
+    def call(self, op, **fields):
+        """Sends one request; returns (result, stdout bytes, stderr bytes) once its result arrives."""
+        self.next_id += 1
+        rid = str(self.next_id)
+        self.proc.stdin.write(json.dumps({"id": rid, "op": op, "host": self.host, **fields}) + "\n")
+        self.proc.stdin.flush()
+        out, err = b"", b""
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            if msg.get("id") != rid:
+                continue
+            if msg.get("event") == "stdout":
+                out += base64.b64decode(msg["data"])
+            elif msg.get("event") == "stderr":
+                err += base64.b64decode(msg["data"])
+            else:
+                return msg, out, err
+        raise RuntimeError("tn-exec serve ended")
+
+    def exec_command(self, command, timeout=None):   # paramiko: client.exec_command(...)
+        extra = {"timeout": timeout} if timeout else {}
+        res, out, err = self.call("run", command=command, **extra)
+        return res["exit"], out, err
+
+    def write_file(self, path, data):                 # paramiko: sftp.open(path, "wb").write(data)
+        res, _, _ = self.call("put", path=path, data=base64.b64encode(data).decode())
+        if res["exit"] != 0:
+            raise OSError(res["exit"], res.get("error"))
+
+    def read_file(self, path):                        # paramiko: sftp.open(path).read()
+        res, _, _ = self.call("get", path=path)
+        if res["exit"] != 0:
+            raise OSError(res["exit"], res.get("error"))
+        return base64.b64decode(res["data"])
+
+    def close(self):
+        self.proc.stdin.close()
+        return self.proc.wait()
+
+
+def main():
+    host, options = sys.argv[1], sys.argv[2:]
+    c = TnExec(host, options)
+    code, out, err = c.exec_command("mkdir -p tn-serve-demo && uname -s")
+    print("run:", code, out.decode().strip())
+    payload = b"input data\n" * 1000
+    c.write_file("tn-serve-demo/input.txt", payload)
+    code, out, _ = c.exec_command("wc -l < tn-serve-demo/input.txt > tn-serve-demo/result.txt && echo done")
+    print("run:", code, out.decode().strip())
+    assert c.read_file("tn-serve-demo/input.txt") == payload
+    print("result:", c.read_file("tn-serve-demo/result.txt").decode().strip())
+    res, _, _ = c.call("ls", path="tn-serve-demo")
+    print("files:", " ".join(e["name"] for e in res["entries"]))
+    return c.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

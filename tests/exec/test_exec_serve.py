@@ -1,0 +1,57 @@
+"""tn-exec serve --stdio against the real sshd: the example client's paramiko-style workflow, streamed
+events and one result per request, errors as objects, and a 10 MB request line answered and skipped."""
+import base64
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from exec_fixtures import env  # noqa: E402,F401
+
+ROOT = os.environ.get("TN_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def test_example_client_runs_the_workflow(env):
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "tn-exec", "serve_client.py"), env.target,
+                        *env.base], capture_output=True, text=True, timeout=120,
+                       env=env.client.env(TN_EXEC=env.exe), stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert "result: 1000" in r.stdout and "files: input.txt result.txt" in r.stdout, r.stdout
+    with open(env.remote("tn-serve-demo", "input.txt"), "rb") as f:
+        assert f.read() == b"input data\n" * 1000
+
+
+def serve(env, lines):
+    r = subprocess.run([env.exe, "serve", "--stdio", *env.base], input="".join(lines), capture_output=True, text=True,
+                       timeout=120, env=env.client.env())
+    return r.returncode, [json.loads(x) for x in r.stdout.splitlines()], r.stderr
+
+
+def req(**kw):
+    return json.dumps(kw) + "\n"
+
+
+def test_events_results_and_errors(env):
+    big = "x" * (10 * 1024 * 1024)
+    code, out, err = serve(env, [
+        req(id="1", op="run", host=env.target, command="echo out; echo err >&2; exit 3"),
+        "not json\n",
+        '{"id":"big","op":"put","data":"' + big + '"}\n',
+        req(id="2", op="get", host=env.target, path="missing"),
+        req(id="3", op="stat", host=env.target, path="missing"),
+        req(id="4", op="put", host=env.target, path="f", data=base64.b64encode(b"\x00\xffbin").decode()),
+        req(id="5", op="get", host=env.target, path="f"),
+        req(id="6", op="nope", host=env.target),
+    ])
+    assert code == 0, err
+    results = {m["id"]: m for m in out if "event" not in m and m["id"] is not None}
+    events = [(m["event"], base64.b64decode(m["data"])) for m in out if m.get("event")]
+    assert sorted(events) == [("stderr", b"err\n"), ("stdout", b"out\n")]
+    assert results["1"]["exit"] == 3
+    nulls = [m for m in out if m["id"] is None]
+    assert [m["exit"] for m in nulls] == [65, 65] and "longer than" in nulls[1]["error"]  # not JSON; too long
+    assert results["2"]["exit"] == 1 and "no such file" in results["2"]["error"]
+    assert results["3"]["exit"] == 1
+    assert results["4"]["exit"] == 0 and base64.b64decode(results["5"]["data"]) == b"\x00\xffbin"
+    assert results["6"]["exit"] == 64 and "unknown op" in results["6"]["error"]

@@ -1,0 +1,236 @@
+// tn-exec serve --stdio: one session (and SFTP channel) per host, opened on first use and kept.
+#include "serve.hpp"
+
+#include <openssl/evp.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <boost/property_tree/json_parser.hpp>
+#include <boost/property_tree/ptree.hpp>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "base/error.hpp"
+#include "base/strings.hpp"
+#include "base/unique_fd.hpp"
+#include "output.hpp"
+#include "runner.hpp"
+#include "ssh/exec.hpp"
+#include "ssh/sftp.hpp"
+#include "ssh/sftp_fs.hpp"
+#include "ssh/transfer.hpp"
+
+namespace pt = boost::property_tree;
+
+namespace tn::exec {
+
+namespace {
+
+constexpr std::size_t max_get = 64 * 1024 * 1024;  // a get answers in one line: bound it
+
+std::string b64(std::string_view in) {
+    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                            static_cast<int>(in.size()));
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
+std::string unb64(const std::string& in) {
+    if (in.size() % 4 != 0) throw Error(ExitCode::data, "data is not base64");
+    std::string out(in.size() / 4 * 3 + 1, '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                            static_cast<int>(in.size()));
+    if (n < 0) throw Error(ExitCode::data, "data is not base64");
+    std::size_t len = static_cast<std::size_t>(n);
+    if (in.size() >= 1 && in.back() == '=') --len;  // EVP_DecodeBlock counts padding as zero bytes
+    if (in.size() >= 2 && in[in.size() - 2] == '=') --len;
+    out.resize(len);
+    return out;
+}
+
+UniqueFd memfd(const std::string& data) {
+    UniqueFd fd(::memfd_create("tn-exec-serve", MFD_CLOEXEC));
+    if (!fd) throw Error(ExitCode::io, "memfd_create failed");
+    if (!data.empty() && !write_all(fd.get(), data)) throw Error(ExitCode::io, "cannot buffer data");
+    ::lseek(fd.get(), 0, SEEK_SET);
+    return fd;
+}
+
+struct Conn {
+    std::unique_ptr<ssh::Session> session;
+    std::unique_ptr<ssh::Sftp> sftp;
+};
+
+class Server {
+public:
+    Server(const SshOptions& ssh) : ssh_(ssh) {}
+    void handle(const std::string& line);
+    void reject(const std::string& error) { emit("{\"id\":null,\"exit\":65,\"error\":" + json_quote(error) + "}"); }
+
+private:
+    void emit(const std::string& obj) {
+        if (!write_all(STDOUT_FILENO, obj + "\n")) throw Error(ExitCode::io, "serve: cannot write standard output");
+    }
+    Conn& conn(const std::string& host);
+    std::string dispatch(const std::string& id, const pt::ptree& rq, int& code);
+    std::string entries_json(const std::vector<ssh::RemoteEntry>& es);
+
+    const SshOptions& ssh_;
+    std::map<std::string, Conn> conns_;
+};
+
+Conn& Server::conn(const std::string& host) {
+    if (host.empty()) throw ParseError("request names no host");
+    auto it = conns_.find(host);
+    if (it != conns_.end() && ssh::session_connected(*it->second.session)) return it->second;
+    Conn c;
+    c.session = std::make_unique<ssh::Session>(open_session(make_target(host, ssh_)));
+    c.sftp = std::make_unique<ssh::Sftp>(*c.session);
+    return conns_[host] = std::move(c);
+}
+
+std::string Server::entries_json(const std::vector<ssh::RemoteEntry>& es) {
+    std::string j = "[";
+    for (const auto& e : es) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", e.mode);
+        if (j.size() > 1) j += ",";
+        j += "{\"path\":" + json_quote(e.path) + ",\"name\":" + json_quote(e.name) + ",\"type\":\"" +
+             std::string(e.type == 'f' ? "file" : e.type == 'd' ? "dir" : e.type == 'l' ? "link" : "other") +
+             "\",\"mode\":\"" + mode + "\",\"size\":" + std::to_string(e.size) + ",\"mtime\":" + std::to_string(e.mtime) +
+             (e.link_target ? ",\"target\":" + json_quote(*e.link_target) : std::string()) + "}";
+    }
+    return j + "]";
+}
+
+// The result's extra fields (",\"k\":v..."), with code set to the request's exit status.
+std::string Server::dispatch(const std::string& id, const pt::ptree& rq, int& code) {
+    std::string op = rq.get<std::string>("op", "");
+    std::string host = rq.get<std::string>("host", "");
+    std::string path = rq.get<std::string>("path", "");
+    code = 0;
+    if (op == "open") {
+        auto& c = conn(host);
+        return ",\"endpoint\":" + json_quote(c.session->endpoint());
+    }
+    if (op == "close") {
+        conns_.erase(host);
+        return "";
+    }
+    if (op == "run") {
+        auto& c = conn(host);
+        ssh::ExecRequest req;
+        req.command = rq.get<std::string>("command", "");
+        if (req.command.empty()) throw ParseError("run needs \"command\"");
+        req.cwd = rq.get<std::string>("cwd", "");
+        if (auto t = rq.get_optional<double>("timeout"); t && *t > 0)
+            req.timeout = std::chrono::milliseconds(static_cast<long long>(*t * 1000));
+        UniqueFd in;
+        if (auto s = rq.get_optional<std::string>("stdin")) in = memfd(unb64(*s));
+        req.stdin_fd = in ? in.get() : -1;
+        auto event = [&](const char* stream) {
+            return [this, &id, stream](std::string_view d) {
+                emit("{\"id\":" + id + ",\"event\":\"" + stream + "\",\"data\":\"" + b64(d) + "\"}");
+            };
+        };
+        auto r = ssh::run_command(*c.session, req, {event("stdout"), event("stderr")});
+        code = ssh::exit_code_for(r);
+        return r.signal.empty() ? "" : ",\"signal\":" + json_quote(r.signal);
+    }
+    auto& c = conn(host);
+    ssh::TransferSettings settings;
+    ssh::Transfer xfer(*c.session, *c.sftp, settings, {});
+    ssh::RemoteFs fs(*c.session, *c.sftp);
+    if (op == "put") {
+        auto fd = memfd(unb64(rq.get<std::string>("data", "")));
+        xfer.put_stream(fd.get(), path);
+        return ",\"bytes\":" + std::to_string(xfer.stats().bytes);
+    }
+    if (op == "get") {
+        if (fs.stat(path).size > max_get) throw Error(ExitCode::data, "get: " + path + " is larger than 64 MiB");
+        auto fd = memfd("");
+        xfer.get_stream(path, fd.get());
+        std::string data(static_cast<std::size_t>(::lseek(fd.get(), 0, SEEK_END)), '\0');
+        if (::pread(fd.get(), data.data(), data.size(), 0) != static_cast<ssize_t>(data.size()))
+            throw Error(ExitCode::io, "get: cannot read back the buffered data");
+        return ",\"data\":\"" + b64(data) + "\"";
+    }
+    if (op == "ls") return ",\"entries\":" + entries_json(fs.list(path, rq.get<bool>("recursive", false)));
+    if (op == "stat") return ",\"entries\":" + entries_json({fs.stat(path)});
+    if (op == "mkdir") return fs.mkdir(path, rq.get<bool>("parents", false)), "";
+    if (op == "rm") return fs.remove(path, rq.get<bool>("recursive", false)), "";
+    if (op == "mv") return fs.rename(path, rq.get<std::string>("to", "")), "";
+    if (op == "chmod") return fs.chmod(path, static_cast<std::uint32_t>(std::stoul(rq.get<std::string>("mode", ""), nullptr, 8))), "";
+    if (op == "df") {
+        auto s = fs.df(path);
+        return ",\"size\":" + std::to_string(s.blocks * s.block_size) + ",\"avail\":" + std::to_string(s.blocks_avail * s.block_size);
+    }
+    throw ParseError("unknown op '" + op + "'");
+}
+
+void Server::handle(const std::string& line) {
+    std::string id = "null";
+    int code = 0;
+    std::string extra, error;
+    try {
+        pt::ptree rq;
+        std::istringstream in(line);
+        try {
+            pt::read_json(in, rq);
+        } catch (const pt::json_parser_error& e) {
+            throw Error(ExitCode::data, std::string("request is not a JSON object: ") + e.message());
+        }
+        id = json_quote(rq.get<std::string>("id", ""));
+        extra = dispatch(id, rq, code);
+    } catch (const ssh::FsError& e) {
+        code = to_int(e.code()), error = e.what();
+    } catch (const PasswordError& e) {
+        code = to_int(e.code()), error = e.what();
+    } catch (const ParseError& e) {
+        code = to_int(ExitCode::usage), error = e.what();
+    } catch (const Error& e) {
+        code = e.code() == ExitCode::data ? to_int(ExitCode::data) : 255, error = e.what();
+    } catch (const std::exception& e) {
+        code = to_int(ExitCode::usage), error = std::string("bad request: ") + e.what();
+    }
+    emit("{\"id\":" + id + ",\"exit\":" + std::to_string(code) + extra +
+         (error.empty() ? "" : ",\"error\":" + json_quote_text(error)) + "}");
+}
+
+}  // namespace
+
+int serve_main(const SshOptions& ssh, const log::Logger& log) {
+    Server server(ssh);
+    std::string line;
+    bool skipping = false;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw Error(ExitCode::io, "serve: cannot read standard input");
+        if (n == 0) break;
+        for (ssize_t i = 0; i < n; ++i) {
+            char c = buf[i];
+            if (c == '\n') {
+                if (!skipping && !line.empty()) server.handle(line);
+                line.clear();
+                skipping = false;
+            } else if (!skipping) {
+                line.push_back(c);
+                if (line.size() > serve_max_line) {
+                    log.warn("serve: skipped a request line longer than ", serve_max_line, " bytes");
+                    server.reject("request line longer than " + std::to_string(serve_max_line) + " bytes; skipped");
+                    line.clear();
+                    line.shrink_to_fit();
+                    skipping = true;
+                }
+            }
+        }
+    }
+    if (!skipping && !line.empty()) server.handle(line);
+    return 0;
+}
+
+}  // namespace tn::exec
