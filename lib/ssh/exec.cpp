@@ -169,6 +169,9 @@ ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& re
             result.env_fallback.push_back(k);
         }
     }
+    if (req.pty_size &&
+        ssh_channel_request_pty_size(ch.get(), req.term.c_str(), req.pty_size->first, req.pty_size->second) != SSH_OK)
+        throw lost("PTY request refused");
     std::string cmd = compose_command(req, result.env_fallback);
     // Only OpenSSH (>= 7.9) is known to deliver the TERM we send at the deadline; Dropbear ignores it
     // and the command would outlive us. Elsewhere the remote side enforces the deadline itself.
@@ -239,14 +242,23 @@ ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& re
     // Phase 1: output until the remote's EOF, while forwarding stdin.
     while (!ssh_channel_is_eof(ch.get()) && !ssh_channel_is_closed(ch.get())) {
         if (expired(limit())) break;
-        pollfd fds[3] = {{ssh_get_fd(s), POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}};
+        pollfd fds[4] = {{ssh_get_fd(s), POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}, {req.winch_fd, POLLIN, 0}};
         if (stdin_open) fds[1].fd = req.stdin_fd;
         if (interrupted.empty()) fds[2].fd = req.interrupt_fd;  // poll ignores negative fds
-        int rc = ::poll(fds, 3, poll_ms(limit(), 1000));
+        int rc = ::poll(fds, 4, poll_ms(limit(), 1000));
         if (rc < 0 && errno != EINTR) throw Error(ExitCode::io, std::string("poll: ") + std::strerror(errno));
         drain();
         settle();
         if (fds[2].fd >= 0) check_interrupt(fds[2].revents);
+        // A window change goes out before the keystrokes typed after it.
+        if (fds[3].fd >= 0 && (fds[3].revents & POLLIN)) {
+            char info[128 * 4];
+            [[maybe_unused]] auto got = ::read(req.winch_fd, info, sizeof info);  // drain the signalfd
+            if (req.window_size) {
+                auto [cols, rows] = req.window_size();
+                ssh_channel_change_pty_size(ch.get(), cols, rows);
+            }
+        }
         if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
             ssize_t n = ::read(req.stdin_fd, buf, sizeof buf);
             if (n < 0 && errno != EINTR && errno != EAGAIN)

@@ -26,6 +26,13 @@ struct ExecRequest {
     // interrupt_signal() ("INT", "TERM") is sent to the remote command, which then has 2 s to end.
     int interrupt_fd = -1;
     std::function<std::string()> interrupt_signal;
+    // --tty: a PTY of this size (columns, rows) and TERM is requested before the command. winch_fd
+    // (a signalfd for SIGWINCH, read here) becomes readable when the local window changes; then
+    // window_size() gives the new size, which is sent as a window-change request.
+    std::optional<std::pair<int, int>> pty_size;
+    std::string term = "xterm";
+    int winch_fd = -1;
+    std::function<std::pair<int, int>()> window_size;
 };
 
 // Called with each chunk as it arrives, in arrival order per stream.

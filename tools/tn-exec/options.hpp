@@ -36,6 +36,7 @@ struct RunOptions {
     std::vector<std::string> env;  // K=V
     std::string cwd;
     std::string shell;              // --shell STRING: sent as is
+    bool tty = false;               // --tty: request a PTY
     std::vector<std::string> args;  // [host] CMD ARG... (host absent with -H)
 };
 

@@ -1,6 +1,9 @@
 // tn-exec run, session setup and the worker pool that fans a job out over many hosts.
 #include "runner.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -9,10 +12,12 @@
 #include <thread>
 
 #include "base/error.hpp"
+#include "base/signals.hpp"
 #include "base/strings.hpp"
 #include "interrupt.hpp"
 #include "persist.hpp"
 #include "ssh/exec.hpp"
+#include "tty.hpp"
 
 namespace tn::exec {
 
@@ -127,9 +132,25 @@ int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, cons
     // Stdin goes to one host only: with many hosts there is no sensible split (pssh does the same).
     req.stdin_fd = (!o.no_stdin && targets.size() == 1 && !stdin_taken) ? 0 : -1;
 
+    // SIGWINCH blocked before Interrupts starts its watcher thread, which would otherwise inherit it
+    // unblocked and take (and so discard) every window change.
+    std::optional<SignalFd> winch;
+    if (o.tty) {
+        if (targets.size() != 1 || fan.persist > 0) throw ParseError("--tty works with one host, without --persist");
+        winch.emplace(std::initializer_list<int>{SIGWINCH});
+    }
     Interrupts interrupts;  // before the worker threads, which inherit the blocked signals
     req.interrupt_fd = interrupts.fd();
     req.interrupt_signal = [&] { return interrupts.signal_name(); };
+    std::optional<RawTerminal> raw;
+    if (o.tty) {
+        int tfd = ::isatty(STDIN_FILENO) ? STDIN_FILENO : STDOUT_FILENO;
+        req.pty_size = window_size(tfd);
+        if (const char* term = std::getenv("TERM"); term != nullptr && *term != '\0') req.term = term;
+        req.winch_fd = winch->fd();
+        req.window_size = [tfd] { return window_size(tfd); };
+        if (req.stdin_fd >= 0) raw.emplace(STDIN_FILENO);  // restored when run_main returns or throws
+    }
 
     // -H always prefixes, one host or many: a script's parsing must not depend on the list's length.
     Output out(fan.json ? OutputMode::json : fan.host_specs.empty() ? OutputMode::raw : OutputMode::prefixed);
