@@ -10,11 +10,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <thread>
 
 #include "base/error.hpp"
+#include "base/proc_cmdline.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/strings.hpp"
 #include "base/unique_fd.hpp"
@@ -47,10 +47,8 @@ std::string read_all(int fd) {
 
 // The pid in a status file is trusted only if that process is a tn-watch: pids get reused.
 bool is_tn_watch(long pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-    std::string argv0;
-    std::getline(f, argv0, '\0');
-    return argv0.find("tn-watch") != std::string::npos;
+    auto argv = read_cmdline(static_cast<pid_t>(pid));
+    return !argv.empty() && argv[0].find("tn-watch") != std::string::npos;
 }
 
 }  // namespace
@@ -135,8 +133,10 @@ int stop(const std::string& name, double timeout_s, const log::Logger& log) {
         throw Error(ExitCode::no_perm, "cannot signal supervisor " + std::to_string(st->pid) + ": " + std::strerror(errno));
     double limit = timeout_s >= 0 ? timeout_s : static_cast<double>(st->grace_ms) / 1000.0 + 5.0;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long long>(limit * 1000));
-    // A short-lived client may poll the lock: the supervisor itself never polls.
-    while (is_running(paths.lock)) {
+    // A short-lived client may poll the lock: the supervisor itself never polls. The lock goes before
+    // the process does, so wait for both: `stop` returns once nothing of the supervisor runs (a zombie
+    // waiting for init has no cmdline and counts as gone).
+    while (is_running(paths.lock) || is_tn_watch(st->pid)) {
         if (std::chrono::steady_clock::now() > deadline)
             throw Error(ExitCode::temp_fail, name + " did not stop within " + std::to_string(static_cast<int>(limit)) + " s");
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
