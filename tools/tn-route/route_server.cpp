@@ -285,10 +285,14 @@ void RouteServer::start_session(StreamPtr s, std::string peer, Nonce nonce, cons
     for (const auto& r : reg_.serves(a.group)) ss->send(to_frame(ServeUp{r.entry()}));
     log_.info("vnet up id=", res.id, " name=", a.name, " group=", a.group, " from=", peer);
     // The control read loop: one frame at a time, each capped.
+    // Only the pending frame read owns `loop` (it sees itself weakly): a read still pending at shutdown
+    // is dropped with the io_context and frees the loop; a self-capture leaked it (LeakSanitizer).
     auto loop = std::make_shared<std::function<void()>>();
-    *loop = [this, weak, loop]() {
+    std::weak_ptr<std::function<void()>> self = loop;
+    *loop = [this, weak, self]() {
         auto p = weak.lock();
-        if (!p || p->closed) return;
+        auto loop = self.lock();
+        if (!p || p->closed || !loop) return;
         async_read_frame(p->s, [this, weak, loop](error_code ec, Frame f, std::string why) {
             auto p2 = weak.lock();
             if (!p2 || p2->closed) {
