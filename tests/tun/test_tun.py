@@ -15,14 +15,6 @@ PORT = 51820
 HERE = os.path.dirname(__file__)
 
 
-def can_run():
-    if os.geteuid() != 0:
-        return "needs root for network namespaces and TUN devices"
-    if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun"
-    return None
-
-
 EXAMPLES = os.path.join(os.environ.get("TN_SOURCE_ROOT", os.path.join(HERE, "..", "..")), "examples", "tn-tun")
 
 
@@ -57,8 +49,7 @@ on_down = "echo down >> {hook}"
 
 @pytest.fixture(scope="module")
 def net():
-    if can_run():
-        pytest.skip(can_run())
+    tun_net.skip_unless_possible()
     t = tun_net.Topology()
     try:
         server_pub = t.keypair("server")

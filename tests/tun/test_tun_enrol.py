@@ -14,18 +14,9 @@ import tun_net  # noqa: E402
 PORT = 51820
 
 
-def can_run():
-    if os.geteuid() != 0:
-        return "needs root for network namespaces and TUN devices"
-    if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun"
-    return None
-
-
 @pytest.fixture()
 def net():
-    if can_run():
-        pytest.skip(can_run())
+    tun_net.skip_unless_possible()
     t = tun_net.Topology(names=("srv", "c1"))
     try:
         t.keypair("server")

@@ -14,14 +14,6 @@ import tun_net  # noqa: E402
 PORT = 51820
 
 
-def can_run():
-    if os.geteuid() != 0:
-        return "needs root for network namespaces and TUN devices"
-    if not os.path.exists("/dev/net/tun"):
-        return "no /dev/net/tun"
-    return None
-
-
 def genpsk(t, name):
     path = t.path(name)
     subprocess.run([t.tool, "genpsk", "-o", path], check=True)
@@ -52,8 +44,7 @@ def peer(status, name):
 
 @pytest.fixture(scope="module")
 def net():
-    if can_run():
-        pytest.skip(can_run())
+    tun_net.skip_unless_possible()
     t = tun_net.Topology(names=("srv", "c1", "c2", "c3"))
     try:
         server_pub = t.keypair("server")
