@@ -20,7 +20,7 @@ struct ServeSpec {
     std::uint16_t port = 0;
     std::string info;
     std::uint16_t remote_port = 0;
-    bool unserve = false;  // registered on a peer's request (seed 004's unserve)
+    bool unserve = false;  // registered on a peer's request (vnet-v2's unserve)
     // HTTP virtual hosts the route sends here by Host (frp's custom_domains): lowercase names, or
     // "*.example.com" wildcards; at most kMaxDomains of at most kDomainMax bytes each.
     std::vector<std::string> domains;

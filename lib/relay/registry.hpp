@@ -99,7 +99,7 @@ std::string normalize_domain(std::string_view domain);
 // The Host header's name part, lowercased: port and trailing dot stripped, IPv6 brackets kept.
 std::string host_name(std::string_view host);
 
-// Seed 004's unserve lifetime, as a pure timer: a serve made on a peer's request lives `unused_ms`
+// The unserve lifetime (as vnet-v2 had it), as a pure timer: a serve made on a peer's request lives `unused_ms`
 // (3 min) if nobody connects, and `idle_ms` (1 min) after its last connection closes.
 class UnserveTimers {
 public:

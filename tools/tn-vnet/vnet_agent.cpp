@@ -40,7 +40,7 @@ VnetAgent::~VnetAgent() {
     if (!ctl_path_.empty()) std::filesystem::remove(ctl_path_, ec);
 }
 
-// Seed 004: start_serve/start_use only apply with the terminal; without it the config's `active` rules.
+// vnet-v2 compatibility: start_serve/start_use only apply with the terminal; without it the config's `active` rules.
 bool VnetAgent::active_at_start(bool active, bool start_flag) const { return active && (!cfg_.terminal || start_flag); }
 
 Clock::duration VnetAgent::scaled(std::chrono::milliseconds d) const {

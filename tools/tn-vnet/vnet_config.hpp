@@ -1,4 +1,4 @@
-// tn-vnet's configuration (SPEC §3, seed 004's keys in TOML): the plain structs and their loader.
+// tn-vnet's configuration (SPEC §3, the vnet-v2 keys in TOML): the plain structs and their loader.
 #pragma once
 
 #include <cstdint>

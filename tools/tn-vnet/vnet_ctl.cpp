@@ -1,4 +1,4 @@
-// tn-vnet's command grammar (seed 004's terminal: show, ping, unserve, serve/use ops, reload), shared
+// tn-vnet's command grammar (the vnet terminal: show, ping, unserve, serve/use ops, reload), shared
 // by `tn-vnet ctl` over the Unix control socket and the interactive terminal.
 #include <sys/socket.h>
 #include <sys/stat.h>
