@@ -179,12 +179,16 @@ int status(const std::optional<std::string>& name, bool json, std::ostream& out)
     std::vector<Status> rows;
     for (const auto& n : names) {
         Paths p(dir, dirs.runtime, n);
+        // The lock first, then the file: a supervisor writes its last status before it lets go of the lock,
+        // so a reader that finds the lock free also finds that last status (the other order could pair an
+        // older status with "not running").
+        bool running = is_running(p.lock);
         auto st = read_status(p.status);
         if (!st) {
             if (name) throw Error(ExitCode::check_failed, "no supervisor named " + n + " (nothing in " + dir.string() + ")");
             continue;
         }
-        if (!is_running(p.lock)) {  // a supervisor that died without writing its end still shows stopped
+        if (!running) {  // a supervisor that died without writing its end still shows stopped
             st->pid = 0;
             st->child_pid = 0;
             st->state = "stopped";
