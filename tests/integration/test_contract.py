@@ -27,7 +27,7 @@ FAILING = {
     "tn-exec": (["run"], ["-p", "1", "127.0.0.1", "--", "true"]),
     "tn-forward": ([], ["-c", "/nonexistent/tn-contract.toml"]),
     "tn-tun": (["status"], []),
-    "tn-route": (["status"], []),
+    "tn-route": (["status"], ["-c", "/nonexistent/tn-contract.toml"]),
     "tn-vnet": (["ctl"], ["show"]),
     "tn-watch": (["logs"], ["tn-contract-none"]),
 }

@@ -3,8 +3,24 @@
 
 #include <iostream>
 
+#include "base/error.hpp"
 #include "common/cli.hpp"
 #include "route_runner.hpp"
+
+namespace {
+
+// -c FILE, else the first default location that exists; none is a usage error (64), not a route on
+// 0.0.0.0 with no group.
+std::string config_path(const std::string& given) {
+    if (!given.empty()) return given;
+    if (auto found = tn::route::find_route_config(); !found.empty()) return found;
+    std::string where;
+    for (const auto& p : tn::route::route_config_candidates()) where += (where.empty() ? "" : " or ") + p.string();
+    throw tn::Error(tn::ExitCode::usage, "no config: pass -c FILE, or write " + where +
+                                             " (usage: tn-route [-c FILE] [run|status|fingerprint]; see tn-route --help)");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     tn::cli::CommonOptions common;
@@ -19,7 +35,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(0, 1);
 
     return tn::cli::run(app, common, argc, argv, [&](const tn::log::Logger& log) {
-        auto cfg = tn::route::load_route_config(common.config);
+        auto cfg = tn::route::load_route_config(config_path(common.config));
         if (common.check_config) return 0;
         if (status->parsed()) return tn::route::print_status(cfg, json, std::cout);
         if (fp->parsed()) return tn::route::print_fingerprint(cfg, log, std::cout);

@@ -41,13 +41,7 @@ std::optional<HostPort> address(const config::Table& t, std::string_view key) {
 
 RouteConfig load_route_config(const std::string& path) {
     RouteConfig c;
-    if (path.empty()) {
-        auto dir = persistent_dir_path();  // the pinned certificate must survive a reboot (root: /var/lib/tn)
-        c.cert = dir / "tn-route.crt";
-        c.key = dir / "tn-route.key";
-        c.proxy_bind = c.listen.host;
-        return c;
-    }
+    if (path.empty()) throw Error(ExitCode::usage, "tn-route needs a config file: -c FILE");
     c.source = path;
     auto dir = std::filesystem::absolute(path).parent_path();
     c.cert = dir / "tn-route.crt";
@@ -116,6 +110,28 @@ RouteConfig load_route_config(const std::string& path) {
     doc.finish();
     if (c.proxy_bind.empty()) c.proxy_bind = c.listen.host;
     return c;
+}
+
+std::vector<std::filesystem::path> route_config_candidates(const EnvLookup& env) {
+    std::vector<std::filesystem::path> out;
+    if (auto x = env("XDG_CONFIG_HOME"); x && std::filesystem::path(*x).is_absolute()) {
+        out.push_back(std::filesystem::path(*x) / "tn" / "tn-route.toml");
+    } else {
+        try {
+            out.push_back(home_dir(env) / ".config" / "tn" / "tn-route.toml");
+        } catch (const Error&) {  // no home at all (a bare system account): /etc/tn only
+        }
+    }
+    out.emplace_back("/etc/tn/tn-route.toml");
+    return out;
+}
+
+std::string find_route_config(const EnvLookup& env) {
+    for (const auto& p : route_config_candidates(env)) {
+        std::error_code ec;
+        if (std::filesystem::exists(p, ec)) return p.string();
+    }
+    return {};
 }
 
 std::filesystem::path route_socket_path(std::uint16_t port) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/net_addr.hpp"
+#include "base/runtime_dir.hpp"
 #include "base/secret.hpp"
 #include "relay/claims.hpp"
 
@@ -36,10 +37,17 @@ struct RouteConfig {
     }
 };
 
-// Loads and validates FILE (every problem reported at once as FILE:LINE:COL, exit 78). With an empty
-// path, the defaults. cert/key default to tn-route.crt/.key beside the config file (or in the state
-// directory without one): they must outlive reboots, because vnets pin the fingerprint.
+// Loads and validates FILE (every problem reported at once as FILE:LINE:COL, exit 78). cert/key
+// default to tn-route.crt/.key beside the config file: they must outlive reboots, because vnets pin
+// the fingerprint.
 RouteConfig load_route_config(const std::string& path);
+
+// Where tn-route looks without -c: $XDG_CONFIG_HOME/tn/tn-route.toml (~/.config/tn/ when unset), then
+// /etc/tn/tn-route.toml. A route with no config would listen on every address with no group: better
+// refuse than guess (the caller exits 64 when neither exists).
+std::vector<std::filesystem::path> route_config_candidates(const EnvLookup& env = process_env());
+// The first candidate that exists, "" when none does.
+std::string find_route_config(const EnvLookup& env = process_env());
 
 // The control socket of the route listening on `port` ($STATE/tn-route-PORT.sock).
 std::filesystem::path route_socket_path(std::uint16_t port);
