@@ -219,8 +219,27 @@ ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& re
     };
 
     bool stdin_open = req.stdin_fd >= 0;
-    if (!stdin_open) ssh_channel_send_eof(ch.get());
+    bool eof_sent = false;
+    // With a preamble (sudo -S), stdin is the prompt's answer first: nothing of ours, not even EOF,
+    // goes out before it is done.
+    auto gate_open = [&] { return req.preamble == nullptr || req.preamble->done(); };
+    auto send_eof = [&] {
+        if (!eof_sent) ssh_channel_send_eof(ch.get());
+        eof_sent = true;
+    };
+    if (!stdin_open && gate_open()) send_eof();
     char buf[65536];
+    auto reply = [&](std::string_view d) {
+        if (ssh_channel_write(ch.get(), d.data(), static_cast<uint32_t>(d.size())) != static_cast<int>(d.size()))
+            throw lost("cannot answer the remote prompt");
+    };
+    auto on_err = [&](std::string_view d) {
+        if (gate_open()) return sinks.err(d);
+        auto step = req.preamble->on_stderr(d, reply);
+        if (!step.err.empty()) sinks.err(step.err);
+        if (step.close_stdin) stdin_open = false;
+        if (!stdin_open && (step.close_stdin || gate_open())) send_eof();
+    };
 
     auto drain = [&]() -> std::size_t {
         std::size_t total = 0;
@@ -230,7 +249,9 @@ ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& re
                 int n = ssh_channel_read_nonblocking(ch.get(), buf, sizeof buf, is_err);
                 if (n == SSH_ERROR) throw lost("connection lost");
                 if (n > 0) {
-                    (is_err ? sinks.err : sinks.out)(std::string_view(buf, static_cast<std::size_t>(n)));
+                    std::string_view d(buf, static_cast<std::size_t>(n));
+                    if (is_err) on_err(d);
+                    else sinks.out(d);
                     total += static_cast<std::size_t>(n);
                     more = true;
                 }
@@ -243,7 +264,7 @@ ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& re
     while (!ssh_channel_is_eof(ch.get()) && !ssh_channel_is_closed(ch.get())) {
         if (expired(limit())) break;
         pollfd fds[4] = {{ssh_get_fd(s), POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}, {req.winch_fd, POLLIN, 0}};
-        if (stdin_open) fds[1].fd = req.stdin_fd;
+        if (stdin_open && gate_open()) fds[1].fd = req.stdin_fd;
         if (interrupted.empty()) fds[2].fd = req.interrupt_fd;  // poll ignores negative fds
         int rc = ::poll(fds, 4, poll_ms(limit(), 1000));
         if (rc < 0 && errno != EINTR) throw Error(ExitCode::io, std::string("poll: ") + std::strerror(errno));
@@ -265,7 +286,7 @@ ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& re
                 throw Error(ExitCode::io, std::string("cannot read stdin: ") + std::strerror(errno));
             if (n == 0) {
                 stdin_open = false;
-                ssh_channel_send_eof(ch.get());
+                send_eof();
             } else if (n > 0) {
                 // Blocking write: waits for the remote window while libssh keeps buffering output.
                 if (ssh_channel_write(ch.get(), buf, static_cast<uint32_t>(n)) != n) throw lost("cannot forward stdin");
@@ -293,6 +314,8 @@ ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& re
         ssh_event_remove_session(ev.get(), s);
     }
     settle();
+    if (req.preamble != nullptr && !req.preamble->done())
+        if (auto rest = req.preamble->flush(); !rest.empty()) sinks.err(rest);
 
     if (!state.status && state.signal.empty() && expired(limit())) {
         if (!interrupted.empty() && !expired(deadline)) {

@@ -16,6 +16,22 @@ namespace tn::ssh {
 
 class Session;
 
+// What the remote prints before the command proper starts, read and answered here (sudo's password
+// prompt): while it is not done(), stdin is not forwarded (not even its EOF) and stderr goes through
+// on_stderr, which returns what the err sink gets and may call `reply` to write to the channel.
+struct PreambleStep {
+    std::string err;           // to pass on to the err sink
+    bool close_stdin = false;  // send EOF now (a refused answer must not be followed by another)
+};
+class ExecPreamble {
+public:
+    virtual ~ExecPreamble() = default;
+    virtual PreambleStep on_stderr(std::string_view chunk, const std::function<void(std::string_view)>& reply) = 0;
+    virtual bool done() const = 0;
+    // What is still held back when the channel ends (a partial line): passed on then.
+    virtual std::string flush() = 0;
+};
+
 struct ExecRequest {
     std::string command;  // the remote command line, already quoted for the remote shell
     std::vector<std::pair<std::string, std::string>> env;  // setenv requests, falling back to `export`
@@ -33,6 +49,7 @@ struct ExecRequest {
     std::string term = "xterm";
     int winch_fd = -1;
     std::function<std::pair<int, int>()> window_size;
+    ExecPreamble* preamble = nullptr;  // --sudo: the prompt answered before stdin flows
 };
 
 // Called with each chunk as it arrives, in arrival order per stream.

@@ -92,6 +92,9 @@ int main(int argc, char** argv) {
         ->allow_extra_args(false);
     run->add_option("--cwd", run_o.cwd, "Remote directory to run in");
     run->add_flag("--tty", run_o.tty, "Request a PTY (window size followed, local terminal raw meanwhile)");
+    run->add_flag("--sudo{}", run_o.sudo,
+                  "Run CMD through sudo (--sudo=USER: as USER); its password prompt is answered from the password source")
+        ->option_text("[=USER]");
     run->add_option("--shell", run_o.shell, "Send STRING to the remote shell as is (instead of CMD words)");
     run->add_option("--persist", fan.persist, "Keep the session in a background master for SECONDS and reuse it")
         ->check(CLI::Range(1, 86400));

@@ -37,6 +37,7 @@ struct RunOptions {
     std::string cwd;
     std::string shell;              // --shell STRING: sent as is
     bool tty = false;               // --tty: request a PTY
+    std::optional<std::string> sudo;  // --sudo[=USER]: through sudo (empty: its default user, root)
     std::vector<std::string> args;  // [host] CMD ARG... (host absent with -H)
 };
 

@@ -16,6 +16,7 @@
 #include "base/strings.hpp"
 #include "interrupt.hpp"
 #include "persist.hpp"
+#include "sudo.hpp"
 #include "ssh/exec.hpp"
 #include "tty.hpp"
 
@@ -132,6 +133,20 @@ int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, cons
     // Stdin goes to one host only: with many hosts there is no sensible split (pssh does the same).
     req.stdin_fd = (!o.no_stdin && targets.size() == 1 && !stdin_taken) ? 0 : -1;
 
+    std::string sudo_token_;
+    if (o.sudo) {
+        if (o.tty) throw ParseError("--sudo and --tty do not go together (a PTY would echo the password)");
+        if (fan.persist > 0) throw ParseError("--sudo does not work with --persist");
+        // sudo resets the environment: --env and --cwd apply inside its shell.
+        std::vector<std::string> names;
+        for (const auto& kv : req.env) names.push_back(kv.first);
+        auto inner = ssh::compose_command(req, names);
+        req.env.clear();
+        req.cwd.clear();
+        sudo_token_ = sudo_token();
+        req.command = sudo_command(inner, *o.sudo, sudo_token_, ssh.password != nullptr);
+    }
+
     // SIGWINCH blocked before Interrupts starts its watcher thread, which would otherwise inherit it
     // unblocked and take (and so discard) every window change.
     std::optional<SignalFd> winch;
@@ -158,7 +173,20 @@ int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, cons
         ssh::ExecSinks sinks{[&](std::string_view d) { ho.out(d); }, [&](std::string_view d) { ho.err(d); }};
         if (fan.persist > 0) return persist_run(t, ssh, fan.persist, req, sinks);
         auto session = open_session(t);
-        auto r = ssh::run_command(session, req, sinks);
+        auto host_req = req;
+        std::optional<SudoGate> gate;
+        if (o.sudo) {
+            SudoGate::PasswordFn pw;
+            if (t.password)
+                pw = [&] { return t.password->get("[sudo] password for " + session.user() + "@" + session.host() + ": "); };
+            host_req.preamble = &gate.emplace(sudo_token_, std::move(pw));
+        }
+        auto r = ssh::run_command(session, host_req, sinks);
+        if (gate && !gate->started() && r.exit_status && !r.timed_out && r.signal.empty()) {
+            auto f = sudo_failure(*gate, *r.exit_status, session.endpoint(), t.password != nullptr);
+            if (f.code == to_int(ExitCode::no_perm)) throw PasswordError(f.message);
+            throw Error(ExitCode::unavailable, f.message);
+        }
         for (const auto& name : r.env_fallback)
             log.debug(t.label, ": sshd refused to set ", name, " (not in AcceptEnv); exported it in the command instead");
         if (r.timed_out) log.warn(t.label, ": timed out after ", o.timeout, " s; sent TERM to the remote command");
