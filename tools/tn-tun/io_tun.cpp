@@ -4,10 +4,7 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/ioctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,8 +12,7 @@
 #include <fstream>
 
 #include "base/error.hpp"
-
-extern char** environ;
+#include "base/spawn.hpp"
 
 namespace tn::tuntool {
 namespace {
@@ -27,64 +23,32 @@ constexpr unsigned long tun_f_uso = 0x20 | 0x40;  // TUN_F_USO4 | TUN_F_USO6
 
 namespace {
 
-std::string find_program(const std::string& name) {
-    if (name.find('/') != std::string::npos) return name;
-    for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"})
-        if (::access((dir + name).c_str(), X_OK) == 0) return dir + name;
-    return name;
-}
-
-// Spawns argv with env added; with `out`, its stdout is read into *out (at most 64 KiB kept).
+// Runs argv with env added through the spawn seam (default signals, none of our descriptors: not the
+// TUN device, not the UDP socket); with `out`, its stdout and stderr are read into *out (at most
+// 64 KiB kept).
 int spawn_and_wait(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
                    std::string* out) {
-    std::string path = find_program(argv.at(0));
-    std::vector<std::string> envs;
-    for (char** e = environ; *e; ++e) {
-        std::string kv(*e);
-        if (!env.count(kv.substr(0, kv.find('=')))) envs.push_back(kv);
-    }
-    for (auto& [k, v] : env) envs.push_back(k + "=" + v);
-    std::vector<char*> av, ev;
-    for (auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
-    av.push_back(nullptr);
-    for (auto& e : envs) ev.push_back(const_cast<char*>(e.c_str()));
-    ev.push_back(nullptr);
-    int pipefd[2] = {-1, -1};
-    if (out && ::pipe2(pipefd, O_CLOEXEC) < 0) throw Error(ExitCode::io, std::string("pipe: ") + std::strerror(errno));
-    UniqueFd rd(pipefd[0]), wr(pipefd[1]);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
+    proc::Command cmd{.argv = argv, .search_first = {"/usr/sbin", "/sbin", "/usr/bin", "/bin"}, .env = env};
     if (out) {
-        posix_spawn_file_actions_adddup2(&fa, wr.get(), STDOUT_FILENO);
-        posix_spawn_file_actions_adddup2(&fa, wr.get(), STDERR_FILENO);
+        cmd.out = proc::Output::pipe;
+        cmd.err = proc::Output::merge;
     }
-    // Our signals are blocked for the signalfd; the child must start with a clean mask.
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    pid_t pid;
-    int rc = posix_spawn(&pid, path.c_str(), &fa, &attr, av.data(), ev.data());
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) throw Error(ExitCode::io, "cannot run " + path + ": " + std::strerror(rc));
+    proc::Child child;
+    try {
+        child = proc::spawn(cmd);
+    } catch (const Error& e) {
+        throw Error(ExitCode::io, e.what());
+    }
     if (out) {
-        wr.reset();
         char buf[4096];
         for (;;) {
-            ssize_t n = ::read(rd.get(), buf, sizeof buf);
+            ssize_t n = ::read(child.out.get(), buf, sizeof buf);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) break;
             if (out->size() < (64u << 10)) out->append(buf, static_cast<std::size_t>(n));
         }
     }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
+    return proc::shell_code(proc::wait_status(child.pid));
 }
 
 }  // namespace

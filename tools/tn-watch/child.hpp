@@ -15,8 +15,8 @@ struct Spawned {
     UniqueFd out, err;  // read ends, non-blocking
 };
 
-// posix_spawnp: new session and process group, stdin /dev/null, stdout/stderr to pipes, default signal mask and
-// dispositions. Throws tn::Error(unavailable) with the errno text when the command cannot be run.
+// New session and process group, stdin /dev/null, stdout/stderr to pipes, default signal mask and
+// dispositions (lib/base/spawn). Throws tn::Error(unavailable) with the reason when the command cannot be run.
 Spawned spawn_child(const std::vector<std::string>& argv);
 
 // Collects bytes into lines. A line longer than the cap is cut there and delivered in pieces, so a
