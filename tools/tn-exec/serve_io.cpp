@@ -1,54 +1,28 @@
 // tn-exec serve --stdio: one session (and SFTP channel) per host, opened on first use and kept.
 #include "serve.hpp"
 
-#include <openssl/evp.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <boost/property_tree/json_parser.hpp>
-#include <boost/property_tree/ptree.hpp>
 #include <map>
 #include <memory>
-#include <sstream>
 
 #include "base/error.hpp"
 #include "base/strings.hpp"
 #include "base/unique_fd.hpp"
 #include "output.hpp"
 #include "runner.hpp"
+#include "serve_proto.hpp"
 #include "ssh/exec.hpp"
 #include "ssh/sftp.hpp"
 #include "ssh/sftp_fs.hpp"
 #include "ssh/transfer.hpp"
-
-namespace pt = boost::property_tree;
 
 namespace tn::exec {
 
 namespace {
 
 constexpr std::size_t max_get = 64 * 1024 * 1024;  // a get answers in one line: bound it
-
-std::string b64(std::string_view in) {
-    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                            static_cast<int>(in.size()));
-    out.resize(static_cast<std::size_t>(n));
-    return out;
-}
-
-std::string unb64(const std::string& in) {
-    if (in.size() % 4 != 0) throw Error(ExitCode::data, "data is not base64");
-    std::string out(in.size() / 4 * 3 + 1, '\0');
-    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                            static_cast<int>(in.size()));
-    if (n < 0) throw Error(ExitCode::data, "data is not base64");
-    std::size_t len = static_cast<std::size_t>(n);
-    if (in.size() >= 1 && in.back() == '=') --len;  // EVP_DecodeBlock counts padding as zero bytes
-    if (in.size() >= 2 && in[in.size() - 2] == '=') --len;
-    out.resize(len);
-    return out;
-}
 
 UniqueFd memfd(const std::string& data) {
     UniqueFd fd(::memfd_create("tn-exec-serve", MFD_CLOEXEC));
@@ -74,7 +48,7 @@ private:
         if (!write_all(STDOUT_FILENO, obj + "\n")) throw Error(ExitCode::io, "serve: cannot write standard output");
     }
     Conn& conn(const std::string& host);
-    std::string dispatch(const std::string& id, const pt::ptree& rq, int& code);
+    std::string dispatch(const ServeRequest& rq, int& code);
     std::string entries_json(const std::vector<ssh::RemoteEntry>& es);
 
     const SshOptions& ssh_;
@@ -106,45 +80,38 @@ std::string Server::entries_json(const std::vector<ssh::RemoteEntry>& es) {
 }
 
 // The result's extra fields (",\"k\":v..."), with code set to the request's exit status.
-std::string Server::dispatch(const std::string& id, const pt::ptree& rq, int& code) {
-    std::string op = rq.get<std::string>("op", "");
-    std::string host = rq.get<std::string>("host", "");
-    std::string path = rq.get<std::string>("path", "");
+std::string Server::dispatch(const ServeRequest& rq, int& code) {
+    const auto& op = rq.op;
+    const auto& path = rq.path;
     code = 0;
-    if (op == "open") {
-        auto& c = conn(host);
-        return ",\"endpoint\":" + json_quote(c.session->endpoint());
-    }
     if (op == "close") {
-        conns_.erase(host);
+        conns_.erase(rq.host);
         return "";
     }
+    auto& c = conn(rq.host);
+    if (op == "open") return ",\"endpoint\":" + json_quote(c.session->endpoint());
     if (op == "run") {
-        auto& c = conn(host);
         ssh::ExecRequest req;
-        req.command = rq.get<std::string>("command", "");
-        if (req.command.empty()) throw ParseError("run needs \"command\"");
-        req.cwd = rq.get<std::string>("cwd", "");
-        if (auto t = rq.get_optional<double>("timeout"); t && *t > 0)
-            req.timeout = std::chrono::milliseconds(static_cast<long long>(*t * 1000));
+        req.command = rq.command;
+        req.cwd = rq.cwd;
+        if (rq.timeout) req.timeout = std::chrono::milliseconds(static_cast<long long>(*rq.timeout * 1000));
         UniqueFd in;
-        if (auto s = rq.get_optional<std::string>("stdin")) in = memfd(unb64(*s));
+        if (rq.stdin_data) in = memfd(*rq.stdin_data);
         req.stdin_fd = in ? in.get() : -1;
         auto event = [&](const char* stream) {
-            return [this, &id, stream](std::string_view d) {
-                emit("{\"id\":" + id + ",\"event\":\"" + stream + "\",\"data\":\"" + b64(d) + "\"}");
+            return [this, &rq, stream](std::string_view d) {
+                emit("{\"id\":" + rq.id + ",\"event\":\"" + stream + "\",\"data\":\"" + b64_encode(d) + "\"}");
             };
         };
         auto r = ssh::run_command(*c.session, req, {event("stdout"), event("stderr")});
         code = ssh::exit_code_for(r);
         return r.signal.empty() ? "" : ",\"signal\":" + json_quote(r.signal);
     }
-    auto& c = conn(host);
     ssh::TransferSettings settings;
     ssh::Transfer xfer(*c.session, *c.sftp, settings, {});
     ssh::RemoteFs fs(*c.session, *c.sftp);
     if (op == "put") {
-        auto fd = memfd(unb64(rq.get<std::string>("data", "")));
+        auto fd = memfd(rq.data);
         xfer.put_stream(fd.get(), path);
         return ",\"bytes\":" + std::to_string(xfer.stats().bytes);
     }
@@ -155,35 +122,25 @@ std::string Server::dispatch(const std::string& id, const pt::ptree& rq, int& co
         std::string data(static_cast<std::size_t>(::lseek(fd.get(), 0, SEEK_END)), '\0');
         if (::pread(fd.get(), data.data(), data.size(), 0) != static_cast<ssize_t>(data.size()))
             throw Error(ExitCode::io, "get: cannot read back the buffered data");
-        return ",\"data\":\"" + b64(data) + "\"";
+        return ",\"data\":\"" + b64_encode(data) + "\"";
     }
-    if (op == "ls") return ",\"entries\":" + entries_json(fs.list(path, rq.get<bool>("recursive", false)));
+    if (op == "ls") return ",\"entries\":" + entries_json(fs.list(path, rq.recursive));
     if (op == "stat") return ",\"entries\":" + entries_json({fs.stat(path)});
-    if (op == "mkdir") return fs.mkdir(path, rq.get<bool>("parents", false)), "";
-    if (op == "rm") return fs.remove(path, rq.get<bool>("recursive", false)), "";
-    if (op == "mv") return fs.rename(path, rq.get<std::string>("to", "")), "";
-    if (op == "chmod") return fs.chmod(path, static_cast<std::uint32_t>(std::stoul(rq.get<std::string>("mode", ""), nullptr, 8))), "";
-    if (op == "df") {
-        auto s = fs.df(path);
-        return ",\"size\":" + std::to_string(s.blocks * s.block_size) + ",\"avail\":" + std::to_string(s.blocks_avail * s.block_size);
-    }
-    throw ParseError("unknown op '" + op + "'");
+    if (op == "mkdir") return fs.mkdir(path, rq.parents), "";
+    if (op == "rm") return fs.remove(path, rq.recursive), "";
+    if (op == "mv") return fs.rename(path, rq.to), "";
+    if (op == "chmod") return fs.chmod(path, rq.mode), "";
+    auto s = fs.df(path);  // parse_request lets only known ops through: df is the last
+    return ",\"size\":" + std::to_string(s.blocks * s.block_size) + ",\"avail\":" + std::to_string(s.blocks_avail * s.block_size);
 }
 
 void Server::handle(const std::string& line) {
-    std::string id = "null";
+    ServeRequest rq;
     int code = 0;
     std::string extra, error;
     try {
-        pt::ptree rq;
-        std::istringstream in(line);
-        try {
-            pt::read_json(in, rq);
-        } catch (const pt::json_parser_error& e) {
-            throw Error(ExitCode::data, std::string("request is not a JSON object: ") + e.message());
-        }
-        id = json_quote(rq.get<std::string>("id", ""));
-        extra = dispatch(id, rq, code);
+        parse_request(line, rq);
+        extra = dispatch(rq, code);
     } catch (const ssh::FsError& e) {
         code = to_int(e.code()), error = e.what();
     } catch (const PasswordError& e) {
@@ -195,7 +152,7 @@ void Server::handle(const std::string& line) {
     } catch (const std::exception& e) {
         code = to_int(ExitCode::usage), error = std::string("bad request: ") + e.what();
     }
-    emit("{\"id\":" + id + ",\"exit\":" + std::to_string(code) + extra +
+    emit("{\"id\":" + rq.id + ",\"exit\":" + std::to_string(code) + extra +
          (error.empty() ? "" : ",\"error\":" + json_quote_text(error)) + "}");
 }
 
@@ -203,33 +160,21 @@ void Server::handle(const std::string& line) {
 
 int serve_main(const SshOptions& ssh, const log::Logger& log) {
     Server server(ssh);
-    std::string line;
-    bool skipping = false;
+    LineSplitter lines(serve_max_line);
+    auto on_line = [&](const std::string& line) { server.handle(line); };
+    auto on_too_long = [&] {
+        log.warn("serve: skipped a request line longer than ", serve_max_line, " bytes");
+        server.reject("request line longer than " + std::to_string(serve_max_line) + " bytes; skipped");
+    };
     char buf[65536];
     for (;;) {
         ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) throw Error(ExitCode::io, "serve: cannot read standard input");
         if (n == 0) break;
-        for (ssize_t i = 0; i < n; ++i) {
-            char c = buf[i];
-            if (c == '\n') {
-                if (!skipping && !line.empty()) server.handle(line);
-                line.clear();
-                skipping = false;
-            } else if (!skipping) {
-                line.push_back(c);
-                if (line.size() > serve_max_line) {
-                    log.warn("serve: skipped a request line longer than ", serve_max_line, " bytes");
-                    server.reject("request line longer than " + std::to_string(serve_max_line) + " bytes; skipped");
-                    line.clear();
-                    line.shrink_to_fit();
-                    skipping = true;
-                }
-            }
-        }
+        lines.feed(std::string_view(buf, static_cast<std::size_t>(n)), on_line, on_too_long);
     }
-    if (!skipping && !line.empty()) server.handle(line);
+    lines.finish(on_line);
     return 0;
 }
 

@@ -1,0 +1,138 @@
+// serve --stdio's line splitting, request parsing and base64.
+#include "serve_proto.hpp"
+
+#include <openssl/evp.h>
+
+#include <boost/property_tree/json_parser.hpp>
+#include <boost/property_tree/ptree.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+#include "base/error.hpp"
+#include "base/strings.hpp"
+
+namespace pt = boost::property_tree;
+
+namespace tn::exec {
+
+void LineSplitter::feed(std::string_view chunk, const std::function<void(const std::string&)>& on_line,
+                        const std::function<void()>& on_too_long) {
+    for (char c : chunk) {
+        if (c == '\n') {
+            if (!skipping_ && !line_.empty()) on_line(line_);
+            line_.clear();
+            skipping_ = false;
+        } else if (!skipping_) {
+            line_.push_back(c);
+            if (line_.size() > max_) {
+                line_.clear();
+                line_.shrink_to_fit();
+                skipping_ = true;
+                on_too_long();
+            }
+        }
+    }
+}
+
+void LineSplitter::finish(const std::function<void(const std::string&)>& on_line) {
+    if (!skipping_ && !line_.empty()) on_line(line_);
+    line_.clear();
+    skipping_ = false;
+}
+
+std::string b64_encode(std::string_view in) {
+    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                            static_cast<int>(in.size()));
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
+std::string b64_decode(std::string_view in) {
+    auto bad = [] { return Error(ExitCode::data, "data is not base64"); };
+    if (in.size() % 4 != 0) throw bad();
+    // EVP_DecodeBlock skips leading and trailing blanks and takes '=' anywhere in the last quad: only
+    // the alphabet, with one or two '=' at the very end, is base64 here.
+    std::size_t pad = 0;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(in[i]);
+        bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+        if (c == '=' && i + 2 >= in.size()) ++pad;
+        else if (!alpha || pad > 0) throw bad();
+    }
+    if (pad == 1 && in.size() >= 2 && in[in.size() - 2] == '=') pad = 2;
+    std::string out(in.size() / 4 * 3 + 1, '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                            static_cast<int>(in.size()));
+    if (n < 0 || static_cast<std::size_t>(n) < pad) throw bad();
+    out.resize(static_cast<std::size_t>(n) - pad);  // EVP_DecodeBlock counts padding as zero bytes
+    return out;
+}
+
+namespace {
+
+const std::set<std::string> ops = {"open", "close", "run", "put", "get", "ls", "stat", "mkdir", "rm", "mv", "chmod", "df"};
+
+// A field that must be a string, when present. ptree keeps every JSON scalar as text and objects and
+// arrays as children: a field with children is not a string.
+std::optional<std::string> text(const pt::ptree& rq, const char* key) {
+    auto c = rq.get_child_optional(key);
+    if (!c) return std::nullopt;
+    if (!c->empty()) throw ParseError(std::string("\"") + key + "\" must be a string");
+    return c->data();
+}
+
+bool flag(const pt::ptree& rq, const char* key) {
+    auto v = text(rq, key);
+    if (!v) return false;
+    if (*v == "true") return true;
+    if (*v == "false") return false;
+    throw ParseError(std::string("\"") + key + "\" must be true or false");
+}
+
+}  // namespace
+
+void parse_request(const std::string& line, ServeRequest& out) {
+    pt::ptree rq;
+    std::istringstream in(line);
+    try {
+        pt::read_json(in, rq);
+    } catch (const pt::json_parser_error& e) {
+        throw Error(ExitCode::data, std::string("request is not a JSON object: ") + e.message());
+    }
+    if (auto id = text(rq, "id")) out.id = json_quote(*id);
+    out.op = text(rq, "op").value_or("");
+    if (!ops.count(out.op)) throw ParseError("unknown op '" + out.op + "'");
+    out.host = text(rq, "host").value_or("");
+    if (out.host.empty()) throw ParseError("request names no host");
+    out.path = text(rq, "path").value_or("");
+    if (out.op == "run") {
+        out.command = text(rq, "command").value_or("");
+        if (out.command.empty()) throw ParseError("run needs \"command\"");
+        out.cwd = text(rq, "cwd").value_or("");
+        if (auto t = text(rq, "timeout")) {
+            char* end = nullptr;
+            double v = std::strtod(t->c_str(), &end);
+            if (t->empty() || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1e7)
+                throw ParseError("\"timeout\" must be a number of seconds");
+            if (v > 0) out.timeout = v;
+        }
+        if (auto s = text(rq, "stdin")) out.stdin_data = b64_decode(*s);
+    }
+    if (out.op == "put") out.data = b64_decode(text(rq, "data").value_or(""));
+    out.recursive = flag(rq, "recursive");
+    out.parents = flag(rq, "parents");
+    out.to = text(rq, "to").value_or("");
+    if (out.op == "mv" && out.to.empty()) throw ParseError("mv needs \"to\"");
+    if (out.op == "chmod") {
+        auto m = text(rq, "mode").value_or("");
+        if (m.empty() || m.size() > 5 || m.find_first_not_of("01234567") != std::string::npos ||
+            std::strtoul(m.c_str(), nullptr, 8) > 07777)
+            throw ParseError("chmod needs \"mode\" in octal (0000 to 7777)");
+        out.mode = static_cast<std::uint32_t>(std::strtoul(m.c_str(), nullptr, 8));
+    }
+}
+
+}  // namespace tn::exec
