@@ -19,7 +19,6 @@ inline constexpr std::uint16_t kDynamicMin = 1, kDynamicMax = 499, kStaticMin = 
 struct Limits {
     std::size_t vnets_per_group = 64;
     std::size_t serves_per_vnet = 64;
-    std::size_t pending_links = 256;
 };
 
 struct VnetRecord {

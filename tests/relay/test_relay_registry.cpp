@@ -103,7 +103,7 @@ TEST_CASE("the same instance reconnecting replaces its stale session") {
 }
 
 TEST_CASE("limits refuse with a clear message") {
-    Registry r(Limits{2, 2, 1});
+    Registry r(Limits{2, 2});
     CHECK(r.add_vnet("g", "a", 1).ok);
     CHECK(r.add_vnet("g", "b", 2).ok);
     auto third = r.add_vnet("g", "c", 3);
@@ -119,7 +119,7 @@ TEST_CASE("limits refuse with a clear message") {
 }
 
 TEST_CASE("dynamic ids run out with a refusal, static ids still work") {
-    Registry r(Limits{64, 1000, 1});
+    Registry r(Limits{64, 1000});
     auto a = r.add_vnet("g", "a", 1).id;
     for (int i = 0; i < 499; ++i) REQUIRE(r.add_serve(a, spec(0, "s")).ok);
     auto full = r.add_serve(a, spec(0, "s"));

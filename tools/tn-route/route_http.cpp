@@ -234,7 +234,7 @@ std::string RouteServer::metrics() const {
     metric("tn_route_links_active", "gauge", "Proxied connections relayed now.");
     o << "tn_route_links_active " << active_.size() << "\n";
     metric("tn_route_links_pending", "gauge", "Links waiting for the serving vnet.");
-    o << "tn_route_links_pending " << pending_.size() << "\n";
+    o << "tn_route_links_pending " << links_.pending_count() << "\n";
     metric("tn_route_links_total", "counter", "Proxied connections bound since start.");
     o << "tn_route_links_total " << links_total_ << "\n";
     metric("tn_route_relayed_bytes_total", "counter", "Bytes relayed, both directions, since start (links between two vnets: records as they travel).");
@@ -264,7 +264,7 @@ std::string RouteServer::dashboard_html() const {
       << "<h1>tn-route</h1>\n<p>listen " << html_escape(cfg_.listen.str()) << " &middot; "
       << (cfg_.tls ? "TLS " + html_escape(fingerprint_) : std::string("plain TCP")) << " &middot; up " << secs(now - started_)
       << " s</p>\n<table><tr><th>links active</th><th>pending</th><th>total</th><th>bytes relayed</th><th>vhost links</th></tr><tr><td>"
-      << active_.size() << "</td><td>" << pending_.size() << "</td><td>" << links_total_ << "</td><td>" << bytes_total_ + live
+      << active_.size() << "</td><td>" << links_.pending_count() << "</td><td>" << links_total_ << "</td><td>" << bytes_total_ + live
       << "</td><td>" << vhost_links_ << "</td></tr></table>\n";
     o << "<h2>vnets (" << sessions_.size() << ")</h2>\n<table><tr><th>id</th><th>name</th><th>group</th><th>from</th><th>up (s)</th></tr>\n";
     for (const auto& [id, ss] : sessions_)

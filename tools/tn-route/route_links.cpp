@@ -13,10 +13,6 @@ using namespace relay;
 
 
 namespace {
-constexpr auto kLinkWait = std::chrono::seconds(10);   // a vnet's link waits this long for the serving side
-constexpr auto kPublicWait = std::chrono::seconds(5);  // a remote_port or vhost client, this long
-constexpr std::size_t kPublicPerSource = 16;           // pending public clients per address (IPv6: per /64)
-
 void refuse(const StreamPtr& s, ErrorCode c, const std::string& m) {
     async_write_bytes(s, encode_frame(to_frame(ErrorMsg{c, m})), [s](error_code) { s->close(); });
 }
@@ -44,9 +40,7 @@ void RouteServer::session_frame(const SessionPtr& ss, Frame f) {
             }
             case MsgType::link_fail: {
                 auto m = from_frame<LinkFail>(f);
-                if (auto it = pending_.find(m.link_id); it != pending_.end() && it->second.serve_vnet == ss->vnet_id)
-                    fail_pending(m.link_id, "the serving vnet could not connect: " + m.message);
-                return;
+                return fail_pending(m.link_id, PendingEnd::serve_failed, m.message, ss->vnet_id);
             }
             case MsgType::unserve_req: {
                 auto m = from_frame<UnserveReq>(f);
@@ -198,17 +192,17 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
         if (e) return user->close();
         source = source_key(ep.address());
     }
-    if (auto why = pending_refusal(group, id, kind, source); !why.empty()) {
+    PendingKey k{r->vnet_id, id, group, kind, source};
+    if (auto why = links_.admit(k); why != Refusal::none) {
+        auto text = describe(why, group, id, source);
         if (auto held = pending_log_.allow(Clock::now()))
-            log_.warn("link to serve ", id, " from ", peer, " refused: ", why, *held ? " (" + std::to_string(*held) + " more not logged)" : "");
-        return close_user(ErrorCode::limit, "limit: " + why, 503);
+            log_.warn("link to serve ", id, " from ", peer, " refused: ", text, *held ? " (" + std::to_string(*held) + " more not logged)" : "");
+        return close_user(ErrorCode::limit, "limit: " + text, 503);
     }
     auto ss = sessions_.find(r->vnet_id);
     if (ss == sessions_.end()) return close_user(ErrorCode::not_found, "no serve " + std::to_string(id) + " in this group", 502);
-    auto link_id = next_link_++;
-    // A public client waits less: its serving vnet must connect to the local service in that time.
-    Pending p{user, r->vnet_id, id, group, kind, std::move(prefix), nullptr, user_vnet, key, cipher,
-              Clock::now() + (kind == UserKind::link ? kLinkWait : kPublicWait), source};
+    auto link_id = links_.next_link_id();
+    Pending p{user, std::move(prefix), nullptr, user_vnet, key, cipher};
     if (kind != UserKind::link && cfg_.tls) {  // the route is the using endpoint: its own key
         p.key = random_link_key();
         p.cipher = kLinkCipher;
@@ -218,33 +212,23 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
     // LINK_OPENED, right before the first record from the serving side (one wake-up for both).
     // A standby link of the serving vnet saves it opening one now: the request goes down that link,
     // which becomes the serving side of this connection.
-    auto& standby = ss->second->standby;
-    while (!standby.empty() && !p.via) {
-        auto l = standby.front();
-        standby.pop_front();
-        ss->second->pool.erase(l);
-        if (l->socket().is_open()) p.via = l;
-    }
+    if (auto l = links_.take_standby(r->vnet_id, [](const StreamPtr& c) { return c->socket().is_open(); })) p.via = *l;
     // Everyone but a vhost client takes a failed local connect as a closed link, so the serving vnet
     // connects while the link is bound. On a standby link that means no answer to wait for: the
     // request and LINK_OK go down together and the pair is bound at once.
     bool early = kind != UserKind::http;
     LinkRequest req{link_id, id, early};
     log_.debug("link ", link_id, " requested: serve ", id, " for ", peer);
-    if (p.via) {
+    auto via = p.via;
+    if (via) {
         error_code ec;
-        p.via->socket().cancel(ec);  // ends its idle wait (link_pooled): the link is ours now
-        if (early) {
-            auto via = p.via;
-            return bind_link(link_id, std::move(p), via, encode_frame(to_frame(req)));
-        }
-        auto via = p.via;
-        pending_[link_id] = std::move(p);
-        async_write_bytes(via, encode_frame(to_frame(req)), [](error_code) {});
-        return standby_answer(via, peer, link_id);
+        via->socket().cancel(ec);  // ends its idle wait (link_pooled): the link is ours now
+        if (early) return bind_link(link_id, Pairing::Pending{std::move(k), std::move(p), {}}, via, encode_frame(to_frame(req)));
     }
-    pending_[link_id] = std::move(p);
-    ss->second->send(to_frame(req));
+    links_.wait(link_id, std::move(k), std::move(p), Clock::now());
+    if (!via) return ss->second->send(to_frame(req));
+    async_write_bytes(via, encode_frame(to_frame(req)), [](error_code) {});
+    standby_answer(via, peer, link_id);
 }
 
 void RouteServer::link_pooled(StreamPtr s, std::string peer, SessionPtr ss, bool standby, bool reparked) {
@@ -252,37 +236,35 @@ void RouteServer::link_pooled(StreamPtr s, std::string peer, SessionPtr ss, bool
         log_.warn("pre-opened link from ", peer, " refused: no session proof");
         return refuse(s, ErrorCode::auth, "link not proven by a live session (vnet id and proof do not match)");
     }
-    if (!reparked && ss->pool.size() >= kMaxPooled) {
-        log_.warn("pre-opened link from vnet ", ss->vnet_id, " refused: it already has ", kMaxPooled);
-        return refuse(s, ErrorCode::limit, "limit: " + std::to_string(kMaxPooled) + " pre-opened links per vnet");
-    }
     if (standby && !s->unread.empty()) {
         // The vnet sends nothing on a standby link until it is requested: bytes a read took in with
         // its last frame are a protocol error.
         log_.warn("protocol error on a standby link from ", peer, ": bytes on an idle standby link");
         return s->close();
     }
-    ss->pool.insert(s);
+    if (auto v = links_.pool(ss->vnet_id, s, standby, reparked); v != PoolVerdict::pooled) {
+        if (v == PoolVerdict::no_vnet) return s->close();
+        auto cap = links_.limits().pooled;
+        log_.warn("pre-opened link from vnet ", ss->vnet_id, " refused: it already has ", cap);
+        return refuse(s, ErrorCode::limit, "limit: " + std::to_string(cap) + " pre-opened links per vnet");
+    }
+    auto vnet = ss->vnet_id;
     std::weak_ptr<Session> weak = ss;
     // No setup timeout here: the link lives as long as its session.
     if (standby) {
         // A standby link waits for us; the vnet sends nothing on it until it is requested, so any
         // readiness is its close (or a protocol error). request_link cancels this wait when it takes
         // the link out of the pool.
-        ss->standby.push_back(s);
-        return s->socket().async_wait(tcp::socket::wait_read, [this, s, weak](error_code) {
-            auto p = weak.lock();
-            if (stopped_ || !p || !p->pool.count(s)) return;  // taken, or the session is gone
-            p->pool.erase(s);
-            if (auto it = std::find(p->standby.begin(), p->standby.end(), s); it != p->standby.end()) p->standby.erase(it);
+        return s->socket().async_wait(tcp::socket::wait_read, [this, s, vnet](error_code) {
+            if (stopped_ || !links_.unpool(vnet, s)) return;  // taken, or the session is gone
             s->close();
         });
     }
     // A parked link's next frame is the vnet's LINK_OPEN.
-    async_read_frame(s, [this, s, peer, weak](error_code ec, Frame f, std::string why) {
+    async_read_frame(s, [this, s, peer, weak, vnet](error_code ec, Frame f, std::string why) {
         auto p = weak.lock();
-        if (p) p->pool.erase(s);
         if (stopped_) return;
+        if (p) links_.unpool(vnet, s);
         if (ec || !p || p->closed) {
             if (ec == asio::error::invalid_argument) log_.warn("protocol error on a pre-opened link from ", peer, ": ", why);
             return s->close();
@@ -305,76 +287,56 @@ void RouteServer::standby_answer(StreamPtr s, std::string peer, std::uint64_t li
         if (ec) {
             if (ec == asio::error::invalid_argument) log_.warn("protocol error on a standby link from ", peer, ": ", why);
             s->close();
-            return fail_pending(link_id, "the serving vnet's link closed");
+            return fail_pending(link_id, PendingEnd::link_closed);
         }
         try {
             if (f.type == MsgType::link_accept) return link_accept(s, peer, from_frame<LinkAccept>(f));
             if (f.type == MsgType::link_fail) {
                 auto m = from_frame<LinkFail>(f);
                 s->close();
-                return fail_pending(link_id, "the serving vnet could not connect: " + m.message);
+                return fail_pending(link_id, PendingEnd::serve_failed, m.message);
             }
             throw WireError("unexpected " + std::string(type_name(f.type)) + " on a standby link");
         } catch (const WireError& e) {
             log_.warn("protocol error on a standby link from ", peer, ": ", e.what());
             refuse(s, ErrorCode::protocol, e.what());
-            fail_pending(link_id, "protocol error on the serving vnet's link");
+            fail_pending(link_id, PendingEnd::protocol);
         }
     });
 }
 
-std::string RouteServer::pending_refusal(const std::string& group, std::uint16_t id, UserKind kind, const std::string& source) const {
-    // Budgets, so that nobody starves the others: public clients (remote_port, vhosts) share at most
-    // half of the table, and one address a few slots of that; a group at most half of the table and
-    // one serve a quarter, so a slow or flooded serve fails its own clients only.
-    const auto total = reg_.limits().pending_links;
-    std::size_t in_group = 0, in_serve = 0, in_public = 0, from_source = 0;
-    for (const auto& [lid, p] : pending_) {
-        if (p.group == group) {
-            ++in_group;
-            if (p.id == id) ++in_serve;
-        }
-        if (p.kind != UserKind::link) {
-            ++in_public;
-            if (p.source == source) ++from_source;
-        }
-    }
-    if (pending_.size() >= total) return "too many pending links on this route";
-    if (in_group >= total / 2) return "too many pending links for group '" + group + "'";
-    if (in_serve >= total / 4) return "too many pending links for serve " + std::to_string(id);
-    if (kind != UserKind::link) {
-        if (in_public >= total / 2) return "too many public clients waiting on this route";
-        if (from_source >= kPublicPerSource) return "too many waiting clients from " + source;
-    }
-    return {};
+void RouteServer::fail_pending(std::uint64_t link_id, PendingEnd why, const std::string& detail, std::optional<std::uint32_t> from) {
+    if (auto e = links_.end(link_id, why, from)) end_pending(std::move(*e), detail);
 }
 
-void RouteServer::fail_pending(std::uint64_t link_id, const std::string& why, int http_status) {
-    auto it = pending_.find(link_id);
-    if (it == pending_.end()) return;
-    auto p = std::move(it->second);
-    pending_.erase(it);
-    log_.info("link ", link_id, " to serve ", p.id, " failed: ", why);
+void RouteServer::end_pending(Pairing::Ended e, const std::string& detail) {
+    auto& p = e.pending.data;
+    std::string why(describe(e.why));
+    if (!detail.empty()) why += ": " + detail;
+    log_.info("link ", e.link_id, " to serve ", e.pending.key.id, " failed: ", why);
     if (p.via) p.via->close();
-    if (p.kind == UserKind::link) p.user->close();  // it has its LINK_OPENED: a close is the refusal now
-    else if (p.kind == UserKind::http) http_reply(p.user, http::error_page(http_status, "serve " + std::to_string(p.id) + ": " + why), http_status, true);
+    auto kind = e.pending.key.kind;
+    if (kind == UserKind::link) p.user->close();  // it has its LINK_OPENED: a close is the refusal now
+    else if (kind == UserKind::http)
+        http_reply(p.user, http::error_page(http_status(e.why), "serve " + std::to_string(e.pending.key.id) + ": " + why),
+                   http_status(e.why), true);
     else p.user->close();
 }
 
 void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m) {
     auto ss = link_session(s, MsgType::link_accept, m.vnet_id, m.link_id, m.mac);
-    auto it = pending_.find(m.link_id);
-    if (!ss || it == pending_.end() || it->second.serve_vnet != ss->vnet_id) {
+    auto p = ss ? links_.pair(m.link_id, ss->vnet_id) : std::nullopt;
+    if (!p) {
         log_.warn("link accept from ", peer, " refused: no session proof or unknown link");
         return refuse(s, ErrorCode::auth, "link not proven by a live session, or unknown link id");
     }
-    auto p = std::move(it->second);
-    pending_.erase(it);
-    bind_link(m.link_id, std::move(p), s, {});
+    bind_link(m.link_id, std::move(*p), s, {});
 }
 
-void RouteServer::bind_link(std::uint64_t link_id, Pending p, StreamPtr s, Bytes first) {
-    auto ss = sessions_.find(p.serve_vnet);
+void RouteServer::bind_link(std::uint64_t link_id, Pairing::Pending pp, StreamPtr s, Bytes first) {
+    const auto& k = pp.key;
+    auto& p = pp.data;
+    auto ss = sessions_.find(k.serve_vnet);
     if (ss == sessions_.end()) {
         s->close();
         return p.user->close();
@@ -387,7 +349,7 @@ void RouteServer::bind_link(std::uint64_t link_id, Pending p, StreamPtr s, Bytes
     ok.cipher = static_cast<std::uint8_t>(p.cipher);
     if (cfg_.tls) ok.key_box = seal_key_box(ss->second->ticket, s->challenge, link_id, p.key, BoxWay::to_vnet, p.cipher);
     std::shared_ptr<LinkSeal> own;
-    if (p.kind != UserKind::link) own = std::make_shared<LinkSeal>(p.cipher, p.key, Side::use);
+    if (k.kind != UserKind::link) own = std::make_shared<LinkSeal>(p.cipher, p.key, Side::use);
     OPENSSL_cleanse(p.key.data(), p.key.size());
     auto ok_frame = encode_frame(to_frame(ok));
     first.insert(first.end(), ok_frame.begin(), ok_frame.end());
@@ -399,13 +361,13 @@ void RouteServer::bind_link(std::uint64_t link_id, Pending p, StreamPtr s, Bytes
             log_.debug("link ", link_id, " closed", err.empty() ? "" : ": " + err);
         active_.erase(link_id);
     };
-    if (p.kind == UserKind::link) {
+    if (k.kind == UserKind::link) {
         // Two vnets: records pass unopened, and after both EOF records both links are parked again.
         // The request and LINK_OK go to the serving side in one write with the using side's first
         // records.
         ++links_total_;
         auto user = p.user;
-        auto uv = p.user_vnet, sv = p.serve_vnet;
+        auto uv = p.user_vnet, sv = k.serve_vnet;
         auto ended = std::make_shared<bool>(false);  // it may end inside start(), before it is listed
         auto relay = RecordRelay::start(p.user, s, pipes_, tag_size(p.cipher), encode_frame(to_frame(LinkOpened{link_id})), std::move(first),
                                         [this, closed, user, s, uv, sv, ended](const std::string& err, std::uint64_t ab, std::uint64_t ba,
@@ -418,29 +380,31 @@ void RouteServer::bind_link(std::uint64_t link_id, Pending p, StreamPtr s, Bytes
             if (keep_serve && !stopped_) repark(s, sv, true);
             else s->close();
         });
-        if (!*ended) active_[link_id] = Active{nullptr, relay, p.group, p.id};
+        if (!*ended) active_[link_id] = Active{nullptr, relay, k.group, k.id};
         return;
     }
     // LINK_OK goes to the serving side (after the standby request, if any), followed for an HTTP
     // client by the request head the route already read; the pump starts after it, so writes never
     // overlap.
-    if (p.kind == UserKind::http && !p.prefix.empty()) {
+    if (k.kind == UserKind::http && !p.prefix.empty()) {
         // A record like everything after it, of at most kMaxHead < kRecordMax bytes.
         Bytes rec(p.prefix.size() + kRecordOverhead);
         rec.resize(own->tx.seal(p.prefix, rec.data()));
         first.insert(first.end(), rec.begin(), rec.end());
     }
-    async_write_bytes(s, std::move(first), [this, link_id, s, p, own, closed](error_code ec) {
+    async_write_bytes(s, std::move(first), [this, link_id, s, pp, own, closed](error_code ec) {
+        const auto& k = pp.key;
+        const auto& p = pp.data;
         if (ec || stopped_) {
             s->close();
             return p.user->close();
         }
         ++links_total_;
-        if (p.kind == UserKind::http) ++vhost_links_;
+        if (k.kind == UserKind::http) ++vhost_links_;
         // The route is the using end (remote_port, vhost): after a clean end the link goes back to the
         // serving vnet's standby links when both ends' EOF records said they keep it.
         if (s->carried++) ++links_reused_;
-        auto sv = p.serve_vnet;
+        auto sv = k.serve_vnet;
         auto self = std::make_shared<std::weak_ptr<Pump>>();  // set once start() returns
         auto pump = Pump::start(p.user, s, [this, closed, s, sv, self](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
             closed(err, ab, ba);
@@ -449,13 +413,13 @@ void RouteServer::bind_link(std::uint64_t link_id, Pending p, StreamPtr s, Bytes
             s->close();
         }, nullptr, std::make_unique<LinkSeal>(std::move(*own)), [this, sv]() { return can_repark(sv); });
         *self = pump;
-        active_[link_id] = Active{pump, nullptr, p.group, p.id};
+        active_[link_id] = Active{pump, nullptr, k.group, k.id};
     });
 }
 
 bool RouteServer::can_repark(std::uint32_t vnet_id) const {
     auto it = sessions_.find(vnet_id);
-    return !stopped_ && it != sessions_.end() && !it->second->closed && it->second->pool.size() < kMaxReparked;
+    return !stopped_ && it != sessions_.end() && !it->second->closed && links_.can_repark(vnet_id);
 }
 
 void RouteServer::repark(StreamPtr s, std::uint32_t vnet_id, bool standby) {
@@ -474,12 +438,7 @@ void RouteServer::sweep() {
         if (now - ss->last_rx > silent) drop_session(ss, "silent for 15 s (heartbeat timeout)");
         else if (ss->w->queued() > kMaxQueued) drop_session(ss, "not reading its control stream");
     held_.expire(now);
-    for (auto it = pending_.begin(); it != pending_.end();) {
-        auto id = it->first;
-        bool late = it->second.deadline < now;
-        ++it;
-        if (late) fail_pending(id, "the serving vnet did not answer in time", 504);
-    }
+    for (auto& e : links_.tick(now)) end_pending(std::move(e), {});
     sweep_timer_.expires_after(std::max<Clock::duration>(std::chrono::milliseconds(20), scaled(std::chrono::milliseconds(1000))));
     sweep_timer_.async_wait([this](error_code ec) {
         if (!ec && !stopped_) sweep();

@@ -83,8 +83,9 @@ void RouteServer::stop() {
         ss->s->close();
     }
     sessions_.clear();
-    for (auto& [id, p] : pending_) p.user->close();
-    pending_.clear();
+    auto gone = links_.stop();
+    for (auto& l : gone.links) l->close();
+    for (auto& e : gone.ended) e.pending.data.user->close();
     for (auto& [id, a] : std::map(active_)) a.abort();
     active_.clear();
 }
@@ -261,6 +262,10 @@ void RouteServer::start_session(StreamPtr s, std::string peer, Nonce nonce, cons
             old->s->close();
             log_.info("vnet ", *res.replaced, " (", a.name, ") replaced by its reconnect from ", peer);
         }
+        // Its pre-opened links and the links waiting for it go with it.
+        auto gone = links_.vnet_down(*res.replaced);
+        for (const auto& l : gone.links) l->close();
+        for (auto& e : gone.ended) end_pending(std::move(e), {});
         for (const auto& r : res.freed) serve_gone(r);
     }
     if (!res.ok) {
@@ -276,6 +281,7 @@ void RouteServer::start_session(StreamPtr s, std::string peer, Nonce nonce, cons
     ss->peer = peer;
     ss->ticket = random_ticket();
     sessions_[res.id] = ss;
+    links_.vnet_up(res.id);
     std::weak_ptr<Session> weak = ss;
     ss->w->on_error = [this, weak](error_code ec) {
         if (auto p = weak.lock()) drop_session(p, "write failed: " + ec.message());
@@ -316,21 +322,12 @@ void RouteServer::drop_session(const SessionPtr& ss, const std::string& why) {
     if (ss->closed) return;
     ss->closed = true;
     ss->s->close();
-    for (const auto& l : ss->pool) l->close();
-    ss->pool.clear();
-    ss->standby.clear();
+    auto gone = links_.vnet_down(ss->vnet_id);
+    for (const auto& l : gone.links) l->close();
     sessions_.erase(ss->vnet_id);
     auto freed = reg_.remove_vnet(ss->vnet_id);
     for (const auto& r : freed) serve_gone(r);
-    for (auto it = pending_.begin(); it != pending_.end();) {
-        if (it->second.serve_vnet == ss->vnet_id) {
-            auto id = it->first;
-            ++it;
-            fail_pending(id, "the serving vnet went away");
-        } else {
-            ++it;
-        }
-    }
+    for (auto& e : gone.ended) end_pending(std::move(e), {});
     log_.info("vnet down id=", ss->vnet_id, " name=", ss->name, " group=", ss->group, ": ", why, " (freed ",
               freed.size(), " serves)");
 }

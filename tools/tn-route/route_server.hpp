@@ -13,6 +13,7 @@
 #include "relay/io_control.hpp"
 #include "relay/io_pump.hpp"
 #include "relay/io_record_relay.hpp"
+#include "relay/pairing_core.hpp"
 #include "relay/registry.hpp"
 #include "relay/seal.hpp"
 #include "relay/claims.hpp"
@@ -64,16 +65,16 @@ private:
     void link_pooled(relay::StreamPtr s, std::string peer, SessionPtr ss, bool standby, bool reparked = false);
     // Who waits on the using side of a link: a vnet's link connection, a remote_port client, or an
     // HTTP client of a vhost (whose already-read request head is `prefix`).
-    enum class UserKind { link, tcp, http };
+    using UserKind = relay::UserKind;
     void request_link(relay::StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, std::string peer,
                       relay::Bytes prefix = {}, std::uint32_t user_vnet = 0, const relay::LinkKey& key = {},
                       relay::Cipher cipher = relay::Cipher::none);
     void standby_answer(relay::StreamPtr s, std::string peer, std::uint64_t link_id);
     bool can_repark(std::uint32_t vnet_id) const;  // its session is up and its pool has room
     void repark(relay::StreamPtr s, std::uint32_t vnet_id, bool standby);
-    void fail_pending(std::uint64_t link_id, const std::string& why, int http_status = 502);
-    // Why one more pending link of this kind may not wait now (its budget is spent), or "".
-    std::string pending_refusal(const std::string& group, std::uint16_t id, UserKind kind, const std::string& source) const;
+    // A pending link ended unpaired: says why (with `detail`) to its user and closes it.
+    void fail_pending(std::uint64_t link_id, relay::PendingEnd why, const std::string& detail = {},
+                      std::optional<std::uint32_t> from = std::nullopt);
     // [http] vhosts and [dashboard] (route_http.cpp).
     void apply_http_listeners(const RouteConfig& next);
     std::shared_ptr<relay::tcp::acceptor> listen_on(const HostPort& at, const char* what);
@@ -110,26 +111,23 @@ private:
     steady_timer sweep_timer_;
     relay::Registry reg_;
     std::map<std::uint32_t, SessionPtr> sessions_;
+    // What the runner keeps with a pending link; the pairing core keeps the rest (links_).
     struct Pending {
         relay::StreamPtr user;
-        std::uint32_t serve_vnet = 0;
-        std::uint16_t id = 0;
-        std::string group;
-        UserKind kind = UserKind::link;
-        relay::Bytes prefix;  // bytes already read from the user (an HTTP request head), sent first
+        relay::Bytes prefix;   // bytes already read from the user (an HTTP request head), sent first
         relay::StreamPtr via;  // the standby link the LINK_REQUEST went down, if not the control connection
         std::uint32_t user_vnet = 0;  // the using vnet (kind link)
         relay::LinkKey key{};         // tls = true: the using vnet's (LINK_OPEN) or our own; boxed for the serving side
         relay::Cipher cipher = relay::Cipher::none;
-        Clock::time_point deadline;
-        std::string source;  // a public client's address key (remote_port, vhost), for its budget
     };
-    std::map<std::uint64_t, Pending> pending_;
+    using Pairing = relay::LinkPairing<relay::StreamPtr, Pending>;
+    Pairing links_;  // pending links and every vnet's pre-opened links
+    void end_pending(Pairing::Ended e, const std::string& detail);
     relay::LogThrottle pending_log_;  // refusals over budget: one line per interval
     relay::FailureLimiter auth_fails_;  // failed AUTH per source address
     relay::LogThrottle auth_log_{std::chrono::seconds(1)};
     // Sends LINK_OK (after `first`) to the serving side `s` and starts relaying between it and p.user.
-    void bind_link(std::uint64_t link_id, Pending p, relay::StreamPtr s, relay::Bytes first);
+    void bind_link(std::uint64_t link_id, Pairing::Pending p, relay::StreamPtr s, relay::Bytes first);
     struct Active {
         std::shared_ptr<relay::Pump> pump;          // a leg the route ends itself, or a plain pair
         std::shared_ptr<relay::RecordRelay> relay;  // a sealed vnet<->vnet pair (reused after a clean end)
@@ -147,7 +145,7 @@ private:
         std::uint16_t id = 0;
     };
     std::map<std::uint16_t, Remote> remotes_;
-    std::uint64_t next_link_ = 1, next_unserve_ = 1, links_total_ = 0, bytes_total_ = 0, links_reused_ = 0;
+    std::uint64_t next_unserve_ = 1, links_total_ = 0, bytes_total_ = 0, links_reused_ = 0;
     struct UnserveRoute {
         std::uint32_t from = 0, req = 0, target = 0;
     };

@@ -16,11 +16,6 @@ using relay::StreamPtr;
 using relay::Ticket;
 
 inline constexpr std::size_t kMaxQueued = 4 << 20;  // a vnet that stops reading its control stream is dropped
-// Pre-opened links per vnet (parked + standby). A reused link goes back to its vnet's pool without a
-// message, so the route must keep every one the vnet keeps (at most twice its link_pool <= 16 of each
-// kind, plus some taken whose LINK_OPEN is on its way): re-parked links have a higher cap.
-inline constexpr std::size_t kMaxPooled = 32;
-inline constexpr std::size_t kMaxReparked = 128;
 
 // Connections between accept and their first frame, under the gate's caps. A Setup lives as long as
 // some handler of its connection holds it: when the first frame is in (or the connection closed)
@@ -65,10 +60,6 @@ struct Session : std::enable_shared_from_this<Session> {
     std::string group, name, peer;
     Ticket ticket{};
     Clock::time_point last_rx = Clock::now(), since = Clock::now();
-    // Pre-opened links of this vnet (closed with the session): parked ones wait for LINK_OPEN,
-    // standby ones for a LINK_REQUEST from us (`standby` is the subset not yet asked).
-    std::set<StreamPtr> pool;
-    std::deque<StreamPtr> standby;
     bool closed = false;
     void send(const Frame& f) {
         if (!closed) w->send(f);

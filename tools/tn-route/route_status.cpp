@@ -26,8 +26,8 @@ std::string RouteServer::status(bool json) const {
         for (const auto& [id, ss] : sessions_) {
             o << (first ? "" : ",") << "{\"id\":" << id << ",\"name\":" << json_quote(ss->name)
               << ",\"group\":" << json_quote(ss->group) << ",\"peer\":" << json_quote(ss->peer)
-              << ",\"uptime_s\":" << secs(now - ss->since) << ",\"pooled_links\":" << ss->pool.size()
-              << ",\"standby_links\":" << ss->standby.size() << ",\"serves\":[";
+              << ",\"uptime_s\":" << secs(now - ss->since) << ",\"pooled_links\":" << links_.pool_size(ss->vnet_id)
+              << ",\"standby_links\":" << links_.standby_size(ss->vnet_id) << ",\"serves\":[";
             first = false;
             bool f2 = true;
             for (const auto& r : reg_.serves(ss->group)) {
@@ -43,7 +43,7 @@ std::string RouteServer::status(bool json) const {
             }
             o << "]}";
         }
-        o << "],\"links\":{\"active\":" << active_.size() << ",\"pending\":" << pending_.size()
+        o << "],\"links\":{\"active\":" << active_.size() << ",\"pending\":" << links_.pending_count()
           << ",\"total\":" << links_total_ << ",\"reused\":" << links_reused_ << ",\"vhost\":" << vhost_links_ << "},\"bytes\":" << (bytes_total_ + live) << ",\"remote_ports\":[";
         first = true;
         for (const auto& [port, r] : remotes_) {
@@ -57,7 +57,7 @@ std::string RouteServer::status(bool json) const {
       << secs(now - started_) << "s\n";
     if (http_at_) o << "http vhosts " << http_at_->str() << "\n";
     if (dash_at_) o << "dashboard http://" << dash_at_->str() << "/\n";
-    o << "links active " << active_.size() << "  pending " << pending_.size() << "  total " << links_total_ << "  reused " << links_reused_
+    o << "links active " << active_.size() << "  pending " << links_.pending_count() << "  total " << links_total_ << "  reused " << links_reused_
       << "  bytes " << bytes_total_ + live << "\n";
     o << sessions_.size() << " vnets\n";
     for (const auto& [id, ss] : sessions_) {
