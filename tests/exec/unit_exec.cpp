@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 
 #include "base/error.hpp"
@@ -77,11 +78,32 @@ TEST_CASE("parse_env wants NAME=VALUE with a shell name") {
 TEST_CASE("expand_hosts reads lists, files and stdin") {
     std::istringstream in("# fleet\nh1\n\n  me@h2:2222  \n");
     auto hosts = expand_hosts({"a,b,,c", "@-"}, in);
-    CHECK(hosts == std::vector<std::string>{"a", "b", "c", "h1", "me@h2:2222"});
+    std::vector<std::string> specs;
+    for (const auto& h : hosts) specs.push_back(h.spec);
+    CHECK(specs == std::vector<std::string>{"a", "b", "c", "h1", "me@h2:2222"});
     std::istringstream empty;
     CHECK_THROWS_AS(expand_hosts({"@-", "@-"}, empty), ParseError);
     CHECK_THROWS(expand_hosts({"@/nonexistent/hosts"}, empty));
     CHECK_THROWS_AS(expand_hosts({"bad host"}, empty), ParseError);
+}
+
+TEST_CASE("a host list line may name the host's password file; anything else on it is an error") {
+    std::istringstream in("web1 --password-file /etc/pw1\n  db@web2:2200   --password-file rel/pw  \nweb3\n");
+    auto hosts = expand_hosts({"@-"}, in);
+    REQUIRE(hosts.size() == 3);
+    CHECK(hosts[0] == HostEntry{"web1", "/etc/pw1"});
+    CHECK(hosts[1].spec == "db@web2:2200");
+    CHECK(hosts[1].password_file == (std::filesystem::current_path() / "rel/pw").string());
+    CHECK(hosts[2] == HostEntry{"web3", ""});
+    for (auto* bad : {"web1 --password-file\n", "web1 --password pw\n", "web1 --password-file a b\n", "web1:99999\n"}) {
+        std::istringstream b(std::string("ok\n") + bad);
+        try {
+            expand_hosts({"@-"}, b);
+            FAIL("accepted " << bad);
+        } catch (const ParseError& e) {
+            CHECK_THAT(e.what(), Catch::StartsWith("stdin:2: "));
+        }
+    }
 }
 
 TEST_CASE("with_remote_deadline runs the command under timeout(1) when the remote has it") {

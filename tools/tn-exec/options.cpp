@@ -1,8 +1,11 @@
 // tn-exec option parsing helpers: targets, host lists, remote paths, env words.
 #include "options.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <istream>
+#include <map>
+#include <sstream>
 
 #include "base/error.hpp"
 #include "base/net_addr.hpp"
@@ -16,13 +19,29 @@ namespace {
 // A host list from a file or stdin is data we did not write: bound it.
 constexpr std::size_t max_hosts = 10000;
 
-void add_hosts_from(std::istream& in, const std::string& what, std::vector<std::string>& out) {
+void add_hosts_from(std::istream& in, const std::string& what, const std::filesystem::path& dir,
+                   std::vector<HostEntry>& out) {
     std::string line;
-    while (std::getline(in, line)) {
+    for (int n = 1; std::getline(in, line); ++n) {
         auto t = trim(line);
         if (t.empty() || t[0] == '#') continue;
         if (out.size() >= max_hosts) throw ParseError(what + " lists more than " + std::to_string(max_hosts) + " hosts");
-        out.emplace_back(t);
+        std::istringstream words{std::string(t)};
+        HostEntry e;
+        std::string opt, extra;
+        words >> e.spec;
+        auto where = what + ":" + std::to_string(n) + ": ";
+        if (words >> opt) {
+            if (opt != "--password-file" || !(words >> e.password_file) || (words >> extra))
+                throw ParseError(where + "want '[user@]host[:port] [--password-file FILE]', got '" + std::string(t) + "'");
+            if (std::filesystem::path(e.password_file).is_relative()) e.password_file = (dir / e.password_file).string();
+        }
+        try {
+            parse_ssh_target(e.spec);
+        } catch (const ParseError& err) {
+            throw ParseError(where + err.what());
+        }
+        out.push_back(std::move(e));
     }
 }
 }  // namespace
@@ -45,26 +64,47 @@ Target make_target(const std::string& spec, const SshOptions& o) {
     return out;
 }
 
-std::vector<std::string> expand_hosts(const std::vector<std::string>& specs, std::istream& stdin_stream) {
-    std::vector<std::string> out;
+std::vector<HostEntry> expand_hosts(const std::vector<std::string>& specs, std::istream& stdin_stream) {
+    std::vector<HostEntry> out;
     bool stdin_used = false;
     for (const auto& spec : specs) {
         if (spec == "@-") {
             if (stdin_used) throw ParseError("-H @- given twice");
             stdin_used = true;
-            add_hosts_from(stdin_stream, "stdin", out);
+            add_hosts_from(stdin_stream, "stdin", std::filesystem::current_path(), out);
         } else if (!spec.empty() && spec[0] == '@') {
             std::ifstream f(spec.substr(1));
             if (!f) throw Error(ExitCode::usage, "cannot read host list " + spec.substr(1));
-            add_hosts_from(f, spec.substr(1), out);
+            add_hosts_from(f, spec.substr(1), std::filesystem::absolute(spec.substr(1)).parent_path(), out);
         } else {
             for (auto& h : split(spec, ',')) {
                 auto t = trim(h);
-                if (!t.empty()) out.emplace_back(t);
+                if (t.empty()) continue;
+                parse_ssh_target(std::string(t));  // a bad entry is a usage error before any connection
+                out.push_back({std::string(t), ""});
             }
         }
     }
-    for (const auto& h : out) parse_ssh_target(h);  // a bad entry is a usage error before any connection
+    return out;
+}
+
+std::vector<Target> fan_targets(const std::vector<HostEntry>& hosts, const SshOptions& o) {
+    std::map<std::string, std::shared_ptr<PasswordSource>> by_file;  // one read per file, one secret
+    std::vector<Target> out;
+    for (const auto& h : hosts) {
+        auto t = make_target(h.spec, o);
+        if (!h.password_file.empty()) {
+            auto& src = by_file[h.password_file];
+            if (!src) {
+                PasswordOptions po;
+                po.file = h.password_file;
+                src = PasswordSource::make(po);
+            }
+            t.password = src;
+        }
+        out.push_back(std::move(t));
+    }
+    if (out.empty()) throw ParseError("-H names no hosts");
     return out;
 }
 

@@ -59,8 +59,21 @@ struct Target {
 // "[user@]host[:port]" plus the shared options -> a Target; -l and -p win, as in ssh.
 Target make_target(const std::string& spec, const SshOptions& o);
 
-// Expands -H values: comma lists, @FILE (one host a line, '#' comments), @- (stdin). Empty -> none.
-std::vector<std::string> expand_hosts(const std::vector<std::string>& specs, std::istream& stdin_stream);
+// One -H host: as typed, and the password file a host list named for it ("" for none).
+struct HostEntry {
+    std::string spec;
+    std::string password_file;
+    bool operator==(const HostEntry&) const = default;
+};
+
+// Expands -H values: comma lists, @FILE and @- (stdin): one host a line, '#' comments, optionally
+// followed by `--password-file FILE` (relative to the list's directory). Throws ParseError naming
+// the list and line for anything else on a line, or a bad host. Empty -> none.
+std::vector<HostEntry> expand_hosts(const std::vector<std::string>& specs, std::istream& stdin_stream);
+
+// The targets for -H: make_target for each, a host's own --password-file (read once per file)
+// instead of the shared password source.
+std::vector<Target> fan_targets(const std::vector<HostEntry>& hosts, const SshOptions& o);
 
 // Splits "[user@]host[:port]:PATH" (host may be "[v6]"); nullopt when there is no host part. Digits
 // between two colons are a port, as in the user@host:port:PATH that messages print.

@@ -104,8 +104,7 @@ std::vector<Target> resolve_targets(const SshOptions& ssh, const FanOut& fan, st
         args.erase(args.begin());
     } else {
         for (const auto& h : fan.host_specs) stdin_taken |= h == "@-";
-        for (auto& h : expand_hosts(fan.host_specs, std::cin)) targets.push_back(make_target(h, ssh));
-        if (targets.empty()) throw ParseError("-H names no hosts");
+        targets = fan_targets(expand_hosts(fan.host_specs, std::cin), ssh);
     }
     return targets;
 }

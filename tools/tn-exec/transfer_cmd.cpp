@@ -19,13 +19,6 @@ namespace tn::exec {
 
 namespace {
 
-std::vector<Target> fan_targets(const SshOptions& ssh, const FanOut& fan) {
-    std::vector<Target> out;
-    for (auto& h : expand_hosts(fan.host_specs, std::cin)) out.push_back(make_target(h, ssh));
-    if (out.empty()) throw ParseError("-H names no hosts");
-    return out;
-}
-
 struct Job {
     std::vector<fs::path> local;       // put sources, or the get destination (one)
     std::vector<std::string> remote;   // get sources, or the put destination (one)
@@ -120,7 +113,7 @@ int put_main(const SshOptions& ssh, const FanOut& fan, const TransferOptions& o,
         targets.push_back(make_target(r->host, ssh));
         job.remote.push_back(r->path);
     } else {
-        targets = fan_targets(ssh, fan);
+        targets = fan_targets(expand_hosts(fan.host_specs, std::cin), ssh);
         job.remote.push_back(dest);
     }
     for (const auto& l : job.local)
@@ -148,7 +141,7 @@ int get_main(const SshOptions& ssh, const FanOut& fan, const TransferOptions& o,
         }
         targets.push_back(make_target(host, ssh));
     } else {
-        targets = fan_targets(ssh, fan);
+        targets = fan_targets(expand_hosts(fan.host_specs, std::cin), ssh);
         for (std::size_t i = 0; i + 1 < o.paths.size(); ++i) job.remote.push_back(o.paths[i]);
     }
     job.stream = job.local.front() == "-";
