@@ -118,6 +118,18 @@ void Table::allow_only(std::initializer_list<std::string_view> known) const {
 
 bool Table::has(std::string_view key) const { return get(key) != nullptr; }
 
+std::vector<std::string> Table::keys() const {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : *t_) out.emplace_back(k.str());
+    return out;
+}
+
+std::string quote(std::string_view s) {
+    std::ostringstream os;
+    os << toml::value<std::string>(std::string(s));
+    return os.str();
+}
+
 std::optional<std::string> Table::string(std::string_view key) const {
     const auto* n = get(key);
     if (n == nullptr) return std::nullopt;

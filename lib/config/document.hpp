@@ -30,6 +30,9 @@ struct Diagnostic {
 
 class Table;
 
+// `s` as a TOML basic string, quotes and escapes included: for tools that write TOML (importers).
+std::string quote(std::string_view s);
+
 // A parsed config file. Accessors record problems instead of throwing, so one run reports them all;
 // finish() throws tn::Error(config) listing every problem, one per line.
 class Document {
@@ -61,6 +64,7 @@ public:
     void allow_only(std::initializer_list<std::string_view> known) const;
 
     bool has(std::string_view key) const;
+    std::vector<std::string> keys() const;  // every key of this table (importers list what they skip)
     bool is_boolean(std::string_view key) const;  // for keys that take true/false or a string
     std::optional<std::string> string(std::string_view key) const;
     std::optional<std::int64_t> integer(std::string_view key, std::int64_t lo, std::int64_t hi) const;

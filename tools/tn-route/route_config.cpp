@@ -7,6 +7,7 @@
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
+#include "base/secret_file.hpp"
 #include "config/document.hpp"
 
 namespace tn::route {
@@ -67,9 +68,20 @@ RouteConfig load_route_config(const std::string& path) {
     }
     std::set<std::string> names;
     for (const auto& g : root.tables("group")) {
-        g.allow_only({"name", "token", "domains", "ports"});
+        g.allow_only({"name", "token", "token_file", "domains", "ports"});
         auto name = g.require_string("name");
-        auto token = g.require_string("token");
+        std::optional<std::string> token;
+        if (g.has("token") && g.has("token_file")) g.error("token_file", "set token or token_file, not both");
+        if (auto f = g.string("token_file")) {
+            std::filesystem::path p(*f);
+            try {
+                token = read_secret_file(p.is_relative() ? dir / p : p).expose();
+            } catch (const ParseError& e) {
+                g.error("token_file", e.what());
+            }
+        } else {
+            token = g.require_string("token");
+        }
         GroupClaims claims;
         for (const auto& d : g.strings("domains").value_or(std::vector<std::string>{})) {
             try {
@@ -88,7 +100,7 @@ RouteConfig load_route_config(const std::string& path) {
         if (!name || !token) continue;
         if (name->empty() || name->size() > 64) g.error("name", "group name must be 1-64 bytes");
         if (!names.insert(*name).second) g.error("name", "group '" + *name + "' is defined twice");
-        if (token->size() < 8) g.error("token", "token must be at least 8 characters (it is the group's password)");
+        if (token->size() < 8) g.error(g.has("token") ? "token" : "token_file", "token must be at least 8 characters (it is the group's password)");
         c.groups.push_back(Group{*name, Secret(*token), std::move(claims)});
     }
     if (auto h = root.table("http")) {

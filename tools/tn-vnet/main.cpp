@@ -1,8 +1,46 @@
 // tn-vnet: the agent on a private host. `tn-vnet -c FILE` runs it; `ctl` and `shell` talk to it.
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
+#include <iostream>
+
+#include "base/error.hpp"
+#include "base/secret_file.hpp"
 #include "common/cli.hpp"
+#include "import_vnet.hpp"
+#include "relay/io_tls.hpp"
 #include "vnet_runner.hpp"
+
+namespace {
+
+struct ImportArgs {
+    std::string file, token_out, token_file, fingerprint;
+};
+
+// `tn-vnet import FILE`: the TOML on stdout once the whole file converted, the token (if asked) in a
+// new 0600 file; nothing half-written on bad input (65).
+int run_import(const ImportArgs& a) {
+    if (!a.token_out.empty() && !a.token_file.empty()) throw tn::Error(tn::ExitCode::usage, "--token-out and --token-file exclude each other");
+    tn::vnet::ImportOptions o;
+    if (!a.fingerprint.empty()) {
+        o.fingerprint = tn::relay::normalize_fingerprint(a.fingerprint);
+        if (o.fingerprint.empty()) throw tn::Error(tn::ExitCode::usage, "--fingerprint: not a SHA256 fingerprint (as 'tn-route fingerprint' prints)");
+    }
+    if (!a.token_file.empty()) o.token_file = std::filesystem::absolute(a.token_file).string();
+    if (!a.token_out.empty()) {
+        o.token_file = std::filesystem::absolute(a.token_out).string();
+        o.token_out = true;
+    }
+    auto r = tn::vnet::import_vnet_text(tn::import::read_source(a.file), a.file, o);
+    if (o.token_out) {
+        if (!r.token) throw tn::Error(tn::ExitCode::usage, a.file + " holds no token to write (" + r.from + "): use --token-file with the route group's token");
+        tn::write_secret_file(a.token_out, *r.token);
+    }
+    std::cout << r.toml << std::flush;
+    return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     tn::cli::CommonOptions common;
@@ -23,6 +61,12 @@ int main(int argc, char** argv) {
     ctl->allow_extras();
     auto* shell = app.add_subcommand("shell", "The same commands interactively, against the running vnet");
     shell->add_option("--socket", socket, "Control socket (default: from -c FILE's vnet name)");
+    ImportArgs imp;
+    auto* import = app.add_subcommand("import", "Print a tn-vnet config made from a vnet-v2 config.ini or an frpc .ini/.toml");
+    import->add_option("file", imp.file, "The config to convert")->required();
+    import->add_option("--token-out", imp.token_out, "Write the file's token to this new file (0600) and refer to it");
+    import->add_option("--token-file", imp.token_file, "Refer to this token file (the route group's token)");
+    import->add_option("--fingerprint", imp.fingerprint, "The route's certificate fingerprint ('tn-route fingerprint')");
     app.require_subcommand(0, 1);
 
     return tn::cli::run(app, common, argc, argv, [&](const tn::log::Logger& log) {
@@ -33,6 +77,7 @@ int main(int argc, char** argv) {
             if (!local.empty()) words.insert(words.end(), {"--local", local});
             return tn::vnet::run_ctl(common.config, socket, words);
         }
+        if (import->parsed()) return run_import(imp);
         if (shell->parsed()) return tn::vnet::run_shell(common.config, socket);
         if (common.check_config) {
             tn::vnet::run_check(common.config);

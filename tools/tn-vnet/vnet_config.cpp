@@ -4,11 +4,24 @@
 #include <set>
 
 #include "base/error.hpp"
+#include "base/secret_file.hpp"
 #include "config/document.hpp"
 #include "relay/io_tls.hpp"
 #include "relay/registry.hpp"
 
 namespace tn::vnet {
+
+// token_file: relative to the config's folder, like every path in a config.
+Secret token_from_file(const config::Table& t, const std::string& config_path, const std::string& file) {
+    std::filesystem::path p(file);
+    if (p.is_relative()) p = std::filesystem::absolute(config_path).parent_path() / p;
+    try {
+        return read_secret_file(p);
+    } catch (const ParseError& e) {
+        t.error("token_file", e.what());
+        return {};
+    }
+}
 
 VnetConfig load_vnet_config(const std::string& path) {
     if (path.empty()) throw Error(ExitCode::usage, "tn-vnet needs a config file: -c FILE");
@@ -18,7 +31,7 @@ VnetConfig load_vnet_config(const std::string& path) {
     auto root = doc.root();
     root.allow_only({"route", "vnet", "serve", "use"});
     if (auto r = root.table("route")) {
-        r->allow_only({"address", "token", "fingerprint", "tls"});
+        r->allow_only({"address", "token", "token_file", "fingerprint", "tls"});
         if (auto a = r->require_string("address")) {
             try {
                 c.route = parse_host_port(*a);
@@ -26,7 +39,12 @@ VnetConfig load_vnet_config(const std::string& path) {
                 r->error("address", e.what());
             }
         }
-        if (auto t = r->require_string("token")) c.token = Secret(*t);
+        if (r->has("token") && r->has("token_file")) r->error("token_file", "set token or token_file, not both");
+        if (auto f = r->string("token_file")) {
+            c.token = token_from_file(*r, path, *f);
+        } else if (auto t = r->require_string("token")) {
+            c.token = Secret(*t);
+        }
         if (auto v = r->boolean("tls")) c.tls = *v;
         if (auto f = r->string("fingerprint")) {
             c.fingerprint = relay::normalize_fingerprint(*f);

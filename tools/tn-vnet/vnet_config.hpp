@@ -8,6 +8,10 @@
 #include "base/net_addr.hpp"
 #include "base/secret.hpp"
 
+namespace tn::config {
+class Table;
+}
+
 namespace tn::vnet {
 
 struct ServeCfg {
@@ -50,6 +54,9 @@ struct VnetConfig {
     std::vector<ServeCfg> serves;
     std::vector<UseCfg> uses;
 };
+
+// The token in `file` (token_file = ..., relative to the config's folder); a problem is recorded on t.
+Secret token_from_file(const config::Table& t, const std::string& config_path, const std::string& file);
 
 // Loads and validates FILE; every problem is reported as FILE:LINE:COL and the load throws (78).
 VnetConfig load_vnet_config(const std::string& path);
