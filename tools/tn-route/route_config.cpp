@@ -109,10 +109,19 @@ RouteConfig load_route_config(const std::string& path) {
         if (!h->has("listen")) h->error("listen", "missing key 'listen' (for example \"0.0.0.0:80\")");
     }
     if (auto d = root.table("dashboard")) {
-        d->allow_only({"listen", "user", "password"});
+        d->allow_only({"listen", "user", "password", "password_file"});
         c.dashboard_listen = address(*d, "listen");
         if (auto v = d->string("user")) c.dashboard_user = *v;
+        if (d->has("password") && d->has("password_file")) d->error("password_file", "set password or password_file, not both");
         if (auto v = d->string("password")) c.dashboard_password = Secret(*v);
+        if (auto f = d->string("password_file")) {
+            std::filesystem::path p(*f);
+            try {
+                c.dashboard_password = read_secret_file(p.is_relative() ? dir / p : p);
+            } catch (const ParseError& e) {
+                d->error("password_file", e.what());
+            }
+        }
         if (c.dashboard_user.empty()) c.dashboard_user = "admin";
         if (c.dashboard_user.find(':') != std::string::npos) d->error("user", "a user name cannot contain ':' (HTTP basic auth)");
         if (!d->has("listen")) d->error("listen", "missing key 'listen' (for example \"127.0.0.1:7750\")");

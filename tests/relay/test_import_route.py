@@ -1,0 +1,161 @@
+"""tn-route import on the frps examples frp users have and on vnet-v2's route config.ini
+(tests/relay/import_fixtures): each converts, the result passes `tn-route --check-config`, and the
+frp web example (frps + frpc, both imported) carries HTTP by Host through the real route and agent on
+loopback (the fixtures' ports rewritten to free loopback ones: the only translation). Secrets go to
+0600 files, never to stdout; broken input is exit 65 with the file and line."""
+import http.server
+import os
+import re
+import stat
+import subprocess
+import sys
+import threading
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from relay_env import ROUTE, VNET, Relay  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+import harness  # noqa: E402
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "import_fixtures")
+ROUTE_FIXTURES = ["frps-ssh.ini", "frps-web.ini", "frps-all.ini", "frps-all.toml", "vnet-v2-route.ini"]
+
+
+@pytest.fixture
+def relay():
+    r = Relay()
+    yield r
+    r.close()
+
+
+def run(relay, tool, *args):
+    return subprocess.run([tool, *args], capture_output=True, text=True, env=relay.env(), timeout=30)
+
+
+def save(relay, name, text):
+    path = os.path.join(relay.dir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+@pytest.mark.parametrize("fixture", ROUTE_FIXTURES)
+def test_each_example_imports_and_passes_check_config(relay, fixture):
+    src = os.path.join(FIXTURES, fixture)
+    tok, pw = os.path.join(relay.dir, "g.token"), os.path.join(relay.dir, "dash.pw")
+    r = run(relay, ROUTE, "import", src, "--token-out", tok, "--password-out", pw, "--domain", "*.example.com")
+    assert r.returncode == 0, r.stderr
+    for f in (tok, pw):
+        assert stat.S_IMODE(os.stat(f).st_mode) == 0o600
+    # The source's own token and dashboard password where it has them, else new random ones.
+    own = {"frps-all.toml": ("frp-token-0123456789", "admin"), "frps-all.ini": (None, "admin")}.get(fixture, (None, None))
+    for f, mine in zip((tok, pw), own):
+        secret = open(f).read().strip()
+        if mine:
+            assert secret == mine
+        else:
+            assert re.fullmatch(r"[0-9a-f]{48}", secret) and secret not in r.stdout
+    out = save(relay, fixture + ".toml", r.stdout)
+    c = run(relay, ROUTE, "--check-config", "-c", out)
+    assert c.returncode == 0, c.stderr + "\n" + r.stdout
+
+
+def test_without_secrets_the_output_says_what_is_missing(relay):
+    r = run(relay, ROUTE, "import", os.path.join(FIXTURES, "frps-all.ini"))
+    assert r.returncode == 0, r.stderr
+    assert "# token_file = " in r.stdout and "--password-out" in r.stdout
+    assert "admin\n" not in r.stdout.split("user = 'admin'")[-1]  # dashboard_pwd = admin is not printed
+    c = run(relay, ROUTE, "--check-config", "-c", save(relay, "bare.toml", r.stdout))
+    # No token for the group, a dashboard on 0.0.0.0 without a password: both named.
+    assert c.returncode == 78 and "token" in c.stderr and "password" in c.stderr, c.stderr
+
+
+class Site:
+    """An HTTP server on loopback answering every GET with its own name."""
+
+    def __init__(self, name):
+        body = name.encode()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def sub(text, **kv):
+    for k, v in kv.items():
+        text, n = re.subn(rf"(?m)^({k}\s*=\s*).*$", lambda m: m.group(1) + str(v), text, count=1)
+        assert n, k
+    return text
+
+
+def test_frp_web_example_serves_two_sites_by_host_through_the_imported_route(relay):
+    route_port, http_port = harness.free_port(), harness.free_port()
+    frps = open(os.path.join(FIXTURES, "frps-web.ini")).read().replace("[common]\n", "[common]\nbind_addr = 127.0.0.1\n")
+    src = save(relay, "frps.ini", sub(frps, bind_port=route_port, vhost_http_port=http_port))
+    tok = os.path.join(relay.dir, "default.token")
+    r = run(relay, ROUTE, "import", src, "--token-out", tok, "--domain", "site1.example.com", "--domain", "site2.example.com")
+    assert r.returncode == 0, r.stderr
+    route_cfg = save(relay, "tn-route.toml", r.stdout)
+    fp = run(relay, ROUTE, "-q", "-c", route_cfg, "fingerprint").stdout.strip()
+    p = relay.spawn("route", [ROUTE, "-c", route_cfg])
+    harness.wait_port(route_port, proc=p)
+    relay.port = route_port
+
+    sites = [Site("site1"), Site("site2")]
+    try:
+        frpc = open(os.path.join(FIXTURES, "frpc-web.ini")).read()
+        frpc = sub(frpc, server_addr="127.0.0.1", server_port=route_port)
+        frpc = frpc.replace("local_port = 80\n", f"local_port = {sites[0].port}\n")
+        frpc = frpc.replace("local_port = 81\n", f"local_port = {sites[1].port}\n")
+        r = run(relay, VNET, "import", save(relay, "frpc.ini", frpc), "--token-file", tok, "--fingerprint", fp)
+        assert r.returncode == 0, r.stderr
+        vnet_cfg = save(relay, "frpc.toml", r.stdout)
+        assert run(relay, VNET, "--check-config", "-c", vnet_cfg).returncode == 0
+        relay.start_vnet("frpc", config=vnet_cfg)
+        relay.wait_serve("frpc", "web1")
+        relay.wait_serve("frpc", "web2")
+        for i, host in enumerate(["site1.example.com", "site2.example.com"]):
+            req = urllib.request.Request(f"http://127.0.0.1:{http_port}/", headers={"Host": host})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                assert resp.read() == f"site{i + 1}".encode(), relay.all_logs()
+    finally:
+        for s in sites:
+            s.close()
+
+
+@pytest.mark.parametrize("text,name,where", [
+    ("[common]\nbind_port\n", "frps.ini", ":2: error:"),
+    ("[common]\nbind_port = 1\n[common]\n", "frps.ini", ":3: error: duplicate section"),
+    ("[common]\nallow_ports = 9-1\n", "frps.ini", ": error: allow_ports"),
+    ("bindPort = [\n", "frps.toml", ":1:"),
+    ("bindPort = 70000\n", "frps.toml", ":1:"),
+    ("\x00\xff[[\n", "junk.ini", ":1: error:"),
+    ("", "empty.ini", ": error:"),
+])
+def test_broken_input_is_65_with_file_and_line(relay, text, name, where):
+    src = os.path.join(relay.dir, name)
+    with open(src, "w", errors="surrogateescape") as f:
+        f.write(text)
+    tok = os.path.join(relay.dir, "t")
+    r = run(relay, ROUTE, "import", src, "--token-out", tok)
+    assert r.returncode == 65, (r.returncode, r.stderr)
+    assert r.stdout == "" and not os.path.exists(tok)
+    assert src + where in r.stderr, r.stderr
