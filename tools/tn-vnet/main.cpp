@@ -8,6 +8,7 @@
 #include "base/secret_file.hpp"
 #include "common/cli.hpp"
 #include "import_vnet.hpp"
+#include "quick_start.hpp"
 #include "relay/io_tls.hpp"
 #include "vnet_runner.hpp"
 
@@ -40,6 +41,16 @@ int run_import(const ImportArgs& a) {
     return 0;
 }
 
+// The flags `serve` and `use` share; `serve` adds what only a published port has.
+void add_quick_flags(CLI::App* sub, tn::vnet::QuickArgs& q) {
+    sub->add_option("--route", q.route, "The route's HOST:PORT")->required();
+    sub->add_option("--token-file", q.token_file, "File holding the group's token (mode 0600)")->required();
+    sub->add_option("--fingerprint", q.fingerprint, "The route's certificate fingerprint ('tn-route fingerprint')")->required();
+    sub->add_option("--group", q.group, "Group (default: default)");
+    sub->add_option("--name", q.name, "Vnet name (default: serve-ID or use-ID)");
+    sub->add_option("--ip", q.ip, "Local address (default: 127.0.0.1)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -67,6 +78,18 @@ int main(int argc, char** argv) {
     import->add_option("--token-out", imp.token_out, "Write the file's token to this new file (0600) and refer to it");
     import->add_option("--token-file", imp.token_file, "Refer to this token file (the route group's token)");
     import->add_option("--fingerprint", imp.fingerprint, "The route's certificate fingerprint ('tn-route fingerprint')");
+    tn::vnet::QuickArgs qs, qu;
+    qu.serve = false;
+    auto* serve = app.add_subcommand("serve", "Serve one local port without a config file (like 'frpc tcp')");
+    add_quick_flags(serve, qs);
+    serve->add_option("--port", qs.port, "Local port to serve")->required();
+    serve->add_option("--id", qs.id, "Serve id (500-999 static, 1-499 dynamic; default: the route assigns one)");
+    serve->add_option("--remote-port", qs.remote_port, "Also have the route listen publicly on this port");
+    serve->add_option("--domain", qs.domains, "Custom domain for the route's HTTP vhosts; repeatable");
+    auto* use = app.add_subcommand("use", "Map one serve id to a local port without a config file");
+    add_quick_flags(use, qu);
+    use->add_option("--id", qu.id, "The serve id to use (1-999)")->required();
+    use->add_option("--port", qu.port, "Local port to listen on")->required();
     app.require_subcommand(0, 1);
 
     return tn::cli::run(app, common, argc, argv, [&](const tn::log::Logger& log) {
@@ -78,6 +101,11 @@ int main(int argc, char** argv) {
             return tn::vnet::run_ctl(common.config, socket, words);
         }
         if (import->parsed()) return run_import(imp);
+        if (serve->parsed() || use->parsed()) {
+            auto cfg = tn::vnet::quick_config(serve->parsed() ? qs : qu);
+            if (common.check_config) return 0;
+            return tn::vnet::run_vnet(std::move(cfg), log);
+        }
         if (shell->parsed()) return tn::vnet::run_shell(common.config, socket);
         if (common.check_config) {
             tn::vnet::run_check(common.config);

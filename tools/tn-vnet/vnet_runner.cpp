@@ -136,9 +136,20 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
     reply(Reply{0, text + "\n"});
 }
 
+namespace {
+int run_loaded(VnetConfig cfg, const std::string& config, const log::Logger& log);
+}
+
 int run_vnet(const std::string& config, const log::Logger& log) {
     auto cfg = load_vnet_config(config);
     if (auto w = secret_file_warning(config)) log.warn(*w, " (it has the group token)");
+    return run_loaded(std::move(cfg), config, log);
+}
+
+int run_vnet(VnetConfig cfg, const log::Logger& log) { return run_loaded(std::move(cfg), "", log); }
+
+namespace {
+int run_loaded(VnetConfig cfg, const std::string& config, const log::Logger& log) {
     double scale = relay::time_scale_from_env();
     private_state_dir();
     auto lock = FileLock::try_acquire(state_dir_path() / (instance_stem(cfg) + ".lock"));
@@ -201,6 +212,7 @@ int run_vnet(const std::string& config, const log::Logger& log) {
     io.run();
     return agent.exit_code();
 }
+}  // namespace
 
 int run_ctl(const std::string& config, const std::string& socket, const std::vector<std::string>& words) {
     auto [code, body] = ask(find_socket(config, socket), words);

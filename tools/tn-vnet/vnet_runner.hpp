@@ -8,7 +8,11 @@
 
 namespace tn::vnet {
 
+struct VnetConfig;
+
 int run_vnet(const std::string& config, const log::Logger& log);
+// The same for a config built from flags (`tn-vnet serve|use`): SIGHUP has no file to re-read.
+int run_vnet(VnetConfig cfg, const log::Logger& log);
 // --check-config: loads and validates the file (throws on a problem).
 void run_check(const std::string& config);
 // Sends one command to the running vnet (socket from --socket, else the config's name, else the only
