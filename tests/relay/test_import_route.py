@@ -3,6 +3,7 @@
 frp web example (frps + frpc, both imported) carries HTTP by Host through the real route and agent on
 loopback (the fixtures' ports rewritten to free loopback ones: the only translation). Secrets go to
 0600 files, never to stdout; broken input is exit 65 with the file and line."""
+import hashlib
 import http.server
 import os
 import re
@@ -15,7 +16,7 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import ROUTE, VNET, Relay  # noqa: E402
+from relay_env import ROUTE, VNET, EchoHashServer, Relay, roundtrip  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402
@@ -139,6 +140,38 @@ def test_frp_web_example_serves_two_sites_by_host_through_the_imported_route(rel
     finally:
         for s in sites:
             s.close()
+
+
+def test_vnet_v2_route_and_agents_all_imported_carry_tcp(relay):
+    """A whole vnet-v2 setup switched by import alone: the route's config.ini (with --group and a new
+    token), then host A's and office B's config.ini with that token: ssh-like TCP from B to A."""
+    route_port, use_port = harness.free_port(), harness.free_port()
+    src = save(relay, "route.ini", sub(open(os.path.join(FIXTURES, "vnet-v2-route.ini")).read(), ip="127.0.0.1",
+                                       port=route_port))
+    tok = os.path.join(relay.dir, "default-ssh.token")
+    r = run(relay, ROUTE, "import", src, "--group", "default-ssh", "--token-out", tok)
+    assert r.returncode == 0, r.stderr
+    route_cfg = save(relay, "tn-route.toml", r.stdout)
+    fp = run(relay, ROUTE, "-q", "-c", route_cfg, "fingerprint").stdout.strip()
+    p = relay.spawn("route", [ROUTE, "-c", route_cfg])
+    harness.wait_port(route_port, proc=p)
+    relay.port = route_port
+    echo = EchoHashServer()
+    try:
+        cfgs = {}
+        for fixture, name in (("vnet-v2-home-a.ini", "remote-ssh"), ("vnet-v2-office-b.ini", "local-ssh")):
+            text = sub(open(os.path.join(FIXTURES, fixture)).read(), ip="127.0.0.1", port=route_port)
+            r = run(relay, VNET, "import", save(relay, fixture, text), "--token-file", tok, "--fingerprint", fp)
+            assert r.returncode == 0, r.stderr
+            out = r.stdout.replace("port = 22\n", f"port = {echo.port}\n").replace("port = 1122\n", f"port = {use_port}\n")
+            cfgs[name] = save(relay, name + ".toml", out)
+            relay.start_vnet(name, config=cfgs[name])
+        relay.wait_serve("remote-ssh", "ssh")
+        relay.wait_use("local-ssh", "ssh")
+        data = os.urandom(1 << 20)
+        assert roundtrip(use_port, data) == (hashlib.sha256(data).hexdigest(), len(data)), relay.all_logs()
+    finally:
+        echo.close()
 
 
 @pytest.mark.parametrize("text,name,where", [

@@ -89,6 +89,10 @@ TEST_CASE("vnet-v2: bad values and broken INI are input errors (65) naming the f
     CHECK(has(msg, "config.ini:3: error: duplicate section"));
     std::tie(code, msg) = fails("[route]\nip=1.2.3.4\nport=7749\n");
     CHECK(has(msg, "tn-route import"));  // a route's config.ini, not a vnet's
+    std::tie(code, msg) = fails("[route]\nip=1.2.3.4\x1b[31m\nport=1\n");  // a terminal escape
+    CHECK(has(msg, "config.ini:2: error: not UTF-8 text (or a control character)"));
+    std::tie(code, msg) = fails("[route]\nip=1.2.3.4\nport=1\n[vnet]\nname=\xff\xfe\n");
+    CHECK(has(msg, "config.ini:5: error: not UTF-8"));
     std::tie(code, msg) = fails("[nothing]\n", "empty.ini");
     CHECK(code == tn::ExitCode::data);
 }

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "base/error.hpp"
+#include "base/strings.hpp"
 #include "config/document.hpp"
 
 namespace tn::import {
@@ -34,6 +35,17 @@ const IniSection* IniFile::section(std::string_view name) const {
 }
 
 IniFile parse_ini(std::string_view text, const std::string& source) {
+    // What a value holds is printed into TOML and comments: refuse bytes that are not text up front
+    // (invalid UTF-8 would make TOML no reader accepts; control bytes would reach a terminal).
+    std::size_t line = 1;
+    for (std::size_t at = 0; at < text.size(); ++line) {
+        auto nl = text.find('\n', at);
+        auto one = text.substr(at, nl == std::string_view::npos ? std::string_view::npos : nl - at);
+        if (escape_controls(one, "\t\r") != one)
+            throw Error(ExitCode::data, source + ":" + std::to_string(line) + ": error: not UTF-8 text (or a control character)");
+        if (nl == std::string_view::npos) break;
+        at = nl + 1;
+    }
     namespace pt = boost::property_tree;
     pt::ptree tree;
     std::istringstream in{std::string(text)};
@@ -110,7 +122,7 @@ void TomlOut::line(std::string text, const std::string& note) {
     text_ += text + "\n";
 }
 
-void TomlOut::comment(const std::string& text) { text_ += "# " + text + "\n"; }
+void TomlOut::comment(const std::string& text) { text_ += "# " + escape_controls(text) + "\n"; }
 void TomlOut::table(std::string_view name) { text_ += "\n[" + std::string(name) + "]\n"; }
 void TomlOut::array_table(std::string_view name) { text_ += "\n[[" + std::string(name) + "]]\n"; }
 
@@ -130,10 +142,8 @@ void TomlOut::kv(std::string_view key, const std::vector<std::string>& value, co
 }
 
 void TomlOut::dropped(const std::string& what, const std::string& why) {
-    std::string w = what;
-    for (auto& c : w)
-        if (c == '\n' || c == '\r') c = ' ';  // a value must not end the comment and start TOML
-    comment("not carried over: " + w + (why.empty() ? "" : " (" + why + ")"));
+    // comment() escapes control bytes: a value cannot end the comment and start TOML of its own.
+    comment("not carried over: " + what + (why.empty() ? "" : " (" + why + ")"));
 }
 
 bool looks_secret(std::string_view key) {
