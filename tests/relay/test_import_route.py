@@ -192,3 +192,10 @@ def test_broken_input_is_65_with_file_and_line(relay, text, name, where):
     assert r.returncode == 65, (r.returncode, r.stderr)
     assert r.stdout == "" and not os.path.exists(tok)
     assert src + where in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [(["--domain", "*"], "--domain '*'"), (["--group", ""], "--group"),
+                                         (["--token-out", "x", "--token-file", "y"], "exclude")])
+def test_bad_flags_are_usage_errors(relay, args, needle):
+    r = run(relay, ROUTE, "import", os.path.join(FIXTURES, "frps-ssh.ini"), *args)
+    assert r.returncode == 64 and needle in r.stderr and r.stdout == "", r.stderr

@@ -10,6 +10,7 @@
 #include "base/secret_file.hpp"
 #include "common/cli.hpp"
 #include "import_frps.hpp"
+#include "relay/claims.hpp"
 #include "route_runner.hpp"
 
 namespace {
@@ -33,6 +34,14 @@ tn::Secret random_secret() {
 // password (the source's, or new random ones) only in new 0600 files, when asked.
 int run_import(const ImportArgs& a) {
     if (!a.token_out.empty() && !a.token_file.empty()) throw tn::Error(tn::ExitCode::usage, "--token-out and --token-file exclude each other");
+    for (const auto& d : a.domains) {
+        try {
+            (void)tn::relay::normalize_domain_pattern(d);
+        } catch (const tn::ParseError& e) {
+            throw tn::Error(tn::ExitCode::usage, "--domain '" + d + "': " + e.what());
+        }
+    }
+    if (a.group.empty() || a.group.size() > 64) throw tn::Error(tn::ExitCode::usage, "--group: 1-64 bytes");
     tn::route::ImportOptions o;
     o.group = a.group;
     o.domains = a.domains;
