@@ -62,7 +62,7 @@ void Session::fail(const std::string& what) const {
     throw Error(ExitCode::unavailable, what + " " + endpoint() + ": " + ssh_get_error(s_.get()));
 }
 
-Session Session::connect(const ClientConfig& cfg) {
+Session Session::connect(const ClientConfig& cfg, const Dialer& dial) {
     SessionPtr sp(ssh_new());
     if (!sp) throw Error(ExitCode::io, "cannot allocate an ssh session");
     ssh_session s = sp.get();
@@ -104,6 +104,13 @@ Session Session::connect(const ClientConfig& cfg) {
     ssh_options_get_port(s, &port);
     session.port_ = static_cast<int>(port);
 
+    if (dial) {
+        auto [fd, held] = dial(session.host_, session.port_);
+        session.held_ = std::move(held);
+        // libssh takes the socket over (and closes it with the session); with it, no ProxyCommand
+        // from the ssh config runs.
+        ssh_options_set(s, SSH_OPTIONS_FD, &fd);
+    }
     if (ssh_connect(s) != SSH_OK) session.fail("cannot connect to");
     session.verify_host_key(cfg);
     return session;

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -22,7 +24,11 @@ class Session {
 public:
     // Connects and applies the host-key policy. Throws tn::Error: 69 when the host cannot be reached,
     // 77 for an unknown key (without accept_new) or a changed one, 78 for an unreadable ssh config.
-    static Session connect(const ClientConfig& cfg);
+    // dial: when set, the connection goes over the socket it returns for the host and port the ssh
+    // config resolved (HostName, Port) instead of a TCP connect of ours; what it returns beside the
+    // socket (a jump host's Hop) lives as long as the session.
+    using Dialer = std::function<std::pair<int, std::shared_ptr<void>>(const std::string& host, int port)>;
+    static Session connect(const ClientConfig& cfg, const Dialer& dial = {});
 
     Session(Session&&) noexcept = default;
     Session& operator=(Session&&) noexcept = default;
@@ -46,6 +52,7 @@ private:
     void verify_host_key(const ClientConfig& cfg);
     [[noreturn]] void fail(const std::string& what) const;
 
+    std::shared_ptr<void> held_;  // before s_: outlives it (the hop its socket goes through)
     SessionPtr s_;
     HostKeyInfo host_key_;
     bool pinned_ = false;

@@ -14,6 +14,7 @@
 #include "password.hpp"
 #include "progress.hpp"
 #include "ssh/exec.hpp"
+#include "ssh/jump.hpp"
 
 using namespace tn;
 using namespace tn::exec;
@@ -215,4 +216,13 @@ TEST_CASE("escape_name keeps a remote name on one unambiguous line") {
     CHECK(exec::escape_name("a\nb") == "a\\nb");
     CHECK(exec::escape_name("a\\nb") == "a\\\\nb");  // a literal backslash-n is not a newline
     CHECK(exec::escape_name("caf\xc3\xa9") == "caf\xc3\xa9");
+}
+
+TEST_CASE("ProxyJump comes back from libssh's ProxyCommand form") {
+    CHECK(ssh::proxy_jump_from_command("ssh -l alice -p 2200 -W '[%h]:%p' jump.example") == "alice@jump.example:2200");
+    CHECK(ssh::proxy_jump_from_command("ssh -W '[%h]:%p' j") == "j");
+    CHECK(ssh::proxy_jump_from_command("ssh -W '[%h]:%p' ::1") == "[::1]");
+    CHECK_FALSE(ssh::proxy_jump_from_command("nc -X 5 -x proxy %h %p"));
+    CHECK_FALSE(ssh::proxy_jump_from_command("ssh -o Foo=bar -W '[%h]:%p' j"));
+    CHECK_THROWS_AS(ssh::proxy_jump_from_command("ssh -l a -J b@j2 -W '[%h]:%p' j1"), Error);
 }

@@ -26,7 +26,7 @@ int command_start(const CLI::App& app, int argc, char** argv) {
     static const std::set<std::string> with_value = {
         "-i", "--identity", "-p", "--port", "-l", "--login", "--ssh-config", "--known-hosts", "--connect-timeout",
         "-H", "--hosts", "--parallel", "-t", "--timeout", "--env", "--cwd", "--shell", "--persist", "--log-format",
-        "--password-file", "--askpass"};
+        "--password-file", "--askpass", "-J", "--jump"};
     int sub = tn::cli::subcommand_index(app, argc, argv);  // common options may come first: `-v run`
     if (sub >= argc || std::string(argv[sub]) != "run") return argc;
     bool host_seen = false, fan = false;
@@ -58,6 +58,7 @@ void add_ssh_options(CLI::App* sub, tn::exec::SshOptions& s, tn::exec::FanOut& f
     sub->add_option("--connect-timeout", s.connect_timeout, "Seconds to wait for the connection")
         ->check(CLI::Range(1, 3600));
     sub->add_flag("--accept-new", s.accept_new, "Pin an unknown host key (its SHA256 fingerprint is printed)");
+    sub->add_option("-J,--jump", s.jump, "Reach the host through this jump host: [user@]host[:port] (as ssh -J)");
     sub->add_option("-H,--hosts", f.host_specs, "Many hosts: h1,h2 or @FILE (one a line) or @- (stdin)")
         ->allow_extra_args(false);
     sub->add_option("--parallel", f.parallel, "Hosts worked on at once (default 8)")->check(CLI::Range(1, 1024));

@@ -12,6 +12,7 @@
 #include "base/runtime_dir.hpp"
 #include "base/strings.hpp"
 #include "ssh/exec.hpp"
+#include "ssh/jump.hpp"
 
 namespace tn::exec {
 
@@ -61,6 +62,17 @@ Target make_target(const std::string& spec, const SshOptions& o) {
     c.connect_timeout_s = o.connect_timeout;
     c.accept_new = o.accept_new;
     out.password = o.password;
+    // -J, else a ProxyJump in the ssh config for this host (a hop of ours either way).
+    std::string jump = !o.jump.empty() ? o.jump : ssh::config_proxy_jump(c).value_or("");
+    if (!jump.empty()) {
+        // -l and -p are the destination's, as in ssh: the jump host takes its own from -J or ssh config.
+        auto j = parse_ssh_target(jump);
+        out.jump = c;
+        out.jump->host = j.host;
+        out.jump->user = j.user;
+        out.jump->port = j.port;
+        out.jump_label = jump;
+    }
     return out;
 }
 

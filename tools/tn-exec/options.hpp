@@ -19,6 +19,7 @@ struct SshOptions {
     std::string ssh_config, known_hosts;
     int connect_timeout = 10;
     bool accept_new = false;
+    std::string jump;                     // -J [user@]host[:port]: reach the hosts through it
     PasswordOptions password_opts;              // --password-stdin | --password-file | --askpass
     std::shared_ptr<PasswordSource> password;   // made from password_opts once options are parsed
 };
@@ -53,7 +54,9 @@ struct TransferOptions {
 struct Target {
     std::string label;  // as the user typed it
     ssh::ClientConfig client;
-    std::shared_ptr<PasswordSource> password;  // shared by every host: one secret for all
+    std::shared_ptr<PasswordSource> password;  // shared by every host, unless its host line names its own
+    std::optional<ssh::ClientConfig> jump;     // -J: the jump host, same options but its own user and port
+    std::string jump_label;                    // as typed, for messages
 };
 
 // "[user@]host[:port]" plus the shared options -> a Target; -l and -p win, as in ssh.

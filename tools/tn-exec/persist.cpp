@@ -52,6 +52,7 @@ std::vector<std::string> ssh_args(const SshOptions& o) {
     if (!o.known_hosts.empty()) a.insert(a.end(), {"--known-hosts", o.known_hosts});
     a.insert(a.end(), {"--connect-timeout", std::to_string(o.connect_timeout)});
     if (o.accept_new) a.emplace_back("--accept-new");
+    if (!o.jump.empty()) a.insert(a.end(), {"-J", o.jump});
     return a;
 }
 
@@ -140,6 +141,7 @@ std::filesystem::path persist_socket(const Target& t) {
     std::string key = c.user + "\n" + c.host + "\n" + (c.port ? std::to_string(*c.port) : "") + "\n" +
                       c.ssh_config_path().string() + "\n" + c.known_hosts_path().string();
     for (const auto& i : c.identities) key += "\n" + i.string();
+    if (t.jump) key += "\njump " + t.jump_label;  // a master through a jump host is another connection
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv1a(key)));
     return state_dir_path() / ("exec-" + std::string(hex) + ".sock");

@@ -18,12 +18,14 @@
 #include "persist.hpp"
 #include "sudo.hpp"
 #include "ssh/exec.hpp"
+#include "ssh/jump.hpp"
 #include "tty.hpp"
 
 namespace tn::exec {
 
-ssh::Session open_session(const Target& t) {
-    auto s = ssh::Session::connect(t.client);
+namespace {
+
+ssh::Session login(ssh::Session s, const Target& t) {
     // Keys first, as ssh does; a password only when they are refused (an askpass program runs only then).
     if (s.authenticate({.agent = true, .identities = true, .password = std::nullopt})) return s;
     if (!t.password)
@@ -34,6 +36,27 @@ ssh::Session open_session(const Target& t) {
     // One try: a wrong password is not retried (no lockout loop), it is 77 at once.
     if (s.authenticate({.agent = false, .identities = false, .password = *pw})) return s;
     throw PasswordError("password refused by " + s.endpoint());
+}
+
+}  // namespace
+
+ssh::Session open_session(const Target& t) {
+    if (!t.jump) return login(ssh::Session::connect(t.client), t);
+    // The jump host first, its key checked and logged in as any host; a failure there names it.
+    std::optional<ssh::Session> jump;
+    try {
+        jump.emplace(login(ssh::Session::connect(*t.jump), t));
+    } catch (const PasswordError& e) {
+        throw PasswordError("jump host " + t.jump_label + ": " + e.what());
+    } catch (const Error& e) {
+        throw Error(e.code(), "jump host " + t.jump_label + ": " + e.what());
+    }
+    auto s = ssh::Session::connect(t.client, [&](const std::string& host, int port) {
+        auto hop = std::make_shared<ssh::Hop>(std::move(*jump), host, port);
+        int fd = hop->take_socket();
+        return std::pair<int, std::shared_ptr<void>>(fd, std::move(hop));
+    });
+    return login(std::move(s), t);
 }
 
 int for_each_host(const std::vector<Target>& targets, int parallel, Output& out, const log::Logger& log,

@@ -12,7 +12,8 @@
 
 namespace tn::exec {
 
-// Connects, applies the host-key policy and authenticates (agent, then identity files).
+// Connects (through the -J jump host when set, which is checked and logged in the same way), applies
+// the host-key policy and authenticates (agent, then identity files, then the password source).
 // Throws tn::Error: unreachable 69, host key or auth refused 77.
 ssh::Session open_session(const Target& t);
 
