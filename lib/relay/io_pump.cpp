@@ -90,7 +90,7 @@ void Pump::resume(int d) {
     if (!finished_) read(d);
 }
 
-void Pump::abort(const std::string& why, bool reset_local) { finish(why, reset_local); }
+void Pump::abort(const std::string& why, bool reset_local) { finish(LinkEnd::aborted(why), reset_local); }
 
 void Pump::read(int d) {
     Dir& x = dir_[d];
@@ -118,7 +118,7 @@ void Pump::read(int d) {
     auto self = shared_from_this();
     dir_[d].from->socket().async_wait(tcp::socket::wait_read, [this, self, d](error_code ec) {
         if (finished_) return;
-        if (ec) return finish(ec.message());
+        if (ec) return finish(LinkEnd::io(ec.message()));
         try_read(d);
     });
 }
@@ -158,10 +158,10 @@ void Pump::try_read(int d) {
         return read(d);
     }
     if (r == 0) {
-        if (x.open) return finish("truncated: the link closed without its EOF record", true);
+        if (x.open) return finish(LinkEnd::truncated("the link closed without its EOF record"), true);
         return eof(d);
     }
-    if (r < 0) return finish(std::strerror(errno), x.open != nullptr);
+    if (r < 0) return finish(LinkEnd::io(std::strerror(errno)), x.open != nullptr);
     auto n = static_cast<std::size_t>(r);
     // A read that did not fill the room emptied the socket: after the write, wait for readiness
     // instead of a read that would only say EAGAIN (one syscall less per chunk of small traffic).
@@ -211,7 +211,7 @@ void Pump::process(int d, std::size_t n) {
                 x.have = pos;
             }
         } catch (const WireError& e) {
-            return finish(std::string("protocol error: ") + e.what(), true);
+            return finish(LinkEnd::protocol(e.what()), true);
         }
         x.consumed = pos;
         x.bytes += outn;
@@ -268,11 +268,11 @@ void Pump::write(int d, bool then_eof) {
             auto self = shared_from_this();
             return x.to->socket().async_wait(tcp::socket::wait_write, [this, self, d, then_eof](error_code ec) {
                 if (finished_) return;
-                if (ec) return finish(ec.message(), true);
+                if (ec) return finish(LinkEnd::io(ec.message()), true);
                 write(d, then_eof);
             });
         }
-        return finish(m == 0 ? "send wrote nothing" : std::strerror(errno), true);
+        return finish(LinkEnd::io(m == 0 ? "send wrote nothing" : std::strerror(errno)), true);
     }
     x.iovn = x.iovi = 0;
     if (x.open) compact(x);
@@ -296,12 +296,12 @@ void Pump::eof(int d) {
     x.in.reset();
     auto after = [this, self, d](error_code ec) {
         if (finished_) return;
-        if (ec) return finish(ec.message());
+        if (ec) return finish(LinkEnd::io(ec.message()));
         // Plain TCP half-close. A sealed link's end is its EOF record alone: the connection stays up
         // for reuse, or closes (FIN) once both directions ended.
         if (!dir_[d].seal) dir_[d].to->socket().shutdown(tcp::socket::shutdown_send, ec);
         dir_[d].done = true;
-        if (dir_[0].done && dir_[1].done) finish({});
+        if (dir_[0].done && dir_[1].done) finish(LinkEnd{});
     };
     if (!x.seal) return after({});
     kept_ = keep_sealed_ && keep_sealed_();
@@ -316,14 +316,14 @@ void Pump::eof(int d) {
     asio::async_write(x.to->socket(), asio::buffer(x.eof_rec.data() + sent, n - sent), [after](error_code ec, std::size_t) { after(ec); });
 }
 
-void Pump::finish(const std::string& error, bool reset_local) {
+void Pump::finish(const LinkEnd& end, bool reset_local) {
     if (finished_) return;
     finished_ = true;
     if (reset_local) {
         if (!seal_a_) reset_on_close(a_.get());
         if (!seal_b_) reset_on_close(b_.get());
     }
-    bool keep = kept_ && error.empty();
+    bool keep = kept_ && end.clean();
     // A kept link goes back to frame reads, which must wake for any byte again.
     for (auto& x : dir_)
         if (keep && x.open) set_lowat(x, 1);
@@ -332,7 +332,7 @@ void Pump::finish(const std::string& error, bool reset_local) {
     for (auto& x : dir_) x.in.reset();
     if (done_) {
         auto d = std::move(done_);
-        d(error, dir_[0].bytes, dir_[1].bytes);
+        d(end, dir_[0].bytes, dir_[1].bytes);
     }
 }
 

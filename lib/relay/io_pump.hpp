@@ -14,6 +14,7 @@
 #include <string>
 
 #include "relay/io_stream.hpp"
+#include "relay/link_end.hpp"
 #include "relay/seal.hpp"
 
 namespace tn::relay {
@@ -26,10 +27,9 @@ void keep_freed_buffers();
 
 class Pump : public std::enable_shared_from_this<Pump> {
 public:
-    // Called once when both directions ended or one failed; `error` is empty on a clean end and
-    // names the fault otherwise ("protocol error: ..." for a bad record, "truncated: ..." for a
-    // sealed link that closed without its EOF record).
-    using Done = std::function<void(const std::string& error, std::uint64_t a_to_b, std::uint64_t b_to_a)>;
+    // Called once when both directions ended or one failed: how (clean, or the fault: a bad record,
+    // a sealed link that closed without its EOF record, a socket error, an abort).
+    using Done = std::function<void(const LinkEnd& end, std::uint64_t a_to_b, std::uint64_t b_to_a)>;
 
     // `seal_a`/`seal_b`: that side is the link (at most one of them).
     // `keep_sealed`: asked when the sealed side's EOF record goes out; true promises (in the record)
@@ -78,7 +78,7 @@ private:
     void write(int d, bool then_eof);
     void compact(Dir& x);
     void eof(int d);
-    void finish(const std::string& error, bool reset_local = false);
+    void finish(const LinkEnd& end, bool reset_local = false);
 
     StreamPtr a_, b_;
     std::unique_ptr<LinkSeal> seal_a_, seal_b_;

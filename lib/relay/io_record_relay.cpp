@@ -38,7 +38,7 @@ std::shared_ptr<RecordRelay> RecordRelay::start(StreamPtr a, StreamPtr b, PipePo
     return r;
 }
 
-void RecordRelay::abort(const std::string& why) { finish(why); }
+void RecordRelay::abort(const std::string& why) { finish(LinkEnd::aborted(why)); }
 
 void RecordRelay::wait_read(int d) {
     // On the splice path the wait is a peek: Asio tries it at once and otherwise queues it on the
@@ -52,7 +52,7 @@ void RecordRelay::wait_read(int d) {
         x.peeked = 0;
         return x.from->socket().async_wait(tcp::socket::wait_read, [this, self, d](error_code ec) {
             if (finished_) return;
-            if (ec) return finish(ec.message());
+            if (ec) return finish(LinkEnd::io(ec.message()));
             pull(d);
         });
     }
@@ -60,8 +60,8 @@ void RecordRelay::wait_read(int d) {
     x.from->socket().async_receive(asio::buffer(x.peek.data(), want), tcp::socket::message_peek,
                                    [this, self, d](error_code ec, std::size_t n) {
         if (finished_) return;
-        if (ec == asio::error::eof) return finish("truncated: a link closed without its EOF record");
-        if (ec) return finish(ec.message());
+        if (ec == asio::error::eof) return finish(LinkEnd::truncated("a link closed without its EOF record"));
+        if (ec) return finish(LinkEnd::io(ec.message()));
         dir_[d].peeked = n;
         pull(d);
     });
@@ -115,12 +115,11 @@ bool RecordRelay::pull_greedy(int d, std::size_t& moved) {
             return false;
         }
         if (r < 0) {
-            finish(std::strerror(errno));
+            finish(LinkEnd::io(std::strerror(errno)));
             return false;
         }
         if (r == 0) {
-            finish(x.rest == 0 && x.hdrn == 0 ? "truncated: a link closed without its EOF record"
-                                              : "truncated: a link closed inside a record");
+            finish(LinkEnd::truncated(x.rest == 0 && x.hdrn == 0 ? "a link closed without its EOF record" : "a link closed inside a record"));
             return false;
         }
         n = static_cast<std::size_t>(r);
@@ -130,7 +129,7 @@ bool RecordRelay::pull_greedy(int d, std::size_t& moved) {
     try {
         mine = scan(x, buf.data(), n);
     } catch (const WireError& e) {
-        finish(std::string("protocol error: ") + e.what());
+        finish(LinkEnd::protocol(e.what()));
         return false;
     }
     // Behind the EOF record: the using vnet's next LINK_OPEN (the frame reader's), ahead of any
@@ -164,8 +163,8 @@ void RecordRelay::pull(int d) {
                 if (n < static_cast<ssize_t>(kRecordHeader)) n = ::recv(fd, h, kRecordHeader, MSG_PEEK | MSG_DONTWAIT);
                 x.peeked = 0;
                 if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_read(d);
-                if (n < 0) return finish(std::strerror(errno));
-                if (n == 0) return finish("truncated: a link closed without its EOF record");
+                if (n < 0) return finish(LinkEnd::io(std::strerror(errno)));
+                if (n == 0) return finish(LinkEnd::truncated("a link closed without its EOF record"));
                 if (static_cast<std::size_t>(n) < kRecordHeader) {
                     x.peeked = static_cast<std::size_t>(n);  // the rest is on its way
                     return wait_read(d);
@@ -177,20 +176,20 @@ void RecordRelay::pull(int d) {
                     x.keep = head.keep;
                     x.bulk = head.size() >= kSpliceMin;
                 } catch (const WireError& e) {
-                    return finish(std::string("protocol error: ") + e.what());
+                    return finish(LinkEnd::protocol(e.what()));
                 }
             }
             x.peeked = 0;
             if (!x.pipe) x.pipe = pipes_.take();
-            if (!x.pipe) return finish("out of file descriptors for a pipe");
+            if (!x.pipe) return finish(LinkEnd::io("out of file descriptors for a pipe"));
             ssize_t n = ::splice(fd, nullptr, x.pipe.w.get(), nullptr, x.rest, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                 pipes_.give(std::move(x.pipe));
                 x.pipe = {};
                 return wait_read(d);
             }
-            if (n < 0) return finish(std::strerror(errno));
-            if (n == 0) return finish("truncated: a link closed inside a record");
+            if (n < 0) return finish(LinkEnd::io(std::strerror(errno)));
+            if (n == 0) return finish(LinkEnd::truncated("a link closed inside a record"));
             x.rest -= static_cast<std::size_t>(n);
             x.in_pipe = static_cast<std::size_t>(n);
             moved += static_cast<std::size_t>(n);
@@ -214,7 +213,7 @@ void RecordRelay::push(int d) {
         x.waited_write = true;
         x.to->socket().async_wait(tcp::socket::wait_write, [this, self = shared_from_this(), d](error_code ec) {
             if (finished_) return;
-            if (ec) return finish(ec.message());
+            if (ec) return finish(LinkEnd::io(ec.message()));
             push(d);
             if (!finished_ && dir_[d].flushed() && !dir_[d].done) pull(d);
         });
@@ -232,7 +231,7 @@ void RecordRelay::push(int d) {
         ssize_t m = ::sendmsg(to, &mh, MSG_NOSIGNAL | MSG_DONTWAIT | (x.in_pipe ? MSG_MORE : 0));
         if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_write();
         if (m < 0 && errno == EINTR) continue;
-        if (m <= 0) return finish(m == 0 ? "send wrote nothing" : std::strerror(errno));
+        if (m <= 0) return finish(LinkEnd::io(m == 0 ? "send wrote nothing" : std::strerror(errno)));
         auto sent = static_cast<std::size_t>(m);
         auto fp = std::min(sent, x.prefix.size());
         x.prefix.erase(x.prefix.begin(), x.prefix.begin() + static_cast<std::ptrdiff_t>(fp));
@@ -246,7 +245,7 @@ void RecordRelay::push(int d) {
     while (x.in_pipe > 0) {
         ssize_t m = ::splice(x.pipe.r.get(), nullptr, to, nullptr, x.in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return wait_write();  // backpressure: no pull meanwhile
-        if (m <= 0) return finish(m == 0 ? "splice wrote nothing" : std::strerror(errno));
+        if (m <= 0) return finish(LinkEnd::io(m == 0 ? "splice wrote nothing" : std::strerror(errno)));
         x.in_pipe -= static_cast<std::size_t>(m);
         x.bytes += static_cast<std::uint64_t>(m);
     }
@@ -271,13 +270,13 @@ void RecordRelay::push(int d) {
             }
             if (done_) {
                 auto cb = std::move(done_);
-                cb({}, dir_[0].bytes, dir_[1].bytes, dir_[0].keep, dir_[1].keep);
+                cb(LinkEnd{}, dir_[0].bytes, dir_[1].bytes, dir_[0].keep, dir_[1].keep);
             }
         }
     }
 }
 
-void RecordRelay::finish(const std::string& error) {
+void RecordRelay::finish(const LinkEnd& end) {
     if (finished_) return;
     finished_ = true;
     a_->close();
@@ -285,7 +284,7 @@ void RecordRelay::finish(const std::string& error) {
     for (auto& x : dir_) x.pipe = {};  // a pipe with bytes in it is not pooled: the next user would get them
     if (done_) {
         auto cb = std::move(done_);
-        cb(error, dir_[0].bytes, dir_[1].bytes, false, false);
+        cb(end, dir_[0].bytes, dir_[1].bytes, false, false);
     }
 }
 

@@ -14,15 +14,16 @@
 
 #include "relay/io_splice.hpp"
 #include "relay/io_stream.hpp"
+#include "relay/link_end.hpp"
 
 namespace tn::relay {
 
 class RecordRelay : public std::enable_shared_from_this<RecordRelay> {
 public:
-    // Called once. `error` empty: both EOF records passed and both links are left open and idle (no
+    // Called once. A clean `end`: both EOF records passed and both links are left open and idle (no
     // wait pending on them); `keep_a`/`keep_b` say whose vnet keeps its link (its EOF record said so),
     // the caller parks those again and closes the others. Otherwise both links are closed already.
-    using Done = std::function<void(const std::string& error, std::uint64_t a_to_b, std::uint64_t b_to_a, bool keep_a, bool keep_b)>;
+    using Done = std::function<void(const LinkEnd& end, std::uint64_t a_to_b, std::uint64_t b_to_a, bool keep_a, bool keep_b)>;
 
     // `a` is the using vnet's link, `b` the serving vnet's. `prefix_to_a` (the route's LINK_OPENED)
     // goes to `a` right before the first bytes from `b`, so the using vnet wakes once for both;
@@ -73,7 +74,7 @@ private:
     // direction's stream (all but what follows its EOF record). Throws WireError on a bad header.
     std::size_t scan(Dir& x, const std::uint8_t* p, std::size_t n);
     void push(int d);
-    void finish(const std::string& error);
+    void finish(const LinkEnd& end);
     // A write to that side (0: a, 1: b) ever had to wait: Asio then keeps EPOLLOUT registered on it.
     bool waited_to_write(int side) const { return dir_[side == 0 ? 1 : 0].waited_write; }
 

@@ -155,8 +155,8 @@ TEST_CASE("the route's relay moves small and bulk records cut anywhere, its fram
     std::string error = "(running)";
     bool keep_a = false, keep_b = true;
     std::uint64_t ab = 0, ba = 0;
-    RecordRelay::start(ra, rb, pipes, tag_size(cipher), to_a, to_b, [&](const std::string& e, std::uint64_t x, std::uint64_t y, bool ka, bool kb) {
-        error = e;
+    RecordRelay::start(ra, rb, pipes, tag_size(cipher), to_a, to_b, [&](const LinkEnd& e, std::uint64_t x, std::uint64_t y, bool ka, bool kb) {
+        error = e.text();
         ab = x;
         ba = y;
         keep_a = ka;
@@ -201,7 +201,11 @@ TEST_CASE("the route's relay ends a pair on a bad record header, a truncated str
     auto rb = std::make_shared<Stream>(std::move(lb.b));
     PipePool pipes;
     std::string error = "(running)";
-    RecordRelay::start(ra, rb, pipes, kTagSize, {}, {}, [&](const std::string& e, std::uint64_t, std::uint64_t, bool, bool) { error = e; });
+    LinkEnd::Kind kind = LinkEnd::Kind::clean;
+    RecordRelay::start(ra, rb, pipes, kTagSize, {}, {}, [&](const LinkEnd& e, std::uint64_t, std::uint64_t, bool, bool) {
+        error = e.text();
+        kind = e.kind;
+    });
     SECTION("an unknown record type") {
         Bytes bad{0x7f, 0, 0, 1, 0};
         asio::write(la.a, asio::buffer(bad));
@@ -213,6 +217,7 @@ TEST_CASE("the route's relay ends a pair on a bad record header, a truncated str
     }
     io.run();
     CHECK(error.find(error.find("protocol error") != std::string::npos ? "protocol error" : "truncated") != std::string::npos);
+    CHECK((kind == LinkEnd::Kind::protocol || kind == LinkEnd::Kind::truncated));
     CHECK(error != "(running)");
     CHECK(!ra->socket().is_open());
 }

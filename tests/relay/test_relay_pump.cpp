@@ -43,13 +43,17 @@ struct Rig {
     asio::io_context io;
     Pair link = connected(io), loc = connected(io);
     std::string error = "(running)";
+    LinkEnd::Kind kind = LinkEnd::Kind::clean;
     std::thread t;
     std::function<bool()> keep;  // the pump's keep_sealed
     StreamPtr l;                 // the pump's link side
     void start() {
         l = std::make_shared<Stream>(std::move(link.b));
         auto p = std::make_shared<Stream>(std::move(loc.a));
-        Pump::start(l, p, [this](const std::string& e, std::uint64_t, std::uint64_t) { error = e; },
+        Pump::start(l, p, [this](const LinkEnd& e, std::uint64_t, std::uint64_t) {
+            error = e.text();
+            kind = e.kind;
+        },
                     std::make_unique<LinkSeal>(cipher, key_of(5), Side::serve), nullptr, keep);
         t = std::thread([this] { io.run(); });
     }
@@ -170,6 +174,7 @@ TEST_CASE("a tampered record among good ones resets the local connection") {
     r.io.stop();
     if (r.t.joinable()) r.t.join();
     CHECK(r.error.find("protocol error") != std::string::npos);
+    CHECK(r.kind == LinkEnd::Kind::protocol);
 }
 
 TEST_CASE("on a kept link, bytes right behind the peer's EOF record are left for the next frame read") {

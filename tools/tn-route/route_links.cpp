@@ -353,12 +353,10 @@ void RouteServer::bind_link(std::uint64_t link_id, Pairing::Pending pp, StreamPt
     OPENSSL_cleanse(p.key.data(), p.key.size());
     auto ok_frame = encode_frame(to_frame(ok));
     first.insert(first.end(), ok_frame.begin(), ok_frame.end());
-    auto closed = [this, link_id](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+    auto closed = [this, link_id](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
         bytes_total_ += ab + ba;
-        if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
-            log_.warn("link ", link_id, " closed: ", err);
-        else
-            log_.debug("link ", link_id, " closed", err.empty() ? "" : ": " + err);
+        if (end.peer_fault()) log_.warn("link ", link_id, " closed: ", end.text());
+        else log_.debug("link ", link_id, " closed", end.clean() ? "" : ": " + end.text());
         active_.erase(link_id);
     };
     if (k.kind == UserKind::link) {
@@ -370,11 +368,11 @@ void RouteServer::bind_link(std::uint64_t link_id, Pairing::Pending pp, StreamPt
         auto uv = p.user_vnet, sv = k.serve_vnet;
         auto ended = std::make_shared<bool>(false);  // it may end inside start(), before it is listed
         auto relay = RecordRelay::start(p.user, s, pipes_, tag_size(p.cipher), encode_frame(to_frame(LinkOpened{link_id})), std::move(first),
-                                        [this, closed, user, s, uv, sv, ended](const std::string& err, std::uint64_t ab, std::uint64_t ba,
+                                        [this, closed, user, s, uv, sv, ended](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba,
                                                                                 bool keep_user, bool keep_serve) {
             *ended = true;
-            closed(err, ab, ba);
-            if (!err.empty()) return;
+            closed(end, ab, ba);
+            if (!end.clean()) return;
             if (keep_user && !stopped_) repark(user, uv, false);
             else user->close();
             if (keep_serve && !stopped_) repark(s, sv, true);
@@ -406,10 +404,10 @@ void RouteServer::bind_link(std::uint64_t link_id, Pairing::Pending pp, StreamPt
         if (s->carried++) ++links_reused_;
         auto sv = k.serve_vnet;
         auto self = std::make_shared<std::weak_ptr<Pump>>();  // set once start() returns
-        auto pump = Pump::start(p.user, s, [this, closed, s, sv, self](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
-            closed(err, ab, ba);
+        auto pump = Pump::start(p.user, s, [this, closed, s, sv, self](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+            closed(end, ab, ba);
             auto pm = self->lock();
-            if (err.empty() && pm && pm->peer_kept() && s->socket().is_open() && !stopped_) return repark(s, sv, true);
+            if (end.clean() && pm && pm->peer_kept() && s->socket().is_open() && !stopped_) return repark(s, sv, true);
             s->close();
         }, nullptr, std::make_unique<LinkSeal>(std::move(*own)), [this, sv]() { return can_repark(sv); });
         *self = pump;

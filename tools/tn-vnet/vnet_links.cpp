@@ -242,12 +242,11 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
         ++links_total_;
         if (auto* u = use_by_name(use_name)) ++u->open_links;
         // The link -> local direction waits for LINK_OPENED (or the route's ERROR) first.
-        auto pump = Pump::start(lp, s, [this, use_name, s, pre, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+        auto pump = Pump::start(lp, s, [this, use_name, s, pre, gen = pool_gen_](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
             bytes_total_ += pre + ab + ba;
             if (auto* u = use_by_name(use_name); u && u->open_links) --u->open_links;
-            if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
-                log_.warn("use '", use_name, "' link closed: ", err);
-            if (err.empty() && s->socket().is_open()) reuse_link(s, false, gen);
+            if (end.peer_fault()) log_.warn("use '", use_name, "' link closed: ", end.text());
+            if (end.clean() && s->socket().is_open()) reuse_link(s, false, gen);
         }, nullptr, std::move(*held), keep_fn(false), 1);
         async_read_frame(s, [this, s, pump, use_name](relay::error_code ec2, Frame f, std::string why) {
             if (!s->socket().is_open()) return;  // the pump ended already (the local side went away)
@@ -308,13 +307,12 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
             unserve_timers_.opened(id);
         }
         auto s = j->link;
-        Pump::start(s, lp, [this, id, name, s, gen = pool_gen_](const std::string& err, std::uint64_t ab, std::uint64_t ba) {
+        Pump::start(s, lp, [this, id, name, s, gen = pool_gen_](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
             bytes_total_ += ab + ba;
             if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
             unserve_timers_.closed(id, now_ms());
-            if (err.find("protocol error") != std::string::npos || err.find("truncated") != std::string::npos)
-                log_.warn("serve '", name, "' link closed: ", err);
-            if (err.empty() && s->socket().is_open()) reuse_link(s, true, gen);
+            if (end.peer_fault()) log_.warn("serve '", name, "' link closed: ", end.text());
+            if (end.clean() && s->socket().is_open()) reuse_link(s, true, gen);
         }, std::move(j->seal), nullptr, keep_fn(true));
     };
     auto bind = [this, j, link_id, name, start, answer = !(via && early)](StreamPtr s) {
