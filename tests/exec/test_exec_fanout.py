@@ -88,3 +88,25 @@ def test_put_get_fan_out(env):
     for h in ("h01", "h02"):
         assert open(os.path.join(out, h, "payload.txt")).read() == "payload\n"
     assert BAD in r.stderr
+
+
+def test_file_operations_on_many_hosts(env):
+    """ls/mkdir/stat/rm with -H: bare paths, lines prefixed, JSON records carry the host, a missing path
+    is 1 for the hosts that miss it; all hosts here are one sshd, so h01 makes what h02 then sees."""
+    cfg = ssh_config(env)
+    base = ["--ssh-config", cfg, "--connect-timeout", "5"]
+    r = env.run("mkdir", *base, "-H", "h01", "-p", "fan/a b")
+    assert r.returncode == 0, r.stderr
+    r = env.run("ls", *base, "-H", "h01,h02", "fan")
+    assert (r.returncode, sorted(r.stdout.splitlines())) == (0, ["h01: a b", "h02: a b"]), r.stderr
+    r = env.run("stat", *base, "-H", "h01,h02", "--json", "fan/a b")
+    recs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.returncode == 0, r.stderr
+    assert sorted(x["host"] for x in recs if x.get("type") == "dir") == ["h01", "h02"]
+    r = env.run("rm", *base, "-H", "h01,h02", "-r", "fan")  # h02 finds it gone: 1 for it
+    assert r.returncode == 1, r.stderr
+    assert not os.path.exists(env.remote("fan"))
+    r = env.run("ls", *base, "-H", f"h01,{BAD}", "fan")  # missing on h01 (1), unreachable h13 (255)
+    assert r.returncode == 255 and "h01: " in r.stderr and f"{BAD}: " in r.stderr, r.stderr
+    r = env.run("ls", *base, "-H", "h01", "h01:fan")
+    assert r.returncode == 64 and "bare PATHs" in r.stderr

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <ctime>
+#include <functional>
+#include <iostream>
 
 #include "base/error.hpp"
 #include "base/strings.hpp"
@@ -101,8 +103,9 @@ void write_out(const std::string& s) {
     if (!write_all(STDOUT_FILENO, s)) throw Error(ExitCode::io, "cannot write standard output");
 }
 
+// `write_out` takes every line this host prints (one write per line or JSON record).
 void run_op(const std::string& op, const FsOptions& o, bool json, const std::string& label, ssh::RemoteFs& fs,
-            const Parsed& p) {
+            const Parsed& p, const std::function<void(const std::string&)>& write_out) {
     auto done = [&](const std::string& path) {
         if (json) write_out("{\"host\":" + json_quote(label) + ",\"op\":\"" + op + "\",\"path\":" + json_quote(path) + ",\"exit\":0}\n");
     };
@@ -195,23 +198,59 @@ FsCommands add_fs_commands(CLI::App& app, FsOptions& o, SshOptions& ssh, const s
     return c;
 }
 
+namespace {
+
+// -H: the same operation on every host, bare PATHs; lines prefixed "host: " (JSON records carry the host).
+int fs_fan_out(const std::string& op, const SshOptions& ssh, const FanOut& fan, const FsOptions& o,
+               const log::Logger& log, const Parsed& p) {
+    auto targets = fan_targets(expand_hosts(fan.host_specs, std::cin), ssh);
+    Output out(fan.json ? OutputMode::json : OutputMode::prefixed);
+    return for_each_host(targets, fan.parallel, out, log, [&](const Target& t, HostOutput& ho) {
+        try {
+            auto session = open_session(t);
+            ssh::Sftp sftp(session);
+            ssh::RemoteFs fs(session, sftp);
+            run_op(op, o, fan.json, t.label, fs, p, [&](const std::string& s) {
+                if (fan.json) write_out(s);  // already one JSON record with the host
+                else ho.out(s);
+            });
+            return 0;
+        } catch (const ssh::FsError& e) {
+            log.error(t.label, ": ", e.what());  // 1, 77 or 74 for this host, as with one host
+            return to_int(e.code());
+        }
+    });
+}
+
+}  // namespace
+
 int fs_main(const std::string& op, const SshOptions& ssh, const FanOut& fan, const FsOptions& o, const log::Logger& log) {
-    if (!fan.host_specs.empty()) throw ParseError(op + " works on one host ([user@]host:PATH), not -H");
     if (fan.persist > 0) throw ParseError(op + " does not take --persist");
     std::size_t plain = (op == "chmod" || op == "ln") ? 1 : 0;
     if (op == "ln" && !o.symbolic) throw ParseError("ln: only symbolic links can be made over SFTP: use ln -s");
     auto args = o.args;
-    if (op == "df" && args.size() == 1 && !split_remote(args[0])) args[0] += ":";
-    auto p = parse_args(op, args, plain);
+    Parsed p;
+    if (!fan.host_specs.empty()) {
+        for (std::size_t i = 0; i < args.size(); ++i) {
+            if (split_remote(args[i]) && i >= plain)
+                throw ParseError(op + " -H takes bare PATHs (the hosts come from -H), got '" + args[i] + "'");
+            (i < plain ? p.plain : p.paths).push_back(args[i]);
+        }
+        if (p.paths.empty()) throw ParseError(op + ": no PATH given");
+    } else {
+        if (op == "df" && args.size() == 1 && !split_remote(args[0])) args[0] += ":";
+        p = parse_args(op, args, plain);
+    }
     if (p.plain.size() != plain) throw ParseError(op + ": missing arguments");
     if (op == "mv" && p.paths.size() != 2) throw ParseError("mv takes FROM and TO");
     if ((op == "ln" || op == "df") && p.paths.size() != 1) throw ParseError(op + " takes one [user@]host:PATH");
+    if (!fan.host_specs.empty()) return fs_fan_out(op, ssh, fan, o, log, p);
     auto target = make_target(p.host, ssh);
     try {
         auto session = open_session(target);
         ssh::Sftp sftp(session);
         ssh::RemoteFs fs(session, sftp);
-        run_op(op, o, fan.json, target.label, fs, p);
+        run_op(op, o, fan.json, target.label, fs, p, write_out);
         return 0;
     } catch (const ssh::FsError& e) {
         log.error(e.what());
