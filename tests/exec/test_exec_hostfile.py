@@ -94,3 +94,19 @@ def test_bad_lines_name_the_file_and_line(two):
         r = env.run("run", "-H", "@" + hosts, "--", "true")
         assert r.returncode == 64, r.stderr
         assert f"{hosts}:2: " in r.stderr and what in r.stderr, r.stderr
+
+
+def test_put_stdin_to_many_hosts(two):
+    """put - -H: stdin read whole once, then the same bytes to every host (temp name, rename)."""
+    env, servers = two
+    hosts = hosts_file(env, servers, [s.user.password for s in servers])
+    data = os.urandom(5 << 20)
+    r = env.run("put", "-H", "@" + hosts, "-", "streamed.bin", input=data, text=False)
+    assert r.returncode == 0, r.stderr
+    for s in servers:
+        with open(os.path.join(s.user.home, "streamed.bin"), "rb") as f:
+            assert f.read() == data
+    r = env.run("get", "-H", "@" + hosts, "streamed.bin", "-")
+    assert r.returncode == 64 and "not -H" in r.stderr
+    r = env.run("put", "-H", "@-", "-", "x", input="h1\n")
+    assert r.returncode == 64 and "both want stdin" in r.stderr

@@ -1,12 +1,18 @@
 // tn-exec put / get: argument rules (scp's host:PATH forms, -H fan-out) around ssh::Transfer, on a
 // session of its own or through a --persist master.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include <chrono>
 #include <iostream>
 
 #include "base/error.hpp"
+#include "base/unique_fd.hpp"
 #include "persist_transfer.hpp"
 #include "progress.hpp"
 #include "runner.hpp"
@@ -23,14 +29,35 @@ struct Job {
     std::vector<fs::path> local;       // put sources, or the get destination (one)
     std::vector<std::string> remote;   // get sources, or the put destination (one)
     bool stream = false;               // put - (stdin) or get ... - (stdout)
+    int spool = -1;                    // put - with -H: stdin, read whole into an unlinked temp file
 };
 
 // `put - HOST:PATH` and `get HOST:PATH -`: one file, one host, this process's own stdin/stdout.
 void check_stream(const FanOut& fan, const TransferOptions& o, const Job& job, const char* what) {
-    if (!fan.host_specs.empty()) throw ParseError(std::string(what) + " works with one host, not -H");
+    bool is_put = std::string(what) == "put -";  // put - may go to many hosts (spooled); get - only from one
+    if (!fan.host_specs.empty() && !is_put) throw ParseError(std::string(what) + " works with one host, not -H");
     if (fan.persist > 0) throw ParseError(std::string(what) + " does not work with --persist");
     if (o.resume || o.recursive) throw ParseError(std::string(what) + " takes neither --resume nor -r");
     if (job.remote.size() != 1 || job.local.size() != 1) throw ParseError(std::string(what) + " takes one file");
+}
+
+// put - -H: stdin into an unlinked file in $TMPDIR (or /tmp), so every host gets the same bytes
+// without holding them in memory. Throws tn::Error(io) when stdin or the file fails.
+UniqueFd spool_stdin() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string dir = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+    UniqueFd fd(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+    if (!fd) throw Error(ExitCode::io, "put - -H: cannot make a temp file in " + dir + ": " + std::strerror(errno));
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw Error(ExitCode::io, std::string("put -: cannot read stdin: ") + std::strerror(errno));
+        if (n == 0) break;
+        if (!write_all(fd.get(), std::string_view(buf, static_cast<std::size_t>(n))))
+            throw Error(ExitCode::io, "put - -H: cannot write the temp file in " + dir + ": " + std::strerror(errno));
+    }
+    return fd;
 }
 
 // Read once, before any thread: umask() can only be read by setting it.
@@ -85,7 +112,12 @@ int transfer_all(const std::vector<Target>& targets, const SshOptions& ssh, cons
         ev.bytes = [&](std::uint64_t n) { progress.add(n); };
         ev.note = [&](const std::string& m) { log.info(t.label, ": ", m); };
         ssh::Transfer xfer(session, sftp, settings, ev);
-        if (job.stream && is_put) {
+        if (job.stream && is_put && job.spool >= 0) {
+            // Each host reads the spool from its start: a file description of its own, not a dup.
+            UniqueFd in(::open(("/proc/self/fd/" + std::to_string(job.spool)).c_str(), O_RDONLY | O_CLOEXEC));
+            if (!in) throw Error(ExitCode::io, std::string("cannot reopen the spooled stdin: ") + std::strerror(errno));
+            xfer.put_stream(in.get(), job.remote.front());
+        } else if (job.stream && is_put) {
             xfer.put_stream(STDIN_FILENO, job.remote.front());
         } else if (job.stream) {
             xfer.get_stream(job.remote.front(), STDOUT_FILENO);
@@ -122,6 +154,13 @@ int put_main(const SshOptions& ssh, const FanOut& fan, const TransferOptions& o,
     job.stream = job.local.size() == 1 && job.local.front() == "-";
     // With --password-stdin the password line was read byte by byte: the file is what follows it.
     if (job.stream) check_stream(fan, o, job, "put -");
+    for (const auto& h : fan.host_specs)
+        if (job.stream && h == "@-") throw ParseError("put - and -H @- both want stdin; use -H @FILE");
+    UniqueFd spool;
+    if (job.stream && !fan.host_specs.empty()) {
+        spool = spool_stdin();  // whole before any host is touched: a failed read writes nothing anywhere
+        job.spool = spool.get();
+    }
     return transfer_all(targets, ssh, fan, o, log, true, job);
 }
 
