@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <set>
-#include <sstream>
 
 #include "base/error.hpp"
 #include "base/strings.hpp"
@@ -19,20 +18,25 @@ namespace tn::exec {
 
 void LineSplitter::feed(std::string_view chunk, const std::function<void(const std::string&)>& on_line,
                         const std::function<void()>& on_too_long) {
-    for (char c : chunk) {
-        if (c == '\n') {
-            if (!skipping_ && !line_.empty()) on_line(line_);
-            line_.clear();
-            skipping_ = false;
-        } else if (!skipping_) {
-            line_.push_back(c);
-            if (line_.size() > max_) {
+    // Whole runs up to each newline at a time: a 1 MiB put is one line of 1.4 MB.
+    while (!chunk.empty()) {
+        auto nl = chunk.find('\n');
+        auto part = chunk.substr(0, nl);
+        if (!skipping_) {
+            if (line_.size() + part.size() > max_) {
                 line_.clear();
                 line_.shrink_to_fit();
                 skipping_ = true;
                 on_too_long();
+            } else {
+                line_.append(part);
             }
         }
+        if (nl == std::string_view::npos) return;
+        if (!skipping_ && !line_.empty()) on_line(line_);
+        line_.clear();
+        skipping_ = false;
+        chunk.remove_prefix(nl + 1);
     }
 }
 
@@ -96,9 +100,14 @@ bool flag(const pt::ptree& rq, const char* key) {
 
 void parse_request(const std::string& line, ServeRequest& out) {
     pt::ptree rq;
-    std::istringstream in(line);
     try {
-        pt::read_json(in, rq);
+        // The parser behind pt::read_json, over the bytes themselves: through an istringstream it
+        // took 34 ms for a 1.4 MB line (a 1 MiB put), this way 1 ms. Same grammar, same errors.
+        pt::json_parser::detail::standard_callbacks<pt::ptree> callbacks;
+        pt::json_parser::detail::encoding<char> encoding;
+        pt::json_parser::detail::read_json_internal(line.data(), line.data() + line.size(), encoding, callbacks,
+                                                    "request");
+        rq.swap(callbacks.output());
     } catch (const pt::json_parser_error& e) {
         throw Error(ExitCode::data, std::string("request is not a JSON object: ") + e.message());
     }
