@@ -1,5 +1,7 @@
 // The TOML config loaders: lib/config's Document and every tool's loader on top of it (tn-route,
-// tn-vnet, tn-forward, tn-tun server and client, tn-keysetup). A config is written by an admin, but
+// tn-vnet, tn-forward, tn-tun server and client, tn-keysetup), and the importers of foreign configs
+// (tn-vnet import: vnet-v2 and frpc; tn-route import: frps and vnet-v2's route; INI and TOML each):
+// their input comes from other tools, so any bytes must end in TOML text or a tn::Error (65). A config is written by an admin, but
 // configs get generated, templated and copied around: any bytes must end in a loaded config or a
 // tn::Error naming FILE:LINE:COL, never a crash, a hang or another exception. The first byte picks
 // the loader; the rest is the file, passed as a memfd path like any other file.
@@ -14,8 +16,10 @@
 #include "config/document.hpp"
 #include "tools/tn-forward/settings.hpp"
 #include "tools/tn-keysetup/options.hpp"
+#include "tools/tn-route/import_frps.hpp"
 #include "tools/tn-route/route_config.hpp"
 #include "tools/tn-tun/options.hpp"
+#include "tools/tn-vnet/import_vnet.hpp"
 #include "tools/tn-vnet/vnet_config.hpp"
 
 namespace {
@@ -52,6 +56,13 @@ void load(std::uint8_t which, std::string_view text) {
         doc.finish();
         return;
     }
+    switch (which) {  // the importers: the name ending decides INI or TOML, as on the command line
+        case 7: (void)tn::vnet::import_vnet_text(text, "fuzz.ini", {}); return;
+        case 8: (void)tn::vnet::import_vnet_text(text, "fuzz.toml", {}); return;
+        case 9: (void)tn::route::import_route_text(text, "fuzz.ini", {}); return;
+        case 10: (void)tn::route::import_route_text(text, "fuzz.toml", {}); return;
+        default: break;
+    }
     MemFile f(text);
     switch (which) {
         case 1: (void)tn::route::load_route_config(f.path()); break;
@@ -72,7 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size == 0 || size > 64 * 1024) return 0;
     std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
     try {
-        load(data[0] % 7, text);
+        load(data[0] % 11, text);
     } catch (const tn::Error&) {
     } catch (const tn::ParseError&) {
     }

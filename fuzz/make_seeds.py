@@ -54,6 +54,12 @@ def configs():
             continue
         write("config", f"{tool}-{f.stem}", bytes([which]) + f.read_bytes())
     write("config", "document", bytes([0]) + b'a = "x"\nb = 3\n[[t]]\nx = true\ny = "z"\n')
+    # The importers' inputs: the vnet-v2 and frp examples the import tests use (7/8: tn-vnet import of
+    # INI/TOML, 9/10: tn-route import of INI/TOML).
+    for f in sorted((ROOT / "tests" / "relay" / "import_fixtures").iterdir()):
+        toml = f.suffix == ".toml"
+        which = (10 if toml else 9) if f.name.startswith(("frps", "vnet-v2-route")) else (8 if toml else 7)
+        write("config", f"import-{f.name}", bytes([which]) + f.read_bytes())
 
 
 def tun_vectors():
