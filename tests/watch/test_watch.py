@@ -63,8 +63,10 @@ def test_status_json_counts_restarts_and_run_gives_the_exit_code(st):
 def test_network_policy_follows_the_probe_target(st):
     lsock = listener()
     port = lsock.getsockname()[1]
+    # A closed port refuses at once, so a long probe timeout costs nothing here; a short one failed on a
+    # loaded machine, where the supervisor was not scheduled within it and saw every probe time out.
     st.start("net", "--policy", "network.lua", "--set", f"probe=127.0.0.1:{port}", "--set", "probe_interval=0.05",
-             "--set", "probe_timeout_ms=200", "--grace", "1", command=["sleep", "1000"])
+             "--set", "probe_timeout_ms=10000", "--grace", "1", command=["sleep", "1000"])
     first = wait_for(lambda: st.status("net")["child_pid"], what="child")
     lsock.close()  # the target disappears: the child is stopped and held
     wait_for(lambda: st.status("net")["state"] == "held", what="held")
