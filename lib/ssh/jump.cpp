@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,6 +31,8 @@ Hop::Hop(Session via, const std::string& host, int port) : via_(std::move(via)) 
         throw Error(ExitCode::io, std::string("socketpair: ") + std::strerror(errno));
     ours_.reset(sv[0]);
     theirs_.reset(sv[1]);
+    struct stat st {};
+    if (::fstat(theirs_.get(), &st) == 0) theirs_inode_ = st.st_ino;
     ::fcntl(ours_.get(), F_SETFL, ::fcntl(ours_.get(), F_GETFL) | O_NONBLOCK);
     stop_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!stop_) throw Error(ExitCode::io, std::string("eventfd: ") + std::strerror(errno));
@@ -40,6 +43,10 @@ Hop::~Hop() {
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(stop_.get(), &one, sizeof one);
     if (thread_.joinable()) thread_.join();
+    // Measured: libssh 0.10 does not close it. Should a later libssh do so, the number may name
+    // another file by now: close it only while it is still the socket made here.
+    struct stat st {};
+    if (::fstat(theirs_.get(), &st) != 0 || st.st_ino != theirs_inode_) (void)theirs_.release();
 }
 
 // Both directions until either side ends or the destructor says stop. Bytes from the channel wait

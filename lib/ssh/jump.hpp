@@ -24,8 +24,9 @@ public:
     Hop(const Hop&) = delete;
     Hop& operator=(const Hop&) = delete;
 
-    // The socket end the next session connects over; libssh closes it with that session.
-    int take_socket() { return theirs_.release(); }
+    // The socket end the next session connects over. libssh 0.10 leaves a socket given by
+    // SSH_OPTIONS_FD open when it frees the session, so the Hop closes it (it outlives the session).
+    int socket() const { return theirs_.get(); }
     const Session& via() const { return via_; }
 
 private:
@@ -34,6 +35,7 @@ private:
     Session via_;
     ChannelPtr channel_;  // after via_: freed first
     UniqueFd ours_, theirs_, stop_;
+    unsigned long theirs_inode_ = 0;  // to close theirs_ only while it is still our socket
     std::thread thread_;
 };
 

@@ -4,6 +4,7 @@ are checked on both hops; run, put/get, the file operations, --persist and serve
 failure names the hop that failed."""
 import contextlib
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -111,3 +112,22 @@ def test_proxyjump_from_ssh_config(hops):
         f.write("Host chain\n  HostName 127.0.0.1\n  ProxyJump a@j1,b@j2\n")
     r = hops.run("run", "chain", "true")
     assert r.returncode == 78 and "several hops" in r.stderr, r.stderr
+
+
+def test_serve_closing_hops_leaves_no_socket_behind(hops):
+    """Each open/close through the jump host frees the hop's socket pair (libssh 0.10 leaves a socket
+    given to it open: the hop closes it), so a long-running serve does not run out of descriptors."""
+    p = subprocess.Popen([hops.exe, "serve", "--stdio", *hops.base], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env=hops.client.env(), text=True)
+    try:
+        counts = []
+        for i in range(4):
+            for op in ("run", "close"):
+                p.stdin.write(json.dumps({"id": str(i), "op": op, "host": hops.target, "command": "true"}) + "\n")
+                p.stdin.flush()
+                assert json.loads(p.stdout.readline())["exit"] == 0
+            counts.append(len(os.listdir(f"/proc/{p.pid}/fd")))
+        assert counts[-1] == counts[0], counts
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)

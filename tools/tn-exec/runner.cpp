@@ -53,7 +53,7 @@ ssh::Session open_session(const Target& t) {
     }
     auto s = ssh::Session::connect(t.client, [&](const std::string& host, int port) {
         auto hop = std::make_shared<ssh::Hop>(std::move(*jump), host, port);
-        int fd = hop->take_socket();
+        int fd = hop->socket();
         return std::pair<int, std::shared_ptr<void>>(fd, std::move(hop));
     });
     return login(std::move(s), t);
