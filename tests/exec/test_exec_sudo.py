@@ -2,6 +2,7 @@
 fixture's throwaway user in a temp /etc/sudoers.d file (removed after). The password answers sudo's
 prompt from the same sources as the login password and never shows in any output; a wrong one is 77
 after one try; without a password source a rule that wants one is 77 with a hint."""
+import base64
 import contextlib
 import os
 import shutil
@@ -127,3 +128,29 @@ def test_sudo_refuses_tty_and_persist(env):
     assert r.returncode == 64 and "--tty" in r.stderr
     r = env.run("run", *env.base, "--sudo", "--persist", "5", env.target, "--", "id")
     assert r.returncode == 64 and "--persist" in r.stderr
+
+
+def serve(env, password, *requests):
+    import json
+    pw = password_file(env, password)
+    lines = "".join(json.dumps({"id": str(i), "host": env.target, **rq}) + "\n" for i, rq in enumerate(requests))
+    r = subprocess.run([env.exe, "serve", "--stdio", *env.base, "--password-file", pw], input=lines, capture_output=True,
+                       text=True, timeout=120, env=env.client.env())
+    assert r.returncode == 0, r.stderr
+    assert env.password not in r.stdout + r.stderr and "tn-exec-sudo" not in r.stdout + r.stderr
+    msgs = [json.loads(x) for x in r.stdout.splitlines()]
+    return ({m["id"]: m for m in msgs if "event" not in m},
+            {m["id"]: "".join(base64.b64decode(e["data"]).decode() for e in msgs if e.get("event") == "stdout"
+                              and e["id"] == m["id"]) for m in msgs if "event" not in m})
+
+
+def test_serve_run_with_sudo(env):
+    with sudo_rule(env.sshd.user.name, "ALL"):
+        res, out = serve(env, env.password, {"op": "run", "command": "id -u", "sudo": True},
+                         {"op": "run", "command": "id -un; pwd", "sudo_user": "nobody", "cwd": "/tmp"},
+                         {"op": "run", "command": "id -u"})
+        assert (res["0"]["exit"], out["0"]) == (0, "0\n"), res
+        assert (res["1"]["exit"], out["1"]) == (0, "nobody\n/tmp\n"), res
+        assert out["2"] == f"{env.sshd.user.uid}\n"
+        res, out = serve(env, "not-the-password", {"op": "run", "command": "id -u", "sudo": True})
+        assert res["0"]["exit"] == 77 and "refused the password" in res["0"]["error"], res

@@ -33,6 +33,11 @@ TEST_CASE("parse_request keeps the id and checks fields") {
     ServeRequest bad;
     CHECK_THROWS_AS(parse_request(R"({"id":"8","op":"nope","host":"h"})", bad), ParseError);
     CHECK(bad.id == "\"8\"");
+    ServeRequest su;
+    parse_request(R"({"op":"run","host":"h","command":"id","sudo":true})", su);
+    CHECK(su.sudo == std::optional<std::string>(""));
+    parse_request(R"({"op":"run","host":"h","command":"id","sudo_user":"bob"})", su);
+    CHECK(su.sudo == std::optional<std::string>("bob"));
     ServeRequest m;
     parse_request(R"({"op":"chmod","host":"h","path":"p","mode":"0755"})", m);
     CHECK(m.mode == 0755);

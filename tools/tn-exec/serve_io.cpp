@@ -13,6 +13,7 @@
 #include "output.hpp"
 #include "runner.hpp"
 #include "serve_proto.hpp"
+#include "sudo.hpp"
 #include "ssh/exec.hpp"
 #include "ssh/sftp.hpp"
 #include "ssh/sftp_fs.hpp"
@@ -94,6 +95,16 @@ std::string Server::dispatch(const ServeRequest& rq, int& code) {
         ssh::ExecRequest req;
         req.command = rq.command;
         req.cwd = rq.cwd;
+        std::optional<SudoGate> gate;
+        if (rq.sudo) {  // as run --sudo: cwd inside sudo's shell, the prompt answered from the password source
+            auto token = sudo_token();
+            req.command = sudo_command(ssh::compose_command(req, {}), *rq.sudo, token, ssh_.password != nullptr);
+            req.cwd.clear();
+            SudoGate::PasswordFn pw;
+            if (ssh_.password)
+                pw = [&] { return ssh_.password->get("[sudo] password for " + c.session->endpoint() + ": "); };
+            req.preamble = &gate.emplace(token, std::move(pw));
+        }
         if (rq.timeout) req.timeout = std::chrono::milliseconds(static_cast<long long>(*rq.timeout * 1000));
         UniqueFd in;
         if (rq.stdin_data) in = memfd(*rq.stdin_data);
@@ -104,6 +115,11 @@ std::string Server::dispatch(const ServeRequest& rq, int& code) {
             };
         };
         auto r = ssh::run_command(*c.session, req, {event("stdout"), event("stderr")});
+        if (gate && !gate->started() && r.exit_status && !r.timed_out && r.signal.empty()) {
+            auto f = sudo_failure(*gate, *r.exit_status, c.session->endpoint(), ssh_.password != nullptr);
+            if (f.code == to_int(ExitCode::no_perm)) throw PasswordError(f.message);
+            throw Error(ExitCode::unavailable, f.message);
+        }
         code = ssh::exit_code_for(r);
         return r.signal.empty() ? "" : ",\"signal\":" + json_quote(r.signal);
     }

@@ -129,6 +129,11 @@ void parse_request(const std::string& line, ServeRequest& out) {
             if (v > 0) out.timeout = v;
         }
         if (auto s = text(rq, "stdin")) out.stdin_data = b64_decode(*s);
+        if (flag(rq, "sudo")) out.sudo = "";
+        if (auto u = text(rq, "sudo_user")) {
+            if (u->empty()) throw ParseError("\"sudo_user\" must name a user");
+            out.sudo = *u;
+        }
     }
     if (out.op == "put") out.data = b64_decode(text(rq, "data").value_or(""));
     out.recursive = flag(rq, "recursive");

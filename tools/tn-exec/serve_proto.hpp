@@ -32,6 +32,7 @@ struct ServeRequest {
     std::string command, cwd;                // run
     std::optional<double> timeout;           // run, seconds > 0
     std::optional<std::string> stdin_data;   // run, decoded
+    std::optional<std::string> sudo;         // run through sudo: "sudo":true (""), or "sudo_user":"USER"
     std::string data;                        // put, decoded
     bool recursive = false, parents = false;  // ls/rm, mkdir
     std::string to;                          // mv
