@@ -87,7 +87,22 @@ def test_get_into_a_closed_pipe_fails_cleanly(env):
 
 
 def test_stream_usage_errors(env):
-    for args in (["get", "-H", env.target, "f", "-"], ["put", "--persist", "5", "-", f"{env.target}:f"],
+    for args in (["get", "-H", env.target, "f", "-"], ["put", "--persist", "5", "-H", env.target, "-", "f"],
                  ["get", "-r", f"{env.target}:d", "-"], ["put", "--resume", "-", f"{env.target}:f"]):
         r = env.run(*args, *env.base, input="", text=True)
         assert r.returncode == 64, (args, r.stderr)
+
+
+def test_streams_through_a_persist_master(env):
+    """put - and get - with --persist: the master reads our stdin / writes our stdout itself (the
+    descriptor rides along with the request), same temp-name-and-rename for put."""
+    data = os.urandom(3 << 20)
+    for _ in range(2):  # the first starts the master, the second reuses it
+        r = env.run("put", *env.base, "--persist", "5", "-", f"{env.target}:via-master.bin", input=data, text=False)
+        assert r.returncode == 0, r.stderr
+        with open(env.remote("via-master.bin"), "rb") as f:
+            assert f.read() == data
+        r = env.run("get", *env.base, "--persist", "5", f"{env.target}:via-master.bin", "-", text=False)
+        assert r.returncode == 0 and r.stdout == data, r.stderr
+    r = env.run("get", *env.base, "--persist", "5", f"{env.target}:missing", "-", text=False)
+    assert r.returncode == 255 and r.stdout == b"" and b"missing" in r.stderr

@@ -17,7 +17,7 @@ namespace tn::exec {
 
 namespace {
 
-constexpr std::uint32_t flag_recursive = 1, flag_resume = 2, flag_progress = 4, flag_preserve = 8;
+constexpr std::uint32_t flag_recursive = 1, flag_resume = 2, flag_progress = 4, flag_preserve = 8, flag_stream = 32;
 constexpr unsigned umask_shift = 16;  // the client's umask rides in bits 16..24: the master has its own
 constexpr std::uint32_t max_paths = 100000;
 
@@ -72,6 +72,7 @@ PersistTransferResult persist_transfer(const Target& t, const SshOptions& ssh, i
     wire::put_str(payload, req.is_put ? "put" : "get");
     wire::put_u32(payload, (req.settings.recursive ? flag_recursive : 0) | (req.settings.resume ? flag_resume : 0) |
                                (req.progress ? flag_progress : 0) | (req.settings.preserve ? flag_preserve : 0) |
+                               (req.stream_fd >= 0 ? flag_stream : 0) |
                                ((req.settings.umask & 0777u) << umask_shift));
     put_paths(payload, req.local);
     put_paths(payload, req.remote);
@@ -81,7 +82,8 @@ PersistTransferResult persist_transfer(const Target& t, const SshOptions& ssh, i
         UniqueFd sock;
         try {
             sock = connect_master(t, ssh, idle_s, sock_path, fresh);
-            wire::send_frame(sock.get(), payload, {2});
+            if (req.stream_fd >= 0) wire::send_frame(sock.get(), payload, {2, req.stream_fd});
+            else wire::send_frame(sock.get(), payload, {2});
             return parse_reply(wire::recv_frame(sock.get(), nullptr));
         } catch (const wire::VersionMismatch& e) {
             // An older version's master refused the request unread: replace it if it is ours, once.
@@ -102,7 +104,8 @@ std::string serve_transfer(ssh::Session& session, std::optional<ssh::Sftp>& sftp
     std::uint32_t flags = r.u32();
     auto local = read_paths(r);
     auto remote = read_paths(r);
-    if (fds.size() != 1) throw Error(ExitCode::data, "persist: wrong descriptors");
+    bool stream = (flags & flag_stream) != 0;
+    if (fds.size() != (stream ? 2u : 1u)) throw Error(ExitCode::data, "persist: wrong descriptors");
     if (local.empty() || remote.empty() || (is_put ? remote.size() != 1 : local.size() != 1))
         throw Error(ExitCode::data, "persist: malformed transfer request");
     std::string reply;
@@ -121,7 +124,11 @@ std::string serve_transfer(ssh::Session& session, std::optional<ssh::Sftp>& sftp
         ssh::TransferSettings settings{(flags & flag_recursive) != 0, (flags & flag_resume) != 0,
                                        (flags & flag_preserve) != 0, (flags >> umask_shift) & 0777u};
         ssh::Transfer xfer(session, *sftp, settings, ev);
-        if (is_put) {
+        if (stream && is_put) {
+            xfer.put_stream(fds[1].get(), remote.front());
+        } else if (stream) {
+            xfer.get_stream(remote.front(), fds[1].get());
+        } else if (is_put) {
             std::vector<std::filesystem::path> src(local.begin(), local.end());
             xfer.put(src, remote.front());
         } else {

@@ -2,8 +2,10 @@
 // the master moves the files on its session's SFTP channel (kept open between requests) and draws
 // the progress bar on the client's stderr, which rides along as a descriptor.
 //   request payload after the kind: u32 flags (1 recursive, 2 resume, 4 progress bar, 8 preserve
-//           modes, bits 16..24 the client's umask),
-//           u32 count + local paths, u32 count + remote paths; fds: the client's stderr.
+//           modes, 32 stream: put - / get -, bits 16..24 the client's umask),
+//           u32 count + local paths, u32 count + remote paths; fds: the client's stderr, and with
+//           32 its stdin (put -) or stdout (get -), which the master reads or writes directly.
+//           A master older than 32 refuses the second descriptor ("wrong descriptors").
 //   reply:  zero or more "note MESSAGE" lines, then "ok FILES BYTES" | "error CODE MESSAGE".
 #pragma once
 
@@ -27,6 +29,7 @@ struct PersistTransferRequest {
     bool progress = false;            // draw the bar (on the client's stderr, if it is a TTY)
     std::vector<std::string> local;   // absolute: the master has its own working directory
     std::vector<std::string> remote;
+    int stream_fd = -1;  // put - (stdin) / get - (stdout): local is then {"-"}
 };
 
 struct PersistTransferResult {

@@ -36,7 +36,7 @@ struct Job {
 void check_stream(const FanOut& fan, const TransferOptions& o, const Job& job, const char* what) {
     bool is_put = std::string(what) == "put -";  // put - may go to many hosts (spooled); get - only from one
     if (!fan.host_specs.empty() && !is_put) throw ParseError(std::string(what) + " works with one host, not -H");
-    if (fan.persist > 0) throw ParseError(std::string(what) + " does not work with --persist");
+    if (fan.persist > 0 && !fan.host_specs.empty()) throw ParseError(std::string(what) + " -H does not work with --persist");
     if (o.resume || o.recursive) throw ParseError(std::string(what) + " takes neither --resume nor -r");
     if (job.remote.size() != 1 || job.local.size() != 1) throw ParseError(std::string(what) + " takes one file");
 }
@@ -95,7 +95,11 @@ int transfer_all(const std::vector<Target>& targets, const SshOptions& ssh, cons
         if (fan.persist > 0) {
             // The master has its own working directory: it gets absolute local paths.
             PersistTransferRequest rq{is_put, settings, bar, {}, job.remote};
-            if (is_put) {
+            if (job.stream) {
+                // The master reads our stdin or writes our stdout itself (the descriptor rides along).
+                rq.local = {"-"};
+                rq.stream_fd = is_put ? STDIN_FILENO : STDOUT_FILENO;
+            } else if (is_put) {
                 for (const auto& l : job.local) rq.local.push_back(fs::absolute(l).string());
             } else {
                 rq.local.push_back(fs::absolute(dest).string());
