@@ -94,9 +94,17 @@ std::string format_line(Format f, Level l, std::string_view tool, std::string_vi
     return out;
 }
 
+std::string around_prompt(std::string_view line, std::string_view prompt) {
+    if (prompt.empty()) return std::string(line);
+    std::string out = "\r\x1b[K";
+    out.append(line).append(prompt);
+    return out;
+}
+
 void Logger::write(Level l, std::string_view msg) const {
     if (!enabled(l)) return;
     std::string line = format_line(format_, l, tool_, msg, std::chrono::system_clock::now(), sink_);
+    if (prompt_ && !prompt_->empty()) line = around_prompt(line, *prompt_);
     const char* p = line.data();
     std::size_t left = line.size();
     while (left > 0) {

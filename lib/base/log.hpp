@@ -54,6 +54,12 @@ public:
 
     void write(Level l, std::string_view msg) const;
 
+    // An interactive prompt on the same terminal (tn-vnet's `terminal = true`): while *prompt is not
+    // empty, a log line first erases the prompt's line and then draws the prompt again, in the same
+    // write(2), so a log line never lands after the prompt. Null (the default) turns it off; the
+    // string must outlive the Logger or be detached first, and change only on the thread that logs.
+    void keep_prompt(const std::string* prompt) const { prompt_ = prompt; }
+
     template <class... A> void log(Level l, const A&... parts) const {
         if (!enabled(l)) return;
         std::ostringstream os;
@@ -72,6 +78,11 @@ private:
     Format format_;
     int fd_;
     Sink sink_;
+    mutable const std::string* prompt_ = nullptr;  // set through the const Logger& every runner holds
 };
+
+// `line` as written while `prompt` is on screen: "\r\x1b[K" (back to column 0, erase the line), the
+// line, then the prompt again. An empty prompt leaves the line as it is.
+std::string around_prompt(std::string_view line, std::string_view prompt);
 
 }  // namespace tn::log

@@ -67,6 +67,27 @@ TEST_CASE("json log lines escape the message") {
     CHECK(line == "{\"ts\":\"1970-01-01T00:00:00.000Z\",\"level\":\"warn\",\"tool\":\"tn-x\",\"msg\":\"say \\\"hi\\\"\\n\"}\n");
 }
 
+TEST_CASE("a log line written under a prompt erases the prompt's line and draws the prompt again") {
+    CHECK(log::around_prompt("2026 INFO  x: up\n", ">: ") == "\r\x1b[K2026 INFO  x: up\n>: ");
+    CHECK(log::around_prompt("line\n", "") == "line\n");
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    log::Logger lg("x", log::Level::info, log::Format::text, fds[1], log::Sink::journal);
+    std::string prompt;
+    lg.keep_prompt(&prompt);
+    lg.info("hidden");  // no prompt on screen (a command runs): the line as it is
+    prompt = ">: ";
+    lg.info("shown");
+    lg.keep_prompt(nullptr);
+    lg.info("detached");
+    ::close(fds[1]);
+    std::string got;
+    char buf[256];
+    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    CHECK(got == "<6>INFO  x: hidden\n\r\x1b[K<6>INFO  x: shown\n>: <6>INFO  x: detached\n");
+}
+
 TEST_CASE("verbosity moves the level and clamps") {
     CHECK(log::level_from_verbosity(0, 0) == log::Level::info);
     CHECK(log::level_from_verbosity(1, 0) == log::Level::debug);

@@ -14,6 +14,7 @@
 #include "base/strings.hpp"
 #include "relay/time_scale.hpp"
 #include "vnet_agent.hpp"
+#include "vnet_terminal.hpp"
 #include "relay/io_sd_watchdog.hpp"
 
 namespace tn::vnet {
@@ -180,29 +181,11 @@ int run_loaded(VnetConfig cfg, const std::string& config, const log::Logger& log
     };
     wait_signal();
     // The terminal reads commands from stdin only when it is a TTY: never prompt a pipe (SPEC §2).
-    std::optional<asio::posix::stream_descriptor> in;
-    asio::streambuf inbuf(4096);
-    std::function<void()> read_line = [&]() {
-        std::cerr << ">: " << std::flush;
-        asio::async_read_until(*in, inbuf, '\n', [&](relay::error_code ec, std::size_t) {
-            if (ec) return;
-            std::istream is(&inbuf);
-            std::string line;
-            std::getline(is, line);
-            std::vector<std::string> words;
-            for (auto& p : split(line, ' '))
-                if (!p.empty()) words.push_back(p);
-            if (!words.empty() && words[0] == "exit") return agent.stop();
-            agent.command(words, [&](Reply r) {
-                std::cout << escape_controls(r.body, "\t\n") << std::flush;
-                read_line();
-            });
-        });
-    };
+    std::optional<Terminal> term;
     if (terminal) {
         if (::isatty(0)) {
-            in.emplace(io, ::dup(0));
-            read_line();
+            term.emplace(io, agent, log);
+            term->start();
         } else {
             log.warn("terminal = true but stdin is not a TTY: terminal disabled (use 'tn-vnet ctl')");
         }
