@@ -110,3 +110,22 @@ def test_own_failures_are_255(env):
     assert r.returncode == 255
     r = fs(env, "ls", "-H", env.target, "x")  # -H works too: x is missing there, 1 as with one host
     assert r.returncode == 1 and f"{env.target}: cannot stat" in r.stderr, r.stderr
+
+
+def test_file_operations_through_a_persist_master(env):
+    """--persist on the file operations: the first starts a master, the next ones reuse its session
+    (one login in sshd's log for all of them); errors keep their codes; the master stays up after one."""
+    logins = env.sshd.log().count("Accepted publickey")
+    p = ["--persist", "5"]
+    assert fs(env, "mkdir", *p, "-p", f"{env.target}:pm/a").returncode == 0
+    r = fs(env, "ls", *p, "-l", f"{env.target}:pm")
+    assert r.returncode == 0 and r.stdout.rstrip().endswith(" a"), r.stderr
+    r = fs(env, "stat", *p, "--json", f"{env.target}:pm/a")
+    assert r.returncode == 0 and json.loads(r.stdout)["type"] == "dir", r.stderr
+    r = fs(env, "ls", *p, f"{env.target}:pm/missing")
+    assert r.returncode == 1 and "no such file" in r.stderr, r.stderr
+    assert fs(env, "rm", *p, "-r", f"{env.target}:pm").returncode == 0
+    assert not os.path.exists(env.remote("pm"))
+    assert env.sshd.log().count("Accepted publickey") == logins + 1
+    r = fs(env, "ls", "-H", env.target, *p, "x")
+    assert r.returncode == 64 and "not -H" in r.stderr

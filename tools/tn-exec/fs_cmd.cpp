@@ -11,6 +11,7 @@
 #include "base/error.hpp"
 #include "base/strings.hpp"
 #include "output.hpp"
+#include "persist_fs.hpp"
 #include "runner.hpp"
 #include "ssh/sftp.hpp"
 #include "ssh/sftp_fs.hpp"
@@ -153,6 +154,13 @@ void run_op(const std::string& op, const FsOptions& o, bool json, const std::str
 
 }  // namespace
 
+void run_fs_op(const std::string& op, const FsOptions& o, bool json, const std::string& label, ssh::RemoteFs& fs,
+               const std::vector<std::string>& plain, const std::vector<std::string>& paths,
+               const std::function<void(const std::string&)>& write) {
+    Parsed p{"", paths, plain};
+    run_op(op, o, json, label, fs, p, write);
+}
+
 std::string escape_name(const std::string& name) {
     std::string out;
     for (char c : name) {
@@ -225,7 +233,7 @@ int fs_fan_out(const std::string& op, const SshOptions& ssh, const FanOut& fan, 
 }  // namespace
 
 int fs_main(const std::string& op, const SshOptions& ssh, const FanOut& fan, const FsOptions& o, const log::Logger& log) {
-    if (fan.persist > 0) throw ParseError(op + " does not take --persist");
+    if (fan.persist > 0 && !fan.host_specs.empty()) throw ParseError(op + " takes --persist with one host, not -H");
     std::size_t plain = (op == "chmod" || op == "ln") ? 1 : 0;
     if (op == "ln" && !o.symbolic) throw ParseError("ln: only symbolic links can be made over SFTP: use ln -s");
     auto args = o.args;
@@ -247,6 +255,10 @@ int fs_main(const std::string& op, const SshOptions& ssh, const FanOut& fan, con
     if (!fan.host_specs.empty()) return fs_fan_out(op, ssh, fan, o, log, p);
     auto target = make_target(p.host, ssh);
     try {
+        if (fan.persist > 0) {
+            persist_fs(target, ssh, fan.persist, op, o, fan.json, p.plain, p.paths);
+            return 0;
+        }
         auto session = open_session(target);
         ssh::Sftp sftp(session);
         ssh::RemoteFs fs(session, sftp);

@@ -9,6 +9,7 @@
 
 #include "base/log.hpp"
 #include "options.hpp"
+#include "ssh/sftp_fs.hpp"
 
 namespace tn::exec {
 
@@ -34,6 +35,12 @@ FsCommands add_fs_commands(CLI::App& app, FsOptions& o, SshOptions& ssh,
 // refusal of the remote file system; 255 a failure of tn-exec's own (connection, auth, host key).
 int fs_main(const std::string& op, const SshOptions& ssh, const FanOut& fan, const FsOptions& o,
             const log::Logger& log);
+
+// One operation on one host's RemoteFs, every output line (or JSON record) through `write`: what
+// fs_main and a --persist master both run. Throws ssh::FsError (1/77/74) or tn::Error.
+void run_fs_op(const std::string& op, const FsOptions& o, bool json, const std::string& label, ssh::RemoteFs& fs,
+               const std::vector<std::string>& plain, const std::vector<std::string>& paths,
+               const std::function<void(const std::string&)>& write);
 
 // A remote name for a text line: backslash and control bytes escaped (\\, \n, \xNN), so a name with
 // a newline stays on one line and cannot be mistaken for another name.

@@ -118,7 +118,11 @@ int main(int argc, char** argv) {
     add_transfer(get, get_o, "[user@]host:REMOTE... then LOCAL");
 
     tn::exec::FsOptions fs_o;
-    auto fs_cmds = tn::exec::add_fs_commands(app, fs_o, ssh, [&](CLI::App* sub) { add_ssh_options(sub, ssh, fan); });
+    auto fs_cmds = tn::exec::add_fs_commands(app, fs_o, ssh, [&](CLI::App* sub) {
+        add_ssh_options(sub, ssh, fan);
+        sub->add_option("--persist", fan.persist, "Keep the session in a background master for SECONDS and reuse it")
+            ->check(CLI::Range(1, 86400));
+    });
 
     auto* serve = app.add_subcommand("serve", "For programs: JSON Lines requests on stdin, events and results on stdout");
     bool serve_stdio = false;

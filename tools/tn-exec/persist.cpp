@@ -23,6 +23,7 @@
 #include "base/unique_fd.hpp"
 #include "output.hpp"
 #include "persist_stale.hpp"
+#include "persist_fs.hpp"
 #include "persist_transfer.hpp"
 #include "persist_wire.hpp"
 #include "runner.hpp"
@@ -367,6 +368,8 @@ int master_main(const std::string& host_spec, const SshOptions& ssh, const std::
                 reply = serve_run(*session, std::move(spare), r, fds);
             } else if (kind == "put" || kind == "get") {
                 reply = serve_transfer(*session, sftp, kind == "put", r, fds, conn.get());
+            } else if (kind == "fs") {
+                reply = serve_fs(*session, sftp, r, fds);
             } else {
                 throw Error(ExitCode::data, "persist: unknown request '" + kind + "'");
             }
