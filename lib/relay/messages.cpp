@@ -11,6 +11,67 @@ bool flag(Reader& r) {
     if (v > 1) throw WireError("boolean field is neither 0 nor 1");
     return v == 1;
 }
+// A human-readable text field, cut to its cap on the way out.
+void text(Writer& w, const std::string& s) { w.str(s.substr(0, kTextMax), kTextMax); }
+
+// The messages of the same shape share one codec each: a result (SERVE_RESULT, UNSERVE_REPLY,
+// UNSERVE_RESULT), an unserve request (UNSERVE_REQ to the route, UNSERVE_ASK to the target, whose
+// `peer` is the target or the asking vnet), a pooled link's proof (LINK_PARK, LINK_STANDBY).
+template <class M>
+void put_result(Writer& w, const M& m) {
+    w.u32(m.req);
+    w.u8(m.ok ? 1 : 0);
+    w.u16(m.id);
+    text(w, m.message);
+}
+template <class M>
+M get_result(Reader& r) {
+    M m;
+    m.req = r.u32();
+    m.ok = flag(r);
+    m.id = r.u16();
+    m.message = r.str(kTextMax, "message");
+    return m;
+}
+template <auto Peer, class M>
+void put_unserve(Writer& w, const M& m) {
+    w.u32(m.req);
+    w.u32(m.*Peer);
+    w.str(m.ip, 255);
+    w.u16(m.port);
+}
+template <auto Peer, class M>
+M get_unserve(Reader& r) {
+    M m;
+    m.req = r.u32();
+    m.*Peer = r.u32();
+    m.ip = r.str(255, "ip");
+    m.port = r.u16();
+    return m;
+}
+// A link's cipher and, when sealed, the key box after it (LINK_OPEN, LINK_OK).
+template <class M>
+void put_sealing(Writer& w, const M& m) {
+    w.u8(m.cipher);
+    if (m.cipher != 0) w.raw(m.key_box);
+}
+template <class M>
+void get_sealing(Reader& r, M& m) {
+    m.cipher = r.u8();
+    if (m.cipher != 0) m.key_box = r.fixed<48>();
+}
+template <class M>
+void put_pooled(Writer& w, const M& m) {
+    w.u32(m.vnet_id);
+    w.raw(m.mac);
+}
+template <class M>
+M get_pooled(Reader& r) {
+    M m;
+    m.vnet_id = r.u32();
+    m.mac = r.fixed<32>();
+    return m;
+}
 }  // namespace
 
 void ServeSpec::put(Writer& w) const {
@@ -78,7 +139,7 @@ Welcome Welcome::get(Reader& r) {
 
 void ErrorMsg::put(Writer& w) const {
     w.u16(static_cast<std::uint16_t>(code));
-    w.str(message.substr(0, kTextMax), kTextMax);
+    text(w, message);
 }
 ErrorMsg ErrorMsg::get(Reader& r) {
     ErrorMsg m;
@@ -98,20 +159,8 @@ Serve Serve::get(Reader& r) {
     return m;
 }
 
-void ServeResult::put(Writer& w) const {
-    w.u32(req);
-    w.u8(ok ? 1 : 0);
-    w.u16(id);
-    w.str(message.substr(0, kTextMax), kTextMax);
-}
-ServeResult ServeResult::get(Reader& r) {
-    ServeResult m;
-    m.req = r.u32();
-    m.ok = flag(r);
-    m.id = r.u16();
-    m.message = r.str(kTextMax, "message");
-    return m;
-}
+void ServeResult::put(Writer& w) const { put_result(w, *this); }
+ServeResult ServeResult::get(Reader& r) { return get_result<ServeResult>(r); }
 
 void ServeClose::put(Writer& w) const { w.u16(id); }
 ServeClose ServeClose::get(Reader& r) { return {r.u16()}; }
@@ -164,63 +213,15 @@ Ping Ping::get(Reader& r) { return {r.u64()}; }
 void Pong::put(Writer& w) const { w.u64(token); }
 Pong Pong::get(Reader& r) { return {r.u64()}; }
 
-void UnserveReq::put(Writer& w) const {
-    w.u32(req);
-    w.u32(target);
-    w.str(ip, 255);
-    w.u16(port);
-}
-UnserveReq UnserveReq::get(Reader& r) {
-    UnserveReq m;
-    m.req = r.u32();
-    m.target = r.u32();
-    m.ip = r.str(255, "ip");
-    m.port = r.u16();
-    return m;
-}
-void UnserveAsk::put(Writer& w) const {
-    w.u32(req);
-    w.u32(from);
-    w.str(ip, 255);
-    w.u16(port);
-}
-UnserveAsk UnserveAsk::get(Reader& r) {
-    UnserveAsk m;
-    m.req = r.u32();
-    m.from = r.u32();
-    m.ip = r.str(255, "ip");
-    m.port = r.u16();
-    return m;
-}
+void UnserveReq::put(Writer& w) const { put_unserve<&UnserveReq::target>(w, *this); }
+UnserveReq UnserveReq::get(Reader& r) { return get_unserve<&UnserveReq::target, UnserveReq>(r); }
+void UnserveAsk::put(Writer& w) const { put_unserve<&UnserveAsk::from>(w, *this); }
+UnserveAsk UnserveAsk::get(Reader& r) { return get_unserve<&UnserveAsk::from, UnserveAsk>(r); }
 
-void UnserveReply::put(Writer& w) const {
-    w.u32(req);
-    w.u8(ok ? 1 : 0);
-    w.u16(id);
-    w.str(message.substr(0, kTextMax), kTextMax);
-}
-UnserveReply UnserveReply::get(Reader& r) {
-    UnserveReply m;
-    m.req = r.u32();
-    m.ok = flag(r);
-    m.id = r.u16();
-    m.message = r.str(kTextMax, "message");
-    return m;
-}
-void UnserveResult::put(Writer& w) const {
-    w.u32(req);
-    w.u8(ok ? 1 : 0);
-    w.u16(id);
-    w.str(message.substr(0, kTextMax), kTextMax);
-}
-UnserveResult UnserveResult::get(Reader& r) {
-    UnserveResult m;
-    m.req = r.u32();
-    m.ok = flag(r);
-    m.id = r.u16();
-    m.message = r.str(kTextMax, "message");
-    return m;
-}
+void UnserveReply::put(Writer& w) const { put_result(w, *this); }
+UnserveReply UnserveReply::get(Reader& r) { return get_result<UnserveReply>(r); }
+void UnserveResult::put(Writer& w) const { put_result(w, *this); }
+UnserveResult UnserveResult::get(Reader& r) { return get_result<UnserveResult>(r); }
 
 void LinkRequest::put(Writer& w) const {
     w.u64(link_id);
@@ -238,7 +239,7 @@ LinkRequest LinkRequest::get(Reader& r) {
 }
 void LinkFail::put(Writer& w) const {
     w.u64(link_id);
-    w.str(message.substr(0, kTextMax), kTextMax);
+    text(w, message);
 }
 LinkFail LinkFail::get(Reader& r) {
     LinkFail m;
@@ -250,16 +251,14 @@ void LinkOpen::put(Writer& w) const {
     w.u32(vnet_id);
     w.u16(id);
     w.raw(mac);
-    w.u8(cipher);
-    if (cipher != 0) w.raw(key_box);
+    put_sealing(w, *this);
 }
 LinkOpen LinkOpen::get(Reader& r) {
     LinkOpen m;
     m.vnet_id = r.u32();
     m.id = r.u16();
     m.mac = r.fixed<32>();
-    m.cipher = r.u8();
-    if (m.cipher != 0) m.key_box = r.fixed<48>();
+    get_sealing(r, m);
     return m;
 }
 void LinkOpened::put(Writer& w) const { w.u64(link_id); }
@@ -278,35 +277,17 @@ LinkAccept LinkAccept::get(Reader& r) {
 }
 void LinkOk::put(Writer& w) const {
     w.u64(link_id);
-    w.u8(cipher);
-    if (cipher != 0) w.raw(key_box);
+    put_sealing(w, *this);
 }
 LinkOk LinkOk::get(Reader& r) {
     LinkOk m;
     m.link_id = r.u64();
-    m.cipher = r.u8();
-    if (m.cipher != 0) m.key_box = r.fixed<48>();
+    get_sealing(r, m);
     return m;
 }
-void LinkPark::put(Writer& w) const {
-    w.u32(vnet_id);
-    w.raw(mac);
-}
-LinkPark LinkPark::get(Reader& r) {
-    LinkPark m;
-    m.vnet_id = r.u32();
-    m.mac = r.fixed<32>();
-    return m;
-}
-void LinkStandby::put(Writer& w) const {
-    w.u32(vnet_id);
-    w.raw(mac);
-}
-LinkStandby LinkStandby::get(Reader& r) {
-    LinkStandby m;
-    m.vnet_id = r.u32();
-    m.mac = r.fixed<32>();
-    return m;
-}
+void LinkPark::put(Writer& w) const { put_pooled(w, *this); }
+LinkPark LinkPark::get(Reader& r) { return get_pooled<LinkPark>(r); }
+void LinkStandby::put(Writer& w) const { put_pooled(w, *this); }
+LinkStandby LinkStandby::get(Reader& r) { return get_pooled<LinkStandby>(r); }
 
 }  // namespace tn::relay

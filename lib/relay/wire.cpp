@@ -1,4 +1,4 @@
-// Hello, frame header and the bounded big-endian reader/writer of the relay protocol.
+// Hello and frame header of the relay protocol.
 #include "relay/wire.hpp"
 
 #include <algorithm>
@@ -102,49 +102,6 @@ bool FrameDecoder::next(Frame& out) {
     out.payload.assign(buf_.begin() + kHeaderSize, buf_.begin() + kHeaderSize + h.length);
     buf_.erase(buf_.begin(), buf_.begin() + kHeaderSize + h.length);
     return true;
-}
-
-void Writer::u16(std::uint16_t v) {
-    std::uint8_t b[2];
-    put16(b, v);
-    b_.insert(b_.end(), b, b + 2);
-}
-void Writer::u32(std::uint32_t v) {
-    std::uint8_t b[4];
-    put32(b, v);
-    b_.insert(b_.end(), b, b + 4);
-}
-void Writer::u64(std::uint64_t v) {
-    u32(static_cast<std::uint32_t>(v >> 32));
-    u32(static_cast<std::uint32_t>(v));
-}
-void Writer::str(std::string_view s, std::size_t cap) {
-    if (s.size() > cap || s.size() > 0xffff) throw WireError("string field over its cap");
-    u16(static_cast<std::uint16_t>(s.size()));
-    b_.insert(b_.end(), s.begin(), s.end());
-}
-
-std::span<const std::uint8_t> Reader::take(std::size_t n) {
-    if (b_.size() - pos_ < n) throw WireError("truncated payload");
-    auto s = b_.subspan(pos_, n);
-    pos_ += n;
-    return s;
-}
-std::uint8_t Reader::u8() { return take(1)[0]; }
-std::uint16_t Reader::u16() { return be16(take(2).data()); }
-std::uint32_t Reader::u32() { return be32(take(4).data()); }
-std::uint64_t Reader::u64() {
-    std::uint64_t hi = u32();
-    return (hi << 32) | u32();
-}
-std::string Reader::str(std::size_t cap, std::string_view field) {
-    std::uint16_t n = u16();
-    if (n > cap) throw WireError(std::string(field) + " is " + std::to_string(n) + " bytes (cap " + std::to_string(cap) + ")");
-    auto s = take(n);
-    return std::string(s.begin(), s.end());
-}
-void Reader::finish() const {
-    if (pos_ != b_.size()) throw WireError(std::to_string(b_.size() - pos_) + " trailing bytes in payload");
 }
 
 }  // namespace tn::relay

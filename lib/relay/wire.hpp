@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/byte_cursor.hpp"
 #include "base/error.hpp"
 
 namespace tn::relay {
@@ -87,42 +88,18 @@ private:
     Bytes buf_;
 };
 
-// ---- bounded payload writer/reader (network byte order) ----
-class Writer {
+// ---- bounded payload writer/reader (network byte order; base/byte_cursor.hpp) ----
+// The relay's dialect of it: strings are u16-length-prefixed with the field's cap, and a short or
+// over-long payload is a WireError.
+class Writer : public ByteWriter<Bytes, WireError> {
 public:
-    void u8(std::uint8_t v) { b_.push_back(v); }
-    void u16(std::uint16_t v);
-    void u32(std::uint32_t v);
-    void u64(std::uint64_t v);
-    void raw(std::span<const std::uint8_t> v) { b_.insert(b_.end(), v.begin(), v.end()); }
-    void str(std::string_view s, std::size_t cap);
-    Bytes take() { return std::move(b_); }
-
-private:
-    Bytes b_;
+    void str(std::string_view s, std::size_t cap) { str16(s, cap); }
 };
 
-class Reader {
+class Reader : public ByteReader<WireError> {
 public:
-    explicit Reader(std::span<const std::uint8_t> b) : b_(b) {}
-    std::uint8_t u8();
-    std::uint16_t u16();
-    std::uint32_t u32();
-    std::uint64_t u64();
-    template <std::size_t N> std::array<std::uint8_t, N> fixed() {
-        auto s = take(N);
-        std::array<std::uint8_t, N> a{};
-        std::copy(s.begin(), s.end(), a.begin());
-        return a;
-    }
-    std::string str(std::size_t cap, std::string_view field);
-    // Every byte must have been consumed: trailing garbage is an error, not an extension point.
-    void finish() const;
-
-private:
-    std::span<const std::uint8_t> take(std::size_t n);
-    std::span<const std::uint8_t> b_;
-    std::size_t pos_ = 0;
+    explicit Reader(std::span<const std::uint8_t> b) : ByteReader(b) {}
+    std::string str(std::size_t cap, std::string_view field) { return str16(cap, field); }
 };
 
 }  // namespace tn::relay

@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
+#include "base/byte_cursor.hpp"
 #include "base/error.hpp"
 
 namespace tn::exec::wire {
@@ -20,10 +22,14 @@ namespace {
 // which the client replaces (persist_stale.hpp).
 constexpr char magic[4] = {'T', 'N', 'X', '3'};
 
-std::uint32_t get_u32(const char* p) {
-    auto u = reinterpret_cast<const unsigned char*>(p);
-    return (std::uint32_t(u[0]) << 24) | (std::uint32_t(u[1]) << 16) | (std::uint32_t(u[2]) << 8) | u[3];
-}
+// A short or oversized frame or payload: exit 65 (data), as every persist wire error.
+struct DataError : Error {
+    explicit DataError(const std::string& m) : Error(ExitCode::data, "persist: " + m) {}
+};
+using Cursor = ByteReader<DataError>;
+using Out = ByteWriter<std::string, DataError>;
+
+std::uint32_t get_u32(const char* p) { return Cursor(std::string_view(p, 4)).u32(); }
 
 }  // namespace
 
@@ -35,26 +41,29 @@ VersionMismatch::VersionMismatch(const std::string& theirs)
 bool VersionMismatch::newer() const { return theirs_.size() == 4 && theirs_[3] > magic[3]; }
 
 void put_u32(std::string& b, std::uint32_t v) {
-    char c[4] = {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
-    b.append(c, 4);
+    Out w(std::move(b));
+    w.u32(v);
+    b = w.take();
 }
 
 void put_str(std::string& b, std::string_view s) {
-    put_u32(b, static_cast<std::uint32_t>(s.size()));
-    b.append(s);
+    Out w(std::move(b));
+    w.str32(s, std::numeric_limits<std::uint32_t>::max());  // send_frame holds the payload to its cap
+    b = w.take();
 }
 
 std::uint32_t Reader::u32() {
-    if (b.size() - pos < 4) throw Error(ExitCode::data, "persist: truncated request");
-    pos += 4;
-    return get_u32(b.data() + pos - 4);
+    Cursor r(std::string_view(b).substr(pos), "request");
+    auto v = r.u32();
+    pos += r.consumed();
+    return v;
 }
 
 std::string Reader::str() {
-    std::uint32_t n = u32();
-    if (b.size() - pos < n) throw Error(ExitCode::data, "persist: truncated request");
-    pos += n;
-    return b.substr(pos - n, n);
+    Cursor r(std::string_view(b).substr(pos), "request");
+    auto s = r.str32(max_payload, "a string");
+    pos += r.consumed();
+    return s;
 }
 
 void send_frame(int sock, const std::string& payload, const std::vector<int>& fds) {
