@@ -99,6 +99,7 @@ struct ChildSetup {
         sigset_t none;
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        for (int fd = 0; fd < 3; ++fd) ::fcntl(fd, F_SETFD, 0);  // a close-on-exec /dev/null that landed on 0-2
         if (own_session) ::setsid();
         if (cwd && ::chdir(cwd) != 0) {
             exec.set_error(std::error_code(errno, std::system_category()), "chdir");
@@ -141,7 +142,13 @@ Child spawn(const Command& cmd) {
     Child child;
     UniqueFd in_null, out_null, err_null;
     std::optional<Pipe> out_pipe, err_pipe;
-    int in_fd = STDIN_FILENO, out_fd = STDOUT_FILENO, err_fd = STDERR_FILENO;
+    // An inherited 0, 1 or 2 that we do not have open is /dev/null for the child: its first open()
+    // must not become its stdout (and Boost's dup2 of a closed fd fails without stopping the exec).
+    auto ours = [](int fd, int flags, UniqueFd& keep) {
+        return ::fcntl(fd, F_GETFD) >= 0 ? fd : (keep = open_null(flags)).get();
+    };
+    int in_fd = ours(STDIN_FILENO, O_RDONLY, in_null), out_fd = ours(STDOUT_FILENO, O_WRONLY, out_null),
+        err_fd = ours(STDERR_FILENO, O_WRONLY, err_null);
     if (cmd.in == Input::null) in_fd = (in_null = open_null(O_RDONLY)).get();
     if (cmd.out == Output::null) out_fd = (out_null = open_null(O_WRONLY)).get();
     if (cmd.out == Output::pipe) out_fd = out_pipe.emplace().w.get();

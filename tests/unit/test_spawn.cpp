@@ -33,8 +33,8 @@ std::string read_all(UniqueFd& fd) {
 }
 
 // Runs cmd with stdout (and stderr into it) captured; returns {output, shell exit code}.
-std::pair<std::string, int> run(proc::Command cmd) {
-    cmd.in = proc::Input::null;
+std::pair<std::string, int> run(proc::Command cmd, bool null_stdin = true) {
+    if (null_stdin) cmd.in = proc::Input::null;
     cmd.out = proc::Output::pipe;
     cmd.err = proc::Output::merge;
     auto c = proc::spawn(cmd);
@@ -96,6 +96,22 @@ TEST_CASE("spawn: pass_fds hands chosen descriptors to the child, at the number 
     w.reset();
     CHECK(read_all(r) == "via-fd-3\n");
     CHECK(proc::shell_code(proc::wait_status(c.pid)) == 0);
+}
+
+TEST_CASE("spawn: a stdin we do not have open is /dev/null for the child") {
+    struct StdinClosed {  // closes our fd 0 for the case, and puts it back however the case ends
+        int saved = ::fcntl(0, F_DUPFD_CLOEXEC, 10);
+        StdinClosed() { ::close(0); }
+        ~StdinClosed() {
+            ::dup2(saved, 0);
+            ::close(saved);
+        }
+    };
+    StdinClosed closed;
+    REQUIRE(closed.saved >= 10);
+    auto [out, code] = run({.argv = {"sh", "-c", "read x; echo $?; test -r /proc/self/fd/0 && echo open"}}, false);
+    CHECK(out == "1\nopen\n");  // read(1) saw EOF on an open stdin
+    CHECK(code == 0);
 }
 
 TEST_CASE("spawn: env is added to ours, cwd is honoured") {
