@@ -49,7 +49,7 @@ build() {
     mkdir "$work/tn" &&
         (cd "$src" && git ls-files -co --exclude-standard -z | grep -zv '^build' | tar -c --null -T -) |
         tar -x -C "$work/tn" &&
-        (cd "$work/tn" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" dpkg-buildpackage -b -us -uc \
+        (cd "$work/tn" && DEB_BUILD_OPTIONS="nocheck noddebs parallel=$(nproc)" dpkg-buildpackage -b -us -uc \
             >"$out/build.log" 2>&1) || { tail -40 "$out/build.log"; return 1; }
     cp "$work"/*.deb "$out/" && ls -l "$deb"
 }
@@ -82,6 +82,10 @@ smoke_test() {
         check "completion for $t loads from /usr/share/bash-completion/completions" bash --norc --noprofile -c \
             "[[ -f /usr/share/bash-completion/completions/$t ]] && . /usr/share/bash-completion/bash_completion && __load_completion $t && complete -p $t" || ok=1
     done
+    # The host list the SSH tools share is found next to their installed completion files.
+    mkdir -p "$smoke/home/.ssh" && echo "smoke-host ssh-ed25519 AAAAC3Nz" >"$smoke/home/.ssh/known_hosts"
+    check "tn-keysetup completes a host from known_hosts (installed tn-ssh-hosts.bash)" bash --norc --noprofile -c \
+        "HOME=$smoke/home; . /usr/share/bash-completion/bash_completion && __load_completion tn-keysetup && COMP_WORDS=(tn-keysetup smoke-h) COMP_CWORD=1 && _tn_keysetup && [[ \${COMPREPLY[*]} == smoke-host ]]" || ok=1
     # Policies by name, from /usr/share/tn/lua (not from this tree: the binary is /usr/bin's).
     check "tn-watch finds the policy max-restarts by name" bash -c \
         "cd / && env -u TN_LUA_PATH TN_STATE_DIR=$smoke/state /usr/bin/tn-watch run -q --name smoke --policy max-restarts --set max_restarts=0 -- /bin/sh -c 'exit 3'; [[ \$? == 3 ]]" || ok=1
