@@ -93,24 +93,10 @@ int run_route(RouteConfig cfg, const log::Logger& log) {
 }
 
 int print_status(const RouteConfig& cfg, bool json, std::ostream& out) {
-    auto path = route_socket_path(cfg.listen.port);
-    asio::io_context io;
-    asio::local::stream_protocol::socket s(io);
-    relay::error_code ec;
-    s.connect(asio::local::stream_protocol::endpoint(path.string()), ec);
-    if (ec) throw Error(ExitCode::unavailable, "no tn-route running for port " + std::to_string(cfg.listen.port) + " (" +
-                                                   path.string() + ": " + ec.message() + ")");
-    std::string req = json ? "status json\n" : "status\n";
-    asio::write(s, asio::buffer(req), ec);
-    std::string reply;
-    char buf[4096];
-    for (;;) {
-        auto n = s.read_some(asio::buffer(buf), ec);
-        reply.append(buf, n);
-        if (ec || reply.size() > (16 << 20)) break;
-    }
-    if (reply.rfind("error:", 0) == 0) throw Error(ExitCode::unavailable, reply);
-    out << reply;
+    auto r = control_ask(route_socket_path(cfg.listen.port), json ? std::vector<std::string>{"status", "json"} : std::vector<std::string>{"status"},
+                         "no tn-route running for port " + std::to_string(cfg.listen.port));
+    if (r.code != 0) throw Error(ExitCode::unavailable, r.body);
+    out << r.body;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 // tn-route's status report (text and JSON) and the Unix control socket that serves it.
 #include <sstream>
 
+#include "base/exit_code.hpp"
 #include "base/strings.hpp"
 #include "route_session.hpp"
 
@@ -83,17 +84,10 @@ void RouteServer::on_control(local_socket sock) {
         log_.warn("control connection from another user refused");
         return;
     }
-    auto s = std::make_shared<local_socket>(std::move(sock));
-    auto buf = std::make_shared<asio::streambuf>(256);  // a request is one short line
-    asio::async_read_until(*s, *buf, '\n', [this, s, buf](error_code ec2, std::size_t) {
-        if (ec2) return;
-        std::istream in(buf.get());
-        std::string line;
-        std::getline(in, line);
-        auto reply = std::make_shared<std::string>(line == "status json" ? status(true)
-                                                   : line == "status"    ? status(false)
-                                                                         : "error: unknown request\n");
-        asio::async_write(*s, asio::buffer(*reply), [s, reply](error_code, std::size_t) {});
+    serve_control(std::make_shared<local_socket>(std::move(sock)), [this](std::vector<std::string> w, auto reply) {
+        if (w.size() == 1 && w[0] == "status") return reply(ControlReply{0, status(false)});
+        if (w.size() == 2 && w[0] == "status" && w[1] == "json") return reply(ControlReply{0, status(true)});
+        reply(ControlReply{to_int(ExitCode::usage), "error: unknown request\n"});
     });
 }
 

@@ -1,5 +1,5 @@
-// Control socket I/O with bounded reads on both sides: a request line of at most 64 bytes, a reply of
-// at most 4 MiB.
+// Control socket I/O in base/control_line.hpp's format, with bounded reads on both sides: a request
+// line of at most 64 bytes here, a reply of at most kControlReplyMax.
 #include "control.hpp"
 
 #include <poll.h>
@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/control_line.hpp"
 #include "base/error.hpp"
 
 namespace tn::tuntool {
@@ -72,28 +73,15 @@ void ControlServer::serve_one(const std::function<std::string(std::string_view)>
         if (std::memchr(req, '\n', got)) break;
     }
     std::string_view line(req, got);
-    line = line.substr(0, line.find('\n'));
-    write_all(c.get(), answer(line));
+    auto words = decode_control_request(line.substr(0, line.find('\n')));
+    // Every request is one word; the body's "error: ..." says when one failed.
+    write_all(c.get(), encode_control_reply({0, answer(words.size() == 1 ? words[0] : std::string())}));
 }
 
 std::string control_request(const std::filesystem::path& path, const std::string& request) {
-    auto addr = unix_addr(path);
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-        throw Error(ExitCode::unavailable,
-                    "no tn-tun server or client answers on " + path.string() + ": " + std::strerror(errno));
-    write_all(fd.get(), request + "\n");
-    std::string out;
-    char buf[8192];
-    constexpr std::size_t cap = 4 << 20;  // a status reply larger than this is not one
-    for (;;) {
-        ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-        if (out.size() > cap) throw Error(ExitCode::data, "control reply too large");
-    }
-    return out;
+    auto r = control_ask(path, {request}, "no tn-tun server or client answers");
+    if (r.code != 0) throw Error(ExitCode::unavailable, r.body);
+    return r.body;
 }
 
 }  // namespace tn::tuntool

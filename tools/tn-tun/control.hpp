@@ -1,5 +1,5 @@
-// The Unix control socket of a server or client: one request line ("json" or "text" for the status,
-// "reload" on a server), one reply, then close.
+// The Unix control socket of a server or client: one request ("json" or "text" for the status,
+// "reload" on a server), one reply, then close; the line format is base/control_line.hpp's.
 #pragma once
 
 #include <filesystem>

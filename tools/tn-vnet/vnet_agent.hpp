@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/control_line.hpp"
 #include "base/log.hpp"
 #include "relay/auth.hpp"
 #include "relay/io_pump.hpp"
@@ -42,10 +43,7 @@ struct LocalUse {
 };
 
 // What a ctl command returns: an exit code and the text (or JSON) to print.
-struct Reply {
-    int code = 0;
-    std::string body;
-};
+using Reply = ControlReply;  // the control socket's reply (base/control_line.hpp)
 using ReplyFn = std::function<void(Reply)>;
 
 class VnetAgent {

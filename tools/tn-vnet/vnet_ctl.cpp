@@ -295,25 +295,14 @@ void VnetAgent::accept_ctl() {
 }
 
 void VnetAgent::serve_ctl(std::shared_ptr<asio::local::stream_protocol::socket> s) {
-    auto reply_to = [s](Reply r) {
-        auto out = std::make_shared<std::string>(std::to_string(r.code) + "\n" + r.body);
-        asio::async_write(*s, asio::buffer(*out), [s, out](relay::error_code, std::size_t) {});
-    };
     auto foreign = foreign_peer(s->native_handle());
-    auto buf = std::make_shared<asio::streambuf>(4096);  // one command line, capped
-    asio::async_read_until(*s, *buf, '\n', [this, buf, reply_to, foreign](relay::error_code ec, std::size_t) {
-        if (ec) return;
+    relay::serve_control(s, [this, foreign](std::vector<std::string> words, std::function<void(ControlReply)> reply_to) {
         // The line is read (and dropped) first: closing on an unread request would reset the
         // connection and the caller would never see why.
         if (foreign) {
             log_.warn("control socket: refused a connection from uid ", static_cast<long>(*foreign), " (not our user)");
             return reply_to(Reply{77, "refused: this tn-vnet takes commands from its own user only\n"});
         }
-        std::istream in(buf.get());
-        std::string line;
-        std::getline(in, line);
-        auto words = split(line, '\x1f');
-        if (words.size() == 1 && words[0].empty()) words.clear();
         command(words, reply_to);
     });
 }

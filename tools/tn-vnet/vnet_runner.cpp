@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "base/control_line.hpp"
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/secret.hpp"
@@ -38,29 +39,6 @@ std::string find_socket(const std::string& config, const std::string& socket) {
     throw Error(ExitCode::usage, "several tn-vnet sockets found in " + state_dir_path().string() + ": pass -c FILE or --socket");
 }
 
-// One request/reply over the control socket: words joined by 0x1f, a newline; reply "CODE\nBODY".
-std::pair<int, std::string> ask(const std::string& path, const std::vector<std::string>& words) {
-    asio::io_context io;
-    asio::local::stream_protocol::socket s(io);
-    relay::error_code ec;
-    s.connect(asio::local::stream_protocol::endpoint(path), ec);
-    if (ec) throw Error(ExitCode::unavailable, "tn-vnet is not running (" + path + ": " + ec.message() + ")");
-    std::string req;
-    for (std::size_t i = 0; i < words.size(); ++i) req += (i ? "\x1f" : "") + words[i];
-    req += "\n";
-    asio::write(s, asio::buffer(req), ec);
-    std::string reply;
-    char buf[4096];
-    for (;;) {
-        auto n = s.read_some(asio::buffer(buf), ec);
-        reply.append(buf, n);
-        if (ec || reply.size() > (16 << 20)) break;
-    }
-    auto nl = reply.find('\n');
-    auto code = parse_int(reply.substr(0, nl), 0, 255);
-    if (nl == std::string::npos || !code) throw Error(ExitCode::data, "malformed reply from tn-vnet");
-    return {static_cast<int>(*code), reply.substr(nl + 1)};
-}
 }  // namespace
 
 void VnetAgent::reload(const std::string& file, ReplyFn reply) {
@@ -198,7 +176,7 @@ int run_loaded(VnetConfig cfg, const std::string& config, const log::Logger& log
 }  // namespace
 
 int run_ctl(const std::string& config, const std::string& socket, const std::vector<std::string>& words) {
-    auto [code, body] = ask(find_socket(config, socket), words);
+    auto [code, body] = control_ask(find_socket(config, socket), words, "tn-vnet is not running");
     // Whatever the running vnet relays from peers, the terminal gets no control bytes but tabs and newlines.
     (code == 0 ? std::cout : std::cerr) << escape_controls(body, "\t\n") << std::flush;
     return code;
@@ -216,7 +194,7 @@ int run_shell(const std::string& config, const std::string& socket) {
             if (!p.empty()) words.push_back(p);
         if (words.empty()) continue;
         if (words[0] == "exit" || words[0] == "quit") break;
-        auto [code, body] = ask(path, words);
+        auto [code, body] = control_ask(path, words, "tn-vnet is not running");
         (code == 0 ? std::cout : std::cerr) << escape_controls(body, "\t\n") << std::flush;
     }
     return 0;
