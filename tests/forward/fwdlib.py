@@ -1,5 +1,4 @@
-"""Helpers for tn-forward tests: TCP echo/digest servers, a bulk transfer check, and running a forward."""
-import hashlib
+"""Helpers for tn-forward tests: a bulk transfer check and running a forward (echo servers: harness.EchoHashServer)."""
 import json
 import os
 import socket
@@ -10,49 +9,6 @@ import time
 import harness
 
 FORWARD = harness.tool("tn-forward")
-
-
-class EchoServer:
-    """Echoes every byte; with digest=True reads to EOF, then answers the input's SHA-256 (half-close test)."""
-
-    def __init__(self, digest=False):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(512)
-        self.port = self.sock.getsockname()[1]
-        self.digest = digest
-        self.accepted = 0
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            try:
-                s, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
-
-    def _serve(self, s):
-        h = hashlib.sha256()
-        try:
-            while True:
-                d = s.recv(1 << 16)
-                if not d:
-                    break
-                if self.digest:
-                    h.update(d)
-                else:
-                    s.sendall(d)
-            if self.digest:
-                s.sendall(h.hexdigest().encode())
-        except OSError:
-            pass
-        finally:
-            s.close()
-
-    def close(self):
-        self.sock.close()
 
 
 def roundtrip(port, payload, host="127.0.0.1", timeout=60):

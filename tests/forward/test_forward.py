@@ -13,16 +13,17 @@ import time
 
 import pytest
 
-import dropbear
+import dropbear_server
 import harness
-from fwdlib import FORWARD, EchoServer, Forward, echo_once, roundtrip
+from fwdlib import FORWARD, Forward, echo_once, roundtrip
+from harness import EchoHashServer
 
 
 @pytest.fixture
 def setup(client, sshd):
     client.trust(sshd)
     sshd.user.authorize(client.key())
-    echo = EchoServer()
+    echo = EchoHashServer()
     yield client, sshd, echo
     echo.close()
 
@@ -108,7 +109,7 @@ def test_login_signs_with_the_first_key_at_once(setup):
 def test_half_close_still_gets_the_reply(client, sshd):
     client.trust(sshd)
     sshd.user.authorize(client.key())
-    digest = EchoServer(digest=True)
+    digest = EchoHashServer(digest=True)
     lport, rport = harness.free_port(), harness.free_port()
     f = Forward(client, sshd, "-L", f"{lport}:127.0.0.1:{digest.port}", "-R", f"{rport}:127.0.0.1:{digest.port}")
     try:
@@ -288,9 +289,9 @@ def any_server(request, client):
     """A real SSH server of each kind tn-forward must work with, the client trusted and authorized."""
     if not harness.is_root():
         pytest.skip("needs root to create a throwaway server user")
-    if request.param == "dropbear" and not dropbear.available():
+    if request.param == "dropbear" and not dropbear_server.available():
         pytest.skip("dropbear is not installed")
-    server = harness.Sshd() if request.param == "openssh" else dropbear.Dropbear()
+    server = harness.Sshd() if request.param == "openssh" else dropbear_server.Dropbear()
     try:
         server.start()
         client.trust(server)
@@ -304,7 +305,7 @@ def any_server(request, client):
 def test_small_keepalive_settings_keep_a_healthy_link(client, any_server, count):
     """Like ssh -o ServerAliveInterval=1 -o ServerAliveCountMax=N: a server that answers every keepalive
     is never lost. Measured in keepalive rounds (sent and answered), not in seconds."""
-    echo = EchoServer()
+    echo = EchoHashServer()
     port = harness.free_port()
     f = Forward(client, any_server, "--keepalive", "1", "--keepalive-count", str(count),
                 "-L", f"{port}:127.0.0.1:{echo.port}")

@@ -1,8 +1,9 @@
 """Starts real tn-route and tn-vnet processes on loopback for the relay tests: temp dir, free ports,
 generated configs checked first, readiness polled through `status --json` / `ctl --json`, and every
 process stopped by the PID we started."""
-import contextlib
+import base64
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -13,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402
@@ -23,18 +23,13 @@ VNET = harness.tool("tn-vnet")
 TOKEN = "test-token-0123456789"
 
 
+# The harness's fixtures: one wait_for and one echo server for every suite.
+EchoHashServer = harness.EchoHashServer
+
+
 def wait_for(pred, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = pred()
-            if last:
-                return last
-        except (OSError, ValueError, subprocess.SubprocessError) as e:
-            last = e
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out waiting for {what} (last: {last!r})")
+    """harness.wait_for with the errors a starting tool gives meanwhile counted as "not yet"."""
+    return harness.wait_for(pred, timeout, what, errors=(OSError, ValueError, subprocess.SubprocessError))
 
 
 def toml_str(s):
@@ -188,48 +183,6 @@ class Relay:
         return wait_for(check, timeout, f"serve {serve} of {name} registered")
 
 
-class EchoHashServer:
-    """A TCP server on loopback: each connection gets back what it sent, or, in 'sink' mode, the
-    SHA-256 of what it received (then a stream of N bytes with a known hash)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(512)
-        self.port = self.sock.getsockname()[1]
-        self.stop = False
-        self.t = threading.Thread(target=self.loop, daemon=True)
-        self.t.start()
-
-    def loop(self):
-        while not self.stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.echo, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def echo(c):
-        with c:
-            try:
-                while True:
-                    b = c.recv(65536)
-                    if not b:
-                        c.shutdown(socket.SHUT_WR)
-                        return
-                    c.sendall(b)
-            except OSError:
-                return
-
-    def close(self):
-        self.stop = True
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-
-
 def roundtrip(port, data, chunk=1 << 16):
     """Sends `data` through port (to an echo server), half-closes, returns sha256 of what came back."""
     s = socket.create_connection(("127.0.0.1", port), timeout=60)
@@ -253,3 +206,58 @@ def roundtrip(port, data, chunk=1 << 16):
     t.join(120)
     s.close()
     return h.hexdigest(), got[0]
+
+
+class Web:
+    """A tiny HTTP/1.1 server (keep-alive) on loopback that answers '<name> <path> <host>'."""
+
+    def __init__(self, name="ok"):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802
+                body = f"{name} {self.path} {self.headers.get('Host')}".encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.srv.daemon_threads = True
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def http_raw(port, data, timeout=10, src=None):
+    """Sends bytes to 127.0.0.1:port (from address `src`), reads to EOF; returns (status, head text,
+    body). A reset ends the read; a connection that fails or times out before any answer is status 0."""
+    s = socket.socket()
+    out = b""
+    try:
+        if src:
+            s.bind((src, 0))
+        s.settimeout(timeout)
+        s.connect(("127.0.0.1", port))
+        s.sendall(data)
+        while b := s.recv(65536):
+            out += b
+    except OSError:
+        pass
+    finally:
+        s.close()
+    head, _, body = out.partition(b"\r\n\r\n")
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", head)
+    return (int(m.group(1)) if m else 0), head.decode(errors="replace"), body
+
+
+def http_get(port, host, path="/", auth=None, src=None, timeout=10):
+    """GET `path` with Host `host` (and basic `auth` "user:password"): (status, head text, body)."""
+    extra = f"Authorization: Basic {base64.b64encode(auth.encode()).decode()}\r\n" if auth else ""
+    return http_raw(port, f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n".encode(), timeout, src)

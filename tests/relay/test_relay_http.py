@@ -1,71 +1,19 @@
 """tn-route's HTTP side end to end: vhosts routed by Host to serves' custom_domains, the dashboard
 (page, /api/status, /metrics, basic auth), and SIGHUP bringing both up without a restart."""
 import base64
-import http.server
 import json
 import os
 import re
 import socket
 import subprocess
 import sys
-import threading
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import Relay, EchoHashServer, roundtrip, wait_for, ROUTE  # noqa: E402
+from relay_env import Relay, EchoHashServer, Web, roundtrip, wait_for, ROUTE  # noqa: E402
+from relay_env import http_get as get, http_raw as raw  # noqa: E402
 import harness  # noqa: E402
-
-
-class Web:
-    """A tiny HTTP/1.1 server (keep-alive) that answers '<name> <path> <host>'."""
-
-    def __init__(self, name):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):  # noqa: N802
-                body = f"{name} {self.path} {self.headers.get('Host')}".encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a):
-                pass
-
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.srv.daemon_threads = True
-        self.port = self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.srv.shutdown()
-        self.srv.server_close()
-
-
-def raw(port, data, timeout=10):
-    """Sends bytes, reads to EOF, returns (status, headers text, body)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    s.sendall(data)
-    out = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            out += b
-    except ConnectionResetError:
-        pass
-    s.close()
-    head, _, body = out.partition(b"\r\n\r\n")
-    m = re.match(rb"HTTP/1\.[01] (\d{3})", head)
-    return (int(m.group(1)) if m else 0), head.decode(errors="replace"), body
-
-
-def get(port, host, path="/", auth=None):
-    extra = f"Authorization: Basic {base64.b64encode(auth.encode()).decode()}\r\n" if auth else ""
-    return raw(port, f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n".encode())
 
 
 def curl(*args):

@@ -74,26 +74,25 @@ def relay():
     r.close()
 
 
-def test_socket_is_0600_even_when_started_under_umask_000(relay):
+def vnet_started_under_umask_000(relay):
+    """Starts vnet 'home' with umask 000 (a careless service manager); returns its control socket."""
     old = os.umask(0)
     try:
         relay.start_vnet("home")
         relay.wait_connected("home")
     finally:
         os.umask(old)
-    mode = stat.S_IMODE(os.stat(relay.socket_of("home")).st_mode)
+    return relay.socket_of("home")
+
+
+def test_socket_is_0600_even_when_started_under_umask_000(relay):
+    mode = stat.S_IMODE(os.stat(vnet_started_under_umask_000(relay)).st_mode)
     assert mode == 0o600, oct(mode)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a throwaway user")
 def test_another_local_user_cannot_use_the_control_socket(relay):
-    old = os.umask(0)
-    try:
-        relay.start_vnet("home")
-        relay.wait_connected("home")
-    finally:
-        os.umask(old)
-    sock = relay.socket_of("home")
+    sock = vnet_started_under_umask_000(relay)
     with throwaway_user() as uid:
         # Plain file permissions stop it first (the socket is 0600 in a 0700 dir) ...
         r = as_user(uid, "/usr/bin/python3", "-c", ATTACK, sock)
