@@ -64,7 +64,7 @@ public:
     void allow_only(std::initializer_list<std::string_view> known) const;
 
     bool has(std::string_view key) const;
-    std::vector<std::string> keys() const;  // every key of this table (importers list what they skip)
+    std::vector<std::string> keys() const;        // every key of this table (importers list what they skip)
     bool is_boolean(std::string_view key) const;  // for keys that take true/false or a string
     std::optional<std::string> string(std::string_view key) const;
     std::optional<std::int64_t> integer(std::string_view key, std::int64_t lo, std::int64_t hi) const;

@@ -37,7 +37,8 @@ THIRD_PARTY = {
     "libssh/": ("libssh", lambda folder, name: folder == "ssh" and name.endswith(".cpp")),
     "lua": ("Lua", lambda folder, name: folder == "policy"),
     "sodium": ("libsodium", lambda folder, name: folder == "tun"),
-    "openssl/": ("OpenSSL", lambda folder, name: folder == "relay" or (folder == "ssh" and name.endswith(".cpp"))),
+    "openssl/": ("OpenSSL", lambda folder, name: folder == "relay" or (folder == "ssh" and name.endswith(".cpp"))
+                 or (folder == "base" and name == "base64.cpp")),
     "boost/asio": ("Asio", lambda folder, name: folder == "relay" and name.startswith("io_")),
     "systemd/": ("libsystemd", lambda folder, name: folder == "base" and name == "sd_notify.cpp"),
 }

@@ -72,8 +72,7 @@ PersistTransferResult persist_transfer(const Target& t, const SshOptions& ssh, i
     wire::put_str(payload, req.is_put ? "put" : "get");
     wire::put_u32(payload, (req.settings.recursive ? flag_recursive : 0) | (req.settings.resume ? flag_resume : 0) |
                                (req.progress ? flag_progress : 0) | (req.settings.preserve ? flag_preserve : 0) |
-                               (req.stream_fd >= 0 ? flag_stream : 0) |
-                               ((req.settings.umask & 0777u) << umask_shift));
+                               (req.stream_fd >= 0 ? flag_stream : 0) | ((req.settings.umask & 0777u) << umask_shift));
     put_paths(payload, req.local);
     put_paths(payload, req.remote);
     auto sock_path = persist_socket(t);
@@ -83,7 +82,8 @@ PersistTransferResult persist_transfer(const Target& t, const SshOptions& ssh, i
         try {
             sock = connect_master(t, ssh, idle_s, sock_path, fresh);
             if (req.stream_fd >= 0) wire::send_frame(sock.get(), payload, {2, req.stream_fd});
-            else wire::send_frame(sock.get(), payload, {2});
+            else
+                wire::send_frame(sock.get(), payload, {2});
             return parse_reply(wire::recv_frame(sock.get(), nullptr));
         } catch (const wire::VersionMismatch& e) {
             // An older version's master refused the request unread: replace it if it is ours, once.

@@ -1,14 +1,13 @@
 // serve --stdio's line splitting, request parsing and base64.
 #include "serve_proto.hpp"
 
-#include <openssl/evp.h>
-
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <set>
 
+#include "base/base64.hpp"
 #include "base/error.hpp"
 #include "base/strings.hpp"
 
@@ -46,33 +45,12 @@ void LineSplitter::finish(const std::function<void(const std::string&)>& on_line
     skipping_ = false;
 }
 
-std::string b64_encode(std::string_view in) {
-    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                            static_cast<int>(in.size()));
-    out.resize(static_cast<std::size_t>(n));
-    return out;
-}
+std::string b64_encode(std::string_view in) { return base64_encode(in); }
 
 std::string b64_decode(std::string_view in) {
-    auto bad = [] { return Error(ExitCode::data, "data is not base64"); };
-    if (in.size() % 4 != 0) throw bad();
-    // EVP_DecodeBlock skips leading and trailing blanks and takes '=' anywhere in the last quad: only
-    // the alphabet, with one or two '=' at the very end, is base64 here.
-    std::size_t pad = 0;
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(in[i]);
-        bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
-        if (c == '=' && i + 2 >= in.size()) ++pad;
-        else if (!alpha || pad > 0) throw bad();
-    }
-    if (pad == 1 && in.size() >= 2 && in[in.size() - 2] == '=') pad = 2;
-    std::string out(in.size() / 4 * 3 + 1, '\0');
-    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                            static_cast<int>(in.size()));
-    if (n < 0 || static_cast<std::size_t>(n) < pad) throw bad();
-    out.resize(static_cast<std::size_t>(n) - pad);  // EVP_DecodeBlock counts padding as zero bytes
-    return out;
+    auto out = base64_decode(in);
+    if (!out) throw Error(ExitCode::data, "data is not base64");
+    return std::move(*out);
 }
 
 namespace {

@@ -8,6 +8,8 @@
 #include <array>
 #include <cctype>
 
+#include "base/base64.hpp"
+
 namespace tn::route::http {
 
 namespace {
@@ -165,18 +167,8 @@ bool basic_auth_ok(const std::string* authorization, std::string_view user, std:
     std::string given;
     if (authorization && authorization->size() > 6 && lower(authorization->substr(0, 6)) == "basic ") {
         std::string_view b64 = trim(std::string_view(*authorization).substr(6));
-        // Credentials longer than a head can hold are not credentials; base64 is 4 bytes per 3.
-        if (!b64.empty() && b64.size() % 4 == 0 && b64.size() <= kMaxHead) {
-            std::string out(b64.size() / 4 * 3, '\0');
-            int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(b64.data()),
-                                    static_cast<int>(b64.size()));
-            if (n >= 0) {
-                // EVP_DecodeBlock counts '=' padding as zero bytes: drop them again.
-                auto pad = static_cast<std::size_t>(std::count(b64.end() - 2, b64.end(), '='));
-                out.resize(static_cast<std::size_t>(n) - pad);
-                given = std::move(out);
-            }
-        }
+        // Credentials longer than a head can hold are not credentials.
+        if (b64.size() <= kMaxHead) given = base64_decode(b64).value_or("");
     }
     std::string want = std::string(user) + ":" + std::string(password);
     // Compare fixed-size digests so neither the position of the first difference nor the length of
