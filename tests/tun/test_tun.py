@@ -415,13 +415,16 @@ import base64, hashlib, os, socket, sys, time
 pub = base64.b64decode(sys.argv[1])
 key = hashlib.blake2b(b"mac1----" + pub, digest_size=32).digest()
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-end = time.monotonic() + float(sys.argv[3])
+start = time.monotonic()
+end = start + float(sys.argv[3])
 n = 0
 while time.monotonic() < end:
     body = b"\\x01\\x00\\x00\\x00" + os.urandom(112)  # passes mac1, fails decryption
     s.sendto(body + hashlib.blake2b(body, key=key, digest_size=16).digest(), (sys.argv[2], 51820))
     n += 1
-    if n % 20 == 0:
+    # Paced to 4,000 a second, forty times what the server answers without cookies; it sleeps only
+    # when ahead, so on a loaded machine it catches up instead of falling under that rate.
+    if n > 4000 * (time.monotonic() - start):
         time.sleep(0.005)
 print(n)
 """
