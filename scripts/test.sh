@@ -46,8 +46,18 @@ if $sanitize; then
     # code (GCC PR 105329); the normal build holds every warning as an error for the same sources.
     bash scripts/build.sh "$dir" -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=false
     # Leaks fail a test as surely as a bad access; UBSan stops at its first finding with a stack.
-    export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1
-    export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    # Every report also goes to a file in $reports: many tools run under a test are stopped by a signal
+    # or run as a daemon whose exit status no test reads, and a report on their stderr alone would be
+    # lost. The folder is world-writable and sticky because some tests run the tools as another user.
+    reports=$PWD/$dir/sanitizer-reports
+    rm -rf "$reports"
+    mkdir -p "$reports"
+    chmod 1733 "$reports"
+    common=log_path=$reports/report:log_exe_name=1
+    # Not strict_string_checks: it makes ASan's strndup read up to a NUL, past the end of the unterminated
+    # buffers that libssh legally strndup()s (a false heap-buffer-overflow in every key export).
+    export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:$common
+    export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:$common
     # Instrumented code runs 2-5 times slower: each test's own timeout (tests/meson.build) stretches
     # by 3 here, so no test needs a longer timeout of its own for this stage.
     opts=(--timeout-multiplier 3)
@@ -66,5 +76,14 @@ set +e
 meson test -C "$dir" --print-errorlogs --num-processes "$(nproc)" "${opts[@]}" "${tests[@]}"
 rc=$?
 set -e
+if $sanitize && [[ -n $(find "$reports" -type f -size +0c -print -quit) ]]; then
+    # A report from any process fails the stage, and counts as one failed test in the summary.
+    for f in "$reports"/*; do
+        echo "sanitizers: report in $f:" >&2
+        cat "$f" >&2
+    done
+    echo '{"name": "sanitizer reports", "result": "FAIL"}' >>"$dir/meson-logs/testlog.json"
+    rc=1
+fi
 summary "$dir/meson-logs/testlog.json"
 exit $rc

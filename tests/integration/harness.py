@@ -30,6 +30,12 @@ def tool(name):
     return path
 
 
+def sanitizer_env():
+    """The sanitizer settings of the environment (scripts/test.sh --sanitize sets them), for tests that build
+    a child's environment from nothing: without them a tool's leak report would go to a log nobody reads."""
+    return {k: v for k, v in os.environ.items() if k in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")}
+
+
 def is_root():
     return os.geteuid() == 0
 

@@ -71,13 +71,13 @@ class LocalUser:
 
     def cron_env(self):
         return {"PATH": "/usr/bin:/bin", "HOME": self.home, "LOGNAME": self.user.name, "SHELL": "/bin/sh",
-                "LANG": "C.UTF-8"}
+                "LANG": "C.UTF-8", **harness.sanitizer_env()}
 
     def login_env(self):
         tools = os.pathsep.join(os.path.dirname(t) for t in (WATCH, FORWARD))
         return {"PATH": tools + ":/usr/local/bin:/usr/bin:/bin", "HOME": self.home, "USER": self.user.name,
                 "LOGNAME": self.user.name, "SHELL": "/bin/bash", "TERM": "xterm-256color",
-                "XDG_RUNTIME_DIR": self.xdg, "LANG": "C.UTF-8"}
+                "XDG_RUNTIME_DIR": self.xdg, "LANG": "C.UTF-8", **harness.sanitizer_env()}
 
     def run(self, argv, env, timeout=60):
         """As this user, in its own session (no controlling TTY), stdin closed as cron leaves it."""
