@@ -114,14 +114,17 @@ void RouteServer::read_head(StreamPtr s, std::string peer, const std::string& so
         error_code e2;
         s->socket().cancel(e2);
     });
+    // Only the pending read owns the next step; the step sees itself through a weak_ptr. A step that
+    // owned itself was never freed when a head was still arriving at shutdown (LeakSanitizer, 4 KiB a
+    // client, the same cycle as TlsConn::async_read had).
     auto step = std::make_shared<std::function<void()>>();
-    *step = [this, s, st, peer, dashboard, step, slot]() {
+    std::weak_ptr<std::function<void()>> self = step;
+    *step = [this, s, st, peer, dashboard, self, slot]() {
+        auto again = self.lock();
+        if (!again) return;
         auto room = std::min(kReadChunk, http::kMaxHead - st->buf.size());  // parse() refuses before the cap is reached
-        s->async_read_some(asio::buffer(st->chunk.data(), room), [this, s, st, peer, dashboard, step, slot](error_code ec, std::size_t n) {
-            auto finish = [&]() {
-                st->timer.cancel();
-                *step = nullptr;  // break the self-reference
-            };
+        s->async_read_some(asio::buffer(st->chunk.data(), room), [this, s, st, peer, dashboard, again, slot](error_code ec, std::size_t n) {
+            auto finish = [&]() { st->timer.cancel(); };
             if (stopped_) return finish();
             if (ec) {
                 finish();
@@ -133,7 +136,7 @@ void RouteServer::read_head(StreamPtr s, std::string peer, const std::string& so
             }
             st->buf.append(st->chunk.data(), n);
             auto p = http::parse_request(st->buf);
-            if (p.state == http::State::need_more) return (*step)();
+            if (p.state == http::State::need_more) return (*again)();
             finish();
             if (p.state == http::State::bad) {
                 log_.info(dashboard ? "dashboard" : "vhost", " request from ", peer, " refused (", p.status, "): ", p.why);
@@ -175,17 +178,19 @@ void RouteServer::http_reply(const StreamPtr& s, std::string response, int statu
         });
         auto buf = std::make_shared<std::array<char, kReadChunk>>();
         auto left = std::make_shared<std::size_t>(kLingerBytes);
+        // As in read_head: only the pending read owns the next step (no cycle left at shutdown).
         auto drain = std::make_shared<std::function<void()>>();
-        *drain = [s, buf, left, drain, timer]() {
-            s->async_read_some(asio::buffer(*buf), [s, left, drain, timer](error_code re, std::size_t n) {
+        std::weak_ptr<std::function<void()>> self = drain;
+        *drain = [s, buf, left, self, timer]() {
+            auto again = self.lock();
+            if (!again) return;
+            s->async_read_some(asio::buffer(*buf), [s, buf, left, again, timer](error_code re, std::size_t n) {
                 if (re || n >= *left) {
                     timer->cancel();
-                    s->close();
-                    *drain = nullptr;
-                    return;
+                    return s->close();
                 }
                 *left -= n;
-                (*drain)();
+                (*again)();
             });
         };
         (*drain)();
