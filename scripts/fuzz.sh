@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (clang, ASan + UBSan; doc/FUZZING.md) in BUILD_DIR and runs them.
 #   scripts/fuzz.sh --smoke [BUILD_DIR]             each target for fuzz_seconds (meson test --suite fuzz)
 #   scripts/fuzz.sh DURATION [BUILD_DIR] [TARGET...] each target for DURATION (90, 10m, 2h), one after
-#                                                   another, then a table: target, execs, seconds, CPU seconds, crashes
+#                                                   another, then a table: target, execs, seconds, CPU seconds, crashes, slow units
 # A crash leaves its input in BUILD_DIR/fuzz/work/TARGET/artifacts/ and makes the exit status 1.
 # Default BUILD_DIR: build-fuzz. FUZZ_JOBS=N runs N targets at once in the long mode (default 1).
 set -euo pipefail
@@ -44,17 +44,17 @@ declare -A extra=([tun_cores]=-max_len=8192 [tun_offload]=-max_len=9100 [persist
 unit_timeout=-timeout=60
 logs=$dir/fuzz/logs
 mkdir -p "$logs"
-# Runs in its own subshell, so `times` then reports the CPU time of that one target: on a shared
-# machine the wall-clock duration alone says little about how much fuzzing was done.
+# Each target's CPU time goes next to it: on a shared machine the wall-clock duration alone says little
+# about how much fuzzing a target got.
 run_one() {
-    local t=$1 rc=0
-    fuzz/run.sh "$dir/fuzz/fuzz_$t" "fuzz/corpus/$t" "$dir/fuzz/work/$t" "$secs" $unit_timeout ${extra[$t]-} >"$logs/$t.log" 2>&1 || rc=$?
-    times | tail -n 1 >"$logs/$t.cpu"
+    local t=$1 rc=0 TIMEFORMAT='%U %S'
+    { time fuzz/run.sh "$dir/fuzz/fuzz_$t" "fuzz/corpus/$t" "$dir/fuzz/work/$t" "$secs" $unit_timeout ${extra[$t]-} \
+        >"$logs/$t.log" 2>&1 || rc=$?; } 2>"$logs/$t.cpu"
     return $rc
 }
-# "1m2.500s 0m0.250s" (user, system) -> whole seconds
+# "user system" in seconds -> whole seconds
 cpu_seconds() {
-    awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] } printf "%d", s }' "$1" 2>/dev/null
+    awk '{ printf "%d", $1 + $2 }' "$1" 2>/dev/null
 }
 pids=()
 status=0
@@ -68,12 +68,15 @@ for t in "${targets[@]}"; do
     fi
 done
 for p in "${pids[@]}"; do wait "$p" || status=1; done
-printf '%-14s %14s %8s %8s %8s\n' target execs seconds cpu_s crashes
+printf '%-14s %14s %8s %8s %8s %10s\n' target execs seconds cpu_s crashes slow_units
 for t in "${targets[@]}"; do
     l=$logs/$t.log
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$l" | tail -1)
     took=$(sed -n 's/^stat::.*//; s/.*Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$l" | tail -1)
-    crashes=$(find "$dir/fuzz/work/$t/artifacts" -type f | wc -l)
-    printf '%-14s %14s %8s %8s %8s\n' "$t" "${execs:-?}" "${took:-$secs}" "$(cpu_seconds "$logs/$t.cpu")" "$crashes"
+    # Slow units (libFuzzer keeps inputs over 10 s) are not failures: on a loaded machine they are
+    # mostly inputs that waited for a CPU. Crashes, leaks, timeouts and OOMs are.
+    crashes=$(find "$dir/fuzz/work/$t/artifacts" -type f ! -name 'slow-unit-*' | wc -l)
+    slow=$(find "$dir/fuzz/work/$t/artifacts" -type f -name 'slow-unit-*' | wc -l)
+    printf '%-14s %14s %8s %8s %8s %10s\n' "$t" "${execs:-?}" "${took:-$secs}" "$(cpu_seconds "$logs/$t.cpu")" "$crashes" "$slow"
 done
 exit $status
