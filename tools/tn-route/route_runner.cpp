@@ -59,9 +59,11 @@ int run_route(RouteConfig cfg, const log::Logger& log) {
     std::signal(SIGPIPE, SIG_IGN);
     relay::keep_freed_buffers();
     asio::io_context io(1);  // one event-loop thread, fixed: no thread per connection
+    // Signals are taken before the listeners open: a SIGHUP sent as soon as the port answers would
+    // otherwise find the default action and end the route. Asio queues them until the wait below.
+    asio::signal_set sigs(io, SIGINT, SIGTERM, SIGHUP);
     RouteServer server(io, cfg, log, scale);
     server.start(fp);
-    asio::signal_set sigs(io, SIGINT, SIGTERM, SIGHUP);
     std::function<void()> wait_signal = [&]() {
         sigs.async_wait([&](relay::error_code ec, int sig) {
             if (ec) return;
