@@ -137,7 +137,7 @@ int open_fd_limit() {
 
 Child spawn(const Command& cmd) {
     if (cmd.argv.empty()) throw Error(ExitCode::usage, "no command to run");
-    std::string exe = find_program(cmd);
+    std::string exe = cmd.exe.empty() ? find_program(cmd) : cmd.exe;
 
     Child child;
     UniqueFd in_null, out_null, err_null;

@@ -22,6 +22,7 @@ struct Command {
     // argv[0] without a '/' is looked up in `search_first`, then in PATH (the child's, if `env` sets it).
     std::vector<std::string> argv{};
     std::vector<std::string> search_first{};
+    std::string exe{};  // the file to execute instead (argv[0] is still passed as given); e.g. /proc/self/exe
     std::map<std::string, std::string> env{};  // set in the child's environment on top of ours
     std::string cwd{};                         // empty: ours
     bool own_session = false;                  // setsid(): the child leads a new session and process group

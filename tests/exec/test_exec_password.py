@@ -106,6 +106,25 @@ def test_askpass_option_and_ssh_askpass_env(env):
     assert len(prompts(log)) == 3
 
 
+def test_askpass_reads_nothing_of_our_stdin(env):
+    """The askpass program's stdin is /dev/null: what tn-exec's stdin holds is the command's."""
+    log = os.path.join(env.client.dir, "askpass-stdin.log")
+    script = write_file(env, "askpass-stdin.sh", f"""#!/bin/sh
+if IFS= read -r line; then printf 'read %s\\n' "$line" >> {log}; else echo eof >> {log}; fi
+printf '%s\\n' '{env.password}'
+""", 0o700)
+    r = env.run("run", *env.base, "--askpass", script, env.target, "cat", input="for the command\n")
+    assert (r.returncode, r.stdout) == (0, "for the command\n"), r.stderr
+    assert prompts(log) == ["eof"]
+
+
+def test_askpass_program_that_cannot_run_is_77(env):
+    missing = os.path.join(env.client.dir, "no-such-askpass")
+    r = env.run("run", *env.base, "--askpass", missing, env.target, "true")
+    assert r.returncode == 77, r.stderr
+    assert "askpass" in r.stderr and missing in r.stderr, r.stderr
+
+
 def test_askpass_that_fails_is_77(env):
     script, log = askpass_script(env, env.password, exit_code=1)
     r = env.run("run", *env.base, "--askpass", script, env.target, "true")

@@ -76,6 +76,30 @@ def test_streams_codes_and_stdin_through_master(env):
     assert r.stdout == "a b /\n"
 
 
+def test_master_starts_clean_of_the_clients_descriptors(env):
+    """The master outlives the tn-exec that started it: it must hold none of that process's descriptors
+    (a pipe it kept would never give its reader EOF), lead its own session, and have /dev/null as stdio."""
+    r_end, w_end = os.pipe()  # inheritable: the client gets it as fd w_end
+    try:
+        e = env.client.env()
+        r = subprocess.run([env.exe, "run", *env.base, "--persist", "60", env.target, "true"], env=e,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, pass_fds=(w_end,))
+        assert r.returncode == 0, r.stderr
+        (pid,) = masters(env)
+        pipe = f"pipe:[{os.fstat(w_end).st_ino}]"
+        fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        assert pipe not in fds.values(), fds
+        assert [fds.get(fd) for fd in (0, 1, 2)] == ["/dev/null"] * 3, fds
+        assert os.getsid(pid) == pid
+        os.close(w_end)
+        w_end = -1
+        assert os.read(r_end, 1) == b""  # EOF: no one else holds the write end
+    finally:
+        os.close(r_end)
+        if w_end >= 0:
+            os.close(w_end)
+
+
 def test_master_failure_is_reported(env):
     os.unlink(env.client.known_hosts)
     r = env.run("run", *env.base, "--persist", "60", env.target, "true")

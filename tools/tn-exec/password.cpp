@@ -2,7 +2,6 @@
 #include "password.hpp"
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,12 +9,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <vector>
 
 #include "base/error.hpp"
+#include "base/spawn.hpp"
 #include "base/unique_fd.hpp"
-
-extern char** environ;
 
 namespace tn::exec {
 
@@ -88,31 +85,24 @@ Secret read_password_file(const std::string& path) {
 }
 
 Secret run_askpass(const std::string& program, const std::string& prompt) {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) != 0) throw Error(ExitCode::io, std::string("pipe: ") + std::strerror(errno));
-    UniqueFd rd(p[0]), wr(p[1]);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
-    std::vector<std::string> args = {program, prompt};
-    std::vector<char*> argv = {args[0].data(), args[1].data(), nullptr};
-    pid_t pid = 0;
-    int rc = ::posix_spawnp(&pid, program.c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) throw PasswordError("cannot run askpass program " + program + ": " + std::strerror(rc));
-    wr.reset();
+    // stdin is /dev/null: the program must not eat what the command or `put -` reads from ours.
+    proc::Command cmd{.argv = {program, prompt}, .in = proc::Input::null, .out = proc::Output::pipe};
+    proc::Child child;
+    try {
+        child = proc::spawn(cmd);
+    } catch (const Error& e) {
+        throw PasswordError(std::string("askpass program: ") + e.what());
+    }
     std::string out;
     try {
-        out = read_bounded(rd.get(), false, "askpass output");
+        out = read_bounded(child.out.get(), false, "askpass output");
     } catch (...) {
-        int st = 0;
-        ::waitpid(pid, &st, 0);
+        child.out.reset();  // a program still writing gets EPIPE instead of keeping us waiting
+        proc::wait_status(child.pid);
         throw;
     }
-    int st = 0;
-    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
+    child.out.reset();
+    int st = proc::wait_status(child.pid);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         Secret wipe(std::move(out));
         throw PasswordError("askpass program " + program + " gave no password (cancelled or failed)");

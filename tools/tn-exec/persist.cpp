@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/eventfd.h>
@@ -20,6 +19,7 @@
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
+#include "base/spawn.hpp"
 #include "base/unique_fd.hpp"
 #include "output.hpp"
 #include "persist_stale.hpp"
@@ -28,8 +28,6 @@
 #include "persist_wire.hpp"
 #include "runner.hpp"
 #include "ssh/sftp.hpp"
-
-extern char** environ;
 
 namespace tn::exec {
 
@@ -83,28 +81,17 @@ void start_master(const Target& t, const SshOptions& ssh, int idle_s, const std:
         args.insert(args.end(), {"--password-fd", "4"});
     }
     args.push_back(t.label);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, wr.get(), 3);  // dup2 clears close-on-exec on fd 3
-    if (pw_rd) posix_spawn_file_actions_adddup2(&fa, pw_rd.get(), 4);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    // The caller blocks SIGINT/SIGTERM for its watcher thread; the master must not inherit that.
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
-    pid_t pid = 0;
-    int rc = ::posix_spawn(&pid, "/proc/self/exe", &fa, &attr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) throw Error(ExitCode::io, std::string("persist: cannot start the master: ") + std::strerror(rc));
+    // /proc/self/exe: this very binary, even if a package upgrade has replaced the file since. The seam
+    // starts it with default signals and an empty mask (the caller blocks SIGINT/SIGTERM for its
+    // watcher thread), in a new session, and with none of our descriptors but these.
+    proc::Command cmd{.argv = args, .exe = "/proc/self/exe", .own_session = true, .in = proc::Input::null,
+                      .out = proc::Output::null, .err = proc::Output::null, .pass_fds = {{3, wr.get()}}};
+    if (pw_rd) cmd.pass_fds.emplace_back(4, pw_rd.get());
+    try {
+        proc::spawn(cmd);  // not reaped: the master outlives us (a zombie only until we exit)
+    } catch (const Error& e) {
+        throw Error(ExitCode::io, std::string("persist: cannot start the master: ") + e.what());
+    }
     wr.reset();
     std::string verdict;
     pollfd pfd{rd.get(), POLLIN, 0};
