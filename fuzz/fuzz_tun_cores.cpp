@@ -97,7 +97,9 @@ struct World {
     void tick(ClientCore& c, const Endpoint& from) {
         ClientActions a = c.tick(now, wall, scratch.data());
         std::vector<std::uint8_t> out(a.send.begin(), a.send.end());
-        (void)server.tick(now);
+        server.tick(now);
+        (void)server.next_deadline();
+        (void)c.next_deadline();
         exchange(c, from, out);
     }
     // An inner packet the client encrypts for real: the server sees a genuine, authenticated datagram.

@@ -25,14 +25,14 @@ bool ClientCore::handshake_due(TimePoint now) const {
     return false;
 }
 
-TimePoint ClientCore::next_deadline(TimePoint now) const {
-    if (!current_) return pending_ ? pending_sent_ + rekey_timeout : now;
+std::optional<TimePoint> ClientCore::next_deadline() const {
+    if (!current_) return pending_ ? pending_sent_ + rekey_timeout : TimePoint{};  // no session: due now
     TimePoint t = current_->created + rekey_after_time;
     if (pending_) t = std::min(t, pending_sent_ + rekey_timeout);
     if (!push_) t = std::min(t, established_at_ + rekey_timeout);
     t = std::min(t, last_rx_ + dead_after());
     if (s_.keepalive.count() > 0) t = std::min(t, last_tx_ + s_.keepalive);
-    return std::max(t, now);
+    return t;
 }
 
 ClientActions ClientCore::tick(TimePoint now, std::chrono::system_clock::time_point wall, std::uint8_t* scratch) {

@@ -42,8 +42,9 @@ public:
     ClientActions on_tun(std::uint8_t* buf, std::size_t len, TimePoint now);
     // Timers: a handshake to (re)send or a keepalive, written to `scratch`. `wall` stamps initiations.
     ClientActions tick(TimePoint now, std::chrono::system_clock::time_point wall, std::uint8_t* scratch);
-    // When tick() next has something to do.
-    TimePoint next_deadline(TimePoint now) const;
+    // When tick() next has something to do (in the past when it is due now; never nullopt: a client
+    // always has a handshake, a rekey or a liveness check ahead). The same pair as the other cores.
+    std::optional<TimePoint> next_deadline() const;
 
     // A reload (SIGHUP) may change the keepalive interval; everything else needs a new core.
     void set_keepalive(seconds k) { s_.keepalive = k; }

@@ -456,14 +456,17 @@ Actions ServerCore::on_tun(std::uint8_t* buf, std::size_t len, TimePoint now) {
     return a;
 }
 
-TimePoint ServerCore::tick(TimePoint now) {
-    TimePoint next = now + std::chrono::seconds(10);
-    for (auto& p : peers_) {
-        for (auto* kp : {&p->current, &p->previous, &p->next}) {
+void ServerCore::tick(TimePoint now) {
+    for (auto& p : peers_)
+        for (auto* kp : {&p->current, &p->previous, &p->next})
             if (*kp && (*kp)->expired(now)) retire(*kp);
-            if (*kp) next = std::min(next, (*kp)->created + reject_after_time);
-        }
-    }
+}
+
+std::optional<TimePoint> ServerCore::next_deadline() const {
+    std::optional<TimePoint> next;
+    for (auto& p : peers_)
+        for (auto* kp : {&p->current, &p->previous, &p->next})
+            if (*kp && (!next || (*kp)->created + reject_after_time < *next)) next = (*kp)->created + reject_after_time;
     return next;
 }
 

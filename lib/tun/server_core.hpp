@@ -133,8 +133,11 @@ public:
     // restore_timestamps() takes them back, keeping the greater where a peer has one already.
     std::vector<std::pair<Key, Timestamp>> timestamps() const;
     void restore_timestamps(const std::vector<std::pair<Key, Timestamp>>& ts);
-    // Drops expired keypairs; returns when to call again.
-    TimePoint tick(TimePoint now);
+    // Drops expired keypairs.
+    void tick(TimePoint now);
+    // When tick() next has something to do (the next keypair to expire); nullopt when nothing is
+    // scheduled. The same pair as the other cores (supervise, relay pairing, tn-forward's link).
+    std::optional<TimePoint> next_deadline() const;
 
     const std::vector<std::unique_ptr<Peer>>& peers() const { return peers_; }
     const ServerStats& stats() const { return stats_; }

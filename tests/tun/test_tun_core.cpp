@@ -303,3 +303,21 @@ TEST_CASE("a pre-shared key: the peer holding it connects, one without it does n
     std::sort(ts_after.begin(), ts_after.end());
     CHECK(ts_after == ts_before);  // and an initiation captured before stays refused
 }
+
+TEST_CASE("deadlines: tick(now) acts, next_deadline() says when next, as in the other cores") {
+    Net n;
+    // Nothing to expire on a server without sessions; a client without one is due at once.
+    CHECK_FALSE(n.server.next_deadline());
+    REQUIRE(n.c1.next_deadline());
+    CHECK(*n.c1.next_deadline() <= n.now);
+    n.connect(n.c1, n.e1);
+    TimePoint made = n.now;
+    // The server's next deadline is when the new keypair must go; the client's is its keepalive.
+    CHECK(n.server.next_deadline() == made + reject_after_time);
+    CHECK(n.c1.next_deadline() == made + seconds(1));
+    n.server.tick(made + reject_after_time - seconds(1));
+    REQUIRE(n.server.peers()[0]->current);
+    n.server.tick(made + reject_after_time);
+    CHECK_FALSE(n.server.peers()[0]->current);
+    CHECK_FALSE(n.server.next_deadline());
+}

@@ -3,6 +3,7 @@ client config connects as it is, the peer is in the config file (a restart keeps
 it ends its session at once."""
 import fcntl
 import os
+import socket
 import subprocess
 import sys
 
@@ -91,3 +92,36 @@ def test_two_edits_at_once_do_not_lose_one(net):
     assert open(net.server_conf).read() == before and not os.path.exists(net.path("late.key"))
     r = tool(net, "add-peer", "late", "--endpoint", f"{net.addr['srv']}:{PORT}", "-o", net.dir)
     assert "late" in names(net.status())
+
+
+def ask(t, request):
+    """One raw request on the server's control socket; returns (exit code line, body)."""
+    path = os.path.join(t.env("server")["TN_STATE_DIR"], "tn-tun-tn0.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(20)
+        s.connect(path)
+        s.sendall(request.encode() + b"\n")
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    code, _, body = reply.decode().partition("\n")
+    return int(code), body
+
+
+def test_a_reload_the_running_server_refuses_exits_78(net):
+    # The file is valid on its own, but the running server cannot apply it (its subnet changes only
+    # at a restart, and a static address in the new one is not in the old one): the control reply
+    # carries exit code 78, as tn-route's and tn-vnet's do, and add-peer passes it on.
+    pub = net.keypair("fixed")
+    with open(net.server_conf) as f:
+        text = f.read().replace("10.99.0.0/24", "10.98.0.0/24")
+    net.write("server.toml", text + f'\n[[peer]]\nname = "fixed"\npublic_key = "{pub}"\naddress = "10.98.0.5"\n')
+    code, body = ask(net, "reload")
+    assert code == 78 and body.startswith("reload failed, the running config stays: "), body
+    assert "10.98.0.5" in body, body
+    r = tool(net, "add-peer", "other", "--endpoint", f"{net.addr['srv']}:{PORT}", "-o", net.dir, check=False)
+    assert r.returncode == 78, r.stderr
+    assert "the running server says: reload failed, the running config stays: " in r.stderr, r.stderr
+    assert names(net.status()) == []  # the running server kept its config
+    assert ask(net, "json")[0] == 0
+    assert ask(net, "two\x1fwords")[0] == 64

@@ -80,8 +80,7 @@ public:
                 writer_.flush();
                 udp_.flush();
                 follow_server();
-                auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(core_.next_deadline(now) - now).count();
-                for (const epoll_event& ev : ep_.wait(static_cast<int>(std::clamp<long long>(wait + 1, 0, 60000)))) {
+                for (const epoll_event& ev : ep_.wait(ms_until(core_.next_deadline(), now))) {
                     if (!on_ready(ev.data.fd, tun::Clock::now())) {
                         teardown();
                         return 0;
@@ -109,7 +108,7 @@ private:
         } else if (fd == udp_.fd()) {
             on_udp(now);
         } else if (fd == control_.fd()) {
-            control_.serve_one([this](std::string_view req) { return status(req.rfind("json", 0) == 0); });
+            control_.serve_one([this](std::string_view req) { return ControlReply{0, status(req.rfind("json", 0) == 0)}; });
         } else if (fd == tun_.fd()) {
             reader_.pump(udp_, 64, [&](std::uint8_t* slot, std::size_t len) { handle(core_.on_tun(slot, len, now)); });
         }

@@ -53,7 +53,7 @@ ControlServer::ControlServer(std::filesystem::path path) : path_(std::move(path)
 
 ControlServer::~ControlServer() { ::unlink(path_.c_str()); }
 
-void ControlServer::serve_one(const std::function<std::string(std::string_view)>& answer) {
+void ControlServer::serve_one(const std::function<ControlReply(std::string_view)>& answer) {
     UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!c) return;
     // The socket is 0600 in a 0700 directory; the peer's credentials are checked all the same, since
@@ -74,13 +74,17 @@ void ControlServer::serve_one(const std::function<std::string(std::string_view)>
     }
     std::string_view line(req, got);
     auto words = decode_control_request(line.substr(0, line.find('\n')));
-    // Every request is one word; the body's "error: ..." says when one failed.
-    write_all(c.get(), encode_control_reply({0, answer(words.size() == 1 ? words[0] : std::string())}));
+    ControlReply r = words.size() == 1 ? answer(words[0])
+                                       : ControlReply{to_int(ExitCode::usage), "a tn-tun request is one word\n"};
+    write_all(c.get(), encode_control_reply(r));
 }
 
 std::string control_request(const std::filesystem::path& path, const std::string& request) {
     auto r = control_ask(path, {request}, "no tn-tun server or client answers");
-    if (r.code != 0) throw Error(ExitCode::unavailable, r.body);
+    if (r.code != 0) {
+        while (!r.body.empty() && r.body.back() == '\n') r.body.pop_back();
+        throw Error(static_cast<ExitCode>(r.code), r.body);
+    }
     return r.body;
 }
 

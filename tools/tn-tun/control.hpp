@@ -1,5 +1,6 @@
 // The Unix control socket of a server or client: one request ("json" or "text" for the status,
-// "reload" on a server), one reply, then close; the line format is base/control_line.hpp's.
+// "reload" on a server), one reply, then close; the line format and the reply's exit code are
+// base/control_line.hpp's, as for tn-route and tn-vnet.
 #pragma once
 
 #include <filesystem>
@@ -7,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/control_line.hpp"
 #include "base/unique_fd.hpp"
 
 namespace tn::tuntool {
@@ -20,15 +22,17 @@ public:
     ControlServer& operator=(const ControlServer&) = delete;
 
     int fd() const { return fd_.get(); }
-    // Accepts one waiting client and answers it with answer(request line, without its newline).
-    void serve_one(const std::function<std::string(std::string_view request)>& answer);
+    // Accepts one waiting client and answers it with answer(the request's one word); a request of
+    // more or fewer words gets exit code 64 without asking.
+    void serve_one(const std::function<ControlReply(std::string_view request)>& answer);
 
 private:
     std::filesystem::path path_;
     UniqueFd fd_;
 };
 
-// Sends one request line and returns the reply. Throws tn::Error(unavailable) when nothing listens there.
+// Sends a one-word request and returns the reply's body. Throws tn::Error(unavailable) when nothing
+// listens there, and tn::Error with the reply's code (its body the message) when the daemon refused.
 std::string control_request(const std::filesystem::path& path, const std::string& request);
 // Asks a server or client for its status.
 inline std::string query_status(const std::filesystem::path& path, bool json) {

@@ -99,12 +99,13 @@ void ask_reload(const std::string& tun, const log::Logger& log) {
     try {
         reply = control_request(control_socket_path(tun), "reload");
     } catch (const Error& e) {
-        if (e.code() != ExitCode::unavailable) throw;
-        log.info("no tn-tun server runs on ", tun, ": the change takes effect at its next start");
-        return;
+        if (e.code() == ExitCode::unavailable) {
+            log.info("no tn-tun server runs on ", tun, ": the change takes effect at its next start");
+            return;
+        }
+        throw Error(e.code(), std::string("the running server says: ") + e.what());  // a refused reload: 78
     }
     if (!reply.empty() && reply.back() == '\n') reply.pop_back();
-    if (reply.rfind("error:", 0) == 0) throw Error(ExitCode::config, "the running server says: " + reply.substr(7));
     log.info("server on ", tun, ": ", reply);
 }
 

@@ -1,6 +1,8 @@
 // The tn-tun runners: the server and client event loops, key commands, and status rendering.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <iosfwd>
 #include <optional>
@@ -36,6 +38,15 @@ struct ClientStatus {
     std::vector<std::string> routes;  // the routes this client added to the host
 };
 std::string render_client_status(const ClientStatus& s, bool json);
+
+// The epoll timeout until a core's next_deadline(): 0 when it is due, at most a minute (nothing
+// scheduled: the loop still wakes now and then), rounded up so a wakeup never comes early.
+inline int ms_until(std::optional<tun::TimePoint> deadline, tun::TimePoint now) {
+    if (!deadline) return 60000;
+    if (*deadline <= now) return 0;
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now).count();
+    return static_cast<int>(std::min<long long>(ms + 1, 60000));
+}
 
 // At most `burst` lines per `window` seconds; the rest are counted and summarised in the next line.
 class LogLimiter {

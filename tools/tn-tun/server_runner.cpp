@@ -27,11 +27,6 @@ namespace {
 constexpr int rounds_per_wakeup = 8;
 constexpr int reads_per_wakeup = 64;
 
-int ms_until(tun::TimePoint deadline, tun::TimePoint now) {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
-    return static_cast<int>(std::clamp<long long>(ms + 1, 0, 60000));
-}
-
 // Routes on the server host for the subnets behind peers (site-to-site), through the TUN: the core
 // picks the peer. They go with the device, so even a killed server leaves none behind.
 class SiteRoutes {
@@ -62,8 +57,10 @@ private:
 
 // SIGHUP: reads the config again and applies the peer list, DNS and routes (SPEC §2: only what
 // changed; sessions of unchanged peers carry on). A broken file leaves everything as it was. Returns
-// what it logged last, for a reload asked through the control socket.
-std::string reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& sites, const log::Logger& log) {
+// what it logged last, as the reply to a reload asked through the control socket (exit code 78 when
+// the file was refused).
+ControlReply reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& sites, const log::Logger& log) {
+    std::string why;
     try {
         auto fresh = load_server(o.config_file);
         auto r = core.reload(fresh.core);
@@ -78,14 +75,14 @@ std::string reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& si
         std::string later;
         for (auto& k : r.need_restart) later += (later.empty() ? "" : ", ") + k;
         if (!later.empty()) log.warn("changed but applied only at the next start: ", later);
-        return done;
+        return {0, done + "\n"};
     } catch (const Error& e) {
-        log.error("reload failed, the running config stays: ", e.what());
-        return std::string("error: reload failed, the running config stays: ") + e.what();
+        why = e.what();
     } catch (const ParseError& e) {
-        log.error("reload failed, the running config stays: ", o.config_file.string(), ": ", e.what());
-        return "error: reload failed, the running config stays: " + o.config_file.string() + ": " + e.what();
+        why = o.config_file.string() + ": " + e.what();
     }
+    log.error("reload failed, the running config stays: ", why);
+    return {to_int(ExitCode::config), "reload failed, the running config stays: " + why + "\n"};
 }
 
 // Peers' handshake timestamps, kept across restarts in a 0600 file named after the server's public
@@ -128,7 +125,8 @@ public:
     int run() {
         for (;;) {
             auto now = tun::Clock::now();
-            for (const epoll_event& ev : ep_.wait(ms_until(core_.tick(now), now))) {
+            core_.tick(now);
+            for (const epoll_event& ev : ep_.wait(ms_until(core_.next_deadline(), now))) {
                 int fd = ev.data.fd;
                 now = tun::Clock::now();
                 if (fd == signals_.fd()) {
@@ -148,9 +146,9 @@ public:
 
 private:
     // A control request: the status, or (tn-tun server add-peer/remove-peer) a reload like SIGHUP's.
-    std::string answer(std::string_view req) {
-        if (req == "reload") return reload(o_, core_, sites_, log_) + "\n";
-        return render_status(core_, o_, req.rfind("json", 0) == 0);
+    ControlReply answer(std::string_view req) {
+        if (req == "reload") return reload(o_, core_, sites_, log_);
+        return {0, render_status(core_, o_, req.rfind("json", 0) == 0)};
     }
 
     // False when a signal says stop.
