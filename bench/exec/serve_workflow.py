@@ -10,7 +10,6 @@ remote file, read it back (hashes checked), then many small commands. Both sides
 Prints one JSON object: per side the medians (s) of login, run, put, get, small commands, total.
 Run by bench/exec/run (part e); standalone it needs Debian's python3-paramiko and a reachable sshd."""
 import argparse
-import base64
 import hashlib
 import io
 import json
@@ -23,55 +22,34 @@ import time
 sys.path = [p for p in sys.path if "pyenv" not in p]  # Debian's paramiko, not a pyenv without it
 import paramiko  # noqa: E402
 
-
-class Serve:
-    """One `tn-exec serve --stdio` process; call() sends a request and returns its result and stdout."""
-
-    def __init__(self, exe, options, env):
-        self.proc = subprocess.Popen([exe, "serve", "--stdio", *options], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env)
-        self.n = 0
-
-    def call(self, **req):
-        self.n += 1
-        rid = str(self.n)
-        self.proc.stdin.write(json.dumps({"id": rid, **req}).encode() + b"\n")
-        self.proc.stdin.flush()
-        out = b""
-        for line in self.proc.stdout:
-            msg = json.loads(line)
-            if msg.get("id") != rid:
-                continue
-            if msg.get("event") == "stdout":
-                out += base64.b64decode(msg["data"])
-            elif "event" not in msg:
-                if msg["exit"] != 0:
-                    raise RuntimeError(f"{req['op']}: exit {msg['exit']}: {msg.get('error')}")
-                return msg, out
-        raise RuntimeError("tn-exec serve ended")
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "tn-exec"))
+from serve_client import TnExec  # noqa: E402  (the example's client: what a program would use)
 
 
-def tn_workflow(serve, host, data, small):
+def ok(reply):
+    res, out, _ = reply
+    if res["exit"] != 0:
+        raise RuntimeError(f"exit {res['exit']}: {res.get('error')}")
+    return out
+
+
+def tn_workflow(tn, data, small):
+    """The same steps through the example's client (examples/tn-exec/serve_client.py)."""
     t = [time.monotonic()]
-    serve.call(op="open", host=host)
+    ok(tn.call("open"))
     t.append(time.monotonic())
-    _, out = serve.call(op="run", host=host, command="uname -s")
-    assert out.strip() == b"Linux", out
+    code, out, _ = tn.exec_command("uname -s")
+    assert code == 0 and out.strip() == b"Linux", out
     t.append(time.monotonic())
-    serve.call(op="put", host=host, path="serve-bench.bin", data=base64.b64encode(data).decode())
+    tn.write_file("serve-bench.bin", data)
     t.append(time.monotonic())
-    res, _ = serve.call(op="get", host=host, path="serve-bench.bin")
-    assert hashlib.sha256(base64.b64decode(res["data"])).digest() == hashlib.sha256(data).digest()
+    assert hashlib.sha256(tn.read_file("serve-bench.bin")).digest() == hashlib.sha256(data).digest()
     t.append(time.monotonic())
     for i in range(small):
-        _, out = serve.call(op="run", host=host, command=f"echo {i}")
-        assert out == f"{i}\n".encode()
+        code, out, _ = tn.exec_command(f"echo {i}")
+        assert code == 0 and out == f"{i}\n".encode()
     t.append(time.monotonic())
-    serve.call(op="close", host=host)  # the next round logs in again, as paramiko's does
+    ok(tn.call("close"))  # the next round logs in again, as paramiko's does
     return [b - a for a, b in zip(t, t[1:])]
 
 
@@ -120,17 +98,16 @@ def main():
     opts = ["-p", str(a.port), "--known-hosts", a.known_hosts, "-i", a.key]
     if a.ssh_config:
         opts += ["--ssh-config", a.ssh_config]
-    serve = Serve(a.tn_exec, opts, dict(os.environ))
-    target = f"{a.user}@{a.host}"
+    serve = TnExec(f"{a.user}@{a.host}", opts, exe=a.tn_exec)
     names = ["login", "run", "put", "get", "small", "total"]
     runs = {"tn": [], "pm": []}
     try:
         for _ in range(a.rounds):
             for side in ("tn", "pm"):
-                parts = tn_workflow(serve, target, data, a.small) if side == "tn" else pm_workflow(a, data, a.small)
+                parts = tn_workflow(serve, data, a.small) if side == "tn" else pm_workflow(a, data, a.small)
                 runs[side].append(parts + [sum(parts)])
     finally:
-        serve.close()
+        serve.close(timeout=30)
     med = {side: {n: statistics.median(r[i] for r in rs) for i, n in enumerate(names)} for side, rs in runs.items()}
     med["totals"] = {side: [r[-1] for r in rs] for side, rs in runs.items()}
     print(json.dumps(med))

@@ -14,9 +14,9 @@ import sys
 class TnExec:
     """The few calls a paramiko script makes, over one tn-exec process (one SSH session per host)."""
 
-    def __init__(self, host, options=()):
+    def __init__(self, host, options=(), exe=None):
         self.host = host
-        self.proc = subprocess.Popen([os.environ.get("TN_EXEC", "tn-exec"), "serve", "--stdio", *options],
+        self.proc = subprocess.Popen([exe or os.environ.get("TN_EXEC", "tn-exec"), "serve", "--stdio", *options],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.next_id = 0
 
@@ -55,9 +55,9 @@ class TnExec:
             raise OSError(res["exit"], res.get("error"))
         return base64.b64decode(res["data"])
 
-    def close(self):
+    def close(self, timeout=None):
         self.proc.stdin.close()
-        return self.proc.wait()
+        return self.proc.wait(timeout=timeout)
 
 
 def main():

@@ -163,28 +163,35 @@ int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sin
 
 }  // namespace
 
-int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::ExecRequest& req,
-                const ssh::ExecSinks& sinks) {
+void with_master(const Target& t, const SshOptions& ssh, int idle_s, const std::function<void(int sock)>& exchange,
+                 const std::function<bool()>& may_retry) {
     auto sock_path = persist_socket(t);
     bool fresh = false, replaced = false;
     for (;;) {
-        UniqueFd sock = connect_master(t, ssh, idle_s, sock_path, fresh);
-        bool got_output = false;
+        UniqueFd sock;
         try {
-            return exchange(sock.get(), req, sinks, got_output);
+            sock = connect_master(t, ssh, idle_s, sock_path, fresh);
+            exchange(sock.get());
+            return;
         } catch (const wire::VersionMismatch& e) {
-            // An older version's master refused the frame unread (our pipes and stdin untouched):
-            // stop it if it is ours and go again on a new one, once. A newer one is reported.
-            if (replaced) throw;
+            if (replaced) throw;  // our pipes and stdin are untouched: the request was not read
             replace_stale_master(sock_path, sock.get(), e);
             replaced = true;
         } catch (const Error& e) {
-            // A master that idled out as we connected, or whose session the server dropped, has run
-            // nothing: start a new one once. Never when output or our stdin may already be consumed.
-            if (e.code() != ExitCode::unavailable || got_output || req.stdin_fd >= 0 || fresh) throw;
+            if (e.code() != ExitCode::unavailable || fresh || (may_retry && !may_retry())) throw;
             fresh = true;
         }
     }
+}
+
+int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::ExecRequest& req,
+                const ssh::ExecSinks& sinks) {
+    bool got_output = false;
+    int code = 0;
+    with_master(
+        t, ssh, idle_s, [&](int sock) { code = exchange(sock, req, sinks, got_output); },
+        [&] { return !got_output && req.stdin_fd < 0; });
+    return code;
 }
 
 namespace {
@@ -194,6 +201,7 @@ int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sin
     if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw Error(ExitCode::io, "pipe failed");
     UniqueFd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
 
+    got_output = false;
     std::string payload;
     put_str(payload, "run");
     put_str(payload, req.command);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include "base/log.hpp"
@@ -28,6 +29,14 @@ std::filesystem::path persist_socket(const Target& t);
 // one failed and is on its way out).
 UniqueFd connect_master(const Target& t, const SshOptions& ssh, int idle_s, const std::filesystem::path& sock_path,
                         bool fresh);
+
+// One request to the target's master (`exchange` sends it on the socket and reads the reply), starting a
+// master when none answers. A master of an older version, which refused the request unread, is replaced
+// once (persist_stale.hpp); a master that idled out as we came, or whose session died (tn::Error
+// unavailable), once more on a fresh master, unless `may_retry` says the failed exchange consumed
+// something it cannot give again (output already shown, our stdin read).
+void with_master(const Target& t, const SshOptions& ssh, int idle_s, const std::function<void(int sock)>& exchange,
+                 const std::function<bool()>& may_retry = {});
 
 // Runs the request through the target's master, starting the master first when none answers.
 // Returns the tool's exit code for the command; throws tn::Error for failures of our own.

@@ -6,7 +6,7 @@
 #include "base/error.hpp"
 #include "output.hpp"
 #include "persist.hpp"
-#include "persist_stale.hpp"
+#include "persist_wire.hpp"
 #include "ssh/exec.hpp"
 #include "ssh/sftp_fs.hpp"
 
@@ -16,19 +16,6 @@ namespace {
 
 constexpr std::uint32_t flag_long = 1, flag_recursive = 2, flag_parents = 4, flag_json = 8;
 constexpr std::uint32_t max_words = 100000;  // the request comes from a local process: still bound it
-
-void put_words(std::string& b, const std::vector<std::string>& words) {
-    wire::put_u32(b, static_cast<std::uint32_t>(words.size()));
-    for (const auto& w : words) wire::put_str(b, w);
-}
-
-std::vector<std::string> read_words(wire::Reader& r) {
-    std::uint32_t n = r.u32();
-    if (n > max_words) throw Error(ExitCode::data, "persist: too many paths");
-    std::vector<std::string> out;
-    for (std::uint32_t i = 0; i < n; ++i) out.push_back(r.str());
-    return out;
-}
 
 bool is_fs_status(int code) { return code == 1 || code == 74 || code == 77; }
 
@@ -42,43 +29,27 @@ void persist_fs(const Target& t, const SshOptions& ssh, int idle_s, const std::s
     wire::put_u32(payload, (o.long_format ? flag_long : 0) | (o.recursive ? flag_recursive : 0) |
                                (o.parents ? flag_parents : 0) | (json ? flag_json : 0));
     wire::put_str(payload, t.label);
-    put_words(payload, plain);
-    put_words(payload, paths);
-    auto sock_path = persist_socket(t);
-    bool fresh = false, replaced = false;
-    for (;;) {
-        UniqueFd sock;
-        try {
-            sock = connect_master(t, ssh, idle_s, sock_path, fresh);
-            wire::send_frame(sock.get(), payload, {1});
-            auto reply = wire::recv_frame(sock.get(), nullptr);
-            if (reply == "ok") return;
-            if (reply.rfind("error ", 0) != 0) throw Error(ExitCode::data, "persist: unexpected reply from the master");
-            auto sp = reply.find(' ', 6);
-            int code = std::atoi(reply.substr(6, sp - 6).c_str());
-            std::string msg = sp == std::string::npos ? "persist: master failed" : reply.substr(sp + 1);
-            if (is_fs_status(code)) throw ssh::FsError(static_cast<ExitCode>(code), msg);
-            throw Error(static_cast<ExitCode>(code), msg);
-        } catch (const wire::VersionMismatch& e) {
-            if (replaced) throw;
-            replace_stale_master(sock_path, sock.get(), e);
-            replaced = true;
-        } catch (const ssh::FsError&) {
-            throw;
-        } catch (const Error& e) {
-            // Only a dead session is retried, on a fresh master; the operation had not reached the server.
-            if (e.code() != ExitCode::unavailable || fresh) throw;
-            fresh = true;
-        }
-    }
+    wire::put_strs(payload, plain);
+    wire::put_strs(payload, paths);
+    with_master(t, ssh, idle_s, [&](int sock) {
+        wire::send_frame(sock, payload, {1});
+        auto reply = wire::recv_frame(sock, nullptr);
+        if (reply == "ok") return;
+        if (reply.rfind("error ", 0) != 0) throw Error(ExitCode::data, "persist: unexpected reply from the master");
+        auto sp = reply.find(' ', 6);
+        int code = std::atoi(reply.substr(6, sp - 6).c_str());
+        std::string msg = sp == std::string::npos ? "persist: master failed" : reply.substr(sp + 1);
+        if (is_fs_status(code)) throw ssh::FsError(static_cast<ExitCode>(code), msg);
+        throw Error(static_cast<ExitCode>(code), msg);
+    });
 }
 
 std::string serve_fs(ssh::Session& session, std::optional<ssh::Sftp>& sftp, wire::Reader& r, std::vector<UniqueFd>& fds) {
     std::string op = r.str();
     std::uint32_t flags = r.u32();
     std::string label = r.str();
-    auto plain = read_words(r);
-    auto paths = read_words(r);
+    auto plain = r.strs(max_words, "paths");
+    auto paths = r.strs(max_words, "paths");
     if (fds.size() != 1) throw Error(ExitCode::data, "persist: wrong descriptors");
     if (paths.empty()) throw Error(ExitCode::data, "persist: malformed file operation");
     FsOptions o;

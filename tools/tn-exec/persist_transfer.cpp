@@ -9,7 +9,7 @@
 
 #include "base/error.hpp"
 #include "persist.hpp"
-#include "persist_stale.hpp"
+#include "persist_wire.hpp"
 #include "progress.hpp"
 #include "ssh/exec.hpp"
 
@@ -20,19 +20,6 @@ namespace {
 constexpr std::uint32_t flag_recursive = 1, flag_resume = 2, flag_progress = 4, flag_preserve = 8, flag_stream = 32;
 constexpr unsigned umask_shift = 16;  // the client's umask rides in bits 16..24: the master has its own
 constexpr std::uint32_t max_paths = 100000;
-
-std::vector<std::string> read_paths(wire::Reader& r) {
-    std::uint32_t n = r.u32();
-    if (n > max_paths) throw Error(ExitCode::data, "persist: too many paths");
-    std::vector<std::string> out;
-    for (std::uint32_t i = 0; i < n; ++i) out.push_back(r.str());
-    return out;
-}
-
-void put_paths(std::string& b, const std::vector<std::string>& paths) {
-    wire::put_u32(b, static_cast<std::uint32_t>(paths.size()));
-    for (const auto& p : paths) wire::put_str(b, p);
-}
 
 std::string one_line(std::string s) {
     for (char& c : s)
@@ -73,37 +60,28 @@ PersistTransferResult persist_transfer(const Target& t, const SshOptions& ssh, i
     wire::put_u32(payload, (req.settings.recursive ? flag_recursive : 0) | (req.settings.resume ? flag_resume : 0) |
                                (req.progress ? flag_progress : 0) | (req.settings.preserve ? flag_preserve : 0) |
                                (req.stream_fd >= 0 ? flag_stream : 0) | ((req.settings.umask & 0777u) << umask_shift));
-    put_paths(payload, req.local);
-    put_paths(payload, req.remote);
-    auto sock_path = persist_socket(t);
-    bool fresh = false, replaced = false;
-    for (;;) {
-        UniqueFd sock;
-        try {
-            sock = connect_master(t, ssh, idle_s, sock_path, fresh);
-            if (req.stream_fd >= 0) wire::send_frame(sock.get(), payload, {2, req.stream_fd});
+    wire::put_strs(payload, req.local);
+    wire::put_strs(payload, req.remote);
+    // Files are safe to send again on a fresh master (temp names, renamed only when whole); a stream is
+    // not: the failed try may have read part of our stdin, or written part of the file to our stdout.
+    PersistTransferResult res;
+    with_master(
+        t, ssh, idle_s,
+        [&](int sock) {
+            if (req.stream_fd >= 0) wire::send_frame(sock, payload, {2, req.stream_fd});
             else
-                wire::send_frame(sock.get(), payload, {2});
-            return parse_reply(wire::recv_frame(sock.get(), nullptr));
-        } catch (const wire::VersionMismatch& e) {
-            // An older version's master refused the request unread: replace it if it is ours, once.
-            if (replaced) throw;
-            replace_stale_master(sock_path, sock.get(), e);
-            replaced = true;
-        } catch (const Error& e) {
-            // A master that idled out as we came, or whose session died: once more on a fresh one.
-            // The transfer is safe to repeat (temp names, renamed only when whole).
-            if (e.code() != ExitCode::unavailable || fresh) throw;
-            fresh = true;
-        }
-    }
+                wire::send_frame(sock, payload, {2});
+            res = parse_reply(wire::recv_frame(sock, nullptr));
+        },
+        [&] { return req.stream_fd < 0; });
+    return res;
 }
 
 std::string serve_transfer(ssh::Session& session, std::optional<ssh::Sftp>& sftp, bool is_put, wire::Reader& r,
                            std::vector<UniqueFd>& fds, int conn) {
     std::uint32_t flags = r.u32();
-    auto local = read_paths(r);
-    auto remote = read_paths(r);
+    auto local = r.strs(max_paths, "paths");
+    auto remote = r.strs(max_paths, "paths");
     bool stream = (flags & flag_stream) != 0;
     if (fds.size() != (stream ? 2u : 1u)) throw Error(ExitCode::data, "persist: wrong descriptors");
     if (local.empty() || remote.empty() || (is_put ? remote.size() != 1 : local.size() != 1))

@@ -52,6 +52,11 @@ void put_str(std::string& b, std::string_view s) {
     b = w.take();
 }
 
+void put_strs(std::string& b, const std::vector<std::string>& v) {
+    put_u32(b, static_cast<std::uint32_t>(v.size()));
+    for (const auto& s : v) put_str(b, s);
+}
+
 std::uint32_t Reader::u32() {
     Cursor r(std::string_view(b).substr(pos), "request");
     auto v = r.u32();
@@ -64,6 +69,14 @@ std::string Reader::str() {
     auto s = r.str32(max_payload, "a string");
     pos += r.consumed();
     return s;
+}
+
+std::vector<std::string> Reader::strs(std::uint32_t max, const char* what) {
+    std::uint32_t n = u32();
+    if (n > max) throw DataError(std::string("too many ") + what);
+    std::vector<std::string> out;
+    for (std::uint32_t i = 0; i < n; ++i) out.push_back(str());
+    return out;
 }
 
 void send_frame(int sock, const std::string& payload, const std::vector<int>& fds) {

@@ -19,6 +19,8 @@ constexpr std::size_t max_fds = 4;
 
 void put_u32(std::string& b, std::uint32_t v);
 void put_str(std::string& b, std::string_view s);
+// A list of strings: a u32 count, then each string.
+void put_strs(std::string& b, const std::vector<std::string>& v);
 
 // The peer framed its reply as another version of this protocol ("TNX" and another digit): a master
 // from an older (or newer) tn-exec, which rejected the request unread and ran nothing.
@@ -39,6 +41,8 @@ struct Reader {
     std::size_t pos = 0;
     std::uint32_t u32();
     std::string str();
+    // A list put_strs wrote; more than `max` entries throws tn::Error(data) "persist: too many WHAT".
+    std::vector<std::string> strs(std::uint32_t max, const char* what);
 };
 
 // Sends one frame with `fds` (at most max_fds). Throws tn::Error(unavailable) when the peer is gone.
