@@ -107,6 +107,12 @@ ClientActions ClientCore::on_cookie(Bytes msg, std::uint32_t receiver, TimePoint
     return a;
 }
 
+bool ClientCore::carries(Bytes pkt) const {
+    if (inner_ipv4(pkt)) return true;
+    // IPv6 only once the server gave us an IPv6 address: until then it would only drop it.
+    return push_ && push_->has_v6() && inner_ipv6(pkt);
+}
+
 ClientActions ClientCore::on_datagram(std::uint8_t* buf, std::size_t len, TimePoint now, std::uint8_t* scratch) {
     ClientActions a;
     auto c = classify(Bytes(buf, len));
@@ -145,7 +151,7 @@ ClientActions ClientCore::on_datagram(std::uint8_t* buf, std::size_t len, TimePo
         return a;
     }
     if (plain.empty()) return a;  // keepalive
-    if (!inner_ipv4(plain)) {
+    if (!carries(plain)) {
         ++stats_.dropped;
         return a;
     }
@@ -157,7 +163,7 @@ ClientActions ClientCore::on_datagram(std::uint8_t* buf, std::size_t len, TimePo
 
 ClientActions ClientCore::on_tun(std::uint8_t* buf, std::size_t len, TimePoint now) {
     ClientActions a;
-    if (!current_ || !push_ || !inner_ipv4(Bytes(buf + transport_header_len, len))) {
+    if (!current_ || !push_ || !carries(Bytes(buf + transport_header_len, len))) {
         ++stats_.dropped;
         return a;
     }

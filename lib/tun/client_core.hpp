@@ -63,6 +63,8 @@ private:
     ClientActions on_response(Bytes msg, TimePoint now, std::uint8_t* scratch);
     ClientActions on_cookie(Bytes msg, std::uint32_t receiver, TimePoint now);
     bool handshake_due(TimePoint now) const;
+    // Whether an inner packet is one the tunnel carries: IPv4, or IPv6 once an IPv6 address was pushed.
+    bool carries(Bytes pkt) const;
     ClientSettings s_;
     std::optional<InitiatorState> pending_;
     TimePoint pending_sent_{};

@@ -1,4 +1,4 @@
-// TSO segmentation and GRO-style coalescing of TCP/IPv4 packets around the TUN's virtio_net_hdr.
+// TSO segmentation (TCP/IPv4 and IPv6, UDP trains of both) and GRO-style coalescing of TCP/IPv4 packets around the TUN's virtio_net_hdr.
 #include "tun/offload.hpp"
 
 #include <algorithm>
@@ -133,6 +133,14 @@ std::uint64_t pseudo_sum_v4(const std::uint8_t* ip, std::uint8_t protocol, std::
     return csum_partial(ph, sizeof ph);
 }
 
+std::uint64_t pseudo_sum_v6(const std::uint8_t* ip, std::uint8_t protocol, std::uint16_t l4_len) {
+    std::uint8_t ph[40] = {};
+    std::memcpy(ph, ip + 8, 32);
+    put_be16(ph + 34, l4_len);
+    ph[39] = protocol;
+    return csum_partial(ph, sizeof ph);
+}
+
 void ipv4_header_checksum(std::uint8_t* ip) {
     std::size_t ihl = std::size_t(ip[0] & 0x0f) * 4;
     ip[10] = ip[11] = 0;
@@ -153,18 +161,28 @@ std::optional<SegmentPlan> plan_segments(const VnetHdr& h, std::span<const std::
         }
         return plan;
     }
-    if ((type != gso_tcpv4 && type != gso_udp_l4) || h.gso_size == 0) return std::nullopt;  // TSO4, USO only
+    if ((type != gso_tcpv4 && type != gso_tcpv6 && type != gso_udp_l4) || h.gso_size == 0) return std::nullopt;
     const bool udp = type == gso_udp_l4;
     const std::uint8_t* p = pkt.data();
-    if (pkt.size() < 28 || (p[0] >> 4) != 4 || p[9] != (udp ? proto_udp : proto_tcp)) return std::nullopt;
-    std::size_t ip_len = std::size_t(p[0] & 0x0f) * 4;
-    if (ip_len < 20 || be16(p + 2) != pkt.size() || (be16(p + 6) & 0x3fff) != 0) return std::nullopt;
+    const bool v6 = (p[0] >> 4) == 6;
+    if (type == (v6 ? gso_tcpv4 : gso_tcpv6)) return std::nullopt;
+    std::size_t ip_len = 0;
+    if (v6) {
+        // The fixed header only: a super-packet with extension headers is not one we asked for.
+        if (pkt.size() < 48 || p[6] != (udp ? proto_udp : proto_tcp) || be16(p + 4) + 40u != pkt.size()) return std::nullopt;
+        ip_len = 40;
+    } else {
+        if (pkt.size() < 28 || (p[0] >> 4) != 4 || p[9] != (udp ? proto_udp : proto_tcp)) return std::nullopt;
+        ip_len = std::size_t(p[0] & 0x0f) * 4;
+        if (ip_len < 20 || be16(p + 2) != pkt.size() || (be16(p + 6) & 0x3fff) != 0) return std::nullopt;
+    }
     if (pkt.size() < ip_len + (udp ? 8 : 20)) return std::nullopt;
     // hdr_len from the kernel is only a hint: the headers themselves say where the payload starts.
     std::size_t l4 = udp ? 8 : std::size_t(p[ip_len + 12] >> 4) * 4;
     if (l4 < (udp ? 8 : 20) || ip_len + l4 >= pkt.size()) return std::nullopt;
     plan.gso = true;
     plan.udp = udp;
+    plan.v6 = v6;
     plan.ecn = (h.gso_type & gso_ecn) != 0;
     plan.ip_len = ip_len;
     plan.hdr_len = ip_len + l4;
@@ -182,7 +200,9 @@ std::size_t write_segment(const SegmentPlan& plan, std::span<const std::uint8_t>
             // The field holds the pseudo-header sum already (a partial checksum): sum on top of it.
             std::uint16_t c = static_cast<std::uint16_t>(
                 ~csum_fold(csum_partial(out + plan.csum_from, pkt.size() - plan.csum_from)));
-            if (c == 0 && pkt.size() >= 20 && (out[0] >> 4) == 4 && out[9] == proto_udp) c = 0xffff;
+            bool udp = (pkt.size() >= 20 && (out[0] >> 4) == 4 && out[9] == proto_udp) ||
+                       (pkt.size() >= 40 && (out[0] >> 4) == 6 && out[6] == proto_udp);
+            if (c == 0 && udp) c = 0xffff;  // 0 would mean "no checksum" (and IPv6 forbids that)
             store_sum(out + plan.csum_at, c);
         }
         return pkt.size();
@@ -193,15 +213,22 @@ std::size_t write_segment(const SegmentPlan& plan, std::span<const std::uint8_t>
     std::memcpy(out, pkt.data(), plan.hdr_len);
     std::memcpy(out + plan.hdr_len, pkt.data() + plan.hdr_len + off, seg);
     std::size_t total = plan.hdr_len + seg;
-    put_be16(out + 2, static_cast<std::uint16_t>(total));
-    put_be16(out + 4, static_cast<std::uint16_t>(be16(out + 4) + k));  // each segment its own IP id
-    ipv4_header_checksum(out);
+    if (plan.v6) {
+        put_be16(out + 4, static_cast<std::uint16_t>(total - plan.ip_len));  // no id, no header checksum
+    } else {
+        put_be16(out + 2, static_cast<std::uint16_t>(total));
+        put_be16(out + 4, static_cast<std::uint16_t>(be16(out + 4) + k));  // each segment its own IP id
+        ipv4_header_checksum(out);
+    }
     std::uint8_t* l4 = out + plan.ip_len;
     auto l4_len = static_cast<std::uint16_t>(total - plan.ip_len);
+    auto pseudo = [&](std::uint8_t proto) {
+        return plan.v6 ? pseudo_sum_v6(out, proto, l4_len) : pseudo_sum_v4(out, proto, l4_len);
+    };
     if (plan.udp) {
         put_be16(l4 + 4, l4_len);
         l4[6] = l4[7] = 0;
-        auto c = static_cast<std::uint16_t>(~csum_fold(csum_partial(l4, l4_len, pseudo_sum_v4(out, proto_udp, l4_len))));
+        auto c = static_cast<std::uint16_t>(~csum_fold(csum_partial(l4, l4_len, pseudo(proto_udp))));
         store_sum(l4 + 6, c == 0 ? 0xffff : c);  // 0 would mean "no checksum"
         return total;
     }
@@ -209,7 +236,7 @@ std::size_t write_segment(const SegmentPlan& plan, std::span<const std::uint8_t>
     if (k + 1 < plan.count) l4[13] &= static_cast<std::uint8_t>(~(tcp_fin | tcp_psh));
     if (k > 0) l4[13] &= static_cast<std::uint8_t>(~tcp_cwr);
     l4[16] = l4[17] = 0;
-    store_sum(l4 + 16, static_cast<std::uint16_t>(~csum_fold(csum_partial(l4, l4_len, pseudo_sum_v4(out, proto_tcp, l4_len)))));
+    store_sum(l4 + 16, static_cast<std::uint16_t>(~csum_fold(csum_partial(l4, l4_len, pseudo(proto_tcp)))));
     return total;
 }
 

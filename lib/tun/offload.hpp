@@ -15,7 +15,7 @@ namespace tn::tun {
 // struct virtio_net_hdr (linux/virtio_net.h), fields in host order as the TUN uses them by default.
 inline constexpr std::size_t vnet_hdr_len = 10;
 inline constexpr std::uint8_t vnet_needs_csum = 1;
-inline constexpr std::uint8_t gso_none = 0, gso_tcpv4 = 1, gso_udp_l4 = 5, gso_ecn = 0x80;
+inline constexpr std::uint8_t gso_none = 0, gso_tcpv4 = 1, gso_tcpv6 = 4, gso_udp_l4 = 5, gso_ecn = 0x80;
 // The largest packet one TUN read can return with TSO on: an IPv4 packet of at most 64 KiB.
 inline constexpr std::size_t max_super_packet = 65535;
 
@@ -36,6 +36,8 @@ std::uint64_t csum_partial(const std::uint8_t* p, std::size_t n, std::uint64_t s
 std::uint16_t csum_fold(std::uint64_t sum);
 // The IPv4 pseudo-header (src, dst, protocol, L4 length) of the TCP/UDP checksum.
 std::uint64_t pseudo_sum_v4(const std::uint8_t* ip_header, std::uint8_t protocol, std::uint16_t l4_len);
+// The IPv6 one (source, destination, 32-bit L4 length, next header) of a packet without extension headers.
+std::uint64_t pseudo_sum_v6(const std::uint8_t* ip_header, std::uint8_t protocol, std::uint16_t l4_len);
 // Recomputes the IPv4 header checksum in place.
 void ipv4_header_checksum(std::uint8_t* ip);
 
@@ -43,10 +45,11 @@ void ipv4_header_checksum(std::uint8_t* ip);
 struct SegmentPlan {
     std::size_t count = 1;       // packets it yields
     std::size_t hdr_len = 0;     // IP + TCP header bytes repeated in every segment (GSO only)
-    std::size_t ip_len = 0;      // IPv4 header bytes (GSO only)
+    std::size_t ip_len = 0;      // IP header bytes (GSO only)
     std::size_t gso_size = 0;    // payload bytes per segment but the last (GSO only)
     bool gso = false;
     bool udp = false;            // USO: UDP datagrams, each with its own UDP header
+    bool v6 = false;             // an IPv6 super-packet (fixed header only)
     bool ecn = false;            // CWR stays on the first segment only
     bool csum = false;           // complete the checksum at csum_at, summing from csum_from
     std::size_t csum_from = 0, csum_at = 0;

@@ -51,4 +51,29 @@ std::optional<std::uint32_t> Pool::allocate(const Key& key) {
     return std::nullopt;
 }
 
+Ip6 address6_for(const Route6& subnet6, const Route& subnet4, std::uint32_t v4) {
+    Ip6 a = subnet6.addr;
+    std::uint32_t offset = v4 - subnet4.addr;
+    // Adds the offset to the low 32 bits, carrying: with subnet6's host bits >= subnet4's (checked),
+    // the sum never leaves subnet6.
+    std::uint64_t carry = offset;
+    for (std::size_t i = 16; i-- > 0 && carry;) {
+        carry += a[i];
+        a[i] = static_cast<std::uint8_t>(carry);
+        carry >>= 8;
+    }
+    return a;
+}
+
+void check_subnet6(const Route6& subnet6, const Route& subnet4) {
+    if (subnet6.prefix < 8 || subnet6.prefix > 126)
+        throw ParseError("subnet6 " + cidr_str(subnet6) + ": the prefix must be 8..126");
+    if (128 - subnet6.prefix < 32 - subnet4.prefix)
+        throw ParseError("subnet6 " + cidr_str(subnet6) + " has fewer addresses than subnet " + cidr_str(subnet4) +
+                         " (every peer's IPv6 address is its IPv4 one's twin): use a prefix of at most " +
+                         std::to_string(96 + subnet4.prefix));
+    if (subnet6.addr[0] == 0xff || (subnet6.addr[0] == 0xfe && (subnet6.addr[1] & 0xc0) == 0x80))
+        throw ParseError("subnet6 " + cidr_str(subnet6) + " is multicast or link-local");
+}
+
 }  // namespace tn::tun

@@ -42,4 +42,11 @@ private:
     std::set<std::uint32_t> taken_;
 };
 
+// IPv6 inside the tunnel (`subnet6`, §7): each IPv4 address of the subnet has its IPv6 twin at the
+// same offset in subnet6 (10.99.0.7 in 10.99.0.0/24 -> fd00:99::7 in fd00:99::/64), so the server's
+// TUN takes subnet6's first host address and a peer's IPv6 address is as stable as its IPv4 one.
+Ip6 address6_for(const Route6& subnet6, const Route& subnet4, std::uint32_t v4);
+// Throws tn::ParseError unless subnet6 can hold the twin of every address of subnet4.
+void check_subnet6(const Route6& subnet6, const Route& subnet4);
+
 }  // namespace tn::tun

@@ -33,6 +33,7 @@ std::string Endpoint::str() const {
 
 ServerCore::ServerCore(ServerSettings s) : settings_(std::move(s)), pool_(settings_.subnet) {
     crypto_init();
+    if (settings_.subnet6) check_subnet6(*settings_.subnet6, settings_.subnet);
     global_.tokens = settings_.handshake_burst;
     ceiling_.tokens = settings_.max_handshake_burst;
     check_site_routes(settings_);
@@ -40,39 +41,22 @@ ServerCore::ServerCore(ServerSettings s) : settings_(std::move(s)), pool_(settin
     index_site_routes();
 }
 
-namespace {
-bool overlap(const Route& a, const Route& b) {
-    return covers(a, b.addr) || covers(b, a.addr);
-}
-}  // namespace
-
-void ServerCore::check_site_routes(const ServerSettings& s) {
-    std::vector<std::pair<Route, const PeerConfig*>> all;
-    for (auto& pc : s.peers)
-        for (auto& r : pc.routes) {
-            if (overlap(r, s.subnet))
-                throw ParseError("peer '" + pc.name + "': route " + cidr_str(r) + " overlaps the tunnel subnet " +
-                                 cidr_str(s.subnet));
-            for (auto& [o, owner] : all)
-                if (overlap(r, o))
-                    throw ParseError("peer '" + pc.name + "': route " + cidr_str(r) + " overlaps " + cidr_str(o) +
-                                     " of peer '" + owner->name + "'");
-            all.emplace_back(r, &pc);
-        }
-    for (auto& pc : s.peers) {
-        std::size_t n = (pc.push_routes ? *pc.push_routes : s.routes).size() + all.size() - pc.routes.size();
-        if (n > max_push_routes)
-            throw ParseError("peer '" + pc.name + "': " + std::to_string(n) + " routes to push, at most " +
-                             std::to_string(max_push_routes));
-    }
+std::optional<Ip6> ServerCore::server_address6() const {
+    if (!settings_.subnet6) return std::nullopt;
+    return address6_for(*settings_.subnet6, settings_.subnet, server_address());
 }
 
-void ServerCore::index_site_routes() {
-    site_routes_.clear();
-    for (auto& p : peers_)
-        for (auto& r : p->config.routes) site_routes_.emplace_back(r, p.get());
-    std::stable_sort(site_routes_.begin(), site_routes_.end(),
-                     [](const auto& a, const auto& b) { return a.first.prefix > b.first.prefix; });
+void ServerCore::set_address(Peer& p, std::uint32_t a) {
+    p.address = a;
+    by_address_[a] = &p;
+    if (!settings_.subnet6) return;
+    p.address6 = address6_for(*settings_.subnet6, settings_.subnet, a);
+    by_address6_[p.address6] = &p;
+}
+
+Peer* ServerCore::route6(const Ip6& dst) const {
+    auto it = by_address6_.find(dst);
+    return it == by_address6_.end() ? nullptr : it->second;
 }
 
 Peer* ServerCore::route(std::uint32_t dst) const {
@@ -91,10 +75,20 @@ bool ServerCore::speaks_for(const Peer& p, std::uint32_t src) const {
 }
 
 PushConfig ServerCore::push_for(const Peer& p) const {
-    PushConfig pc{p.address, settings_.subnet.prefix, p.config.mtu.value_or(settings_.mtu),
-                  p.config.dns.value_or(settings_.dns), p.config.push_routes.value_or(settings_.routes)};
+    PushConfig pc;
+    pc.address = p.address;
+    pc.prefix = settings_.subnet.prefix;
+    pc.mtu = p.config.mtu.value_or(settings_.mtu);
+    pc.dns = p.config.dns.value_or(settings_.dns);
+    pc.routes = p.config.push_routes.value_or(settings_.routes);
     for (auto& [r, owner] : site_routes_)
         if (owner != &p && std::find(pc.routes.begin(), pc.routes.end(), r) == pc.routes.end()) pc.routes.push_back(r);
+    if (settings_.subnet6) {
+        pc.prefix6 = settings_.subnet6->prefix;
+        pc.address6 = p.address6;
+        pc.dns6 = p.config.dns ? p.config.dns6 : settings_.dns6;
+        pc.routes6 = p.config.push_routes ? p.config.push_routes6 : settings_.routes6;
+    }
     return pc;
 }
 
@@ -107,8 +101,7 @@ void ServerCore::add_peer(const PeerConfig& pc) {
         if (!pool_.reserve(pc.public_key, *pc.address))
             throw ParseError("peer '" + pc.name + "': address " + ipv4_str(*pc.address) +
                              " is not a free host address of " + cidr_str(settings_.subnet));
-        p->address = *pc.address;
-        by_address_[p->address] = p.get();
+        set_address(*p, *pc.address);
     }
     by_key_[pc.public_key] = p.get();
     peers_.push_back(std::move(p));
@@ -121,63 +114,12 @@ void ServerCore::forget_sessions(Peer& p) {
     if (p.address) {
         auto it = by_address_.find(p.address);
         if (it != by_address_.end() && it->second == &p) by_address_.erase(it);
+        auto it6 = by_address6_.find(p.address6);
+        if (it6 != by_address6_.end() && it6->second == &p) by_address6_.erase(it6);
     }
     pool_.release(p.config.public_key);
     p.address = 0;
-}
-
-ReloadResult ServerCore::reload(const ServerSettings& s) {
-    ReloadResult r;
-    std::set<Key> old_keys;
-    for (auto& p : peers_) old_keys.insert(p->config.public_key);
-    std::map<Key, Timestamp> carried_ts;  // of peers that end their sessions but stay
-    // Check the whole new list before touching anything.
-    check_site_routes(ServerSettings{s.key, settings_.subnet, s.mtu, s.dns, s.routes, s.peers});
-    std::map<Key, const PeerConfig*> wanted;
-    std::set<std::uint32_t> statics;
-    for (auto& pc : s.peers) {
-        if (!wanted.emplace(pc.public_key, &pc).second)
-            throw ParseError("peer '" + pc.name + "': public key listed twice");
-        if (pc.public_key == settings_.key.pub) throw ParseError("peer '" + pc.name + "': that is the server's own key");
-        if (pc.address && (!pool_.usable(*pc.address) || !statics.insert(*pc.address).second))
-            throw ParseError("peer '" + pc.name + "': address " + ipv4_str(*pc.address) +
-                             " is not a free host address of " + cidr_str(settings_.subnet));
-    }
-    if (s.key.pub != settings_.key.pub) r.need_restart.push_back("private_key_file");
-    if (!(s.subnet == settings_.subnet)) r.need_restart.push_back("subnet");
-    if (s.mtu != settings_.mtu) r.need_restart.push_back("mtu");
-    // Peers that go, or whose static address or pre-shared key changes, end their sessions first (a
-    // key replaced because it leaked must not go on protecting a live session).
-    for (auto it = peers_.begin(); it != peers_.end();) {
-        Peer& p = **it;
-        auto w = wanted.find(p.config.public_key);
-        bool rekeyed = w != wanted.end() && w->second->psk != p.config.psk;
-        if (w == wanted.end() || w->second->address != p.config.address || rekeyed) {
-            (w == wanted.end() ? r.removed : rekeyed ? r.rekeyed : r.readdressed)++;
-            if (w != wanted.end()) carried_ts[p.config.public_key] = p.last_timestamp;  // replays stay refused
-            forget_sessions(p);
-            by_key_.erase(p.config.public_key);
-            it = peers_.erase(it);
-            continue;
-        }
-        p.config = *w->second;  // name, site routes and what it is pushed (at its next handshake)
-        ++r.kept;
-        ++it;
-    }
-    // A pooled peer sitting on an address a static peer now claims moves: it handshakes again.
-    for (auto& p : peers_)
-        if (!p->config.address && p->address && statics.count(p->address)) forget_sessions(*p);
-    for (auto& pc : s.peers)
-        if (!by_key_.count(pc.public_key)) {
-            add_peer(pc);
-            if (!old_keys.count(pc.public_key)) ++r.added;
-            if (auto t = carried_ts.find(pc.public_key); t != carried_ts.end()) by_key_[pc.public_key]->last_timestamp = t->second;
-        }
-    settings_.peers = s.peers;
-    settings_.dns = s.dns;
-    settings_.routes = s.routes;
-    index_site_routes();
-    return r;
+    p.address6 = Ip6{};
 }
 
 const Rejection* ServerCore::reject(const Endpoint& from, std::chrono::system_clock::time_point wall,
@@ -337,8 +279,7 @@ Actions ServerCore::handle_initiation(std::uint8_t* buf, std::size_t len, const 
     if (p.address == 0) {
         auto addr = pool_.allocate(p.config.public_key);
         if (!addr) return a.rejected = reject(from, wall, "pool_exhausted"), a;
-        p.address = *addr;
-        by_address_[p.address] = &p;
+        set_address(p, *addr);
     }
     std::uint32_t idx = new_index();
     auto kp = create_response(*r.state, generate_keypair(), idx, scratch, now, p.config.psk);
@@ -406,10 +347,7 @@ Actions ServerCore::handle_transport(std::uint8_t* buf, std::size_t len, const C
         return a;
     }
     auto ip = inner_ipv4(plain);
-    if (!ip) {
-        ++stats_.dropped_malformed;
-        return a;
-    }
+    if (!ip) return route_inner6(p, plain, buf, a, now);
     if (ip->src != p.address && !speaks_for(p, ip->src)) {  // a peer speaks for its address and its routes
         ++stats_.dropped_spoofed;
         return a;
@@ -435,11 +373,50 @@ Actions ServerCore::handle_transport(std::uint8_t* buf, std::size_t len, const C
     return a;
 }
 
+Actions ServerCore::route_inner6(Peer& p, Bytes plain, std::uint8_t* buf, Actions a, TimePoint now) {
+    auto ip = settings_.subnet6 ? inner_ipv6(plain) : std::nullopt;
+    if (!ip) {
+        ++stats_.dropped_malformed;
+        return a;
+    }
+    if (ip->src != p.address6 || !p.address) {  // a peer speaks for its own IPv6 address only
+        ++stats_.dropped_spoofed;
+        return a;
+    }
+    ++p.stats.rx_packets;
+    p.stats.rx_bytes += plain.size();
+    Peer* dst = route6(ip->dst);
+    if (dst && dst != &p && a.send.empty()) {
+        // Client to client, re-encrypted in place as for IPv4.
+        Bytes out = seal_for(*dst, MsgType::data, buf, plain.size(), now);
+        if (out.empty()) {
+            ++stats_.dropped_no_route;
+            return a;
+        }
+        ++dst->stats.tx_packets;
+        dst->stats.tx_bytes += plain.size();
+        a.send = out;
+        a.send_to = *dst->endpoint;
+        return a;
+    }
+    a.to_tun = plain;
+    return a;
+}
+
 Actions ServerCore::on_tun(std::uint8_t* buf, std::size_t len, TimePoint now) {
     Actions a;
-    auto ip = inner_ipv4(Bytes(buf + transport_header_len, len));
-    if (!ip) return a;  // not IPv4 (the TUN also sees the kernel's IPv6 chatter): not ours to carry
-    Peer* to = route(ip->dst);
+    Bytes pkt(buf + transport_header_len, len);
+    Peer* to = nullptr;
+    if (auto ip = inner_ipv4(pkt)) {
+        to = route(ip->dst);
+    } else if (auto ip6 = settings_.subnet6 ? inner_ipv6(pkt) : std::nullopt) {
+        to = route6(ip6->dst);
+        // Multicast and other addresses outside subnet6 (the kernel's neighbour chatter) are not
+        // ours to carry and not worth counting.
+        if (!to && !covers(*settings_.subnet6, ip6->dst)) return a;
+    } else {
+        return a;  // neither (or IPv6 without subnet6): not ours to carry
+    }
     if (!to) {
         ++stats_.dropped_no_route;
         return a;

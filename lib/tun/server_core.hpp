@@ -41,6 +41,10 @@ struct PeerConfig {
     // What this peer is pushed instead of the server's own settings.
     std::optional<std::vector<Route>> push_routes;
     std::optional<std::vector<std::uint32_t>> dns;
+    // The IPv6 entries of the same two lists: set together with push_routes / dns (a peer's list
+    // replaces both families of the server's).
+    std::vector<Route6> push_routes6;
+    std::vector<Ip6> dns6;
     std::optional<std::uint16_t> mtu;
     // Optional pre-shared key (all zeros: none), mixed into the handshake as WireGuard's
     // PresharedKey: recorded sessions stay secret even if X25519 falls one day.
@@ -53,6 +57,11 @@ struct ServerSettings {
     std::uint16_t mtu = 1420;
     std::vector<std::uint32_t> dns;
     std::vector<Route> routes;
+    // IPv6 inside the tunnel: the subnet (each peer's IPv6 address twins its IPv4 one, §7) and what
+    // is pushed with it. Without subnet6 no IPv6 packet is carried and pushes stay version 1.
+    std::optional<Route6> subnet6;
+    std::vector<Ip6> dns6;
+    std::vector<Route6> routes6;
     std::vector<PeerConfig> peers;
     double handshakes_per_second = 100;  // the DH work a flood can make us do
     double handshake_burst = 50;
@@ -77,6 +86,7 @@ struct PeerStats {
 struct Peer {
     PeerConfig config;
     std::uint32_t address = 0;  // 0 until allocated
+    Ip6 address6{};             // its twin in subnet6, all zero without one
     std::optional<Endpoint> endpoint;
     std::unique_ptr<Keypair> current, previous, next;  // next: answered but not yet confirmed
     Timestamp last_timestamp{};
@@ -145,6 +155,8 @@ public:
     std::vector<Rejection> recent_rejections() const;
     const Pool& pool() const { return pool_; }
     std::uint32_t server_address() const { return pool_.server_address(); }
+    // The server's IPv6 address in subnet6 (nullopt without subnet6).
+    std::optional<Ip6> server_address6() const;
 
     static constexpr std::size_t rejection_ring = 16;
     // Per-source buckets tracked at most; when all are in use, new sources are refused (never reset:
@@ -178,6 +190,11 @@ private:
     bool source_allows(const CookieSource& src, TimePoint now);
     // The peer a packet for `dst` goes to: its tunnel address, else the most specific site route.
     Peer* route(std::uint32_t dst) const;
+    Peer* route6(const Ip6& dst) const;
+    // Gives `p` its pooled or static address and, with subnet6, its IPv6 twin.
+    void set_address(Peer& p, std::uint32_t a);
+    // A decrypted packet from `p` (not IPv4): IPv6 from its own address goes to its destination.
+    Actions route_inner6(Peer& p, Bytes plain, std::uint8_t* buf, Actions a, TimePoint now);
     bool speaks_for(const Peer& p, std::uint32_t src) const;
     PushConfig push_for(const Peer& p) const;
     // Checks the site routes (no overlaps, inside no tunnel subnet, at most max_push_routes pushed)
@@ -193,6 +210,7 @@ private:
     std::map<Key, Peer*> by_key_;  // looked up per handshake only, never per packet
     std::unordered_map<std::uint32_t, Slot> by_index_;
     std::unordered_map<std::uint32_t, Peer*> by_address_;
+    std::map<Ip6, Peer*> by_address6_;  // empty without subnet6
     std::vector<std::pair<Route, Peer*>> site_routes_;  // most specific first; usually empty
     ServerStats stats_;
     std::array<Rejection, rejection_ring> rejections_{};

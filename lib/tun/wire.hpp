@@ -2,6 +2,7 @@
 // message. Encode and decode only: no state, no I/O. Multi-byte fields are big-endian.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -66,16 +67,30 @@ struct Route {
     std::uint8_t prefix = 0;
     bool operator==(const Route&) const = default;
 };
+// IPv6 addresses are their 16 bytes in network order.
+using Ip6 = std::array<std::uint8_t, 16>;
+struct Route6 {
+    Ip6 addr{};
+    std::uint8_t prefix = 0;
+    bool operator==(const Route6&) const = default;
+};
 struct PushConfig {
     std::uint32_t address = 0;
     std::uint8_t prefix = 0;
     std::uint16_t mtu = 0;
     std::vector<std::uint32_t> dns;
     std::vector<Route> routes;
+    // IPv6 inside the tunnel (push version 2, only from a server with `subnet6`); prefix6 0: none.
+    std::uint8_t prefix6 = 0;
+    Ip6 address6{};
+    std::vector<Ip6> dns6;
+    std::vector<Route6> routes6;
+    bool has_v6() const { return prefix6 != 0; }
     bool operator==(const PushConfig&) const = default;
 };
-inline constexpr std::size_t max_push_dns = 8;
-inline constexpr std::size_t max_push_routes = 64;
+inline constexpr std::size_t max_push_dns = 8;      // per address family
+inline constexpr std::size_t max_push_routes = 64;  // per address family
+// Version 1 without IPv6 (what every revision understands), version 2 with it.
 std::vector<std::uint8_t> encode_push(const PushConfig& c);
 // nullopt on any length, version or range problem.
 std::optional<PushConfig> decode_push(std::span<const std::uint8_t> b);
@@ -85,11 +100,24 @@ std::uint32_t parse_ipv4(const std::string& s);
 Route parse_cidr(const std::string& s);
 std::string ipv4_str(std::uint32_t a);
 std::string cidr_str(const Route& r);
+// The same for IPv6 (a CIDR's host bits are cleared).
+Ip6 parse_ipv6(const std::string& s);
+Route6 parse_cidr6(const std::string& s);
+std::string ipv6_str(const Ip6& a);
+std::string cidr_str(const Route6& r);
+bool is_ipv6_text(const std::string& s);  // has a ':' (what parse_cidr6 rather than parse_cidr takes)
+bool covers(const Route6& r, const Ip6& a);
+bool overlap(const Route6& a, const Route6& b);
 
 // The inner IPv4 header fields routing needs; nullopt if it is not a plausible IPv4 packet.
 struct InnerIp {
     std::uint32_t src, dst;
 };
 std::optional<InnerIp> inner_ipv4(std::span<const std::uint8_t> pkt);
+// The same for IPv6 (the fixed header: addresses, and a payload length that fits).
+struct InnerIp6 {
+    Ip6 src, dst;
+};
+std::optional<InnerIp6> inner_ipv6(std::span<const std::uint8_t> pkt);
 
 }  // namespace tn::tun

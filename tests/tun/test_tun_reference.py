@@ -1,8 +1,9 @@
 """An independent check of the tn-tun protocol: tun_ref.py, written from doc/PROTOCOL.tun.md alone in
-Python, must reproduce every test vector the document gives (§5 push example, §8). If it cannot, the
+Python, must reproduce every test vector the document gives (§5 push examples, §8). If it cannot, the
 document does not describe what tn-tun does, and one of the two is wrong."""
 import os
 import re
+import socket
 import sys
 
 import pytest
@@ -93,6 +94,21 @@ def test_push_example():
     assert built.hex() == example.hex()
     assert ref.decode_push(example) == (ip("10.99.0.7"), 24, 1400, [ip("1.1.1.1"), ip("9.9.9.9")],
                                         [(ip("10.88.0.0"), 16), (ip("0.0.0.0"), 0)])
+
+
+def test_push_version_2_example():
+    text = open(DOC, encoding="utf-8").read()
+    m = re.search(r"routes6 ::/0 and fd00:88::/48\):\s*`([0-9a-f]+)` `([0-9a-f]+)` `([0-9a-f]+)`", text)
+    example = bytes.fromhex("".join(m.groups()))
+    ip = lambda s: bytes(int(x) for x in s.split("."))
+    ip6 = lambda s: socket.inet_pton(socket.AF_INET6, s)
+    v6 = (64, ip6("fd00:99::7"), [ip6("fd00:99::1")], [(ip6("::"), 0), (ip6("fd00:88::"), 48)])
+    v4 = (ip("10.99.0.7"), 24, 1400, [ip("1.1.1.1"), ip("9.9.9.9")], [(ip("10.88.0.0"), 16), (ip("0.0.0.0"), 0)])
+    assert ref.encode_push(*v4, v6=v6).hex() == example.hex()
+    assert ref.decode_push(example) == v4 + (v6,)
+    for n in range(len(example)):
+        with pytest.raises(ValueError):
+            ref.decode_push(example[:n])
 
 
 def test_hchacha20_rfc_vector():

@@ -172,7 +172,7 @@ TEST_CASE("malformed and truncated datagrams are dropped without a crash") {
 
 TEST_CASE("pushed config round-trips and refuses bad lengths and ranges") {
     PushConfig c{parse_ipv4("10.99.0.7"), 24, 1400, {parse_ipv4("1.1.1.1"), parse_ipv4("9.9.9.9")},
-                 {parse_cidr("10.88.0.0/16"), parse_cidr("0.0.0.0/0")}};
+                 {parse_cidr("10.88.0.0/16"), parse_cidr("0.0.0.0/0")}, 0, {}, {}, {}};
     auto b = encode_push(c);
     CHECK(to_hex(Bytes(b)) == "011805780a630007020101010109090909" "020a580000100000000000");
     CHECK(decode_push(Bytes(b)) == c);

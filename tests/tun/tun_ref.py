@@ -211,21 +211,56 @@ def make_mac2(cookie, initiation):
     return MAC16(cookie, initiation[:132])
 
 
-def encode_push(address, prefix, mtu, dns, routes):
-    out = bytes([1, prefix]) + struct.pack(">H", mtu) + address + bytes([len(dns)]) + b"".join(dns)
+def encode_push(address, prefix, mtu, dns, routes, v6=None):
+    """v6: None (version 1), or (prefix6, address6, dns6, routes6) for version 2."""
+    out = bytes([1 if v6 is None else 2, prefix]) + struct.pack(">H", mtu) + address + bytes([len(dns)]) + b"".join(dns)
     out += bytes([len(routes)]) + b"".join(net + bytes([p]) for net, p in routes)
+    if v6 is not None:
+        prefix6, address6, dns6, routes6 = v6
+        out += bytes([prefix6]) + address6 + bytes([len(dns6)]) + b"".join(dns6)
+        out += bytes([len(routes6)]) + b"".join(net + bytes([p]) for net, p in routes6)
     return out
 
 
 def decode_push(b):
-    if len(b) < 10 or b[0] != 1:
+    """(address, prefix, mtu, dns, routes) for version 1, plus (prefix6, address6, dns6, routes6) for version 2;
+    ValueError for anything §5 drops."""
+    try:
+        return _decode_push(b)
+    except IndexError:
+        raise ValueError("bad push") from None
+
+
+def _decode_push(b):
+    if len(b) < 10 or b[0] not in (1, 2):
         raise ValueError("bad push")
     prefix, mtu, address = b[1], struct.unpack(">H", b[2:4])[0], b[4:8]
     n_dns = b[8]
     dns = [b[9 + 4 * i:13 + 4 * i] for i in range(n_dns)]
     off = 9 + 4 * n_dns
+    if off >= len(b):
+        raise ValueError("bad push")
     n_routes = b[off]
     routes = [(b[off + 1 + 5 * i:off + 5 + 5 * i], b[off + 5 + 5 * i]) for i in range(n_routes)]
-    if len(b) != off + 1 + 5 * n_routes or not 1 <= prefix <= 32 or not 576 <= mtu <= 9000 or n_dns > 8 or n_routes > 64:
+    end = off + 1 + 5 * n_routes
+    if not 1 <= prefix <= 32 or not 576 <= mtu <= 9000 or n_dns > 8 or n_routes > 64 or len(b) < end:
         raise ValueError("bad push")
-    return address, prefix, mtu, dns, routes
+    if any(p > 32 for _, p in routes):
+        raise ValueError("bad push")
+    if b[0] == 1:
+        if len(b) != end:
+            raise ValueError("bad push")
+        return address, prefix, mtu, dns, routes
+    if len(b) < end + 18:
+        raise ValueError("bad push")
+    prefix6, address6, n_dns6 = b[end], b[end + 1:end + 17], b[end + 17]
+    dns6 = [b[end + 18 + 16 * i:end + 34 + 16 * i] for i in range(n_dns6)]
+    off6 = end + 18 + 16 * n_dns6
+    if off6 >= len(b):
+        raise ValueError("bad push")
+    n_routes6 = b[off6]
+    routes6 = [(b[off6 + 1 + 17 * i:off6 + 17 + 17 * i], b[off6 + 17 + 17 * i]) for i in range(n_routes6)]
+    if (len(b) != off6 + 1 + 17 * n_routes6 or not 1 <= prefix6 <= 128 or n_dns6 > 8 or n_routes6 > 64
+            or any(p > 128 for _, p in routes6)):
+        raise ValueError("bad push")
+    return address, prefix, mtu, dns, routes, (prefix6, address6, dns6, routes6)

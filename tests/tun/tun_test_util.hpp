@@ -45,6 +45,20 @@ inline std::vector<std::uint8_t> ipv4_packet(std::uint32_t src, std::uint32_t ds
     return p;
 }
 
+// A minimal IPv6 packet of `total` bytes (40 of header) from src to dst.
+inline std::vector<std::uint8_t> ipv6_packet(const Ip6& src, const Ip6& dst, std::size_t total = 80) {
+    std::vector<std::uint8_t> p(total, 0xcd);
+    p[0] = 0x60;
+    p[1] = p[2] = p[3] = 0;
+    p[4] = static_cast<std::uint8_t>((total - 40) >> 8);
+    p[5] = static_cast<std::uint8_t>(total - 40);
+    p[6] = 17;
+    p[7] = 64;
+    std::memcpy(&p[8], src.data(), 16);
+    std::memcpy(&p[24], dst.data(), 16);
+    return p;
+}
+
 // A datagram buffer big enough for anything the protocol allows.
 struct Buf {
     std::vector<std::uint8_t> b = std::vector<std::uint8_t>(max_datagram_len + 64);

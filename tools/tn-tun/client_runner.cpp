@@ -28,14 +28,38 @@ std::optional<std::uint32_t> server_ipv4(const tun::Endpoint& e) {
     return ntohl(reinterpret_cast<const sockaddr_in*>(&e.sa)->sin_addr.s_addr);
 }
 
+// The server's IPv6 address when that is what we reach it at (not an IPv4-mapped one, which the
+// kernel routes as IPv4).
+std::optional<tun::Ip6> server_ipv6(const tun::Endpoint& e) {
+    if (e.sa.ss_family != AF_INET6) return std::nullopt;
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&e.sa);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) return std::nullopt;
+    tun::Ip6 ip;
+    std::memcpy(ip.data(), &a->sin6_addr, 16);
+    return ip;
+}
+
+// The pushed DNS servers of both families, as text.
+std::vector<std::string> dns_servers(const tun::PushConfig& p) {
+    std::vector<std::string> out;
+    for (auto d : p.dns) out.push_back(tun::ipv4_str(d));
+    for (auto& d : p.dns6) out.push_back(tun::ipv6_str(d));
+    return out;
+}
+
 std::map<std::string, std::string> hook_env(const ClientOptions& o, const tun::PushConfig& p) {
-    std::string dns, routes;
+    std::string dns, routes, dns6, routes6;
     for (auto d : p.dns) dns += (dns.empty() ? "" : " ") + tun::ipv4_str(d);
     for (auto& r : p.routes) routes += (routes.empty() ? "" : " ") + tun::cidr_str(r);
-    return {{"TN_TUN_INTERFACE", o.tun},        {"TN_TUN_ADDRESS", tun::ipv4_str(p.address)},
-            {"TN_TUN_PREFIX", std::to_string(p.prefix)}, {"TN_TUN_MTU", std::to_string(p.mtu)},
-            {"TN_TUN_DNS", dns},                {"TN_TUN_ROUTES", routes},
-            {"TN_TUN_SERVER", o.server}};
+    for (auto& d : p.dns6) dns6 += (dns6.empty() ? "" : " ") + tun::ipv6_str(d);
+    for (auto& r : p.routes6) routes6 += (routes6.empty() ? "" : " ") + tun::cidr_str(r);
+    std::map<std::string, std::string> env{
+        {"TN_TUN_INTERFACE", o.tun}, {"TN_TUN_ADDRESS", tun::ipv4_str(p.address)}, {"TN_TUN_PREFIX", std::to_string(p.prefix)},
+        {"TN_TUN_MTU", std::to_string(p.mtu)}, {"TN_TUN_DNS", dns}, {"TN_TUN_ROUTES", routes}, {"TN_TUN_SERVER", o.server}};
+    if (p.has_v6())
+        env.insert({{"TN_TUN_ADDRESS6", tun::ipv6_str(p.address6)}, {"TN_TUN_PREFIX6", std::to_string(p.prefix6)},
+                    {"TN_TUN_DNS6", dns6}, {"TN_TUN_ROUTES6", routes6}});
+    return env;
 }
 
 void run_hook(const std::string& hook, const char* which, const std::map<std::string, std::string>& env,
@@ -134,6 +158,7 @@ private:
     std::string status(bool json) const {
         ClientStatus st{o_.tun, o_.server, server_.str(), core_.connected(), applied_, last_handshake_, core_.stats(), {}};
         for (auto& r : routes_.added()) st.routes.push_back(r.str());
+        for (auto& r : routes6_.added()) st.routes.push_back(tun::cidr_str(r) + " dev " + tun_.name());
         return render_client_status(st, json);
     }
 
@@ -148,21 +173,47 @@ private:
     }
 
     void apply(const tun::PushConfig& p) {
+        refuse_loops(p);
         if (applied_) run_hook(o_.on_down, "on_down", hook_env(o_, *applied_), log_);
         tun_.configure(p.address, p.prefix, p.mtu);
-        if (o_.apply_routes) routes_.apply(wanted_routes(o_, p), tun_.name(), server_ipv4(server_));
-        else routes_.clear();
-        if (o_.apply_dns) dns_.apply(tun_.name(), p.dns);
+        tun_.configure6(p.has_v6() ? std::optional(p.address6) : std::nullopt, p.prefix6);
+        apply_routes(p, o_);
+        if (o_.apply_dns) dns_.apply(tun_.name(), dns_servers(p));
         applied_ = p;
         std::string list;
         for (auto& r : p.routes) list += (list.empty() ? "" : ",") + tun::cidr_str(r);
-        log_.info("connected address=", tun::ipv4_str(p.address), "/", int(p.prefix), " mtu=", p.mtu,
-                 " routes=", list.empty() ? "-" : list);
+        for (auto& r : p.routes6) list += (list.empty() ? "" : ",") + tun::cidr_str(r);
+        log_.info("connected address=", tun::ipv4_str(p.address), "/", int(p.prefix),
+                  p.has_v6() ? " address6=" + tun::ipv6_str(p.address6) + "/" + std::to_string(p.prefix6) : "",
+                  " mtu=", p.mtu, " routes=", list.empty() ? "-" : list);
         run_hook(o_.on_up, "on_up", hook_env(o_, p), log_);
+    }
+
+    // A pushed IPv6 route that covers the server's own IPv6 address would loop the tunnel's datagrams
+    // (no host route is pinned for IPv6): a config error on the server's side, refused before
+    // anything of this push touches the host (tn-tun(1), "IPv6").
+    void refuse_loops(const tun::PushConfig& p) {
+        auto server6 = server_ipv6(server_);
+        if (!o_.apply_routes || !server6) return;
+        if (auto r = tun::covering_route6(p.routes6, *server6))
+            throw Error(ExitCode::config, "the server pushes the IPv6 route " + tun::cidr_str(*r) + ", which covers its own address " +
+                                              tun::ipv6_str(*server6) + ": the tunnel would carry itself; change its routes or reach it over IPv4");
+    }
+
+    // The pushed routes of both families, as `o` says (apply_routes, default_route).
+    void apply_routes(const tun::PushConfig& p, const ClientOptions& o) {
+        if (!o.apply_routes) {
+            routes_.clear();
+            routes6_.clear();
+            return;
+        }
+        routes_.apply(wanted_routes(o, p), tun_.name(), server_ipv4(server_));
+        routes6_.apply(p.routes6, tun_.name());
     }
 
     void teardown() {
         if (applied_) run_hook(o_.on_down, "on_down", hook_env(o_, *applied_), log_);
+        routes6_.clear();
         routes_.clear();
         dns_.clear();
     }
@@ -216,12 +267,10 @@ private:
                 log_.warn(e.what(), "; keeping ", o_.server);
             }
         }
-        if (applied_ && (fresh.apply_routes != o_.apply_routes || fresh.default_route != o_.default_route)) {
-            if (fresh.apply_routes) routes_.apply(wanted_routes(fresh, *applied_), tun_.name(), server_ipv4(server_));
-            else routes_.clear();
-        }
+        if (applied_ && (fresh.apply_routes != o_.apply_routes || fresh.default_route != o_.default_route))
+            apply_routes(*applied_, fresh);
         if (applied_ && fresh.apply_dns != o_.apply_dns) {
-            if (fresh.apply_dns) dns_.apply(tun_.name(), applied_->dns);
+            if (fresh.apply_dns) dns_.apply(tun_.name(), dns_servers(*applied_));
             else dns_.clear();
         }
         o_.apply_dns = fresh.apply_dns;
@@ -245,6 +294,7 @@ private:
     bool offload_;
     TunDevice tun_;
     HostRoutes routes_;
+    HostRoutes6 routes6_{log_};
     HostDns dns_;
     UdpSocket udp_;
     TunReader reader_;

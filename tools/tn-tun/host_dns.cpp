@@ -70,7 +70,7 @@ HostDns::~HostDns() {
     }
 }
 
-void HostDns::apply(const std::string& tun, const std::vector<std::uint32_t>& servers) {
+void HostDns::apply(const std::string& tun, const std::vector<std::string>& servers) {
     if (!method_.empty() && tun == tun_ && servers == servers_) return;
     clear();
     if (servers.empty()) return;
@@ -80,9 +80,8 @@ void HostDns::apply(const std::string& tun, const std::vector<std::uint32_t>& se
     }
 }
 
-bool HostDns::set(const std::string& tun, const std::vector<std::uint32_t>& servers) {
-    std::vector<std::string> addrs;
-    for (auto s : servers) addrs.push_back(tun::ipv4_str(s));
+bool HostDns::set(const std::string& tun, const std::vector<std::string>& servers) {
+    const std::vector<std::string>& addrs = servers;
     if (resolved_runs()) {
         // The link is the TUN: systemd-resolved forgets it when the device goes, even after a kill.
         std::vector<std::string> argv{"resolvectl", "dns", tun};

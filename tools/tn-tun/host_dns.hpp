@@ -22,20 +22,20 @@ public:
     HostDns(const HostDns&) = delete;
     HostDns& operator=(const HostDns&) = delete;
 
-    // Makes `servers` the host's DNS servers while the tunnel is up (none: undo). Failures are
+    // Makes `servers` (IPv4 or IPv6 addresses) the host's DNS servers while the tunnel is up (none: undo). Failures are
     // logged; the tunnel works on without them.
-    void apply(const std::string& tun, const std::vector<std::uint32_t>& servers);
+    void apply(const std::string& tun, const std::vector<std::string>& servers);
     void clear();
     const std::string& method() const { return method_; }  // "" when nothing is applied
 
 private:
-    bool set(const std::string& tun, const std::vector<std::uint32_t>& servers);
+    bool set(const std::string& tun, const std::vector<std::string>& servers);
     void undo(const std::string& record);
     std::filesystem::path file_, resolv_conf_;
     const log::Logger& log_;
     std::string method_;
     std::string tun_;
-    std::vector<std::uint32_t> servers_;
+    std::vector<std::string> servers_;
 };
 
 }  // namespace tn::tuntool

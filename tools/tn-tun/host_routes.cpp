@@ -139,4 +139,31 @@ void HostRoutes::save() {
         log_.warn("cannot record the added routes in ", file_.string(), ": ", std::strerror(errno));
 }
 
+void HostRoutes6::apply(const std::vector<tun::Route6>& pushed, const std::string& tun) {
+    if (tun != tun_) clear();
+    tun_ = tun;
+    auto plan = tun::plan_routes6(pushed);
+    for (auto& r : plan) {
+        if (std::find(added_.begin(), added_.end(), r) != added_.end()) continue;
+        std::string msg;
+        if (ip({"-6", "route", "add", tun::cidr_str(r), "dev", tun}, &msg) != 0) {
+            log_.warn("route ", tun::cidr_str(r), " not added (", msg, "); a route the host has already is left as it is");
+            continue;
+        }
+        added_.push_back(r);
+    }
+    for (auto i = added_.size(); i-- > 0;) {
+        if (std::find(plan.begin(), plan.end(), added_[i]) != plan.end()) continue;
+        ip({"-6", "route", "del", tun::cidr_str(added_[i]), "dev", tun_});
+        added_.erase(added_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+}
+
+void HostRoutes6::clear() {
+    while (!added_.empty()) {
+        ip({"-6", "route", "del", tun::cidr_str(added_.back()), "dev", tun_});
+        added_.pop_back();
+    }
+}
+
 }  // namespace tn::tuntool

@@ -11,6 +11,7 @@
 
 #include "base/log.hpp"
 #include "tun/route_plan.hpp"
+#include "tun/route_plan6.hpp"
 
 namespace tn::tuntool {
 
@@ -41,6 +42,27 @@ private:
     const log::Logger& log_;
     std::vector<tun::HostRoute> added_;
     std::optional<tun::Underlay> last_underlay_;
+};
+
+// The client's IPv6 routes through its TUN (lib/tun/route_plan6): `ip -6 route add`, never replace.
+// They all go through the TUN and leave with it, so a killed client leaves none behind and no state
+// file is needed.
+class HostRoutes6 {
+public:
+    explicit HostRoutes6(const log::Logger& log) : log_(log) {}
+    ~HostRoutes6() { clear(); }
+    HostRoutes6(const HostRoutes6&) = delete;
+    HostRoutes6& operator=(const HostRoutes6&) = delete;
+
+    // Makes the routes we added match `pushed` (::/0 in halves).
+    void apply(const std::vector<tun::Route6>& pushed, const std::string& tun);
+    void clear();
+    const std::vector<tun::Route6>& added() const { return added_; }
+
+private:
+    const log::Logger& log_;
+    std::string tun_;
+    std::vector<tun::Route6> added_;
 };
 
 }  // namespace tn::tuntool

@@ -16,8 +16,8 @@
 
 namespace tn::tuntool {
 namespace {
-// linux/if_tun.h from 6.2 on; Debian 12's headers predate them. The kernel takes both or neither
-// (IPv6 is not carried here, so only USO4 trains ever arrive).
+// linux/if_tun.h from 6.2 on; Debian 12's headers predate them. The kernel takes both or neither;
+// lib/tun/offload cuts trains of either family.
 constexpr unsigned long tun_f_uso = 0x20 | 0x40;  // TUN_F_USO4 | TUN_F_USO6
 }  // namespace
 
@@ -73,18 +73,34 @@ TunDevice::TunDevice(const std::string& name, bool offload) : name_(name) {
                     "cannot create TUN device " + name + ": " + std::strerror(errno));
     name_ = ifr.ifr_name;
     if (offload) {
-        // Checksums left to us and TCP/IPv4 segmentation: one read then carries up to 64 KiB of one
-        // TCP flow (or UDP socket's GSO train), which we cut into MTU-sized packets ourselves (lib/tun/offload). IPv6 is not
-        // carried, so no TSO6. A kernel that refuses still gives us the header (all reads then plain
-        // packets) and takes super-packets we write, so the vnet mode stays on either way.
+        // Checksums left to us and TCP segmentation (IPv4 and IPv6): one read then carries up to
+        // 64 KiB of one TCP flow (or UDP socket's GSO train), which we cut into MTU-sized packets
+        // ourselves (lib/tun/offload). A kernel that refuses still gives us the header (all reads
+        // then plain packets) and takes super-packets we write, so the vnet mode stays on either way.
         // USO (UDP trains, Linux 6.2+) too where the kernel knows it; older ones refuse the flag.
-        unsigned long features = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN;
+        unsigned long features = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
         uso_ = ::ioctl(fd_.get(), TUNSETOFFLOAD, features | tun_f_uso) == 0;
         if (!uso_) ::ioctl(fd_.get(), TUNSETOFFLOAD, features);
         offload_ = true;
     }
-    // We carry IPv4 only: keep the kernel's IPv6 chatter (router solicitations) off the tunnel.
-    std::ofstream("/proc/sys/net/ipv6/conf/" + name_ + "/disable_ipv6") << "1\n";
+    // IPv6 stays off until configure6() gives the device an address, and then gets no link-local
+    // address: without one the kernel sends no router solicitations or MLD reports into the tunnel.
+    sysctl6("addr_gen_mode", "1");
+    sysctl6("disable_ipv6", "1");
+}
+
+void TunDevice::sysctl6(const std::string& key, const std::string& value) {
+    std::ofstream("/proc/sys/net/ipv6/conf/" + name_ + "/" + key) << value << "\n";
+}
+
+void TunDevice::configure6(const std::optional<tun::Ip6>& address, std::uint8_t prefix) {
+    if (!address) {
+        sysctl6("disable_ipv6", "1");
+        return;
+    }
+    sysctl6("disable_ipv6", "0");
+    // nodad: the address is ours alone on a point-to-point device, usable at once.
+    ip({"-6", "addr", "replace", tun::ipv6_str(*address) + "/" + std::to_string(prefix), "dev", name_, "nodad"}, true);
 }
 
 std::size_t TunDevice::read(std::uint8_t* buf, std::size_t cap) {

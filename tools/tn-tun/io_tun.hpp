@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,8 +37,11 @@ public:
 
     // Sets address/prefix and MTU and brings the link up (replacing any previous address).
     void configure(std::uint32_t address, std::uint8_t prefix, std::uint16_t mtu);
+    // Turns IPv6 on with `address`/`prefix` (after configure(), which flushes addresses), or off.
+    void configure6(const std::optional<tun::Ip6>& address, std::uint8_t prefix);
 
 private:
+    void sysctl6(const std::string& key, const std::string& value);
     void ip(const std::vector<std::string>& args, bool must);
     UniqueFd fd_;
     std::string name_;

@@ -49,6 +49,44 @@ void read_psk(const config::Table& t, const std::filesystem::path& config, tun::
     if (auto w = secret_file_warning(path)) warnings.push_back(*w);
 }
 
+// `dns` of [server] or a [[peer]]: IPv4 and IPv6 servers, the latter only with subnet6.
+void parse_dns(const config::Table& t, const std::vector<std::string>& v, bool v6_ok, std::vector<std::uint32_t>& out4,
+               std::vector<tun::Ip6>& out6) {
+    if (v.size() > tun::max_push_dns) t.error("dns", "at most 8 DNS servers");
+    for (auto& d : v) checked(t, "dns", [&] {
+        if (!tun::is_ipv6_text(d)) return out4.push_back(tun::parse_ipv4(d));
+        auto a = tun::parse_ipv6(d);
+        if (!v6_ok) throw ParseError("IPv6 DNS server " + d + " needs subnet6 in [server]");
+        out6.push_back(a);
+    });
+}
+
+// Pushed `routes` / `push_routes`: IPv4 and IPv6 networks; an IPv6 one needs subnet6 and must not
+// cover the server's own IPv6 address (clients would send the tunnel's datagrams into the tunnel).
+void parse_pushed(const config::Table& t, std::string_view key, const std::vector<std::string>& v, bool v6_ok,
+                  const std::optional<tun::Ip6>& listen6, std::vector<tun::Route>& out4, std::vector<tun::Route6>& out6) {
+    if (v.size() > tun::max_push_routes) t.error(key, "at most 64 routes");
+    for (auto& r : v) checked(t, key, [&] {
+        if (!tun::is_ipv6_text(r)) return out4.push_back(tun::parse_cidr(r));
+        auto c = tun::parse_cidr6(r);
+        if (!v6_ok) throw ParseError("IPv6 route " + r + " needs subnet6 in [server]");
+        if (listen6 && tun::covers(c, *listen6))
+            throw ParseError("IPv6 route " + r + " covers the server's own address " + tun::ipv6_str(*listen6) +
+                             ": clients would send the tunnel into itself");
+        out6.push_back(c);
+    });
+}
+
+// The IPv6 address `listen` names, if it names one (not the wildcard).
+std::optional<tun::Ip6> listen_ipv6(const std::string& listen) {
+    try {
+        auto hp = parse_host_port(listen);
+        if (tun::is_ipv6_text(hp.host) && hp.host != "::") return tun::parse_ipv6(hp.host);
+    } catch (const ParseError&) {
+    }
+    return std::nullopt;
+}
+
 }  // namespace
 
 tun::Key read_private_key(const std::filesystem::path& file) {
@@ -78,7 +116,7 @@ ServerOptions load_server(const std::filesystem::path& file) {
         root.error("server", "missing [server] table");
         doc.finish();
     }
-    s->allow_only({"listen", "private_key_file", "tun", "subnet", "mtu", "dns", "routes", "nat"});
+    s->allow_only({"listen", "private_key_file", "tun", "subnet", "subnet6", "mtu", "dns", "routes", "nat"});
     if (auto v = s->string("listen")) {
         checked(*s, "listen", [&] { parse_host_port(*v); });
         o.listen = *v;
@@ -98,15 +136,15 @@ ServerOptions load_server(const std::filesystem::path& file) {
         o.core.subnet = tun::parse_cidr(*v);
         tun::Pool check(o.core.subnet);
     });
+    if (auto v = s->string("subnet6")) checked(*s, "subnet6", [&] {
+        o.core.subnet6 = tun::parse_cidr6(*v);
+        tun::check_subnet6(*o.core.subnet6, o.core.subnet);
+    });
+    const bool v6 = o.core.subnet6.has_value();
+    const auto listen6 = listen_ipv6(o.listen);
     if (auto v = s->integer("mtu", 576, tun::max_inner_len)) o.core.mtu = static_cast<std::uint16_t>(*v);
-    if (auto v = s->strings("dns")) {
-        if (v->size() > tun::max_push_dns) s->error("dns", "at most 8 DNS servers");
-        for (auto& d : *v) checked(*s, "dns", [&] { o.core.dns.push_back(tun::parse_ipv4(d)); });
-    }
-    if (auto v = s->strings("routes")) {
-        if (v->size() > tun::max_push_routes) s->error("routes", "at most 64 routes");
-        for (auto& r : *v) checked(*s, "routes", [&] { o.core.routes.push_back(tun::parse_cidr(r)); });
-    }
+    if (auto v = s->strings("dns")) parse_dns(*s, *v, v6, o.core.dns, o.core.dns6);
+    if (auto v = s->strings("routes")) parse_pushed(*s, "routes", *v, v6, listen6, o.core.routes, o.core.routes6);
     if (s->is_boolean("nat")) {
         if (*s->boolean("nat")) o.nat = "";
     } else if (auto v = s->string("nat")) {
@@ -122,20 +160,14 @@ ServerOptions load_server(const std::filesystem::path& file) {
         if (auto v = p.string("address")) checked(p, "address", [&] { pc.address = tun::parse_ipv4(*v); });
         if (auto v = p.strings("routes")) {
             for (auto& r : *v) checked(p, "routes", [&] {
+                if (tun::is_ipv6_text(r)) throw ParseError("IPv6 subnets behind a peer are not supported (IPv4 only)");
                 auto c = tun::parse_cidr(r);
                 if (c.prefix < 32) c.addr &= c.prefix == 0 ? 0 : ~0u << (32 - c.prefix);  // the kernel wants a network
                 pc.routes.push_back(c);
             });
         }
-        if (auto v = p.strings("push_routes")) {
-            pc.push_routes.emplace();
-            for (auto& r : *v) checked(p, "push_routes", [&] { pc.push_routes->push_back(tun::parse_cidr(r)); });
-        }
-        if (auto v = p.strings("dns")) {
-            if (v->size() > tun::max_push_dns) p.error("dns", "at most 8 DNS servers");
-            pc.dns.emplace();
-            for (auto& d : *v) checked(p, "dns", [&] { pc.dns->push_back(tun::parse_ipv4(d)); });
-        }
+        if (auto v = p.strings("push_routes")) parse_pushed(p, "push_routes", *v, v6, listen6, pc.push_routes.emplace(), pc.push_routes6);
+        if (auto v = p.strings("dns")) parse_dns(p, *v, v6, pc.dns.emplace(), pc.dns6);
         if (auto v = p.integer("mtu", 576, tun::max_inner_len)) pc.mtu = static_cast<std::uint16_t>(*v);
         o.core.peers.push_back(pc);
     }

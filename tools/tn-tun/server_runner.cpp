@@ -10,12 +10,14 @@
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/signals.hpp"
+#include "base/strings.hpp"
 #include "control.hpp"
 #include "datapath.hpp"
 #include "host_nat.hpp"
 #include "host_routes.hpp"
 #include "state_file.hpp"
 #include "tun/persist.hpp"
+#include "tun/route_plan6.hpp"
 #include "runner.hpp"
 #include "base/sd_notify.hpp"
 
@@ -111,6 +113,16 @@ private:
     std::map<tun::Key, tun::Timestamp> record_;
     bool warned_ = false;
 };
+
+// A subnet6 the host already routes (another interface's network, a route someone added) would
+// split its traffic between the two: a config error, found before anything on the host changes.
+void refuse_taken_subnet6(const tun::Route6& subnet6, const std::string& tun) {
+    std::string table;
+    if (run_program_output({"ip", "-6", "-o", "route", "show"}, table) != 0) return;  // no IPv6 here: nothing to clash with
+    if (auto line = tun::overlapping_route6(table, subnet6, tun))
+        throw Error(ExitCode::config, "subnet6 " + tun::cidr_str(subnet6) + " overlaps a network this host already routes (" +
+                                          std::string(trim(*line)) + "): choose another subnet6");
+}
 
 // The server's event loop over what run_server set up: which descriptor is ready decides the turn.
 class ServerLoop {
@@ -222,6 +234,7 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     // A NAT device that does not exist is a config error found before anything on the host changes.
     std::optional<std::string> nat_dev;
     if (o.nat) nat_dev = nat_device(*o.nat);
+    if (o.core.subnet6) refuse_taken_subnet6(*o.core.subnet6, o.tun);
     auto nat_state = ensure_state_dir() / ("tn-tun-server-" + netns_id() + "-" + o.tun + ".nat");
     SignalFd signals;  // first: a signal during set-up waits for the loop, so the teardown still runs
     tun::ServerCore core(o.core);
@@ -229,6 +242,7 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     bool offload = offload_wanted();
     TunDevice tun(o.tun, offload);
     tun.configure(core.server_address(), o.core.subnet.prefix, o.core.mtu);
+    tun.configure6(core.server_address6(), o.core.subnet6 ? o.core.subnet6->prefix : 0);
     SiteRoutes sites(tun.name(), log);
     sites.sync(o.core.peers);
     std::optional<HostNat> nat;  // after tun: undone before the device goes
@@ -238,7 +252,9 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     ControlServer control(control_socket_path(o.tun));
     ServerLoop loop(o, log, signals, core, timestamps, sites, udp, tun, control);
     log.info("server up listen=", udp.local(), " tun=", tun.name(), " address=", tun::ipv4_str(core.server_address()),
-             "/", int(o.core.subnet.prefix), " peers=", o.core.peers.size(),
+             "/", int(o.core.subnet.prefix),
+             o.core.subnet6 ? " address6=" + tun::ipv6_str(*core.server_address6()) + "/" + std::to_string(o.core.subnet6->prefix) : "",
+             " peers=", o.core.peers.size(),
              " public_key=", tun::key_to_base64(o.core.key.pub), " offload=", tun.offload() ? (tun.uso() ? "tun+uso" : "tun") : "off",
              udp.gso() ? ",gso" : "", udp.gro() ? ",gro" : "");
     sd::notify_ready();  // Type=notify: the UDP socket, the TUN device and the control socket are up

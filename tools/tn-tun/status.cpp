@@ -17,15 +17,18 @@ std::string render_status(const tun::ServerCore& core, const ServerOptions& o, b
     std::ostringstream os;
     const auto& st = core.stats();
     auto server_addr = tun::ipv4_str(core.server_address()) + "/" + std::to_string(o.core.subnet.prefix);
+    auto server_addr6 = o.core.subnet6 ? tun::ipv6_str(*core.server_address6()) + "/" + std::to_string(o.core.subnet6->prefix) : "";
     if (json) {
         os << "{\"interface\":" << json_quote(o.tun) << ",\"listen\":" << json_quote(o.listen)
-           << ",\"address\":" << json_quote(server_addr) << ",\"public_key\":" << json_quote(tun::key_to_base64(o.core.key.pub))
+           << ",\"address\":" << json_quote(server_addr)
+           << ",\"address6\":" << (server_addr6.empty() ? "null" : json_quote(server_addr6)) << ",\"public_key\":" << json_quote(tun::key_to_base64(o.core.key.pub))
            << ",\"peers\":[";
         bool first = true;
         for (auto& p : core.peers()) {
             os << (first ? "" : ",") << "{\"name\":" << json_quote(p->config.name)
                << ",\"public_key\":" << json_quote(tun::key_to_base64(p->config.public_key)) << ",\"address\":"
-               << (p->address ? json_quote(tun::ipv4_str(p->address)) : "null")
+               << (p->address ? json_quote(tun::ipv4_str(p->address)) : "null") << ",\"address6\":"
+               << (p->address && o.core.subnet6 ? json_quote(tun::ipv6_str(p->address6)) : "null")
                << ",\"endpoint\":" << (p->endpoint ? json_quote(p->endpoint->str()) : "null")
                << ",\"last_handshake\":" << (p->last_handshake ? json_quote(when(p->last_handshake)) : "null")
                << ",\"connected\":" << (p->current ? "true" : "false") << ",\"rx_packets\":" << p->stats.rx_packets
@@ -46,10 +49,12 @@ std::string render_status(const tun::ServerCore& core, const ServerOptions& o, b
            << ",\"no_route\":" << st.dropped_no_route << ",\"spoofed\":" << st.dropped_spoofed << "}}\n";
         return os.str();
     }
-    os << "interface " << o.tun << "  listen " << o.listen << "  address " << server_addr << "\n";
+    os << "interface " << o.tun << "  listen " << o.listen << "  address " << server_addr
+       << (server_addr6.empty() ? "" : "  address6 " + server_addr6) << "\n";
     for (auto& p : core.peers()) {
         os << "peer " << p->config.name << "  " << tun::key_to_base64(p->config.public_key) << "\n"
-           << "  address " << (p->address ? tun::ipv4_str(p->address) : "(none yet)") << "  endpoint "
+           << "  address " << (p->address ? tun::ipv4_str(p->address) : "(none yet)")
+           << (p->address && o.core.subnet6 ? "  address6 " + tun::ipv6_str(p->address6) : "") << "  endpoint "
            << (p->endpoint ? p->endpoint->str() : "(none)") << "  last handshake "
            << (p->last_handshake ? when(p->last_handshake) : "never") << "\n"
            << "  rx " << p->stats.rx_packets << " packets " << p->stats.rx_bytes << " bytes  tx " << p->stats.tx_packets
@@ -67,12 +72,14 @@ std::string render_status(const tun::ServerCore& core, const ServerOptions& o, b
 std::string render_client_status(const ClientStatus& s, bool json) {
     std::ostringstream os;
     std::string address = s.applied ? tun::ipv4_str(s.applied->address) + "/" + std::to_string(s.applied->prefix) : "";
+    std::string address6 = s.applied && s.applied->has_v6()
+                               ? tun::ipv6_str(s.applied->address6) + "/" + std::to_string(s.applied->prefix6) : "";
     const auto& st = s.stats;
     if (json) {
         os << "{\"role\":\"client\",\"interface\":" << json_quote(s.tun) << ",\"server\":" << json_quote(s.server)
            << ",\"endpoint\":" << json_quote(s.endpoint) << ",\"connected\":" << (s.connected ? "true" : "false")
            << ",\"address\":" << (s.applied ? json_quote(address) : "null")
-           << ",\"mtu\":" << (s.applied ? std::to_string(s.applied->mtu) : "null")
+           << ",\"address6\":" << (address6.empty() ? "null" : json_quote(address6)) << ",\"mtu\":" << (s.applied ? std::to_string(s.applied->mtu) : "null")
            << ",\"last_handshake\":" << (s.last_handshake ? json_quote(when(s.last_handshake)) : "null")
            << ",\"rx_packets\":" << st.rx_packets << ",\"rx_bytes\":" << st.rx_bytes << ",\"tx_packets\":" << st.tx_packets
            << ",\"tx_bytes\":" << st.tx_bytes << ",\"handshakes\":" << st.handshakes_done
@@ -83,7 +90,8 @@ std::string render_client_status(const ClientStatus& s, bool json) {
     }
     os << "interface " << s.tun << "  server " << s.server << " (" << s.endpoint << ")  "
        << (s.connected ? "connected" : "not connected") << "\n"
-       << "  address " << (s.applied ? address : "(none yet)") << "  last handshake "
+       << "  address " << (s.applied ? address : "(none yet)") << (address6.empty() ? "" : "  address6 " + address6)
+       << "  last handshake "
        << (s.last_handshake ? when(s.last_handshake) : "never") << "\n"
        << "  rx " << st.rx_packets << " packets " << st.rx_bytes << " bytes  tx " << st.tx_packets << " packets "
        << st.tx_bytes << " bytes  handshakes " << st.handshakes_done << "\n";

@@ -1,0 +1,196 @@
+"""IPv6 inside the tunnel (issue 18): a dual-stack server (`subnet6`) and two clients in network
+namespaces, one reaching the server over an IPv6 underlay and one over IPv4; ping6 to the server and
+client to client, 64 MiB of TCP over IPv6 intact, and bad input (a subnet6 the host already routes,
+a pushed IPv6 route covering the server's endpoint) refused with exit 78 and the host as it was."""
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import tun_net  # noqa: E402
+
+PORT = 51820
+UNDERLAY6 = "fd77::{}"
+
+
+def server_config(t, name, peers, port=PORT, tun="tn0", subnet6="fd00:99::/64", routes='"fd00:88::/48"', listen="[::]",
+                  subnet="10.99.0.0/24"):
+    text = f"""[server]
+listen = "{listen}:{port}"
+private_key_file = "server.key"
+tun = "{tun}"
+subnet = "{subnet}"
+subnet6 = "{subnet6}"
+dns = ["10.99.0.1", "fd00:99::1"]
+routes = [{routes}]
+"""
+    for peer, pub in peers:
+        text += f'\n[[peer]]\nname = "{peer}"\npublic_key = "{pub}"\n'
+    return t.write(name, text)
+
+
+def client_config(t, name, server, server_pub, tun="tn0"):
+    hook = t.path(name + "-hook.env")
+    return t.write(name + ".toml", f"""[client]
+server = "{server}"
+private_key_file = "{name}.key"
+server_public_key = "{server_pub}"
+tun = "{tun}"
+persistent_keepalive = 1
+on_up = "env | grep ^TN_TUN_ | sort > {hook}"
+""")
+
+
+@pytest.fixture(scope="module")
+def net():
+    tun_net.skip_unless_possible()
+    t = tun_net.Topology()
+    try:
+        for i, host in enumerate(("srv", "c1", "c2"), start=1):
+            t.exec(host, "ip", "-6", "addr", "add", UNDERLAY6.format(i) + "/64", "dev", t.dev[host], "nodad")
+        t.server_pub = t.keypair("server")
+        peers = [("c1", t.keypair("c1")), ("c2", t.keypair("c2"))]
+        t.server_conf = server_config(t, "server.toml", peers)
+        t.start("server", "srv", "server", "-c", t.server_conf)
+        t.wait_for("the control socket", lambda: t.status())
+        # c1 over the IPv6 underlay, c2 over IPv4 (the server's [::] socket sees it IPv4-mapped).
+        t.start("c1", "c1", "client", "-c", client_config(t, "c1", f"[{UNDERLAY6.format(1)}]:{PORT}", t.server_pub))
+        t.start("c2", "c2", "client", "-c", client_config(t, "c2", f"{t.addr['srv']}:{PORT}", t.server_pub))
+        yield t
+    finally:
+        t.close()
+
+
+def address6(t, host, dev="tn0"):
+    r = t.exec(host, "ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "global", check=False)
+    words = r.stdout.split()
+    return words[words.index("inet6") + 1].split("/")[0] if "inet6" in words else None
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def complete(env_dump):
+    """The hook's sorted `env` dump once whole (TN_TUN_SERVER sorts last), else ""."""
+    return env_dump if "TN_TUN_SERVER=" in env_dump and env_dump.endswith("\n") else ""
+
+
+def ping6(t, host, dst):
+    return t.exec(host, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", dst, check=False)
+
+
+def test_clients_get_ipv6_addresses_routes_and_hook_env(net):
+    a1 = net.wait_for("c1's IPv6 address", lambda: address6(net, "c1"))
+    a2 = net.wait_for("c2's IPv6 address", lambda: address6(net, "c2"))
+    st = net.status()
+    assert st["address6"] == "fd00:99::1/64"
+    by_name = {p["name"]: p for p in st["peers"]}
+    # Each IPv6 address is its IPv4 address's twin in subnet6.
+    for name, a in (("c1", a1), ("c2", a2)):
+        assert a == "fd00:99::" + format(int(by_name[name]["address"].split(".")[3]), "x"), (a, by_name[name])
+        assert by_name[name]["address6"] == a
+    assert by_name["c1"]["endpoint"].startswith(f"[{UNDERLAY6.format(2)}]:")
+    # on_up runs last, after the address, the routes and DNS are applied.
+    hook = net.wait_for("c1's on_up hook", lambda: complete(read(net.path("c1-hook.env"))))
+    assert "fd00:88::/48 dev tn0" in net.exec("c1", "ip", "-6", "route", "show").stdout
+    assert f"TN_TUN_ADDRESS6={a1}\n" in hook and "TN_TUN_PREFIX6=64\n" in hook
+    assert "TN_TUN_DNS6=fd00:99::1\n" in hook and "TN_TUN_ROUTES6=fd00:88::/48\n" in hook
+    assert "TN_TUN_DNS=10.99.0.1\n" in hook  # the IPv4 list stays IPv4 only
+    client = net.exec("c1", net.tool, "status", "--json", "--client", "--tun", "tn0", env=net.env("c1"), timeout=10)
+    assert f'"address6":"{a1}/64"' in client.stdout
+
+
+def test_ping6_client_to_server_and_client_to_client(net):
+    net.wait_for("c1's IPv6 address", lambda: address6(net, "c1"))
+    a2 = net.wait_for("c2's IPv6 address", lambda: address6(net, "c2"))
+    r = ping6(net, "c1", "fd00:99::1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = ping6(net, "c2", "fd00:99::1")  # over the IPv4 underlay
+    assert r.returncode == 0, r.stdout + r.stderr
+    before = net.status()["dropped"]["spoofed"]
+    r = ping6(net, "c1", a2)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert net.status()["dropped"]["spoofed"] == before
+
+
+def tcp6_transfer(t, src, dst, dst_addr, mib=64):
+    """Sends `mib` MiB of TCP over IPv6 from host src to dst_addr (listening in host dst); checks length and hash."""
+    block = hashlib.sha256(b"tn-tun").digest() * 32768  # 1 MiB, deterministic
+    expected = hashlib.sha256(block * mib).hexdigest()
+    receiver = subprocess.Popen(
+        ["ip", "netns", "exec", t.ns[dst].name, sys.executable, "-c",
+         "import socket,hashlib\n"
+         "s=socket.socket(socket.AF_INET6);s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+         f"s.bind(('{dst_addr}',5201));s.listen(1)\n"
+         "print('ready',flush=True)\n"
+         "c,_=s.accept();h=hashlib.sha256();n=0\n"
+         "while True:\n d=c.recv(1<<20)\n if not d: break\n h.update(d);n+=len(d)\n"
+         "print(n,h.hexdigest(),flush=True)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert receiver.stdout.readline().strip() == "ready"
+        sender = ("import socket,hashlib\n"
+                  "b=hashlib.sha256(b'tn-tun').digest()*32768\n"
+                  f"s=socket.create_connection(('{dst_addr}',5201),timeout=30)\n"
+                  f"for _ in range({mib}): s.sendall(b)\n"
+                  "s.close()\n")
+        t.exec(src, sys.executable, "-c", sender, timeout=300)
+        out, _ = receiver.communicate(timeout=300)
+        n, digest = out.split()
+        assert int(n) == mib << 20
+        assert digest == expected
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
+
+
+def test_tcp_64_mib_over_ipv6_arrives_intact(net):
+    a1 = net.wait_for("c1's IPv6 address", lambda: address6(net, "c1"))
+    net.wait_for("c2's IPv6 address", lambda: address6(net, "c2"))
+    tcp6_transfer(net, "c1", "srv", "fd00:99::1")  # client to server (TSO6 reads on the client)
+    tcp6_transfer(net, "c2", "c1", a1)  # client to client through the server
+
+
+def host_state(t, host):
+    """What a failed start must leave as it was: links, addresses and routes of both families."""
+    return [t.exec(host, "ip", *args).stdout for args in
+            (["-o", "link", "show"], ["-o", "addr", "show"], ["-4", "route", "show"], ["-6", "route", "show"])]
+
+
+def test_a_subnet6_the_host_already_routes_exits_78_and_changes_nothing(net):
+    # fd77::/64 is the server's underlay: a subnet6 inside it would split that traffic in two.
+    conf = server_config(net, "clash.toml", [], port=PORT + 1, tun="tn1", subnet6="fd77::8000/120")
+    before = host_state(net, "srv")
+    r = net.exec("srv", net.tool, "server", "-c", conf, check=False, env=net.env("clash"))
+    assert r.returncode == 78, r.stderr
+    assert "subnet6 fd77::8000/120 overlaps a network this host already routes (fd77::/64 dev" in r.stderr, r.stderr
+    assert host_state(net, "srv") == before
+
+
+def test_a_pushed_ipv6_route_over_the_servers_own_address_exits_78(net):
+    # Where the server knows its address (listen names it) the config check refuses the push ...
+    conf = server_config(net, "loop.toml", [], port=PORT + 2, tun="tn2", routes='"fd77::/64"', listen=f"[{UNDERLAY6.format(1)}]")
+    r = subprocess.run([net.tool, "server", "-c", conf, "--check-config"], capture_output=True, text=True)
+    assert r.returncode == 78 and "IPv6 route fd77::/64 covers the server's own address fd77::1" in r.stderr, r.stderr
+    # ... where it listens on [::] the client refuses it, before the push changes anything.
+    pub = net.keypair("c3")
+    conf = server_config(net, "loop.toml", [("c3", pub)], port=PORT + 2, tun="tn2", routes='"fd77::/64"',
+                         subnet="10.98.0.0/24", subnet6="fd00:98::/64")
+    net.start("loop-server", "srv", "server", "-c", conf)
+    net.wait_for("the second server's socket", lambda: "server up" in net.log("loop-server"))
+    net.wait_for("c1's IPv6 address", lambda: address6(net, "c1"))
+    before = host_state(net, "c1")
+    client = net.start("c3", "c1", "client", "-c", client_config(net, "c3", f"[{UNDERLAY6.format(1)}]:{PORT + 2}", net.server_pub, tun="tn2"))
+    assert client.wait(timeout=60) == 78, net.log("c3")
+    assert "the server pushes the IPv6 route fd77::/64, which covers its own address fd77::1" in net.log("c3")
+    assert host_state(net, "c1") == before
+    net.stop("loop-server")
