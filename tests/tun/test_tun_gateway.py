@@ -199,6 +199,35 @@ def test_nat_left_by_a_killed_server_is_undone_at_the_next_start(net):
     assert server_host(net) == before
 
 
+def nat_state(t):
+    return "tn-tun-tn0" in t.exec("s", "nft", "list", "tables").stdout, \
+        t.exec("s", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip()
+
+
+def test_sighup_turns_nat_on_and_off(net):
+    before = server_host(net)
+    proc = start(net, "server", "s", "server", "-c", server_config(net))
+    try:
+        net.wait_for("the control socket", lambda: net.status())
+        assert nat_state(net) == (False, "0")
+        server_config(net, 'nat = "' + net.wan + '"')
+        proc.send_signal(signal.SIGHUP)
+        net.wait_for("nat on after SIGHUP", lambda: nat_state(net) == (True, "1"))
+        # A device that does not exist: the reload is refused and NAT stays as it was.
+        server_config(net, 'nat = "nosuchdev0"')
+        proc.send_signal(signal.SIGHUP)
+        net.wait_for("the refused reload", lambda: "nosuchdev0" in net.log("server")[OFFSET["server"]:])
+        assert "no such network device" in net.log("server")[OFFSET["server"]:]
+        assert nat_state(net) == (True, "1")
+        server_config(net)
+        proc.send_signal(signal.SIGHUP)
+        net.wait_for("nat off after SIGHUP", lambda: nat_state(net) == (False, "0"))
+        assert net.exec("s", "nft", "list", "ruleset").stdout == before[0]
+    finally:
+        stop(net, "server")
+    assert server_host(net) == before
+
+
 def test_a_nat_device_that_does_not_exist_changes_nothing(net):
     before = server_host(net)
     links = net.exec("s", "ip", "-o", "link").stdout

@@ -57,19 +57,50 @@ private:
     std::vector<tun::Route> have_;
 };
 
-// SIGHUP: reads the config again and applies the peer list, DNS and routes (SPEC §2: only what
-// changed; sessions of unchanged peers carry on). A broken file leaves everything as it was. Returns
-// what it logged last, as the reply to a reload asked through the control socket (exit code 78 when
-// the file was refused).
-ControlReply reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& sites, const log::Logger& log) {
+// `[server] nat` as applied now: masquerade on (HostNat) or off, changed by SIGHUP. Declared after the
+// TUN device, so NAT is undone before the device goes.
+class Gateway {
+public:
+    Gateway(std::filesystem::path state, std::string tun, tun::Route subnet, const log::Logger& log)
+        : state_(std::move(state)), tun_(std::move(tun)), subnet_(subnet), log_(log) {}
+    // `configured` as in the config; `device` what it resolved to (nat_device(), checked before).
+    // Without NAT, what a killed earlier run left is undone. Throws tn::Error(io) when nft fails.
+    void set(const std::optional<std::string>& configured, const std::optional<std::string>& device) {
+        if (started_ && configured == configured_ && device == device_) return;
+        bool was_on = nat_.has_value();
+        nat_.reset();  // undone first: a new table of the same name replaces nothing of someone else's
+        if (was_on && !device) log_.info("nat off");
+        configured_ = configured;
+        device_ = std::nullopt;
+        if (device) nat_.emplace(state_, tun_, *device, subnet_, log_), device_ = device;
+        else if (!started_) undo_leftover_nat(state_, log_);
+        started_ = true;
+    }
+
+private:
+    std::filesystem::path state_;
+    std::string tun_;
+    tun::Route subnet_;
+    const log::Logger& log_;
+    bool started_ = false;
+    std::optional<std::string> configured_, device_;
+    std::optional<HostNat> nat_;
+};
+
+// SIGHUP: reads the config again and applies the peer list, DNS, routes and nat (SPEC §2: only what
+// changed; sessions of unchanged peers carry on). A broken file, or a nat device that does not exist,
+// leaves everything as it was. Returns what it logged last, as the reply to a reload asked through
+// the control socket (exit code 78 when the file was refused, 74 when nft failed).
+ControlReply reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& sites, Gateway& gateway, const log::Logger& log) {
     std::string why;
     try {
         auto fresh = load_server(o.config_file);
+        std::optional<std::string> nat_dev;
+        if (fresh.nat) nat_dev = nat_device(*fresh.nat);  // a config error before anything changes
         auto r = core.reload(fresh.core);
         sites.sync(fresh.core.peers);
         if (fresh.listen != o.listen) r.need_restart.push_back("listen");
         if (fresh.tun != o.tun) r.need_restart.push_back("tun");
-        if (fresh.nat != o.nat) r.need_restart.push_back("nat");
         std::string done = "reloaded " + o.config_file.string() + ": peers kept=" + std::to_string(r.kept) +
                            " added=" + std::to_string(r.added) + " removed=" + std::to_string(r.removed) +
                            " readdressed=" + std::to_string(r.readdressed) + " rekeyed=" + std::to_string(r.rekeyed);
@@ -77,6 +108,12 @@ ControlReply reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& s
         std::string later;
         for (auto& k : r.need_restart) later += (later.empty() ? "" : ", ") + k;
         if (!later.empty()) log.warn("changed but applied only at the next start: ", later);
+        try {
+            gateway.set(fresh.nat, nat_dev);
+        } catch (const Error& e) {
+            log.error("nat not applied: ", e.what());
+            return {to_int(e.code()), done + "; nat not applied: " + e.what() + "\n"};
+        }
         return {0, done + "\n"};
     } catch (const Error& e) {
         why = e.what();
@@ -128,8 +165,9 @@ void refuse_taken_subnet6(const tun::Route6& subnet6, const std::string& tun) {
 class ServerLoop {
 public:
     ServerLoop(const ServerOptions& o, const log::Logger& log, SignalFd& signals, tun::ServerCore& core,
-               TimestampRecord& timestamps, SiteRoutes& sites, UdpSocket& udp, TunDevice& tun, ControlServer& control)
-        : o_(o), log_(log), signals_(signals), core_(core), timestamps_(timestamps), sites_(sites), udp_(udp),
+               TimestampRecord& timestamps, SiteRoutes& sites, Gateway& gateway, UdpSocket& udp, TunDevice& tun,
+               ControlServer& control)
+        : o_(o), log_(log), signals_(signals), core_(core), timestamps_(timestamps), sites_(sites), gateway_(gateway), udp_(udp),
           tun_(tun), reader_(tun), writer_(tun), control_(control) {
         for (int fd : {udp_.fd(), tun_.fd(), control_.fd(), signals_.fd()}) ep_.add(fd);
     }
@@ -159,7 +197,7 @@ public:
 private:
     // A control request: the status, or (tn-tun server add-peer/remove-peer) a reload like SIGHUP's.
     ControlReply answer(std::string_view req) {
-        if (req == "reload") return reload(o_, core_, sites_, log_);
+        if (req == "reload") return reload(o_, core_, sites_, gateway_, log_);
         return {0, render_status(core_, o_, req.rfind("json", 0) == 0)};
     }
 
@@ -167,7 +205,7 @@ private:
     bool signals() {
         while (auto s = signals_.take()) {
             if (*s == SIGHUP) {
-                reload(o_, core_, sites_, log_);
+                reload(o_, core_, sites_, gateway_, log_);
                 continue;
             }
             log_.info("stopping on ", strsignal(*s));
@@ -215,6 +253,7 @@ private:
     tun::ServerCore& core_;
     TimestampRecord& timestamps_;
     SiteRoutes& sites_;
+    Gateway& gateway_;
     UdpSocket& udp_;
     TunDevice& tun_;
     TunReader reader_;
@@ -245,12 +284,11 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     tun.configure6(core.server_address6(), o.core.subnet6 ? o.core.subnet6->prefix : 0);
     SiteRoutes sites(tun.name(), log);
     sites.sync(o.core.peers);
-    std::optional<HostNat> nat;  // after tun: undone before the device goes
-    if (nat_dev) nat.emplace(nat_state, tun.name(), *nat_dev, o.core.subnet, log);
-    else undo_leftover_nat(nat_state, log);
+    Gateway gateway(nat_state, tun.name(), o.core.subnet, log);  // after tun: undone before the device goes
+    gateway.set(o.nat, nat_dev);
     UdpSocket udp(o.listen, AF_INET, offload);
     ControlServer control(control_socket_path(o.tun));
-    ServerLoop loop(o, log, signals, core, timestamps, sites, udp, tun, control);
+    ServerLoop loop(o, log, signals, core, timestamps, sites, gateway, udp, tun, control);
     log.info("server up listen=", udp.local(), " tun=", tun.name(), " address=", tun::ipv4_str(core.server_address()),
              "/", int(o.core.subnet.prefix),
              o.core.subnet6 ? " address6=" + tun::ipv6_str(*core.server_address6()) + "/" + std::to_string(o.core.subnet6->prefix) : "",
