@@ -17,7 +17,7 @@ struct ClientSettings {
     KeyPair key;
     Key server_public{};
     seconds keepalive{0};  // persistent_keepalive; 0 = off
-    Key psk{};  // the pre-shared key this client shares with the server; all zeros: none
+    SecretKey psk{};  // the pre-shared key this client shares with the server; all zeros: none (wiped with it)
 };
 
 struct ClientStats {

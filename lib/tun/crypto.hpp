@@ -29,6 +29,19 @@ struct KeyPair {
     ~KeyPair() { wipe(priv.data(), priv.size()); }
 };
 
+// A pre-shared key, wiped when its holder goes like a private key: every copy a config load, a check
+// or a reload makes (a PeerConfig, ClientSettings) is erased with it, not left in freed memory.
+struct SecretKey {
+    Key key{};
+    SecretKey() = default;
+    SecretKey(const Key& k) : key(k) {}  // implicit: a Key is assigned to it
+    SecretKey(const SecretKey&) = default;
+    SecretKey& operator=(const SecretKey&) = default;
+    ~SecretKey() { wipe(key.data(), key.size()); }
+    operator const Key&() const { return key; }  // passed where a Key is read
+    bool operator==(const SecretKey& o) const { return key == o.key; }
+};
+
 // Wipes a key held on the stack on every way out of its scope, early returns on a failed check
 // included (a handshake key derived from a DH must not outlive the call that needed it).
 class WipeOnExit {

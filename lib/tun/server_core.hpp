@@ -48,7 +48,7 @@ struct PeerConfig {
     std::optional<std::uint16_t> mtu;
     // Optional pre-shared key (all zeros: none), mixed into the handshake as WireGuard's
     // PresharedKey: recorded sessions stay secret even if X25519 falls one day.
-    Key psk{};
+    SecretKey psk{};
 };
 
 struct ServerSettings {

@@ -321,3 +321,19 @@ TEST_CASE("deadlines: tick(now) acts, next_deadline() says when next, as in the 
     CHECK_FALSE(n.server.peers()[0]->current);
     CHECK_FALSE(n.server.next_deadline());
 }
+
+TEST_CASE("a pre-shared key is wiped when the config holding it goes") {
+    // As for KeyPair above: the objects live in a buffer we own, read after their destructors ran.
+    alignas(PeerConfig) unsigned char pc_buf[sizeof(PeerConfig)];
+    auto* pc = new (pc_buf) PeerConfig(peer_config("one", fill_key(0x01)));
+    pc->psk = fill_key(0x60);
+    auto psk_off = reinterpret_cast<unsigned char*>(&pc->psk) - pc_buf;
+    REQUIRE(pc->psk.key != Key{});
+    pc->~PeerConfig();
+    CHECK(std::all_of(pc_buf + psk_off, pc_buf + psk_off + key_len, [](unsigned char b) { return b == 0; }));
+    alignas(ClientSettings) unsigned char cs_buf[sizeof(ClientSettings)];
+    auto* cs = new (cs_buf) ClientSettings{fixed_keypair(0x01), fill_key(0x40), seconds(0), fill_key(0x61)};
+    psk_off = reinterpret_cast<unsigned char*>(&cs->psk) - cs_buf;
+    cs->~ClientSettings();
+    CHECK(std::all_of(cs_buf + psk_off, cs_buf + psk_off + key_len, [](unsigned char b) { return b == 0; }));
+}

@@ -156,7 +156,7 @@ ServerOptions load_server(const std::filesystem::path& file) {
         tun::PeerConfig pc;
         if (auto v = p.require_string("name")) pc.name = *v;
         if (auto v = p.require_string("public_key")) checked(p, "public_key", [&] { pc.public_key = tun::key_from_base64(*v); });
-        read_psk(p, file, pc.psk, o.warnings);
+        read_psk(p, file, pc.psk.key, o.warnings);
         if (auto v = p.string("address")) checked(p, "address", [&] { pc.address = tun::parse_ipv4(*v); });
         if (auto v = p.strings("routes")) {
             for (auto& r : *v) checked(p, "routes", [&] {
@@ -205,7 +205,7 @@ ClientOptions load_client(const std::filesystem::path& file) {
     }
     if (auto v = c->require_string("server_public_key"))
         checked(*c, "server_public_key", [&] { o.core.server_public = tun::key_from_base64(*v); });
-    read_psk(*c, file, o.core.psk, o.warnings);
+    read_psk(*c, file, o.core.psk.key, o.warnings);
     if (auto v = c->string("tun")) {
         if (v->empty() || v->size() > 15) c->error("tun", "an interface name has 1 to 15 characters");
         o.tun = *v;
