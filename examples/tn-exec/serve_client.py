@@ -17,14 +17,21 @@ class TnExec:
     def __init__(self, host, options=(), exe=None):
         self.host = host
         self.proc = subprocess.Popen([exe or os.environ.get("TN_EXEC", "tn-exec"), "serve", "--stdio", *options],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.next_id = 0
 
-    def call(self, op, **fields):
-        """Sends one request; returns (result, stdout bytes, stderr bytes) once its result arrives."""
+    def call(self, op, data=None, **fields):
+        """Sends one request; returns (result, stdout bytes, stderr bytes) once its result arrives.
+        `data` (bytes) is sent base64-encoded as the "data" field."""
         self.next_id += 1
         rid = str(self.next_id)
-        self.proc.stdin.write(json.dumps({"id": rid, "op": op, "host": self.host, **fields}) + "\n")
+        line = json.dumps({"id": rid, "op": op, "host": self.host, **fields}).encode()
+        if data is None:
+            self.proc.stdin.write(line + b"\n")
+        else:  # base64 needs no JSON escaping; written in pieces, a large payload is not copied again
+            self.proc.stdin.write(line[:-1] + b', "data": "')
+            self.proc.stdin.write(base64.b64encode(data))
+            self.proc.stdin.write(b'"}\n')
         self.proc.stdin.flush()
         out, err = b"", b""
         for line in self.proc.stdout:
@@ -45,7 +52,7 @@ class TnExec:
         return res["exit"], out, err
 
     def write_file(self, path, data):                 # paramiko: sftp.open(path, "wb").write(data)
-        res, _, _ = self.call("put", path=path, data=base64.b64encode(data).decode())
+        res, _, _ = self.call("put", path=path, data=data)
         if res["exit"] != 0:
             raise OSError(res["exit"], res.get("error"))
 

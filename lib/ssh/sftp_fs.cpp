@@ -84,6 +84,12 @@ RemoteEntry RemoteFs::stat(const std::string& path) {
     return e;
 }
 
+RemoteEntry RemoteFs::stat_target(const std::string& path) {
+    AttrPtr a(sftp_stat(sftp_, path.empty() ? "." : path.c_str()));
+    if (!a) fail("stat", path);
+    return entry_from(*a, path, last_component(path));
+}
+
 std::vector<RemoteEntry> RemoteFs::list(const std::string& path, bool recursive) {
     auto top = stat(path);
     if (top.type != 'd') return {top};

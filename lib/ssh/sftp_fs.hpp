@@ -41,6 +41,7 @@ class RemoteFs {
 public:
     RemoteFs(Session& session, Sftp& sftp);
     RemoteEntry stat(const std::string& path);  // lstat: a symlink is reported as itself
+    RemoteEntry stat_target(const std::string& path);  // stat: what a symlink points to
     // The entries of a directory (sorted by name), or the path itself when it is not one; with
     // `recursive`, every level below too (not through symlinks), depth-first.
     std::vector<RemoteEntry> list(const std::string& path, bool recursive);

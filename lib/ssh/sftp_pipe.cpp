@@ -130,11 +130,11 @@ std::uint64_t SftpPipe::upload(std::uint64_t offset, const PipeSource& src, cons
     std::uint32_t bad = fx_ok;
     std::string bad_msg;
     const std::size_t head = 4 + 1 + 4 + 4 + handle_.size() + 8 + 4;
-    UploadWindow window(limits_.start_in_flight, limits_.in_flight);
+    UploadWindow window(limits_.start_in_flight, limits_.write_in_flight);
     while (!inflight.empty() || (!eof && bad == fx_ok)) {
         while (!eof && bad == fx_ok && inflight.size() < window.size()) {
-            packet.resize(head + limits_.chunk);
-            std::size_t n = src(offset, packet.data() + head, limits_.chunk);
+            packet.resize(head + limits_.write_chunk);
+            std::size_t n = src(offset, packet.data() + head, limits_.write_chunk);
             if (n == 0) {
                 eof = true;
                 break;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -379,6 +380,19 @@ void write_full(int fd, const char* data, std::size_t n) {
 }  // namespace
 
 void Transfer::put_stream(int fd, const std::string& dst) {
+    put_source([fd](std::uint64_t, char* buf, std::size_t len) { return read_full(fd, buf, len); }, dst);
+}
+
+void Transfer::put_data(std::string_view data, const std::string& dst) {
+    put_source([data](std::uint64_t off, char* buf, std::size_t len) -> std::size_t {
+        if (off >= data.size()) return 0;
+        std::size_t n = std::min<std::size_t>(len, data.size() - off);
+        std::memcpy(buf, data.data() + off, n);
+        return n;
+    }, dst);
+}
+
+void Transfer::put_source(const PipeSource& src, const std::string& dst) {
     RemoteInfo old;
     bool exists = remote_info(dst, old);
     if ((exists && old.is_dir) || dst.empty() || dst.back() == '/')
@@ -394,11 +408,10 @@ void Transfer::put_stream(int fd, const std::string& dst) {
     try {
         if (events_.file_start) events_.file_start("-", 0);
         SftpPipe pipe(sftp_.raw(), f.get(), where(dst));
-        pipe.upload(0, [&](std::uint64_t, char* buf, std::size_t len) { return read_full(fd, buf, len); },
-                    [&](std::uint64_t n) {
-                        stats_.bytes += n;
-                        if (events_.bytes) events_.bytes(n);
-                    });
+        pipe.upload(0, src, [&](std::uint64_t n) {
+            stats_.bytes += n;
+            if (events_.bytes) events_.bytes(n);
+        });
         sftp_file raw = f.release();
         if (sftp_close(raw) != 0) throw Error(ExitCode::io, "cannot close " + where(tmp) + ": " + ssh_get_error(session_.raw()));
         std::uint32_t mode = exists ? (old.mode & 0777u) : (0666u & ~settings_.umask);
@@ -415,22 +428,28 @@ void Transfer::put_stream(int fd, const std::string& dst) {
     ++stats_.files;
 }
 
-void Transfer::get_stream(const std::string& src, int fd) {
-    RemoteInfo ri;
-    if (!remote_info(src, ri)) throw Error(ExitCode::io, "remote path " + where(src) + " does not exist");
-    if (ri.is_dir) throw Error(ExitCode::usage, "get: " + where(src) + " is a directory; - takes one file");
+SftpFilePtr Transfer::open_for_read(const std::string& src) {
     SftpFilePtr f(sftp_open(sftp_.raw(), src.c_str(), O_RDONLY, 0));
     if (!f) {
         int code = sftp_get_error(sftp_.raw());
         throw Error(code == SSH_FX_PERMISSION_DENIED ? ExitCode::no_perm : ExitCode::io,
                     "cannot open " + where(src) + ": " + ssh_get_error(session_.raw()));
     }
-    if (events_.file_start) events_.file_start(src, ri.size);
+    return f;
+}
+
+void Transfer::get_stream(const std::string& src, int fd) {
+    RemoteInfo ri;
+    if (!remote_info(src, ri)) throw Error(ExitCode::io, "remote path " + where(src) + " does not exist");
+    if (ri.is_dir) throw Error(ExitCode::usage, "get: " + where(src) + " is a directory; - takes one file");
+    SftpFilePtr f = open_for_read(src);
+    std::uint64_t size = ri.size;
+    if (events_.file_start) events_.file_start(src, size);
     // Replies after a short read can come out of order: hold them until the bytes before are written.
     std::map<std::uint64_t, std::string> held;
     std::uint64_t next = 0;
     SftpPipe pipe(sftp_.raw(), f.get(), where(src));
-    pipe.download(0, ri.size, [&](std::uint64_t off, const char* data, std::size_t n) {
+    pipe.download(0, size, [&](std::uint64_t off, const char* data, std::size_t n) {
         if (off != next) {
             held.emplace(off, std::string(data, n));
             return;
@@ -447,6 +466,28 @@ void Transfer::get_stream(const std::string& src, int fd) {
     });
     if (!held.empty()) throw Error(ExitCode::io, where(src) + " changed while it was read (a gap at byte " + std::to_string(next) + ")");
     ++stats_.files;
+}
+
+std::string Transfer::get_data(const std::string& src, std::uint64_t size) {
+    SftpFilePtr f = open_for_read(src);
+    if (events_.file_start) events_.file_start(src, size);
+    // Replies land at their offsets (short reads can bring them out of order); a file that shrank
+    // meanwhile ends where its bytes end, unless that leaves a gap.
+    std::string out(static_cast<std::size_t>(size), '\0');
+    std::uint64_t got = 0, end = 0;
+    SftpPipe pipe(sftp_.raw(), f.get(), where(src));
+    pipe.download(0, size, [&](std::uint64_t off, const char* data, std::size_t n) {
+        std::memcpy(out.data() + off, data, n);  // download never delivers past `size`
+        got += n;
+        end = std::max<std::uint64_t>(end, off + n);
+    }, [&](std::uint64_t n) {
+        stats_.bytes += n;
+        if (events_.bytes) events_.bytes(n);
+    });
+    if (got != end) throw Error(ExitCode::io, where(src) + " changed while it was read");
+    out.resize(static_cast<std::size_t>(end));
+    ++stats_.files;
+    return out;
 }
 
 }  // namespace tn::ssh

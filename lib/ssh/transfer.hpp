@@ -6,7 +6,11 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "ssh/handles.hpp"
+#include "ssh/sftp_pipe.hpp"
 
 namespace tn::ssh {
 
@@ -54,6 +58,11 @@ public:
     void put_stream(int fd, const std::string& dest);
     // `get HOST:PATH -`: the remote file's bytes, in order, to fd.
     void get_stream(const std::string& src, int fd);
+    // put_stream's rules for bytes already in memory (serve --stdio's put): no copy through a file.
+    void put_data(std::string_view data, const std::string& dest);
+    // The first `size` bytes of a remote file (its size as the caller's stat saw it), read into memory
+    // (serve --stdio's get); fewer if it has shrunk since.
+    std::string get_data(const std::string& src, std::uint64_t size);
     const TransferStats& stats() const { return stats_; }
 
 private:
@@ -64,6 +73,9 @@ private:
     void put_tree(const std::filesystem::path& src, const std::string& dst);
     void get_file(const std::string& src, const RemoteInfo& info, const std::filesystem::path& dst);
     void get_tree(const std::string& src, const RemoteInfo& info, const std::filesystem::path& dst, int depth);
+    // put_stream and put_data: the source's bytes until it gives 0, into a temp name renamed onto dest.
+    void put_source(const PipeSource& src, const std::string& dest);
+    SftpFilePtr open_for_read(const std::string& src);
     void set_remote_attrs(const std::string& path, std::uint32_t mode, std::int64_t mtime);
     // Does the remote file's first `len` bytes equal the local file's? sha256 on both sides when the
     // remote has sha256sum, else compared byte by byte over SFTP.

@@ -55,3 +55,28 @@ def test_events_results_and_errors(env):
     assert results["3"]["exit"] == 1
     assert results["4"]["exit"] == 0 and base64.b64decode(results["5"]["data"]) == b"\x00\xffbin"
     assert results["6"]["exit"] == 64 and "unknown op" in results["6"]["error"]
+
+
+def test_megabyte_put_and_get_through_grown_pipes(env):
+    """A 1 MiB put and get are 1.4 MB lines: serve grows its stdio pipes to 1 MiB so each crosses in a
+    couple of wake-ups; the bytes come back whole, also through a symlink (the get follows it)."""
+    import fcntl
+    data = os.urandom(1 << 20)
+    p = subprocess.Popen([env.exe, "serve", "--stdio", *env.base], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         env=env.client.env())
+    try:
+        def call(**kw):
+            p.stdin.write((json.dumps(kw) + "\n").encode())
+            p.stdin.flush()
+            return json.loads(p.stdout.readline())
+        put = call(id="1", op="put", host=env.target, path="mb.bin", data=base64.b64encode(data).decode())
+        assert (put["exit"], put["bytes"]) == (0, len(data)), put
+        os.symlink("mb.bin", env.remote("mb.link"))
+        for path in ("mb.bin", "mb.link"):
+            got = call(id="2", op="get", host=env.target, path=path)
+            assert got["exit"] == 0 and base64.b64decode(got["data"]) == data, got.get("error")
+        for f in (p.stdin, p.stdout):  # our ends of its pipes: one pipe each, so the size is shared
+            assert fcntl.fcntl(f, fcntl.F_GETPIPE_SZ) == 1 << 20
+    finally:
+        p.stdin.close()
+        assert p.wait(timeout=60) == 0
