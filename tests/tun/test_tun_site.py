@@ -6,6 +6,7 @@ peer and pushes it to the others; overlapping subnets across peers are a config 
                               \\-- c2 (.3)
 """
 import os
+import signal
 import sys
 
 import pytest
@@ -35,16 +36,16 @@ def net():
         t.close()
 
 
-def server_config(t, c2_routes="[]"):
+def server_config(t, c2_routes="[]", extra="", c1_routes='["10.50.0.0/24"]'):
     return t.write("server.toml", f"""[server]
 listen = "0.0.0.0:{PORT}"
 private_key_file = "server.key"
 subnet = "10.99.0.0/24"
-
+{extra}
 [[peer]]
 name = "c1"
 public_key = "{t.pubs['c1']}"
-routes = ["10.50.0.0/24"]
+routes = {c1_routes}
 
 [[peer]]
 name = "c2"
@@ -89,3 +90,35 @@ def test_overlapping_subnets_across_peers_exit_78(net):
     cfg = server_config(net, '["10.50.0.128/25"]')
     r = net.exec("srv", net.tool, "server", "--check-config", "-c", cfg, check=False)
     assert r.returncode == 78 and "overlaps 10.50.0.0/24 of peer 'c1'" in r.stderr, r.stderr
+
+
+INTERNET = "10.212.0.2"
+
+
+def test_with_nat_a_host_behind_a_client_reaches_the_internet_through_the_server(net):
+    # An "internet" host beyond the server, with no route back to the site's subnet: the LAN host
+    # reaches it only if the server masquerades the site subnet too, not just the tunnel's.
+    net.ns["inet"] = harness.Netns("tninet")
+    wan, _ = harness.veth(net.ns["srv"], "10.212.0.1/24", net.ns["inet"], INTERNET + "/24")
+    nft_before = net.exec("srv", "nft", "list", "ruleset").stdout
+    cfg = server_config(net, extra=f'nat = "{wan}"\nroutes = ["10.212.0.0/24"]')
+    proc = net.start("server", "srv", "server", "-c", cfg)
+    try:
+        net.wait_for("the control socket", lambda: net.status())
+        net.start("c1", "c1", "client", "-c", client_config(net, "c1"))
+        net.wait_for("c1 connected", lambda: "10.212.0.0/24 dev tnc0" in net.exec("c1", "ip", "route").stdout)
+        rules = net.exec("srv", "nft", "list", "table", "ip", "tn-tun-tn0").stdout
+        assert "10.50.0.0/24" in rules and "10.99.0.0/24" in rules, rules
+        r = net.exec("lan", "ping", "-c", "3", "-i", "0.2", "-W", "2", INTERNET, check=False)
+        assert r.returncode == 0, r.stdout + net.log("server") + net.log("c1")
+        # A reload that moves c1's site to another subnet masquerades that one instead.
+        server_config(net, extra=f'nat = "{wan}"\nroutes = ["10.212.0.0/24"]', c1_routes='["10.51.0.0/24"]')
+        proc.send_signal(signal.SIGHUP)
+        net.wait_for("the new site subnet masqueraded",
+                     lambda: "10.51.0.0/24" in net.exec("srv", "nft", "list", "table", "ip", "tn-tun-tn0").stdout)
+        assert "10.50.0.0/24" not in net.exec("srv", "nft", "list", "table", "ip", "tn-tun-tn0").stdout
+    finally:
+        for name in ("c1", "server"):
+            net.stop(name)
+        net.ns.pop("inet").close()
+    assert net.exec("srv", "nft", "list", "ruleset").stdout == nft_before

@@ -1,4 +1,4 @@
-// NAT for the tunnel subnet through nft(8) and /proc/sys/net/ipv4/ip_forward, undone exactly.
+// NAT for the tunnel subnet and the peers' site subnets through nft(8) and /proc/sys/net/ipv4/ip_forward, undone exactly.
 #include "host_nat.hpp"
 
 #include <net/if.h>
@@ -42,16 +42,20 @@ std::string table_name(const std::string& tun) {
 // someone else's run of the same name ours to replace. Forwarding to the clients is only for replies;
 // when ip_forward was off before us, only the tunnel's traffic is forwarded, so turning it on does
 // not make the host a router for anyone else.
-std::string ruleset(const std::string& table, const std::string& tun, const std::string& dev, tun::Route subnet,
-                    bool forward_was_on) {
-    if (subnet.prefix < 32) subnet.addr &= subnet.prefix == 0 ? 0 : ~0u << (32 - subnet.prefix);
+std::string ruleset(const std::string& table, const std::string& tun, const std::string& dev,
+                    const std::vector<tun::Route>& sources, bool forward_was_on) {
+    std::string set;
+    for (auto r : sources) {
+        if (r.prefix < 32) r.addr &= r.prefix == 0 ? 0 : ~0u << (32 - r.prefix);
+        set += (set.empty() ? "" : ", ") + tun::cidr_str(r);
+    }
     std::ostringstream s;
     s << "table ip " << table << "\ndelete table ip " << table << "\ntable ip " << table << " {\n"
       << "  chain forward {\n    type filter hook forward priority filter; policy accept;\n"
       << "    iifname \"" << dev << "\" oifname \"" << tun << "\" ct state != { established, related } drop\n";
     if (!forward_was_on) s << "    iifname != \"" << tun << "\" oifname != \"" << tun << "\" drop\n";
     s << "  }\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n"
-      << "    ip saddr " << tun::cidr_str(subnet) << " oifname \"" << dev << "\" masquerade\n  }\n}\n";
+      << "    ip saddr { " << set << " } oifname \"" << dev << "\" masquerade\n  }\n}\n";
     return s.str();
 }
 
@@ -95,7 +99,7 @@ void undo_leftover_nat(const std::filesystem::path& state_file, const log::Logge
 }
 
 HostNat::HostNat(std::filesystem::path state_file, const std::string& tun, const std::string& device,
-                 tun::Route subnet, const log::Logger& log)
+                 const std::vector<tun::Route>& sources, const log::Logger& log)
     : file_(std::move(state_file)), log_(log), table_(table_name(tun)) {
     undo_leftover_nat(file_, log_);
     forward_before_ = read_forward();
@@ -105,7 +109,7 @@ HostNat::HostNat(std::filesystem::path state_file, const std::string& tun, const
         throw Error(ExitCode::io, "cannot record the NAT state in " + file_.string() + ": " + std::strerror(errno));
     auto rules = file_.string() + ".nft";
     std::string msg;
-    bool ok = write_private_file(rules, ruleset(table_, tun, device, subnet, forward_before_ == "1")) &&
+    bool ok = write_private_file(rules, ruleset(table_, tun, device, sources, forward_before_ == "1")) &&
               nft({"-f", rules}, &msg) == 0;
     std::filesystem::remove(rules);
     if (!ok) {
@@ -116,7 +120,9 @@ HostNat::HostNat(std::filesystem::path state_file, const std::string& tun, const
         undo(table_, forward_before_);
         throw Error(ExitCode::io, std::string("cannot turn on IPv4 forwarding: ") + std::strerror(errno));
     }
-    log_.info("nat on: ", tun::cidr_str(subnet), " masqueraded out of ", device, " (nft table ip ", table_,
+    std::string list;
+    for (auto& r : sources) list += (list.empty() ? "" : ",") + tun::cidr_str(r);
+    log_.info("nat on: ", list, " masqueraded out of ", device, " (nft table ip ", table_,
               ", ip_forward was ", forward_before_, ")");
 }
 

@@ -64,15 +64,21 @@ public:
     Gateway(std::filesystem::path state, std::string tun, tun::Route subnet, const log::Logger& log)
         : state_(std::move(state)), tun_(std::move(tun)), subnet_(subnet), log_(log) {}
     // `configured` as in the config; `device` what it resolved to (nat_device(), checked before).
-    // Without NAT, what a killed earlier run left is undone. Throws tn::Error(io) when nft fails.
-    void set(const std::optional<std::string>& configured, const std::optional<std::string>& device) {
-        if (started_ && configured == configured_ && device == device_) return;
+    // Masquerades the tunnel subnet and the subnets behind peers (their site routes: a host there
+    // reaches the internet through the server like a client). Without NAT, what a killed earlier
+    // run left is undone. Throws tn::Error(io) when nft fails.
+    void set(const std::optional<std::string>& configured, const std::optional<std::string>& device,
+             const std::vector<tun::PeerConfig>& peers) {
+        std::vector<tun::Route> sources{subnet_};  // the running one: a new subnet waits for a restart
+        for (auto& p : peers) sources.insert(sources.end(), p.routes.begin(), p.routes.end());
+        if (started_ && configured == configured_ && device == device_ && (!device || sources == sources_)) return;
         bool was_on = nat_.has_value();
         nat_.reset();  // undone first: a new table of the same name replaces nothing of someone else's
         if (was_on && !device) log_.info("nat off");
         configured_ = configured;
         device_ = std::nullopt;
-        if (device) nat_.emplace(state_, tun_, *device, subnet_, log_), device_ = device;
+        sources_ = sources;
+        if (device) nat_.emplace(state_, tun_, *device, sources_, log_), device_ = device;
         else if (!started_) undo_leftover_nat(state_, log_);
         started_ = true;
     }
@@ -83,6 +89,7 @@ private:
     tun::Route subnet_;
     const log::Logger& log_;
     bool started_ = false;
+    std::vector<tun::Route> sources_;
     std::optional<std::string> configured_, device_;
     std::optional<HostNat> nat_;
 };
@@ -109,7 +116,7 @@ ControlReply reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& s
         for (auto& k : r.need_restart) later += (later.empty() ? "" : ", ") + k;
         if (!later.empty()) log.warn("changed but applied only at the next start: ", later);
         try {
-            gateway.set(fresh.nat, nat_dev);
+            gateway.set(fresh.nat, nat_dev, fresh.core.peers);
         } catch (const Error& e) {
             log.error("nat not applied: ", e.what());
             return {to_int(e.code()), done + "; nat not applied: " + e.what() + "\n"};
@@ -285,7 +292,7 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     SiteRoutes sites(tun.name(), log);
     sites.sync(o.core.peers);
     Gateway gateway(nat_state, tun.name(), o.core.subnet, log);  // after tun: undone before the device goes
-    gateway.set(o.nat, nat_dev);
+    gateway.set(o.nat, nat_dev, o.core.peers);
     UdpSocket udp(o.listen, AF_INET, offload);
     ControlServer control(control_socket_path(o.tun));
     ServerLoop loop(o, log, signals, core, timestamps, sites, gateway, udp, tun, control);
