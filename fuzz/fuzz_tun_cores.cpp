@@ -1,7 +1,8 @@
 // Both tn-tun cores' on_datagram (lib/tun/server_core, client_core) after a real handshake, fed a
 // script of hostile events: raw datagrams to either side (from a peer's address or a stranger's),
 // bit-flipped copies of genuine datagrams (valid receiver index, forged contents), inner packets a
-// connected peer encrypts for real (spoofed sources, client-to-client routing), and time passing.
+// connected peer encrypts for real (IPv4 and IPv6, spoofed sources, client-to-client routing), and
+// time passing.
 // Every datagram lands in a heap buffer of exactly its length so ASan sees any overrun.
 #include <arpa/inet.h>
 #include <fuzzer/FuzzedDataProvider.h>
@@ -57,6 +58,8 @@ struct World {
         s.mtu = 1400;
         s.dns = {parse_ipv4("10.99.0.1")};
         s.routes = {parse_cidr("10.88.0.0/16")};
+        s.subnet6 = parse_cidr6("fd00:99::/64");  // IPv6 inside the tunnel: its routing and source check too
+        s.routes6 = {parse_cidr6("fd00:88::/48")};
         PeerConfig one, two;
         one.name = "one";
         one.public_key = k1.pub;
@@ -130,7 +133,12 @@ struct World {
 // An inner IPv4 packet: fuzz bytes, with the version nibble and length kept plausible half the time.
 std::vector<std::uint8_t> inner_packet(FuzzedDataProvider& in, const World& w) {
     auto p = in.ConsumeBytes<std::uint8_t>(in.ConsumeIntegralInRange<std::size_t>(0, 1500));
-    if (p.size() >= 20 && in.ConsumeBool()) {
+    if (p.size() >= 40 && in.ConsumeBool() && (p[1] & 1)) {  // IPv6 from peer one's own address
+        p[0] = 0x60;
+        p[4] = static_cast<std::uint8_t>((p.size() - 40) >> 8);
+        p[5] = static_cast<std::uint8_t>(p.size() - 40);
+        if (w.c1.push()) std::copy(w.c1.push()->address6.begin(), w.c1.push()->address6.end(), p.begin() + 8);
+    } else if (p.size() >= 20 && in.ConsumeBool()) {
         p[0] = 0x45;
         p[2] = static_cast<std::uint8_t>(p.size() >> 8);
         p[3] = static_cast<std::uint8_t>(p.size());
@@ -182,7 +190,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             }
             case 5: {
                 auto p = inner_packet(in, w);
-                if (p.size() >= 20 && w.c2.push()) put_u32(&p[16], w.c2.push()->address);
+                if (p.size() >= 40 && p[0] == 0x60 && w.c2.push())
+                    std::copy(w.c2.push()->address6.begin(), w.c2.push()->address6.end(), p.begin() + 24);
+                else if (p.size() >= 20 && w.c2.push()) put_u32(&p[16], w.c2.push()->address);
                 w.server_sends(p);
                 break;
             }

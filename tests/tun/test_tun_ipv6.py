@@ -194,3 +194,26 @@ def test_a_pushed_ipv6_route_over_the_servers_own_address_exits_78(net):
     assert "the server pushes the IPv6 route fd77::/64, which covers its own address fd77::1" in net.log("c3")
     assert host_state(net, "c1") == before
     net.stop("loop-server")
+
+
+def test_a_pushed_subnet6_the_client_host_already_routes_exits_78(net):
+    # The client's host has fd00:97::/64 already (here an unreachable route, as good as a LAN's):
+    # taking an address there from the server would cut it off, so the client refuses the push.
+    pub = net.keypair("c4")
+    conf = server_config(net, "clash6.toml", [("c4", pub)], port=PORT + 3, tun="tn3", subnet="10.97.0.0/24",
+                         subnet6="fd00:97::/64")
+    net.start("clash6-server", "srv", "server", "-c", conf)
+    net.exec("c2", "ip", "-6", "route", "add", "unreachable", "fd00:97::/64")
+    try:
+        net.wait_for("the third server's socket", lambda: "server up" in net.log("clash6-server"))
+        net.wait_for("c2's IPv6 address", lambda: address6(net, "c2"))
+        before = host_state(net, "c2")
+        client = net.start("c4", "c2", "client", "-c", client_config(net, "c4", f"{net.addr['srv']}:{PORT + 3}", net.server_pub,
+                                                                     tun="tn3"))
+        assert client.wait(timeout=60) == 78, net.log("c4")
+        assert "the server's IPv6 subnet fd00:97::/64 overlaps a network this host already routes (unreachable fd00:97::/64" \
+            in net.log("c4"), net.log("c4")
+        assert host_state(net, "c2") == before
+    finally:
+        net.exec("c2", "ip", "-6", "route", "del", "unreachable", "fd00:97::/64", check=False)
+        net.stop("clash6-server")

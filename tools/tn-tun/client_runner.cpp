@@ -10,6 +10,7 @@
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/signals.hpp"
+#include "base/strings.hpp"
 #include "control.hpp"
 #include "datapath.hpp"
 #include "host_dns.hpp"
@@ -173,7 +174,7 @@ private:
     }
 
     void apply(const tun::PushConfig& p) {
-        refuse_loops(p);
+        refuse_clashes(p);
         if (applied_) run_hook(o_.on_down, "on_down", hook_env(o_, *applied_), log_);
         tun_.configure(p.address, p.prefix, p.mtu);
         tun_.configure6(p.has_v6() ? std::optional(p.address6) : std::nullopt, p.prefix6);
@@ -189,15 +190,24 @@ private:
         run_hook(o_.on_up, "on_up", hook_env(o_, p), log_);
     }
 
-    // A pushed IPv6 route that covers the server's own IPv6 address would loop the tunnel's datagrams
-    // (no host route is pinned for IPv6): a config error on the server's side, refused before
-    // anything of this push touches the host (tn-tun(1), "IPv6").
-    void refuse_loops(const tun::PushConfig& p) {
+    // What a push must not do to this host, refused before anything of it touches the host
+    // (tn-tun(1), "IPv6"): an IPv6 route that covers the server's own IPv6 address would loop the
+    // tunnel's datagrams (no host route is pinned for IPv6), and an IPv6 subnet this host already
+    // routes elsewhere would cut it off from that network. Config errors on the server's side (78).
+    void refuse_clashes(const tun::PushConfig& p) {
+        if (!p.has_v6()) return;
         auto server6 = server_ipv6(server_);
-        if (!o_.apply_routes || !server6) return;
-        if (auto r = tun::covering_route6(p.routes6, *server6))
-            throw Error(ExitCode::config, "the server pushes the IPv6 route " + tun::cidr_str(*r) + ", which covers its own address " +
-                                              tun::ipv6_str(*server6) + ": the tunnel would carry itself; change its routes or reach it over IPv4");
+        if (o_.apply_routes && server6)
+            if (auto r = tun::covering_route6(p.routes6, *server6))
+                throw Error(ExitCode::config, "the server pushes the IPv6 route " + tun::cidr_str(*r) + ", which covers its own address " +
+                                                  tun::ipv6_str(*server6) + ": the tunnel would carry itself; change its routes or reach it over IPv4");
+        tun::Route6 subnet6{p.address6, p.prefix6};
+        subnet6 = tun::parse_cidr6(tun::cidr_str(subnet6));  // the network, host bits cleared
+        std::string table;
+        if (run_program_output({"ip", "-6", "-o", "route", "show"}, table) != 0) return;
+        if (auto line = tun::overlapping_route6(table, subnet6, tun_.name()))
+            throw Error(ExitCode::config, "the server's IPv6 subnet " + tun::cidr_str(subnet6) + " overlaps a network this host already routes (" +
+                                              std::string(trim(*line)) + "): the server needs another subnet6");
     }
 
     // The pushed routes of both families, as `o` says (apply_routes, default_route).
