@@ -439,6 +439,10 @@ SftpFilePtr Transfer::open_for_read(const std::string& src) {
 }
 
 void Transfer::get_stream(const std::string& src, int fd) {
+    get_to(src, [fd](std::string_view d) { write_full(fd, d.data(), d.size()); });
+}
+
+void Transfer::get_to(const std::string& src, const std::function<void(std::string_view)>& sink) {
     RemoteInfo ri;
     if (!remote_info(src, ri)) throw Error(ExitCode::io, "remote path " + where(src) + " does not exist");
     if (ri.is_dir) throw Error(ExitCode::usage, "get: " + where(src) + " is a directory; - takes one file");
@@ -454,10 +458,10 @@ void Transfer::get_stream(const std::string& src, int fd) {
             held.emplace(off, std::string(data, n));
             return;
         }
-        write_full(fd, data, n);
+        sink(std::string_view(data, n));
         next += n;
         for (auto it = held.begin(); it != held.end() && it->first == next; it = held.erase(it)) {
-            write_full(fd, it->second.data(), it->second.size());
+            sink(it->second);
             next += it->second.size();
         }
     }, [&](std::uint64_t n) {

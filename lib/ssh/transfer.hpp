@@ -58,6 +58,8 @@ public:
     void put_stream(int fd, const std::string& dest);
     // `get HOST:PATH -`: the remote file's bytes, in order, to fd.
     void get_stream(const std::string& src, int fd);
+    // The same bytes, in order, to `sink` (with -H: into that host's output lines).
+    void get_to(const std::string& src, const std::function<void(std::string_view)>& sink);
     // put_stream's rules for bytes already in memory (serve --stdio's put): no copy through a file.
     void put_data(std::string_view data, const std::string& dest);
     // The first `size` bytes of a remote file (its size as the caller's stat saw it), read into memory

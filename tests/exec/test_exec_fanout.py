@@ -110,3 +110,26 @@ def test_file_operations_on_many_hosts(env):
     assert r.returncode == 255 and "h01: " in r.stderr and f"{BAD}: " in r.stderr, r.stderr
     r = env.run("ls", *base, "-H", "h01", "h01:fan")
     assert r.returncode == 64 and "bare PATHs" in r.stderr
+
+
+def test_get_to_stdout_from_many_hosts_is_framed_per_host(env):
+    """get ... - with -H: each host's file is that host's output, framed as run frames it ("host: "
+    lines, a last line without newline included, or JSON records); a host that fails is reported
+    without stopping the others, and no local folder is made."""
+    cfg = ssh_config(env)
+    base = ["--ssh-config", cfg, "--connect-timeout", "5"]
+    with open(env.remote("notes"), "w") as f:
+        f.write("one\ntwo")
+    env.chown_remote(env.remote("notes"))
+    r = env.run("get", *base, "-H", "h01,h02", "notes", "-")
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines()) == ["h01: one", "h01: two", "h02: one", "h02: two"]
+    r = env.run("get", *base, "-H", "h01,h02", "--json", "notes", "-")
+    recs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.returncode == 0, r.stderr
+    for h in ("h01", "h02"):
+        assert [x["line"] for x in recs if x.get("host") == h and x.get("stream") == "stdout"] == ["one", "two"]
+    r = env.run("get", *base, "-H", f"h01,{BAD}", "notes", "-")
+    assert r.returncode == 255 and f"{BAD}: " in r.stderr, r.stderr
+    assert sorted(r.stdout.splitlines()) == ["h01: one", "h01: two"]
+    assert not os.path.exists("-")  # tn-exec ran in our directory: no "-/h01" folder

@@ -87,7 +87,7 @@ def test_get_into_a_closed_pipe_fails_cleanly(env):
 
 
 def test_stream_usage_errors(env):
-    for args in (["get", "-H", env.target, "f", "-"], ["put", "--persist", "5", "-H", env.target, "-", "f"],
+    for args in (["get", "--persist", "5", "-H", env.target, "f", "-"], ["put", "--persist", "5", "-H", env.target, "-", "f"],
                  ["get", "-r", f"{env.target}:d", "-"], ["put", "--resume", "-", f"{env.target}:f"]):
         r = env.run(*args, *env.base, input="", text=True)
         assert r.returncode == 64, (args, r.stderr)

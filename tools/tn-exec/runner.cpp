@@ -158,7 +158,9 @@ int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, cons
     std::string sudo_token_;
     if (o.sudo) {
         if (o.tty) throw ParseError("--sudo and --tty do not go together (a PTY would echo the password)");
-        if (fan.persist > 0) throw ParseError("--sudo does not work with --persist");
+        if (fan.persist > 0)
+            throw ParseError("--sudo does not work with --persist (a --persist master does not answer sudo's prompt); "
+                             "run --sudo without --persist");
         // sudo resets the environment: --env and --cwd apply inside its shell.
         std::vector<std::string> names;
         for (const auto& kv : req.env) names.push_back(kv.first);

@@ -32,10 +32,9 @@ struct Job {
     int spool = -1;                    // put - with -H: stdin, read whole into an unlinked temp file
 };
 
-// `put - HOST:PATH` and `get HOST:PATH -`: one file, one host, this process's own stdin/stdout.
+// `put - HOST:PATH` and `get HOST:PATH -`: one file, this process's own stdin/stdout. With -H, put -
+// sends the same (spooled) bytes to every host and get - prints each host's file as its output lines.
 void check_stream(const FanOut& fan, const TransferOptions& o, const Job& job, const char* what) {
-    bool is_put = std::string(what) == "put -";  // put - may go to many hosts (spooled); get - only from one
-    if (!fan.host_specs.empty() && !is_put) throw ParseError(std::string(what) + " works with one host, not -H");
     if (fan.persist > 0 && !fan.host_specs.empty()) throw ParseError(std::string(what) + " -H does not work with --persist");
     if (o.resume || o.recursive) throw ParseError(std::string(what) + " takes neither --resume nor -r");
     if (job.remote.size() != 1 || job.local.size() != 1) throw ParseError(std::string(what) + " takes one file");
@@ -73,11 +72,11 @@ int transfer_all(const std::vector<Target>& targets, const SshOptions& ssh, cons
     Output out(fan.json ? OutputMode::json : fanned ? OutputMode::prefixed : OutputMode::raw);
     bool bar = o.progress && !fanned && !fan.json;
     ssh::TransferSettings settings{o.recursive, o.resume, o.preserve, current_umask()};
-    return for_each_host(targets, fan.parallel, out, log, [&](const Target& t, HostOutput&) {
+    return for_each_host(targets, fan.parallel, out, log, [&](const Target& t, HostOutput& host_out) {
         fs::path dest;
         if (!is_put) {
             dest = job.local.front();
-            if (fanned) {
+            if (fanned && !job.stream) {
                 // -H into one place: each host gets its own folder, named as typed (also for one host).
                 dest /= t.label;
                 std::error_code ec;
@@ -123,6 +122,8 @@ int transfer_all(const std::vector<Target>& targets, const SshOptions& ssh, cons
             xfer.put_stream(in.get(), job.remote.front());
         } else if (job.stream && is_put) {
             xfer.put_stream(STDIN_FILENO, job.remote.front());
+        } else if (job.stream && fanned) {  // framed as run frames output: "host: " lines or JSON records
+            xfer.get_to(job.remote.front(), [&](std::string_view d) { host_out.out(d); });
         } else if (job.stream) {
             xfer.get_stream(job.remote.front(), STDOUT_FILENO);
         } else if (is_put) {
