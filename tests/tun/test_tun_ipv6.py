@@ -4,6 +4,7 @@ client to client, 64 MiB of TCP over IPv6 intact, and bad input (a subnet6 the h
 a pushed IPv6 route covering the server's endpoint) refused with exit 78 and the host as it was."""
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 
@@ -32,7 +33,7 @@ routes = [{routes}]
     return t.write(name, text)
 
 
-def client_config(t, name, server, server_pub, tun="tn0"):
+def client_config(t, name, server, server_pub, tun="tn0", extra=""):
     hook = t.path(name + "-hook.env")
     return t.write(name + ".toml", f"""[client]
 server = "{server}"
@@ -41,6 +42,7 @@ server_public_key = "{server_pub}"
 tun = "{tun}"
 persistent_keepalive = 1
 on_up = "env | grep ^TN_TUN_ | sort > {hook}"
+{extra}
 """)
 
 
@@ -217,3 +219,30 @@ def test_a_pushed_subnet6_the_client_host_already_routes_exits_78(net):
     finally:
         net.exec("c2", "ip", "-6", "route", "del", "unreachable", "fd00:97::/64", check=False)
         net.stop("clash6-server")
+
+
+def test_default_route_takes_ipv6_too_unless_the_server_is_reached_over_ipv6(net):
+    # c2 reaches the server over IPv4: its full tunnel takes IPv6 as well (::/1 and 8000::/1), so
+    # IPv6 cannot leave around the tunnel.
+    net.wait_for("c2's IPv6 address", lambda: address6(net, "c2"))
+    offset = len(net.log("c2"))
+    client_config(net, "c2", f"{net.addr['srv']}:{PORT}", net.server_pub, extra="default_route = true")
+    net.procs["c2"].send_signal(signal.SIGHUP)
+    net.wait_for("c2's IPv6 full tunnel", lambda: "8000::/1 dev tn0" in net.exec("c2", "ip", "-6", "route").stdout)
+    assert "::/1 dev tn0" in net.exec("c2", "ip", "-6", "route").stdout
+    # c1 reaches it over IPv6: ::/0 through the tunnel would carry the tunnel itself, so the reload
+    # is refused and c1 keeps its routes.
+    before = net.exec("c1", "ip", "-6", "route").stdout
+    offset1 = len(net.log("c1"))
+    client_config(net, "c1", f"[{UNDERLAY6.format(1)}]:{PORT}", net.server_pub, extra="default_route = true")
+    net.procs["c1"].send_signal(signal.SIGHUP)
+    net.wait_for("c1's refused reload", lambda: "reload failed" in net.log("c1")[offset1:])
+    assert "default_route = true would send all IPv6 through the tunnel" in net.log("c1")[offset1:]
+    assert net.exec("c1", "ip", "-6", "route").stdout == before
+    r = ping6(net, "c1", "fd00:99::1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # Back to the split tunnel: the halves go again.
+    client_config(net, "c2", f"{net.addr['srv']}:{PORT}", net.server_pub)
+    net.procs["c2"].send_signal(signal.SIGHUP)
+    net.wait_for("c2's split tunnel", lambda: "8000::/1" not in net.exec("c2", "ip", "-6", "route").stdout)
+    assert "reloaded" in net.log("c2")[offset:]

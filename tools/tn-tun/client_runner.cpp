@@ -78,6 +78,14 @@ std::vector<tun::Route> wanted_routes(const ClientOptions& o, const tun::PushCon
     return r;
 }
 
+// The same for IPv6: with an IPv6 address pushed, the full tunnel takes IPv6 too (else it would
+// leave by the host's own route, around the tunnel).
+std::vector<tun::Route6> wanted_routes6(const ClientOptions& o, const tun::PushConfig& p) {
+    auto r = p.routes6;
+    if (o.default_route && p.has_v6()) r.push_back(tun::Route6{});
+    return r;
+}
+
 // The client's state and event loop; the host changes it made (routes, DNS, TUN) are members, so
 // they are undone in reverse order however the loop ends.
 class ClientRunner {
@@ -174,7 +182,7 @@ private:
     }
 
     void apply(const tun::PushConfig& p) {
-        refuse_clashes(p);
+        refuse_clashes(p, o_);
         if (applied_) run_hook(o_.on_down, "on_down", hook_env(o_, *applied_), log_);
         tun_.configure(p.address, p.prefix, p.mtu);
         tun_.configure6(p.has_v6() ? std::optional(p.address6) : std::nullopt, p.prefix6);
@@ -194,13 +202,17 @@ private:
     // (tn-tun(1), "IPv6"): an IPv6 route that covers the server's own IPv6 address would loop the
     // tunnel's datagrams (no host route is pinned for IPv6), and an IPv6 subnet this host already
     // routes elsewhere would cut it off from that network. Config errors on the server's side (78).
-    void refuse_clashes(const tun::PushConfig& p) {
+    void refuse_clashes(const tun::PushConfig& p, const ClientOptions& o) {
         if (!p.has_v6()) return;
         auto server6 = server_ipv6(server_);
-        if (o_.apply_routes && server6)
+        if (o.apply_routes && server6) {
             if (auto r = tun::covering_route6(p.routes6, *server6))
                 throw Error(ExitCode::config, "the server pushes the IPv6 route " + tun::cidr_str(*r) + ", which covers its own address " +
                                                   tun::ipv6_str(*server6) + ": the tunnel would carry itself; change its routes or reach it over IPv4");
+            if (o.default_route)
+                throw Error(ExitCode::config, "default_route = true would send all IPv6 through the tunnel, the server's own address " +
+                                                  tun::ipv6_str(*server6) + " included: reach the server over IPv4 (or run it without subnet6)");
+        }
         tun::Route6 subnet6{p.address6, p.prefix6};
         subnet6 = tun::parse_cidr6(tun::cidr_str(subnet6));  // the network, host bits cleared
         std::string table;
@@ -218,7 +230,7 @@ private:
             return;
         }
         routes_.apply(wanted_routes(o, p), tun_.name(), server_ipv4(server_));
-        routes6_.apply(p.routes6, tun_.name());
+        routes6_.apply(wanted_routes6(o, p), tun_.name());
     }
 
     void teardown() {
@@ -262,6 +274,14 @@ private:
         } catch (const Error& e) {
             log_.error("reload failed, the running config stays: ", e.what());
             return;
+        }
+        if (applied_) {
+            try {
+                refuse_clashes(*applied_, fresh);  // default_route may now take IPv6 over the server's address
+            } catch (const Error& e) {
+                log_.error("reload failed, the running config stays: ", e.what());
+                return;
+            }
         }
         std::string later;
         if (fresh.core.key.priv != o_.core.key.priv) later += " private_key_file";
