@@ -72,15 +72,50 @@ Sink stderr_sink() {
     return sb.st_dev == dev && sb.st_ino == ino ? Sink::journal : Sink::plain;
 }
 
+Fields with_field(Fields fields, std::string_view key, std::string value) {
+    std::string k(key);
+    for (auto& c : k)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) c = '_';
+    if (k.empty() || k == "ts" || k == "level" || k == "tool" || k == "msg") k += '_';
+    for (auto& f : fields)
+        if (f.key == k) {
+            f.value = std::move(value);
+            return fields;
+        }
+    fields.push_back({std::move(k), std::move(value)});
+    return fields;
+}
+
+namespace {
+
+// `[k=v k2="a b"] `: values a peer chose stay one token each (quoted when they would split or
+// forge the prefix) and have their control bytes escaped like the message.
+std::string text_prefix(const Fields& fields) {
+    if (fields.empty()) return {};
+    std::string out = "[";
+    for (const auto& f : fields) {
+        if (out.size() > 1) out += ' ';
+        out += f.key;
+        out += '=';
+        bool quote = f.value.empty() || f.value.find_first_of(" \"=]") != std::string::npos;
+        out += quote ? json_quote_text(f.value) : escape_controls(f.value);
+    }
+    out += "] ";
+    return out;
+}
+
+}  // namespace
+
 std::string format_line(Format f, Level l, std::string_view tool, std::string_view msg,
-                        std::chrono::system_clock::time_point t, Sink sink) {
+                        std::chrono::system_clock::time_point t, Sink sink, const Fields& fields) {
     std::string out;
     if (f == Format::json) {
         std::string lvl(level_name(l));
         for (auto& c : lvl) c = static_cast<char>(c - 'A' + 'a');
         // json_quote_text: valid JSON whatever a peer put in the message (control bytes, broken UTF-8).
-        out = "{\"ts\":" + json_quote(iso8601_utc(t)) + ",\"level\":" + json_quote(lvl) +
-              ",\"tool\":" + json_quote_text(tool) + ",\"msg\":" + json_quote_text(msg) + "}\n";
+        out = "{\"ts\":" + json_quote(iso8601_utc(t)) + ",\"level\":" + json_quote(lvl) + ",\"tool\":" + json_quote_text(tool);
+        for (const auto& fd : fields) out += "," + json_quote_text(fd.key) + ":" + json_quote_text(fd.value);
+        out += ",\"msg\":" + json_quote_text(msg) + "}\n";
         return out;
     }
     std::string lvl(level_name(l));
@@ -89,6 +124,7 @@ std::string format_line(Format f, Level l, std::string_view tool, std::string_vi
     else out = iso8601_utc(t) + " " + lvl + " " + std::string(tool) + ": ";
     // A message must stay one line and plain text: embedded newlines would forge log lines, and escape
     // sequences from a hostile peer's names would drive the terminal reading the log.
+    out += text_prefix(fields);
     out += escape_controls(msg);
     out += '\n';
     return out;
@@ -101,9 +137,9 @@ std::string around_prompt(std::string_view line, std::string_view prompt) {
     return out;
 }
 
-void Logger::write(Level l, std::string_view msg) const {
+void Logger::write(Level l, std::string_view msg, const Fields& fields) const {
     if (!enabled(l)) return;
-    std::string line = format_line(format_, l, tool_, msg, std::chrono::system_clock::now(), sink_);
+    std::string line = format_line(format_, l, tool_, msg, std::chrono::system_clock::now(), sink_, fields);
     if (prompt_ && !prompt_->empty()) line = around_prompt(line, *prompt_);
     const char* p = line.data();
     std::size_t left = line.size();

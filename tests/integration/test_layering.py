@@ -49,13 +49,7 @@ CORE_IO = ("openssl/ssl.h", "openssl/bio.h", "poll.h", "sys/epoll.h", "fcntl.h",
 
 # Known exceptions, each (file, header) with the issue that removes it. An entry that no longer occurs
 # fails the test too: delete it once its file is fixed.
-KNOWN_EXCEPTIONS = {
-    # issue 22 item 3: constant-time compare and base64/digest helpers of the relay tools belong in lib/relay.
-    ("tools/tn-route/http_head.cpp", "openssl/crypto.h"),
-    ("tools/tn-route/http_head.cpp", "openssl/evp.h"),
-    ("tools/tn-vnet/vnet_agent.cpp", "openssl/evp.h"),
-    ("tools/tn-vnet/vnet_links.cpp", "openssl/crypto.h"),
-}
+KNOWN_EXCEPTIONS = set()
 
 
 def is_io_file(name):

@@ -261,3 +261,47 @@ def http_get(port, host, path="/", auth=None, src=None, timeout=10):
     """GET `path` with Host `host` (and basic `auth` "user:password"): (status, head text, body)."""
     extra = f"Authorization: Basic {base64.b64encode(auth.encode()).decode()}\r\n" if auth else ""
     return http_raw(port, f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n".encode(), timeout, src)
+
+
+# What the importer tests share (test_import_route.py, test_import_vnet.py).
+FIXTURES = os.path.join(os.path.dirname(__file__), "import_fixtures")
+
+
+def run_tool(relay, tool, *args):
+    return subprocess.run([tool, *args], capture_output=True, text=True, env=relay.env(), timeout=30)
+
+
+def save(relay, name, text):
+    """Writes `text` to relay.dir/name, 0600 (configs that may name secrets); returns the path."""
+    path = os.path.join(relay.dir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+def loopback(text, **subs):
+    """The fixture with the first `key = value` line of each key replaced (the [route]/[common] one)."""
+    for key, value in subs.items():
+        text, n = re.subn(rf"(?m)^({re.escape(key)}\s*=\s*).*$", lambda m: m.group(1) + str(value), text, count=1)
+        assert n, key
+    return text
+
+
+def import_broken(relay, tool, text, name, where, *args):
+    """`tool import` of a file holding `text` (bytes as surrogates) fails with 65, prints nothing on
+    stdout and names the file and line (`where` right after the path); returns the result."""
+    src = os.path.join(relay.dir, name)
+    with open(src, "w", errors="surrogateescape") as f:
+        f.write(text)
+    r = run_tool(relay, tool, "import", src, *args)
+    assert r.returncode == 65, (r.returncode, r.stderr)
+    assert r.stdout == ""
+    assert src + where in r.stderr, r.stderr
+    return r
+
+
+def carries_a_mib(relay, port):
+    """1 MiB of random bytes through 127.0.0.1:port comes back whole (an EchoHashServer behind it)."""
+    data = os.urandom(1 << 20)
+    assert roundtrip(port, data) == (hashlib.sha256(data).hexdigest(), len(data)), relay.all_logs()

@@ -3,25 +3,21 @@
 frp web example (frps + frpc, both imported) carries HTTP by Host through the real route and agent on
 loopback (the fixtures' ports rewritten to free loopback ones: the only translation). Secrets go to
 0600 files, never to stdout; broken input is exit 65 with the file and line."""
-import hashlib
-import http.server
 import os
 import re
 import stat
-import subprocess
 import sys
-import threading
 import urllib.request
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import ROUTE, VNET, EchoHashServer, Relay, roundtrip  # noqa: E402
+from relay_env import (ROUTE, VNET, FIXTURES, EchoHashServer, Relay, Web, carries_a_mib, import_broken,  # noqa: E402
+                       loopback, run_tool as run, save)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "import_fixtures")
 ROUTE_FIXTURES = ["frps-ssh.ini", "frps-web.ini", "frps-all.ini", "frps-all.toml", "vnet-v2-route.ini"]
 
 
@@ -30,18 +26,6 @@ def relay():
     r = Relay()
     yield r
     r.close()
-
-
-def run(relay, tool, *args):
-    return subprocess.run([tool, *args], capture_output=True, text=True, env=relay.env(), timeout=30)
-
-
-def save(relay, name, text):
-    path = os.path.join(relay.dir, name)
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
-    return path
 
 
 @pytest.mark.parametrize("fixture", ROUTE_FIXTURES)
@@ -75,42 +59,10 @@ def test_without_secrets_the_output_says_what_is_missing(relay):
     assert c.returncode == 78 and "token" in c.stderr and "password" in c.stderr, c.stderr
 
 
-class Site:
-    """An HTTP server on loopback answering every GET with its own name."""
-
-    def __init__(self, name):
-        body = name.encode()
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def sub(text, **kv):
-    for k, v in kv.items():
-        text, n = re.subn(rf"(?m)^({k}\s*=\s*).*$", lambda m: m.group(1) + str(v), text, count=1)
-        assert n, k
-    return text
-
-
 def test_frp_web_example_serves_two_sites_by_host_through_the_imported_route(relay):
     route_port, http_port = harness.free_port(), harness.free_port()
     frps = open(os.path.join(FIXTURES, "frps-web.ini")).read().replace("[common]\n", "[common]\nbind_addr = 127.0.0.1\n")
-    src = save(relay, "frps.ini", sub(frps, bind_port=route_port, vhost_http_port=http_port))
+    src = save(relay, "frps.ini", loopback(frps, bind_port=route_port, vhost_http_port=http_port))
     tok = os.path.join(relay.dir, "default.token")
     r = run(relay, ROUTE, "import", src, "--token-out", tok, "--domain", "site1.example.com", "--domain", "site2.example.com")
     assert r.returncode == 0, r.stderr
@@ -120,10 +72,10 @@ def test_frp_web_example_serves_two_sites_by_host_through_the_imported_route(rel
     harness.wait_port(route_port, proc=p)
     relay.port = route_port
 
-    sites = [Site("site1"), Site("site2")]
+    sites = [Web("site1"), Web("site2")]
     try:
         frpc = open(os.path.join(FIXTURES, "frpc-web.ini")).read()
-        frpc = sub(frpc, server_addr="127.0.0.1", server_port=route_port)
+        frpc = loopback(frpc, server_addr="127.0.0.1", server_port=route_port)
         frpc = frpc.replace("local_port = 80\n", f"local_port = {sites[0].port}\n")
         frpc = frpc.replace("local_port = 81\n", f"local_port = {sites[1].port}\n")
         r = run(relay, VNET, "import", save(relay, "frpc.ini", frpc), "--token-file", tok, "--fingerprint", fp)
@@ -136,7 +88,7 @@ def test_frp_web_example_serves_two_sites_by_host_through_the_imported_route(rel
         for i, host in enumerate(["site1.example.com", "site2.example.com"]):
             req = urllib.request.Request(f"http://127.0.0.1:{http_port}/", headers={"Host": host})
             with urllib.request.urlopen(req, timeout=30) as resp:
-                assert resp.read() == f"site{i + 1}".encode(), relay.all_logs()
+                assert resp.read().decode() == f"site{i + 1} / {host}", relay.all_logs()  # the Host went through
     finally:
         for s in sites:
             s.close()
@@ -146,7 +98,7 @@ def test_vnet_v2_route_and_agents_all_imported_carry_tcp(relay):
     """A whole vnet-v2 setup switched by import alone: the route's config.ini (with --group and a new
     token), then host A's and office B's config.ini with that token: ssh-like TCP from B to A."""
     route_port, use_port = harness.free_port(), harness.free_port()
-    src = save(relay, "route.ini", sub(open(os.path.join(FIXTURES, "vnet-v2-route.ini")).read(), ip="127.0.0.1",
+    src = save(relay, "route.ini", loopback(open(os.path.join(FIXTURES, "vnet-v2-route.ini")).read(), ip="127.0.0.1",
                                        port=route_port))
     tok = os.path.join(relay.dir, "default-ssh.token")
     r = run(relay, ROUTE, "import", src, "--group", "default-ssh", "--token-out", tok)
@@ -160,7 +112,7 @@ def test_vnet_v2_route_and_agents_all_imported_carry_tcp(relay):
     try:
         cfgs = {}
         for fixture, name in (("vnet-v2-home-a.ini", "remote-ssh"), ("vnet-v2-office-b.ini", "local-ssh")):
-            text = sub(open(os.path.join(FIXTURES, fixture)).read(), ip="127.0.0.1", port=route_port)
+            text = loopback(open(os.path.join(FIXTURES, fixture)).read(), ip="127.0.0.1", port=route_port)
             r = run(relay, VNET, "import", save(relay, fixture, text), "--token-file", tok, "--fingerprint", fp)
             assert r.returncode == 0, r.stderr
             out = r.stdout.replace("port = 22\n", f"port = {echo.port}\n").replace("port = 1122\n", f"port = {use_port}\n")
@@ -168,8 +120,7 @@ def test_vnet_v2_route_and_agents_all_imported_carry_tcp(relay):
             relay.start_vnet(name, config=cfgs[name])
         relay.wait_serve("remote-ssh", "ssh")
         relay.wait_use("local-ssh", "ssh")
-        data = os.urandom(1 << 20)
-        assert roundtrip(use_port, data) == (hashlib.sha256(data).hexdigest(), len(data)), relay.all_logs()
+        carries_a_mib(relay, use_port)
     finally:
         echo.close()
 
@@ -184,14 +135,9 @@ def test_vnet_v2_route_and_agents_all_imported_carry_tcp(relay):
     ("", "empty.ini", ": error:"),
 ])
 def test_broken_input_is_65_with_file_and_line(relay, text, name, where):
-    src = os.path.join(relay.dir, name)
-    with open(src, "w", errors="surrogateescape") as f:
-        f.write(text)
     tok = os.path.join(relay.dir, "t")
-    r = run(relay, ROUTE, "import", src, "--token-out", tok)
-    assert r.returncode == 65, (r.returncode, r.stderr)
-    assert r.stdout == "" and not os.path.exists(tok)
-    assert src + where in r.stderr, r.stderr
+    import_broken(relay, ROUTE, text, name, where, "--token-out", tok)
+    assert not os.path.exists(tok)
 
 
 @pytest.mark.parametrize("args,needle", [(["--domain", "*"], "--domain '*'"), (["--group", ""], "--group"),

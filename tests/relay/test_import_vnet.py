@@ -2,22 +2,19 @@
 from their documentation): each converts, the result passes `tn-vnet --check-config`, and imported
 configs carry TCP traffic through a real tn-route on loopback (the fixtures' addresses and ports
 rewritten to loopback ones: the only translation). Broken input is exit 65 with the file and line."""
-import hashlib
 import os
-import re
 import stat
-import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import VNET, TOKEN, Relay, EchoHashServer, roundtrip, wait_for  # noqa: E402
+from relay_env import (VNET, TOKEN, FIXTURES, Relay, EchoHashServer, carries_a_mib, import_broken, loopback,  # noqa: E402
+                       run_tool, save)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "import_fixtures")
 FP = "sha256:" + "ab" * 32
 VNET_FIXTURES = ["vnet-v2-full.ini", "vnet-v2-home-a.ini", "vnet-v2-office-b.ini", "frpc-ssh.ini", "frpc-web.ini",
                  "frpc-all.ini", "frpc-all.toml"]
@@ -40,19 +37,11 @@ def token_file(relay, token=TOKEN):
 
 
 def imp(relay, src, *args):
-    return subprocess.run([VNET, "import", src, *args], capture_output=True, text=True, env=relay.env(), timeout=30)
-
-
-def save(relay, name, text):
-    path = os.path.join(relay.dir, name)
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
-    return path
+    return run_tool(relay, VNET, "import", src, *args)
 
 
 def check(relay, path):
-    return subprocess.run([VNET, "--check-config", "-c", path], capture_output=True, text=True, env=relay.env(), timeout=30)
+    return run_tool(relay, VNET, "--check-config", "-c", path)
 
 
 @pytest.mark.parametrize("fixture", VNET_FIXTURES)
@@ -99,14 +88,6 @@ def test_a_token_file_others_can_read_is_refused(relay):
     assert c.returncode == 78 and "chmod 600" in c.stderr, c.stderr
 
 
-def loopback(text, **subs):
-    """The fixture with the first `key = value` line of each key replaced (the [route]/[common] one)."""
-    for key, value in subs.items():
-        text, n = re.subn(rf"(?m)^({re.escape(key)}\s*=\s*).*$", lambda m: m.group(1) + str(value), text, count=1)
-        assert n, key
-    return text
-
-
 def imported(relay, fixture, name, **subs):
     src = save(relay, name + os.path.splitext(fixture)[1], loopback(open(os.path.join(FIXTURES, fixture)).read(), **subs))
     r = imp(relay, src, "--token-file", token_file(relay), "--fingerprint", relay.fingerprint)
@@ -131,8 +112,7 @@ def test_vnet_v2_home_and_office_carry_tcp_through_a_route(relay):
         relay.start_vnet("local-ssh", config=b)
         relay.wait_serve("remote-ssh", "ssh")
         relay.wait_use("local-ssh", "ssh")
-        data = os.urandom(1 << 20)
-        assert roundtrip(use_port, data) == (hashlib.sha256(data).hexdigest(), len(data)), relay.all_logs()
+        carries_a_mib(relay, use_port)
         serves = relay.status()["vnets"]
         assert any(s["id"] == 700 for v in serves for s in v.get("serves", [])), serves
     finally:
@@ -151,8 +131,7 @@ def test_frpc_ssh_example_carries_tcp_on_its_remote_port(relay):
         relay.start_vnet("frpc", config=cfg)
         relay.wait_serve("frpc", "ssh")
         harness.wait_port(remote)
-        data = os.urandom(1 << 20)
-        assert roundtrip(remote, data) == (hashlib.sha256(data).hexdigest(), len(data)), relay.all_logs()
+        carries_a_mib(relay, remote)
     finally:
         echo.close()
 
@@ -167,13 +146,7 @@ def test_frpc_ssh_example_carries_tcp_on_its_remote_port(relay):
     ("", "empty.ini", ": error:"),
 ])
 def test_broken_input_is_65_with_file_and_line(relay, text, name, where):
-    src = os.path.join(relay.dir, name)
-    with open(src, "w", errors="surrogateescape") as f:
-        f.write(text)
-    r = imp(relay, src)
-    assert r.returncode == 65, (r.returncode, r.stderr)
-    assert r.stdout == ""
-    assert src + where in r.stderr, r.stderr
+    import_broken(relay, VNET, text, name, where)
 
 
 def test_a_missing_file_is_65_too(relay):

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "relay/auth.hpp"
+#include "relay/digest.hpp"
 #include "relay/evp_algos.hpp"
 #include "relay/seal.hpp"
 
@@ -334,4 +335,17 @@ TEST_CASE("both ends step the key every kRekeyRecords records, in step, without 
         CHECK(open(rx, eof).empty());
         CHECK(rx.ended());
     }
+}
+
+TEST_CASE("the relay tools' digest helpers: SHA-256, constant-time equality, wiping") {
+    auto md = tn::relay::sha256("abc");  // FIPS 180-2 example
+    static const std::uint8_t want[] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+                                        0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+                                        0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    CHECK(tn::relay::equal_bytes(md, want));
+    auto other = tn::relay::sha256("abd");
+    CHECK_FALSE(tn::relay::equal_bytes(md, other));
+    CHECK_FALSE(tn::relay::equal_bytes(std::span(md).first(31), md));  // lengths differ: unequal
+    tn::relay::wipe(md);
+    CHECK(md == tn::relay::Digest256{});
 }

@@ -14,7 +14,7 @@ from relay_env import Relay, VNET  # noqa: E402
 import harness  # noqa: E402
 
 # A retry line as the pty shows it (its newline became \r\n), timestamp first unless under journald.
-LOG_LINE = re.compile(rb"(?:\d{4}-\d\d-\d\dT[\d:.]+Z )?WARN  tn-vnet: route 127\.0\.0\.1:\d+ unavailable[^\r\n]*\r\n")
+LOG_LINE = re.compile(rb"(?:\d{4}-\d\d-\d\dT[\d:.]+Z )?WARN  tn-vnet: \[route=127\.0\.0\.1:\d+\] unavailable[^\r\n]*\r\n")
 
 
 class Pty:

@@ -67,6 +67,53 @@ TEST_CASE("json log lines escape the message") {
     CHECK(line == "{\"ts\":\"1970-01-01T00:00:00.000Z\",\"level\":\"warn\",\"tool\":\"tn-x\",\"msg\":\"say \\\"hi\\\"\\n\"}\n");
 }
 
+TEST_CASE("a context logger puts the same fields on every line, as a text prefix or as JSON keys") {
+    auto t = at_ms(0);
+    log::Fields f = log::with_field(log::with_field({}, "peer", "1.2.3.4:5"), "vnet", "a");
+    CHECK(log::format_line(log::Format::text, log::Level::info, "tn-route", "up", t, log::Sink::plain, f) ==
+          "1970-01-01T00:00:00.000Z INFO  tn-route: [peer=1.2.3.4:5 vnet=a] up\n");
+    CHECK(log::format_line(log::Format::json, log::Level::info, "tn-route", "up", t, log::Sink::plain, f) ==
+          "{\"ts\":\"1970-01-01T00:00:00.000Z\",\"level\":\"info\",\"tool\":\"tn-route\",\"peer\":\"1.2.3.4:5\","
+          "\"vnet\":\"a\",\"msg\":\"up\"}\n");
+    // A key set again is replaced, not repeated; keys can never be the line's own or leave [a-z0-9_].
+    f = log::with_field(f, "vnet", "b");
+    CHECK(f == log::Fields{{"peer", "1.2.3.4:5"}, {"vnet", "b"}});
+    CHECK(log::with_field({}, "msg", "x") == log::Fields{{"msg_", "x"}});
+    CHECK(log::with_field({}, "a\"b\n", "x") == log::Fields{{"a_b_", "x"}});
+    // A hostile value stays one token of the prefix, escaped: no forged fields, lines or escapes.
+    auto evil = log::with_field({}, "group", "g] x=1\n\x1b[2J");
+    CHECK(log::format_line(log::Format::text, log::Level::warn, "x", "m", t, log::Sink::journal, evil) ==
+          "<4>WARN  x: [group=\"g] x=1\\n\\u001b[2J\"] m\n");
+    CHECK(log::format_line(log::Format::text, log::Level::warn, "x", "m", t, log::Sink::journal,
+                           log::with_field({}, "name", "a\x1b" "b")) == "<4>WARN  x: [name=a\\x1bb] m\n");
+    auto json = log::format_line(log::Format::json, log::Level::warn, "x", "m", t, log::Sink::plain, evil);
+    CHECK(json == "{\"ts\":\"1970-01-01T00:00:00.000Z\",\"level\":\"warn\",\"tool\":\"x\",\"group\":\"g] x=1\\n\\u001b[2J\","
+                  "\"msg\":\"m\"}\n");
+
+    // Through a Logger: the child follows the parent's level and format, set before or after.
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    log::Logger lg("tn-vnet", log::Level::info, log::Format::text, fds[1], log::Sink::journal);
+    auto session = lg.with("route", "h:1").with("vnet", "7");
+    auto serve = session.with("serve", "ssh");
+    serve.info("up ", 3);
+    session.debug("hidden");
+    lg.set_level(log::Level::debug);
+    session.debug("shown");
+    lg.set_format(log::Format::json);
+    lg.info("plain");
+    ::close(fds[1]);
+    std::string got(4096, '\0');
+    auto n = ::read(fds[0], got.data(), got.size());
+    ::close(fds[0]);
+    REQUIRE(n > 0);
+    got.resize(static_cast<std::size_t>(n));
+    CHECK(got.find("<6>INFO  tn-vnet: [route=h:1 vnet=7 serve=ssh] up 3\n") == 0);
+    CHECK(got.find("hidden") == std::string::npos);
+    CHECK(got.find("<7>DEBUG tn-vnet: [route=h:1 vnet=7] shown\n") != std::string::npos);
+    CHECK(got.find("\"tool\":\"tn-vnet\",\"msg\":\"plain\"}\n") != std::string::npos);
+}
+
 TEST_CASE("a log line written under a prompt erases the prompt's line and draws the prompt again") {
     CHECK(log::around_prompt("2026 INFO  x: up\n", ">: ") == "\r\x1b[K2026 INFO  x: up\n>: ");
     CHECK(log::around_prompt("line\n", "") == "line\n");

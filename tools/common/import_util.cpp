@@ -16,6 +16,30 @@
 
 namespace tn::import {
 
+config::Document parse_frp_toml(std::string_view text, const std::string& source) {
+    try {
+        return config::Document::parse(text, source);
+    } catch (const Error& e) {
+        throw Error(ExitCode::data, e.what());
+    }
+}
+
+void throw_diagnostics(const config::Document& doc) {
+    if (doc.diagnostics().empty()) return;
+    std::string msg;
+    for (const auto& d : doc.diagnostics()) msg += (msg.empty() ? "" : "\n") + d.str();
+    throw Error(ExitCode::data, msg);
+}
+
+void read_frp_auth(const config::Table& root, std::optional<Secret>& token, Dropped& dropped) {
+    auto a = root.table("auth");
+    if (!a) return;
+    if (auto m = a->string("method"); m && *m != "token") dropped.emplace_back("auth.method = " + *m, "tn groups prove a token");
+    if (auto t = a->string("token"); t && !t->empty()) token = Secret(*t);
+    for (const auto& k : a->keys())
+        if (k != "method" && k != "token") dropped.emplace_back("auth." + k, kNotInTn);
+}
+
 std::optional<std::string> IniSection::take(std::string_view key) const {
     for (const auto& k : keys)
         if (k.key == key) {

@@ -8,9 +8,27 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "base/secret.hpp"
+#include "config/document.hpp"
+
 namespace tn::import {
+
+// Why a setting is not carried over when tn simply has nothing like it.
+inline constexpr const char* kNotInTn = "tn has no such setting";
+// (what, why) of each setting a reader saw and could not carry over.
+using Dropped = std::vector<std::pair<std::string, std::string>>;
+
+// An frp TOML file (frps or frpc) parsed: broken TOML throws tn::Error(data) "SOURCE:LINE: ...".
+config::Document parse_frp_toml(std::string_view text, const std::string& source);
+// What reading the document found wrong (a wrong type, a port out of range), all in one
+// tn::Error(data), one per line; nothing when it found nothing.
+void throw_diagnostics(const config::Document& doc);
+// frp's `auth` table, the same in frps and frpc: the token is carried over (a group's token in tn),
+// method = "token" is what tn does anyway, anything else lands in `dropped`.
+void read_frp_auth(const config::Table& root, std::optional<Secret>& token, Dropped& dropped);
 
 struct IniKey {
     std::string key;

@@ -1,14 +1,12 @@
 // HTTP/1.x request-head parsing with caps, responses and Basic auth for tn-route (see http_head.hpp).
 #include "http_head.hpp"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <array>
 #include <cctype>
 
 #include "base/base64.hpp"
+#include "relay/digest.hpp"
 
 namespace tn::route::http {
 
@@ -39,12 +37,6 @@ Parse bad(int status, std::string why) {
     return p;
 }
 
-std::array<unsigned char, 32> sha256(std::string_view s) {
-    std::array<unsigned char, 32> md{};
-    unsigned int n = 0;
-    EVP_Digest(s.data(), s.size(), md.data(), &n, EVP_sha256(), nullptr);
-    return md;
-}
 }  // namespace
 
 const std::string* Request::header(std::string_view name) const {
@@ -173,8 +165,8 @@ bool basic_auth_ok(const std::string* authorization, std::string_view user, std:
     std::string want = std::string(user) + ":" + std::string(password);
     // Compare fixed-size digests so neither the position of the first difference nor the length of
     // the password shows in the time taken.
-    auto a = sha256(given), b = sha256(want);
-    bool same = CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+    auto a = relay::sha256(given), b = relay::sha256(want);
+    bool same = relay::equal_bytes(a, b);
     return same && !given.empty();
 }
 

@@ -17,7 +17,7 @@ using import::TomlOut;
 
 namespace {
 
-const char* kNotInTn = "tn has no such setting";
+using import::kNotInTn;
 
 struct FrpServer {
     std::string bind_addr = "0.0.0.0";
@@ -173,13 +173,8 @@ void read_toml_ports(const config::Table& root, FrpServer& s) {
 }
 
 ImportResult import_toml(std::string_view text, const std::string& source, const ImportOptions& o) {
-    std::optional<config::Document> doc;
-    try {
-        doc.emplace(config::Document::parse(text, source));
-    } catch (const Error& e) {
-        throw Error(ExitCode::data, e.what());
-    }
-    auto root = doc->root();
+    auto doc = import::parse_frp_toml(text, source);
+    auto root = doc.root();
     FrpServer s;
     std::set<std::string> used{"bindAddr", "bindPort", "proxyBindAddr", "vhostHTTPPort", "vhostHTTPSPort", "webServer",
                                "auth", "allowPorts", "subDomainHost"};
@@ -200,12 +195,7 @@ ImportResult import_toml(std::string_view text, const std::string& source, const
         for (const auto& k : w->keys())
             if (k != "port" && k != "addr" && k != "user" && k != "password") s.dropped.emplace_back("webServer." + k, kNotInTn);
     }
-    if (auto a = root.table("auth")) {
-        if (auto m = a->string("method"); m && *m != "token") s.dropped.emplace_back("auth.method = " + *m, "tn groups prove a token");
-        if (auto t = a->string("token"); t && !t->empty()) s.token = Secret(*t);
-        for (const auto& k : a->keys())
-            if (k != "method" && k != "token") s.dropped.emplace_back("auth." + k, kNotInTn);
-    }
+    import::read_frp_auth(root, s.token, s.dropped);
     bool any = false;
     for (const auto& k : used) any = any || root.has(k);
     if (!any) bad_input(source, "no frps setting (bindPort, vhostHTTPPort, webServer, auth, ...): not an frps config");
@@ -213,11 +203,7 @@ ImportResult import_toml(std::string_view text, const std::string& source, const
     if (auto v = root.string("subDomainHost")) s.subdomain_host = *v;
     for (const auto& k : root.keys())
         if (!used.count(k)) s.dropped.emplace_back(k, kNotInTn);
-    if (!doc->diagnostics().empty()) {
-        std::string msg;
-        for (const auto& d : doc->diagnostics()) msg += (msg.empty() ? "" : "\n") + d.str();
-        throw Error(ExitCode::data, msg);
-    }
+    import::throw_diagnostics(doc);
     return write_route(s, source, "frps toml", o, nullptr);
 }
 

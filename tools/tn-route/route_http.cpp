@@ -60,8 +60,7 @@ std::shared_ptr<tcp::acceptor> RouteServer::listen_on(const HostPort& at, const 
 
 void RouteServer::apply_http_listeners(const RouteConfig& next) {
     auto update = [&](std::shared_ptr<TcpAcceptLoop>& loop, std::optional<HostPort>& at, const std::optional<HostPort>& want,
-                      bool dashboard) {
-        const char* what = dashboard ? "the dashboard" : "HTTP vhosts";
+                      const char* what, const std::string& note, std::function<void(tcp::socket)> on_accept) {
         if (want == at) return;
         if (loop) {
             loop->stop();
@@ -72,13 +71,13 @@ void RouteServer::apply_http_listeners(const RouteConfig& next) {
         if (!want) return;
         auto acc = listen_on(*want, what);
         at = want;
-        log_.info("listening for ", what, " on ", want->str(),
-                  dashboard ? (next.dashboard_password.empty() ? " (no password: loopback only)" : " (basic auth)") : "");
-        loop = accept_loop(acc, [this, dashboard](tcp::socket sock) { accept_http(std::move(sock), dashboard); },
-                           std::string(what) + " on " + want->str());
+        log_.info("listening for ", what, " on ", want->str(), note);
+        loop = accept_loop(acc, std::move(on_accept), std::string(what) + " on " + want->str());
     };
-    update(http_loop_, http_at_, next.http_listen, false);
-    update(dash_loop_, dash_at_, next.dashboard_listen, true);
+    update(http_loop_, http_at_, next.http_listen, "HTTP vhosts", "", [this](tcp::socket sock) { accept_http(std::move(sock), false); });
+    update(dash_loop_, dash_at_, next.dashboard_listen, "the dashboard",
+           next.dashboard_password.empty() ? " (no password: loopback only)" : " (basic auth)",
+           [this](tcp::socket sock) { accept_http(std::move(sock), true); });
 }
 
 void RouteServer::accept_http(tcp::socket sock, bool dashboard) {
@@ -86,19 +85,18 @@ void RouteServer::accept_http(tcp::socket sock, bool dashboard) {
     error_code e2;
     auto ep = sock.remote_endpoint(e2);
     if (e2) return;
-    std::string peer = ep.address().to_string() + ":" + std::to_string(ep.port());
     sock.set_option(tcp::no_delay(true), e2);
-    read_head(std::make_shared<Stream>(std::move(sock)), peer, source_key(ep.address()), dashboard);
+    read_head(std::make_shared<Stream>(std::move(sock)), peer_log(ep), source_key(ep.address()), dashboard);
 }
 
-void RouteServer::read_head(StreamPtr s, std::string peer, const std::string& source, bool dashboard) {
+void RouteServer::read_head(StreamPtr s, log::Context lg, const std::string& source, bool dashboard) {
     // The dashboard has its own gate: a flood of vhost clients never locks the operator out.
     auto& table = dashboard ? dash_heads_ : heads_;
     auto admit = table->gate.admit(source, Clock::now(), has_bytes(s->socket()));
     if (admit.evict) table->evict(*admit.evict);
     if (!admit.id) {
         ++table->refused;
-        log_.debug("HTTP client ", peer, " closed: ", table->gate.from(source), " clients from that address are already sending their request heads");
+        lg.debug("HTTP client closed: ", table->gate.from(source), " clients from that address are already sending their request heads");
         return s->close();
     }
     auto slot = std::make_shared<Setup>(io_, table, *admit.id);
@@ -119,11 +117,11 @@ void RouteServer::read_head(StreamPtr s, std::string peer, const std::string& so
     // client, the same cycle as TlsConn::async_read had).
     auto step = std::make_shared<std::function<void()>>();
     std::weak_ptr<std::function<void()>> self = step;
-    *step = [this, s, st, peer, dashboard, self, slot]() {
+    *step = [this, s, st, lg, dashboard, self, slot]() {
         auto again = self.lock();
         if (!again) return;
         auto room = std::min(kReadChunk, http::kMaxHead - st->buf.size());  // parse() refuses before the cap is reached
-        s->async_read_some(asio::buffer(st->chunk.data(), room), [this, s, st, peer, dashboard, again, slot](error_code ec, std::size_t n) {
+        s->async_read_some(asio::buffer(st->chunk.data(), room), [this, s, st, lg, dashboard, again, slot](error_code ec, std::size_t n) {
             auto finish = [&]() { st->timer.cancel(); };
             if (stopped_) return finish();
             if (ec) {
@@ -139,28 +137,28 @@ void RouteServer::read_head(StreamPtr s, std::string peer, const std::string& so
             if (p.state == http::State::need_more) return (*again)();
             finish();
             if (p.state == http::State::bad) {
-                log_.info(dashboard ? "dashboard" : "vhost", " request from ", peer, " refused (", p.status, "): ", p.why);
+                lg.info(dashboard ? "dashboard" : "vhost", " request refused (", p.status, "): ", p.why);
                 return http_reply(s, http::error_page(p.status, p.why), p.status, !dashboard);
             }
-            if (dashboard) return on_dashboard(s, peer, p.req.method, p.req.path(), p.req.header("authorization"));
-            on_vhost(s, peer, std::move(st->buf), p.req.head_size, p.req.header("host"));
+            if (dashboard) return on_dashboard(s, lg, p.req.method, p.req.path(), p.req.header("authorization"));
+            on_vhost(s, lg, std::move(st->buf), p.req.head_size, p.req.header("host"));
         });
     };
     (*step)();
 }
 
-void RouteServer::on_vhost(StreamPtr s, const std::string& peer, std::string buf, std::size_t, const std::string* host) {
+void RouteServer::on_vhost(StreamPtr s, const log::Context& lg, std::string buf, std::size_t, const std::string* host) {
     if (!host) return http_reply(s, http::error_page(400, "the request has no Host header"), 400, true);
     auto name = host_name(*host);
     const ServeRecord* r = reg_.find_by_host(*host);
     if (!r) {
-        log_.info("vhost request from ", peer, " for host '", name.substr(0, 253), "': no serve has that custom domain (404)");
+        lg.info("vhost request for host '", name.substr(0, 253), "': no serve has that custom domain (404)");
         return http_reply(s, http::error_page(404, "no service is configured for host " + name.substr(0, 253)), 404, true);
     }
-    log_.debug("vhost request from ", peer, " for host '", name, "' -> serve ", r->spec.id, " (", r->spec.name, ")");
+    lg.debug("vhost request for host '", name, "' -> serve ", r->spec.id, " (", r->spec.name, ")");
     // The head (and any body bytes that came with it) goes to the serve unchanged, ahead of the rest of
     // the connection: keep-alive requests that follow stay on this serve, whatever their Host says.
-    request_link(s, r->group, r->spec.id, UserKind::http, peer, Bytes(buf.begin(), buf.end()));
+    request_link(s, r->group, r->spec.id, UserKind::http, lg, Bytes(buf.begin(), buf.end()));
 }
 
 void RouteServer::http_reply(const StreamPtr& s, std::string response, int status, bool vhost) {
@@ -197,11 +195,11 @@ void RouteServer::http_reply(const StreamPtr& s, std::string response, int statu
     });
 }
 
-void RouteServer::on_dashboard(StreamPtr s, const std::string& peer, const std::string& method, const std::string& path,
+void RouteServer::on_dashboard(StreamPtr s, const log::Context& lg, const std::string& method, const std::string& path,
                                const std::string* authorization) {
     if (!cfg_.dashboard_password.empty() &&
         !http::basic_auth_ok(authorization, cfg_.dashboard_user, cfg_.dashboard_password.expose())) {
-        log_.info("dashboard request from ", peer, " without valid credentials (401)");
+        lg.info("dashboard request without valid credentials (401)");
         return http_reply(s, http::response(401, "text/plain; charset=utf-8", "authentication required\n",
                                             {"WWW-Authenticate: Basic realm=\"tn-route\", charset=\"UTF-8\""}),
                           401, false);
@@ -253,6 +251,7 @@ std::string RouteServer::metrics() const {
         auto it = http_errors_.find(code);
         o << "tn_route_vhost_errors_total{code=\"" << code << "\"} " << (it == http_errors_.end() ? 0 : it->second) << "\n";
     }
+
     return o.str();
 }
 

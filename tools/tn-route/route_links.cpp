@@ -4,6 +4,7 @@
 
 #include "http_head.hpp"
 #include "relay/auth.hpp"
+#include "relay/digest.hpp"
 #include "relay/seal.hpp"
 #include "route_session.hpp"
 
@@ -27,7 +28,7 @@ void RouteServer::session_frame(const SessionPtr& ss, Frame f) {
             case MsgType::serve_close: {
                 auto m = from_frame<ServeClose>(f);
                 if (auto r = reg_.remove_serve(ss->vnet_id, m.id)) {
-                    log_.info("serve down id=", m.id, " name=", r->spec.name, " vnet=", ss->vnet_id);
+                    ss->log.info("serve down id=", m.id, " name=", r->spec.name);
                     serve_gone(*r);
                 }
                 return;
@@ -66,7 +67,7 @@ void RouteServer::session_frame(const SessionPtr& ss, Frame f) {
                 throw WireError("unexpected " + std::string(type_name(f.type)) + " on a control connection");
         }
     } catch (const WireError& e) {
-        log_.warn("protocol error from vnet ", ss->vnet_id, " (", ss->peer, "): ", e.what());
+        ss->log.warn("protocol error: ", e.what());
         ss->send(to_frame(ErrorMsg{ErrorCode::protocol, e.what()}));
         drop_session(ss, std::string("protocol error: ") + e.what());
     }
@@ -98,7 +99,7 @@ std::string RouteServer::claim_refusal(const std::string& group, const ServeSpec
 
 void RouteServer::add_serve(const SessionPtr& ss, const Serve& m) {
     if (auto why = claim_refusal(ss->group, m.spec); !why.empty()) {
-        log_.warn("serve '", m.spec.name, "' of vnet ", ss->vnet_id, " (group ", ss->group, ") refused: ", why);
+        ss->log.warn("serve '", m.spec.name, "' refused: ", why);
         return ss->send(to_frame(ServeResult{m.req, false, m.spec.id, why}));
     }
     auto res = reg_.add_serve(ss->vnet_id, m.spec);
@@ -111,14 +112,14 @@ void RouteServer::add_serve(const SessionPtr& ss, const Serve& m) {
         }
     }
     if (!res.ok) {
-        log_.warn("serve '", m.spec.name, "' of vnet ", ss->vnet_id, " refused: ", res.message);
+        ss->log.warn("serve '", m.spec.name, "' refused: ", res.message);
         return ss->send(to_frame(ServeResult{m.req, false, m.spec.id, res.message}));
     }
     if (const auto* rec = reg_.find_serve(ss->group, res.id)) held_.claimed(rec->spec.domains, rec->spec.remote_port);
     std::string note = res.reassigned ? "dynamic id " + std::to_string(m.spec.id) + " was taken; assigned " + std::to_string(res.id) : "";
     ss->send(to_frame(ServeResult{m.req, true, res.id, note}));
-    log_.info("serve up id=", res.id, " name=", m.spec.name, " vnet=", ss->vnet_id, " group=", ss->group,
-              m.spec.remote_port ? " remote_port=" + std::to_string(m.spec.remote_port) : "", res.reassigned ? " (reassigned)" : "");
+    ss->log.info("serve up id=", res.id, " name=", m.spec.name,
+                 m.spec.remote_port ? " remote_port=" + std::to_string(m.spec.remote_port) : "", res.reassigned ? " (reassigned)" : "");
     broadcast(ss->group, to_frame(ServeUp{reg_.find_serve(ss->group, res.id)->entry()}));
 }
 
@@ -151,15 +152,14 @@ void RouteServer::accept_remote(tcp::socket sock, std::uint16_t port) {
     error_code e2;
     auto ep = sock.remote_endpoint(e2);
     if (e2) return;
-    std::string peer = ep.address().to_string() + ":" + std::to_string(ep.port());
     sock.set_option(tcp::no_delay(true), e2);
-    request_link(std::make_shared<Stream>(std::move(sock)), r->second.group, r->second.id, UserKind::tcp, peer);
+    request_link(std::make_shared<Stream>(std::move(sock)), r->second.group, r->second.id, UserKind::tcp, peer_log(ep));
 }
 
-void RouteServer::link_open(StreamPtr s, std::string peer, const LinkOpen& m) {
+void RouteServer::link_open(StreamPtr s, const log::Context& lg, const LinkOpen& m) {
     auto ss = link_session(s, MsgType::link_open, m.vnet_id, m.id, m.mac, m.cipher);
     if (!ss) {
-        log_.warn("link from ", peer, " refused: no session proof");
+        lg.warn("link refused: no session proof");
         return refuse(s, ErrorCode::auth, "link not proven by a live session (vnet id and proof do not match)");
     }
     // The using vnet drew the link key and boxed it for us under its ticket and this connection's
@@ -172,11 +172,11 @@ void RouteServer::link_open(StreamPtr s, std::string peer, const LinkOpen& m) {
     LinkKey key{};
     if (cfg_.tls) key = open_key_box(ss->ticket, s->challenge, m.id, m.key_box, BoxWay::to_route, cipher);
     if (s->carried++) ++links_reused_;
-    request_link(s, ss->group, m.id, UserKind::link, peer, {}, ss->vnet_id, key, cipher);
-    OPENSSL_cleanse(key.data(), key.size());
+    request_link(s, ss->group, m.id, UserKind::link, lg, {}, ss->vnet_id, key, cipher);
+    relay::wipe(key);
 }
 
-void RouteServer::request_link(StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, std::string peer,
+void RouteServer::request_link(StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, const log::Context& lg,
                                Bytes prefix, std::uint32_t user_vnet, const LinkKey& key, Cipher cipher) {
     const ServeRecord* r = reg_.find_serve(group, id);
     auto close_user = [&](ErrorCode c, const std::string& m, int http_status) {
@@ -196,7 +196,7 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
     if (auto why = links_.admit(k); why != Refusal::none) {
         auto text = describe(why, group, id, source);
         if (auto held = pending_log_.allow(Clock::now()))
-            log_.warn("link to serve ", id, " from ", peer, " refused: ", text, *held ? " (" + std::to_string(*held) + " more not logged)" : "");
+            lg.warn("link to serve ", id, " refused: ", text, *held ? " (" + std::to_string(*held) + " more not logged)" : "");
         return close_user(ErrorCode::limit, "limit: " + text, 503);
     }
     auto ss = sessions_.find(r->vnet_id);
@@ -218,7 +218,7 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
     // request and LINK_OK go down together and the pair is bound at once.
     bool early = kind != UserKind::http;
     LinkRequest req{link_id, id, early};
-    log_.debug("link ", link_id, " requested: serve ", id, " for ", peer);
+    lg.debug("link ", link_id, " requested: serve ", id);
     auto via = p.via;
     if (via) {
         error_code ec;
@@ -228,24 +228,24 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
     links_.wait(link_id, std::move(k), std::move(p), Clock::now());
     if (!via) return ss->second->send(to_frame(req));
     async_write_bytes(via, encode_frame(to_frame(req)), [](error_code) {});
-    standby_answer(via, peer, link_id);
+    standby_answer(via, lg, link_id);
 }
 
-void RouteServer::link_pooled(StreamPtr s, std::string peer, SessionPtr ss, bool standby, bool reparked) {
+void RouteServer::link_pooled(StreamPtr s, log::Context lg, SessionPtr ss, bool standby, bool reparked) {
     if (!ss) {
-        log_.warn("pre-opened link from ", peer, " refused: no session proof");
+        lg.warn("pre-opened link refused: no session proof");
         return refuse(s, ErrorCode::auth, "link not proven by a live session (vnet id and proof do not match)");
     }
     if (standby && !s->unread.empty()) {
         // The vnet sends nothing on a standby link until it is requested: bytes a read took in with
         // its last frame are a protocol error.
-        log_.warn("protocol error on a standby link from ", peer, ": bytes on an idle standby link");
+        lg.warn("protocol error on a standby link: bytes on an idle standby link");
         return s->close();
     }
     if (auto v = links_.pool(ss->vnet_id, s, standby, reparked); v != PoolVerdict::pooled) {
         if (v == PoolVerdict::no_vnet) return s->close();
         auto cap = links_.limits().pooled;
-        log_.warn("pre-opened link from vnet ", ss->vnet_id, " refused: it already has ", cap);
+        ss->log.warn("pre-opened link refused: it already has ", cap);
         return refuse(s, ErrorCode::limit, "limit: " + std::to_string(cap) + " pre-opened links per vnet");
     }
     auto vnet = ss->vnet_id;
@@ -261,36 +261,36 @@ void RouteServer::link_pooled(StreamPtr s, std::string peer, SessionPtr ss, bool
         });
     }
     // A parked link's next frame is the vnet's LINK_OPEN.
-    async_read_frame(s, [this, s, peer, weak, vnet](error_code ec, Frame f, std::string why) {
+    async_read_frame(s, [this, s, lg, weak, vnet](error_code ec, Frame f, std::string why) {
         auto p = weak.lock();
         if (stopped_) return;
         if (p) links_.unpool(vnet, s);
         if (ec || !p || p->closed) {
-            if (ec == asio::error::invalid_argument) log_.warn("protocol error on a pre-opened link from ", peer, ": ", why);
+            if (ec == asio::error::invalid_argument) lg.warn("protocol error on a pre-opened link: ", why);
             return s->close();
         }
         try {
-            if (f.type == MsgType::link_open) return link_open(s, peer, from_frame<LinkOpen>(f));
+            if (f.type == MsgType::link_open) return link_open(s, lg, from_frame<LinkOpen>(f));
             throw WireError("unexpected " + std::string(type_name(f.type)) + " on a pre-opened link");
         } catch (const WireError& e) {
-            log_.warn("protocol error on a pre-opened link from ", peer, ": ", e.what());
+            lg.warn("protocol error on a pre-opened link: ", e.what());
             refuse(s, ErrorCode::protocol, e.what());
         }
     });
 }
 
-void RouteServer::standby_answer(StreamPtr s, std::string peer, std::uint64_t link_id) {
+void RouteServer::standby_answer(StreamPtr s, log::Context lg, std::uint64_t link_id) {
     // A request without `early` (a vhost client) on a standby link: the vnet connects first and
     // answers LINK_ACCEPT or LINK_FAIL on the same link.
-    async_read_frame(s, [this, s, peer, link_id](error_code ec, Frame f, std::string why) {
+    async_read_frame(s, [this, s, lg, link_id](error_code ec, Frame f, std::string why) {
         if (stopped_) return;
         if (ec) {
-            if (ec == asio::error::invalid_argument) log_.warn("protocol error on a standby link from ", peer, ": ", why);
+            if (ec == asio::error::invalid_argument) lg.warn("protocol error on a standby link: ", why);
             s->close();
             return fail_pending(link_id, PendingEnd::link_closed);
         }
         try {
-            if (f.type == MsgType::link_accept) return link_accept(s, peer, from_frame<LinkAccept>(f));
+            if (f.type == MsgType::link_accept) return link_accept(s, lg, from_frame<LinkAccept>(f));
             if (f.type == MsgType::link_fail) {
                 auto m = from_frame<LinkFail>(f);
                 s->close();
@@ -298,7 +298,7 @@ void RouteServer::standby_answer(StreamPtr s, std::string peer, std::uint64_t li
             }
             throw WireError("unexpected " + std::string(type_name(f.type)) + " on a standby link");
         } catch (const WireError& e) {
-            log_.warn("protocol error on a standby link from ", peer, ": ", e.what());
+            lg.warn("protocol error on a standby link: ", e.what());
             refuse(s, ErrorCode::protocol, e.what());
             fail_pending(link_id, PendingEnd::protocol);
         }
@@ -323,11 +323,11 @@ void RouteServer::end_pending(Pairing::Ended e, const std::string& detail) {
     else p.user->close();
 }
 
-void RouteServer::link_accept(StreamPtr s, std::string peer, const LinkAccept& m) {
+void RouteServer::link_accept(StreamPtr s, const log::Context& lg, const LinkAccept& m) {
     auto ss = link_session(s, MsgType::link_accept, m.vnet_id, m.link_id, m.mac);
     auto p = ss ? links_.pair(m.link_id, ss->vnet_id) : std::nullopt;
     if (!p) {
-        log_.warn("link accept from ", peer, " refused: no session proof or unknown link");
+        lg.warn("link accept refused: no session proof or unknown link");
         return refuse(s, ErrorCode::auth, "link not proven by a live session, or unknown link id");
     }
     bind_link(m.link_id, std::move(*p), s, {});
@@ -350,7 +350,7 @@ void RouteServer::bind_link(std::uint64_t link_id, Pairing::Pending pp, StreamPt
     if (cfg_.tls) ok.key_box = seal_key_box(ss->second->ticket, s->challenge, link_id, p.key, BoxWay::to_vnet, p.cipher);
     std::shared_ptr<LinkSeal> own;
     if (k.kind != UserKind::link) own = std::make_shared<LinkSeal>(p.cipher, p.key, Side::use);
-    OPENSSL_cleanse(p.key.data(), p.key.size());
+    relay::wipe(p.key);
     auto ok_frame = encode_frame(to_frame(ok));
     first.insert(first.end(), ok_frame.begin(), ok_frame.end());
     auto closed = [this, link_id](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
@@ -426,7 +426,7 @@ void RouteServer::repark(StreamPtr s, std::uint32_t vnet_id, bool standby) {
     // The next setup frame's proof and LINK_OK's key box must never reuse the last challenge (the box
     // key is derived from it and seals with a fixed nonce): both ends step it the same way.
     s->challenge = next_challenge(s->challenge);
-    link_pooled(s, it->second->peer, it->second, standby, true);
+    link_pooled(s, it->second->log, it->second, standby, true);
 }
 
 void RouteServer::sweep() {

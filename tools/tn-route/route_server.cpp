@@ -100,14 +100,14 @@ void RouteServer::on_accept(tcp::socket sock) {
     error_code e2;
     auto ep = sock.remote_endpoint(e2);
     if (e2) return;  // already gone
-    std::string peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+    auto lg = peer_log(ep);
     auto source = source_key(ep.address());
     if (!auth_fails_.allowed(source, Clock::now())) return sock.close(e2);  // it guessed tokens: no TLS for it for now
     auto admit = setups_->gate.admit(source, Clock::now(), has_bytes(sock));
     if (admit.evict) setups_->evict(*admit.evict);  // a silent, bigger-source or slow setup makes room
     if (!admit.id) {
         ++setups_->refused;
-        log_.debug("connection from ", peer, " closed: ", setups_->gate.from(source),
+        lg.debug("connection closed: ", setups_->gate.from(source),
                    " connections from that address are still in setup");
         return sock.close(e2);
     }
@@ -123,38 +123,38 @@ void RouteServer::on_accept(tcp::socket sock) {
     // ones (LINK_REQUEST, LINK_OK) back behind an unacknowledged earlier write.
     sock.set_option(tcp::no_delay(true), e2);
     fit_buffers_to_path(sock);
-    if (!tls_) return on_connection(std::make_shared<Stream>(std::move(sock)), peer, setup);
-    classify(std::make_shared<tcp::socket>(std::move(sock)), peer, setup);
+    if (!tls_) return on_connection(std::make_shared<Stream>(std::move(sock)), lg, setup);
+    classify(std::make_shared<tcp::socket>(std::move(sock)), lg, setup);
 }
 
 // With tls = true a connection is either a control connection, which starts a TLS handshake (its
 // first byte is a TLS record type, 0x16), or a link, which is plain TCP and starts with our hello's
 // 'T' (protocol 2: links are sealed end to end instead). One peeked byte tells them apart.
-void RouteServer::classify(std::shared_ptr<tcp::socket> sock, std::string peer, SetupPtr setup) {
+void RouteServer::classify(std::shared_ptr<tcp::socket> sock, log::Context lg, SetupPtr setup) {
     setup->close = [w = std::weak_ptr<tcp::socket>(sock)]() {
         error_code ec;
         if (auto p = w.lock()) p->close(ec);
     };
-    sock->async_wait(tcp::socket::wait_read, [this, sock, peer, setup](error_code ec) {
+    sock->async_wait(tcp::socket::wait_read, [this, sock, lg, setup](error_code ec) {
         if (ec || stopped_) return sock->close(ec);
         std::uint8_t first = 0;
         auto n = ::recv(sock->native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-            return classify(sock, peer, setup);  // a readiness report without a byte: wait again
+            return classify(sock, lg, setup);  // a readiness report without a byte: wait again
         if (n != 1) return sock->close(ec);
         if (auto t = setup->table.lock()) t->gate.progressed(setup->id);  // it speaks: no longer idle
-        if (first == 0x16) on_connection(std::make_shared<Stream>(std::move(*sock), *tls_), peer, setup);
-        else on_connection(std::make_shared<Stream>(std::move(*sock)), peer, setup);
+        if (first == 0x16) on_connection(std::make_shared<Stream>(std::move(*sock), *tls_), lg, setup);
+        else on_connection(std::make_shared<Stream>(std::move(*sock)), lg, setup);
     });
 }
 
-void RouteServer::on_connection(StreamPtr s, std::string peer, SetupPtr setup) {
+void RouteServer::on_connection(StreamPtr s, log::Context lg, SetupPtr setup) {
     // Until its first frame is in, the setup deadline and the gate's eviction close it.
     setup->close = [w = std::weak_ptr<Stream>(s)]() {
         if (auto p = w.lock()) p->close();
     };
     auto hold = setup;  // held by every handler until the first frame is in: then the slot frees itself
-    auto after_tls = [this, s, peer, hold]() {
+    auto after_tls = [this, s, lg, hold]() {
         auto nonce = random_nonce();
         s->challenge = nonce;
         auto hello = encode_hello();
@@ -162,74 +162,74 @@ void RouteServer::on_connection(StreamPtr s, std::string peer, SetupPtr setup) {
         auto ch = encode_frame(to_frame(Challenge{nonce}));
         out.insert(out.end(), ch.begin(), ch.end());
         async_write_bytes(s, std::move(out), [](error_code) {});
-        async_read_hello(s, [this, s, peer, hold, nonce](error_code ec, std::uint16_t v, std::string why) {
+        async_read_hello(s, [this, s, lg, hold, nonce](error_code ec, std::uint16_t v, std::string why) {
             if (ec) {
-                if (ec == asio::error::invalid_argument) log_.warn("connection from ", peer, " refused: ", why);
+                if (ec == asio::error::invalid_argument) lg.warn("connection refused: ", why);
                 return s->close();
             }
             if (auto t = hold->table.lock()) t->gate.progressed(hold->id);
             if (v != kVersion) {
-                log_.warn("vnet at ", peer, " speaks protocol version ", v, "; refused");
+                lg.warn("vnet speaks protocol version ", v, "; refused");
                 return refuse(s, ErrorCode::version,
                               "this tn-route speaks relay protocol version " + std::to_string(kVersion) + ", the vnet speaks " +
                                   std::to_string(v) + ": update " + (v < kVersion ? "tn-vnet" : "tn-route"));
             }
-            async_read_frame(s, [this, s, peer, hold, nonce](error_code ec2, Frame f, std::string why2) {
+            async_read_frame(s, [this, s, lg, hold, nonce](error_code ec2, Frame f, std::string why2) {
                 if (stopped_) return;
                 if (ec2) {
                     if (ec2 == asio::error::invalid_argument) {
-                        log_.warn("protocol error from ", peer, ": ", why2, "; closing that connection");
+                        lg.warn("protocol error: ", why2, "; closing that connection");
                         return refuse(s, ErrorCode::protocol, why2);
                     }
                     return s->close();
                 }
-                on_first_frame(s, peer, nonce, std::move(f));
+                on_first_frame(s, lg, nonce, std::move(f));
             });
         });
     };
     if (!s->tls()) return after_tls();
-    s->tls_conn().async_handshake(TlsConn::Role::server, [this, s, peer, hold, after_tls](error_code ec) {
+    s->tls_conn().async_handshake(TlsConn::Role::server, [this, s, lg, hold, after_tls](error_code ec) {
         if (ec) {
-            log_.debug("TLS handshake with ", peer, " failed: ", ec.message());
+            lg.debug("TLS handshake failed: ", ec.message());
             return s->close();
         }
         after_tls();
     });
 }
 
-void RouteServer::on_first_frame(StreamPtr s, std::string peer, Nonce nonce, Frame f) {
+void RouteServer::on_first_frame(StreamPtr s, const log::Context& lg, Nonce nonce, Frame f) {
     try {
         if (f.type == MsgType::auth) {
             // A control connection proves the token and receives the session ticket: never in clear
             // on a route that has TLS.
             if (tls_ && !s->tls()) {
-                log_.warn("plain control connection from ", peer, " refused: this route has tls = true");
+                lg.warn("plain control connection refused: this route has tls = true");
                 return refuse(s, ErrorCode::refused, "this tn-route requires TLS (tls = true): set tls = true and its fingerprint in the vnet");
             }
-            return start_session(s, peer, nonce, from_frame<Auth>(f));
+            return start_session(s, lg, nonce, from_frame<Auth>(f));
         }
         if (s->tls()) throw WireError("link frame " + std::string(type_name(f.type)) + " over TLS (protocol 2 links are plain TCP, sealed end to end)");
         switch (f.type) {
-            case MsgType::link_open: return link_open(s, peer, from_frame<LinkOpen>(f));
-            case MsgType::link_accept: return link_accept(s, peer, from_frame<LinkAccept>(f));
+            case MsgType::link_open: return link_open(s, lg, from_frame<LinkOpen>(f));
+            case MsgType::link_accept: return link_accept(s, lg, from_frame<LinkAccept>(f));
             case MsgType::link_park: {
                 auto m = from_frame<LinkPark>(f);
-                return link_pooled(s, peer, link_session(s, MsgType::link_park, m.vnet_id, 0, m.mac), false);
+                return link_pooled(s, lg, link_session(s, MsgType::link_park, m.vnet_id, 0, m.mac), false);
             }
             case MsgType::link_standby: {
                 auto m = from_frame<LinkStandby>(f);
-                return link_pooled(s, peer, link_session(s, MsgType::link_standby, m.vnet_id, 0, m.mac), true);
+                return link_pooled(s, lg, link_session(s, MsgType::link_standby, m.vnet_id, 0, m.mac), true);
             }
             default:
                 throw WireError("unexpected first frame " + std::string(type_name(f.type)));
         }
     } catch (const WireError& e) {
-        log_.warn("protocol error from ", peer, ": ", e.what(), "; closing that connection");
+        lg.warn("protocol error: ", e.what(), "; closing that connection");
         refuse(s, ErrorCode::protocol, e.what());
     }
 }
 
-void RouteServer::start_session(StreamPtr s, std::string peer, Nonce nonce, const Auth& a) {
+void RouteServer::start_session(StreamPtr s, const log::Context& lg, Nonce nonce, const Auth& a) {
     error_code e;
     auto ep = s->socket().remote_endpoint(e);
     if (e) return s->close();
@@ -239,17 +239,18 @@ void RouteServer::start_session(StreamPtr s, std::string peer, Nonce nonce, cons
     // other addresses are not touched.
     if (!auth_fails_.allowed(source, now)) {
         if (auto held = auth_log_.allow(now))
-            log_.warn("AUTH from ", peer, " refused unchecked: too many failed attempts from ", source,
+            lg.warn("AUTH refused unchecked: too many failed attempts from ", source,
                       *held ? " (" + std::to_string(*held) + " more auth lines not logged)" : "");
         return refuse(s, ErrorCode::limit, "limit: too many failed authentications from this address; retry later");
     }
+    auto alog = lg.with("vnet", a.name).with("group", a.group);
     const Group* g = cfg_.group(a.group);
     // Unknown group and wrong token get the same answer: no oracle for which group names exist.
     auto binding = session_binding(s->tls() ? s->ssl() : nullptr);
     if (!g || !equal(a.mac, vnet_proof(g->token.expose(), nonce, a.nonce, a.group, a.name, binding))) {
         auth_fails_.failed(source, now);
         if (auto held = auth_log_.allow(now))
-            log_.warn("auth failed for vnet '", a.name, "' group '", a.group, "' from ", peer,
+            alog.warn("auth failed",
                       *held ? " (" + std::to_string(*held) + " more auth lines not logged)" : "");
         return refuse(s, ErrorCode::auth, "authentication failed: wrong group or token");
     }
@@ -260,7 +261,7 @@ void RouteServer::start_session(StreamPtr s, std::string peer, Nonce nonce, cons
             sessions_.erase(it);
             old->closed = true;
             old->s->close();
-            log_.info("vnet ", *res.replaced, " (", a.name, ") replaced by its reconnect from ", peer);
+            alog.info("vnet ", *res.replaced, " replaced by its reconnect");
         }
         // Its pre-opened links and the links waiting for it go with it.
         auto gone = links_.vnet_down(*res.replaced);
@@ -269,16 +270,16 @@ void RouteServer::start_session(StreamPtr s, std::string peer, Nonce nonce, cons
         for (const auto& r : res.freed) serve_gone(r);
     }
     if (!res.ok) {
-        log_.warn("vnet '", a.name, "' from ", peer, " refused: ", res.message);
+        alog.warn("vnet refused: ", res.message);
         return refuse(s, ErrorCode::limit, res.message);
     }
-    auto ss = std::make_shared<Session>();
+    auto ss = std::make_shared<Session>(alog);
     ss->s = s;
     ss->w = std::make_shared<FrameWriter>(s);
     ss->vnet_id = res.id;
     ss->group = a.group;
     ss->name = a.name;
-    ss->peer = peer;
+    ss->peer = ep.address().to_string() + ":" + std::to_string(ep.port());
     ss->ticket = random_ticket();
     sessions_[res.id] = ss;
     links_.vnet_up(res.id);
@@ -289,7 +290,7 @@ void RouteServer::start_session(StreamPtr s, std::string peer, Nonce nonce, cons
     auto hb = static_cast<std::uint32_t>(std::max(50.0, 5000 * scale_));
     ss->send(to_frame(Welcome{res.id, ss->ticket, route_proof(g->token.expose(), a.nonce, nonce, binding), hb}));
     for (const auto& r : reg_.serves(a.group)) ss->send(to_frame(ServeUp{r.entry()}));
-    log_.info("vnet up id=", res.id, " name=", a.name, " group=", a.group, " from=", peer);
+    ss->log.info("vnet up id=", res.id);
     // The control read loop: one frame at a time, each capped.
     // Only the pending frame read owns `loop` (it sees itself weakly): a read still pending at shutdown
     // is dropped with the io_context and frees the loop; a self-capture leaked it (LeakSanitizer).
@@ -328,7 +329,7 @@ void RouteServer::drop_session(const SessionPtr& ss, const std::string& why) {
     auto freed = reg_.remove_vnet(ss->vnet_id);
     for (const auto& r : freed) serve_gone(r);
     for (auto& e : gone.ended) end_pending(std::move(e), {});
-    log_.info("vnet down id=", ss->vnet_id, " name=", ss->name, " group=", ss->group, ": ", why, " (freed ",
+    ss->log.info("vnet down id=", ss->vnet_id, ": ", why, " (freed ",
               freed.size(), " serves)");
 }
 
@@ -383,6 +384,10 @@ std::vector<std::string> RouteServer::reload(RouteConfig next) {
     cfg_.dashboard_password = next.dashboard_password;
     if (!failed.empty()) throw Error(ExitCode::unavailable, failed);
     return restart;
+}
+
+log::Context RouteServer::peer_log(const tcp::endpoint& ep) const {
+    return log_.with("peer", ep.address().to_string() + ":" + std::to_string(ep.port()));
 }
 
 SessionPtr RouteServer::link_session(const StreamPtr& s, MsgType type, std::uint32_t vnet_id, std::uint64_t arg,

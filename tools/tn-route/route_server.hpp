@@ -49,10 +49,10 @@ private:
     friend struct Session;
     void on_accept(relay::tcp::socket sock);
     void shed();  // out of descriptors: close the connection in setup that the gate picks
-    void classify(std::shared_ptr<relay::tcp::socket> sock, std::string peer, SetupPtr setup);
-    void on_connection(relay::StreamPtr s, std::string peer, SetupPtr setup);
-    void on_first_frame(relay::StreamPtr s, std::string peer, relay::Nonce nonce, relay::Frame f);
-    void start_session(relay::StreamPtr s, std::string peer, relay::Nonce nonce, const relay::Auth& a);
+    void classify(std::shared_ptr<relay::tcp::socket> sock, log::Context lg, SetupPtr setup);
+    void on_connection(relay::StreamPtr s, log::Context lg, SetupPtr setup);
+    void on_first_frame(relay::StreamPtr s, const log::Context& lg, relay::Nonce nonce, relay::Frame f);
+    void start_session(relay::StreamPtr s, const log::Context& lg, relay::Nonce nonce, const relay::Auth& a);
     void session_frame(const SessionPtr& ss, relay::Frame f);
     void drop_session(const SessionPtr& ss, const std::string& why);
     void add_serve(const SessionPtr& ss, const relay::Serve& m);
@@ -60,16 +60,16 @@ private:
     std::string claim_refusal(const std::string& group, const relay::ServeSpec& spec) const;
     void serve_gone(const relay::ServeRecord& r);
     void broadcast(const std::string& group, const relay::Frame& f);
-    void link_open(relay::StreamPtr s, std::string peer, const relay::LinkOpen& m);
-    void link_accept(relay::StreamPtr s, std::string peer, const relay::LinkAccept& m);
-    void link_pooled(relay::StreamPtr s, std::string peer, SessionPtr ss, bool standby, bool reparked = false);
+    void link_open(relay::StreamPtr s, const log::Context& lg, const relay::LinkOpen& m);
+    void link_accept(relay::StreamPtr s, const log::Context& lg, const relay::LinkAccept& m);
+    void link_pooled(relay::StreamPtr s, log::Context lg, SessionPtr ss, bool standby, bool reparked = false);
     // Who waits on the using side of a link: a vnet's link connection, a remote_port client, or an
     // HTTP client of a vhost (whose already-read request head is `prefix`).
     using UserKind = relay::UserKind;
-    void request_link(relay::StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, std::string peer,
+    void request_link(relay::StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, const log::Context& lg,
                       relay::Bytes prefix = {}, std::uint32_t user_vnet = 0, const relay::LinkKey& key = {},
                       relay::Cipher cipher = relay::Cipher::none);
-    void standby_answer(relay::StreamPtr s, std::string peer, std::uint64_t link_id);
+    void standby_answer(relay::StreamPtr s, log::Context lg, std::uint64_t link_id);
     bool can_repark(std::uint32_t vnet_id) const;  // its session is up and its pool has room
     void repark(relay::StreamPtr s, std::uint32_t vnet_id, bool standby);
     // A pending link ended unpaired: says why (with `detail`) to its user and closes it.
@@ -79,9 +79,9 @@ private:
     void apply_http_listeners(const RouteConfig& next);
     std::shared_ptr<relay::tcp::acceptor> listen_on(const HostPort& at, const char* what);
     void accept_http(relay::tcp::socket sock, bool dashboard);
-    void read_head(relay::StreamPtr s, std::string peer, const std::string& source, bool dashboard);
-    void on_vhost(relay::StreamPtr s, const std::string& peer, std::string buf, std::size_t head_size, const std::string* host);
-    void on_dashboard(relay::StreamPtr s, const std::string& peer, const std::string& method, const std::string& path,
+    void read_head(relay::StreamPtr s, log::Context lg, const std::string& source, bool dashboard);
+    void on_vhost(relay::StreamPtr s, const log::Context& lg, std::string buf, std::size_t head_size, const std::string* host);
+    void on_dashboard(relay::StreamPtr s, const log::Context& lg, const std::string& method, const std::string& path,
                       const std::string* authorization);
     void http_reply(const relay::StreamPtr& s, std::string response, int status, bool vhost);
     std::string dashboard_html() const;
@@ -96,6 +96,9 @@ private:
     SessionPtr link_session(const relay::StreamPtr& s, relay::MsgType type, std::uint32_t vnet_id, std::uint64_t arg,
                             const relay::Mac& mac, std::uint8_t cipher = 0) const;
     Clock::duration scaled(std::chrono::milliseconds d) const;
+
+    // The context every line about one connection carries: its peer address (frp's xlog prefix).
+    log::Context peer_log(const relay::tcp::endpoint& ep) const;
 
     relay::asio::io_context& io_;
     RouteConfig cfg_;

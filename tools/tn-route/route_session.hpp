@@ -54,6 +54,8 @@ inline void SetupTable::evict(std::uint64_t id) {
 }
 
 struct Session : std::enable_shared_from_this<Session> {
+    explicit Session(log::Context l) : log(std::move(l)) {}
+    log::Context log;  // peer, vnet (its name) and group on each of its lines
     StreamPtr s;
     std::shared_ptr<FrameWriter> w;
     std::uint32_t vnet_id = 0;

@@ -15,7 +15,7 @@ using import::TomlOut;
 
 namespace {
 
-const char* kNotInTn = "tn has no such setting";
+using import::kNotInTn;
 
 // What tn does not do (yet) with an frp proxy type, or "" when it carries it.
 std::string type_gap(const std::string& type) {
@@ -135,31 +135,17 @@ void read_toml_proxy(const config::Table& t, FrpClient& c) {
 }  // namespace
 
 ImportResult import_frpc_toml(std::string_view text, const std::string& source, const ImportOptions& o) {
-    std::optional<config::Document> doc;
-    try {
-        doc.emplace(config::Document::parse(text, source));
-    } catch (const Error& e) {
-        throw Error(ExitCode::data, e.what());
-    }
-    auto root = doc->root();
+    auto doc = import::parse_frp_toml(text, source);
+    auto root = doc.root();
     FrpClient c;
     std::set<std::string> used{"serverAddr", "serverPort", "auth", "proxies"};
     if (auto v = root.string("serverAddr")) c.server_addr = *v;
     if (auto v = root.integer("serverPort", 1, 65535)) c.server_port = static_cast<std::uint16_t>(*v);
-    if (auto auth = root.table("auth")) {
-        if (auto m = auth->string("method"); m && *m != "token") c.dropped.emplace_back("auth.method = " + *m, "tn groups prove a token");
-        if (auto t = auth->string("token"); t && !t->empty()) c.token = Secret(*t);
-        for (const auto& k : auth->keys())
-            if (k != "method" && k != "token") c.dropped.emplace_back("auth." + k, kNotInTn);
-    }
+    import::read_frp_auth(root, c.token, c.dropped);
     for (const auto& t : root.tables("proxies")) read_toml_proxy(t, c);
     for (const auto& k : root.keys())
         if (!used.count(k)) c.dropped.emplace_back(k, k == "visitors" ? "tn uses [[use]] with a serve id instead" : kNotInTn);
-    if (!doc->diagnostics().empty()) {
-        std::string msg;
-        for (const auto& d : doc->diagnostics()) msg += (msg.empty() ? "" : "\n") + d.str();
-        throw Error(ExitCode::data, msg);
-    }
+    import::throw_diagnostics(doc);
     if (!root.has("serverAddr") && root.tables("proxies").empty())
         bad_input(source, "neither a vnet-v2 config.ini ([route], [vnet]) nor an frpc config (serverAddr, [[proxies]])");
     return write_frpc(c, source, "frpc toml", o, nullptr);

@@ -2,13 +2,12 @@
 // and the registry view that serves and uses follow.
 #include "vnet_agent.hpp"
 
-#include <openssl/evp.h>
-
 #include <cctype>
 #include <cstdio>
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
+#include "relay/digest.hpp"
 #include "relay/io_tls.hpp"
 
 namespace tn::vnet {
@@ -16,7 +15,8 @@ namespace tn::vnet {
 using namespace relay;
 
 VnetAgent::VnetAgent(asio::io_context& io, VnetConfig cfg, const log::Logger& log, double time_scale)
-    : io_(io), cfg_(std::move(cfg)), log_(log), scale_(time_scale), retry_timer_(io), hb_timer_(io),
+    : io_(io), cfg_(std::move(cfg)), log_(log), route_log_(log.with("route", cfg_.route.str())), scale_(time_scale),
+      retry_timer_(io), hb_timer_(io),
       unserve_timer_(io),
       unserve_timers_(static_cast<std::uint64_t>(180000 * time_scale), static_cast<std::uint64_t>(60000 * time_scale)) {
     if (cfg_.tls) tls_.emplace(client_context());
@@ -52,9 +52,7 @@ std::string instance_stem(const VnetConfig& cfg) {
     // `a` for one route must not block an `a` for another. The name stays readable in the file name
     // (made safe for a path); a hash of route, group and name tells instances apart.
     std::string id = cfg.route.str() + '\0' + cfg.group + '\0' + cfg.name;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(id.data(), id.size(), md, &len, EVP_sha256(), nullptr);
+    auto md = relay::sha256(id);
     std::string safe;
     for (char c : cfg.name.substr(0, 32)) safe += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ? c : '_';
     static constexpr char hex[] = "0123456789abcdef";
@@ -143,7 +141,7 @@ void VnetAgent::connect() {
 void VnetAgent::schedule_reconnect(const std::string& why) {
     if (stopped_) return;
     auto ms = backoff_.next(backoff_.jitter(relay::random_unit())).count();
-    log_.warn("route ", cfg_.route.str(), " unavailable (", why, "); retrying in ", ms, " ms");
+    route_log_.warn("unavailable (", why, "); retrying in ", ms, " ms");
     retry_timer_.expires_after(std::chrono::milliseconds(ms));
     retry_timer_.async_wait([this](relay::error_code ec) {
         if (!ec) connect();
@@ -202,8 +200,8 @@ void VnetAgent::on_control(StreamPtr s) {
                 writer_->on_error = [this, s](relay::error_code e) {
                     if (s == ctl_) lost("write failed: " + e.message());
                 };
-                log_.info("connected to route ", cfg_.route.str(), " as vnet ", vnet_id_, " (", cfg_.name, ", group ",
-                          cfg_.group, ")");
+                route_log_ = log_.with("route", cfg_.route.str()).with("vnet_id", std::to_string(vnet_id_));
+                route_log_.info("connected as vnet ", vnet_id_, " (", cfg_.name, ", group ", cfg_.group, ")");
                 for (auto& ls : serves_)
                     if (ls.cfg.active) register_serve(ls);
                 read_loop();
@@ -246,7 +244,8 @@ void VnetAgent::lost(const std::string& why) {
     for (auto& [token, p] : pings_) p.second(Reply{69, "route connection lost\n"});
     pings_.clear();
     waiting_.clear();
-    log_.warn("lost the route: ", why);
+    route_log_.warn("lost the route: ", why);
+    route_log_ = log_.with("route", cfg_.route.str());  // no vnet id until the next welcome
     if (!stopped_) schedule_reconnect(why);
 }
 
@@ -294,10 +293,10 @@ void VnetAgent::on_frame(Frame f) {
                 refill_pools();
                 if (s->unserve) unserve_timers_.add(m.id, static_cast<std::uint64_t>(
                     std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count()));
-                log_.info("serve '", name, "' registered as id ", m.id, m.message.empty() ? "" : " (" + m.message + ")");
+                serve_log(name).info("registered as id ", m.id, m.message.empty() ? "" : " (" + m.message + ")");
             } else {
                 s->state = "refused: " + m.message;
-                log_.error("serve '", name, "' refused by the route: ", m.message);
+                serve_log(name).error("refused by the route: ", m.message);
             }
             if (auto w = waiting_.find(m.req); w != waiting_.end()) {
                 auto fn = std::move(w->second);

@@ -110,10 +110,14 @@ private:
     void serve_ctl(std::shared_ptr<asio::local::stream_protocol::socket> s);
     std::string show(const std::string& what, bool json) const;
     Clock::duration scaled(std::chrono::milliseconds d) const;
+    // Lines about one serve or use carry its name (frp's xlog prefix), after the route session's.
+    log::Context serve_log(const std::string& name) const { return route_log_.with("serve", name); }
+    log::Context use_log(const std::string& name) const { return route_log_.with("use", name); }
 
     asio::io_context& io_;
     VnetConfig cfg_;
     const log::Logger& log_;
+    log::Context route_log_;  // the route session: its address, and our vnet id once welcomed
     double scale_;
     std::uint64_t instance_ = relay::random_u64();
     std::optional<asio::ssl::context> tls_;

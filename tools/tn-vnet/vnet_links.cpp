@@ -2,11 +2,11 @@
 // per proxied connection on both sides, and unserve (a peer's request for an unregistered service).
 #include "base/net_addr.hpp"
 #include "relay/io_connect.hpp"
+#include "relay/digest.hpp"
 #include "relay/seal.hpp"
 #include "relay/io_accept.hpp"
 #include "vnet_agent.hpp"
 
-#include <openssl/crypto.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -50,7 +50,7 @@ void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side s
             if (ok.cipher == 0) throw WireError("plain LINK_OK on a sealed link (tls = true here)");
             auto key = open_key_box(ticket, s->challenge, ok.link_id, ok.key_box, BoxWay::to_vnet, static_cast<Cipher>(ok.cipher));
             auto seal = std::make_unique<LinkSeal>(static_cast<Cipher>(ok.cipher), key, side);
-            OPENSSL_cleanse(key.data(), key.size());
+            relay::wipe(key);
             done(true, {}, std::move(seal));
         } catch (const WireError& e) {
             done(false, std::string("protocol error: ") + e.what(), nullptr);
@@ -134,14 +134,14 @@ void VnetAgent::attach(LocalUse& u) {
     }
     if (ec) {
         u.state = "error: cannot listen on " + u.cfg.ip + ":" + std::to_string(port) + ": " + ec.message();
-        log_.error("use '", u.cfg.name, "': ", u.state);
+        use_log(u.cfg.name).error(u.state);
         return;
     }
     u.listener = acc;
     u.bound_port = port;
     u.state = "attached";
-    log_.info("use '", u.cfg.name, "' attached: ", u.cfg.ip, ":", port, " -> serve ", u.cfg.id, " (", it->second.spec.name,
-              " on vnet ", it->second.vnet_id, ")");
+    use_log(u.cfg.name).info("attached: ", u.cfg.ip, ":", port, " -> serve ", u.cfg.id, " (", it->second.spec.name, " on vnet ",
+                             it->second.vnet_id, ")");
     accept_use(acc, u.cfg.name);
     refill_pools();
 }
@@ -151,7 +151,7 @@ void VnetAgent::detach(LocalUse& u, const std::string& state) {
         relay::error_code ec;
         u.listener->close(ec);
         u.listener.reset();
-        log_.info("use '", u.cfg.name, "' ", state, ": serve ", u.cfg.id, " is not available");
+        use_log(u.cfg.name).info(state, ": serve ", u.cfg.id, " is not available");
     }
     u.state = state;
 }
@@ -196,7 +196,7 @@ void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_n
     }
     open_link_conn([this, lp, id, use_name](relay::error_code ec, StreamPtr s, std::string why) {
         if (ec) {
-            log_.warn("use '", use_name, "': link to the route failed: ", why);
+            use_log(use_name).warn("link to the route failed: ", why);
             return lp->close();
         }
         use_link(lp, s, id, use_name);
@@ -216,7 +216,7 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
         m.key_box = seal_key_box(ticket_, s->challenge, id, key, BoxWay::to_route, kLinkCipher);
     }
     auto seal = std::make_unique<LinkSeal>(cfg_.tls ? kLinkCipher : Cipher::none, key, Side::use);
-    OPENSSL_cleanse(key.data(), key.size());
+    relay::wipe(key);
     auto first = encode_frame(to_frame(m));
     // What the client sent already (most protocols speak first) goes out in the same write: one
     // segment, and one wake-up of the route, for both. Nothing there yet is the usual EAGAIN.
@@ -242,13 +242,14 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
         ++links_total_;
         if (auto* u = use_by_name(use_name)) ++u->open_links;
         // The link -> local direction waits for LINK_OPENED (or the route's ERROR) first.
-        auto pump = Pump::start(lp, s, [this, use_name, s, pre, gen = pool_gen_](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+        auto ul = use_log(use_name);
+        auto pump = Pump::start(lp, s, [this, use_name, ul, s, pre, gen = pool_gen_](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
             bytes_total_ += pre + ab + ba;
             if (auto* u = use_by_name(use_name); u && u->open_links) --u->open_links;
-            if (end.peer_fault()) log_.warn("use '", use_name, "' link closed: ", end.text());
+            if (end.peer_fault()) ul.warn("link closed: ", end.text());
             if (end.clean() && s->socket().is_open()) reuse_link(s, false, gen);
         }, nullptr, std::move(*held), keep_fn(false), 1);
-        async_read_frame(s, [this, s, pump, use_name](relay::error_code ec2, Frame f, std::string why) {
+        async_read_frame(s, [s, pump, ul](relay::error_code ec2, Frame f, std::string why) {
             if (!s->socket().is_open()) return;  // the pump ended already (the local side went away)
             std::string err = why;
             if (!ec2) {
@@ -262,7 +263,7 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
                     err = std::string("protocol error: ") + e.what();
                 }
             }
-            log_.warn("use '", use_name, "': link refused: ", err);
+            ul.warn("link refused: ", err);
             pump->abort("refused: " + err, true);
         });
     };
@@ -297,8 +298,8 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
     };
     auto j = std::make_shared<Join>();
     j->local = std::make_shared<tcp::socket>(io_);
-    auto name = sv->cfg.name;
-    auto start = [this, j, id, name]() {
+    auto sl = serve_log(sv->cfg.name);
+    auto start = [this, j, id, sl]() {
         if (!j->connected || !j->bound) return;
         auto lp = std::make_shared<Stream>(std::move(*j->local));
         ++links_total_;
@@ -307,15 +308,15 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
             unserve_timers_.opened(id);
         }
         auto s = j->link;
-        Pump::start(s, lp, [this, id, name, s, gen = pool_gen_](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+        Pump::start(s, lp, [this, id, sl, s, gen = pool_gen_](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
             bytes_total_ += ab + ba;
             if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
             unserve_timers_.closed(id, now_ms());
-            if (end.peer_fault()) log_.warn("serve '", name, "' link closed: ", end.text());
+            if (end.peer_fault()) sl.warn("link closed: ", end.text());
             if (end.clean() && s->socket().is_open()) reuse_link(s, true, gen);
         }, std::move(j->seal), nullptr, keep_fn(true));
     };
-    auto bind = [this, j, link_id, name, start, answer = !(via && early)](StreamPtr s) {
+    auto bind = [this, j, link_id, sl, start, answer = !(via && early)](StreamPtr s) {
         j->link = s;
         if (j->failed) return s->close();
         if (answer) {
@@ -323,9 +324,9 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
                 to_frame(LinkAccept{vnet_id_, link_id, link_proof(ticket_, MsgType::link_accept, s->challenge, vnet_id_, link_id)}));
             async_write_bytes(s, std::move(fr), [](relay::error_code) {});
         }
-        await_verdict(s, ticket_, cfg_.tls, Side::serve, [this, j, s, name, start](bool ok, std::string why, std::unique_ptr<LinkSeal> seal) {
+        await_verdict(s, ticket_, cfg_.tls, Side::serve, [j, s, sl, start](bool ok, std::string why, std::unique_ptr<LinkSeal> seal) {
             if (!ok || j->failed) {
-                if (!ok && !j->failed) log_.warn("serve '", name, "': link refused: ", why);
+                if (!ok && !j->failed) sl.warn("link refused: ", why);
                 j->failed = true;
                 s->close();
                 relay::error_code ec;
@@ -348,9 +349,9 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
             bind(s);
         });
     };
-    auto connected = [this, j, link_id, name, start, early, via, link_up](relay::error_code ec) {
+    auto connected = [this, j, link_id, sl, start, early, via, link_up](relay::error_code ec) {
         if (ec) {
-            log_.warn("serve '", name, "': local service refused link ", link_id, ": ", ec.message());
+            sl.warn("local service refused link ", link_id, ": ", ec.message());
             j->failed = true;
             if (j->link) return j->link->close();  // LINK_ACCEPT went out: the close is the refusal
             if (!via) return send(to_frame(LinkFail{link_id, ec.message()}));  // the route fails the request at once
@@ -383,7 +384,7 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
 
 void VnetAgent::on_unserve_ask(const UnserveAsk& m) {
     auto no = [&](const std::string& why) {
-        log_.info("unserve ", m.ip, ":", m.port, " from vnet ", m.from, " refused: ", why);
+        route_log_.info("unserve ", m.ip, ":", m.port, " from vnet ", m.from, " refused: ", why);
         send(to_frame(UnserveReply{m.req, false, 0, why}));
     };
     if (!cfg_.allow_unserve) return no("this vnet does not allow unserve (allow_unserve = false)");
@@ -408,14 +409,14 @@ void VnetAgent::on_unserve_ask(const UnserveAsk& m) {
         auto res = from_frame<ServeResult>(f);
         send(to_frame(UnserveReply{r, res.ok, res.id, res.message}));
     };
-    log_.info("unserve ", m.ip, ":", m.port, " for vnet ", m.from, ": registering");
+    route_log_.info("unserve ", m.ip, ":", m.port, " for vnet ", m.from, ": registering");
 }
 
 void VnetAgent::expire_unserves() {
     for (auto id : unserve_timers_.expire(now_ms())) {
         for (auto it = serves_.begin(); it != serves_.end(); ++it) {
             if (it->unserve && it->id == id) {
-                log_.info("unserve '", it->cfg.name, "' (id ", id, ") expired");
+                serve_log(it->cfg.name).info("unserve (id ", id, ") expired");
                 unregister_serve(*it);
                 serves_.erase(it);
                 break;

@@ -28,7 +28,7 @@ void VnetAgent::open_pooled(bool standby) {
     };
     open_link_conn([this, standby, gen, give_up](relay::error_code ec, StreamPtr s, std::string why) {
         if (ec || gen != pool_gen_ || !connected_) {
-            if (ec) log_.debug("pre-opened link failed: ", why);
+            if (ec) route_log_.debug("pre-opened link failed: ", why);
             return give_up(s);
         }
         auto type = standby ? MsgType::link_standby : MsgType::link_park;
@@ -69,19 +69,19 @@ void VnetAgent::standby_wait(StreamPtr s, std::uint64_t gen) {
         if (gen != pool_gen_) return s->close();
         std::erase(standby_, s);
         if (ec) {
-            if (ec == asio::error::invalid_argument) log_.warn("protocol error on a standby link: ", why);
+            if (ec == asio::error::invalid_argument) route_log_.warn("protocol error on a standby link: ", why);
             return s->close();
         }
         try {
             if (f.type == MsgType::error) {
-                log_.warn("the route refused a standby link: ", from_frame<ErrorMsg>(f).message);
+                route_log_.warn("the route refused a standby link: ", from_frame<ErrorMsg>(f).message);
                 return s->close();
             }
             auto m = from_frame<LinkRequest>(f);
             serve_link(m.link_id, m.id, m.early, s);
             refill_pools();  // after the local connect started: not on this connection's path
         } catch (const WireError& e) {
-            log_.warn("protocol error on a standby link: ", e.what());
+            route_log_.warn("protocol error on a standby link: ", e.what());
             s->close();
         }
     });
