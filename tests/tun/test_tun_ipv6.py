@@ -67,7 +67,7 @@ def net():
 
 
 def address6(t, host, dev="tn0"):
-    r = t.exec(host, "ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "global", check=False)
+    r = t.exec(host, "ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "global", "up", check=False)
     words = r.stdout.split()
     return words[words.index("inet6") + 1].split("/")[0] if "inet6" in words else None
 
@@ -246,3 +246,19 @@ def test_default_route_takes_ipv6_too_unless_the_server_is_reached_over_ipv6(net
     net.procs["c2"].send_signal(signal.SIGHUP)
     net.wait_for("c2's split tunnel", lambda: "8000::/1" not in net.exec("c2", "ip", "-6", "route").stdout)
     assert "reloaded" in net.log("c2")[offset:]
+
+
+def test_ipv6_config_errors_exit_78_with_location(net):
+    bad = server_config(net, "bad6.toml", [], subnet6="fd00:99::/121", routes='"fd00:88::/48"')
+    with open(bad, "a") as f:
+        f.write('mtu = 1200\n[[peer]]\nname = "p"\npublic_key = "' + net.keypair("p6") + '"\nroutes = ["fd00:50::/64"]\n')
+    r = subprocess.run([net.tool, "server", "-c", bad, "--check-config"], capture_output=True, text=True)
+    assert r.returncode == 78, r.stderr
+    assert "fewer addresses than subnet 10.99.0.0/24" in r.stderr and f"{bad}:6:" in r.stderr, r.stderr  # subnet6
+    assert "subnet6 needs an mtu of at least 1280" in r.stderr, r.stderr
+    assert "IPv6 subnets behind a peer are not supported" in r.stderr, r.stderr
+    text = open(server_config(net, "v4only.toml", [])).read().replace('subnet6 = "fd00:99::/64"\n', "")
+    net.write("v4only.toml", text)
+    r = subprocess.run([net.tool, "server", "-c", net.path("v4only.toml"), "--check-config"], capture_output=True, text=True)
+    assert r.returncode == 78 and "IPv6 DNS server fd00:99::1 needs subnet6" in r.stderr, r.stderr
+    assert "IPv6 route fd00:88::/48 needs subnet6" in r.stderr, r.stderr

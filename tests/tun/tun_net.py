@@ -126,7 +126,9 @@ class Topology:
             raise AssertionError(f"{e}\n{logs}") from None
 
     def tun_address(self, host, dev="tn0"):
-        r = self.exec(host, "ip", "-4", "-o", "addr", "show", "dev", dev, check=False)
+        """The device's IPv4 address/prefix once it is up (the address comes a moment before the link
+        is up, and with it the route: a ping in between finds the network unreachable), else None."""
+        r = self.exec(host, "ip", "-4", "-o", "addr", "show", "dev", dev, "up", check=False)
         for word in r.stdout.split():
             if "/" in word and word[0].isdigit():
                 return word

@@ -49,6 +49,8 @@ void read_psk(const config::Table& t, const std::filesystem::path& config, tun::
     if (auto w = secret_file_warning(path)) warnings.push_back(*w);
 }
 
+constexpr std::uint16_t ipv6_min_mtu = 1280;
+
 // `dns` of [server] or a [[peer]]: IPv4 and IPv6 servers, the latter only with subnet6.
 void parse_dns(const config::Table& t, const std::vector<std::string>& v, bool v6_ok, std::vector<std::uint32_t>& out4,
                std::vector<tun::Ip6>& out6) {
@@ -143,6 +145,8 @@ ServerOptions load_server(const std::filesystem::path& file) {
     const bool v6 = o.core.subnet6.has_value();
     const auto listen6 = listen_ipv6(o.listen);
     if (auto v = s->integer("mtu", 576, tun::max_inner_len)) o.core.mtu = static_cast<std::uint16_t>(*v);
+    // IPv6 needs links of at least 1280 bytes: below, the kernel turns it off on the device.
+    if (v6 && o.core.mtu < ipv6_min_mtu) s->error("mtu", "subnet6 needs an mtu of at least 1280 (IPv6's minimum)");
     if (auto v = s->strings("dns")) parse_dns(*s, *v, v6, o.core.dns, o.core.dns6);
     if (auto v = s->strings("routes")) parse_pushed(*s, "routes", *v, v6, listen6, o.core.routes, o.core.routes6);
     if (s->is_boolean("nat")) {
@@ -169,6 +173,7 @@ ServerOptions load_server(const std::filesystem::path& file) {
         if (auto v = p.strings("push_routes")) parse_pushed(p, "push_routes", *v, v6, listen6, pc.push_routes.emplace(), pc.push_routes6);
         if (auto v = p.strings("dns")) parse_dns(p, *v, v6, pc.dns.emplace(), pc.dns6);
         if (auto v = p.integer("mtu", 576, tun::max_inner_len)) pc.mtu = static_cast<std::uint16_t>(*v);
+        if (v6 && pc.mtu && *pc.mtu < ipv6_min_mtu) p.error("mtu", "subnet6 needs an mtu of at least 1280 (IPv6's minimum)");
         o.core.peers.push_back(pc);
     }
     doc.finish();
