@@ -123,6 +123,7 @@ std::uint64_t SftpPipe::upload(std::uint64_t offset, const PipeSource& src, cons
     struct Sent {
         std::uint32_t len;
         Clock::time_point at;
+        bool large;
     };
     std::map<std::uint32_t, Sent> inflight;  // id -> length, when it went out
     std::string packet;
@@ -130,11 +131,18 @@ std::uint64_t SftpPipe::upload(std::uint64_t offset, const PipeSource& src, cons
     std::uint32_t bad = fx_ok;
     std::string bad_msg;
     const std::size_t head = 4 + 1 + 4 + 4 + handle_.size() + 8 + 4;
-    UploadWindow window(limits_.start_in_flight, limits_.write_in_flight);
+    // Small writes first, then large ones (PipeLimits), each phase with its own window: a reply adjusts
+    // the window of the phase its write went out in, so small writes' short round trips do not make
+    // large ones look queued.
+    UploadWindow small_window(limits_.start_in_flight, limits_.write_in_flight);
+    UploadWindow large_window(limits_.large_start_in_flight, limits_.in_flight);
+    const std::uint64_t first = offset;
+    auto large = [&] { return offset - first >= limits_.small_upload; };
     while (!inflight.empty() || (!eof && bad == fx_ok)) {
-        while (!eof && bad == fx_ok && inflight.size() < window.size()) {
-            packet.resize(head + limits_.write_chunk);
-            std::size_t n = src(offset, packet.data() + head, limits_.write_chunk);
+        while (!eof && bad == fx_ok && inflight.size() < (large() ? large_window : small_window).size()) {
+            std::uint32_t chunk = large() ? limits_.chunk : limits_.write_chunk;
+            packet.resize(head + chunk);
+            std::size_t n = src(offset, packet.data() + head, chunk);
             if (n == 0) {
                 eof = true;
                 break;
@@ -153,7 +161,7 @@ std::uint64_t SftpPipe::upload(std::uint64_t offset, const PipeSource& src, cons
             std::memcpy(packet.data(), h.data(), head);
             auto at = Clock::now();
             send(packet);
-            inflight.emplace(id, Sent{static_cast<std::uint32_t>(n), at});
+            inflight.emplace(id, Sent{static_cast<std::uint32_t>(n), at, large()});
             offset += n;
         }
         if (inflight.empty()) break;
@@ -165,7 +173,8 @@ std::uint64_t SftpPipe::upload(std::uint64_t offset, const PipeSource& src, cons
             bad = r.status;  // stop sending, but collect every outstanding reply first
             bad_msg = r.msg;
         }
-        window.on_reply(std::chrono::duration<double>(Clock::now() - it->second.at).count(), inflight.size());
+        (it->second.large ? large_window : small_window)
+            .on_reply(std::chrono::duration<double>(Clock::now() - it->second.at).count(), inflight.size());
         if (r.status == fx_ok && progress) progress(it->second.len);
         inflight.erase(it);
     }

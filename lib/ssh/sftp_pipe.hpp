@@ -15,19 +15,22 @@ struct sftp_file_struct;
 namespace tn::ssh {
 
 struct PipeLimits {
-    // Reads: OpenSSH's sftp-server drops the channel on a 262144-byte packet; 261120 bytes of data fit.
+    // Reads, and the writes of a large upload: OpenSSH's sftp-server drops the channel on a
+    // 262144-byte packet; 261120 bytes of data fit.
     std::uint32_t chunk = 261120;
     unsigned in_flight = 16;  // reads outstanding from the start: 4 MiB, more than a loopback or LAN needs
-    // Writes are 32 KiB, as OpenSSH's sftp sends them. sftp-server handles a request only once all of it
-    // is in its input buffer, which grows to that size 16 KiB read by 16 KiB read, each step an
-    // allocate-copy-free (and fresh pages) in a new session's sshd and sftp-server: the first 1 MiB
-    // upload of a session in 255 KiB writes cost the server 40-50 ms of CPU, in 32 KiB writes 13-21 ms
-    // (bench/exec part e). Large uploads run as fast either way (part b).
+    // The first small_upload bytes of an upload (all of a small one) go in 32 KiB writes, as OpenSSH's
+    // sftp sends them. sftp-server handles a request only once all of it is in its input buffer, which
+    // grows to that size 16 KiB read by 16 KiB read, each step an allocate-copy-free (and fresh pages)
+    // in a new session's sshd and sftp-server: a session's first 1 MiB upload in 255 KiB writes cost
+    // the server 40-50 ms of CPU, in 32 KiB writes 13-21 ms (bench/exec part e). A large upload then
+    // goes on in 255 KiB writes, which move more per request (part b).
     std::uint32_t write_chunk = 32768;
-    // Uploads start with this many writes outstanding (256 KiB) and adapt between it and
-    // write_in_flight (2 MiB, OpenSSH sftp's 64 requests), see UploadWindow.
-    unsigned start_in_flight = 8;
-    unsigned write_in_flight = 64;
+    std::uint64_t small_upload = 4u << 20;
+    // Each phase's writes outstanding start at its start_ value and adapt up to its maximum (see
+    // UploadWindow): 8 to 64 small writes (256 KiB to 2 MiB), 2 to in_flight large ones.
+    unsigned start_in_flight = 8, write_in_flight = 64;
+    unsigned large_start_in_flight = 2;
 };
 
 // How many SFTP writes an upload keeps outstanding, adapted like TCP Vegas. Writes queued beyond
