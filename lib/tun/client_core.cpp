@@ -161,8 +161,20 @@ ClientActions ClientCore::on_datagram(std::uint8_t* buf, std::size_t len, TimePo
     return a;
 }
 
+namespace {
+// The kernel's own IPv6 talk on the TUN (MLD reports from ::, to ff02::16 and the like): link-local
+// by nature, meaningless across the tunnel, and not worth counting as dropped.
+bool link_chatter6(Bytes p) {
+    if (p.size() < 40 || (p[0] >> 4) != 6) return false;
+    bool unspecified = std::all_of(p.begin() + 8, p.begin() + 24, [](std::uint8_t b) { return b == 0; });
+    bool link_local = p[8] == 0xfe && (p[9] & 0xc0) == 0x80;
+    return p[24] == 0xff || unspecified || link_local;
+}
+}  // namespace
+
 ClientActions ClientCore::on_tun(std::uint8_t* buf, std::size_t len, TimePoint now) {
     ClientActions a;
+    if (link_chatter6(Bytes(buf + transport_header_len, len))) return a;
     if (!current_ || !push_ || !carries(Bytes(buf + transport_header_len, len))) {
         ++stats_.dropped;
         return a;

@@ -56,7 +56,10 @@ void ServerCore::set_address(Peer& p, std::uint32_t a) {
 
 Peer* ServerCore::route6(const Ip6& dst) const {
     auto it = by_address6_.find(dst);
-    return it == by_address6_.end() ? nullptr : it->second;
+    if (it != by_address6_.end()) return it->second;
+    for (auto& [r, p] : site_routes6_)
+        if (covers(r, dst)) return p;
+    return nullptr;
 }
 
 Peer* ServerCore::route(std::uint32_t dst) const {
@@ -88,6 +91,8 @@ PushConfig ServerCore::push_for(const Peer& p) const {
         pc.address6 = p.address6;
         pc.dns6 = p.config.dns ? p.config.dns6 : settings_.dns6;
         pc.routes6 = p.config.push_routes ? p.config.push_routes6 : settings_.routes6;
+        for (auto& [r, owner] : site_routes6_)
+            if (owner != &p && std::find(pc.routes6.begin(), pc.routes6.end(), r) == pc.routes6.end()) pc.routes6.push_back(r);
     }
     return pc;
 }
@@ -379,7 +384,9 @@ Actions ServerCore::route_inner6(Peer& p, Bytes plain, std::uint8_t* buf, Action
         ++stats_.dropped_malformed;
         return a;
     }
-    if (ip->src != p.address6 || !p.address) {  // a peer speaks for its own IPv6 address only
+    bool own = p.address && ip->src == p.address6;
+    if (!own && std::none_of(p.config.routes6.begin(), p.config.routes6.end(),
+                             [&](const Route6& r) { return covers(r, ip->src); })) {  // its address and its routes
         ++stats_.dropped_spoofed;
         return a;
     }
@@ -411,8 +418,8 @@ Actions ServerCore::on_tun(std::uint8_t* buf, std::size_t len, TimePoint now) {
         to = route(ip->dst);
     } else if (auto ip6 = settings_.subnet6 ? inner_ipv6(pkt) : std::nullopt) {
         to = route6(ip6->dst);
-        // Multicast and other addresses outside subnet6 (the kernel's neighbour chatter) are not
-        // ours to carry and not worth counting.
+        // Multicast and other addresses outside subnet6 and the site routes (the kernel's
+        // neighbour chatter) are not ours to carry and not worth counting.
         if (!to && !covers(*settings_.subnet6, ip6->dst)) return a;
     } else {
         return a;  // neither (or IPv6 without subnet6): not ours to carry

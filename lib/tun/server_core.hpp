@@ -38,6 +38,7 @@ struct PeerConfig {
     // Site-to-site: subnets behind this peer. The server routes them to it, pushes them to the other
     // peers, and accepts them as source addresses from this peer only.
     std::vector<Route> routes;
+    std::vector<Route6> routes6;  // the same for IPv6 (needs subnet6)
     // What this peer is pushed instead of the server's own settings.
     std::optional<std::vector<Route>> push_routes;
     std::optional<std::vector<std::uint32_t>> dns;
@@ -190,7 +191,7 @@ private:
     bool source_allows(const CookieSource& src, TimePoint now);
     // The peer a packet for `dst` goes to: its tunnel address, else the most specific site route.
     Peer* route(std::uint32_t dst) const;
-    Peer* route6(const Ip6& dst) const;
+    Peer* route6(const Ip6& dst) const;  // its tunnel address, else the most specific IPv6 site route
     // Gives `p` its pooled or static address and, with subnet6, its IPv6 twin.
     void set_address(Peer& p, std::uint32_t a);
     // A decrypted packet from `p` (not IPv4): IPv6 from its own address goes to its destination.
@@ -212,6 +213,7 @@ private:
     std::unordered_map<std::uint32_t, Peer*> by_address_;
     std::map<Ip6, Peer*> by_address6_;  // empty without subnet6
     std::vector<std::pair<Route, Peer*>> site_routes_;  // most specific first; usually empty
+    std::vector<std::pair<Route6, Peer*>> site_routes6_;
     ServerStats stats_;
     std::array<Rejection, rejection_ring> rejections_{};
     std::size_t rejection_next_ = 0;

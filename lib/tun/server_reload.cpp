@@ -29,10 +29,24 @@ void ServerCore::check_site_routes(const ServerSettings& s) {
                                      " of peer '" + owner->name + "'");
             all.emplace_back(r, &pc);
         }
+    std::vector<std::pair<Route6, const PeerConfig*>> all6;
+    for (auto& pc : s.peers)
+        for (auto& r : pc.routes6) {
+            if (!s.subnet6) throw ParseError("peer '" + pc.name + "': IPv6 route " + cidr_str(r) + " needs subnet6");
+            if (overlap(r, *s.subnet6))
+                throw ParseError("peer '" + pc.name + "': route " + cidr_str(r) + " overlaps the tunnel subnet " +
+                                 cidr_str(*s.subnet6));
+            for (auto& [o, owner] : all6)
+                if (overlap(r, o))
+                    throw ParseError("peer '" + pc.name + "': route " + cidr_str(r) + " overlaps " + cidr_str(o) +
+                                     " of peer '" + owner->name + "'");
+            all6.emplace_back(r, &pc);
+        }
     for (auto& pc : s.peers) {
         std::size_t n = (pc.push_routes ? *pc.push_routes : s.routes).size() + all.size() - pc.routes.size();
-        if (n > max_push_routes)
-            throw ParseError("peer '" + pc.name + "': " + std::to_string(n) + " routes to push, at most " +
+        std::size_t n6 = (pc.push_routes ? pc.push_routes6 : s.routes6).size() + all6.size() - pc.routes6.size();
+        if (std::max(n, n6) > max_push_routes)
+            throw ParseError("peer '" + pc.name + "': " + std::to_string(std::max(n, n6)) + " routes of one family to push, at most " +
                              std::to_string(max_push_routes));
     }
 }
@@ -42,6 +56,11 @@ void ServerCore::index_site_routes() {
     for (auto& p : peers_)
         for (auto& r : p->config.routes) site_routes_.emplace_back(r, p.get());
     std::stable_sort(site_routes_.begin(), site_routes_.end(),
+                     [](const auto& a, const auto& b) { return a.first.prefix > b.first.prefix; });
+    site_routes6_.clear();
+    for (auto& p : peers_)
+        for (auto& r : p->config.routes6) site_routes6_.emplace_back(r, p.get());
+    std::stable_sort(site_routes6_.begin(), site_routes6_.end(),
                      [](const auto& a, const auto& b) { return a.first.prefix > b.first.prefix; });
 }
 
@@ -53,6 +72,7 @@ ReloadResult ServerCore::reload(const ServerSettings& s) {
     // Check the whole new list before touching anything.
     ServerSettings checked = s;
     checked.subnet = settings_.subnet;
+    checked.subnet6 = settings_.subnet6;
     check_site_routes(checked);
     std::map<Key, const PeerConfig*> wanted;
     std::set<std::uint32_t> statics;

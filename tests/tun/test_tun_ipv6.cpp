@@ -145,13 +145,14 @@ TEST_CASE("dual stack: pushed IPv6 settings, IPv6 to the server, back, and clien
     CHECK(n.server.stats().dropped_no_route == 1);
 }
 
-TEST_CASE("the source check holds for IPv6: another peer's address, the server's or a link-local one") {
+TEST_CASE("the source check holds for IPv6: another peer's address, the server's or one nobody holds") {
     Net n(dual_stack());
     n.connect(n.c1, n.e1);
     n.connect(n.c2, n.e2);
     Ip6 srv = *n.server.server_address6();
     Buf sb;
-    for (auto src : {n.c2.push()->address6, srv, parse_ipv6("fe80::1"), parse_ipv6("fd00:99::77")}) {
+    // (A link-local source never leaves the client: see below.)
+    for (auto src : {n.c2.push()->address6, srv, parse_ipv6("fd00:99::77"), parse_ipv6("fd00:50::1")}) {
         Actions sa = from_client(n, n.c1, n.e1, ipv6_packet(src, srv), sb);
         CHECK(sa.to_tun.empty());
         CHECK(sa.send.empty());
@@ -224,4 +225,55 @@ TEST_CASE("IPv6 route plans: ::/0 in halves, a push covering the server's endpoi
     CHECK(overlapping_route6(table, parse_cidr6("fd00::/16"), "tn0")->rfind("unreachable fd00:55::/48", 0) == 0);
     CHECK(overlapping_route6("fd00:99::5 dev eth1 metric 1024\n", s6, "tn0"));  // a host route
     CHECK_FALSE(overlapping_route6("garbage\n\n", s6, "tn0"));
+}
+
+TEST_CASE("IPv6 site routes: reached through their peer, accepted as its sources only, pushed to the others") {
+    auto s = dual_stack();
+    s.peers[0].routes6 = {parse_cidr6("fd00:50::/64")};
+    Net n(s);
+    n.connect(n.c1, n.e1);
+    n.connect(n.c2, n.e2);
+    CHECK(n.c2.push()->routes6 == std::vector<Route6>{parse_cidr6("fd00:88::/48"), parse_cidr6("fd00:50::/64")});
+    CHECK(n.c1.push()->routes6 == std::vector<Route6>{parse_cidr6("fd00:88::/48")});  // not back to its own router
+    Buf sb, cb, cs, tb;
+    auto lan = parse_ipv6("fd00:50::2");
+    auto c2c = ipv6_packet(n.c2.push()->address6, lan, 70);
+    Actions sa = from_client(n, n.c2, n.e2, c2c, sb);
+    REQUIRE(sa.send_to == n.e1);
+    ClientActions ca = n.c1.on_datagram(cb.data(), cb.load(sa.send), n.now, cs.data());
+    CHECK(ca.to_tun.size() == 70);
+    // The answer from the site is c1's to send; the same source from c2 is spoofed.
+    sa = from_client(n, n.c1, n.e1, ipv6_packet(lan, n.c2.push()->address6), sb);
+    CHECK(sa.send_to == n.e2);
+    sa = from_client(n, n.c2, n.e2, ipv6_packet(lan, *n.server.server_address6()), sb);
+    CHECK(sa.to_tun.empty());
+    CHECK(n.server.stats().dropped_spoofed == 1);
+    // From the server's TUN too.
+    auto down = ipv6_packet(*n.server.server_address6(), parse_ipv6("fd00:50::99"));
+    CHECK(n.server.on_tun(tb.data(), tb.load_inner(down), n.now).send_to == n.e1);
+
+    auto bad = dual_stack();
+    bad.peers[0].routes6 = {parse_cidr6("fd00:50::/64")};
+    bad.peers[1].routes6 = {parse_cidr6("fd00:50::80/121")};
+    CHECK_THROWS_AS(ServerCore(bad), tn::ParseError);  // across peers
+    bad.peers[1].routes6 = {parse_cidr6("fd00:99::/80")};
+    CHECK_THROWS_AS(ServerCore(bad), tn::ParseError);  // inside subnet6
+    bad.peers[1].routes6.clear();
+    bad.subnet6.reset();
+    CHECK_THROWS_AS(ServerCore(bad), tn::ParseError);  // without subnet6
+}
+
+TEST_CASE("a client keeps the kernel's link-local IPv6 talk off the tunnel, without counting it") {
+    Net n(dual_stack());
+    n.connect(n.c1, n.e1);
+    Ip6 srv = *n.server.server_address6(), own = n.c1.push()->address6;
+    Buf b;
+    for (auto [src, dst] : {std::pair{Ip6{}, parse_ipv6("ff02::16")}, std::pair{parse_ipv6("fe80::1"), srv},
+                            std::pair{own, parse_ipv6("ff02::2")}}) {
+        auto pkt = ipv6_packet(src, dst);
+        CHECK(n.c1.on_tun(b.data(), b.load_inner(pkt), n.now).send.empty());
+    }
+    CHECK(n.c1.stats().dropped == 0);
+    auto pkt = ipv6_packet(own, srv);
+    CHECK_FALSE(n.c1.on_tun(b.data(), b.load_inner(pkt), n.now).send.empty());
 }

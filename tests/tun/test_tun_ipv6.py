@@ -251,14 +251,18 @@ def test_default_route_takes_ipv6_too_unless_the_server_is_reached_over_ipv6(net
 def test_ipv6_config_errors_exit_78_with_location(net):
     bad = server_config(net, "bad6.toml", [], subnet6="fd00:99::/121", routes='"fd00:88::/48"')
     with open(bad, "a") as f:
-        f.write('mtu = 1200\n[[peer]]\nname = "p"\npublic_key = "' + net.keypair("p6") + '"\nroutes = ["fd00:50::/64"]\n')
+        f.write('mtu = 1200\n')
     r = subprocess.run([net.tool, "server", "-c", bad, "--check-config"], capture_output=True, text=True)
     assert r.returncode == 78, r.stderr
     assert "fewer addresses than subnet 10.99.0.0/24" in r.stderr and f"{bad}:6:" in r.stderr, r.stderr  # subnet6
     assert "subnet6 needs an mtu of at least 1280" in r.stderr, r.stderr
-    assert "IPv6 subnets behind a peer are not supported" in r.stderr, r.stderr
     text = open(server_config(net, "v4only.toml", [])).read().replace('subnet6 = "fd00:99::/64"\n', "")
     net.write("v4only.toml", text)
     r = subprocess.run([net.tool, "server", "-c", net.path("v4only.toml"), "--check-config"], capture_output=True, text=True)
     assert r.returncode == 78 and "IPv6 DNS server fd00:99::1 needs subnet6" in r.stderr, r.stderr
     assert "IPv6 route fd00:88::/48 needs subnet6" in r.stderr, r.stderr
+    # A subnet behind a peer that overlaps the tunnel's IPv6 subnet.
+    text = open(server_config(net, "site6.toml", [("p", net.keypair("p6"))])).read()
+    net.write("site6.toml", text + 'routes = ["fd00:99::8000/120"]\n')
+    r = subprocess.run([net.tool, "server", "-c", net.path("site6.toml"), "--check-config"], capture_output=True, text=True)
+    assert r.returncode == 78 and "route fd00:99::8000/120 overlaps the tunnel subnet fd00:99::/64" in r.stderr, r.stderr

@@ -122,3 +122,31 @@ def test_with_nat_a_host_behind_a_client_reaches_the_internet_through_the_server
             net.stop(name)
         net.ns.pop("inet").close()
     assert net.exec("srv", "nft", "list", "ruleset").stdout == nft_before
+
+
+def test_an_ipv6_subnet_behind_a_client_is_reached_from_the_other_client(net):
+    # The same LAN with IPv6 too: fd00:50::/64 behind c1, reached from c2 over the tunnel's IPv6.
+    lan_dev = net.exec("lan", "ip", "-o", "-4", "addr", "show", "to", LAN_HOST).stdout.split()[1]
+    c1_dev = net.exec("c1", "ip", "-o", "-4", "addr", "show", "to", "10.50.0.1").stdout.split()[1]
+    net.exec("c1", "ip", "-6", "addr", "add", "fd00:50::1/64", "dev", c1_dev, "nodad")
+    net.exec("lan", "ip", "-6", "addr", "add", "fd00:50::2/64", "dev", lan_dev, "nodad")
+    net.exec("lan", "ip", "-6", "route", "add", "default", "via", "fd00:50::1")
+    net.exec("c1", "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    cfg = server_config(net, extra='subnet6 = "fd00:99::/64"', c1_routes='["10.50.0.0/24", "fd00:50::/64"]')
+    net.start("server", "srv", "server", "-c", cfg)
+    try:
+        net.wait_for("the control socket", lambda: net.status())
+        for name in ("c1", "c2"):
+            net.start(name, name, "client", "-c", client_config(net, name))
+        net.wait_for("the site's IPv6 route on c2", lambda: "fd00:50::/64 dev tnc0" in net.exec("c2", "ip", "-6", "route").stdout)
+        assert "fd00:50::/64 dev tn0" in net.exec("srv", "ip", "-6", "route").stdout
+        net.wait_for("c1's IPv6 address", lambda: "fd00:99::" in net.exec("c1", "ip", "-6", "addr", "show", "dev", "tnc0", "up").stdout)
+        r = net.exec("c2", "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "fd00:50::2", check=False)
+        assert r.returncode == 0, r.stdout + net.log("server") + net.log("c1")
+        r = net.exec("srv", "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "fd00:50::2", check=False)
+        assert r.returncode == 0, r.stdout + net.log("server")
+        assert net.status()["dropped"]["spoofed"] == 0
+    finally:
+        for name in ("c2", "c1", "server"):
+            net.stop(name)
+    assert "fd00:50::" not in net.exec("srv", "ip", "-6", "route").stdout  # gone with the TUN

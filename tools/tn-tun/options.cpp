@@ -164,7 +164,11 @@ ServerOptions load_server(const std::filesystem::path& file) {
         if (auto v = p.string("address")) checked(p, "address", [&] { pc.address = tun::parse_ipv4(*v); });
         if (auto v = p.strings("routes")) {
             for (auto& r : *v) checked(p, "routes", [&] {
-                if (tun::is_ipv6_text(r)) throw ParseError("IPv6 subnets behind a peer are not supported (IPv4 only)");
+                if (tun::is_ipv6_text(r)) {
+                    auto c6 = tun::parse_cidr6(r);
+                    if (!v6) throw ParseError("IPv6 route " + r + " needs subnet6 in [server]");
+                    return pc.routes6.push_back(c6);
+                }
                 auto c = tun::parse_cidr(r);
                 if (c.prefix < 32) c.addr &= c.prefix == 0 ? 0 : ~0u << (32 - c.prefix);  // the kernel wants a network
                 pc.routes.push_back(c);

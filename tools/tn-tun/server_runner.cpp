@@ -35,26 +35,29 @@ class SiteRoutes {
 public:
     SiteRoutes(std::string tun, const log::Logger& log) : tun_(std::move(tun)), log_(log) {}
     void sync(const std::vector<tun::PeerConfig>& peers) {
-        std::vector<tun::Route> want;
-        for (auto& p : peers) want.insert(want.end(), p.routes.begin(), p.routes.end());
+        std::vector<std::string> want;  // CIDR text of both families: ip(8) takes either
+        for (auto& p : peers) {
+            for (auto& r : p.routes) want.push_back(tun::cidr_str(r));
+            for (auto& r : p.routes6) want.push_back(tun::cidr_str(r));
+        }
         for (auto& r : have_)
             if (std::find(want.begin(), want.end(), r) == want.end()) ip("del", r);
-        std::vector<tun::Route> now;
+        std::vector<std::string> now;
         for (auto& r : want)
             if (std::find(have_.begin(), have_.end(), r) != have_.end() || ip("add", r)) now.push_back(r);
         have_ = std::move(now);
     }
 
 private:
-    bool ip(const char* verb, const tun::Route& r) {
+    bool ip(const char* verb, const std::string& cidr) {
         std::string out;
-        int rc = run_program_output({"ip", "route", verb, tun::cidr_str(r), "dev", tun_}, out);
-        if (rc != 0) log_.warn("ip route ", verb, " ", tun::cidr_str(r), " dev ", tun_, ": ", out.substr(0, out.find('\n')));
+        int rc = run_program_output({"ip", "route", verb, cidr, "dev", tun_}, out);
+        if (rc != 0) log_.warn("ip route ", verb, " ", cidr, " dev ", tun_, ": ", out.substr(0, out.find('\n')));
         return rc == 0;
     }
     std::string tun_;
     const log::Logger& log_;
-    std::vector<tun::Route> have_;
+    std::vector<std::string> have_;
 };
 
 // `[server] nat` as applied now: masquerade on (HostNat) or off, changed by SIGHUP. Declared after the
