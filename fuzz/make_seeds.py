@@ -31,6 +31,29 @@ def http_heads():
     write("http_head", "folded", "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  2\r\n\r\n")
 
 
+def client_hellos():
+    """ClientHellos as Python's OpenSSL sends them (the golden bytes of tests/relay/test_relay_sni.cpp),
+    with and without SNI, and one split into small records."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    for name, host in (("sni", "site1.example.test"), ("no_sni", None)):
+        out = ssl.MemoryBIO()
+        conn = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname=host)
+        try:
+            conn.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = out.read()
+        write("sni", name, hello)
+    msg, frag = hello[5:], b""
+    for at in range(0, len(msg), 100):
+        part = msg[at:at + 100]
+        frag += bytes([22, 3, 1]) + struct.pack(">H", len(part)) + part
+    write("sni", "fragmented", frag)
+    write("sni", "http", "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+
+
 def socks5():
     greet = bytes([5, 1, 0])
     # The first byte of each seed is the piece size the target feeds at a time.
@@ -118,6 +141,7 @@ def cores():
 
 if __name__ == "__main__":
     http_heads()
+    client_hellos()
     socks5()
     configs()
     tun_vectors()

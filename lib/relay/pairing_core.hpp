@@ -22,7 +22,7 @@ namespace tn::relay {
 
 // Who waits on the using side of a link: a vnet's link connection, a remote_port client, or an HTTP
 // client of a vhost.
-enum class UserKind : std::uint8_t { link, tcp, http };
+enum class UserKind : std::uint8_t { link, tcp, http, tls };
 
 // Why a pending link ended without being paired.
 enum class PendingEnd : std::uint8_t {

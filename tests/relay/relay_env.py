@@ -209,9 +209,10 @@ def roundtrip(port, data, chunk=1 << 16):
 
 
 class Web:
-    """A tiny HTTP/1.1 server (keep-alive) on loopback that answers '<name> <path> <host>'."""
+    """A tiny HTTP/1.1 server (keep-alive) on loopback that answers '<name> <path> <host>'; with an
+    ssl.SSLContext, an HTTPS server (its own certificate: the route relays its TLS unopened)."""
 
-    def __init__(self, name="ok"):
+    def __init__(self, name="ok", tls=None):
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
@@ -226,6 +227,8 @@ class Web:
                 pass
 
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.srv.socket = tls.wrap_socket(self.srv.socket, server_side=True)
         self.srv.daemon_threads = True
         self.port = self.srv.server_address[1]
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
@@ -233,6 +236,16 @@ class Web:
     def close(self):
         self.srv.shutdown()
         self.srv.server_close()
+
+
+def recv_all(sock):
+    """Everything `sock` receives until the peer closes."""
+    data = b""
+    while True:
+        b = sock.recv(65536)
+        if not b:
+            return data
+        data += b
 
 
 def http_raw(port, data, timeout=10, src=None):

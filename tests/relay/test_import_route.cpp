@@ -59,8 +59,9 @@ TEST_CASE("frps toml: webServer, auth.token, allowPorts tables, subDomainHost; -
     CHECK(has(r.toml, "domains = ['site1.example.com', '*.frp.example.org']"));
     CHECK(has(r.toml, "listen = '127.0.0.1:7500'"));  // frps's TOML default address
     CHECK(has(r.toml, "password_file = '/etc/tn/dash.pw'"));
-    CHECK(has(r.toml, "not carried over: vhostHTTPSPort = 443"));
-    CHECK_FALSE(has(r.toml, "[http]"));
+    CHECK(has(r.toml, "[http]\nlisten_tls = '0.0.0.0:443'"));  // vhostHTTPSPort: HTTPS by SNI
+    CHECK_FALSE(has(r.toml, "vhostHTTPSPort"));
+    CHECK_FALSE(has(r.toml, "[http]\nlisten ="));  // no vhostHTTPPort: no HTTP listener
 }
 
 TEST_CASE("vnet-v2's route config.ini: listen, and the group to declare") {

@@ -102,7 +102,9 @@ TEST_CASE("frpc ini: server, token, tcp and http proxies; secrets never printed"
         "[common]\nserver_addr = 203.0.113.5\nserver_port = 7000\ntoken = s3cret-token\nhttp_pwd = hunter2\n\n"
         "[ssh]\ntype = tcp\nlocal_ip = 127.0.0.1\nlocal_port = 22\nremote_port = 6000\nuse_encryption = true\n\n"
         "[web]\ntype = http\nlocal_port = 80\ncustom_domains = a.example.com, b.example.com\n\n"
-        "[dns]\ntype = udp\nlocal_port = 53\nremote_port = 6053\n",
+        "[dns]\ntype = udp\nlocal_port = 53\nremote_port = 6053\n\n"
+        "[tls]\ntype = https\nlocal_port = 443\ncustom_domains = s.example.com\n\n"
+        "[tls2]\ntype = https\nlocal_port = 8443\ncustom_domains = a.example.com\n",
         "frpc.ini", {});
     REQUIRE(r.token);
     CHECK(r.token->expose() == "s3cret-token");
@@ -112,6 +114,10 @@ TEST_CASE("frpc ini: server, token, tcp and http proxies; secrets never printed"
     CHECK(has(r.toml, "remote_port = 6000"));
     CHECK(has(r.toml, "custom_domains = ['a.example.com', 'b.example.com']"));
     CHECK(has(r.toml, "not carried over: proxy 'dns' (type = udp)"));
+    // An https proxy is a serve reached by SNI; one whose domain an http proxy has already is listed.
+    CHECK(has(r.toml, "name = 'tls'\ntype = 'tcp'  # frp's https proxy: the route picks it by SNI"));
+    CHECK(has(r.toml, "custom_domains = ['s.example.com']"));
+    CHECK(has(r.toml, "not carried over: proxy 'tls2' (type = https) (custom domain 'a.example.com' is proxy 'web' already"));
     CHECK(has(r.toml, "not carried over: [ssh] use_encryption = true"));
     CHECK(has(r.toml, "not carried over: [common] http_pwd = (hidden)"));
     CHECK(has(r.toml, "not carried over: the token"));

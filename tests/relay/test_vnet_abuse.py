@@ -9,7 +9,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import Relay, EchoHashServer, VNET, roundtrip, wait_for  # noqa: E402
+from relay_env import Relay, EchoHashServer, VNET, recv_all, roundtrip, wait_for  # noqa: E402
 import harness  # noqa: E402
 
 NOFILE = 48  # enough for the vnet at rest (control connection, pools, ctl socket, lock, epoll), not for the flood
@@ -21,15 +21,6 @@ def echo():
     e = EchoHashServer()
     yield e
     e.close()
-
-
-def recv_all(sock):
-    data = b""
-    while True:
-        b = sock.recv(65536)
-        if not b:
-            return data
-        data += b
 
 
 def test_emfile_flood_on_a_use_port_then_clients_are_served(echo):

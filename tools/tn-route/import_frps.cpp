@@ -1,5 +1,5 @@
 // frps (and vnet-v2 route) configs to tn-route TOML: bindAddr:bindPort becomes [route] listen,
-// vhostHTTPPort [http], webServer.* [dashboard], auth.token and allowPorts the one [[group]]; the rest is
+// vhostHTTPPort [http] listen, vhostHTTPSPort its listen_tls, webServer.* [dashboard], auth.token and allowPorts the one [[group]]; the rest is
 // listed as comments. Secrets never reach stdout: they go to files the caller writes (--token-out,
 // --password-out), or the output says how to set them.
 #include "import_frps.hpp"
@@ -62,7 +62,7 @@ void write_group(const FrpServer& s, const std::string& source, const ImportOpti
         }
     }
     if (!domains.empty()) out.kv("domains", domains);
-    else if (s.http_port)
+    else if (s.http_port || s.https_port)
         out.comment("domains = [\"www.example.com\"]  # frps let any client take any customDomains; tn lets a group take "
                     "only these: list yours (or rerun with --domain)");
 }
@@ -89,13 +89,11 @@ ImportResult write_route(const FrpServer& s, const std::string& source, const st
     out.kv("listen", import::join_host_port(s.bind_addr, s.bind_port));
     if (!s.proxy_bind.empty()) out.kv("proxy_bind", s.proxy_bind);
     write_group(s, source, o, vnet_v2, out);
-    if (s.http_port) {
-        out.table("http");
-        out.kv("listen", import::join_host_port(s.bind_addr, *s.http_port));
-    }
+    if (s.http_port || s.https_port) out.table("http");
+    if (s.http_port) out.kv("listen", import::join_host_port(s.bind_addr, *s.http_port));
+    if (s.https_port) out.kv("listen_tls", import::join_host_port(s.bind_addr, *s.https_port), "HTTPS by SNI, relayed unopened");
     if (s.dashboard_port) write_dashboard(s, o, out);
     out.blank();
-    if (s.https_port) out.dropped("vhostHTTPSPort = " + std::to_string(*s.https_port), "tn-route has no HTTPS-by-SNI listener yet");
     for (const auto& [what, why] : s.dropped) out.dropped(what, why);
     if (ini != nullptr) import::drop_unused(*ini, out, kNotInTn);
     return ImportResult{out.str(), s.token, s.password, from};

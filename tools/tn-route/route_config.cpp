@@ -104,9 +104,13 @@ RouteConfig load_route_config(const std::string& path) {
         c.groups.push_back(Group{*name, Secret(*token), std::move(claims)});
     }
     if (auto h = root.table("http")) {
-        h->allow_only({"listen"});
+        h->allow_only({"listen", "listen_tls"});
         c.http_listen = address(*h, "listen");
-        if (!h->has("listen")) h->error("listen", "missing key 'listen' (for example \"0.0.0.0:80\")");
+        c.https_listen = address(*h, "listen_tls");
+        if (!h->has("listen") && !h->has("listen_tls"))
+            h->error("listen", "missing key 'listen' or 'listen_tls' (for example \"0.0.0.0:80\", \"0.0.0.0:443\")");
+        if (c.http_listen && c.https_listen && *c.http_listen == *c.https_listen)
+            h->error("listen_tls", "listen and listen_tls are the same address");
     }
     if (auto d = root.table("dashboard")) {
         d->allow_only({"listen", "user", "password", "password_file"});

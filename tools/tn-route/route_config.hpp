@@ -27,6 +27,7 @@ struct RouteConfig {
     std::filesystem::path cert, key;
     std::vector<Group> groups;
     std::optional<HostPort> http_listen;
+    std::optional<HostPort> https_listen;  // [http] listen_tls: HTTPS vhosts by SNI, relayed unopened
     std::optional<HostPort> dashboard_listen;
     std::string dashboard_user;
     Secret dashboard_password;

@@ -75,6 +75,8 @@ void RouteServer::apply_http_listeners(const RouteConfig& next) {
         loop = accept_loop(acc, std::move(on_accept), std::string(what) + " on " + want->str());
     };
     update(http_loop_, http_at_, next.http_listen, "HTTP vhosts", "", [this](tcp::socket sock) { accept_http(std::move(sock), false); });
+    update(tls_loop_, tls_at_, next.https_listen, "HTTPS vhosts", " (by SNI, relayed unopened)",
+           [this](tcp::socket sock) { accept_tls(std::move(sock)); });
     update(dash_loop_, dash_at_, next.dashboard_listen, "the dashboard",
            next.dashboard_password.empty() ? " (no password: loopback only)" : " (basic auth)",
            [this](tcp::socket sock) { accept_http(std::move(sock), true); });
@@ -91,27 +93,10 @@ void RouteServer::accept_http(tcp::socket sock, bool dashboard) {
 
 void RouteServer::read_head(StreamPtr s, log::Context lg, const std::string& source, bool dashboard) {
     // The dashboard has its own gate: a flood of vhost clients never locks the operator out.
-    auto& table = dashboard ? dash_heads_ : heads_;
-    auto admit = table->gate.admit(source, Clock::now(), has_bytes(s->socket()));
-    if (admit.evict) table->evict(*admit.evict);
-    if (!admit.id) {
-        ++table->refused;
-        lg.debug("HTTP client closed: ", table->gate.from(source), " clients from that address are already sending their request heads");
-        return s->close();
-    }
-    auto slot = std::make_shared<Setup>(io_, table, *admit.id);
-    table->live[*admit.id] = slot;
-    slot->close = [w = std::weak_ptr<Stream>(s)]() {
-        if (auto p = w.lock()) p->close();
-    };
+    auto slot = admit_client(dashboard ? dash_heads_ : heads_, s, source, lg, "HTTP clients are already sending their request heads");
+    if (!slot) return;
     auto st = std::make_shared<HeadState>(io_);
-    st->timer.expires_after(kHeadTimeout);
-    st->timer.async_wait([s, st](error_code ec) {
-        if (ec) return;
-        st->timed_out = true;
-        error_code e2;
-        s->socket().cancel(e2);
-    });
+    arm_first_bytes_deadline(st, s, kHeadTimeout);
     // Only the pending read owns the next step; the step sees itself through a weak_ptr. A step that
     // owned itself was never freed when a head was still arriving at shutdown (LeakSanitizer, 4 KiB a
     // client, the same cycle as TlsConn::async_read had).
@@ -145,6 +130,24 @@ void RouteServer::read_head(StreamPtr s, log::Context lg, const std::string& sou
         });
     };
     (*step)();
+}
+
+SetupPtr RouteServer::admit_client(const std::shared_ptr<SetupTable>& table, const StreamPtr& s, const std::string& source,
+                                   const log::Context& lg, const char* what) {
+    auto admit = table->gate.admit(source, Clock::now(), has_bytes(s->socket()));
+    if (admit.evict) table->evict(*admit.evict);
+    if (!admit.id) {
+        ++table->refused;
+        lg.debug("closed: ", table->gate.from(source), " ", what, " from that address");
+        s->close();
+        return nullptr;
+    }
+    auto slot = std::make_shared<Setup>(io_, table, *admit.id);
+    table->live[*admit.id] = slot;
+    slot->close = [w = std::weak_ptr<Stream>(s)]() {
+        if (auto p = w.lock()) p->close();
+    };
+    return slot;
 }
 
 void RouteServer::on_vhost(StreamPtr s, const log::Context& lg, std::string buf, std::size_t, const std::string* host) {
@@ -251,7 +254,13 @@ std::string RouteServer::metrics() const {
         auto it = http_errors_.find(code);
         o << "tn_route_vhost_errors_total{code=\"" << code << "\"} " << (it == http_errors_.end() ? 0 : it->second) << "\n";
     }
-
+    metric("tn_route_tls_vhost_links_total", "counter", "HTTPS vhost connections relayed unopened to a serve since start.");
+    o << "tn_route_tls_vhost_links_total " << tls_links_ << "\n";
+    metric("tn_route_tls_vhost_refused_total", "counter", "HTTPS vhost clients refused with a TLS alert, by reason.");
+    for (const char* r : kTlsRefusals) {
+        auto it = tls_errors_.find(r);
+        o << "tn_route_tls_vhost_refused_total{reason=\"" << r << "\"} " << (it == tls_errors_.end() ? 0 : it->second) << "\n";
+    }
     return o.str();
 }
 

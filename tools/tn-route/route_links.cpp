@@ -182,6 +182,7 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
     auto close_user = [&](ErrorCode c, const std::string& m, int http_status) {
         if (kind == UserKind::link) refuse(user, c, m);
         else if (kind == UserKind::http) http_reply(user, http::error_page(http_status, m), http_status, true);
+        else if (kind == UserKind::tls) tls_refuse(user, lg, TlsAlert::internal_error, http_status == 503 ? "limit" : "no_serve", m);
         else user->close();
     };
     if (!r) return close_user(ErrorCode::not_found, "no serve " + std::to_string(id) + " in this group", 502);
@@ -320,6 +321,7 @@ void RouteServer::end_pending(Pairing::Ended e, const std::string& detail) {
     else if (kind == UserKind::http)
         http_reply(p.user, http::error_page(http_status(e.why), "serve " + std::to_string(e.pending.key.id) + ": " + why),
                    http_status(e.why), true);
+    else if (kind == UserKind::tls) tls_refuse(p.user, log_.with("link", std::to_string(e.link_id)), TlsAlert::internal_error, "link_failed", why);
     else p.user->close();
 }
 
@@ -384,8 +386,9 @@ void RouteServer::bind_link(std::uint64_t link_id, Pairing::Pending pp, StreamPt
     // LINK_OK goes to the serving side (after the standby request, if any), followed for an HTTP
     // client by the request head the route already read; the pump starts after it, so writes never
     // overlap.
-    if (k.kind == UserKind::http && !p.prefix.empty()) {
-        // A record like everything after it, of at most kMaxHead < kRecordMax bytes.
+    if (!p.prefix.empty()) {
+        // An HTTP head or a TLS ClientHello: a record like everything after it, of at most
+        // kMaxHead or kMaxHelloBytes < kRecordMax bytes.
         Bytes rec(p.prefix.size() + kRecordOverhead);
         rec.resize(own->tx.seal(p.prefix, rec.data()));
         first.insert(first.end(), rec.begin(), rec.end());
@@ -399,6 +402,7 @@ void RouteServer::bind_link(std::uint64_t link_id, Pairing::Pending pp, StreamPt
         }
         ++links_total_;
         if (k.kind == UserKind::http) ++vhost_links_;
+        if (k.kind == UserKind::tls) ++tls_links_;
         // The route is the using end (remote_port, vhost): after a clean end the link goes back to the
         // serving vnet's standby links when both ends' EOF records said they keep it.
         if (s->carried++) ++links_reused_;

@@ -34,7 +34,8 @@ RouteServer::RouteServer(asio::io_context& io, RouteConfig cfg, const log::Logge
     : io_(io), cfg_(std::move(cfg)), log_(log), scale_(time_scale),
       setups_(std::make_shared<SetupTable>(SetupCaps::for_fd_limit(fd_limit()))), held_(scaled(kClaimGrace)), sweep_timer_(io),
       heads_(std::make_shared<SetupTable>(SetupCaps::for_fd_limit(fd_limit()))),
-      dash_heads_(std::make_shared<SetupTable>(SetupCaps{64, 8})) {}
+      dash_heads_(std::make_shared<SetupTable>(SetupCaps{64, 8})),
+      tls_heads_(std::make_shared<SetupTable>(SetupCaps::for_fd_limit(fd_limit()))) {}
 
 RouteServer::~RouteServer() {
     std::error_code ec;
@@ -72,7 +73,7 @@ void RouteServer::start(const std::string& fingerprint) {
 void RouteServer::stop() {
     if (stopped_) return;
     stopped_ = true;
-    for (auto* l : {&main_loop_, &http_loop_, &dash_loop_})
+    for (auto* l : {&main_loop_, &http_loop_, &dash_loop_, &tls_loop_})
         if (*l) (*l)->stop();
     if (control_loop_) control_loop_->stop();
     sweep_timer_.cancel();
@@ -91,7 +92,7 @@ void RouteServer::stop() {
 }
 
 void RouteServer::shed() {
-    for (auto* t : {&setups_, &heads_, &dash_heads_}) {
+    for (auto* t : {&setups_, &heads_, &dash_heads_, &tls_heads_}) {
         if (auto v = (*t)->gate.victim()) return (*t)->evict(*v);
     }
 }
@@ -379,6 +380,7 @@ std::vector<std::string> RouteServer::reload(RouteConfig next) {
     cfg_.groups = std::move(next.groups);
     for (const auto& ss : revoked) drop_session(ss, "its group was removed or its token changed (reload)");
     cfg_.http_listen = next.http_listen;
+    cfg_.https_listen = next.https_listen;
     cfg_.dashboard_listen = next.dashboard_listen;
     cfg_.dashboard_user = next.dashboard_user;
     cfg_.dashboard_password = next.dashboard_password;

@@ -19,6 +19,7 @@
 #include "relay/claims.hpp"
 #include "relay/rate_limit.hpp"
 #include "relay/setup_gate.hpp"
+#include "relay/sni.hpp"
 #include "route_config.hpp"
 
 namespace tn::route {
@@ -26,11 +27,15 @@ namespace tn::route {
 using relay::asio::steady_timer;
 using Clock = std::chrono::steady_clock;
 
+// Why an HTTPS vhost client was refused (status --json "tls_vhost.refused", /metrics "reason").
+inline constexpr const char* kTlsRefusals[] = {"bad_hello", "cut", "no_sni", "unknown_name", "timeout", "no_serve", "limit", "link_failed"};
+
 struct Session;
 using SessionPtr = std::shared_ptr<Session>;
 struct Setup;
 using SetupPtr = std::shared_ptr<Setup>;
 struct SetupTable;
+struct HelloState;
 
 class RouteServer {
 public:
@@ -84,6 +89,16 @@ private:
     void on_dashboard(relay::StreamPtr s, const log::Context& lg, const std::string& method, const std::string& path,
                       const std::string* authorization);
     void http_reply(const relay::StreamPtr& s, std::string response, int status, bool vhost);
+    // A client of an [http] or [dashboard] listener through its gate: its setup slot (closing the
+    // stream when evicted), or null when its address already holds its share (closed, counted).
+    SetupPtr admit_client(const std::shared_ptr<SetupTable>& table, const relay::StreamPtr& s, const std::string& source,
+                          const log::Context& lg, const char* what);
+    // [http] listen_tls: HTTPS vhosts by SNI, relayed unopened (route_tls.cpp).
+    void accept_tls(relay::tcp::socket sock);
+    void read_hello(relay::StreamPtr s, log::Context lg, std::shared_ptr<HelloState> st, SetupPtr slot);
+    // A fatal alert, a lingering close, and one more of `reason` in status.
+    void tls_refuse(const relay::StreamPtr& s, const log::Context& lg, relay::TlsAlert alert, const std::string& reason,
+                    const std::string& why);
     std::string dashboard_html() const;
     std::string metrics() const;
     bool open_remote_port(const relay::ServeRecord& r, std::string& why);
@@ -153,11 +168,14 @@ private:
         std::uint32_t from = 0, req = 0, target = 0;
     };
     std::map<std::uint32_t, UnserveRoute> unserves_;
-    std::shared_ptr<relay::TcpAcceptLoop> http_loop_, dash_loop_;
-    std::optional<HostPort> http_at_, dash_at_;  // what the two listeners are bound to now
+    std::shared_ptr<relay::TcpAcceptLoop> http_loop_, dash_loop_, tls_loop_;
+    std::optional<HostPort> http_at_, dash_at_, tls_at_;  // what the three listeners are bound to now
     std::shared_ptr<SetupTable> heads_, dash_heads_;  // clients still sending their HTTP head, per listener
     std::map<int, std::uint64_t> http_errors_;   // vhost answers the route gave itself, by status
-    std::uint64_t vhost_links_ = 0;
+    std::uint64_t vhost_links_ = 0, tls_links_ = 0;
+    std::shared_ptr<SetupTable> tls_heads_;             // TLS clients still sending their ClientHello
+    std::map<std::string, std::uint64_t> tls_errors_;  // TLS clients refused, by reason (status, /metrics)
+    relay::LogThrottle tls_log_;
     relay::PipePool pipes_;  // splice(2) pipes for link pairs, lent only while bytes are in flight
     Clock::time_point started_ = Clock::now();
     bool stopped_ = false;

@@ -32,6 +32,19 @@ struct SetupTable {
     void evict(std::uint64_t id);
 };
 
+// Arms `st`'s deadline for a client still sending its first bytes (an HTTP head, a TLS ClientHello):
+// when it fires, the pending read is cancelled and st->timed_out tells it why.
+template <class State>
+void arm_first_bytes_deadline(const std::shared_ptr<State>& st, const StreamPtr& s, Clock::duration d) {
+    st->timer.expires_after(d);
+    st->timer.async_wait([s, st](relay::error_code ec) {
+        if (ec) return;
+        st->timed_out = true;
+        relay::error_code e2;
+        s->socket().cancel(e2);
+    });
+}
+
 struct Setup {
     Setup(relay::asio::io_context& io, std::weak_ptr<SetupTable> t, std::uint64_t slot) : table(std::move(t)), id(slot), timer(io) {}
     ~Setup() {

@@ -22,6 +22,7 @@ std::string RouteServer::status(bool json) const {
         o << "{\"listen\":" << json_quote(cfg_.listen.str()) << ",\"tls\":" << (cfg_.tls ? "true" : "false")
           << ",\"fingerprint\":" << json_quote(fingerprint_)
           << ",\"http\":" << (http_at_ ? json_quote(http_at_->str()) : "null")
+          << ",\"https\":" << (tls_at_ ? json_quote(tls_at_->str()) : "null")
           << ",\"dashboard\":" << (dash_at_ ? json_quote(dash_at_->str()) : "null") << ",\"uptime_s\":" << secs(now - started_) << ",\"vnets\":[";
         bool first = true;
         for (const auto& [id, ss] : sessions_) {
@@ -44,7 +45,15 @@ std::string RouteServer::status(bool json) const {
             }
             o << "]}";
         }
-        o << "],\"links\":{\"active\":" << active_.size() << ",\"pending\":" << links_.pending_count()
+        // Every reason always present (0 until it happens), so scripts need no existence checks.
+        o << "],\"tls_vhost\":{\"links\":" << tls_links_ << ",\"refused\":{";
+        first = true;
+        for (const char* r : kTlsRefusals) {
+            auto it = tls_errors_.find(r);
+            o << (first ? "" : ",") << json_quote(r) << ":" << (it == tls_errors_.end() ? 0 : it->second);
+            first = false;
+        }
+        o << "}},\"links\":{\"active\":" << active_.size() << ",\"pending\":" << links_.pending_count()
           << ",\"total\":" << links_total_ << ",\"reused\":" << links_reused_ << ",\"vhost\":" << vhost_links_ << "},\"bytes\":" << (bytes_total_ + live) << ",\"remote_ports\":[";
         first = true;
         for (const auto& [port, r] : remotes_) {
@@ -57,6 +66,11 @@ std::string RouteServer::status(bool json) const {
     o << "listen " << cfg_.listen.str() << (cfg_.tls ? " tls " + fingerprint_ : " plain") << "  uptime "
       << secs(now - started_) << "s\n";
     if (http_at_) o << "http vhosts " << http_at_->str() << "\n";
+    if (tls_at_) {
+        std::uint64_t refused = 0;
+        for (const auto& [r, n] : tls_errors_) refused += n;
+        o << "https vhosts " << tls_at_->str() << " (by SNI)  links " << tls_links_ << "  refused " << refused << "\n";
+    }
     if (dash_at_) o << "dashboard http://" << dash_at_->str() << "/\n";
     o << "links active " << active_.size() << "  pending " << links_.pending_count() << "  total " << links_total_ << "  reused " << links_reused_
       << "  bytes " << bytes_total_ + live << "\n";

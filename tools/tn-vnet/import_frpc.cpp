@@ -3,6 +3,7 @@
 #include "import_frpc.hpp"
 
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "base/error.hpp"
@@ -19,22 +20,23 @@ using import::kNotInTn;
 
 // What tn does not do (yet) with an frp proxy type, or "" when it carries it.
 std::string type_gap(const std::string& type) {
-    if (type == "tcp" || type == "http") return "";
+    if (type == "tcp" || type == "http" || type == "https") return "";
     if (type == "udp") return "tn-vnet carries TCP only so far";
-    if (type == "https") return "tn-route has no HTTPS-by-SNI listener yet: publish it as a tcp serve with remote_port";
     return "frp's " + type + " proxies have no tn counterpart";
 }
 
 void write_serve(const FrpProxy& p, TomlOut& out) {
     out.array_table("serve");
     out.kv("name", p.name);
-    out.kv("type", "tcp", p.type == "http" ? "frp's http proxy: the route picks it by Host" : "");
+    out.kv("type", "tcp", p.type == "http"    ? "frp's http proxy: the route picks it by Host"
+                          : p.type == "https" ? "frp's https proxy: the route picks it by SNI ([http] listen_tls) and relays it unopened"
+                                              : "");
     out.kv("ip", p.local_ip);
     out.kv("port", std::int64_t{*p.local_port});
     if (p.type == "tcp" && p.remote_port) out.kv("remote_port", std::int64_t{*p.remote_port});
     else if (p.type == "tcp") out.comment("no remotePort: reached by its id through a [[use]], not on a public port");
-    if (p.type == "http") {
-        if (p.custom_domains.empty()) out.comment("no customDomains: add custom_domains for the route to pick it by Host");
+    if (p.type == "http" || p.type == "https") {
+        if (p.custom_domains.empty()) out.comment("no customDomains: add custom_domains for the route to pick it by Host or SNI");
         else out.kv("custom_domains", p.custom_domains);
     }
 }
@@ -70,6 +72,7 @@ ImportResult write_frpc(const FrpClient& c, const std::string& source, const std
     out.kv("name", vnet_name(source));
     out.kv("group", "default", "the group 'tn-route import' makes from frps");
     std::set<std::string> names;
+    std::map<std::string, std::string> domain_of;  // custom domain -> the proxy that has it
     for (const auto& p : c.proxies) {
         if (!names.insert(p.name).second) bad_input(source, "proxy '" + p.name + "' is defined twice");
         if (auto gap = type_gap(p.type); !gap.empty()) {
@@ -77,6 +80,18 @@ ImportResult write_frpc(const FrpClient& c, const std::string& source, const std
             out.dropped("proxy '" + p.name + "' (type = " + p.type + ")", gap);
             continue;
         }
+        // frp keeps http and https domains apart; a tn serve's custom_domains answer both Host and SNI.
+        std::string taken;
+        for (const auto& d : p.custom_domains)
+            if (auto it = domain_of.find(d); it != domain_of.end() && taken.empty()) taken = d + "' is proxy '" + it->second;
+        if (!taken.empty()) {
+            out.blank();
+            out.dropped("proxy '" + p.name + "' (type = " + p.type + ")",
+                        "custom domain '" + taken + "' already: a tn serve's custom_domains are reached by Host and by SNI, so "
+                        "one name is one serve (give the site its own name)");
+            continue;
+        }
+        for (const auto& d : p.custom_domains) domain_of.emplace(d, p.name);
         if (!p.local_port) bad_input(source, "proxy '" + p.name + "' has no local port (frpc requires one)");
         write_serve(p, out);
     }
