@@ -6,6 +6,9 @@
               one client at a time (latency-bound), then --clients processes at once (capacity)
   memory      route RSS per idle proxied connection at N connections; route RSS after M vnet
               connect/drop cycles vs after the first 100
+  sni         HTTPS vhost setup by SNI ([http] listen_tls: client -> route -> serving vnet -> a TLS
+              echo server), one at a time: TLS handshake + 1-byte echo + close per connection, vs the
+              same through a chain of two socat relays (the same hops, no SNI to read)
 
 Usage (as root, for the throwaway sshd user): /usr/bin/python3 bench/relay/bench_relay.py BUILD_DIR
   [--seconds 5] [--conns 5000] [--cycles 10000] [--setup 400] [--clients 8]
@@ -43,6 +46,12 @@ async def main():
     async with s: await s.serve_forever()
 asyncio.run(main())
 """
+
+# The same echo behind TLS (argv: port, cert, key): the site an HTTPS vhost relays to, unopened.
+TLS_ECHO_SRC = ECHO_SRC.replace("backlog=4096)", "backlog=4096, ssl=ctx)").replace(
+    "async def main():", "import ssl\nctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+    "ctx.load_cert_chain(sys.argv[2], sys.argv[3])\nasync def main():")
+SNI_HOST = "bench.example.test"
 
 
 def raise_nofile():
@@ -90,8 +99,35 @@ class World:
         harness.wait_port(uport, proc=p)
         return rp, uport, rport, fp
 
-    def socat_chain(self, target_port):
-        ports = [harness.free_port() for _ in range(3)]
+    def sni_chain(self, target_port, token="bench-token-123456"):
+        """A route with [http] listen_tls and a vnet serving SNI_HOST from `target_port`; returns the TLS port."""
+        route = os.path.join(self.build, "tools", "tn-route", "tn-route")
+        vnet = os.path.join(self.build, "tools", "tn-vnet", "tn-vnet")
+        rport, hport = harness.free_port(), harness.free_port()
+        rc = os.path.join(self.dir, "route-sni.toml")
+        with open(rc, "w") as f:
+            f.write(f'[route]\nlisten = "127.0.0.1:{rport}"\n[[group]]\nname = "b"\ntoken = "{token}"\n'
+                    f'domains = ["*.example.test"]\n[http]\nlisten_tls = "127.0.0.1:{hport}"\n')
+        fp = subprocess.run([route, "-q", "-c", rc, "fingerprint"], capture_output=True, text=True, env=self.env).stdout.strip()
+        harness.wait_port(rport, proc=self.spawn([route, "-q", "-c", rc], "route-sni"))
+        c = os.path.join(self.dir, "home-sni.toml")
+        with open(c, "w") as f:
+            f.write(f'[route]\naddress = "127.0.0.1:{rport}"\ntoken = "{token}"\nfingerprint = "{fp}"\n'
+                    f'[vnet]\nname = "home-sni"\ngroup = "b"\n[[serve]]\nname = "site"\nport = {target_port}\n'
+                    f'custom_domains = ["{SNI_HOST}"]\n')
+        self.spawn([vnet, "-q", "-c", c], "home-sni")
+        deadline = time.monotonic() + 20
+        while True:  # registered: a handshake by SNI gets through
+            try:
+                one_tls_setup(hport)
+                return hport
+            except (OSError, ssl.SSLError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def socat_chain(self, target_port, hops=3):
+        ports = [harness.free_port() for _ in range(hops)]
         nxt = target_port
         for p in reversed(ports):
             proc = self.spawn(["socat", f"TCP-LISTEN:{p},bind=127.0.0.1,reuseaddr,fork,backlog=4096", f"TCP:127.0.0.1:{nxt}"], f"socat{p}")
@@ -139,6 +175,48 @@ def one_setup(port):
     ms = (time.perf_counter() - a) * 1000
     s.close()
     return ms
+
+
+_TLS_CLIENT = None
+
+
+def one_tls_setup(port):
+    """Connect, TLS handshake with SNI_HOST, 1 byte there and back, close; returns milliseconds."""
+    global _TLS_CLIENT
+    if _TLS_CLIENT is None:
+        _TLS_CLIENT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        _TLS_CLIENT.check_hostname, _TLS_CLIENT.verify_mode = False, ssl.CERT_NONE  # throwaway cert
+    a = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with _TLS_CLIENT.wrap_socket(raw, server_hostname=SNI_HOST) as s:
+            s.sendall(b"x")
+            if s.recv(1) != b"x":
+                raise RuntimeError("echo failed")
+            return (time.perf_counter() - a) * 1000
+
+
+def sni(a, w):
+    """HTTPS vhost setup by SNI vs two socat relays to the same TLS echo server."""
+    cert, key = os.path.join(w.dir, "site.crt"), os.path.join(w.dir, "site.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                    "-keyout", key, "-out", cert, "-subj", "/CN=" + SNI_HOST], check=True, capture_output=True)
+    tport = harness.free_port()
+    harness.wait_port(tport, proc=w.spawn([sys.executable, "-c", TLS_ECHO_SRC, str(tport), cert, key], "tls-echo"))
+    sock2, tn_sni = w.socat_chain(tport, hops=2), w.sni_chain(tport)
+    print("== HTTPS vhost setup by SNI (%d sequential TLS handshake+1-byte echo+close, %d alternating rounds) =="
+          % (a.setup, a.rounds), flush=True)
+
+    def rate(port):
+        t0 = time.perf_counter()
+        lat = [one_tls_setup(port) for _ in range(a.setup)]
+        return (a.setup / (time.perf_counter() - t0),) + percentiles(lat)
+
+    g = alternate(a, [("socat2", lambda: rate(sock2)), ("tn-sni", lambda: rate(tn_sni))])
+    for label in ("socat2", "tn-sni"):
+        print(f"{label:9s} median {median([v[0] for v in g[label]]):6.0f} conn/s   p50 {median([v[1] for v in g[label]]):5.2f} ms"
+              f"   p99 {median([v[2] for v in g[label]]):5.2f} ms")
+    ratios = [t[0] / x[0] for t, x in zip(g["tn-sni"], g["socat2"])]
+    print(f"tn-sni vs socat2: median ratio {median(ratios):.2f}x ({spread(ratios)})")
 
 
 def percentiles(lat):
@@ -220,7 +298,7 @@ def main():
     ap.add_argument("--setup", type=int, default=400)
     ap.add_argument("--clients", type=int, default=8, help="concurrent setup: client processes (0 skips it)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for throughput and setup (medians compared)")
-    ap.add_argument("--parts", default="throughput,setup,memory", help="comma-separated subset to run (also: seal)")
+    ap.add_argument("--parts", default="throughput,setup,sni,memory", help="comma-separated subset to run (also: seal)")
     a = ap.parse_args()
     raise_nofile()
     w = World(os.path.abspath(a.build))
@@ -251,6 +329,8 @@ def main():
             throughput(a, iport, sock_i, plain_i, tls_i, ssh_i)
         if "setup" in parts:
             setup(a, sock_e, ssh_e, plain_e, tls_e)
+        if "sni" in parts:
+            sni(a, w)
         if "memory" in parts:
             memory(a, w, eport, plain_route, plain_e, tls_route, tls_e)
     finally:
