@@ -30,7 +30,7 @@ VnetAgent::VnetAgent(asio::io_context& io, VnetConfig cfg, const log::Logger& lo
         LocalUse lu;
         lu.cfg = u;
         if (!active_at_start(u.active, cfg_.start_use)) lu.cfg.active = false;
-        lu.state = lu.cfg.active ? "standby" : "inactive";
+        lu.set(lu.cfg.active ? UseState::standby : UseState::inactive);
         uses_.push_back(std::move(lu));
     }
 }
@@ -59,6 +59,27 @@ std::string instance_stem(const VnetConfig& cfg) {
     std::string key;
     for (int i = 0; i < 6; ++i) key += {hex[md[i] >> 4], hex[md[i] & 15]};
     return "tn-vnet-" + safe + "-" + key;
+}
+
+std::string describe(ServeState s, const std::string& detail) {
+    switch (s) {
+        case ServeState::inactive: return "inactive";
+        case ServeState::waiting: return "waiting for route";
+        case ServeState::registering: return "registering";
+        case ServeState::registered: return "registered";
+        case ServeState::refused: return "refused: " + detail;
+    }
+    return "?";
+}
+
+std::string describe(UseState s, const std::string& detail) {
+    switch (s) {
+        case UseState::inactive: return "inactive";
+        case UseState::standby: return "standby";
+        case UseState::attached: return "attached";
+        case UseState::error: return "error: " + detail;
+    }
+    return "?";
 }
 
 std::string ctl_socket_path(const VnetConfig& cfg) { return (state_dir_path() / (instance_stem(cfg) + ".sock")).string(); }
@@ -237,10 +258,10 @@ void VnetAgent::lost(const std::string& why) {
     available_.clear();
     for (auto& s : serves_) {
         s.registered = false;
-        if (s.cfg.active) s.state = "waiting for route";
+        if (s.cfg.active) s.set(ServeState::waiting);
     }
     for (auto& u : uses_)
-        if (u.cfg.active) detach(u, "standby");
+        if (u.cfg.active) detach(u, UseState::standby);
     for (auto& [token, p] : pings_) p.second(Reply{69, "route connection lost\n"});
     pings_.clear();
     waiting_.clear();
@@ -289,13 +310,13 @@ void VnetAgent::on_frame(Frame f) {
             if (m.ok) {
                 s->registered = true;
                 s->id = m.id;
-                s->state = "registered";
+                s->set(ServeState::registered);
                 refill_pools();
                 if (s->unserve) unserve_timers_.add(m.id, static_cast<std::uint64_t>(
                     std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count()));
                 serve_log(name).info("registered as id ", m.id, m.message.empty() ? "" : " (" + m.message + ")");
             } else {
-                s->state = "refused: " + m.message;
+                s->set(ServeState::refused, m.message);
                 serve_log(name).error("refused by the route: ", m.message);
             }
             if (auto w = waiting_.find(m.req); w != waiting_.end()) {
@@ -316,7 +337,7 @@ void VnetAgent::on_frame(Frame f) {
             auto id = from_frame<ServeDown>(f).id;
             available_.erase(id);
             for (auto& u : uses_)
-                if (u.cfg.id == id && u.listener) detach(u, "standby");
+                if (u.cfg.id == id && u.listener) detach(u, UseState::standby);
             return;
         }
         case MsgType::link_request: {

@@ -25,21 +25,42 @@ namespace asio = relay::asio;
 using relay::tcp;
 using Clock = std::chrono::steady_clock;
 
+// Where a local serve stands with the route (ctl shows describe()): not started, waiting for the
+// route session, SERVE sent, registered, or refused (`detail` says why).
+enum class ServeState { inactive, waiting, registering, registered, refused };
+// Where a use's local port stands: not started, waiting for its serve id, listening, or failed to
+// listen (`detail` says why).
+enum class UseState { inactive, standby, attached, error };
+std::string describe(ServeState s, const std::string& detail);
+std::string describe(UseState s, const std::string& detail);
+
 struct LocalServe {
     ServeCfg cfg;
     bool registered = false;
     std::uint16_t id = 0;  // the id in force (assigned by the route)
-    std::string state = "inactive";
+    ServeState state = ServeState::inactive;
+    std::string detail;  // refused: the route's reason
     bool unserve = false;
     std::uint32_t open_links = 0;
+    void set(ServeState s, std::string why = {}) {
+        state = s;
+        detail = std::move(why);
+    }
+    std::string state_text() const { return describe(state, detail); }
 };
 
 struct LocalUse {
     UseCfg cfg;
     std::shared_ptr<tcp::acceptor> listener;
-    std::string state = "inactive";
+    UseState state = UseState::inactive;
+    std::string detail;  // error: why it cannot listen
     std::uint16_t bound_port = 0;
     std::uint32_t open_links = 0;
+    void set(UseState s, std::string why = {}) {
+        state = s;
+        detail = std::move(why);
+    }
+    std::string state_text() const { return describe(state, detail); }
 };
 
 // What a ctl command returns: an exit code and the text (or JSON) to print.
@@ -78,7 +99,7 @@ private:
     void unregister_serve(LocalServe& s);
     void attach_uses();
     void attach(LocalUse& u);
-    void detach(LocalUse& u, const std::string& state);
+    void detach(LocalUse& u, UseState state);
     void accept_use(std::shared_ptr<tcp::acceptor> acc, std::string use_name);
     void open_link(tcp::socket local, std::uint16_t id, std::string use_name);
     // Binds a local connection of a use to link `s` (challenge read) with LINK_OPEN, its first bytes

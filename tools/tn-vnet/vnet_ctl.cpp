@@ -39,7 +39,7 @@ std::string serve_json(const LocalServe& s) {
     o << "{\"name\":" << json_quote_text(s.cfg.name) << ",\"id\":" << (s.registered ? s.id : s.cfg.id)
       << ",\"type\":" << json_quote_text(s.cfg.type) << ",\"ip\":" << json_quote_text(s.cfg.ip) << ",\"port\":" << s.cfg.port
       << ",\"info\":" << json_quote_text(s.cfg.info) << ",\"active\":" << (s.cfg.active ? "true" : "false")
-      << ",\"registered\":" << (s.registered ? "true" : "false") << ",\"state\":" << json_quote_text(s.state)
+      << ",\"registered\":" << (s.registered ? "true" : "false") << ",\"state\":" << json_quote_text(s.state_text())
       << ",\"remote_port\":" << s.cfg.remote_port << ",\"unserve\":" << (s.unserve ? "true" : "false")
       << ",\"links\":" << s.open_links << ",\"custom_domains\":[";
     for (std::size_t i = 0; i < s.cfg.custom_domains.size(); ++i) o << (i ? "," : "") << json_quote_text(s.cfg.custom_domains[i]);
@@ -51,7 +51,7 @@ std::string use_json(const LocalUse& u) {
     std::ostringstream o;
     o << "{\"name\":" << json_quote_text(u.cfg.name) << ",\"id\":" << u.cfg.id << ",\"ip\":" << json_quote_text(u.cfg.ip)
       << ",\"port\":" << (u.bound_port ? u.bound_port : u.cfg.port) << ",\"active\":" << (u.cfg.active ? "true" : "false")
-      << ",\"state\":" << json_quote_text(u.state) << ",\"links\":" << u.open_links << "}";
+      << ",\"state\":" << json_quote_text(u.state_text()) << ",\"links\":" << u.open_links << "}";
     return o.str();
 }
 }  // namespace
@@ -67,7 +67,7 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
             o << "id\tname\ttype\tip\tport\tstate\tinfo\n";
             for (const auto& s : serves_)
                 o << (s.registered ? s.id : s.cfg.id) << "\t" << esc(s.cfg.name) << "\t" << esc(s.cfg.type) << "\t" << esc(s.cfg.ip)
-                  << "\t" << s.cfg.port << "\t" << esc(s.state) << "\t" << esc(s.cfg.info) << "\n";
+                  << "\t" << s.cfg.port << "\t" << esc(s.state_text()) << "\t" << esc(s.cfg.info) << "\n";
         }
     } else if (what == "use") {
         if (json) {
@@ -78,7 +78,7 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
             o << "name\tid\tip\tport\tstate\n";
             for (const auto& u : uses_)
                 o << esc(u.cfg.name) << "\t" << u.cfg.id << "\t" << esc(u.cfg.ip) << "\t" << (u.bound_port ? u.bound_port : u.cfg.port)
-                  << "\t" << esc(u.state) << "\n";
+                  << "\t" << esc(u.state_text()) << "\n";
         }
     } else if (what == "serves") {
         if (json) o << "[";
@@ -179,10 +179,10 @@ void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
                     auto lhp = host_port_or_port(local, "127.0.0.1");
                     u.cfg.ip = lhp.host;
                     u.cfg.port = lhp.port;
-                    if (use_by_name(u.cfg.name)) detach(*use_by_name(u.cfg.name), "inactive");
+                    if (use_by_name(u.cfg.name)) detach(*use_by_name(u.cfg.name), UseState::inactive);
                     else uses_.push_back(u);
                     attach(*use_by_name(u.cfg.name));
-                    text += ", mapped on " + lhp.str() + " (" + use_by_name(u.cfg.name)->state + ")";
+                    text += ", mapped on " + lhp.str() + " (" + use_by_name(u.cfg.name)->state_text() + ")";
                 }
                 reply(Reply{0, json ? "{\"ok\":true,\"id\":" + std::to_string(r.id) + ",\"message\":" + json_quote_text(text) + "}\n" : text + "\n"});
             };
@@ -243,17 +243,17 @@ void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
                 lu.cfg.active = op == "run";
                 uses_.push_back(lu);
                 if (op == "run") attach(uses_.back());
-                return ok("use '" + name + "' " + (op == "run" ? uses_.back().state : "created (inactive)"));
+                return ok("use '" + name + "' " + (op == "run" ? uses_.back().state_text() : "created (inactive)"));
             }
             if (!u) return reply(Reply{65, "no use '" + name + "'\n"});
             if (op == "open") {
                 u->cfg.active = true;
                 if (!u->listener) attach(*u);
-                return ok("use '" + name + "' " + u->state);
+                return ok("use '" + name + "' " + u->state_text());
             }
             if (op == "close" || op == "delete") {
                 u->cfg.active = false;
-                detach(*u, "inactive");
+                detach(*u, UseState::inactive);
                 if (op == "delete") uses_.erase(uses_.begin() + (u - uses_.data()));
                 return ok("use '" + name + "' " + (op == "close" ? "closed" : "deleted"));
             }

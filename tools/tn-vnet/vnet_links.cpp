@@ -89,7 +89,7 @@ LocalUse* VnetAgent::use_by_name(const std::string& n) {
 
 void VnetAgent::register_serve(LocalServe& s) {
     if (!connected_) {
-        s.state = "waiting for route";
+        s.set(ServeState::waiting);
         return;
     }
     auto req = next_req_++;
@@ -105,20 +105,20 @@ void VnetAgent::register_serve(LocalServe& s) {
     spec.remote_port = s.cfg.remote_port;
     spec.unserve = s.unserve;
     spec.domains = s.cfg.custom_domains;
-    s.state = "registering";
+    s.set(ServeState::registering);
     send(to_frame(Serve{req, spec}));
 }
 
 void VnetAgent::unregister_serve(LocalServe& s) {
     if (s.registered) send(to_frame(ServeClose{s.id}));
     s.registered = false;
-    s.state = "inactive";
+    s.set(ServeState::inactive);
 }
 
 void VnetAgent::attach(LocalUse& u) {
     auto it = available_.find(u.cfg.id);
     if (it == available_.end() || !connected_) {
-        u.state = "standby";
+        u.set(UseState::standby);
         return;
     }
     std::uint16_t port = u.cfg.port ? u.cfg.port : it->second.spec.port;
@@ -133,27 +133,27 @@ void VnetAgent::attach(LocalUse& u) {
         if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
     }
     if (ec) {
-        u.state = "error: cannot listen on " + u.cfg.ip + ":" + std::to_string(port) + ": " + ec.message();
-        use_log(u.cfg.name).error(u.state);
+        u.set(UseState::error, "cannot listen on " + u.cfg.ip + ":" + std::to_string(port) + ": " + ec.message());
+        use_log(u.cfg.name).error(u.state_text());
         return;
     }
     u.listener = acc;
     u.bound_port = port;
-    u.state = "attached";
+    u.set(UseState::attached);
     use_log(u.cfg.name).info("attached: ", u.cfg.ip, ":", port, " -> serve ", u.cfg.id, " (", it->second.spec.name, " on vnet ",
                              it->second.vnet_id, ")");
     accept_use(acc, u.cfg.name);
     refill_pools();
 }
 
-void VnetAgent::detach(LocalUse& u, const std::string& state) {
+void VnetAgent::detach(LocalUse& u, UseState state) {
     if (u.listener) {
         relay::error_code ec;
         u.listener->close(ec);
         u.listener.reset();
-        use_log(u.cfg.name).info(state, ": serve ", u.cfg.id, " is not available");
+        use_log(u.cfg.name).info(describe(state, {}), ": serve ", u.cfg.id, " is not available");
     }
-    u.state = state;
+    u.set(state);
 }
 
 void VnetAgent::attach_uses() {

@@ -80,7 +80,7 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
         auto n = std::find_if(next.uses.begin(), next.uses.end(), [&](auto& u) { return u.name == it->cfg.name; });
         if (n == next.uses.end() || n->id != it->cfg.id || n->ip != it->cfg.ip || n->port != it->cfg.port || n->active != it->cfg.active) {
             changes.push_back("use -" + it->cfg.name);
-            detach(*it, "inactive");
+            detach(*it, UseState::inactive);
             it = uses_.erase(it);
         } else {
             ++it;
