@@ -1,5 +1,6 @@
 """tn-route and tn-vnet end to end on loopback: real processes, real sshd, real bytes."""
 import hashlib
+import json
 import os
 import re
 import signal
@@ -534,3 +535,23 @@ def test_link_pools_are_kept_full_and_used(echo, pool):
     finally:
         print(relay.all_logs())
         relay.close()
+
+
+def test_session_lines_carry_their_context_as_a_prefix_or_as_json_keys(relay, echo):
+    """Each line of one session carries the same context (frp's xlog prefix): the route's lines about a
+    vnet name its peer, vnet and group; the vnet's name the route and, once welcomed, its vnet id, and
+    a serve's lines the serve. In JSON they are keys and every line still parses."""
+    cfg = relay.route_config()
+    relay.fingerprint = subprocess.run([ROUTE, "-q", "-c", cfg, "fingerprint"], capture_output=True, text=True,
+                                       env=relay.env(), check=True).stdout.strip()
+    harness.wait_port(relay.port, proc=relay.spawn("route", [ROUTE, "--log-format", "json", "-c", cfg]))
+    relay.start_vnet("home", serves=[{"name": "echo", "id": 700, "port": echo.port}])
+    relay.wait_serve("home", "echo")
+    wait_for(lambda: "serve up" in relay.log("route"), what="the route's serve up line")
+    lines = [json.loads(ln) for ln in relay.log("route").splitlines()]
+    up = [ln for ln in lines if ln["msg"].startswith("serve up")]
+    assert len(up) == 1 and up[0]["vnet"] == "home" and up[0]["group"] == "g", lines
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", up[0]["peer"]) and list(up[0])[:4] == ["ts", "level", "tool", "peer"]
+    text = relay.log("home")
+    assert re.search(r"INFO  tn-vnet: \[route=127\.0\.0\.1:\d+ vnet_id=\d+\] connected as vnet", text), text
+    assert re.search(r"\[route=127\.0\.0\.1:\d+ vnet_id=\d+ serve=echo\] registered as id 700", text), text
