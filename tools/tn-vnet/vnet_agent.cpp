@@ -19,6 +19,7 @@ VnetAgent::VnetAgent(asio::io_context& io, VnetConfig cfg, const log::Logger& lo
       retry_timer_(io), hb_timer_(io),
       unserve_timer_(io),
       unserve_timers_(static_cast<std::uint64_t>(180000 * time_scale), static_cast<std::uint64_t>(60000 * time_scale)) {
+    pools_.set_target(cfg_.link_pool);
     if (cfg_.tls) tls_.emplace(client_context());
     for (const auto& s : cfg_.serves) {
         LocalServe ls;

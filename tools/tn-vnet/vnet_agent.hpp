@@ -14,6 +14,7 @@
 
 #include "base/control_line.hpp"
 #include "base/log.hpp"
+#include "relay/agent_pools_core.hpp"
 #include "relay/auth.hpp"
 #include "relay/io_pump.hpp"
 #include "relay/registry.hpp"
@@ -162,10 +163,9 @@ private:
     std::shared_ptr<asio::local::stream_protocol::acceptor> ctl_acceptor_;
     std::string ctl_path_;
     std::uint64_t links_total_ = 0, bytes_total_ = 0;
-    std::deque<relay::StreamPtr> parked_;  // ready for a LINK_OPEN
-    std::vector<relay::StreamPtr> standby_;  // waiting for a LINK_REQUEST from the route
-    std::size_t parked_opening_ = 0, standby_opening_ = 0;
-    std::uint64_t pool_gen_ = 0;  // bumped when the control session ends: older pooled links are dropped
+    // Parked links (ready for a LINK_OPEN) and standby ones (waiting for a LINK_REQUEST); its
+    // generation moves on when the control session ends: older pooled links are dropped.
+    relay::AgentPools<relay::StreamPtr> pools_{0, kMaxIdleLinks};
     int exit_code_ = 0;
 };
 

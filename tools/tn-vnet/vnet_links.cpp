@@ -68,7 +68,7 @@ void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side s
 }  // namespace
 
 std::function<bool()> VnetAgent::keep_fn(bool standby) {
-    return [this, standby, gen = pool_gen_]() { return will_keep(standby, gen); };
+    return [this, standby, gen = pools_.generation()]() { return will_keep(standby, gen); };
 }
 
 LocalServe* VnetAgent::serve_by_name(const std::string& n) {
@@ -182,9 +182,8 @@ void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_n
     relay::error_code nec;
     local.set_option(tcp::no_delay(true), nec);  // each hop forwards what it has at once
     auto lp = std::make_shared<Stream>(std::move(local));
-    while (!parked_.empty()) {
-        auto s = parked_.front();
-        parked_.pop_front();
+    while (auto taken = pools_.take_parked()) {
+        auto s = *taken;
         // Our first records go out before the route answers, so a parked link that died unseen (a
         // restarted route) is found now, not after they were lost on it.
         if (!link_alive(*s)) {
@@ -243,7 +242,7 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
         if (auto* u = use_by_name(use_name)) ++u->open_links;
         // The link -> local direction waits for LINK_OPENED (or the route's ERROR) first.
         auto ul = use_log(use_name);
-        auto pump = Pump::start(lp, s, [this, use_name, ul, s, pre, gen = pool_gen_](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+        auto pump = Pump::start(lp, s, [this, use_name, ul, s, pre, gen = pools_.generation()](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
             bytes_total_ += pre + ab + ba;
             if (auto* u = use_by_name(use_name); u && u->open_links) --u->open_links;
             if (end.peer_fault()) ul.warn("link closed: ", end.text());
@@ -308,7 +307,7 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
             unserve_timers_.opened(id);
         }
         auto s = j->link;
-        Pump::start(s, lp, [this, id, sl, s, gen = pool_gen_](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+        Pump::start(s, lp, [this, id, sl, s, gen = pools_.generation()](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
             bytes_total_ += ab + ba;
             if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
             unserve_timers_.closed(id, now_ms());

@@ -9,36 +9,33 @@ namespace tn::vnet {
 using namespace relay;
 
 void VnetAgent::refill_pools() {
-    if (!connected_ || stopped_ || cfg_.link_pool == 0) return;
+    if (!connected_ || stopped_) return;
     bool any_use = false, any_serve = false;
     for (const auto& u : uses_) any_use = any_use || u.listener != nullptr;
     for (const auto& s : serves_) any_serve = any_serve || s.registered;
-    while (any_use && parked_.size() + parked_opening_ < cfg_.link_pool) open_pooled(false);
-    while (any_serve && standby_.size() + standby_opening_ < cfg_.link_pool) open_pooled(true);
+    for (auto n = pools_.to_open(PoolKind::parked, any_use); n > 0; --n) open_pooled(false);
+    for (auto n = pools_.to_open(PoolKind::standby, any_serve); n > 0; --n) open_pooled(true);
 }
 
 void VnetAgent::open_pooled(bool standby) {
-    ++(standby ? standby_opening_ : parked_opening_);
-    auto gen = pool_gen_;
+    auto kind = standby ? PoolKind::standby : PoolKind::parked;
+    pools_.start_open(kind);
+    auto gen = pools_.generation();
     // A failed attempt is not retried here: the next use of the pool refills it, so a route that
     // refuses pooled links costs no loop.
-    auto give_up = [this, standby](const StreamPtr& s) {
-        --(standby ? standby_opening_ : parked_opening_);
-        if (s) s->close();
-    };
-    open_link_conn([this, standby, gen, give_up](relay::error_code ec, StreamPtr s, std::string why) {
-        if (ec || gen != pool_gen_ || !connected_) {
+    open_link_conn([this, standby, kind, gen](relay::error_code ec, StreamPtr s, std::string why) {
+        if (ec || !pools_.current(gen) || !connected_) {
             if (ec) route_log_.debug("pre-opened link failed: ", why);
-            return give_up(s);
+            pools_.open_failed(kind);
+            if (s) s->close();
+            return;
         }
         auto type = standby ? MsgType::link_standby : MsgType::link_park;
         auto mac = link_proof(ticket_, type, s->challenge, vnet_id_, 0);
         auto fr = standby ? encode_frame(to_frame(LinkStandby{vnet_id_, mac})) : encode_frame(to_frame(LinkPark{vnet_id_, mac}));
         async_write_bytes(s, std::move(fr), [](relay::error_code) {});
-        --(standby ? standby_opening_ : parked_opening_);
-        if (!standby) return parked_.push_back(s);
-        standby_.push_back(s);
-        standby_wait(s, gen);
+        if (!pools_.opened(kind, gen, s)) return s->close();
+        if (standby) standby_wait(s, gen);
     });
 }
 
@@ -66,8 +63,8 @@ void VnetAgent::open_link_conn(OnStream done) {
 
 void VnetAgent::standby_wait(StreamPtr s, std::uint64_t gen) {
     async_read_frame(s, [this, s, gen](relay::error_code ec, Frame f, std::string why) {
-        if (gen != pool_gen_) return s->close();
-        std::erase(standby_, s);
+        if (!pools_.current(gen)) return s->close();
+        pools_.remove_standby(s);
         if (ec) {
             if (ec == asio::error::invalid_argument) route_log_.warn("protocol error on a standby link: ", why);
             return s->close();
@@ -88,36 +85,26 @@ void VnetAgent::standby_wait(StreamPtr s, std::uint64_t gen) {
 }
 
 bool VnetAgent::will_keep(bool standby, std::uint64_t gen) const {
-    if (gen != pool_gen_ || !connected_ || stopped_ || cfg_.link_pool == 0) return false;
-    // Twice the pool, plus as many as are carrying connections of that kind right now: a link is
-    // replaced as soon as it is taken, and under concurrent load every link that comes back spares
-    // a refill (a TCP connect, accept and hello exchange at every hop). Bounded: the route keeps at
-    // most 32 new pre-opened links per vnet, and we never hold more than that of each kind idle.
-    std::size_t busy = 0;
+    if (!connected_ || stopped_) return false;
+    std::size_t busy = 0;  // connections of that kind carried now (see AgentPools::will_keep)
     if (standby)
         for (const auto& s : serves_) busy += s.open_links;
     else
         for (const auto& u : uses_) busy += u.open_links;
-    std::size_t have = standby ? standby_.size() + standby_opening_ : parked_.size() + parked_opening_;
-    return have < std::min<std::size_t>(kMaxIdleLinks, 2 * cfg_.link_pool + busy);
+    return pools_.will_keep(standby ? PoolKind::standby : PoolKind::parked, gen, busy);
 }
 
 void VnetAgent::reuse_link(StreamPtr s, bool standby, std::uint64_t gen) {
     // Our EOF record said we keep it, so the route parks it again by itself once both EOF records
     // passed; it and we step the challenge the same way, and the link is ready now: no message.
-    if (gen != pool_gen_ || !connected_ || stopped_) return s->close();
+    if (!pools_.current(gen) || !connected_ || stopped_) return s->close();
     s->challenge = next_challenge(s->challenge);
-    if (!standby) return parked_.push_back(s);
-    standby_.push_back(s);
-    standby_wait(s, gen);
+    if (!pools_.reuse(standby ? PoolKind::standby : PoolKind::parked, gen, s)) return s->close();
+    if (standby) standby_wait(s, gen);
 }
 
 void VnetAgent::drop_pools() {
-    ++pool_gen_;
-    for (auto& s : parked_) s->close();
-    for (auto& s : standby_) s->close();
-    parked_.clear();
-    standby_.clear();
+    for (auto& s : pools_.drop()) s->close();
 }
 
 }  // namespace tn::vnet

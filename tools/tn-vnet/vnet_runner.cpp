@@ -99,6 +99,7 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
     auto keep_serves = std::move(serves_);
     auto keep_uses = std::move(uses_);
     cfg_ = std::move(next);
+    pools_.set_target(cfg_.link_pool);
     if (pool_changed && !reconnect) {
         drop_pools();
         refill_pools();
