@@ -314,6 +314,16 @@ def import_broken(relay, tool, text, name, where, *args):
     return r
 
 
+def vnet_v2_pair_carries_tcp(relay, home_cfg, office_cfg, use_port):
+    """vnet-v2's example pair: host A ("remote-ssh") serves ssh, office B ("local-ssh") uses it on
+    use_port; both come up and 1 MiB goes through."""
+    relay.start_vnet("remote-ssh", config=home_cfg)
+    relay.start_vnet("local-ssh", config=office_cfg)
+    relay.wait_serve("remote-ssh", "ssh")
+    relay.wait_use("local-ssh", "ssh")
+    carries_a_mib(relay, use_port)
+
+
 def carries_a_mib(relay, port):
     """1 MiB of random bytes through 127.0.0.1:port comes back whole (an EchoHashServer behind it)."""
     data = os.urandom(1 << 20)

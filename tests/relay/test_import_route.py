@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import (ROUTE, VNET, FIXTURES, EchoHashServer, Relay, Web, carries_a_mib, import_broken,  # noqa: E402
-                       loopback, run_tool as run, save)
+from relay_env import (ROUTE, VNET, FIXTURES, EchoHashServer, Relay, Web, import_broken,  # noqa: E402
+                       loopback, run_tool as run, save, vnet_v2_pair_carries_tcp)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402
@@ -59,18 +59,24 @@ def test_without_secrets_the_output_says_what_is_missing(relay):
     assert c.returncode == 78 and "token" in c.stderr and "password" in c.stderr, c.stderr
 
 
+def start_imported_route(relay, src, port, tok, *args):
+    """`tn-route import SRC --token-out TOK ARGS`, then the route it made, listening on `port`;
+    returns its fingerprint."""
+    r = run(relay, ROUTE, "import", src, "--token-out", tok, *args)
+    assert r.returncode == 0, r.stderr
+    route_cfg = save(relay, "tn-route.toml", r.stdout)
+    fp = run(relay, ROUTE, "-q", "-c", route_cfg, "fingerprint").stdout.strip()
+    harness.wait_port(port, proc=relay.spawn("route", [ROUTE, "-c", route_cfg]))
+    relay.port = port
+    return fp
+
+
 def test_frp_web_example_serves_two_sites_by_host_through_the_imported_route(relay):
     route_port, http_port = harness.free_port(), harness.free_port()
     frps = open(os.path.join(FIXTURES, "frps-web.ini")).read().replace("[common]\n", "[common]\nbind_addr = 127.0.0.1\n")
     src = save(relay, "frps.ini", loopback(frps, bind_port=route_port, vhost_http_port=http_port))
     tok = os.path.join(relay.dir, "default.token")
-    r = run(relay, ROUTE, "import", src, "--token-out", tok, "--domain", "site1.example.com", "--domain", "site2.example.com")
-    assert r.returncode == 0, r.stderr
-    route_cfg = save(relay, "tn-route.toml", r.stdout)
-    fp = run(relay, ROUTE, "-q", "-c", route_cfg, "fingerprint").stdout.strip()
-    p = relay.spawn("route", [ROUTE, "-c", route_cfg])
-    harness.wait_port(route_port, proc=p)
-    relay.port = route_port
+    fp = start_imported_route(relay, src, route_port, tok, "--domain", "site1.example.com", "--domain", "site2.example.com")
 
     sites = [Web("site1"), Web("site2")]
     try:
@@ -101,13 +107,7 @@ def test_vnet_v2_route_and_agents_all_imported_carry_tcp(relay):
     src = save(relay, "route.ini", loopback(open(os.path.join(FIXTURES, "vnet-v2-route.ini")).read(), ip="127.0.0.1",
                                        port=route_port))
     tok = os.path.join(relay.dir, "default-ssh.token")
-    r = run(relay, ROUTE, "import", src, "--group", "default-ssh", "--token-out", tok)
-    assert r.returncode == 0, r.stderr
-    route_cfg = save(relay, "tn-route.toml", r.stdout)
-    fp = run(relay, ROUTE, "-q", "-c", route_cfg, "fingerprint").stdout.strip()
-    p = relay.spawn("route", [ROUTE, "-c", route_cfg])
-    harness.wait_port(route_port, proc=p)
-    relay.port = route_port
+    fp = start_imported_route(relay, src, route_port, tok, "--group", "default-ssh")
     echo = EchoHashServer()
     try:
         cfgs = {}
@@ -117,10 +117,7 @@ def test_vnet_v2_route_and_agents_all_imported_carry_tcp(relay):
             assert r.returncode == 0, r.stderr
             out = r.stdout.replace("port = 22\n", f"port = {echo.port}\n").replace("port = 1122\n", f"port = {use_port}\n")
             cfgs[name] = save(relay, name + ".toml", out)
-            relay.start_vnet(name, config=cfgs[name])
-        relay.wait_serve("remote-ssh", "ssh")
-        relay.wait_use("local-ssh", "ssh")
-        carries_a_mib(relay, use_port)
+        vnet_v2_pair_carries_tcp(relay, cfgs["remote-ssh"], cfgs["local-ssh"], use_port)
     finally:
         echo.close()
 

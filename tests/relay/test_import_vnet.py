@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from relay_env import (VNET, TOKEN, FIXTURES, Relay, EchoHashServer, carries_a_mib, import_broken, loopback,  # noqa: E402
-                       run_tool, save)
+                       run_tool, save, vnet_v2_pair_carries_tcp)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402
@@ -108,11 +108,7 @@ def test_vnet_v2_home_and_office_carry_tcp_through_a_route(relay):
         a = save(relay, "home.toml", open(a).read().replace("port = 22\n", f"port = {echo.port}\n"))
         b = imported(relay, "vnet-v2-office-b.ini", "office", ip="127.0.0.1", port=relay.port)
         b = save(relay, "office.toml", open(b).read().replace("port = 1122\n", f"port = {use_port}\n"))
-        relay.start_vnet("remote-ssh", config=a)
-        relay.start_vnet("local-ssh", config=b)
-        relay.wait_serve("remote-ssh", "ssh")
-        relay.wait_use("local-ssh", "ssh")
-        carries_a_mib(relay, use_port)
+        vnet_v2_pair_carries_tcp(relay, a, b, use_port)
         serves = relay.status()["vnets"]
         assert any(s["id"] == 700 for v in serves for s in v.get("serves", [])), serves
     finally:
