@@ -54,28 +54,20 @@ void TlsConn::async_handshake(Role role, std::function<void(error_code)> h) {
     if (!ssl_) return post([h]() { h(asio::error::no_memory); });
     if (role == Role::server) SSL_set_accept_state(ssl_.get());
     else SSL_set_connect_state(ssl_.get());
+    // Only the pending wait owns `step`; `step` sees itself weakly (as async_read does). Capturing itself
+    // kept a handshake still waiting at shutdown, its handler and the connection alive forever.
     auto step = std::make_shared<std::function<void(error_code)>>();
-    *step = [this, h, step](error_code wec) {
-        if (wec || !sock_.is_open()) {
-            *step = nullptr;
-            return h(wec ? wec : error_code(asio::error::operation_aborted));
-        }
+    std::weak_ptr<std::function<void(error_code)>> self = step;
+    *step = [this, h, self](error_code wec) {
+        if (wec || !sock_.is_open()) return h(wec ? wec : error_code(asio::error::operation_aborted));
         ERR_clear_error();
         int r = SSL_do_handshake(ssl_.get());
-        if (r == 1) {
-            *step = nullptr;
-            return h({});
-        }
+        if (r == 1) return h({});
         error_code ec;
-        if (wait_for(r, *step, ec)) {
-            *step = nullptr;
-            h(ec);
-        }
+        auto again = self.lock();  // alive: the caller of this step holds it
+        if (wait_for(r, [again](error_code e) { (*again)(e); }, ec)) h(ec);
     };
-    post([step]() {
-        auto first = *step;  // run a copy: the step clears *step when it finishes
-        first({});
-    });
+    post([step]() { (*step)({}); });
 }
 
 void TlsConn::async_read_some(asio::mutable_buffer b, Handler h) {

@@ -4,6 +4,7 @@ public ports. Each test states the generous wait within which legitimate clients
 import os
 import resource
 import selectors
+import signal
 import socket
 import stat
 import subprocess
@@ -466,3 +467,27 @@ def test_half_sent_http_heads_lock_out_neither_vhosts_nor_the_dashboard():
             relay.close()
         web.close()
         hole.close()
+
+
+def test_a_route_stopped_during_tls_handshakes_exits_cleanly():
+    """Clients that opened TLS and sent a record header but no ClientHello keep the route's handshakes
+    waiting; SIGTERM must still end it with 0. Under the sanitizer build this is the leak check: a
+    waiting handshake step owned itself, so at every such exit it (and its connection) leaked."""
+    relay = Relay()
+    clients = []
+    try:
+        route = relay.start_route()
+        wait_for(lambda: relay.status()["vnets"] == [], what="route status")
+        baseline = fd_count(route.pid)
+        for _ in range(5):
+            s = socket.create_connection(("127.0.0.1", relay.port))
+            s.sendall(b"\x16\x03\x01\x02\x00")  # a handshake record of 512 bytes, none of them sent
+            clients.append(s)
+        wait_for(lambda: fd_count(route.pid) >= baseline + 5, SERVE_WAIT, "the route holding the handshakes")
+        route.send_signal(signal.SIGTERM)
+        assert route.wait(timeout=SERVE_WAIT * 3) == 0, relay.log("route")
+    finally:
+        for s in clients:
+            s.close()
+        print(relay.all_logs()[-20000:])
+        relay.close()
