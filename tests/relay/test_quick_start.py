@@ -2,6 +2,7 @@
 flags, through a real tn-route on loopback; bad flags are usage errors (64) naming the flag."""
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 
@@ -92,3 +93,22 @@ def test_bad_route_fingerprint_or_token_file_are_usage_errors(relay):
     ]:
         r = subprocess.run([VNET, "use", *args, *base], capture_output=True, text=True, env=relay.env(), timeout=30)
         assert r.returncode == 64 and needle in r.stderr, (args, r.stderr)
+
+
+def test_sighup_right_after_start_keeps_a_quick_start_running(relay):
+    """SIGHUP (logrotate, a careless `systemctl reload`) sent as soon as the control socket exists:
+    the agent took its signals only after opening its sockets, so an early SIGHUP killed it; and a
+    quick start has no file to reload, which is said once at info level, not logged as an error."""
+    echo = EchoHashServer()
+    try:
+        p = relay.spawn("serve-hup", [VNET, "serve", *common(relay), "--id", "701", "--port", str(echo.port)])
+        harness.wait_for(lambda: p.poll() is not None or relay.socket_of("serve-701"), what="the control socket",
+                         errors=(OSError,))
+        p.send_signal(signal.SIGHUP)
+        harness.wait_for(lambda: "SIGHUP ignored" in relay.log("serve-hup") or p.poll() is not None,
+                         what="the SIGHUP handled")
+        assert p.poll() is None, relay.log("serve-hup")
+        relay.wait_serve("serve-701", "serve-701")
+        assert " error" not in relay.log("serve-hup").lower(), relay.log("serve-hup")
+    finally:
+        echo.close()

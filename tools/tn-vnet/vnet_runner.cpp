@@ -143,11 +143,16 @@ int run_loaded(VnetConfig cfg, const std::string& config, const log::Logger& log
     relay::keep_freed_buffers();
     asio::io_context io(1);  // one event-loop thread, fixed: no thread per connection
     VnetAgent agent(io, std::move(cfg), log, scale);
-    agent.start();
+    // Signals are taken before the control socket and the listeners open: a SIGHUP sent as soon as the
+    // socket answers must reload, not meet the default action and kill the agent.
     asio::signal_set sigs(io, SIGINT, SIGTERM, SIGHUP);
     std::function<void()> wait_signal = [&]() {
         sigs.async_wait([&](relay::error_code ec, int sig) {
             if (ec) return;
+            if (sig == SIGHUP && config.empty()) {
+                log.info("SIGHUP ignored: started from flags, there is no config file to reload");
+                return wait_signal();
+            }
             if (sig == SIGHUP) {
                 agent.reload(config, [&](Reply r) {
                     if (r.code) log.error(trim(r.body));
@@ -159,6 +164,7 @@ int run_loaded(VnetConfig cfg, const std::string& config, const log::Logger& log
         });
     };
     wait_signal();
+    agent.start();
     // The terminal reads commands from stdin only when it is a TTY: never prompt a pipe (SPEC §2).
     std::optional<Terminal> term;
     if (terminal) {
