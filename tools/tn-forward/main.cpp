@@ -8,6 +8,7 @@
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
+#include "base/signals.hpp"
 #include "common/cli.hpp"
 #include "ssh/buffered_random.hpp"
 #include "control.hpp"
@@ -104,9 +105,10 @@ int main(int argc, char** argv) {
         auto lock = tn::FileLock::try_acquire(lock_path);
         if (!lock)
             throw tn::Error(tn::ExitCode::temp_fail, "another tn-forward runs this config (lock " + lock_path.string() + " is held)");
+        tn::SignalFd signals({SIGINT, SIGTERM, SIGHUP});  // first: see run_tunnel
         tn::forward::ControlServer control(dir / ("forward-" + instance_key(settings) + ".sock"));
         tn::forward::EventSink events(settings.events);
         std::function<tn::forward::Settings()> reload = [&] { return tn::forward::load_settings(v, common.config); };
-        return tn::forward::run_tunnel(settings, log, events, reload, &control);
+        return tn::forward::run_tunnel(settings, log, events, reload, &control, signals);
     });
 }

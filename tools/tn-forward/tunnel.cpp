@@ -39,8 +39,8 @@ CoreSettings core_settings(const Settings& s) {
 }  // namespace
 
 Tunnel::Tunnel(const Settings& s, const log::Logger& log, const EventSink& ev, const std::function<Settings()>& reload,
-               ControlServer* control)
-    : s_(s), log_(log), ev_(ev), reload_(reload), control_(control),
+               ControlServer* control, SignalFd& signals)
+    : s_(s), log_(log), ev_(ev), reload_(reload), control_(control), signals_(signals),
       core_(core_settings(s), std::random_device{}()) {}
 
 // Carries out the core's actions; a bind's answer feeds the core again, so this works through a queue.
@@ -126,7 +126,6 @@ int Tunnel::poll_timeout(Clock::time_point now) const {
 }
 
 int Tunnel::run() {
-    SignalFd signals({SIGINT, SIGTERM, SIGHUP});  // before any thread, so every thread blocks them
     std::vector<Rule> local;
     for (const auto& r : s_.rules)
         if (r.kind != Kind::remote) local.push_back(r);
@@ -143,7 +142,7 @@ int Tunnel::run() {
 
         fds.clear();
         conn_of.clear();
-        fds.push_back({signals.fd(), POLLIN, 0});
+        fds.push_back({signals_.fd(), POLLIN, 0});
         bool connected = session_.has_value();
         std::size_t ssh_index = 0;
         if (connected) {
@@ -172,7 +171,7 @@ int Tunnel::run() {
         now = Clock::now();
 
         if (fds[0].revents & POLLIN) {
-            while (auto sig = signals.take()) {
+            while (auto sig = signals_.take()) {
                 if (*sig == SIGHUP) {
                     log_.info("SIGHUP: reloading");
                     if (auto rc = apply(apply_reload(now), now)) return *rc;
@@ -233,8 +232,8 @@ void Tunnel::pump_all(const std::vector<pollfd>& fds, std::size_t ssh_index, std
 }
 
 int run_tunnel(const Settings& settings, const log::Logger& log, const EventSink& events,
-               const std::function<Settings()>& reload, ControlServer* control) {
-    Tunnel t(settings, log, events, reload, control);
+               const std::function<Settings()>& reload, ControlServer* control, SignalFd& signals) {
+    Tunnel t(settings, log, events, reload, control, signals);
     return t.run();
 }
 

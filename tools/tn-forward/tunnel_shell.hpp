@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/log.hpp"
+#include "base/signals.hpp"
 #include "base/unique_fd.hpp"
 #include "conn.hpp"
 #include "control.hpp"
@@ -51,7 +52,7 @@ struct Connected {
 class Tunnel {
 public:
     Tunnel(const Settings& s, const log::Logger& log, const EventSink& ev, const std::function<Settings()>& reload,
-           ControlServer* control);
+           ControlServer* control, SignalFd& signals);
     int run();
 
 private:
@@ -87,6 +88,7 @@ private:
     const EventSink& ev_;
     const std::function<Settings()>& reload_;
     ControlServer* control_;  // null: no status socket
+    SignalFd& signals_;
     LinkCore core_;
 
     std::list<Listener> listeners_;
