@@ -1,10 +1,8 @@
 """tn-tun end to end in network namespaces: a server and two clients on a bridge (issue 7 acceptance)."""
-import hashlib
 import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -163,37 +161,6 @@ def test_status_counters_match_traffic(net):
     assert "peer c1" in text and "rejected handshakes" in text
 
 
-def tcp_transfer(net, src, dst, dst_addr, mib=64):
-    """Sends `mib` MiB of TCP from host src to dst_addr (listening in host dst); checks length and hash."""
-    block = hashlib.sha256(b"tn-tun").digest() * 32768  # 1 MiB, deterministic
-    expected = hashlib.sha256(block * mib).hexdigest()
-    receiver = subprocess.Popen(
-        ["ip", "netns", "exec", net.ns[dst].name, sys.executable, "-c",
-         "import socket,hashlib,sys\n"
-         f"s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(('{dst_addr}',5201));s.listen(1)\n"
-         "print('ready',flush=True)\n"
-         "c,_=s.accept();h=hashlib.sha256();n=0\n"
-         "while True:\n d=c.recv(1<<20)\n if not d: break\n h.update(d);n+=len(d)\n"
-         "print(n,h.hexdigest(),flush=True)\n"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert receiver.stdout.readline().strip() == "ready"
-        sender = ("import socket,hashlib\n"
-                  "b=hashlib.sha256(b'tn-tun').digest()*32768\n"
-                  f"s=socket.create_connection(('{dst_addr}',5201),timeout=30)\n"
-                  f"for _ in range({mib}): s.sendall(b)\n"
-                  "s.close()\n")
-        net.exec(src, sys.executable, "-c", sender, timeout=300)
-        out, _ = receiver.communicate(timeout=300)
-        n, digest = out.split()
-        assert int(n) == mib << 20
-        assert digest == expected
-    finally:
-        if receiver.poll() is None:
-            receiver.kill()
-            receiver.wait()
-
-
 def test_offloads_are_on(net):
     # The fast path (TSO reads cut into segments, UDP GSO/GRO, coalesced TUN writes) is what the
     # transfers below exercise; this kernel has all of it.
@@ -204,16 +171,16 @@ def test_offloads_are_on(net):
 
 def test_tcp_64_mib_arrives_intact(net):
     net.wait_for("c1 up", lambda: net.tun_address("c1"))
-    tcp_transfer(net, "c1", "srv", "10.99.0.1")
+    tun_net.tcp_transfer(net, "c1", "srv", "10.99.0.1")
 
 
 def test_tcp_64_mib_server_to_client_and_client_to_client(net):
     a1 = net.wait_for("c1 up", lambda: net.tun_address("c1")).split("/")[0]
     net.wait_for("c2 up", lambda: net.tun_address("c2"))
-    tcp_transfer(net, "srv", "c1", a1)
+    tun_net.tcp_transfer(net, "srv", "c1", a1)
     # Through the server: its TUN gets coalesced super-packets, the kernel routes them back into
     # the TUN, and they are cut up again for c1.
-    tcp_transfer(net, "c2", "c1", a1)
+    tun_net.tcp_transfer(net, "c2", "c1", a1)
 
 
 UDP_RECV = """
@@ -278,8 +245,8 @@ def test_tcp_with_offloads_off_on_one_side(net):
     net.start("c2", "c2", "client", "-c", net.path("c2.toml"), env={"TN_TUN_OFFLOAD": "0"})
     a2 = net.wait_for("c2 up again", lambda: net.tun_address("c2")).split("/")[0]
     net.wait_for("c2 logged its mode", lambda: "offload=off" in net.log("c2"))
-    tcp_transfer(net, "c2", "srv", "10.99.0.1", mib=16)
-    tcp_transfer(net, "srv", "c2", a2, mib=16)
+    tun_net.tcp_transfer(net, "c2", "srv", "10.99.0.1", mib=16)
+    tun_net.tcp_transfer(net, "srv", "c2", a2, mib=16)
 
 
 def test_unknown_key_gets_nothing_through_and_is_counted(net):

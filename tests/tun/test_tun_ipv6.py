@@ -2,7 +2,6 @@
 namespaces, one reaching the server over an IPv6 underlay and one over IPv4; ping6 to the server and
 client to client, 64 MiB of TCP over IPv6 intact, and bad input (a subnet6 the host already routes,
 a pushed IPv6 route covering the server's endpoint) refused with exit 78 and the host as it was."""
-import hashlib
 import os
 import signal
 import subprocess
@@ -123,43 +122,11 @@ def test_ping6_client_to_server_and_client_to_client(net):
     assert net.status()["dropped"]["spoofed"] == before
 
 
-def tcp6_transfer(t, src, dst, dst_addr, mib=64):
-    """Sends `mib` MiB of TCP over IPv6 from host src to dst_addr (listening in host dst); checks length and hash."""
-    block = hashlib.sha256(b"tn-tun").digest() * 32768  # 1 MiB, deterministic
-    expected = hashlib.sha256(block * mib).hexdigest()
-    receiver = subprocess.Popen(
-        ["ip", "netns", "exec", t.ns[dst].name, sys.executable, "-c",
-         "import socket,hashlib\n"
-         "s=socket.socket(socket.AF_INET6);s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-         f"s.bind(('{dst_addr}',5201));s.listen(1)\n"
-         "print('ready',flush=True)\n"
-         "c,_=s.accept();h=hashlib.sha256();n=0\n"
-         "while True:\n d=c.recv(1<<20)\n if not d: break\n h.update(d);n+=len(d)\n"
-         "print(n,h.hexdigest(),flush=True)\n"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert receiver.stdout.readline().strip() == "ready"
-        sender = ("import socket,hashlib\n"
-                  "b=hashlib.sha256(b'tn-tun').digest()*32768\n"
-                  f"s=socket.create_connection(('{dst_addr}',5201),timeout=30)\n"
-                  f"for _ in range({mib}): s.sendall(b)\n"
-                  "s.close()\n")
-        t.exec(src, sys.executable, "-c", sender, timeout=300)
-        out, _ = receiver.communicate(timeout=300)
-        n, digest = out.split()
-        assert int(n) == mib << 20
-        assert digest == expected
-    finally:
-        if receiver.poll() is None:
-            receiver.kill()
-            receiver.wait()
-
-
 def test_tcp_64_mib_over_ipv6_arrives_intact(net):
     a1 = net.wait_for("c1's IPv6 address", lambda: address6(net, "c1"))
     net.wait_for("c2's IPv6 address", lambda: address6(net, "c2"))
-    tcp6_transfer(net, "c1", "srv", "fd00:99::1")  # client to server (TSO6 reads on the client)
-    tcp6_transfer(net, "c2", "c1", a1)  # client to client through the server
+    tun_net.tcp_transfer(net, "c1", "srv", "fd00:99::1")  # client to server (TSO6 reads on the client)
+    tun_net.tcp_transfer(net, "c2", "c1", a1)  # client to client through the server
 
 
 def host_state(t, host):

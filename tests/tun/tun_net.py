@@ -1,6 +1,7 @@
 """tn-tun test topologies in network namespaces: hosts joined by veth pairs to a bridge in a hub
 namespace (Topology(names)), or joined point to point (Topology(hub=False), add_ns, link); configs and
 keys in a temp dir; the tn-tun processes it started and every namespace removed on close()."""
+import hashlib
 import json
 import os
 import secrets
@@ -140,3 +141,37 @@ class Topology:
         for ns in list(self.ns.values()) + ([self.hub] if self.hub else []):
             ns.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tcp_transfer(net, src, dst, dst_addr, mib=64):
+    """Sends `mib` MiB of TCP from host src to dst_addr, IPv4 or IPv6 (listening in host dst); checks length
+    and hash."""
+    family = "AF_INET6" if ":" in dst_addr else "AF_INET"
+    block = hashlib.sha256(b"tn-tun").digest() * 32768  # 1 MiB, deterministic
+    expected = hashlib.sha256(block * mib).hexdigest()
+    receiver = subprocess.Popen(
+        ["ip", "netns", "exec", net.ns[dst].name, sys.executable, "-c",
+         "import socket,hashlib\n"
+         f"s=socket.socket(socket.{family});s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+         f"s.bind(('{dst_addr}',5201));s.listen(1)\n"
+         "print('ready',flush=True)\n"
+         "c,_=s.accept();h=hashlib.sha256();n=0\n"
+         "while True:\n d=c.recv(1<<20)\n if not d: break\n h.update(d);n+=len(d)\n"
+         "print(n,h.hexdigest(),flush=True)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert receiver.stdout.readline().strip() == "ready"
+        sender = ("import socket,hashlib\n"
+                  "b=hashlib.sha256(b'tn-tun').digest()*32768\n"
+                  f"s=socket.create_connection(('{dst_addr}',5201),timeout=30)\n"
+                  f"for _ in range({mib}): s.sendall(b)\n"
+                  "s.close()\n")
+        net.exec(src, sys.executable, "-c", sender, timeout=300)
+        out, _ = receiver.communicate(timeout=300)
+        n, digest = out.split()
+        assert int(n) == mib << 20
+        assert digest == expected
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
