@@ -70,111 +70,140 @@ void add_ssh_options(CLI::App* sub, tn::exec::SshOptions& s, tn::exec::FanOut& f
     sub->fallthrough();  // -v/-q/--log-format work after the subcommand too
 }
 
-}  // namespace
+void add_persist_option(CLI::App* sub, tn::exec::FanOut& f) {
+    sub->add_option("--persist", f.persist, "Keep the session in a background master for SECONDS and reuse it")
+        ->check(CLI::Range(1, 86400));
+}
 
-int main(int argc, char** argv) {
-    // A closed stdout must show up as a write error, not kill us mid-transfer with temp files left.
-    ::signal(SIGPIPE, SIG_IGN);
+// Every option's value, and the subcommands that tell which one the user chose.
+struct Cli {
     tn::cli::CommonOptions common;
     tn::exec::SshOptions ssh;
     tn::exec::FanOut fan;
     tn::exec::RunOptions run_o;
     tn::exec::TransferOptions put_o, get_o;
-
-    CLI::App app("Run remote commands and move files over SFTP, on one host or many.", "tn-exec");
-    tn::cli::add_common_options(app, common, false);
-    app.require_subcommand(1);
-
-    auto* run = app.add_subcommand("run", "Run a command: [user@]host [--] CMD [ARG...]");
-    add_ssh_options(run, ssh, fan);
-    run->add_flag("-n,--no-stdin", run_o.no_stdin, "Do not forward stdin (the remote reads EOF)");
-    run->add_option("-t,--timeout", run_o.timeout, "Seconds before the remote command is ended (exit 124)");
-    run->add_option("--env", run_o.env, "Set NAME=VALUE in the remote environment (repeatable)")
-        ->allow_extra_args(false);
-    run->add_option("--cwd", run_o.cwd, "Remote directory to run in");
-    run->add_flag("--tty", run_o.tty, "Request a PTY (window size followed, local terminal raw meanwhile)");
-    run->add_flag("--sudo{}", run_o.sudo,
-                  "Run CMD through sudo (--sudo=USER: as USER); its password prompt is answered from the password source")
-        ->option_text("[=USER]");
-    run->add_option("--shell", run_o.shell, "Send STRING to the remote shell as is (instead of CMD words)");
-    run->add_option("--persist", fan.persist, "Keep the session in a background master for SECONDS and reuse it")
-        ->check(CLI::Range(1, 86400));
-    run->add_option("args", run_o.args, "[user@]host (unless -H), then CMD [ARG...]");
-
-    auto add_transfer = [&](CLI::App* sub, tn::exec::TransferOptions& t, const char* paths_help) {
-        add_ssh_options(sub, ssh, fan);
-        sub->add_flag("-r,--recursive", t.recursive, "Copy directory trees");
-        sub->add_flag("--resume", t.resume, "Continue a partial file left by an interrupted transfer");
-        sub->add_flag("--preserve", t.preserve, "Keep modes as they are (default: the umask applies on get)");
-        // A callback, not a "!" flag: CLI11 would print the negated default as "--no-progress{false}".
-        sub->add_flag_callback("--no-progress", [&t] { t.progress = false; }, "Never draw the progress bar (it is drawn only on a TTY)");
-        sub->add_option("--persist", fan.persist, "Keep the session in a background master for SECONDS and reuse it")
-            ->check(CLI::Range(1, 86400));
-        sub->add_option("paths", t.paths, paths_help)->required();
-    };
-    auto* put = app.add_subcommand("put", "Upload: LOCAL... [user@]host:REMOTE (REMOTE alone with -H)");
-    add_transfer(put, put_o, "LOCAL... then [user@]host:REMOTE");
-    auto* get = app.add_subcommand("get", "Download: [user@]host:REMOTE... LOCAL (REMOTE... LOCAL with -H)");
-    add_transfer(get, get_o, "[user@]host:REMOTE... then LOCAL");
-
     tn::exec::FsOptions fs_o;
-    auto fs_cmds = tn::exec::add_fs_commands(app, fs_o, ssh, [&](CLI::App* sub) {
-        add_ssh_options(sub, ssh, fan);
-        sub->add_option("--persist", fan.persist, "Keep the session in a background master for SECONDS and reuse it")
-            ->check(CLI::Range(1, 86400));
-    });
-
-    auto* serve = app.add_subcommand("serve", "For programs: JSON Lines requests on stdin, events and results on stdout");
+    tn::exec::FsCommands fs_cmds;
     bool serve_stdio = false;
-    add_ssh_options(serve, ssh, fan);
-    serve->add_flag("--stdio", serve_stdio, "Speak JSON Lines on stdin/stdout (the only transport)")->required();
-
-    // persist list|stop: the masters --persist left running, as `ssh -O check|exit` shows ControlMasters.
-    auto* persist = app.add_subcommand("persist", "List or stop the background masters of run/put/get: persist list|stop");
-    persist->require_subcommand(1);
     bool persist_json = false, stop_all = false;
     std::vector<std::string> list_which, stop_which;
-    auto* plist = persist->add_subcommand("list", "Show running masters (PID TARGET SOCKET); exit 1 if TARGET has none");
-    plist->add_flag("--json", persist_json, "One JSON document: {\"masters\": [...]}");
-    plist->add_option("target", list_which, "Only masters for TARGET, PID or SOCKET");
-    auto* pstop = persist->add_subcommand("stop", "Stop the masters for TARGET (as listed), PID or SOCKET");
-    pstop->add_flag("--all", stop_all, "Stop every master of this user");
-    pstop->add_option("target", stop_which, "TARGET, PID or SOCKET (repeatable)");
-
-    // The --persist master: started by tn-exec itself, hidden from help and completion.
-    auto* master = app.add_subcommand("__master", "")->group("");
     std::string master_socket, master_host;
     int master_idle = 60, master_ready = -1;
-    add_ssh_options(master, ssh, fan);
-    master->add_option("--socket", master_socket)->required();
-    master->add_option("--idle", master_idle)->required();
-    master->add_option("--ready-fd", master_ready)->required();
-    master->add_option("--password-fd", ssh.password_opts.fd);
-    master->add_option("host", master_host)->required();
+    CLI::App *run = nullptr, *put = nullptr, *get = nullptr, *serve = nullptr;
+    CLI::App *plist = nullptr, *pstop = nullptr, *master = nullptr;
+};
+
+void add_run_command(CLI::App& app, Cli& c) {
+    auto& o = c.run_o;
+    auto* run = c.run = app.add_subcommand("run", "Run a command: [user@]host [--] CMD [ARG...]");
+    add_ssh_options(run, c.ssh, c.fan);
+    run->add_flag("-n,--no-stdin", o.no_stdin, "Do not forward stdin (the remote reads EOF)");
+    run->add_option("-t,--timeout", o.timeout, "Seconds before the remote command is ended (exit 124)");
+    run->add_option("--env", o.env, "Set NAME=VALUE in the remote environment (repeatable)")->allow_extra_args(false);
+    run->add_option("--cwd", o.cwd, "Remote directory to run in");
+    run->add_flag("--tty", o.tty, "Request a PTY (window size followed, local terminal raw meanwhile)");
+    run->add_flag("--sudo{}", o.sudo,
+                  "Run CMD through sudo (--sudo=USER: as USER); its password prompt is answered from the password source")
+        ->option_text("[=USER]");
+    run->add_option("--shell", o.shell, "Send STRING to the remote shell as is (instead of CMD words)");
+    add_persist_option(run, c.fan);
+    run->add_option("args", o.args, "[user@]host (unless -H), then CMD [ARG...]");
+}
+
+CLI::App* add_transfer_command(CLI::App& app, Cli& c, tn::exec::TransferOptions& t, const char* name,
+                               const char* description, const char* paths_help) {
+    auto* sub = app.add_subcommand(name, description);
+    add_ssh_options(sub, c.ssh, c.fan);
+    sub->add_flag("-r,--recursive", t.recursive, "Copy directory trees");
+    sub->add_flag("--resume", t.resume, "Continue a partial file left by an interrupted transfer");
+    sub->add_flag("--preserve", t.preserve, "Keep modes as they are (default: the umask applies on get)");
+    // A callback, not a "!" flag: CLI11 would print the negated default as "--no-progress{false}".
+    sub->add_flag_callback("--no-progress", [&t] { t.progress = false; }, "Never draw the progress bar (it is drawn only on a TTY)");
+    add_persist_option(sub, c.fan);
+    sub->add_option("paths", t.paths, paths_help)->required();
+    return sub;
+}
+
+// persist list|stop: the masters --persist left running, as `ssh -O check|exit` shows ControlMasters.
+void add_persist_commands(CLI::App& app, Cli& c) {
+    auto* persist = app.add_subcommand("persist", "List or stop the background masters of run/put/get: persist list|stop");
+    persist->require_subcommand(1);
+    c.plist = persist->add_subcommand("list", "Show running masters (PID TARGET SOCKET); exit 1 if TARGET has none");
+    c.plist->add_flag("--json", c.persist_json, "One JSON document: {\"masters\": [...]}");
+    c.plist->add_option("target", c.list_which, "Only masters for TARGET, PID or SOCKET");
+    c.pstop = persist->add_subcommand("stop", "Stop the masters for TARGET (as listed), PID or SOCKET");
+    c.pstop->add_flag("--all", c.stop_all, "Stop every master of this user");
+    c.pstop->add_option("target", c.stop_which, "TARGET, PID or SOCKET (repeatable)");
+}
+
+// The --persist master: started by tn-exec itself, hidden from help and completion.
+void add_master_command(CLI::App& app, Cli& c) {
+    auto* master = c.master = app.add_subcommand("__master", "")->group("");
+    add_ssh_options(master, c.ssh, c.fan);
+    master->add_option("--socket", c.master_socket)->required();
+    master->add_option("--idle", c.master_idle)->required();
+    master->add_option("--ready-fd", c.master_ready)->required();
+    master->add_option("--password-fd", c.ssh.password_opts.fd);
+    master->add_option("host", c.master_host)->required();
+}
+
+void add_commands(CLI::App& app, Cli& c) {
+    tn::cli::add_common_options(app, c.common, false);
+    app.require_subcommand(1);
+    add_run_command(app, c);
+    c.put = add_transfer_command(app, c, c.put_o, "put", "Upload: LOCAL... [user@]host:REMOTE (REMOTE alone with -H)",
+                                 "LOCAL... then [user@]host:REMOTE");
+    c.get = add_transfer_command(app, c, c.get_o, "get",
+                                 "Download: [user@]host:REMOTE... LOCAL (REMOTE... LOCAL with -H)",
+                                 "[user@]host:REMOTE... then LOCAL");
+    c.fs_cmds = tn::exec::add_fs_commands(app, c.fs_o, c.ssh, [&c](CLI::App* sub) {
+        add_ssh_options(sub, c.ssh, c.fan);
+        add_persist_option(sub, c.fan);
+    });
+    c.serve = app.add_subcommand("serve", "For programs: JSON Lines requests on stdin, events and results on stdout");
+    add_ssh_options(c.serve, c.ssh, c.fan);
+    c.serve->add_flag("--stdio", c.serve_stdio, "Speak JSON Lines on stdin/stdout (the only transport)")->required();
+    add_persist_commands(app, c);
+    add_master_command(app, c);
+}
+
+// After parsing: the checks across options, then the chosen subcommand's work.
+int dispatch(Cli& c, const std::vector<std::string>& command, const tn::log::Logger& log) {
+    tn::ssh::BufferedRandom padding_rng;  // libssh pads every packet it sends: uploads pay per 32 KiB
+    auto& ssh = c.ssh;
+    if (ssh.password_opts.from_stdin)
+        for (const auto& h : c.fan.host_specs)
+            if (h == "@-") throw tn::ParseError("--password-stdin and -H @- both want stdin; use -H @FILE");
+    auto* fs_cmd = c.fs_cmds.chosen();
+    if (*c.serve && ssh.password_opts.from_stdin)
+        throw tn::ParseError("serve --stdio reads requests on stdin: use --password-file or --askpass");
+    if (*c.run || *c.put || *c.get || *c.master || *c.serve || fs_cmd)
+        ssh.password = tn::exec::PasswordSource::make(ssh.password_opts);
+    if (*c.run) {
+        if (!command.empty()) c.run_o.args.push_back("--");
+        for (auto& w : command) c.run_o.args.push_back(w);
+        return tn::exec::run_main(ssh, c.fan, c.run_o, log);
+    }
+    if (*c.plist) return tn::exec::persist_list_main(c.list_which, c.persist_json, std::cout);
+    if (*c.pstop) return tn::exec::persist_stop_main(c.stop_which, c.stop_all, log);
+    if (*c.master) return tn::exec::master_main(c.master_host, ssh, c.master_socket, c.master_idle, c.master_ready);
+    if (*c.serve) return tn::exec::serve_main(ssh, log);
+    if (fs_cmd) return tn::exec::fs_main(fs_cmd->get_name(), ssh, c.fan, c.fs_o, log);
+    if (*c.put) return tn::exec::put_main(ssh, c.fan, c.put_o, log);
+    return tn::exec::get_main(ssh, c.fan, c.get_o, log);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // A closed stdout must show up as a write error, not kill us mid-transfer with temp files left.
+    ::signal(SIGPIPE, SIG_IGN);
+    Cli c;
+    CLI::App app("Run remote commands and move files over SFTP, on one host or many.", "tn-exec");
+    add_commands(app, c);
 
     int split = command_start(app, argc, argv);
     std::vector<std::string> command(argv + split, argv + argc);
     if (!command.empty() && command.front() == "--") command.erase(command.begin());
-    return tn::cli::run(app, common, split, argv, [&](const tn::log::Logger& log) {
-        tn::ssh::BufferedRandom padding_rng;  // libssh pads every packet it sends: uploads pay per 32 KiB
-        if (ssh.password_opts.from_stdin)
-            for (const auto& h : fan.host_specs)
-                if (h == "@-") throw tn::ParseError("--password-stdin and -H @- both want stdin; use -H @FILE");
-        auto* fs_cmd = fs_cmds.chosen();
-        if (*serve && ssh.password_opts.from_stdin)
-            throw tn::ParseError("serve --stdio reads requests on stdin: use --password-file or --askpass");
-        if (*run || *put || *get || *master || *serve || fs_cmd) ssh.password = tn::exec::PasswordSource::make(ssh.password_opts);
-        if (*run) {
-            if (!command.empty()) run_o.args.push_back("--");
-            for (auto& w : command) run_o.args.push_back(w);
-            return tn::exec::run_main(ssh, fan, run_o, log);
-        }
-        if (*plist) return tn::exec::persist_list_main(list_which, persist_json, std::cout);
-        if (*pstop) return tn::exec::persist_stop_main(stop_which, stop_all, log);
-        if (*master) return tn::exec::master_main(master_host, ssh, master_socket, master_idle, master_ready);
-        if (*serve) return tn::exec::serve_main(ssh, log);
-        if (fs_cmd) return tn::exec::fs_main(fs_cmd->get_name(), ssh, fan, fs_o, log);
-        if (*put) return tn::exec::put_main(ssh, fan, put_o, log);
-        return tn::exec::get_main(ssh, fan, get_o, log);
-    });
+    return tn::cli::run(app, c.common, split, argv, [&](const tn::log::Logger& log) { return dispatch(c, command, log); });
 }
