@@ -132,14 +132,8 @@ std::vector<Target> resolve_targets(const SshOptions& ssh, const FanOut& fan, st
     return targets;
 }
 
-}  // namespace
-
-int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, const log::Logger& log) {
-    auto args = o.args;
-    bool stdin_taken = false;
-    auto targets = resolve_targets(ssh, fan, args, stdin_taken);
-    if (!args.empty() && args.front() == "--") args.erase(args.begin());
-
+// The request every host gets: the command (CMD words or --shell), --env, --cwd, --timeout.
+ssh::ExecRequest base_request(const RunOptions& o, const std::vector<std::string>& args) {
     ssh::ExecRequest req;
     if (!o.shell.empty()) {
         if (!args.empty()) throw ParseError("--shell takes the whole command; do not add CMD words");
@@ -152,24 +146,74 @@ int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, cons
     req.cwd = o.cwd;
     if (o.timeout < 0 || !std::isfinite(o.timeout)) throw ParseError("--timeout must be a positive number of seconds");
     if (o.timeout > 0) req.timeout = std::chrono::milliseconds(static_cast<long long>(o.timeout * 1000));
+    return req;
+}
+
+// --sudo: wraps the request's command in sudo; returns the token that marks sudo's password prompt.
+std::string wrap_in_sudo(ssh::ExecRequest& req, const RunOptions& o, const FanOut& fan, const SshOptions& ssh) {
+    if (o.tty) throw ParseError("--sudo and --tty do not go together (a PTY would echo the password)");
+    if (fan.persist > 0)
+        throw ParseError("--sudo does not work with --persist (a --persist master does not answer sudo's prompt); "
+                         "run --sudo without --persist");
+    // sudo resets the environment: --env and --cwd apply inside its shell.
+    std::vector<std::string> names;
+    for (const auto& kv : req.env) names.push_back(kv.first);
+    auto inner = ssh::compose_command(req, names);
+    req.env.clear();
+    req.cwd.clear();
+    std::string token = sudo_token();
+    req.command = sudo_command(inner, *o.sudo, token, ssh.password != nullptr);
+    return token;
+}
+
+// --tty: the PTY's size and TERM, and the window changes followed; the local terminal goes raw when
+// stdin is forwarded (restored when `raw` goes).
+void request_tty(ssh::ExecRequest& req, const SignalFd& winch, std::optional<RawTerminal>& raw) {
+    int tfd = ::isatty(STDIN_FILENO) ? STDIN_FILENO : STDOUT_FILENO;
+    req.pty_size = window_size(tfd);
+    if (const char* term = std::getenv("TERM"); term != nullptr && *term != '\0') req.term = term;
+    req.winch_fd = winch.fd();
+    req.window_size = [tfd] { return window_size(tfd); };
+    if (req.stdin_fd >= 0) raw.emplace(STDIN_FILENO);
+}
+
+// One host's run without --persist: its own session, sudo's prompt answered on it when --sudo.
+int run_on_host(const Target& t, const ssh::ExecRequest& req, const ssh::ExecSinks& sinks, const RunOptions& o,
+                const std::string& sudo_token_, const log::Logger& log) {
+    auto session = open_session(t);
+    auto host_req = req;
+    std::optional<SudoGate> gate;
+    if (o.sudo) {
+        SudoGate::PasswordFn pw;
+        if (t.password)
+            pw = [&] { return t.password->get("[sudo] password for " + session.user() + "@" + session.host() + ": "); };
+        host_req.preamble = &gate.emplace(sudo_token_, std::move(pw));
+    }
+    auto r = ssh::run_command(session, host_req, sinks);
+    if (gate && !gate->started() && r.exit_status && !r.timed_out && r.signal.empty()) {
+        auto f = sudo_failure(*gate, *r.exit_status, session.endpoint(), t.password != nullptr);
+        if (f.code == to_int(ExitCode::no_perm)) throw PasswordError(f.message);
+        throw Error(ExitCode::unavailable, f.message);
+    }
+    for (const auto& name : r.env_fallback)
+        log.debug(t.label, ": sshd refused to set ", name, " (not in AcceptEnv); exported it in the command instead");
+    if (r.timed_out) log.warn(t.label, ": timed out after ", o.timeout, " s; sent TERM to the remote command");
+    return ssh::exit_code_for(r);
+}
+
+}  // namespace
+
+int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, const log::Logger& log) {
+    auto args = o.args;
+    bool stdin_taken = false;
+    auto targets = resolve_targets(ssh, fan, args, stdin_taken);
+    if (!args.empty() && args.front() == "--") args.erase(args.begin());
+
+    ssh::ExecRequest req = base_request(o, args);
     // Stdin goes to one host only: with many hosts there is no sensible split (pssh does the same).
     req.stdin_fd = (!o.no_stdin && targets.size() == 1 && !stdin_taken) ? 0 : -1;
-
     std::string sudo_token_;
-    if (o.sudo) {
-        if (o.tty) throw ParseError("--sudo and --tty do not go together (a PTY would echo the password)");
-        if (fan.persist > 0)
-            throw ParseError("--sudo does not work with --persist (a --persist master does not answer sudo's prompt); "
-                             "run --sudo without --persist");
-        // sudo resets the environment: --env and --cwd apply inside its shell.
-        std::vector<std::string> names;
-        for (const auto& kv : req.env) names.push_back(kv.first);
-        auto inner = ssh::compose_command(req, names);
-        req.env.clear();
-        req.cwd.clear();
-        sudo_token_ = sudo_token();
-        req.command = sudo_command(inner, *o.sudo, sudo_token_, ssh.password != nullptr);
-    }
+    if (o.sudo) sudo_token_ = wrap_in_sudo(req, o, fan, ssh);
 
     // SIGWINCH blocked before Interrupts starts its watcher thread, which would otherwise inherit it
     // unblocked and take (and so discard) every window change.
@@ -181,40 +225,15 @@ int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, cons
     Interrupts interrupts;  // before the worker threads, which inherit the blocked signals
     req.interrupt_fd = interrupts.fd();
     req.interrupt_signal = [&] { return interrupts.signal_name(); };
-    std::optional<RawTerminal> raw;
-    if (o.tty) {
-        int tfd = ::isatty(STDIN_FILENO) ? STDIN_FILENO : STDOUT_FILENO;
-        req.pty_size = window_size(tfd);
-        if (const char* term = std::getenv("TERM"); term != nullptr && *term != '\0') req.term = term;
-        req.winch_fd = winch->fd();
-        req.window_size = [tfd] { return window_size(tfd); };
-        if (req.stdin_fd >= 0) raw.emplace(STDIN_FILENO);  // restored when run_main returns or throws
-    }
+    std::optional<RawTerminal> raw;  // restored when run_main returns or throws
+    if (o.tty) request_tty(req, *winch, raw);
 
     // -H always prefixes, one host or many: a script's parsing must not depend on the list's length.
     Output out(fan.json ? OutputMode::json : fan.host_specs.empty() ? OutputMode::raw : OutputMode::prefixed);
     return for_each_host(targets, fan.parallel, out, log, [&](const Target& t, HostOutput& ho) {
         ssh::ExecSinks sinks{[&](std::string_view d) { ho.out(d); }, [&](std::string_view d) { ho.err(d); }};
         if (fan.persist > 0) return persist_run(t, ssh, fan.persist, req, sinks);
-        auto session = open_session(t);
-        auto host_req = req;
-        std::optional<SudoGate> gate;
-        if (o.sudo) {
-            SudoGate::PasswordFn pw;
-            if (t.password)
-                pw = [&] { return t.password->get("[sudo] password for " + session.user() + "@" + session.host() + ": "); };
-            host_req.preamble = &gate.emplace(sudo_token_, std::move(pw));
-        }
-        auto r = ssh::run_command(session, host_req, sinks);
-        if (gate && !gate->started() && r.exit_status && !r.timed_out && r.signal.empty()) {
-            auto f = sudo_failure(*gate, *r.exit_status, session.endpoint(), t.password != nullptr);
-            if (f.code == to_int(ExitCode::no_perm)) throw PasswordError(f.message);
-            throw Error(ExitCode::unavailable, f.message);
-        }
-        for (const auto& name : r.env_fallback)
-            log.debug(t.label, ": sshd refused to set ", name, " (not in AcceptEnv); exported it in the command instead");
-        if (r.timed_out) log.warn(t.label, ": timed out after ", o.timeout, " s; sent TERM to the remote command");
-        return ssh::exit_code_for(r);
+        return run_on_host(t, req, sinks, o, sudo_token_, log);
     });
 }
 
