@@ -297,6 +297,41 @@ std::string serve_run(ssh::Session& session, ssh::ChannelPtr spare, wire::Reader
     return result_line(res);
 }
 
+// The master's socket, private to this user (umask 077 while it is bound), replacing a stale one.
+UniqueFd listen_unix(const std::string& socket_path) {
+    UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (socket_path.size() >= sizeof a.sun_path) throw Error(ExitCode::usage, "socket path too long");
+    std::strcpy(a.sun_path, socket_path.c_str());
+    ::unlink(socket_path.c_str());
+    mode_t old = ::umask(077);  // the socket is as private as the session behind it
+    int rc = ::bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::umask(old);
+    if (rc != 0 || ::listen(listener.get(), 64) != 0)
+        throw Error(ExitCode::io, "persist: cannot listen on " + socket_path + ": " + std::strerror(errno));
+    return listener;
+}
+
+// One client's request on the master's session: the reply line to send back. `alive` turns false
+// when the session is gone, so the master exits and the next call starts a fresh one.
+std::string serve_request(ssh::Session& session, ssh::ChannelPtr& spare, std::optional<ssh::Sftp>& sftp, int conn,
+                          bool& alive) {
+    try {
+        std::vector<UniqueFd> fds;
+        std::string payload = wire::recv_frame(conn, &fds);
+        wire::Reader r{payload};
+        std::string kind = r.str();
+        if (kind == "run") return serve_run(session, std::move(spare), r, fds);
+        if (kind == "put" || kind == "get") return serve_transfer(session, sftp, kind == "put", r, fds, conn);
+        if (kind == "fs") return serve_fs(session, sftp, r, fds);
+        throw Error(ExitCode::data, "persist: unknown request '" + kind + "'");
+    } catch (const Error& e) {
+        alive = e.code() != ExitCode::unavailable;  // the session is gone: let the next call start afresh
+        return "error " + std::to_string(to_int(e.code())) + " " + e.what();
+    }
+}
+
 }  // namespace
 
 int master_main(const std::string& host_spec, const SshOptions& ssh, const std::string& socket_path, int idle_s,
@@ -310,17 +345,7 @@ int master_main(const std::string& host_spec, const SshOptions& ssh, const std::
     UniqueFd listener;
     try {
         session.emplace(open_session(make_target(host_spec, ssh)));
-        listener = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        if (socket_path.size() >= sizeof a.sun_path) throw Error(ExitCode::usage, "socket path too long");
-        std::strcpy(a.sun_path, socket_path.c_str());
-        ::unlink(socket_path.c_str());
-        mode_t old = ::umask(077);  // the socket is as private as the session behind it
-        int rc = ::bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
-        ::umask(old);
-        if (rc != 0 || ::listen(listener.get(), 64) != 0)
-            throw Error(ExitCode::io, "persist: cannot listen on " + socket_path + ": " + std::strerror(errno));
+        listener = listen_unix(socket_path);
     } catch (const Error& e) {
         report("error " + std::to_string(to_int(e.code())) + " " + e.what() + "\n");
         return to_int(e.code());
@@ -353,25 +378,7 @@ int master_main(const std::string& host_spec, const SshOptions& ssh, const std::
         }
         UniqueFd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
         if (!conn) continue;
-        std::string reply;
-        try {
-            std::vector<UniqueFd> fds;
-            std::string payload = wire::recv_frame(conn.get(), &fds);
-            wire::Reader r{payload};
-            std::string kind = r.str();
-            if (kind == "run") {
-                reply = serve_run(*session, std::move(spare), r, fds);
-            } else if (kind == "put" || kind == "get") {
-                reply = serve_transfer(*session, sftp, kind == "put", r, fds, conn.get());
-            } else if (kind == "fs") {
-                reply = serve_fs(*session, sftp, r, fds);
-            } else {
-                throw Error(ExitCode::data, "persist: unknown request '" + kind + "'");
-            }
-        } catch (const Error& e) {
-            reply = "error " + std::to_string(to_int(e.code())) + " " + e.what();
-            alive = e.code() != ExitCode::unavailable;  // the session is gone: let the next call start afresh
-        }
+        std::string reply = serve_request(*session, spare, sftp, conn.get(), alive);
         try {
             wire::send_frame(conn.get(), reply, {});
         } catch (const Error&) {
