@@ -146,191 +146,247 @@ ExecResult run_command(Session& session, const ExecRequest& req, const ExecSinks
     return run_command(session, nullptr, req, sinks);
 }
 
-ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& req, const ExecSinks& sinks) {
-    ssh_session s = session.raw();
-    auto lost = [&](const std::string& what) -> Error {
-        return Error(ExitCode::unavailable, what + " on " + session.endpoint() + ": " + ssh_get_error(s));
-    };
-    // A channel opened ahead: read what the server sent while it waited (a close, say) before using it.
+namespace {
+
+// A channel opened ahead: read what the server sent while it waited (a close, say) before using it;
+// a new channel when it is gone (or there was none).
+ChannelPtr usable_channel(Session& session, ChannelPtr ready) {
     if (ready && (ssh_channel_poll(ready.get(), 0) == SSH_ERROR || ssh_channel_is_closed(ready.get()) ||
                   ssh_channel_is_eof(ready.get())))
         ready.reset();
-    ChannelPtr ch = ready ? std::move(ready) : open_channel(session);
+    return ready ? std::move(ready) : open_channel(session);
+}
 
-    ExitState state;
-    ChannelCallbacks callbacks(ch.get(), state);  // declared after ch and state: removed before they go
+// One run of a command on a channel, cut into its steps. The state the poll loops share lives here
+// (the read buffer too), so a loop turn copies and allocates nothing more than it did as one function.
+class CommandRun {
+public:
+    CommandRun(Session& session, ChannelPtr ch, const ExecRequest& req, const ExecSinks& sinks)
+        : session_(session), s_(session.raw()), ch_(std::move(ch)), req_(req), sinks_(sinks),
+          callbacks_(ch_.get(), state_) {}
 
-    ExecResult result;
-    for (const auto& [k, v] : req.env) {
-        if (!valid_env_name(k)) throw Error(ExitCode::usage, "invalid environment variable name '" + k + "'");
-        // sshd accepts only names in its AcceptEnv list; the rest go in as `export` prefixes.
-        if (ssh_channel_request_env(ch.get(), k.c_str(), v.c_str()) != SSH_OK) {
-            if (!ssh_is_connected(s)) throw lost("connection lost");
-            result.env_fallback.push_back(k);
-        }
+    ExecResult run() {
+        request_env_and_pty();
+        send_exec();
+        if (req_.timeout) deadline_ = Clock::now() + *req_.timeout;
+        stdin_open_ = req_.stdin_fd >= 0;
+        if (!stdin_open_ && gate_open()) send_eof();
+        // Phase 1: output until the remote's EOF, while forwarding stdin.
+        pump_until_eof();
+        drain();
+        if (!expired(limit())) wait_for_exit();
+        settle();
+        if (req_.preamble != nullptr && !req_.preamble->done())
+            if (auto rest = req_.preamble->flush(); !rest.empty()) sinks_.err(rest);
+        return finish();
     }
-    if (req.pty_size &&
-        ssh_channel_request_pty_size(ch.get(), req.term.c_str(), req.pty_size->first, req.pty_size->second) != SSH_OK)
-        throw lost("PTY request refused");
-    std::string cmd = compose_command(req, result.env_fallback);
-    // Only OpenSSH (>= 7.9) is known to deliver the TERM we send at the deadline; Dropbear ignores it
-    // and the command would outlive us. Elsewhere the remote side enforces the deadline itself.
-    if (req.timeout && ssh_get_openssh_version(s) == 0) cmd = with_remote_deadline(cmd, *req.timeout);
-    // exec goes out without waiting for sshd's reply (in nonblocking mode libssh sends the request and
-    // returns SSH_AGAIN), so stdin's EOF and the wait for output follow at once: the round trip that
-    // OpenSSH's client also saves. settle() collects the reply later by calling it again.
-    ssh_set_blocking(s, 0);
-    int exec_rc = ssh_channel_request_exec(ch.get(), cmd.c_str());
-    ssh_set_blocking(s, 1);
-    if (exec_rc == SSH_ERROR) throw lost("exec request refused");
-    bool exec_pending = exec_rc == SSH_AGAIN;
+
+private:
+    Error lost(const std::string& what) const {
+        return Error(ExitCode::unavailable, what + " on " + session_.endpoint() + ": " + ssh_get_error(s_));
+    }
+
+    void request_env_and_pty() {
+        for (const auto& [k, v] : req_.env) {
+            if (!valid_env_name(k)) throw Error(ExitCode::usage, "invalid environment variable name '" + k + "'");
+            // sshd accepts only names in its AcceptEnv list; the rest go in as `export` prefixes.
+            if (ssh_channel_request_env(ch_.get(), k.c_str(), v.c_str()) != SSH_OK) {
+                if (!ssh_is_connected(s_)) throw lost("connection lost");
+                result_.env_fallback.push_back(k);
+            }
+        }
+        if (req_.pty_size && ssh_channel_request_pty_size(ch_.get(), req_.term.c_str(), req_.pty_size->first,
+                                                          req_.pty_size->second) != SSH_OK)
+            throw lost("PTY request refused");
+    }
+
+    void send_exec() {
+        cmd_ = compose_command(req_, result_.env_fallback);
+        // Only OpenSSH (>= 7.9) is known to deliver the TERM we send at the deadline; Dropbear ignores it
+        // and the command would outlive us. Elsewhere the remote side enforces the deadline itself.
+        if (req_.timeout && ssh_get_openssh_version(s_) == 0) cmd_ = with_remote_deadline(cmd_, *req_.timeout);
+        // exec goes out without waiting for sshd's reply (in nonblocking mode libssh sends the request and
+        // returns SSH_AGAIN), so stdin's EOF and the wait for output follow at once: the round trip that
+        // OpenSSH's client also saves. settle() collects the reply later by calling it again.
+        ssh_set_blocking(s_, 0);
+        int exec_rc = ssh_channel_request_exec(ch_.get(), cmd_.c_str());
+        ssh_set_blocking(s_, 1);
+        if (exec_rc == SSH_ERROR) throw lost("exec request refused");
+        exec_pending_ = exec_rc == SSH_AGAIN;
+    }
+
     // Until the reply is collected, libssh would swallow the channel's next request (a signal):
     // settle before sending one. A refusal ends the run; sshd keeps such a channel open and silent.
-    auto settle = [&] {
-        if (!exec_pending) return;
-        ssh_set_blocking(s, 0);
-        int rc = ssh_channel_request_exec(ch.get(), cmd.c_str());
-        ssh_set_blocking(s, 1);
+    void settle() {
+        if (!exec_pending_) return;
+        ssh_set_blocking(s_, 0);
+        int rc = ssh_channel_request_exec(ch_.get(), cmd_.c_str());
+        ssh_set_blocking(s_, 1);
         if (rc == SSH_AGAIN) return;
-        exec_pending = false;
+        exec_pending_ = false;
         if (rc != SSH_OK) throw lost("exec request refused");
-    };
-    std::optional<Clock::time_point> deadline;
-    if (req.timeout) deadline = Clock::now() + *req.timeout;
-    // After a local SIGINT/SIGTERM: the signal goes to the remote command, which gets this long to end.
-    std::optional<Clock::time_point> grace;
-    std::string interrupted;
-    auto limit = [&]() -> std::optional<Clock::time_point> {
-        if (deadline && grace) return std::min(*deadline, *grace);
-        return grace ? grace : deadline;
-    };
-    auto check_interrupt = [&](short revents) {
-        if (interrupted.empty() && (revents & POLLIN)) {
-            settle();
-            interrupted = req.interrupt_signal ? req.interrupt_signal() : "INT";
-            ssh_channel_request_send_signal(ch.get(), interrupted.c_str());
-            grace = Clock::now() + std::chrono::seconds(2);
-        }
-    };
-    auto poll_interrupt = [&] {
-        if (req.interrupt_fd < 0 || !interrupted.empty()) return;
-        pollfd p{req.interrupt_fd, POLLIN, 0};
-        if (::poll(&p, 1, 0) > 0) check_interrupt(p.revents);
-    };
+    }
 
-    bool stdin_open = req.stdin_fd >= 0;
-    bool eof_sent = false;
+    std::optional<Clock::time_point> limit() const {
+        if (deadline_ && grace_) return std::min(*deadline_, *grace_);
+        return grace_ ? grace_ : deadline_;
+    }
+
+    // After a local SIGINT/SIGTERM: the signal goes to the remote command, which gets 2 s to end.
+    void check_interrupt(short revents) {
+        if (interrupted_.empty() && (revents & POLLIN)) {
+            settle();
+            interrupted_ = req_.interrupt_signal ? req_.interrupt_signal() : "INT";
+            ssh_channel_request_send_signal(ch_.get(), interrupted_.c_str());
+            grace_ = Clock::now() + std::chrono::seconds(2);
+        }
+    }
+
+    void poll_interrupt() {
+        if (req_.interrupt_fd < 0 || !interrupted_.empty()) return;
+        pollfd p{req_.interrupt_fd, POLLIN, 0};
+        if (::poll(&p, 1, 0) > 0) check_interrupt(p.revents);
+    }
+
     // With a preamble (sudo -S), stdin is the prompt's answer first: nothing of ours, not even EOF,
     // goes out before it is done.
-    auto gate_open = [&] { return req.preamble == nullptr || req.preamble->done(); };
-    auto send_eof = [&] {
-        if (!eof_sent) ssh_channel_send_eof(ch.get());
-        eof_sent = true;
-    };
-    if (!stdin_open && gate_open()) send_eof();
-    char buf[65536];
-    auto reply = [&](std::string_view d) {
-        if (ssh_channel_write(ch.get(), d.data(), static_cast<uint32_t>(d.size())) != static_cast<int>(d.size()))
-            throw lost("cannot answer the remote prompt");
-    };
-    auto on_err = [&](std::string_view d) {
-        if (gate_open()) return sinks.err(d);
-        auto step = req.preamble->on_stderr(d, reply);
-        if (!step.err.empty()) sinks.err(step.err);
-        if (step.close_stdin) stdin_open = false;
-        if (!stdin_open && (step.close_stdin || gate_open())) send_eof();
-    };
+    bool gate_open() const { return req_.preamble == nullptr || req_.preamble->done(); }
 
-    auto drain = [&]() -> std::size_t {
+    void send_eof() {
+        if (!eof_sent_) ssh_channel_send_eof(ch_.get());
+        eof_sent_ = true;
+    }
+
+    void reply(std::string_view d) {
+        if (ssh_channel_write(ch_.get(), d.data(), static_cast<uint32_t>(d.size())) != static_cast<int>(d.size()))
+            throw lost("cannot answer the remote prompt");
+    }
+
+    void on_err(std::string_view d) {
+        if (gate_open()) return sinks_.err(d);
+        auto step = req_.preamble->on_stderr(d, [this](std::string_view r) { reply(r); });
+        if (!step.err.empty()) sinks_.err(step.err);
+        if (step.close_stdin) stdin_open_ = false;
+        if (!stdin_open_ && (step.close_stdin || gate_open())) send_eof();
+    }
+
+    std::size_t drain() {
         std::size_t total = 0;
         for (bool more = true; more;) {
             more = false;
             for (int is_err = 0; is_err < 2; ++is_err) {
-                int n = ssh_channel_read_nonblocking(ch.get(), buf, sizeof buf, is_err);
+                int n = ssh_channel_read_nonblocking(ch_.get(), buf_, sizeof buf_, is_err);
                 if (n == SSH_ERROR) throw lost("connection lost");
                 if (n > 0) {
-                    std::string_view d(buf, static_cast<std::size_t>(n));
+                    std::string_view d(buf_, static_cast<std::size_t>(n));
                     if (is_err) on_err(d);
-                    else sinks.out(d);
+                    else sinks_.out(d);
                     total += static_cast<std::size_t>(n);
                     more = true;
                 }
             }
         }
         return total;
-    };
-
-    // Phase 1: output until the remote's EOF, while forwarding stdin.
-    while (!ssh_channel_is_eof(ch.get()) && !ssh_channel_is_closed(ch.get())) {
-        if (expired(limit())) break;
-        pollfd fds[4] = {{ssh_get_fd(s), POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}, {req.winch_fd, POLLIN, 0}};
-        if (stdin_open && gate_open()) fds[1].fd = req.stdin_fd;
-        if (interrupted.empty()) fds[2].fd = req.interrupt_fd;  // poll ignores negative fds
-        int rc = ::poll(fds, 4, poll_ms(limit(), 1000));
-        if (rc < 0 && errno != EINTR) throw Error(ExitCode::io, std::string("poll: ") + std::strerror(errno));
-        drain();
-        settle();
-        if (fds[2].fd >= 0) check_interrupt(fds[2].revents);
-        // A window change goes out before the keystrokes typed after it.
-        if (fds[3].fd >= 0 && (fds[3].revents & POLLIN)) {
-            char info[128 * 4];
-            [[maybe_unused]] auto got = ::read(req.winch_fd, info, sizeof info);  // drain the signalfd
-            if (req.window_size) {
-                auto [cols, rows] = req.window_size();
-                ssh_channel_change_pty_size(ch.get(), cols, rows);
-            }
-        }
-        if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-            ssize_t n = ::read(req.stdin_fd, buf, sizeof buf);
-            if (n < 0 && errno != EINTR && errno != EAGAIN)
-                throw Error(ExitCode::io, std::string("cannot read stdin: ") + std::strerror(errno));
-            if (n == 0) {
-                stdin_open = false;
-                send_eof();
-            } else if (n > 0) {
-                // Blocking write: waits for the remote window while libssh keeps buffering output.
-                if (ssh_channel_write(ch.get(), buf, static_cast<uint32_t>(n)) != n) throw lost("cannot forward stdin");
-            }
-        }
-        if (!ssh_is_connected(s)) throw lost("connection lost");
     }
-    drain();
+
+    void follow_window_change() {
+        char info[128 * 4];
+        [[maybe_unused]] auto got = ::read(req_.winch_fd, info, sizeof info);  // drain the signalfd
+        if (req_.window_size) {
+            auto [cols, rows] = req_.window_size();
+            ssh_channel_change_pty_size(ch_.get(), cols, rows);
+        }
+    }
+
+    void forward_stdin() {
+        ssize_t n = ::read(req_.stdin_fd, buf_, sizeof buf_);
+        if (n < 0 && errno != EINTR && errno != EAGAIN)
+            throw Error(ExitCode::io, std::string("cannot read stdin: ") + std::strerror(errno));
+        if (n == 0) {
+            stdin_open_ = false;
+            send_eof();
+        } else if (n > 0) {
+            // Blocking write: waits for the remote window while libssh keeps buffering output.
+            if (ssh_channel_write(ch_.get(), buf_, static_cast<uint32_t>(n)) != n) throw lost("cannot forward stdin");
+        }
+    }
+
+    void pump_until_eof() {
+        while (!ssh_channel_is_eof(ch_.get()) && !ssh_channel_is_closed(ch_.get())) {
+            if (expired(limit())) break;
+            pollfd fds[4] = {{ssh_get_fd(s_), POLLIN, 0}, {-1, POLLIN, 0}, {-1, POLLIN, 0}, {req_.winch_fd, POLLIN, 0}};
+            if (stdin_open_ && gate_open()) fds[1].fd = req_.stdin_fd;
+            if (interrupted_.empty()) fds[2].fd = req_.interrupt_fd;  // poll ignores negative fds
+            int rc = ::poll(fds, 4, poll_ms(limit(), 1000));
+            if (rc < 0 && errno != EINTR) throw Error(ExitCode::io, std::string("poll: ") + std::strerror(errno));
+            drain();
+            settle();
+            if (fds[2].fd >= 0) check_interrupt(fds[2].revents);
+            // A window change goes out before the keystrokes typed after it.
+            if (fds[3].fd >= 0 && (fds[3].revents & POLLIN)) follow_window_change();
+            if (stdin_open_ && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) forward_stdin();
+            if (!ssh_is_connected(s_)) throw lost("connection lost");
+        }
+    }
 
     // Phase 2: after EOF, ssh_channel_poll no longer pumps packets; an ssh_event does, until the
     // exit-status/exit-signal request or the channel close arrives.
-    if (!expired(limit())) {
+    void wait_for_exit() {
         std::unique_ptr<ssh_event_struct, EventDeleter> ev(ssh_event_new());
-        if (!ev || ssh_event_add_session(ev.get(), s) != SSH_OK) throw lost("cannot poll");
-        while (!state.status && state.signal.empty() && !ssh_channel_is_closed(ch.get()) && !expired(limit())) {
+        if (!ev || ssh_event_add_session(ev.get(), s_) != SSH_OK) throw lost("cannot poll");
+        while (!state_.status && state_.signal.empty() && !ssh_channel_is_closed(ch_.get()) && !expired(limit())) {
             // Short slices so a local interrupt is noticed while the remote keeps quiet.
-            if (ssh_event_dopoll(ev.get(), poll_ms(limit(), req.interrupt_fd >= 0 ? 100 : 1000)) == SSH_ERROR) {
-                ssh_event_remove_session(ev.get(), s);
+            if (ssh_event_dopoll(ev.get(), poll_ms(limit(), req_.interrupt_fd >= 0 ? 100 : 1000)) == SSH_ERROR) {
+                ssh_event_remove_session(ev.get(), s_);
                 throw lost("connection lost");
             }
             drain();
             settle();
             poll_interrupt();
         }
-        ssh_event_remove_session(ev.get(), s);
+        ssh_event_remove_session(ev.get(), s_);
     }
-    settle();
-    if (req.preamble != nullptr && !req.preamble->done())
-        if (auto rest = req.preamble->flush(); !rest.empty()) sinks.err(rest);
 
-    if (!state.status && state.signal.empty() && expired(limit())) {
-        if (!interrupted.empty() && !expired(deadline)) {
-            result.signal = interrupted;  // it did not end in the grace period: we stop waiting
-            return result;
+    ExecResult finish() {
+        if (!state_.status && state_.signal.empty() && expired(limit())) {
+            if (!interrupted_.empty() && !expired(deadline_)) {
+                result_.signal = interrupted_;  // it did not end in the grace period: we stop waiting
+                return std::move(result_);
+            }
+            // Ask sshd to signal the command (OpenSSH >= 7.9 honours it), then close the channel.
+            result_.timed_out = true;
+            settle();
+            ssh_channel_request_send_signal(ch_.get(), "TERM");
+            return std::move(result_);
         }
-        // Ask sshd to signal the command (OpenSSH >= 7.9 honours it), then close the channel.
-        result.timed_out = true;
-        settle();
-        ssh_channel_request_send_signal(ch.get(), "TERM");
-        return result;
+        result_.exit_status = state_.status;
+        result_.signal = state_.signal;
+        return std::move(result_);
     }
-    result.exit_status = state.status;
-    result.signal = state.signal;
-    return result;
+
+    Session& session_;
+    ssh_session s_;
+    ChannelPtr ch_;
+    const ExecRequest& req_;
+    const ExecSinks& sinks_;
+    ExitState state_;
+    ChannelCallbacks callbacks_;  // declared after ch_ and state_: removed before they go
+    ExecResult result_;
+    std::string cmd_;
+    bool exec_pending_ = false;
+    std::optional<Clock::time_point> deadline_;
+    std::optional<Clock::time_point> grace_;
+    std::string interrupted_;
+    bool stdin_open_ = false;
+    bool eof_sent_ = false;
+    char buf_[65536];
+};
+
+}  // namespace
+
+ExecResult run_command(Session& session, ChannelPtr ready, const ExecRequest& req, const ExecSinks& sinks) {
+    CommandRun run(session, usable_channel(session, std::move(ready)), req, sinks);
+    return run.run();
 }
 
 }  // namespace tn::ssh
