@@ -131,6 +131,18 @@ private:
     void accept_ctl();
     void serve_ctl(std::shared_ptr<asio::local::stream_protocol::socket> s);
     std::string show(const std::string& what, bool json) const;
+    // The ctl commands (vnet_ctl.cpp), one handler per command word; command() dispatches to them.
+    struct CtlCall;
+    void ctl_show(const CtlCall& c);
+    void ctl_ping(const CtlCall& c);
+    void ctl_unserve(const CtlCall& c);
+    // unserve --local: maps the granted serve id on a local port (as use "unserve-ID"); says where.
+    std::string map_unserved(std::uint16_t id, const std::string& local);
+    void ctl_serve(const CtlCall& c);
+    void ctl_serve_new(const CtlCall& c);
+    void ctl_use(const CtlCall& c);
+    void ctl_use_new(const CtlCall& c);
+    void ctl_reload(const CtlCall& c);
     Clock::duration scaled(std::chrono::milliseconds d) const;
     // Lines about one serve or use carry its name (frp's xlog prefix), after the route session's.
     log::Context serve_log(const std::string& name) const { return route_log_.with("serve", name); }

@@ -116,157 +116,213 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
     return o.str();
 }
 
-void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
+// One ctl/terminal command as its handlers see it: the words without the flags, the flags, and
+// where its reply goes.
+struct VnetAgent::CtlCall {
     std::vector<std::string> w;
     bool json = false;
-    std::string local;
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        if (in[i] == "--json") json = true;
-        else if (in[i] == "--local" && i + 1 < in.size()) local = in[++i];
-        else w.push_back(in[i]);
+    std::string local;  // --local [IP:]PORT (unserve)
+    ReplyFn reply;
+    void usage(const std::string& why) const { reply(Reply{64, why + "\n" + kUsage}); }
+    void ok(const std::string& text) const {
+        reply(Reply{0, json ? "{\"ok\":true,\"message\":" + json_quote_text(text) + "}\n" : text + "\n"});
     }
-    auto usage = [&](const std::string& why) { reply(Reply{64, why + "\n" + kUsage}); };
-    auto ok = [&](const std::string& text) { reply(Reply{0, json ? "{\"ok\":true,\"message\":" + json_quote_text(text) + "}\n" : text + "\n"}); };
+    void not_connected() const { reply(Reply{69, "not connected to the route\n"}); }
+    // --json and --local [IP:]PORT may stand anywhere among the words.
+    static CtlCall from_words(const std::vector<std::string>& in, ReplyFn reply) {
+        CtlCall c;
+        c.reply = std::move(reply);
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            if (in[i] == "--json") c.json = true;
+            else if (in[i] == "--local" && i + 1 < in.size()) c.local = in[++i];
+            else c.w.push_back(in[i]);
+        }
+        return c;
+    }
+};
+
+namespace {
+std::string vnets_text(const Vnets& v, bool json) {
+    std::ostringstream o;
+    if (json) o << "[";
+    else o << "vnet\tname\tserves\n";
+    for (std::size_t i = 0; i < v.vnets.size(); ++i) {
+        const auto& x = v.vnets[i];
+        if (json) o << (i ? "," : "") << "{\"id\":" << x.id << ",\"name\":" << json_quote_text(x.name) << ",\"serves\":" << x.serves << "}";
+        else o << x.id << "\t" << esc(x.name) << "\t" << x.serves << "\n";
+    }
+    if (json) o << "]\n";
+    return o.str();
+}
+}  // namespace
+
+void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
+    using Handler = void (VnetAgent::*)(const CtlCall&);
+    static const std::map<std::string, Handler, std::less<>> handlers{
+        {"show", &VnetAgent::ctl_show}, {"ping", &VnetAgent::ctl_ping},     {"unserve", &VnetAgent::ctl_unserve},
+        {"serve", &VnetAgent::ctl_serve}, {"use", &VnetAgent::ctl_use}, {"reload", &VnetAgent::ctl_reload}};
+    auto c = CtlCall::from_words(in, std::move(reply));
     try {
-        if (w.empty() || w[0] == "help") return reply(Reply{w.empty() ? 64 : 0, kUsage});
-        if (w[0] == "show") {
-            if (w.size() != 2) return usage("show needs one of serve|use|serves|vnet|vnets");
-            if (w[1] != "vnets") {
-                if (w[1] != "serve" && w[1] != "use" && w[1] != "serves" && w[1] != "vnet") return usage("unknown: show " + w[1]);
-                return reply(Reply{0, show(w[1], json)});
-            }
-            if (!connected_) return reply(Reply{69, "not connected to the route\n"});
-            auto req = next_req_++;
-            waiting_[req] = [reply, json](const Frame& f) {
-                auto v = from_frame<Vnets>(f);
-                std::ostringstream o;
-                if (json) o << "[";
-                else o << "vnet\tname\tserves\n";
-                for (std::size_t i = 0; i < v.vnets.size(); ++i) {
-                    const auto& x = v.vnets[i];
-                    if (json) o << (i ? "," : "") << "{\"id\":" << x.id << ",\"name\":" << json_quote_text(x.name) << ",\"serves\":" << x.serves << "}";
-                    else o << x.id << "\t" << esc(x.name) << "\t" << x.serves << "\n";
-                }
-                if (json) o << "]\n";
-                reply(Reply{0, o.str()});
-            };
-            return send(to_frame(VnetsReq{req}));
-        }
-        if (w[0] == "ping") {
-            if (!connected_) return reply(Reply{69, "not connected to the route\n"});
-            auto token = random_u64();
-            pings_[token] = {Clock::now(), [reply, json](Reply r) {
-                                 if (r.code) return reply(r);
-                                 reply(Reply{0, json ? "{\"rtt_ms\":" + r.body + "}\n" : "pong from route: " + r.body + " ms\n"});
-                             }};
-            return send(to_frame(Ping{token}));
-        }
-        if (w[0] == "unserve") {
-            if (w.size() != 3) return usage("unserve VNETID [IP:]PORT [--local [IP:]PORT]");
-            auto target = parse_int(w[1], 1, 0xffffffff);
-            if (!target) return usage("bad VNETID '" + w[1] + "'");
-            auto hp = host_port_or_port(w[2], "127.0.0.1");
-            if (!connected_) return reply(Reply{69, "not connected to the route\n"});
-            auto req = next_req_++;
-            waiting_[req] = [this, reply, json, local](const Frame& f) {
-                auto r = from_frame<UnserveResult>(f);
-                if (!r.ok) return reply(Reply{77, "unserve refused: " + esc(r.message) + "\n"});
-                std::string text = "unserve granted: serve id " + std::to_string(r.id);
-                if (!local.empty()) {
-                    LocalUse u;
-                    u.cfg.name = "unserve-" + std::to_string(r.id);
-                    u.cfg.id = r.id;
-                    auto lhp = host_port_or_port(local, "127.0.0.1");
-                    u.cfg.ip = lhp.host;
-                    u.cfg.port = lhp.port;
-                    if (use_by_name(u.cfg.name)) detach(*use_by_name(u.cfg.name), UseState::inactive);
-                    else uses_.push_back(u);
-                    attach(*use_by_name(u.cfg.name));
-                    text += ", mapped on " + lhp.str() + " (" + use_by_name(u.cfg.name)->state_text() + ")";
-                }
-                reply(Reply{0, json ? "{\"ok\":true,\"id\":" + std::to_string(r.id) + ",\"message\":" + json_quote_text(text) + "}\n" : text + "\n"});
-            };
-            return send(to_frame(UnserveReq{req, static_cast<std::uint32_t>(*target), hp.host, hp.port}));
-        }
-        if (w[0] == "serve" || w[0] == "use") {
-            if (w.size() < 3) return usage(w[0] + " open|close|new|run|delete NAME ...");
-            const auto& op = w[1];
-            const auto& name = w[2];
-            if (w[0] == "serve") {
-                auto* s = serve_by_name(name);
-                if (op == "new" || op == "run") {
-                    if (s) return usage("serve '" + name + "' exists");
-                    if (w.size() < 4) return usage("serve " + op + " NAME [IP:]PORT [ID]");
-                    LocalServe ls;
-                    ls.cfg.name = name;
-                    auto hp = host_port_or_port(w[3], "127.0.0.1");
-                    ls.cfg.ip = hp.host;
-                    ls.cfg.port = hp.port;
-                    if (w.size() > 4) {
-                        auto id = parse_int(w[4], 0, 999);
-                        if (!id) return usage("bad id '" + w[4] + "'");
-                        ls.cfg.id = static_cast<std::uint16_t>(*id);
-                    }
-                    ls.cfg.active = op == "run";
-                    serves_.push_back(ls);
-                    if (op == "run") register_serve(serves_.back());
-                    return ok("serve '" + name + "' " + (op == "run" ? "registering" : "created (inactive)"));
-                }
-                if (!s) return reply(Reply{65, "no serve '" + name + "'\n"});
-                if (op == "open") {
-                    s->cfg.active = true;
-                    if (!s->registered) register_serve(*s);
-                    return ok("serve '" + name + "' opened");
-                }
-                if (op == "close" || op == "delete") {
-                    s->cfg.active = false;
-                    unregister_serve(*s);
-                    if (op == "delete") serves_.erase(serves_.begin() + (s - serves_.data()));
-                    return ok("serve '" + name + "' " + (op == "close" ? "closed" : "deleted"));
-                }
-                return usage("unknown serve operation '" + op + "'");
-            }
-            auto* u = use_by_name(name);
-            if (op == "new" || op == "run") {
-                if (u) return usage("use '" + name + "' exists");
-                if (w.size() < 4) return usage("use " + op + " NAME ID [[IP:]PORT]");
-                LocalUse lu;
-                lu.cfg.name = name;
-                auto id = parse_int(w[3], 1, 999);
-                if (!id) return usage("bad id '" + w[3] + "'");
-                lu.cfg.id = static_cast<std::uint16_t>(*id);
-                if (w.size() > 4) {
-                    auto hp = host_port_or_port(w[4], "127.0.0.1");
-                    lu.cfg.ip = hp.host;
-                    lu.cfg.port = hp.port;
-                }
-                lu.cfg.active = op == "run";
-                uses_.push_back(lu);
-                if (op == "run") attach(uses_.back());
-                return ok("use '" + name + "' " + (op == "run" ? uses_.back().state_text() : "created (inactive)"));
-            }
-            if (!u) return reply(Reply{65, "no use '" + name + "'\n"});
-            if (op == "open") {
-                u->cfg.active = true;
-                if (!u->listener) attach(*u);
-                return ok("use '" + name + "' " + u->state_text());
-            }
-            if (op == "close" || op == "delete") {
-                u->cfg.active = false;
-                detach(*u, UseState::inactive);
-                if (op == "delete") uses_.erase(uses_.begin() + (u - uses_.data()));
-                return ok("use '" + name + "' " + (op == "close" ? "closed" : "deleted"));
-            }
-            return usage("unknown use operation '" + op + "'");
-        }
-        if (w[0] == "reload") return reload(w.size() > 1 ? w[1] : cfg_.source, reply);
-        return usage("unknown command '" + w[0] + "'");
+        if (c.w.empty() || c.w[0] == "help") return c.reply(Reply{c.w.empty() ? 64 : 0, kUsage});
+        auto h = handlers.find(c.w[0]);
+        if (h == handlers.end()) return c.usage("unknown command '" + c.w[0] + "'");
+        (this->*h->second)(c);
     } catch (const ParseError& e) {
-        return usage(e.what());
+        return c.usage(e.what());
     } catch (const Error& e) {
-        return reply(Reply{to_int(e.code()), std::string(e.what()) + "\n"});
+        return c.reply(Reply{to_int(e.code()), std::string(e.what()) + "\n"});
     }
 }
+
+void VnetAgent::ctl_show(const CtlCall& c) {
+    const auto& w = c.w;
+    if (w.size() != 2) return c.usage("show needs one of serve|use|serves|vnet|vnets");
+    if (w[1] != "vnets") {
+        if (w[1] != "serve" && w[1] != "use" && w[1] != "serves" && w[1] != "vnet") return c.usage("unknown: show " + w[1]);
+        return c.reply(Reply{0, show(w[1], c.json)});
+    }
+    if (!connected_) return c.not_connected();
+    auto req = next_req_++;
+    waiting_[req] = [reply = c.reply, json = c.json](const Frame& f) { reply(Reply{0, vnets_text(from_frame<Vnets>(f), json)}); };
+    send(to_frame(VnetsReq{req}));
+}
+
+void VnetAgent::ctl_ping(const CtlCall& c) {
+    if (!connected_) return c.not_connected();
+    auto token = random_u64();
+    pings_[token] = {Clock::now(), [reply = c.reply, json = c.json](Reply r) {
+                         if (r.code) return reply(r);
+                         reply(Reply{0, json ? "{\"rtt_ms\":" + r.body + "}\n" : "pong from route: " + r.body + " ms\n"});
+                     }};
+    send(to_frame(Ping{token}));
+}
+
+void VnetAgent::ctl_unserve(const CtlCall& c) {
+    const auto& w = c.w;
+    if (w.size() != 3) return c.usage("unserve VNETID [IP:]PORT [--local [IP:]PORT]");
+    auto target = parse_int(w[1], 1, 0xffffffff);
+    if (!target) return c.usage("bad VNETID '" + w[1] + "'");
+    auto hp = host_port_or_port(w[2], "127.0.0.1");
+    if (!connected_) return c.not_connected();
+    auto req = next_req_++;
+    waiting_[req] = [this, reply = c.reply, json = c.json, local = c.local](const Frame& f) {
+        auto r = from_frame<UnserveResult>(f);
+        if (!r.ok) return reply(Reply{77, "unserve refused: " + esc(r.message) + "\n"});
+        std::string text = "unserve granted: serve id " + std::to_string(r.id);
+        if (!local.empty()) text += map_unserved(r.id, local);
+        reply(Reply{0, json ? "{\"ok\":true,\"id\":" + std::to_string(r.id) + ",\"message\":" + json_quote_text(text) + "}\n" : text + "\n"});
+    };
+    send(to_frame(UnserveReq{req, static_cast<std::uint32_t>(*target), hp.host, hp.port}));
+}
+
+std::string VnetAgent::map_unserved(std::uint16_t id, const std::string& local) {
+    LocalUse u;
+    u.cfg.name = "unserve-" + std::to_string(id);
+    u.cfg.id = id;
+    auto lhp = host_port_or_port(local, "127.0.0.1");
+    u.cfg.ip = lhp.host;
+    u.cfg.port = lhp.port;
+    if (use_by_name(u.cfg.name)) detach(*use_by_name(u.cfg.name), UseState::inactive);
+    else uses_.push_back(u);
+    attach(*use_by_name(u.cfg.name));
+    return ", mapped on " + lhp.str() + " (" + use_by_name(u.cfg.name)->state_text() + ")";
+}
+
+void VnetAgent::ctl_serve(const CtlCall& c) {
+    const auto& w = c.w;
+    if (w.size() < 3) return c.usage(w[0] + " open|close|new|run|delete NAME ...");
+    const auto& op = w[1];
+    const auto& name = w[2];
+    auto* s = serve_by_name(name);
+    if (op == "new" || op == "run") {
+        if (s) return c.usage("serve '" + name + "' exists");
+        return ctl_serve_new(c);
+    }
+    if (!s) return c.reply(Reply{65, "no serve '" + name + "'\n"});
+    if (op == "open") {
+        s->cfg.active = true;
+        if (!s->registered) register_serve(*s);
+        return c.ok("serve '" + name + "' opened");
+    }
+    if (op == "close" || op == "delete") {
+        s->cfg.active = false;
+        unregister_serve(*s);
+        if (op == "delete") serves_.erase(serves_.begin() + (s - serves_.data()));
+        return c.ok("serve '" + name + "' " + (op == "close" ? "closed" : "deleted"));
+    }
+    c.usage("unknown serve operation '" + op + "'");
+}
+
+// serve new|run NAME [IP:]PORT [ID]
+void VnetAgent::ctl_serve_new(const CtlCall& c) {
+    const auto& w = c.w;
+    const auto& op = w[1];
+    const auto& name = w[2];
+    if (w.size() < 4) return c.usage("serve " + op + " NAME [IP:]PORT [ID]");
+    LocalServe ls;
+    ls.cfg.name = name;
+    auto hp = host_port_or_port(w[3], "127.0.0.1");
+    ls.cfg.ip = hp.host;
+    ls.cfg.port = hp.port;
+    if (w.size() > 4) {
+        auto id = parse_int(w[4], 0, 999);
+        if (!id) return c.usage("bad id '" + w[4] + "'");
+        ls.cfg.id = static_cast<std::uint16_t>(*id);
+    }
+    ls.cfg.active = op == "run";
+    serves_.push_back(ls);
+    if (op == "run") register_serve(serves_.back());
+    c.ok("serve '" + name + "' " + (op == "run" ? "registering" : "created (inactive)"));
+}
+
+void VnetAgent::ctl_use(const CtlCall& c) {
+    const auto& w = c.w;
+    if (w.size() < 3) return c.usage(w[0] + " open|close|new|run|delete NAME ...");
+    const auto& op = w[1];
+    const auto& name = w[2];
+    auto* u = use_by_name(name);
+    if (op == "new" || op == "run") {
+        if (u) return c.usage("use '" + name + "' exists");
+        return ctl_use_new(c);
+    }
+    if (!u) return c.reply(Reply{65, "no use '" + name + "'\n"});
+    if (op == "open") {
+        u->cfg.active = true;
+        if (!u->listener) attach(*u);
+        return c.ok("use '" + name + "' " + u->state_text());
+    }
+    if (op == "close" || op == "delete") {
+        u->cfg.active = false;
+        detach(*u, UseState::inactive);
+        if (op == "delete") uses_.erase(uses_.begin() + (u - uses_.data()));
+        return c.ok("use '" + name + "' " + (op == "close" ? "closed" : "deleted"));
+    }
+    c.usage("unknown use operation '" + op + "'");
+}
+
+// use new|run NAME ID [[IP:]PORT]
+void VnetAgent::ctl_use_new(const CtlCall& c) {
+    const auto& w = c.w;
+    const auto& op = w[1];
+    const auto& name = w[2];
+    if (w.size() < 4) return c.usage("use " + op + " NAME ID [[IP:]PORT]");
+    LocalUse lu;
+    lu.cfg.name = name;
+    auto id = parse_int(w[3], 1, 999);
+    if (!id) return c.usage("bad id '" + w[3] + "'");
+    lu.cfg.id = static_cast<std::uint16_t>(*id);
+    if (w.size() > 4) {
+        auto hp = host_port_or_port(w[4], "127.0.0.1");
+        lu.cfg.ip = hp.host;
+        lu.cfg.port = hp.port;
+    }
+    lu.cfg.active = op == "run";
+    uses_.push_back(lu);
+    if (op == "run") attach(uses_.back());
+    c.ok("use '" + name + "' " + (op == "run" ? uses_.back().state_text() : "created (inactive)"));
+}
+
+void VnetAgent::ctl_reload(const CtlCall& c) { reload(c.w.size() > 1 ? c.w[1] : cfg_.source, c.reply); }
 
 std::filesystem::path private_state_dir() {
     // The control socket accepts commands that open ports and register serves: the directory it lives
