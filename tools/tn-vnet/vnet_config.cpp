@@ -23,6 +23,104 @@ Secret token_from_file(const config::Table& t, const std::string& config_path, c
     }
 }
 
+namespace {
+
+// [route]: where the route listens, how we prove ourselves to it, and how we know it is the one.
+void load_route(const config::Table& r, const std::string& path, VnetConfig& c) {
+    r.allow_only({"address", "token", "token_file", "fingerprint", "tls"});
+    if (auto a = r.require_string("address")) {
+        try {
+            c.route = parse_host_port(*a);
+        } catch (const ParseError& e) {
+            r.error("address", e.what());
+        }
+    }
+    if (r.has("token") && r.has("token_file")) r.error("token_file", "set token or token_file, not both");
+    if (auto f = r.string("token_file")) {
+        c.token = token_from_file(r, path, *f);
+    } else if (auto t = r.require_string("token")) {
+        c.token = Secret(*t);
+    }
+    if (auto v = r.boolean("tls")) c.tls = *v;
+    if (auto f = r.string("fingerprint")) {
+        c.fingerprint = relay::normalize_fingerprint(*f);
+        if (c.fingerprint.empty()) r.error("fingerprint", "not a SHA256 fingerprint (64 hex digits, as 'tn-route fingerprint' prints)");
+    } else if (c.tls) {
+        r.error("fingerprint", "TLS needs the route's fingerprint pinned: run 'tn-route fingerprint' on the route "
+                               "and set it here (or set tls = false on both ends)");
+    }
+}
+
+// [vnet]: who we are in which group, and what starts and what is allowed.
+void load_vnet(const config::Table& v, VnetConfig& c) {
+    v.allow_only({"name", "group", "terminal", "start_serve", "start_use", "allow_unserve", "unserve_remote", "unserve_num", "link_pool"});
+    if (auto s = v.string("name")) c.name = *s;
+    if (auto s = v.string("group")) c.group = *s;
+    if (c.name.empty() || c.name.size() > 64) v.error("name", "name must be 1-64 bytes");
+    if (c.group.empty() || c.group.size() > 64) v.error("group", "group must be 1-64 bytes");
+    if (auto b = v.boolean("terminal")) c.terminal = *b;
+    if (auto b = v.boolean("start_serve")) c.start_serve = *b;
+    if (auto b = v.boolean("start_use")) c.start_use = *b;
+    if (auto b = v.boolean("allow_unserve")) c.allow_unserve = *b;
+    if (auto b = v.boolean("unserve_remote")) c.unserve_remote = *b;
+    if (auto n = v.integer("unserve_num", 0, 499)) c.unserve_num = static_cast<int>(*n);
+    if (auto n = v.integer("link_pool", 0, 16)) c.link_pool = static_cast<std::size_t>(*n);
+}
+
+// A serve's custom_domains, normalised; each bad one is reported on its own.
+std::vector<std::string> load_custom_domains(const config::Table& t, const std::vector<std::string>& list) {
+    if (list.size() > relay::kMaxDomains)
+        t.error("custom_domains", "at most " + std::to_string(relay::kMaxDomains) + " custom domains per serve");
+    std::vector<std::string> out;
+    for (const auto& d : list) {
+        try {
+            out.push_back(relay::normalize_domain(d));
+        } catch (const ParseError& e) {
+            t.error("custom_domains", "'" + d + "': " + e.what());
+        }
+    }
+    return out;
+}
+
+// One [[serve]]; `names` holds the serve and use names seen so far (a name is defined once).
+ServeCfg load_serve(const config::Table& t, std::set<std::string>& names) {
+    t.allow_only({"name", "id", "type", "ip", "port", "info", "active", "remote_port", "custom_domains"});
+    ServeCfg s;
+    if (auto v = t.require_string("name")) s.name = *v;
+    if (auto v = t.integer("id", 0, 999)) s.id = static_cast<std::uint16_t>(*v);
+    if (auto v = t.string("type")) {
+        s.type = *v;
+        if (s.type != "tcp") t.error("type", "only type = \"tcp\" is supported (tn-vnet carries TCP only)");
+    }
+    if (auto v = t.string("ip")) s.ip = *v;
+    if (auto v = t.integer("port", 1, 65535)) s.port = static_cast<std::uint16_t>(*v);
+    else if (!t.has("port")) t.error("port", "missing key 'port'");
+    if (auto v = t.string("info")) s.info = *v;
+    if (auto v = t.boolean("active")) s.active = *v;
+    if (auto v = t.integer("remote_port", 1, 65535)) s.remote_port = static_cast<std::uint16_t>(*v);
+    if (auto v = t.strings("custom_domains")) s.custom_domains = load_custom_domains(t, *v);
+    if (s.name.size() > 64) t.error("name", "name must be at most 64 bytes");
+    if (!s.name.empty() && !names.insert("serve:" + s.name).second) t.error("name", "serve '" + s.name + "' is defined twice");
+    return s;
+}
+
+// One [[use]]; unnamed, it is "useID".
+UseCfg load_use(const config::Table& t, std::set<std::string>& names) {
+    t.allow_only({"name", "id", "ip", "port", "active"});
+    UseCfg u;
+    if (auto v = t.string("name")) u.name = *v;
+    if (auto v = t.integer("id", 1, 999)) u.id = static_cast<std::uint16_t>(*v);
+    else if (!t.has("id")) t.error("id", "missing key 'id' (the serve id to use, 1-999)");
+    if (auto v = t.string("ip")) u.ip = *v;
+    if (auto v = t.integer("port", 1, 65535)) u.port = static_cast<std::uint16_t>(*v);
+    if (auto v = t.boolean("active")) u.active = *v;
+    if (u.name.empty()) u.name = "use" + std::to_string(u.id);
+    if (!names.insert("use:" + u.name).second) t.error("name", "use '" + u.name + "' is defined twice");
+    return u;
+}
+
+}  // namespace
+
 VnetConfig load_vnet_config(const std::string& path) {
     if (path.empty()) throw Error(ExitCode::usage, "tn-vnet needs a config file: -c FILE");
     VnetConfig c;
@@ -30,90 +128,12 @@ VnetConfig load_vnet_config(const std::string& path) {
     auto doc = config::Document::load_file(path);
     auto root = doc.root();
     root.allow_only({"route", "vnet", "serve", "use"});
-    if (auto r = root.table("route")) {
-        r->allow_only({"address", "token", "token_file", "fingerprint", "tls"});
-        if (auto a = r->require_string("address")) {
-            try {
-                c.route = parse_host_port(*a);
-            } catch (const ParseError& e) {
-                r->error("address", e.what());
-            }
-        }
-        if (r->has("token") && r->has("token_file")) r->error("token_file", "set token or token_file, not both");
-        if (auto f = r->string("token_file")) {
-            c.token = token_from_file(*r, path, *f);
-        } else if (auto t = r->require_string("token")) {
-            c.token = Secret(*t);
-        }
-        if (auto v = r->boolean("tls")) c.tls = *v;
-        if (auto f = r->string("fingerprint")) {
-            c.fingerprint = relay::normalize_fingerprint(*f);
-            if (c.fingerprint.empty()) r->error("fingerprint", "not a SHA256 fingerprint (64 hex digits, as 'tn-route fingerprint' prints)");
-        } else if (c.tls) {
-            r->error("fingerprint", "TLS needs the route's fingerprint pinned: run 'tn-route fingerprint' on the route "
-                                    "and set it here (or set tls = false on both ends)");
-        }
-    } else {
-        root.error("route", "missing [route] table (address, token, fingerprint)");
-    }
-    if (auto v = root.table("vnet")) {
-        v->allow_only({"name", "group", "terminal", "start_serve", "start_use", "allow_unserve", "unserve_remote", "unserve_num", "link_pool"});
-        if (auto s = v->string("name")) c.name = *s;
-        if (auto s = v->string("group")) c.group = *s;
-        if (c.name.empty() || c.name.size() > 64) v->error("name", "name must be 1-64 bytes");
-        if (c.group.empty() || c.group.size() > 64) v->error("group", "group must be 1-64 bytes");
-        if (auto b = v->boolean("terminal")) c.terminal = *b;
-        if (auto b = v->boolean("start_serve")) c.start_serve = *b;
-        if (auto b = v->boolean("start_use")) c.start_use = *b;
-        if (auto b = v->boolean("allow_unserve")) c.allow_unserve = *b;
-        if (auto b = v->boolean("unserve_remote")) c.unserve_remote = *b;
-        if (auto n = v->integer("unserve_num", 0, 499)) c.unserve_num = static_cast<int>(*n);
-        if (auto n = v->integer("link_pool", 0, 16)) c.link_pool = static_cast<std::size_t>(*n);
-    }
+    if (auto r = root.table("route")) load_route(*r, path, c);
+    else root.error("route", "missing [route] table (address, token, fingerprint)");
+    if (auto v = root.table("vnet")) load_vnet(*v, c);
     std::set<std::string> names;
-    for (const auto& t : root.tables("serve")) {
-        t.allow_only({"name", "id", "type", "ip", "port", "info", "active", "remote_port", "custom_domains"});
-        ServeCfg s;
-        if (auto v = t.require_string("name")) s.name = *v;
-        if (auto v = t.integer("id", 0, 999)) s.id = static_cast<std::uint16_t>(*v);
-        if (auto v = t.string("type")) {
-            s.type = *v;
-            if (s.type != "tcp") t.error("type", "only type = \"tcp\" is supported (tn-vnet carries TCP only)");
-        }
-        if (auto v = t.string("ip")) s.ip = *v;
-        if (auto v = t.integer("port", 1, 65535)) s.port = static_cast<std::uint16_t>(*v);
-        else if (!t.has("port")) t.error("port", "missing key 'port'");
-        if (auto v = t.string("info")) s.info = *v;
-        if (auto v = t.boolean("active")) s.active = *v;
-        if (auto v = t.integer("remote_port", 1, 65535)) s.remote_port = static_cast<std::uint16_t>(*v);
-        if (auto v = t.strings("custom_domains")) {
-            if (v->size() > relay::kMaxDomains)
-                t.error("custom_domains", "at most " + std::to_string(relay::kMaxDomains) + " custom domains per serve");
-            for (const auto& d : *v) {
-                try {
-                    s.custom_domains.push_back(relay::normalize_domain(d));
-                } catch (const ParseError& e) {
-                    t.error("custom_domains", "'" + d + "': " + e.what());
-                }
-            }
-        }
-        if (s.name.size() > 64) t.error("name", "name must be at most 64 bytes");
-        if (!s.name.empty() && !names.insert("serve:" + s.name).second) t.error("name", "serve '" + s.name + "' is defined twice");
-        c.serves.push_back(std::move(s));
-    }
-    for (const auto& t : root.tables("use")) {
-        t.allow_only({"name", "id", "ip", "port", "active"});
-        UseCfg u;
-        if (auto v = t.string("name")) u.name = *v;
-        if (auto v = t.integer("id", 1, 999)) u.id = static_cast<std::uint16_t>(*v);
-        else if (!t.has("id")) t.error("id", "missing key 'id' (the serve id to use, 1-999)");
-        if (auto v = t.string("ip")) u.ip = *v;
-        if (auto v = t.integer("port", 1, 65535)) u.port = static_cast<std::uint16_t>(*v);
-        if (auto v = t.boolean("active")) u.active = *v;
-        if (u.name.empty()) u.name = "use" + std::to_string(u.id);
-        if (!names.insert("use:" + u.name).second) t.error("name", "use '" + u.name + "' is defined twice");
-        c.uses.push_back(std::move(u));
-    }
+    for (const auto& t : root.tables("serve")) c.serves.push_back(load_serve(t, names));
+    for (const auto& t : root.tables("use")) c.uses.push_back(load_use(t, names));
     doc.finish();
     return c;
 }
