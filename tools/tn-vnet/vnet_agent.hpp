@@ -109,6 +109,16 @@ private:
     // Connects serve `id`'s local service and answers LINK_REQUEST `link_id`, on a new link, or on
     // `via` when the request came down a standby link.
     void serve_link(std::uint64_t link_id, std::uint16_t id, bool early, relay::StreamPtr via = nullptr);
+    // serve_link's steps (vnet_links.cpp): the local connect, its outcome, taking the link (new or
+    // `via`), binding it with LINK_ACCEPT and its verdict, and the pump once both sides are ready.
+    struct ServeJoin;
+    void connect_serve_local(std::shared_ptr<ServeJoin> j, const std::string& ip, std::uint16_t port);
+    void serve_link_connected(std::shared_ptr<ServeJoin> j, relay::error_code ec);
+    void serve_link_up(std::shared_ptr<ServeJoin> j);
+    void serve_link_bind(std::shared_ptr<ServeJoin> j, relay::StreamPtr s);
+    void serve_link_start(std::shared_ptr<ServeJoin> j);
+    // Answers LINK_REQUEST `link_id` with LINK_FAIL: to the route, or down `via` (then closed).
+    void fail_link(std::uint64_t link_id, relay::StreamPtr via, const std::string& why);
     // The pools of pre-opened links (vnet_pool.cpp): parked ones for uses, standby ones for serves.
     void refill_pools();
     void open_pooled(bool standby);

@@ -277,98 +277,54 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
     async_write_bytes(s, std::move(first), sent);
 }
 
+// One serve link in the making: the local connect and the link's binding run on their own; the pump
+// starts when both are done (serve_link_start), and either one failing ends the other.
+struct VnetAgent::ServeJoin {
+    ServeJoin(std::uint64_t link, std::uint16_t serve_id, bool early_bind, StreamPtr standby, log::Context log, asio::io_context& io)
+        : link_id(link), id(serve_id), early(early_bind), via(std::move(standby)), sl(std::move(log)),
+          local(std::make_shared<tcp::socket>(io)) {}
+    std::uint64_t link_id;
+    std::uint16_t id;
+    bool early;
+    StreamPtr via;  // the standby link the request came down, if so
+    log::Context sl;
+    std::shared_ptr<tcp::socket> local;
+    bool connected = false, failed = false, bound = false;
+    StreamPtr link;
+    std::unique_ptr<LinkSeal> seal;
+};
+
 void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, StreamPtr via) {
     auto* sv = serve_by_id(id);
     if (!sv) {
         auto why = "serve " + std::to_string(id) + " is not registered here";
-        if (!via) return send(to_frame(LinkFail{link_id, why}));
-        if (early) return via->close();  // the route bound it already: its close is the refusal
-        return async_write_bytes(via, encode_frame(to_frame(LinkFail{link_id, why})), [via](relay::error_code) { via->close(); });
+        if (via && early) return via->close();  // the route bound it already: its close is the refusal
+        return fail_link(link_id, via, why);
     }
     // With `early` the local connect and the link's binding run in parallel (on a standby link the
     // route sends LINK_OK right behind the request: nothing to answer); the pump starts when both are
     // done, and a local service that refuses closes the link instead (the using side's connection
     // ends: reset, when sealed). Without it the connect comes first and a refusal is a LINK_FAIL.
-    struct Join {
-        std::shared_ptr<tcp::socket> local;
-        bool connected = false, failed = false, bound = false;
-        StreamPtr link;
-        std::unique_ptr<LinkSeal> seal;
-    };
-    auto j = std::make_shared<Join>();
-    j->local = std::make_shared<tcp::socket>(io_);
-    auto sl = serve_log(sv->cfg.name);
-    auto start = [this, j, id, sl]() {
-        if (!j->connected || !j->bound) return;
-        auto lp = std::make_shared<Stream>(std::move(*j->local));
-        ++links_total_;
-        if (auto* sv2 = serve_by_id(id)) {
-            ++sv2->open_links;
-            unserve_timers_.opened(id);
-        }
-        auto s = j->link;
-        Pump::start(s, lp, [this, id, sl, s, gen = pools_.generation()](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
-            bytes_total_ += ab + ba;
-            if (auto* sv3 = serve_by_id(id); sv3 && sv3->open_links) --sv3->open_links;
-            unserve_timers_.closed(id, now_ms());
-            if (end.peer_fault()) sl.warn("link closed: ", end.text());
-            if (end.clean() && s->socket().is_open()) reuse_link(s, true, gen);
-        }, std::move(j->seal), nullptr, keep_fn(true));
-    };
-    auto bind = [this, j, link_id, sl, start, answer = !(via && early)](StreamPtr s) {
-        j->link = s;
-        if (j->failed) return s->close();
-        if (answer) {
-            auto fr = encode_frame(
-                to_frame(LinkAccept{vnet_id_, link_id, link_proof(ticket_, MsgType::link_accept, s->challenge, vnet_id_, link_id)}));
-            async_write_bytes(s, std::move(fr), [](relay::error_code) {});
-        }
-        await_verdict(s, ticket_, cfg_.tls, Side::serve, [j, s, sl, start](bool ok, std::string why, std::unique_ptr<LinkSeal> seal) {
-            if (!ok || j->failed) {
-                if (!ok && !j->failed) sl.warn("link refused: ", why);
-                j->failed = true;
-                s->close();
-                relay::error_code ec;
-                return j->local->close(ec);
-            }
-            j->seal = std::move(seal);
-            j->bound = true;
-            start();
-        });
-    };
-    auto link_up = [this, j, link_id, via, bind]() {
-        if (via) return bind(via);
-        open_link_conn([this, j, link_id, bind](relay::error_code ec, StreamPtr s, std::string why) {
-            if (ec) {
-                j->failed = true;
-                relay::error_code ec2;
-                j->local->close(ec2);
-                return send(to_frame(LinkFail{link_id, why}));
-            }
-            bind(s);
-        });
-    };
-    auto connected = [this, j, link_id, sl, start, early, via, link_up](relay::error_code ec) {
-        if (ec) {
-            sl.warn("local service refused link ", link_id, ": ", ec.message());
-            j->failed = true;
-            if (j->link) return j->link->close();  // LINK_ACCEPT went out: the close is the refusal
-            if (!via) return send(to_frame(LinkFail{link_id, ec.message()}));  // the route fails the request at once
-            return async_write_bytes(via, encode_frame(to_frame(LinkFail{link_id, ec.message()})), [via](relay::error_code) { via->close(); });
-        }
-        j->connected = true;
-        if (!early) return link_up();
-        start();
-    };
+    auto j = std::make_shared<ServeJoin>(link_id, id, early, via, serve_log(sv->cfg.name), io_);
     // With `early` the link is taken first: a local connect that is over inside connect_nearby
     // (loopback) then finds it, and a refusal closes it.
-    if (early) link_up();
+    if (early) serve_link_up(j);
     if (j->failed) return;  // refused already (LINK_OK came with the request): nothing to connect for
+    connect_serve_local(j, sv->cfg.ip, sv->cfg.port);
+}
+
+void VnetAgent::fail_link(std::uint64_t link_id, StreamPtr via, const std::string& why) {
+    if (!via) return send(to_frame(LinkFail{link_id, why}));  // the route fails the request at once
+    async_write_bytes(via, encode_frame(to_frame(LinkFail{link_id, why})), [via](relay::error_code) { via->close(); });
+}
+
+void VnetAgent::connect_serve_local(std::shared_ptr<ServeJoin> j, const std::string& ip, std::uint16_t port) {
+    auto connected = [this, j](relay::error_code ec) { serve_link_connected(j, ec); };
     relay::error_code aec;
-    auto addr = asio::ip::make_address(sv->cfg.ip, aec);
-    if (!aec) return connect_nearby(*j->local, tcp::endpoint(addr, sv->cfg.port), connected);  // an IP literal: the usual case
+    auto addr = asio::ip::make_address(ip, aec);
+    if (!aec) return connect_nearby(*j->local, tcp::endpoint(addr, port), connected);  // an IP literal: the usual case
     auto res = std::make_shared<tcp::resolver>(io_);
-    res->async_resolve(sv->cfg.ip, std::to_string(sv->cfg.port), [res, j, connected](relay::error_code ec, tcp::resolver::results_type r) {
+    res->async_resolve(ip, std::to_string(port), [res, j, connected](relay::error_code ec, tcp::resolver::results_type r) {
         if (ec) return connected(ec);
         asio::async_connect(*j->local, r, [j, connected](relay::error_code ec2, const tcp::endpoint& ep) {
             if (!ec2) {
@@ -379,6 +335,71 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
             connected(ec2);
         });
     });
+}
+
+void VnetAgent::serve_link_connected(std::shared_ptr<ServeJoin> j, relay::error_code ec) {
+    if (ec) {
+        j->sl.warn("local service refused link ", j->link_id, ": ", ec.message());
+        j->failed = true;
+        if (j->link) return j->link->close();  // LINK_ACCEPT went out: the close is the refusal
+        return fail_link(j->link_id, j->via, ec.message());
+    }
+    j->connected = true;
+    if (!j->early) return serve_link_up(j);
+    serve_link_start(j);
+}
+
+void VnetAgent::serve_link_up(std::shared_ptr<ServeJoin> j) {
+    if (j->via) return serve_link_bind(j, j->via);
+    open_link_conn([this, j](relay::error_code ec, StreamPtr s, std::string why) {
+        if (ec) {
+            j->failed = true;
+            relay::error_code ec2;
+            j->local->close(ec2);
+            return send(to_frame(LinkFail{j->link_id, why}));
+        }
+        serve_link_bind(j, s);
+    });
+}
+
+void VnetAgent::serve_link_bind(std::shared_ptr<ServeJoin> j, StreamPtr s) {
+    j->link = s;
+    if (j->failed) return s->close();
+    if (!(j->via && j->early)) {
+        auto fr = encode_frame(
+            to_frame(LinkAccept{vnet_id_, j->link_id, link_proof(ticket_, MsgType::link_accept, s->challenge, vnet_id_, j->link_id)}));
+        async_write_bytes(s, std::move(fr), [](relay::error_code) {});
+    }
+    await_verdict(s, ticket_, cfg_.tls, Side::serve, [this, j, s](bool ok, std::string why, std::unique_ptr<LinkSeal> seal) {
+        if (!ok || j->failed) {
+            if (!ok && !j->failed) j->sl.warn("link refused: ", why);
+            j->failed = true;
+            s->close();
+            relay::error_code ec;
+            return j->local->close(ec);
+        }
+        j->seal = std::move(seal);
+        j->bound = true;
+        serve_link_start(j);
+    });
+}
+
+void VnetAgent::serve_link_start(std::shared_ptr<ServeJoin> j) {
+    if (!j->connected || !j->bound) return;
+    auto lp = std::make_shared<Stream>(std::move(*j->local));
+    ++links_total_;
+    if (auto* sv = serve_by_id(j->id)) {
+        ++sv->open_links;
+        unserve_timers_.opened(j->id);
+    }
+    auto s = j->link;
+    Pump::start(s, lp, [this, id = j->id, sl = j->sl, s, gen = pools_.generation()](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+        bytes_total_ += ab + ba;
+        if (auto* sv = serve_by_id(id); sv && sv->open_links) --sv->open_links;
+        unserve_timers_.closed(id, now_ms());
+        if (end.peer_fault()) sl.warn("link closed: ", end.text());
+        if (end.clean() && s->socket().is_open()) reuse_link(s, true, gen);
+    }, std::move(j->seal), nullptr, keep_fn(true));
 }
 
 void VnetAgent::on_unserve_ask(const UnserveAsk& m) {
