@@ -107,6 +107,85 @@ tun::Key read_private_key(const std::filesystem::path& file) {
     }
 }
 
+namespace {
+// `nat`: true for the default route's device, or a device name.
+void parse_nat(const config::Table& s, ServerOptions& o) {
+    if (s.is_boolean("nat")) {
+        if (*s.boolean("nat")) o.nat = "";
+    } else if (auto v = s.string("nat")) {
+        if (v->empty() || v->size() > 15) s.error("nat", "an interface name has 1 to 15 characters");
+        o.nat = *v;
+    }
+}
+
+// The [server] table's keys into `o` (its peers come after: they depend on subnet6 and listen).
+void load_server_table(const config::Table& s, const std::filesystem::path& file, ServerOptions& o) {
+    s.allow_only({"listen", "private_key_file", "tun", "subnet", "subnet6", "mtu", "dns", "routes", "nat"});
+    if (auto v = s.string("listen")) {
+        checked(s, "listen", [&] { parse_host_port(*v); });
+        o.listen = *v;
+    }
+    if (auto v = s.require_string("private_key_file")) {
+        o.private_key_file = relative_to(file, *v);
+        check_key_file(s, "private_key_file", o.private_key_file, o.core.key.priv);
+        if (auto w = secret_file_warning(o.private_key_file)) o.warnings.push_back(*w);
+        o.core.key.pub = tun::public_key(o.core.key.priv);
+    }
+    if (auto v = s.string("tun")) {
+        if (v->empty() || v->size() > 15) s.error("tun", "an interface name has 1 to 15 characters");
+        o.tun = *v;
+    }
+    o.core.subnet = tun::parse_cidr("10.99.0.0/24");
+    if (auto v = s.string("subnet")) checked(s, "subnet", [&] {
+        o.core.subnet = tun::parse_cidr(*v);
+        tun::Pool check(o.core.subnet);
+    });
+    if (auto v = s.string("subnet6")) checked(s, "subnet6", [&] {
+        o.core.subnet6 = tun::parse_cidr6(*v);
+        tun::check_subnet6(*o.core.subnet6, o.core.subnet);
+    });
+    const bool v6 = o.core.subnet6.has_value();
+    const auto listen6 = listen_ipv6(o.listen);
+    if (auto v = s.integer("mtu", 576, tun::max_inner_len)) o.core.mtu = static_cast<std::uint16_t>(*v);
+    // IPv6 needs links of at least 1280 bytes: below, the kernel turns it off on the device.
+    if (v6 && o.core.mtu < ipv6_min_mtu) s.error("mtu", "subnet6 needs an mtu of at least 1280 (IPv6's minimum)");
+    if (auto v = s.strings("dns")) parse_dns(s, *v, v6, o.core.dns, o.core.dns6);
+    if (auto v = s.strings("routes")) parse_pushed(s, "routes", *v, v6, listen6, o.core.routes, o.core.routes6);
+    parse_nat(s, o);
+}
+
+// A peer's own `routes` (the networks behind it): IPv4 ones cut to their network, IPv6 ones need subnet6.
+void parse_peer_routes(const config::Table& p, const std::vector<std::string>& v, bool v6, tun::PeerConfig& pc) {
+    for (auto& r : v) checked(p, "routes", [&] {
+        if (tun::is_ipv6_text(r)) {
+            auto c6 = tun::parse_cidr6(r);
+            if (!v6) throw ParseError("IPv6 route " + r + " needs subnet6 in [server]");
+            return pc.routes6.push_back(c6);
+        }
+        auto c = tun::parse_cidr(r);
+        if (c.prefix < 32) c.addr &= c.prefix == 0 ? 0 : ~0u << (32 - c.prefix);  // the kernel wants a network
+        pc.routes.push_back(c);
+    });
+}
+
+// A [[peer]]; v6 and listen6 are the server's subnet6 and IPv6 listen address (its pushed routes must not cover it).
+tun::PeerConfig load_peer(const config::Table& p, const std::filesystem::path& file, bool v6,
+                          const std::optional<tun::Ip6>& listen6, std::vector<std::string>& warnings) {
+    p.allow_only({"name", "public_key", "preshared_key_file", "address", "routes", "push_routes", "dns", "mtu"});
+    tun::PeerConfig pc;
+    if (auto v = p.require_string("name")) pc.name = *v;
+    if (auto v = p.require_string("public_key")) checked(p, "public_key", [&] { pc.public_key = tun::key_from_base64(*v); });
+    read_psk(p, file, pc.psk.key, warnings);
+    if (auto v = p.string("address")) checked(p, "address", [&] { pc.address = tun::parse_ipv4(*v); });
+    if (auto v = p.strings("routes")) parse_peer_routes(p, *v, v6, pc);
+    if (auto v = p.strings("push_routes")) parse_pushed(p, "push_routes", *v, v6, listen6, pc.push_routes.emplace(), pc.push_routes6);
+    if (auto v = p.strings("dns")) parse_dns(p, *v, v6, pc.dns.emplace(), pc.dns6);
+    if (auto v = p.integer("mtu", 576, tun::max_inner_len)) pc.mtu = static_cast<std::uint16_t>(*v);
+    if (v6 && pc.mtu && *pc.mtu < ipv6_min_mtu) p.error("mtu", "subnet6 needs an mtu of at least 1280 (IPv6's minimum)");
+    return pc;
+}
+}  // namespace
+
 ServerOptions load_server(const std::filesystem::path& file) {
     auto doc = config::Document::load_file(file);
     auto root = doc.root();
@@ -118,68 +197,10 @@ ServerOptions load_server(const std::filesystem::path& file) {
         root.error("server", "missing [server] table");
         doc.finish();
     }
-    s->allow_only({"listen", "private_key_file", "tun", "subnet", "subnet6", "mtu", "dns", "routes", "nat"});
-    if (auto v = s->string("listen")) {
-        checked(*s, "listen", [&] { parse_host_port(*v); });
-        o.listen = *v;
-    }
-    if (auto v = s->require_string("private_key_file")) {
-        o.private_key_file = relative_to(file, *v);
-        check_key_file(*s, "private_key_file", o.private_key_file, o.core.key.priv);
-        if (auto w = secret_file_warning(o.private_key_file)) o.warnings.push_back(*w);
-        o.core.key.pub = tun::public_key(o.core.key.priv);
-    }
-    if (auto v = s->string("tun")) {
-        if (v->empty() || v->size() > 15) s->error("tun", "an interface name has 1 to 15 characters");
-        o.tun = *v;
-    }
-    o.core.subnet = tun::parse_cidr("10.99.0.0/24");
-    if (auto v = s->string("subnet")) checked(*s, "subnet", [&] {
-        o.core.subnet = tun::parse_cidr(*v);
-        tun::Pool check(o.core.subnet);
-    });
-    if (auto v = s->string("subnet6")) checked(*s, "subnet6", [&] {
-        o.core.subnet6 = tun::parse_cidr6(*v);
-        tun::check_subnet6(*o.core.subnet6, o.core.subnet);
-    });
+    load_server_table(*s, file, o);
     const bool v6 = o.core.subnet6.has_value();
     const auto listen6 = listen_ipv6(o.listen);
-    if (auto v = s->integer("mtu", 576, tun::max_inner_len)) o.core.mtu = static_cast<std::uint16_t>(*v);
-    // IPv6 needs links of at least 1280 bytes: below, the kernel turns it off on the device.
-    if (v6 && o.core.mtu < ipv6_min_mtu) s->error("mtu", "subnet6 needs an mtu of at least 1280 (IPv6's minimum)");
-    if (auto v = s->strings("dns")) parse_dns(*s, *v, v6, o.core.dns, o.core.dns6);
-    if (auto v = s->strings("routes")) parse_pushed(*s, "routes", *v, v6, listen6, o.core.routes, o.core.routes6);
-    if (s->is_boolean("nat")) {
-        if (*s->boolean("nat")) o.nat = "";
-    } else if (auto v = s->string("nat")) {
-        if (v->empty() || v->size() > 15) s->error("nat", "an interface name has 1 to 15 characters");
-        o.nat = *v;
-    }
-    for (auto& p : root.tables("peer")) {
-        p.allow_only({"name", "public_key", "preshared_key_file", "address", "routes", "push_routes", "dns", "mtu"});
-        tun::PeerConfig pc;
-        if (auto v = p.require_string("name")) pc.name = *v;
-        if (auto v = p.require_string("public_key")) checked(p, "public_key", [&] { pc.public_key = tun::key_from_base64(*v); });
-        read_psk(p, file, pc.psk.key, o.warnings);
-        if (auto v = p.string("address")) checked(p, "address", [&] { pc.address = tun::parse_ipv4(*v); });
-        if (auto v = p.strings("routes")) {
-            for (auto& r : *v) checked(p, "routes", [&] {
-                if (tun::is_ipv6_text(r)) {
-                    auto c6 = tun::parse_cidr6(r);
-                    if (!v6) throw ParseError("IPv6 route " + r + " needs subnet6 in [server]");
-                    return pc.routes6.push_back(c6);
-                }
-                auto c = tun::parse_cidr(r);
-                if (c.prefix < 32) c.addr &= c.prefix == 0 ? 0 : ~0u << (32 - c.prefix);  // the kernel wants a network
-                pc.routes.push_back(c);
-            });
-        }
-        if (auto v = p.strings("push_routes")) parse_pushed(p, "push_routes", *v, v6, listen6, pc.push_routes.emplace(), pc.push_routes6);
-        if (auto v = p.strings("dns")) parse_dns(p, *v, v6, pc.dns.emplace(), pc.dns6);
-        if (auto v = p.integer("mtu", 576, tun::max_inner_len)) pc.mtu = static_cast<std::uint16_t>(*v);
-        if (v6 && pc.mtu && *pc.mtu < ipv6_min_mtu) p.error("mtu", "subnet6 needs an mtu of at least 1280 (IPv6's minimum)");
-        o.core.peers.push_back(pc);
-    }
+    for (auto& p : root.tables("peer")) o.core.peers.push_back(load_peer(p, file, v6, listen6, o.warnings));
     doc.finish();
     try {
         tun::ServerCore check(o.core);  // duplicate keys, static addresses outside the subnet
