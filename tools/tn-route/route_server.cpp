@@ -256,20 +256,7 @@ void RouteServer::start_session(StreamPtr s, const log::Context& lg, Nonce nonce
         return refuse(s, ErrorCode::auth, "authentication failed: wrong group or token");
     }
     auto res = reg_.add_vnet(a.group, a.name, a.instance);
-    if (res.replaced) {
-        if (auto it = sessions_.find(*res.replaced); it != sessions_.end()) {
-            auto old = it->second;
-            sessions_.erase(it);
-            old->closed = true;
-            old->s->close();
-            alog.info("vnet ", *res.replaced, " replaced by its reconnect");
-        }
-        // Its pre-opened links and the links waiting for it go with it.
-        auto gone = links_.vnet_down(*res.replaced);
-        for (const auto& l : gone.links) l->close();
-        for (auto& e : gone.ended) end_pending(std::move(e), {});
-        for (const auto& r : res.freed) serve_gone(r);
-    }
+    if (res.replaced) drop_replaced(res, alog);
     if (!res.ok) {
         alog.warn("vnet refused: ", res.message);
         return refuse(s, ErrorCode::limit, res.message);
@@ -292,6 +279,27 @@ void RouteServer::start_session(StreamPtr s, const log::Context& lg, Nonce nonce
     ss->send(to_frame(Welcome{res.id, ss->ticket, route_proof(g->token.expose(), a.nonce, nonce, binding), hb}));
     for (const auto& r : reg_.serves(a.group)) ss->send(to_frame(ServeUp{r.entry()}));
     ss->log.info("vnet up id=", res.id);
+    read_session_frames(ss);
+}
+
+// The vnet session that `res` replaced (its reconnect won): closed, with its links and serves.
+void RouteServer::drop_replaced(const relay::AddVnetResult& res, const log::Context& alog) {
+    if (auto it = sessions_.find(*res.replaced); it != sessions_.end()) {
+        auto old = it->second;
+        sessions_.erase(it);
+        old->closed = true;
+        old->s->close();
+        alog.info("vnet ", *res.replaced, " replaced by its reconnect");
+    }
+    // Its pre-opened links and the links waiting for it go with it.
+    auto gone = links_.vnet_down(*res.replaced);
+    for (const auto& l : gone.links) l->close();
+    for (auto& e : gone.ended) end_pending(std::move(e), {});
+    for (const auto& r : res.freed) serve_gone(r);
+}
+
+void RouteServer::read_session_frames(const SessionPtr& ss) {
+    std::weak_ptr<Session> weak = ss;
     // The control read loop: one frame at a time, each capped.
     // Only the pending frame read owns `loop` (it sees itself weakly): a read still pending at shutdown
     // is dropped with the io_context and frees the loop; a self-capture leaked it (LeakSanitizer).

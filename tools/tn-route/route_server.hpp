@@ -58,6 +58,8 @@ private:
     void on_connection(relay::StreamPtr s, log::Context lg, SetupPtr setup);
     void on_first_frame(relay::StreamPtr s, const log::Context& lg, relay::Nonce nonce, relay::Frame f);
     void start_session(relay::StreamPtr s, const log::Context& lg, relay::Nonce nonce, const relay::Auth& a);
+    void drop_replaced(const relay::AddVnetResult& res, const log::Context& alog);
+    void read_session_frames(const SessionPtr& ss);  // the control read loop, until the session closes
     void session_frame(const SessionPtr& ss, relay::Frame f);
     void drop_session(const SessionPtr& ss, const std::string& why);
     void add_serve(const SessionPtr& ss, const relay::Serve& m);
