@@ -355,45 +355,54 @@ void RouteServer::bind_link(std::uint64_t link_id, Pairing::Pending pp, StreamPt
     relay::wipe(p.key);
     auto ok_frame = encode_frame(to_frame(ok));
     first.insert(first.end(), ok_frame.begin(), ok_frame.end());
-    auto closed = [this, link_id](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
-        bytes_total_ += ab + ba;
-        if (end.peer_fault()) log_.warn("link ", link_id, " closed: ", end.text());
-        else log_.debug("link ", link_id, " closed", end.clean() ? "" : ": " + end.text());
-        active_.erase(link_id);
-    };
-    if (k.kind == UserKind::link) {
-        // Two vnets: records pass unopened, and after both EOF records both links are parked again.
-        // The request and LINK_OK go to the serving side in one write with the using side's first
-        // records.
-        ++links_total_;
-        auto user = p.user;
-        auto uv = p.user_vnet, sv = k.serve_vnet;
-        auto ended = std::make_shared<bool>(false);  // it may end inside start(), before it is listed
-        auto relay = RecordRelay::start(p.user, s, pipes_, tag_size(p.cipher), encode_frame(to_frame(LinkOpened{link_id})), std::move(first),
-                                        [this, closed, user, s, uv, sv, ended](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba,
-                                                                                bool keep_user, bool keep_serve) {
-            *ended = true;
-            closed(end, ab, ba);
-            if (!end.clean()) return;
-            if (keep_user && !stopped_) repark(user, uv, false);
-            else user->close();
-            if (keep_serve && !stopped_) repark(s, sv, true);
-            else s->close();
-        });
-        if (!*ended) active_[link_id] = Active{nullptr, relay, k.group, k.id};
-        return;
-    }
+    if (k.kind == UserKind::link) return relay_vnet_pair(link_id, pp, s, std::move(first));
+    start_route_leg(link_id, std::move(pp), std::move(s), std::move(first), std::move(own));
+}
+
+void RouteServer::link_closed(std::uint64_t link_id, const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+    bytes_total_ += ab + ba;
+    if (end.peer_fault()) log_.warn("link ", link_id, " closed: ", end.text());
+    else log_.debug("link ", link_id, " closed", end.clean() ? "" : ": " + end.text());
+    active_.erase(link_id);
+}
+
+void RouteServer::relay_vnet_pair(std::uint64_t link_id, const Pairing::Pending& pp, const StreamPtr& s, Bytes first) {
+    const auto& k = pp.key;
+    const auto& p = pp.data;
+    // Two vnets: records pass unopened, and after both EOF records both links are parked again.
+    // The request and LINK_OK go to the serving side in one write with the using side's first
+    // records.
+    ++links_total_;
+    auto user = p.user;
+    auto uv = p.user_vnet, sv = k.serve_vnet;
+    auto ended = std::make_shared<bool>(false);  // it may end inside start(), before it is listed
+    auto relay = RecordRelay::start(p.user, s, pipes_, tag_size(p.cipher), encode_frame(to_frame(LinkOpened{link_id})), std::move(first),
+                                    [this, link_id, user, s, uv, sv, ended](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba,
+                                                                             bool keep_user, bool keep_serve) {
+        *ended = true;
+        link_closed(link_id, end, ab, ba);
+        if (!end.clean()) return;
+        if (keep_user && !stopped_) repark(user, uv, false);
+        else user->close();
+        if (keep_serve && !stopped_) repark(s, sv, true);
+        else s->close();
+    });
+    if (!*ended) active_[link_id] = Active{nullptr, relay, k.group, k.id};
+}
+
+void RouteServer::start_route_leg(std::uint64_t link_id, Pairing::Pending pp, StreamPtr s, Bytes first,
+                                  std::shared_ptr<LinkSeal> own) {
     // LINK_OK goes to the serving side (after the standby request, if any), followed for an HTTP
     // client by the request head the route already read; the pump starts after it, so writes never
     // overlap.
-    if (!p.prefix.empty()) {
+    if (!pp.data.prefix.empty()) {
         // An HTTP head or a TLS ClientHello: a record like everything after it, of at most
         // kMaxHead or kMaxHelloBytes < kRecordMax bytes.
-        Bytes rec(p.prefix.size() + kRecordOverhead);
-        rec.resize(own->tx.seal(p.prefix, rec.data()));
+        Bytes rec(pp.data.prefix.size() + kRecordOverhead);
+        rec.resize(own->tx.seal(pp.data.prefix, rec.data()));
         first.insert(first.end(), rec.begin(), rec.end());
     }
-    async_write_bytes(s, std::move(first), [this, link_id, s, pp, own, closed](error_code ec) {
+    async_write_bytes(s, std::move(first), [this, link_id, s, pp, own](error_code ec) {
         const auto& k = pp.key;
         const auto& p = pp.data;
         if (ec || stopped_) {
@@ -408,8 +417,8 @@ void RouteServer::bind_link(std::uint64_t link_id, Pairing::Pending pp, StreamPt
         if (s->carried++) ++links_reused_;
         auto sv = k.serve_vnet;
         auto self = std::make_shared<std::weak_ptr<Pump>>();  // set once start() returns
-        auto pump = Pump::start(p.user, s, [this, closed, s, sv, self](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
-            closed(end, ab, ba);
+        auto pump = Pump::start(p.user, s, [this, link_id, s, sv, self](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+            link_closed(link_id, end, ab, ba);
             auto pm = self->lock();
             if (end.clean() && pm && pm->peer_kept() && s->socket().is_open() && !stopped_) return repark(s, sv, true);
             s->close();

@@ -148,6 +148,13 @@ private:
     relay::LogThrottle auth_log_{std::chrono::seconds(1)};
     // Sends LINK_OK (after `first`) to the serving side `s` and starts relaying between it and p.user.
     void bind_link(std::uint64_t link_id, Pairing::Pending p, relay::StreamPtr s, relay::Bytes first);
+    // bind_link's two cases: two vnets (records relayed unopened), or the route as the using end
+    // (remote_port, vhost) sealing its own leg with `own` after LINK_OK and any request head.
+    void relay_vnet_pair(std::uint64_t link_id, const Pairing::Pending& pp, const relay::StreamPtr& s, relay::Bytes first);
+    void start_route_leg(std::uint64_t link_id, Pairing::Pending pp, relay::StreamPtr s, relay::Bytes first,
+                         std::shared_ptr<relay::LinkSeal> own);
+    // A paired link ended: counted, logged, no longer active.
+    void link_closed(std::uint64_t link_id, const relay::LinkEnd& end, std::uint64_t ab, std::uint64_t ba);
     struct Active {
         std::shared_ptr<relay::Pump> pump;          // a leg the route ends itself, or a plain pair
         std::shared_ptr<relay::RecordRelay> relay;  // a sealed vnet<->vnet pair (reused after a clean end)
