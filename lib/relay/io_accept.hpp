@@ -37,9 +37,9 @@ private:
 bool is_resource_error(const error_code& ec);
 
 // True when the peer's first bytes are already waiting on `s` (a non-blocking MSG_PEEK): a client
-// that speaks first (TLS ClientHello, the relay hello, an HTTP request) sends them with its
-// handshake, so under a flood they are in by the time the connection is accepted; SetupGate lets
-// such a connection push out one that has sent nothing.
+// that speaks first (TLS ClientHello, the relay hello, an HTTP request) sends them right after its
+// handshake, and tn-route's listeners (TCP_DEFER_ACCEPT) take a connection only once they are in;
+// SetupGate lets such a connection push out one that has sent nothing.
 bool has_bytes(tcp::socket& s);
 
 // The address a per-source cap counts by: IPv4 exactly, IPv6 by its /64 (one host often holds a /64).

@@ -1,5 +1,10 @@
 // tn-route's HTTP side: the [http] vhost listener (requests routed by Host to a serve's custom_domains,
 // the whole connection then relayed over one link) and the [dashboard] (page, /api/status, /metrics).
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <sstream>
 
 #include "base/error.hpp"
@@ -52,6 +57,13 @@ std::shared_ptr<tcp::acceptor> RouteServer::listen_on(const HostPort& at, const 
     tcp::endpoint ep(addr, at.port);
     a->open(ep.protocol(), ec);
     if (!ec) a->set_option(tcp::acceptor::reuse_address(true), ec);
+    // Every client of these listeners speaks first (TLS ClientHello, the relay hello, an HTTP request):
+    // the kernel hands a connection over only once its first bytes are in (or after a few seconds of
+    // silence), so a real client is "speaking" when SetupGate judges it, however the accept and its
+    // bytes race, and a silent flood waits in the kernel without holding a descriptor here.
+    int defer_seconds = 1;
+    if (!ec && ::setsockopt(a->native_handle(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds) != 0)
+        ec = error_code(errno, boost::system::system_category());
     if (!ec) a->bind(ep, ec);
     if (!ec) a->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) throw Error(ExitCode::unavailable, std::string("cannot listen on ") + at.str() + " for " + what + ": " + ec.message());
