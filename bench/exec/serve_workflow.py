@@ -5,9 +5,10 @@ remote file, read it back (hashes checked), then many small commands. Both sides
 (interpreter, paramiko, tn-exec already started); the login is part of the timed workflow.
 
   serve_workflow.py --tn-exec PATH --host H --port P --user U --key KEY --known-hosts F
-                    [--ssh-config F] [--mib 1] [--small 50] [--rounds 3]
+                    [--ssh-config F] [--mib 1] [--small 50] [--rounds 3] [--alt-tn-exec PATH]
 
 Prints one JSON object: per side the medians (s) of login, run, put, get, small commands, total.
+--alt-tn-exec: a second build (a change under test) joins the alternation as side "alt".
 Run by bench/exec/run (part e); standalone it needs Debian's python3-paramiko and a reachable sshd."""
 import argparse
 import hashlib
@@ -93,23 +94,28 @@ def main():
     ap.add_argument("--mib", type=float, default=1)
     ap.add_argument("--small", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--alt-tn-exec", default="")
     a = ap.parse_args()
     data = os.urandom(int(a.mib * (1 << 20)))
     opts = ["-p", str(a.port), "--known-hosts", a.known_hosts, "-i", a.key]
     if a.ssh_config:
         opts += ["--ssh-config", a.ssh_config]
-    serve = TnExec(f"{a.user}@{a.host}", opts, exe=a.tn_exec)
+    serves = {"tn": TnExec(f"{a.user}@{a.host}", opts, exe=a.tn_exec)}
+    if a.alt_tn_exec:
+        serves["alt"] = TnExec(f"{a.user}@{a.host}", opts, exe=a.alt_tn_exec)
     names = ["login", "run", "put", "get", "small", "total"]
-    runs = {"tn": [], "pm": []}
+    runs = {side: [] for side in [*serves, "pm"]}
     try:
         for _ in range(a.rounds):
-            for side in ("tn", "pm"):
-                parts = tn_workflow(serve, data, a.small) if side == "tn" else pm_workflow(a, data, a.small)
+            for side in runs:
+                parts = pm_workflow(a, data, a.small) if side == "pm" else tn_workflow(serves[side], data, a.small)
                 runs[side].append(parts + [sum(parts)])
     finally:
-        serve.close(timeout=30)
+        for serve in serves.values():
+            serve.close(timeout=30)
     med = {side: {n: statistics.median(r[i] for r in rs) for i, n in enumerate(names)} for side, rs in runs.items()}
     med["totals"] = {side: [r[-1] for r in rs] for side, rs in runs.items()}
+    med["putget"] = {side: [r[2] + r[3] for r in rs] for side, rs in runs.items()}
     print(json.dumps(med))
 
 

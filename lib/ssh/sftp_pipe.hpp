@@ -1,6 +1,6 @@
 // Pipelined SFTP reads and writes: many requests in flight on one open file, so throughput does not
 // collapse with latency. libssh 0.10 has no async write API, so both directions speak the SFTP v3
-// READ/WRITE/DATA/STATUS packets directly on the sftp channel.
+// READ/WRITE/DATA/STATUS packets directly on the sftp channel (SftpWire).
 #pragma once
 
 #include <algorithm>
@@ -9,7 +9,8 @@
 #include <functional>
 #include <string>
 
-struct sftp_session_struct;
+#include "ssh/sftp_wire.hpp"
+
 struct sftp_file_struct;
 
 namespace tn::ssh {
@@ -67,31 +68,35 @@ using PipeSource = std::function<std::size_t(std::uint64_t offset, char* buf, st
 using PipeSink = std::function<void(std::uint64_t offset, const char* data, std::size_t len)>;
 using PipeProgress = std::function<void(std::uint64_t bytes)>;
 
+// Called once, when the last request of a transfer has gone out and its replies are still to come:
+// requests sent here (a close, say) ride behind them instead of waiting a round trip of their own.
+using PipeAfterLast = std::function<void()>;
+
 class SftpPipe {
 public:
-    // `what` names the remote file in errors ("user@host:port:/path").
-    SftpPipe(sftp_session_struct* sftp, sftp_file_struct* file, std::string what, PipeLimits limits = {});
+    // `handle` is the open remote file's SFTP handle (handle_of for one libssh opened).
+    SftpPipe(SftpWire& wire, std::string handle, PipeLimits limits = {});
 
-    // Writes the source from `offset` until it returns 0; returns the end offset.
-    std::uint64_t upload(std::uint64_t offset, const PipeSource& src, const PipeProgress& progress);
-    // Reads [offset, end) or until the remote EOF; returns the number of bytes delivered.
-    std::uint64_t download(std::uint64_t offset, std::uint64_t end, const PipeSink& sink, const PipeProgress& progress);
+    // Writes the source from `offset` until it returns 0; returns the end offset. `after_last` runs
+    // only when every write went out and none has failed yet.
+    std::uint64_t upload(std::uint64_t offset, const PipeSource& src, const PipeProgress& progress,
+                         const PipeAfterLast& after_last = {});
+    // Reads [offset, end) or until the remote EOF; returns the number of bytes delivered. With
+    // `after_last` (a close of the handle, say), a short read after it ran is taken as the file's end
+    // instead of being asked for again: only right with servers that answer a read in full up to EOF
+    // (OpenSSH's sftp-server, which says so with limits@openssh.com).
+    std::uint64_t download(std::uint64_t offset, std::uint64_t end, const PipeSink& sink, const PipeProgress& progress,
+                           const PipeAfterLast& after_last = {});
 
 private:
-    struct Reply;
-    void send(const std::string& packet);
-    Reply receive();
-    void read_exact(char* buf, std::size_t n);
-    std::uint32_t next_id() { return id_++; }
     [[noreturn]] void fail_status(std::uint32_t code, const std::string& msg, const char* op);
 
-    sftp_session_struct* sftp_;
-    sftp_file_struct* file_;
-    std::string what_;
-    PipeLimits limits_;
+    SftpWire& wire_;
     std::string handle_;
-    // Our own id range, far from libssh's counter, so a stray reply can never match its requests.
-    std::uint32_t id_ = 0x80000000u;
+    PipeLimits limits_;
 };
+
+// The SFTP handle of a file libssh opened.
+std::string handle_of(sftp_file_struct* file);
 
 }  // namespace tn::ssh

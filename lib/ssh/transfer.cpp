@@ -1,4 +1,5 @@
 // Transfer: put/get of files and trees on top of SftpPipe, with temp names, attributes and resume.
+// Streams and in-memory data (put -, get -, serve's put and get) are in transfer_stream.cpp.
 #include "ssh/transfer.hpp"
 
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include "base/strings.hpp"
 #include "base/unique_fd.hpp"
 #include "ssh/exec.hpp"
+#include "ssh/remote_path.hpp"
 #include "ssh/session.hpp"
 #include "ssh/sftp.hpp"
 #include "ssh/sftp_pipe.hpp"
@@ -40,19 +42,6 @@ using AttrPtr = std::unique_ptr<sftp_attributes_struct, AttrFree>;
 struct DirClose {
     void operator()(sftp_dir d) const { sftp_closedir(d); }
 };
-
-std::string remote_join(const std::string& dir, const std::string& name) {
-    if (dir.empty() || dir == ".") return name;
-    return dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
-// "a/b/c" -> {"a/b", "c"}; "c" -> {"", "c"}; "/c" -> {"/", "c"}; trailing slashes dropped.
-std::pair<std::string, std::string> remote_split(std::string p) {
-    while (p.size() > 1 && p.back() == '/') p.pop_back();
-    auto slash = p.rfind('/');
-    if (slash == std::string::npos) return {"", p};
-    return {slash == 0 ? "/" : p.substr(0, slash), p.substr(slash + 1)};
-}
 
 Error local_error(const std::string& what, const fs::path& p, int err) {
     if (err == ENOSPC || err == EDQUOT) return Error(ExitCode::io, "local disk full writing " + p.string());
@@ -84,13 +73,6 @@ std::string sha256_local(int fd, std::uint64_t len) {
 }
 
 }  // namespace
-
-struct Transfer::RemoteInfo {
-    bool is_dir = false, is_link = false;
-    std::uint32_t mode = 0644;
-    std::uint64_t size = 0;
-    std::int64_t mtime = 0;
-};
 
 std::string part_name(const std::string& name) { return "." + name + ".tn-part"; }
 
@@ -146,7 +128,8 @@ bool Transfer::same_prefix(const std::string& remote, int local_fd, std::uint64_
     if (!f) return false;
     bool same = true;
     std::string local;
-    SftpPipe pipe(sftp_.raw(), f.get(), where(remote));
+    SftpWire wire(sftp_.raw(), where(remote));
+    SftpPipe pipe(wire, handle_of(f.get()));
     pipe.download(0, len, [&](std::uint64_t off, const char* d, std::size_t n) {
         local.resize(n);
         if (!same || ::pread(local_fd, local.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n) ||
@@ -228,7 +211,8 @@ void Transfer::put_file(const fs::path& src, const std::string& dst) {
     }
     if (events_.file_start) events_.file_start(src.string(), size);
     if (events_.bytes && start > 0) events_.bytes(start);
-    SftpPipe pipe(sftp_.raw(), f.get(), where(dst));
+    SftpWire wire(sftp_.raw(), where(dst));
+    SftpPipe pipe(wire, handle_of(f.get()));
     int lfd = fd.get();
     pipe.upload(start, [&](std::uint64_t off, char* buf, std::size_t len) -> std::size_t {
         if (off >= size) return 0;  // the snapshot size: a growing log is copied up to where it was
@@ -326,7 +310,8 @@ void Transfer::get_file(const std::string& src, const RemoteInfo& info, const fs
     }
     if (events_.file_start) events_.file_start(src, info.size);
     if (events_.bytes && start > 0) events_.bytes(start);
-    SftpPipe pipe(sftp_.raw(), f.get(), where(src));
+    SftpWire wire(sftp_.raw(), where(src));
+    SftpPipe pipe(wire, handle_of(f.get()));
     int lfd = fd.get();
     pipe.download(start, info.size, [&](std::uint64_t off, const char* data, std::size_t n) {
         while (n > 0) {
@@ -349,149 +334,6 @@ void Transfer::get_file(const std::string& src, const RemoteInfo& info, const fs
     if (::close(fd.release()) != 0) throw local_error("close", tmp, errno);
     if (::rename(tmp.c_str(), dst.c_str()) != 0) throw local_error("rename into", dst, errno);
     ++stats_.files;
-}
-
-namespace {
-
-// Fills buf from a pipe or file until it is full or at EOF: a pipe gives 64 KiB at a time, and each
-// short read would otherwise become a short SFTP write.
-std::size_t read_full(int fd, char* buf, std::size_t len) {
-    std::size_t got = 0;
-    while (got < len) {
-        ssize_t n = ::read(fd, buf + got, len - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw Error(ExitCode::io, std::string("cannot read standard input: ") + std::strerror(errno));
-        if (n == 0) break;
-        got += static_cast<std::size_t>(n);
-    }
-    return got;
-}
-
-void write_full(int fd, const char* data, std::size_t n) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, data, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) throw Error(ExitCode::io, std::string("cannot write standard output: ") + std::strerror(errno));
-        data += w;
-        n -= static_cast<std::size_t>(w);
-    }
-}
-
-}  // namespace
-
-void Transfer::put_stream(int fd, const std::string& dst) {
-    put_source([fd](std::uint64_t, char* buf, std::size_t len) { return read_full(fd, buf, len); }, dst);
-}
-
-void Transfer::put_data(std::string_view data, const std::string& dst) {
-    put_source([data](std::uint64_t off, char* buf, std::size_t len) -> std::size_t {
-        if (off >= data.size()) return 0;
-        std::size_t n = std::min<std::size_t>(len, data.size() - off);
-        std::memcpy(buf, data.data() + off, n);
-        return n;
-    }, dst);
-}
-
-void Transfer::put_source(const PipeSource& src, const std::string& dst) {
-    RemoteInfo old;
-    bool exists = remote_info(dst, old);
-    if ((exists && old.is_dir) || dst.empty() || dst.back() == '/')
-        throw Error(ExitCode::usage, "put -: " + where(dst) + " must name a file, not a directory");
-    auto [dir, name] = remote_split(dst);
-    std::string tmp = remote_join(dir, part_name(name));
-    SftpFilePtr f(sftp_open(sftp_.raw(), tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600));
-    if (!f) {
-        int code = sftp_get_error(sftp_.raw());
-        throw Error(code == SSH_FX_PERMISSION_DENIED ? ExitCode::no_perm : ExitCode::io,
-                    "cannot create " + where(tmp) + ": " + ssh_get_error(session_.raw()));
-    }
-    try {
-        if (events_.file_start) events_.file_start("-", 0);
-        SftpPipe pipe(sftp_.raw(), f.get(), where(dst));
-        pipe.upload(0, src, [&](std::uint64_t n) {
-            stats_.bytes += n;
-            if (events_.bytes) events_.bytes(n);
-        });
-        sftp_file raw = f.release();
-        if (sftp_close(raw) != 0) throw Error(ExitCode::io, "cannot close " + where(tmp) + ": " + ssh_get_error(session_.raw()));
-        std::uint32_t mode = exists ? (old.mode & 0777u) : (0666u & ~settings_.umask);
-        set_remote_attrs(tmp, mode, static_cast<std::int64_t>(::time(nullptr)));
-        if (sftp_rename(sftp_.raw(), tmp.c_str(), dst.c_str()) != 0 &&
-            (sftp_unlink(sftp_.raw(), dst.c_str()) != 0 || sftp_rename(sftp_.raw(), tmp.c_str(), dst.c_str()) != 0))
-            throw Error(ExitCode::io, "cannot rename " + where(tmp) + " to " + dst + ": " + ssh_get_error(session_.raw()));
-    } catch (...) {
-        // Best effort: the session may be the thing that failed. Then the temp name is all that is left.
-        f.reset();
-        if (ssh_is_connected(session_.raw())) sftp_unlink(sftp_.raw(), tmp.c_str());
-        throw;
-    }
-    ++stats_.files;
-}
-
-SftpFilePtr Transfer::open_for_read(const std::string& src) {
-    SftpFilePtr f(sftp_open(sftp_.raw(), src.c_str(), O_RDONLY, 0));
-    if (!f) {
-        int code = sftp_get_error(sftp_.raw());
-        throw Error(code == SSH_FX_PERMISSION_DENIED ? ExitCode::no_perm : ExitCode::io,
-                    "cannot open " + where(src) + ": " + ssh_get_error(session_.raw()));
-    }
-    return f;
-}
-
-void Transfer::get_stream(const std::string& src, int fd) {
-    get_to(src, [fd](std::string_view d) { write_full(fd, d.data(), d.size()); });
-}
-
-void Transfer::get_to(const std::string& src, const std::function<void(std::string_view)>& sink) {
-    RemoteInfo ri;
-    if (!remote_info(src, ri)) throw Error(ExitCode::io, "remote path " + where(src) + " does not exist");
-    if (ri.is_dir) throw Error(ExitCode::usage, "get: " + where(src) + " is a directory; - takes one file");
-    SftpFilePtr f = open_for_read(src);
-    std::uint64_t size = ri.size;
-    if (events_.file_start) events_.file_start(src, size);
-    // Replies after a short read can come out of order: hold them until the bytes before are written.
-    std::map<std::uint64_t, std::string> held;
-    std::uint64_t next = 0;
-    SftpPipe pipe(sftp_.raw(), f.get(), where(src));
-    pipe.download(0, size, [&](std::uint64_t off, const char* data, std::size_t n) {
-        if (off != next) {
-            held.emplace(off, std::string(data, n));
-            return;
-        }
-        sink(std::string_view(data, n));
-        next += n;
-        for (auto it = held.begin(); it != held.end() && it->first == next; it = held.erase(it)) {
-            sink(it->second);
-            next += it->second.size();
-        }
-    }, [&](std::uint64_t n) {
-        stats_.bytes += n;
-        if (events_.bytes) events_.bytes(n);
-    });
-    if (!held.empty()) throw Error(ExitCode::io, where(src) + " changed while it was read (a gap at byte " + std::to_string(next) + ")");
-    ++stats_.files;
-}
-
-std::string Transfer::get_data(const std::string& src, std::uint64_t size) {
-    SftpFilePtr f = open_for_read(src);
-    if (events_.file_start) events_.file_start(src, size);
-    // Replies land at their offsets (short reads can bring them out of order); a file that shrank
-    // meanwhile ends where its bytes end, unless that leaves a gap.
-    std::string out(static_cast<std::size_t>(size), '\0');
-    std::uint64_t got = 0, end = 0;
-    SftpPipe pipe(sftp_.raw(), f.get(), where(src));
-    pipe.download(0, size, [&](std::uint64_t off, const char* data, std::size_t n) {
-        std::memcpy(out.data() + off, data, n);  // download never delivers past `size`
-        got += n;
-        end = std::max<std::uint64_t>(end, off + n);
-    }, [&](std::uint64_t n) {
-        stats_.bytes += n;
-        if (events_.bytes) events_.bytes(n);
-    });
-    if (got != end) throw Error(ExitCode::io, where(src) + " changed while it was read");
-    out.resize(static_cast<std::size_t>(end));
-    ++stats_.files;
-    return out;
 }
 
 }  // namespace tn::ssh

@@ -62,13 +62,19 @@ public:
     void get_to(const std::string& src, const std::function<void(std::string_view)>& sink);
     // put_stream's rules for bytes already in memory (serve --stdio's put): no copy through a file.
     void put_data(std::string_view data, const std::string& dest);
-    // The first `size` bytes of a remote file (its size as the caller's stat saw it), read into memory
-    // (serve --stdio's get); fewer if it has shrunk since.
-    std::string get_data(const std::string& src, std::uint64_t size);
+    // A remote file read into memory (serve --stdio's get), as its stat found it (fewer bytes if it
+    // has shrunk since). FsError for a missing (1) or forbidden (77) file, Error(usage) for a directory,
+    // Error(data) for a file over `max_size`.
+    std::string get_data(const std::string& src, std::uint64_t max_size);
     const TransferStats& stats() const { return stats_; }
 
 private:
-    struct RemoteInfo;
+    struct RemoteInfo {
+        bool is_dir = false, is_link = false;
+        std::uint32_t mode = 0644;
+        std::uint64_t size = 0;
+        std::int64_t mtime = 0;
+    };
     std::string where(const std::string& remote) const;  // user@host:port:PATH, for messages
     bool remote_info(const std::string& path, RemoteInfo& out);
     void put_file(const std::filesystem::path& src, const std::string& dst);
