@@ -80,6 +80,7 @@ std::size_t RecordRelay::scan(Dir& x, const std::uint8_t* p, std::size_t n) {
             x.hdrn = 0;
             auto head = RecordOpener::head(x.hdr, tag_);
             x.rest = head.size() - kRecordHeader;
+            x.payload += head.plain;
             x.last = head.eof;
             x.keep = head.keep;
             x.bulk = head.size() >= kSpliceMin;
@@ -172,6 +173,7 @@ void RecordRelay::pull(int d) {
                 try {
                     auto head = RecordOpener::head(std::span(h, kRecordHeader), tag_);
                     x.rest = head.size();
+                    x.payload += head.plain;
                     x.last = head.eof;
                     x.keep = head.keep;
                     x.bulk = head.size() >= kSpliceMin;

@@ -37,6 +37,11 @@ public:
     void abort(const std::string& why = "aborted");
     std::uint64_t bytes_a_to_b() const { return dir_[0].bytes; }
     std::uint64_t bytes_b_to_a() const { return dir_[1].bytes; }
+    // The records' payload (their plaintext lengths, read from the headers the relay parses anyway):
+    // what the two ends' users sent, without record headers and tags (per-serve traffic). A record
+    // counts once its header is in.
+    std::uint64_t payload_a_to_b() const { return dir_[0].payload; }
+    std::uint64_t payload_b_to_a() const { return dir_[1].payload; }
 
 private:
     struct Dir {
@@ -52,6 +57,7 @@ private:
         Bytes prefix;          // frames of the route's that go out first
         Bytes held;            // bytes read into userspace that `to` has not taken yet
         std::uint64_t bytes = 0;
+        std::uint64_t payload = 0;  // plaintext lengths of the records whose header came in
         bool waited_write = false;
         std::array<std::uint8_t, 4> peek{};  // a record header (or one body byte) seen by the wait
         std::size_t peeked = 0;

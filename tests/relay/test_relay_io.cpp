@@ -155,7 +155,7 @@ TEST_CASE("the route's relay moves small and bulk records cut anywhere, its fram
     std::string error = "(running)";
     bool keep_a = false, keep_b = true;
     std::uint64_t ab = 0, ba = 0;
-    RecordRelay::start(ra, rb, pipes, tag_size(cipher), to_a, to_b, [&](const LinkEnd& e, std::uint64_t x, std::uint64_t y, bool ka, bool kb) {
+    auto relay = RecordRelay::start(ra, rb, pipes, tag_size(cipher), to_a, to_b, [&](const LinkEnd& e, std::uint64_t x, std::uint64_t y, bool ka, bool kb) {
         error = e.text();
         ab = x;
         ba = y;
@@ -189,6 +189,14 @@ TEST_CASE("the route's relay moves small and bulk records cut anywhere, its fram
     CHECK(keep_a);
     CHECK(!keep_b);
     CHECK(ab == wire_a.size());
+    // The payload (per-serve traffic) is what the two ends sealed, without headers and tags.
+    auto payload = [](const std::vector<Bytes>& v) {
+        std::uint64_t n = 0;
+        for (const auto& b : v) n += b.size();
+        return n;
+    };
+    CHECK(relay->payload_a_to_b() == payload(up));
+    CHECK(relay->payload_b_to_a() == payload(down));
     CHECK(ra->unread == next);  // the frame reader's, not relayed
     CHECK(ra->socket().is_open());
     CHECK(rb->socket().is_open());

@@ -1,5 +1,6 @@
 // tn-route's HTTP side: the [http] vhost listener (requests routed by Host to a serve's custom_domains,
-// the whole connection then relayed over one link) and the [dashboard] (page, /api/status, /metrics).
+// the whole connection then relayed over one link) and the [dashboard]'s requests (its pages are
+// route_pages.cpp's).
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -23,22 +24,6 @@ constexpr auto kHeadTimeout = std::chrono::seconds(5);
 constexpr std::size_t kReadChunk = 4096;
 constexpr auto kLinger = std::chrono::seconds(2);
 constexpr std::size_t kLingerBytes = 256 * 1024;
-
-long long secs(Clock::duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
-
-// Prometheus label values escape backslash, double quote and newline.
-std::string label(std::string_view v) {
-    std::string o;
-    for (char c : v) {
-        if (c == '\\' || c == '"') o += '\\';
-        if (c == '\n') {
-            o += "\\n";
-            continue;
-        }
-        o += c;
-    }
-    return o;
-}
 
 struct HeadState {
     explicit HeadState(asio::io_context& io) : timer(io) {}
@@ -229,85 +214,6 @@ void RouteServer::on_dashboard(StreamPtr s, const log::Context& lg, const std::s
     if (path == "/metrics")
         return http_reply(s, http::response(200, "text/plain; version=0.0.4; charset=utf-8", metrics(), {}, head), 200, false);
     http_reply(s, http::response(404, "text/plain; charset=utf-8", "not found: / /api/status /metrics\n", {}, head), 404, false);
-}
-
-std::string RouteServer::metrics() const {
-    std::ostringstream o;
-    auto now = Clock::now();
-    auto metric = [&](const char* name, const char* type, const char* help) {
-        o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
-    };
-    std::uint64_t live = 0;
-    for (const auto& [id, a] : active_) live += a.bytes();
-    metric("tn_route_uptime_seconds", "gauge", "Seconds since this tn-route started.");
-    o << "tn_route_uptime_seconds " << secs(now - started_) << "\n";
-    std::map<std::string, std::pair<std::size_t, std::size_t>> groups;  // group -> vnets, serves
-    for (const auto& g : cfg_.groups) groups[g.name];
-    for (const auto& [id, ss] : sessions_) ++groups[ss->group].first;
-    for (auto& [g, n] : groups) n.second = reg_.serves(g).size();
-    metric("tn_route_vnets", "gauge", "Connected vnets, by group.");
-    for (const auto& [g, n] : groups) o << "tn_route_vnets{group=\"" << label(g) << "\"} " << n.first << "\n";
-    metric("tn_route_serves", "gauge", "Registered serves, by group.");
-    for (const auto& [g, n] : groups) o << "tn_route_serves{group=\"" << label(g) << "\"} " << n.second << "\n";
-    metric("tn_route_links_active", "gauge", "Proxied connections relayed now.");
-    o << "tn_route_links_active " << active_.size() << "\n";
-    metric("tn_route_links_pending", "gauge", "Links waiting for the serving vnet.");
-    o << "tn_route_links_pending " << links_.pending_count() << "\n";
-    metric("tn_route_links_total", "counter", "Proxied connections bound since start.");
-    o << "tn_route_links_total " << links_total_ << "\n";
-    metric("tn_route_relayed_bytes_total", "counter", "Bytes relayed, both directions, since start (links between two vnets: records as they travel).");
-    o << "tn_route_relayed_bytes_total " << bytes_total_ + live << "\n";
-    metric("tn_route_remote_ports", "gauge", "remote_port listeners open.");
-    o << "tn_route_remote_ports " << remotes_.size() << "\n";
-    metric("tn_route_vhost_links_total", "counter", "HTTP vhost connections relayed to a serve since start.");
-    o << "tn_route_vhost_links_total " << vhost_links_ << "\n";
-    metric("tn_route_vhost_errors_total", "counter", "HTTP vhost requests the route answered itself, by status.");
-    for (int code : {400, 404, 408, 431, 502, 503, 504}) {
-        auto it = http_errors_.find(code);
-        o << "tn_route_vhost_errors_total{code=\"" << code << "\"} " << (it == http_errors_.end() ? 0 : it->second) << "\n";
-    }
-    metric("tn_route_tls_vhost_links_total", "counter", "HTTPS vhost connections relayed unopened to a serve since start.");
-    o << "tn_route_tls_vhost_links_total " << tls_links_ << "\n";
-    metric("tn_route_tls_vhost_refused_total", "counter", "HTTPS vhost clients refused with a TLS alert, by reason.");
-    for (const char* r : kTlsRefusals) {
-        auto it = tls_errors_.find(r);
-        o << "tn_route_tls_vhost_refused_total{reason=\"" << r << "\"} " << (it == tls_errors_.end() ? 0 : it->second) << "\n";
-    }
-    return o.str();
-}
-
-std::string RouteServer::dashboard_html() const {
-    using http::html_escape;
-    std::ostringstream o;
-    auto now = Clock::now();
-    std::uint64_t live = 0;
-    for (const auto& [id, a] : active_) live += a.bytes();
-    o << "<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">"
-         "<title>tn-route " << html_escape(cfg_.listen.str()) << "</title><style>"
-         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}"
-         "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#eee}</style></head><body>\n"
-      << "<h1>tn-route</h1>\n<p>listen " << html_escape(cfg_.listen.str()) << " &middot; "
-      << (cfg_.tls ? "TLS " + html_escape(fingerprint_) : std::string("plain TCP")) << " &middot; up " << secs(now - started_)
-      << " s</p>\n<table><tr><th>links active</th><th>pending</th><th>total</th><th>bytes relayed</th><th>vhost links</th></tr><tr><td>"
-      << active_.size() << "</td><td>" << links_.pending_count() << "</td><td>" << links_total_ << "</td><td>" << bytes_total_ + live
-      << "</td><td>" << vhost_links_ << "</td></tr></table>\n";
-    o << "<h2>vnets (" << sessions_.size() << ")</h2>\n<table><tr><th>id</th><th>name</th><th>group</th><th>from</th><th>up (s)</th></tr>\n";
-    for (const auto& [id, ss] : sessions_)
-        o << "<tr><td>" << id << "</td><td>" << html_escape(ss->name) << "</td><td>" << html_escape(ss->group) << "</td><td>"
-          << html_escape(ss->peer) << "</td><td>" << secs(now - ss->since) << "</td></tr>\n";
-    o << "</table>\n<h2>serves</h2>\n<table><tr><th>group</th><th>id</th><th>name</th><th>vnet</th><th>target</th>"
-         "<th>remote_port</th><th>custom domains</th><th>info</th></tr>\n";
-    for (const auto& g : reg_.groups())
-        for (const auto& r : reg_.serves(g)) {
-            std::string domains;
-            for (const auto& d : r.spec.domains) domains += (domains.empty() ? "" : " ") + d;
-            o << "<tr><td>" << html_escape(g) << "</td><td>" << r.spec.id << "</td><td>" << html_escape(r.spec.name) << "</td><td>"
-              << r.vnet_id << " " << html_escape(r.vnet_name) << "</td><td>" << html_escape(r.spec.ip) << ":" << r.spec.port
-              << "</td><td>" << (r.spec.remote_port ? std::to_string(r.spec.remote_port) : "") << "</td><td>"
-              << html_escape(domains) << "</td><td>" << html_escape(r.spec.info) << "</td></tr>\n";
-        }
-    o << "</table>\n<p><a href=\"/api/status\">/api/status</a> &middot; <a href=\"/metrics\">/metrics</a></p>\n</body></html>\n";
-    return o.str();
 }
 
 }  // namespace tn::route

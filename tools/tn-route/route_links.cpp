@@ -198,6 +198,7 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
         auto text = describe(why, group, id, source);
         if (auto held = pending_log_.allow(Clock::now()))
             lg.warn("link to serve ", id, " refused: ", text, *held ? " (" + std::to_string(*held) + " more not logged)" : "");
+        if (auto t = link_tag(group, r->vnet_id, id, 0)) traffic_.failed(t->group, t->serve_vnet, t->serve);
         return close_user(ErrorCode::limit, "limit: " + text, 503);
     }
     auto ss = sessions_.find(r->vnet_id);
@@ -315,6 +316,8 @@ void RouteServer::end_pending(Pairing::Ended e, const std::string& detail) {
     std::string why(describe(e.why));
     if (!detail.empty()) why += ": " + detail;
     log_.info("link ", e.link_id, " to serve ", e.pending.key.id, " failed: ", why);
+    const auto& k = e.pending.key;
+    if (auto t = link_tag(k.group, k.serve_vnet, k.id, 0)) traffic_.failed(t->group, t->serve_vnet, t->serve);
     if (p.via) p.via->close();
     auto kind = e.pending.key.kind;
     if (kind == UserKind::link) p.user->close();  // it has its LINK_OPENED: a close is the refusal now
@@ -359,8 +362,20 @@ void RouteServer::bind_link(std::uint64_t link_id, Pairing::Pending pp, StreamPt
     start_route_leg(link_id, std::move(pp), std::move(s), std::move(first), std::move(own));
 }
 
-void RouteServer::link_closed(std::uint64_t link_id, const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+std::optional<LinkTag> RouteServer::link_tag(const std::string& group, std::uint32_t serve_vnet, std::uint16_t id,
+                                             std::uint32_t user_vnet) const {
+    auto sv = sessions_.find(serve_vnet);
+    if (sv == sessions_.end()) return std::nullopt;
+    LinkTag t{group, sv->second->name, {}, id};
+    if (auto uv = sessions_.find(user_vnet); user_vnet && uv != sessions_.end()) t.user_vnet = uv->second->name;
+    return t;
+}
+
+void RouteServer::link_closed(std::uint64_t link_id, const LinkEnd& end, std::uint64_t ab, std::uint64_t ba, const LinkTag& tag,
+                              std::uint64_t in, std::uint64_t out) {
     bytes_total_ += ab + ba;
+    // An abort is the route's own doing (stopping, a session gone), not the link's error.
+    traffic_.closed(tag, in, out, !end.clean() && end.kind != LinkEnd::Kind::aborted);
     if (end.peer_fault()) log_.warn("link ", link_id, " closed: ", end.text());
     else log_.debug("link ", link_id, " closed", end.clean() ? "" : ": " + end.text());
     active_.erase(link_id);
@@ -375,19 +390,24 @@ void RouteServer::relay_vnet_pair(std::uint64_t link_id, const Pairing::Pending&
     ++links_total_;
     auto user = p.user;
     auto uv = p.user_vnet, sv = k.serve_vnet;
+    auto tag = link_tag(k.group, sv, k.id, uv).value_or(LinkTag{k.group, {}, {}, k.id});  // bind_link found the serving session
+    traffic_.opened(tag);
     auto ended = std::make_shared<bool>(false);  // it may end inside start(), before it is listed
+    auto self = std::make_shared<std::weak_ptr<RecordRelay>>();  // its payload counts; set once start() returns
     auto relay = RecordRelay::start(p.user, s, pipes_, tag_size(p.cipher), encode_frame(to_frame(LinkOpened{link_id})), std::move(first),
-                                    [this, link_id, user, s, uv, sv, ended](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba,
-                                                                             bool keep_user, bool keep_serve) {
+                                    [this, link_id, user, s, uv, sv, ended, tag, self](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba,
+                                                                                        bool keep_user, bool keep_serve) {
         *ended = true;
-        link_closed(link_id, end, ab, ba);
+        auto r = self->lock();
+        link_closed(link_id, end, ab, ba, tag, r ? r->payload_a_to_b() : 0, r ? r->payload_b_to_a() : 0);
         if (!end.clean()) return;
         if (keep_user && !stopped_) repark(user, uv, false);
         else user->close();
         if (keep_serve && !stopped_) repark(s, sv, true);
         else s->close();
     });
-    if (!*ended) active_[link_id] = Active{nullptr, relay, k.group, k.id};
+    *self = relay;
+    if (!*ended) active_[link_id] = Active{nullptr, relay, tag};
 }
 
 void RouteServer::start_route_leg(std::uint64_t link_id, Pairing::Pending pp, StreamPtr s, Bytes first,
@@ -402,7 +422,9 @@ void RouteServer::start_route_leg(std::uint64_t link_id, Pairing::Pending pp, St
         rec.resize(own->tx.seal(pp.data.prefix, rec.data()));
         first.insert(first.end(), rec.begin(), rec.end());
     }
-    async_write_bytes(s, std::move(first), [this, link_id, s, pp, own](error_code ec) {
+    auto tag = link_tag(pp.key.group, pp.key.serve_vnet, pp.key.id, 0).value_or(LinkTag{pp.key.group, {}, {}, pp.key.id});
+    std::uint64_t pre = pp.data.prefix.size();
+    async_write_bytes(s, std::move(first), [this, link_id, s, pp, own, tag, pre](error_code ec) {
         const auto& k = pp.key;
         const auto& p = pp.data;
         if (ec || stopped_) {
@@ -417,14 +439,15 @@ void RouteServer::start_route_leg(std::uint64_t link_id, Pairing::Pending pp, St
         if (s->carried++) ++links_reused_;
         auto sv = k.serve_vnet;
         auto self = std::make_shared<std::weak_ptr<Pump>>();  // set once start() returns
-        auto pump = Pump::start(p.user, s, [this, link_id, s, sv, self](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
-            link_closed(link_id, end, ab, ba);
+        traffic_.opened(tag);
+        auto pump = Pump::start(p.user, s, [this, link_id, s, sv, self, tag, pre](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+            link_closed(link_id, end, ab, ba, tag, pre + ab, ba);
             auto pm = self->lock();
             if (end.clean() && pm && pm->peer_kept() && s->socket().is_open() && !stopped_) return repark(s, sv, true);
             s->close();
         }, nullptr, std::make_unique<LinkSeal>(std::move(*own)), [this, sv]() { return can_repark(sv); });
         *self = pump;
-        active_[link_id] = Active{pump, nullptr, k.group, k.id};
+        active_[link_id] = Active{pump, nullptr, tag, pre};
     });
 }
 

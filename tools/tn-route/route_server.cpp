@@ -270,6 +270,7 @@ void RouteServer::start_session(StreamPtr s, const log::Context& lg, Nonce nonce
     ss->peer = ep.address().to_string() + ":" + std::to_string(ep.port());
     ss->ticket = random_ticket();
     sessions_[res.id] = ss;
+    traffic_.vnet_up({ss->group, ss->name});
     links_.vnet_up(res.id);
     std::weak_ptr<Session> weak = ss;
     ss->w->on_error = [this, weak](error_code ec) {
@@ -287,6 +288,7 @@ void RouteServer::drop_replaced(const relay::AddVnetResult& res, const log::Cont
     if (auto it = sessions_.find(*res.replaced); it != sessions_.end()) {
         auto old = it->second;
         sessions_.erase(it);
+        traffic_.vnet_down({old->group, old->name});
         old->closed = true;
         old->s->close();
         alog.info("vnet ", *res.replaced, " replaced by its reconnect");
@@ -335,6 +337,7 @@ void RouteServer::drop_session(const SessionPtr& ss, const std::string& why) {
     auto gone = links_.vnet_down(ss->vnet_id);
     for (const auto& l : gone.links) l->close();
     sessions_.erase(ss->vnet_id);
+    traffic_.vnet_down({ss->group, ss->name});
     auto freed = reg_.remove_vnet(ss->vnet_id);
     for (const auto& r : freed) serve_gone(r);
     for (auto& e : gone.ended) end_pending(std::move(e), {});

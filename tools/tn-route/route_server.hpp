@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <optional>
@@ -21,6 +22,7 @@
 #include "relay/setup_gate.hpp"
 #include "relay/sni.hpp"
 #include "route_config.hpp"
+#include "route_traffic.hpp"
 
 namespace tn::route {
 
@@ -153,19 +155,30 @@ private:
     void relay_vnet_pair(std::uint64_t link_id, const Pairing::Pending& pp, const relay::StreamPtr& s, relay::Bytes first);
     void start_route_leg(std::uint64_t link_id, Pairing::Pending pp, relay::StreamPtr s, relay::Bytes first,
                          std::shared_ptr<relay::LinkSeal> own);
-    // A paired link ended: counted, logged, no longer active.
-    void link_closed(std::uint64_t link_id, const relay::LinkEnd& end, std::uint64_t ab, std::uint64_t ba);
+    // A paired link ended: counted (`ab` and `ba` as they travelled, `in` and `out` the users' bytes
+    // for `tag`'s traffic), logged, no longer active.
+    void link_closed(std::uint64_t link_id, const relay::LinkEnd& end, std::uint64_t ab, std::uint64_t ba, const LinkTag& tag,
+                     std::uint64_t in, std::uint64_t out);
+    // The serving (and using) vnet's names for the book, or nullopt when the serving vnet is gone.
+    std::optional<LinkTag> link_tag(const std::string& group, std::uint32_t serve_vnet, std::uint16_t id, std::uint32_t user_vnet) const;
+    // The book with the open links' bytes so far: what status, the dashboard and /metrics report.
+    std::map<TrafficBook::Key, TrafficBook::Vnet> traffic_now() const;
+    void status_json(std::ostream& o) const;
     struct Active {
         std::shared_ptr<relay::Pump> pump;          // a leg the route ends itself, or a plain pair
         std::shared_ptr<relay::RecordRelay> relay;  // a sealed vnet<->vnet pair (reused after a clean end)
-        std::string group;
-        std::uint16_t id = 0;
+        LinkTag tag;
+        std::uint64_t pre_in = 0;  // a request head or ClientHello the route read and sent ahead of the pump
         std::uint64_t bytes() const {
             return pump ? pump->bytes_a_to_b() + pump->bytes_b_to_a() : relay->bytes_a_to_b() + relay->bytes_b_to_a();
         }
+        // The users' bytes (per-serve traffic): the pump counts plaintext, the relay its records' payload.
+        std::uint64_t in() const { return pre_in + (pump ? pump->bytes_a_to_b() : relay->payload_a_to_b()); }
+        std::uint64_t out() const { return pump ? pump->bytes_b_to_a() : relay->payload_b_to_a(); }
         void abort() const { pump ? pump->abort() : relay->abort(); }
     };
     std::map<std::uint64_t, Active> active_;
+    TrafficBook traffic_;  // per vnet and serve (status, /metrics)
     struct Remote {
         std::shared_ptr<relay::TcpAcceptLoop> loop;
         std::string group;

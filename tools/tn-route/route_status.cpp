@@ -13,56 +13,100 @@ namespace {
 long long secs(Clock::duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
 }  // namespace
 
-std::string RouteServer::status(bool json) const {
-    std::ostringstream o;
+namespace {
+// One traffic object (status --json, /api/status): the same five numbers for a vnet and a serve.
+void traffic_json(std::ostream& o, const Traffic& t) {
+    o << "{\"bytes_in\":" << t.bytes_in << ",\"bytes_out\":" << t.bytes_out << ",\"links\":" << t.links << ",\"open\":" << t.open
+      << ",\"errors\":" << t.errors << "}";
+}
+
+void traffic_text(std::ostream& o, const Traffic& t) {
+    o << "  in " << t.bytes_in << "  out " << t.bytes_out << "  links " << t.links << " (" << t.open << " open)  errors " << t.errors;
+}
+
+const Traffic& find_traffic(const std::map<TrafficBook::Key, TrafficBook::Vnet>& book, const std::string& group,
+                            const std::string& vnet, std::optional<std::uint16_t> serve) {
+    static const Traffic none{};
+    auto v = book.find({group, vnet});
+    if (v == book.end()) return none;
+    if (!serve) return v->second.total;
+    auto s = v->second.serves.find(*serve);
+    return s == v->second.serves.end() ? none : s->second;
+}
+}  // namespace
+
+std::map<TrafficBook::Key, TrafficBook::Vnet> RouteServer::traffic_now() const {
+    auto book = traffic_.all();
+    for (const auto& [id, a] : active_) TrafficBook::live(book, a.tag, a.in(), a.out());
+    // Every registered serve has its series from the start (zeros until its first link).
+    for (const auto& g : reg_.groups())
+        for (const auto& r : reg_.serves(g)) book[{g, r.vnet_name}].serves[r.spec.id];
+    return book;
+}
+
+void RouteServer::status_json(std::ostream& o) const {
     auto now = Clock::now();
     std::uint64_t live = 0;
     for (const auto& [id, a] : active_) live += a.bytes();
+    auto book = traffic_now();
+    // Names come from peers: json_quote_text keeps the document valid whatever bytes they hold.
+    o << "{\"listen\":" << json_quote(cfg_.listen.str()) << ",\"tls\":" << (cfg_.tls ? "true" : "false")
+      << ",\"fingerprint\":" << json_quote(fingerprint_) << ",\"http\":" << (http_at_ ? json_quote(http_at_->str()) : "null")
+      << ",\"https\":" << (tls_at_ ? json_quote(tls_at_->str()) : "null")
+      << ",\"dashboard\":" << (dash_at_ ? json_quote(dash_at_->str()) : "null") << ",\"uptime_s\":" << secs(now - started_) << ",\"vnets\":[";
+    bool first = true;
+    for (const auto& [id, ss] : sessions_) {
+        o << (first ? "" : ",") << "{\"id\":" << id << ",\"name\":" << json_quote_text(ss->name)
+          << ",\"group\":" << json_quote_text(ss->group) << ",\"peer\":" << json_quote(ss->peer)
+          << ",\"uptime_s\":" << secs(now - ss->since) << ",\"pooled_links\":" << links_.pool_size(ss->vnet_id)
+          << ",\"standby_links\":" << links_.standby_size(ss->vnet_id) << ",\"traffic\":";
+        traffic_json(o, find_traffic(book, ss->group, ss->name, std::nullopt));
+        o << ",\"serves\":[";
+        first = false;
+        bool f2 = true;
+        for (const auto& r : reg_.serves(ss->group)) {
+            if (r.vnet_id != id) continue;
+            o << (f2 ? "" : ",") << "{\"id\":" << r.spec.id << ",\"name\":" << json_quote_text(r.spec.name)
+              << ",\"type\":" << json_quote_text(r.spec.type) << ",\"ip\":" << json_quote_text(r.spec.ip)
+              << ",\"port\":" << r.spec.port << ",\"info\":" << json_quote_text(r.spec.info)
+              << ",\"remote_port\":" << r.spec.remote_port << ",\"unserve\":" << (r.spec.unserve ? "true" : "false")
+              << ",\"custom_domains\":[";
+            for (std::size_t i = 0; i < r.spec.domains.size(); ++i) o << (i ? "," : "") << json_quote_text(r.spec.domains[i]);
+            o << "],\"traffic\":";
+            traffic_json(o, find_traffic(book, ss->group, ss->name, r.spec.id));
+            o << "}";
+            f2 = false;
+        }
+        o << "]}";
+    }
+    // Every reason always present (0 until it happens), so scripts need no existence checks.
+    o << "],\"tls_vhost\":{\"links\":" << tls_links_ << ",\"refused\":{";
+    first = true;
+    for (const char* r : kTlsRefusals) {
+        auto it = tls_errors_.find(r);
+        o << (first ? "" : ",") << json_quote(r) << ":" << (it == tls_errors_.end() ? 0 : it->second);
+        first = false;
+    }
+    o << "}},\"links\":{\"active\":" << active_.size() << ",\"pending\":" << links_.pending_count() << ",\"total\":" << links_total_
+      << ",\"reused\":" << links_reused_ << ",\"vhost\":" << vhost_links_ << "},\"bytes\":" << (bytes_total_ + live) << ",\"remote_ports\":[";
+    first = true;
+    for (const auto& [port, r] : remotes_) {
+        o << (first ? "" : ",") << port;
+        first = false;
+    }
+    o << "]}\n";
+}
+
+std::string RouteServer::status(bool json) const {
+    std::ostringstream o;
     if (json) {
-        o << "{\"listen\":" << json_quote(cfg_.listen.str()) << ",\"tls\":" << (cfg_.tls ? "true" : "false")
-          << ",\"fingerprint\":" << json_quote(fingerprint_)
-          << ",\"http\":" << (http_at_ ? json_quote(http_at_->str()) : "null")
-          << ",\"https\":" << (tls_at_ ? json_quote(tls_at_->str()) : "null")
-          << ",\"dashboard\":" << (dash_at_ ? json_quote(dash_at_->str()) : "null") << ",\"uptime_s\":" << secs(now - started_) << ",\"vnets\":[";
-        bool first = true;
-        for (const auto& [id, ss] : sessions_) {
-            o << (first ? "" : ",") << "{\"id\":" << id << ",\"name\":" << json_quote(ss->name)
-              << ",\"group\":" << json_quote(ss->group) << ",\"peer\":" << json_quote(ss->peer)
-              << ",\"uptime_s\":" << secs(now - ss->since) << ",\"pooled_links\":" << links_.pool_size(ss->vnet_id)
-              << ",\"standby_links\":" << links_.standby_size(ss->vnet_id) << ",\"serves\":[";
-            first = false;
-            bool f2 = true;
-            for (const auto& r : reg_.serves(ss->group)) {
-                if (r.vnet_id != id) continue;
-                o << (f2 ? "" : ",") << "{\"id\":" << r.spec.id << ",\"name\":" << json_quote(r.spec.name)
-                  << ",\"type\":" << json_quote(r.spec.type) << ",\"ip\":" << json_quote(r.spec.ip)
-                  << ",\"port\":" << r.spec.port << ",\"info\":" << json_quote(r.spec.info)
-                  << ",\"remote_port\":" << r.spec.remote_port << ",\"unserve\":" << (r.spec.unserve ? "true" : "false")
-                  << ",\"custom_domains\":[";
-                for (std::size_t i = 0; i < r.spec.domains.size(); ++i) o << (i ? "," : "") << json_quote(r.spec.domains[i]);
-                o << "]}";
-                f2 = false;
-            }
-            o << "]}";
-        }
-        // Every reason always present (0 until it happens), so scripts need no existence checks.
-        o << "],\"tls_vhost\":{\"links\":" << tls_links_ << ",\"refused\":{";
-        first = true;
-        for (const char* r : kTlsRefusals) {
-            auto it = tls_errors_.find(r);
-            o << (first ? "" : ",") << json_quote(r) << ":" << (it == tls_errors_.end() ? 0 : it->second);
-            first = false;
-        }
-        o << "}},\"links\":{\"active\":" << active_.size() << ",\"pending\":" << links_.pending_count()
-          << ",\"total\":" << links_total_ << ",\"reused\":" << links_reused_ << ",\"vhost\":" << vhost_links_ << "},\"bytes\":" << (bytes_total_ + live) << ",\"remote_ports\":[";
-        first = true;
-        for (const auto& [port, r] : remotes_) {
-            o << (first ? "" : ",") << port;
-            first = false;
-        }
-        o << "]}\n";
+        status_json(o);
         return o.str();
     }
+    auto now = Clock::now();
+    std::uint64_t live = 0;
+    for (const auto& [id, a] : active_) live += a.bytes();
+    auto book = traffic_now();
     o << "listen " << cfg_.listen.str() << (cfg_.tls ? " tls " + fingerprint_ : " plain") << "  uptime "
       << secs(now - started_) << "s\n";
     if (http_at_) o << "http vhosts " << http_at_->str() << "\n";
@@ -75,16 +119,21 @@ std::string RouteServer::status(bool json) const {
     o << "links active " << active_.size() << "  pending " << links_.pending_count() << "  total " << links_total_ << "  reused " << links_reused_
       << "  bytes " << bytes_total_ + live << "\n";
     o << sessions_.size() << " vnets\n";
+    // Peers' names go to a terminal: control characters and bad UTF-8 become visible escapes.
     for (const auto& [id, ss] : sessions_) {
-        o << "vnet " << id << "  " << ss->name << "  group " << ss->group << "  from " << ss->peer << "  up "
-          << secs(now - ss->since) << "s\n";
+        o << "vnet " << id << "  " << escape_controls(ss->name) << "  group " << escape_controls(ss->group) << "  from " << ss->peer
+          << "  up " << secs(now - ss->since) << "s\n   ";
+        traffic_text(o, find_traffic(book, ss->group, ss->name, std::nullopt));
+        o << "\n";
         for (const auto& r : reg_.serves(ss->group)) {
             if (r.vnet_id != id) continue;
-            o << "  serve " << r.spec.id << "  " << r.spec.name << "  " << r.spec.type << " " << r.spec.ip << ":"
-              << r.spec.port;
+            o << "  serve " << r.spec.id << "  " << escape_controls(r.spec.name) << "  " << escape_controls(r.spec.type) << " "
+              << escape_controls(r.spec.ip) << ":" << r.spec.port;
             if (r.spec.remote_port) o << "  remote_port " << r.spec.remote_port;
-            for (const auto& d : r.spec.domains) o << "  " << d;
-            if (!r.spec.info.empty()) o << "  (" << r.spec.info << ")";
+            for (const auto& d : r.spec.domains) o << "  " << escape_controls(d);
+            if (!r.spec.info.empty()) o << "  (" << escape_controls(r.spec.info) << ")";
+            o << "\n     ";
+            traffic_text(o, find_traffic(book, ss->group, ss->name, r.spec.id));
             o << "\n";
         }
     }
