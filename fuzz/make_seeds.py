@@ -139,6 +139,20 @@ def cores():
         write("tun_cores", f"script{i}", bytes(rnd.randrange(256) for _ in range(64 + 200 * i)))
 
 
+def udp_frames():
+    """UDP link streams (PROTOCOL.relay.md §11): byte 0 picks the feed size, then u16 length + payload
+    frames: a DNS-sized pair, an empty datagram, the largest one, and one announcing too much."""
+    import struct as st
+
+    def frames(*ds):
+        return b"".join(st.pack(">H", len(d)) + d for d in ds)
+    write("udp_frames", "dns_pair", b"\x06" + frames(bytes(range(29)), bytes(range(45))))
+    write("udp_frames", "empty", b"\x00" + frames(b"", b"x", b""))
+    write("udp_frames", "largest", b"\xff" + frames(b"\xab" * 65507))
+    write("udp_frames", "oversized", b"\x01" + frames(b"ok") + b"\xff\xe4" + b"z" * 10)
+    write("udp_frames", "cut", b"\x02" + frames(b"abc")[:-1])
+
+
 if __name__ == "__main__":
     http_heads()
     client_hellos()
@@ -147,3 +161,4 @@ if __name__ == "__main__":
     tun_vectors()
     offload()
     cores()
+    udp_frames()

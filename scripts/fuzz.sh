@@ -37,7 +37,7 @@ targets=("$@")
 if ((${#targets[@]} == 0)); then
     mapfile -t targets < <(find fuzz -maxdepth 1 -name 'fuzz_*.cpp' -printf '%f\n' | sed 's/^fuzz_//; s/\.cpp$//' | sort)
 fi
-declare -A extra=([tun_cores]=-max_len=8192 [tun_offload]=-max_len=9100 [persist_wire]=-max_len=8192)
+declare -A extra=([udp_frames]=-max_len=140000 [tun_cores]=-max_len=8192 [tun_offload]=-max_len=9100 [persist_wire]=-max_len=8192)
 # Long runs share the machine: at load 20 a niced target once sat 12 s inside ASan's allocator on an
 # input that takes a millisecond alone, and the smoke run's 10 s unit timeout called that a hang.
 # A real hang still ends the run, a minute later.

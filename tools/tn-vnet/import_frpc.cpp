@@ -21,7 +21,7 @@ using import::kNotInTn;
 // What tn does not do (yet) with an frp proxy type, or "" when it carries it.
 std::string type_gap(const std::string& type) {
     if (type == "tcp" || type == "http" || type == "https") return "";
-    if (type == "udp") return "tn-vnet carries TCP only so far";
+    if (type == "udp") return "the route has no UDP remote_port yet (a type = \"udp\" serve reached through a tn-vnet use works)";
     return "frp's " + type + " proxies have no tn counterpart";
 }
 

@@ -49,6 +49,7 @@ void add_quick_flags(CLI::App* sub, tn::vnet::QuickArgs& q) {
     sub->add_option("--group", q.group, "Group (default: default)");
     sub->add_option("--name", q.name, "Vnet name (default: serve-ID or use-ID)");
     sub->add_option("--ip", q.ip, "Local address (default: 127.0.0.1)");
+    sub->add_option("--type", q.type, "tcp (default) or udp; a use's must match its serve's")->check(CLI::IsMember({"tcp", "udp"}));
 }
 
 }  // namespace

@@ -40,6 +40,8 @@ VnetConfig quick_config(const QuickArgs& a) {
         s.id = static_cast<std::uint16_t>(a.id);
         s.ip = a.ip;
         s.port = static_cast<std::uint16_t>(a.port);
+        s.type = a.type;
+        if (a.type == "udp" && (a.remote_port != 0 || !a.domains.empty())) usage("--remote-port and --domain: a udp serve has neither");
         if (a.remote_port < 0 || a.remote_port > 65535) usage("--remote-port: 1-65535");
         s.remote_port = static_cast<std::uint16_t>(a.remote_port);
         if (a.domains.size() > relay::kMaxDomains) usage("--domain: at most " + std::to_string(relay::kMaxDomains));
@@ -58,6 +60,7 @@ VnetConfig quick_config(const QuickArgs& a) {
         u.id = static_cast<std::uint16_t>(a.id);
         u.ip = a.ip;
         u.port = static_cast<std::uint16_t>(a.port);
+        u.type = a.type;
         c.uses.push_back(std::move(u));
     }
     c.source = std::string("tn-vnet ") + verb;

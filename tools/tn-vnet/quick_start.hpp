@@ -14,6 +14,7 @@ struct QuickArgs {
     std::string route, token_file, fingerprint, group = "default", name, ip = "127.0.0.1";
     int id = 0;  // serve: 0 = let the route assign one; use: 1-999, required
     int port = 0;
+    std::string type = "tcp";  // or "udp"
     int remote_port = 0;  // serve only
     std::vector<std::string> domains;  // serve only
 };

@@ -101,8 +101,10 @@ void VnetAgent::stop() {
     drop_pools();
     if (ctl_acceptor_) ctl_acceptor_->close(ec);
     if (ctl_) ctl_->close();
-    for (auto& u : uses_)
+    for (auto& u : uses_) {
         if (u.listener) u.listener->close(ec);
+        if (u.udp) u.udp->stop();
+    }
     io_.stop();
 }
 
@@ -331,14 +333,14 @@ void VnetAgent::on_frame(Frame f) {
             auto m = from_frame<ServeUp>(f);
             available_[m.entry.spec.id] = m.entry;
             for (auto& u : uses_)
-                if (u.cfg.active && u.cfg.id == m.entry.spec.id && !u.listener) attach(u);
+                if (u.cfg.active && u.cfg.id == m.entry.spec.id && !u.listening()) attach(u);
             return;
         }
         case MsgType::serve_down: {
             auto id = from_frame<ServeDown>(f).id;
             available_.erase(id);
             for (auto& u : uses_)
-                if (u.cfg.id == id && u.listener) detach(u, UseState::standby);
+                if (u.cfg.id == id && u.listening()) detach(u, UseState::standby);
             return;
         }
         case MsgType::link_request: {

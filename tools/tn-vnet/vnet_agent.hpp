@@ -19,6 +19,7 @@
 #include "relay/io_pump.hpp"
 #include "relay/registry.hpp"
 #include "vnet_config.hpp"
+#include "vnet_udp.hpp"
 
 namespace tn::vnet {
 
@@ -53,6 +54,7 @@ struct LocalServe {
 struct LocalUse {
     UseCfg cfg;
     std::shared_ptr<tcp::acceptor> listener;
+    std::shared_ptr<UdpUse> udp;  // type = "udp": its socket and flows, instead of `listener`
     UseState state = UseState::inactive;
     std::string detail;  // error: why it cannot listen
     std::uint16_t bound_port = 0;
@@ -62,6 +64,7 @@ struct LocalUse {
         detail = std::move(why);
     }
     std::string state_text() const { return describe(state, detail); }
+    bool listening() const { return listener || udp; }
 };
 
 // What a ctl command returns: an exit code and the text (or JSON) to print.
@@ -106,6 +109,14 @@ private:
     // Binds a local connection of a use to link `s` (challenge read) with LINK_OPEN, its first bytes
     // right behind it; the route's answer (LINK_OPENED or ERROR) comes before any byte of the peer.
     void use_link(relay::StreamPtr lp, relay::StreamPtr s, std::uint16_t id, std::string use_name);
+    // LINK_OPEN for serve `id` on link `s` (its proof, and with tls = true the link key we drew,
+    // boxed for the route), and the use side's seal for that key.
+    std::pair<relay::Bytes, std::unique_ptr<relay::LinkSeal>> link_open_frame(const relay::StreamPtr& s, std::uint16_t id);
+    // UDP uses and serves (vnet_udp_agent.cpp): the use's socket; a new flow's link (LINK_OPEN, then
+    // LINK_OPENED awaited before its first datagram goes); the serving end's connected socket.
+    bool attach_udp(LocalUse& u, std::uint16_t port);
+    void open_udp_flow(const std::string& use_name, std::uint64_t flow);
+    void udp_flow_link(relay::StreamPtr s, const std::string& use_name, std::uint64_t flow);
     // Connects serve `id`'s local service and answers LINK_REQUEST `link_id`, on a new link, or on
     // `via` when the request came down a standby link.
     void serve_link(std::uint64_t link_id, std::uint16_t id, bool early, relay::StreamPtr via = nullptr);
@@ -117,6 +128,8 @@ private:
     void serve_link_up(std::shared_ptr<ServeJoin> j);
     void serve_link_bind(std::shared_ptr<ServeJoin> j, relay::StreamPtr s);
     void serve_link_start(std::shared_ptr<ServeJoin> j);
+    void connect_serve_udp(std::shared_ptr<ServeJoin> j, const std::string& ip, std::uint16_t port);
+    void start_udp_serve(std::shared_ptr<ServeJoin> j);
     // Answers LINK_REQUEST `link_id` with LINK_FAIL: to the route, or down `via` (then closed).
     void fail_link(std::uint64_t link_id, relay::StreamPtr via, const std::string& why);
     // The pools of pre-opened links (vnet_pool.cpp): parked ones for uses, standby ones for serves.

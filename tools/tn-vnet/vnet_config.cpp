@@ -82,16 +82,19 @@ std::vector<std::string> load_custom_domains(const config::Table& t, const std::
     return out;
 }
 
+// A serve's or use's type: what its links carry (TCP streams, or UDP datagrams framed).
+std::string load_type(const config::Table& t, const std::string& v) {
+    if (v != "tcp" && v != "udp") t.error("type", "type must be \"tcp\" or \"udp\", not '" + v + "'");
+    return v;
+}
+
 // One [[serve]]; `names` holds the serve and use names seen so far (a name is defined once).
 ServeCfg load_serve(const config::Table& t, std::set<std::string>& names) {
     t.allow_only({"name", "id", "type", "ip", "port", "info", "active", "remote_port", "custom_domains"});
     ServeCfg s;
     if (auto v = t.require_string("name")) s.name = *v;
     if (auto v = t.integer("id", 0, 999)) s.id = static_cast<std::uint16_t>(*v);
-    if (auto v = t.string("type")) {
-        s.type = *v;
-        if (s.type != "tcp") t.error("type", "only type = \"tcp\" is supported (tn-vnet carries TCP only)");
-    }
+    if (auto v = t.string("type")) s.type = load_type(t, *v);
     if (auto v = t.string("ip")) s.ip = *v;
     if (auto v = t.integer("port", 1, 65535)) s.port = static_cast<std::uint16_t>(*v);
     else if (!t.has("port")) t.error("port", "missing key 'port'");
@@ -99,6 +102,8 @@ ServeCfg load_serve(const config::Table& t, std::set<std::string>& names) {
     if (auto v = t.boolean("active")) s.active = *v;
     if (auto v = t.integer("remote_port", 1, 65535)) s.remote_port = static_cast<std::uint16_t>(*v);
     if (auto v = t.strings("custom_domains")) s.custom_domains = load_custom_domains(t, *v);
+    if (s.type == "udp" && s.remote_port) t.error("remote_port", "a udp serve has no remote_port (the route relays TCP there)");
+    if (s.type == "udp" && !s.custom_domains.empty()) t.error("custom_domains", "a udp serve has no custom_domains (HTTP vhosts are TCP)");
     if (s.name.size() > 64) t.error("name", "name must be at most 64 bytes");
     if (!s.name.empty() && !names.insert("serve:" + s.name).second) t.error("name", "serve '" + s.name + "' is defined twice");
     return s;
@@ -106,7 +111,7 @@ ServeCfg load_serve(const config::Table& t, std::set<std::string>& names) {
 
 // One [[use]]; unnamed, it is "useID".
 UseCfg load_use(const config::Table& t, std::set<std::string>& names) {
-    t.allow_only({"name", "id", "ip", "port", "active"});
+    t.allow_only({"name", "id", "ip", "port", "active", "type", "udp_idle_timeout", "udp_max_flows"});
     UseCfg u;
     if (auto v = t.string("name")) u.name = *v;
     if (auto v = t.integer("id", 1, 999)) u.id = static_cast<std::uint16_t>(*v);
@@ -114,6 +119,11 @@ UseCfg load_use(const config::Table& t, std::set<std::string>& names) {
     if (auto v = t.string("ip")) u.ip = *v;
     if (auto v = t.integer("port", 1, 65535)) u.port = static_cast<std::uint16_t>(*v);
     if (auto v = t.boolean("active")) u.active = *v;
+    if (auto v = t.string("type")) u.type = load_type(t, *v);
+    if (auto v = t.integer("udp_idle_timeout", 1, 86400)) u.udp_idle_timeout = static_cast<std::uint32_t>(*v);
+    if (auto v = t.integer("udp_max_flows", 1, 65536)) u.udp_max_flows = static_cast<std::size_t>(*v);
+    if (u.type != "udp" && (t.has("udp_idle_timeout") || t.has("udp_max_flows")))
+        t.error(t.has("udp_idle_timeout") ? "udp_idle_timeout" : "udp_max_flows", "only a use with type = \"udp\" has flows");
     if (u.name.empty()) u.name = "use" + std::to_string(u.id);
     if (!names.insert("use:" + u.name).second) t.error("name", "use '" + u.name + "' is defined twice");
     return u;

@@ -32,6 +32,12 @@ struct UseCfg {
     std::string ip = "127.0.0.1";
     std::uint16_t port = 0;  // 0: the serve's own port
     bool active = true;
+    std::string type = "tcp";  // must match the serve's: "tcp" or "udp"
+    // type = "udp": a flow (one source address) ends after this long without a datagram either way
+    // (frp's and conntrack's 60 s); at most this many flows at once, datagrams from new sources
+    // beyond it are dropped and counted.
+    std::uint32_t udp_idle_timeout = 60;
+    std::size_t udp_max_flows = 256;
 };
 
 struct VnetConfig {

@@ -51,7 +51,17 @@ std::string use_json(const LocalUse& u) {
     std::ostringstream o;
     o << "{\"name\":" << json_quote_text(u.cfg.name) << ",\"id\":" << u.cfg.id << ",\"ip\":" << json_quote_text(u.cfg.ip)
       << ",\"port\":" << (u.bound_port ? u.bound_port : u.cfg.port) << ",\"active\":" << (u.cfg.active ? "true" : "false")
-      << ",\"state\":" << json_quote_text(u.state_text()) << ",\"links\":" << u.open_links << "}";
+      << ",\"state\":" << json_quote_text(u.state_text()) << ",\"links\":" << u.open_links << ",\"type\":" << json_quote_text(u.cfg.type);
+    if (u.cfg.type == "udp") {
+        // The flows now and since attach; `dropped`: datagrams from new sources refused at the cap,
+        // `queue_dropped`: datagrams of open flows dropped while their link was full or opening.
+        const auto* t = u.udp ? &u.udp->table() : nullptr;
+        o << ",\"udp\":{\"flows\":" << (t ? t->open() : 0) << ",\"flows_total\":" << (t ? t->opened_total() : 0)
+          << ",\"expired\":" << (t ? t->expired_total() : 0) << ",\"dropped\":" << (t ? t->dropped() : 0)
+          << ",\"queue_dropped\":" << (u.udp ? u.udp->dropped_queue() : 0) << ",\"max_flows\":" << u.cfg.udp_max_flows
+          << ",\"idle_timeout\":" << u.cfg.udp_idle_timeout << "}";
+    }
+    o << "}";
     return o.str();
 }
 }  // namespace
@@ -288,7 +298,7 @@ void VnetAgent::ctl_use(const CtlCall& c) {
     if (!u) return c.reply(Reply{65, "no use '" + name + "'\n"});
     if (op == "open") {
         u->cfg.active = true;
-        if (!u->listener) attach(*u);
+        if (!u->listening()) attach(*u);
         return c.ok("use '" + name + "' " + u->state_text());
     }
     if (op == "close" || op == "delete") {

@@ -6,6 +6,7 @@
 #include "relay/seal.hpp"
 #include "relay/io_accept.hpp"
 #include "vnet_agent.hpp"
+#include "vnet_serve_join.hpp"
 
 #include <sys/socket.h>
 
@@ -20,11 +21,6 @@ namespace {
 std::uint64_t now_ms() {
     return static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count());
-}
-// A parked link holds nothing to read (its CHALLENGE was read): readable means closed or broken.
-bool link_alive(Stream& s) {
-    std::uint8_t b;
-    return s.unread.empty() && ::recv(s.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 bool is_loopback(const std::string& ip) {
     relay::error_code ec;
@@ -66,6 +62,12 @@ void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side s
     async_read_frame(s, verdict);
 }
 }  // namespace
+
+// A parked link holds nothing to read (its CHALLENGE was read): readable means closed or broken.
+bool link_alive(Stream& s) {
+    std::uint8_t b;
+    return s.unread.empty() && ::recv(s.socket().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
 
 std::function<bool()> VnetAgent::keep_fn(bool standby) {
     return [this, standby, gen = pools_.generation()]() { return will_keep(standby, gen); };
@@ -122,6 +124,21 @@ void VnetAgent::attach(LocalUse& u) {
         return;
     }
     std::uint16_t port = u.cfg.port ? u.cfg.port : it->second.spec.port;
+    // A TCP use of a UDP serve (or the other way) would carry bytes the other end reads as something
+    // else: refused here, with what to change.
+    auto serve_type = it->second.spec.type.empty() ? std::string("tcp") : it->second.spec.type;
+    if (serve_type != u.cfg.type) {
+        u.set(UseState::error, "serve " + std::to_string(u.cfg.id) + " (" + it->second.spec.name + ") is type " + serve_type +
+                                   ", this use is type " + u.cfg.type + ": set type = \"" + serve_type + "\" on the use");
+        use_log(u.cfg.name).error(u.state_text());
+        return;
+    }
+    if (u.cfg.type == "udp") {
+        if (!attach_udp(u, port)) return;
+        use_log(u.cfg.name).info("attached: udp ", u.cfg.ip, ":", port, " -> serve ", u.cfg.id, " (", it->second.spec.name,
+                                 " on vnet ", it->second.vnet_id, ")");
+        return refill_pools();
+    }
     auto acc = std::make_shared<tcp::acceptor>(io_);
     relay::error_code ec;
     auto addr = asio::ip::make_address(u.cfg.ip, ec);
@@ -147,10 +164,12 @@ void VnetAgent::attach(LocalUse& u) {
 }
 
 void VnetAgent::detach(LocalUse& u, UseState state) {
-    if (u.listener) {
+    if (u.listening()) {
         relay::error_code ec;
-        u.listener->close(ec);
+        if (u.listener) u.listener->close(ec);
+        if (u.udp) u.udp->stop();
         u.listener.reset();
+        u.udp.reset();
         use_log(u.cfg.name).info(describe(state, {}), ": serve ", u.cfg.id, " is not available");
     }
     u.set(state);
@@ -158,7 +177,7 @@ void VnetAgent::detach(LocalUse& u, UseState state) {
 
 void VnetAgent::attach_uses() {
     for (auto& u : uses_)
-        if (u.cfg.active && !u.listener) attach(u);
+        if (u.cfg.active && !u.listening()) attach(u);
 }
 
 void VnetAgent::accept_use(std::shared_ptr<tcp::acceptor> acc, std::string use_name) {
@@ -202,7 +221,7 @@ void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_n
     });
 }
 
-void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::string use_name) {
+std::pair<Bytes, std::unique_ptr<LinkSeal>> VnetAgent::link_open_frame(const StreamPtr& s, std::uint16_t id) {
     // We draw the link key (tls = true) and box it for the route, which boxes it on for the serving
     // vnet: so our records can follow LINK_OPEN at once, without waiting for the route's answer.
     // With tls = false the records go in clear.
@@ -216,7 +235,11 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
     }
     auto seal = std::make_unique<LinkSeal>(cfg_.tls ? kLinkCipher : Cipher::none, key, Side::use);
     relay::wipe(key);
-    auto first = encode_frame(to_frame(m));
+    return {encode_frame(to_frame(m)), std::move(seal)};
+}
+
+void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::string use_name) {
+    auto [first, seal] = link_open_frame(s, id);
     // What the client sent already (most protocols speak first) goes out in the same write: one
     // segment, and one wake-up of the route, for both. Nothing there yet is the usual EAGAIN.
     std::array<std::uint8_t, 16384> early;
@@ -277,23 +300,6 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
     async_write_bytes(s, std::move(first), sent);
 }
 
-// One serve link in the making: the local connect and the link's binding run on their own; the pump
-// starts when both are done (serve_link_start), and either one failing ends the other.
-struct VnetAgent::ServeJoin {
-    ServeJoin(std::uint64_t link, std::uint16_t serve_id, bool early_bind, StreamPtr standby, log::Context log, asio::io_context& io)
-        : link_id(link), id(serve_id), early(early_bind), via(std::move(standby)), sl(std::move(log)),
-          local(std::make_shared<tcp::socket>(io)) {}
-    std::uint64_t link_id;
-    std::uint16_t id;
-    bool early;
-    StreamPtr via;  // the standby link the request came down, if so
-    log::Context sl;
-    std::shared_ptr<tcp::socket> local;
-    bool connected = false, failed = false, bound = false;
-    StreamPtr link;
-    std::unique_ptr<LinkSeal> seal;
-};
-
 void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, StreamPtr via) {
     auto* sv = serve_by_id(id);
     if (!sv) {
@@ -306,10 +312,12 @@ void VnetAgent::serve_link(std::uint64_t link_id, std::uint16_t id, bool early, 
     // done, and a local service that refuses closes the link instead (the using side's connection
     // ends: reset, when sealed). Without it the connect comes first and a refusal is a LINK_FAIL.
     auto j = std::make_shared<ServeJoin>(link_id, id, early, via, serve_log(sv->cfg.name), io_);
+    if (sv->cfg.type == "udp") j->dgram = std::make_shared<udp::socket>(io_);
     // With `early` the link is taken first: a local connect that is over inside connect_nearby
     // (loopback) then finds it, and a refusal closes it.
     if (early) serve_link_up(j);
     if (j->failed) return;  // refused already (LINK_OK came with the request): nothing to connect for
+    if (j->dgram) return connect_serve_udp(j, sv->cfg.ip, sv->cfg.port);
     connect_serve_local(j, sv->cfg.ip, sv->cfg.port);
 }
 
@@ -376,6 +384,7 @@ void VnetAgent::serve_link_bind(std::shared_ptr<ServeJoin> j, StreamPtr s) {
             j->failed = true;
             s->close();
             relay::error_code ec;
+            if (j->dgram) j->dgram->close(ec);
             return j->local->close(ec);
         }
         j->seal = std::move(seal);
@@ -386,6 +395,7 @@ void VnetAgent::serve_link_bind(std::shared_ptr<ServeJoin> j, StreamPtr s) {
 
 void VnetAgent::serve_link_start(std::shared_ptr<ServeJoin> j) {
     if (!j->connected || !j->bound) return;
+    if (j->dgram) return start_udp_serve(j);
     auto lp = std::make_shared<Stream>(std::move(*j->local));
     ++links_total_;
     if (auto* sv = serve_by_id(j->id)) {

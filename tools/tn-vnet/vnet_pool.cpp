@@ -11,7 +11,7 @@ using namespace relay;
 void VnetAgent::refill_pools() {
     if (!connected_ || stopped_) return;
     bool any_use = false, any_serve = false;
-    for (const auto& u : uses_) any_use = any_use || u.listener != nullptr;
+    for (const auto& u : uses_) any_use = any_use || u.listening();
     for (const auto& s : serves_) any_serve = any_serve || s.registered;
     for (auto n = pools_.to_open(PoolKind::parked, any_use); n > 0; --n) open_pooled(false);
     for (auto n = pools_.to_open(PoolKind::standby, any_serve); n > 0; --n) open_pooled(true);

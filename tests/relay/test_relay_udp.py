@@ -1,0 +1,251 @@
+"""UDP serves and uses (type = "udp") end to end on loopback: a real route, two real vnets, real UDP
+services. Datagrams stay datagrams; DNS through a use; a flood of sources over udp_max_flows is
+dropped and counted while an open flow goes on; idle flows expire; a TCP/UDP mismatch is refused."""
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from relay_env import Relay, wait_for, VNET  # noqa: E402
+import harness  # noqa: E402
+
+
+class UdpEcho:
+    """A UDP service on loopback: echoes each datagram; with `answer`, replies answer(data) instead."""
+
+    def __init__(self, answer=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer or (lambda d: d)
+        self.sources = set()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            try:
+                data, src = self.sock.recvfrom(65535)
+            except OSError:
+                return
+            self.sources.add(src)
+            reply = self.answer(data)
+            if reply is not None:
+                self.sock.sendto(reply, src)
+
+    def close(self):
+        self.sock.close()
+
+
+def dns_answer(query):
+    """A DNS responder for one name: svc.example.test A 192.0.2.7 (RFC 1035 wire format, by hand)."""
+    qid, flags, qd = struct.unpack(">HHH", query[:6])
+    at, labels = 12, []
+    while query[at]:
+        labels.append(query[at + 1:at + 1 + query[at]].decode())
+        at += 1 + query[at]
+    question = query[12:at + 5]
+    name = ".".join(labels).lower()
+    found = name == "svc.example.test"
+    head = struct.pack(">HHHHHH", qid, 0x8180 if found else 0x8183, 1, 1 if found else 0, 0, 0)
+    answer = struct.pack(">HHHIH", 0xC00C, 1, 1, 60, 4) + bytes([192, 0, 2, 7]) if found else b""
+    return head + question + answer
+
+
+def dns_query(name, qid=0x4242):
+    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    return q + b"\0" + struct.pack(">HH", 1, 1)
+
+
+@pytest.fixture
+def relay():
+    r = Relay()
+    yield r
+    print(r.all_logs())
+    r.close()
+
+
+def start_pair(relay, service_port, use_extra=None, serve_type="udp", use_type="udp"):
+    """A route, vnet 'home' serving id 701 (service_port), vnet 'office' using it on a free UDP port."""
+    relay.start_route()
+    use_port = harness.free_port()  # a free TCP port; UDP on loopback is as free in practice, checked by attach
+    relay.start_vnet("home", serves=[{"name": "svc", "id": 701, "type": serve_type, "port": service_port}])
+    use = {"name": "svc", "id": 701, "type": use_type, "port": use_port}
+    use.update(use_extra or {})
+    relay.start_vnet("office", uses=[use])
+    relay.wait_connected("home")
+    relay.wait_connected("office")
+    return use_port
+
+
+def udp_client(timeout=20):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.settimeout(timeout)
+    return s
+
+
+def use_udp(relay):
+    return relay.ctl_json("office", "show", "use")[0]["udp"]
+
+
+def test_udp_echo_keeps_datagrams_whole_and_apart(relay):
+    echo = UdpEcho()
+    try:
+        port = start_pair(relay, echo.port)
+        relay.wait_use("office", "svc")
+        c = udp_client()
+        sizes = [1, 0, 1400, 9000, 65507]
+        sent = [bytes((i * 7 + n) % 256 for i in range(n)) for n in sizes]
+        # All go out before any is read: each must come back as one datagram of its own size.
+        for d in sent:
+            c.sendto(d, ("127.0.0.1", port))
+        got = [c.recvfrom(65535)[0] for _ in sent]
+        assert sorted(got) == sorted(sent)
+        assert [len(g) for g in got] == sizes  # one flow, one link: in order too
+        u = use_udp(relay)
+        assert u["flows"] == 1 and u["flows_total"] == 1 and u["dropped"] == 0
+        # The serve's side: one link, one connected socket, so the service saw one source.
+        assert len(echo.sources) == 1
+        c.close()
+    finally:
+        echo.close()
+
+
+def test_dns_query_through_a_use(relay):
+    dns = UdpEcho(answer=dns_answer)
+    try:
+        port = start_pair(relay, dns.port)
+        relay.wait_use("office", "svc")
+        c = udp_client()
+        c.sendto(dns_query("svc.example.test"), ("127.0.0.1", port))
+        reply = c.recvfrom(65535)[0]
+        assert reply[:2] == b"\x42\x42" and reply[-4:] == bytes([192, 0, 2, 7])
+        c.close()
+        if shutil.which("dig"):
+            r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "svc.example.test", "A", "+short", "+tries=5"],
+                               capture_output=True, text=True, timeout=120)
+            assert r.stdout.strip() == "192.0.2.7", r.stdout + r.stderr
+            r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "nope.example.test", "A", "+tries=5"],
+                               capture_output=True, text=True, timeout=120)
+            assert "status: NXDOMAIN" in r.stdout, r.stdout + r.stderr
+    finally:
+        dns.close()
+
+
+def test_a_flood_of_sources_is_capped_counted_and_does_not_stop_an_open_flow(relay):
+    echo = UdpEcho()
+    try:
+        port = start_pair(relay, echo.port, {"udp_max_flows": 8})
+        relay.wait_use("office", "svc")
+        keeper = udp_client()
+        keeper.sendto(b"before", ("127.0.0.1", port))
+        assert keeper.recvfrom(100)[0] == b"before"
+        flood = []
+        for i in range(300):  # 300 source ports, one datagram each
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.1", 0))
+            s.sendto(b"flood %d" % i, ("127.0.0.1", port))
+            flood.append(s)
+        # 7 of them fit beside the keeper; the other 293 are dropped and counted.
+        wait_for(lambda: use_udp(relay)["dropped"] == 293, 30, "293 datagrams dropped at the flow cap")
+        u = use_udp(relay)
+        assert u["flows"] == 8 and u["flows_total"] == 8
+        for i in range(20):
+            keeper.sendto(b"after %d" % i, ("127.0.0.1", port))
+            assert keeper.recvfrom(100)[0] == b"after %d" % i
+        # The flood's first datagram is counted even when the packet is a new source's only one.
+        assert use_udp(relay)["dropped"] == 293
+        for s in flood:
+            s.close()
+        keeper.close()
+        assert relay.procs["office"].poll() is None and relay.procs["home"].poll() is None
+    finally:
+        echo.close()
+
+
+def test_idle_flows_expire_and_their_links_close(relay):
+    echo = UdpEcho()
+    try:
+        port = start_pair(relay, echo.port, {"udp_idle_timeout": 1})
+        relay.wait_use("office", "svc")
+        c = udp_client()
+        c.sendto(b"one", ("127.0.0.1", port))
+        assert c.recvfrom(100)[0] == b"one"
+        wait_for(lambda: use_udp(relay)["expired"] == 1, 30, "the idle flow expired")
+        assert use_udp(relay)["flows"] == 0
+        # Its link closed at both ends: the serving vnet's socket for it too.
+        wait_for(lambda: relay.ctl_json("home", "show", "serve")[0]["links"] == 0, 30, "the serve's link closed")
+        wait_for(lambda: relay.ctl_json("office", "show", "use")[0]["links"] == 0, 30, "the use's link closed")
+        # The same source again: a new flow, and it works.
+        c.sendto(b"two", ("127.0.0.1", port))
+        assert c.recvfrom(100)[0] == b"two"
+        assert use_udp(relay)["flows_total"] == 2
+        c.close()
+    finally:
+        echo.close()
+
+
+def test_a_udp_use_of_a_tcp_serve_is_refused_with_what_to_change(relay):
+    echo = UdpEcho()
+    try:
+        start_pair(relay, echo.port, serve_type="tcp")
+        def refused():
+            for x in relay.ctl_json("office", "show", "use"):
+                if "is type tcp" in x["state"]:
+                    return x
+            return None
+        u = wait_for(refused, 15, "the use refused")
+        assert "this use is type udp" in u["state"] and 'set type = "tcp"' in u["state"]
+        assert "is type tcp, this use is type udp" in relay.log("office")
+    finally:
+        echo.close()
+
+
+@pytest.mark.parametrize("table,line,message", [
+    ('[[serve]]\nname = "a"\nport = 53\ntype = "quic"\n', 'type', 'type must be "tcp" or "udp"'),
+    ('[[serve]]\nname = "a"\nport = 53\ntype = "udp"\nremote_port = 6053\n', 'remote_port', "a udp serve has no remote_port"),
+    ('[[use]]\nid = 5\nport = 53\nudp_max_flows = 10\n', 'udp_max_flows', 'only a use with type = "udp" has flows'),
+    ('[[use]]\nid = 5\nport = 53\ntype = "udp"\nudp_max_flows = 0\n', 'udp_max_flows', ""),
+])
+def test_udp_config_errors(tmp_path, table, line, message):
+    cfg = tmp_path / "v.toml"
+    cfg.write_text('[route]\naddress = "127.0.0.1:1"\ntoken = "x"\ntls = false\n\n' + table)
+    r = subprocess.run([VNET, "--check-config", "-c", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 78, r.stderr
+    assert message in r.stderr
+    assert f"{cfg}:" in r.stderr
+
+
+def test_quick_start_serve_and_use_with_type_udp(relay):
+    """`tn-vnet serve|use --type udp` without a file, as `frpc udp` would be run."""
+    echo = UdpEcho()
+    try:
+        relay.start_route()
+        token = os.path.join(relay.dir, "token")
+        with open(token, "w") as f:
+            f.write("test-token-0123456789\n")
+        os.chmod(token, 0o600)
+        common = ["--route", f"127.0.0.1:{relay.port}", "--token-file", token, "--fingerprint", relay.fingerprint,
+                  "--group", "g", "--id", "760", "--type", "udp"]
+        port = harness.free_port()
+        relay.spawn("serve-760", [VNET, "serve", *common, "--port", str(echo.port)])
+        relay.spawn("use-760", [VNET, "use", *common, "--port", str(port)])
+        relay.wait_use("use-760", "use-760")
+        c = udp_client()
+        c.sendto(b"quick", ("127.0.0.1", port))
+        assert c.recvfrom(100)[0] == b"quick"
+        c.close()
+        r = subprocess.run([VNET, "serve", *common, "--port", "53", "--remote-port", "6053"], capture_output=True, text=True,
+                           env=relay.env(), timeout=30)
+        assert r.returncode == 64 and "a udp serve has neither" in r.stderr
+    finally:
+        echo.close()
