@@ -185,6 +185,8 @@ def test_idle_flows_expire_and_their_links_close(relay):
         # Its link closed at both ends: the serving vnet's socket for it too.
         wait_for(lambda: relay.ctl_json("home", "show", "serve")[0]["links"] == 0, 30, "the serve's link closed")
         wait_for(lambda: relay.ctl_json("office", "show", "use")[0]["links"] == 0, 30, "the use's link closed")
+        # Both ends sent their EOF record: a clean end at the route, not a link cut short.
+        assert "closed: truncated" not in relay.log("route") and "protocol error" not in relay.log("route")
         # The same source again: a new flow, and it works.
         c.sendto(b"two", ("127.0.0.1", port))
         assert c.recvfrom(100)[0] == b"two"
@@ -247,5 +249,28 @@ def test_quick_start_serve_and_use_with_type_udp(relay):
         r = subprocess.run([VNET, "serve", *common, "--port", "53", "--remote-port", "6053"], capture_output=True, text=True,
                            env=relay.env(), timeout=30)
         assert r.returncode == 64 and "a udp serve has neither" in r.stderr
+    finally:
+        echo.close()
+
+
+def test_reload_applies_a_changed_flow_limit(relay):
+    """ctl reload with a new udp_max_flows reopens the use with it (and its flows start over)."""
+    echo = UdpEcho()
+    try:
+        port = start_pair(relay, echo.port, {"udp_max_flows": 4})
+        relay.wait_use("office", "svc")
+        assert use_udp(relay)["max_flows"] == 4
+        path = os.path.join(relay.dir, "office.toml")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("udp_max_flows = 4", "udp_max_flows = 9"))
+        relay.ctl("office", "reload")
+        wait_for(lambda: use_udp(relay)["max_flows"] == 9 and relay.ctl_json("office", "show", "use")[0]["state"] == "attached",
+                 15, "the use reopened with the new limit")
+        c = udp_client()
+        c.sendto(b"again", ("127.0.0.1", port))
+        assert c.recvfrom(100)[0] == b"again"
+        c.close()
     finally:
         echo.close()

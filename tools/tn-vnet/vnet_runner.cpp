@@ -78,7 +78,8 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
     for (auto it = uses_.begin(); it != uses_.end();) {
         if (it->cfg.name.rfind("unserve-", 0) == 0) { ++it; continue; }
         auto n = std::find_if(next.uses.begin(), next.uses.end(), [&](auto& u) { return u.name == it->cfg.name; });
-        if (n == next.uses.end() || n->id != it->cfg.id || n->ip != it->cfg.ip || n->port != it->cfg.port || n->active != it->cfg.active) {
+        if (n == next.uses.end() || n->id != it->cfg.id || n->ip != it->cfg.ip || n->port != it->cfg.port || n->active != it->cfg.active ||
+            n->type != it->cfg.type || n->udp_idle_timeout != it->cfg.udp_idle_timeout || n->udp_max_flows != it->cfg.udp_max_flows) {
             changes.push_back("use -" + it->cfg.name);
             detach(*it, UseState::inactive);
             it = uses_.erase(it);
