@@ -16,27 +16,28 @@ class TnExec:
 
     def __init__(self, host, options=(), exe=None):
         self.host = host
-        # A 1 MiB buffer: a get's answer is one line of 1.4 MB per MiB, read in a few calls, not hundreds.
+        # A 1 MiB buffer: a megabyte of output or of a get comes in a few reads, not hundreds.
         self.proc = subprocess.Popen([exe or os.environ.get("TN_EXEC", "tn-exec"), "serve", "--stdio", *options],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=1 << 20)
         self.next_id = 0
 
     def call(self, op, data=None, **fields):
         """Sends one request; returns (result, stdout bytes, stderr bytes) once its result arrives.
-        `data` (bytes) is sent base64-encoded as the "data" field."""
+        `data` (bytes) goes as raw bytes after the request line ("data_bytes"); a result with
+        "data_bytes" (a get asked with raw=True) has its raw bytes after its line, put in "data_raw"."""
         self.next_id += 1
         rid = str(self.next_id)
-        line = json.dumps({"id": rid, "op": op, "host": self.host, **fields}).encode()
-        if data is None:
-            self.proc.stdin.write(line + b"\n")
-        else:  # base64 needs no JSON escaping; written in pieces, a large payload is not copied again
-            self.proc.stdin.write(line[:-1] + b', "data": "')
-            self.proc.stdin.write(base64.b64encode(data))
-            self.proc.stdin.write(b'"}\n')
+        if data is not None:
+            fields["data_bytes"] = len(data)
+        self.proc.stdin.write(json.dumps({"id": rid, "op": op, "host": self.host, **fields}).encode() + b"\n")
+        if data is not None:  # no base64 and no JSON for the payload: written as it is
+            self.proc.stdin.write(data)
         self.proc.stdin.flush()
         out, err = b"", b""
         for line in self.proc.stdout:
             msg = json.loads(line)
+            if "data_bytes" in msg:  # read it off even if not ours: the next line starts after it
+                msg["data_raw"] = self.proc.stdout.read(msg["data_bytes"])
             if msg.get("id") != rid:
                 continue
             if msg.get("event") == "stdout":
@@ -58,10 +59,10 @@ class TnExec:
             raise OSError(res["exit"], res.get("error"))
 
     def read_file(self, path):                        # paramiko: sftp.open(path).read()
-        res, _, _ = self.call("get", path=path)
+        res, _, _ = self.call("get", path=path, raw=True)
         if res["exit"] != 0:
             raise OSError(res["exit"], res.get("error"))
-        return base64.b64decode(res["data"])
+        return res["data_raw"]
 
     def close(self, timeout=None):
         self.proc.stdin.close()

@@ -80,3 +80,44 @@ def test_megabyte_put_and_get_through_grown_pipes(env):
     finally:
         p.stdin.close()
         assert p.wait(timeout=60) == 0
+
+
+def serve_bytes(env, data):
+    r = subprocess.run([env.exe, "serve", "--stdio", *env.base], input=data, capture_output=True, timeout=120,
+                       env=env.client.env())
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_raw_put_and_get_carry_bytes_after_their_lines(env):
+    """"data_bytes": the put's bytes follow its line as they are (no base64); a get with "raw" answers
+    with "data_bytes" and the bytes after its result line. Bytes that look like requests stay data, and
+    a request that fails still has its announced bytes taken off the stream."""
+    data = os.urandom(1 << 20) + b'\n{"id":"x","op":"rm","host":"h","path":"mb.bin"}\n'
+    code, out, err = serve_bytes(env, b"".join([
+        req(id="1", op="put", host=env.target, path="mb.bin", data_bytes=len(data)).encode(), data,
+        req(id="2", op="get", host=env.target, path="mb.bin", raw=True).encode(),
+        req(id="3", op="get", host=env.target, path="nope", raw=True).encode(),
+        req(id="4", op="stat", host=env.target, path="mb.bin", data_bytes=5).encode(), b"12345",
+        req(id="5", op="put", host=env.target, path="mb.bin", data="YQ==", data_bytes=1).encode(), b"\n",
+        req(id="6", op="get", host=env.target, path="mb.bin").encode(),
+    ]))
+    assert code == 0, err
+    first, rest = out.split(b"\n", 1)
+    assert json.loads(first) == {"id": "1", "exit": 0, "bytes": len(data)}
+    with open(env.remote("mb.bin"), "rb") as f:
+        assert f.read() == data
+    head, rest = rest.split(b"\n", 1)
+    assert json.loads(head) == {"id": "2", "exit": 0, "data_bytes": len(data)}
+    assert rest[:len(data)] == data
+    results = [json.loads(x) for x in rest[len(data):].splitlines()]
+    assert [(m["id"], m["exit"]) for m in results] == [("3", 1), ("4", 64), ("5", 64), ("6", 0)], results
+    assert "data_bytes" in results[1]["error"] and base64.b64decode(results[3]["data"]) == data
+
+
+def test_input_ending_inside_raw_data_writes_nothing(env):
+    code, out, err = serve_bytes(env, req(id="1", op="put", host=env.target, path="cut.bin", data_bytes=100).encode()
+                                 + b"only 20 bytes here..")
+    assert code == 0, err
+    res = json.loads(out)
+    assert (res["id"], res["exit"]) == ("1", 65) and "80 bytes short" in res["error"], res
+    assert not [n for n in os.listdir(env.remote("")) if "cut.bin" in n]

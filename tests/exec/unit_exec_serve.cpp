@@ -1,6 +1,7 @@
 // Unit tests for serve --stdio's protocol layer: line splitting with the length cap, request
 // parsing (id kept for the answer, fields checked by type) and strict base64.
 #include <catch2/catch.hpp>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,50 @@ TEST_CASE("LineSplitter cuts lines across chunks and drops an overlong one to it
     s.finish(on_line);
     CHECK(lines == std::vector<std::string>{"ab", "cde", "last"});
     CHECK(too_long == 1);
+}
+
+TEST_CASE("LineSplitter hands over raw data announced by a line, across chunks, then lines again") {
+    LineSplitter s(64);
+    std::vector<std::string> lines, data;
+    std::vector<bool> skipped;
+    std::function<void(const std::string&)> on_line = [&](const std::string& l) {
+        lines.push_back(l);
+        if (l == "put5") s.take_raw(5, 100, [&](std::string&& d, bool skip) { data.push_back(d), skipped.push_back(skip); });
+        if (l == "put0") s.take_raw(0, 100, [&](std::string&& d, bool skip) { data.push_back(d), skipped.push_back(skip); });
+        if (l == "big") s.take_raw(7, 3, [&](std::string&& d, bool skip) { data.push_back(d), skipped.push_back(skip); });
+    };
+    auto too_long = [] {};
+    s.feed("put5\na\nb", on_line, too_long);
+    s.feed("\ncnext\nput0\nbig\n0123", on_line, too_long);
+    s.feed("456after\nput5\nab", on_line, too_long);
+    s.finish(on_line);
+    CHECK(lines == std::vector<std::string>{"put5", "next", "put0", "big", "after", "put5"});
+    CHECK(data == std::vector<std::string>{"a\nb\nc", "", ""});  // the skipped 7 are not kept
+    CHECK(skipped == std::vector<bool>{false, false, true});
+    CHECK(s.raw_missing() == 3);  // the last put5 got 2 of its 5 bytes
+}
+
+TEST_CASE("parse_request takes data_bytes first, for put only, instead of data") {
+    ServeRequest r;
+    parse_request(R"({"id":"1","op":"put","host":"h","path":"p","data_bytes":1048576})", r);
+    CHECK(r.data_bytes == std::optional<std::uint64_t>(1048576));
+    CHECK(r.data.empty());
+    ServeRequest g;
+    parse_request(R"({"op":"get","host":"h","path":"p","raw":true})", g);
+    CHECK(g.raw);
+    // Refused, but the count is kept: serve still takes the announced bytes off the stream.
+    for (auto* line : {R"({"op":"get","host":"h","path":"p","data_bytes":3})", R"({"op":"nope","data_bytes":3})",
+                       R"({"op":"put","host":"h","path":"p","data":"YQ==","data_bytes":3})"}) {
+        ServeRequest x;
+        CHECK_THROWS_AS(parse_request(line, x), ParseError);
+        CHECK(x.data_bytes == std::optional<std::uint64_t>(3));
+    }
+    for (auto* line : {R"({"op":"put","host":"h","data_bytes":-1})", R"({"op":"put","host":"h","data_bytes":"1e3"})",
+                       R"({"op":"put","host":"h","data_bytes":1234567890123456})"}) {
+        ServeRequest x;
+        CHECK_THROWS_AS(parse_request(line, x), ParseError);
+        CHECK_FALSE(x.data_bytes);
+    }
 }
 
 TEST_CASE("parse_request keeps the id and checks fields") {

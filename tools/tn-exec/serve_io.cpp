@@ -26,6 +26,7 @@ namespace tn::exec {
 namespace {
 
 constexpr std::size_t max_get = 64 * 1024 * 1024;  // a get answers in one line: bound it
+constexpr std::uint64_t max_put_bytes = 64 * 1024 * 1024;  // a put's raw data is held in memory: bound it
 
 UniqueFd memfd(const std::string& data) {
     UniqueFd fd(::memfd_create("tn-exec-serve", MFD_CLOEXEC));
@@ -43,8 +44,11 @@ struct Conn {
 class Server {
 public:
     Server(const SshOptions& ssh) : ssh_(ssh) {}
-    void handle(const std::string& line);
+    // One request line; a put with "data_bytes" is answered once `lines` has taken its raw data.
+    void handle(const std::string& line, LineSplitter& lines);
     void reject(const std::string& error) { emit("{\"id\":null,\"exit\":65,\"error\":" + json_quote(error) + "}"); }
+    // The input ended inside a put's raw data: that put is answered as bad data.
+    void cut_short(std::uint64_t missing);
 
 private:
     void emit(std::string obj) {
@@ -53,10 +57,14 @@ private:
     }
     Conn& conn(const std::string& host);
     std::string dispatch(const ServeRequest& rq, int& code);
+    // Runs a parsed request (unless `error` says it failed already) and writes its result.
+    void answer(const ServeRequest& rq, int code, std::string error);
     std::string entries_json(const std::vector<ssh::RemoteEntry>& es);
 
     const SshOptions& ssh_;
     std::map<std::string, Conn> conns_;
+    std::string raw_out_;     // a "raw" get's bytes, written after its result line
+    std::string pending_id_;  // the put whose raw data is still coming in
 };
 
 Conn& Server::conn(const std::string& host) {
@@ -135,6 +143,10 @@ std::string Server::dispatch(const ServeRequest& rq, int& code) {
     }
     if (op == "get") {
         // A missing file is 1 and a forbidden one 77, as for every file op.
+        if (rq.raw) {
+            raw_out_ = xfer.get_data(path, max_get);
+            return ",\"data_bytes\":" + std::to_string(raw_out_.size());
+        }
         std::string data = b64_encode(xfer.get_data(path, max_get));
         std::string extra;
         extra.reserve(data.size() + 16);
@@ -153,17 +165,12 @@ std::string Server::dispatch(const ServeRequest& rq, int& code) {
     return ",\"size\":" + std::to_string(s.blocks * s.block_size) + ",\"avail\":" + std::to_string(s.blocks_avail * s.block_size);
 }
 
-void Server::handle(const std::string& line) {
+void Server::handle(const std::string& line, LineSplitter& lines) {
     ServeRequest rq;
     int code = 0;
-    std::string extra, error;
+    std::string error;
     try {
         parse_request(line, rq);
-        extra = dispatch(rq, code);
-    } catch (const ssh::FsError& e) {
-        code = to_int(e.code()), error = e.what();
-    } catch (const PasswordError& e) {
-        code = to_int(e.code()), error = e.what();
     } catch (const ParseError& e) {
         code = to_int(ExitCode::usage), error = e.what();
     } catch (const Error& e) {
@@ -171,7 +178,42 @@ void Server::handle(const std::string& line) {
     } catch (const std::exception& e) {
         code = to_int(ExitCode::usage), error = std::string("bad request: ") + e.what();
     }
-    if (!error.empty()) error = ",\"error\":" + json_quote_text(error);
+    if (!rq.data_bytes) return answer(rq, code, std::move(error));
+    // The raw data first, even for a request that failed: the next line starts after it.
+    pending_id_ = rq.id;
+    lines.take_raw(*rq.data_bytes, max_put_bytes, [this, rq = std::move(rq), code, error](std::string&& data, bool skipped) mutable {
+        pending_id_.clear();
+        rq.data = std::move(data);
+        if (skipped && error.empty())
+            code = to_int(ExitCode::data), error = "put: data_bytes over " + std::to_string(max_put_bytes >> 20) + " MiB; skipped";
+        answer(rq, code, std::move(error));
+    });
+}
+
+void Server::cut_short(std::uint64_t missing) {
+    emit("{\"id\":" + pending_id_ + ",\"exit\":65,\"error\":" +
+         json_quote("put: input ended " + std::to_string(missing) + " bytes short of data_bytes; nothing written") + "}");
+}
+
+void Server::answer(const ServeRequest& rq, int code, std::string error) {
+    std::string extra;
+    raw_out_.clear();
+    if (error.empty()) {
+        try {
+            extra = dispatch(rq, code);
+        } catch (const ssh::FsError& e) {
+            code = to_int(e.code()), error = e.what();
+        } catch (const PasswordError& e) {
+            code = to_int(e.code()), error = e.what();
+        } catch (const ParseError& e) {
+            code = to_int(ExitCode::usage), error = e.what();
+        } catch (const Error& e) {
+            code = e.code() == ExitCode::data ? to_int(ExitCode::data) : 255, error = e.what();
+        } catch (const std::exception& e) {
+            code = to_int(ExitCode::usage), error = std::string("bad request: ") + e.what();
+        }
+    }
+    if (!error.empty()) error = ",\"error\":" + json_quote_text(error), raw_out_.clear();
     std::string obj;
     obj.reserve(extra.size() + error.size() + rq.id.size() + 32);  // one copy of a get's data, not four
     obj += "{\"id\":";
@@ -182,6 +224,7 @@ void Server::handle(const std::string& line) {
     obj += error;
     obj += '}';
     emit(std::move(obj));
+    if (!raw_out_.empty() && !write_all(STDOUT_FILENO, raw_out_)) throw Error(ExitCode::io, "serve: cannot write standard output");
 }
 
 }  // namespace
@@ -198,7 +241,7 @@ int serve_main(const SshOptions& ssh, const log::Logger& log) {
     for (int fd : {STDIN_FILENO, STDOUT_FILENO}) ::fcntl(fd, F_SETPIPE_SZ, 1 << 20);
     Server server(ssh);
     LineSplitter lines(serve_max_line);
-    auto on_line = [&](const std::string& line) { server.handle(line); };
+    auto on_line = [&](const std::string& line) { server.handle(line, lines); };
     auto on_too_long = [&] {
         log.warn("serve: skipped a request line longer than ", serve_max_line, " bytes");
         server.reject("request line longer than " + std::to_string(serve_max_line) + " bytes; skipped");
@@ -212,6 +255,7 @@ int serve_main(const SshOptions& ssh, const log::Logger& log) {
         lines.feed(std::string_view(buf, static_cast<std::size_t>(n)), on_line, on_too_long);
     }
     lines.finish(on_line);
+    if (lines.raw_missing() > 0) server.cut_short(lines.raw_missing());
     return 0;
 }
 

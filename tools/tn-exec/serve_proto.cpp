@@ -3,6 +3,7 @@
 
 #include <boost/property_tree/json_parser.hpp>
 #include <boost/property_tree/ptree.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <set>
@@ -15,10 +16,32 @@ namespace pt = boost::property_tree;
 
 namespace tn::exec {
 
+void LineSplitter::take_raw(std::uint64_t n, std::uint64_t keep, DataFn on_data) {
+    raw_skip_ = n > keep;
+    raw_.clear();
+    if (n == 0) return on_data(std::string(), false);
+    if (!raw_skip_) raw_.reserve(static_cast<std::size_t>(n));  // one allocation, not a doubling series
+    raw_left_ = n;
+    on_raw_ = std::move(on_data);
+}
+
 void LineSplitter::feed(std::string_view chunk, const std::function<void(const std::string&)>& on_line,
                         const std::function<void()>& on_too_long) {
     // Whole runs up to each newline at a time: a 1 MiB put is one line of 1.4 MB.
     while (!chunk.empty()) {
+        if (raw_left_ > 0) {  // a put's raw data, announced by the line before
+            auto n = static_cast<std::size_t>(std::min<std::uint64_t>(raw_left_, chunk.size()));
+            if (!raw_skip_) raw_.append(chunk.data(), n);
+            raw_left_ -= n;
+            chunk.remove_prefix(n);
+            if (raw_left_ == 0) {
+                auto done = std::move(on_raw_);
+                on_raw_ = nullptr;
+                done(std::move(raw_), raw_skip_);
+                raw_.clear();
+            }
+            continue;
+        }
         auto nl = chunk.find('\n');
         auto part = chunk.substr(0, nl);
         if (!skipping_) {
@@ -95,6 +118,11 @@ void parse_request(const std::string& line, ServeRequest& out) {
         throw Error(ExitCode::data, std::string("request is not a JSON object: ") + e.message());
     }
     if (auto id = text(rq, "id")) out.id = json_quote(*id);
+    if (auto n = text(rq, "data_bytes")) {
+        if (n->empty() || n->size() > 15 || n->find_first_not_of("0123456789") != std::string::npos)
+            throw ParseError("\"data_bytes\" must be a count of bytes");
+        out.data_bytes = std::strtoull(n->c_str(), nullptr, 10);
+    }
     out.op = text(rq, "op").value_or("");
     if (!ops.count(out.op)) throw ParseError("unknown op '" + out.op + "'");
     out.host = text(rq, "host").value_or("");
@@ -118,10 +146,13 @@ void parse_request(const std::string& line, ServeRequest& out) {
             out.sudo = *u;
         }
     }
-    if (out.op == "put") {  // by reference: a 1 MiB put is 1.4 MB of base64, not to be copied again
+    if (out.data_bytes && (out.op != "put" || rq.get_child_optional("data")))
+        throw ParseError("\"data_bytes\" is for put, instead of \"data\"");
+    if (out.op == "put" && !out.data_bytes) {  // by reference: a 1 MiB put is 1.4 MB of base64, not to be copied again
         const std::string* d = text_ref(rq, "data");
         out.data = b64_decode(d ? std::string_view(*d) : std::string_view());
     }
+    out.raw = flag(rq, "raw");
     out.recursive = flag(rq, "recursive");
     out.parents = flag(rq, "parents");
     out.to = text(rq, "to").value_or("");

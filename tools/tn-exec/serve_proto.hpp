@@ -20,10 +20,22 @@ public:
     // At end of input: the last line when it had no newline.
     void finish(const std::function<void(const std::string&)>& on_line);
 
+    // Called from on_line for a line that announces `n` bytes of raw data (a put's "data_bytes"): the
+    // next n bytes of the stream are that data, not lines. on_data gets them whole, or, when n is over
+    // `keep`, skipped (nothing kept: memory stays bounded) with an empty string and `skipped` set.
+    using DataFn = std::function<void(std::string&& data, bool skipped)>;
+    void take_raw(std::uint64_t n, std::uint64_t keep, DataFn on_data);
+    // The input ended inside raw data: the bytes still missing (0 when none).
+    std::uint64_t raw_missing() const { return raw_left_; }
+
 private:
     std::size_t max_;
     std::string line_;
     bool skipping_ = false;
+    std::uint64_t raw_left_ = 0;
+    bool raw_skip_ = false;
+    std::string raw_;
+    DataFn on_raw_;
 };
 
 struct ServeRequest {
@@ -33,13 +45,16 @@ struct ServeRequest {
     std::optional<double> timeout;           // run, seconds > 0
     std::optional<std::string> stdin_data;   // run, decoded
     std::optional<std::string> sudo;         // run through sudo: "sudo":true (""), or "sudo_user":"USER"
-    std::string data;                        // put, decoded
+    std::string data;                        // put, decoded (or the raw bytes after the line)
+    std::optional<std::uint64_t> data_bytes;  // put: the data follows the line as that many raw bytes
+    bool raw = false;                        // get: the data follows the result line as raw bytes
     bool recursive = false, parents = false;  // ls/rm, mkdir
     std::string to;                          // mv
     std::uint32_t mode = 0;                  // chmod
 };
 
-// Parses one line into `out`, id first (so an answer to a bad request still carries it). Throws
+// Parses one line into `out`, id and data_bytes first (so an answer to a bad request still carries its
+// id, and the raw bytes it announced are still taken off the stream). Throws
 // tn::Error(65) for what is not a JSON object or not base64, ParseError (64) for an unknown op or a
 // missing or ill-typed field.
 void parse_request(const std::string& line, ServeRequest& out);
