@@ -272,7 +272,7 @@ void RecordRelay::push(int d) {
             }
             if (done_) {
                 auto cb = std::move(done_);
-                cb(LinkEnd{}, dir_[0].bytes, dir_[1].bytes, dir_[0].keep, dir_[1].keep);
+                cb(LinkEnd{}, *this, dir_[0].keep, dir_[1].keep);
             }
         }
     }
@@ -286,7 +286,7 @@ void RecordRelay::finish(const LinkEnd& end) {
     for (auto& x : dir_) x.pipe = {};  // a pipe with bytes in it is not pooled: the next user would get them
     if (done_) {
         auto cb = std::move(done_);
-        cb(end, dir_[0].bytes, dir_[1].bytes, false, false);
+        cb(end, *this, false, false);
     }
 }
 

@@ -23,7 +23,9 @@ public:
     // Called once. A clean `end`: both EOF records passed and both links are left open and idle (no
     // wait pending on them); `keep_a`/`keep_b` say whose vnet keeps its link (its EOF record said so),
     // the caller parks those again and closes the others. Otherwise both links are closed already.
-    using Done = std::function<void(const LinkEnd& end, std::uint64_t a_to_b, std::uint64_t b_to_a, bool keep_a, bool keep_b)>;
+    // `relay` is the relay itself, for its counters (it may end inside start(), before the caller
+    // holds it).
+    using Done = std::function<void(const LinkEnd& end, const RecordRelay& relay, bool keep_a, bool keep_b)>;
 
     // `a` is the using vnet's link, `b` the serving vnet's. `prefix_to_a` (the route's LINK_OPENED)
     // goes to `a` right before the first bytes from `b`, so the using vnet wakes once for both;

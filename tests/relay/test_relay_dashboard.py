@@ -84,11 +84,25 @@ def exchange(port, data):
         return out
 
 
+def held_open(port, n, counted):
+    """Sends n bytes to 127.0.0.1:port and waits, the connection still open, until counted() is true
+    (the route counts an open link's bytes as they pass); then half-closes and returns the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"z" * n)
+        wait_for(counted, what=f"{n} bytes counted on an open link")
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while b := s.recv(65536):
+            out += b
+        return out
+
+
 def start_world(relay, webs, group="g"):
     """A route with a dashboard and HTTP and HTTPS vhosts; vnet `home` serves a digest server (700, and
     by SNI as 703: the route relays TLS unopened, so any TCP server does), web A with a custom domain
-    (701) and web B (702); vnet `office` uses 700. Returns (dashboard, vhost, TLS vhost, use) ports."""
-    dport, hport, tport = harness.free_port(), harness.free_port(), harness.free_port()
+    (701) and web B (702), and the digest server on a remote_port (704); vnet `office` uses 700.
+    Returns (dashboard, vhost, TLS vhost, use, remote) ports."""
+    dport, hport, tport, rport = harness.free_port(), harness.free_port(), harness.free_port(), harness.free_port()
     relay.route_extra = (f'\n[http]\nlisten = "127.0.0.1:{hport}"\nlisten_tls = "127.0.0.1:{tport}"\n'
                          f'[dashboard]\nlisten = "127.0.0.1:{dport}"\nuser = "{USER}"\npassword = "{PASSWORD}"\n')
     relay.start_route()
@@ -99,14 +113,16 @@ def start_world(relay, webs, group="g"):
         {"name": "digest", "id": 700, "port": digest.port},
         {"name": "web", "id": 701, "port": a.port, "custom_domains": ["a.example.test"]},
         {"name": "down", "id": 702, "port": b.port, "custom_domains": ["b.example.test"]},
-        {"name": "tls", "id": 703, "port": digest.port, "custom_domains": ["s.example.test"]}])
+        {"name": "tls", "id": 703, "port": digest.port, "custom_domains": ["s.example.test"]},
+        {"name": "public", "id": 704, "port": digest.port, "remote_port": rport}])
     use_port = harness.free_port()
     relay.start_vnet("office", group=group, uses=[{"name": "digest", "id": 700, "port": use_port}])
     relay.wait_serve("home", "web")
     relay.wait_serve("home", "down")
     relay.wait_serve("home", "tls")
+    relay.wait_serve("home", "public")
     relay.wait_use("office", "digest")
-    return dport, hport, tport, use_port
+    return dport, hport, tport, use_port, rport
 
 
 @pytest.fixture
@@ -122,10 +138,18 @@ def webs():
 def test_per_serve_counters_match_the_bytes_sent(webs, tls):
     relay = Relay(tls=tls)
     try:
-        dport, hport, tport, use_port = start_world(relay, webs)
-        # Through the serve/use pair: 3 connections of known sizes; each gets the 64-byte hex digest.
-        sizes = [1, 100000, 1 << 20]
-        for n in sizes:
+        dport, hport, tport, use_port, rport = start_world(relay, webs)
+
+        def serve_now(sid):
+            return by_name(relay.status())["home"][1][sid]
+        # Open links count as their bytes pass: through the pair and through the remote_port.
+        zs = {n: hashlib.sha256(b"z" * n).hexdigest().encode() for n in (3000, 7000)}
+        for sid, port, n in ((700, use_port, 3000), (704, rport, 7000)):
+            want = {"bytes_in": n, "bytes_out": 0, "links": 1, "open": 1, "errors": 0}
+            assert held_open(port, n, lambda: serve_now(sid) == want) == zs[n]
+        # Through the serve/use pair: 3 more connections of known sizes; each gets the 64-byte hex digest.
+        sizes = [3000, 1, 100000, 1 << 20]
+        for n in sizes[1:]:
             data = os.urandom(n)
             assert exchange(use_port, data) == hashlib.sha256(data).hexdigest().encode()
         # Through the vhost: two requests on one connection; the route counts what the client sent
@@ -145,15 +169,16 @@ def test_per_serve_counters_match_the_bytes_sent(webs, tls):
         st = relay.status()
         home, office = by_name(st)["home"], by_name(st)["office"]
         use_in, use_out = sum(sizes), 64 * len(sizes)
-        assert home[1][700] == {"bytes_in": use_in, "bytes_out": use_out, "links": 3, "open": 0, "errors": 0}
+        assert home[1][700] == {"bytes_in": use_in, "bytes_out": use_out, "links": 4, "open": 0, "errors": 0}
         assert home[1][701] == {"bytes_in": len(req), "bytes_out": len(answer), "links": 1, "open": 0, "errors": 0}
         assert home[1][702] == {"bytes_in": 0, "bytes_out": 0, "links": 0, "open": 0, "errors": 1}
         assert home[1][703] == {"bytes_in": len(hello), "bytes_out": 64, "links": 1, "open": 0, "errors": 0}
-        assert home[0] == {"bytes_in": use_in + len(req) + len(hello), "bytes_out": use_out + len(answer) + 64, "links": 5, "open": 0,
-                           "errors": 1}
+        assert home[1][704] == {"bytes_in": 7000, "bytes_out": 64, "links": 1, "open": 0, "errors": 0}
+        assert home[0] == {"bytes_in": use_in + len(req) + len(hello) + 7000, "bytes_out": use_out + len(answer) + 128, "links": 7,
+                           "open": 0, "errors": 1}
         assert st["tls_vhost"]["links"] == 1
         # The using vnet sees the pair from its side: what it sent went out, the digests came in.
-        assert office[0] == {"bytes_in": use_out, "bytes_out": use_in, "links": 3, "open": 0, "errors": 0}
+        assert office[0] == {"bytes_in": use_out, "bytes_out": use_in, "links": 4, "open": 0, "errors": 0}
         assert office[1] == {}
 
         # /api/status is the same document; /metrics the same numbers, labelled.
@@ -169,7 +194,7 @@ def test_per_serve_counters_match_the_bytes_sent(webs, tls):
         # The text status shows them too.
         text = subprocess.run([ROUTE, "status", "-c", os.path.join(relay.dir, "route.toml")], capture_output=True, text=True,
                               env=relay.env(), timeout=30).stdout
-        assert f"in {use_in}  out {use_out}  links 3 (0 open)  errors 0" in text, text
+        assert f"in {use_in}  out {use_out}  links 4 (0 open)  errors 0" in text, text
         # The dashboard page: a row per vnet and serve with the same five numbers.
         page = Page.parse(get(dport, "x", "/", auth=CREDS)[2].decode())
         page.check_against(st)
@@ -239,7 +264,7 @@ def test_hostile_names_are_escaped_everywhere(webs):
     relay = Relay(groups=((HOSTILE_GROUP, TOKEN),))
     try:
         relay.claims = {HOSTILE_GROUP: Relay.CLAIMS}
-        dport, _, _, use_port = start_world(relay, webs, group=HOSTILE_GROUP)
+        dport, _, _, use_port, _ = start_world(relay, webs, group=HOSTILE_GROUP)
         # A third vnet with a hostile name and a hostile serve name (TOML lets a config say anything).
         cfg = relay.vnet_config("evil", group=HOSTILE_GROUP, serves=[{"name": HOSTILE_SERVE, "id": 710, "port": webs[2].port}])
         with open(cfg) as f:
@@ -306,7 +331,7 @@ def test_dashboard_in_headless_chromium(webs):
     out = output_dir()
     print(f"screenshot and DOM in {out}")
     try:
-        dport, hport, tport, use_port = start_world(relay, webs)
+        dport, hport, tport, use_port, _ = start_world(relay, webs)
         assert exchange(tport, b"not TLS at all") == alert("decode_error")  # refused, counted: the page shows it
         for n in (1, 70000):
             data = os.urandom(n)

@@ -155,10 +155,10 @@ TEST_CASE("the route's relay moves small and bulk records cut anywhere, its fram
     std::string error = "(running)";
     bool keep_a = false, keep_b = true;
     std::uint64_t ab = 0, ba = 0;
-    auto relay = RecordRelay::start(ra, rb, pipes, tag_size(cipher), to_a, to_b, [&](const LinkEnd& e, std::uint64_t x, std::uint64_t y, bool ka, bool kb) {
+    auto relay = RecordRelay::start(ra, rb, pipes, tag_size(cipher), to_a, to_b, [&](const LinkEnd& e, const RecordRelay& r, bool ka, bool kb) {
         error = e.text();
-        ab = x;
-        ba = y;
+        ab = r.bytes_a_to_b();
+        ba = r.bytes_b_to_a();
         keep_a = ka;
         keep_b = kb;
     });
@@ -202,6 +202,32 @@ TEST_CASE("the route's relay moves small and bulk records cut anywhere, its fram
     CHECK(rb->socket().is_open());
 }
 
+TEST_CASE("a relay that ends inside start() still hands its counters to the callback") {
+    // Both ends' whole streams are in before the relay starts (a loaded route can be descheduled
+    // between its two first reads while a short connection runs its course): it ends clean inside
+    // start(), before the caller holds it, and the callback is the only place its counts are read.
+    asio::io_context io;
+    auto la = connected(io), lb = connected(io);
+    auto ra = std::make_shared<Stream>(std::move(la.b));
+    auto rb = std::make_shared<Stream>(std::move(lb.b));
+    LinkSeal use(kLinkCipher, key_of(4), Side::use), serve(kLinkCipher, key_of(4), Side::serve);
+    Bytes up = records(use, {Bytes(1, 7)}, false), down = records(serve, {Bytes(64, 8)}, false);
+    ra->unread = up;
+    asio::write(lb.a, asio::buffer(down));
+    PipePool pipes;
+    bool ended = false;
+    std::uint64_t in = 0, out = 0;
+    RecordRelay::start(ra, rb, pipes, kTagSize, {}, {}, [&](const LinkEnd& e, const RecordRelay& r, bool, bool) {
+        CHECK(e.clean());
+        ended = true;
+        in = r.payload_a_to_b();
+        out = r.payload_b_to_a();
+    });
+    REQUIRE(ended);
+    CHECK(in == 1);
+    CHECK(out == 64);
+}
+
 TEST_CASE("the route's relay ends a pair on a bad record header, a truncated stream, and a close before the EOF record") {
     asio::io_context io;
     auto la = connected(io), lb = connected(io);
@@ -210,7 +236,7 @@ TEST_CASE("the route's relay ends a pair on a bad record header, a truncated str
     PipePool pipes;
     std::string error = "(running)";
     LinkEnd::Kind kind = LinkEnd::Kind::clean;
-    RecordRelay::start(ra, rb, pipes, kTagSize, {}, {}, [&](const LinkEnd& e, std::uint64_t, std::uint64_t, bool, bool) {
+    RecordRelay::start(ra, rb, pipes, kTagSize, {}, {}, [&](const LinkEnd& e, const RecordRelay&, bool, bool) {
         error = e.text();
         kind = e.kind;
     });

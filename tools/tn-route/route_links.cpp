@@ -393,20 +393,17 @@ void RouteServer::relay_vnet_pair(std::uint64_t link_id, const Pairing::Pending&
     auto tag = link_tag(k.group, sv, k.id, uv).value_or(LinkTag{k.group, {}, {}, k.id});  // bind_link found the serving session
     traffic_.opened(tag);
     auto ended = std::make_shared<bool>(false);  // it may end inside start(), before it is listed
-    auto self = std::make_shared<std::weak_ptr<RecordRelay>>();  // its payload counts; set once start() returns
     auto relay = RecordRelay::start(p.user, s, pipes_, tag_size(p.cipher), encode_frame(to_frame(LinkOpened{link_id})), std::move(first),
-                                    [this, link_id, user, s, uv, sv, ended, tag, self](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba,
-                                                                                        bool keep_user, bool keep_serve) {
+                                    [this, link_id, user, s, uv, sv, ended, tag](const LinkEnd& end, const RecordRelay& r, bool keep_user,
+                                                                                 bool keep_serve) {
         *ended = true;
-        auto r = self->lock();
-        link_closed(link_id, end, ab, ba, tag, r ? r->payload_a_to_b() : 0, r ? r->payload_b_to_a() : 0);
+        link_closed(link_id, end, r.bytes_a_to_b(), r.bytes_b_to_a(), tag, r.payload_a_to_b(), r.payload_b_to_a());
         if (!end.clean()) return;
         if (keep_user && !stopped_) repark(user, uv, false);
         else user->close();
         if (keep_serve && !stopped_) repark(s, sv, true);
         else s->close();
     });
-    *self = relay;
     if (!*ended) active_[link_id] = Active{nullptr, relay, tag};
 }
 
@@ -440,14 +437,16 @@ void RouteServer::start_route_leg(std::uint64_t link_id, Pairing::Pending pp, St
         auto sv = k.serve_vnet;
         auto self = std::make_shared<std::weak_ptr<Pump>>();  // set once start() returns
         traffic_.opened(tag);
-        auto pump = Pump::start(p.user, s, [this, link_id, s, sv, self, tag, pre](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+        auto ended = std::make_shared<bool>(false);  // it may end inside start() (bad bytes read ahead), before it is listed
+        auto pump = Pump::start(p.user, s, [this, link_id, s, sv, self, tag, pre, ended](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+            *ended = true;
             link_closed(link_id, end, ab, ba, tag, pre + ab, ba);
             auto pm = self->lock();
             if (end.clean() && pm && pm->peer_kept() && s->socket().is_open() && !stopped_) return repark(s, sv, true);
             s->close();
         }, nullptr, std::make_unique<LinkSeal>(std::move(*own)), [this, sv]() { return can_repark(sv); });
         *self = pump;
-        active_[link_id] = Active{pump, nullptr, tag, pre};
+        if (!*ended) active_[link_id] = Active{pump, nullptr, tag, pre};
     });
 }
 
