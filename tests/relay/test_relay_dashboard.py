@@ -84,6 +84,17 @@ def exchange(port, data):
         return out
 
 
+def start_hostile(relay, group, port):
+    """A third vnet with a hostile name and a hostile serve name (TOML lets a config say anything)."""
+    cfg = relay.vnet_config("evil", group=group, serves=[{"name": HOSTILE_SERVE, "id": 710, "port": port}])
+    with open(cfg) as f:
+        text = f.read().replace('name = "evil"', f"name = {toml_str(HOSTILE_VNET)}", 1)
+    with open(cfg, "w") as f:
+        f.write(text)
+    relay.start_vnet("evil", config=cfg)
+    wait_for(lambda: HOSTILE_VNET in by_name(relay.status()), what="hostile vnet up")
+
+
 def held_open(port, n, counted):
     """Sends n bytes to 127.0.0.1:port and waits, the connection still open, until counted() is true
     (the route counts an open link's bytes as they pass); then half-closes and returns the answer."""
@@ -265,13 +276,7 @@ def test_hostile_names_are_escaped_everywhere(webs):
     try:
         relay.claims = {HOSTILE_GROUP: Relay.CLAIMS}
         dport, _, _, use_port, _ = start_world(relay, webs, group=HOSTILE_GROUP)
-        # A third vnet with a hostile name and a hostile serve name (TOML lets a config say anything).
-        cfg = relay.vnet_config("evil", group=HOSTILE_GROUP, serves=[{"name": HOSTILE_SERVE, "id": 710, "port": webs[2].port}])
-        with open(cfg) as f:
-            text = f.read().replace('name = "evil"', f"name = {toml_str(HOSTILE_VNET)}", 1)
-        with open(cfg, "w") as f:
-            f.write(text)
-        relay.start_vnet("evil", config=cfg)
+        start_hostile(relay, HOSTILE_GROUP, webs[2].port)
         data = os.urandom(5000)
         assert exchange(use_port, data) == hashlib.sha256(data).hexdigest().encode()
         wait_for(lambda: HOSTILE_VNET in by_name(relay.status()), what="hostile vnet up")
@@ -332,6 +337,7 @@ def test_dashboard_in_headless_chromium(webs):
     print(f"screenshot and DOM in {out}")
     try:
         dport, hport, tport, use_port, _ = start_world(relay, webs)
+        start_hostile(relay, "g", webs[2].port)  # its name must reach the browser as text, not markup
         assert exchange(tport, b"not TLS at all") == alert("decode_error")  # refused, counted: the page shows it
         for n in (1, 70000):
             data = os.urandom(n)
@@ -352,6 +358,8 @@ def test_dashboard_in_headless_chromium(webs):
         home = next(v["id"] for v in st["vnets"] if v["name"] == "home")
         assert page.rows[("serve", f"{home}/700")] == {"bytes_in": 70001, "bytes_out": 128, "links": 2, "open": 0, "errors": 0}
         assert page.tls["bad_hello"] == 1
+        # What the browser built from the page: no element came from a name, the names are text.
+        assert page.scripts == 0 and "<img" not in r.stdout and 'ev"il<script>alert(1)</script>\\nx\\y' in page.cells
         shot = os.path.join(out, "dashboard.png")
         if os.path.exists(shot):
             os.unlink(shot)

@@ -425,6 +425,7 @@ void RouteServer::start_route_leg(std::uint64_t link_id, Pairing::Pending pp, St
         const auto& k = pp.key;
         const auto& p = pp.data;
         if (ec || stopped_) {
+            if (!stopped_) traffic_.failed(tag.group, tag.serve_vnet, tag.serve);
             s->close();
             return p.user->close();
         }
