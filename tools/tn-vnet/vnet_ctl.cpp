@@ -54,7 +54,8 @@ std::string use_json(const LocalUse& u) {
       << ",\"state\":" << json_quote_text(u.state_text()) << ",\"links\":" << u.open_links << ",\"type\":" << json_quote_text(u.cfg.type);
     if (u.cfg.type == "udp") {
         // The flows now and since attach; `dropped`: datagrams from new sources refused at the cap,
-        // `queue_dropped`: datagrams of open flows dropped while their link was full or opening.
+        // `queue_dropped`: datagrams of open flows dropped while their link was full or opening, and
+        // any over 65,507 bytes (IPv6 allows larger; a frame does not).
         const auto* t = u.udp ? &u.udp->table() : nullptr;
         o << ",\"udp\":{\"flows\":" << (t ? t->open() : 0) << ",\"flows_total\":" << (t ? t->opened_total() : 0)
           << ",\"expired\":" << (t ? t->expired_total() : 0) << ",\"dropped\":" << (t ? t->dropped() : 0)

@@ -174,7 +174,12 @@ void UdpUse::receive() {
 }
 
 void UdpUse::on_datagram(std::size_t n) {
-    std::span<const std::uint8_t> d(buf_.get(), std::min(n, kUdpMaxPayload));
+    // Over IPv6 a datagram may exceed what a frame carries (65,507): dropped whole, never cut.
+    if (n > kUdpMaxPayload) {
+        ++dropped_queue_;
+        return;
+    }
+    std::span<const std::uint8_t> d(buf_.get(), n);
     auto r = table_.on_datagram(udp_peer(from_), UdpFlowTable::Clock::now());
     switch (r.verdict) {
     case UdpFlowTable::Verdict::drop:
@@ -296,7 +301,7 @@ void serve_receive(std::shared_ptr<ServeFlow> f) {
     f->sock->async_receive(asio::buffer(f->buf.get(), kDatagramBuf), [f](error_code ec, std::size_t n) {
         if (ec == asio::error::operation_aborted || !f->sock->is_open() || f->link->ended()) return;
         // A refused datagram (ICMP port unreachable: the service is not up yet) is not the end.
-        if (!ec) f->link->send(std::span(f->buf.get(), std::min(n, kUdpMaxPayload)));
+        if (!ec && n <= kUdpMaxPayload) f->link->send(std::span(f->buf.get(), n));  // a larger one (IPv6) is dropped whole
         serve_receive(f);
     });
 }

@@ -89,7 +89,8 @@ public:
     void failed(std::uint64_t flow, const std::string& why);
 
     const relay::UdpFlowTable& table() const { return table_; }
-    std::uint64_t dropped_queue() const { return dropped_queue_; }  // datagrams of open flows dropped
+    // Datagrams of open flows dropped (queue full, link opening) and any over 65,507 bytes.
+    std::uint64_t dropped_queue() const { return dropped_queue_; }
     std::uint64_t bytes() const { return bytes_; }
 
 private:
