@@ -2,6 +2,7 @@
 #include "base/control_line.hpp"
 
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -40,7 +41,7 @@ ControlReply decode_control_reply(std::string_view raw) {
 }
 
 ControlReply control_ask(const std::filesystem::path& path, const std::vector<std::string>& words,
-                         std::string_view not_running) {
+                         std::string_view not_running, std::chrono::seconds wait) {
     auto request = encode_control_request(words);
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
@@ -51,6 +52,10 @@ ControlReply control_ask(const std::filesystem::path& path, const std::vector<st
     if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
         throw Error(ExitCode::unavailable,
                     std::string(not_running) + " (" + path.string() + ": " + std::strerror(errno) + ")");
+    // A daemon stuck in a long step must not hang a status line in a cron job or a shell prompt.
+    timeval limit{static_cast<time_t>(wait.count()), 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
     for (std::string_view rest = request; !rest.empty();) {
         ssize_t n = ::send(fd.get(), rest.data(), rest.size(), MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
@@ -62,6 +67,9 @@ ControlReply control_ask(const std::filesystem::path& path, const std::vector<st
     for (;;) {
         ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
         if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            throw Error(ExitCode::unavailable, "no reply within " + std::to_string(wait.count()) +
+                                                   " s on " + path.string());
         if (n <= 0) break;
         reply.append(buf, static_cast<std::size_t>(n));
         if (reply.size() > kControlReplyMax) throw Error(ExitCode::data, "control reply too large");

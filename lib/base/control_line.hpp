@@ -1,9 +1,10 @@
-// The request/reply format of every tn daemon's control socket (tn-route, tn-vnet, tn-tun; the
+// The request/reply format of every tn daemon's control socket (tn-route, tn-vnet, tn-tun, tn-forward; the
 // socket itself: control_socket.hpp). A request is one line: its words joined by 0x1f (unit
 // separator: a word may hold spaces, never a newline or 0x1f), then '\n'. A reply is the exit code
 // the client ends with, on a line of its own, then the body; the daemon closes after it.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <string>
@@ -14,6 +15,7 @@ namespace tn {
 
 inline constexpr std::size_t kControlRequestMax = 4096;     // a command line
 inline constexpr std::size_t kControlReplyMax = 16u << 20;  // a status of thousands of rows
+inline constexpr std::chrono::seconds kControlReplyWait{30};  // the client gives up after this
 
 struct ControlReply {
     int code = 0;  // 0: the body goes to stdout; otherwise the client's exit code, the body to stderr
@@ -30,8 +32,8 @@ ControlReply decode_control_reply(std::string_view raw);
 
 // The client side: connects to `path`, sends `words`, reads the reply to its end (at most
 // kControlReplyMax bytes). Throws tn::Error(unavailable) "`not_running` (PATH: reason)" when nothing
-// listens there, tn::Error(data) for a malformed or oversized reply.
+// listens there, tn::Error(unavailable) when no reply ends within `wait`, tn::Error(data) for a malformed or oversized reply.
 ControlReply control_ask(const std::filesystem::path& path, const std::vector<std::string>& words,
-                         std::string_view not_running);
+                         std::string_view not_running, std::chrono::seconds wait = kControlReplyWait);
 
 }  // namespace tn

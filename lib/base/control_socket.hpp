@@ -1,4 +1,4 @@
-// The one control-socket helper of every tn daemon (tn-route, tn-vnet; tn-tun and tn-forward next):
+// The one control-socket helper of every tn daemon (tn-route, tn-vnet, tn-tun, tn-forward):
 // a private state directory, a Unix socket only its owner can connect to, and a peer check on every
 // connection, so that another local user can never reach a daemon's status or its commands. POSIX
 // only: each tool wraps the listening descriptor in its own event loop.

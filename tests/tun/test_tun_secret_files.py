@@ -58,3 +58,27 @@ def test_a_preshared_key_file_others_can_read_is_warned_about(tmp_path, role):
     psk.write_text("A" * 43 + "=\n")  # base64 of 32 zero bytes: no key at all
     r = subprocess.run([tool, role, "-c", str(conf), "--check-config"], capture_output=True, text=True)
     assert r.returncode == 78 and "32 zero bytes is no key" in r.stderr, r.stderr
+
+
+def test_a_server_refuses_a_state_dir_others_can_enter(tmp_path):
+    """Its control socket lives there: another local user must never reach it (the check every tn daemon
+    shares, base/control_socket.hpp). Exit 78 with the chmod that fixes it, and no TUN device left."""
+    tun_net.skip_unless_possible()
+    t = tun_net.Topology(names=(), hub=False)
+    try:
+        t.add_ns("srv", "tn")
+        other = t.keypair("peer")
+        conf = t.write("server.toml", f'[server]\nlisten = "0.0.0.0:51820"\nsubnet = "10.97.0.0/24"\ntun = "tn0"\n'
+                                      f'private_key_file = "{t.path("server.key")}"\n'
+                                      f'[[peer]]\nname = "a"\npublic_key = "{other}"\n')
+        t.keypair("server")
+        state = t.path("state-server")
+        os.makedirs(state, mode=0o700)
+        os.chmod(state, 0o755)
+        p = t.start("server", "srv", "server", "-c", conf)
+        assert p.wait(timeout=60) == 78, t.log("server")
+        assert f"state directory {state} is open to other users (mode 0755)" in t.log("server")
+        assert f"chmod 700 {state}" in t.log("server")
+        assert t.exec("srv", "ip", "link", "show", "tn0", check=False).returncode != 0  # no device left behind
+    finally:
+        t.close()

@@ -87,7 +87,7 @@ class Topology:
 
     def env(self, proc_name, extra=None):
         state = self.path("state-" + proc_name)
-        os.makedirs(state, exist_ok=True)
+        os.makedirs(state, mode=0o700, exist_ok=True)  # tn-tun refuses a state dir open to others
         env = dict(os.environ, TN_STATE_DIR=state)
         env.update(extra or {})
         return env

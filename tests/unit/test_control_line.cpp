@@ -88,3 +88,32 @@ TEST_CASE("control_ask talks to a real socket; nothing listening is 'unavailable
     ::unlink(path.c_str());
     ::rmdir(dir.c_str());
 }
+
+TEST_CASE("control_ask gives up on a daemon that accepts and never answers") {
+    char tmpl[] = "/tmp/tn-ctl-test-XXXXXX";  // mkdtemp(3)'s template: a private dir for the socket
+    REQUIRE(::mkdtemp(tmpl));
+    std::string dir = tmpl, path = dir + "/s.sock";
+    UniqueFd srv(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strcpy(a.sun_path, path.c_str());
+    REQUIRE(::bind(srv.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(srv.get(), 1) == 0);
+    // A stuck daemon: it takes the request and holds the connection open until the client leaves.
+    std::thread t([&] {
+        UniqueFd c(::accept(srv.get(), nullptr, nullptr));
+        char buf[256];
+        while (::read(c.get(), buf, sizeof buf) > 0) {
+        }
+    });
+    try {
+        control_ask(path, {"status"}, "nobody home", std::chrono::seconds(1));
+        FAIL("no error");
+    } catch (const Error& e) {
+        CHECK(e.code() == ExitCode::unavailable);
+        CHECK_THAT(e.what(), Catch::StartsWith("no reply within 1 s on " + path));
+    }
+    t.join();
+    ::unlink(path.c_str());
+    ::rmdir(dir.c_str());
+}

@@ -1,15 +1,16 @@
 // The control socket: non-blocking on the server side (it shares the forwarding thread), with bounded
-// requests and replies, and only the instance's own user served.
+// requests and replies in the format of every tn daemon (base/control_line.hpp), and only the
+// instance's own user served (base/control_socket.hpp).
 #include "control.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "base/control_line.hpp"
+#include "base/control_socket.hpp"
 #include "base/error.hpp"
 
 namespace tn::forward {
@@ -17,37 +18,22 @@ namespace {
 
 constexpr std::size_t max_pending = 8;         // status clients waiting for their request line
 constexpr std::chrono::seconds line_wait{1};  // a status client sends its line at once
-constexpr std::size_t max_line = 64;
 
-sockaddr_un unix_addr(const std::filesystem::path& path) {
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    if (path.native().size() >= sizeof a.sun_path)
-        throw Error(ExitCode::io, "control socket path too long: " + path.string() + " (set TN_STATE_DIR shorter)");
-    std::strcpy(a.sun_path, path.c_str());
-    return a;
-}
-
-// Another user must not read our forwards and servers: the 0700 dir and 0600 socket already say so,
-// and the peer's credentials say it again in case either was loosened.
-bool same_user(int fd) {
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    return ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == ::geteuid();
+// The reply to one request line (control_line.hpp's format): `status` or `status json`.
+ControlReply answer(std::string_view line, const ControlServer::Render& render) {
+    auto words = decode_control_request(line);
+    bool json = words.size() == 2 && words[1] == "json";
+    if (words.empty() || words[0] != "status" || (words.size() == 2 && !json) || words.size() > 2)
+        return {static_cast<int>(ExitCode::usage), "tn-forward's control socket answers only `status [json]`\n"};
+    return {0, render(json)};
 }
 
 }  // namespace
 
-ControlServer::ControlServer(std::filesystem::path path) : path_(std::move(path)) {
-    auto addr = unix_addr(path_);
-    fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd_) throw Error(ExitCode::io, std::string("socket: ") + std::strerror(errno));
-    ::unlink(path_.c_str());
-    mode_t old = ::umask(0177);  // 0600 from the start: no window with a wider mode
-    int rc = ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::umask(old);
-    if (rc < 0 || ::listen(fd_.get(), 16) < 0)
-        throw Error(ExitCode::io, "cannot listen on " + path_.string() + ": " + std::strerror(errno));
+ControlServer::ControlServer(std::filesystem::path path) : path_(std::move(path)), fd_(bind_control_socket(path_)) {
+    int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK) < 0)
+        throw Error(ExitCode::io, "control socket " + path_.string() + ": " + std::strerror(errno));
 }
 
 ControlServer::~ControlServer() { ::unlink(path_.c_str()); }
@@ -67,7 +53,7 @@ void ControlServer::accept_clients(Clock::time_point now) {
     for (;;) {
         UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!c) return;
-        if (!same_user(c.get()) || clients_.size() >= max_pending) continue;  // closed unanswered
+        if (!peer_is_owner(c.get()) || clients_.size() >= max_pending) continue;  // closed unanswered
         clients_.push_back(Client{std::move(c), {}, now + line_wait});
     }
 }
@@ -78,14 +64,18 @@ void ControlServer::handle(const std::vector<pollfd>& fds, std::size_t first, Cl
     for (auto it = clients_.begin(); it != clients_.end(); ++i) {
         bool done = false;
         if (i < fds.size() && fds[i].fd == it->fd.get() && fds[i].revents != 0) {
-            char buf[max_line];
+            char buf[512];
             ssize_t n = ::recv(it->fd.get(), buf, sizeof buf, 0);
             if (n > 0) it->line.append(buf, static_cast<std::size_t>(n));
-            bool complete = it->line.find('\n') != std::string::npos || it->line.size() >= max_line;
+            auto nl = it->line.find('\n');
+            bool complete = nl != std::string::npos || it->line.size() > kControlRequestMax;
             if (complete) {
+                auto reply = it->line.size() > kControlRequestMax && nl == std::string::npos
+                                 ? ControlReply{static_cast<int>(ExitCode::usage), "control request too long\n"}
+                                 : answer(std::string_view(it->line).substr(0, nl), render);
                 // A status reply is a few KiB and the socket buffer far larger: one send, no waiting.
-                std::string reply = render(it->line.rfind("json", 0) == 0);
-                (void)::send(it->fd.get(), reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+                auto raw = encode_control_reply(reply);
+                (void)::send(it->fd.get(), raw.data(), raw.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
             }
             done = complete || n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
         }
@@ -96,27 +86,11 @@ void ControlServer::handle(const std::vector<pollfd>& fds, std::size_t first, Cl
 }
 
 std::string query_status(const std::filesystem::path& path, bool json) {
-    auto addr = unix_addr(path);
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd || ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
-        throw Error(ExitCode::unavailable, "nothing answers on " + path.string() + ": " + std::strerror(errno));
-    timeval tv{10, 0};  // a live instance answers in one turn of its loop
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    std::string req = json ? "json\n" : "text\n";
-    (void)::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL);
-    std::string out;
-    char buf[8192];
-    constexpr std::size_t cap = 4 << 20;  // a status reply larger than this is not one
-    for (;;) {
-        ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw Error(ExitCode::unavailable, "no status reply on " + path.string() + ": " + std::strerror(errno));
-        if (n == 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-        if (out.size() > cap) throw Error(ExitCode::data, "status reply too large");
-    }
-    if (out.empty()) throw Error(ExitCode::unavailable, "the instance on " + path.string() + " closed without a status");
-    return out;
+    auto r = control_ask(path, json ? std::vector<std::string>{"status", "json"} : std::vector<std::string>{"status"},
+                         "no tn-forward answers");
+    if (r.code != 0) throw Error(static_cast<ExitCode>(r.code), r.body);
+    if (r.body.empty()) throw Error(ExitCode::unavailable, "the instance on " + path.string() + " closed without a status");
+    return r.body;
 }
 
 }  // namespace tn::forward

@@ -1,5 +1,6 @@
 // tn-forward's control socket ($STATE/forward-KEY.sock): `tn-forward status` asks a running instance
-// for its forwards and link state. One request line ("json" or "text"), one reply, then close.
+// for its forwards and link state. One request (`status` or `status json`), one reply, then close, in
+// the line format of every tn daemon (base/control_line.hpp).
 #pragma once
 
 #include <poll.h>
@@ -20,8 +21,9 @@ public:
     using Clock = std::chrono::steady_clock;
     using Render = std::function<std::string(bool json)>;
 
-    // Listens on `path`: bound under umask 0177 (mode 0600) in the 0700 state dir; a stale socket file
-    // is replaced (the instance lock, taken first, says no live instance owns it). Throws tn::Error(io).
+    // Listens on `path` (base/control_socket.hpp: 0600 from its birth, in a private state dir; a stale
+    // socket file is replaced: the instance lock, taken first, says no live instance owns it).
+    // Throws tn::Error(config) for a state dir open to others, tn::Error(io) when it cannot listen.
     explicit ControlServer(std::filesystem::path path);
     ~ControlServer();
     ControlServer(const ControlServer&) = delete;

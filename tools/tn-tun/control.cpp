@@ -2,29 +2,20 @@
 // line of at most 64 bytes here, a reply of at most kControlReplyMax.
 #include "control.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "base/control_line.hpp"
+#include "base/control_socket.hpp"
 #include "base/error.hpp"
 
 namespace tn::tuntool {
 namespace {
-
-sockaddr_un unix_addr(const std::filesystem::path& path) {
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    if (path.string().size() >= sizeof a.sun_path)
-        throw Error(ExitCode::io, "control socket path too long: " + path.string());
-    std::strcpy(a.sun_path, path.c_str());
-    return a;
-}
 
 void write_all(int fd, const std::string& s) {
     std::size_t off = 0;
@@ -38,17 +29,11 @@ void write_all(int fd, const std::string& s) {
 
 }  // namespace
 
-ControlServer::ControlServer(std::filesystem::path path) : path_(std::move(path)) {
-    auto addr = unix_addr(path_);
-    fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd_) throw Error(ExitCode::io, std::string("socket: ") + std::strerror(errno));
-    ::unlink(path_.c_str());  // the instance lock (taken before) says no live server owns it
-    mode_t old = ::umask(077);
-    int rc = ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    ::umask(old);
-    if (rc == 0) rc = ::chmod(path_.c_str(), 0600);
-    if (rc < 0 || ::listen(fd_.get(), 16) < 0)
-        throw Error(ExitCode::io, "cannot listen on " + path_.string() + ": " + std::strerror(errno));
+ControlServer::ControlServer(std::filesystem::path path) : path_(std::move(path)), fd_(bind_control_socket(path_)) {
+    // The data path shares this thread: accept must never block it.
+    int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags | O_NONBLOCK) < 0)
+        throw Error(ExitCode::io, "control socket " + path_.string() + ": " + std::strerror(errno));
 }
 
 ControlServer::~ControlServer() { ::unlink(path_.c_str()); }
@@ -56,11 +41,7 @@ ControlServer::~ControlServer() { ::unlink(path_.c_str()); }
 void ControlServer::serve_one(const std::function<ControlReply(std::string_view)>& answer) {
     UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!c) return;
-    // The socket is 0600 in a 0700 directory; the peer's credentials are checked all the same, since
-    // a state directory may be shared (TN_STATE_DIR) or opened up by mistake.
-    ucred cred{};
-    socklen_t cl = sizeof cred;
-    if (::getsockopt(c.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || (cred.uid != ::geteuid() && cred.uid != 0)) return;
+    if (!peer_is_owner(c.get())) return;  // closed unanswered (base/control_socket.hpp)
     // A status client sends one short line at once; one that does not is not waited on for long,
     // since the data path shares this thread.
     char req[64];

@@ -15,7 +15,8 @@ namespace tn::tuntool {
 
 class ControlServer {
 public:
-    // Listens on `path` (mode 0600; a stale socket file is replaced). Throws tn::Error(io).
+    // Listens on `path` (base/control_socket.hpp: 0600 from its birth, in a private state dir; a stale
+    // socket file is replaced). Throws tn::Error(config) for a state dir open to others, tn::Error(io).
     explicit ControlServer(std::filesystem::path path);
     ~ControlServer();
     ControlServer(const ControlServer&) = delete;
