@@ -1,7 +1,10 @@
 // tn-exec serve --stdio's request stream (tools/tn-exec/serve_proto) as the server reads it from the
 // program that drives it: bytes cut into lines in pieces of 1-64 bytes (byte 0 picks the piece
-// sizes' seed), each line parsed into a request. Invariants: no line longer than the cap ever comes
-// out, a parsed request is one the server can act on, base64 it decoded re-encodes to its input.
+// sizes' seed), each line parsed into a request; a request with "data_bytes" takes that many raw bytes
+// off the stream, as serve does. Invariants: no line longer than the cap ever comes out, a parsed
+// request is one the server can act on, base64 it decoded re-encodes to its input, raw data comes
+// whole (exactly the bytes announced) or skipped when over its cap, once per announcement unless the
+// input ends inside it.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -15,16 +18,24 @@ namespace {
 
 constexpr std::size_t cap = 4096;  // serve's cap is 8 MiB; a small one lets the fuzzer cross it
 
-void check(const std::string& line) {
+struct Raw {
+    std::uint64_t announced = 0, delivered = 0;
+};
+
+// A refused request's announced data still comes off the stream (serve does the same), or its bytes
+// would be read as the next lines.
+void take_raw(const ServeRequest& rq, LineSplitter& lines, Raw& raw);
+
+void check(const std::string& line, LineSplitter& lines, Raw& raw) {
     if (line.size() > cap || line.empty() || line.find('\n') != std::string::npos) __builtin_trap();
     ServeRequest rq;
     try {
         parse_request(line, rq);
     } catch (const tn::Error& e) {
         if (e.code() != tn::ExitCode::data) __builtin_trap();  // not JSON or not base64: 65 only
-        return;
+        return take_raw(rq, lines, raw);
     } catch (const tn::ParseError&) {
-        return;
+        return take_raw(rq, lines, raw);
     }
     if (rq.op.empty() || rq.host.empty()) __builtin_trap();
     if (rq.op == "run" && rq.command.empty()) __builtin_trap();
@@ -32,6 +43,17 @@ void check(const std::string& line) {
     if (rq.timeout && !(*rq.timeout > 0)) __builtin_trap();
     if (rq.id != "null" && (rq.id.size() < 2 || rq.id.front() != '"' || rq.id.back() != '"')) __builtin_trap();
     if (rq.op == "put" && b64_decode(b64_encode(rq.data)) != rq.data) __builtin_trap();
+    take_raw(rq, lines, raw);
+}
+
+void take_raw(const ServeRequest& rq, LineSplitter& lines, Raw& raw) {
+    if (!rq.data_bytes) return;
+    std::uint64_t n = *rq.data_bytes;
+    ++raw.announced;
+    lines.take_raw(n, cap, [n, &raw](std::string&& data, bool skipped) {
+        if (skipped ? (n <= cap || !data.empty()) : data.size() != n) __builtin_trap();
+        ++raw.delivered;
+    });
 }
 
 }  // namespace
@@ -41,15 +63,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::uint32_t seed = data[0];
     std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
     LineSplitter lines(cap);
+    Raw raw;
+    auto on_line = [&](const std::string& line) { check(line, lines, raw); };
     std::size_t too_long = 0, at = 0;
     while (at < rest.size()) {
         seed = seed * 1103515245u + 12345u;
         std::size_t n = std::min<std::size_t>(1 + (seed >> 16) % 64, rest.size() - at);
-        lines.feed(rest.substr(at, n), check, [&] { ++too_long; });
+        lines.feed(rest.substr(at, n), on_line, [&] { ++too_long; });
         at += n;
     }
-    lines.finish(check);
+    lines.finish(on_line);
     if (too_long > rest.size() / cap) __builtin_trap();
+    if (raw.delivered + (lines.raw_missing() > 0 ? 1 : 0) != raw.announced) __builtin_trap();
     // The payload alone, as base64: strict decoding either refuses it or round-trips.
     try {
         auto bytes = b64_decode(rest);
