@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""bench/watch: tn-watch's idle cost and restart latency, next to a shell rerun loop (seed 000's way).
+"""bench/watch: tn-watch's idle cost and restart latency, next to a shell rerun loop (the way tn-watch replaces).
 
 Prints: the supervisor's CPU time over IDLE seconds with a sleeping child (target < 10 ms), its
 wakeups per second while idle (context switches; target < 1), and the delay from a child's exit to
