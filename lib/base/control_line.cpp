@@ -68,8 +68,8 @@ ControlReply control_ask(const std::filesystem::path& path, const std::vector<st
         ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            throw Error(ExitCode::unavailable, "no reply within " + std::to_string(wait.count()) +
-                                                   " s on " + path.string());
+            throw Error(ExitCode::unavailable,
+                        "no reply within " + std::to_string(wait.count()) + " s on " + path.string());
         if (n <= 0) break;
         reply.append(buf, static_cast<std::size_t>(n));
         if (reply.size() > kControlReplyMax) throw Error(ExitCode::data, "control reply too large");

@@ -13,8 +13,8 @@
 
 namespace tn {
 
-inline constexpr std::size_t kControlRequestMax = 4096;     // a command line
-inline constexpr std::size_t kControlReplyMax = 16u << 20;  // a status of thousands of rows
+inline constexpr std::size_t kControlRequestMax = 4096;       // a command line
+inline constexpr std::size_t kControlReplyMax = 16u << 20;    // a status of thousands of rows
 inline constexpr std::chrono::seconds kControlReplyWait{30};  // the client gives up after this
 
 struct ControlReply {

@@ -18,6 +18,20 @@
 using namespace tn;
 using Words = std::vector<std::string>;
 
+namespace {
+
+UniqueFd listen_at(const std::string& path) {
+    UniqueFd srv(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strcpy(a.sun_path, path.c_str());
+    REQUIRE(::bind(srv.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(srv.get(), 1) == 0);
+    return srv;
+}
+
+}  // namespace
+
 TEST_CASE("a request is its words joined by 0x1f on one line") {
     CHECK(encode_control_request({"status", "json"}) == "status\x1fjson\n");
     CHECK(encode_control_request({"serve", "my app", "8080"}) ==
@@ -60,12 +74,7 @@ TEST_CASE("control_ask talks to a real socket; nothing listening is 'unavailable
         CHECK(e.code() == ExitCode::unavailable);
         CHECK_THAT(e.what(), Catch::StartsWith("nobody home (" + path + ": "));
     }
-    UniqueFd srv(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strcpy(a.sun_path, path.c_str());
-    REQUIRE(::bind(srv.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(srv.get(), 1) == 0);
+    UniqueFd srv = listen_at(path);
     std::string got;
     bool wrote = false;  // Catch2's checks are not for other threads: checked after join
     std::thread t([&] {
@@ -93,18 +102,12 @@ TEST_CASE("control_ask gives up on a daemon that accepts and never answers") {
     char tmpl[] = "/tmp/tn-ctl-test-XXXXXX";  // mkdtemp(3)'s template: a private dir for the socket
     REQUIRE(::mkdtemp(tmpl));
     std::string dir = tmpl, path = dir + "/s.sock";
-    UniqueFd srv(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strcpy(a.sun_path, path.c_str());
-    REQUIRE(::bind(srv.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(srv.get(), 1) == 0);
+    UniqueFd srv = listen_at(path);
     // A stuck daemon: it takes the request and holds the connection open until the client leaves.
     std::thread t([&] {
         UniqueFd c(::accept(srv.get(), nullptr, nullptr));
         char buf[256];
-        while (::read(c.get(), buf, sizeof buf) > 0) {
-        }
+        while (::read(c.get(), buf, sizeof buf) > 0) {}
     });
     try {
         control_ask(path, {"status"}, "nobody home", std::chrono::seconds(1));

@@ -6,8 +6,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <exception>
 #include <map>
 #include <memory>
+#include <tuple>
+#include <utility>
 
 #include "base/error.hpp"
 #include "base/strings.hpp"
@@ -27,6 +30,23 @@ namespace {
 
 constexpr std::size_t max_get = 64 * 1024 * 1024;  // a get answers in one line: bound it
 constexpr std::uint64_t max_put_bytes = 64 * 1024 * 1024;  // a put's raw data is held in memory: bound it
+
+// The exit code and message a failed request answers with: one ladder for parsing and running.
+std::pair<int, std::string> failure_of(std::exception_ptr failure) {
+    try {
+        std::rethrow_exception(failure);
+    } catch (const ssh::FsError& e) {
+        return {to_int(e.code()), e.what()};
+    } catch (const PasswordError& e) {
+        return {to_int(e.code()), e.what()};
+    } catch (const ParseError& e) {
+        return {to_int(ExitCode::usage), e.what()};
+    } catch (const Error& e) {
+        return {e.code() == ExitCode::data ? to_int(ExitCode::data) : 255, e.what()};
+    } catch (const std::exception& e) {
+        return {to_int(ExitCode::usage), std::string("bad request: ") + e.what()};
+    }
+}
 
 UniqueFd memfd(const std::string& data) {
     UniqueFd fd(::memfd_create("tn-exec-serve", MFD_CLOEXEC));
@@ -171,12 +191,8 @@ void Server::handle(const std::string& line, LineSplitter& lines) {
     std::string error;
     try {
         parse_request(line, rq);
-    } catch (const ParseError& e) {
-        code = to_int(ExitCode::usage), error = e.what();
-    } catch (const Error& e) {
-        code = e.code() == ExitCode::data ? to_int(ExitCode::data) : 255, error = e.what();
-    } catch (const std::exception& e) {
-        code = to_int(ExitCode::usage), error = std::string("bad request: ") + e.what();
+    } catch (const std::exception&) {
+        std::tie(code, error) = failure_of(std::current_exception());
     }
     if (!rq.data_bytes) return answer(rq, code, std::move(error));
     // The raw data first, even for a request that failed: the next line starts after it.
@@ -201,16 +217,8 @@ void Server::answer(const ServeRequest& rq, int code, std::string error) {
     if (error.empty()) {
         try {
             extra = dispatch(rq, code);
-        } catch (const ssh::FsError& e) {
-            code = to_int(e.code()), error = e.what();
-        } catch (const PasswordError& e) {
-            code = to_int(e.code()), error = e.what();
-        } catch (const ParseError& e) {
-            code = to_int(ExitCode::usage), error = e.what();
-        } catch (const Error& e) {
-            code = e.code() == ExitCode::data ? to_int(ExitCode::data) : 255, error = e.what();
-        } catch (const std::exception& e) {
-            code = to_int(ExitCode::usage), error = std::string("bad request: ") + e.what();
+        } catch (const std::exception&) {
+            std::tie(code, error) = failure_of(std::current_exception());
         }
     }
     if (!error.empty()) error = ",\"error\":" + json_quote_text(error), raw_out_.clear();
