@@ -12,7 +12,8 @@ namespace tn {
 std::string base64_encode(std::string_view bytes);
 
 // The bytes of canonical padded base64, or nothing for anything else: a length not a multiple of 4,
-// a byte outside the alphabet (blanks and newlines included), or '=' anywhere but the last two places.
+// a byte outside the alphabet (blanks and newlines included), '=' anywhere but the last two places, or
+// non-zero bits left over before the padding.
 std::optional<std::string> base64_decode(std::string_view text);
 
 }  // namespace tn
