@@ -153,6 +153,22 @@ def udp_frames():
     write("udp_frames", "cut", b"\x02" + frames(b"abc")[:-1])
 
 
+def sftp_replies():
+    """SFTP v3 reply bodies (after the length) as OpenSSH's sftp-server sends them: DATA, HANDLE,
+    STATUS with and without its message, and ATTRS with every field tn-exec reads."""
+    def u32(*vs):
+        return b"".join(struct.pack(">I", v) for v in vs)
+
+    def head(t, i=0x80000001):
+        return bytes([t]) + u32(i)
+    write("sftp_reply", "data", head(103) + u32(5) + b"hello")
+    write("sftp_reply", "handle", head(102) + u32(4) + b"\0\0\0\1")
+    write("sftp_reply", "status", head(101) + u32(2, 12) + b"No such file" + u32(0))
+    write("sftp_reply", "status_bare", head(101) + u32(1))
+    write("sftp_reply", "attrs", head(105) + u32(0xF, 0, 1 << 20, 1000, 1000, 0o100644, 1700000000, 1700000001))
+    write("sftp_reply", "attrs_dir", head(105) + u32(4, 0o40755))
+
+
 if __name__ == "__main__":
     http_heads()
     client_hellos()
@@ -162,3 +178,4 @@ if __name__ == "__main__":
     offload()
     cores()
     udp_frames()
+    sftp_replies()

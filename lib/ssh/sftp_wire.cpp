@@ -55,7 +55,9 @@ const char* status_text(std::uint32_t code) {
 }
 
 ExitCode status_exit(std::uint32_t code) {
-    return code == fxp::permission_denied ? ExitCode::no_perm : code == 6 || code == 7 ? ExitCode::unavailable : ExitCode::io;
+    return code == fxp::permission_denied ? ExitCode::no_perm
+           : code == 6 || code == 7       ? ExitCode::unavailable
+                                          : ExitCode::io;
 }
 
 SftpWire::SftpWire(sftp_session_struct* sftp, std::string what) : sftp_(sftp), what_(std::move(what)) {}
@@ -80,7 +82,8 @@ void SftpWire::send(std::string& packet, std::uint32_t id) {
     put32_at(packet.data(), static_cast<std::uint32_t>(packet.size() - 4));
     if (ssh_channel_write(sftp_->channel, packet.data(), static_cast<uint32_t>(packet.size())) !=
         static_cast<int>(packet.size()))
-        throw Error(ExitCode::unavailable, "connection lost while sending to " + what_ + ": " + ssh_get_error(sftp_->session));
+        throw Error(ExitCode::unavailable,
+                    "connection lost while sending to " + what_ + ": " + ssh_get_error(sftp_->session));
     pending_.insert(id);
 }
 
@@ -169,14 +172,48 @@ void SftpWire::read_exact(char* buf, std::size_t n) {
     while (n > 0) {
         int r = ssh_channel_read(sftp_->channel, buf, static_cast<uint32_t>(n), 0);
         if (r < 0 || (r == 0 && (ssh_channel_is_eof(sftp_->channel) || ssh_channel_is_closed(sftp_->channel))))
-            throw Error(ExitCode::unavailable, "connection lost while reading from " + what_ + ": " + ssh_get_error(sftp_->session));
+            throw Error(ExitCode::unavailable,
+                        "connection lost while reading from " + what_ + ": " + ssh_get_error(sftp_->session));
         if (r == 0) {
-            if (++idle >= max_idle_timeouts) throw Error(ExitCode::unavailable, "no reply from the server for " + what_);
+            if (++idle >= max_idle_timeouts)
+                throw Error(ExitCode::unavailable, "no reply from the server for " + what_);
             continue;
         }
         idle = 0;
         buf += r;
         n -= static_cast<std::size_t>(r);
+    }
+}
+
+void parse_reply(SftpReply& r, std::string_view what) {
+    auto malformed = [&](const char* which) {
+        return Error(ExitCode::unavailable, std::string("malformed sftp ") + which + " for " + std::string(what));
+    };
+    const std::string& b = r.body;
+    if (b.size() < 5) throw malformed("reply");
+    r.type = static_cast<std::uint8_t>(b[0]);
+    r.id = get32(b.data() + 1);
+    r.status = 0;
+    r.msg.clear();
+    r.data_off = r.data_len = 0;
+    if (r.type == fxp::status) {
+        if (b.size() < 9) throw malformed("status");
+        r.status = get32(b.data() + 5);
+        if (b.size() >= 13) {  // the message is optional in v3 servers that predate it
+            std::uint32_t mlen = get32(b.data() + 9);
+            if (mlen <= b.size() - 13) r.msg.assign(b.data() + 13, mlen);
+        }
+    } else if (r.type == fxp::data || r.type == fxp::handle) {
+        if (b.size() < 9) throw malformed("reply");
+        r.data_off = 9;
+        r.data_len = get32(b.data() + 5);
+        if (r.data_len > b.size() - 9) throw malformed("reply length");
+    } else if (r.type == fxp::attrs) {
+        r.data_off = 5;
+        r.data_len = b.size() - 5;
+    } else {
+        throw Error(ExitCode::unavailable,
+                    "unexpected sftp reply type " + std::to_string(r.type) + " for " + std::string(what));
     }
 }
 
@@ -188,30 +225,9 @@ const SftpReply& SftpWire::receive() {
     SftpReply& r = reply_;
     r.body.resize(len);  // the same buffer every time: no fresh pages per 255 KiB reply
     read_exact(r.body.data(), len);
-    r.type = static_cast<std::uint8_t>(r.body[0]);
-    r.id = get32(r.body.data() + 1);
-    r.status = 0;
-    r.msg.clear();
+    parse_reply(r, what_);
     if (pending_.erase(r.id) == 0) throw Error(ExitCode::unavailable, "sftp reply to an unknown request for " + what_);
     r.control = control_.erase(r.id) != 0;
-    if (r.type == fxp::status) {
-        if (len < 9) throw Error(ExitCode::unavailable, "malformed sftp status for " + what_);
-        r.status = get32(r.body.data() + 5);
-        if (len >= 13) {
-            std::uint32_t mlen = get32(r.body.data() + 9);
-            if (mlen <= len - 13) r.msg.assign(r.body.data() + 13, mlen);
-        }
-    } else if (r.type == fxp::data || r.type == fxp::handle) {
-        if (len < 9) throw Error(ExitCode::unavailable, "malformed sftp reply for " + what_);
-        r.data_len = get32(r.body.data() + 5);
-        r.data_off = 9;
-        if (r.data_len > len - 9) throw Error(ExitCode::unavailable, "malformed sftp reply length for " + what_);
-    } else if (r.type == fxp::attrs) {
-        r.data_off = 5;
-        r.data_len = len - 5;
-    } else {
-        throw Error(ExitCode::unavailable, "unexpected sftp reply type " + std::to_string(r.type) + " for " + what_);
-    }
     return r;
 }
 

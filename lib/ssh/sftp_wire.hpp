@@ -34,15 +34,20 @@ ExitCode status_exit(std::uint32_t code);
 struct SftpReply {
     std::uint8_t type = 0;
     std::uint32_t id = 0;
-    bool control = false;      // answers a control request (not a read or write)
-    std::uint32_t status = 0;  // STATUS
-    std::string msg;           // STATUS message
-    std::string body;          // the whole packet after its length
+    bool control = false;                    // answers a control request (not a read or write)
+    std::uint32_t status = 0;                // STATUS
+    std::string msg;                         // STATUS message
+    std::string body;                        // the whole packet after its length
     std::size_t data_off = 0, data_len = 0;  // DATA payload, HANDLE string or ATTRS inside body
 
     bool is_status() const { return type == fxp::status; }
     std::string_view payload() const { return std::string_view(body).substr(data_off, data_len); }
 };
+
+// Reads a reply's type, id, status and where its payload lies from r.body (the packet after its
+// length), checking every length against the body; throws tn::Error (69) for a reply no request could
+// have, naming `what`. The pure part of SftpWire::receive: bytes from a hostile server (fuzz_sftp_reply).
+void parse_reply(SftpReply& r, std::string_view what);
 
 // The attributes a STAT reply carries that transfers use.
 struct SftpAttrs {
