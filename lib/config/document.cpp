@@ -57,7 +57,8 @@ Document Document::parse(std::string_view text, std::string source_name) {
         auto t = std::make_unique<toml::table>(toml::parse(text, source_name));
         return Document(std::move(t), std::move(source_name));
     } catch (const toml::parse_error& e) {
-        Diagnostic d{source_name, e.source().begin.line, e.source().begin.column, plain_parse_error(std::string(e.description()))};
+        Diagnostic d{source_name, e.source().begin.line, e.source().begin.column,
+                     plain_parse_error(std::string(e.description()))};
         throw Error(ExitCode::config, d.str());
     }
 }
@@ -66,8 +67,7 @@ Document Document::load_file(const std::filesystem::path& path) {
     std::error_code ec;
     auto size = std::filesystem::file_size(path, ec);
     if (ec) throw Error(ExitCode::config, path.string() + ": error: cannot read config: " + ec.message());
-    if (size > max_config_bytes)
-        throw Error(ExitCode::config, path.string() + ": error: config larger than 1 MiB");
+    if (size > max_config_bytes) throw Error(ExitCode::config, path.string() + ": error: config larger than 1 MiB");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error(ExitCode::config, path.string() + ": error: cannot open config");
     std::ostringstream ss;
@@ -76,6 +76,14 @@ Document Document::load_file(const std::filesystem::path& path) {
 }
 
 Table Document::root() const { return Table(root_.get(), "", source_, diags_); }
+
+Table Document::require_table(std::string_view key) const {
+    auto r = root();
+    if (auto t = r.table(key)) return *t;
+    if (!r.has(key)) r.error(key, "missing [" + std::string(key) + "] table");
+    finish();
+    throw Error(ExitCode::config, source_ + ": missing [" + std::string(key) + "] table");  // finish() threw already
+}
 
 void Document::finish() const {
     if (diags_->empty()) return;

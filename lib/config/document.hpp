@@ -46,6 +46,9 @@ public:
     ~Document();
 
     Table root() const;
+    // The root's table `key` ([server] in a tn-tun server's file): when it is missing or not a table,
+    // throws as finish() does, with that problem and every one recorded before it.
+    Table require_table(std::string_view key) const;
     const std::vector<Diagnostic>& diagnostics() const { return *diags_; }
     void finish() const;
     const std::string& source() const { return source_; }

@@ -71,6 +71,19 @@ TEST_CASE("every problem is reported at once") {
     CHECK(msg.find("missing required key \"group[0].name\"") != std::string::npos);
 }
 
+TEST_CASE("require_table gives the table, or throws with every problem so far") {
+    auto doc = Document::parse("[server]\nlisten = \"x\"\n", "t.toml");
+    CHECK(doc.require_table("server").string("listen") == "x");
+    auto missing = [](const Document& d) {
+        d.root().allow_only({"client"});
+        d.require_table("client");
+    };
+    auto msg = error_of("[server]\n", missing);
+    CHECK(msg.find("unknown key \"server\"") != std::string::npos);
+    CHECK(msg.find("missing [client] table") != std::string::npos);
+    CHECK(error_of("client = 3\n", missing) == "t.toml:1:10: error: client: expected a table, got an integer");
+}
+
 TEST_CASE("arrays of strings and arrays of tables are checked") {
     auto doc = Document::parse("a = [\"x\", \"y\"]\nb = [1]\n", "t.toml");
     CHECK(doc.root().strings("a") == std::vector<std::string>{"x", "y"});
@@ -81,7 +94,8 @@ TEST_CASE("arrays of strings and arrays of tables are checked") {
 }
 
 TEST_CASE("load_file reports a missing file and caps the size") {
-    CHECK_THROWS_WITH(Document::load_file("/nonexistent/tn.toml"), Catch::Contains("/nonexistent/tn.toml: error: cannot read config"));
+    CHECK_THROWS_WITH(Document::load_file("/nonexistent/tn.toml"),
+                      Catch::Contains("/nonexistent/tn.toml: error: cannot read config"));
     auto p = std::filesystem::temp_directory_path() / "tn-big.toml";
     {
         std::ofstream f(p);

@@ -21,7 +21,8 @@ std::filesystem::path relative_to(const std::filesystem::path& config, const std
 }
 
 // Runs `parse` on a value and records its ParseError at the key instead of throwing.
-template <class F> void checked(const config::Table& t, std::string_view key, F&& parse) {
+template <class F>
+void checked(const config::Table& t, std::string_view key, F&& parse) {
     try {
         parse();
     } catch (const ParseError& e) {
@@ -45,7 +46,8 @@ void read_psk(const config::Table& t, const std::filesystem::path& config, tun::
     auto v = t.string("preshared_key_file");
     if (!v) return;
     auto path = relative_to(config, *v);
-    if (check_key_file(t, "preshared_key_file", path, out) && out == tun::Key{}) t.error("preshared_key_file", "a pre-shared key of 32 zero bytes is no key");
+    if (check_key_file(t, "preshared_key_file", path, out) && out == tun::Key{})
+        t.error("preshared_key_file", "a pre-shared key of 32 zero bytes is no key");
     if (auto w = secret_file_warning(path)) warnings.push_back(*w);
 }
 
@@ -55,28 +57,31 @@ constexpr std::uint16_t ipv6_min_mtu = 1280;
 void parse_dns(const config::Table& t, const std::vector<std::string>& v, bool v6_ok, std::vector<std::uint32_t>& out4,
                std::vector<tun::Ip6>& out6) {
     if (v.size() > tun::max_push_dns) t.error("dns", "at most 8 DNS servers");
-    for (auto& d : v) checked(t, "dns", [&] {
-        if (!tun::is_ipv6_text(d)) return out4.push_back(tun::parse_ipv4(d));
-        auto a = tun::parse_ipv6(d);
-        if (!v6_ok) throw ParseError("IPv6 DNS server " + d + " needs subnet6 in [server]");
-        out6.push_back(a);
-    });
+    for (auto& d : v)
+        checked(t, "dns", [&] {
+            if (!tun::is_ipv6_text(d)) return out4.push_back(tun::parse_ipv4(d));
+            auto a = tun::parse_ipv6(d);
+            if (!v6_ok) throw ParseError("IPv6 DNS server " + d + " needs subnet6 in [server]");
+            out6.push_back(a);
+        });
 }
 
 // Pushed `routes` / `push_routes`: IPv4 and IPv6 networks; an IPv6 one needs subnet6 and must not
 // cover the server's own IPv6 address (clients would send the tunnel's datagrams into the tunnel).
 void parse_pushed(const config::Table& t, std::string_view key, const std::vector<std::string>& v, bool v6_ok,
-                  const std::optional<tun::Ip6>& listen6, std::vector<tun::Route>& out4, std::vector<tun::Route6>& out6) {
+                  const std::optional<tun::Ip6>& listen6, std::vector<tun::Route>& out4,
+                  std::vector<tun::Route6>& out6) {
     if (v.size() > tun::max_push_routes) t.error(key, "at most 64 routes");
-    for (auto& r : v) checked(t, key, [&] {
-        if (!tun::is_ipv6_text(r)) return out4.push_back(tun::parse_cidr(r));
-        auto c = tun::parse_cidr6(r);
-        if (!v6_ok) throw ParseError("IPv6 route " + r + " needs subnet6 in [server]");
-        if (listen6 && tun::covers(c, *listen6))
-            throw ParseError("IPv6 route " + r + " covers the server's own address " + tun::ipv6_str(*listen6) +
-                             ": clients would send the tunnel into itself");
-        out6.push_back(c);
-    });
+    for (auto& r : v)
+        checked(t, key, [&] {
+            if (!tun::is_ipv6_text(r)) return out4.push_back(tun::parse_cidr(r));
+            auto c = tun::parse_cidr6(r);
+            if (!v6_ok) throw ParseError("IPv6 route " + r + " needs subnet6 in [server]");
+            if (listen6 && tun::covers(c, *listen6))
+                throw ParseError("IPv6 route " + r + " covers the server's own address " + tun::ipv6_str(*listen6) +
+                                 ": clients would send the tunnel into itself");
+            out6.push_back(c);
+        });
 }
 
 // The IPv6 address `listen` names, if it names one (not the wildcard).
@@ -84,8 +89,7 @@ std::optional<tun::Ip6> listen_ipv6(const std::string& listen) {
     try {
         auto hp = parse_host_port(listen);
         if (tun::is_ipv6_text(hp.host) && hp.host != "::") return tun::parse_ipv6(hp.host);
-    } catch (const ParseError&) {
-    }
+    } catch (const ParseError&) {}
     return std::nullopt;
 }
 
@@ -136,14 +140,16 @@ void load_server_table(const config::Table& s, const std::filesystem::path& file
         o.tun = *v;
     }
     o.core.subnet = tun::parse_cidr("10.99.0.0/24");
-    if (auto v = s.string("subnet")) checked(s, "subnet", [&] {
-        o.core.subnet = tun::parse_cidr(*v);
-        tun::Pool check(o.core.subnet);
-    });
-    if (auto v = s.string("subnet6")) checked(s, "subnet6", [&] {
-        o.core.subnet6 = tun::parse_cidr6(*v);
-        tun::check_subnet6(*o.core.subnet6, o.core.subnet);
-    });
+    if (auto v = s.string("subnet"))
+        checked(s, "subnet", [&] {
+            o.core.subnet = tun::parse_cidr(*v);
+            tun::Pool check(o.core.subnet);
+        });
+    if (auto v = s.string("subnet6"))
+        checked(s, "subnet6", [&] {
+            o.core.subnet6 = tun::parse_cidr6(*v);
+            tun::check_subnet6(*o.core.subnet6, o.core.subnet);
+        });
     const bool v6 = o.core.subnet6.has_value();
     const auto listen6 = listen_ipv6(o.listen);
     if (auto v = s.integer("mtu", 576, tun::max_inner_len)) o.core.mtu = static_cast<std::uint16_t>(*v);
@@ -156,16 +162,17 @@ void load_server_table(const config::Table& s, const std::filesystem::path& file
 
 // A peer's own `routes` (the networks behind it): IPv4 ones cut to their network, IPv6 ones need subnet6.
 void parse_peer_routes(const config::Table& p, const std::vector<std::string>& v, bool v6, tun::PeerConfig& pc) {
-    for (auto& r : v) checked(p, "routes", [&] {
-        if (tun::is_ipv6_text(r)) {
-            auto c6 = tun::parse_cidr6(r);
-            if (!v6) throw ParseError("IPv6 route " + r + " needs subnet6 in [server]");
-            return pc.routes6.push_back(c6);
-        }
-        auto c = tun::parse_cidr(r);
-        if (c.prefix < 32) c.addr &= c.prefix == 0 ? 0 : ~0u << (32 - c.prefix);  // the kernel wants a network
-        pc.routes.push_back(c);
-    });
+    for (auto& r : v)
+        checked(p, "routes", [&] {
+            if (tun::is_ipv6_text(r)) {
+                auto c6 = tun::parse_cidr6(r);
+                if (!v6) throw ParseError("IPv6 route " + r + " needs subnet6 in [server]");
+                return pc.routes6.push_back(c6);
+            }
+            auto c = tun::parse_cidr(r);
+            if (c.prefix < 32) c.addr &= c.prefix == 0 ? 0 : ~0u << (32 - c.prefix);  // the kernel wants a network
+            pc.routes.push_back(c);
+        });
 }
 
 // A [[peer]]; v6 and listen6 are the server's subnet6 and IPv6 listen address (its pushed routes must not cover it).
@@ -174,14 +181,17 @@ tun::PeerConfig load_peer(const config::Table& p, const std::filesystem::path& f
     p.allow_only({"name", "public_key", "preshared_key_file", "address", "routes", "push_routes", "dns", "mtu"});
     tun::PeerConfig pc;
     if (auto v = p.require_string("name")) pc.name = *v;
-    if (auto v = p.require_string("public_key")) checked(p, "public_key", [&] { pc.public_key = tun::key_from_base64(*v); });
+    if (auto v = p.require_string("public_key"))
+        checked(p, "public_key", [&] { pc.public_key = tun::key_from_base64(*v); });
     read_psk(p, file, pc.psk.key, warnings);
     if (auto v = p.string("address")) checked(p, "address", [&] { pc.address = tun::parse_ipv4(*v); });
     if (auto v = p.strings("routes")) parse_peer_routes(p, *v, v6, pc);
-    if (auto v = p.strings("push_routes")) parse_pushed(p, "push_routes", *v, v6, listen6, pc.push_routes.emplace(), pc.push_routes6);
+    if (auto v = p.strings("push_routes"))
+        parse_pushed(p, "push_routes", *v, v6, listen6, pc.push_routes.emplace(), pc.push_routes6);
     if (auto v = p.strings("dns")) parse_dns(p, *v, v6, pc.dns.emplace(), pc.dns6);
     if (auto v = p.integer("mtu", 576, tun::max_inner_len)) pc.mtu = static_cast<std::uint16_t>(*v);
-    if (v6 && pc.mtu && *pc.mtu < ipv6_min_mtu) p.error("mtu", "subnet6 needs an mtu of at least 1280 (IPv6's minimum)");
+    if (v6 && pc.mtu && *pc.mtu < ipv6_min_mtu)
+        p.error("mtu", "subnet6 needs an mtu of at least 1280 (IPv6's minimum)");
     return pc;
 }
 }  // namespace
@@ -192,12 +202,7 @@ ServerOptions load_server(const std::filesystem::path& file) {
     root.allow_only({"server", "peer"});
     ServerOptions o;
     o.config_file = file;
-    auto s = root.table("server");
-    if (!s) {
-        root.error("server", "missing [server] table");
-        doc.finish();
-    }
-    load_server_table(*s, file, o);
+    load_server_table(doc.require_table("server"), file, o);
     const bool v6 = o.core.subnet6.has_value();
     const auto listen6 = listen_ipv6(o.listen);
     for (auto& p : root.tables("peer")) o.core.peers.push_back(load_peer(p, file, v6, listen6, o.warnings));
@@ -216,37 +221,33 @@ ClientOptions load_client(const std::filesystem::path& file) {
     root.allow_only({"client"});
     ClientOptions o;
     o.config_file = file;
-    auto c = root.table("client");
-    if (!c) {
-        root.error("client", "missing [client] table");
-        doc.finish();
-    }
-    c->allow_only({"server", "private_key_file", "server_public_key", "preshared_key_file", "tun", "apply_routes", "default_route", "apply_dns",
-                   "persistent_keepalive", "on_up", "on_down"});
-    if (auto v = c->require_string("server")) {
-        checked(*c, "server", [&] { parse_host_port(*v); });
+    auto c = doc.require_table("client");
+    c.allow_only({"server", "private_key_file", "server_public_key", "preshared_key_file", "tun", "apply_routes",
+                  "default_route", "apply_dns", "persistent_keepalive", "on_up", "on_down"});
+    if (auto v = c.require_string("server")) {
+        checked(c, "server", [&] { parse_host_port(*v); });
         o.server = *v;
     }
-    if (auto v = c->require_string("private_key_file")) {
+    if (auto v = c.require_string("private_key_file")) {
         o.private_key_file = relative_to(file, *v);
-        check_key_file(*c, "private_key_file", o.private_key_file, o.core.key.priv);
+        check_key_file(c, "private_key_file", o.private_key_file, o.core.key.priv);
         if (auto w = secret_file_warning(o.private_key_file)) o.warnings.push_back(*w);
         o.core.key.pub = tun::public_key(o.core.key.priv);
     }
-    if (auto v = c->require_string("server_public_key"))
-        checked(*c, "server_public_key", [&] { o.core.server_public = tun::key_from_base64(*v); });
-    read_psk(*c, file, o.core.psk.key, o.warnings);
-    if (auto v = c->string("tun")) {
-        if (v->empty() || v->size() > 15) c->error("tun", "an interface name has 1 to 15 characters");
+    if (auto v = c.require_string("server_public_key"))
+        checked(c, "server_public_key", [&] { o.core.server_public = tun::key_from_base64(*v); });
+    read_psk(c, file, o.core.psk.key, o.warnings);
+    if (auto v = c.string("tun")) {
+        if (v->empty() || v->size() > 15) c.error("tun", "an interface name has 1 to 15 characters");
         o.tun = *v;
     }
-    if (auto v = c->boolean("apply_routes")) o.apply_routes = *v;
-    if (auto v = c->boolean("default_route")) o.default_route = *v;
-    if (auto v = c->boolean("apply_dns")) o.apply_dns = *v;
-    if (o.default_route && !o.apply_routes) c->error("default_route", "default_route = true needs apply_routes = true");
-    if (auto v = c->integer("persistent_keepalive", 0, 3600)) o.core.keepalive = std::chrono::seconds(*v);
-    if (auto v = c->string("on_up")) o.on_up = *v;
-    if (auto v = c->string("on_down")) o.on_down = *v;
+    if (auto v = c.boolean("apply_routes")) o.apply_routes = *v;
+    if (auto v = c.boolean("default_route")) o.default_route = *v;
+    if (auto v = c.boolean("apply_dns")) o.apply_dns = *v;
+    if (o.default_route && !o.apply_routes) c.error("default_route", "default_route = true needs apply_routes = true");
+    if (auto v = c.integer("persistent_keepalive", 0, 3600)) o.core.keepalive = std::chrono::seconds(*v);
+    if (auto v = c.string("on_up")) o.on_up = *v;
+    if (auto v = c.string("on_down")) o.on_down = *v;
     doc.finish();
     return o;
 }
