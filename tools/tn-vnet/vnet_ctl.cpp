@@ -34,24 +34,34 @@ HostPort host_port_or_port(const std::string& s, const std::string& default_ip) 
     return parse_host_port(s);
 }
 
+// The fields a serve's own config and an entry of the route's list share, in the same order in both
+// JSON views.
+template <class Spec>
+void spec_json(std::ostream& o, const Spec& s) {
+    o << "\"name\":" << json_quote_text(s.name) << ",\"type\":" << json_quote_text(s.type)
+      << ",\"ip\":" << json_quote_text(s.ip) << ",\"port\":" << s.port << ",\"info\":" << json_quote_text(s.info)
+      << ",\"remote_port\":" << s.remote_port;
+}
+
 std::string serve_json(const LocalServe& s) {
     std::ostringstream o;
-    o << "{\"name\":" << json_quote_text(s.cfg.name) << ",\"id\":" << (s.registered ? s.id : s.cfg.id)
-      << ",\"type\":" << json_quote_text(s.cfg.type) << ",\"ip\":" << json_quote_text(s.cfg.ip) << ",\"port\":" << s.cfg.port
-      << ",\"info\":" << json_quote_text(s.cfg.info) << ",\"active\":" << (s.cfg.active ? "true" : "false")
-      << ",\"registered\":" << (s.registered ? "true" : "false") << ",\"state\":" << json_quote_text(s.state_text())
-      << ",\"remote_port\":" << s.cfg.remote_port << ",\"unserve\":" << (s.unserve ? "true" : "false")
+    o << "{\"id\":" << (s.registered ? s.id : s.cfg.id) << ",";
+    spec_json(o, s.cfg);
+    o << ",\"active\":" << (s.cfg.active ? "true" : "false") << ",\"registered\":" << (s.registered ? "true" : "false")
+      << ",\"state\":" << json_quote_text(s.state_text()) << ",\"unserve\":" << (s.unserve ? "true" : "false")
       << ",\"links\":" << s.open_links << ",\"custom_domains\":[";
-    for (std::size_t i = 0; i < s.cfg.custom_domains.size(); ++i) o << (i ? "," : "") << json_quote_text(s.cfg.custom_domains[i]);
+    for (std::size_t i = 0; i < s.cfg.custom_domains.size(); ++i)
+        o << (i ? "," : "") << json_quote_text(s.cfg.custom_domains[i]);
     o << "]}";
     return o.str();
 }
 
 std::string use_json(const LocalUse& u) {
     std::ostringstream o;
-    o << "{\"name\":" << json_quote_text(u.cfg.name) << ",\"id\":" << u.cfg.id << ",\"ip\":" << json_quote_text(u.cfg.ip)
-      << ",\"port\":" << (u.bound_port ? u.bound_port : u.cfg.port) << ",\"active\":" << (u.cfg.active ? "true" : "false")
-      << ",\"state\":" << json_quote_text(u.state_text()) << ",\"links\":" << u.open_links << ",\"type\":" << json_quote_text(u.cfg.type);
+    o << "{\"name\":" << json_quote_text(u.cfg.name) << ",\"id\":" << u.cfg.id
+      << ",\"ip\":" << json_quote_text(u.cfg.ip) << ",\"port\":" << (u.bound_port ? u.bound_port : u.cfg.port)
+      << ",\"active\":" << (u.cfg.active ? "true" : "false") << ",\"state\":" << json_quote_text(u.state_text())
+      << ",\"links\":" << u.open_links << ",\"type\":" << json_quote_text(u.cfg.type);
     if (u.cfg.type == "udp") {
         // The flows now and since attach; `dropped`: datagrams from new sources refused at the cap,
         // `queue_dropped`: datagrams of open flows dropped while their link was full or opening, and
@@ -77,8 +87,9 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
         } else {
             o << "id\tname\ttype\tip\tport\tstate\tinfo\n";
             for (const auto& s : serves_)
-                o << (s.registered ? s.id : s.cfg.id) << "\t" << esc(s.cfg.name) << "\t" << esc(s.cfg.type) << "\t" << esc(s.cfg.ip)
-                  << "\t" << s.cfg.port << "\t" << esc(s.state_text()) << "\t" << esc(s.cfg.info) << "\n";
+                o << (s.registered ? s.id : s.cfg.id) << "\t" << esc(s.cfg.name) << "\t" << esc(s.cfg.type) << "\t"
+                  << esc(s.cfg.ip) << "\t" << s.cfg.port << "\t" << esc(s.state_text()) << "\t" << esc(s.cfg.info)
+                  << "\n";
         }
     } else if (what == "use") {
         if (json) {
@@ -88,40 +99,44 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
         } else {
             o << "name\tid\tip\tport\tstate\n";
             for (const auto& u : uses_)
-                o << esc(u.cfg.name) << "\t" << u.cfg.id << "\t" << esc(u.cfg.ip) << "\t" << (u.bound_port ? u.bound_port : u.cfg.port)
-                  << "\t" << esc(u.state_text()) << "\n";
+                o << esc(u.cfg.name) << "\t" << u.cfg.id << "\t" << esc(u.cfg.ip) << "\t"
+                  << (u.bound_port ? u.bound_port : u.cfg.port) << "\t" << esc(u.state_text()) << "\n";
         }
     } else if (what == "serves") {
         if (json) o << "[";
-        else o << "id\tvnet\tname\ttype\tip\tport\tinfo\n";
+        else
+            o << "id\tvnet\tname\ttype\tip\tport\tinfo\n";
         bool first = true;
         for (const auto& [id, e] : available_) {
             if (json) {
-                o << (first ? "" : ",") << "{\"id\":" << id << ",\"vnet\":" << e.vnet_id << ",\"vnet_name\":"
-                  << json_quote_text(e.vnet_name) << ",\"name\":" << json_quote_text(e.spec.name) << ",\"type\":" << json_quote_text(e.spec.type)
-                  << ",\"ip\":" << json_quote_text(e.spec.ip) << ",\"port\":" << e.spec.port << ",\"info\":" << json_quote_text(e.spec.info)
-                  << ",\"remote_port\":" << e.spec.remote_port << "}";
+                o << (first ? "" : ",") << "{\"id\":" << id << ",\"vnet\":" << e.vnet_id
+                  << ",\"vnet_name\":" << json_quote_text(e.vnet_name) << ",";
+                spec_json(o, e.spec);
+                o << "}";
             } else {
-                o << id << "\t" << e.vnet_id << "\t" << esc(e.spec.name) << "\t" << esc(e.spec.type) << "\t" << esc(e.spec.ip)
-                  << "\t" << e.spec.port << "\t" << esc(e.spec.info) << "\n";
+                o << id << "\t" << e.vnet_id << "\t" << esc(e.spec.name) << "\t" << esc(e.spec.type) << "\t"
+                  << esc(e.spec.ip) << "\t" << e.spec.port << "\t" << esc(e.spec.info) << "\n";
             }
             first = false;
         }
         if (json) o << "]\n";
-        else o << "- " << available_.size() << " serves in group " << esc(cfg_.group) << " -\n";
+        else
+            o << "- " << available_.size() << " serves in group " << esc(cfg_.group) << " -\n";
     } else if (what == "vnet") {
         if (json) {
             o << "{\"name\":" << json_quote_text(cfg_.name) << ",\"group\":" << json_quote_text(cfg_.group)
               << ",\"route\":" << json_quote_text(cfg_.route.str()) << ",\"tls\":" << (cfg_.tls ? "true" : "false")
               << ",\"connected\":" << (connected_ ? "true" : "false") << ",\"vnet_id\":" << vnet_id_
-              << ",\"allow_unserve\":" << (cfg_.allow_unserve ? "true" : "false") << ",\"unserve_remote\":"
-              << (cfg_.unserve_remote ? "true" : "false") << ",\"unserve_num\":" << cfg_.unserve_num
-              << ",\"links_total\":" << links_total_ << ",\"bytes\":" << bytes_total_ << "}\n";
+              << ",\"allow_unserve\":" << (cfg_.allow_unserve ? "true" : "false")
+              << ",\"unserve_remote\":" << (cfg_.unserve_remote ? "true" : "false")
+              << ",\"unserve_num\":" << cfg_.unserve_num << ",\"links_total\":" << links_total_
+              << ",\"bytes\":" << bytes_total_ << "}\n";
         } else {
             o << "name " << esc(cfg_.name) << "  group " << esc(cfg_.group) << "  route " << esc(cfg_.route.str())
               << (connected_ ? "  connected as vnet " + std::to_string(vnet_id_) : "  not connected") << "\n"
-              << "allow_unserve " << cfg_.allow_unserve << "  unserve_remote " << cfg_.unserve_remote << "  unserve_num "
-              << cfg_.unserve_num << "  links " << links_total_ << "  bytes " << bytes_total_ << "\n";
+              << "allow_unserve " << cfg_.allow_unserve << "  unserve_remote " << cfg_.unserve_remote
+              << "  unserve_num " << cfg_.unserve_num << "  links " << links_total_ << "  bytes " << bytes_total_
+              << "\n";
         }
     }
     return o.str();
@@ -145,8 +160,10 @@ struct VnetAgent::CtlCall {
         c.reply = std::move(reply);
         for (std::size_t i = 0; i < in.size(); ++i) {
             if (in[i] == "--json") c.json = true;
-            else if (in[i] == "--local" && i + 1 < in.size()) c.local = in[++i];
-            else c.w.push_back(in[i]);
+            else if (in[i] == "--local" && i + 1 < in.size())
+                c.local = in[++i];
+            else
+                c.w.push_back(in[i]);
         }
         return c;
     }
@@ -156,11 +173,15 @@ namespace {
 std::string vnets_text(const Vnets& v, bool json) {
     std::ostringstream o;
     if (json) o << "[";
-    else o << "vnet\tname\tserves\n";
+    else
+        o << "vnet\tname\tserves\n";
     for (std::size_t i = 0; i < v.vnets.size(); ++i) {
         const auto& x = v.vnets[i];
-        if (json) o << (i ? "," : "") << "{\"id\":" << x.id << ",\"name\":" << json_quote_text(x.name) << ",\"serves\":" << x.serves << "}";
-        else o << x.id << "\t" << esc(x.name) << "\t" << x.serves << "\n";
+        if (json)
+            o << (i ? "," : "") << "{\"id\":" << x.id << ",\"name\":" << json_quote_text(x.name)
+              << ",\"serves\":" << x.serves << "}";
+        else
+            o << x.id << "\t" << esc(x.name) << "\t" << x.serves << "\n";
     }
     if (json) o << "]\n";
     return o.str();
@@ -170,8 +191,8 @@ std::string vnets_text(const Vnets& v, bool json) {
 void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
     using Handler = void (VnetAgent::*)(const CtlCall&);
     static const std::map<std::string, Handler, std::less<>> handlers{
-        {"show", &VnetAgent::ctl_show}, {"ping", &VnetAgent::ctl_ping},     {"unserve", &VnetAgent::ctl_unserve},
-        {"serve", &VnetAgent::ctl_serve}, {"use", &VnetAgent::ctl_use}, {"reload", &VnetAgent::ctl_reload}};
+        {"show", &VnetAgent::ctl_show},   {"ping", &VnetAgent::ctl_ping}, {"unserve", &VnetAgent::ctl_unserve},
+        {"serve", &VnetAgent::ctl_serve}, {"use", &VnetAgent::ctl_use},   {"reload", &VnetAgent::ctl_reload}};
     auto c = CtlCall::from_words(in, std::move(reply));
     try {
         if (c.w.empty() || c.w[0] == "help") return c.reply(Reply{c.w.empty() ? 64 : 0, kUsage});
@@ -189,22 +210,26 @@ void VnetAgent::ctl_show(const CtlCall& c) {
     const auto& w = c.w;
     if (w.size() != 2) return c.usage("show needs one of serve|use|serves|vnet|vnets");
     if (w[1] != "vnets") {
-        if (w[1] != "serve" && w[1] != "use" && w[1] != "serves" && w[1] != "vnet") return c.usage("unknown: show " + w[1]);
+        if (w[1] != "serve" && w[1] != "use" && w[1] != "serves" && w[1] != "vnet")
+            return c.usage("unknown: show " + w[1]);
         return c.reply(Reply{0, show(w[1], c.json)});
     }
     if (!connected_) return c.not_connected();
     auto req = next_req_++;
-    waiting_[req] = [reply = c.reply, json = c.json](const Frame& f) { reply(Reply{0, vnets_text(from_frame<Vnets>(f), json)}); };
+    waiting_[req] = [reply = c.reply, json = c.json](const Frame& f) {
+        reply(Reply{0, vnets_text(from_frame<Vnets>(f), json)});
+    };
     send(to_frame(VnetsReq{req}));
 }
 
 void VnetAgent::ctl_ping(const CtlCall& c) {
     if (!connected_) return c.not_connected();
     auto token = random_u64();
-    pings_[token] = {Clock::now(), [reply = c.reply, json = c.json](Reply r) {
-                         if (r.code) return reply(r);
-                         reply(Reply{0, json ? "{\"rtt_ms\":" + r.body + "}\n" : "pong from route: " + r.body + " ms\n"});
-                     }};
+    pings_[token] = {
+        Clock::now(), [reply = c.reply, json = c.json](Reply r) {
+            if (r.code) return reply(r);
+            reply(Reply{0, json ? "{\"rtt_ms\":" + r.body + "}\n" : "pong from route: " + r.body + " ms\n"});
+        }};
     send(to_frame(Ping{token}));
 }
 
@@ -221,7 +246,9 @@ void VnetAgent::ctl_unserve(const CtlCall& c) {
         if (!r.ok) return reply(Reply{77, "unserve refused: " + esc(r.message) + "\n"});
         std::string text = "unserve granted: serve id " + std::to_string(r.id);
         if (!local.empty()) text += map_unserved(r.id, local);
-        reply(Reply{0, json ? "{\"ok\":true,\"id\":" + std::to_string(r.id) + ",\"message\":" + json_quote_text(text) + "}\n" : text + "\n"});
+        reply(Reply{
+            0, json ? "{\"ok\":true,\"id\":" + std::to_string(r.id) + ",\"message\":" + json_quote_text(text) + "}\n"
+                    : text + "\n"});
     };
     send(to_frame(UnserveReq{req, static_cast<std::uint32_t>(*target), hp.host, hp.port}));
 }
@@ -234,7 +261,8 @@ std::string VnetAgent::map_unserved(std::uint16_t id, const std::string& local) 
     u.cfg.ip = lhp.host;
     u.cfg.port = lhp.port;
     if (use_by_name(u.cfg.name)) detach(*use_by_name(u.cfg.name), UseState::inactive);
-    else uses_.push_back(u);
+    else
+        uses_.push_back(u);
     attach(*use_by_name(u.cfg.name));
     return ", mapped on " + lhp.str() + " (" + use_by_name(u.cfg.name)->state_text() + ")";
 }
@@ -363,7 +391,8 @@ void VnetAgent::accept_ctl() {
 
 void VnetAgent::serve_ctl(std::shared_ptr<asio::local::stream_protocol::socket> s) {
     auto foreign = foreign_peer(s->native_handle());
-    relay::serve_control(s, [this, foreign](std::vector<std::string> words, std::function<void(ControlReply)> reply_to) {
+    relay::serve_control(s, [this, foreign](std::vector<std::string> words,
+                                            std::function<void(ControlReply)> reply_to) {
         // The line is read (and dropped) first: closing on an unread request would reset the
         // connection and the caller would never see why.
         if (foreign) {
