@@ -30,7 +30,7 @@ void UdpFlowTable::on_closed(std::uint64_t flow) {
     flows_.erase(it);
 }
 
-std::vector<std::uint64_t> UdpFlowTable::expire(Clock::time_point now) {
+std::vector<std::uint64_t> UdpFlowTable::tick(Clock::time_point now) {
     std::vector<std::uint64_t> out;
     for (auto it = flows_.begin(); it != flows_.end();) {
         if (now - it->second.last >= idle_) {

@@ -38,8 +38,8 @@ public:
     // The flow's link closed (or could not open): the flow is forgotten; the next datagram from its
     // source opens a new one.
     void on_closed(std::uint64_t flow);
-    // Flows idle for `idle` or longer, removed from the table: the caller closes their links.
-    std::vector<std::uint64_t> expire(Clock::time_point now);
+    // Time passing: flows idle for `idle` or longer, removed from the table; the caller closes their links.
+    std::vector<std::uint64_t> tick(Clock::time_point now);
     // When the next flow would expire if nothing moves; none without flows.
     std::optional<Clock::time_point> next_deadline() const;
     std::optional<UdpPeer> peer(std::uint64_t flow) const;

@@ -58,13 +58,13 @@ TEST_CASE("a flow idle for the timeout expires; traffic either way keeps it") {
     CHECK(t.next_deadline() == t0 + 10s);
     t.on_reply(a.flow, t0 + 5s);  // a reply counts as activity
     CHECK(t.next_deadline() == t0 + 12s);
-    CHECK(t.expire(t0 + 11s).empty());
-    auto gone = t.expire(t0 + 12s);
+    CHECK(t.tick(t0 + 11s).empty());
+    auto gone = t.tick(t0 + 12s);
     REQUIRE(gone.size() == 1);
     CHECK(gone[0] == b.flow);
     CHECK(t.expired_total() == 1);
     CHECK(t.next_deadline() == t0 + 15s);
-    CHECK(t.expire(t0 + 15s) == std::vector<std::uint64_t>{a.flow});
+    CHECK(t.tick(t0 + 15s) == std::vector<std::uint64_t>{a.flow});
     CHECK(t.open() == 0);
     CHECK_FALSE(t.next_deadline());
     // The source comes back: a new flow.
@@ -81,6 +81,6 @@ TEST_CASE("a closed flow is forgotten; a reply or close for an unknown flow is i
     t.on_reply(a.flow, t0 + 1s);
     CHECK(t.open() == 0);
     CHECK_FALSE(t.peer(a.flow));
-    CHECK(t.expire(t0 + 1h).empty());
+    CHECK(t.tick(t0 + 1h).empty());
     CHECK(t.on_datagram(peer(1), t0).verdict == V::open);
 }

@@ -280,7 +280,7 @@ void UdpUse::arm_timer() {
 }
 
 void UdpUse::expire() {
-    for (auto id : table_.expire(UdpFlowTable::Clock::now())) {
+    for (auto id : table_.tick(UdpFlowTable::Clock::now())) {
         auto it = flows_.find(id);
         if (it == flows_.end()) continue;
         log_.debug("flow ", id, " idle: closed");
