@@ -1,4 +1,5 @@
-// NAT for the tunnel subnet and the peers' site subnets through nft(8) and /proc/sys/net/ipv4/ip_forward, undone exactly.
+// NAT for the tunnel subnets and the peers' site subnets through nft(8), and the forwarding sysctls,
+// undone exactly.
 #include "host_nat.hpp"
 
 #include <net/if.h>
@@ -17,18 +18,62 @@ namespace tn::tuntool {
 namespace {
 
 constexpr const char* forward_sysctl = "/proc/sys/net/ipv4/ip_forward";
+const std::filesystem::path conf6 = "/proc/sys/net/ipv6/conf";
 
-std::string read_forward() {
-    auto v = read_small_file(forward_sysctl, 16);
-    if (!v) throw Error(ExitCode::io, std::string("cannot read ") + forward_sysctl + ": " + std::strerror(errno));
+std::optional<std::string> read_value(const std::filesystem::path& path) {
+    auto v = read_small_file(path, 16);
+    if (!v) return std::nullopt;
     return v->substr(0, v->find('\n'));
 }
 
-bool write_forward(const std::string& value) {
-    std::ofstream f(forward_sysctl);
+bool write_value(const std::filesystem::path& path, const std::string& value) {
+    std::ofstream f(path);
     f << value << "\n";
     f.flush();
     return static_cast<bool>(f);
+}
+
+std::string read_forward() {
+    auto v = read_value(forward_sysctl);
+    if (!v) throw Error(ExitCode::io, std::string("cannot read ") + forward_sysctl + ": " + std::strerror(errno));
+    return *v;
+}
+
+bool write_forward(const std::string& value) { return write_value(forward_sysctl, value); }
+
+std::filesystem::path forward6_file(const std::string& name) { return conf6 / name / "forwarding"; }
+
+// IPv6 forwarding now: empty when "all" is on (nothing to change), else every switch, "all" first.
+Forward6 read_forward6() {
+    auto all = read_value(forward6_file("all"));
+    if (!all) throw Error(ExitCode::io, "cannot read " + forward6_file("all").string() + ": " + std::strerror(errno));
+    if (*all == "1") return {};
+    Forward6 saved{{"all", *all}};
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator(conf6, ec)) {
+        auto name = e.path().filename().string();
+        if (name == "all") continue;
+        if (auto v = read_value(forward6_file(name))) saved.emplace_back(name, *v);
+    }
+    return saved;
+}
+
+// Puts `saved` back; a device gone since (our TUN) is skipped. False when a write failed.
+bool restore_forward6(const Forward6& saved) {
+    bool ok = true;
+    for (auto& [name, value] : saved) {
+        if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") continue;
+        auto path = forward6_file(name);
+        auto now = read_value(path);
+        if (now && *now != value) ok &= write_value(path, value);
+    }
+    return ok;
+}
+
+std::string forward6_str(const Forward6& saved) {
+    std::string s;
+    for (auto& [name, value] : saved) s += " " + name + "=" + value;
+    return s;
 }
 
 // nft names: letters, digits, '_' and '-' only (a TUN name may hold other characters).
@@ -38,24 +83,34 @@ std::string table_name(const std::string& tun) {
     return t;
 }
 
-// The ruleset, applied by `nft -f` as one transaction. The first two lines make a table left by
-// someone else's run of the same name ours to replace. Forwarding to the clients is only for replies;
-// when ip_forward was off before us, only the tunnel's traffic is forwarded, so turning it on does
-// not make the host a router for anyone else.
-std::string ruleset(const std::string& table, const std::string& tun, const std::string& dev,
-                    const std::vector<tun::Route>& sources, bool forward_was_on) {
+std::string networks(const NatSources& sources, bool v6) {
     std::string set;
-    for (auto r : sources) {
+    if (v6) {
+        for (auto& r : sources.v6)
+            set += (set.empty() ? "" : ", ") + tun::cidr_str(tun::parse_cidr6(tun::cidr_str(r)));  // host bits cleared
+        return set;
+    }
+    for (auto r : sources.v4) {
         if (r.prefix < 32) r.addr &= r.prefix == 0 ? 0 : ~0u << (32 - r.prefix);
         set += (set.empty() ? "" : ", ") + tun::cidr_str(r);
     }
+    return set;
+}
+
+// One family's table. The first two lines make a table left by someone else's run of the same name
+// ours to replace. Forwarding to the clients is only for replies; when forwarding was off before us,
+// only the tunnel's traffic is forwarded, so turning it on does not make the host a router for
+// anyone else.
+std::string table_rules(const std::string& family, const std::string& table, const std::string& tun,
+                        const std::string& dev, const std::string& set, bool forward_was_on) {
     std::ostringstream s;
-    s << "table ip " << table << "\ndelete table ip " << table << "\ntable ip " << table << " {\n"
+    s << "table " << family << " " << table << "\ndelete table " << family << " " << table << "\ntable "
+      << family << " " << table << " {\n"
       << "  chain forward {\n    type filter hook forward priority filter; policy accept;\n"
       << "    iifname \"" << dev << "\" oifname \"" << tun << "\" ct state != { established, related } drop\n";
     if (!forward_was_on) s << "    iifname != \"" << tun << "\" oifname != \"" << tun << "\" drop\n";
     s << "  }\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n"
-      << "    ip saddr { " << set << " } oifname \"" << dev << "\" masquerade\n  }\n}\n";
+      << "    " << family << " saddr { " << set << " } oifname \"" << dev << "\" masquerade\n  }\n}\n";
     return s.str();
 }
 
@@ -84,64 +139,94 @@ std::string nat_device(const std::string& configured) {
     return dev;
 }
 
+// The state file: "TABLE IP_FORWARD" and, when IPv6 is masqueraded too, a line "ip6 NAME=VALUE..."
+// with the IPv6 forwarding switches to put back (none when they were on already).
 void undo_leftover_nat(const std::filesystem::path& state_file, const log::Logger& log) {
     auto text = read_small_file(state_file);
     if (!text) return;
     std::istringstream in(*text);
-    std::string table, forward;
+    std::string table, forward, word;
     in >> table >> forward;
     bool changed = false;
-    if (table.rfind("tn-tun-", 0) == 0) changed |= nft({"delete", "table", "ip", table}) == 0;
+    if (table.rfind("tn-tun-", 0) != 0) table.clear();
+    if (!table.empty()) changed |= nft({"delete", "table", "ip", table}) == 0;
     if ((forward == "0" || forward == "1") && read_forward() != forward) changed |= write_forward(forward);
+    if (in >> word && word == "ip6") {
+        Forward6 saved;
+        while (in >> word)
+            if (auto eq = word.find('='); eq != std::string::npos) saved.emplace_back(word.substr(0, eq), word.substr(eq + 1));
+        if (!table.empty()) changed |= nft({"delete", "table", "ip6", table}) == 0;
+        changed |= !saved.empty() && read_forward6() != saved && restore_forward6(saved);
+    }
     if (changed) log.warn("undid the NAT left by a tn-tun server that did not stop cleanly (table ", table,
                           ", ip_forward ", forward, ")");
     std::filesystem::remove(state_file);
 }
 
 HostNat::HostNat(std::filesystem::path state_file, const std::string& tun, const std::string& device,
-                 const std::vector<tun::Route>& sources, const log::Logger& log)
-    : file_(std::move(state_file)), log_(log), table_(table_name(tun)) {
+                 const NatSources& sources, const log::Logger& log)
+    : file_(std::move(state_file)), log_(log), table_(table_name(tun)), v6_(!sources.v6.empty()) {
     undo_leftover_nat(file_, log_);
     forward_before_ = read_forward();
+    if (v6_) forward6_before_ = read_forward6();
     // Recorded before the change: a kill in between leaves a record of something not done, which
     // the next start undoes harmlessly.
-    if (!write_private_file(file_, table_ + " " + forward_before_ + "\n"))
+    std::string record = table_ + " " + forward_before_ + "\n" + (v6_ ? "ip6" + forward6_str(forward6_before_) + "\n" : "");
+    if (!write_private_file(file_, record))
         throw Error(ExitCode::io, "cannot record the NAT state in " + file_.string() + ": " + std::strerror(errno));
     auto rules = file_.string() + ".nft";
-    std::string msg;
-    bool ok = write_private_file(rules, ruleset(table_, tun, device, sources, forward_before_ == "1")) &&
-              nft({"-f", rules}, &msg) == 0;
+    std::string msg, text = table_rules("ip", table_, tun, device, networks(sources, false), forward_before_ == "1");
+    if (v6_) text += table_rules("ip6", table_, tun, device, networks(sources, true), forward6_before_.empty());
+    bool ok = write_private_file(rules, text) && nft({"-f", rules}, &msg) == 0;  // one transaction
     std::filesystem::remove(rules);
     if (!ok) {
         std::filesystem::remove(file_);
         throw Error(ExitCode::io, "cannot set up NAT with nft: " + (msg.empty() ? std::strerror(errno) : msg));
     }
-    if (forward_before_ != "1" && !write_forward("1")) {
-        undo(table_, forward_before_);
-        throw Error(ExitCode::io, std::string("cannot turn on IPv4 forwarding: ") + std::strerror(errno));
-    }
-    std::string list;
-    for (auto& r : sources) list += (list.empty() ? "" : ",") + tun::cidr_str(r);
-    log_.info("nat on: ", list, " masqueraded out of ", device, " (nft table ip ", table_,
-              ", ip_forward was ", forward_before_, ")");
+    enable_forwarding();
+    log_.info("nat on: ", networks(sources, false), v6_ ? ", " + networks(sources, true) : "", " masqueraded out of ",
+              device, " (nft table ip", v6_ ? " and ip6 " : " ", table_, ", ip_forward was ", forward_before_,
+              v6_ ? std::string(", IPv6 forwarding was ") + (forward6_before_.empty() ? "1" : forward6_before_.front().second) : "",
+              ")");
+}
+
+void HostNat::enable_forwarding() {
+    const char* what = nullptr;
+    if (forward_before_ != "1" && !write_forward("1")) what = "IPv4";
+    else if (v6_ && !forward6_before_.empty() && !write_value(forward6_file("all"), "1")) what = "IPv6";
+    if (!what) return;
+    int err = errno;
+    undo();
+    throw Error(ExitCode::io, std::string("cannot turn on ") + what + " forwarding: " + std::strerror(err));
 }
 
 HostNat::~HostNat() {
     try {
-        undo(table_, forward_before_);
+        undo();
     } catch (...) {  // a destructor must not throw; the state file tells the next start
     }
 }
 
-void HostNat::undo(const std::string& table, const std::string& forward) {
+bool HostNat::undo() {
     std::string msg;
-    bool ok = nft({"delete", "table", "ip", table}, &msg) == 0;
-    if (!ok) log_.warn("cannot delete nft table ip ", table, ": ", msg);
-    if (read_forward() != forward && !write_forward(forward)) {
+    bool ok = true;
+    for (const char* family : {"ip", "ip6"}) {
+        if (std::string(family) == "ip6" && !v6_) break;
+        if (nft({"delete", "table", family, table_}, &msg) != 0) {
+            ok = false;
+            log_.warn("cannot delete nft table ", family, " ", table_, ": ", msg);
+        }
+    }
+    if (read_forward() != forward_before_ && !write_forward(forward_before_)) {
         ok = false;
-        log_.warn("cannot put net.ipv4.ip_forward back to ", forward, ": ", std::strerror(errno));
+        log_.warn("cannot put net.ipv4.ip_forward back to ", forward_before_, ": ", std::strerror(errno));
+    }
+    if (!restore_forward6(forward6_before_)) {
+        ok = false;
+        log_.warn("cannot put the IPv6 forwarding switches back:", forward6_str(forward6_before_));
     }
     if (ok) std::filesystem::remove(file_);
+    return ok;
 }
 
 }  // namespace tn::tuntool

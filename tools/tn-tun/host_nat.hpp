@@ -1,12 +1,14 @@
-// The server as its clients' gateway (`[server] nat`, tn-tun(1) "NAT"): IPv4 forwarding on, and an
-// nftables table of our own (`table ip tn-tun-TUN`) that masquerades the tunnel subnet, and the
-// subnets behind peers (site to site), out of one device. Nothing else on the host is touched: the table is added and deleted whole, and
-// net.ipv4.ip_forward is put back to what it was. What was changed is recorded in a 0600 state file
-// before the change, so the next start after a SIGKILL undoes it exactly.
+// The server as its clients' gateway (`[server] nat`, tn-tun(1) "NAT"): forwarding on, and nftables
+// tables of our own (`table ip tn-tun-TUN`, and with subnet6 `table ip6 tn-tun-TUN`) that masquerade
+// the tunnel subnets, and the subnets behind peers (site to site), out of one device. Nothing else
+// on the host is touched: the tables are added and deleted whole, and net.ipv4.ip_forward (and the
+// IPv6 forwarding switches) are put back to what they were. What was changed is recorded in a 0600
+// state file before the change, so the next start after a SIGKILL undoes it exactly.
 #pragma once
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/log.hpp"
@@ -18,12 +20,24 @@ namespace tn::tuntool {
 // Throws tn::Error(config) when there is no such device or no default route, before anything changed.
 std::string nat_device(const std::string& configured);
 
+// What NAT masquerades: IPv4 sources, and IPv6 ones (empty: IPv6 is left alone, no table ip6).
+struct NatSources {
+    std::vector<tun::Route> v4;
+    std::vector<tun::Route6> v6;
+    bool operator==(const NatSources&) const = default;
+};
+
+// IPv6 forwarding as it was: /proc/sys/net/ipv6/conf/NAME/forwarding for "all", "default" and each
+// device, or empty when "all" was already on (then nothing is changed). Writing "all" sets every
+// device's switch (and "default"), so putting it back writes "all" first, then each one that differs.
+using Forward6 = std::vector<std::pair<std::string, std::string>>;
+
 class HostNat {
 public:
     // Undoes what a killed earlier run left (listed in `state_file`), then sets up NAT. Throws
     // tn::Error(io) when nft fails (then nothing stays changed).
     HostNat(std::filesystem::path state_file, const std::string& tun, const std::string& device,
-            const std::vector<tun::Route>& sources, const log::Logger& log);
+            const NatSources& sources, const log::Logger& log);
     ~HostNat();
     HostNat(const HostNat&) = delete;
     HostNat& operator=(const HostNat&) = delete;
@@ -31,11 +45,14 @@ public:
     const std::string& table() const { return table_; }
 
 private:
-    void undo(const std::string& table, const std::string& forward);
+    void enable_forwarding();
+    bool undo();
     std::filesystem::path file_;
     const log::Logger& log_;
     std::string table_;
+    bool v6_ = false;
     std::string forward_before_;
+    Forward6 forward6_before_;
 };
 
 // Undoes what a killed run recorded in `state_file`, if anything (also when NAT is now off).

@@ -64,16 +64,21 @@ private:
 // TUN device, so NAT is undone before the device goes.
 class Gateway {
 public:
-    Gateway(std::filesystem::path state, std::string tun, tun::Route subnet, const log::Logger& log)
-        : state_(std::move(state)), tun_(std::move(tun)), subnet_(subnet), log_(log) {}
+    Gateway(std::filesystem::path state, std::string tun, tun::Route subnet, std::optional<tun::Route6> subnet6,
+            const log::Logger& log)
+        : state_(std::move(state)), tun_(std::move(tun)), subnet_(subnet), subnet6_(subnet6), log_(log) {}
     // `configured` as in the config; `device` what it resolved to (nat_device(), checked before).
-    // Masquerades the tunnel subnet and the subnets behind peers (their site routes: a host there
-    // reaches the internet through the server like a client). Without NAT, what a killed earlier
-    // run left is undone. Throws tn::Error(io) when nft fails.
+    // Masquerades the tunnel subnets (IPv6 too with subnet6) and the subnets behind peers (their
+    // site routes: a host there reaches the internet through the server like a client). Without
+    // NAT, what a killed earlier run left is undone. Throws tn::Error(io) when nft fails.
     void set(const std::optional<std::string>& configured, const std::optional<std::string>& device,
              const std::vector<tun::PeerConfig>& peers) {
-        std::vector<tun::Route> sources{subnet_};  // the running one: a new subnet waits for a restart
-        for (auto& p : peers) sources.insert(sources.end(), p.routes.begin(), p.routes.end());
+        NatSources sources{{subnet_}, {}};  // the running subnets: new ones wait for a restart
+        if (subnet6_) sources.v6.push_back(*subnet6_);  // IPv6 only with subnet6
+        for (auto& p : peers) {
+            sources.v4.insert(sources.v4.end(), p.routes.begin(), p.routes.end());
+            if (subnet6_) sources.v6.insert(sources.v6.end(), p.routes6.begin(), p.routes6.end());
+        }
         if (started_ && configured == configured_ && device == device_ && (!device || sources == sources_)) return;
         bool was_on = nat_.has_value();
         nat_.reset();  // undone first: a new table of the same name replaces nothing of someone else's
@@ -90,9 +95,10 @@ private:
     std::filesystem::path state_;
     std::string tun_;
     tun::Route subnet_;
+    std::optional<tun::Route6> subnet6_;
     const log::Logger& log_;
     bool started_ = false;
-    std::vector<tun::Route> sources_;
+    NatSources sources_;
     std::optional<std::string> configured_, device_;
     std::optional<HostNat> nat_;
 };
@@ -294,7 +300,7 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     tun.configure6(core.server_address6(), o.core.subnet6 ? o.core.subnet6->prefix : 0);
     SiteRoutes sites(tun.name(), log);
     sites.sync(o.core.peers);
-    Gateway gateway(nat_state, tun.name(), o.core.subnet, log);  // after tun: undone before the device goes
+    Gateway gateway(nat_state, tun.name(), o.core.subnet, o.core.subnet6, log);  // after tun: undone before the device goes
     gateway.set(o.nat, nat_dev, o.core.peers);
     UdpSocket udp(o.listen, AF_INET, offload);
     ControlServer control(control_socket_path(o.tun));
