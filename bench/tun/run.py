@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """bench/tun: iperf3 single-stream throughput and ping RTT over tn-tun, wireguard-go, OpenVPN
-(UDP, AES-256-GCM, userspace) and the bare veth, on the same two-namespace topology, in one run.
+(UDP, AES-256-GCM, userspace) and the bare veth, on the same namespaces, in one run: client B to
+server A (the tunnel's subnet only), and as a full tunnel through A's NAT to a third namespace I
+("the internet", reached only from A) for tn-tun (default_route + nat) and wireguard-go
+(AllowedIPs 0.0.0.0/0 with wg-quick's fwmark rules, nft masquerade on A).
 Usage (root): bench/tun/run.py [path/to/tn-tun] [seconds] [only,these,paths]. Prints a table and
 ratios to tn-tun. TN_TUN_OFFLOAD=0 in the environment measures tn-tun without its offloads."""
 import base64
@@ -20,6 +23,9 @@ TN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__
 SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 ONLY = sys.argv[3].split(",") if len(sys.argv) > 3 else None  # e.g. "tn-tun" while tuning
 A_IP, B_IP = "192.168.88.1", "192.168.88.2"
+A_WAN, I_IP = "192.168.89.1", "192.168.89.2"  # A's side and the internet host's of the A-I link
+FULL = " full+NAT"  # suffix of the rows through the full tunnel and A's NAT to I
+WG_MARK = 51821  # wg-quick's fwmark and routing table for wireguard-go's full tunnel
 
 
 def sh(*cmd, check=True, **kw):
@@ -30,17 +36,21 @@ class Bench:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="tn-bench-tun-")
         tag = secrets.token_hex(3)
-        self.a, self.b = f"tnba{tag}", f"tnbb{tag}"
+        self.a, self.b, self.i = f"tnba{tag}", f"tnbb{tag}", f"tnbi{tag}"
         self.procs = []
         self.iperf = []
-        for ns in (self.a, self.b):
+        for ns in (self.a, self.b, self.i):
             sh("ip", "netns", "add", ns)
             self.ns(ns, "ip", "link", "set", "lo", "up")
-        sh("ip", "link", "add", "bva" + tag, "type", "veth", "peer", "name", "bvb" + tag)
-        for dev, ns, ip in (("bva" + tag, self.a, A_IP), ("bvb" + tag, self.b, B_IP)):
-            sh("ip", "link", "set", dev, "netns", ns)
-            self.ns(ns, "ip", "addr", "add", ip + "/24", "dev", dev)
-            self.ns(ns, "ip", "link", "set", dev, "up")
+        self.wan = "bvw" + tag  # A's device towards I: what the full-tunnel rows masquerade out of
+        for (da, ipa), (db, ipb), nsb in ((("bva" + tag, A_IP), ("bvb" + tag, B_IP), self.b),
+                                          ((self.wan, A_WAN), ("bvi" + tag, I_IP), self.i)):
+            sh("ip", "link", "add", da, "type", "veth", "peer", "name", db)
+            for dev, ns, ip in ((da, self.a, ipa), (db, nsb, ipb)):
+                sh("ip", "link", "set", dev, "netns", ns)
+                self.ns(ns, "ip", "addr", "add", ip + "/24", "dev", dev)
+                self.ns(ns, "ip", "link", "set", dev, "up")
+        # I has no route to B or to any tunnel subnet: B reaches it only through A's NAT.
 
     def ns(self, ns, *cmd, check=True, **kw):
         return sh("ip", "netns", "exec", ns, *cmd, check=check, **kw)
@@ -84,9 +94,10 @@ class Bench:
                     pass
         return total
 
-    def measure(self, dst):
+    def measure(self, dst, server_ns=None):
+        """iperf3 and ping from B to dst, which the iperf3 server in server_ns (default A) binds."""
         self.wait_ping(dst)
-        srv = self.spawn(self.a, "iperf3", "-s", "-1", "-B", dst)
+        srv = self.spawn(server_ns or self.a, "iperf3", "-s", "-1", "-B", dst)
         self.iperf = [srv]
         time.sleep(0.5)
         cpu0, t0 = self.cpu_seconds(), time.monotonic()
@@ -102,12 +113,13 @@ class Bench:
 
     def close(self):
         self.stop_all()
-        for ns in (self.a, self.b):
+        for ns in (self.a, self.b, self.i):
             sh("ip", "netns", "del", ns, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def tn_tun(b):
+def tn_tun(b, full=False):
+    """tn-tun B -> A; full: B's `default_route = true` and A's `nat` out of its device towards I."""
     def key(name):
         priv = sh(TN, "keygen").stdout.strip()
         with open(os.path.join(b.dir, name + ".key"), "w") as f:
@@ -116,15 +128,16 @@ def tn_tun(b):
     spub, cpub = key("server"), key("client")
     with open(os.path.join(b.dir, "server.toml"), "w") as f:
         f.write(f'[server]\nlisten = "{A_IP}:51820"\nprivate_key_file = "server.key"\ntun = "tnb0"\n'
-                f'subnet = "10.99.0.0/24"\nmtu = 1420\n[[peer]]\nname = "b"\npublic_key = "{cpub}"\n')
+                f'subnet = "10.99.0.0/24"\nmtu = 1420\n' + (f'nat = "{b.wan}"\n' if full else "") +
+                f'[[peer]]\nname = "b"\npublic_key = "{cpub}"\n')
     with open(os.path.join(b.dir, "client.toml"), "w") as f:
         f.write(f'[client]\nserver = "{A_IP}:51820"\nprivate_key_file = "client.key"\nserver_public_key = "{spub}"\n'
-                f'tun = "tnb0"\n')
+                f'tun = "tnb0"\n' + ("default_route = true\n" if full else ""))
     env = dict(os.environ, TN_STATE_DIR=b.dir)
     b.spawn(b.a, TN, "-q", "server", "-c", os.path.join(b.dir, "server.toml"), env=env)
     time.sleep(0.3)
     b.spawn(b.b, TN, "-q", "client", "-c", os.path.join(b.dir, "client.toml"), env=dict(env, TN_STATE_DIR=b.dir + "/c"))
-    return "10.99.0.1"
+    return I_IP if full else "10.99.0.1"
 
 
 def wg_key():
@@ -146,7 +159,10 @@ def wg_uapi(iface, text):
         raise RuntimeError(f"wireguard-go {iface}: {resp}")
 
 
-def wireguard(b):
+def wireguard(b, full=False):
+    """wireguard-go B -> A; full: B's AllowedIPs 0.0.0.0/0 routed as wg-quick does it (a fwmark on
+    the tunnel's own datagrams, the default route in a table of its own, the main table's default
+    suppressed) and on A forwarding plus an nft masquerade out of its device towards I."""
     (apriv, apub), (bpriv, bpub) = wg_key(), wg_key()
     tag = secrets.token_hex(2)
     ia, ib = "wga" + tag, "wgb" + tag
@@ -155,14 +171,32 @@ def wireguard(b):
         b.ns(ns, "ip", "addr", "add", ip, "dev", iface)
         b.ns(ns, "ip", "link", "set", iface, "mtu", "1420", "up")
     wg_uapi(ia, f"set=1\nprivate_key={apriv}\nlisten_port=51821\npublic_key={bpub}\nallowed_ip=10.98.0.2/32\n")
-    wg_uapi(ib, f"set=1\nprivate_key={bpriv}\npublic_key={apub}\nendpoint={A_IP}:51821\nallowed_ip=10.98.0.0/24\n")
     b.wg = (ia, ib)
-    return "10.98.0.1"
+    if not full:
+        wg_uapi(ib, f"set=1\nprivate_key={bpriv}\npublic_key={apub}\nendpoint={A_IP}:51821\nallowed_ip=10.98.0.0/24\n")
+        return "10.98.0.1"
+    wg_uapi(ib, f"set=1\nprivate_key={bpriv}\nfwmark={WG_MARK}\npublic_key={apub}\nendpoint={A_IP}:51821\n"
+                "allowed_ip=0.0.0.0/0\n")
+    b.ns(b.b, "ip", "route", "add", "default", "dev", ib, "table", str(WG_MARK))
+    b.ns(b.b, "ip", "rule", "add", "not", "fwmark", str(WG_MARK), "table", str(WG_MARK))
+    b.ns(b.b, "ip", "rule", "add", "table", "main", "suppress_prefixlength", "0")
+    b.ns(b.a, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    b.ns(b.a, "nft", "-f", "-", input=f"table ip tn-bench-wg {{\n chain postrouting {{\n  type nat hook postrouting "
+                                       f"priority srcnat;\n  ip saddr 10.98.0.0/24 oifname \"{b.wan}\" masquerade\n }}\n}}\n")
+    b.wg_full = True
+    return I_IP
+
 
 
 def wireguard_down(b):
     for ns, iface in zip((b.a, b.b), getattr(b, "wg", ())):
         b.ns(ns, "ip", "link", "del", iface, check=False)  # wireguard-go exits when its device goes
+    if getattr(b, "wg_full", False):  # what wireguard(full=True) added besides the devices
+        b.ns(b.b, "ip", "rule", "del", "not", "fwmark", str(WG_MARK), "table", str(WG_MARK), check=False)
+        b.ns(b.b, "ip", "rule", "del", "table", "main", "suppress_prefixlength", "0", check=False)
+        b.ns(b.a, "nft", "delete", "table", "ip", "tn-bench-wg", check=False)
+        b.ns(b.a, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+        b.wg_full = False
 
 
 def openvpn(b):
@@ -186,12 +220,16 @@ def main():
     b = Bench()
     try:
         results["bare veth"] = b.measure(A_IP)
-        for name, up, down in (("tn-tun", tn_tun, None), ("wireguard-go", wireguard, wireguard_down),
-                               ("OpenVPN AES-256-GCM", openvpn, None)):
+        rows = (("tn-tun", tn_tun, None), ("wireguard-go", wireguard, wireguard_down),
+                ("OpenVPN AES-256-GCM", openvpn, None),
+                ("tn-tun" + FULL, lambda b: tn_tun(b, full=True), None),
+                ("wireguard-go" + FULL, lambda b: wireguard(b, full=True), wireguard_down))
+        for name, up, down in rows:
             if ONLY and name not in ONLY:
                 continue
             try:
-                results[name] = b.measure(up(b))
+                dst = up(b)
+                results[name] = b.measure(dst, b.i if dst == I_IP else None)
             except Exception as e:  # one anchor failing must not hide the others
                 print(f"{name}: failed: {e}", file=sys.stderr)
             finally:
@@ -200,13 +238,24 @@ def main():
                 b.stop_all()
     finally:
         b.close()
-    tn = results.get("tn-tun")
+    report(results)
+    return 0
+
+
+def report(results):
+    """The table; each row's ratio is to tn-tun on the same path (subnet only, or full tunnel + NAT)."""
     # CPU: both daemons together during the iperf3 run, % of one core (wireguard-go forks away: -).
-    print(f"{'path':<22}{'Gbit/s':>9}{'ping p50 ms':>13}{'tn-tun x':>10}{'daemon CPU %':>14}")
+    print(f"{'path':<29}{'Gbit/s':>9}{'ping p50 ms':>13}{'tn-tun x':>10}{'daemon CPU %':>14}")
     for name, (gbit, rtt, cpu) in results.items():
-        ratio = f"{tn[0] / gbit:.2f}" if tn and name != "tn-tun" else "-"
-        shown = f"{cpu:.0f}" if name in ("tn-tun", "OpenVPN AES-256-GCM") else "-"
-        print(f"{name:<22}{gbit:>9.2f}{rtt:>13.3f}{ratio:>10}{shown:>14}")
+        tn = results.get("tn-tun" + FULL if name.endswith(FULL) else "tn-tun")
+        ratio = f"{tn[0] / gbit:.2f}" if tn and not name.startswith("tn-tun") else "-"
+        shown = f"{cpu:.0f}" if name.startswith("tn-tun") or name.startswith("OpenVPN") else "-"
+        print(f"{name:<29}{gbit:>9.2f}{rtt:>13.3f}{ratio:>10}{shown:>14}")
+    for name in ("tn-tun", "wireguard-go"):
+        if name in results and name + FULL in results:
+            full, sub = results[name + FULL], results[name]
+            print(f"{name}: full tunnel + NAT / subnet only: throughput {full[0] / sub[0]:.2f}, "
+                  f"ping p50 {full[1] / sub[1]:.2f}")
     return 0
 
 
