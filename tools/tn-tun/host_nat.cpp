@@ -153,8 +153,9 @@ void undo_leftover_nat(const std::filesystem::path& state_file, const log::Logge
     if ((forward == "0" || forward == "1") && read_forward() != forward) changed |= write_forward(forward);
     if (in >> word && word == "ip6") {
         Forward6 saved;
-        while (in >> word)
-            if (auto eq = word.find('='); eq != std::string::npos) saved.emplace_back(word.substr(0, eq), word.substr(eq + 1));
+        while (in >> word)  // NAME=VALUE; a device name may hold '=', a value never does
+            if (auto eq = word.rfind('='); eq != std::string::npos)
+                saved.emplace_back(word.substr(0, eq), word.substr(eq + 1));
         if (!table.empty()) changed |= nft({"delete", "table", "ip6", table}) == 0;
         changed |= !saved.empty() && read_forward6() != saved && restore_forward6(saved);
     }
@@ -171,7 +172,8 @@ HostNat::HostNat(std::filesystem::path state_file, const std::string& tun, const
     if (v6_) forward6_before_ = read_forward6();
     // Recorded before the change: a kill in between leaves a record of something not done, which
     // the next start undoes harmlessly.
-    std::string record = table_ + " " + forward_before_ + "\n" + (v6_ ? "ip6" + forward6_str(forward6_before_) + "\n" : "");
+    std::string record = table_ + " " + forward_before_ + "\n";
+    if (v6_) record += "ip6" + forward6_str(forward6_before_) + "\n";
     if (!write_private_file(file_, record))
         throw Error(ExitCode::io, "cannot record the NAT state in " + file_.string() + ": " + std::strerror(errno));
     auto rules = file_.string() + ".nft";
@@ -184,10 +186,10 @@ HostNat::HostNat(std::filesystem::path state_file, const std::string& tun, const
         throw Error(ExitCode::io, "cannot set up NAT with nft: " + (msg.empty() ? std::strerror(errno) : msg));
     }
     enable_forwarding();
+    std::string v6_was = forward6_before_.empty() ? "1" : forward6_before_.front().second;  // "all" first
     log_.info("nat on: ", networks(sources, false), v6_ ? ", " + networks(sources, true) : "", " masqueraded out of ",
               device, " (nft table ip", v6_ ? " and ip6 " : " ", table_, ", ip_forward was ", forward_before_,
-              v6_ ? std::string(", IPv6 forwarding was ") + (forward6_before_.empty() ? "1" : forward6_before_.front().second) : "",
-              ")");
+              v6_ ? ", IPv6 forwarding was " + v6_was : "", ")");
 }
 
 void HostNat::enable_forwarding() {
