@@ -2,7 +2,8 @@
 true`, the server pushes no default route), and a server that is the clients' gateway to the
 internet (`nat`), and a client that uses the DNS servers the server pushes (`apply_dns`). Every test
 also checks that the hosts read as before afterwards: the client's `ip route` / `ip rule` and
-resolv.conf, the server's `nft list ruleset` and net.ipv4.ip_forward.
+resolv.conf, the server's `nft list ruleset`, net.ipv4.ip_forward and every device's IPv4 forwarding
+switch (one is on while ip_forward is off, which ip_forward = 0 at exit alone would lose).
 
     C (10.211.0.2, default via S) -- S (10.211.0.1 | 10.212.0.1, tn-tun server, default via I)
                                                           -- I (10.212.0.2, "the internet")
@@ -39,6 +40,8 @@ def net():
         t.exec("c", "ip", "route", "add", "default", "via", SERVER)
         t.exec("s", "ip", "route", "add", "default", "via", INTERNET)
         t.exec("s", "sysctl", "-qw", "net.ipv4.ip_forward=0")
+        # On for one device only: turning ip_forward on and off again switches every device's off.
+        t.exec("s", "sysctl", "-qw", f"net.ipv4.conf.{t.wan}.forwarding=1")
         t.server_pub = t.keypair("server")
         t.client_pub = t.keypair("c")
         web = t.path("www")
@@ -103,8 +106,8 @@ def client_tables(t):
 
 
 def server_host(t):
-    return (t.exec("s", "nft", "list", "ruleset").stdout, t.exec("s", "sysctl", "-n", "net.ipv4.ip_forward").stdout,
-            t.exec("s", "ip", "route").stdout)
+    forwarding = t.exec("s", "sh", "-c", "grep -H . /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/*/forwarding")
+    return t.exec("s", "nft", "list", "ruleset").stdout, forwarding.stdout, t.exec("s", "ip", "route").stdout
 
 
 OFFSET = {}

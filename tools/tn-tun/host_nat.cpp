@@ -18,7 +18,6 @@ namespace tn::tuntool {
 namespace {
 
 constexpr const char* forward_sysctl = "/proc/sys/net/ipv4/ip_forward";
-const std::filesystem::path conf6 = "/proc/sys/net/ipv6/conf";
 
 std::optional<std::string> read_value(const std::filesystem::path& path) {
     auto v = read_small_file(path, 16);
@@ -41,39 +40,55 @@ std::string read_forward() {
 
 bool write_forward(const std::string& value) { return write_value(forward_sysctl, value); }
 
-std::filesystem::path forward6_file(const std::string& name) { return conf6 / name / "forwarding"; }
+std::filesystem::path conf_dir(int family) {
+    return family == 6 ? "/proc/sys/net/ipv6/conf" : "/proc/sys/net/ipv4/conf";
+}
 
-// IPv6 forwarding now: empty when "all" is on (nothing to change), else every switch, "all" first.
-Forward6 read_forward6() {
-    auto all = read_value(forward6_file("all"));
-    if (!all) throw Error(ExitCode::io, "cannot read " + forward6_file("all").string() + ": " + std::strerror(errno));
+std::filesystem::path switch_file(int family, const std::string& name) {
+    return conf_dir(family) / name / "forwarding";
+}
+
+// A family's forwarding switches now: empty when "all" is on (nothing to change), else every
+// switch, "all" first.
+Forwarding read_switches(int family) {
+    auto all = read_value(switch_file(family, "all"));
+    if (!all)
+        throw Error(ExitCode::io, "cannot read " + switch_file(family, "all").string() + ": " + std::strerror(errno));
     if (*all == "1") return {};
-    Forward6 saved{{"all", *all}};
+    Forwarding saved{{"all", *all}};
     std::error_code ec;
-    for (auto& e : std::filesystem::directory_iterator(conf6, ec)) {
+    for (auto& e : std::filesystem::directory_iterator(conf_dir(family), ec)) {
         auto name = e.path().filename().string();
         if (name == "all") continue;
-        if (auto v = read_value(forward6_file(name))) saved.emplace_back(name, *v);
+        if (auto v = read_value(switch_file(family, name))) saved.emplace_back(name, *v);
     }
     return saved;
 }
 
 // Puts `saved` back; a device gone since (our TUN) is skipped. False when a write failed.
-bool restore_forward6(const Forward6& saved) {
+bool restore_switches(int family, const Forwarding& saved) {
     bool ok = true;
     for (auto& [name, value] : saved) {
         if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") continue;
-        auto path = forward6_file(name);
+        auto path = switch_file(family, name);
         auto now = read_value(path);
         if (now && *now != value) ok &= write_value(path, value);
     }
     return ok;
 }
 
-std::string forward6_str(const Forward6& saved) {
+std::string switches_str(const Forwarding& saved) {
     std::string s;
     for (auto& [name, value] : saved) s += " " + name + "=" + value;
     return s;
+}
+
+Forwarding parse_switches(std::istream& in) {
+    Forwarding saved;
+    for (std::string word; in >> word;)  // NAME=VALUE; a device name may hold '=', a value never does
+        if (auto eq = word.rfind('='); eq != std::string::npos)
+            saved.emplace_back(word.substr(0, eq), word.substr(eq + 1));
+    return saved;
 }
 
 // nft names: letters, digits, '_' and '-' only (a TUN name may hold other characters).
@@ -139,25 +154,28 @@ std::string nat_device(const std::string& configured) {
     return dev;
 }
 
-// The state file: "TABLE IP_FORWARD" and, when IPv6 is masqueraded too, a line "ip6 NAME=VALUE..."
-// with the IPv6 forwarding switches to put back (none when they were on already).
+// The state file: "TABLE IP_FORWARD", then a line "ip4 NAME=VALUE..." with the IPv4 forwarding
+// switches to put back after ip_forward (which overwrites them all), and when IPv6 is masqueraded
+// too a line "ip6 NAME=VALUE..." (no switches when they were on already).
 void undo_leftover_nat(const std::filesystem::path& state_file, const log::Logger& log) {
     auto text = read_small_file(state_file);
     if (!text) return;
     std::istringstream in(*text);
-    std::string table, forward, word;
-    in >> table >> forward;
+    std::string line, table, forward, family;
+    std::getline(in, line);
+    std::istringstream(line) >> table >> forward;
     bool changed = false;
     if (table.rfind("tn-tun-", 0) != 0) table.clear();
     if (!table.empty()) changed |= nft({"delete", "table", "ip", table}) == 0;
     if ((forward == "0" || forward == "1") && read_forward() != forward) changed |= write_forward(forward);
-    if (in >> word && word == "ip6") {
-        Forward6 saved;
-        while (in >> word)  // NAME=VALUE; a device name may hold '=', a value never does
-            if (auto eq = word.rfind('='); eq != std::string::npos)
-                saved.emplace_back(word.substr(0, eq), word.substr(eq + 1));
-        if (!table.empty()) changed |= nft({"delete", "table", "ip6", table}) == 0;
-        changed |= !saved.empty() && read_forward6() != saved && restore_forward6(saved);
+    while (std::getline(in, line)) {
+        std::istringstream words(line);
+        words >> family;
+        if (family != "ip4" && family != "ip6") continue;
+        int f = family == "ip6" ? 6 : 4;
+        auto saved = parse_switches(words);
+        if (f == 6 && !table.empty()) changed |= nft({"delete", "table", "ip6", table}) == 0;
+        changed |= !saved.empty() && read_switches(f) != saved && restore_switches(f, saved);
     }
     if (changed) log.warn("undid the NAT left by a tn-tun server that did not stop cleanly (table ", table,
                           ", ip_forward ", forward, ")");
@@ -169,11 +187,12 @@ HostNat::HostNat(std::filesystem::path state_file, const std::string& tun, const
     : file_(std::move(state_file)), log_(log), table_(table_name(tun)), v6_(!sources.v6.empty()) {
     undo_leftover_nat(file_, log_);
     forward_before_ = read_forward();
-    if (v6_) forward6_before_ = read_forward6();
+    forward4_before_ = read_switches(4);
+    if (v6_) forward6_before_ = read_switches(6);
     // Recorded before the change: a kill in between leaves a record of something not done, which
     // the next start undoes harmlessly.
-    std::string record = table_ + " " + forward_before_ + "\n";
-    if (v6_) record += "ip6" + forward6_str(forward6_before_) + "\n";
+    std::string record = table_ + " " + forward_before_ + "\nip4" + switches_str(forward4_before_) + "\n";
+    if (v6_) record += "ip6" + switches_str(forward6_before_) + "\n";
     if (!write_private_file(file_, record))
         throw Error(ExitCode::io, "cannot record the NAT state in " + file_.string() + ": " + std::strerror(errno));
     auto rules = file_.string() + ".nft";
@@ -195,7 +214,7 @@ HostNat::HostNat(std::filesystem::path state_file, const std::string& tun, const
 void HostNat::enable_forwarding() {
     const char* what = nullptr;
     if (forward_before_ != "1" && !write_forward("1")) what = "IPv4";
-    else if (v6_ && !forward6_before_.empty() && !write_value(forward6_file("all"), "1")) what = "IPv6";
+    else if (v6_ && !forward6_before_.empty() && !write_value(switch_file(6, "all"), "1")) what = "IPv6";
     if (!what) return;
     int err = errno;
     undo();
@@ -223,9 +242,11 @@ bool HostNat::undo() {
         ok = false;
         log_.warn("cannot put net.ipv4.ip_forward back to ", forward_before_, ": ", std::strerror(errno));
     }
-    if (!restore_forward6(forward6_before_)) {
+    for (int family : {4, 6}) {
+        auto& saved = family == 4 ? forward4_before_ : forward6_before_;
+        if (restore_switches(family, saved)) continue;
         ok = false;
-        log_.warn("cannot put the IPv6 forwarding switches back:", forward6_str(forward6_before_));
+        log_.warn("cannot put the IPv", family, " forwarding switches back:", switches_str(saved));
     }
     if (ok) std::filesystem::remove(file_);
     return ok;

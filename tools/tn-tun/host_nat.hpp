@@ -1,9 +1,10 @@
 // The server as its clients' gateway (`[server] nat`, tn-tun(1) "NAT"): forwarding on, and nftables
 // tables of our own (`table ip tn-tun-TUN`, and with subnet6 `table ip6 tn-tun-TUN`) that masquerade
 // the tunnel subnets, and the subnets behind peers (site to site), out of one device. Nothing else
-// on the host is touched: the tables are added and deleted whole, and net.ipv4.ip_forward (and the
-// IPv6 forwarding switches) are put back to what they were. What was changed is recorded in a 0600
-// state file before the change, so the next start after a SIGKILL undoes it exactly.
+// on the host is touched: the tables are added and deleted whole, and net.ipv4.ip_forward and the
+// per-device forwarding switches (IPv6's too) are put back to what they were. What was changed is
+// recorded in a 0600 state file before the change, so the next start after a SIGKILL undoes it
+// exactly.
 #pragma once
 
 #include <filesystem>
@@ -27,10 +28,11 @@ struct NatSources {
     bool operator==(const NatSources&) const = default;
 };
 
-// IPv6 forwarding as it was: /proc/sys/net/ipv6/conf/NAME/forwarding for "all", "default" and each
-// device, or empty when "all" was already on (then nothing is changed). Writing "all" sets every
-// device's switch (and "default"), so putting it back writes "all" first, then each one that differs.
-using Forward6 = std::vector<std::pair<std::string, std::string>>;
+// One family's forwarding as it was: /proc/sys/net/FAMILY/conf/NAME/forwarding for "all", "default"
+// and each device, or empty when "all" was already on (then nothing is changed). Turning forwarding
+// on or off as a whole (ip_forward, or IPv6's "all") sets every device's switch and "default" too,
+// so putting it back writes "all" first, then each one that differs.
+using Forwarding = std::vector<std::pair<std::string, std::string>>;
 
 class HostNat {
 public:
@@ -52,7 +54,7 @@ private:
     std::string table_;
     bool v6_ = false;
     std::string forward_before_;
-    Forward6 forward6_before_;
+    Forwarding forward4_before_, forward6_before_;
 };
 
 // Undoes what a killed run recorded in `state_file`, if anything (also when NAT is now off).
