@@ -49,16 +49,17 @@ M get_unserve(Reader& r) {
     m.port = r.u16();
     return m;
 }
-// A link's cipher and, when sealed, the key box after it (LINK_OPEN, LINK_OK).
+// A link's cipher and, when sealed, the key box after it (LINK_OPEN, LINK_OK). The cipher byte's top
+// bit is the end-to-end flag (§12): it says nothing about the box.
 template <class M>
 void put_sealing(Writer& w, const M& m) {
     w.u8(m.cipher);
-    if (m.cipher != 0) w.raw(m.key_box);
+    if ((m.cipher & 0x7f) != 0) w.raw(m.key_box);
 }
 template <class M>
 void get_sealing(Reader& r, M& m) {
     m.cipher = r.u8();
-    if (m.cipher != 0) m.key_box = r.fixed<48>();
+    if ((m.cipher & 0x7f) != 0) m.key_box = r.fixed<48>();
 }
 template <class M>
 void put_pooled(Writer& w, const M& m) {

@@ -5,6 +5,7 @@
 #include "http_head.hpp"
 #include "relay/auth.hpp"
 #include "relay/digest.hpp"
+#include "relay/e2e.hpp"
 #include "relay/seal.hpp"
 #include "route_session.hpp"
 
@@ -165,10 +166,12 @@ void RouteServer::link_open(StreamPtr s, const log::Context& lg, const LinkOpen&
     // The using vnet drew the link key and boxed it for us under its ticket and this connection's
     // challenge. Sealing is not negotiable: a route with tls = true takes no plain link, and the
     // other way round.
+    // The e2e flag (PROTOCOL.relay.md §12) is passed on untouched: the two vnets check it.
     auto cipher = static_cast<Cipher>(m.cipher);
-    if (cfg_.tls && cipher != Cipher::aes128_gcm && cipher != Cipher::aes256_gcm)
-        throw WireError("a plain or unknown-cipher LINK_OPEN on a route with tls = true");
-    if (!cfg_.tls && cipher != Cipher::none) throw WireError("a sealed LINK_OPEN on a route with tls = false");
+    auto base = base_cipher(m.cipher);
+    if ((m.cipher & 0x7f) > 2) throw WireError("a LINK_OPEN with an unknown cipher");
+    if (cfg_.tls && base == Cipher::none) throw WireError("a plain LINK_OPEN on a route with tls = true");
+    if (!cfg_.tls && base != Cipher::none) throw WireError("a sealed LINK_OPEN on a route with tls = false");
     LinkKey key{};
     if (cfg_.tls) key = open_key_box(ss->ticket, s->challenge, m.id, m.key_box, BoxWay::to_route, cipher);
     if (s->carried++) ++links_reused_;
@@ -393,7 +396,7 @@ void RouteServer::relay_vnet_pair(std::uint64_t link_id, const Pairing::Pending&
     auto tag = link_tag(k.group, sv, k.id, uv).value_or(LinkTag{k.group, {}, {}, k.id});  // bind_link found the serving session
     traffic_.opened(tag);
     auto ended = std::make_shared<bool>(false);  // it may end inside start(), before it is listed
-    auto relay = RecordRelay::start(p.user, s, pipes_, tag_size(p.cipher), encode_frame(to_frame(LinkOpened{link_id})), std::move(first),
+    auto relay = RecordRelay::start(p.user, s, pipes_, link_tag_size(static_cast<std::uint8_t>(p.cipher)), encode_frame(to_frame(LinkOpened{link_id})), std::move(first),
                                     [this, link_id, user, s, uv, sv, ended, tag](const LinkEnd& end, const RecordRelay& r, bool keep_user,
                                                                                  bool keep_serve) {
         *ended = true;

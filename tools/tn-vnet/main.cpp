@@ -9,6 +9,8 @@
 #include "common/cli.hpp"
 #include "import_vnet.hpp"
 #include "quick_start.hpp"
+#include "relay/digest.hpp"
+#include "relay/e2e.hpp"
 #include "relay/io_tls.hpp"
 #include "vnet_runner.hpp"
 
@@ -91,6 +93,7 @@ int main(int argc, char** argv) {
     add_quick_flags(use, qu);
     use->add_option("--id", qu.id, "The serve id to use (1-999)")->required();
     use->add_option("--port", qu.port, "Local port to listen on")->required();
+    auto* genkey = app.add_subcommand("genkey", "Print a new end-to-end secret for [vnet] e2e_secret (like 'wg genpsk')");
     app.require_subcommand(0, 1);
 
     return tn::cli::run(app, common, argc, argv, [&](const tn::log::Logger& log) {
@@ -102,6 +105,12 @@ int main(int argc, char** argv) {
             return tn::vnet::run_ctl(common.config, socket, words);
         }
         if (import->parsed()) return run_import(imp);
+        if (genkey->parsed()) {
+            auto secret = tn::relay::random_e2e_secret();
+            std::cout << tn::relay::format_e2e_secret(secret) << std::endl;
+            tn::relay::wipe(secret);
+            return 0;
+        }
         if (serve->parsed() || use->parsed()) {
             auto cfg = tn::vnet::quick_config(serve->parsed() ? qs : qu);
             if (common.check_config) return 0;

@@ -128,6 +128,13 @@ private:
     void serve_link_up(std::shared_ptr<ServeJoin> j);
     void serve_link_bind(std::shared_ptr<ServeJoin> j, relay::StreamPtr s);
     void serve_link_start(std::shared_ptr<ServeJoin> j);
+    // LINK_OK's verdict (and with e2e_secret the handshake's) taken: the pump may start, or the link ends.
+    void serve_link_bound(std::shared_ptr<ServeJoin> j, relay::StreamPtr s, bool ok, const std::string& why,
+                          std::unique_ptr<relay::LinkSeal> seal);
+    // End-to-end links (vnet_e2e.cpp, PROTOCOL.relay.md §12): the handshake before any byte of the stream.
+    void serve_link_e2e(std::shared_ptr<ServeJoin> j, relay::StreamPtr s, std::unique_ptr<relay::LinkSeal> outer);
+    void use_link_e2e(relay::StreamPtr lp, relay::StreamPtr s, std::uint16_t id, std::string use_name);
+    void udp_flow_link_e2e(relay::StreamPtr s, const std::string& use_name, std::uint64_t flow);
     void connect_serve_udp(std::shared_ptr<ServeJoin> j, const std::string& ip, std::uint16_t port);
     void start_udp_serve(std::shared_ptr<ServeJoin> j);
     // Answers LINK_REQUEST `link_id` with LINK_FAIL: to the route, or down `via` (then closed).
@@ -198,6 +205,7 @@ private:
     std::shared_ptr<asio::local::stream_protocol::acceptor> ctl_acceptor_;
     std::string ctl_path_;
     std::uint64_t links_total_ = 0, bytes_total_ = 0;
+    std::uint64_t e2e_refused_ = 0;  // links refused by the end-to-end check (a mismatch, another secret, a swapped key)
     // Parked links (ready for a LINK_OPEN) and standby ones (waiting for a LINK_REQUEST); its
     // generation moves on when the control session ends: older pooled links are dropped.
     relay::AgentPools<relay::StreamPtr> pools_{0, kMaxIdleLinks};

@@ -51,9 +51,37 @@ void load_route(const config::Table& r, const std::string& path, VnetConfig& c) 
     }
 }
 
+// [vnet] e2e_secret / e2e_secret_file: 32 random bytes in base64, nothing weaker (a route sees every
+// handshake and could try a passphrase offline), so the error names the generator.
+void load_e2e(const config::Table& v, const std::string& path, VnetConfig& c) {
+    if (v.has("e2e_secret") && v.has("e2e_secret_file")) return v.error("e2e_secret_file", "set e2e_secret or e2e_secret_file, not both");
+    const char* key = v.has("e2e_secret") ? "e2e_secret" : "e2e_secret_file";
+    Secret text;
+    if (auto f = v.string("e2e_secret_file")) {
+        std::filesystem::path p(*f);
+        if (p.is_relative()) p = std::filesystem::absolute(path).parent_path() / p;
+        c.e2e_secret_path = p.string();
+        try {
+            text = read_secret_file(p);
+        } catch (const ParseError& e) {
+            return v.error(key, e.what());
+        }
+    } else if (auto t = v.string("e2e_secret")) {
+        text = Secret(*t);
+    } else {
+        return;
+    }
+    c.e2e_secret = relay::parse_e2e_secret(text.expose());
+    if (!c.e2e_secret)
+        v.error(key, "not an end-to-end secret (32 random bytes in base64, 44 characters): make one with 'tn-vnet genkey' "
+                     "and give both vnets the same");
+}
+
 // [vnet]: who we are in which group, and what starts and what is allowed.
-void load_vnet(const config::Table& v, VnetConfig& c) {
-    v.allow_only({"name", "group", "terminal", "start_serve", "start_use", "allow_unserve", "unserve_remote", "unserve_num", "link_pool"});
+void load_vnet(const config::Table& v, const std::string& path, VnetConfig& c) {
+    v.allow_only({"name", "group", "terminal", "start_serve", "start_use", "allow_unserve", "unserve_remote", "unserve_num", "link_pool",
+                  "e2e_secret", "e2e_secret_file"});
+    load_e2e(v, path, c);
     if (auto s = v.string("name")) c.name = *s;
     if (auto s = v.string("group")) c.group = *s;
     if (c.name.empty() || c.name.size() > 64) v.error("name", "name must be 1-64 bytes");
@@ -140,9 +168,17 @@ VnetConfig load_vnet_config(const std::string& path) {
     root.allow_only({"route", "vnet", "serve", "use"});
     if (auto r = root.table("route")) load_route(*r, path, c);
     else root.error("route", "missing [route] table (address, token, fingerprint)");
-    if (auto v = root.table("vnet")) load_vnet(*v, c);
+    if (auto v = root.table("vnet")) load_vnet(*v, path, c);
     std::set<std::string> names;
-    for (const auto& t : root.tables("serve")) c.serves.push_back(load_serve(t, names));
+    for (const auto& t : root.tables("serve")) {
+        c.serves.push_back(load_serve(t, names));
+        // The route is the using end of a remote_port or vhost client's link: it cannot run the
+        // handshake (it has no secret, by design), so such a serve could never carry a byte.
+        if (c.e2e_secret && c.serves.back().remote_port)
+            t.error("remote_port", "an end-to-end vnet (e2e_secret) cannot serve a remote_port: the route would be the link's using end");
+        if (c.e2e_secret && !c.serves.back().custom_domains.empty())
+            t.error("custom_domains", "an end-to-end vnet (e2e_secret) cannot serve custom_domains: the route would be the link's using end");
+    }
     for (const auto& t : root.tables("use")) c.uses.push_back(load_use(t, names));
     doc.finish();
     return c;

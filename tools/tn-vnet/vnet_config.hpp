@@ -2,11 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/net_addr.hpp"
 #include "base/secret.hpp"
+#include "relay/e2e.hpp"
 
 namespace tn::config {
 class Table;
@@ -57,6 +59,10 @@ struct VnetConfig {
     // Pre-opened links kept ready to the route, for uses (parked) and for serves (standby) each, so a
     // new proxied connection costs one round trip instead of a connect and a TLS handshake per side.
     std::size_t link_pool = 2;
+    // [vnet] e2e_secret / e2e_secret_file: every link of this vnet runs the end-to-end handshake
+    // (PROTOCOL.relay.md §12) and refuses links without it; unset, links are as before.
+    std::optional<relay::E2eSecret> e2e_secret;
+    std::string e2e_secret_path;  // e2e_secret_file, resolved (warned about when others can read it)
     std::vector<ServeCfg> serves;
     std::vector<UseCfg> uses;
 };

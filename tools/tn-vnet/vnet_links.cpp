@@ -6,6 +6,7 @@
 #include "relay/seal.hpp"
 #include "relay/io_accept.hpp"
 #include "vnet_agent.hpp"
+#include "vnet_e2e.hpp"
 #include "vnet_serve_join.hpp"
 
 #include <sys/socket.h>
@@ -31,25 +32,35 @@ bool is_loopback(const std::string& ip) {
 // The serving side of a link gets LINK_OK (or an ERROR that says why) from the route. LINK_OK's key box
 // opens only with our ticket and this connection's challenge; a route that should seal (tls = true)
 // but offers a plain link is refused, so nothing ever goes out in clear by a downgrade. A plain link
-// (tls = false) carries the same records in clear.
-using Verdict = std::function<void(bool ok, std::string why, std::unique_ptr<LinkSeal> seal)>;
-void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, Side side, Verdict done) {
-    auto verdict = [s, ticket, sealed, side, done](relay::error_code ec, Frame f, std::string why) {
-        if (ec) return done(false, why, nullptr);
+// (tls = false) carries the same records in clear. The cipher byte's e2e flag must match our own
+// e2e_secret both ways: the handshake's bytes never reach a service as data, and a vnet with
+// e2e_secret never serves a link without it. `e2e` comes back true when the flag is set.
+using Verdict = std::function<void(bool ok, std::string why, std::unique_ptr<LinkSeal> seal, bool e2e)>;
+void await_verdict(const StreamPtr& s, const Ticket& ticket, bool sealed, bool want_e2e, Side side, Verdict done) {
+    auto verdict = [s, ticket, sealed, want_e2e, side, done](relay::error_code ec, Frame f, std::string why) {
+        if (ec) return done(false, why, nullptr, false);
         try {
-            if (f.type == MsgType::error) return done(false, from_frame<ErrorMsg>(f).message, nullptr);
+            if (f.type == MsgType::error) return done(false, from_frame<ErrorMsg>(f).message, nullptr, false);
             auto ok = from_frame<LinkOk>(f);
+            if (is_e2e(ok.cipher) && !want_e2e)
+                return done(false, "e2e refused: the using end runs end-to-end links (e2e_secret) and this vnet has no e2e_secret: set the same one on both", nullptr, false);
+            if (!is_e2e(ok.cipher) && want_e2e)
+                return done(false, "e2e refused: a link without the end-to-end handshake (the using vnet has no e2e_secret, "
+                                   "or the route itself is the using end: remote_port, HTTP vhosts)", nullptr, false);
+            auto base = base_cipher(ok.cipher);
+            // An e2e link's handshake records carry a tag even when plain (§12).
+            auto rec = want_e2e ? e2e_outer_cipher(ok.cipher) : base;
             if (!sealed) {
-                if (ok.cipher != 0) throw WireError("sealed LINK_OK on a plain link (tls = false here)");
-                return done(true, {}, std::make_unique<LinkSeal>(Cipher::none, LinkKey{}, side));
+                if (base != Cipher::none) throw WireError("sealed LINK_OK on a plain link (tls = false here)");
+                return done(true, {}, std::make_unique<LinkSeal>(rec, LinkKey{}, side), want_e2e);
             }
-            if (ok.cipher == 0) throw WireError("plain LINK_OK on a sealed link (tls = true here)");
+            if (base == Cipher::none) throw WireError("plain LINK_OK on a sealed link (tls = true here)");
             auto key = open_key_box(ticket, s->challenge, ok.link_id, ok.key_box, BoxWay::to_vnet, static_cast<Cipher>(ok.cipher));
-            auto seal = std::make_unique<LinkSeal>(static_cast<Cipher>(ok.cipher), key, side);
+            auto seal = std::make_unique<LinkSeal>(rec, key, side);
             relay::wipe(key);
-            done(true, {}, std::move(seal));
+            done(true, {}, std::move(seal), want_e2e);
         } catch (const WireError& e) {
-            done(false, std::string("protocol error: ") + e.what(), nullptr);
+            done(false, std::string("protocol error: ") + e.what(), nullptr, false);
         }
     };
     // On a standby link LINK_OK came in with the request: go on at once.
@@ -224,21 +235,24 @@ void VnetAgent::open_link(tcp::socket local, std::uint16_t id, std::string use_n
 std::pair<Bytes, std::unique_ptr<LinkSeal>> VnetAgent::link_open_frame(const StreamPtr& s, std::uint16_t id) {
     // We draw the link key (tls = true) and box it for the route, which boxes it on for the serving
     // vnet: so our records can follow LINK_OPEN at once, without waiting for the route's answer.
-    // With tls = false the records go in clear.
-    auto cipher = static_cast<std::uint8_t>(cfg_.tls ? kLinkCipher : Cipher::none);  // covered by the proof
+    // With tls = false the records go in clear. With e2e_secret the cipher byte says so (§12) and the
+    // records start with the handshake.
+    bool e2e = cfg_.e2e_secret.has_value();
+    auto cipher = link_cipher_byte(cfg_.tls, e2e);  // covered by the proof and the key box
     LinkOpen m{vnet_id_, id, link_proof(ticket_, MsgType::link_open, s->challenge, vnet_id_, id, cipher)};
+    m.cipher = cipher;
     LinkKey key{};
     if (cfg_.tls) {
         key = random_link_key();
-        m.cipher = cipher;
-        m.key_box = seal_key_box(ticket_, s->challenge, id, key, BoxWay::to_route, kLinkCipher);
+        m.key_box = seal_key_box(ticket_, s->challenge, id, key, BoxWay::to_route, static_cast<Cipher>(cipher));
     }
-    auto seal = std::make_unique<LinkSeal>(cfg_.tls ? kLinkCipher : Cipher::none, key, Side::use);
+    auto seal = std::make_unique<LinkSeal>(e2e ? e2e_outer_cipher(cipher) : base_cipher(cipher), key, Side::use);
     relay::wipe(key);
     return {encode_frame(to_frame(m)), std::move(seal)};
 }
 
 void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::string use_name) {
+    if (cfg_.e2e_secret) return use_link_e2e(std::move(lp), std::move(s), id, std::move(use_name));
     auto [first, seal] = link_open_frame(s, id);
     // What the client sent already (most protocols speak first) goes out in the same write: one
     // segment, and one wake-up of the route, for both. Nothing there yet is the usual EAGAIN.
@@ -378,19 +392,28 @@ void VnetAgent::serve_link_bind(std::shared_ptr<ServeJoin> j, StreamPtr s) {
             to_frame(LinkAccept{vnet_id_, j->link_id, link_proof(ticket_, MsgType::link_accept, s->challenge, vnet_id_, j->link_id)}));
         async_write_bytes(s, std::move(fr), [](relay::error_code) {});
     }
-    await_verdict(s, ticket_, cfg_.tls, Side::serve, [this, j, s](bool ok, std::string why, std::unique_ptr<LinkSeal> seal) {
-        if (!ok || j->failed) {
-            if (!ok && !j->failed) j->sl.warn("link refused: ", why);
-            j->failed = true;
-            s->close();
-            relay::error_code ec;
-            if (j->dgram) j->dgram->close(ec);
-            return j->local->close(ec);
-        }
-        j->seal = std::move(seal);
-        j->bound = true;
-        serve_link_start(j);
+    await_verdict(s, ticket_, cfg_.tls, cfg_.e2e_secret.has_value(), Side::serve,
+                  [this, j, s](bool ok, std::string why, std::unique_ptr<LinkSeal> seal, bool e2e) {
+        if (ok && e2e && !j->failed) return serve_link_e2e(j, s, std::move(seal));
+        serve_link_bound(j, s, ok, why, std::move(seal));
     });
+}
+
+void VnetAgent::serve_link_bound(std::shared_ptr<ServeJoin> j, StreamPtr s, bool ok, const std::string& why, std::unique_ptr<LinkSeal> seal) {
+    if (!ok || j->failed) {
+        if (!ok && !j->failed) {
+            j->sl.warn("link refused: ", why);
+            if (why.find("e2e") != std::string::npos) ++e2e_refused_;
+        }
+        j->failed = true;
+        s->close();
+        relay::error_code ec;
+        if (j->dgram) j->dgram->close(ec);
+        return j->local->close(ec);
+    }
+    j->seal = std::move(seal);
+    j->bound = true;
+    serve_link_start(j);
 }
 
 void VnetAgent::serve_link_start(std::shared_ptr<ServeJoin> j) {

@@ -124,6 +124,8 @@ int run_loaded(VnetConfig cfg, const std::string& config, const log::Logger& log
 int run_vnet(const std::string& config, const log::Logger& log) {
     auto cfg = load_vnet_config(config);
     if (auto w = secret_file_warning(config)) log.warn(*w, " (it has the group token)");
+    if (!cfg.e2e_secret_path.empty())
+        if (auto w = secret_file_warning(cfg.e2e_secret_path)) log.warn(*w, " (the end-to-end secret)");
     return run_loaded(std::move(cfg), config, log);
 }
 

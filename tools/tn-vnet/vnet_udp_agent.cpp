@@ -55,6 +55,7 @@ void VnetAgent::open_udp_flow(const std::string& use_name, std::uint64_t flow) {
 }
 
 void VnetAgent::udp_flow_link(StreamPtr s, const std::string& use_name, std::uint64_t flow) {
+    if (cfg_.e2e_secret) return udp_flow_link_e2e(std::move(s), use_name, flow);
     auto* u = use_by_name(use_name);
     if (!u || !u->udp) return s->close();
     std::weak_ptr<UdpUse> weak = u->udp;
