@@ -27,7 +27,7 @@ struct RunArgs {
     std::string server, server_key, keys, bind;
     std::size_t size = 1000;
     double connect_timeout = 60, steady_rate = 10, steady_seconds = 5, flood_seconds = 5;
-    unsigned window = 64;
+    unsigned window = 64, addresses = 1;
     bool until_replied = false;
 };
 
@@ -74,7 +74,8 @@ void print_phase(const char* name, const bench::PhaseResult& r) {
 
 int run(const RunArgs& a) {
     raise_fd_limit();
-    bench::Swarm swarm(read_keys(a.keys), tun::key_from_base64(a.server_key), parse_server(a.server), a.bind, a.size);
+    bench::Swarm swarm(read_keys(a.keys), tun::key_from_base64(a.server_key), parse_server(a.server), a.bind, a.addresses,
+                       a.size);
     auto c = swarm.connect(a.connect_timeout);
     std::printf("{\"phase\":\"connect\",\"peers\":%zu,\"connected\":%zu,\"seconds\":%.3f,\"initiations\":%llu,"
                 "\"cookies\":%llu}\n",
@@ -181,6 +182,7 @@ int main(int argc, char** argv) {
     r->add_option("--server-key", a.server_key, "the server's public key (base64)")->required();
     r->add_option("--keys", a.keys, "file of private keys, one per line (first word); one peer each")->required();
     r->add_option("--bind", a.bind, "local IPv4 address every peer's socket binds")->required();
+    r->add_option("--addresses", a.addresses, "peers bind --bind and the next addresses after it, this many in turn");
     r->add_option("--size", a.size, "inner packet size in bytes (ICMP echo, at most 1400)");
     r->add_option("--connect-timeout", a.connect_timeout, "seconds for every peer to connect");
     r->add_option("--rate", a.steady_rate, "steady phase: echoes per second per peer");

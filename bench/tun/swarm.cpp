@@ -71,7 +71,7 @@ double percentile(std::vector<double>& v, double q) {
 }  // namespace
 
 Swarm::Swarm(const std::vector<tun::Key>& keys, const tun::Key& server_pub, const sockaddr_in& server,
-             const std::string& bind_ip, std::size_t packet_size)
+             const std::string& bind_ip, unsigned addresses, std::size_t packet_size)
     : server_(server), packet_size_(std::max(packet_size, ip_header + icmp_header + 8)),
       buf_(tun::max_datagram_len + 64), scratch_(tun::max_datagram_len + 64) {
     if (packet_size_ > 1400) throw Error(ExitCode::usage, "--size is at most 1400 (the tunnel's MTU is 1420)");
@@ -80,7 +80,9 @@ Swarm::Swarm(const std::vector<tun::Key>& keys, const tun::Key& server_pub, cons
     local.sin_family = AF_INET;
     if (::inet_pton(AF_INET, bind_ip.c_str(), &local.sin_addr) != 1)
         throw Error(ExitCode::usage, "--bind: not an IPv4 address: " + bind_ip);
+    std::uint32_t first = ntohl(local.sin_addr.s_addr);
     for (std::size_t i = 0; i < keys.size(); ++i) {
+        local.sin_addr.s_addr = htonl(first + std::uint32_t(i % std::max(1u, addresses)));
         tun::ClientSettings s;
         s.key.priv = keys[i];
         s.key.pub = tun::public_key(keys[i]);

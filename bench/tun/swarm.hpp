@@ -42,9 +42,11 @@ struct ConnectResult {
 
 class Swarm {
 public:
-    // One peer per private key; each binds its own socket on `bind_ip` (port chosen by the kernel).
+    // One peer per private key; each binds its own socket (port chosen by the kernel) on one of
+    // `addresses` consecutive IPv4 addresses from `bind_ip`, in turn: real clients come from many
+    // hosts, and the server's per-source handshake limit under load is per address.
     Swarm(const std::vector<tun::Key>& keys, const tun::Key& server_pub, const sockaddr_in& server,
-          const std::string& bind_ip, std::size_t packet_size);
+          const std::string& bind_ip, unsigned addresses, std::size_t packet_size);
     std::size_t size() const { return peers_.size(); }
 
     // Until every peer has its pushed config, or `timeout` passes.
