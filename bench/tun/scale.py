@@ -74,6 +74,13 @@ def subnet_for(n):
     return f"10.76.0.0/{prefix}"
 
 
+def udp_rcvbuf_errors(net, which):
+    """Datagrams a full socket receive buffer dropped in that namespace so far (where loss happened)."""
+    lines = [l.split() for l in net.ns(getattr(net, which), "cat", "/proc/net/snmp").stdout.splitlines()
+             if l.startswith("Udp:")]
+    return int(dict(zip(lines[0][1:], lines[1][1:]))["RcvbufErrors"])
+
+
 def status_ms(a, env, n):
     """Median wall time of `tn-tun status --json` over 5 calls (the process start included: what a
     script sees), after checking it lists all n peers."""
@@ -126,8 +133,10 @@ def one(a, net, n, work):
                                stdout=subprocess.PIPE, text=True)
         for line in gen.stdout:
             p = json.loads(line)
+            gen_cpu = proc_stat(gen.pid)[0]
             if p["phase"] == "connect":
                 cpu1, _ = proc_stat(srv.pid)
+                r["cpu_at_connect"], r["gen_cpu_at_connect"] = cpu1, gen_cpu
                 r["connect"] = p
                 r["server_cpu_ms_per_handshake"] = (cpu1 - cpu0) * 1e3 / max(1, p["connected"])
                 # Measured while the steady load runs: a status under traffic, the RSS with every session up.
@@ -141,7 +150,12 @@ def one(a, net, n, work):
                 cpu = proc_stat(srv.pid)[0]
                 if p["phase"] == "flood" and "cpu_at_steady" in r:
                     r["server_cpu_us_per_echo"] = (cpu - r["cpu_at_steady"]) * 1e6 / max(1, p["replies"])
+                if p["phase"] == "steady":
+                    # Who is the bottleneck: % of one core each used while the steady load ran.
+                    r["server_cpu_pct_steady"] = (cpu - r["cpu_at_connect"]) * 100 / p["seconds"]
+                    r["gen_cpu_pct_steady"] = (gen_cpu - r["gen_cpu_at_connect"]) * 100 / p["seconds"]
                 r["cpu_at_steady"] = cpu
+        r["udp_rcvbuf_errors"] = {ns: udp_rcvbuf_errors(net, ns) for ns in ("srv", "sw")}
         if gen.wait() != 0:
             raise RuntimeError(f"tn-tun-peers exited {gen.returncode}")
     finally:
@@ -154,7 +168,7 @@ def one(a, net, n, work):
 def table(results):
     base = next((r for r in results if r["n"] == 1 and "flood" in r), None)
     cols = ["N", "core hs/s", "hs/s wall", "srv CPU ms/hs", "cookies", "RSS B/peer", "status ms (idle/load)",
-            "steady p50/p99 ms", "steady loss", "flood in flight", "flood Mbit/s", "x N=1",
+            "steady p50/p99 ms", "steady loss", "CPU % srv/gen", "flood in flight", "flood Mbit/s", "x N=1", "rcvbuf drops srv/gen",
             "srv CPU us/echo", "flood p50 ms"]
     print(" | ".join(cols))
     for r in results:
@@ -166,8 +180,10 @@ def table(results):
             str(r["n"]), f"{r['core']['handshakes_per_second']:.0f}", f"{c.get('connected', 0) / max(c.get('seconds', 1), 1e-9):.0f}",
             f"{r.get('server_cpu_ms_per_handshake', 0):.2f}", str(c.get("cookies", "-")),
             f"{r.get('rss_per_peer_bytes', 0):.0f}", f"{r.get('status_idle_ms', 0):.1f}/{r.get('status_ms', 0):.1f}",
-            f"{s.get('rtt_p50_ms', 0):.3f}/{s.get('rtt_p99_ms', 0):.3f}", f"{loss:.1%}", str(max(1, r["window"] // r["n"]) * r["n"]),
-            f"{mbit:.0f}", f"{mbit / bmbit:.2f}" if bmbit else "-", f"{r.get('server_cpu_us_per_echo', 0):.1f}", f"{f.get('rtt_p50_ms', 0):.3f}"]))
+            f"{s.get('rtt_p50_ms', 0):.3f}/{s.get('rtt_p99_ms', 0):.3f}", f"{loss:.1%}",
+            f"{r.get('server_cpu_pct_steady', 0):.0f}/{r.get('gen_cpu_pct_steady', 0):.0f}", str(max(1, r["window"] // r["n"]) * r["n"]),
+            f"{mbit:.0f}", f"{mbit / bmbit:.2f}" if bmbit else "-",
+            "{srv}/{sw}".format(**r.get("udp_rcvbuf_errors", {"srv": "-", "sw": "-"})), f"{r.get('server_cpu_us_per_echo', 0):.1f}", f"{f.get('rtt_p50_ms', 0):.3f}"]))
 
 
 def main():

@@ -293,6 +293,8 @@ Actions ServerCore::handle_initiation(std::uint8_t* buf, std::size_t len, const 
     retire(p.next);
     p.next = std::make_unique<Keypair>(std::move(*kp));
     by_index_[idx] = Slot{&p, p.next.get()};
+    auto expiry = p.next->created + reject_after_time;
+    if (!next_expiry_ || expiry < *next_expiry_) next_expiry_ = expiry;
     p.endpoint = from;
     a.send = Bytes(scratch, response_len);
     a.send_to = from;
@@ -441,17 +443,19 @@ Actions ServerCore::on_tun(std::uint8_t* buf, std::size_t len, TimePoint now) {
 }
 
 void ServerCore::tick(TimePoint now) {
+    if (!next_expiry_ || now < *next_expiry_) return;
+    // Due: one scan retires what expired and finds the next expiry among what stays.
+    next_expiry_.reset();
     for (auto& p : peers_)
-        for (auto* kp : {&p->current, &p->previous, &p->next})
-            if (*kp && (*kp)->expired(now)) retire(*kp);
-}
-
-std::optional<TimePoint> ServerCore::next_deadline() const {
-    std::optional<TimePoint> next;
-    for (auto& p : peers_)
-        for (auto* kp : {&p->current, &p->previous, &p->next})
-            if (*kp && (!next || (*kp)->created + reject_after_time < *next)) next = (*kp)->created + reject_after_time;
-    return next;
+        for (auto* kp : {&p->current, &p->previous, &p->next}) {
+            if (!*kp) continue;
+            if ((*kp)->expired(now)) {
+                retire(*kp);
+                continue;
+            }
+            auto at = (*kp)->created + reject_after_time;
+            if (!next_expiry_ || at < *next_expiry_) next_expiry_ = at;
+        }
 }
 
 }  // namespace tn::tun

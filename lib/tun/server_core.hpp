@@ -144,11 +144,14 @@ public:
     // restore_timestamps() takes them back, keeping the greater where a peer has one already.
     std::vector<std::pair<Key, Timestamp>> timestamps() const;
     void restore_timestamps(const std::vector<std::pair<Key, Timestamp>>& ts);
-    // Drops expired keypairs.
+    // Drops expired keypairs. O(1) until the earliest expiry is due: the runner calls it on every
+    // wakeup, and a scan of every peer there cost the data path per packet batch (bench/tun/SCALE.md).
     void tick(TimePoint now);
     // When tick() next has something to do (the next keypair to expire); nullopt when nothing is
     // scheduled. The same pair as the other cores (supervise, relay pairing, tn-forward's link).
-    std::optional<TimePoint> next_deadline() const;
+    // Never later than the true next expiry; earlier (a wakeup with nothing to do) only after a
+    // keypair went before its time (replaced by a newer handshake, or its peer removed).
+    std::optional<TimePoint> next_deadline() const { return next_expiry_; }
 
     const std::vector<std::unique_ptr<Peer>>& peers() const { return peers_; }
     const ServerStats& stats() const { return stats_; }
@@ -219,6 +222,7 @@ private:
     std::size_t rejection_next_ = 0;
     Bucket global_, ceiling_;
     TimePoint swept_at_{};
+    std::optional<TimePoint> next_expiry_;  // no keypair expires before it; nullopt: no keypair
     TimePoint under_load_until_{};
     CookieJar cookies_;
     std::unordered_map<std::string, Bucket> by_source_;  // cookie-verified senders (IPv6: by /64), capped

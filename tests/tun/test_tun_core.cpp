@@ -322,6 +322,22 @@ TEST_CASE("deadlines: tick(now) acts, next_deadline() says when next, as in the 
     CHECK_FALSE(n.server.next_deadline());
 }
 
+TEST_CASE("deadlines with many peers: the earliest expiry wakes tick(), which keeps the later sessions") {
+    Net n;
+    n.connect(n.c1, n.e1);
+    TimePoint first = n.now;
+    n.now += seconds(10);
+    n.connect(n.c2, n.e2);
+    // A later keypair does not hide an earlier one's expiry (tick() only scans once one is due).
+    CHECK(n.server.next_deadline() == first + reject_after_time);
+    n.server.tick(first + reject_after_time - seconds(1));
+    CHECK(n.server.next_deadline() == first + reject_after_time);
+    n.server.tick(first + reject_after_time);
+    CHECK_FALSE(n.server.peers()[0]->current);
+    REQUIRE(n.server.peers()[1]->current);
+    CHECK(n.server.next_deadline() == first + seconds(10) + reject_after_time);
+}
+
 TEST_CASE("a pre-shared key is wiped when the config holding it goes") {
     // As for KeyPair above: the objects live in a buffer we own, read after their destructors ran.
     alignas(PeerConfig) unsigned char pc_buf[sizeof(PeerConfig)];
