@@ -153,6 +153,21 @@ def udp_frames():
     write("udp_frames", "cut", b"\x02" + frames(b"abc")[:-1])
 
 
+def relay_e2e():
+    """End-to-end handshake messages (PROTOCOL.relay.md §12): the two vector messages (the first one
+    passes the fuzz target's serving side), a zero key, another version, one cut short, nothing."""
+    e_i = bytes.fromhex("8f40c5adb68f25624ae5b214ea767a6ec94d829d3d7b5e1ad1ba6f3e2138285f")
+    mac_i = bytes.fromhex("2b9ce8ee2f9e67c7518137f4f8f6bfabef31fddf22791d5a3e93ab81609eb78a")
+    e_r = bytes.fromhex("358072d6365880d1aeea329adf9121383851ed21a28e3b75e965d0d2cd166254")
+    mac_r = bytes.fromhex("54da8b37b0891014a2cad900d391dce1849088a6d4baa9a2954f8f86c2c18991")
+    write("relay_e2e", "init_vector", b"\x01" + e_i + mac_i)
+    write("relay_e2e", "reply_vector", b"\x01" + e_r + mac_r)
+    write("relay_e2e", "zero_key", b"\x01" + bytes(32) + mac_i)
+    write("relay_e2e", "version2", b"\x02" + e_i + mac_i)
+    write("relay_e2e", "short", b"\x01" + e_i)
+    write("relay_e2e", "empty", b"")
+
+
 def sftp_replies():
     """SFTP v3 reply bodies (after the length) as OpenSSH's sftp-server sends them: DATA, HANDLE,
     STATUS with and without its message, and ATTRS with every field tn-exec reads."""
@@ -173,6 +188,7 @@ if __name__ == "__main__":
     http_heads()
     client_hellos()
     socks5()
+    relay_e2e()
     configs()
     tun_vectors()
     offload()

@@ -243,10 +243,12 @@ def test_another_secret_or_e2e_on_one_side_only_is_refused_and_the_vnets_go_on(h
             assert refused(use_port)
         wait_for(lambda: "e2e" in relay.log("home") and "refused" in relay.log("home"), what="home logs the refusal")
         assert svc.received == 0
-        # A plain use of another serve on the same vnets still works: a second serve without e2e on
-        # the other vnet pair is beyond this test; the sessions themselves stay up.
+        # Counted where it was refused (the serving vnet, which checks the flag and the first MAC).
+        wait_for(lambda: relay.ctl_json("home", "show", "vnet")["e2e_refused"] >= 3, what="three refusals counted")
+        assert relay.ctl_json("home", "show", "vnet")["e2e"] == (home is not None)
+        # The sessions stay up and the serve stays registered.
         assert len(relay.status()["vnets"]) == 2
-        assert relay.ctl_json("office", "show", "vnet")
+        assert [u["state"] for u in relay.ctl_json("office", "show", "use")] == ["attached"]
     finally:
         print(relay.all_logs())
         relay.close()
@@ -271,3 +273,31 @@ def test_bad_secrets_and_e2e_with_remote_port_are_config_errors():
         assert r.returncode == 78 and "remote_port" in r.stderr, r.stderr
     finally:
         relay.close()
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_e2e_carries_udp_datagrams_whole(tls):
+    from test_relay_udp import UdpEcho, udp_client
+    echo = UdpEcho()
+    key = base64.b64encode(os.urandom(32)).decode()
+    relay, _, port = chain(tls, echo.port, key, key, udp=True)
+    try:
+        c = udp_client()
+        # While the flow's link opens (the handshake included) its datagrams wait in a 64 KiB queue
+        # (PROTOCOL.relay.md §11): the largest ones go once the first came back.
+        for batch in ([b"", b"x", os.urandom(1400)], [os.urandom(65507), os.urandom(9000)]):
+            for d in batch:
+                c.sendto(d, ("127.0.0.1", port))
+            got = [c.recvfrom(65535)[0] for _ in batch]
+            assert got == batch  # one flow, one link: whole, apart and in order
+        c.close()
+        # The records the serving vnet opened were end-to-end: a second flow runs its own handshake.
+        c2 = udp_client()
+        c2.sendto(b"second", ("127.0.0.1", port))
+        assert c2.recvfrom(100)[0] == b"second"
+        c2.close()
+        assert relay.ctl_json("office", "show", "vnet")["e2e"] is True
+    finally:
+        print(relay.all_logs())
+        relay.close()
+        echo.close()

@@ -130,7 +130,7 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
               << ",\"allow_unserve\":" << (cfg_.allow_unserve ? "true" : "false")
               << ",\"unserve_remote\":" << (cfg_.unserve_remote ? "true" : "false")
               << ",\"unserve_num\":" << cfg_.unserve_num << ",\"links_total\":" << links_total_
-              << ",\"bytes\":" << bytes_total_ << "}\n";
+              << ",\"bytes\":" << bytes_total_ << ",\"e2e\":" << (cfg_.e2e_secret ? "true" : "false") << ",\"e2e_refused\":" << e2e_refused_ << "}\n";
         } else {
             o << "name " << esc(cfg_.name) << "  group " << esc(cfg_.group) << "  route " << esc(cfg_.route.str())
               << (connected_ ? "  connected as vnet " + std::to_string(vnet_id_) : "  not connected") << "\n"
