@@ -156,6 +156,9 @@ def one(a, net, n, work):
                     r["gen_cpu_pct_steady"] = (gen_cpu - r["gen_cpu_at_connect"]) * 100 / p["seconds"]
                 r["cpu_at_steady"] = cpu
         r["udp_rcvbuf_errors"] = {ns: udp_rcvbuf_errors(net, ns) for ns in ("srv", "sw")}
+        # The kernel's replies queued to the server's TUN and dropped there (its queue was full).
+        link = json.loads(net.ns(net.srv, "ip", "-s", "-j", "link", "show", "tnsc0").stdout)[0]
+        r["tun_tx_dropped"] = link["stats64"]["tx"]["dropped"]
         if gen.wait() != 0:
             raise RuntimeError(f"tn-tun-peers exited {gen.returncode}")
     finally:
@@ -168,7 +171,7 @@ def one(a, net, n, work):
 def table(results):
     base = next((r for r in results if r["n"] == 1 and "flood" in r), None)
     cols = ["N", "core hs/s", "hs/s wall", "srv CPU ms/hs", "cookies", "RSS B/peer", "status ms (idle/load)",
-            "steady p50/p99 ms", "steady loss", "CPU % srv/gen", "flood in flight", "flood Mbit/s", "x N=1", "rcvbuf drops srv/gen",
+            "steady p50/p99 ms", "steady loss", "CPU % srv/gen", "flood in flight", "flood Mbit/s", "x N=1", "drops rcvbuf srv/gen/TUN",
             "srv CPU us/echo", "flood p50 ms"]
     print(" | ".join(cols))
     for r in results:
@@ -183,7 +186,7 @@ def table(results):
             f"{s.get('rtt_p50_ms', 0):.3f}/{s.get('rtt_p99_ms', 0):.3f}", f"{loss:.1%}",
             f"{r.get('server_cpu_pct_steady', 0):.0f}/{r.get('gen_cpu_pct_steady', 0):.0f}", str(max(1, r["window"] // r["n"]) * r["n"]),
             f"{mbit:.0f}", f"{mbit / bmbit:.2f}" if bmbit else "-",
-            "{srv}/{sw}".format(**r.get("udp_rcvbuf_errors", {"srv": "-", "sw": "-"})), f"{r.get('server_cpu_us_per_echo', 0):.1f}", f"{f.get('rtt_p50_ms', 0):.3f}"]))
+            "{srv}/{sw}".format(**r.get("udp_rcvbuf_errors", {"srv": "-", "sw": "-"})) + f"/{r.get('tun_tx_dropped', '-')}", f"{r.get('server_cpu_us_per_echo', 0):.1f}", f"{f.get('rtt_p50_ms', 0):.3f}"]))
 
 
 def main():

@@ -94,6 +94,39 @@ TEST_CASE("cookie-verified initiations are limited per source address") {
     CHECK(limited == 5);
 }
 
+TEST_CASE("a verified initiation refused only by the DH ceiling gets a cookie, so it retries in a second") {
+    auto settings = Net::settings(fixed_keypair(0x40), fixed_keypair(0x01), fixed_keypair(0x21));
+    settings.handshakes_per_second = settings.max_handshakes_per_second = 0.001;  // no refill within the test
+    settings.handshake_burst = 2;
+    settings.max_handshake_burst = 1;
+    Net n(settings);
+    n.connect(n.c2, n.e2);  // takes the only ceiling token
+    Buf s, cb, cs;
+    auto ca = n.c1.tick(n.now, n.wall, s.data());
+    Actions a = deliver(n, ca.send, n.e1);  // the last global token, then the ceiling refuses
+    REQUIRE(a.rejected);
+    // Now under load: no mac2 yet, so a cookie; the retry carries mac2.
+    n.wall += std::chrono::milliseconds(1);
+    ca = n.c1.tick(n.now + rekey_timeout, n.wall, s.data());
+    a = deliver(n, ca.send, n.e1);
+    REQUIRE(a.send.size() == cookie_len);
+    std::vector<std::uint8_t> reply(a.send.begin(), a.send.end());
+    REQUIRE(n.c1.on_datagram(cb.data(), cb.load(Bytes(reply)), n.now + rekey_timeout, cs.data()).cookie);
+    n.wall += std::chrono::milliseconds(1);
+    ca = n.c1.tick(n.now + rekey_timeout + seconds(1), n.wall, s.data());
+    REQUIRE(ca.send.size() == initiation_mac2_len);
+    a = deliver(n, ca.send, n.e1);
+    REQUIRE(a.rejected);
+    CHECK(std::string(a.rejected->reason) == "rate_limited");
+    // Refused by the ceiling, not by its own bucket: a cookie reply, which the client takes as
+    // "retry in one second" instead of waiting out REKEY_TIMEOUT.
+    REQUIRE(a.send.size() == cookie_len);
+    reply.assign(a.send.begin(), a.send.end());
+    auto t = n.now + rekey_timeout + seconds(1);
+    CHECK(n.c1.on_datagram(cb.data(), cb.load(Bytes(reply)), t, cs.data()).cookie);
+    CHECK(n.c1.next_deadline() == t + seconds(1));
+}
+
 TEST_CASE("cookie replies that are forged or meant for another initiation are ignored") {
     Net n;
     load_server(n, endpoint("198.51.100.9", 5555));
