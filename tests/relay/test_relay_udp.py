@@ -1,6 +1,7 @@
 """UDP serves and uses (type = "udp") end to end on loopback: a real route, two real vnets, real UDP
 services. Datagrams stay datagrams; DNS through a use; a flood of sources over udp_max_flows is
-dropped and counted while an open flow goes on; idle flows expire; a TCP/UDP mismatch is refused."""
+dropped and counted while an open flow goes on; idle flows expire; a TCP/UDP mismatch is refused.
+The same through a UDP remote_port, where the route is the using end."""
 import os
 import shutil
 import socket
@@ -220,7 +221,8 @@ def test_a_udp_use_of_a_tcp_serve_is_refused_with_what_to_change(relay):
 
 @pytest.mark.parametrize("table,line,message", [
     ('[[serve]]\nname = "a"\nport = 53\ntype = "quic"\n', 'type', 'type must be "tcp" or "udp"'),
-    ('[[serve]]\nname = "a"\nport = 53\ntype = "udp"\nremote_port = 6053\n', 'remote_port', "a udp serve has no remote_port"),
+    ('[[serve]]\nname = "a"\nport = 53\ntype = "udp"\ncustom_domains = ["a.example.test"]\n', 'custom_domains',
+     "a udp serve has no custom_domains"),
     ('[[use]]\nid = 5\nport = 53\nudp_max_flows = 10\n', 'udp_max_flows', 'only a use with type = "udp" has flows'),
     ('[[use]]\nid = 5\nport = 53\ntype = "udp"\nudp_max_flows = 0\n', 'udp_max_flows', ""),
 ])
@@ -252,9 +254,9 @@ def test_quick_start_serve_and_use_with_type_udp(relay):
         c.sendto(b"quick", ("127.0.0.1", port))
         assert c.recvfrom(100)[0] == b"quick"
         c.close()
-        r = subprocess.run([VNET, "serve", *common, "--port", "53", "--remote-port", "6053"], capture_output=True, text=True,
+        r = subprocess.run([VNET, "serve", *common, "--port", "53", "--domain", "a.example.test"], capture_output=True, text=True,
                            env=relay.env(), timeout=30)
-        assert r.returncode == 64 and "a udp serve has neither" in r.stderr
+        assert r.returncode == 64 and "a udp serve has none" in r.stderr
     finally:
         echo.close()
 
@@ -278,5 +280,163 @@ def test_reload_applies_a_changed_flow_limit(relay):
         c.sendto(b"again", ("127.0.0.1", port))
         assert c.recvfrom(100)[0] == b"again"
         c.close()
+    finally:
+        echo.close()
+
+
+# ---- UDP remote_ports: the route listens on UDP and is the using end of each flow's link ----
+
+def route_keys(relay, lines):
+    """Puts `lines` into the route's [route] table (Relay writes the rest of route.toml)."""
+    write = relay.route_config
+
+    def patched(path=None):
+        path = write(path)
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("[route]\n", "[route]\n" + lines, 1))
+        return path
+    relay.route_config = patched
+
+
+def start_remote(relay, service_port, route_lines=""):
+    """A route (with `route_lines` in [route]) and vnet 'home' serving udp id 702 on a UDP remote_port."""
+    route_keys(relay, route_lines)
+    relay.start_route()
+    port = harness.free_port()
+    relay.start_vnet("home", serves=[{"name": "svc", "id": 702, "type": "udp", "port": service_port, "remote_port": port}])
+    relay.wait_serve("home", "svc")
+    return port
+
+
+def udp_remote(relay, port):
+    found = [u for u in relay.status()["udp_remote_ports"] if u["port"] == port]
+    return found[0] if found else None
+
+
+def test_udp_remote_port_echo_and_dns(relay):
+    echo, dns = UdpEcho(), UdpEcho(answer=dns_answer)
+    try:
+        port = start_remote(relay, echo.port)
+        relay.start_vnet("dnsv", serves=[{"name": "dns", "id": 703, "type": "udp", "port": dns.port,
+                                          "remote_port": (dport := harness.free_port())}])
+        relay.wait_serve("dnsv", "dns")
+        c = udp_client()
+        sizes = [1, 0, 1400, 9000, 65507]
+        sent = [bytes((i * 5 + n) % 256 for i in range(n)) for n in sizes]
+        for d in sent:
+            c.sendto(d, ("127.0.0.1", port))
+        got = [c.recvfrom(65535)[0] for _ in sent]
+        assert [len(g) for g in got] == sizes and got == sent  # one flow, one link: whole, apart, in order
+        u = udp_remote(relay, port)
+        assert u["flows"] == 1 and u["flows_total"] == 1 and u["dropped"] == 0 and u["serve"] == 702
+        # No TCP listener for a udp serve: the port is only in the UDP list.
+        assert port not in relay.status()["remote_ports"]
+        c.sendto(dns_query("svc.example.test"), ("127.0.0.1", dport))
+        reply = c.recvfrom(65535)[0]
+        assert reply[:2] == b"\x42\x42" and reply[-4:] == bytes([192, 0, 2, 7])
+        c.close()
+        if shutil.which("dig"):
+            r = subprocess.run(["dig", "@127.0.0.1", "-p", str(dport), "svc.example.test", "A", "+short", "+tries=5"],
+                               capture_output=True, text=True, timeout=120)
+            assert r.stdout.strip() == "192.0.2.7", r.stdout + r.stderr
+        # The serve's traffic counts the datagrams' bytes both ways once the flows are open.
+        total = sum(sizes)
+        serves = {s["id"]: s for v in relay.status()["vnets"] if v["name"] == "home" for s in v["serves"]}
+        t = serves[702]["traffic"]
+        assert t["bytes_in"] == total and t["bytes_out"] == total, t
+    finally:
+        echo.close()
+        dns.close()
+
+
+def test_udp_remote_port_flood_is_capped_counted_and_an_open_flow_goes_on(relay):
+    echo = UdpEcho()
+    try:
+        port = start_remote(relay, echo.port, "udp_max_flows = 8\n")
+        keeper = udp_client()
+        keeper.sendto(b"before", ("127.0.0.1", port))
+        assert keeper.recvfrom(100)[0] == b"before"
+        flood = []
+        # As for a use: batches the route must have counted before the next goes (see above).
+        for batch in range(10):
+            for i in range(20):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind(("127.0.0.1", 0))
+                s.sendto(b"flood", ("127.0.0.1", port))
+                flood.append(s)
+            seen = 1 + 20 * (batch + 1)
+            wait_for(lambda: (lambda u: u["flows_total"] + u["dropped"] == seen)(udp_remote(relay, port)), 30,
+                     f"{seen} sources counted (a flow or a drop each)")
+        u = udp_remote(relay, port)
+        assert u["dropped"] == 193 and u["flows_total"] == 8 and u["flows"] == 8
+        for i in range(20):
+            keeper.sendto(b"after %d" % i, ("127.0.0.1", port))
+            assert keeper.recvfrom(100)[0] == b"after %d" % i
+        for s in flood:
+            s.close()
+        keeper.close()
+        assert relay.procs["route"].poll() is None
+    finally:
+        echo.close()
+
+
+def test_udp_remote_port_idle_flows_expire(relay):
+    echo = UdpEcho()
+    try:
+        port = start_remote(relay, echo.port, "udp_idle_timeout = 1\n")
+        c = udp_client()
+        c.sendto(b"one", ("127.0.0.1", port))
+        assert c.recvfrom(100)[0] == b"one"
+        wait_for(lambda: udp_remote(relay, port)["expired"] == 1, 30, "the idle flow expired")
+        assert udp_remote(relay, port)["flows"] == 0
+        wait_for(lambda: relay.ctl_json("home", "show", "serve")[0]["links"] == 0, 30, "the serve's link closed")
+        c.sendto(b"two", ("127.0.0.1", port))
+        assert c.recvfrom(100)[0] == b"two"
+        assert udp_remote(relay, port)["flows_total"] == 2
+        c.close()
+    finally:
+        echo.close()
+
+
+def test_udp_remote_port_outside_the_group_ports_is_refused(relay):
+    echo = UdpEcho()
+    try:
+        allowed = harness.free_port()
+        relay.claims = {"g": f"ports = [{allowed}]\n"}
+        relay.start_route()
+        other = allowed + 1 if allowed < 65535 else allowed - 1
+        relay.start_vnet("home", serves=[{"name": "bad", "type": "udp", "port": echo.port, "remote_port": other},
+                                         {"name": "ok", "type": "udp", "port": echo.port, "remote_port": allowed}])
+        relay.wait_serve("home", "ok")
+
+        def state():
+            for s in relay.ctl_json("home", "show", "serve"):
+                if s["name"] == "bad" and s["state"].startswith("refused"):
+                    return s["state"]
+            return None
+        st = wait_for(state, 20, "the serve outside the ports refused")
+        assert f"remote_port {other} is not in group 'g' ports" in st, st
+        assert [u["port"] for u in relay.status()["udp_remote_ports"]] == [allowed]
+    finally:
+        echo.close()
+
+
+def test_udp_remote_port_closes_when_its_serve_goes(relay):
+    echo = UdpEcho()
+    try:
+        port = start_remote(relay, echo.port)
+        c = udp_client()
+        c.sendto(b"up", ("127.0.0.1", port))
+        assert c.recvfrom(100)[0] == b"up"
+        relay.stop("home")
+        wait_for(lambda: udp_remote(relay, port) is None, 30, "the UDP remote_port closed")
+        # The port is free again: the route no longer holds the socket.
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", port))
+        s.close()
+        c.close()
+        assert "udp remote_port %d closed" % port in relay.log("route")
     finally:
         echo.close()

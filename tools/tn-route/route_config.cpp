@@ -48,7 +48,9 @@ std::filesystem::path beside(const std::filesystem::path& dir, const std::string
 }
 
 void load_route_table(const config::Table& r, const std::filesystem::path& dir, RouteConfig& c) {
-    r.allow_only({"listen", "tls", "cert", "key", "proxy_bind"});
+    r.allow_only({"listen", "tls", "cert", "key", "proxy_bind", "udp_idle_timeout", "udp_max_flows"});
+    if (auto v = r.integer("udp_idle_timeout", 1, 86400)) c.udp_idle_timeout = static_cast<unsigned>(*v);
+    if (auto v = r.integer("udp_max_flows", 1, 65536)) c.udp_max_flows = static_cast<std::size_t>(*v);
     if (auto a = address(r, "listen")) c.listen = *a;
     if (auto v = r.string("proxy_bind")) {
         ip_check(r, "proxy_bind", *v);

@@ -24,6 +24,10 @@ struct RouteConfig {
     HostPort listen{"0.0.0.0", 7749};
     bool tls = true;
     std::string proxy_bind;  // the host remote_port listeners bind; the listen host when not set
+    // A UDP remote_port's flows (one per source address): closed after this long without a datagram
+    // either way, and at most this many at once (a new source over it is dropped and counted).
+    unsigned udp_idle_timeout = 60;
+    std::size_t udp_max_flows = 256;
     std::filesystem::path cert, key;
     std::vector<Group> groups;
     std::optional<HostPort> http_listen;

@@ -79,6 +79,8 @@ std::string RouteServer::claim_refusal(const std::string& group, const ServeSpec
     if (!g) return "unknown group";
     auto now = Clock::now();
     if (spec.remote_port) {
+        // The listener's kind follows the type: a vnet's serve of any other type gets no port at all.
+        if (spec.type != "tcp" && spec.type != "udp") return "remote_port of a serve of unknown type '" + spec.type + "'";
         if (!port_allowed(g->claims, spec.remote_port))
             return "remote_port " + std::to_string(spec.remote_port) + " is not in group '" + group + "' ports on this route";
         if (held_.port_holder(spec.remote_port, group, now))
@@ -106,7 +108,8 @@ void RouteServer::add_serve(const SessionPtr& ss, const Serve& m) {
     auto res = reg_.add_serve(ss->vnet_id, m.spec);
     if (res.ok && m.spec.remote_port) {
         std::string why;
-        if (!open_remote_port(*reg_.find_serve(ss->group, res.id), why)) {
+        const auto& rec = *reg_.find_serve(ss->group, res.id);
+        if (!(m.spec.type == "udp" ? open_udp_remote(rec, why) : open_remote_port(rec, why))) {
             reg_.remove_serve(ss->vnet_id, res.id);
             res.ok = false;
             res.message = why;
@@ -180,17 +183,19 @@ void RouteServer::link_open(StreamPtr s, const log::Context& lg, const LinkOpen&
 }
 
 void RouteServer::request_link(StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, const log::Context& lg,
-                               Bytes prefix, std::uint32_t user_vnet, const LinkKey& key, Cipher cipher) {
+                               Bytes prefix, std::uint32_t user_vnet, const LinkKey& key, Cipher cipher, const UdpFlowUser* udp) {
     const ServeRecord* r = reg_.find_serve(group, id);
     auto close_user = [&](ErrorCode c, const std::string& m, int http_status) {
-        if (kind == UserKind::link) refuse(user, c, m);
+        if (udp) udp_failed(*udp, m);
+        else if (kind == UserKind::link) refuse(user, c, m);
         else if (kind == UserKind::http) http_reply(user, http::error_page(http_status, m), http_status, true);
         else if (kind == UserKind::tls) tls_refuse(user, lg, TlsAlert::internal_error, http_status == 503 ? "limit" : "no_serve", m);
         else user->close();
     };
     if (!r) return close_user(ErrorCode::not_found, "no serve " + std::to_string(id) + " in this group", 502);
     std::string source;
-    if (kind != UserKind::link) {
+    if (udp) source = udp->source;
+    else if (kind != UserKind::link) {
         error_code e;
         auto ep = user->socket().remote_endpoint(e);
         if (e) return user->close();
@@ -207,7 +212,8 @@ void RouteServer::request_link(StreamPtr user, const std::string& group, std::ui
     auto ss = sessions_.find(r->vnet_id);
     if (ss == sessions_.end()) return close_user(ErrorCode::not_found, "no serve " + std::to_string(id) + " in this group", 502);
     auto link_id = links_.next_link_id();
-    Pending p{user, std::move(prefix), nullptr, user_vnet, key, cipher};
+    Pending p{user, std::move(prefix), nullptr, user_vnet, key, cipher, {}};
+    if (udp) p.udp = *udp;
     if (kind != UserKind::link && cfg_.tls) {  // the route is the using endpoint: its own key
         p.key = random_link_key();
         p.cipher = kLinkCipher;
@@ -323,7 +329,8 @@ void RouteServer::end_pending(Pairing::Ended e, const std::string& detail) {
     if (auto t = link_tag(k.group, k.serve_vnet, k.id, 0)) traffic_.failed(t->group, t->serve_vnet, t->serve);
     if (p.via) p.via->close();
     auto kind = e.pending.key.kind;
-    if (kind == UserKind::link) p.user->close();  // it has its LINK_OPENED: a close is the refusal now
+    if (p.udp) udp_failed(*p.udp, why);
+    else if (kind == UserKind::link) p.user->close();  // it has its LINK_OPENED: a close is the refusal now
     else if (kind == UserKind::http)
         http_reply(p.user, http::error_page(http_status(e.why), "serve " + std::to_string(e.pending.key.id) + ": " + why),
                    http_status(e.why), true);
@@ -347,6 +354,7 @@ void RouteServer::bind_link(std::uint64_t link_id, Pairing::Pending pp, StreamPt
     auto ss = sessions_.find(k.serve_vnet);
     if (ss == sessions_.end()) {
         s->close();
+        if (p.udp) return udp_failed(*p.udp, "the serving vnet is gone");
         return p.user->close();
     }
     // With tls = true the serving endpoint gets the link key in a box under its own ticket and this
@@ -412,6 +420,7 @@ void RouteServer::relay_vnet_pair(std::uint64_t link_id, const Pairing::Pending&
 
 void RouteServer::start_route_leg(std::uint64_t link_id, Pairing::Pending pp, StreamPtr s, Bytes first,
                                   std::shared_ptr<LinkSeal> own) {
+    if (pp.data.udp) return udp_bound(link_id, pp.key, *pp.data.udp, std::move(s), std::move(first), std::move(own));
     // LINK_OK goes to the serving side (after the standby request, if any), followed for an HTTP
     // client by the request head the route already read; the pump starts after it, so writes never
     // overlap.

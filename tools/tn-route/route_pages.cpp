@@ -103,6 +103,7 @@ std::string RouteServer::metrics() const {
     o << "tn_route_relayed_bytes_total " << bytes_total_ + live << "\n";
     metric("tn_route_remote_ports", "gauge", "remote_port listeners open.");
     o << "tn_route_remote_ports " << remotes_.size() << "\n";
+    udp_metrics(o);
     metric("tn_route_vhost_links_total", "counter", "HTTP vhost connections relayed to a serve since start.");
     o << "tn_route_vhost_links_total " << vhost_links_ << "\n";
     metric("tn_route_vhost_errors_total", "counter", "HTTP vhost requests the route answered itself, by status.");

@@ -79,6 +79,8 @@ void RouteServer::stop() {
     sweep_timer_.cancel();
     for (auto& [port, r] : remotes_) r.loop->stop();
     remotes_.clear();
+    for (auto& [port, u] : udp_remotes_) u.use->stop();
+    udp_remotes_.clear();
     for (auto& [id, ss] : std::map(sessions_)) {
         ss->closed = true;
         ss->s->close();
@@ -348,7 +350,8 @@ void RouteServer::drop_session(const SessionPtr& ss, const std::string& why) {
 void RouteServer::serve_gone(const ServeRecord& r) {
     // Its names and port stay its group's for a while: a vnet that reconnects finds them free.
     held_.release(r.group, r.spec.domains, r.spec.remote_port, Clock::now());
-    if (r.spec.remote_port) {
+    if (r.spec.remote_port && r.spec.type == "udp") close_udp_remote(r.spec.remote_port, "serve " + std::to_string(r.spec.id) + " gone");
+    else if (r.spec.remote_port) {
         if (auto it = remotes_.find(r.spec.remote_port); it != remotes_.end()) {
             it->second.loop->stop();
             remotes_.erase(it);
@@ -395,6 +398,9 @@ std::vector<std::string> RouteServer::reload(RouteConfig next) {
     cfg_.dashboard_listen = next.dashboard_listen;
     cfg_.dashboard_user = next.dashboard_user;
     cfg_.dashboard_password = next.dashboard_password;
+    // UDP remote_ports opened from now on take the new limits; open ones keep theirs.
+    cfg_.udp_idle_timeout = next.udp_idle_timeout;
+    cfg_.udp_max_flows = next.udp_max_flows;
     if (!failed.empty()) throw Error(ExitCode::unavailable, failed);
     return restart;
 }

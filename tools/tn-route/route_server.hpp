@@ -23,6 +23,7 @@
 #include "relay/sni.hpp"
 #include "route_config.hpp"
 #include "route_traffic.hpp"
+#include "../tn-vnet/vnet_udp.hpp"
 
 namespace tn::route {
 
@@ -38,6 +39,14 @@ struct Setup;
 using SetupPtr = std::shared_ptr<Setup>;
 struct SetupTable;
 struct HelloState;
+
+// A flow of a UDP remote_port waiting for its link (route_udp.cpp): the listener's port, the flow in
+// its table, and its source as the pairing core's per-source limits key it.
+struct UdpFlowUser {
+    std::uint16_t port = 0;
+    std::uint64_t flow = 0;
+    std::string source;
+};
 
 class RouteServer {
 public:
@@ -77,7 +86,7 @@ private:
     using UserKind = relay::UserKind;
     void request_link(relay::StreamPtr user, const std::string& group, std::uint16_t id, UserKind kind, const log::Context& lg,
                       relay::Bytes prefix = {}, std::uint32_t user_vnet = 0, const relay::LinkKey& key = {},
-                      relay::Cipher cipher = relay::Cipher::none);
+                      relay::Cipher cipher = relay::Cipher::none, const UdpFlowUser* udp = nullptr);
     void standby_answer(relay::StreamPtr s, log::Context lg, std::uint64_t link_id);
     bool can_repark(std::uint32_t vnet_id) const;  // its session is up and its pool has room
     void repark(relay::StreamPtr s, std::uint32_t vnet_id, bool standby);
@@ -106,6 +115,16 @@ private:
     std::string dashboard_html() const;
     std::string metrics() const;
     bool open_remote_port(const relay::ServeRecord& r, std::string& why);
+    // A serve of type udp with a remote_port (route_udp.cpp): a UDP socket on proxy_bind whose every
+    // source is a flow (relay/udp_flows) with its own link; the route is the using end of each.
+    bool open_udp_remote(const relay::ServeRecord& r, std::string& why);
+    void close_udp_remote(std::uint16_t port, const std::string& why);
+    void open_udp_flow(std::uint16_t port, std::uint64_t flow);
+    void udp_bound(std::uint64_t link_id, const relay::PendingKey& k, const UdpFlowUser& u, relay::StreamPtr s, relay::Bytes first,
+                   std::shared_ptr<relay::LinkSeal> own);
+    void udp_failed(const UdpFlowUser& u, const std::string& why);
+    void udp_status_json(std::ostream& o) const;
+    void udp_metrics(std::ostream& o) const;
     void accept_remote(relay::tcp::socket sock, std::uint16_t port);
     std::shared_ptr<relay::TcpAcceptLoop> accept_loop(std::shared_ptr<relay::tcp::acceptor> acc, std::function<void(relay::tcp::socket)> f,
                                                       const std::string& what);
@@ -141,6 +160,7 @@ private:
         std::uint32_t user_vnet = 0;  // the using vnet (kind link)
         relay::LinkKey key{};         // tls = true: the using vnet's (LINK_OPEN) or our own; boxed for the serving side
         relay::Cipher cipher = relay::Cipher::none;
+        std::optional<UdpFlowUser> udp;  // set: a UDP remote_port flow, not `user`, waits for this link
     };
     using Pairing = relay::LinkPairing<relay::StreamPtr, Pending>;
     Pairing links_;  // pending links and every vnet's pre-opened links
@@ -185,6 +205,17 @@ private:
         std::uint16_t id = 0;
     };
     std::map<std::uint16_t, Remote> remotes_;
+    struct UdpRemote {
+        std::shared_ptr<vnet::UdpUse> use;
+        std::string group;
+        std::uint16_t id = 0;
+    };
+    std::map<std::uint16_t, UdpRemote> udp_remotes_;
+    struct UdpActive {  // a UDP remote_port flow's bound link: its bytes so far for status
+        std::weak_ptr<vnet::UdpLink> link;
+        LinkTag tag;
+    };
+    std::map<std::uint64_t, UdpActive> udp_active_;
     std::uint64_t next_unserve_ = 1, links_total_ = 0, bytes_total_ = 0, links_reused_ = 0;
     struct UnserveRoute {
         std::uint32_t from = 0, req = 0, target = 0;

@@ -38,6 +38,8 @@ const Traffic& find_traffic(const std::map<TrafficBook::Key, TrafficBook::Vnet>&
 std::map<TrafficBook::Key, TrafficBook::Vnet> RouteServer::traffic_now() const {
     auto book = traffic_.all();
     for (const auto& [id, a] : active_) TrafficBook::live(book, a.tag, a.in(), a.out());
+    for (const auto& [id, a] : udp_active_)
+        if (auto l = a.link.lock()) TrafficBook::live(book, a.tag, l->sent(), l->received());
     // Every registered serve has its series from the start (zeros until its first link).
     for (const auto& g : reg_.groups())
         for (const auto& r : reg_.serves(g)) book[{g, r.vnet_name}].serves[r.spec.id];
@@ -94,7 +96,9 @@ void RouteServer::status_json(std::ostream& o) const {
         o << (first ? "" : ",") << port;
         first = false;
     }
-    o << "]}\n";
+    o << "],\"udp_remote_ports\":";
+    udp_status_json(o);
+    o << "}\n";
 }
 
 std::string RouteServer::status(bool json) const {

@@ -41,7 +41,7 @@ VnetConfig quick_config(const QuickArgs& a) {
         s.ip = a.ip;
         s.port = static_cast<std::uint16_t>(a.port);
         s.type = a.type;
-        if (a.type == "udp" && (a.remote_port != 0 || !a.domains.empty())) usage("--remote-port and --domain: a udp serve has neither");
+        if (a.type == "udp" && !a.domains.empty()) usage("--domain: a udp serve has none (HTTP vhosts are TCP)");
         if (a.remote_port < 0 || a.remote_port > 65535) usage("--remote-port: 1-65535");
         s.remote_port = static_cast<std::uint16_t>(a.remote_port);
         if (a.domains.size() > relay::kMaxDomains) usage("--domain: at most " + std::to_string(relay::kMaxDomains));

@@ -130,7 +130,6 @@ ServeCfg load_serve(const config::Table& t, std::set<std::string>& names) {
     if (auto v = t.boolean("active")) s.active = *v;
     if (auto v = t.integer("remote_port", 1, 65535)) s.remote_port = static_cast<std::uint16_t>(*v);
     if (auto v = t.strings("custom_domains")) s.custom_domains = load_custom_domains(t, *v);
-    if (s.type == "udp" && s.remote_port) t.error("remote_port", "a udp serve has no remote_port (the route relays TCP there)");
     if (s.type == "udp" && !s.custom_domains.empty()) t.error("custom_domains", "a udp serve has no custom_domains (HTTP vhosts are TCP)");
     if (s.name.size() > 64) t.error("name", "name must be at most 64 bytes");
     if (!s.name.empty() && !names.insert("serve:" + s.name).second) t.error("name", "serve '" + s.name + "' is defined twice");

@@ -75,7 +75,7 @@ void UdpLink::process() {
                 return;
             }
             frames_.feed(std::span(in_.get() + at + kRecordHeader, n), [this](std::span<const std::uint8_t> d) {
-                bytes_ += d.size();
+                received_ += d.size();
                 if (!done_ && !closing_) deliver_(d);
             });
             if (done_) return;
@@ -97,7 +97,7 @@ bool UdpLink::send(std::span<const std::uint8_t> d) {
     auto at = next_.size();
     next_.resize(at + plain_.size() + overhead);
     next_.resize(at + seal_->tx.seal(plain_, next_.data() + at));
-    bytes_ += d.size();
+    sent_ += d.size();
     if (!writing_) flush();
     return true;
 }

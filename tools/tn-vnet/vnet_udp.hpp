@@ -42,7 +42,9 @@ public:
     // Sends the EOF record after what is queued, then closes the link.
     void close();
     bool ended() const { return done_; }
-    std::uint64_t bytes() const { return bytes_; }  // datagram bytes both ways
+    std::uint64_t bytes() const { return sent_ + received_; }  // datagram bytes both ways
+    std::uint64_t sent() const { return sent_; }                // into the link
+    std::uint64_t received() const { return received_; }        // out of it
 
 private:
     UdpLink(relay::StreamPtr link, std::unique_ptr<relay::LinkSeal> seal, Deliver deliver, Ended ended);
@@ -60,7 +62,7 @@ private:
     std::size_t have_ = 0;
     relay::Bytes out_, next_, plain_;
     bool writing_ = false, closing_ = false, done_ = false;
-    std::uint64_t bytes_ = 0;
+    std::uint64_t sent_ = 0, received_ = 0;
 };
 
 struct UdpUseLimits {
