@@ -440,3 +440,33 @@ def test_udp_remote_port_closes_when_its_serve_goes(relay):
         assert "udp remote_port %d closed" % port in relay.log("route")
     finally:
         echo.close()
+
+
+def test_ctl_serve_and_use_new_with_type_udp(relay):
+    """`ctl serve run ... --type udp` and `ctl use run ... --type udp` on running vnets carry datagrams."""
+    echo = UdpEcho()
+    try:
+        relay.start_route()
+        relay.start_vnet("home")
+        relay.start_vnet("office")
+        relay.wait_connected("home")
+        relay.wait_connected("office")
+        relay.ctl("home", "serve", "run", "svc", str(echo.port), "704", "--type", "udp")
+        relay.wait_serve("home", "svc")
+        assert relay.ctl_json("home", "show", "serve")[0]["type"] == "udp"
+        port = harness.free_port()
+        relay.ctl("office", "use", "run", "svc", "704", str(port), "--type", "udp")
+        u = relay.wait_use("office", "svc")
+        assert u["type"] == "udp" and u["udp"]["max_flows"] == 256
+        c = udp_client()
+        c.sendto(b"via ctl", ("127.0.0.1", port))
+        assert c.recvfrom(100)[0] == b"via ctl"
+        c.close()
+        # A bad type, or --type on a command that creates nothing: usage (64), nothing created.
+        r = relay.ctl("office", "use", "new", "other", "704", "--type", "quic", check=False)
+        assert r.returncode == 64 and "--type must be tcp or udp" in r.stdout + r.stderr
+        r = relay.ctl("office", "show", "use", "--type", "udp", check=False)
+        assert r.returncode == 64 and "--type belongs to serve|use new|run" in r.stdout + r.stderr
+        assert [x["name"] for x in relay.ctl_json("office", "show", "use")] == ["svc"]
+    finally:
+        echo.close()

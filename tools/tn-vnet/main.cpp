@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
     ctl->add_flag("--json", json, "JSON output");
     std::string local;
     ctl->add_option("--local", local, "unserve: also map the granted service on this local [IP:]PORT");
+    std::string ctl_type;
+    ctl->add_option("--type", ctl_type, "serve|use new|run: tcp (the default) or udp");
     ctl->add_option("command", words, "show serve|use|serves|vnet|vnets, ping, unserve VNETID [IP:]PORT, ...");
     ctl->prefix_command(false);
     ctl->allow_extras();
@@ -102,6 +104,7 @@ int main(int argc, char** argv) {
             words.insert(words.end(), extra.begin(), extra.end());
             if (json) words.push_back("--json");
             if (!local.empty()) words.insert(words.end(), {"--local", local});
+            if (!ctl_type.empty()) words.insert(words.end(), {"--type", ctl_type});
             return tn::vnet::run_ctl(common.config, socket, words);
         }
         if (import->parsed()) return run_import(imp);

@@ -22,8 +22,8 @@ using namespace relay;
 namespace {
 constexpr const char* kUsage =
     "commands: show serve|use|serves|vnet|vnets · ping · unserve VNETID [IP:]PORT [--local [IP:]PORT] ·\n"
-    "  serve open|close|delete NAME · serve new|run NAME [IP:]PORT [ID] · use open|close|delete NAME ·\n"
-    "  use new|run NAME ID [[IP:]PORT] · reload [FILE]   (add --json for JSON)\n";
+    "  serve open|close|delete NAME · serve new|run NAME [IP:]PORT [ID] [--type tcp|udp] · use open|close|delete NAME ·\n"
+    "  use new|run NAME ID [[IP:]PORT] [--type tcp|udp] · reload [FILE]   (add --json for JSON)\n";
 
 // Names, infos and messages come from other vnets and the route: in text output each stays one
 // field of one row, with no control bytes to forge rows or drive the terminal.
@@ -148,13 +148,14 @@ struct VnetAgent::CtlCall {
     std::vector<std::string> w;
     bool json = false;
     std::string local;  // --local [IP:]PORT (unserve)
+    std::string type;   // --type tcp|udp (serve|use new|run)
     ReplyFn reply;
     void usage(const std::string& why) const { reply(Reply{64, why + "\n" + kUsage}); }
     void ok(const std::string& text) const {
         reply(Reply{0, json ? "{\"ok\":true,\"message\":" + json_quote_text(text) + "}\n" : text + "\n"});
     }
     void not_connected() const { reply(Reply{69, "not connected to the route\n"}); }
-    // --json and --local [IP:]PORT may stand anywhere among the words.
+    // --json, --local [IP:]PORT and --type T may stand anywhere among the words.
     static CtlCall from_words(const std::vector<std::string>& in, ReplyFn reply) {
         CtlCall c;
         c.reply = std::move(reply);
@@ -162,6 +163,8 @@ struct VnetAgent::CtlCall {
             if (in[i] == "--json") c.json = true;
             else if (in[i] == "--local" && i + 1 < in.size())
                 c.local = in[++i];
+            else if (in[i] == "--type" && i + 1 < in.size())
+                c.type = in[++i];
             else
                 c.w.push_back(in[i]);
         }
@@ -198,6 +201,11 @@ void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
         if (c.w.empty() || c.w[0] == "help") return c.reply(Reply{c.w.empty() ? 64 : 0, kUsage});
         auto h = handlers.find(c.w[0]);
         if (h == handlers.end()) return c.usage("unknown command '" + c.w[0] + "'");
+        if (!c.type.empty()) {
+            bool creates = (c.w[0] == "serve" || c.w[0] == "use") && c.w.size() > 1 && (c.w[1] == "new" || c.w[1] == "run");
+            if (!creates) return c.usage("--type belongs to serve|use new|run");
+            if (c.type != "tcp" && c.type != "udp") return c.usage("--type must be tcp or udp, not '" + c.type + "'");
+        }
         (this->*h->second)(c);
     } catch (const ParseError& e) {
         return c.usage(e.what());
@@ -308,6 +316,7 @@ void VnetAgent::ctl_serve_new(const CtlCall& c) {
         if (!id) return c.usage("bad id '" + w[4] + "'");
         ls.cfg.id = static_cast<std::uint16_t>(*id);
     }
+    if (!c.type.empty()) ls.cfg.type = c.type;
     ls.cfg.active = op == "run";
     serves_.push_back(ls);
     if (op == "run") register_serve(serves_.back());
@@ -355,6 +364,7 @@ void VnetAgent::ctl_use_new(const CtlCall& c) {
         lu.cfg.ip = hp.host;
         lu.cfg.port = hp.port;
     }
+    if (!c.type.empty()) lu.cfg.type = c.type;  // a udp use takes the default udp_idle_timeout and udp_max_flows
     lu.cfg.active = op == "run";
     uses_.push_back(lu);
     if (op == "run") attach(uses_.back());
