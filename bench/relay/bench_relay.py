@@ -9,6 +9,8 @@
   sni         HTTPS vhost setup by SNI ([http] listen_tls: client -> route -> serving vnet -> a TLS
               echo server), one at a time: TLS handshake + 1-byte echo + close per connection, vs the
               same through a chain of two socat relays (the same hops, no SNI to read)
+  udp         UDP goodput of one flow through a use and a UDP remote_port vs socat UDP relay chains
+              of as many hops (udp_relay.py)
 
 Usage (as root, for the throwaway sshd user): /usr/bin/python3 bench/relay/bench_relay.py BUILD_DIR
   [--seconds 5] [--conns 5000] [--cycles 10000] [--setup 400] [--clients 8]
@@ -30,6 +32,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "integration"))
 import harness  # noqa: E402
+import udp_relay  # noqa: E402
 
 ECHO_SRC = r"""
 import asyncio, sys
@@ -298,7 +301,8 @@ def main():
     ap.add_argument("--setup", type=int, default=400)
     ap.add_argument("--clients", type=int, default=8, help="concurrent setup: client processes (0 skips it)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for throughput and setup (medians compared)")
-    ap.add_argument("--parts", default="throughput,setup,sni,memory", help="comma-separated subset to run (also: seal)")
+    ap.add_argument("--parts", default="throughput,setup,sni,memory,udp", help="comma-separated subset to run (also: seal)")
+    ap.add_argument("--udp-size", type=int, default=1400, help="udp: datagram size in bytes")
     a = ap.parse_args()
     raise_nofile()
     w = World(os.path.abspath(a.build))
@@ -331,6 +335,8 @@ def main():
             setup(a, sock_e, ssh_e, plain_e, tls_e)
         if "sni" in parts:
             sni(a, w)
+        if "udp" in parts:
+            udp_relay.run(a, w, alternate, median, spread)
         if "memory" in parts:
             memory(a, w, eport, plain_route, plain_e, tls_route, tls_e)
     finally:
