@@ -79,3 +79,58 @@ TEST_CASE("the underlay from the main table when the lookup points into the tunn
     CHECK(underlay_from_table(table, parse_ipv4("10.250.0.1"), "tnc0")->dev == "eth0");  // not the blackhole
     CHECK_FALSE(underlay_from_table("0.0.0.0/1 dev tnc0\n128.0.0.0/1 dev tnc0\n", parse_ipv4("10.202.0.2"), "tnc0"));
 }
+
+// The full tunnel by policy routing (lib/tun/route_plan_policy).
+#include "tun/route_plan_policy.hpp"
+
+namespace {
+std::vector<std::string> lines(const std::vector<PolicyStep>& ss, bool del = false) {
+    std::vector<std::string> out;
+    for (auto& s : ss) {
+        std::string l;
+        for (auto& a : del ? s.del_args() : s.add_args()) l += (l.empty() ? "" : " ") + a;
+        out.push_back(l);
+    }
+    return out;
+}
+}  // namespace
+
+TEST_CASE("policy plan: a table with the default route, then the suppressing and the mark rules, per family") {
+    auto plan = plan_policy("tnc0", 29806, true, true);
+    CHECK(lines(plan) == std::vector<std::string>{
+                             "-4 route add 0.0.0.0/0 dev tnc0 table 29806",
+                             "-4 rule add table main suppress_prefixlength 0 priority 32764",
+                             "-4 rule add not fwmark 29806 table 29806 priority 32765",
+                             "-6 route add ::/0 dev tnc0 table 29806",
+                             "-6 rule add table main suppress_prefixlength 0 priority 32764",
+                             "-6 rule add not fwmark 29806 table 29806 priority 32765"});
+    // Undone by the exact same spec, so a rule of the same priority that is not ours stays.
+    CHECK(lines(plan, true)[2] == "-4 rule del not fwmark 29806 table 29806 priority 32765");
+}
+
+TEST_CASE("policy plan: only the families asked; none with mark 0") {
+    CHECK(lines(plan_policy("tnc0", 7, false, true)) == std::vector<std::string>{
+                                                            "-6 route add ::/0 dev tnc0 table 7",
+                                                            "-6 rule add table main suppress_prefixlength 0 priority 32764",
+                                                            "-6 rule add not fwmark 7 table 7 priority 32765"});
+    CHECK(plan_policy("tnc0", 7, true, false).size() == 3);
+    CHECK(plan_policy("tnc0", 7, false, false).empty());
+    CHECK(plan_policy("tnc0", 0, true, true).empty());  // fwmark = 0: no policy routing
+}
+
+TEST_CASE("policy steps read back from the state file; route lines and junk are skipped both ways") {
+    auto plan = plan_policy("tnc0", 29806, true, true);
+    auto routes = std::vector<HostRoute>{{parse_cidr("10.0.0.0/8"), std::nullopt, "tnc0"}};
+    auto text = format_routes(routes) + format_policy(plan) +
+                "policy rule 4 0\npolicy route 4 5 bad;dev\npolicy rule 5 7\npolicy suppress 4 1\nrm -rf /\n";
+    CHECK(parse_policy(text) == plan);
+    CHECK(parse_routes(text) == routes);
+}
+
+TEST_CASE("strict rp_filter: the higher of all and the device, 1 only") {
+    CHECK(rp_filter_strict(1, 0));
+    CHECK(rp_filter_strict(0, 1));
+    CHECK_FALSE(rp_filter_strict(1, 2));  // loose wins over strict
+    CHECK_FALSE(rp_filter_strict(0, 0));
+    CHECK_FALSE(rp_filter_strict(2, 0));
+}

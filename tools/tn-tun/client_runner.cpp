@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -98,6 +99,9 @@ public:
           udp_("", server_.sa.ss_family, offload_), reader_(tun_), writer_(tun_),
           control_(client_control_socket_path(o_.tun)) {
         for (int fd : {udp_.fd(), tun_.fd(), signals_.fd(), control_.fd()}) ep_.add(fd);
+        if (o_.fwmark && udp_.set_mark(o_.fwmark)) mark_ = o_.fwmark;
+        else if (o_.fwmark) log.warn("cannot mark the tunnel's datagrams (SO_MARK: ", std::strerror(errno),
+                                     "); a full tunnel goes by 0.0.0.0/1 + 128.0.0.0/1");
         log.info("client starting server=", o_.server, " (", server_.str(), ") tun=", tun_.name(), " offload=",
                  tun_.offload() ? (tun_.uso() ? "tun+uso" : "tun") : "off", udp_.gso() ? ",gso" : "",
                  udp_.gro() ? ",gro" : "");
@@ -168,6 +172,7 @@ private:
         ClientStatus st{o_.tun, o_.server, server_.str(), core_.connected(), applied_, last_handshake_, core_.stats(), {}};
         for (auto& r : routes_.added()) st.routes.push_back(r.str());
         for (auto& r : routes6_.added()) st.routes.push_back(tun::cidr_str(r) + " dev " + tun_.name());
+        for (auto& s : routes_.policy()) st.routes.push_back(s.str());
         return render_client_status(st, json);
     }
 
@@ -206,10 +211,13 @@ private:
         if (!p.has_v6()) return;
         auto server6 = server_ipv6(server_);
         if (o.apply_routes && server6) {
-            if (auto r = tun::covering_route6(p.routes6, *server6))
+            // With policy routing a pushed ::/0 goes to our table, which the marked datagrams skip.
+            auto routes6 = p.routes6;
+            if (mark_) std::erase_if(routes6, [](const tun::Route6& r) { return r.prefix == 0; });
+            if (auto r = tun::covering_route6(routes6, *server6))
                 throw Error(ExitCode::config, "the server pushes the IPv6 route " + tun::cidr_str(*r) + ", which covers its own address " +
                                                   tun::ipv6_str(*server6) + ": the tunnel would carry itself; change its routes or reach it over IPv4");
-            if (o.default_route)
+            if (o.default_route && !mark_)
                 throw Error(ExitCode::config, "default_route = true would send all IPv6 through the tunnel, the server's own address " +
                                                   tun::ipv6_str(*server6) + " included: reach the server over IPv4 (or run it without subnet6)");
         }
@@ -229,8 +237,34 @@ private:
             routes6_.clear();
             return;
         }
-        routes_.apply(wanted_routes(o, p), tun_.name(), server_ipv4(server_));
-        routes6_.apply(wanted_routes6(o, p), tun_.name());
+        auto r4 = wanted_routes(o, p);
+        auto r6 = wanted_routes6(o, p);
+        auto is_default = [](const auto& r) { return r.prefix == 0; };
+        bool full4 = std::any_of(r4.begin(), r4.end(), is_default), full6 = std::any_of(r6.begin(), r6.end(), is_default);
+        auto server4 = server_ipv4(server_);
+        bool pol4 = mark_ && full4, pol6 = mark_ && full6;
+        if (pol4 && server4 && routes_.strict_rp_filter(*server4, mark_)) {
+            pol4 = false;
+            log_.warn("strict rp_filter on the way to the server: the IPv4 full tunnel goes by halves (tn-tun(1), \"Routes\")");
+        }
+        if ((pol4 || pol6) && !routes_.apply_policy(tun_.name(), mark_, pol4, pol6)) pol4 = pol6 = false;
+        if (!pol4 && !pol6) routes_.clear_policy();
+        policy4_ = pol4;
+        if (pol6 || server_ipv6(server_)) {
+            // By policy: the default routes are in our table. By halves with an IPv6 server: ::/0
+            // would carry the tunnel itself (no host route is pinned for IPv6), so IPv6 stays out.
+            if (!pol6 && full6) log_.error("the IPv6 full tunnel is left out: without policy routing it would carry the tunnel itself");
+            std::erase_if(r6, is_default);
+        }
+        routes_.apply(v4_routes(o, p), tun_.name(), server4);
+        routes6_.apply(r6, tun_.name());
+    }
+
+    // The IPv4 routes for the main table: without the default route when our table has it.
+    std::vector<tun::Route> v4_routes(const ClientOptions& o, const tun::PushConfig& p) const {
+        auto r = wanted_routes(o, p);
+        if (policy4_) std::erase_if(r, [](const tun::Route& x) { return x.prefix == 0; });
+        return r;
     }
 
     void teardown() {
@@ -256,7 +290,7 @@ private:
             try {
                 // The server may have moved, or we did (another network took the host route to
                 // the server with it): the routes follow either.
-                if (applied_ && o_.apply_routes) routes_.apply(wanted_routes(o_, *applied_), tun_.name(), server_ipv4(server_));
+                if (applied_ && o_.apply_routes) routes_.apply(v4_routes(o_, *applied_), tun_.name(), server_ipv4(server_));
             } catch (const Error& e) {
                 log_.warn("cannot update the routes: ", e.what());
             }
@@ -287,12 +321,13 @@ private:
         if (fresh.core.key.priv != o_.core.key.priv) later += " private_key_file";
         if (fresh.core.server_public != o_.core.server_public) later += " server_public_key";
         if (fresh.tun != o_.tun) later += " tun";
+        if (fresh.fwmark != o_.fwmark) later += " fwmark";
         if (fresh.server != o_.server) {
             try {
                 server_ = resolve(fresh.server);
                 o_.server = fresh.server;
                 if (applied_ && o_.apply_routes && fresh.apply_routes)
-                    routes_.apply(wanted_routes(o_, *applied_), tun_.name(), server_ipv4(server_));  // the host route follows
+                    routes_.apply(v4_routes(o_, *applied_), tun_.name(), server_ipv4(server_));  // the host route follows
             } catch (const Error& e) {
                 log_.warn(e.what(), "; keeping ", o_.server);
             }
@@ -334,6 +369,8 @@ private:
     std::optional<tun::PushConfig> applied_;
     std::optional<std::chrono::system_clock::time_point> last_handshake_;
     unsigned resolved_at_failures_ = 0;
+    std::uint32_t mark_ = 0;  // the mark the UDP socket carries (0: none, a full tunnel goes by halves)
+    bool policy4_ = false;    // the IPv4 full tunnel is in our policy table now
     std::uint8_t timer_buf_[tun::max_datagram_len + 64];
 };
 

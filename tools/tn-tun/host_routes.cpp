@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "base/error.hpp"
 #include "base/unique_fd.hpp"
@@ -23,6 +24,19 @@ int ip(std::vector<std::string> args, std::string* msg = nullptr) {
     int rc = run_program_output(args, out);
     if (msg) *msg = out.substr(0, out.find('\n'));
     return rc;
+}
+
+// net.ipv4.conf.NAME.rp_filter (0 when unreadable: no IPv4 on this kernel).
+int rp_filter(const std::string& name) {
+    std::ifstream in("/proc/sys/net/ipv4/conf/" + name + "/rp_filter");
+    int v = 0;
+    return in >> v ? v : 0;
+}
+
+std::string join(const std::vector<std::string>& a) {
+    std::string s;
+    for (auto& x : a) s += (s.empty() ? "" : " ") + x;
+    return s;
 }
 
 std::vector<std::string> with(std::vector<std::string> head, const tun::HostRoute& r) {
@@ -42,12 +56,16 @@ std::string netns_id() {
 HostRoutes::HostRoutes(std::filesystem::path state_file, const log::Logger& log) : file_(std::move(state_file)), log_(log) {
     auto text = read_small_file(file_);
     if (!text) return;
+    // Policy steps first (they were made after the routes they leave alone), newest first.
+    auto steps = tun::parse_policy(*text);
+    for (auto it = steps.rbegin(); it != steps.rend(); ++it) ip(it->del_args());
     auto left = tun::parse_routes(*text);
     // Newest first, as at a clean teardown. A route through the old TUN went with the device; the
     // host route to the server is what stays behind, and `ip route del` with the full spec removes
     // only that exact route.
     std::size_t removed = 0;
     for (auto it = left.rbegin(); it != left.rend(); ++it) removed += ip(with({"route", "del"}, *it)) == 0;
+    removed += steps.size();
     if (removed) log_.warn("removed ", removed, " route(s) left by a tn-tun client that did not stop cleanly");
     std::filesystem::remove(file_);
 }
@@ -121,7 +139,44 @@ void HostRoutes::apply(const std::vector<tun::Route>& pushed, const std::string&
     }
 }
 
+bool HostRoutes::strict_rp_filter(std::uint32_t server, std::uint32_t mark) {
+    // The device the server's replies come in on: where the marked datagrams leave.
+    std::string out;
+    if (run_program_output({"ip", "-4", "-o", "route", "get", tun::ipv4_str(server), "mark", std::to_string(mark)}, out) != 0)
+        return false;
+    auto u = tun::parse_route_get(out);
+    return tun::rp_filter_strict(rp_filter("all"), u && !u->local ? rp_filter(u->dev) : 0);
+}
+
+bool HostRoutes::apply_policy(const std::string& tun, std::uint32_t mark, bool v4, bool v6) {
+    auto plan = tun::plan_policy(tun, mark, v4, v6);
+    if (plan == policy_) return true;
+    clear_policy();  // a family more or less: from scratch
+    for (auto& s : plan) {
+        policy_.push_back(s);  // recorded before it is made: a kill in between leaves it listed
+        save();
+        std::string msg;
+        if (ip(s.add_args(), &msg) == 0) continue;
+        policy_.pop_back();  // not made, so not ours to remove (an identical rule may be someone else's)
+        save();
+        log_.warn("policy routing not available (ip ", join(s.add_args()), ": ", msg,
+                  "); routing the full tunnel by halves instead");
+        clear_policy();
+        return false;
+    }
+    return true;
+}
+
+void HostRoutes::clear_policy() {
+    while (!policy_.empty()) {
+        ip(policy_.back().del_args());  // a table route gone with its TUN: nothing to do
+        policy_.pop_back();
+        save();
+    }
+}
+
 void HostRoutes::clear() {
+    clear_policy();
     while (!added_.empty()) {
         ip(with({"route", "del"}, added_.back()));
         added_.pop_back();
@@ -131,11 +186,11 @@ void HostRoutes::clear() {
 
 void HostRoutes::save() {
     std::error_code ec;
-    if (added_.empty()) {
+    if (added_.empty() && policy_.empty()) {
         std::filesystem::remove(file_, ec);
         return;
     }
-    if (!write_private_file(file_, tun::format_routes(added_)))
+    if (!write_private_file(file_, tun::format_routes(added_) + tun::format_policy(policy_)))
         log_.warn("cannot record the added routes in ", file_.string(), ": ", std::strerror(errno));
 }
 

@@ -12,6 +12,7 @@
 #include "base/log.hpp"
 #include "tun/route_plan.hpp"
 #include "tun/route_plan6.hpp"
+#include "tun/route_plan_policy.hpp"
 
 namespace tn::tuntool {
 
@@ -34,6 +35,18 @@ public:
     void clear();
     const std::vector<tun::HostRoute>& added() const { return added_; }
 
+    // The full tunnel by policy routing (lib/tun/route_plan_policy) for the families asked, with
+    // the mark the UDP socket carries. Each step is in the state file before it is made. False when
+    // a step failed (no policy routing on this kernel, or another's rule or table in the way):
+    // what was made is undone and the caller routes by halves instead.
+    bool apply_policy(const std::string& tun, std::uint32_t mark, bool v4, bool v6);
+    // Whether a strict IPv4 rp_filter would drop the replies of `server` reached with `mark` (they
+    // arrive unmarked: lib/tun/route_plan_policy.hpp).
+    bool strict_rp_filter(std::uint32_t server, std::uint32_t mark);
+    // Undoes the policy steps, newest first.
+    void clear_policy();
+    const std::vector<tun::PolicyStep>& policy() const { return policy_; }
+
 private:
     std::optional<tun::Underlay> underlay(std::uint32_t server, const std::string& tun);
     bool add(const tun::HostRoute& r);
@@ -41,6 +54,7 @@ private:
     std::filesystem::path file_;
     const log::Logger& log_;
     std::vector<tun::HostRoute> added_;
+    std::vector<tun::PolicyStep> policy_;
     std::optional<tun::Underlay> last_underlay_;
 };
 

@@ -64,6 +64,10 @@ UdpSocket::UdpSocket(const std::string& bind, int family, bool offload)
     }
 }
 
+bool UdpSocket::set_mark(std::uint32_t mark) {
+    return ::setsockopt(fd_.get(), SOL_SOCKET, SO_MARK, &mark, sizeof mark) == 0;
+}
+
 std::string UdpSocket::local() const {
     tun::Endpoint e;
     e.len = sizeof e.sa;

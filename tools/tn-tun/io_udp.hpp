@@ -34,6 +34,9 @@ public:
     std::string local() const;
     bool gso() const { return gso_; }
     bool gro() const { return gro_; }
+    // Marks every datagram with `mark` (SO_MARK, needs CAP_NET_ADMIN): what keeps the tunnel's own
+    // datagrams off a full tunnel's policy routes (tn-tun(1), "Routes"). False if the kernel refused.
+    bool set_mark(std::uint32_t mark);
 
     // Receives what is waiting (up to rx_batch buffers, each possibly a GRO train) and splits it into
     // datagrams; returns how many (0 if none). They stay valid until the next receive().

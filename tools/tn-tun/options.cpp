@@ -223,7 +223,7 @@ ClientOptions load_client(const std::filesystem::path& file) {
     o.config_file = file;
     auto c = doc.require_table("client");
     c.allow_only({"server", "private_key_file", "server_public_key", "preshared_key_file", "tun", "apply_routes",
-                  "default_route", "apply_dns", "persistent_keepalive", "on_up", "on_down"});
+                  "default_route", "apply_dns", "fwmark", "persistent_keepalive", "on_up", "on_down"});
     if (auto v = c.require_string("server")) {
         checked(c, "server", [&] { parse_host_port(*v); });
         o.server = *v;
@@ -244,6 +244,11 @@ ClientOptions load_client(const std::filesystem::path& file) {
     if (auto v = c.boolean("apply_routes")) o.apply_routes = *v;
     if (auto v = c.boolean("default_route")) o.default_route = *v;
     if (auto v = c.boolean("apply_dns")) o.apply_dns = *v;
+    if (auto v = c.integer("fwmark", 0, 2147483647)) {
+        // 253-255 are the kernel's own tables (default, main, local): the mark names our table too.
+        if (*v >= 253 && *v <= 255) c.error("fwmark", "253, 254 and 255 are the kernel's own routing tables");
+        o.fwmark = static_cast<std::uint32_t>(*v);
+    }
     if (o.default_route && !o.apply_routes) c.error("default_route", "default_route = true needs apply_routes = true");
     if (auto v = c.integer("persistent_keepalive", 0, 3600)) o.core.keepalive = std::chrono::seconds(*v);
     if (auto v = c.string("on_up")) o.on_up = *v;

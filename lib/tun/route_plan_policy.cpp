@@ -1,0 +1,115 @@
+// Policy-routing plan for the client's full tunnel (route_plan_policy.hpp): no I/O.
+#include "tun/route_plan_policy.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <sstream>
+
+namespace tn::tun {
+namespace {
+
+bool valid_ifname(std::string_view s) {
+    if (s.empty() || s.size() > 15) return false;
+    for (char c : s)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '@')) return false;
+    return true;
+}
+
+std::optional<std::uint32_t> number(std::string_view s) {
+    std::uint32_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size() || s.empty()) return std::nullopt;
+    return v;
+}
+
+std::string fam(int family) { return family == 6 ? "-6" : "-4"; }
+
+std::vector<std::string> ip_args(const PolicyStep& s, const char* verb) {
+    auto t = std::to_string(s.table);
+    switch (s.kind) {
+    case PolicyStep::Kind::table_route:
+        return {fam(s.family), "route", verb, s.family == 6 ? "::/0" : "0.0.0.0/0", "dev", s.dev, "table", t};
+    case PolicyStep::Kind::suppress_rule:
+        return {fam(s.family), "rule", verb, "table", "main", "suppress_prefixlength", "0", "priority",
+                std::to_string(policy_suppress_priority)};
+    case PolicyStep::Kind::mark_rule:
+        return {fam(s.family), "rule", verb, "not", "fwmark", t, "table", t, "priority", std::to_string(policy_rule_priority)};
+    }
+    return {};
+}
+
+// One state line: "policy KIND FAMILY [TABLE [DEV]]".
+std::optional<PolicyStep> parse_line(const std::vector<std::string>& w) {
+    if (w.size() < 3 || w[0] != "policy") return std::nullopt;
+    PolicyStep s;
+    if (w[2] != "4" && w[2] != "6") return std::nullopt;
+    s.family = w[2] == "6" ? 6 : 4;
+    if (w[1] == "suppress" && w.size() == 3) {
+        s.kind = PolicyStep::Kind::suppress_rule;
+        return s;
+    }
+    if (w.size() < 4) return std::nullopt;
+    auto t = number(w[3]);
+    if (!t || *t == 0) return std::nullopt;
+    s.table = *t;
+    if (w[1] == "rule" && w.size() == 4) {
+        s.kind = PolicyStep::Kind::mark_rule;
+        return s;
+    }
+    if (w[1] == "route" && w.size() == 5 && valid_ifname(w[4])) {
+        s.kind = PolicyStep::Kind::table_route;
+        s.dev = w[4];
+        return s;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::vector<std::string> PolicyStep::add_args() const { return ip_args(*this, "add"); }
+std::vector<std::string> PolicyStep::del_args() const { return ip_args(*this, "del"); }
+
+std::string PolicyStep::str() const {
+    auto f = std::to_string(family), t = std::to_string(table);
+    switch (kind) {
+    case Kind::table_route: return "policy route " + f + " " + t + " " + dev;
+    case Kind::suppress_rule: return "policy suppress " + f;
+    case Kind::mark_rule: break;
+    }
+    return "policy rule " + f + " " + t;
+}
+
+std::vector<PolicyStep> plan_policy(const std::string& tun, std::uint32_t mark, bool v4, bool v6) {
+    std::vector<PolicyStep> out;
+    if (mark == 0) return out;
+    for (int family : {4, 6}) {
+        if ((family == 4 && !v4) || (family == 6 && !v6)) continue;
+        out.push_back(PolicyStep{PolicyStep::Kind::table_route, family, mark, tun});
+        out.push_back(PolicyStep{PolicyStep::Kind::suppress_rule, family, 0, {}});
+        out.push_back(PolicyStep{PolicyStep::Kind::mark_rule, family, mark, {}});
+    }
+    return out;
+}
+
+bool rp_filter_strict(int all, int dev) { return std::max(all, dev) == 1; }
+
+std::string format_policy(const std::vector<PolicyStep>& steps) {
+    std::string s;
+    for (auto& p : steps) s += p.str() + "\n";
+    return s;
+}
+
+std::vector<PolicyStep> parse_policy(std::string_view text) {
+    std::vector<PolicyStep> out;
+    std::istringstream in{std::string(text)};
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream ws(line);
+        std::vector<std::string> w;
+        for (std::string x; ws >> x;) w.push_back(x);
+        if (auto s = parse_line(w)) out.push_back(*s);
+    }
+    return out;
+}
+
+}  // namespace tn::tun
