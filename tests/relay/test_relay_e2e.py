@@ -301,3 +301,26 @@ def test_e2e_carries_udp_datagrams_whole(tls):
         print(relay.all_logs())
         relay.close()
         echo.close()
+
+
+def test_reload_turns_e2e_on_for_new_links():
+    """A using vnet without the secret is refused by an e2e serving vnet; after `ctl reload` with the
+    same secret its next connection carries data: the refusals did not break either vnet."""
+    echo = EchoHashServer()
+    key = base64.b64encode(os.urandom(32)).decode()
+    relay, _, use_port = chain(True, echo.port, key, None)
+    try:
+        assert refused(use_port)
+        path = os.path.join(relay.dir, "office.toml")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("[vnet]\n", f'[vnet]\ne2e_secret = "{key}"\n', 1))
+        out = relay.ctl("office", "reload").stdout
+        assert "e2e on" in out, out
+        assert roundtrip(use_port, b"now end to end")[1] == 14
+        assert relay.ctl_json("office", "show", "vnet")["e2e"] is True
+    finally:
+        print(relay.all_logs())
+        relay.close()
+        echo.close()

@@ -95,6 +95,9 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
         changes.push_back("use +" + u.name);
         if (u.active) attach(uses_.back());
     }
+    // New links run (or stop running) the handshake with the new secret; links already bound keep theirs.
+    if (next.e2e_secret != cfg_.e2e_secret)
+        changes.push_back(!next.e2e_secret ? "e2e off" : cfg_.e2e_secret ? "e2e_secret changed" : "e2e on");
     bool pool_changed = next.link_pool != cfg_.link_pool;
     if (pool_changed) changes.push_back("link_pool " + std::to_string(next.link_pool));
     auto keep_serves = std::move(serves_);
