@@ -271,6 +271,17 @@ def test_bad_secrets_and_e2e_with_remote_port_are_config_errors():
                     '[[serve]]\nname = "w"\nport = 80\nremote_port = 8080\n')
         r = subprocess.run([VNET, "--check-config", "-c", path], capture_output=True, text=True, env=relay.env())
         assert r.returncode == 78 and "remote_port" in r.stderr, r.stderr
+        # e2e_secret_file: relative to the config's folder, owner-only.
+        keyfile = os.path.join(relay.dir, "e2e.key")
+        with open(os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(key + "\n")
+        with open(path, "w") as f:
+            f.write('[route]\naddress = "127.0.0.1:1"\ntoken = "t"\ntls = false\n[vnet]\nname = "x"\ne2e_secret_file = "e2e.key"\n')
+        r = subprocess.run([VNET, "--check-config", "-c", path], capture_output=True, text=True, env=relay.env())
+        assert r.returncode == 0, r.stderr
+        os.chmod(keyfile, 0o644)
+        r = subprocess.run([VNET, "--check-config", "-c", path], capture_output=True, text=True, env=relay.env())
+        assert r.returncode == 78 and "chmod" in r.stderr, r.stderr
     finally:
         relay.close()
 
