@@ -113,7 +113,8 @@ TEST_CASE("frpc ini: server, token, tcp and http proxies; secrets never printed"
     CHECK(has(r.toml, "address = '203.0.113.5:7000'"));
     CHECK(has(r.toml, "remote_port = 6000"));
     CHECK(has(r.toml, "custom_domains = ['a.example.com', 'b.example.com']"));
-    CHECK(has(r.toml, "not carried over: proxy 'dns' (type = udp)"));
+    CHECK(has(r.toml, "name = 'dns'\ntype = 'udp'"));  // frp's udp proxy: a udp serve on a UDP remote_port
+    CHECK(has(r.toml, "remote_port = 6053"));
     // An https proxy is a serve reached by SNI; one whose domain an http proxy has already is listed.
     CHECK(has(r.toml, "name = 'tls'\ntype = 'tcp'  # frp's https proxy: the route picks it by SNI"));
     CHECK(has(r.toml, "custom_domains = ['s.example.com']"));

@@ -69,7 +69,7 @@ def test_token_out_writes_the_token_0600_and_never_prints_it(relay):
     assert stat.S_IMODE(os.stat(tok).st_mode) == 0o600
     assert open(tok).read() == "frp-token-0123456789\n"
     assert f"token_file = '{tok}'" in r.stdout
-    assert "not carried over: proxy 'dns' (type = udp)" in r.stdout
+    assert "name = 'dns'\ntype = 'udp'" in r.stdout and "remote_port = 6053" in r.stdout
     assert check(relay, save(relay, "frpc.toml", r.stdout)).returncode == 0
     # Never over an existing file (74), and nothing printed then.
     r = imp(relay, src, "--token-out", tok)

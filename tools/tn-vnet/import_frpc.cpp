@@ -20,21 +20,21 @@ using import::kNotInTn;
 
 // What tn does not do (yet) with an frp proxy type, or "" when it carries it.
 std::string type_gap(const std::string& type) {
-    if (type == "tcp" || type == "http" || type == "https") return "";
-    if (type == "udp") return "the route has no UDP remote_port yet (a type = \"udp\" serve reached through a tn-vnet use works)";
+    if (type == "tcp" || type == "udp" || type == "http" || type == "https") return "";
     return "frp's " + type + " proxies have no tn counterpart";
 }
 
 void write_serve(const FrpProxy& p, TomlOut& out) {
     out.array_table("serve");
     out.kv("name", p.name);
-    out.kv("type", "tcp", p.type == "http"    ? "frp's http proxy: the route picks it by Host"
+    out.kv("type", p.type == "udp" ? "udp" : "tcp", p.type == "http"    ? "frp's http proxy: the route picks it by Host"
                           : p.type == "https" ? "frp's https proxy: the route picks it by SNI ([http] listen_tls) and relays it unopened"
                                               : "");
     out.kv("ip", p.local_ip);
     out.kv("port", std::int64_t{*p.local_port});
-    if (p.type == "tcp" && p.remote_port) out.kv("remote_port", std::int64_t{*p.remote_port});
-    else if (p.type == "tcp") out.comment("no remotePort: reached by its id through a [[use]], not on a public port");
+    bool plain = p.type == "tcp" || p.type == "udp";  // a port of its own, TCP or UDP (frp's tcp and udp proxies)
+    if (plain && p.remote_port) out.kv("remote_port", std::int64_t{*p.remote_port});
+    else if (plain) out.comment("no remotePort: reached by its id through a [[use]], not on a public port");
     if (p.type == "http" || p.type == "https") {
         if (p.custom_domains.empty()) out.comment("no customDomains: add custom_domains for the route to pick it by Host or SNI");
         else out.kv("custom_domains", p.custom_domains);
