@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import threading
+import urllib.request
 
 import pytest
 
@@ -354,6 +355,8 @@ def test_udp_remote_port_echo_and_dns(relay):
 def test_udp_remote_port_flood_is_capped_counted_and_an_open_flow_goes_on(relay):
     echo = UdpEcho()
     try:
+        dash = harness.free_port()
+        relay.route_extra = f'\n[dashboard]\nlisten = "127.0.0.1:{dash}"\n'
         port = start_remote(relay, echo.port, "udp_max_flows = 8\n")
         keeper = udp_client()
         keeper.sendto(b"before", ("127.0.0.1", port))
@@ -371,6 +374,9 @@ def test_udp_remote_port_flood_is_capped_counted_and_an_open_flow_goes_on(relay)
                      f"{seen} sources counted (a flow or a drop each)")
         u = udp_remote(relay, port)
         assert u["dropped"] == 193 and u["flows_total"] == 8 and u["flows"] == 8
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{dash}/metrics", timeout=10).read().decode()
+        assert f'tn_route_udp_dropped_total{{port="{port}"}} 193\n' in metrics
+        assert f'tn_route_udp_flows{{port="{port}"}} 8\n' in metrics
         for i in range(20):
             keeper.sendto(b"after %d" % i, ("127.0.0.1", port))
             assert keeper.recvfrom(100)[0] == b"after %d" % i
