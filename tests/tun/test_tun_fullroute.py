@@ -13,6 +13,7 @@ most distributions set it; one test makes it strict.
 """
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -195,3 +196,10 @@ def test_strict_rp_filter_keeps_ipv4_on_halves(net):
         assert host(net) == before
     finally:
         net.exec("c", "sysctl", "-qw", *[f"{k}=2" for k in rp])
+
+
+@pytest.mark.parametrize("value", ["254", "-1", "4294967296", '"x"'])
+def test_a_bad_fwmark_is_a_config_error(net, value):
+    cfg = client_config(net, f"{SERVER}:{PORT}", fwmark=value)
+    r = subprocess.run([net.tool, "client", "--check-config", "-c", cfg], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 78 and "fwmark" in r.stderr, r.stderr

@@ -41,6 +41,7 @@ server_public_key = "{server_pub}"
 tun = "{tun}"
 persistent_keepalive = 1
 on_up = "env | grep ^TN_TUN_ | sort > {hook}"
+fwmark = 0  # a full tunnel by halves, and the IPv6 refusals that go with them
 {extra}
 """)
 

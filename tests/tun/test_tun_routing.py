@@ -1,4 +1,5 @@
-"""tn-tun client and the host's routing table (issue 16 item 3, 17 item 6): a pushed 0.0.0.0/0 never
+"""tn-tun client and the host's routing table (issue 16 item 3, 17 item 6): with `fwmark = 0` (the
+full tunnel by halves; test_tun_fullroute.py has the policy-routing one) a pushed 0.0.0.0/0 never
 replaces the client's default route, the server stays reached over the underlay while traffic to
 others goes through the tunnel, and `ip route` / `ip rule` read byte for byte as before after a clean
 exit and after SIGKILL + restart + exit. Also: two clients in two namespaces may both call their TUN
@@ -62,6 +63,7 @@ server_public_key = "{t.server_pub}"
 tun = "tnc0"
 apply_routes = true
 persistent_keepalive = 1
+fwmark = 0
 """)
         yield t
     finally:

@@ -31,7 +31,8 @@ struct ClientOptions {
     bool apply_dns = false;  // use the pushed DNS servers while connected (tn-tun(1), "DNS")
     bool default_route = false;  // route everything through the tunnel, as if the server pushed 0.0.0.0/0
     // A full tunnel by policy routing with this mark and table (0: by halves; tn-tun(1), "Routes").
-    std::uint32_t fwmark = 0;
+    // 29806 is 0x746e, "tn": not wg-quick's 51820, so the two can run side by side.
+    std::uint32_t fwmark = 29806;
     std::string on_up, on_down;
     tun::ClientSettings core;  // key, server key, keepalive
     std::vector<std::string> warnings;  // to log at start (a key file others can read)
