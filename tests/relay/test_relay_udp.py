@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import Relay, wait_for, VNET  # noqa: E402
+from relay_env import Relay, wait_for, ROUTE, VNET  # noqa: E402
 import harness  # noqa: E402
 
 
@@ -377,6 +377,9 @@ def test_udp_remote_port_flood_is_capped_counted_and_an_open_flow_goes_on(relay)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{dash}/metrics", timeout=10).read().decode()
         assert f'tn_route_udp_dropped_total{{port="{port}"}} 193\n' in metrics
         assert f'tn_route_udp_flows{{port="{port}"}} 8\n' in metrics
+        text = subprocess.run([ROUTE, "status", "-c", os.path.join(relay.dir, "route.toml")], capture_output=True, text=True,
+                              env=relay.env(), timeout=10).stdout
+        assert f"remote_port {port}  flows 8/8  dropped 193" in text, text
         for i in range(20):
             keeper.sendto(b"after %d" % i, ("127.0.0.1", port))
             assert keeper.recvfrom(100)[0] == b"after %d" % i

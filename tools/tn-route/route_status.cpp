@@ -134,6 +134,10 @@ std::string RouteServer::status(bool json) const {
             o << "  serve " << r.spec.id << "  " << escape_controls(r.spec.name) << "  " << escape_controls(r.spec.type) << " "
               << escape_controls(r.spec.ip) << ":" << r.spec.port;
             if (r.spec.remote_port) o << "  remote_port " << r.spec.remote_port;
+            if (auto u = udp_remotes_.find(r.spec.remote_port); r.spec.type == "udp" && u != udp_remotes_.end()) {
+                const auto& t = u->second.use->table();
+                o << "  flows " << t.open() << "/" << t.max_flows() << "  dropped " << t.dropped();
+            }
             for (const auto& d : r.spec.domains) o << "  " << escape_controls(d);
             if (!r.spec.info.empty()) o << "  (" << escape_controls(r.spec.info) << ")";
             o << "\n     ";
