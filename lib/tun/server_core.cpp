@@ -310,6 +310,7 @@ Actions ServerCore::handle_initiation(std::uint8_t* buf, std::size_t len, const 
     p.endpoint = from;
     a.send = Bytes(scratch, response_len);
     a.send_to = from;
+    a.answered = &p;
     return a;
 }
 

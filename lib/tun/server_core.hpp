@@ -113,6 +113,7 @@ struct Actions {
     Endpoint send_to;
     const Rejection* rejected = nullptr;  // set when a handshake was refused (for the log)
     const Peer* established = nullptr;    // set when a peer completed a handshake
+    const Peer* answered = nullptr;       // set when a peer's initiation was accepted (its timestamp moved)
 };
 
 // What a reload changed (SIGHUP).

@@ -151,10 +151,19 @@ public:
         if (auto text = read_small_file(file_))
             for (auto& [k, t] : tun::parse_timestamps(*text)) record_[k] = t;
         core.restore_timestamps({record_.begin(), record_.end()});
+        for (auto& [k, t] : record_) lines_[k] = tun::format_timestamps({{k, t}});
     }
-    void save(const tun::ServerCore& core) {
-        for (auto& [k, t] : core.timestamps()) record_[k] = std::max(record_[k], t);
-        if (!write_private_file(file_, tun::format_timestamps({record_.begin(), record_.end()})) && !warned_) {
+    // `p`'s initiation was accepted: its timestamp is now the one to beat. Only its line is made
+    // again; merging and formatting every peer's per handshake made N peers reconnecting cost O(N^2)
+    // (bench/tun/SCALE.md). The file is the same: one line per key, in key order.
+    void save(const tun::Peer& p) {
+        auto& t = record_[p.config.public_key];
+        t = std::max(t, p.last_timestamp);
+        lines_[p.config.public_key] = tun::format_timestamps({{p.config.public_key, t}});
+        std::string text;
+        text.reserve(lines_.size() * (lines_.begin()->second.size()));
+        for (auto& [k, line] : lines_) text += line;
+        if (!write_private_file(file_, text) && !warned_) {
             warned_ = true;
             log_.warn("cannot record handshake timestamps in ", file_.string(), ": ", std::strerror(errno));
         }
@@ -164,6 +173,7 @@ private:
     const log::Logger& log_;
     std::filesystem::path file_;
     std::map<tun::Key, tun::Timestamp> record_;
+    std::map<tun::Key, std::string> lines_;  // record_ formatted, one line per key
     bool warned_ = false;
 };
 
@@ -250,8 +260,7 @@ private:
     void handle(const tun::Actions& a, tun::TimePoint now) {
         writer_.add(a.to_tun);
         if (!a.send.empty()) udp_.queue(a.send, a.send_to);
-        if (a.send.size() == tun::response_len && a.send[0] == static_cast<std::uint8_t>(tun::MsgType::response))
-            timestamps_.save(core_);  // a handshake was accepted: its timestamp is now the one to beat
+        if (a.answered) timestamps_.save(*a.answered);
         if (a.rejected) {
             std::uint64_t suppressed = 0;
             if (reject_log_.allow(now, suppressed))
