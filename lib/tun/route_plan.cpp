@@ -10,13 +10,6 @@
 namespace tn::tun {
 namespace {
 
-bool valid_ifname(std::string_view s) {
-    if (s.empty() || s.size() > 15) return false;
-    for (char c : s)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '@')) return false;
-    return true;
-}
-
 std::vector<std::string> words(std::string_view s) {
     std::vector<std::string> out;
     std::istringstream in{std::string(s)};
@@ -44,6 +37,13 @@ std::optional<HostRoute> parse_route(const std::vector<std::string>& w) {
 }
 
 }  // namespace
+
+bool valid_ifname(std::string_view s) {
+    if (s.empty() || s.size() > 15) return false;
+    for (char c : s)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '@')) return false;
+    return true;
+}
 
 std::vector<std::string> HostRoute::ip_args() const {
     std::vector<std::string> a{cidr_str(dst)};

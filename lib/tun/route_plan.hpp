@@ -16,6 +16,10 @@
 
 namespace tn::tun {
 
+// A Linux interface name as `ip` prints it (1 to 15 of [A-Za-z0-9-_.@]): what the state files and the
+// plans accept before any of it goes into an ip(8) command line.
+bool valid_ifname(std::string_view s);
+
 // One route the client adds: `dst [via gateway] dev dev` in the main table.
 struct HostRoute {
     Route dst;

@@ -1,6 +1,8 @@
 // Policy-routing plan for the client's full tunnel (route_plan_policy.hpp): no I/O.
 #include "tun/route_plan_policy.hpp"
 
+#include "tun/route_plan.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -8,13 +10,6 @@
 
 namespace tn::tun {
 namespace {
-
-bool valid_ifname(std::string_view s) {
-    if (s.empty() || s.size() > 15) return false;
-    for (char c : s)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '@')) return false;
-    return true;
-}
 
 std::optional<std::uint32_t> number(std::string_view s) {
     std::uint32_t v = 0;
