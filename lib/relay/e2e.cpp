@@ -111,6 +111,8 @@ E2eEphemeral::E2eEphemeral(const E2eSecret& secret) : sk(secret) {
     init_sodium();
     crypto_scalarmult_base(pk.data(), sk.data());
 }
+void wipe_e2e_secret(E2eSecret& s) { sodium_memzero(s.data(), s.size()); }
+
 E2eEphemeral::~E2eEphemeral() { sodium_memzero(sk.data(), sk.size()); }
 
 E2eMsg e2e_init(const E2eSecret& secret, const E2eEphemeral& e, const E2eContext& ctx) {

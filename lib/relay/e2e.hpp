@@ -52,6 +52,8 @@ E2eMsg parse_e2e(std::span<const std::uint8_t> b);
 std::optional<E2eSecret> parse_e2e_secret(std::string_view text);
 std::string format_e2e_secret(const E2eSecret& s);
 E2eSecret random_e2e_secret();
+// Overwrites a secret the optimiser may not skip (sodium_memzero): for holders outside lib/relay.
+void wipe_e2e_secret(E2eSecret& s);
 
 // One side's ephemeral key pair: drawn per link use, wiped on destruction.
 struct E2eEphemeral {

@@ -23,7 +23,7 @@
 #include "relay/sni.hpp"
 #include "route_config.hpp"
 #include "route_traffic.hpp"
-#include "../tn-vnet/vnet_udp.hpp"
+#include "relay/io_udp_use.hpp"
 
 namespace tn::route {
 
@@ -206,13 +206,13 @@ private:
     };
     std::map<std::uint16_t, Remote> remotes_;
     struct UdpRemote {
-        std::shared_ptr<vnet::UdpUse> use;
+        std::shared_ptr<relay::UdpUse> use;
         std::string group;
         std::uint16_t id = 0;
     };
     std::map<std::uint16_t, UdpRemote> udp_remotes_;
     struct UdpActive {  // a UDP remote_port flow's bound link: its bytes so far for status
-        std::weak_ptr<vnet::UdpLink> link;
+        std::weak_ptr<relay::UdpLink> link;
         LinkTag tag;
     };
     std::map<std::uint64_t, UdpActive> udp_active_;

@@ -1,6 +1,6 @@
 // UDP remote_ports (doc/PROTOCOL.relay.md §11): a serve of type udp with a remote_port makes the route
 // listen on UDP there. The route is then the using end, as for a TCP remote_port client (§7): each
-// source address is a flow of a vnet::UdpUse (the flow table, its idle timeout and cap, the framing),
+// source address is a flow of a relay::UdpUse (the flow table, its idle timeout and cap, the framing),
 // and each flow asks the pairing core for its own link to the serve, sealed as the route seals its
 // other using-end legs.
 #include <ostream>
@@ -10,7 +10,7 @@
 namespace tn::route {
 
 using namespace relay;
-using vnet::udp;
+using relay::udp;
 
 namespace {
 asio::ip::address peer_address(const UdpPeer& p) {
@@ -37,8 +37,8 @@ bool RouteServer::open_udp_remote(const ServeRecord& r, std::string& why) {
         return false;
     }
     auto port = r.spec.remote_port;
-    vnet::UdpUseLimits limits{std::chrono::seconds(cfg_.udp_idle_timeout), cfg_.udp_max_flows};
-    auto use = std::make_shared<vnet::UdpUse>(std::move(sock), limits, [this, port](std::uint64_t flow) { open_udp_flow(port, flow); },
+    relay::UdpUseLimits limits{std::chrono::seconds(cfg_.udp_idle_timeout), cfg_.udp_max_flows};
+    auto use = std::make_shared<relay::UdpUse>(std::move(sock), limits, [this, port](std::uint64_t flow) { open_udp_flow(port, flow); },
                                               log_.with("remote_port", "udp/" + std::to_string(port)));
     use->start();
     udp_remotes_[port] = UdpRemote{use, r.group, r.spec.id};
@@ -86,7 +86,7 @@ void RouteServer::udp_bound(std::uint64_t link_id, const PendingKey& k, const Ud
     traffic_.opened(tag);
     // The serving vnet reads LINK_OK (after any standby request) and then the flow's records: `first`
     // goes out ahead of every datagram. Its replies come in as records; nothing else to wait for.
-    auto holder = std::make_shared<std::weak_ptr<vnet::UdpLink>>();
+    auto holder = std::make_shared<std::weak_ptr<relay::UdpLink>>();
     auto on_end = [this, link_id, tag, holder](std::uint64_t bytes) {
         auto l = holder->lock();
         bytes_total_ += bytes;

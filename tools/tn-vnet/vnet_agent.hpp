@@ -19,9 +19,17 @@
 #include "relay/io_pump.hpp"
 #include "relay/registry.hpp"
 #include "vnet_config.hpp"
-#include "vnet_udp.hpp"
+#include "relay/io_udp_use.hpp"
 
 namespace tn::vnet {
+
+// The datagram side of UDP uses and serves lives in lib/relay (tn-route runs UDP remote_ports with it).
+using relay::serve_udp_link;
+using relay::udp;
+using relay::udp_peer;
+using relay::UdpLink;
+using relay::UdpUse;
+using relay::UdpUseLimits;
 
 namespace asio = relay::asio;
 using relay::tcp;

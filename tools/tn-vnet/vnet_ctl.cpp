@@ -22,7 +22,8 @@ using namespace relay;
 namespace {
 constexpr const char* kUsage =
     "commands: show serve|use|serves|vnet|vnets · ping · unserve VNETID [IP:]PORT [--local [IP:]PORT] ·\n"
-    "  serve open|close|delete NAME · serve new|run NAME [IP:]PORT [ID] [--type tcp|udp] · use open|close|delete NAME ·\n"
+    "  serve open|close|delete NAME · serve new|run NAME [IP:]PORT [ID] [--type tcp|udp] · use open|close|delete NAME "
+    "·\n"
     "  use new|run NAME ID [[IP:]PORT] [--type tcp|udp] · reload [FILE]   (add --json for JSON)\n";
 
 // Names, infos and messages come from other vnets and the route: in text output each stays one
@@ -130,7 +131,8 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
               << ",\"allow_unserve\":" << (cfg_.allow_unserve ? "true" : "false")
               << ",\"unserve_remote\":" << (cfg_.unserve_remote ? "true" : "false")
               << ",\"unserve_num\":" << cfg_.unserve_num << ",\"links_total\":" << links_total_
-              << ",\"bytes\":" << bytes_total_ << ",\"e2e\":" << (cfg_.e2e_secret ? "true" : "false") << ",\"e2e_refused\":" << e2e_refused_ << "}\n";
+              << ",\"bytes\":" << bytes_total_ << ",\"e2e\":" << (cfg_.e2e_secret ? "true" : "false")
+              << ",\"e2e_refused\":" << e2e_refused_ << "}\n";
         } else {
             o << "name " << esc(cfg_.name) << "  group " << esc(cfg_.group) << "  route " << esc(cfg_.route.str())
               << (connected_ ? "  connected as vnet " + std::to_string(vnet_id_) : "  not connected") << "\n"
@@ -202,7 +204,8 @@ void VnetAgent::command(const std::vector<std::string>& in, ReplyFn reply) {
         auto h = handlers.find(c.w[0]);
         if (h == handlers.end()) return c.usage("unknown command '" + c.w[0] + "'");
         if (!c.type.empty()) {
-            bool creates = (c.w[0] == "serve" || c.w[0] == "use") && c.w.size() > 1 && (c.w[1] == "new" || c.w[1] == "run");
+            bool creates =
+                (c.w[0] == "serve" || c.w[0] == "use") && c.w.size() > 1 && (c.w[1] == "new" || c.w[1] == "run");
             if (!creates) return c.usage("--type belongs to serve|use new|run");
             if (c.type != "tcp" && c.type != "udp") return c.usage("--type must be tcp or udp, not '" + c.type + "'");
         }

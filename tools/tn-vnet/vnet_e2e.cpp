@@ -1,7 +1,6 @@
 // End-to-end link handshake I/O (vnet_e2e.hpp): two records, each read bounded by its header first.
 #include "vnet_e2e.hpp"
 
-#include <sodium.h>
 
 #include "relay/digest.hpp"
 #include "vnet_agent.hpp"
@@ -58,7 +57,7 @@ Bytes seal_msg(LinkSeal& outer, const E2eMsg& m) {
 }  // namespace
 
 E2eUse::E2eUse(const E2eSecret& s, std::uint16_t serve, std::unique_ptr<LinkSeal> o) : secret(s), serve_id(serve), outer(std::move(o)) {}
-E2eUse::~E2eUse() { sodium_memzero(secret.data(), secret.size()); }
+E2eUse::~E2eUse() { wipe_e2e_secret(secret); }
 
 std::uint8_t link_cipher_byte(bool tls, bool e2e) {
     auto c = static_cast<std::uint8_t>(tls ? kLinkCipher : Cipher::none);

@@ -1,4 +1,4 @@
-// tn-vnet's UDP uses and serves on the agent (vnet_udp.hpp has the datagram side): a use's socket and
+// tn-vnet's UDP uses and serves on the agent (relay/io_udp_use.hpp has the datagram side): a use's socket and
 // the link of each new flow; a serve's connected socket per link.
 #include "vnet_serve_join.hpp"
 

@@ -1,11 +1,11 @@
-// UDP links, a UDP use's socket and flows, and the serving end's connected socket (vnet_udp.hpp).
-#include "vnet_udp.hpp"
+// UDP links, a UDP use's socket and flows, and the serving end's connected socket (io_udp_use.hpp).
+#include "relay/io_udp_use.hpp"
 
 #include <sys/socket.h>
 
 #include <cstring>
 
-namespace tn::vnet {
+namespace tn::relay {
 
 using namespace relay;
 
@@ -328,4 +328,4 @@ void serve_udp_link(StreamPtr link, std::unique_ptr<LinkSeal> seal, std::shared_
     if (!f->link->ended()) serve_receive(f);
 }
 
-}  // namespace tn::vnet
+}  // namespace tn::relay

@@ -17,9 +17,8 @@
 #include "relay/udp_flows.hpp"
 #include "relay/udp_frames.hpp"
 
-namespace tn::vnet {
+namespace tn::relay {
 
-namespace asio = relay::asio;
 using udp = asio::ip::udp;
 
 // One link carrying datagrams. send() frames a datagram and seals it into one record, written in
@@ -132,4 +131,4 @@ void serve_udp_link(relay::StreamPtr link, std::unique_ptr<relay::LinkSeal> seal
 // The UDP source as the flow table keys it.
 relay::UdpPeer udp_peer(const udp::endpoint& ep);
 
-}  // namespace tn::vnet
+}  // namespace tn::relay
