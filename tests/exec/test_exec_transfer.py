@@ -1,5 +1,5 @@
 """tn-exec put/get against a real sshd: big files, trees with modes and mtimes, resume, errors, and the
-seed 001 example workflow."""
+upload-run-fetch workflow of the examples."""
 import contextlib
 import glob
 import hashlib
