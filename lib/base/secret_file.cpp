@@ -20,22 +20,22 @@ constexpr std::size_t max_token_file = 4096;
 
 Secret read_secret_file(const std::filesystem::path& path) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) throw ParseError(path.string() + ": cannot open token file: " + std::strerror(errno));
+    if (!fd) throw ParseError(path.string() + ": cannot open secret file: " + std::strerror(errno));
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) throw ParseError(path.string() + ": not a regular file");
     if ((st.st_mode & 077) != 0)
-        throw ParseError(path.string() + ": token file readable by " + ((st.st_mode & 007) ? "others" : "its group") +
+        throw ParseError(path.string() + ": secret file readable by " + ((st.st_mode & 007) ? "others" : "its group") +
                          ": run 'chmod 600 " + path.string() + "'");
     std::string text(max_token_file + 1, '\0');
     std::size_t got = 0;
     while (got < text.size()) {
         ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw ParseError(path.string() + ": cannot read token file: " + std::strerror(errno));
+        if (n < 0) throw ParseError(path.string() + ": cannot read secret file: " + std::strerror(errno));
         if (n == 0) break;
         got += static_cast<std::size_t>(n);
     }
-    if (got > max_token_file) throw ParseError(path.string() + ": token file larger than 4 KiB");
+    if (got > max_token_file) throw ParseError(path.string() + ": secret file larger than 4 KiB");
     text.resize(got);
     auto eol = text.find('\n');
     Secret line(text.substr(0, eol));
@@ -43,7 +43,7 @@ Secret read_secret_file(const std::filesystem::path& path) {
     const std::string& v = line.expose();
     auto b = v.find_first_not_of(" \t\r");
     auto e = v.find_last_not_of(" \t\r");
-    if (b == std::string::npos) throw ParseError(path.string() + ": token file is empty");
+    if (b == std::string::npos) throw ParseError(path.string() + ": secret file is empty");
     return Secret(v.substr(b, e - b + 1));
 }
 

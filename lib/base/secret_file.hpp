@@ -1,5 +1,6 @@
-// Tokens kept in their own files (token_file in configs, --token-file, --token-out): read and write
-// them with the same rules everywhere, so a token never lands in a file others can read.
+// Secrets kept in their own files (token_file, password_file and e2e_secret_file in configs,
+// --token-file, --token-out): read and write them with the same rules everywhere, so a secret never
+// lands in a file others can read.
 #pragma once
 
 #include <filesystem>
@@ -8,7 +9,7 @@
 
 namespace tn {
 
-// The token in PATH: its first line, surrounding blanks dropped. Refused when the file is readable by
+// The secret in PATH: its first line, surrounding blanks dropped. Refused when the file is readable by
 // its group or others (as ssh refuses such a private key), empty, or larger than 4 KiB. Throws
 // ParseError with the reason: the caller knows whether that is a config (78) or a usage (64) error.
 Secret read_secret_file(const std::filesystem::path& path);
