@@ -155,23 +155,39 @@ def test_64_mib_plain_links(echo):
 
 
 def test_200_concurrent_connections(relay, echo):
+    """200 clients at once on one use. One serve may have a quarter of the route's 256 pending links
+    waiting for its side at a time (tn-route(1), abuse budgets), so that a slow or flooded serve fails
+    only its own clients: on a host that makes the serving vnet slow to answer (a loaded or
+    sanitizer build), links beyond those 64 are refused, and the using vnet resets their clients
+    before any byte comes back. So every connection comes back whole, or is reset before its first
+    byte with the refusal in the using vnet's log, and at least the 64 the budget admits come back."""
     port = start_pair(relay, echo)
-    results, errors = [], []
+    whole, refused, broken = [], [], []
 
     def one(i):
+        payload = os.urandom(1000 + i)
         try:
-            payload = os.urandom(1000 + i)
-            results.append(roundtrip(port, payload) == (hashlib.sha256(payload).hexdigest(), len(payload)))
-        except OSError as e:
-            errors.append(e)
+            digest, n = roundtrip(port, payload)
+        except OSError:  # reset while still sending
+            refused.append(i)
+            return
+        if (digest, n) == (hashlib.sha256(payload).hexdigest(), len(payload)):
+            whole.append(i)
+        elif n == 0:
+            refused.append(i)
+        else:
+            broken.append((i, n))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
-    assert not errors
-    assert len(results) == 200 and all(results)
+    assert not broken, broken  # never a part of a stream
+    assert len(whole) + len(refused) == 200
+    assert len(whole) >= 64, (len(whole), relay.log("office"))
+    if refused:
+        assert "too many pending links for serve 700" in relay.log("office"), relay.log("office")
 
 
 def test_stalled_reader_does_not_stall_another_connection(relay, echo):
