@@ -82,11 +82,13 @@ def wait_for(pred, timeout=30.0, what="condition", errors=(), interval=0.05):
 class EchoHashServer:
     """A TCP server on `host`: each connection gets back what it sent and, after the client's EOF, an
     EOF (half-close passes through). With digest=True it sends nothing until the client's EOF, then the
-    hex SHA-256 of all it received. Threads are daemons; close() stops accepting."""
+    hex SHA-256 of all it received. `accepted` counts connections, `received` bytes (a test that must
+    show nothing reached the service reads it). Threads are daemons; close() stops accepting."""
 
     def __init__(self, digest=False, host="127.0.0.1"):
         self.digest = digest
         self.accepted = 0
+        self.received = 0
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
@@ -108,6 +110,7 @@ class EchoHashServer:
         with c:
             try:
                 while data := c.recv(1 << 16):
+                    self.received += len(data)
                     if self.digest:
                         h.update(data)
                     else:

@@ -10,7 +10,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -29,38 +28,6 @@ def genkey(relay):
     key = r.stdout.strip()
     assert len(base64.b64decode(key, validate=True)) == 32
     return key
-
-
-class CountingService:
-    """A TCP service that counts the bytes it was sent (and echoes them)."""
-
-    def __init__(self):
-        self.received = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._loop, daemon=True).start()
-
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        with c:
-            try:
-                while data := c.recv(65536):
-                    self.received += len(data)
-                    c.sendall(data)
-            except OSError:
-                pass
-
-    def close(self):
-        self.sock.close()
 
 
 def e2e_line(key):
@@ -174,7 +141,7 @@ class RecordSwapper(Recorder):
 
 
 def marker_run(key):
-    svc = CountingService()
+    svc = EchoHashServer()
     relay, rec, use_port = chain(False, svc.port, key, key, pool=0, recorder=Recorder)
     try:
         marker = b"TN-E2E-MARKER-" + os.urandom(8).hex().encode()
@@ -217,7 +184,7 @@ def test_a_recording_relay_sees_the_marker_without_e2e_and_never_with_it():
 
 def test_a_relay_that_swaps_the_ephemeral_key_is_refused_and_nothing_reaches_the_service():
     key = base64.b64encode(os.urandom(32)).decode()
-    svc = CountingService()
+    svc = EchoHashServer()
     relay, rec, use_port = chain(False, svc.port, key, key, pool=0, recorder=RecordSwapper)
     try:
         assert refused(use_port, b"secret data")
@@ -236,7 +203,7 @@ def test_a_relay_that_swaps_the_ephemeral_key_is_refused_and_nothing_reaches_the
 @pytest.mark.parametrize("home,office", [("k1", "k2"), ("k1", None), (None, "k1")])
 def test_another_secret_or_e2e_on_one_side_only_is_refused_and_the_vnets_go_on(home, office):
     keys = {"k1": base64.b64encode(os.urandom(32)).decode(), "k2": base64.b64encode(os.urandom(32)).decode(), None: None}
-    svc = CountingService()
+    svc = EchoHashServer()
     relay, _, use_port = chain(True, svc.port, keys[home], keys[office])
     try:
         for _ in range(3):
