@@ -5,8 +5,12 @@ Prints: the supervisor's CPU time over IDLE seconds with a sleeping child (targe
 wakeups per second while idle (context switches; target < 1), and the delay from a child's exit to
 the next child's start with a zero-delay policy (median, target < 20 ms), for tn-watch and for
 `while :; do child; done` in /bin/sh.
+With --scale 1,10,100,500: instead, N supervised names on one host for each N (bench/watch/scale.py):
+time until all are up, RSS/PSS per supervisor and per child, total idle CPU and wakeups of all
+supervisors, `status` and `status --json` wall time, time to stop them all.
 
 Usage: bench/watch/bench_watch.py [--watch PATH] [--idle SECONDS] [--restarts N]
+       bench/watch/bench_watch.py --scale 1,10,100,500 [--idle SECONDS] [--parallel P]
 """
 import argparse
 import json
@@ -60,9 +64,19 @@ def main():
     ap.add_argument("--watch", default=os.path.join(ROOT, "build", "tools", "tn-watch", "tn-watch"))
     ap.add_argument("--idle", type=float, default=60.0)
     ap.add_argument("--restarts", type=int, default=200)
+    ap.add_argument("--scale", help="comma-separated N: the scale part instead (idle defaults to 30 s)")
+    ap.add_argument("--parallel", type=int, default=16, help="scale: starts and stops run this many at a time")
     a = ap.parse_args()
     if not os.access(a.watch, os.X_OK):
         sys.exit(f"no tn-watch at {a.watch}: build first or pass --watch")
+    if a.scale:
+        import scale  # noqa: E402 (only this mode needs it)
+        idle = a.idle if "--idle" in sys.argv else 30.0
+        with tempfile.TemporaryDirectory(prefix="bench-watch-scale-") as tmp:
+            results = scale.run(a.watch, os.path.join(tmp, "state"), [int(x) for x in a.scale.split(",")], idle,
+                                a.parallel)
+        print(scale.table(results))
+        return
 
     with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
         env = {**os.environ, "TN_STATE_DIR": os.path.join(tmp, "state")}
