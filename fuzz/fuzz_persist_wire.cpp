@@ -24,6 +24,7 @@ void read_request(const std::string& payload) {
         std::uint32_t nenv = r.u32();
         if (nenv > 1000) return;
         for (std::uint32_t i = 0; i < nenv; ++i) (void)r.str(), (void)r.str();
+        (void)r.str(), (void)r.str();  // sudo token, can-ask-password
     } else {
         (void)r.u32();
         for (int side = 0; side < 2; ++side) {

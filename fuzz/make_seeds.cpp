@@ -110,13 +110,14 @@ void persist_wire() {
     for (const char* s : {"uname -a", "/tmp", "5000", "1"}) wire::put_str(run, s);
     wire::put_u32(run, 1);
     wire::put_str(run, "LANG"), wire::put_str(run, "C");
+    wire::put_str(run, "0123456789abcdef0123456789abcdef"), wire::put_str(run, "1");  // --sudo, a password source
     std::string put;
     wire::put_str(put, "put");
     wire::put_u32(put, 5);
     wire::put_u32(put, 2), wire::put_str(put, "a.txt"), wire::put_str(put, "b.txt");
     wire::put_u32(put, 1), wire::put_str(put, "/srv/");
     for (auto [name, payload] : {std::pair{"run", run}, std::pair{"put", put}}) {
-        std::string f = "TNX2";
+        std::string f = "TNX4";
         wire::put_u32(f, static_cast<std::uint32_t>(payload.size()));
         f += payload;
         write("persist_wire", name, std::vector<std::uint8_t>(f.begin(), f.end()));

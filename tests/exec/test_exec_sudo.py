@@ -123,11 +123,43 @@ def test_not_in_sudoers_is_77_and_exit_status_passes_through(env):
     assert r.returncode == 3, r.stderr
 
 
-def test_sudo_refuses_tty_and_persist(env):
+def test_sudo_refuses_tty(env):
     r = env.run("run", *env.base, "--sudo", "--tty", env.target, "--", "id")
     assert r.returncode == 64 and "--tty" in r.stderr
-    r = env.run("run", *env.base, "--sudo", "--persist", "5", env.target, "--", "id")
-    assert r.returncode == 64 and "--persist" in r.stderr
+
+
+def test_sudo_through_a_persist_master_asks_this_call_for_the_password(env):
+    """The master answers sudo's prompt with the password of the call that asked (its own
+    --password-file each time), so a wrong one is 77 for that call only and the master goes on."""
+    from test_exec_persist import masters
+    try:
+        with sudo_rule(env.sshd.user.name, "ALL"):
+            good = password_file(env, env.password)
+            r = env.run("run", *env.base, "--persist", "60", "--password-file", good, "--sudo", env.target, "--",
+                        "sh", "-c", "id -u; cat", input="through the master\n")
+            assert (r.returncode, r.stdout) == (0, "0\nthrough the master\n"), r.stderr
+            assert_no_secret(env, r)
+            [pid] = masters(env)
+
+            bad = os.path.join(env.client.dir, "bad-pw")
+            with open(bad, "w") as f:
+                f.write("not-the-password\n")
+            os.chmod(bad, 0o600)
+            r = env.run("run", *env.base, "--persist", "60", "--password-file", bad, "--sudo", env.target, "--",
+                        "touch", "/ran-as-root")
+            assert r.returncode == 77 and "sudo refused the password" in r.stderr, r.stderr
+            assert not os.path.exists("/ran-as-root")
+            assert "not-the-password" not in r.stdout + r.stderr
+            assert_no_secret(env, r)
+
+            r = env.run("run", *env.base, "--persist", "60", "--sudo=nobody", "--password-file", good, env.target,
+                        "--", "id", "-un")
+            assert (r.returncode, r.stdout) == (0, "nobody\n"), r.stderr
+            r = env.run("run", *env.base, "--persist", "60", "--sudo", env.target, "--", "id", "-u")
+            assert r.returncode == 77 and "--password-stdin" in r.stderr, r.stderr
+            assert masters(env) == [pid]  # one master served every call
+    finally:
+        env.run("persist", "stop", "--all")
 
 
 def serve(env, password, *requests):

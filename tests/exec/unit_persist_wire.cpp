@@ -8,10 +8,12 @@
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/error.hpp"
 #include "persist_stale.hpp"
+#include "persist_sudo.hpp"
 #include "persist_wire.hpp"
 
 using namespace tn;
@@ -87,7 +89,7 @@ TEST_CASE("foreign, old and oversized frames are refused before any allocation")
     }
     SECTION("a later version's reply is newer") {
         Pair p;
-        raw_send(p.a.get(), std::string("TNX4\0\0\0\6exit 0", 14));
+        raw_send(p.a.get(), std::string("TNX5\0\0\0\6exit 0", 14));
         try {
             wire::recv_frame(p.b.get(), nullptr);
             FAIL("no error");
@@ -102,12 +104,12 @@ TEST_CASE("foreign, old and oversized frames are refused before any allocation")
     }
     SECTION("a length over the cap") {
         Pair p;
-        raw_send(p.a.get(), std::string("TNX3\x7f\xff\xff\xff", 8));
+        raw_send(p.a.get(), std::string("TNX4\x7f\xff\xff\xff", 8));
         REQUIRE_THROWS_WITH(wire::recv_frame(p.b.get(), nullptr), Catch::Contains("too large"));
     }
     SECTION("a peer that closes mid-frame") {
         Pair p;
-        raw_send(p.a.get(), std::string("TNX3\0\0\0\x10" "abc", 11));
+        raw_send(p.a.get(), std::string("TNX4\0\0\0\x10" "abc", 11));
         p.a.reset();
         try {
             wire::recv_frame(p.b.get(), nullptr);
@@ -168,4 +170,36 @@ TEST_CASE("only our own master for this socket may be stopped") {
         w.argv = {"tn-exec", "__master", "--socket"};
         REQUIRE_THAT(not_ours_reason(w, sock, 1000), Catch::Contains("another socket"));
     }
+}
+
+TEST_CASE("the master asks the client for sudo's password on the request socket") {
+    Pair p;
+    int pw[2];
+    REQUIRE(::pipe2(pw, O_CLOEXEC) == 0);
+    raw_send(pw[1], "s3cret\n");
+    ::close(pw[1]);
+    PasswordOptions o;
+    o.fd = pw[0];
+    auto source = PasswordSource::make(o);
+    // The client's side in a thread (Catch's REQUIRE stays on this one): what it saw and answered.
+    std::string seen_prompt;
+    bool answered = false, verdict_taken_as_request = true, refused = false;
+    std::thread client([&] {
+        auto frame = wire::recv_frame(p.b.get(), nullptr);
+        seen_prompt = frame;
+        answered = answer_password_request(p.b.get(), frame, source.get());
+        verdict_taken_as_request = answer_password_request(p.b.get(), "exit 0", source.get());
+        refused = answer_password_request(p.b.get(), wire::recv_frame(p.b.get(), nullptr), nullptr);
+    });
+    auto got = ask_client_for_password(p.a.get(), "[sudo] password for u@h: ");
+    bool no_source_is_77 = false;
+    try {
+        ask_client_for_password(p.a.get(), "again: ");
+    } catch (const PasswordError&) {
+        no_source_is_77 = true;
+    }
+    client.join();
+    REQUIRE(got->expose() == "s3cret");
+    REQUIRE(seen_prompt == "password [sudo] password for u@h: ");
+    REQUIRE((answered && refused && !verdict_taken_as_request && no_source_is_77));
 }

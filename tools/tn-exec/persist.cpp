@@ -23,10 +23,12 @@
 #include "base/unique_fd.hpp"
 #include "output.hpp"
 #include "persist_stale.hpp"
+#include "persist_sudo.hpp"
 #include "persist_fs.hpp"
 #include "persist_transfer.hpp"
 #include "persist_wire.hpp"
 #include "runner.hpp"
+#include "sudo.hpp"
 #include "ssh/sftp.hpp"
 
 namespace tn::exec {
@@ -159,7 +161,8 @@ UniqueFd connect_master(const Target& t, const SshOptions& ssh, int idle_s, cons
 
 namespace {
 
-int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sinks, bool& got_output);
+int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sinks, const PersistSudo* sudo,
+             bool& got_output);
 
 }  // namespace
 
@@ -185,18 +188,19 @@ void with_master(const Target& t, const SshOptions& ssh, int idle_s, const std::
 }
 
 int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::ExecRequest& req,
-                const ssh::ExecSinks& sinks) {
+                const ssh::ExecSinks& sinks, const PersistSudo* sudo) {
     bool got_output = false;
     int code = 0;
     with_master(
-        t, ssh, idle_s, [&](int sock) { code = exchange(sock, req, sinks, got_output); },
+        t, ssh, idle_s, [&](int sock) { code = exchange(sock, req, sinks, sudo, got_output); },
         [&] { return !got_output && req.stdin_fd < 0; });
     return code;
 }
 
 namespace {
 
-int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sinks, bool& got_output) {
+int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sinks, const PersistSudo* sudo,
+             bool& got_output) {
     int out[2], err[2];
     if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw Error(ExitCode::io, "pipe failed");
     UniqueFd out_r(out[0]), out_w(out[1]), err_r(err[0]), err_w(err[1]);
@@ -213,6 +217,8 @@ int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sin
         put_str(payload, k);
         put_str(payload, v);
     }
+    put_str(payload, sudo ? sudo->token : "");
+    put_str(payload, sudo && sudo->password ? "1" : "0");
     // The interrupt eventfd goes along, so a Ctrl-C here reaches the remote command through the master.
     UniqueFd never;
     int intr = req.interrupt_fd;
@@ -227,13 +233,23 @@ int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sin
     err_w.reset();
 
     // Stream both pipes until the master closes them (the command ended), then read the verdict.
+    // With --sudo the socket is watched too: the master asks there for the password when sudo
+    // prompts; any other frame is the verdict, which may come before we saw the pipes' ends.
     char buf[65536];
-    pollfd p[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
+    pollfd p[3] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}, {sudo ? sock_fd : -1, POLLIN, 0}};
     int open_pipes = 2;
+    std::optional<std::string> verdict;
     while (open_pipes > 0) {
-        if (::poll(p, 2, -1) < 0) {
+        if (::poll(p, 3, -1) < 0) {
             if (errno == EINTR) continue;
             throw Error(ExitCode::io, std::string("poll: ") + std::strerror(errno));
+        }
+        if (p[2].fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+            std::string frame = wire::recv_frame(sock_fd, nullptr);
+            if (!answer_password_request(sock_fd, frame, sudo->password.get())) {
+                verdict = std::move(frame);
+                p[2].fd = -1;
+            }
         }
         for (int i = 0; i < 2; ++i) {
             if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
@@ -247,7 +263,7 @@ int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sin
             }
         }
     }
-    std::string line = wire::recv_frame(sock_fd, nullptr);
+    std::string line = verdict ? *verdict : wire::recv_frame(sock_fd, nullptr);
     if (line.rfind("exit ", 0) == 0) return std::atoi(line.c_str() + 5) & 0xff;
     if (line.rfind("signal ", 0) == 0) {
         ssh::ExecResult r;
@@ -257,8 +273,10 @@ int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sin
     if (line == "timeout") return 124;
     if (line.rfind("error ", 0) == 0) {
         auto sp = line.find(' ', 6);
-        throw Error(static_cast<ExitCode>(std::atoi(line.substr(6, sp - 6).c_str())),
-                    sp == std::string::npos ? "persist: master failed" : line.substr(sp + 1));
+        auto code = static_cast<ExitCode>(std::atoi(line.substr(6, sp - 6).c_str()));
+        std::string why = sp == std::string::npos ? "persist: master failed" : line.substr(sp + 1);
+        if (code == ExitCode::no_perm) throw PasswordError(why);  // 77 as without --persist
+        throw Error(code, why);
     }
     throw Error(ExitCode::data, "persist: unexpected reply from the master");
 }
@@ -268,7 +286,9 @@ int exchange(int sock_fd, const ssh::ExecRequest& req, const ssh::ExecSinks& sin
 namespace {
 
 // A "run" request: the command on the channel opened ahead, streamed into the client's pipes.
-std::string serve_run(ssh::Session& session, ssh::ChannelPtr spare, wire::Reader& r, std::vector<UniqueFd>& fds) {
+// With --sudo (a token), sudo's prompt gate runs here, the password asked of the client on `conn`.
+std::string serve_run(ssh::Session& session, ssh::ChannelPtr spare, wire::Reader& r, std::vector<UniqueFd>& fds,
+                      int conn) {
     ssh::ExecRequest req;
     req.command = r.str();
     req.cwd = r.str();
@@ -281,6 +301,8 @@ std::string serve_run(ssh::Session& session, ssh::ChannelPtr spare, wire::Reader
         auto k = r.str();
         req.env.emplace_back(k, r.str());
     }
+    std::string sudo_token = r.str();
+    bool can_ask = r.str() == "1";
     if (fds.size() != (has_stdin ? 4u : 3u)) throw Error(ExitCode::data, "persist: wrong descriptors");
     req.interrupt_fd = fds[2].get();
     req.interrupt_signal = [] { return std::string("INT"); };
@@ -292,8 +314,22 @@ std::string serve_run(ssh::Session& session, ssh::ChannelPtr spare, wire::Reader
             if (!write_all(fd, d)) throw Error(ExitCode::io, "persist: the client went away");
         };
     };
+    std::optional<SudoGate> gate;
+    if (!sudo_token.empty()) {
+        SudoGate::PasswordFn pw;
+        if (can_ask)
+            pw = [&] {
+                return ask_client_for_password(conn, "[sudo] password for " + session.user() + "@" + session.host() + ": ");
+            };
+        req.preamble = &gate.emplace(sudo_token, std::move(pw));
+    }
     auto res = ssh::run_command(session, std::move(spare), req, {sink(ofd), sink(efd)});
     fds.clear();  // EOF on the client's pipes before the verdict
+    if (gate && !gate->started() && res.exit_status && !res.timed_out && res.signal.empty()) {
+        auto f = sudo_failure(*gate, *res.exit_status, session.endpoint(), can_ask);
+        auto code = f.code == to_int(ExitCode::no_perm) ? ExitCode::no_perm : ExitCode::unavailable;
+        return "error " + std::to_string(to_int(code)) + " " + f.message;
+    }
     return result_line(res);
 }
 
@@ -322,7 +358,7 @@ std::string serve_request(ssh::Session& session, ssh::ChannelPtr& spare, std::op
         std::string payload = wire::recv_frame(conn, &fds);
         wire::Reader r{payload};
         std::string kind = r.str();
-        if (kind == "run") return serve_run(session, std::move(spare), r, fds);
+        if (kind == "run") return serve_run(session, std::move(spare), r, fds, conn);
         if (kind == "put" || kind == "get") return serve_transfer(session, sftp, kind == "put", r, fds, conn);
         if (kind == "fs") return serve_fs(session, sftp, r, fds);
         throw Error(ExitCode::data, "persist: unknown request '" + kind + "'");

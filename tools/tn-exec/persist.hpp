@@ -3,16 +3,19 @@
 // with OpenSSH's ControlMaster. A run passes two output pipes, its interrupt eventfd and its stdin
 // as file descriptors (SCM_RIGHTS, in that order) with one request; the master runs the command
 // on its session and answers with the result. A put/get has the master move the files.
-// Wire format (persist_wire.hpp: "TNX3", u32 payload length, payload; integers big-endian u32,
+// Wire format (persist_wire.hpp: "TNX4", u32 payload length, payload; integers big-endian u32,
 // strings as u32 length + bytes). The payload starts with the request kind:
 //   "run":  command, cwd, timeout-ms (decimal or ""), has-stdin ("0"/"1"), u32 env-count, then
-//           name, value for each; fds: stdout pipe, stderr pipe, interrupt eventfd[, stdin].
-//           Reply: one line, "exit N" | "signal NAME" | "timeout" | "error CODE MESSAGE".
+//           name, value for each, sudo-token ("" without --sudo), can-ask-password ("0"/"1");
+//           fds: stdout pipe, stderr pipe, interrupt eventfd[, stdin].
+//           Reply: one line, "exit N" | "signal NAME" | "timeout" | "error CODE MESSAGE"; before it,
+//           with --sudo, the master's password request and the client's answer (persist_sudo.hpp).
 //   "put"/"get": see persist_transfer.hpp.
 #pragma once
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "base/log.hpp"
@@ -38,10 +41,17 @@ UniqueFd connect_master(const Target& t, const SshOptions& ssh, int idle_s, cons
 void with_master(const Target& t, const SshOptions& ssh, int idle_s, const std::function<void(int sock)>& exchange,
                  const std::function<bool()>& may_retry = {});
 
+// --sudo through the master: the token the command was wrapped with (sudo.hpp), and the client's
+// password source for sudo's prompt (null: none, the command runs `sudo -n`).
+struct PersistSudo {
+    std::string token;
+    std::shared_ptr<PasswordSource> password;
+};
+
 // Runs the request through the target's master, starting the master first when none answers.
 // Returns the tool's exit code for the command; throws tn::Error for failures of our own.
 int persist_run(const Target& t, const SshOptions& ssh, int idle_s, const ssh::ExecRequest& req,
-                const ssh::ExecSinks& sinks);
+                const ssh::ExecSinks& sinks, const PersistSudo* sudo = nullptr);
 
 // The master process: connects, reports readiness on ready_fd ("ok\n" or "error CODE MESSAGE\n"),
 // then serves requests one at a time until it has been idle for idle_s seconds.

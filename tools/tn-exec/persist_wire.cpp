@@ -17,10 +17,11 @@ namespace tn::exec::wire {
 
 namespace {
 
-// "TNX3": version 2 added the request kind (run/put/get), 3 the umask and preserve bits of a transfer
-// (a version 2 master would keep set-id bits). Another digit is another version's master,
+// "TNX4": version 2 added the request kind (run/put/get), 3 the umask and preserve bits of a transfer
+// (a version 2 master would keep set-id bits), 4 --sudo on a run (a version 3 master would run the
+// sudo command without answering its prompt). Another digit is another version's master,
 // which the client replaces (persist_stale.hpp).
-constexpr char magic[4] = {'T', 'N', 'X', '3'};
+constexpr char magic[4] = {'T', 'N', 'X', '4'};
 
 // A short or oversized frame or payload: exit 65 (data), as every persist wire error.
 struct DataError : Error {

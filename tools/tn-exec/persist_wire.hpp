@@ -1,4 +1,4 @@
-// The --persist socket's framing: "TNX3", a big-endian u32 payload length, the payload (u32 integers
+// The --persist socket's framing: "TNX4", a big-endian u32 payload length, the payload (u32 integers
 // and u32-length strings), and up to 4 descriptors riding along with SCM_RIGHTS.
 #pragma once
 

@@ -150,11 +150,8 @@ ssh::ExecRequest base_request(const RunOptions& o, const std::vector<std::string
 }
 
 // --sudo: wraps the request's command in sudo; returns the token that marks sudo's password prompt.
-std::string wrap_in_sudo(ssh::ExecRequest& req, const RunOptions& o, const FanOut& fan, const SshOptions& ssh) {
+std::string wrap_in_sudo(ssh::ExecRequest& req, const RunOptions& o, const SshOptions& ssh) {
     if (o.tty) throw ParseError("--sudo and --tty do not go together (a PTY would echo the password)");
-    if (fan.persist > 0)
-        throw ParseError("--sudo does not work with --persist (a --persist master does not answer sudo's prompt); "
-                         "run --sudo without --persist");
     // sudo resets the environment: --env and --cwd apply inside its shell.
     std::vector<std::string> names;
     for (const auto& kv : req.env) names.push_back(kv.first);
@@ -213,7 +210,7 @@ int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, cons
     // Stdin goes to one host only: with many hosts there is no sensible split (pssh does the same).
     req.stdin_fd = (!o.no_stdin && targets.size() == 1 && !stdin_taken) ? 0 : -1;
     std::string sudo_token_;
-    if (o.sudo) sudo_token_ = wrap_in_sudo(req, o, fan, ssh);
+    if (o.sudo) sudo_token_ = wrap_in_sudo(req, o, ssh);
 
     // SIGWINCH blocked before Interrupts starts its watcher thread, which would otherwise inherit it
     // unblocked and take (and so discard) every window change.
@@ -232,7 +229,10 @@ int run_main(const SshOptions& ssh, const FanOut& fan, const RunOptions& o, cons
     Output out(fan.json ? OutputMode::json : fan.host_specs.empty() ? OutputMode::raw : OutputMode::prefixed);
     return for_each_host(targets, fan.parallel, out, log, [&](const Target& t, HostOutput& ho) {
         ssh::ExecSinks sinks{[&](std::string_view d) { ho.out(d); }, [&](std::string_view d) { ho.err(d); }};
-        if (fan.persist > 0) return persist_run(t, ssh, fan.persist, req, sinks);
+        if (fan.persist > 0) {
+            PersistSudo sudo{sudo_token_, t.password};
+            return persist_run(t, ssh, fan.persist, req, sinks, o.sudo ? &sudo : nullptr);
+        }
         return run_on_host(t, req, sinks, o, sudo_token_, log);
     });
 }
