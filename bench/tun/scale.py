@@ -4,9 +4,11 @@ means and what limits it). For each N: a fresh server in a network namespace wit
 tn-tun-peers (N simulated clients from one process, lib/tun's ClientCore) in a second namespace joined
 by a veth pair. Measures the handshakes (wall time and the server's CPU), the server's RSS per peer
 beyond its config, `tn-tun status --json` time, the RTT of a steady echo load, and the echo
-throughput of a flood whose total window is the same for every N, as a ratio to N=1.
+throughput of a flood whose total window is the same for every N, as a ratio to N=1. The anchor, for
+the same N in the same run: wireguard-go with N peers, driven by wg_peers.py (N simulated WireGuard
+initiators in one process; scale_wg.py), then a table of tn-tun / wireguard-go ratios.
 Usage (root): bench/tun/scale.py [--n 1,10,100,1000] [--build build] [--seconds 5] [--rate 10]
-[--window 64] [--size 1000]"""
+[--window 64] [--size 1000] [--no-wg] [--json]"""
 import argparse
 import json
 import os
@@ -94,6 +96,41 @@ def status_ms(a, env, n):
     return statistics.median(times)
 
 
+def follow(a, gen, srv_pid, cpu0, rss0, r, status=None):
+    """Reads a generator's JSON phase lines (tn-tun-peers or wg_peers.py) into r, with the server's CPU
+    and RSS at each phase (cpu0, rss0: before the generator started); status(), if given, is timed
+    under the steady load."""
+    n = r["n"]
+    for line in gen.stdout:
+        p = json.loads(line)
+        gen_cpu = proc_stat(gen.pid)[0]
+        if p["phase"] == "connect":
+            cpu1, _ = proc_stat(srv_pid)
+            r["cpu_at_connect"], r["gen_cpu_at_connect"] = cpu1, gen_cpu
+            r["connect"] = p
+            r["server_cpu_ms_per_handshake"] = (cpu1 - cpu0) * 1e3 / max(1, p["connected"])
+            # Measured while the steady load runs: a status under traffic, the RSS with every session up.
+            time.sleep(min(1.0, a.seconds / 3))
+            if status:
+                r["status_ms"] = status()
+            r["rss_per_peer_bytes"] = (proc_stat(srv_pid)[1] - rss0) * 1024 / n
+            r["rss0_kib"] = rss0
+        else:
+            r[p["phase"]] = p
+            # The flood starts as the steady phase ends: the server's CPU between the two lines.
+            cpu = proc_stat(srv_pid)[0]
+            if p["phase"] == "flood" and "cpu_at_steady" in r:
+                r["server_cpu_us_per_echo"] = (cpu - r["cpu_at_steady"]) * 1e6 / max(1, p["replies"])
+                # A generator near 100% is the flood's limit, not the server (wg_peers.py is Python).
+                r["server_cpu_pct_flood"] = (cpu - r["cpu_at_steady"]) * 100 / p["seconds"]
+                r["gen_cpu_pct_flood"] = (gen_cpu - r["gen_cpu_at_steady"]) * 100 / p["seconds"]
+            if p["phase"] == "steady":
+                # Who is the bottleneck: % of one core each used while the steady load ran.
+                r["server_cpu_pct_steady"] = (cpu - r["cpu_at_connect"]) * 100 / p["seconds"]
+                r["gen_cpu_pct_steady"] = (gen_cpu - r["gen_cpu_at_connect"]) * 100 / p["seconds"]
+            r["cpu_at_steady"], r["gen_cpu_at_steady"] = cpu, gen_cpu
+
+
 def one(a, net, n, work):
     """Runs one N; returns a dict of measurements."""
     pairs = [l.split() for l in sh(a.peers, "keys", str(n)).stdout.splitlines() if l]
@@ -131,30 +168,7 @@ def one(a, net, n, work):
                                 "--rate", str(a.rate), "--steady-seconds", str(a.seconds), "--window", str(a.window),
                                 "--flood-seconds", str(a.seconds), "--connect-timeout", "300"],
                                stdout=subprocess.PIPE, text=True)
-        for line in gen.stdout:
-            p = json.loads(line)
-            gen_cpu = proc_stat(gen.pid)[0]
-            if p["phase"] == "connect":
-                cpu1, _ = proc_stat(srv.pid)
-                r["cpu_at_connect"], r["gen_cpu_at_connect"] = cpu1, gen_cpu
-                r["connect"] = p
-                r["server_cpu_ms_per_handshake"] = (cpu1 - cpu0) * 1e3 / max(1, p["connected"])
-                # Measured while the steady load runs: a status under traffic, the RSS with every session up.
-                time.sleep(min(1.0, a.seconds / 3))
-                r["status_ms"] = status_ms(a, env, n)
-                r["rss_per_peer_bytes"] = (proc_stat(srv.pid)[1] - rss0) * 1024 / n
-                r["rss0_kib"] = rss0
-            else:
-                r[p["phase"]] = p
-                # The flood starts as the steady phase ends: the server's CPU between the two lines.
-                cpu = proc_stat(srv.pid)[0]
-                if p["phase"] == "flood" and "cpu_at_steady" in r:
-                    r["server_cpu_us_per_echo"] = (cpu - r["cpu_at_steady"]) * 1e6 / max(1, p["replies"])
-                if p["phase"] == "steady":
-                    # Who is the bottleneck: % of one core each used while the steady load ran.
-                    r["server_cpu_pct_steady"] = (cpu - r["cpu_at_connect"]) * 100 / p["seconds"]
-                    r["gen_cpu_pct_steady"] = (gen_cpu - r["gen_cpu_at_connect"]) * 100 / p["seconds"]
-                r["cpu_at_steady"] = cpu
+        follow(a, gen, srv.pid, cpu0, rss0, r, lambda: status_ms(a, env, n))
         r["udp_rcvbuf_errors"] = {ns: udp_rcvbuf_errors(net, ns) for ns in ("srv", "sw")}
         # The kernel's replies queued to the server's TUN and dropped there (its queue was full).
         link = json.loads(net.ns(net.srv, "ip", "-s", "-j", "link", "show", "tnsc0").stdout)[0]
@@ -168,25 +182,74 @@ def one(a, net, n, work):
     return r
 
 
+def mbit_of(r):
+    f = r.get("flood", {})
+    return f.get("reply_bytes", 0) * 8 / max(f.get("seconds", 1), 1e-9) / 1e6
+
+
 def table(results):
     base = next((r for r in results if r["n"] == 1 and "flood" in r), None)
-    cols = ["N", "core hs/s", "hs/s wall", "srv CPU ms/hs", "cookies", "RSS B/peer", "status ms (idle/load)",
-            "steady p50/p99 ms", "steady loss", "CPU % srv/gen", "flood in flight", "flood Mbit/s", "x N=1", "drops rcvbuf srv/gen/TUN",
+    cols = ["impl", "N", "core hs/s", "hs/s wall", "srv CPU ms/hs", "cookies", "RSS B/peer", "status ms (idle/load)",
+            "steady p50/p99 ms", "steady loss", "CPU % srv/gen", "flood in flight", "flood Mbit/s", "x N=1", "flood CPU % srv/gen", "drops rcvbuf srv/gen/TUN",
             "srv CPU us/echo", "flood p50 ms"]
     print(" | ".join(cols))
     for r in results:
         c, s, f = r.get("connect", {}), r.get("steady", {}), r.get("flood", {})
-        mbit = f.get("reply_bytes", 0) * 8 / max(f.get("seconds", 1), 1e-9) / 1e6
-        bmbit = base["flood"]["reply_bytes"] * 8 / base["flood"]["seconds"] / 1e6 if base else 0
+        mbit, bmbit = mbit_of(r), mbit_of(base) if base else 0
         loss = 1 - s.get("replies", 0) / max(1, s.get("sent", 1))
         print(" | ".join([
-            str(r["n"]), f"{r['core']['handshakes_per_second']:.0f}", f"{c.get('connected', 0) / max(c.get('seconds', 1), 1e-9):.0f}",
+            r.get("impl", "tn-tun"), str(r["n"]), f"{r['core']['handshakes_per_second']:.0f}" if "core" in r else "-", f"{c.get('connected', 0) / max(c.get('seconds', 1), 1e-9):.0f}",
             f"{r.get('server_cpu_ms_per_handshake', 0):.2f}", str(c.get("cookies", "-")),
-            f"{r.get('rss_per_peer_bytes', 0):.0f}", f"{r.get('status_idle_ms', 0):.1f}/{r.get('status_ms', 0):.1f}",
+            f"{r.get('rss_per_peer_bytes', 0):.0f}",
+            f"{r['status_idle_ms']:.1f}/{r['status_ms']:.1f}" if "status_ms" in r else "-",
             f"{s.get('rtt_p50_ms', 0):.3f}/{s.get('rtt_p99_ms', 0):.3f}", f"{loss:.1%}",
             f"{r.get('server_cpu_pct_steady', 0):.0f}/{r.get('gen_cpu_pct_steady', 0):.0f}", str(max(1, r["window"] // r["n"]) * r["n"]),
             f"{mbit:.0f}", f"{mbit / bmbit:.2f}" if bmbit else "-",
+            f"{r.get('server_cpu_pct_flood', 0):.0f}/{r.get('gen_cpu_pct_flood', 0):.0f}",
             "{srv}/{sw}".format(**r.get("udp_rcvbuf_errors", {"srv": "-", "sw": "-"})) + f"/{r.get('tun_tx_dropped', '-')}", f"{r.get('server_cpu_us_per_echo', 0):.1f}", f"{f.get('rtt_p50_ms', 0):.3f}"]))
+
+
+def ratios(tn, wg):
+    """tn-tun / wireguard-go per N, both measured in this run (bench/tun/SCALE.md says which way is better)."""
+    def steady(r, k):
+        return r.get("steady", {}).get(k, 0)
+
+    def loss(r):
+        return 1 - steady(r, "replies") / max(1, steady(r, "sent"))
+
+    def q(x, y, fmt="{:.2f}"):
+        return fmt.format(x / y) if y else "-"
+
+    print("\ntn-tun / wireguard-go, same run")
+    print(" | ".join(["N", "hs/s wall", "RSS B/peer", "steady p50", "steady loss tn/wg", "flood Mbit/s",
+                      "srv CPU us/echo", "CPU % srv steady"]))
+    by_n = {r["n"]: r for r in wg}
+    for t in tn:
+        w = by_n.get(t["n"])
+        if not w:
+            continue
+        hs = [r.get("connect", {}).get("connected", 0) / max(r.get("connect", {}).get("seconds", 1), 1e-9)
+              for r in (t, w)]
+        print(" | ".join([str(t["n"]), q(*hs), q(t.get("rss_per_peer_bytes", 0), w.get("rss_per_peer_bytes", 0)),
+                          q(steady(t, "rtt_p50_ms"), steady(w, "rtt_p50_ms")), f"{loss(t):.1%}/{loss(w):.1%}",
+                          q(mbit_of(t), mbit_of(w)), q(t.get("server_cpu_us_per_echo", 0), w.get("server_cpu_us_per_echo", 0)),
+                          q(t.get("server_cpu_pct_steady", 0), w.get("server_cpu_pct_steady", 0))]))
+
+
+def anchor(a, n, out):
+    """The same N against wireguard-go in fresh namespaces (bench/tun/scale_wg.py)."""
+    import scale_wg  # noqa: E402 (beside this file)
+    net, work = Net(min(n, MAX_ADDRESSES)), tempfile.mkdtemp(prefix="tn-bench-scale-wg-")
+    try:
+        r = scale_wg.one_wg(a, net, n, work, sh, proc_stat, follow, subnet_for(n), SRV_IP, SW_BASE + "1",
+                            min(n, MAX_ADDRESSES))
+        r["udp_rcvbuf_errors"] = {ns: udp_rcvbuf_errors(net, ns) for ns in ("srv", "sw")}
+        out.append(r)
+    except Exception as e:  # one N failing must not hide the others
+        print(f"N={n} wireguard-go: failed: {e}", file=sys.stderr)
+    finally:
+        net.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -199,13 +262,18 @@ def main():
     ap.add_argument("--window", type=int, default=64, help="flood: echoes in flight in total, for every N")
     ap.add_argument("--size", type=int, default=1000, help="inner packet bytes")
     ap.add_argument("--json", action="store_true", help="print the raw results as JSON too")
+    ap.add_argument("--no-wg", dest="wg", action="store_false",
+                    help="skip the anchor (wireguard-go with N peers, driven by wg_peers.py)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("bench/tun/scale.py needs root (network namespaces, TUN devices)", file=sys.stderr)
         return 77
     a.tn_tun = os.path.join(a.build, "tools", "tn-tun", "tn-tun")
     a.peers = os.path.join(a.build, "bench", "tun", "tn-tun-peers")
-    results = []
+    if a.wg and not shutil.which("wireguard-go"):
+        print("no wireguard-go on PATH: the anchor is skipped", file=sys.stderr)
+        a.wg = False
+    results, wg = [], []
     for n in [int(x) for x in a.n.split(",")]:
         core = json.loads(sh(a.peers, "core", str(n), "--rounds", str(max(1, 300 // n))).stdout)
         net, work = Net(min(n, MAX_ADDRESSES)), tempfile.mkdtemp(prefix="tn-bench-scale-")
@@ -220,9 +288,13 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
         print(f"N={n}: core {core['server_cpu_us_per_handshake']:.0f} us CPU per handshake "
               f"({core['handshakes_per_second']:.0f}/s on one core, no rate limit, no I/O)", file=sys.stderr)
-    table(results)
+        if a.wg:
+            anchor(a, n, wg)
+    table(results + wg)
+    if wg:
+        ratios(results, wg)
     if a.json:
-        print(json.dumps(results))
+        print(json.dumps(results + wg))
     return 0
 
 
