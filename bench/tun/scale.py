@@ -188,13 +188,14 @@ def mbit_of(r):
 
 
 def table(results):
-    base = next((r for r in results if r["n"] == 1 and "flood" in r), None)
+    bases = {r.get("impl", "tn-tun"): r for r in results if r["n"] == 1 and "flood" in r}  # x N=1: per implementation
     cols = ["impl", "N", "core hs/s", "hs/s wall", "srv CPU ms/hs", "cookies", "RSS B/peer", "status ms (idle/load)",
             "steady p50/p99 ms", "steady loss", "CPU % srv/gen", "flood in flight", "flood Mbit/s", "x N=1", "flood CPU % srv/gen", "drops rcvbuf srv/gen/TUN",
             "srv CPU us/echo", "flood p50 ms"]
     print(" | ".join(cols))
     for r in results:
         c, s, f = r.get("connect", {}), r.get("steady", {}), r.get("flood", {})
+        base = bases.get(r.get("impl", "tn-tun"))
         mbit, bmbit = mbit_of(r), mbit_of(base) if base else 0
         loss = 1 - s.get("replies", 0) / max(1, s.get("sent", 1))
         print(" | ".join([

@@ -10,7 +10,7 @@ are those of tn-tun-peers (bench/tun/peers.cpp): one JSON line per phase, connec
   wg_peers.py keys N                                   N key pairs, "private public" per line (hex)
   wg_peers.py run --server IP:PORT --server-key HEX --keys FILE --bind IP [--addresses A]
                   --subnet CIDR [--size B] [--rate R] [--steady-seconds S] [--window W]
-                  [--flood-seconds S] [--connect-timeout S]
+                  [--flood-seconds S] [--connect-timeout S] [--cookie-retry S]
 Peer i's tunnel address is the subnet's address 2 + i; the responder's is address 1.
 Crypto: python3-cryptography (X25519, ChaCha20-Poly1305), hashlib's BLAKE2s, libsodium's
 XChaCha20-Poly1305 for cookie replies (ctypes)."""
@@ -213,7 +213,7 @@ class Swarm:
     def __init__(self, a):
         host, port = a.server.rsplit(":", 1)
         spub = bytes.fromhex(a.server_key)
-        self.keys, self.size, self.sodium = Keys(spub), a.size, None
+        self.keys, self.size, self.sodium, self.cookie_retry = Keys(spub), a.size, None, a.cookie_retry
         net = ipaddress.ip_network(a.subnet)
         responder = (net.network_address + 1).packed
         bind0 = ipaddress.ip_address(a.bind)
@@ -248,7 +248,9 @@ class Swarm:
             if cookie:
                 self.cookies += 1
                 p.cookie, p.cookie_at = cookie, time.monotonic()
-                p.next_retry = min(p.next_retry, time.monotonic() + 1.0)  # retry soon, now with mac2
+                # A WireGuard client keeps the cookie for its next retransmission (REKEY_TIMEOUT after the
+                # initiation); --cookie-retry shortens that.
+                p.next_retry = min(p.next_retry, time.monotonic() + self.cookie_retry)
         elif kind == 4:
             pkt = p.open(d)
             if not pkt or len(pkt) < 36 or pkt[9] != 1:
@@ -369,6 +371,8 @@ def main():
     r.add_argument("--window", type=int, default=64)
     r.add_argument("--flood-seconds", type=float, default=5)
     r.add_argument("--connect-timeout", type=float, default=60)
+    r.add_argument("--cookie-retry", type=float, default=REKEY_TIMEOUT,
+                   help="seconds from a cookie reply to the next initiation (WireGuard: its retransmission)")
     a = ap.parse_args()
     if a.cmd == "keys":
         for _ in range(a.n):
