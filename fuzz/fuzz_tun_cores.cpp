@@ -2,7 +2,7 @@
 // script of hostile events: raw datagrams to either side (from a peer's address or a stranger's),
 // bit-flipped copies of genuine datagrams (valid receiver index, forged contents), inner packets a
 // connected peer encrypts for real (IPv4 and IPv6, spoofed sources, client-to-client routing), and
-// time passing.
+// time passing. Peer one's sessions are AES-256-GCM, peer two's ChaCha20-Poly1305.
 // Every datagram lands in a heap buffer of exactly its length so ASan sees any overrun.
 #include <arpa/inet.h>
 #include <fuzzer/FuzzedDataProvider.h>
@@ -43,7 +43,9 @@ struct World {
     }
     KeyPair server_key = keypair(0x40), k1 = keypair(0x01), k2 = keypair(0x21);
     ServerCore server{settings()};
-    ClientCore c1{ClientSettings{k1, server_key.pub, seconds(1), Key{}}};
+    // Peer one offers AES-256-GCM and the server chooses it (PROTOCOL.tun.md §4, revision 5); peer two
+    // does not: both suites' handshakes and transport get fuzzed.
+    ClientCore c1{ClientSettings{k1, server_key.pub, seconds(1), Key{}, true}};
     ClientCore c2{ClientSettings{k2, server_key.pub, seconds(0), psk(0x60)}};
     TimePoint now = TimePoint() + std::chrono::hours(1);
     std::chrono::system_clock::time_point wall = std::chrono::system_clock::time_point() + std::chrono::hours(500000);
@@ -68,6 +70,7 @@ struct World {
         two.address = parse_ipv4("10.99.0.9");
         two.psk = psk(0x60);  // the pre-shared key path gets fuzzed too
         s.peers = {one, two};
+        s.aes = true;
         return s;
     }
 

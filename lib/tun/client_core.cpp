@@ -40,7 +40,7 @@ ClientActions ClientCore::tick(TimePoint now, std::chrono::system_clock::time_po
     if (handshake_due(now)) {
         std::uint32_t sender = randombytes_random() | 1;  // never 0
         pending_ = create_initiation(s_.key, s_.server_public, generate_keypair(), make_timestamp(wall), sender,
-                                     scratch);
+                                     scratch, s_.offer_aes);
         if (!pending_) return a;  // a low-order server key: the config check should have caught it
         pending_sent_ = now;
         ++attempts_;

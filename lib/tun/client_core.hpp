@@ -18,6 +18,8 @@ struct ClientSettings {
     Key server_public{};
     seconds keepalive{0};  // persistent_keepalive; 0 = off
     SecretKey psk{};  // the pre-shared key this client shares with the server; all zeros: none (wiped with it)
+    // Revision 5: offer AES-256-GCM in initiations (`cipher`, resolved by the config); the server chooses.
+    bool offer_aes = false;
 };
 
 struct ClientStats {
@@ -56,6 +58,7 @@ public:
     const ClientStats& stats() const { return stats_; }
     // For tests: the keypair in use.
     Keypair* current() { return current_.get(); }
+    const Keypair* current_keypair() const { return current_.get(); }  // status: its suite
     // How long without an authenticated packet before the server is presumed gone (restarted).
     seconds dead_after() const;
 

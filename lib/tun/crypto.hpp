@@ -87,6 +87,20 @@ void aead_seal(const Key& k, std::uint64_t counter, Bytes plain, Bytes ad, std::
 // `out` must hold cipher.size() - tag_len bytes; false when the tag does not verify.
 [[nodiscard]] bool aead_open(const Key& k, std::uint64_t counter, Bytes cipher, Bytes ad, std::uint8_t* out);
 
+// The transport AEAD of a keypair (PROTOCOL.tun.md §4, revision 5): its value is the byte the response
+// carries and the handshake hash covers.
+enum class Suite : std::uint8_t { chacha20_poly1305 = 0, aes256_gcm = 1 };
+const char* suite_name(Suite s);
+
+// True when the CPU has AES-NI and carry-less multiplication: libsodium's AES-256-GCM needs both (it
+// has no software fallback), and with them it is about twice as fast as ChaCha20-Poly1305 here
+// (bench/tun/README.md). What `cipher = "auto"` asks.
+bool aes_gcm_available();
+
+// AES-256-GCM with aead_seal's nonce and calling conventions; only where aes_gcm_available().
+void aes_seal(const Key& k, std::uint64_t counter, Bytes plain, Bytes ad, std::uint8_t* out);
+[[nodiscard]] bool aes_open(const Key& k, std::uint64_t counter, Bytes cipher, Bytes ad, std::uint8_t* out);
+
 inline Bytes bytes(const Key& k) { return Bytes(k.data(), k.size()); }
 inline Bytes bytes(std::string_view s) { return Bytes(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()); }
 

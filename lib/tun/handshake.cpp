@@ -61,8 +61,12 @@ Timestamp make_timestamp(std::chrono::system_clock::time_point t) {
 }
 
 std::optional<InitiatorState> create_initiation(const KeyPair& local, const Key& remote_static, const KeyPair& eph,
-                                                const Timestamp& ts, std::uint32_t sender, std::uint8_t* out) {
+                                                const Timestamp& ts_in, std::uint32_t sender, std::uint8_t* out,
+                                                bool offer_aes) {
     InitiatorState st;
+    st.offered_aes = offer_aes;
+    Timestamp ts = ts_in;
+    if (offer_aes) ts[ts_offer_byte] |= ts_offer_aes;
     st.eph = eph;
     st.sender = sender;
     st.remote_static = remote_static;
@@ -110,19 +114,26 @@ ConsumeResult consume_initiation(const KeyPair& local, Bytes msg) {
     if (!aead_open(k, 0, msg.subspan(init_off::enc_timestamp, st.ts.size() + tag_len), bytes(st.h), st.ts.data()))
         return {std::nullopt, HandshakeReject::decrypt};
     mix_hash(st.h, msg.subspan(init_off::enc_timestamp, st.ts.size() + tag_len));
+    st.offers_aes = (st.ts[ts_offer_byte] & ts_offer_aes) != 0;
+    st.ts[ts_offer_byte] &= static_cast<std::uint8_t>(~ts_offer_aes);
     return {st, HandshakeReject::mac1};
 }
 
 std::optional<Keypair> create_response(const ResponderState& in, const KeyPair& eph, std::uint32_t sender,
-                                       std::uint8_t* out, TimePoint now, const Key& psk) {
+                                       std::uint8_t* out, TimePoint now, const Key& psk, Suite suite) {
     ResponderState st = in;
+    if (!st.offers_aes) suite = Suite::chacha20_poly1305;  // a revision 4 initiator knows no other
     std::memset(out, 0, response_len);
     out[0] = static_cast<std::uint8_t>(MsgType::response);
+    out[resp_off::suite] = static_cast<std::uint8_t>(suite);
     put_u32(out + resp_off::sender, sender);
     put_u32(out + resp_off::receiver, st.remote_sender);
     std::memcpy(out + resp_off::ephemeral, eph.pub.data(), key_len);
     kdf1(st.ck, bytes(eph.pub), st.ck);
     mix_hash(st.h, bytes(eph.pub));
+    // Any suite but ChaCha20-Poly1305 enters the hash, so enc_empty authenticates the choice; a ChaCha
+    // response stays revision 4's byte for byte (what an older responder sends to a revision 5 offer).
+    if (suite != Suite::chacha20_poly1305) mix_hash(st.h, Bytes(out + resp_off::suite, 1));
     if (!mix_dh(st.ck, nullptr, eph.priv, st.remote_eph)) return std::nullopt;
     if (!mix_dh(st.ck, nullptr, eph.priv, st.remote_static)) return std::nullopt;
     Key k;
@@ -135,6 +146,7 @@ std::optional<Keypair> create_response(const ResponderState& in, const KeyPair& 
     Keypair kp = derive_transport(st.ck, false, now);
     kp.local_index = sender;
     kp.remote_index = st.remote_sender;
+    kp.suite = suite;
     wipe(st.ck.data(), st.ck.size());
     return kp;
 }
@@ -145,11 +157,16 @@ std::optional<Keypair> consume_response(const InitiatorState& in, const KeyPair&
     Mac m = mac(mac1_key(local.pub), msg.first(resp_off::mac1));
     if (!equal_ct(Bytes(m.data(), m.size()), msg.subspan(resp_off::mac1, 16))) return std::nullopt;
     if (get_u32(msg.data() + resp_off::receiver) != in.sender) return std::nullopt;
+    std::uint8_t suite = msg[resp_off::suite];
+    // Revision 4 responses carry 0 and leave the hash alone; an initiator that offered nothing takes
+    // nothing else (classify() let the byte through for this check).
+    if (suite > static_cast<std::uint8_t>(Suite::aes256_gcm) || (suite != 0 && !in.offered_aes)) return std::nullopt;
     InitiatorState st = in;
     Key re;
     std::memcpy(re.data(), msg.data() + resp_off::ephemeral, key_len);
     kdf1(st.ck, bytes(re), st.ck);
     mix_hash(st.h, bytes(re));
+    if (suite != 0) mix_hash(st.h, msg.subspan(resp_off::suite, 1));
     if (!mix_dh(st.ck, nullptr, st.eph.priv, re)) return std::nullopt;
     if (!mix_dh(st.ck, nullptr, local.priv, re)) return std::nullopt;
     Key k;
@@ -160,6 +177,7 @@ std::optional<Keypair> consume_response(const InitiatorState& in, const KeyPair&
     Keypair kp = derive_transport(st.ck, true, now);
     kp.local_index = in.sender;
     kp.remote_index = get_u32(msg.data() + resp_off::sender);
+    kp.suite = static_cast<Suite>(suite);
     wipe(st.ck.data(), st.ck.size());
     return kp;
 }

@@ -299,7 +299,8 @@ Actions ServerCore::handle_initiation(std::uint8_t* buf, std::size_t len, const 
         set_address(p, *addr);
     }
     std::uint32_t idx = new_index();
-    auto kp = create_response(*r.state, generate_keypair(), idx, scratch, now, p.config.psk);
+    auto kp = create_response(*r.state, generate_keypair(), idx, scratch, now, p.config.psk,
+                              settings_.aes ? Suite::aes256_gcm : Suite::chacha20_poly1305);
     if (!kp) return a.rejected = reject(from, wall, "bad_point"), a;
     p.last_timestamp = r.state->ts;
     retire(p.next);

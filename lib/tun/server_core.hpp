@@ -77,6 +77,9 @@ struct ServerSettings {
     // Once under load, stay so this long after the last sign of it (WireGuard does the same): else a
     // flood with pauses flips the state at every refill, and a pause decides who skips the cookie.
     std::chrono::milliseconds under_load_linger{1000};
+    // Revision 5: answer an initiator that offers AES-256-GCM with it (`cipher`, resolved by the
+    // config: "auto" sets it where this CPU has AES-NI). Others get ChaCha20-Poly1305.
+    bool aes = false;
 };
 
 struct PeerStats {

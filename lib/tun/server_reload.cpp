@@ -116,6 +116,7 @@ ReloadResult ServerCore::reload(const ServerSettings& s) {
             if (auto t = carried_ts.find(pc.public_key); t != carried_ts.end()) by_key_[pc.public_key]->last_timestamp = t->second;
         }
     settings_.peers = s.peers;
+    settings_.aes = s.aes;  // from the next handshake on
     settings_.dns = s.dns;
     settings_.routes = s.routes;
     settings_.dns6 = s.dns6;

@@ -34,8 +34,11 @@ std::size_t seal(Keypair& kp, MsgType type, std::uint8_t* buf, std::size_t plain
     std::uint64_t c = kp.send_counter++;
     write_transport_header(buf, type, kp.remote_index, c);
     // The header is the AD: a flipped type or receiver byte fails authentication.
-    aead_seal(kp.send, c, Bytes(buf + transport_header_len, plain_len), Bytes(buf, transport_header_len),
-              buf + transport_header_len);
+    Bytes plain(buf + transport_header_len, plain_len), ad(buf, transport_header_len);
+    if (kp.suite == Suite::aes256_gcm)
+        aes_seal(kp.send, c, plain, ad, buf + transport_header_len);
+    else
+        aead_seal(kp.send, c, plain, ad, buf + transport_header_len);
     return transport_header_len + plain_len + tag_len;
 }
 
@@ -43,9 +46,10 @@ OpenResult open(Keypair& kp, std::uint8_t* dgram, std::size_t dgram_len, std::ui
     if (kp.expired(now)) return {std::nullopt, OpenError::expired};
     if (!kp.replay.check(counter)) return {std::nullopt, OpenError::replay};
     std::size_t clen = dgram_len - transport_header_len;
-    if (!aead_open(kp.recv, counter, Bytes(dgram + transport_header_len, clen), Bytes(dgram, transport_header_len),
-                   dgram + transport_header_len))
-        return {std::nullopt, OpenError::auth};
+    Bytes cipher(dgram + transport_header_len, clen), ad(dgram, transport_header_len);
+    bool ok = kp.suite == Suite::aes256_gcm ? aes_open(kp.recv, counter, cipher, ad, dgram + transport_header_len)
+                                            : aead_open(kp.recv, counter, cipher, ad, dgram + transport_header_len);
+    if (!ok) return {std::nullopt, OpenError::auth};
     if (!kp.replay.update(counter)) return {std::nullopt, OpenError::replay};
     return {clen - tag_len, OpenError::auth};
 }

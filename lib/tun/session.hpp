@@ -51,6 +51,7 @@ struct Keypair {
     ReplayWindow replay;
     TimePoint created{};
     bool initiator = false;
+    Suite suite = Suite::chacha20_poly1305;
 
     ~Keypair() {
         wipe(send.data(), send.size());

@@ -13,8 +13,10 @@ namespace tn::tun {
 
 std::optional<Classified> classify(std::span<const std::uint8_t> d) {
     if (d.size() < 4 || d.size() > max_datagram_len) return std::nullopt;
-    // Reserved bytes must be zero: a future version that uses them is rejected, not misread.
-    if (d[1] != 0 || d[2] != 0 || d[3] != 0) return std::nullopt;
+    // Reserved bytes must be zero: a future version that uses them is rejected, not misread. A
+    // response's first one names the suite (revision 5): the handshake checks it against what was offered.
+    bool suite_byte = d[0] == static_cast<std::uint8_t>(MsgType::response);
+    if ((d[1] != 0 && !suite_byte) || d[2] != 0 || d[3] != 0) return std::nullopt;
     switch (static_cast<MsgType>(d[0])) {
     case MsgType::initiation:
         if (d.size() != initiation_len && d.size() != initiation_mac2_len) return std::nullopt;

@@ -33,6 +33,7 @@ inline constexpr std::size_t receiver = 4, nonce = 8, enc_cookie = 32;
 }
 // Field offsets inside a response.
 namespace resp_off {
+inline constexpr std::size_t suite = 1;  // revision 5: the first reserved byte names the transport AEAD
 inline constexpr std::size_t sender = 4, receiver = 8, ephemeral = 12, enc_empty = 44, mac1 = 60;
 }
 

@@ -40,7 +40,7 @@ def key(start):
 @pytest.fixture(scope="module")
 def v():
     vectors = doc_vectors()
-    assert len(vectors) == 13, sorted(vectors)
+    assert len(vectors) == 17, sorted(vectors)
     return vectors
 
 
@@ -66,9 +66,31 @@ def run():
     assert (p_send, p_recv) == (pr_recv, pr_send)
     with pytest.raises(InvalidTag):  # a wrong (or missing) pre-shared key does not authenticate
         ref.consume_response(i_state, psk_resp)
-    return dict(s_i_pub=ref.public(s_i), s_r_pub=ref.public(s_r), init=init, resp=resp, t_ir=i_send, t_ri=i_recv,
-                data=data, cookie=cookie, reply=reply, mac2=ref.make_mac2(cookie, init),
-                psk_resp=psk_resp, psk_t_ir=p_send, psk_t_ri=p_recv)
+    out = dict(s_i_pub=ref.public(s_i), s_r_pub=ref.public(s_r), init=init, resp=resp, t_ir=i_send, t_ri=i_recv,
+               data=data, cookie=cookie, reply=reply, mac2=ref.make_mac2(cookie, init),
+               psk_resp=psk_resp, psk_t_ir=p_send, psk_t_ri=p_recv)
+    out.update(revision5(s_i, s_r, e_i, e_r, i_send, i_recv))
+    return out
+
+
+def revision5(s_i, s_r, e_i, e_r, t_ir, t_ri):
+    """§4's cipher suites: the offering initiation, both possible responses, a data message under AES."""
+    ts = ref.timestamp(1795000000, 123456789, offer_aes=True)
+    init, i_state = ref.create_initiation(s_i, ref.public(s_r), e_i, 0x01020304, ts)
+    _, got_ts, r_state = ref.consume_initiation(s_r, init)
+    assert ref.offers_aes(got_ts)
+    resp, (r_send, r_recv) = ref.create_response(r_state, e_r, 0x0a0b0c0d, suite=1)
+    i_send, i_recv, r_index, suite = ref.consume_response_suite(i_state, resp, offered_aes=True)
+    assert (suite, i_send, i_recv) == (1, t_ir, t_ri) and (r_send, r_recv) == (t_ri, t_ir)
+    chacha, _ = ref.create_response(r_state, e_r, 0x0a0b0c0d)  # what a revision 4 responder computes
+    assert ref.consume_response_suite(i_state, chacha, offered_aes=True)[3] == 0
+    for forged in (bytes([2, 0]) + resp[2:], bytes([2, 1]) + chacha[2:]):  # the choice rewritten
+        mac1 = ref.MAC(ref.HASH(ref.LABEL_MAC1, ref.public(s_i)), forged[:60])
+        with pytest.raises(InvalidTag):
+            ref.consume_response_suite(i_state, forged[:60] + mac1, offered_aes=True)
+    data = ref.seal(4, i_send, r_index, 0, b"tn-tun", suite=1)
+    assert ref.open_transport(r_recv, data, suite=1) == b"tn-tun"
+    return dict(aes_init=init, aes_resp=resp, aes_chacha_resp=chacha, aes_data=data)
 
 
 @pytest.mark.parametrize("label,name", [
@@ -76,6 +98,8 @@ def run():
     ("response (76 bytes)", "resp"), ("T_i→r", "t_ir"), ("T_r→i", "t_ri"), ("first data message", "data"),
     ("Cookie for that initiation", "cookie"), ("cookie reply", "reply"), ("mac2 of the initiation", "mac2"),
     ("PSK response", "psk_resp"), ("PSK T_i→r", "psk_t_ir"), ("PSK T_r→i", "psk_t_ri"),
+    ("AES offer initiation", "aes_init"), ("AES response", "aes_resp"), ("ChaCha response to the AES offer", "aes_chacha_resp"),
+    ("AES first data message", "aes_data"),
 ])
 def test_vector(v, run, label, name):
     assert run[name].hex() == vector(v, label).hex()

@@ -17,7 +17,37 @@ struct Vectors {
     std::string init_static_pub, resp_static_pub, initiation, response, init_send, init_recv, data;
     std::string cookie, cookie_reply, mac2;
     std::string psk_response, psk_init_send, psk_init_recv;
+    std::string aes_initiation, aes_response, aes_chacha_response, aes_data;
 };
+
+// Revision 5: the same keys, indices and time with the AES-256-GCM offer; the response choosing it,
+// the one choosing ChaCha20-Poly1305 (a revision 4 responder's), and the first data message under AES.
+void compute_aes(Vectors& v, const KeyPair& si, const KeyPair& sr, const KeyPair& ei, const KeyPair& er,
+                 const Timestamp& ts) {
+    std::uint8_t init[initiation_len], resp[response_len], chacha[response_len];
+    auto ist = create_initiation(si, sr.pub, ei, ts, 0x01020304, init, true);
+    REQUIRE(ist);
+    auto cr = consume_initiation(sr, Bytes(init, sizeof init));
+    REQUIRE(cr.state);
+    CHECK(cr.state->offers_aes);
+    CHECK(cr.state->ts == ts);
+    auto rkp = create_response(*cr.state, er, 0x0a0b0c0d, resp, TimePoint{}, no_psk, Suite::aes256_gcm);
+    REQUIRE(create_response(*cr.state, er, 0x0a0b0c0d, chacha, TimePoint{}));
+    auto ikp = consume_response(*ist, si, Bytes(resp, sizeof resp), TimePoint{});
+    REQUIRE(ikp);
+    REQUIRE(consume_response(*ist, si, Bytes(chacha, sizeof chacha), TimePoint{}));
+    REQUIRE(ikp->suite == Suite::aes256_gcm);
+    REQUIRE(rkp->suite == Suite::aes256_gcm);
+    std::uint8_t pkt[transport_header_len + 6 + tag_len];
+    std::memcpy(pkt + transport_header_len, "tn-tun", 6);
+    std::size_t n = seal(*ikp, MsgType::data, pkt, 6, TimePoint{});
+    REQUIRE(n == sizeof pkt);
+    v.aes_data = to_hex(Bytes(pkt, n));
+    REQUIRE(open(*rkp, pkt, n, 0, TimePoint{}).len == std::size_t(6));
+    v.aes_initiation = to_hex(Bytes(init, sizeof init));
+    v.aes_response = to_hex(Bytes(resp, sizeof resp));
+    v.aes_chacha_response = to_hex(Bytes(chacha, sizeof chacha));
+}
 
 // §8's handshake again for a peer with the pre-shared key 0x60, 0x61, …: the initiation is the same,
 // the response and transport keys differ, and a side without that key cannot complete it.
@@ -50,8 +80,10 @@ Vectors compute() {
     auto cr = consume_initiation(sr, Bytes(init, sizeof init));
     REQUIRE(cr.state);
     CHECK(cr.state->remote_static == si.pub);
-    auto rkp = create_response(*cr.state, er, 0x0a0b0c0d, resp, now);
+    // A responder that would choose AES answers this initiation (no offer) as revision 4 did.
+    auto rkp = create_response(*cr.state, er, 0x0a0b0c0d, resp, now, no_psk, Suite::aes256_gcm);
     REQUIRE(rkp);
+    CHECK(rkp->suite == Suite::chacha20_poly1305);
     auto ikp = consume_response(*ist, si, Bytes(resp, sizeof resp), now);
     REQUIRE(ikp);
     CHECK(ikp->send == rkp->recv);
@@ -75,6 +107,7 @@ Vectors compute() {
     v.init_recv = to_hex(bytes(ikp->recv));
     v.data = data_hex;
     compute_psk(v, *ist, *cr.state, si, er);
+    compute_aes(v, si, sr, ei, er, make_timestamp(wall));
     // Cookie reply (§6) to that initiation from 192.0.2.1:40001 with secret 0x20.. and nonce 0x50..
     CookieSource src;
     src.len = 6;
@@ -116,7 +149,8 @@ TEST_CASE("handshake test vectors match the document") {
     REQUIRE(!doc.empty());
     for (const auto* hex : {&v.init_static_pub, &v.resp_static_pub, &v.initiation, &v.response, &v.init_send,
                             &v.init_recv, &v.data, &v.cookie, &v.cookie_reply, &v.mac2, &v.psk_response,
-                            &v.psk_init_send, &v.psk_init_recv}) {
+                            &v.psk_init_send, &v.psk_init_recv, &v.aes_initiation, &v.aes_response,
+                            &v.aes_chacha_response, &v.aes_data}) {
         INFO(*hex);
         CHECK(doc.find(*hex) != std::string::npos);
     }

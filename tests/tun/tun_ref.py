@@ -6,7 +6,7 @@ import hashlib
 import struct
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 CONSTRUCTION = b"Noise_IK_25519_ChaChaPoly_BLAKE2b"
@@ -63,6 +63,14 @@ def AEAD_open(k, n, ct, ad):
     return ChaCha20Poly1305(k).decrypt(bytes(4) + struct.pack("<Q", n), ct, ad)
 
 
+def AEAD_AES(k, n, pt, ad):
+    return AESGCM(k).encrypt(bytes(4) + struct.pack("<Q", n), pt, ad)
+
+
+def AEAD_AES_open(k, n, ct, ad):
+    return AESGCM(k).decrypt(bytes(4) + struct.pack("<Q", n), ct, ad)
+
+
 def _rotl(v, c):
     return ((v << c) & 0xffffffff) | (v >> (32 - c))
 
@@ -92,8 +100,13 @@ def XAEAD_open(k, n24, ct, ad):
 
 # --- §4 handshake --------------------------------------------------------------------------------
 
-def timestamp(seconds, nanos):
-    return struct.pack(">QI", seconds, nanos)
+def timestamp(seconds, nanos, offer_aes=False):
+    """offer_aes: revision 5's offer, the top bit of the nanoseconds field."""
+    return struct.pack(">QI", seconds, nanos | (0x80000000 if offer_aes else 0))
+
+
+def offers_aes(ts):
+    return bool(ts[8] & 0x80)
 
 
 def initial(s_r_pub):
@@ -140,27 +153,34 @@ def consume_initiation(s_r, msg):
     return s_i_pub, ts, dict(ck=ck, h=h, e_i_pub=e_i_pub, s_i_pub=s_i_pub, sender=struct.unpack(">I", msg[4:8])[0])
 
 
-def create_response(state, e_r, sender, psk=bytes(32)):
+def create_response(state, e_r, sender, psk=bytes(32), suite=0):
     """Returns (message, (responder send key, responder receive key)). `psk`: the peer's pre-shared key
-    (32 zero bytes when it has none, §4)."""
+    (32 zero bytes when it has none, §4). `suite`: revision 5's choice (1 only for an offering initiation)."""
     ck, h = state["ck"], state["h"]
     e_pub = public(e_r)
     ck = KDF1(ck, e_pub)
     h = HASH(h, e_pub)
+    if suite != 0:
+        h = HASH(h, bytes([suite]))
     ck = KDF1(ck, DH(e_r, state["e_i_pub"]))
     ck = KDF1(ck, DH(e_r, state["s_i_pub"]))
     ck, k = KDF2(ck, psk)
     enc_empty = AEAD(k, 0, b"", h)
-    msg = bytes([2, 0, 0, 0]) + struct.pack(">II", sender, state["sender"]) + e_pub + enc_empty
+    msg = bytes([2, suite, 0, 0]) + struct.pack(">II", sender, state["sender"]) + e_pub + enc_empty
     msg += MAC(HASH(LABEL_MAC1, state["s_i_pub"]), msg)
     assert len(msg) == 76
     t_ir, t_ri = KDF2(ck, b"")
     return msg, (t_ri, t_ir)
 
 
-def consume_response(state, msg, psk=bytes(32)):
+def consume_response(state, msg, psk=bytes(32), offered_aes=False):
     """The initiator's side; returns (send key, receive key, the responder's index)."""
-    if len(msg) != 76 or msg[0] != 2 or msg[1:4] != bytes(3):
+    return consume_response_suite(state, msg, psk, offered_aes)[:3]
+
+
+def consume_response_suite(state, msg, psk=bytes(32), offered_aes=False):
+    """As consume_response, plus the suite the response names (revision 5)."""
+    if len(msg) != 76 or msg[0] != 2 or msg[2:4] != bytes(2) or msg[1] not in ((0, 1) if offered_aes else (0,)):
         raise ValueError("not a response")
     if MAC(HASH(LABEL_MAC1, public(state["s_i"])), msg[:60]) != msg[60:76]:
         raise ValueError("bad mac1")
@@ -170,24 +190,26 @@ def consume_response(state, msg, psk=bytes(32)):
     e_r_pub = msg[12:44]
     ck = KDF1(ck, e_r_pub)
     h = HASH(h, e_r_pub)
+    if msg[1] != 0:
+        h = HASH(h, msg[1:2])
     ck = KDF1(ck, DH(state["e_i"], e_r_pub))
     ck = KDF1(ck, DH(state["s_i"], e_r_pub))
     ck, k = KDF2(ck, psk)
     AEAD_open(k, 0, msg[44:60], h)
     t_ir, t_ri = KDF2(ck, b"")
-    return t_ir, t_ri, struct.unpack(">I", msg[4:8])[0]
+    return t_ir, t_ri, struct.unpack(">I", msg[4:8])[0], msg[1]
 
 
 # --- §3 transport, §6 cookies, §5 push -----------------------------------------------------------
 
-def seal(msg_type, key, receiver, counter, payload):
+def seal(msg_type, key, receiver, counter, payload, suite=0):
     header = bytes([msg_type, 0, 0, 0]) + struct.pack(">IQ", receiver, counter)
-    return header + AEAD(key, counter, payload, header)
+    return header + (AEAD_AES if suite == 1 else AEAD)(key, counter, payload, header)
 
 
-def open_transport(key, msg):
+def open_transport(key, msg, suite=0):
     header = msg[:16]
-    return AEAD_open(key, struct.unpack(">Q", header[8:16])[0], msg[16:], header)
+    return (AEAD_AES_open if suite == 1 else AEAD_open)(key, struct.unpack(">Q", header[8:16])[0], msg[16:], header)
 
 
 def cookie_source_ipv4(ip, port):

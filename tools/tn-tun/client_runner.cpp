@@ -169,7 +169,8 @@ private:
     }
 
     std::string status(bool json) const {
-        ClientStatus st{o_.tun, o_.server, server_.str(), core_.connected(), applied_, last_handshake_, core_.stats(), {}};
+        ClientStatus st{o_.tun, o_.server, server_.str(), core_.connected(), applied_, last_handshake_, core_.stats(), {}, {}};
+        if (auto* kp = core_.current_keypair()) st.suite = kp->suite;
         for (auto& r : routes_.added()) st.routes.push_back(r.str());
         for (auto& r : routes6_.added()) st.routes.push_back(tun::cidr_str(r) + " dev " + tun_.name());
         for (auto& s : routes_.policy()) st.routes.push_back(s.str());
@@ -322,6 +323,7 @@ private:
         if (fresh.core.server_public != o_.core.server_public) later += " server_public_key";
         if (fresh.tun != o_.tun) later += " tun";
         if (fresh.fwmark != o_.fwmark) later += " fwmark";
+        if (fresh.core.offer_aes != o_.core.offer_aes) later += " cipher";
         if (fresh.server != o_.server) {
             try {
                 server_ = resolve(fresh.server);

@@ -122,9 +122,23 @@ void parse_nat(const config::Table& s, ServerOptions& o) {
     }
 }
 
+// `cipher` (PROTOCOL.tun.md §4, revision 5): whether this side offers (client) or chooses (server)
+// AES-256-GCM. "auto" does where the CPU has AES-NI (libsodium's AES-GCM needs it); "aes-256-gcm"
+// insists, so a CPU without it is a config error rather than a silent ChaCha20-Poly1305.
+bool parse_cipher(const config::Table& t) {
+    auto v = t.string("cipher");
+    if (!v || *v == "auto") return tun::aes_gcm_available();
+    if (*v == "aes-256-gcm") {
+        if (!tun::aes_gcm_available()) t.error("cipher", "aes-256-gcm needs AES-NI, which this CPU does not have");
+        return true;
+    }
+    if (*v != "chacha20-poly1305") t.error("cipher", "expected \"auto\", \"aes-256-gcm\" or \"chacha20-poly1305\"");
+    return false;
+}
+
 // The [server] table's keys into `o` (its peers come after: they depend on subnet6 and listen).
 void load_server_table(const config::Table& s, const std::filesystem::path& file, ServerOptions& o) {
-    s.allow_only({"listen", "private_key_file", "tun", "subnet", "subnet6", "mtu", "dns", "routes", "nat"});
+    s.allow_only({"listen", "private_key_file", "tun", "subnet", "subnet6", "mtu", "dns", "routes", "nat", "cipher"});
     if (auto v = s.string("listen")) {
         checked(s, "listen", [&] { parse_host_port(*v); });
         o.listen = *v;
@@ -158,6 +172,7 @@ void load_server_table(const config::Table& s, const std::filesystem::path& file
     if (auto v = s.strings("dns")) parse_dns(s, *v, v6, o.core.dns, o.core.dns6);
     if (auto v = s.strings("routes")) parse_pushed(s, "routes", *v, v6, listen6, o.core.routes, o.core.routes6);
     parse_nat(s, o);
+    o.core.aes = parse_cipher(s);
 }
 
 // A peer's own `routes` (the networks behind it): IPv4 ones cut to their network, IPv6 ones need subnet6.
@@ -223,7 +238,7 @@ ClientOptions load_client(const std::filesystem::path& file) {
     o.config_file = file;
     auto c = doc.require_table("client");
     c.allow_only({"server", "private_key_file", "server_public_key", "preshared_key_file", "tun", "apply_routes",
-                  "default_route", "apply_dns", "fwmark", "persistent_keepalive", "on_up", "on_down"});
+                  "default_route", "apply_dns", "fwmark", "persistent_keepalive", "on_up", "on_down", "cipher"});
     if (auto v = c.require_string("server")) {
         checked(c, "server", [&] { parse_host_port(*v); });
         o.server = *v;
@@ -253,6 +268,7 @@ ClientOptions load_client(const std::filesystem::path& file) {
     if (auto v = c.integer("persistent_keepalive", 0, 3600)) o.core.keepalive = std::chrono::seconds(*v);
     if (auto v = c.string("on_up")) o.on_up = *v;
     if (auto v = c.string("on_down")) o.on_down = *v;
+    o.core.offer_aes = parse_cipher(c);
     doc.finish();
     return o;
 }

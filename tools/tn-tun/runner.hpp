@@ -36,6 +36,7 @@ struct ClientStatus {
     std::optional<std::chrono::system_clock::time_point> last_handshake;
     tun::ClientStats stats;
     std::vector<std::string> routes;  // the routes this client added to the host
+    std::optional<tun::Suite> suite;  // of the session in use
 };
 std::string render_client_status(const ClientStatus& s, bool json);
 

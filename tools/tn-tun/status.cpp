@@ -31,7 +31,9 @@ std::string render_status(const tun::ServerCore& core, const ServerOptions& o, b
                << (p->address && o.core.subnet6 ? json_quote(tun::ipv6_str(p->address6)) : "null")
                << ",\"endpoint\":" << (p->endpoint ? json_quote(p->endpoint->str()) : "null")
                << ",\"last_handshake\":" << (p->last_handshake ? json_quote(when(p->last_handshake)) : "null")
-               << ",\"connected\":" << (p->current ? "true" : "false") << ",\"rx_packets\":" << p->stats.rx_packets
+               << ",\"connected\":" << (p->current ? "true" : "false")
+               << ",\"cipher\":" << (p->current ? json_quote(tun::suite_name(p->current->suite)) : "null")
+               << ",\"rx_packets\":" << p->stats.rx_packets
                << ",\"rx_bytes\":" << p->stats.rx_bytes << ",\"tx_packets\":" << p->stats.tx_packets
                << ",\"tx_bytes\":" << p->stats.tx_bytes << ",\"keepalives_rx\":" << p->stats.keepalives_rx
                << ",\"handshakes\":" << p->stats.handshakes << "}";
@@ -56,7 +58,8 @@ std::string render_status(const tun::ServerCore& core, const ServerOptions& o, b
            << "  address " << (p->address ? tun::ipv4_str(p->address) : "(none yet)")
            << (p->address && o.core.subnet6 ? "  address6 " + tun::ipv6_str(p->address6) : "") << "  endpoint "
            << (p->endpoint ? p->endpoint->str() : "(none)") << "  last handshake "
-           << (p->last_handshake ? when(p->last_handshake) : "never") << "\n"
+           << (p->last_handshake ? when(p->last_handshake) : "never")
+           << (p->current ? std::string("  cipher ") + tun::suite_name(p->current->suite) : "") << "\n"
            << "  rx " << p->stats.rx_packets << " packets " << p->stats.rx_bytes << " bytes  tx " << p->stats.tx_packets
            << " packets " << p->stats.tx_bytes << " bytes\n";
     }
@@ -81,6 +84,7 @@ std::string render_client_status(const ClientStatus& s, bool json) {
            << ",\"address\":" << (s.applied ? json_quote(address) : "null")
            << ",\"address6\":" << (address6.empty() ? "null" : json_quote(address6)) << ",\"mtu\":" << (s.applied ? std::to_string(s.applied->mtu) : "null")
            << ",\"last_handshake\":" << (s.last_handshake ? json_quote(when(s.last_handshake)) : "null")
+           << ",\"cipher\":" << (s.suite ? json_quote(tun::suite_name(*s.suite)) : "null")
            << ",\"rx_packets\":" << st.rx_packets << ",\"rx_bytes\":" << st.rx_bytes << ",\"tx_packets\":" << st.tx_packets
            << ",\"tx_bytes\":" << st.tx_bytes << ",\"handshakes\":" << st.handshakes_done
            << ",\"cookies\":" << st.cookies << ",\"dropped\":" << st.dropped << ",\"routes\":[";
@@ -92,7 +96,8 @@ std::string render_client_status(const ClientStatus& s, bool json) {
        << (s.connected ? "connected" : "not connected") << "\n"
        << "  address " << (s.applied ? address : "(none yet)") << (address6.empty() ? "" : "  address6 " + address6)
        << "  last handshake "
-       << (s.last_handshake ? when(s.last_handshake) : "never") << "\n"
+       << (s.last_handshake ? when(s.last_handshake) : "never")
+       << (s.suite ? std::string("  cipher ") + tun::suite_name(*s.suite) : "") << "\n"
        << "  rx " << st.rx_packets << " packets " << st.rx_bytes << " bytes  tx " << st.tx_packets << " packets "
        << st.tx_bytes << " bytes  handshakes " << st.handshakes_done << "\n";
     for (auto& r : s.routes) os << "  route " << r << "\n";
