@@ -5,7 +5,9 @@ server A (the tunnel's subnet only), and as a full tunnel through A's NAT to a t
 ("the internet", reached only from A) for tn-tun (default_route + nat) and wireguard-go
 (AllowedIPs 0.0.0.0/0 with wg-quick's fwmark rules, nft masquerade on A).
 Usage (root): bench/tun/run.py [path/to/tn-tun] [seconds] [only,these,paths]. Prints a table and
-ratios to tn-tun. TN_TUN_OFFLOAD=0 in the environment measures tn-tun without its offloads."""
+ratios to tn-tun (its row is `cipher = "auto"`: AES-256-GCM where the CPU has AES-NI; the
+"tn-tun chacha20-poly1305" row forces the other suite) and to the bare veth. TN_TUN_OFFLOAD=0 in
+the environment measures tn-tun without its offloads."""
 import base64
 import json
 import os
@@ -118,8 +120,9 @@ class Bench:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def tn_tun(b, full=False):
-    """tn-tun B -> A; full: B's `default_route = true` and A's `nat` out of its device towards I."""
+def tn_tun(b, full=False, cipher="auto"):
+    """tn-tun B -> A; full: B's `default_route = true` and A's `nat` out of its device towards I.
+    cipher: both sides' `cipher` ("auto" is AES-256-GCM on a CPU with AES-NI)."""
     def key(name):
         priv = sh(TN, "keygen").stdout.strip()
         with open(os.path.join(b.dir, name + ".key"), "w") as f:
@@ -128,11 +131,11 @@ def tn_tun(b, full=False):
     spub, cpub = key("server"), key("client")
     with open(os.path.join(b.dir, "server.toml"), "w") as f:
         f.write(f'[server]\nlisten = "{A_IP}:51820"\nprivate_key_file = "server.key"\ntun = "tnb0"\n'
-                f'subnet = "10.99.0.0/24"\nmtu = 1420\n' + (f'nat = "{b.wan}"\n' if full else "") +
+                f'subnet = "10.99.0.0/24"\nmtu = 1420\ncipher = "{cipher}"\n' + (f'nat = "{b.wan}"\n' if full else "") +
                 f'[[peer]]\nname = "b"\npublic_key = "{cpub}"\n')
     with open(os.path.join(b.dir, "client.toml"), "w") as f:
         f.write(f'[client]\nserver = "{A_IP}:51820"\nprivate_key_file = "client.key"\nserver_public_key = "{spub}"\n'
-                f'tun = "tnb0"\n' + ("default_route = true\n" if full else ""))
+                f'tun = "tnb0"\ncipher = "{cipher}"\n' + ("default_route = true\n" if full else ""))
     env = dict(os.environ, TN_STATE_DIR=b.dir)
     b.spawn(b.a, TN, "-q", "server", "-c", os.path.join(b.dir, "server.toml"), env=env)
     time.sleep(0.3)
@@ -220,7 +223,9 @@ def main():
     b = Bench()
     try:
         results["bare veth"] = b.measure(A_IP)
-        rows = (("tn-tun", tn_tun, None), ("wireguard-go", wireguard, wireguard_down),
+        rows = (("tn-tun", tn_tun, None),
+                ("tn-tun chacha20-poly1305", lambda b: tn_tun(b, cipher="chacha20-poly1305"), None),
+                ("wireguard-go", wireguard, wireguard_down),
                 ("OpenVPN AES-256-GCM", openvpn, None),
                 ("tn-tun" + FULL, lambda b: tn_tun(b, full=True), None),
                 ("wireguard-go" + FULL, lambda b: wireguard(b, full=True), wireguard_down))
@@ -245,12 +250,15 @@ def main():
 def report(results):
     """The table; each row's ratio is to tn-tun on the same path (subnet only, or full tunnel + NAT)."""
     # CPU: both daemons together during the iperf3 run, % of one core (wireguard-go forks away: -).
-    print(f"{'path':<29}{'Gbit/s':>9}{'ping p50 ms':>13}{'tn-tun x':>10}{'daemon CPU %':>14}")
+    # veth x: each row's throughput over the bare veth's in the same run (issue 23 aims tn-tun at 0.5).
+    print(f"{'path':<29}{'Gbit/s':>9}{'ping p50 ms':>13}{'tn-tun x':>10}{'veth x':>8}{'daemon CPU %':>14}")
+    veth = results.get("bare veth", (0, 0, 0))[0]
     for name, (gbit, rtt, cpu) in results.items():
         tn = results.get("tn-tun" + FULL if name.endswith(FULL) else "tn-tun")
         ratio = f"{tn[0] / gbit:.2f}" if tn and not name.startswith("tn-tun") else "-"
         shown = f"{cpu:.0f}" if name.startswith("tn-tun") or name.startswith("OpenVPN") else "-"
-        print(f"{name:<29}{gbit:>9.2f}{rtt:>13.3f}{ratio:>10}{shown:>14}")
+        of_veth = f"{gbit / veth:.2f}" if veth else "-"
+        print(f"{name:<29}{gbit:>9.2f}{rtt:>13.3f}{ratio:>10}{of_veth:>8}{shown:>14}")
     for name in ("tn-tun", "wireguard-go"):
         if name in results and name + FULL in results:
             full, sub = results[name + FULL], results[name]
