@@ -192,6 +192,11 @@ bool Table::is_boolean(std::string_view key) const {
     return n != nullptr && n->is_boolean();
 }
 
+bool Table::is_array(std::string_view key) const {
+    const auto* n = get(key);
+    return n != nullptr && n->is_array();
+}
+
 std::optional<bool> Table::boolean(std::string_view key) const {
     const auto* n = get(key);
     if (n == nullptr) return std::nullopt;

@@ -69,6 +69,7 @@ public:
     bool has(std::string_view key) const;
     std::vector<std::string> keys() const;        // every key of this table (importers list what they skip)
     bool is_boolean(std::string_view key) const;  // for keys that take true/false or a string
+    bool is_array(std::string_view key) const;    // for keys that take a string or a list of them
     std::optional<std::string> string(std::string_view key) const;
     std::optional<std::int64_t> integer(std::string_view key, std::int64_t lo, std::int64_t hi) const;
     std::optional<bool> boolean(std::string_view key) const;

@@ -45,7 +45,10 @@ int run_import(const ImportArgs& a) {
 
 // The flags `serve` and `use` share; `serve` adds what only a published port has.
 void add_quick_flags(CLI::App* sub, tn::vnet::QuickArgs& q) {
-    sub->add_option("--route", q.route, "The route's HOST:PORT")->required();
+    sub->add_option("--route", q.routes, "The route's HOST:PORT; repeat for failover routes, in order")
+        ->required()
+        ->expected(1)
+        ->take_all();
     sub->add_option("--token-file", q.token_file, "File holding the group's token (mode 0600)")->required();
     sub->add_option("--fingerprint", q.fingerprint, "The route's certificate fingerprint ('tn-route fingerprint')")->required();
     sub->add_option("--group", q.group, "Group (default: default)");

@@ -16,7 +16,7 @@ VnetConfig quick_config(const QuickArgs& a) {
     VnetConfig c;
     const char* verb = a.serve ? "serve" : "use";
     try {
-        c.route = parse_host_port(a.route);
+        c.routes = parse_routes(a.routes);
     } catch (const ParseError& e) {
         usage(std::string("--route: ") + e.what());
     }

@@ -11,7 +11,8 @@ namespace tn::vnet {
 
 struct QuickArgs {
     bool serve = true;  // serve: publish a local port; use: map a serve id to a local port
-    std::string route, token_file, fingerprint, group = "default", name, ip = "127.0.0.1";
+    std::vector<std::string> routes;  // --route, repeatable: failover order
+    std::string token_file, fingerprint, group = "default", name, ip = "127.0.0.1";
     int id = 0;  // serve: 0 = let the route assign one; use: 1-999, required
     int port = 0;
     std::string type = "tcp";  // or "udp"

@@ -15,7 +15,7 @@ namespace tn::vnet {
 using namespace relay;
 
 VnetAgent::VnetAgent(asio::io_context& io, VnetConfig cfg, const log::Logger& log, double time_scale)
-    : io_(io), cfg_(std::move(cfg)), log_(log), route_log_(log.with("route", cfg_.route.str())), scale_(time_scale),
+    : io_(io), cfg_(std::move(cfg)), log_(log), route_log_(log.with("route", cfg_.routes.front().str())), scale_(time_scale),
       retry_timer_(io), hb_timer_(io),
       unserve_timer_(io),
       unserve_timers_(static_cast<std::uint64_t>(180000 * time_scale), static_cast<std::uint64_t>(60000 * time_scale)) {
@@ -52,7 +52,7 @@ std::string instance_stem(const VnetConfig& cfg) {
     // What identifies an instance is where it connects and as whom, not its display name alone: a vnet
     // `a` for one route must not block an `a` for another. The name stays readable in the file name
     // (made safe for a path); a hash of route, group and name tells instances apart.
-    std::string id = cfg.route.str() + '\0' + cfg.group + '\0' + cfg.name;
+    std::string id = cfg.routes.front().str() + '\0' + cfg.group + '\0' + cfg.name;
     auto md = relay::sha256(id);
     std::string safe;
     for (char c : cfg.name.substr(0, 32)) safe += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ? c : '_';
@@ -88,6 +88,8 @@ std::string ctl_socket_path(const VnetConfig& cfg) { return (state_dir_path() / 
 void VnetAgent::start() {
     start_ctl();
     expire_unserves();
+    route_idx_ = 0;
+    round_left_ = cfg_.routes.size() - 1;
     connect();
 }
 
@@ -143,9 +145,10 @@ void VnetAgent::open_route(OnStream done, bool control) {
     };
     if (!route_eps_.empty()) return go();
     auto res = std::make_shared<tcp::resolver>(io_);
-    res->async_resolve(cfg_.route.host, std::to_string(cfg_.route.port),
-                       [this, res, go, done](relay::error_code ec, tcp::resolver::results_type r) {
-                           if (ec) return done(ec, nullptr, "cannot resolve " + cfg_.route.host + ": " + ec.message());
+    auto route = current_route();
+    res->async_resolve(route.host, std::to_string(route.port),
+                       [this, res, go, done, route](relay::error_code ec, tcp::resolver::results_type r) {
+                           if (ec) return done(ec, nullptr, "cannot resolve " + route.host + ": " + ec.message());
                            route_eps_.assign(r.begin(), r.end());
                            go();
                        });
@@ -153,6 +156,8 @@ void VnetAgent::open_route(OnStream done, bool control) {
 
 void VnetAgent::connect() {
     if (stopped_) return;
+    if (route_idx_ >= cfg_.routes.size()) route_idx_ = 0;  // a reload shortened the list meanwhile
+    route_log_ = log_.with("route", current_route().str());
     route_eps_.clear();  // re-resolve on every control reconnect: the route may have moved
     open_route([this](relay::error_code ec, StreamPtr s, std::string why) {
         if (stopped_) return;
@@ -162,14 +167,52 @@ void VnetAgent::connect() {
     }, true);
 }
 
-void VnetAgent::schedule_reconnect(const std::string& why) {
-    if (stopped_) return;
-    auto ms = backoff_.next(backoff_.jitter(relay::random_unit())).count();
-    route_log_.warn("unavailable (", why, "); retrying in ", ms, " ms");
-    retry_timer_.expires_after(std::chrono::milliseconds(ms));
+// The pause before trying the next address: uniform up to the backoff's first step (0.5 s), so the
+// vnets of a route that died together spread out over the next one instead of arriving in one burst.
+static Clock::duration hop_delay(const Backoff& b) {
+    return std::chrono::duration_cast<Clock::duration>(b.policy().initial * relay::random_unit());
+}
+
+void VnetAgent::retry_after(Clock::duration d) {
+    retry_timer_.expires_after(d);
     retry_timer_.async_wait([this](relay::error_code ec) {
         if (!ec) connect();
     });
+}
+
+void VnetAgent::schedule_reconnect(const std::string& why) {
+    if (stopped_) return;
+    auto n = cfg_.routes.size();
+    if (round_left_ > 0 && n > 1) {
+        --round_left_;
+        route_idx_ = (route_idx_ + 1) % n;
+        route_log_.warn("unavailable (", why, "); trying ", current_route().str(), " next");
+        return retry_after(hop_delay(backoff_));
+    }
+    // A whole round failed: the capped backoff, then the list again from its first address.
+    auto ms = backoff_.next(backoff_.jitter(relay::random_unit())).count();
+    route_log_.warn("unavailable (", why, "); retrying ", n > 1 ? "the route list" : "", " in ", ms, " ms");
+    route_idx_ = 0;
+    round_left_ = n - 1;
+    retry_after(std::chrono::milliseconds(ms));
+}
+
+void VnetAgent::after_session(const std::string& why, bool from_top) {
+    auto n = cfg_.routes.size();
+    if (from_top) {
+        route_idx_ = 0;
+        round_left_ = n - 1;
+        return retry_after(hop_delay(backoff_));
+    }
+    if (n == 1) {
+        round_left_ = 0;
+        return schedule_reconnect(why);
+    }
+    // The route we lost is tried again only after the others: it has just failed.
+    route_idx_ = (route_idx_ + 1) % n;
+    round_left_ = n - 2;
+    route_log_.warn("moving to ", current_route().str());
+    retry_after(hop_delay(backoff_));
 }
 
 void VnetAgent::on_control(StreamPtr s) {
@@ -224,7 +267,7 @@ void VnetAgent::on_control(StreamPtr s) {
                 writer_->on_error = [this, s](relay::error_code e) {
                     if (s == ctl_) lost("write failed: " + e.message());
                 };
-                route_log_ = log_.with("route", cfg_.route.str()).with("vnet_id", std::to_string(vnet_id_));
+                route_log_ = log_.with("route", current_route().str()).with("vnet_id", std::to_string(vnet_id_));
                 route_log_.info("connected as vnet ", vnet_id_, " (", cfg_.name, ", group ", cfg_.group, ")");
                 for (auto& ls : serves_)
                     if (ls.cfg.active) register_serve(ls);
@@ -269,8 +312,9 @@ void VnetAgent::lost(const std::string& why) {
     pings_.clear();
     waiting_.clear();
     route_log_.warn("lost the route: ", why);
-    route_log_ = log_.with("route", cfg_.route.str());  // no vnet id until the next welcome
-    if (!stopped_) schedule_reconnect(why);
+    route_log_ = log_.with("route", current_route().str());  // no vnet id until the next welcome
+    bool from_top = std::exchange(restart_round_, false);
+    if (!stopped_) after_session(why, from_top);
 }
 
 void VnetAgent::heartbeat() {

@@ -92,9 +92,21 @@ public:
     void reload(const std::string& file, ReplyFn reply);
 
 private:
+    // reload: the current route's index in the new list `next` (none: it left the list; the session
+    // moves), noting a changed list in `changes`; then, with the new config in force, where the
+    // session or the next attempt stands in it.
+    std::optional<std::size_t> route_in(const std::vector<HostPort>& next, std::vector<std::string>& changes) const;
+    void place_route(std::optional<std::size_t> kept);
     using OnStream = std::function<void(relay::error_code, relay::StreamPtr, std::string why)>;
     void connect();
+    // An attempt on the current route failed before the route welcomed us: the next address of the
+    // round at once (jittered), or, the round done, the capped backoff and a new round from the top.
     void schedule_reconnect(const std::string& why);
+    // Where the next attempt goes after the session to the current route ended: the next address
+    // (then round the others), or with one address the backoff. `from_top`: a new round in list order.
+    void after_session(const std::string& why, bool from_top);
+    void retry_after(Clock::duration d);
+    const HostPort& current_route() const { return cfg_.routes[route_idx_]; }
     // A TCP connection to the route: TLS with the pinned fingerprint for the control connection,
     // plain for links.
     void open_route(OnStream done, bool control = false);
@@ -193,7 +205,10 @@ private:
     double scale_;
     std::uint64_t instance_ = relay::random_u64();
     std::optional<asio::ssl::context> tls_;
-    std::vector<tcp::endpoint> route_eps_;
+    std::vector<tcp::endpoint> route_eps_;  // current_route()'s addresses: the control session's and its links'
+    std::size_t route_idx_ = 0;             // index in cfg_.routes of the route in use or being tried
+    std::size_t round_left_ = 0;            // addresses of this round still to try before the backoff
+    bool restart_round_ = false;            // the session ends by reload: a new round from the top
     relay::StreamPtr ctl_;
     std::shared_ptr<relay::FrameWriter> writer_;
     bool connected_ = false, stopped_ = false;
@@ -223,8 +238,9 @@ private:
 // ensure_state_dir(), refused (config error, 78) unless we own it and it is closed to others.
 std::filesystem::path private_state_dir();
 
-// "tn-vnet-NAME-KEY": KEY is 12 hex digits of SHA-256(route, group, name), so that instances are told
-// apart by what identifies them; the lock and the control socket are named after it.
+// "tn-vnet-NAME-KEY": KEY is 12 hex digits of SHA-256(first route, group, name), so that instances are
+// told apart by what identifies them; the lock and the control socket are named after it. Only the
+// first address counts: adding or removing failover routes keeps the name (and `ctl -c FILE` finds it).
 std::string instance_stem(const VnetConfig& cfg);
 // $STATE/tn-vnet-NAME-KEY.sock
 std::string ctl_socket_path(const VnetConfig& cfg);

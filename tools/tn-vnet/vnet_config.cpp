@@ -1,6 +1,7 @@
 // Loads tn-vnet's TOML config: [route], [vnet], [[serve]], [[use]], checked with key locations.
 #include "vnet_config.hpp"
 
+#include <algorithm>
 #include <set>
 
 #include "base/error.hpp"
@@ -23,18 +24,49 @@ Secret token_from_file(const config::Table& t, const std::string& config_path, c
     }
 }
 
+std::vector<HostPort> parse_routes(const std::vector<std::string>& list) {
+    if (list.empty()) throw ParseError("list at least one route (\"HOST:PORT\")");
+    if (list.size() > kMaxRoutes) throw ParseError("at most " + std::to_string(kMaxRoutes) + " routes");
+    std::vector<HostPort> out;
+    for (const auto& a : list) {
+        HostPort hp;
+        try {
+            hp = parse_host_port(a);
+        } catch (const ParseError& e) {
+            throw ParseError("'" + a + "': " + e.what());
+        }
+        // Twice in the list would make a failover round try the same route again as if it were another.
+        if (std::find(out.begin(), out.end(), hp) != out.end()) throw ParseError("'" + a + "' is listed twice");
+        out.push_back(std::move(hp));
+    }
+    return out;
+}
+
+std::string routes_text(const std::vector<HostPort>& routes) {
+    std::string s;
+    for (const auto& r : routes) s += (s.empty() ? "" : ", ") + r.str();
+    return s;
+}
+
 namespace {
+
+// [route] address: "HOST:PORT" or a list of them in failover order.
+void load_address(const config::Table& r, VnetConfig& c) {
+    std::optional<std::vector<std::string>> list;
+    if (r.is_array("address")) list = r.strings("address");
+    else if (auto a = r.require_string("address")) list = std::vector<std::string>{*a};
+    if (!list) return;
+    try {
+        c.routes = parse_routes(*list);
+    } catch (const ParseError& e) {
+        r.error("address", e.what());
+    }
+}
 
 // [route]: where the route listens, how we prove ourselves to it, and how we know it is the one.
 void load_route(const config::Table& r, const std::string& path, VnetConfig& c) {
     r.allow_only({"address", "token", "token_file", "fingerprint", "tls"});
-    if (auto a = r.require_string("address")) {
-        try {
-            c.route = parse_host_port(*a);
-        } catch (const ParseError& e) {
-            r.error("address", e.what());
-        }
-    }
+    load_address(r, c);
     if (r.has("token") && r.has("token_file")) r.error("token_file", "set token or token_file, not both");
     if (auto f = r.string("token_file")) {
         c.token = token_from_file(r, path, *f);

@@ -44,7 +44,9 @@ struct UseCfg {
 
 struct VnetConfig {
     std::string source;
-    HostPort route;
+    // [route] address: one route, or several in failover order (the agent stays on the first that
+    // answers and moves down the list when its session ends); never empty, no address twice.
+    std::vector<HostPort> routes;
     Secret token;
     std::string fingerprint;  // normalised "sha256:<hex>"
     bool tls = true;
@@ -66,6 +68,16 @@ struct VnetConfig {
     std::vector<ServeCfg> serves;
     std::vector<UseCfg> uses;
 };
+
+// At most this many routes in one [route] address list.
+inline constexpr std::size_t kMaxRoutes = 16;
+
+// [route] address's list (or --route's repeats), each "HOST:PORT": at least one, at most kMaxRoutes,
+// none twice. Throws ParseError naming the bad entry.
+std::vector<HostPort> parse_routes(const std::vector<std::string>& list);
+
+// The routes as the user wrote them, comma-separated (logs and messages).
+std::string routes_text(const std::vector<HostPort>& routes);
 
 // The token in `file` (token_file = ..., relative to the config's folder); a problem is recorded on t.
 Secret token_from_file(const config::Table& t, const std::string& config_path, const std::string& file);

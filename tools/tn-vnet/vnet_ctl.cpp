@@ -126,7 +126,10 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
     } else if (what == "vnet") {
         if (json) {
             o << "{\"name\":" << json_quote_text(cfg_.name) << ",\"group\":" << json_quote_text(cfg_.group)
-              << ",\"route\":" << json_quote_text(cfg_.route.str()) << ",\"tls\":" << (cfg_.tls ? "true" : "false")
+              << ",\"route\":" << json_quote_text(current_route().str()) << ",\"routes\":[";
+            for (std::size_t i = 0; i < cfg_.routes.size(); ++i)
+                o << (i ? "," : "") << json_quote_text(cfg_.routes[i].str());
+            o << "],\"route_index\":" << route_idx_ << ",\"tls\":" << (cfg_.tls ? "true" : "false")
               << ",\"connected\":" << (connected_ ? "true" : "false") << ",\"vnet_id\":" << vnet_id_
               << ",\"allow_unserve\":" << (cfg_.allow_unserve ? "true" : "false")
               << ",\"unserve_remote\":" << (cfg_.unserve_remote ? "true" : "false")
@@ -134,7 +137,10 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
               << ",\"bytes\":" << bytes_total_ << ",\"e2e\":" << (cfg_.e2e_secret ? "true" : "false")
               << ",\"e2e_refused\":" << e2e_refused_ << "}\n";
         } else {
-            o << "name " << esc(cfg_.name) << "  group " << esc(cfg_.group) << "  route " << esc(cfg_.route.str())
+            o << "name " << esc(cfg_.name) << "  group " << esc(cfg_.group) << "  route " << esc(current_route().str())
+              << (cfg_.routes.size() > 1
+                      ? " (" + std::to_string(route_idx_ + 1) + " of " + esc(routes_text(cfg_.routes)) + ")"
+                      : "")
               << (connected_ ? "  connected as vnet " + std::to_string(vnet_id_) : "  not connected") << "\n"
               << "allow_unserve " << cfg_.allow_unserve << "  unserve_remote " << cfg_.unserve_remote
               << "  unserve_num " << cfg_.unserve_num << "  links " << links_total_ << "  bytes " << bytes_total_

@@ -41,6 +41,19 @@ std::string find_socket(const std::string& config, const std::string& socket) {
 
 }  // namespace
 
+std::optional<std::size_t> VnetAgent::route_in(const std::vector<HostPort>& next, std::vector<std::string>& changes) const {
+    if (next != cfg_.routes) changes.push_back("routes " + routes_text(next));
+    auto it = std::find(next.begin(), next.end(), current_route());
+    if (it == next.end()) return std::nullopt;
+    return static_cast<std::size_t>(it - next.begin());
+}
+
+void VnetAgent::place_route(std::optional<std::size_t> kept) {
+    // The same route at its new place, else a new round from the top of the new list.
+    route_idx_ = kept.value_or(0);
+    round_left_ = kept ? std::min(round_left_, cfg_.routes.size() - 1) : cfg_.routes.size() - 1;
+}
+
 void VnetAgent::reload(const std::string& file, ReplyFn reply) {
     VnetConfig next;
     try {
@@ -49,7 +62,8 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
         return reply(Reply{78, std::string("reload failed, keeping the running config: ") + e.what() + "\n"});
     }
     std::vector<std::string> changes;
-    bool reconnect = next.route != cfg_.route || next.token.expose() != cfg_.token.expose() || next.group != cfg_.group ||
+    auto kept = route_in(next.routes, changes);  // a changed list moves the session only if its route left it
+    bool reconnect = !kept || next.token.expose() != cfg_.token.expose() || next.group != cfg_.group ||
                      next.name != cfg_.name || next.tls != cfg_.tls || next.fingerprint != cfg_.fingerprint;
     auto same_serve = [](const ServeCfg& a, const ServeCfg& b) {
         return a.id == b.id && a.ip == b.ip && a.port == b.port && a.info == b.info && a.active == b.active &&
@@ -103,6 +117,7 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
     auto keep_serves = std::move(serves_);
     auto keep_uses = std::move(uses_);
     cfg_ = std::move(next);
+    place_route(kept);
     pools_.set_target(cfg_.link_pool);
     if (pool_changed && !reconnect) {
         drop_pools();
@@ -112,7 +127,7 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
     uses_ = std::move(keep_uses);
     if (reconnect) {
         changes.push_back("route settings: reconnecting");
-        if (connected_) lost("config reloaded with new route settings");
+        if (connected_) restart_round_ = true, lost("config reloaded with new route settings");  // lost() takes the flag
     }
     std::string text = changes.empty() ? "reload: nothing changed" : "reload: ";
     for (std::size_t i = 0; i < changes.size(); ++i) text += (i ? ", " : "") + changes[i];
@@ -141,7 +156,7 @@ int run_loaded(VnetConfig cfg, const std::string& config, const log::Logger& log
     auto lock = FileLock::try_acquire(state_dir_path() / (instance_stem(cfg) + ".lock"));
     if (!lock)
         throw Error(ExitCode::temp_fail, "a tn-vnet named '" + cfg.name + "' in group '" + cfg.group + "' for route " +
-                                             cfg.route.str() + " already runs here");
+                                             cfg.routes.front().str() + " already runs here");
     bool terminal = cfg.terminal;
     // The TLS control connection writes through OpenSSL's socket BIO (plain write(2), no
     // MSG_NOSIGNAL): a peer that closed would otherwise kill the process with SIGPIPE.
