@@ -11,9 +11,7 @@
 namespace tn::tun {
 
 namespace {
-bool overlap(const Route& a, const Route& b) {
-    return covers(a, b.addr) || covers(b, a.addr);
-}
+bool overlap(const Route& a, const Route& b) { return covers(a, b.addr) || covers(b, a.addr); }
 }  // namespace
 
 void ServerCore::check_site_routes(const ServerSettings& s) {
@@ -46,8 +44,8 @@ void ServerCore::check_site_routes(const ServerSettings& s) {
         std::size_t n = (pc.push_routes ? *pc.push_routes : s.routes).size() + all.size() - pc.routes.size();
         std::size_t n6 = (pc.push_routes ? pc.push_routes6 : s.routes6).size() + all6.size() - pc.routes6.size();
         if (std::max(n, n6) > max_push_routes)
-            throw ParseError("peer '" + pc.name + "': " + std::to_string(std::max(n, n6)) + " routes of one family to push, at most " +
-                             std::to_string(max_push_routes));
+            throw ParseError("peer '" + pc.name + "': " + std::to_string(std::max(n, n6)) +
+                             " routes of one family to push, at most " + std::to_string(max_push_routes));
     }
 }
 
@@ -79,7 +77,8 @@ ReloadResult ServerCore::reload(const ServerSettings& s) {
     for (auto& pc : s.peers) {
         if (!wanted.emplace(pc.public_key, &pc).second)
             throw ParseError("peer '" + pc.name + "': public key listed twice");
-        if (pc.public_key == settings_.key.pub) throw ParseError("peer '" + pc.name + "': that is the server's own key");
+        if (pc.public_key == settings_.key.pub)
+            throw ParseError("peer '" + pc.name + "': that is the server's own key");
         if (pc.address && (!pool_.usable(*pc.address) || !statics.insert(*pc.address).second))
             throw ParseError("peer '" + pc.name + "': address " + ipv4_str(*pc.address) +
                              " is not a free host address of " + cidr_str(settings_.subnet));
@@ -113,10 +112,13 @@ ReloadResult ServerCore::reload(const ServerSettings& s) {
         if (!by_key_.count(pc.public_key)) {
             add_peer(pc);
             if (!old_keys.count(pc.public_key)) ++r.added;
-            if (auto t = carried_ts.find(pc.public_key); t != carried_ts.end()) by_key_[pc.public_key]->last_timestamp = t->second;
+            if (auto t = carried_ts.find(pc.public_key); t != carried_ts.end())
+                by_key_[pc.public_key]->last_timestamp = t->second;
         }
     settings_.peers = s.peers;
-    settings_.aes = s.aes;  // from the next handshake on
+    settings_.aes = s.aes;                                              // from the next handshake on
+    settings_.max_handshakes_per_second = s.max_handshakes_per_second;  // the bucket refills at the new rate
+    settings_.max_handshake_burst = s.max_handshake_burst;
     settings_.dns = s.dns;
     settings_.routes = s.routes;
     settings_.dns6 = s.dns6;

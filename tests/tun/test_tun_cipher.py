@@ -2,7 +2,8 @@
 with the default `cipher = "auto"` gets AES-256-GCM from a default server on this AES-NI machine and
 carries traffic (a TCP stream checked by hash); a client that never offers it (`chacha20-poly1305`,
 on the wire exactly a revision 4 client) gets ChaCha20-Poly1305 from the same server; the two reach
-each other through the server, which re-encrypts between the suites; a bad `cipher` is a config error."""
+each other through the server, which re-encrypts between the suites; a bad `cipher` is a config error,
+and so is a `handshake_rate` out of range."""
 import json
 import os
 import subprocess
@@ -95,3 +96,13 @@ def test_an_unknown_cipher_is_a_config_error(net):
     r = subprocess.run([net.tool, "client", "-c", conf, "--check-config"], capture_output=True, text=True)
     assert r.returncode == 78, r.stderr
     assert "bad.toml:" in r.stderr and "cipher" in r.stderr and "chacha20-poly1305" in r.stderr, r.stderr
+
+
+def test_handshake_rate_is_read_and_range_checked(net):
+    base = open(net.path("server.toml")).read().replace("[server]\n", "[server]\nhandshake_rate = {}\n", 1)
+    for rate, code in ((5000, 0), (5, 78), ('"fast"', 78)):
+        conf = net.write("rate.toml", base.format(rate))
+        r = subprocess.run([net.tool, "server", "-c", conf, "--check-config"], capture_output=True, text=True)
+        assert r.returncode == code, (rate, r.stderr)
+        if code:
+            assert "rate.toml:" in r.stderr and "handshake_rate" in r.stderr, r.stderr

@@ -91,7 +91,7 @@ TEST_CASE("a pooled peer on an address a new static peer claims is moved") {
     n.server.reload(s);
     auto& peers = n.server.peers();
     REQUIRE(peers.size() == 2);
-    CHECK(peers[0]->address == 0);   // "one" lost it and handshakes again
+    CHECK(peers[0]->address == 0);  // "one" lost it and handshakes again
     CHECK(peers[1]->address == a1);
     CHECK_FALSE(reaches_server(n, n.c1, n.e1));
 }
@@ -120,4 +120,28 @@ TEST_CASE("reload reports settings that only apply at a restart") {
     s.subnet = parse_cidr("10.98.0.0/24");
     auto r = n.server.reload(s);
     CHECK(r.need_restart == std::vector<std::string>{"subnet", "mtu"});
+}
+
+TEST_CASE("reload applies a new handshake_rate (the DH ceiling) and a new cipher from the next handshake") {
+    auto s = Net::settings(fixed_keypair(0x40), fixed_keypair(0x01), fixed_keypair(0x21));
+    s.max_handshakes_per_second = 0.001;  // no refill within the test
+    s.max_handshake_burst = 1;
+    Net n(s);
+    n.connect(n.c1, n.e1);
+    REQUIRE(n.c1.connected());
+    n.connect(n.c2, n.e2);
+    CHECK_FALSE(n.c2.connected());  // the ceiling's one token is spent
+    CHECK(std::string(n.server.recent_rejections().back().reason) == "rate_limited");
+    s.max_handshakes_per_second = 1000;
+    s.max_handshake_burst = 500;
+    s.aes = true;
+    n.server.reload(s);
+    n.now += std::chrono::milliseconds(10);  // refills at the new rate
+    n.wall += std::chrono::seconds(1);
+    ClientSettings cs{n.k2, n.server_key.pub, seconds(0)};
+    cs.offer_aes = true;
+    ClientCore c2(cs);
+    n.connect(c2, n.e2);
+    REQUIRE(c2.connected());
+    CHECK(c2.current_keypair()->suite == Suite::aes256_gcm);
 }

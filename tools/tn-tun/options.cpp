@@ -138,7 +138,8 @@ bool parse_cipher(const config::Table& t) {
 
 // The [server] table's keys into `o` (its peers come after: they depend on subnet6 and listen).
 void load_server_table(const config::Table& s, const std::filesystem::path& file, ServerOptions& o) {
-    s.allow_only({"listen", "private_key_file", "tun", "subnet", "subnet6", "mtu", "dns", "routes", "nat", "cipher"});
+    s.allow_only({"listen", "private_key_file", "tun", "subnet", "subnet6", "mtu", "dns", "routes", "nat", "cipher",
+                  "handshake_rate"});
     if (auto v = s.string("listen")) {
         checked(s, "listen", [&] { parse_host_port(*v); });
         o.listen = *v;
@@ -173,6 +174,12 @@ void load_server_table(const config::Table& s, const std::filesystem::path& file
     if (auto v = s.strings("routes")) parse_pushed(s, "routes", *v, v6, listen6, o.core.routes, o.core.routes6);
     parse_nat(s, o);
     o.core.aes = parse_cipher(s);
+    // The ceiling on Diffie-Hellman work (PROTOCOL.tun.md §6), burst half of it as by default: higher
+    // brings many peers back sooner after a restart, at that much CPU under a flood.
+    if (auto v = s.integer("handshake_rate", 10, 1000000)) {
+        o.core.max_handshakes_per_second = static_cast<double>(*v);
+        o.core.max_handshake_burst = static_cast<double>(*v) / 2;
+    }
 }
 
 // A peer's own `routes` (the networks behind it): IPv4 ones cut to their network, IPv6 ones need subnet6.
