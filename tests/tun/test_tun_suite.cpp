@@ -60,8 +60,8 @@ struct Handshake {
 
 TEST_CASE("AES-256-GCM only when the client offers it and the server chooses it") {
     CHECK(negotiate(true, true) == Suite::aes256_gcm);
-    CHECK(negotiate(true, false) == Suite::chacha20_poly1305);   // an old client against a new server
-    CHECK(negotiate(false, true) == Suite::chacha20_poly1305);   // a server with cipher = chacha20-poly1305
+    CHECK(negotiate(true, false) == Suite::chacha20_poly1305);  // an old client against a new server
+    CHECK(negotiate(false, true) == Suite::chacha20_poly1305);  // a server with cipher = chacha20-poly1305
     CHECK(negotiate(false, false) == Suite::chacha20_poly1305);
 }
 
@@ -162,4 +162,18 @@ TEST_CASE("AES-256-GCM transport: a flipped bit or a replay is refused, in place
     CHECK(std::memcmp(b.data() + transport_header_len, "payload", 7) == 0);
     b.load(Bytes(good));
     CHECK(open(*h.rkp, b.data(), n, 0, TimePoint{}).error == OpenError::replay);
+}
+
+TEST_CASE("only a response may carry a non-zero first reserved byte") {
+    Handshake h(true, Suite::aes256_gcm);
+    CHECK(classify(Bytes(h.resp, sizeof h.resp)));
+    h.init[1] = 1;
+    CHECK_FALSE(classify(Bytes(h.init, sizeof h.init)));
+    h.resp[2] = 1;
+    CHECK_FALSE(classify(Bytes(h.resp, sizeof h.resp)));
+    std::uint8_t data[transport_header_len + tag_len] = {};
+    write_transport_header(data, MsgType::data, 9, 0);
+    CHECK(classify(Bytes(data, sizeof data)));
+    data[1] = 1;
+    CHECK_FALSE(classify(Bytes(data, sizeof data)));
 }
