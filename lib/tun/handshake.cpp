@@ -122,7 +122,8 @@ ConsumeResult consume_initiation(const KeyPair& local, Bytes msg) {
 std::optional<Keypair> create_response(const ResponderState& in, const KeyPair& eph, std::uint32_t sender,
                                        std::uint8_t* out, TimePoint now, const Key& psk, Suite suite) {
     ResponderState st = in;
-    if (!st.offers_aes) suite = Suite::chacha20_poly1305;  // a revision 4 initiator knows no other
+    // A revision 4 initiator knows no other suite, and libsodium's AES-256-GCM needs AES-NI here.
+    if (!st.offers_aes || !aes_gcm_available()) suite = Suite::chacha20_poly1305;
     std::memset(out, 0, response_len);
     out[0] = static_cast<std::uint8_t>(MsgType::response);
     out[resp_off::suite] = static_cast<std::uint8_t>(suite);

@@ -58,8 +58,16 @@ struct Handshake {
 
 }  // namespace
 
+// libsodium's AES-256-GCM needs AES-NI (a CPU without it never negotiates the suite, `cipher = "auto"`):
+// the cases that encrypt with it say so and pass there; the handshake cases run everywhere.
+#define REQUIRE_AES_NI()                                                     \
+    if (!aes_gcm_available()) {                                              \
+        WARN("this CPU has no AES-NI: AES-256-GCM transport not exercised"); \
+        return;                                                              \
+    }
+
 TEST_CASE("AES-256-GCM only when the client offers it and the server chooses it") {
-    CHECK(negotiate(true, true) == Suite::aes256_gcm);
+    if (aes_gcm_available()) CHECK(negotiate(true, true) == Suite::aes256_gcm);
     CHECK(negotiate(true, false) == Suite::chacha20_poly1305);  // an old client against a new server
     CHECK(negotiate(false, true) == Suite::chacha20_poly1305);  // a server with cipher = chacha20-poly1305
     CHECK(negotiate(false, false) == Suite::chacha20_poly1305);
@@ -143,6 +151,7 @@ TEST_CASE("a replayed offering initiation is refused, and so is one with the sam
 }
 
 TEST_CASE("AES-256-GCM transport: a flipped bit or a replay is refused, in place, like ChaCha20-Poly1305") {
+    REQUIRE_AES_NI();
     Handshake h(true, Suite::aes256_gcm);
     auto ikp = h.consume();
     REQUIRE(ikp);

