@@ -88,8 +88,7 @@ std::string ctl_socket_path(const VnetConfig& cfg) { return (state_dir_path() / 
 void VnetAgent::start() {
     start_ctl();
     expire_unserves();
-    route_idx_ = 0;
-    round_left_ = cfg_.routes.size() - 1;
+    cursor_.restart();
     connect();
 }
 
@@ -156,7 +155,6 @@ void VnetAgent::open_route(OnStream done, bool control) {
 
 void VnetAgent::connect() {
     if (stopped_) return;
-    if (route_idx_ >= cfg_.routes.size()) route_idx_ = 0;  // a reload shortened the list meanwhile
     route_log_ = log_.with("route", current_route().str());
     route_eps_.clear();  // re-resolve on every control reconnect: the route may have moved
     open_route([this](relay::error_code ec, StreamPtr s, std::string why) {
@@ -182,35 +180,26 @@ void VnetAgent::retry_after(Clock::duration d) {
 
 void VnetAgent::schedule_reconnect(const std::string& why) {
     if (stopped_) return;
-    auto n = cfg_.routes.size();
-    if (round_left_ > 0 && n > 1) {
-        --round_left_;
-        route_idx_ = (route_idx_ + 1) % n;
+    if (cursor_.attempt_failed() == RouteCursor::Wait::hop) {
         route_log_.warn("unavailable (", why, "); trying ", current_route().str(), " next");
         return retry_after(hop_delay(backoff_));
     }
-    // A whole round failed: the capped backoff, then the list again from its first address.
+    backoff_wait(why);
+}
+
+// A whole round failed (or the only route was lost): the capped backoff, then the list from the top.
+void VnetAgent::backoff_wait(const std::string& why) {
     auto ms = backoff_.next(backoff_.jitter(relay::random_unit())).count();
-    route_log_.warn("unavailable (", why, "); retrying ", n > 1 ? "the route list" : "", " in ", ms, " ms");
-    route_idx_ = 0;
-    round_left_ = n - 1;
+    route_log_.warn("unavailable (", why, "); retrying ", cfg_.routes.size() > 1 ? "the route list " : "", "in ", ms, " ms");
     retry_after(std::chrono::milliseconds(ms));
 }
 
 void VnetAgent::after_session(const std::string& why, bool from_top) {
-    auto n = cfg_.routes.size();
     if (from_top) {
-        route_idx_ = 0;
-        round_left_ = n - 1;
+        cursor_.restart();
         return retry_after(hop_delay(backoff_));
     }
-    if (n == 1) {
-        round_left_ = 0;
-        return schedule_reconnect(why);
-    }
-    // The route we lost is tried again only after the others: it has just failed.
-    route_idx_ = (route_idx_ + 1) % n;
-    round_left_ = n - 2;
+    if (cursor_.session_lost() == RouteCursor::Wait::backoff) return backoff_wait(why);
     route_log_.warn("moving to ", current_route().str());
     retry_after(hop_delay(backoff_));
 }

@@ -18,6 +18,7 @@
 #include "relay/auth.hpp"
 #include "relay/io_pump.hpp"
 #include "relay/registry.hpp"
+#include "route_cursor.hpp"
 #include "vnet_config.hpp"
 #include "relay/io_udp_use.hpp"
 
@@ -93,10 +94,8 @@ public:
 
 private:
     // reload: the current route's index in the new list `next` (none: it left the list; the session
-    // moves), noting a changed list in `changes`; then, with the new config in force, where the
-    // session or the next attempt stands in it.
+    // moves), noting a changed list in `changes`.
     std::optional<std::size_t> route_in(const std::vector<HostPort>& next, std::vector<std::string>& changes) const;
-    void place_route(std::optional<std::size_t> kept);
     using OnStream = std::function<void(relay::error_code, relay::StreamPtr, std::string why)>;
     void connect();
     // An attempt on the current route failed before the route welcomed us: the next address of the
@@ -106,7 +105,8 @@ private:
     // (then round the others), or with one address the backoff. `from_top`: a new round in list order.
     void after_session(const std::string& why, bool from_top);
     void retry_after(Clock::duration d);
-    const HostPort& current_route() const { return cfg_.routes[route_idx_]; }
+    void backoff_wait(const std::string& why);
+    const HostPort& current_route() const { return cfg_.routes[cursor_.current()]; }
     // A TCP connection to the route: TLS with the pinned fingerprint for the control connection,
     // plain for links.
     void open_route(OnStream done, bool control = false);
@@ -206,8 +206,7 @@ private:
     std::uint64_t instance_ = relay::random_u64();
     std::optional<asio::ssl::context> tls_;
     std::vector<tcp::endpoint> route_eps_;  // current_route()'s addresses: the control session's and its links'
-    std::size_t route_idx_ = 0;             // index in cfg_.routes of the route in use or being tried
-    std::size_t round_left_ = 0;            // addresses of this round still to try before the backoff
+    RouteCursor cursor_{cfg_.routes.size()};  // which of cfg_.routes is in use or being tried
     bool restart_round_ = false;            // the session ends by reload: a new round from the top
     relay::StreamPtr ctl_;
     std::shared_ptr<relay::FrameWriter> writer_;

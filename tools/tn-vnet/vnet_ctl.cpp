@@ -129,7 +129,7 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
               << ",\"route\":" << json_quote_text(current_route().str()) << ",\"routes\":[";
             for (std::size_t i = 0; i < cfg_.routes.size(); ++i)
                 o << (i ? "," : "") << json_quote_text(cfg_.routes[i].str());
-            o << "],\"route_index\":" << route_idx_ << ",\"tls\":" << (cfg_.tls ? "true" : "false")
+            o << "],\"route_index\":" << cursor_.current() << ",\"tls\":" << (cfg_.tls ? "true" : "false")
               << ",\"connected\":" << (connected_ ? "true" : "false") << ",\"vnet_id\":" << vnet_id_
               << ",\"allow_unserve\":" << (cfg_.allow_unserve ? "true" : "false")
               << ",\"unserve_remote\":" << (cfg_.unserve_remote ? "true" : "false")
@@ -139,7 +139,7 @@ std::string VnetAgent::show(const std::string& what, bool json) const {
         } else {
             o << "name " << esc(cfg_.name) << "  group " << esc(cfg_.group) << "  route " << esc(current_route().str())
               << (cfg_.routes.size() > 1
-                      ? " (" + std::to_string(route_idx_ + 1) + " of " + esc(routes_text(cfg_.routes)) + ")"
+                      ? " (" + std::to_string(cursor_.current() + 1) + " of " + esc(routes_text(cfg_.routes)) + ")"
                       : "")
               << (connected_ ? "  connected as vnet " + std::to_string(vnet_id_) : "  not connected") << "\n"
               << "allow_unserve " << cfg_.allow_unserve << "  unserve_remote " << cfg_.unserve_remote

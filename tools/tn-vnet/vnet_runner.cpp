@@ -48,12 +48,6 @@ std::optional<std::size_t> VnetAgent::route_in(const std::vector<HostPort>& next
     return static_cast<std::size_t>(it - next.begin());
 }
 
-void VnetAgent::place_route(std::optional<std::size_t> kept) {
-    // The same route at its new place, else a new round from the top of the new list.
-    route_idx_ = kept.value_or(0);
-    round_left_ = kept ? std::min(round_left_, cfg_.routes.size() - 1) : cfg_.routes.size() - 1;
-}
-
 void VnetAgent::reload(const std::string& file, ReplyFn reply) {
     VnetConfig next;
     try {
@@ -117,7 +111,7 @@ void VnetAgent::reload(const std::string& file, ReplyFn reply) {
     auto keep_serves = std::move(serves_);
     auto keep_uses = std::move(uses_);
     cfg_ = std::move(next);
-    place_route(kept);
+    cursor_.relist(cfg_.routes.size(), kept);  // the same route at its new place, or a new round
     pools_.set_target(cfg_.link_pool);
     if (pool_changed && !reconnect) {
         drop_pools();
