@@ -5,6 +5,7 @@ started again, stays empty (vnets stay where they are). A dead first address sta
 bad lists are config errors (78)."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -88,12 +89,12 @@ def echo():
     e.close()
 
 
-def echo_once(port, data):
+def echo_once(port, data, timeout=30):
     """One new connection through `port` to the echo server: True when all of `data` came back. A
     connection cut by the route's death (reset) is False, not an error: in-flight streams through the
     route that died end with it (new ones go through the next route)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.sendall(data)
             s.shutdown(socket.SHUT_WR)
             got = b""
@@ -127,7 +128,9 @@ class Traffic:
 
 
 def through(port):
-    return echo_once(port, b"after failover")
+    """A probe: a connection that hangs (its link went to a route that stopped answering) counts as
+    not yet after 5 s, so the time measured is the failover's, not the probe's patience."""
+    return echo_once(port, b"after failover", timeout=5)
 
 
 def test_kill9_of_the_first_route_under_traffic_moves_every_vnet_to_the_second(relay, echo):
@@ -171,6 +174,44 @@ def test_kill9_of_the_first_route_under_traffic_moves_every_vnet_to_the_second(r
     assert routes.status("A")["vnets"] == []
     assert serves_on(routes.status("B")) == [("home", 650)]
     assert "moving to 127.0.0.1:%d" % routes.b in relay.log("home")
+
+
+def test_a_silent_first_route_is_left_when_the_heartbeat_times_out(echo):
+    """A route that stops answering without closing anything (SIGSTOP: its sockets stay open, the
+    kernel still acknowledges) is noticed by the vnets' heartbeat only; then they move as on a death.
+    Time scale 0.2: 15 s of silence is 3 s here."""
+    relay = Relay(scale=0.2)
+    try:
+        routes = TwoRoutes(relay)
+        order = [routes.addr("A"), routes.addr("B")]
+        use_port = harness.free_port()
+        relay.start_vnet("home", config=routes.vnet("home", order, serves=[{"name": "echo", "id": 653, "port": echo.port}]))
+        relay.start_vnet("office", config=routes.vnet("office", order, uses=[{"name": "echo", "id": 653, "port": use_port}]))
+        relay.wait_use("office", "echo")
+        assert through(use_port)
+        a = relay.procs["route"]
+        t0 = time.monotonic()
+        a.send_signal(signal.SIGSTOP)
+        try:
+            # Wait on the vnets, not on a probe connection: one sent while A is silent hangs on its link.
+            wait_for(lambda: all(relay.ctl_json(v, "show", "vnet")["route"] == routes.addr("B") for v in ("home", "office")),
+                     FAILOVER_CAP_S, "both vnets on B")
+            moved = time.monotonic() - t0
+            relay.wait_use("office", "echo", timeout=FAILOVER_CAP_S)
+            assert through(use_port)
+            print(f"failover: both vnets on the second route {moved:.2f} s after the first went silent "
+                  f"(heartbeat timeout 15 s scaled to 3 s, checked every 1 s); a new connection through it "
+                  f"{time.monotonic() - t0:.2f} s after")
+            assert "route silent" in relay.log("home") and "route silent" in relay.log("office")
+        finally:
+            a.send_signal(signal.SIGCONT)
+        # A, awake, finds the vnets' connections closed and lets them go; nothing is held twice.
+        wait_for(lambda: routes.status("A")["vnets"] == [], 40, "A lets the vnets go")
+        assert serves_on(routes.status("B")) == [("home", 653)]
+        assert sorted(v["name"] for v in routes.status("B")["vnets"]) == ["home", "office"]
+    finally:
+        print(relay.all_logs())
+        relay.close()
 
 
 def test_a_dead_first_address_starts_on_the_second(relay, echo):
