@@ -29,29 +29,21 @@ SERVER, SERVER6 = "10.222.0.2", "fd22::2"
 
 @pytest.fixture(scope="module")
 def net():
-    tun_net.skip_unless_possible()
-    t = tun_net.Topology(names=(), hub=False)
-    try:
-        for name in ("c", "r", "s", "i"):
-            t.add_ns(name, "tnf")
-        for a, ha, b, hb, n in (("c", 2, "r", 1, 21), ("r", 1, "s", 2, 22), ("s", 1, "i", 2, 23)):
-            da, db = t.link(a, f"10.2{n}.0.{ha}/24", b, f"10.2{n}.0.{hb}/24")
-            t.exec(a, "ip", "-6", "addr", "add", f"fd{n}::{ha}/64", "dev", da, "nodad")
-            t.exec(b, "ip", "-6", "addr", "add", f"fd{n}::{hb}/64", "dev", db, "nodad")
-            if a == "c":
-                t.uplink = da
-        t.exec("c", "ip", "route", "add", "default", "via", "10.221.0.1")
-        t.exec("c", "ip", "-6", "route", "add", "default", "via", "fd21::1")
-        t.exec("s", "ip", "route", "add", "default", "via", "10.222.0.1")
-        t.exec("s", "ip", "-6", "route", "add", "default", "via", "fd22::1")
-        t.exec("r", "ip", "route", "add", "10.99.0.0/24", "via", SERVER)
-        t.exec("i", "ip", "route", "add", "10.99.0.0/24", "via", "10.223.0.1")
-        t.exec("i", "ip", "-6", "route", "add", "fd00:99::/64", "via", "fd23::1")
+    t = tun_net.routed("tnf", [("c", "10.221.0.2/24 fd21::2/64", "r", "10.221.0.1/24 fd21::1/64"),
+                               ("r", "10.222.0.1/24 fd22::1/64", "s", f"{SERVER}/24 {SERVER6}/64"),
+                               ("s", "10.223.0.1/24 fd23::1/64", "i", f"{INTERNET}/24 {INTERNET6}/64")],
+                       [("c", "route", "add", "default", "via", "10.221.0.1"),
+                        ("c", "-6", "route", "add", "default", "via", "fd21::1"),
+                        ("s", "route", "add", "default", "via", "10.222.0.1"),
+                        ("s", "-6", "route", "add", "default", "via", "fd22::1"),
+                        ("r", "route", "add", "10.99.0.0/24", "via", SERVER),
+                        ("i", "route", "add", "10.99.0.0/24", "via", "10.223.0.1"),
+                        ("i", "-6", "route", "add", "fd00:99::/64", "via", "fd23::1")])
+    with t:
+        t.uplink = t.devs[0][0]
         for host in ("r", "s"):
             t.exec(host, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
         t.exec("c", "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2", f"net.ipv4.conf.{t.uplink}.rp_filter=2")
-        t.server_pub = t.keypair("server")
-        t.client_pub = t.keypair("c")
         t.start("server", "s", "server", "-c", t.write("server.toml", f"""[server]
 listen = "[::]:{PORT}"
 private_key_file = "server.key"
@@ -68,8 +60,6 @@ public_key = "{t.client_pub}"
             t.wait_for("IPv6 on the links", lambda: t.exec(host, "ping", "-6", "-c", "1", "-W", "1", addr,
                                                            check=False).returncode == 0)
         yield t
-    finally:
-        t.close()
 
 
 def client_config(t, server, fwmark=MARK):

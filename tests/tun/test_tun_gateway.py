@@ -19,7 +19,6 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import tun_net  # noqa: E402
-from tun_net import harness  # noqa: E402
 
 PORT = 51820
 SERVER = "10.211.0.1"
@@ -30,51 +29,38 @@ ORIGINAL_RESOLV = b"# the client's own resolver\nnameserver 192.0.2.53\noptions 
 
 @pytest.fixture(scope="module")
 def net():
-    tun_net.skip_unless_possible()
-    t = tun_net.Topology(names=(), hub=False)
-    try:
-        for name in ("c", "s", "i"):
-            t.add_ns(name, "tng")
-        t.link("c", "10.211.0.2/24", "s", "10.211.0.1/24")
-        _, t.wan = t.link("i", INTERNET + "/24", "s", "10.212.0.1/24")
-        t.exec("c", "ip", "route", "add", "default", "via", SERVER)
-        t.exec("s", "ip", "route", "add", "default", "via", INTERNET)
+    t = tun_net.routed("tng", [("c", "10.211.0.2/24", "s", SERVER + "/24"), ("i", INTERNET + "/24", "s", "10.212.0.1/24")],
+                       [("c", "route", "add", "default", "via", SERVER), ("s", "route", "add", "default", "via", INTERNET)])
+    with t:
+        t.wan = t.devs[1][1]
         t.exec("s", "sysctl", "-qw", "net.ipv4.ip_forward=0")
         # On for one device only: turning ip_forward on and off again switches every device's off.
         t.exec("s", "sysctl", "-qw", f"net.ipv4.conf.{t.wan}.forwarding=1")
-        t.server_pub = t.keypair("server")
-        t.client_pub = t.keypair("c")
         web = t.path("www")
         os.makedirs(web)
         t.token = os.urandom(8).hex()
         t.write("www/token.txt", t.token)
-        # A web server on the "internet" host, ours to stop by PID.
-        t.web = subprocess.Popen(["ip", "netns", "exec", t.ns["i"].name, sys.executable, "-m", "http.server", "--bind",
-                                  INTERNET, "--directory", web, "8080"], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
+        # A web server on the "internet" host and a resolver only the server's namespace has (for the
+        # client to find through the tunnel): t stops them by PID.
+        t.spawn("i", sys.executable, "-m", "http.server", "--bind", INTERNET, "--directory", web, "8080",
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t.wait_for("the web server", lambda: t.exec("i", "curl", "-sf", f"http://{INTERNET}:8080/token.txt",
                                                     check=False).stdout == t.token)
-        # A resolver only the server's namespace has, for the client to find through the tunnel.
-        t.dns = subprocess.Popen(["ip", "netns", "exec", t.ns["s"].name, sys.executable,
-                                  os.path.join(os.path.dirname(__file__), "dns_answer.py"), "0.0.0.0", SECRET_NAME,
-                                  SECRET_ADDR], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t.spawn("s", sys.executable, os.path.join(os.path.dirname(__file__), "dns_answer.py"), "0.0.0.0", SECRET_NAME,
+                SECRET_ADDR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # `ip netns exec` bind-mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf: the client
         # changes that file, never the host's.
-        t.made_netns_dir = not os.path.isdir("/etc/netns")
+        made_netns_dir = not os.path.isdir("/etc/netns")
         t.resolv = os.path.join("/etc/netns", t.ns["c"].name, "resolv.conf")
-        os.makedirs(os.path.dirname(t.resolv))
-        with open(t.resolv, "wb") as f:
-            f.write(ORIGINAL_RESOLV)
-        yield t
-    finally:
-        for p in (getattr(t, "web", None), getattr(t, "dns", None)):
-            if p:
-                harness.stop_process(p)
-        if getattr(t, "resolv", None):
+        try:
+            os.makedirs(os.path.dirname(t.resolv))
+            with open(t.resolv, "wb") as f:
+                f.write(ORIGINAL_RESOLV)
+            yield t
+        finally:
             shutil.rmtree(os.path.dirname(t.resolv), ignore_errors=True)
-            if t.made_netns_dir:
+            if made_netns_dir:
                 os.rmdir("/etc/netns")
-        t.close()
 
 
 def server_config(t, extra=""):

@@ -25,27 +25,17 @@ INTERNET6 = "fd12::2"
 
 @pytest.fixture(scope="module")
 def net():
-    tun_net.skip_unless_possible()
-    t = tun_net.Topology(names=(), hub=False)
-    try:
-        for name in ("c", "s", "i"):
-            t.add_ns(name, "tng6")
-        t.link("c", "10.211.0.2/24", "s", SERVER + "/24")
-        t.inet, t.wan = t.link("i", "10.212.0.2/24", "s", "10.212.0.1/24")
-        t.exec("i", "ip", "-6", "addr", "add", INTERNET6 + "/64", "dev", t.inet, "nodad")
-        t.exec("s", "ip", "-6", "addr", "add", "fd12::1/64", "dev", t.wan, "nodad")
-        t.exec("c", "ip", "route", "add", "default", "via", SERVER)
-        t.exec("s", "ip", "route", "add", "default", "via", "10.212.0.2")
-        t.exec("s", "ip", "-6", "route", "add", "default", "via", INTERNET6)
+    t = tun_net.routed("tng6", [("c", "10.211.0.2/24", "s", SERVER + "/24"),
+                                ("i", f"10.212.0.2/24 {INTERNET6}/64", "s", "10.212.0.1/24 fd12::1/64")],
+                       [("c", "route", "add", "default", "via", SERVER), ("s", "route", "add", "default", "via", "10.212.0.2"),
+                        ("s", "-6", "route", "add", "default", "via", INTERNET6)])
+    with t:
+        t.inet, t.wan = t.devs[1]
         t.exec("s", "sysctl", "-qw", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0")
         t.exec("s", "sysctl", "-qw", f"net.ipv6.conf.{t.wan}.forwarding=1")  # on for one device only
-        t.server_pub = t.keypair("server")
-        t.client_pub = t.keypair("c")
         t.wait_for("the IPv6 link", lambda: t.exec("s", "ping", "-6", "-c", "1", "-W", "1", INTERNET6,
                                                    check=False).returncode == 0)
         yield t
-    finally:
-        t.close()
 
 
 def server_config(t, extra=""):

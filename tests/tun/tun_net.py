@@ -1,11 +1,16 @@
 """tn-tun test topologies in network namespaces: hosts joined by veth pairs to a bridge in a hub
 namespace (Topology(names)), or joined point to point (Topology(hub=False), add_ns, link); configs and
-keys in a temp dir; the tn-tun processes it started and every namespace removed on close()."""
+keys in a temp dir. close() (or leaving `with`) stops every process it started, by PID, before it
+removes the namespaces: `ip netns del` only drops a namespace's name, and a process still in it would
+live on, orphaned, in a namespace nobody can name. A Topology whose setup fails half way closes itself."""
+import contextlib
+import ctypes
 import hashlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +20,13 @@ import harness  # noqa: E402
 import pytest  # noqa: E402
 
 UNDERLAY = "192.168.77.{}/24"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """In the child before exec (`ip netns exec` keeps it through its own exec): SIGTERM when the test
+    process dies, so even a SIGKILLed pytest, which runs no teardown, leaves no process behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def skip_unless_possible():
@@ -30,17 +42,28 @@ class Topology:
         self.tool = harness.tool("tn-tun")
         self.dir = tempfile.mkdtemp(prefix="tn-tun-test-")
         self.procs = {}
+        self.started = []  # every process spawned, also one whose name a later start() took over
         self.logs = {}
         self.ns = {}
         self.dev = {}
         self.addr = {}
         self.hub = None
-        if hub:
-            self.hub = harness.Netns("tnhub")
-            self.hub.exec("ip", "link", "add", "br0", "type", "bridge")
-            self.hub.exec("ip", "link", "set", "br0", "up")
-        for i, name in enumerate(names, start=1):
-            self.add_host(name, i)
+        try:
+            if hub:
+                self.hub = harness.Netns("tnhub")
+                self.hub.exec("ip", "link", "add", "br0", "type", "bridge")
+                self.hub.exec("ip", "link", "set", "br0", "up")
+            for i, name in enumerate(names, start=1):
+                self.add_host(name, i)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def add_ns(self, name, prefix):
         """A bare namespace called `name` here (its real name starts with `prefix`), removed on close()."""
@@ -52,7 +75,7 @@ class Topology:
         return harness.veth(self.ns[a], addr_a, self.ns[b], addr_b)
 
     def add_host(self, name, index):
-        ns = harness.Netns("tn" + name)
+        ns = self.ns[name] = harness.Netns("tn" + name)
         tag = secrets.token_hex(3)
         inner, outer = f"tvi{tag}", f"tvo{tag}"
         harness.run(["ip", "link", "add", inner, "type", "veth", "peer", "name", outer])
@@ -92,12 +115,18 @@ class Topology:
         env.update(extra or {})
         return env
 
+    def spawn(self, host, *cmd, **kw):
+        """Runs `cmd` in namespace `host`; close() stops it (by PID) if nothing else has."""
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns[host].name, *cmd], preexec_fn=_die_with_parent, **kw)
+        self.started.append(proc)
+        return proc
+
     def start(self, proc_name, host, *args, env=None):
-        log = open(self.path(proc_name + ".log"), "a")
         self.logs[proc_name] = self.path(proc_name + ".log")
-        proc = subprocess.Popen(["ip", "netns", "exec", self.ns[host].name, self.tool, *args], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env(proc_name, env))
-        log.close()
+        with open(self.logs[proc_name], "a") as log:
+            proc = self.spawn(host, self.tool, *args, stdout=log, stderr=subprocess.STDOUT,
+                              env=self.env(proc_name, env))
         self.procs[proc_name] = proc
         return proc
 
@@ -136,11 +165,56 @@ class Topology:
         return None
 
     def close(self):
-        for name in list(self.procs):
-            self.stop(name)
+        """Every process first (newest first, each one even if stopping another failed or was
+        interrupted), then the namespaces, then the temp dir; the first error is raised at the end."""
+        error = None
+        for proc in reversed(self.started):
+            try:
+                harness.stop_process(proc)
+            except BaseException as e:  # a KeyboardInterrupt in the wait too: this one still goes
+                error = error or e
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait()
+        self.procs.clear()
+        self.started.clear()
         for ns in list(self.ns.values()) + ([self.hub] if self.hub else []):
             ns.close()
+        self.ns.clear()
+        self.hub = None
         shutil.rmtree(self.dir, ignore_errors=True)
+        if error is not None:
+            raise error
+
+
+def routed(prefix, links, routes=()):
+    """The routed topologies of the gateway and full-tunnel tests: skips where namespaces cannot be made,
+    else a Topology of bare namespaces (real names start with `prefix`) joined point to point by `links`,
+    each (a, addresses of a, b, addresses of b) with "v4/len" or "v4/len v6/len" (IPv6 without DAD);
+    t.devs[i] = (dev in a, dev in b) of links[i]. `routes` are (host, *`ip` arguments). Keys for
+    "server" and "c" (t.server_pub, t.client_pub). Closes itself if any step fails."""
+    skip_unless_possible()
+    t = Topology(names=(), hub=False)
+    try:
+        t.devs = []
+        for a, addrs_a, b, addrs_b in links:
+            for name in (a, b):
+                if name not in t.ns:
+                    t.add_ns(name, prefix)
+            (v4a, *v6a), (v4b, *v6b) = addrs_a.split(), addrs_b.split()
+            devs = t.link(a, v4a, b, v4b)
+            for host, dev, v6 in ((a, devs[0], v6a), (b, devs[1], v6b)):
+                for addr in v6:
+                    t.exec(host, "ip", "-6", "addr", "add", addr, "dev", dev, "nodad")
+            t.devs.append(devs)
+        for host, *args in routes:
+            t.exec(host, "ip", *args)
+        t.server_pub = t.keypair("server")
+        t.client_pub = t.keypair("c")
+        return t
+    except BaseException:
+        t.close()
+        raise
 
 
 def tcp_transfer(net, src, dst, dst_addr, mib=64):
