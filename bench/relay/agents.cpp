@@ -104,6 +104,7 @@ tcp::endpoint parse_route(const std::string& s) {
 
 int run(const Args& a) {
     raise_fd_limit();
+    std::signal(SIGPIPE, SIG_IGN);  // a write to a connection the route closed is an error, not our end
     asio::io_context io;
     Swarm sw(io, parse_route(a.route));
     std::ifstream tf(a.token_file);

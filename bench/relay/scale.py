@@ -22,7 +22,7 @@ import time
 
 TOKEN = "bench-relay-token-0123456789"
 PER_GROUP = 50       # the route allows 64 vnets per group
-REMOTE_BASE = 30000  # serving vnet i takes REMOTE_BASE + i
+REMOTE_BASE = 30000  # where the search for free remote_ports starts
 CONNS_PER_SERVE = 1000
 
 
@@ -52,6 +52,24 @@ def proc_stat(pid):
             if line.startswith("VmRSS:"):
                 rss = int(line.split()[1])
     return cpu, rss
+
+
+def free_range(count):
+    """The first of `count` consecutive ports free on 127.0.0.1 now (serving vnet i takes base + i)."""
+    for base in range(REMOTE_BASE, 60000, 997):
+        socks = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range for the remote_ports")
 
 
 def free_port():
@@ -95,6 +113,7 @@ class Agents:
 
 class Route:
     def __init__(self, build, n, serving):
+        self.remote_base = free_range(serving)
         self.bin = os.path.join(build, "tools/tn-route/tn-route")
         self.dir = tempfile.mkdtemp(prefix="tn-relay-scale-")
         self.env = dict(os.environ, TN_STATE_DIR=os.path.join(self.dir, "state"))
@@ -102,7 +121,7 @@ class Route:
         self.cfg = os.path.join(self.dir, "route.toml")
         text = f'[route]\nlisten = "127.0.0.1:{self.port}"\ntls = true\n'
         for g in range(max(1, (n + PER_GROUP - 1) // PER_GROUP)):
-            text += f'\n[[group]]\nname = "s{g}"\ntoken = "{TOKEN}"\nports = ["{REMOTE_BASE}-{REMOTE_BASE + max(serving, 1) - 1}"]\n'
+            text += f'\n[[group]]\nname = "s{g}"\ntoken = "{TOKEN}"\nports = ["{self.remote_base}-{self.remote_base + max(serving, 1) - 1}"]\n'
         with open(self.cfg, "w") as f:
             f.write(text)
         os.chmod(self.cfg, 0o600)
@@ -154,7 +173,7 @@ def measure(build, n, m, idle_seconds):
         _, rss0 = proc_stat(route.p.pid)
         gen = os.path.join(build, "bench/relay/tn-route-agents")
         agents = Agents([gen, "--route", f"127.0.0.1:{route.port}", "--fingerprint", route.fingerprint, "--token-file", route.token_file,
-                         "--vnets", str(n), "--per-group", str(PER_GROUP), "--serving", str(serving), "--remote-port", str(REMOTE_BASE),
+                         "--vnets", str(n), "--per-group", str(PER_GROUP), "--serving", str(serving), "--remote-port", str(route.remote_base),
                          "--conns", str(m), "--stats-ms", "200"], route.env)
         t0 = time.monotonic()
         if not agents.wait(lambda s: s["registered"] == n, 300):

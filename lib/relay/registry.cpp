@@ -11,15 +11,13 @@ namespace tn::relay {
 AddVnetResult Registry::add_vnet(const std::string& group, const std::string& name, std::uint64_t instance) {
     AddVnetResult r;
     // A vnet that reconnects before the route noticed its old session died takes that session's place,
-    // so its static ids are not refused as conflicts with itself.
-    for (const auto& [id, v] : vnets_) {
-        if (v.group == group && v.instance == instance && instance != 0) {
-            r.replaced = id;
-            break;
-        }
-    }
+    // so its static ids are not refused as conflicts with itself. Both look-ups are by index: a route
+    // restart registers every vnet at once, and a scan of all vnets per registration made that O(N^2).
+    if (instance != 0)
+        if (auto it = by_instance_.find({group, instance}); it != by_instance_.end()) r.replaced = it->second;
     if (r.replaced) r.freed = remove_vnet(*r.replaced);
-    std::size_t in_group = std::count_if(vnets_.begin(), vnets_.end(), [&](auto& p) { return p.second.group == group; });
+    auto m = members_.find(group);
+    std::size_t in_group = m == members_.end() ? 0 : m->second.size();
     if (in_group >= limits_.vnets_per_group) {
         r.message = "limit: group '" + group + "' already has " + std::to_string(in_group) + " vnets";
         return r;
@@ -27,6 +25,8 @@ AddVnetResult Registry::add_vnet(const std::string& group, const std::string& na
     r.ok = true;
     r.id = next_vnet_++;
     vnets_[r.id] = VnetRecord{r.id, group, name, instance};
+    members_[group].insert(r.id);
+    if (instance != 0) by_instance_[{group, instance}] = r.id;
     return r;
 }
 
@@ -48,6 +48,8 @@ std::vector<ServeRecord> Registry::remove_vnet(std::uint32_t id) {
         }
         if (g->second.empty()) serves_.erase(g);
     }
+    if (auto m = members_.find(it->second.group); m != members_.end() && m->second.erase(id) && m->second.empty()) members_.erase(m);
+    if (auto b = by_instance_.find({it->second.group, it->second.instance}); b != by_instance_.end() && b->second == id) by_instance_.erase(b);
     vnets_.erase(it);
     return out;
 }
@@ -221,10 +223,20 @@ std::vector<ServeRecord> Registry::serves(std::string_view group) const {
     return out;
 }
 
+std::vector<const ServeRecord*> Registry::serves_of(std::uint32_t vnet_id) const {
+    std::vector<const ServeRecord*> out;
+    auto v = vnets_.find(vnet_id);
+    if (v == vnets_.end()) return out;
+    if (auto g = serves_.find(v->second.group); g != serves_.end())
+        for (const auto& [id, s] : g->second)
+            if (s.vnet_id == vnet_id) out.push_back(&s);
+    return out;
+}
+
 std::vector<VnetRecord> Registry::vnets(std::string_view group) const {
     std::vector<VnetRecord> out;
-    for (const auto& [id, v] : vnets_)
-        if (v.group == group) out.push_back(v);
+    if (auto m = members_.find(group); m != members_.end())
+        for (auto id : m->second) out.push_back(vnets_.at(id));
     return out;
 }
 
@@ -235,9 +247,9 @@ std::vector<VnetRecord> Registry::all_vnets() const {
 }
 
 std::vector<std::string> Registry::groups() const {
-    std::set<std::string> g;
-    for (const auto& [id, v] : vnets_) g.insert(v.group);
-    return {g.begin(), g.end()};
+    std::vector<std::string> out;
+    for (const auto& [g, ids] : members_) out.push_back(g);
+    return out;
 }
 
 std::size_t Registry::serve_count(std::uint32_t vnet_id) const {

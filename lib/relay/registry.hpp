@@ -65,6 +65,8 @@ public:
     const VnetRecord* vnet(std::uint32_t id) const;
     const ServeRecord* find_serve(std::string_view group, std::uint16_t id) const;
     std::vector<ServeRecord> serves(std::string_view group) const;
+    // One vnet's serves, without copying its group's (status lists them vnet by vnet).
+    std::vector<const ServeRecord*> serves_of(std::uint32_t vnet_id) const;
     std::vector<VnetRecord> vnets(std::string_view group) const;
     std::vector<VnetRecord> all_vnets() const;
     std::vector<std::string> groups() const;
@@ -80,6 +82,9 @@ private:
     Limits limits_;
     std::uint32_t next_vnet_ = 1;
     std::map<std::uint32_t, VnetRecord> vnets_;
+    // Indexes of vnets_ (registration looks up by them): each group's vnets, and who holds an instance.
+    std::map<std::string, std::set<std::uint32_t>, std::less<>> members_;
+    std::map<std::pair<std::string, std::uint64_t>, std::uint32_t> by_instance_;
     std::map<std::string, std::map<std::uint16_t, ServeRecord>, std::less<>> serves_;  // group -> id -> serve
     std::set<std::uint16_t> remote_ports_;
     struct DomainOwner {

@@ -102,6 +102,33 @@ TEST_CASE("the same instance reconnecting replaces its stale session") {
     CHECK(r.vnet_count() == 1);
 }
 
+// add_vnet finds a stale instance and counts a group by index (a restart registers every vnet at
+// once): the indexes must follow removals and replacements exactly as the records do.
+TEST_CASE("the group and instance indexes follow removals and replacements") {
+    Registry r(Limits{2, 4});
+    auto a = r.add_vnet("g", "a", 7);
+    auto b = r.add_vnet("g", "b", 8);
+    CHECK(r.add_vnet("h", "a", 7).replaced == std::nullopt);  // the same instance in another group is another vnet
+    CHECK_FALSE(r.add_vnet("g", "c", 9).ok);                  // g is full
+    r.remove_vnet(b.id);
+    CHECK(r.vnets("g").size() == 1);
+    auto c = r.add_vnet("g", "c", 9);  // b's place is free again
+    REQUIRE(c.ok);
+    CHECK_FALSE(c.replaced);
+    auto a2 = r.add_vnet("g", "a", 7);  // a reconnects: replaces its stale session, the group stays at 2
+    REQUIRE(a2.ok);
+    CHECK(a2.replaced == a.id);
+    CHECK(r.vnets("g").size() == 2);
+    CHECK(r.add_vnet("g", "a", 8).ok == false);  // b's old instance is not held by anyone: a new vnet, over the limit
+    r.remove_vnet(a2.id);
+    r.remove_vnet(c.id);
+    CHECK(r.groups() == std::vector<std::string>{"h"});
+    CHECK(r.add_vnet("g", "d", 7).replaced == std::nullopt);  // a's instance left with it
+    REQUIRE(r.add_serve(r.vnets("h")[0].id, spec(0, "x")).ok);
+    CHECK(r.serves_of(r.vnets("h")[0].id).size() == 1);
+    CHECK(r.serves_of(r.vnets("g")[0].id).empty());
+}
+
 TEST_CASE("limits refuse with a clear message") {
     Registry r(Limits{2, 2});
     CHECK(r.add_vnet("g", "a", 1).ok);

@@ -75,7 +75,12 @@ int main(int argc, char** argv) {
     app.fallthrough();
     bool json = false;
     auto* status = app.add_subcommand("status", "Show vnets, serves and links of the running route");
-    status->add_flag("--json", json, "One JSON document instead of text");
+    auto* json_flag = status->add_flag("--json", json, "One JSON document instead of text");
+    tn::route::StatusPage page;
+    status->add_option("--limit", page.limit, "With --json: at most N vnets (a page; see next_after)")
+        ->check(CLI::Range(1u, 1000000u))->needs(json_flag);
+    status->add_option("--after", page.after, "With --limit: the vnets whose id is above ID (the last page's next_after)")
+        ->needs("--limit");
     auto* fp = app.add_subcommand("fingerprint", "Print the SHA256 fingerprint of the route's certificate (made if absent)");
     app.add_subcommand("run", "Run the route (the default)");
     ImportArgs imp;
@@ -92,7 +97,7 @@ int main(int argc, char** argv) {
         if (import->parsed()) return run_import(imp);
         auto cfg = tn::route::load_route_config(config_path(common.config));
         if (common.check_config) return 0;
-        if (status->parsed()) return tn::route::print_status(cfg, json, std::cout);
+        if (status->parsed()) return tn::route::print_status(cfg, json, std::cout, page);
         if (fp->parsed()) return tn::route::print_fingerprint(cfg, log, std::cout);
         return tn::route::run_route(std::move(cfg), log);
     });

@@ -480,9 +480,13 @@ void RouteServer::repark(StreamPtr s, std::uint32_t vnet_id, bool standby) {
 void RouteServer::sweep() {
     auto now = Clock::now();
     auto silent = scaled(std::chrono::milliseconds(15000));
-    for (auto& [id, ss] : std::map(sessions_))
-        if (now - ss->last_rx > silent) drop_session(ss, "silent for 15 s (heartbeat timeout)");
-        else if (ss->w->queued() > kMaxQueued) drop_session(ss, "not reading its control stream");
+    // Only the sessions to drop are collected (drop_session changes sessions_): a copy of the whole
+    // map every second cost an allocation per vnet per sweep.
+    std::vector<std::pair<SessionPtr, const char*>> drop;
+    for (auto& [id, ss] : sessions_)
+        if (now - ss->last_rx > silent) drop.emplace_back(ss, "silent for 15 s (heartbeat timeout)");
+        else if (ss->w->queued() > kMaxQueued) drop.emplace_back(ss, "not reading its control stream");
+    for (auto& [ss, why] : drop) drop_session(ss, why);
     held_.expire(now);
     for (auto& e : links_.tick(now)) end_pending(std::move(e), {});
     sweep_timer_.expires_after(std::max<Clock::duration>(std::chrono::milliseconds(20), scaled(std::chrono::milliseconds(1000))));

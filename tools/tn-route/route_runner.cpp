@@ -94,9 +94,11 @@ int run_route(RouteConfig cfg, const log::Logger& log) {
     return 0;
 }
 
-int print_status(const RouteConfig& cfg, bool json, std::ostream& out) {
-    auto r = control_ask(route_socket_path(cfg.listen.port), json ? std::vector<std::string>{"status", "json"} : std::vector<std::string>{"status"},
-                         "no tn-route running for port " + std::to_string(cfg.listen.port));
+int print_status(const RouteConfig& cfg, bool json, std::ostream& out, StatusPage page) {
+    std::vector<std::string> ask{"status"};
+    if (json) ask.emplace_back("json");
+    if (json && page.limit) ask.insert(ask.end(), {std::to_string(page.limit), std::to_string(page.after)});
+    auto r = control_ask(route_socket_path(cfg.listen.port), ask, "no tn-route running for port " + std::to_string(cfg.listen.port));
     if (r.code != 0) throw Error(ExitCode::unavailable, r.body);
     out << r.body;
     return 0;

@@ -57,6 +57,10 @@ public:
     void start(const std::string& fingerprint);
     void stop();
     std::string status(bool json) const;
+    // status --json --limit N [--after ID]: the same document with at most `limit` vnets, those whose id
+    // is above `after` (ids ascending), plus "vnet_count" and "next_after" (the id to ask after next,
+    // null on the last page). So a script pages through 10,000 vnets a bounded reply at a time.
+    std::string status_page(std::uint32_t after, std::size_t limit) const;
     // SIGHUP: applies what changed and can change live (groups and tokens for new sessions, the
     // [http] and [dashboard] listeners and credentials); returns what still needs a restart.
     std::vector<std::string> reload(RouteConfig next);
@@ -183,7 +187,9 @@ private:
     std::optional<LinkTag> link_tag(const std::string& group, std::uint32_t serve_vnet, std::uint16_t id, std::uint32_t user_vnet) const;
     // The book with the open links' bytes so far: what status, the dashboard and /metrics report.
     std::map<TrafficBook::Key, TrafficBook::Vnet> traffic_now() const;
-    void status_json(std::ostream& o) const;
+    // `limit` 0: every vnet, as status --json always gave them.
+    void status_json(std::ostream& o, std::uint32_t after = 0, std::size_t limit = 0) const;
+    void vnet_json(std::ostream& o, const Session& ss, const std::map<TrafficBook::Key, TrafficBook::Vnet>& book, Clock::time_point now) const;
     struct Active {
         std::shared_ptr<relay::Pump> pump;          // a leg the route ends itself, or a plain pair
         std::shared_ptr<relay::RecordRelay> relay;  // a sealed vnet<->vnet pair (reused after a clean end)

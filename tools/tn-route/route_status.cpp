@@ -1,4 +1,8 @@
 // tn-route's status report (text and JSON) and the Unix control socket that serves it.
+#include <charconv>
+#include <climits>
+#include <cstdint>
+#include <iterator>
 #include <sstream>
 
 #include "base/exit_code.hpp"
@@ -11,6 +15,12 @@ using namespace relay;
 
 namespace {
 long long secs(Clock::duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
+
+// A decimal count from the control socket (the CLI checked it already; this is the socket's own guard).
+bool parse_count(const std::string& s, std::uint64_t& out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
 }  // namespace
 
 namespace {
@@ -46,7 +56,31 @@ std::map<TrafficBook::Key, TrafficBook::Vnet> RouteServer::traffic_now() const {
     return book;
 }
 
-void RouteServer::status_json(std::ostream& o) const {
+void RouteServer::vnet_json(std::ostream& o, const Session& ss, const std::map<TrafficBook::Key, TrafficBook::Vnet>& book,
+                            Clock::time_point now) const {
+    o << "{\"id\":" << ss.vnet_id << ",\"name\":" << json_quote_text(ss.name) << ",\"group\":" << json_quote_text(ss.group)
+      << ",\"peer\":" << json_quote(ss.peer) << ",\"uptime_s\":" << secs(now - ss.since)
+      << ",\"pooled_links\":" << links_.pool_size(ss.vnet_id) << ",\"standby_links\":" << links_.standby_size(ss.vnet_id)
+      << ",\"traffic\":";
+    traffic_json(o, find_traffic(book, ss.group, ss.name, std::nullopt));
+    o << ",\"serves\":[";
+    bool f2 = true;
+    for (const auto* rp : reg_.serves_of(ss.vnet_id)) {
+        const auto& r = *rp;
+        o << (f2 ? "" : ",") << "{\"id\":" << r.spec.id << ",\"name\":" << json_quote_text(r.spec.name)
+          << ",\"type\":" << json_quote_text(r.spec.type) << ",\"ip\":" << json_quote_text(r.spec.ip) << ",\"port\":" << r.spec.port
+          << ",\"info\":" << json_quote_text(r.spec.info) << ",\"remote_port\":" << r.spec.remote_port
+          << ",\"unserve\":" << (r.spec.unserve ? "true" : "false") << ",\"custom_domains\":[";
+        for (std::size_t i = 0; i < r.spec.domains.size(); ++i) o << (i ? "," : "") << json_quote_text(r.spec.domains[i]);
+        o << "],\"traffic\":";
+        traffic_json(o, find_traffic(book, ss.group, ss.name, r.spec.id));
+        o << "}";
+        f2 = false;
+    }
+    o << "]}";
+}
+
+void RouteServer::status_json(std::ostream& o, std::uint32_t after, std::size_t limit) const {
     auto now = Clock::now();
     std::uint64_t live = 0;
     for (const auto& [id, a] : active_) live += a.bytes();
@@ -56,33 +90,21 @@ void RouteServer::status_json(std::ostream& o) const {
       << ",\"fingerprint\":" << json_quote(fingerprint_) << ",\"http\":" << (http_at_ ? json_quote(http_at_->str()) : "null")
       << ",\"https\":" << (tls_at_ ? json_quote(tls_at_->str()) : "null")
       << ",\"dashboard\":" << (dash_at_ ? json_quote(dash_at_->str()) : "null") << ",\"uptime_s\":" << secs(now - started_) << ",\"vnets\":[";
-    bool first = true;
-    for (const auto& [id, ss] : sessions_) {
-        o << (first ? "" : ",") << "{\"id\":" << id << ",\"name\":" << json_quote_text(ss->name)
-          << ",\"group\":" << json_quote_text(ss->group) << ",\"peer\":" << json_quote(ss->peer)
-          << ",\"uptime_s\":" << secs(now - ss->since) << ",\"pooled_links\":" << links_.pool_size(ss->vnet_id)
-          << ",\"standby_links\":" << links_.standby_size(ss->vnet_id) << ",\"traffic\":";
-        traffic_json(o, find_traffic(book, ss->group, ss->name, std::nullopt));
-        o << ",\"serves\":[";
-        first = false;
-        bool f2 = true;
-        for (const auto& r : reg_.serves(ss->group)) {
-            if (r.vnet_id != id) continue;
-            o << (f2 ? "" : ",") << "{\"id\":" << r.spec.id << ",\"name\":" << json_quote_text(r.spec.name)
-              << ",\"type\":" << json_quote_text(r.spec.type) << ",\"ip\":" << json_quote_text(r.spec.ip)
-              << ",\"port\":" << r.spec.port << ",\"info\":" << json_quote_text(r.spec.info)
-              << ",\"remote_port\":" << r.spec.remote_port << ",\"unserve\":" << (r.spec.unserve ? "true" : "false")
-              << ",\"custom_domains\":[";
-            for (std::size_t i = 0; i < r.spec.domains.size(); ++i) o << (i ? "," : "") << json_quote_text(r.spec.domains[i]);
-            o << "],\"traffic\":";
-            traffic_json(o, find_traffic(book, ss->group, ss->name, r.spec.id));
-            o << "}";
-            f2 = false;
-        }
-        o << "]}";
+    std::size_t n = 0;
+    auto page = limit ? sessions_.upper_bound(after) : sessions_.begin();
+    for (; page != sessions_.end() && (!limit || n < limit); ++page, ++n) {
+        o << (n ? "," : "");
+        vnet_json(o, *page->second, book, now);
     }
+    o << "]";
+    if (limit) {
+        o << ",\"vnet_count\":" << sessions_.size() << ",\"next_after\":";
+        if (page == sessions_.end()) o << "null";
+        else o << std::prev(page)->first;
+    }
+    bool first = true;
     // Every reason always present (0 until it happens), so scripts need no existence checks.
-    o << "],\"tls_vhost\":{\"links\":" << tls_links_ << ",\"refused\":{";
+    o << ",\"tls_vhost\":{\"links\":" << tls_links_ << ",\"refused\":{";
     first = true;
     for (const char* r : kTlsRefusals) {
         auto it = tls_errors_.find(r);
@@ -99,6 +121,12 @@ void RouteServer::status_json(std::ostream& o) const {
     o << "],\"udp_remote_ports\":";
     udp_status_json(o);
     o << "}\n";
+}
+
+std::string RouteServer::status_page(std::uint32_t after, std::size_t limit) const {
+    std::ostringstream o;
+    status_json(o, after, std::max<std::size_t>(1, limit));
+    return o.str();
 }
 
 std::string RouteServer::status(bool json) const {
@@ -129,8 +157,8 @@ std::string RouteServer::status(bool json) const {
           << "  up " << secs(now - ss->since) << "s\n   ";
         traffic_text(o, find_traffic(book, ss->group, ss->name, std::nullopt));
         o << "\n";
-        for (const auto& r : reg_.serves(ss->group)) {
-            if (r.vnet_id != id) continue;
+        for (const auto* rp : reg_.serves_of(id)) {
+            const auto& r = *rp;
             o << "  serve " << r.spec.id << "  " << escape_controls(r.spec.name) << "  " << escape_controls(r.spec.type) << " "
               << escape_controls(r.spec.ip) << ":" << r.spec.port;
             if (r.spec.remote_port) o << "  remote_port " << r.spec.remote_port;
@@ -158,6 +186,11 @@ void RouteServer::on_control(local_socket sock) {
     serve_control(std::make_shared<local_socket>(std::move(sock)), [this](std::vector<std::string> w, auto reply) {
         if (w.size() == 1 && w[0] == "status") return reply(ControlReply{0, status(false)});
         if (w.size() == 2 && w[0] == "status" && w[1] == "json") return reply(ControlReply{0, status(true)});
+        // status json LIMIT AFTER (status --json --limit N --after ID): one page of vnets.
+        std::uint64_t limit = 0, after = 0;
+        if (w.size() == 4 && w[0] == "status" && w[1] == "json" && parse_count(w[2], limit) && parse_count(w[3], after) && limit > 0 &&
+            after <= UINT32_MAX)
+            return reply(ControlReply{0, status_page(static_cast<std::uint32_t>(after), static_cast<std::size_t>(limit))});
         reply(ControlReply{to_int(ExitCode::usage), "error: unknown request\n"});
     });
 }
