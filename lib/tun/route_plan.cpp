@@ -143,11 +143,18 @@ std::string format_routes(const std::vector<HostRoute>& routes) {
     return s;
 }
 
-std::vector<HostRoute> parse_routes(std::string_view text) {
-    std::vector<HostRoute> out;
+std::vector<std::vector<std::string>> word_lines(std::string_view text) {
+    std::vector<std::vector<std::string>> out;
     std::istringstream in{std::string(text)};
     for (std::string line; std::getline(in, line);)
-        if (auto r = parse_route(words(line))) out.push_back(*r);
+        if (auto w = words(line); !w.empty()) out.push_back(std::move(w));
+    return out;
+}
+
+std::vector<HostRoute> parse_routes(std::string_view text) {
+    std::vector<HostRoute> out;
+    for (auto& w : word_lines(text))
+        if (auto r = parse_route(w)) out.push_back(*r);
     return out;
 }
 

@@ -50,6 +50,10 @@ std::vector<HostRoute> plan_routes(const std::vector<Route>& pushed, const std::
 
 bool covers(const Route& r, std::uint32_t addr);
 
+// The words of each line of `text` that has any: the one reader of the state file, whose route lines
+// and policy lines (route_plan_policy.hpp) each skip the other's and whatever does not parse.
+std::vector<std::vector<std::string>> word_lines(std::string_view text);
+
 // The state file: one route per line in str() form. Lines that do not parse as a route are skipped
 // (the file is ours, 0600, but it is input all the same).
 std::string format_routes(const std::vector<HostRoute>& routes);

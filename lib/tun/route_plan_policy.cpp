@@ -4,9 +4,8 @@
 #include "tun/route_plan.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
-#include <sstream>
+#include <set>
 
 namespace tn::tun {
 namespace {
@@ -27,29 +26,46 @@ std::vector<std::string> ip_args(const PolicyStep& s, const char* verb) {
         return {fam(s.family), "route", verb, s.family == 6 ? "::/0" : "0.0.0.0/0", "dev", s.dev, "table", t};
     case PolicyStep::Kind::suppress_rule:
         return {fam(s.family), "rule", verb, "table", "main", "suppress_prefixlength", "0", "priority",
-                std::to_string(policy_suppress_priority)};
+                std::to_string(s.priority)};
     case PolicyStep::Kind::mark_rule:
-        return {fam(s.family), "rule", verb, "not", "fwmark", t, "table", t, "priority", std::to_string(policy_rule_priority)};
+        return {fam(s.family), "rule", verb, "not", "fwmark", t, "table", t, "priority", std::to_string(s.priority)};
     }
     return {};
 }
 
-// One state line: "policy KIND FAMILY [TABLE [DEV]]".
+// A rule line's priority: the word at `at` if there is one (a valid P or P + 1), else the fixed one
+// of the versions before the choice (`fixed`).
+std::optional<std::uint32_t> rule_priority(const std::vector<std::string>& w, std::size_t at, std::uint32_t fixed) {
+    if (w.size() == at) return fixed;
+    if (w.size() != at + 1) return std::nullopt;
+    auto p = number(w[at]);
+    if (!p || *p == 0) return std::nullopt;
+    return p;
+}
+
+// One state line: "policy suppress FAMILY [P]", "policy rule FAMILY TABLE [P+1]" or
+// "policy route FAMILY TABLE DEV".
 std::optional<PolicyStep> parse_line(const std::vector<std::string>& w) {
     if (w.size() < 3 || w[0] != "policy") return std::nullopt;
     PolicyStep s;
     if (w[2] != "4" && w[2] != "6") return std::nullopt;
     s.family = w[2] == "6" ? 6 : 4;
-    if (w[1] == "suppress" && w.size() == 3) {
+    if (w[1] == "suppress") {
+        auto p = rule_priority(w, 3, policy_default_priority);
+        if (!p) return std::nullopt;
         s.kind = PolicyStep::Kind::suppress_rule;
+        s.priority = *p;
         return s;
     }
     if (w.size() < 4) return std::nullopt;
     auto t = number(w[3]);
     if (!t || *t == 0) return std::nullopt;
     s.table = *t;
-    if (w[1] == "rule" && w.size() == 4) {
+    if (w[1] == "rule") {
+        auto p = rule_priority(w, 4, policy_default_priority + 1);
+        if (!p) return std::nullopt;
         s.kind = PolicyStep::Kind::mark_rule;
+        s.priority = *p;
         return s;
     }
     if (w[1] == "route" && w.size() == 5 && valid_ifname(w[4])) {
@@ -69,20 +85,40 @@ std::string PolicyStep::str() const {
     auto f = std::to_string(family), t = std::to_string(table);
     switch (kind) {
     case Kind::table_route: return "policy route " + f + " " + t + " " + dev;
-    case Kind::suppress_rule: return "policy suppress " + f;
+    case Kind::suppress_rule: return "policy suppress " + f + " " + std::to_string(priority);
     case Kind::mark_rule: break;
     }
-    return "policy rule " + f + " " + t;
+    return "policy rule " + f + " " + t + " " + std::to_string(priority);
 }
 
-std::vector<PolicyStep> plan_policy(const std::string& tun, std::uint32_t mark, bool v4, bool v6) {
+std::optional<std::uint32_t> free_policy_priority(std::string_view rules) {
+    // Each line: "PRIORITY:<tab>SELECTOR... lookup TABLE ..." (a continuation line has no "N:").
+    std::set<std::uint32_t> taken;
+    std::uint32_t main = 32766;
+    bool main_seen = false;
+    for (auto& w : word_lines(rules)) {
+        if (w[0].size() < 2 || w[0].back() != ':') continue;
+        auto p = number(std::string_view(w[0]).substr(0, w[0].size() - 1));
+        if (!p) continue;
+        taken.insert(*p);
+        if (!main_seen && w == std::vector<std::string>{w[0], "from", "all", "lookup", "main"}) {
+            main = *p;
+            main_seen = true;
+        }
+    }
+    for (std::uint32_t p = main < 2 ? 0 : main - 2; p >= 1; --p)
+        if (!taken.contains(p) && !taken.contains(p + 1)) return p;
+    return std::nullopt;
+}
+
+std::vector<PolicyStep> plan_policy(const std::string& tun, std::uint32_t mark, bool v4, bool v6, std::uint32_t priority) {
     std::vector<PolicyStep> out;
     if (mark == 0) return out;
     for (int family : {4, 6}) {
         if ((family == 4 && !v4) || (family == 6 && !v6)) continue;
-        out.push_back(PolicyStep{PolicyStep::Kind::table_route, family, mark, tun});
-        out.push_back(PolicyStep{PolicyStep::Kind::suppress_rule, family, 0, {}});
-        out.push_back(PolicyStep{PolicyStep::Kind::mark_rule, family, mark, {}});
+        out.push_back(PolicyStep{PolicyStep::Kind::table_route, family, mark, tun, 0});
+        out.push_back(PolicyStep{PolicyStep::Kind::suppress_rule, family, 0, {}, priority});
+        out.push_back(PolicyStep{PolicyStep::Kind::mark_rule, family, mark, {}, priority + 1});
     }
     return out;
 }
@@ -97,13 +133,8 @@ std::string format_policy(const std::vector<PolicyStep>& steps) {
 
 std::vector<PolicyStep> parse_policy(std::string_view text) {
     std::vector<PolicyStep> out;
-    std::istringstream in{std::string(text)};
-    for (std::string line; std::getline(in, line);) {
-        std::istringstream ws(line);
-        std::vector<std::string> w;
-        for (std::string x; ws >> x;) w.push_back(x);
+    for (auto& w : word_lines(text))
         if (auto s = parse_line(w)) out.push_back(*s);
-    }
     return out;
 }
 

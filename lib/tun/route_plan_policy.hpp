@@ -21,10 +21,18 @@
 
 namespace tn::tun {
 
-// Fixed rule priorities, just below the main table's 32766 (wg-quick's rules land on the same ones
-// on a host without other rules): the suppressing rule first, then the one to table T.
-constexpr std::uint32_t policy_suppress_priority = 32764;
-constexpr std::uint32_t policy_rule_priority = 32765;
+// The rules' priorities: P for the suppressing rule, P + 1 for the one to table T, the highest pair
+// just below the main table's rule (32766 unless moved) that no rule of the host holds in either
+// family: 32764 and 32765 on a host with only the default rules, where wg-quick's land too. wg-quick
+// leaves the choice to the kernel (one below the first rule after `local`: before every rule of the
+// host) and removes its rules by matching their text, which takes a host's identical rule with them;
+// ours keep their place just before main, beside no rule of the host's, and the state file records P
+// so that cleanup removes exactly ours.
+constexpr std::uint32_t policy_default_priority = 32764;
+
+// P for the rules `ip -4 rule show` and `ip -6 rule show` list (both outputs, one after the other);
+// nullopt when no free pair is left below main.
+std::optional<std::uint32_t> free_policy_priority(std::string_view rules);
 
 struct PolicyStep {
     enum class Kind { table_route, suppress_rule, mark_rule };
@@ -32,6 +40,7 @@ struct PolicyStep {
     int family = 4;              // 4 or 6
     std::uint32_t table = 0;     // T, also the mark M (table_route, mark_rule)
     std::string dev;             // table_route: the TUN
+    std::uint32_t priority = 0;  // the rules: P (suppress_rule) or P + 1 (mark_rule)
     bool operator==(const PolicyStep&) const = default;
 
     // The arguments after `ip` that make and undo this step.
@@ -41,14 +50,16 @@ struct PolicyStep {
 };
 
 // The steps, in order, for a full tunnel through `tun` with mark/table `mark` (0: none) for the
-// families asked.
-std::vector<PolicyStep> plan_policy(const std::string& tun, std::uint32_t mark, bool v4, bool v6);
+// families asked, with rule priorities P = `priority` and P + 1.
+std::vector<PolicyStep> plan_policy(const std::string& tun, std::uint32_t mark, bool v4, bool v6,
+                                    std::uint32_t priority = policy_default_priority);
 
 // Whether IPv4 reverse-path filtering is strict on a device, from net.ipv4.conf.all.rp_filter and
 // the device's own (the kernel takes the higher): 1 is strict, 0 off, 2 loose.
 bool rp_filter_strict(int all, int dev);
 
-// The state file's policy lines (other lines are skipped: the routes share the file).
+// The state file's policy lines (other lines are skipped: the routes share the file). A rule line
+// without a priority (written before priorities were chosen) reads as the fixed 32764/32765 of then.
 std::string format_policy(const std::vector<PolicyStep>& steps);
 std::vector<PolicyStep> parse_policy(std::string_view text);
 

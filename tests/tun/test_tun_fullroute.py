@@ -150,6 +150,27 @@ def test_after_sigkill_the_next_start_removes_the_rules(net, endpoint):
     assert host(net) == before
 
 
+def test_a_rule_the_host_has_at_the_usual_priority_is_left_alone(net):
+    """A rule of the host's at 32765 (where ours go on a host without other rules): ours take the next
+    free pair below main, none beside it, and leave it as it was."""
+    theirs = ("from", "192.0.2.99", "lookup", "1234", "priority", "32765")
+    net.exec("c", "ip", "rule", "add", *theirs)
+    try:
+        before = host(net)
+        start_client(net, client_config(net, f"{SERVER}:{PORT}"))
+        try:
+            check_full_tunnel(net)
+            rules = net.exec("c", "ip", "rule").stdout
+            priorities = [line.split(":")[0] for line in rules.splitlines()]
+            assert len(priorities) == len(set(priorities)), rules  # no rule of ours beside another
+            assert "32765:\tfrom 192.0.2.99 lookup 1234" in rules, rules
+        finally:
+            stop_client(net)
+        assert host(net) == before
+    finally:
+        net.exec("c", "ip", "rule", "del", *theirs)
+
+
 def test_fwmark_0_routes_by_halves(net):
     before = host(net)
     start_client(net, client_config(net, f"{SERVER}:{PORT}", fwmark=0))

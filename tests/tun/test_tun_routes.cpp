@@ -122,9 +122,48 @@ TEST_CASE("policy steps read back from the state file; route lines and junk are 
     auto plan = plan_policy("tnc0", 29806, true, true);
     auto routes = std::vector<HostRoute>{{parse_cidr("10.0.0.0/8"), std::nullopt, "tnc0"}};
     auto text = format_routes(routes) + format_policy(plan) +
-                "policy rule 4 0\npolicy route 4 5 bad;dev\npolicy rule 5 7\npolicy suppress 4 1\nrm -rf /\n";
+                "policy rule 4 0\npolicy route 4 5 bad;dev\npolicy rule 5 7\npolicy suppress 4 0\n"
+                "policy rule 4 7 9 9\npolicy suppress 6 x\nrm -rf /\n";
     CHECK(parse_policy(text) == plan);
     CHECK(parse_routes(text) == routes);
+}
+
+TEST_CASE("one reader for every state line: the words of each line that has any") {
+    CHECK(word_lines("a  b\n\n \t\nc\td \n e") ==
+          std::vector<std::vector<std::string>>{{"a", "b"}, {"c", "d"}, {"e"}});
+    CHECK(word_lines("").empty());
+}
+
+namespace {
+const char* default_rules = "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n32767:\tfrom all lookup default\n";
+}
+
+TEST_CASE("rule priorities: the highest free pair below main's rule, in neither family's list") {
+    std::string six = "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n";
+    CHECK(free_policy_priority(default_rules + six) == 32764);  // only the default rules: wg-quick's pair
+    CHECK(free_policy_priority(std::string(default_rules) + "32765:\tfrom 192.0.2.9 lookup 100\n") == 32763);
+    // Taken in IPv6 only: both families get the same pair, so it is free in both.
+    CHECK(free_policy_priority(default_rules + six + "32764:\tfrom all lookup 7\n") == 32762);
+    // Main moved (its own rule, not one with a selector that looks up main): just below it.
+    CHECK(free_policy_priority("0:\tfrom all lookup local\n500:\tfrom 10.0.0.0/8 lookup main\n"
+                               "1000:\tfrom all lookup main\n998:\tfrom all lookup 5\n") == 996);
+    CHECK(free_policy_priority("") == 32764);  // no list (no IPv4 on this kernel): main where it always is
+    CHECK(free_policy_priority("junk\n\t  continued line\n:\tx\n12a:\tfrom all\n") == 32764);
+    CHECK_FALSE(free_policy_priority("0:\tfrom all lookup local\n2:\tfrom all lookup main\n"));
+    std::string full;
+    for (int p = 1; p < 32766; p += 2) full += std::to_string(p) + ":\tfrom all lookup 9\n";
+    CHECK_FALSE(free_policy_priority(full));  // every other one taken: no two in a row
+}
+
+TEST_CASE("policy rules at the chosen priority, recorded with it; a line of the fixed-priority versions reads as then") {
+    auto plan = plan_policy("tnc0", 29806, true, false, 32762);
+    CHECK(lines(plan, true) == std::vector<std::string>{"-4 route del 0.0.0.0/0 dev tnc0 table 29806",
+                                                        "-4 rule del table main suppress_prefixlength 0 priority 32762",
+                                                        "-4 rule del not fwmark 29806 table 29806 priority 32763"});
+    CHECK(format_policy(plan) == "policy route 4 29806 tnc0\npolicy suppress 4 32762\npolicy rule 4 29806 32763\n");
+    CHECK(parse_policy(format_policy(plan)) == plan);
+    CHECK(parse_policy("policy route 4 29806 tnc0\npolicy suppress 4\npolicy rule 4 29806\n") ==
+          plan_policy("tnc0", 29806, true, false));
 }
 
 TEST_CASE("strict rp_filter: the higher of all and the device, 1 only") {

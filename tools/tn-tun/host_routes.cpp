@@ -149,9 +149,21 @@ bool HostRoutes::strict_rp_filter(std::uint32_t server, std::uint32_t mark) {
 }
 
 bool HostRoutes::apply_policy(const std::string& tun, std::uint32_t mark, bool v4, bool v6) {
-    auto plan = tun::plan_policy(tun, mark, v4, v6);
-    if (plan == policy_) return true;
+    for (auto& s : policy_)  // ours in place already, at the priority chosen then
+        if (s.kind == tun::PolicyStep::Kind::suppress_rule && tun::plan_policy(tun, mark, v4, v6, s.priority) == policy_)
+            return true;
     clear_policy();  // a family more or less: from scratch
+    if (mark == 0 || (!v4 && !v6)) return true;
+    std::string rules;
+    if (run_program_output({"ip", "-4", "rule", "show"}, rules) != 0) rules.clear();
+    std::string rules6;
+    if (run_program_output({"ip", "-6", "rule", "show"}, rules6) == 0) rules += rules6;
+    auto priority = tun::free_policy_priority(rules);
+    if (!priority) {
+        log_.warn("policy routing: no two free rule priorities below the main table's; routing the full tunnel by halves instead");
+        return false;
+    }
+    auto plan = tun::plan_policy(tun, mark, v4, v6, *priority);
     for (auto& s : plan) {
         policy_.push_back(s);  // recorded before it is made: a kill in between leaves it listed
         save();
