@@ -4,6 +4,8 @@
 //   run  ...            N simulated clients (one per private key in --keys) against a real server:
 //                       handshakes, then steady echoes, then a flood; one JSON line per phase
 //   core N              the server core's handshake cost with N peers, in this process, no I/O
+// --cipher (run, core): auto (default, as `tn-tun client` with cipher = "auto": offer AES-256-GCM
+// where this CPU has AES-NI), aes (offer it; an error without AES-NI) or chacha (never offer it).
 #include <arpa/inet.h>
 #include <sys/resource.h>
 
@@ -17,6 +19,7 @@
 
 #include "base/error.hpp"
 #include "swarm.hpp"
+#include "tun/crypto.hpp"
 #include "tun/server_core.hpp"
 
 namespace {
@@ -29,7 +32,16 @@ struct RunArgs {
     double connect_timeout = 60, steady_rate = 10, steady_seconds = 5, flood_seconds = 5;
     unsigned window = 64, addresses = 1;
     bool until_replied = false;
+    bool offer_aes = false;
 };
+
+// --cipher, resolved as tn-tun's `cipher` is (tools/tn-tun/options.cpp): whether the peers offer AES.
+bool offer_aes(const std::string& cipher) {
+    if (cipher == "auto") return tun::aes_gcm_available();
+    if (cipher == "aes" && !tun::aes_gcm_available())
+        throw Error(ExitCode::usage, "--cipher aes: AES-256-GCM needs AES-NI, which this CPU does not have");
+    return cipher == "aes";
+}
 
 sockaddr_in parse_server(const std::string& s) {
     sockaddr_in a{};
@@ -75,11 +87,12 @@ void print_phase(const char* name, const bench::PhaseResult& r) {
 int run(const RunArgs& a) {
     raise_fd_limit();
     bench::Swarm swarm(read_keys(a.keys), tun::key_from_base64(a.server_key), parse_server(a.server), a.bind, a.addresses,
-                       a.size);
+                       a.size, a.offer_aes);
     auto c = swarm.connect(a.connect_timeout);
     std::printf("{\"phase\":\"connect\",\"peers\":%zu,\"connected\":%zu,\"seconds\":%.3f,\"initiations\":%llu,"
-                "\"cookies\":%llu}\n",
-                swarm.size(), c.connected, c.seconds, (unsigned long long)c.initiations, (unsigned long long)c.cookies);
+                "\"cookies\":%llu,\"offer_aes\":%s,\"aes_sessions\":%zu}\n",
+                swarm.size(), c.connected, c.seconds, (unsigned long long)c.initiations, (unsigned long long)c.cookies,
+                a.offer_aes ? "true" : "false", c.aes);
     std::fflush(stdout);
     if (c.connected != swarm.size()) return 69;  // EX_UNAVAILABLE: not every peer got through
     if (a.steady_seconds > 0) print_phase("steady", swarm.steady(a.steady_rate, a.steady_seconds, a.until_replied));
@@ -111,9 +124,10 @@ tun::Route subnet_for(std::size_t n) {
 
 // The server side of full handshakes (CPU time of the calls into ServerCore) (initiation -> response, confirming keepalive -> push) with n
 // peers configured and the rate limits lifted: what one core can do, without the kernel's share.
-int core(std::size_t n, unsigned rounds) {
+int core(std::size_t n, unsigned rounds, bool aes) {
     tun::ServerSettings s;
     s.key = tun::generate_keypair();
+    s.aes = tun::aes_gcm_available();  // a server with cipher = "auto"
     s.subnet = subnet_for(n);
     s.handshakes_per_second = s.handshake_burst = s.max_handshakes_per_second = s.max_handshake_burst = 1e12;
     std::vector<tun::ClientCore> clients;
@@ -122,6 +136,7 @@ int core(std::size_t n, unsigned rounds) {
         tun::ClientSettings c;
         c.key = tun::generate_keypair();
         c.server_public = s.key.pub;
+        c.offer_aes = aes;
         tun::PeerConfig pc;
         pc.name = "p" + std::to_string(i);
         pc.public_key = c.key.pub;
@@ -171,11 +186,17 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     std::size_t n = 0;
     unsigned rounds = 3;
+    std::string cipher = "auto";
+    auto cipher_option = [&](CLI::App* sub) {
+        sub->add_option("--cipher", cipher, "auto (AES-256-GCM where this CPU has AES-NI, as a real client), aes or chacha")
+            ->check(CLI::IsMember({"auto", "aes", "chacha"}));
+    };
     auto* k = app.add_subcommand("keys", "print N key pairs, 'private public' per line");
     k->add_option("n", n, "how many")->required();
     auto* c = app.add_subcommand("core", "server core handshake cost with N peers, no I/O");
     c->add_option("n", n, "how many peers")->required();
     c->add_option("--rounds", rounds, "handshakes per peer");
+    cipher_option(c);
     RunArgs a;
     auto* r = app.add_subcommand("run", "simulated clients against a running tn-tun server");
     r->add_option("--server", a.server, "server IPv4:PORT")->required();
@@ -190,6 +211,7 @@ int main(int argc, char** argv) {
     r->add_flag("--until-replied", a.until_replied, "end the steady phase once every peer had a reply");
     r->add_option("--window", a.window, "flood phase: echoes in flight in total");
     r->add_option("--flood-seconds", a.flood_seconds, "flood phase length (0: none)");
+    cipher_option(r);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -197,7 +219,8 @@ int main(int argc, char** argv) {
     }
     try {
         if (*k) return keys(n);
-        if (*c) return core(n, rounds);
+        if (*c) return core(n, rounds, offer_aes(cipher));
+        a.offer_aes = offer_aes(cipher);
         return run(a);
     } catch (const tn::Error& e) {
         std::fprintf(stderr, "tn-tun-peers: %s\n", e.what());

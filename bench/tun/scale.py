@@ -7,8 +7,11 @@ beyond its config, `tn-tun status --json` time, the RTT of a steady echo load, a
 throughput of a flood whose total window is the same for every N, as a ratio to N=1. The anchor, for
 the same N in the same run: wireguard-go with N peers, driven by wg_peers.py (N simulated WireGuard
 initiators in one process; scale_wg.py), then a table of tn-tun / wireguard-go ratios.
+--cipher: what the simulated clients offer (auto, the default: AES-256-GCM where this CPU has AES-NI,
+as a real client does; aes; chacha); the server is at its default (it chooses AES-256-GCM when offered
+and its CPU has AES-NI). wireguard-go always uses ChaCha20-Poly1305.
 Usage (root): bench/tun/scale.py [--n 1,10,100,1000] [--build build] [--seconds 5] [--rate 10]
-[--window 64] [--size 1000] [--no-wg] [--json]"""
+[--window 64] [--size 1000] [--cipher auto|aes|chacha] [--no-wg] [--json]"""
 import argparse
 import json
 import os
@@ -166,7 +169,7 @@ def one(a, net, n, work):
                                 "--server-key", spub, "--keys", keys, "--bind", SW_BASE + "1", "--size", str(a.size),
                                 "--addresses", str(min(n, MAX_ADDRESSES)),
                                 "--rate", str(a.rate), "--steady-seconds", str(a.seconds), "--window", str(a.window),
-                                "--flood-seconds", str(a.seconds), "--connect-timeout", "300"],
+                                "--flood-seconds", str(a.seconds), "--connect-timeout", "300", "--cipher", a.cipher],
                                stdout=subprocess.PIPE, text=True)
         follow(a, gen, srv.pid, cpu0, rss0, r, lambda: status_ms(a, env, n))
         r["udp_rcvbuf_errors"] = {ns: udp_rcvbuf_errors(net, ns) for ns in ("srv", "sw")}
@@ -175,6 +178,10 @@ def one(a, net, n, work):
         r["tun_tx_dropped"] = link["stats64"]["tx"]["dropped"]
         if gen.wait() != 0:
             raise RuntimeError(f"tn-tun-peers exited {gen.returncode}")
+        c = r.get("connect", {})
+        print(f"N={n}: {c.get('aes_sessions', 0)} of {c.get('connected', 0)} sessions AES-256-GCM "
+              f"(--cipher {a.cipher}, the peers {'offered' if c.get('offer_aes') else 'did not offer'} it)",
+              file=sys.stderr)
     finally:
         srv.terminate()
         srv.wait(10)
@@ -262,6 +269,8 @@ def main():
     ap.add_argument("--rate", type=float, default=10, help="steady phase: echoes per second per peer")
     ap.add_argument("--window", type=int, default=64, help="flood: echoes in flight in total, for every N")
     ap.add_argument("--size", type=int, default=1000, help="inner packet bytes")
+    ap.add_argument("--cipher", choices=("auto", "aes", "chacha"), default="auto",
+                    help="what the peers offer: auto (AES-256-GCM where the CPU has AES-NI, as a real client), aes, chacha")
     ap.add_argument("--json", action="store_true", help="print the raw results as JSON too")
     ap.add_argument("--no-wg", dest="wg", action="store_false",
                     help="skip the anchor (wireguard-go with N peers, driven by wg_peers.py)")
@@ -276,7 +285,7 @@ def main():
         a.wg = False
     results, wg = [], []
     for n in [int(x) for x in a.n.split(",")]:
-        core = json.loads(sh(a.peers, "core", str(n), "--rounds", str(max(1, 300 // n))).stdout)
+        core = json.loads(sh(a.peers, "core", str(n), "--rounds", str(max(1, 300 // n)), "--cipher", a.cipher).stdout)
         net, work = Net(min(n, MAX_ADDRESSES)), tempfile.mkdtemp(prefix="tn-bench-scale-")
         try:
             r = one(a, net, n, work)

@@ -71,7 +71,7 @@ double percentile(std::vector<double>& v, double q) {
 }  // namespace
 
 Swarm::Swarm(const std::vector<tun::Key>& keys, const tun::Key& server_pub, const sockaddr_in& server,
-             const std::string& bind_ip, unsigned addresses, std::size_t packet_size)
+             const std::string& bind_ip, unsigned addresses, std::size_t packet_size, bool offer_aes)
     : server_(server), packet_size_(std::max(packet_size, ip_header + icmp_header + 8)),
       buf_(tun::max_datagram_len + 64), scratch_(tun::max_datagram_len + 64) {
     if (packet_size_ > 1400) throw Error(ExitCode::usage, "--size is at most 1400 (the tunnel's MTU is 1420)");
@@ -87,6 +87,7 @@ Swarm::Swarm(const std::vector<tun::Key>& keys, const tun::Key& server_pub, cons
         s.key.priv = keys[i];
         s.key.pub = tun::public_key(keys[i]);
         s.server_public = server_pub;
+        s.offer_aes = offer_aes;
         UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (!fd || ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0)
             throw Error(ExitCode::io, std::string("peer socket: ") + std::strerror(errno));
@@ -182,6 +183,8 @@ ConnectResult Swarm::connect(double timeout) {
     for (auto& p : peers_) {
         r.initiations += p.core.stats().handshakes_sent;
         r.cookies += p.core.stats().cookies;
+        auto* kp = p.core.current_keypair();
+        r.aes += kp && p.core.connected() && kp->suite == tun::Suite::aes256_gcm;
     }
     return r;
 }

@@ -38,15 +38,18 @@ struct ConnectResult {
     double seconds = 0;  // first initiation to the last pushed config
     std::size_t connected = 0;
     std::uint64_t initiations = 0, cookies = 0;
+    std::size_t aes = 0;  // connected peers whose session is AES-256-GCM (the server's choice)
 };
 
 class Swarm {
 public:
     // One peer per private key; each binds its own socket (port chosen by the kernel) on one of
     // `addresses` consecutive IPv4 addresses from `bind_ip`, in turn: real clients come from many
-    // hosts, and the server's per-source handshake limit under load is per address.
+    // hosts, and the server's per-source handshake limit under load is per address. With
+    // `offer_aes`, every peer offers AES-256-GCM (PROTOCOL.tun.md revision 5), as a real client does
+    // where its CPU has AES-NI.
     Swarm(const std::vector<tun::Key>& keys, const tun::Key& server_pub, const sockaddr_in& server,
-          const std::string& bind_ip, unsigned addresses, std::size_t packet_size);
+          const std::string& bind_ip, unsigned addresses, std::size_t packet_size, bool offer_aes);
     std::size_t size() const { return peers_.size(); }
 
     // Until every peer has its pushed config, or `timeout` passes.
