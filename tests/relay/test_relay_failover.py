@@ -189,10 +189,22 @@ def test_a_silent_first_route_is_left_when_the_heartbeat_times_out(echo):
         relay.start_vnet("office", config=routes.vnet("office", order, uses=[{"name": "echo", "id": 653, "port": use_port}]))
         relay.wait_use("office", "echo")
         assert through(use_port)
+        # A connection open through A when it goes silent: it must end when the vnets leave A (the
+        # route ends a dropped session's links too), not hang while A says nothing.
+        held = socket.create_connection(("127.0.0.1", use_port), timeout=FAILOVER_CAP_S)
+        held.sendall(b"ping")
+        assert held.recv(4) == b"ping"
         a = relay.procs["route"]
         t0 = time.monotonic()
         a.send_signal(signal.SIGSTOP)
         try:
+            try:
+                assert held.recv(4) == b"", "a connection through a silent route delivered data"
+            except ConnectionResetError:
+                pass
+            finally:
+                held.close()
+            print(f"failover: the connection open through the silent route ended {time.monotonic() - t0:.2f} s after")
             # Wait on the vnets, not on a probe connection: one sent while A is silent hangs on its link.
             wait_for(lambda: all(relay.ctl_json(v, "show", "vnet")["route"] == routes.addr("B") for v in ("home", "office")),
                      FAILOVER_CAP_S, "both vnets on B")

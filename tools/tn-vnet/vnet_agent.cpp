@@ -122,7 +122,8 @@ void VnetAgent::open_route(OnStream done, bool control) {
         relay::read_interest_only(sock, proto);
         // Only the control connection runs TLS: links are plain TCP, proven by HMAC and sealed end to
         // end (protocol 2), so neither the route nor we spend a handshake or an SSL object on them.
-        if (!tls_ || !control) return done({}, std::make_shared<Stream>(std::move(sock)), {});
+        if (!control) return done({}, track_link(std::make_shared<Stream>(std::move(sock))), {});
+        if (!tls_) return done({}, std::make_shared<Stream>(std::move(sock)), {});
         auto s = std::make_shared<Stream>(std::move(sock), *tls_);
         s->tls_conn().async_handshake(relay::TlsConn::Role::client, [this, s, done](relay::error_code ec) {
             if (ec) return done(ec, nullptr, "TLS handshake failed: " + ec.message());
@@ -151,6 +152,21 @@ void VnetAgent::open_route(OnStream done, bool control) {
                            route_eps_.assign(r.begin(), r.end());
                            go();
                        });
+}
+
+relay::StreamPtr VnetAgent::track_link(relay::StreamPtr s) {
+    if (route_links_.size() >= prune_links_at_) {  // amortised: drop the ended links now and then
+        std::erase_if(route_links_, [](const auto& w) { return w.expired(); });
+        prune_links_at_ = std::max<std::size_t>(64, 2 * route_links_.size());
+    }
+    route_links_.push_back(s);
+    return s;
+}
+
+void VnetAgent::cut_links() {
+    for (auto& w : route_links_)
+        if (auto s = w.lock()) s->close();
+    route_links_.clear();
 }
 
 void VnetAgent::connect() {
@@ -286,6 +302,7 @@ void VnetAgent::lost(const std::string& why) {
     if (!connected_) return;
     connected_ = false;
     drop_pools();
+    cut_links();
     if (ctl_) ctl_->close();
     ctl_.reset();
     writer_.reset();

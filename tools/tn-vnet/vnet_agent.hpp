@@ -105,6 +105,10 @@ private:
     // (then round the others), or with one address the backoff. `from_top`: a new round in list order.
     void after_session(const std::string& why, bool from_top);
     void retry_after(Clock::duration d);
+    // Links to the route, remembered (weakly) so that they end with its session: the route ends them
+    // too when it drops a session, and one that went silent would leave their clients hanging.
+    relay::StreamPtr track_link(relay::StreamPtr s);
+    void cut_links();
     void backoff_wait(const std::string& why);
     const HostPort& current_route() const { return cfg_.routes[cursor_.current()]; }
     // A TCP connection to the route: TLS with the pinned fingerprint for the control connection,
@@ -206,6 +210,8 @@ private:
     std::uint64_t instance_ = relay::random_u64();
     std::optional<asio::ssl::context> tls_;
     std::vector<tcp::endpoint> route_eps_;  // current_route()'s addresses: the control session's and its links'
+    std::vector<std::weak_ptr<relay::Stream>> route_links_;
+    std::size_t prune_links_at_ = 64;
     RouteCursor cursor_{cfg_.routes.size()};  // which of cfg_.routes is in use or being tried
     bool restart_round_ = false;            // the session ends by reload: a new round from the top
     relay::StreamPtr ctl_;
