@@ -41,7 +41,8 @@ Nonce next_challenge(const Nonce& route_nonce);
 bool equal(const Mac& a, const Mac& b);
 bool equal(const Ticket& a, const Ticket& b);
 
-// tn-vnet's reconnect delays (tn::Backoff's rule): 0.5 s doubling to `cap`, jitter ±20 %.
+// tn-vnet's reconnect delays (tn::Backoff's rule): steps of 0.5 s doubling to `cap`, each delay drawn
+// from 5-100 % of its step ("full jitter", so that the vnets of a restarted route spread out).
 BackoffPolicy reconnect_backoff(std::chrono::milliseconds cap = std::chrono::seconds(30));
 // A uniform draw in [0, 1] from the CSPRNG, for Backoff::jitter.
 double random_unit();
