@@ -1,4 +1,4 @@
-// The route registry core: seed 004's id rules, group isolation, remote ports, limits, unserve timers.
+// The route registry core: vnet-v2's id rules, group isolation, remote ports, limits, unserve timers.
 #include <catch2/catch.hpp>
 
 #include "base/error.hpp"
