@@ -15,6 +15,8 @@ import sys
 import tempfile
 import threading
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402
 
@@ -328,3 +330,20 @@ def carries_a_mib(relay, port):
     """1 MiB of random bytes through 127.0.0.1:port comes back whole (an EchoHashServer behind it)."""
     data = os.urandom(1 << 20)
     assert roundtrip(port, data) == (hashlib.sha256(data).hexdigest(), len(data)), relay.all_logs()
+
+
+# The fixtures most relay tests share (a test module takes them with `from relay_env import relay, echo`).
+@pytest.fixture
+def relay():
+    """A Relay with nothing started; its processes' logs are printed (shown when the test fails)."""
+    r = Relay()
+    yield r
+    print(r.all_logs())
+    r.close()
+
+
+@pytest.fixture
+def echo():
+    e = EchoHashServer()
+    yield e
+    e.close()

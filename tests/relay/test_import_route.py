@@ -12,20 +12,13 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import (ROUTE, VNET, FIXTURES, EchoHashServer, Relay, Web, import_broken,  # noqa: E402
-                       loopback, run_tool as run, save, vnet_v2_pair_carries_tcp)
+from relay_env import (ROUTE, VNET, FIXTURES, EchoHashServer, Web, import_broken,  # noqa: E402
+                       loopback, relay, run_tool as run, save, vnet_v2_pair_carries_tcp)  # noqa: F401,F811
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402
 
 ROUTE_FIXTURES = ["frps-ssh.ini", "frps-web.ini", "frps-all.ini", "frps-all.toml", "vnet-v2-route.ini"]
-
-
-@pytest.fixture
-def relay():
-    r = Relay()
-    yield r
-    r.close()
 
 
 @pytest.mark.parametrize("fixture", ROUTE_FIXTURES)

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import (VNET, TOKEN, FIXTURES, Relay, EchoHashServer, carries_a_mib, import_broken, loopback,  # noqa: E402
-                       run_tool, save, vnet_v2_pair_carries_tcp)
+from relay_env import (VNET, TOKEN, FIXTURES, EchoHashServer, carries_a_mib, import_broken, loopback,  # noqa: E402
+                       relay, run_tool, save, vnet_v2_pair_carries_tcp)  # noqa: F401,F811
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 import harness  # noqa: E402
@@ -18,13 +18,6 @@ import harness  # noqa: E402
 FP = "sha256:" + "ab" * 32
 VNET_FIXTURES = ["vnet-v2-full.ini", "vnet-v2-home-a.ini", "vnet-v2-office-b.ini", "frpc-ssh.ini", "frpc-web.ini",
                  "frpc-all.ini", "frpc-all.toml"]
-
-
-@pytest.fixture
-def relay():
-    r = Relay()
-    yield r
-    r.close()
 
 
 def token_file(relay, token=TOKEN):

@@ -13,25 +13,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import relay_env  # noqa: E402
-from relay_env import Relay, EchoHashServer, roundtrip, wait_for, ROUTE, VNET, TOKEN  # noqa: E402
+from relay_env import Relay, EchoHashServer, roundtrip, wait_for, ROUTE, VNET, TOKEN, relay, echo  # noqa: E402,F401,F811
 import harness  # noqa: E402
 
 EXAMPLES = os.path.join(harness.SOURCE_ROOT, "examples")
-
-
-@pytest.fixture
-def relay():
-    r = Relay()
-    yield r
-    print(r.all_logs())
-    r.close()
-
-
-@pytest.fixture
-def echo():
-    e = EchoHashServer()
-    yield e
-    e.close()
 
 
 def rewrite_example(path, out, port, fingerprint, token, replace=()):

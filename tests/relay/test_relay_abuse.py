@@ -15,17 +15,10 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import Relay, EchoHashServer, Web, http_get, roundtrip, wait_for, ROUTE, TOKEN  # noqa: E402
+from relay_env import Relay, Web, http_get, roundtrip, wait_for, ROUTE, TOKEN, echo  # noqa: E402,F401,F811
 import harness  # noqa: E402
 
 SERVE_WAIT = 60  # seconds a legitimate vnet may take to register and proxy while under attack
-
-
-@pytest.fixture
-def echo():
-    e = EchoHashServer()
-    yield e
-    e.close()
 
 
 class HalfOpenFlood:

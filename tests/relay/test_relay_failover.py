@@ -15,7 +15,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import Relay, EchoHashServer, roundtrip, wait_for, ROUTE, VNET, TOKEN  # noqa: E402
+from relay_env import Relay, roundtrip, wait_for, ROUTE, VNET, TOKEN, relay, echo  # noqa: E402,F401,F811
 import harness  # noqa: E402
 
 # The issue asks for new connections through the second route within 5 s of the first one's death.
@@ -72,21 +72,6 @@ class TwoRoutes:
 def serves_on(st):
     """(vnet name, serve id) for every serve a route's status lists."""
     return sorted((v["name"], s["id"]) for v in st["vnets"] for s in v["serves"])
-
-
-@pytest.fixture
-def relay():
-    r = Relay()
-    yield r
-    print(r.all_logs())
-    r.close()
-
-
-@pytest.fixture
-def echo():
-    e = EchoHashServer()
-    yield e
-    e.close()
 
 
 def echo_once(port, data, timeout=30):

@@ -12,16 +12,9 @@ import threading
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import Relay, EchoHashServer, roundtrip, wait_for  # noqa: E402
+from relay_env import Relay, roundtrip, wait_for, echo  # noqa: E402,F401,F811
 from recorder import Recorder  # noqa: E402
 import harness  # noqa: E402
-
-
-@pytest.fixture
-def echo():
-    e = EchoHashServer()
-    yield e
-    e.close()
 
 
 def chain(tls, echo, pool=2):

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import Relay, wait_for, ROUTE, VNET  # noqa: E402
+from relay_env import wait_for, ROUTE, VNET, relay  # noqa: E402,F401,F811
 import harness  # noqa: E402
 
 
@@ -65,14 +65,6 @@ def dns_query(name, qid=0x4242):
     for label in name.split("."):
         q += bytes([len(label)]) + label.encode()
     return q + b"\0" + struct.pack(">HH", 1, 1)
-
-
-@pytest.fixture
-def relay():
-    r = Relay()
-    yield r
-    print(r.all_logs())
-    r.close()
 
 
 def start_pair(relay, service_port, use_extra=None, serve_type="udp", use_type="udp"):

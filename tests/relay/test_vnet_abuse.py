@@ -6,21 +6,12 @@ import os
 import socket
 import sys
 
-import pytest
-
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import Relay, EchoHashServer, VNET, recv_all, roundtrip, wait_for  # noqa: E402
+from relay_env import Relay, VNET, recv_all, roundtrip, wait_for, echo  # noqa: E402,F401,F811
 import harness  # noqa: E402
 
 NOFILE = 48  # enough for the vnet at rest (control connection, pools, ctl socket, lock, epoll), not for the flood
 FLOOD = 300
-
-
-@pytest.fixture
-def echo():
-    e = EchoHashServer()
-    yield e
-    e.close()
 
 
 def test_emfile_flood_on_a_use_port_then_clients_are_served(echo):

@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import Relay, EchoHashServer, VNET, wait_for  # noqa: E402
+from relay_env import Relay, VNET, wait_for, echo  # noqa: E402,F401,F811
 import harness  # noqa: E402
 
 # Runs as the other user, with /usr/bin/python3 (readable by everyone): connects to the socket and
@@ -56,13 +56,6 @@ def as_user(uid, *args, bypass_file_modes=False):
     caps = ["--inh-caps=+dac_override", "--ambient-caps=+dac_override"] if bypass_file_modes else []
     return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *caps, *args],
                           capture_output=True, text=True, timeout=30)
-
-
-@pytest.fixture
-def echo():
-    e = EchoHashServer()
-    yield e
-    e.close()
 
 
 @pytest.fixture

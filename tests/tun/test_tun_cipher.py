@@ -4,7 +4,6 @@ carries traffic (a TCP stream checked by hash); a client that never offers it (`
 on the wire exactly a revision 4 client) gets ChaCha20-Poly1305 from the same server; the two reach
 each other through the server, which re-encrypts between the suites; a bad `cipher` is a config error,
 and so is a `handshake_rate` out of range."""
-import json
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import tun_net  # noqa: E402
+from tun_net import peer  # noqa: E402
 
 PORT = 51820
 
@@ -23,25 +23,7 @@ def aes_ni():
 
 
 def client_config(t, name, server_pub, cipher=None):
-    text = f"""[client]
-server = "{t.addr['srv']}:{PORT}"
-private_key_file = "{name}.key"
-server_public_key = "{server_pub}"
-tun = "tn0"
-persistent_keepalive = 1
-"""
-    if cipher:
-        text += f'cipher = "{cipher}"\n'
-    return t.write(name + ".toml", text)
-
-
-def client_status(t, name):
-    r = t.exec(name, t.tool, "status", "--client", "--json", "--tun", "tn0", env=t.env(name))
-    return json.loads(r.stdout)
-
-
-def peer(status, name):
-    return next(p for p in status["peers"] if p["name"] == name)
+    return t.client_config(name, server_pub, PORT, f'cipher = "{cipher}"\n' if cipher else "")
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +51,14 @@ def net():
 def test_auto_on_both_sides_negotiates_aes_and_carries_a_stream(net):
     net.wait_for("c1 up", lambda: net.tun_address("c1"))
     assert peer(net.status(), "c1")["cipher"] == "aes-256-gcm"
-    assert client_status(net, "c1")["cipher"] == "aes-256-gcm"
+    assert net.client_status("c1")["cipher"] == "aes-256-gcm"
     tun_net.tcp_transfer(net, "c1", "srv", "10.99.0.1", mib=8)
 
 
 def test_a_client_that_does_not_offer_aes_gets_chacha(net):
     net.wait_for("c2 up", lambda: net.tun_address("c2"))
     assert peer(net.status(), "c2")["cipher"] == "chacha20-poly1305"
-    assert client_status(net, "c2")["cipher"] == "chacha20-poly1305"
+    assert net.client_status("c2")["cipher"] == "chacha20-poly1305"
     r = net.exec("c2", "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.99.0.1", check=False)
     assert r.returncode == 0, r.stdout + r.stderr
 

@@ -1,7 +1,6 @@
 """tn-tun's optional per-peer pre-shared key (PROTOCOL.tun.md §4, revision 3) end to end in network
 namespaces: a client holding the key its [[peer]] entry names connects and carries traffic, a peer
 without a key still works next to it, and a client with the wrong key gets no session."""
-import json
 import os
 import subprocess
 import sys
@@ -10,6 +9,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import tun_net  # noqa: E402
+from tun_net import peer  # noqa: E402
 
 PORT = 51820
 
@@ -21,25 +21,7 @@ def genpsk(t, name):
 
 
 def client_config(t, name, server_pub, psk=None):
-    text = f"""[client]
-server = "{t.addr['srv']}:{PORT}"
-private_key_file = "{name}.key"
-server_public_key = "{server_pub}"
-tun = "tn0"
-persistent_keepalive = 1
-"""
-    if psk:
-        text += f'preshared_key_file = "{os.path.basename(psk)}"\n'
-    return t.write(name + ".toml", text)
-
-
-def client_status(t, name):
-    r = t.exec(name, t.tool, "status", "--client", "--json", "--tun", "tn0", env=t.env(name))
-    return json.loads(r.stdout)
-
-
-def peer(status, name):
-    return next(p for p in status["peers"] if p["name"] == name)
+    return t.client_config(name, server_pub, PORT, f'preshared_key_file = "{os.path.basename(psk)}"\n' if psk else "")
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +73,8 @@ def test_a_wrong_key_gets_no_session(net):
     # The server answers c3's initiation (its static key is known), but the response does not
     # authenticate under c3's key: the client drops it, and neither side ever has a session.
     net.wait_for("the server to answer c3", lambda: peer(net.status(), "c3")["endpoint"])
-    net.wait_for("c3 to drop the response", lambda: client_status(net, "c3")["dropped"] >= 2)
-    st = client_status(net, "c3")
+    net.wait_for("c3 to drop the response", lambda: net.client_status("c3")["dropped"] >= 2)
+    st = net.client_status("c3")
     assert not st["connected"] and st["handshakes"] == 0 and st["address"] is None, st
     assert not peer(net.status(), "c3")["connected"]
     assert net.tun_address("c3") is None

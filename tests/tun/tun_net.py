@@ -145,6 +145,22 @@ class Topology:
                              text=True, env=self.env(proc_name), timeout=10).stdout
         return json.loads(out)
 
+    def client_status(self, name):
+        """`tn-tun status --client --json` of the client `name` started in the namespace of that name."""
+        r = self.exec(name, self.tool, "status", "--client", "--json", "--tun", "tn0", env=self.env(name))
+        return json.loads(r.stdout)
+
+    def client_config(self, name, server_pub, port, extra=""):
+        """A client config for `name` (its key in name.key) to the server on host "srv": `extra` lines
+        appended to [client]."""
+        return self.write(name + ".toml", f"""[client]
+server = "{self.addr['srv']}:{port}"
+private_key_file = "{name}.key"
+server_public_key = "{server_pub}"
+tun = "tn0"
+persistent_keepalive = 1
+""" + extra)
+
     def wait_for(self, what, pred, timeout=20.0):
         """harness.wait_for with every process's log in the failure (a control socket not up yet, or a
         status without the field yet, is "not yet")."""
@@ -249,3 +265,8 @@ def tcp_transfer(net, src, dst, dst_addr, mib=64):
         if receiver.poll() is None:
             receiver.kill()
             receiver.wait()
+
+
+def peer(status, name):
+    """The server status's entry for peer `name`."""
+    return next(p for p in status["peers"] if p["name"] == name)
