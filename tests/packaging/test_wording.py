@@ -1,5 +1,5 @@
 """User-facing text speaks of tn's own features, never of the seed documents tn was designed from:
-man pages, README, examples, completions, Lua policies, unit files and every line of the sources in
+man pages, README, doc/, bench/, examples, completions, Lua policies, unit files and every line of the sources in
 tools/ and lib/, string literals (error messages, help, logs) and comments alike (a comment is where
 the next message is copied from), must not say "seed 0..." (any case, with a space, a dash or nothing
 between)."""
@@ -29,7 +29,8 @@ def rel(path):
 
 def prose_files():
     yield os.path.join(ROOT, "README.md")
-    for part in ("man", "examples", "completions", "lua", "systemd", "debian"):
+    # doc/ and bench/ too: a benchmark's printed rows and its README are read by users as well.
+    for part in ("man", "examples", "completions", "lua", "systemd", "debian", "doc", "bench"):
         yield from files_under(part)
 
 
