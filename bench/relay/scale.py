@@ -20,9 +20,11 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "integration"))
+from harness import free_port_range, proc_stat  # noqa: E402
+
 TOKEN = "bench-relay-token-0123456789"
 PER_GROUP = 50       # the route allows 64 vnets per group
-REMOTE_BASE = 30000  # where the search for free remote_ports starts
 CONNS_PER_SERVE = 1000
 
 
@@ -39,37 +41,6 @@ def raise_nofile(want=1 << 20):
     except (ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def proc_stat(pid):
-    """(CPU seconds user+system, RSS KiB) of a process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-    return cpu, rss
-
-
-def free_range(count):
-    """The first of `count` consecutive ports free on 127.0.0.1 now (serving vnet i takes base + i)."""
-    for base in range(REMOTE_BASE, 60000, 997):
-        socks = []
-        try:
-            for p in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range for the remote_ports")
 
 
 def free_port():
@@ -113,7 +84,7 @@ class Agents:
 
 class Route:
     def __init__(self, build, n, serving):
-        self.remote_base = free_range(serving)
+        self.remote_base = free_port_range(serving)
         self.bin = os.path.join(build, "tools/tn-route/tn-route")
         self.dir = tempfile.mkdtemp(prefix="tn-relay-scale-")
         self.env = dict(os.environ, TN_STATE_DIR=os.path.join(self.dir, "state"))

@@ -23,6 +23,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "integration"))
+from harness import proc_stat  # noqa: E402
+
 SRV_IP, PORT = "10.200.0.1", 51820
 SW_BASE = "10.200.1."  # the simulated peers' addresses: SW_BASE + 1 .. SW_BASE + 250, in turn
 MAX_ADDRESSES = 250
@@ -30,19 +33,6 @@ MAX_ADDRESSES = 250
 
 def sh(*cmd, check=True, **kw):
     return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
-
-
-def proc_stat(pid):
-    """(CPU seconds user+system, RSS KiB) of a process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss = 0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-    return cpu, rss
 
 
 class Net:

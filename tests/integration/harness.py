@@ -40,6 +40,41 @@ def is_root():
     return os.geteuid() == 0
 
 
+def proc_stat(pid):
+    """(CPU seconds user+system, RSS KiB) of a process (the scale benches and their tests read it)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    rss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+    return cpu, rss
+
+
+def free_port_range(count, host="127.0.0.1"):
+    """The first of `count` consecutive TCP ports free on `host` a moment ago (the base from a free
+    port, tried up to 50 times). Callers retry on EADDRINUSE."""
+    for _ in range(50):
+        base = free_port(host)
+        if base + count > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind((host, p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 def free_port(host="127.0.0.1"):
     """A port that was free a moment ago (bind 0, read, close). Callers retry on EADDRINUSE."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -36,27 +36,6 @@ def nofile_to_hard():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def free_ports(count):
-    """`count` consecutive TCP ports free on 127.0.0.1 now (the generator's serves take base + i)."""
-    for _ in range(50):
-        base = relay_env.harness.free_port()
-        if base + count > 65535:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + count):
-                s = socket.socket()
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no consecutive free ports")
-
-
 class Agents:
     """tn-route-agents; `last` is its newest JSON counter line."""
 
@@ -87,7 +66,7 @@ def world():
         token_file = os.path.join(relay.dir, "token")
         with open(token_file, "w") as f:
             f.write(TOKEN + "\n")
-        base = free_ports(SERVING)
+        base = relay_env.harness.free_port_range(SERVING)
         agents = Agents([agents_tool(), "--route", f"127.0.0.1:{relay.port}", "--fingerprint", relay.fingerprint, "--token-file", token_file,
                          "--vnets", str(N), "--per-group", str(PER_GROUP), "--serving", str(SERVING), "--remote-port", str(base),
                          "--conns", str(M), "--stats-ms", "100", "--open-at-once"], relay.env())
