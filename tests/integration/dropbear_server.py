@@ -15,7 +15,8 @@ def available():
     return os.access(DROPBEAR, os.X_OK) and shutil.which("dropbearkey") is not None
 
 
-class Dropbear:
+class Dropbear(harness.ServerFixture):
+    # Dropbear forks one process per connection: they go with the listener at close.
     def __init__(self, listen="127.0.0.1", password_auth=False):
         if not harness.is_root():
             raise RuntimeError("Dropbear needs root (to create the test user)")
@@ -51,23 +52,3 @@ class Dropbear:
                 if attempt == 4:
                     raise RuntimeError("dropbear did not start:\n" + self.log())
         return self
-
-    def log(self):
-        try:
-            with open(self.log_path) as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def close(self):
-        # Dropbear forks one process per connection: they go with the listener.
-        harness.stop_tree(self.proc)
-        self.proc = None
-        self.user.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()

@@ -307,7 +307,36 @@ class TestUser:
         subprocess.run(["userdel", "-f", self.name], capture_output=True)
 
 
-class Sshd:
+class ServerFixture:
+    """What the SSH server fixtures (Sshd here, dropbear_server.Dropbear) share: a temp dir holding the
+    server's files and its log, one test user, and a process whose whole tree goes at close (the
+    sessions too: in a network namespace, a session left behind would hold the namespace's sockets
+    after the test deleted it, and keep running as root, the privileged half). A context manager."""
+
+    dir: str
+    log_path: str
+
+    def log(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def close(self):
+        stop_tree(self.proc)
+        self.proc = None
+        self.user.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Sshd(ServerFixture):
     """A real sshd on 127.0.0.1:<free port> for one test user. Use as a context manager."""
 
     def __init__(self, password_auth=False, extra_config="", netns=None, listen="127.0.0.1", kbdint=False):
@@ -409,26 +438,6 @@ Subsystem sftp internal-sftp
         self.stop()
         return self.start(port=self.port)
 
-    def log(self):
-        try:
-            with open(self.log_path) as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def close(self):
-        # The sessions too: in a network namespace, a session left behind would hold the namespace's
-        # sockets after the test deleted it, and keep running as root (the privileged half).
-        stop_tree(self.proc)
-        self.proc = None
-        self.user.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def wait_netns_port(ns, host, port, timeout=10.0, proc=None):
