@@ -12,6 +12,24 @@
 
 namespace tn::ssh {
 
+namespace {
+// Waits for the reply to one of `inflight`'s requests and finds it there. A control reply in between
+// (to after_last's request) is kept for its caller; a reply to nothing asked means a broken server.
+template <class Inflight>
+typename Inflight::iterator next_reply(SftpWire& wire, Inflight& inflight, const SftpReply*& reply) {
+    for (;;) {
+        const SftpReply& r = wire.receive();
+        auto it = inflight.find(r.id);
+        if (it != inflight.end()) {
+            reply = &r;
+            return it;
+        }
+        if (!r.control) throw Error(ExitCode::unavailable, "sftp reply to an unknown request for " + wire.what());
+        wire.keep(r);
+    }
+}
+}  // namespace
+
 std::string handle_of(sftp_file_struct* file) {
     return std::string(static_cast<const char*>(ssh_string_data(file->handle)), ssh_string_len(file->handle));
 }
@@ -61,13 +79,9 @@ std::uint64_t SftpPipe::upload(std::uint64_t offset, const PipeSource& src, cons
             offset += n;
         }
         if (inflight.empty()) break;
-        const SftpReply& r = wire_.receive();
-        auto it = inflight.find(r.id);
-        if (it == inflight.end()) {
-            if (!r.control) throw Error(ExitCode::unavailable, "sftp reply to an unknown request for " + wire_.what());
-            wire_.keep(r);  // after_last's, for its caller
-            continue;
-        }
+        const SftpReply* reply = nullptr;
+        auto it = next_reply(wire_, inflight, reply);
+        const SftpReply& r = *reply;
         if (r.type != fxp::status) throw Error(ExitCode::unavailable, "sftp write answered with data for " + wire_.what());
         if (r.status != fxp::ok && bad == fxp::ok) {
             bad = r.status;  // stop sending, but collect every outstanding reply first
@@ -114,13 +128,9 @@ std::uint64_t SftpPipe::download(std::uint64_t offset, std::uint64_t end, const 
             after_last();
         }
         if (inflight.empty()) break;
-        const SftpReply& r = wire_.receive();
-        auto it = inflight.find(r.id);
-        if (it == inflight.end()) {
-            if (!r.control) throw Error(ExitCode::unavailable, "sftp reply to an unknown request for " + wire_.what());
-            wire_.keep(r);  // after_last's, for its caller
-            continue;
-        }
+        const SftpReply* reply = nullptr;
+        auto it = next_reply(wire_, inflight, reply);
+        const SftpReply& r = *reply;
         Want w = it->second;
         inflight.erase(it);
         if (r.type == fxp::status) {
