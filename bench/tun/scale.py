@@ -201,7 +201,7 @@ def table(results):
             f"{r.get('rss_per_peer_bytes', 0):.0f}",
             f"{r['status_idle_ms']:.1f}/{r['status_ms']:.1f}" if "status_ms" in r else "-",
             f"{s.get('rtt_p50_ms', 0):.3f}/{s.get('rtt_p99_ms', 0):.3f}", f"{loss:.1%}",
-            f"{r.get('server_cpu_pct_steady', 0):.0f}/{r.get('gen_cpu_pct_steady', 0):.0f}", str(max(1, r["window"] // r["n"]) * r["n"]),
+            f"{r.get('server_cpu_pct_steady', 0):.0f}/{r.get('gen_cpu_pct_steady', 0):.0f}", str(max(r["window"], r["n"])),
             f"{mbit:.0f}", f"{mbit / bmbit:.2f}" if bmbit else "-",
             f"{r.get('server_cpu_pct_flood', 0):.0f}/{r.get('gen_cpu_pct_flood', 0):.0f}",
             "{srv}/{sw}".format(**r.get("udp_rcvbuf_errors", {"srv": "-", "sw": "-"})) + f"/{r.get('tun_tx_dropped', '-')}", f"{r.get('server_cpu_us_per_echo', 0):.1f}", f"{f.get('rtt_p50_ms', 0):.3f}"]))
@@ -257,7 +257,9 @@ def main():
     ap.add_argument("--build", default=os.path.join(root, "build"))
     ap.add_argument("--seconds", type=float, default=5, help="steady and flood phase length each")
     ap.add_argument("--rate", type=float, default=10, help="steady phase: echoes per second per peer")
-    ap.add_argument("--window", type=int, default=64, help="flood: echoes in flight in total, for every N")
+    ap.add_argument("--window", type=int, default=None,
+                    help="flood: echoes in flight in total, the same for every N (N = 1 sends all of them; "
+                         "at least one per peer); default: the largest N, so every N has the same load")
     ap.add_argument("--size", type=int, default=1000, help="inner packet bytes")
     ap.add_argument("--cipher", choices=("auto", "aes", "chacha"), default="auto",
                     help="what the peers offer: auto (AES-256-GCM where the CPU has AES-NI, as a real client), aes, chacha")
@@ -265,6 +267,8 @@ def main():
     ap.add_argument("--no-wg", dest="wg", action="store_false",
                     help="skip the anchor (wireguard-go with N peers, driven by wg_peers.py)")
     a = ap.parse_args()
+    if a.window is None:
+        a.window = max(int(x) for x in a.n.split(","))
     if os.geteuid() != 0:
         print("bench/tun/scale.py needs root (network namespaces, TUN devices)", file=sys.stderr)
         return 77

@@ -91,6 +91,11 @@ Swarm::Swarm(const std::vector<tun::Key>& keys, const tun::Key& server_pub, cons
         UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (!fd || ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0)
             throw Error(ExitCode::io, std::string("peer socket: ") + std::strerror(errno));
+        // One peer may have the whole flood window in flight (scale.py gives N = 1 all of it): room
+        // for its replies, so the generator's socket is not where they drop (root: past rmem_max).
+        int rcvbuf = 1 << 20;
+        if (::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
+            ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
         ep_.add(fd.get());
         if (by_fd_.size() <= std::size_t(fd.get())) by_fd_.resize(std::size_t(fd.get()) + 1, -1);
         by_fd_[std::size_t(fd.get())] = static_cast<std::int32_t>(i);
@@ -113,12 +118,17 @@ void Swarm::run_timers(tun::TimePoint now, bool force) {
             auto a = p.core.tick(now, wall, scratch_.data());
             if (!a.send.empty()) send_dgram(p, a.send);
         }
-        if (window_ && p.outstanding && now - p.progress > lost_after) {
-            // Lost on the way (a full queue somewhere): free the slots and carry on.
-            p.lost += p.outstanding;
-            p.outstanding = 0;
-            while (p.outstanding < window_ && send_echo(p, now)) {}
+        if (!p.window) continue;
+        bool freed = false;
+        while (!p.in_flight.empty() && now - p.in_flight.front().second > lost_after) {
+            // Lost on the way (a full queue somewhere): free its slot and carry on.
+            p.in_flight.pop_front();
+            ++p.lost;
+            if (p.outstanding) --p.outstanding;
+            freed = true;
         }
+        if (freed)
+            while (p.outstanding < p.window && send_echo(p, now)) {}
     }
 }
 
@@ -132,7 +142,8 @@ bool Swarm::send_echo(SimPeer& p, tun::TimePoint now) {
     if (a.send.empty()) return false;
     send_dgram(p, a.send);
     ++p.sent;
-    if (p.outstanding++ == 0) p.progress = now;
+    ++p.outstanding;
+    if (p.window) p.in_flight.emplace_back(p.seq, now);
     return true;
 }
 
@@ -143,10 +154,16 @@ void Swarm::on_reply(SimPeer& p, const std::uint8_t* pkt, std::size_t len, tun::
     if (((icmp[4] << 8) | icmp[5]) != p.ident) return;
     ++p.replies;
     p.reply_bytes += len;
+    if (p.window) {
+        // Usually the oldest: one peer's echoes are one flow, answered in order.
+        auto seq = std::uint16_t((icmp[6] << 8) | icmp[7]);
+        auto it = std::find_if(p.in_flight.begin(), p.in_flight.end(), [&](auto& e) { return e.first == seq; });
+        if (it == p.in_flight.end()) return;  // counted lost already: its slot was reused
+        p.in_flight.erase(it);
+    }
     if (p.outstanding) --p.outstanding;
-    p.progress = now;
     if (counting_) rtts_us_.push_back(double(ns_of(now) - std::int64_t(tun::get_u64(icmp + icmp_header))) / 1e3);
-    while (window_ && p.outstanding < window_ && send_echo(p, now)) {}
+    while (p.outstanding < p.window && send_echo(p, now)) {}
 }
 
 void Swarm::receive(SimPeer& p, tun::TimePoint now) {
@@ -243,15 +260,17 @@ PhaseResult Swarm::steady(double rate, double seconds, bool until_replied) {
 }
 
 PhaseResult Swarm::flood(unsigned window, double seconds) {
-    window_ = std::max(1u, window / unsigned(peers_.size()));
+    // The same total in flight whatever N (scale.py compares N peers with one): N = 1 gets all of it.
+    auto n = unsigned(peers_.size());
+    for (unsigned i = 0; i < n; ++i) peers_[i].window = std::max(1u, window / n + (i < window % n ? 1u : 0u));
     auto t0 = tun::Clock::now();
     // Replies still in flight from the steady phase would be counted here: start from a quiet link.
-    for (auto& p : peers_) p.outstanding = 0;
+    for (auto& p : peers_) p.outstanding = 0, p.in_flight.clear();
     start_phase();
     for (auto& p : peers_)
-        while (p.outstanding < window_ && send_echo(p, t0)) {}
+        while (p.outstanding < p.window && send_echo(p, t0)) {}
     while (tun::Clock::now() - t0 < std::chrono::duration<double>(seconds)) pump(1);
-    window_ = 0;
+    for (auto& p : peers_) p.window = 0, p.in_flight.clear();
     return end_phase(std::chrono::duration<double>(tun::Clock::now() - t0).count());
 }
 

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -23,7 +24,10 @@ struct SimPeer {
     std::uint16_t seq = 0;
     std::uint64_t sent = 0, replies = 0, reply_bytes = 0, lost = 0;
     unsigned outstanding = 0;    // echoes sent and not answered (flood phase)
-    tun::TimePoint progress{};   // the last reply, or the first send since one
+    // The flood's echoes in flight, oldest first (seq, sent): each one unanswered for lost_after is
+    // lost on its own, so a drop frees its slot while the peer's other echoes are still answered.
+    std::deque<std::pair<std::uint16_t, tun::TimePoint>> in_flight{};
+    unsigned window = 0;         // the flood phase's share of the window; 0 outside it
 };
 
 // What one phase of traffic measured.
@@ -57,8 +61,9 @@ public:
     // Each peer sends `rate` echoes a second (open loop, paced as one stream over all peers) for
     // `seconds`; with `until_replied`, ends as soon as every peer had a reply (`seconds` a limit).
     PhaseResult steady(double rate, double seconds, bool until_replied);
-    // `window` echoes in flight in total, shared out over the peers (at least one each): as fast as
-    // the server answers. An echo unanswered for `lost_after` counts as lost and frees its slot.
+    // `window` echoes in flight in total, shared out over the peers (window / N each, the remainder
+    // one more for the first peers; at least one each): as fast as the server answers. An echo
+    // unanswered for `lost_after` counts as lost and frees its slot.
     PhaseResult flood(unsigned window, double seconds);
 
 private:
@@ -78,8 +83,6 @@ private:
     std::vector<std::int32_t> by_fd_;  // fd -> index in peers_, -1 for none
     Epoll ep_;
     tun::TimePoint timers_at_{};
-    // The flood phase's share of the window per peer; 0 outside it.
-    unsigned window_ = 0;
     bool counting_ = false;
     std::vector<double> rtts_us_;
     std::uint64_t send_failed_ = 0;

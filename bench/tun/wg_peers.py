@@ -36,6 +36,7 @@ CONSTRUCTION = b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
 IDENTIFIER = b"WireGuard v1 zx2c4 Jason@zx2c4.com"
 REKEY_TIMEOUT = 5.0
 ZERO12 = bytes(12)
+LOST_AFTER = 0.3  # flood: an echo unanswered this long is lost (tn-tun-peers' lost_after)
 RAW = serialization.Encoding.Raw
 
 
@@ -119,8 +120,14 @@ class Peer:
         self.ss = self.priv.exchange(X25519PublicKey.from_public_bytes(server_pub))  # DH(S_i, S_r): fixed
         self.index = struct.unpack("<I", os.urandom(4))[0]
         self.inner, self.responder = inner, responder
+        self.window = 0  # the flood phase's share of the window
+        self.in_flight = {}  # the flood's echoes in flight, oldest first: seq -> time sent
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
+        # As tn-tun-peers: room for a whole flood window's replies (root: SO_RCVBUFFORCE, past rmem_max).
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, 33, 1 << 20)  # SO_RCVBUFFORCE
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.sock.bind((bind, 0))
         self.sock.connect(server)
         self.sock.setblocking(False)
@@ -258,6 +265,8 @@ class Swarm:
             ihl = (pkt[0] & 0x0F) * 4
             if pkt[ihl] != 0 or struct.unpack_from("!H", pkt, ihl + 4)[0] != p.ident:
                 return
+            if p.window and p.in_flight.pop(struct.unpack_from("!H", pkt, ihl + 6)[0], None) is None:
+                return  # counted lost already: its slot was reused
             p.outstanding = max(0, p.outstanding - 1)
             p.last_reply = time.monotonic()
             p.replied = True
@@ -319,9 +328,12 @@ class Swarm:
         return self.result("steady", seconds, sent, failed)
 
     def flood(self, window, seconds):
-        """window echoes in flight in total, at least one per peer; each reply sends the next."""
+        """window echoes in flight in total, shared out as tn-tun-peers does (window // N each, the
+        remainder one more for the first peers, at least one each); each reply sends the next."""
         live = [p for p in self.peers if p.send_aead]
-        per = max(1, window // max(1, len(live)))
+        n = max(1, len(live))
+        for i, p in enumerate(live):
+            p.window = max(1, window // n + (i < window % n))
         self.reset()
         counts = {"sent": 0, "failed": 0}
         t0 = time.monotonic()
@@ -329,25 +341,32 @@ class Swarm:
         def send(p):
             if p.echo(self.size):
                 p.outstanding += 1
+                p.in_flight[p.seq] = time.monotonic()
             else:
                 counts["failed"] += 1
             counts["sent"] += 1
 
         def refill(p):
-            while p.outstanding < per and time.monotonic() - t0 < seconds:
+            while p.outstanding < p.window and time.monotonic() - t0 < seconds:
                 send(p)
 
         self.on_reply = refill
         for p in live:
-            p.last_reply = t0
+            p.in_flight.clear()
             refill(p)
         while (now := time.monotonic()) - t0 < seconds:
-            for p in live:  # an echo lost for a second no longer counts against the window
-                if p.outstanding and now - p.last_reply > 1.0:
-                    p.outstanding, p.last_reply = 0, now
+            for p in live:  # each echo unanswered for LOST_AFTER is lost on its own (tn-tun-peers' rule)
+                freed = False
+                while p.in_flight and now - next(iter(p.in_flight.values())) > LOST_AFTER:
+                    p.in_flight.pop(next(iter(p.in_flight)))
+                    p.outstanding, freed = max(0, p.outstanding - 1), True
+                if freed:
                     refill(p)
             self.poll(min(0.1, seconds - (now - t0)))
         elapsed = time.monotonic() - t0
+        for p in live:
+            p.window = 0
+            p.in_flight.clear()
         self.on_reply = None
         self.counting = False
         return self.result("flood", elapsed, counts["sent"], counts["failed"])
