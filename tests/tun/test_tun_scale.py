@@ -71,3 +71,28 @@ def test_fifty_peers_handshake_exchange_and_are_listed(net):
     assert len(addresses) == N  # each its own tunnel address
     assert len({p["endpoint"] for p in st["peers"]}) == N  # and its own source port
     assert net.procs["server"].poll() is None, net.log("server")
+
+
+def tun_link(net):
+    return json.loads(subprocess.run(["ip", "-n", net.ns["srv"].name, "-s", "-j", "link", "show", "tn0"],
+                                     check=True, capture_output=True, text=True).stdout)[0]
+
+
+def test_server_tun_queue_holds_what_one_turn_writes(net):
+    # server_runner.cpp's tun_txqueuelen: 256 packets a turn + one receive of 32 GRO trains of 64.
+    assert tun_link(net)["txqlen"] == 256 + 32 * 64
+
+
+def test_a_thousand_echoes_in_flight_are_not_dropped_at_the_tun(net):
+    # 1,000 echoes in flight (20 per peer): each reply waits in the server's TUN queue until the
+    # server reads it, so a queue of the kernel's 500 could drop some; one deeper than the window
+    # cannot, however the turns fall.
+    dropped = tun_link(net)["stats64"]["tx"]["dropped"]
+    r = subprocess.run(["ip", "netns", "exec", net.ns["sw"].name, net.peers_tool, "run", "--server",
+                        f"192.168.79.1:{PORT}", "--server-key", net.server_pub, "--keys", net.keys, "--bind",
+                        "192.168.79.2", "--connect-timeout", "600", "--steady-seconds", "0", "--window", "1000",
+                        "--flood-seconds", "1", "--size", "1000"], capture_output=True, text=True, timeout=1300)
+    assert r.returncode == 0, (r.stdout, r.stderr, net.log("server"))
+    flood = [p for p in map(json.loads, r.stdout.splitlines()) if p["phase"] == "flood"][0]
+    assert flood["replies"] > 0, flood
+    assert tun_link(net)["stats64"]["tx"]["dropped"] == dropped

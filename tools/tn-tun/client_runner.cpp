@@ -24,6 +24,9 @@ namespace {
 
 // Unanswered handshakes before the server's name is resolved again (PROTOCOL.tun.md §6).
 constexpr unsigned resolve_after_failures = 3;
+// Packets one TUN turn may seal: 64 reads of a full TSO super-packet, as many as when the turn was
+// counted in reads (one client has no other peers to be fair to).
+constexpr std::size_t client_tun_packets = 64 * UdpSocket::max_gso_segments;
 
 std::optional<std::uint32_t> server_ipv4(const tun::Endpoint& e) {
     if (e.sa.ss_family != AF_INET) return std::nullopt;
@@ -147,7 +150,7 @@ private:
         } else if (fd == control_.fd()) {
             control_.serve_one([this](std::string_view req) { return ControlReply{0, status(req.rfind("json", 0) == 0)}; });
         } else if (fd == tun_.fd()) {
-            reader_.pump(udp_, 64, [&](std::uint8_t* slot, std::size_t len) { handle(core_.on_tun(slot, len, now)); });
+            reader_.pump(udp_, client_tun_packets, [&](std::uint8_t* slot, std::size_t len) { handle(core_.on_tun(slot, len, now)); });
         }
         return true;
     }

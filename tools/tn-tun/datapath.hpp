@@ -21,11 +21,12 @@ class TunReader {
 public:
     explicit TunReader(TunDevice& tun) : tun_(tun), buf_(tun::vnet_hdr_len + tun::max_super_packet) {}
 
-    // Reads up to `max_reads` packets from the TUN; every IP packet they hold is put at
+    // Reads from the TUN until `max_packets` IP packets were sealed (a read may hold up to 64 with
+    // offloads: the last one is finished) or the TUN is empty; every IP packet is put at
     // udp.tx_slot(k) + transport_header_len and handed to seal(slot, len), which seals it and queues
     // it on `udp`. Flushes whenever the slots run out and at the end. True if the TUN may hold more.
     template <class Seal>
-    bool pump(UdpSocket& udp, int max_reads, Seal&& seal) {
+    bool pump(UdpSocket& udp, std::size_t max_packets, Seal&& seal) {
         std::size_t slot = 0;
         auto next_slot = [&] {
             if (slot == UdpSocket::tx_slots) {
@@ -34,27 +35,33 @@ public:
             }
             return udp.tx_slot(slot++);
         };
-        int r = 0;
-        for (; r < max_reads; ++r) {
+        std::size_t sealed = 0;
+        bool more = false;
+        while (!(more = sealed >= max_packets)) {
             if (!tun_.offload()) {
                 std::uint8_t* s = next_slot();
                 std::size_t len = tun_.read(s + tun::transport_header_len, tun::max_inner_len);
                 if (!len) break;
                 seal(s, len);
+                ++sealed;
                 continue;
             }
             std::size_t n = tun_.read(buf_.data(), buf_.size());
             if (!n) break;
             tun::SegmentPlan plan;
-            if (!split(n, plan)) continue;
+            if (!split(n, plan)) {
+                ++sealed;  // dropped, but work done all the same
+                continue;
+            }
             tun::Bytes pkt(buf_.data() + tun::vnet_hdr_len, n - tun::vnet_hdr_len);
             for (std::size_t k = 0; k < plan.count; ++k) {
                 std::uint8_t* s = next_slot();
                 seal(s, tun::write_segment(plan, pkt, k, s + tun::transport_header_len));
             }
+            sealed += plan.count;
         }
         udp.flush();
-        return r == max_reads;
+        return more;
     }
     // Packets the kernel gave us that we could not use (malformed offload header, too big).
     std::uint64_t dropped() const { return dropped_; }

@@ -119,10 +119,13 @@ void TunDevice::ip(const std::vector<std::string>& args, bool must) {
     }
 }
 
-void TunDevice::configure(std::uint32_t address, std::uint8_t prefix, std::uint16_t mtu) {
+void TunDevice::configure(std::uint32_t address, std::uint8_t prefix, std::uint16_t mtu, std::size_t txqueuelen) {
     ip({"addr", "flush", "dev", name_}, false);
     ip({"addr", "add", tun::ipv4_str(address) + "/" + std::to_string(prefix), "dev", name_}, true);
-    ip({"link", "set", "dev", name_, "mtu", std::to_string(mtu), "up"}, true);
+    std::vector<std::string> link{"link", "set", "dev", name_, "mtu", std::to_string(mtu)};
+    if (txqueuelen) link.insert(link.end(), {"txqueuelen", std::to_string(txqueuelen)});
+    link.push_back("up");
+    ip(link, true);
 }
 
 }  // namespace tn::tuntool

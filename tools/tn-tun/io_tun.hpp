@@ -35,8 +35,10 @@ public:
     // Reads one packet (behind its virtio_net_hdr when offload()); 0 when none is waiting.
     std::size_t read(std::uint8_t* buf, std::size_t cap);
 
-    // Sets address/prefix and MTU and brings the link up (replacing any previous address).
-    void configure(std::uint32_t address, std::uint8_t prefix, std::uint16_t mtu);
+    // Sets address/prefix and MTU and brings the link up (replacing any previous address). A
+    // `txqueuelen` other than 0 sets the device's queue: the packets the kernel may hold for us
+    // to read before it drops (the kernel's default is 500).
+    void configure(std::uint32_t address, std::uint8_t prefix, std::uint16_t mtu, std::size_t txqueuelen = 0);
     // Turns IPv6 on with `address`/`prefix` (after configure(), which flushes addresses), or off.
     void configure6(const std::optional<tun::Ip6>& address, std::uint8_t prefix);
 

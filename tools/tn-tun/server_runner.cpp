@@ -24,10 +24,18 @@
 namespace tn::tuntool {
 namespace {
 
-// How many batches (UDP) or TUN reads (each up to 64 KiB with offloads) one readiness event may
-// take before the other direction gets its turn.
+// How many packets one readiness event may move before the other direction gets its turn, the same
+// both ways (a UDP turn stops after the batch that reaches it; a TUN turn after the read that does).
+// Each packet written to the TUN may come straight back (an echo, a TCP ack) and waits in the TUN's
+// queue (txqueuelen, 500) until the next TUN turn: with 256 UDP datagrams in against 64 TUN reads
+// out per turn, as before, 1,000 peers' echoes overflowed it (bench/tun/SCALE.md).
+constexpr std::size_t packets_per_turn = 256;
 constexpr int rounds_per_wakeup = 8;
-constexpr int reads_per_wakeup = 64;
+// The server's TUN queue: what one UDP turn may write at most (the round that reaches the budget can
+// be a full receive of GRO trains), so the replies to one turn's packets fit until the TUN turn
+// reads them. Deeper than the kernel's 500: up to ~2,300 packets (a few ms at this server's rate)
+// may wait in it under a burst, rather than being dropped.
+constexpr std::size_t tun_txqueuelen = packets_per_turn + UdpSocket::rx_batch * UdpSocket::max_gso_segments;
 
 // Routes on the server host for the subnets behind peers (site-to-site), through the TUN: the core
 // picks the peer. They go with the device, so even a killed server leaves none behind.
@@ -210,7 +218,8 @@ public:
                 } else if (fd == udp_.fd()) {
                     on_udp(now);
                 } else if (fd == tun_.fd()) {
-                    reader_.pump(udp_, reads_per_wakeup, [&](std::uint8_t* slot, std::size_t len) {
+                    // As many as the last UDP turn wrote: what came back from them is waiting.
+                    reader_.pump(udp_, tun_budget_, [&](std::uint8_t* slot, std::size_t len) {
                         handle(core_.on_tun(slot, len, now), now);
                     });
                 } else if (fd == control_.fd()) {
@@ -242,8 +251,10 @@ private:
 
     void on_udp(tun::TimePoint now) {
         auto wall = std::chrono::system_clock::now();
-        for (int r = 0; r < rounds_per_wakeup; ++r) {
+        std::size_t handled = 0;
+        for (int r = 0; r < rounds_per_wakeup && handled < packets_per_turn; ++r) {
             std::size_t got = udp_.receive();
+            handled += got;
             for (std::size_t i = 0; i < got; ++i) {
                 std::uint8_t* scratch = udp_.scratch();
                 auto a = core_.on_datagram(udp_.rx(i), udp_.rx_len(i), udp_.rx_from(i), now, wall, scratch);
@@ -255,6 +266,7 @@ private:
             udp_.flush();
             if (udp_.drained()) break;  // one syscall saved per wakeup: they cost ~1 us here
         }
+        tun_budget_ = std::max(packets_per_turn, handled);
     }
 
     void handle(const tun::Actions& a, tun::TimePoint now) {
@@ -286,6 +298,7 @@ private:
     ControlServer& control_;
     Epoll ep_;
     LogLimiter reject_log_{5, 10};
+    std::size_t tun_budget_ = packets_per_turn;  // packets the next TUN turn may move
 };
 
 }  // namespace
@@ -305,7 +318,7 @@ int run_server(const ServerOptions& o, const log::Logger& log) {
     TimestampRecord timestamps(o.core.key.pub, core, log);
     bool offload = offload_wanted();
     TunDevice tun(o.tun, offload);
-    tun.configure(core.server_address(), o.core.subnet.prefix, o.core.mtu);
+    tun.configure(core.server_address(), o.core.subnet.prefix, o.core.mtu, tun_txqueuelen);
     tun.configure6(core.server_address6(), o.core.subnet6 ? o.core.subnet6->prefix : 0);
     SiteRoutes sites(tun.name(), log);
     sites.sync(o.core.peers);
