@@ -106,7 +106,11 @@ class Bench:
         out = self.ns(self.b, "iperf3", "-c", dst, "-t", str(SECONDS), "-J", timeout=SECONDS + 60).stdout
         cpu = (self.cpu_seconds() - cpu0) / (time.monotonic() - t0) * 100
         srv.wait(10)
-        gbit = json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+        end = json.loads(out)["end"]
+        gbit = end["sum_received"]["bits_per_second"] / 1e9
+        # iperf3's own CPU (sender, receiver; % of one core, its kernel work included): with the
+        # daemons' it shows how the two cores of this machine were shared (bench/tun/SCALE.md).
+        self.iperf_cpu = (end["cpu_utilization_percent"]["host_total"], end["cpu_utilization_percent"]["remote_total"])
         p = self.ns(self.b, "ping", "-c", "50", "-i", "0.02", "-q", dst).stdout
         rtts = self.ns(self.b, "ping", "-c", "50", "-i", "0.02", dst).stdout
         samples = [float(l.split("time=")[1].split()[0]) for l in rtts.splitlines() if "time=" in l]
@@ -219,10 +223,11 @@ def main():
     if os.geteuid() != 0:
         print("bench/tun needs root (network namespaces, TUN devices)", file=sys.stderr)
         return 77
-    results = {}
+    results, iperf_cpu = {}, {}
     b = Bench()
     try:
         results["bare veth"] = b.measure(A_IP)
+        iperf_cpu["bare veth"] = b.iperf_cpu
         rows = (("tn-tun", tn_tun, None),
                 ("tn-tun chacha20-poly1305", lambda b: tn_tun(b, cipher="chacha20-poly1305"), None),
                 ("wireguard-go", wireguard, wireguard_down),
@@ -235,6 +240,7 @@ def main():
             try:
                 dst = up(b)
                 results[name] = b.measure(dst, b.i if dst == I_IP else None)
+                iperf_cpu[name] = b.iperf_cpu
             except Exception as e:  # one anchor failing must not hide the others
                 print(f"{name}: failed: {e}", file=sys.stderr)
             finally:
@@ -244,6 +250,7 @@ def main():
     finally:
         b.close()
     report(results)
+    print("iperf3 CPU % (sender/receiver): " + ", ".join(f"{k} {s:.0f}/{r:.0f}" for k, (s, r) in iperf_cpu.items()))
     return 0
 
 

@@ -11,7 +11,7 @@ initiators in one process; scale_wg.py), then a table of tn-tun / wireguard-go r
 as a real client does; aes; chacha); the server is at its default (it chooses AES-256-GCM when offered
 and its CPU has AES-NI). wireguard-go always uses ChaCha20-Poly1305.
 Usage (root): bench/tun/scale.py [--n 1,10,100,1000] [--build build] [--seconds 5] [--rate 10]
-[--window 64] [--size 1000] [--cipher auto|aes|chacha] [--no-wg] [--json]"""
+[--window W] [--size 1000] [--cipher auto|aes|chacha] [--no-wg] [--json]"""
 import argparse
 import json
 import os
