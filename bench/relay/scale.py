@@ -150,6 +150,8 @@ def measure(build, n, m, idle_seconds):
         if not agents.wait(lambda s: s["registered"] == n, 300):
             raise RuntimeError(f"only {agents.last.get('registered')} of {n} vnets registered")
         row["reg_s"] = round(time.monotonic() - t0, 2)
+        # The route's CPU for the N registrations (utime+stime: robust to other load on the machine).
+        row["reg_cpu_s"] = round(proc_stat(route.p.pid)[0], 2)
         time.sleep(1)
         cpu0, rss1 = proc_stat(route.p.pid)
         row["rss_B_vnet"] = round((rss1 - rss0) * 1024 / n)
@@ -182,9 +184,13 @@ def measure(build, n, m, idle_seconds):
         agents.wait(lambda s: s["registered"] == 0, 60)
         t2 = time.monotonic()
         before = len(agents.lines)
+        failed_before = agents.last["failures"]
         route.start()
         ok = agents.wait(lambda s: s["registered"] == n, 300)
         row["restart_s"] = round(time.monotonic() - t2, 2) if ok else None
+        # The new route's CPU until all were back: registrations plus the refused or failed attempts.
+        row["restart_cpu_s"] = round(proc_stat(route.p.pid)[0], 2)
+        row["restart_failures"] = agents.last["failures"] - failed_before
         row["peak_attempts_100ms"] = max([l["peak_attempts_100ms"] for l in agents.lines[before:]] or [0])
         row["failures"] = agents.last["failures"]
     finally:
@@ -195,7 +201,8 @@ def measure(build, n, m, idle_seconds):
 
 
 COLUMNS = ["N", "M", "reg_s", "rss_B_vnet", "idle_cpu_pct", "pings_per_s", "status_ms", "status_KiB", "status_vnets", "conn_s", "links_ok",
-           "conn_failed", "rss_B_conn", "status_ms_conns", "restart_s", "peak_attempts_100ms", "failures"]
+           "conn_failed", "rss_B_conn", "status_ms_conns", "reg_cpu_s", "restart_s", "restart_cpu_s", "peak_attempts_100ms",
+           "restart_failures", "failures"]
 
 
 def main():

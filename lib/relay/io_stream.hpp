@@ -227,9 +227,17 @@ inline void async_write_bytes(const StreamPtr& s, Bytes b, std::function<void(er
     s->async_write(asio::buffer(*buf), [buf, h = std::move(h)](error_code ec, std::size_t) { h(ec); });
 }
 
-// A serialised writer for a control connection: frames queue up and go out one write at a time.
+// A serialised writer for a control connection: frames queue up and go out in order, one write at a
+// time. While a write is out, frames queue; the next write takes all queued frames that fit in
+// kBatch bytes as one buffer (a frame bigger than that goes alone): over TLS one SSL_write, so one
+// record and one syscall, not one per frame. A registering vnet gets its WELCOME and then every
+// serve of its group (a SERVE_UP each): two writes, not one per serve (perf on a route restart at
+// 10,000 vnets: write() was a third of the route's CPU per registration).
 class FrameWriter : public std::enable_shared_from_this<FrameWriter> {
 public:
+    // A TLS record's largest plaintext: a bigger batch would be cut into records anyway.
+    static constexpr std::size_t kBatch = 16 * 1024;
+
     explicit FrameWriter(StreamPtr s) : s_(std::move(s)) {}
     void send(const Frame& f) { enqueue(encode_frame(f)); }
     void enqueue(Bytes b) {
@@ -237,28 +245,45 @@ public:
         queued_ += q_.back().size();
         if (q_.size() == 1) pump();
     }
-    // Bytes waiting: a peer that stops reading while we keep queueing is dropped by the caller.
+    // Bytes waiting, the write under way included: a peer that stops reading while we keep queueing
+    // is dropped by the caller.
     std::size_t queued() const { return queued_; }
+    // Writes started so far (each one buffer: one TLS record up to kBatch).
+    std::uint64_t writes() const { return writes_; }
     std::function<void(error_code)> on_error;
 
 private:
+    // Writes the frames at the queue's head that fit in kBatch (at least one); they stay queued
+    // until the write is done, so enqueue() knows a write is under way.
     void pump() {
-        auto* s = s_.get();
-        s->async_write(asio::buffer(q_.front()), [this, self = shared_from_this()](error_code ec, std::size_t) {
+        std::size_t n = 1, bytes = q_.front().size();
+        while (n < q_.size() && bytes + q_[n].size() <= kBatch) bytes += q_[n++].size();
+        if (n > 1) {
+            batch_.reserve(bytes);
+            for (std::size_t i = 0; i < n; ++i) batch_.insert(batch_.end(), q_[i].begin(), q_[i].end());
+        }
+        const Bytes& out = n > 1 ? batch_ : q_.front();
+        ++writes_;
+        s_->async_write(asio::buffer(out), [this, self = shared_from_this(), n](error_code ec, std::size_t) {
+            Bytes().swap(batch_);  // an idle session keeps no batch buffer
             if (ec) {
                 q_.clear();
                 queued_ = 0;
                 if (on_error) on_error(ec);
                 return;
             }
-            queued_ -= q_.front().size();
-            q_.pop_front();
+            for (std::size_t i = 0; i < n; ++i) {
+                queued_ -= q_.front().size();
+                q_.pop_front();
+            }
             if (!q_.empty()) pump();
         });
     }
     StreamPtr s_;
     std::deque<Bytes> q_;
+    Bytes batch_;  // the frames of a write of more than one, copied together
     std::size_t queued_ = 0;
+    std::uint64_t writes_ = 0;
 };
 
 }  // namespace tn::relay
