@@ -173,12 +173,13 @@ struct FrameRead : std::enable_shared_from_this<FrameRead> {
             }
             self->f.type = hd.type;
             self->f.payload.resize(hd.length);
-            // Read with the header already (a greedy read): no second trip through the event loop.
-            if (self->s->unread.size() >= hd.length) {
-                self->s->take_unread(self->f.payload.data(), hd.length);
-                return self->h({}, std::move(self->f), {});
-            }
-            self->s->async_read(asio::buffer(self->f.payload), [self](error_code ec2, std::size_t) {
+            // Read with the header already (a greedy read, or the TLS record that held the header): no
+            // second trip through the event loop. A heartbeat is one record, header and payload.
+            std::size_t got = 0;
+            if (self->s->tls()) got = self->s->tls_conn().read_decrypted(asio::buffer(self->f.payload));
+            else if (self->s->unread.size() >= hd.length) got = self->s->take_unread(self->f.payload.data(), hd.length);
+            if (got == hd.length) return self->h({}, std::move(self->f), {});
+            self->s->async_read(asio::buffer(self->f.payload) + got, [self](error_code ec2, std::size_t) {
                 self->h(ec2, std::move(self->f), ec2 ? ec2.message() : std::string());
             });
         });

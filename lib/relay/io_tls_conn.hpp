@@ -33,6 +33,10 @@ public:
     void async_read_some(boost::asio::mutable_buffer b, Handler h);
     // Reads exactly b.size() bytes.
     void async_read(boost::asio::mutable_buffer b, Handler h);
+    // Moves what a record already read holds (decrypted, SSL_pending) into b, up to b.size(), without
+    // touching the socket or waiting; returns how many bytes. A frame's payload mostly came in the
+    // same record as its header: read here, it needs no second trip through the event loop.
+    std::size_t read_decrypted(boost::asio::mutable_buffer b);
     // Writes all of b.
     void async_write(boost::asio::const_buffer b, Handler h);
 
@@ -42,6 +46,7 @@ private:
     bool wait_for(int ssl_result, std::function<void(error_code)> retry, error_code& ec);
     void post(std::function<void()> f);
     void read_now(boost::asio::mutable_buffer b, Handler h);
+    void read_rest(boost::asio::mutable_buffer b, std::size_t got, Handler h);
 
     tcp::socket sock_;
     std::unique_ptr<SSL, decltype(&SSL_free)> ssl_;
