@@ -39,7 +39,8 @@ struct TempDir {
 
 // Runs handlers until `done` holds; fails after a bound far above any honest run (a missed wakeup
 // never comes, so only a hang reaches it).
-template <class Pred> void run_until(asio::io_context& io, Pred done) {
+template <class Pred>
+void run_until(asio::io_context& io, Pred done) {
     auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (!done() && std::chrono::steady_clock::now() < end) {
         io.restart();
@@ -67,7 +68,8 @@ struct Session {
     std::unique_ptr<TlsConn> client;
     StreamPtr server;
     Session()
-        : sctx((ensure_certificate(d.p / "cert.pem", d.p / "key.pem"), server_context(d.p / "cert.pem", d.p / "key.pem"))),
+        : sctx((ensure_certificate(d.p / "cert.pem", d.p / "key.pem"),
+                server_context(d.p / "cert.pem", d.p / "key.pem"))),
           cctx(client_context()) {
         auto pr = connected(io);
         client = std::make_unique<TlsConn>(std::move(pr.a), cctx.native_handle());
