@@ -5,9 +5,9 @@
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -19,7 +19,10 @@
 #include "relay/io_control.hpp"
 #include "relay/setup_gate.hpp"
 
+#include "loopback_pair.hpp"
+
 using namespace tn::relay;
+using tn::relay::test::TempDir;
 namespace fs = std::filesystem;
 
 TEST_CASE("setup caps follow the descriptor limit") {
@@ -102,12 +105,13 @@ TEST_CASE("accept loop: out of descriptors it backs off and sheds, then accepts 
     auto acc = std::make_shared<tcp::acceptor>(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     std::vector<tcp::socket> accepted;
     int warns = 0, exhausted = 0;
-    auto loop = TcpAcceptLoop::start(acc, {[&](tcp::socket s) { accepted.push_back(std::move(s)); },
-                                           [&](const std::string& m) {
-                                               ++warns;
-                                               CHECK(m.find("retrying in") != std::string::npos);
-                                           },
-                                           [&]() { ++exhausted; }},
+    auto loop = TcpAcceptLoop::start(acc,
+                                     {[&](tcp::socket s) { accepted.push_back(std::move(s)); },
+                                      [&](const std::string& m) {
+                                          ++warns;
+                                          CHECK(m.find("retrying in") != std::string::npos);
+                                      },
+                                      [&]() { ++exhausted; }},
                                      "test listener");
     // Three clients connect (the kernel completes their handshakes), then the descriptor table fills.
     std::vector<tcp::socket> clients;
@@ -141,7 +145,8 @@ TEST_CASE("accept loop: a stop ends it and no hook runs after") {
     asio::io_context io;
     auto acc = std::make_shared<tcp::acceptor>(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     int calls = 0;
-    auto loop = TcpAcceptLoop::start(acc, {[&](tcp::socket) { ++calls; }, [&](const std::string&) { ++calls; }, nullptr}, "t");
+    auto loop =
+        TcpAcceptLoop::start(acc, {[&](tcp::socket) { ++calls; }, [&](const std::string&) { ++calls; }, nullptr}, "t");
     std::weak_ptr<TcpAcceptLoop> weak = loop;
     loop->stop();
     loop.reset();
@@ -149,21 +154,6 @@ TEST_CASE("accept loop: a stop ends it and no hook runs after") {
     CHECK(calls == 0);
     CHECK(weak.expired());  // nothing keeps it alive once its accept is cancelled
 }
-
-namespace {
-struct TempDir {
-    fs::path p;
-    TempDir() {
-        char t[] = "/tmp/tn-ctl-XXXXXX";
-        REQUIRE(::mkdtemp(t));
-        p = t;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(p, ec);
-    }
-};
-}  // namespace
 
 TEST_CASE("control socket: a private directory is required and the socket is 0600 whatever the umask") {
     TempDir d;
@@ -206,7 +196,8 @@ TEST_CASE("control socket: a private directory is required and the socket is 060
     ::unsetenv("TN_STATE_DIR");
 }
 
-TEST_CASE("setup gate: a silent flood never pushes out a client that spoke, and a speaking newcomer always finds room") {
+TEST_CASE(
+    "setup gate: a silent flood never pushes out a client that spoke, and a speaking newcomer always finds room") {
     // The gate of a route at 64 descriptors (16 in setup), full of silent connections from many
     // addresses, each younger than `idle`: the case that kept vnets out under a half-open flood.
     SetupGate g({16, 8, std::chrono::milliseconds(250), std::chrono::seconds(2)});
@@ -245,8 +236,8 @@ TEST_CASE("setup gate: a silent flood never pushes out a client that spoke, and 
 TEST_CASE("setup gate: a speaking newcomer pushes out the oldest silent entry before any other") {
     SetupGate g({3, 3, std::chrono::milliseconds(250), std::chrono::seconds(2)});
     SetupGate::Clock::time_point t0{};
-    auto a = g.admit("a", t0, true);       // spoke at once
-    auto b = g.admit("b", t0);             // silent
+    auto a = g.admit("a", t0, true);  // spoke at once
+    auto b = g.admit("b", t0);        // silent
     auto c = g.admit("a", t0, true);
     REQUIRE((a.id && b.id && c.id));
     // "a" holds two: the biggest-source rule would pick it, but the silent one goes first.

@@ -19,19 +19,6 @@ using namespace tn::relay;
 using namespace tn::relay::test;
 
 namespace {
-struct TempDir {
-    std::filesystem::path p;
-    TempDir() {
-        std::string t = (std::filesystem::temp_directory_path() / "tn-binding-XXXXXX").string();
-        REQUIRE(mkdtemp(t.data()) != nullptr);
-        p = t;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(p, ec);
-    }
-};
-
 // One TLS 1.3 session over a loopback pair, handshaken by both ends; `E` as each end sees it.
 struct Session {
     Binding client{}, server{};

@@ -1,8 +1,8 @@
 // TlsConn's read path over a real TLS 1.3 session on loopback: frame reads must never wait while the
 // bytes they need are already in the socket or in the SSL object. The socket is registered
-// edge-triggered (Asio's epoll reactor), and TlsConn starts a readiness wait without asking the socket
-// first (no FIONREAD): each case lets the reactor take the socket's edge while no read is pending,
-// then reads, so a wait that misses bytes already there hangs and the bounded run fails the case.
+// edge-triggered (Asio's epoll reactor): each case lets the reactor take the socket's edge while no
+// read is pending, then reads, so a read that waits for an edge already gone hangs and the bounded
+// run fails the case.
 #include <catch2/catch.hpp>
 
 #include <openssl/bio.h>
@@ -24,19 +24,6 @@ using namespace tn::relay;
 using namespace tn::relay::test;
 
 namespace {
-struct TempDir {
-    std::filesystem::path p;
-    TempDir() {
-        std::string t = (std::filesystem::temp_directory_path() / "tn-tls-read-XXXXXX").string();
-        REQUIRE(mkdtemp(t.data()) != nullptr);
-        p = t;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(p, ec);
-    }
-};
-
 // Runs handlers until `done` holds; fails after a bound far above any honest run (a missed wakeup
 // never comes, so only a hang reaches it).
 template <class Pred>
