@@ -208,7 +208,8 @@ def routed(prefix, links, routes=()):
     else a Topology of bare namespaces (real names start with `prefix`) joined point to point by `links`,
     each (a, addresses of a, b, addresses of b) with "v4/len" or "v4/len v6/len" (IPv6 without DAD);
     t.devs[i] = (dev in a, dev in b) of links[i]. `routes` are (host, *`ip` arguments). Keys for
-    "server" and "c" (t.server_pub, t.client_pub). Closes itself if any step fails."""
+    "server" and "c" (t.server_pub, t.client_pub). Returned once no IPv6 address is tentative. Closes
+    itself if any step fails."""
     skip_unless_possible()
     t = Topology(names=(), hub=False)
     try:
@@ -225,6 +226,13 @@ def routed(prefix, links, routes=()):
             t.devs.append(devs)
         for host, *args in routes:
             t.exec(host, "ip", *args)
+        # The kernel's own link-local addresses still run duplicate address detection, and add their
+        # route to table local only when it ends: a test that compares routing tables before and after
+        # would see that route appear on the kernel's time, not tn-tun's (a CI failure in the full
+        # tunnel test). So the topology is handed over once no address is tentative.
+        for host in t.ns:
+            t.wait_for(f"duplicate address detection in {host}",
+                       lambda: t.exec(host, "ip", "-6", "addr", "show", "tentative").stdout.strip() == "")
         t.server_pub = t.keypair("server")
         t.client_pub = t.keypair("c")
         return t
