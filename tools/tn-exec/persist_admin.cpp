@@ -3,9 +3,7 @@
 
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-#include <poll.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,6 +12,7 @@
 
 #include "base/error.hpp"
 #include "base/net_addr.hpp"
+#include "base/pidfd.hpp"
 #include "base/proc_cmdline.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/strings.hpp"
@@ -25,17 +24,6 @@ namespace fs = std::filesystem;
 namespace tn::exec {
 
 namespace {
-
-int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-int pidfd_signal(int pidfd, int sig) { return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0)); }
-
-bool wait_exit(int pidfd, int ms) {
-    pollfd p{pidfd, POLLIN, 0};
-    for (;;) {
-        int rc = ::poll(&p, 1, ms);
-        if (rc >= 0 || errno != EINTR) return rc > 0;
-    }
-}
 
 std::string format_target(const SshTarget& t) {
     bool v6 = t.host.find(':') != std::string::npos;

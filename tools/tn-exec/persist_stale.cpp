@@ -2,10 +2,8 @@
 // signal under the socket's starter lock, so parallel clients replace it once.
 #include "persist_stale.hpp"
 
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,19 +14,12 @@
 #include <thread>
 
 #include "base/error.hpp"
+#include "base/pidfd.hpp"
 #include "base/proc_cmdline.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/unique_fd.hpp"
 
 namespace tn::exec {
-
-namespace {
-
-// Raw syscalls: glibc 2.36's <sys/pidfd.h> lacks extern "C", so its wrappers do not link from C++.
-int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-int pidfd_signal(int pidfd, int sig) { return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0)); }
-
-}  // namespace
 
 std::optional<pid_t> read_pid_file(const std::filesystem::path& p) {
     std::ifstream f(p);
@@ -36,19 +27,6 @@ std::optional<pid_t> read_pid_file(const std::filesystem::path& p) {
     if (!(f >> v) || v <= 0) return std::nullopt;
     return static_cast<pid_t>(v);
 }
-
-namespace {
-
-// Waits up to `ms` for the process behind `pidfd` to end; true when it has.
-bool wait_exit(int pidfd, int ms) {
-    pollfd p{pidfd, POLLIN, 0};
-    for (;;) {
-        int rc = ::poll(&p, 1, ms);
-        if (rc >= 0 || errno != EINTR) return rc > 0;
-    }
-}
-
-}  // namespace
 
 std::string not_ours_reason(const MasterIdentity& who, const std::filesystem::path& sock_path, uid_t me) {
     if (who.uid != me) return "it runs as uid " + std::to_string(who.uid);

@@ -8,12 +8,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
-#include <thread>
 
 #include "base/error.hpp"
+#include "base/pidfd.hpp"
 #include "base/proc_cmdline.hpp"
 #include "base/runtime_dir.hpp"
 #include "base/strings.hpp"
@@ -127,20 +128,19 @@ int stop(const std::string& name, double timeout_s, const log::Logger& log) {
         return 0;
     }
     auto st = read_status(paths.status);
-    if (!st || st->pid <= 0 || !is_tn_watch(st->pid))
+    // The pidfd pins the supervisor (opened before its cmdline is checked, so the check is about the
+    // process signalled), and ends the wait only once that process has ended. Its cmdline is no such
+    // proof: it reads empty while the process is still letting go of what it holds.
+    UniqueFd pidfd(st && st->pid > 0 ? pidfd_open(static_cast<pid_t>(st->pid)) : -1);
+    if (!pidfd || !is_tn_watch(st->pid))
         throw Error(ExitCode::data, "cannot find the supervisor of " + name + " in " + paths.status.string());
-    if (::kill(static_cast<pid_t>(st->pid), SIGTERM) != 0)
+    if (pidfd_signal(pidfd.get(), SIGTERM) != 0 && errno != ESRCH)
         throw Error(ExitCode::no_perm, "cannot signal supervisor " + std::to_string(st->pid) + ": " + std::strerror(errno));
     double limit = timeout_s >= 0 ? timeout_s : static_cast<double>(st->grace_ms) / 1000.0 + 5.0;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long long>(limit * 1000));
-    // A short-lived client may poll the lock: the supervisor itself never polls. The lock goes before
-    // the process does, so wait for both: `stop` returns once nothing of the supervisor runs (a zombie
-    // waiting for init has no cmdline and counts as gone).
-    while (is_running(paths.lock) || is_tn_watch(st->pid)) {
-        if (std::chrono::steady_clock::now() > deadline)
-            throw Error(ExitCode::temp_fail, name + " did not stop within " + std::to_string(static_cast<int>(limit)) + " s");
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    // `stop` returns once the supervisor has ended (a zombie waiting for init has). Its lock went
+    // before: the kernel closes a process's descriptors before it reports the end.
+    if (!wait_exit(pidfd.get(), static_cast<int>(std::min(limit * 1000, 2e9))))
+        throw Error(ExitCode::temp_fail, name + " did not stop within " + std::to_string(static_cast<int>(limit)) + " s");
     log.info("stopped ", name);
     return 0;
 }
