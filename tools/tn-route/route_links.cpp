@@ -479,12 +479,11 @@ void RouteServer::repark(StreamPtr s, std::uint32_t vnet_id, bool standby) {
 
 void RouteServer::sweep() {
     auto now = Clock::now();
-    auto silent = scaled(std::chrono::milliseconds(15000));
     // Only the sessions to drop are collected (drop_session changes sessions_): a copy of the whole
     // map every second cost an allocation per vnet per sweep.
     std::vector<std::pair<SessionPtr, const char*>> drop;
     for (auto& [id, ss] : sessions_)
-        if (now - ss->last_rx > silent) drop.emplace_back(ss, "silent for 15 s (heartbeat timeout)");
+        if (now - ss->last_rx > ss->silence_timeout) drop.emplace_back(ss, "silent for 3 heartbeat intervals (heartbeat timeout)");
         else if (ss->w->queued() > kMaxQueued) drop.emplace_back(ss, "not reading its control stream");
     for (auto& [ss, why] : drop) drop_session(ss, why);
     held_.expire(now);

@@ -7,6 +7,7 @@
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
+#include "heartbeat_rate.hpp"
 #include "relay/auth.hpp"
 #include "relay/io_tls.hpp"
 
@@ -278,8 +279,12 @@ void RouteServer::start_session(StreamPtr s, const log::Context& lg, Nonce nonce
     ss->w->on_error = [this, weak](error_code ec) {
         if (auto p = weak.lock()) drop_session(p, "write failed: " + ec.message());
     };
-    auto hb = static_cast<std::uint32_t>(std::max(50.0, 5000 * scale_));
-    ss->send(to_frame(Welcome{res.id, ss->ticket, route_proof(g->token.expose(), a.nonce, nonce, binding), hb}));
+    // The interval depends on how many sessions are live now; the session keeps its timeout, as the
+    // vnet keeps the interval it was given until it reconnects.
+    auto hb = heartbeat_interval_for(sessions_.size(), scale_);
+    ss->silence_timeout = silence_timeout_for(hb);
+    ss->send(to_frame(Welcome{res.id, ss->ticket, route_proof(g->token.expose(), a.nonce, nonce, binding),
+                              static_cast<std::uint32_t>(hb.count())}));
     for (const auto& r : reg_.serves(a.group)) ss->send(to_frame(ServeUp{r.entry()}));
     ss->log.info("vnet up id=", res.id);
     read_session_frames(ss);

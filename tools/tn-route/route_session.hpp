@@ -75,6 +75,7 @@ struct Session : std::enable_shared_from_this<Session> {
     std::string group, name, peer;
     Ticket ticket{};
     Clock::time_point last_rx = Clock::now(), since = Clock::now();
+    Clock::duration silence_timeout{};  // 3 x the heartbeat interval its WELCOME gave (heartbeat_rate.hpp)
     bool closed = false;
     void send(const Frame& f) {
         if (!closed) w->send(f);

@@ -325,7 +325,11 @@ void VnetAgent::lost(const std::string& why) {
 
 void VnetAgent::heartbeat() {
     if (!connected_) return;
-    if (Clock::now() - last_rx_ > scaled(std::chrono::milliseconds(15000))) return lost("route silent for 15 s");
+    // 15 s as in every version-5 vnet, or 3 intervals when a busy route stretched the interval past 5 s
+    // (tools/tn-route/heartbeat_rate.hpp): its PONGs then come up to 10 s apart.
+    auto silent = std::max(scaled(std::chrono::milliseconds(15000)),
+                           Clock::duration(3 * std::chrono::milliseconds(heartbeat_ms_)));
+    if (Clock::now() - last_rx_ > silent) return lost("route silent past its heartbeat timeout");
     send(to_frame(Ping{0}));
     hb_timer_.expires_after(std::chrono::milliseconds(heartbeat_ms_));
     hb_timer_.async_wait([this](relay::error_code ec) {
