@@ -110,4 +110,7 @@ class Forward:
     def stop(self):
         harness.stop_process(self.proc)
         self.stderr.close()
+        # The process has ended, but the reader may not have taken its last events yet (a test saw
+        # --once exit 75 and then no "lost"): they are all in once the reader reached the end of stdout.
+        self.reader.join(timeout=60)
         return self.proc.returncode
