@@ -45,6 +45,15 @@ class UdpEcho:
         self.sock.close()
 
 
+def dig_short(port, name):
+    """`dig +short` for NAME's A record through 127.0.0.1:PORT: (its last line, as a list, and all it
+    printed). UDP: dig retries a query that went unanswered and says so on stdout (";; communications
+    error ... timed out"), so the answer is its last line. Seen once under CI load."""
+    r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), name, "A", "+short", "+tries=5"],
+                       capture_output=True, text=True, timeout=120)
+    return r.stdout.strip().splitlines()[-1:], r.stdout + r.stderr
+
+
 def dns_answer(query):
     """A DNS responder for one name: svc.example.test A 192.0.2.7 (RFC 1035 wire format, by hand)."""
     qid, flags, qd = struct.unpack(">HHH", query[:6])
@@ -125,11 +134,8 @@ def test_dns_query_through_a_use(relay):
         assert reply[:2] == b"\x42\x42" and reply[-4:] == bytes([192, 0, 2, 7])
         c.close()
         if shutil.which("dig"):
-            r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "svc.example.test", "A", "+short", "+tries=5"],
-                               capture_output=True, text=True, timeout=120)
-            # UDP: dig retries a query that went unanswered and says so on stdout (";; communications
-            # error ... timed out"), so the answer is its last line. Seen once under CI load.
-            assert r.stdout.strip().splitlines()[-1:] == ["192.0.2.7"], r.stdout + r.stderr
+            answer, printed = dig_short(port, "svc.example.test")
+            assert answer == ["192.0.2.7"], printed
             r = subprocess.run(["dig", "@127.0.0.1", "-p", str(port), "nope.example.test", "A", "+tries=5"],
                                capture_output=True, text=True, timeout=120)
             assert "status: NXDOMAIN" in r.stdout, r.stdout + r.stderr
@@ -333,11 +339,8 @@ def test_udp_remote_port_echo_and_dns(relay):
         assert reply[:2] == b"\x42\x42" and reply[-4:] == bytes([192, 0, 2, 7])
         c.close()
         if shutil.which("dig"):
-            r = subprocess.run(["dig", "@127.0.0.1", "-p", str(dport), "svc.example.test", "A", "+short", "+tries=5"],
-                               capture_output=True, text=True, timeout=120)
-            # UDP: dig retries a query that went unanswered and says so on stdout (";; communications
-            # error ... timed out"), so the answer is its last line. Seen once under CI load.
-            assert r.stdout.strip().splitlines()[-1:] == ["192.0.2.7"], r.stdout + r.stderr
+            answer, printed = dig_short(dport, "svc.example.test")
+            assert answer == ["192.0.2.7"], printed
         # The serve's traffic counts the datagrams' bytes both ways once the flows are open.
         total = sum(sizes)
         serves = {s["id"]: s for v in relay.status()["vnets"] if v["name"] == "home" for s in v["serves"]}
