@@ -129,7 +129,8 @@ class EchoHashServer:
         self.sock.bind((host, 0))
         self.sock.listen(512)
         self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._loop, daemon=True).start()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
 
     def _loop(self):
         while True:
@@ -157,8 +158,13 @@ class EchoHashServer:
                 return
 
     def close(self):
+        # shutdown() wakes the accept(); the socket is closed only once the thread is gone. Closed
+        # first, its descriptor number could go to the next test's socket while the thread is between
+        # two accept() calls, and this thread would take that socket's connections.
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the echo server's accept thread did not stop"
         self.sock.close()
 
     def __enter__(self):

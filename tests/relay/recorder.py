@@ -53,7 +53,8 @@ class Recorder:
         # Change the cipher byte of every LINK_OPEN that is a link's first frame (1 <-> 2), as a
         # downgrading attacker would.
         self.flip_open_cipher = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
 
     def _accept(self):
         while not self.stopped:
@@ -71,8 +72,10 @@ class Recorder:
             with self.lock:
                 conn = Conn(len(self.conns), c, s)
                 self.conns.append(conn)
-            threading.Thread(target=self._pump, args=(conn, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(conn, False), daemon=True).start()
+                pumps = [threading.Thread(target=self._pump, args=(conn, up), daemon=True) for up in (True, False)]
+                self.threads += pumps
+            for t in pumps:
+                t.start()
 
     def _pump(self, conn, up):
         src, dst = (conn.client, conn.server) if up else (conn.server, conn.client)
@@ -139,11 +142,20 @@ class Recorder:
             return [(c.index, bytes(c.up), bytes(c.down)) for c in self.conns]
 
     def close(self):
+        """Wakes every thread with shutdown() and waits for it before any socket is closed: a thread
+        between two calls on a closed socket's descriptor number would use whatever socket the next
+        test opens with that number (harness.EchoHashServer.close says the same)."""
         self.stopped = True
         with contextlib.suppress(OSError):
-            self.sock.close()
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.threads[0].join(30)  # no more pumps start after the accept thread ended
         with self.lock:
-            for c in self.conns:
-                for x in (c.client, c.server):
-                    with contextlib.suppress(OSError):
-                        x.close()
+            socks = [self.sock] + [x for c in self.conns for x in (c.client, c.server)]
+        for x in socks[1:]:
+            with contextlib.suppress(OSError):
+                x.shutdown(socket.SHUT_RDWR)
+        for t in self.threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in self.threads), "a recorder thread did not stop"
+        for x in socks:
+            x.close()

@@ -27,14 +27,14 @@ class UdpEcho:
         self.port = self.sock.getsockname()[1]
         self.answer = answer or (lambda d: d)
         self.sources = set()
+        self.stopping = False
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
     def run(self):
         while True:
-            try:
-                data, src = self.sock.recvfrom(65535)
-            except OSError:
+            data, src = self.sock.recvfrom(65535)
+            if self.stopping:
                 return
             self.sources.add(src)
             reply = self.answer(data)
@@ -42,6 +42,14 @@ class UdpEcho:
                 self.sock.sendto(reply, src)
 
     def close(self):
+        """Stops the thread, then closes the socket. Closing first would free the descriptor while
+        the thread waits in recvfrom on it: the next test's socket gets that number, and this thread
+        takes (and fails to answer) that socket's datagrams. It did: a lost DNS query, a lost echo."""
+        self.stopping = True
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as wake:
+            wake.sendto(b"", ("127.0.0.1", self.port))
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "the UDP service thread did not stop"
         self.sock.close()
 
 
