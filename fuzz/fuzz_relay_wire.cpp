@@ -34,6 +34,7 @@ void decode(const Frame& f) {
         case MsgType::vnets: return decode_as<Vnets>(f);
         case MsgType::ping: return decode_as<Ping>(f);
         case MsgType::pong: return decode_as<Pong>(f);
+        case MsgType::heartbeat: return decode_as<Heartbeat>(f);
         case MsgType::unserve_req: return decode_as<UnserveReq>(f);
         case MsgType::unserve_ask: return decode_as<UnserveAsk>(f);
         case MsgType::unserve_reply: return decode_as<UnserveReply>(f);

@@ -52,6 +52,7 @@ void relay_wire() {
     write("relay_wire", "serve_up", framed(ServeUp{ServeEntry{spec, 3, "laptop"}}));
     write("relay_wire", "vnets", framed(Vnets{2, {{1, "a", 2}, {3, "b", 0}}}));
     write("relay_wire", "ping", framed(Ping{0x0102030405060708ULL}));  // the unit test's golden bytes
+    write("relay_wire", "heartbeat", framed(Heartbeat{10000}));
     write("relay_wire", "unserve_req", framed(UnserveReq{5, 3, "127.0.0.1", 22}));
     write("relay_wire", "unserve_reply", framed(UnserveReply{5, false, 0, "busy"}));
     write("relay_wire", "link_request", framed(LinkRequest{1, 0x02bc, true}));

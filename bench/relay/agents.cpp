@@ -75,12 +75,14 @@ void print_stats(const Swarm& sw, std::size_t& slot_from) {
     const auto& n = sw.n;
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - sw.start).count();
     std::printf("{\"ms\":%lld,\"connected\":%llu,\"registered\":%llu,\"attempts\":%llu,\"failures\":%llu,\"refused\":%llu,"
-                "\"heartbeats\":%llu,\"links_ok\":%llu,\"links_failed\":%llu,\"clients\":%llu,\"clients_failed\":%llu,\"clients_closed\":%llu,"
+                "\"heartbeats\":%llu,\"heartbeat_moves\":%llu,\"links_ok\":%llu,\"links_failed\":%llu,\"clients\":%llu,"
+                "\"clients_failed\":%llu,\"clients_closed\":%llu,"
                 "\"peak_attempts_100ms\":%u}\n",
                 static_cast<long long>(ms), static_cast<unsigned long long>(n.connected), static_cast<unsigned long long>(n.registered),
                 static_cast<unsigned long long>(n.attempts), static_cast<unsigned long long>(n.failures),
                 static_cast<unsigned long long>(n.refused), static_cast<unsigned long long>(n.heartbeats),
-                static_cast<unsigned long long>(n.links_ok), static_cast<unsigned long long>(n.links_failed),
+                static_cast<unsigned long long>(n.heartbeat_moves), static_cast<unsigned long long>(n.links_ok),
+                static_cast<unsigned long long>(n.links_failed),
                 static_cast<unsigned long long>(n.clients), static_cast<unsigned long long>(n.clients_failed),
                 static_cast<unsigned long long>(n.clients_closed), peak_since(n, slot_from));
     std::fflush(stdout);

@@ -127,6 +127,10 @@ void SimVnet::on_frame(const Frame& f) {
             return;
         }
         case MsgType::link_request: return open_link(from_frame<LinkRequest>(f).link_id);
+        case MsgType::heartbeat:  // version 6: the route's interval moved, as tn-vnet follows it
+            heartbeat_ms_ = from_frame<Heartbeat>(f).heartbeat_ms;
+            ++sw_.n.heartbeat_moves;
+            return arm_heartbeat(ctl_);
         case MsgType::error: throw WireError("route error");
         default: return;  // PONG, SERVE_UP/DOWN of the group's other vnets: nothing to follow here
     }
@@ -136,7 +140,11 @@ void SimVnet::heartbeat(StreamPtr s) {
     if (s != ctl_) return;
     w_->send(to_frame(Ping{0}));
     ++sw_.n.heartbeats;
-    hb_.expires_after(std::chrono::milliseconds(heartbeat_ms_));
+    arm_heartbeat(s);
+}
+
+void SimVnet::arm_heartbeat(StreamPtr s) {
+    hb_.expires_after(std::chrono::milliseconds(heartbeat_ms_));  // cancels a wait under way
     hb_.async_wait([self = shared_from_this(), s](error_code ec) {
         if (!ec) self->heartbeat(s);
     });

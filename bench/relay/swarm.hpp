@@ -28,6 +28,7 @@ struct Counters {
     std::uint64_t failures = 0;     // control attempts that failed before WELCOME, and sessions lost
     std::uint64_t refused = 0;      // serve registrations refused
     std::uint64_t heartbeats = 0;   // PINGs sent
+    std::uint64_t heartbeat_moves = 0;  // HEARTBEAT frames received (the route moved a vnet's interval)
     std::uint64_t links_ok = 0;     // links bound (LINK_OK on a LINK_ACCEPT)
     std::uint64_t links_failed = 0;
     std::uint64_t clients = 0;      // remote_port clients connected
@@ -55,8 +56,9 @@ struct Swarm {
 
 // One simulated vnet: its own control connection (TLS with the pinned fingerprint, hello, CHALLENGE,
 // AUTH, WELCOME), one serve (with a remote_port when `remote_port` is set), PINGs at the route's
-// interval, PONGs to the route's PINGs, LINK_ACCEPT on a new link connection for every LINK_REQUEST
-// (the link is held idle), and reconnects with tn-vnet's own policy, relay::reconnect_backoff().
+// interval (WELCOME's, then each HEARTBEAT's), PONGs to the route's PINGs, LINK_ACCEPT on a new link
+// connection for every LINK_REQUEST (the link is held idle), and reconnects with tn-vnet's own policy,
+// relay::reconnect_backoff().
 class SimVnet : public std::enable_shared_from_this<SimVnet> {
 public:
     SimVnet(Swarm& sw, std::size_t index, std::string group, std::uint16_t remote_port);
@@ -71,6 +73,7 @@ private:
     void read_loop(relay::StreamPtr s);
     void on_frame(const relay::Frame& f);
     void heartbeat(relay::StreamPtr s);
+    void arm_heartbeat(relay::StreamPtr s);  // the next heartbeat(s) in heartbeat_ms_
     void lost(const relay::StreamPtr& s);
     void retry();
     void open_link(std::uint64_t link_id);

@@ -213,6 +213,14 @@ void Ping::put(Writer& w) const { w.u64(token); }
 Ping Ping::get(Reader& r) { return {r.u64()}; }
 void Pong::put(Writer& w) const { w.u64(token); }
 Pong Pong::get(Reader& r) { return {r.u64()}; }
+void Heartbeat::put(Writer& w) const { w.u32(heartbeat_ms); }
+Heartbeat Heartbeat::get(Reader& r) {
+    Heartbeat m{r.u32()};
+    if (m.heartbeat_ms < kMinHeartbeatMs || m.heartbeat_ms > kMaxHeartbeatMs)
+        throw WireError("HEARTBEAT interval " + std::to_string(m.heartbeat_ms) + " ms is outside " +
+                        std::to_string(kMinHeartbeatMs) + ".." + std::to_string(kMaxHeartbeatMs) + " ms");
+    return m;
+}
 
 void UnserveReq::put(Writer& w) const { put_unserve<&UnserveReq::target>(w, *this); }
 UnserveReq UnserveReq::get(Reader& r) { return get_unserve<&UnserveReq::target, UnserveReq>(r); }

@@ -11,6 +11,10 @@
 namespace tn::relay {
 
 inline constexpr std::size_t kMaxDomains = 16, kDomainMax = 253;
+// A heartbeat interval a vnet accepts in HEARTBEAT: 20 ms is the floor it always put under WELCOME's
+// value (TN_RELAY_TIME_SCALE makes tests' intervals short); a minute is six times the route's cap of
+// 10 s, so a route that sends more is broken, not busy.
+inline constexpr std::uint32_t kMinHeartbeatMs = 20, kMaxHeartbeatMs = 60000;
 
 struct ServeSpec {
     std::uint16_t id = 0;  // 0: let the route assign one
@@ -79,6 +83,9 @@ struct VnetInfo {
 struct Vnets { std::uint32_t req = 0; std::vector<VnetInfo> vnets; TN_RELAY_MSG(Vnets, vnets); };
 struct Ping { std::uint64_t token = 0; TN_RELAY_MSG(Ping, ping); };
 struct Pong { std::uint64_t token = 0; TN_RELAY_MSG(Pong, pong); };
+// Version 6, route -> vnet, right behind a PONG: "from now on send PING every heartbeat_ms". A value
+// outside kMinHeartbeatMs..kMaxHeartbeatMs is a protocol error.
+struct Heartbeat { std::uint32_t heartbeat_ms = 5000; TN_RELAY_MSG(Heartbeat, heartbeat); };
 struct UnserveReq {
     std::uint32_t req = 0, target = 0;
     std::string ip;

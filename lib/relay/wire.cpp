@@ -38,6 +38,7 @@ std::string_view type_name(MsgType t) {
         case MsgType::vnets: return "VNETS";
         case MsgType::ping: return "PING";
         case MsgType::pong: return "PONG";
+        case MsgType::heartbeat: return "HEARTBEAT";
         case MsgType::unserve_req: return "UNSERVE_REQ";
         case MsgType::unserve_ask: return "UNSERVE_ASK";
         case MsgType::unserve_reply: return "UNSERVE_REPLY";

@@ -14,12 +14,19 @@
 
 namespace tn::relay {
 
+// 6: the route tells a connected vnet its new heartbeat interval (HEARTBEAT, in the write of a PONG),
+// and answers a hello with the version it will speak on that connection: a route speaks 5 and 6.
+// 5: proofs bound to the control connection's TLS session (its exporter value).
 // 4: plain links (tls = false) carry records too, in clear, so they are reused like sealed ones.
 // 3: the using vnet draws the link key and may send its first records right after LINK_OPEN, and a
 // standby link is bound without an answer from the serving vnet (a round trip less each side).
 // 2: links are plain TCP, proven by HMAC over the route's challenge and, with tls = true, sealed
 // end to end by the record layer (seal.hpp); 1 ran TLS on every link.
-inline constexpr std::uint16_t kVersion = 5;
+inline constexpr std::uint16_t kVersion = 6;
+// The oldest version a route still speaks: version-5 vnets keep working after their route is updated
+// (they never get HEARTBEAT, so they keep their WELCOME's interval). Links are the same in both.
+inline constexpr std::uint16_t kOldestVersion = 5;
+inline constexpr bool speaks_heartbeat(std::uint16_t version) { return version >= 6; }
 inline constexpr std::size_t kHelloSize = 8;
 inline constexpr std::size_t kHeaderSize = 8;
 // One cap for every frame: large enough for a 64 KiB DATA chunk, small enough that a peer cannot make
@@ -43,7 +50,7 @@ enum class MsgType : std::uint16_t {
     challenge = 0x0001, auth = 0x0002, welcome = 0x0003, error = 0x0004,
     serve = 0x0010, serve_result = 0x0011, serve_close = 0x0012, serve_up = 0x0013, serve_down = 0x0014,
     vnets_req = 0x0020, vnets = 0x0021,
-    ping = 0x0030, pong = 0x0031,
+    ping = 0x0030, pong = 0x0031, heartbeat = 0x0032,
     unserve_req = 0x0040, unserve_ask = 0x0041, unserve_reply = 0x0042, unserve_result = 0x0043,
     link_request = 0x0050, link_fail = 0x0051,
     link_open = 0x0060, link_accept = 0x0061, link_ok = 0x0062,  // 0x0063/0x0064: v1's DATA/EOF, retired

@@ -11,8 +11,9 @@ using namespace tn::relay;
 
 TEST_CASE("hello is TNRL + big-endian version + zero flags") {
     auto h = encode_hello();
-    CHECK(Bytes(h.begin(), h.end()) == Bytes{'T', 'N', 'R', 'L', 0, 5, 0, 0});
-    CHECK(decode_hello(h) == 5);
+    CHECK(Bytes(h.begin(), h.end()) == Bytes{'T', 'N', 'R', 'L', 0, 6, 0, 0});
+    CHECK(decode_hello(h) == 6);
+    CHECK(decode_hello(encode_hello(kOldestVersion)) == 5);  // what a route answers a version-5 vnet
     auto newer = encode_hello(7);
     CHECK(decode_hello(newer) == 7);
     Bytes bad{'S', 'S', 'H', '-', 0, 1, 0, 0};
@@ -41,6 +42,25 @@ TEST_CASE("frame header golden bytes and caps") {
 TEST_CASE("ping frame golden bytes") {
     auto b = encode_frame(to_frame(Ping{0x0102030405060708ULL}));
     CHECK(b == Bytes{0, 0x30, 0, 0, 0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8});
+}
+
+TEST_CASE("HEARTBEAT (version 6): type 0x0032, the interval as a big-endian u32, 20 ms to 60 s") {
+    auto b = encode_frame(to_frame(Heartbeat{6000}));
+    CHECK(b == Bytes{0, 0x32, 0, 0, 0, 0, 0, 4, 0, 0, 0x17, 0x70});
+    CHECK(type_name(MsgType::heartbeat) == "HEARTBEAT");
+    for (std::uint32_t ms : {kMinHeartbeatMs, 300u, 10000u, kMaxHeartbeatMs})
+        CHECK(from_frame<Heartbeat>(to_frame(Heartbeat{ms})).heartbeat_ms == ms);
+    for (std::uint32_t ms : {0u, kMinHeartbeatMs - 1, kMaxHeartbeatMs + 1, 0xffffffffu})
+        CHECK_THROWS_WITH(from_frame<Heartbeat>(to_frame(Heartbeat{ms})), Catch::Contains("outside 20..60000 ms"));
+    auto f = to_frame(Heartbeat{5000});
+    f.payload.pop_back();
+    CHECK_THROWS_WITH(from_frame<Heartbeat>(f), Catch::Contains("truncated"));
+    f = to_frame(Heartbeat{5000});
+    f.payload.push_back(0);
+    CHECK_THROWS_WITH(from_frame<Heartbeat>(f), Catch::Contains("trailing"));
+    CHECK_THROWS_WITH(from_frame<Heartbeat>(to_frame(Pong{1})), Catch::Contains("expected HEARTBEAT"));
+    CHECK(speaks_heartbeat(kVersion));
+    CHECK_FALSE(speaks_heartbeat(kOldestVersion));
 }
 
 TEST_CASE("decoder splits a stream into frames, byte by byte") {

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include "base/error.hpp"
 #include "base/runtime_dir.hpp"
@@ -25,6 +27,14 @@ constexpr auto kClaimGrace = std::chrono::milliseconds(300000);
 
 Frame error_frame(ErrorCode c, const std::string& m) { return to_frame(ErrorMsg{c, m}); }
 
+// TN_TEST_ROUTE_EXTRA_SESSIONS: a test-only knob (route_server.hpp), read here so that the runner and
+// the config never see it. Anything but digits counts as unset.
+std::size_t test_extra_sessions() {
+    const char* v = std::getenv("TN_TEST_ROUTE_EXTRA_SESSIONS");
+    if (!v || !*v || std::strspn(v, "0123456789") != std::strlen(v)) return 0;
+    return static_cast<std::size_t>(std::strtoull(v, nullptr, 10));
+}
+
 // Sends an ERROR frame, then closes once it is written.
 void refuse(const StreamPtr& s, ErrorCode c, const std::string& m) {
     async_write_bytes(s, encode_frame(error_frame(c, m)), [s](error_code) { s->close(); });
@@ -32,7 +42,7 @@ void refuse(const StreamPtr& s, ErrorCode c, const std::string& m) {
 }  // namespace
 
 RouteServer::RouteServer(asio::io_context& io, RouteConfig cfg, const log::Logger& log, double time_scale)
-    : io_(io), cfg_(std::move(cfg)), log_(log), scale_(time_scale),
+    : io_(io), cfg_(std::move(cfg)), log_(log), scale_(time_scale), test_extra_sessions_(test_extra_sessions()),
       setups_(std::make_shared<SetupTable>(SetupCaps::for_fd_limit(fd_limit()))), held_(scaled(kClaimGrace)), sweep_timer_(io),
       heads_(std::make_shared<SetupTable>(SetupCaps::for_fd_limit(fd_limit()))),
       dash_heads_(std::make_shared<SetupTable>(SetupCaps{64, 8})),
@@ -41,6 +51,10 @@ RouteServer::RouteServer(asio::io_context& io, RouteConfig cfg, const log::Logge
 RouteServer::~RouteServer() {
     std::error_code ec;
     if (!control_path_.empty()) std::filesystem::remove(control_path_, ec);
+}
+
+std::chrono::milliseconds RouteServer::heartbeat_interval() const {
+    return heartbeat_interval_for(sessions_.size() + test_extra_sessions_, scale_);
 }
 
 Clock::duration RouteServer::scaled(std::chrono::milliseconds d) const {
@@ -158,27 +172,33 @@ void RouteServer::on_connection(StreamPtr s, log::Context lg, SetupPtr setup) {
         if (auto p = w.lock()) p->close();
     };
     auto hold = setup;  // held by every handler until the first frame is in: then the slot frees itself
+    // The route answers the vnet's hello rather than sending its own first (version 6): its hello
+    // names the version it speaks on this connection, the vnet's own when it speaks it, so a
+    // version-5 vnet (which refuses any other) still connects. Every vnet sends its hello first.
     auto after_tls = [this, s, lg, hold]() {
-        auto nonce = random_nonce();
-        s->challenge = nonce;
-        auto hello = encode_hello();
-        Bytes out(hello.begin(), hello.end());
-        auto ch = encode_frame(to_frame(Challenge{nonce}));
-        out.insert(out.end(), ch.begin(), ch.end());
-        async_write_bytes(s, std::move(out), [](error_code) {});
-        async_read_hello(s, [this, s, lg, hold, nonce](error_code ec, std::uint16_t v, std::string why) {
+        async_read_hello(s, [this, s, lg, hold](error_code ec, std::uint16_t v, std::string why) {
             if (ec) {
                 if (ec == asio::error::invalid_argument) lg.warn("connection refused: ", why);
                 return s->close();
             }
             if (auto t = hold->table.lock()) t->gate.progressed(hold->id);
-            if (v != kVersion) {
+            auto hello = encode_hello(v == kOldestVersion ? kOldestVersion : kVersion);
+            Bytes out(hello.begin(), hello.end());
+            if (v != kVersion && v != kOldestVersion) {
                 lg.warn("vnet speaks protocol version ", v, "; refused");
-                return refuse(s, ErrorCode::version,
-                              "this tn-route speaks relay protocol version " + std::to_string(kVersion) + ", the vnet speaks " +
-                                  std::to_string(v) + ": update " + (v < kVersion ? "tn-vnet" : "tn-route"));
+                auto err = encode_frame(error_frame(
+                    ErrorCode::version, "this tn-route speaks relay protocol version " + std::to_string(kVersion) + " (and " +
+                                            std::to_string(kOldestVersion) + "), the vnet speaks " + std::to_string(v) + ": update " +
+                                            (v < kVersion ? "tn-vnet" : "tn-route")));
+                out.insert(out.end(), err.begin(), err.end());
+                return async_write_bytes(s, std::move(out), [s](error_code) { s->close(); });
             }
-            async_read_frame(s, [this, s, lg, hold, nonce](error_code ec2, Frame f, std::string why2) {
+            auto nonce = random_nonce();
+            s->challenge = nonce;
+            auto ch = encode_frame(to_frame(Challenge{nonce}));
+            out.insert(out.end(), ch.begin(), ch.end());
+            async_write_bytes(s, std::move(out), [](error_code) {});
+            async_read_frame(s, [this, s, lg, hold, nonce, v](error_code ec2, Frame f, std::string why2) {
                 if (stopped_) return;
                 if (ec2) {
                     if (ec2 == asio::error::invalid_argument) {
@@ -187,7 +207,7 @@ void RouteServer::on_connection(StreamPtr s, log::Context lg, SetupPtr setup) {
                     }
                     return s->close();
                 }
-                on_first_frame(s, lg, nonce, std::move(f));
+                on_first_frame(s, lg, nonce, v, std::move(f));
             });
         });
     };
@@ -201,7 +221,7 @@ void RouteServer::on_connection(StreamPtr s, log::Context lg, SetupPtr setup) {
     });
 }
 
-void RouteServer::on_first_frame(StreamPtr s, const log::Context& lg, Nonce nonce, Frame f) {
+void RouteServer::on_first_frame(StreamPtr s, const log::Context& lg, Nonce nonce, std::uint16_t version, Frame f) {
     try {
         if (f.type == MsgType::auth) {
             // A control connection proves the token and receives the session ticket: never in clear
@@ -210,7 +230,7 @@ void RouteServer::on_first_frame(StreamPtr s, const log::Context& lg, Nonce nonc
                 lg.warn("plain control connection refused: this route has tls = true");
                 return refuse(s, ErrorCode::refused, "this tn-route requires TLS (tls = true): set tls = true and its fingerprint in the vnet");
             }
-            return start_session(s, lg, nonce, from_frame<Auth>(f));
+            return start_session(s, lg, nonce, version, from_frame<Auth>(f));
         }
         if (s->tls()) throw WireError("link frame " + std::string(type_name(f.type)) + " over TLS (protocol 2 links are plain TCP, sealed end to end)");
         switch (f.type) {
@@ -233,7 +253,7 @@ void RouteServer::on_first_frame(StreamPtr s, const log::Context& lg, Nonce nonc
     }
 }
 
-void RouteServer::start_session(StreamPtr s, const log::Context& lg, Nonce nonce, const Auth& a) {
+void RouteServer::start_session(StreamPtr s, const log::Context& lg, Nonce nonce, std::uint16_t version, const Auth& a) {
     error_code e;
     auto ep = s->socket().remote_endpoint(e);
     if (e) return s->close();
@@ -272,6 +292,7 @@ void RouteServer::start_session(StreamPtr s, const log::Context& lg, Nonce nonce
     ss->name = a.name;
     ss->peer = ep.address().to_string() + ":" + std::to_string(ep.port());
     ss->ticket = random_ticket();
+    ss->takes_heartbeats = speaks_heartbeat(version);
     sessions_[res.id] = ss;
     traffic_.vnet_up({ss->group, ss->name});
     links_.vnet_up(res.id);
@@ -279,9 +300,10 @@ void RouteServer::start_session(StreamPtr s, const log::Context& lg, Nonce nonce
     ss->w->on_error = [this, weak](error_code ec) {
         if (auto p = weak.lock()) drop_session(p, "write failed: " + ec.message());
     };
-    // The interval depends on how many sessions are live now; the session keeps its timeout, as the
-    // vnet keeps the interval it was given until it reconnects.
-    auto hb = heartbeat_interval_for(sessions_.size(), scale_);
+    // The interval depends on how many sessions are live now; a version-6 session is moved to the
+    // route's interval of the moment when it pings (answer_ping), a version-5 one keeps this one.
+    auto hb = heartbeat_interval();
+    ss->heartbeat = hb;
     ss->silence_timeout = silence_timeout_for(hb);
     ss->send(to_frame(Welcome{res.id, ss->ticket, route_proof(g->token.expose(), a.nonce, nonce, binding),
                               static_cast<std::uint32_t>(hb.count())}));

@@ -71,11 +71,16 @@ private:
     void shed();  // out of descriptors: close the connection in setup that the gate picks
     void classify(std::shared_ptr<relay::tcp::socket> sock, log::Context lg, SetupPtr setup);
     void on_connection(relay::StreamPtr s, log::Context lg, SetupPtr setup);
-    void on_first_frame(relay::StreamPtr s, const log::Context& lg, relay::Nonce nonce, relay::Frame f);
-    void start_session(relay::StreamPtr s, const log::Context& lg, relay::Nonce nonce, const relay::Auth& a);
+    // `version`: the hello the connection was answered with (kVersion or kOldestVersion).
+    void on_first_frame(relay::StreamPtr s, const log::Context& lg, relay::Nonce nonce, std::uint16_t version, relay::Frame f);
+    void start_session(relay::StreamPtr s, const log::Context& lg, relay::Nonce nonce, std::uint16_t version, const relay::Auth& a);
     void drop_replaced(const relay::AddVnetResult& res, const log::Context& alog);
     void read_session_frames(const SessionPtr& ss);  // the control read loop, until the session closes
     void session_frame(const SessionPtr& ss, relay::Frame f);
+    // PONG, and in the same write a HEARTBEAT when a version-6 session's interval is not the route's
+    // current one (heartbeat_rate.hpp): moving every vnet costs no wake-up and no write of its own.
+    void answer_ping(const SessionPtr& ss, const relay::Ping& m);
+    std::chrono::milliseconds heartbeat_interval() const;  // for the sessions live now
     void drop_session(const SessionPtr& ss, const std::string& why);
     void add_serve(const SessionPtr& ss, const relay::Serve& m);
     // Why `group` may not take the serve's remote_port or custom domains, or "" when it may.
@@ -146,6 +151,9 @@ private:
     RouteConfig cfg_;
     const log::Logger& log_;
     double scale_;
+    // TN_TEST_ROUTE_EXTRA_SESSIONS (tests only, not for users): sessions the heartbeat interval counts
+    // on top of the live ones, so a test moves the interval with two vnets instead of thousands.
+    std::size_t test_extra_sessions_ = 0;
     std::string fingerprint_;
     std::optional<relay::asio::ssl::context> tls_;
     std::shared_ptr<relay::TcpAcceptLoop> main_loop_;

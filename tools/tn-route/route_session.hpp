@@ -75,7 +75,9 @@ struct Session : std::enable_shared_from_this<Session> {
     std::string group, name, peer;
     Ticket ticket{};
     Clock::time_point last_rx = Clock::now(), since = Clock::now();
-    Clock::duration silence_timeout{};  // 3 x the heartbeat interval its WELCOME gave (heartbeat_rate.hpp)
+    std::chrono::milliseconds heartbeat{};  // the interval last given, in WELCOME or HEARTBEAT
+    Clock::duration silence_timeout{};      // 3 x that interval (heartbeat_rate.hpp)
+    bool takes_heartbeats = false;          // version 6: HEARTBEAT moves it to the route's interval
     bool closed = false;
     void send(const Frame& f) {
         if (!closed) w->send(f);

@@ -331,7 +331,11 @@ void VnetAgent::heartbeat() {
                            Clock::duration(3 * std::chrono::milliseconds(heartbeat_ms_)));
     if (Clock::now() - last_rx_ > silent) return lost("route silent past its heartbeat timeout");
     send(to_frame(Ping{0}));
-    hb_timer_.expires_after(std::chrono::milliseconds(heartbeat_ms_));
+    arm_heartbeat();
+}
+
+void VnetAgent::arm_heartbeat() {
+    hb_timer_.expires_after(std::chrono::milliseconds(heartbeat_ms_));  // cancels a wait under way
     hb_timer_.async_wait([this](relay::error_code ec) {
         if (!ec) heartbeat();
     });
@@ -355,6 +359,13 @@ void VnetAgent::on_frame(Frame f) {
                 fn(Reply{0, ms});
             }
             return;
+        }
+        case MsgType::heartbeat: {
+            // Version 6: the route's interval moved (it rides behind the PONG to our last PING). The
+            // codec keeps it within 20 ms..60 s, WELCOME's floor; the silence limit follows it.
+            heartbeat_ms_ = from_frame<Heartbeat>(f).heartbeat_ms;
+            route_log_.info("the route set the heartbeat interval to ", heartbeat_ms_, " ms");
+            return arm_heartbeat();
         }
         case MsgType::serve_result: {
             auto m = from_frame<ServeResult>(f);

@@ -123,6 +123,7 @@ private:
     void lost(const std::string& why);
     void fatal(int code, const std::string& why);
     void heartbeat();
+    void arm_heartbeat();  // the next heartbeat() in heartbeat_ms_
     void register_serve(LocalServe& s);
     void unregister_serve(LocalServe& s);
     void attach_uses();
