@@ -113,19 +113,23 @@ class RecordSwapper(Recorder):
             return super()._pump(conn, up)
         # Hold the vnet's first bytes until the record is whole; swap the key in it if it is a LINK_OPEN.
         buf = b""
+        sent = 0
         try:
             while len(buf) < self.REC_AT + self.REC_LEN:
                 b = conn.client.recv(65536)
                 if not b:
                     break
                 buf += b
+                if not sent and len(buf) >= 8:  # the hello goes on at once: the route answers it with its own
+                    conn.server.sendall(buf[:8])
+                    sent = 8
                 if len(buf) >= 10 and buf[8:10] != b"\x00\x60":
                     break
             with conn.lock:
                 conn.up.extend(buf)
             if len(buf) >= self.REC_AT + self.REC_LEN and buf[8:10] == b"\x00\x60" and buf[54] == 0x80:
                 buf = self._swap(buf)
-            conn.server.sendall(buf)
+            conn.server.sendall(buf[sent:])
         except OSError:
             return
         super()._pump(conn, up)
