@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <sstream>
 
-#include "heartbeat_rate.hpp"
 #include "http_head.hpp"
 #include "relay/auth.hpp"
 #include "relay/digest.hpp"
@@ -20,20 +19,6 @@ void refuse(const StreamPtr& s, ErrorCode c, const std::string& m) {
     async_write_bytes(s, encode_frame(to_frame(ErrorMsg{c, m})), [s](error_code) { s->close(); });
 }
 }  // namespace
-
-void RouteServer::answer_ping(const SessionPtr& ss, const Ping& m) {
-    if (ss->closed) return;
-    auto out = encode_frame(to_frame(Pong{m.token}));
-    if (auto next = heartbeat_update(ss->takes_heartbeats, ss->heartbeat, heartbeat_interval())) {
-        // The vnet takes the new interval as it reads this frame; the session's timeout moves now,
-        // so a shorter interval is watched as soon as it is in force.
-        ss->heartbeat = *next;
-        ss->silence_timeout = silence_timeout_for(*next);
-        auto hb = encode_frame(to_frame(Heartbeat{static_cast<std::uint32_t>(next->count())}));
-        out.insert(out.end(), hb.begin(), hb.end());
-    }
-    ss->w->enqueue(std::move(out));  // one buffer: one write (one TLS record), as a lone PONG
-}
 
 void RouteServer::session_frame(const SessionPtr& ss, Frame f) {
     try {

@@ -57,6 +57,20 @@ std::chrono::milliseconds RouteServer::heartbeat_interval() const {
     return heartbeat_interval_for(sessions_.size() + test_extra_sessions_, scale_);
 }
 
+void RouteServer::answer_ping(const SessionPtr& ss, const Ping& m) {
+    if (ss->closed) return;
+    auto out = encode_frame(to_frame(Pong{m.token}));
+    if (auto next = heartbeat_update(ss->takes_heartbeats, ss->heartbeat, heartbeat_interval())) {
+        // The vnet takes the new interval as it reads this frame; the session's timeout moves now,
+        // so a shorter interval is watched as soon as it is in force.
+        ss->heartbeat = *next;
+        ss->silence_timeout = silence_timeout_for(*next);
+        auto hb = encode_frame(to_frame(Heartbeat{static_cast<std::uint32_t>(next->count())}));
+        out.insert(out.end(), hb.begin(), hb.end());
+    }
+    ss->w->enqueue(std::move(out));  // one buffer: one write (one TLS record), as a lone PONG
+}
+
 Clock::duration RouteServer::scaled(std::chrono::milliseconds d) const {
     return std::chrono::duration_cast<Clock::duration>(d * scale_);
 }

@@ -341,6 +341,14 @@ void VnetAgent::arm_heartbeat() {
     });
 }
 
+// Version 6: the route's interval moved (HEARTBEAT rides behind the PONG to a PING of ours). The codec
+// keeps it within 20 ms..60 s, WELCOME's floor; the silence limit in heartbeat() follows it.
+void VnetAgent::moved_heartbeat(std::uint32_t ms) {
+    heartbeat_ms_ = ms;
+    route_log_.info("the route set the heartbeat interval to ", ms, " ms");
+    arm_heartbeat();
+}
+
 void VnetAgent::send(const Frame& f) {
     if (connected_ && writer_) writer_->send(f);
 }
@@ -349,8 +357,7 @@ void VnetAgent::on_frame(Frame f) {
     switch (f.type) {
         case MsgType::ping: return send(to_frame(Pong{from_frame<Ping>(f).token}));
         case MsgType::pong: {
-            auto m = from_frame<Pong>(f);
-            if (auto it = pings_.find(m.token); it != pings_.end()) {
+            if (auto it = pings_.find(from_frame<Pong>(f).token); it != pings_.end()) {
                 auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - it->second.first).count();
                 auto fn = std::move(it->second.second);
                 pings_.erase(it);
@@ -360,13 +367,7 @@ void VnetAgent::on_frame(Frame f) {
             }
             return;
         }
-        case MsgType::heartbeat: {
-            // Version 6: the route's interval moved (it rides behind the PONG to our last PING). The
-            // codec keeps it within 20 ms..60 s, WELCOME's floor; the silence limit follows it.
-            heartbeat_ms_ = from_frame<Heartbeat>(f).heartbeat_ms;
-            route_log_.info("the route set the heartbeat interval to ", heartbeat_ms_, " ms");
-            return arm_heartbeat();
-        }
+        case MsgType::heartbeat: return moved_heartbeat(from_frame<Heartbeat>(f).heartbeat_ms);
         case MsgType::serve_result: {
             auto m = from_frame<ServeResult>(f);
             auto it = serve_reqs_.find(m.req);

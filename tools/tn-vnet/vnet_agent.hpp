@@ -124,6 +124,7 @@ private:
     void fatal(int code, const std::string& why);
     void heartbeat();
     void arm_heartbeat();  // the next heartbeat() in heartbeat_ms_
+    void moved_heartbeat(std::uint32_t ms);  // HEARTBEAT: the route's new interval, from now on
     void register_serve(LocalServe& s);
     void unregister_serve(LocalServe& s);
     void attach_uses();
