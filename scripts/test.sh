@@ -5,6 +5,8 @@
 #                                             ./build-asan): any leak, bad access or undefined behaviour
 #                                             fails the test that caused it
 #   scripts/test.sh --summary TESTLOG.json... one closing line over several runs (CI's last line)
+#   --build-only (after --sanitize, if any)   installs and builds, runs nothing: .ci/run builds one
+#                                             stage's tree while the stage before it runs its tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +37,11 @@ fi
 sanitize=false
 if [[ ${1-} == --sanitize ]]; then
     sanitize=true
+    shift
+fi
+build_only=false
+if [[ ${1-} == --build-only ]]; then
+    build_only=true
     shift
 fi
 dir=${1:-$($sanitize && echo build-asan || echo build)}
@@ -76,6 +83,7 @@ if $sanitize; then
 else
     bash scripts/build.sh "$dir"
 fi
+$build_only && exit 0
 set +e
 # One test more than there are cores: the integration tests spend most of their time waiting on peers
 # (tests/meson.build), so a third keeps the cores busy while two wait.

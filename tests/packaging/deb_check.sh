@@ -2,13 +2,17 @@
 # Builds the Debian package from this tree, checks it with lintian, installs it with apt-get, runs a
 # smoke test against the installed files only, purges it and checks that nothing is left behind.
 # Needs root and `scripts/install-deps.sh --deb`. Prints each step's time; exit 0 only if all passed.
-#   tests/packaging/deb_check.sh [--reuse] [OUT_DIR]   (default ./build-deb: the .deb, build log, lintian)
+#   tests/packaging/deb_check.sh [--reuse|--build-only] [OUT_DIR]   (default ./build-deb: the .deb, build
+#   log, lintian)
 # --reuse: check the .deb already in OUT_DIR instead of building it again.
+# --build-only: build the .deb and stop (.ci/run builds it while the sanitizer suite runs, then checks
+#   it with --reuse).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 src=$PWD
-reuse=0
+reuse=0 build_only=0
 [[ ${1-} == --reuse ]] && { reuse=1; shift; }
+[[ ${1-} == --build-only ]] && { build_only=1; shift; }
 out=$(realpath -m "${1:-build-deb}")
 [[ $(id -u) == 0 ]] || { echo "deb_check: needs root (apt-get install, purge)" >&2; exit 77; }
 mkdir -p "$out"
@@ -124,6 +128,7 @@ purge_and_check() {
 
 if ((reuse)) && [[ -f $deb ]]; then echo "deb_check: reusing $deb"; else step "build ${deb##*/}" build; fi
 [[ -f $deb ]] || { echo "deb_check: no package, stopping"; exit 1; }
+((build_only)) && exit $fail
 step "lintian (no errors)" lint
 step "apt-get install" install_it
 step "smoke test of the installed files" smoke_test
