@@ -1,6 +1,8 @@
 // tn-exec's remote file operations: argument rules and output around ssh::RemoteFs.
 #include "fs_cmd.hpp"
 
+#include <CLI/CLI.hpp>
+
 #include <unistd.h>
 
 #include <cstdio>
