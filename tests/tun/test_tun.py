@@ -119,10 +119,12 @@ def test_clients_get_pool_addresses_mtu_routes_and_hook_env(net):
     assert a2.startswith("10.99.0.") and a1 != a2
     assert "10.99.0.1/" not in (a1, a2)
     for host in ("c1", "c2"):
+        # The client sets the address and MTU first, then the pushed routes: the address alone does
+        # not say the routes are in yet (seen under load in CI).
+        net.wait_for(f"{host}'s pushed route",
+                     lambda: "10.88.0.0/16" in net.exec(host, "ip", "route", "show", "dev", "tn0").stdout)
         link = net.exec(host, "ip", "link", "show", "dev", "tn0").stdout
         assert "mtu 1400" in link
-        routes = net.exec(host, "ip", "route", "show", "dev", "tn0").stdout
-        assert "10.88.0.0/16" in routes
     env = net.wait_for("the on_up hook", lambda: open(net.path("c1-hook.env")).read())
     assert f"TN_TUN_ADDRESS={a1.split('/')[0]}" in env
     assert "TN_TUN_MTU=1400" in env
@@ -358,7 +360,7 @@ def test_client_sighup_applies_routes_and_hooks(net):
     conf = net.path("c1.toml")
     original = open(conf).read()
     routes = lambda: net.exec("c1", "ip", "route", "show", "dev", "tn0").stdout
-    assert "10.88.0.0/16" in routes()
+    net.wait_for("the pushed route", lambda: "10.88.0.0/16" in routes())  # it follows the address
     before = peer(net.status(), "c1")["handshakes"]
     try:
         with open(conf, "w") as f:
