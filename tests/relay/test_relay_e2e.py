@@ -35,20 +35,29 @@ def e2e_line(key):
 
 
 def chain(tls, port, home_key, office_key, pool=2, recorder=None, udp=False):
-    """Route (behind `recorder` when given), home serving `port` as id 700, office using it."""
+    """Route (behind `recorder` when given), home serving `port` as id 700, office using it. If it
+    fails on the way, what it started is stopped before the error goes on (the callers' `try` starts
+    after it returns)."""
     relay = Relay(tls=tls)
-    relay.start_route()
     rec = None
-    if recorder:
-        rec = recorder(relay.port)
-        relay.port = rec.port
-    use_port = harness.free_port()
-    kind = {"type": "udp"} if udp else {}
-    relay.start_vnet("home", serves=[{"name": "svc", "id": 700, "port": port, **kind}],
-                     extra_vnet=f"link_pool = {pool}\n{e2e_line(home_key)}")
-    relay.start_vnet("office", uses=[{"name": "svc", "id": 700, "port": use_port, **kind}],
-                     extra_vnet=f"link_pool = {pool}\n{e2e_line(office_key)}")
-    relay.wait_use("office", "svc")
+    try:
+        relay.start_route()
+        if recorder:
+            rec = recorder(relay.port)
+            relay.port = rec.port
+        use_port = harness.free_port()
+        kind = {"type": "udp"} if udp else {}
+        relay.start_vnet("home", serves=[{"name": "svc", "id": 700, "port": port, **kind}],
+                         extra_vnet=f"link_pool = {pool}\n{e2e_line(home_key)}")
+        relay.start_vnet("office", uses=[{"name": "svc", "id": 700, "port": use_port, **kind}],
+                         extra_vnet=f"link_pool = {pool}\n{e2e_line(office_key)}")
+        relay.wait_use("office", "svc")
+    except BaseException:
+        print(relay.all_logs())
+        if rec:
+            rec.close()
+        relay.close()
+        raise
     return relay, rec, use_port
 
 
