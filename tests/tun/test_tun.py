@@ -367,7 +367,7 @@ def test_client_sighup_applies_routes_and_hooks(net):
             f.write(original.replace("apply_routes = true", "apply_routes = false"))
         net.procs["c1"].send_signal(signal.SIGHUP)
         net.wait_for("the route removed", lambda: "10.88.0.0/16" not in routes())
-        assert "reloaded" in net.log("c1")
+        net.wait_for("the reload logged", lambda: "reloaded" in net.log("c1"))  # after the routes changed
         with open(conf, "w") as f:
             f.write(original)
         net.procs["c1"].send_signal(signal.SIGHUP)

@@ -213,7 +213,7 @@ def test_default_route_takes_ipv6_too_unless_the_server_is_reached_over_ipv6(net
     client_config(net, "c2", f"{net.addr['srv']}:{PORT}", net.server_pub)
     net.procs["c2"].send_signal(signal.SIGHUP)
     net.wait_for("c2's split tunnel", lambda: "8000::/1" not in net.exec("c2", "ip", "-6", "route").stdout)
-    assert "reloaded" in net.log("c2")[offset:]
+    net.wait_for("c2's reload logged", lambda: "reloaded" in net.log("c2")[offset:])  # logged after the routes
 
 
 def test_ipv6_config_errors_exit_78_with_location(net):
