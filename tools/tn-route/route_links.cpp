@@ -14,12 +14,6 @@ namespace tn::route {
 using namespace relay;
 
 
-namespace {
-void refuse(const StreamPtr& s, ErrorCode c, const std::string& m) {
-    async_write_bytes(s, encode_frame(to_frame(ErrorMsg{c, m})), [s](error_code) { s->close(); });
-}
-}  // namespace
-
 void RouteServer::session_frame(const SessionPtr& ss, Frame f) {
     try {
         switch (f.type) {

@@ -11,8 +11,6 @@ namespace tn::route {
 using namespace relay;
 
 namespace {
-long long secs(Clock::duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
-
 // A Prometheus label value: any UTF-8, with backslash, double quote and newline escaped. Other
 // controls and bytes that are not UTF-8 become visible escapes first (a scraper rejects bad UTF-8).
 std::string label(std::string_view v) {

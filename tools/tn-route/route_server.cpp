@@ -34,12 +34,11 @@ std::size_t test_extra_sessions() {
     if (!v || !*v || std::strspn(v, "0123456789") != std::strlen(v)) return 0;
     return static_cast<std::size_t>(std::strtoull(v, nullptr, 10));
 }
+}  // namespace
 
-// Sends an ERROR frame, then closes once it is written.
 void refuse(const StreamPtr& s, ErrorCode c, const std::string& m) {
     async_write_bytes(s, encode_frame(error_frame(c, m)), [s](error_code) { s->close(); });
 }
-}  // namespace
 
 RouteServer::RouteServer(asio::io_context& io, RouteConfig cfg, const log::Logger& log, double time_scale)
     : io_(io), cfg_(std::move(cfg)), log_(log), scale_(time_scale), test_extra_sessions_(test_extra_sessions()),

@@ -17,6 +17,12 @@ using relay::Ticket;
 
 inline constexpr std::size_t kMaxQueued = 4 << 20;  // a vnet that stops reading its control stream is dropped
 
+// Sends an ERROR frame, then closes once it is written (route_server.cpp).
+void refuse(const StreamPtr& s, relay::ErrorCode c, const std::string& m);
+
+// A duration in whole seconds, as status and the dashboard show ages and uptimes.
+inline long long secs(Clock::duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
+
 // Connections between accept and their first frame, under the gate's caps. A Setup lives as long as
 // some handler of its connection holds it: when the first frame is in (or the connection closed)
 // the last one lets go and its slot frees itself.

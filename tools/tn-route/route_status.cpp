@@ -14,8 +14,6 @@ namespace tn::route {
 using namespace relay;
 
 namespace {
-long long secs(Clock::duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
-
 // A decimal count from the control socket (the CLI checked it already; this is the socket's own guard).
 bool parse_count(const std::string& s, std::uint64_t& out) {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
