@@ -114,7 +114,50 @@ def wait_for(pred, timeout=30.0, what="condition", errors=(), interval=0.05):
         time.sleep(interval)
 
 
-class EchoHashServer:
+class TcpService:
+    """A TCP listener on `host` (the kernel picks the port) whose thread calls handle(conn) for each
+    connection it accepts; with threaded=True each connection gets a thread of its own. `accepted`
+    counts them. close() wakes the accept thread with shutdown(), waits for it, and only then closes
+    the socket: closed first, its descriptor number could go to the next test's socket while the
+    thread is between two accept() calls, and this thread would take that socket's connections."""
+
+    def __init__(self, handle, host="127.0.0.1", threaded=False):
+        self.accepted = 0
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(512)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._loop, args=(handle, threaded), daemon=True)
+        self.thread.start()
+
+    def _loop(self, handle, threaded):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if threaded:
+                threading.Thread(target=handle, args=(c,), daemon=True).start()
+            else:
+                handle(c)
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "a TCP service's accept thread did not stop"
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class EchoHashServer(TcpService):
     """A TCP server on `host`: each connection gets back what it sent and, after the client's EOF, an
     EOF (half-close passes through). With digest=True it sends nothing until the client's EOF, then the
     hex SHA-256 of all it received. `accepted` counts connections, `received` bytes (a test that must
@@ -122,24 +165,8 @@ class EchoHashServer:
 
     def __init__(self, digest=False, host="127.0.0.1"):
         self.digest = digest
-        self.accepted = 0
         self.received = 0
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(512)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        super().__init__(self._serve, host, threaded=True)
 
     def _serve(self, c):
         h = hashlib.sha256()
@@ -156,22 +183,6 @@ class EchoHashServer:
                 c.shutdown(socket.SHUT_WR)
             except OSError:
                 return
-
-    def close(self):
-        # shutdown() wakes the accept(); the socket is closed only once the thread is gone. Closed
-        # first, its descriptor number could go to the next test's socket while the thread is between
-        # two accept() calls, and this thread would take that socket's connections.
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the echo server's accept thread did not stop"
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def stop_process(proc, grace=3.0):

@@ -11,7 +11,6 @@ import os
 import socket
 import struct
 import sys
-import threading
 
 sys.path.insert(0, os.path.dirname(__file__))
 from relay_env import Relay, wait_for, TOKEN  # noqa: E402
@@ -163,35 +162,26 @@ def test_a_version_5_hello_is_answered_as_5_and_its_session_keeps_the_welcome_in
         relay.close()
 
 
-class FakeRouteV5:
+class FakeRouteV5(harness.TcpService):
     """What a version-5 tn-route does with a version-6 hello: its own hello and CHALLENGE first (it
     sends them without waiting), then ERROR version, then it closes."""
 
     def __init__(self):
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.port = self.srv.getsockname()[1]
-        threading.Thread(target=self.run, daemon=True).start()
+        super().__init__(self.answer)
 
-    def run(self):
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            with c:
-                c.sendall(HELLO + struct.pack(">HH", 5, 0) + frame(CHALLENGE, os.urandom(32)))
-                got = b""
-                while len(got) < 8:
-                    b = c.recv(8 - len(got))
-                    if not b:
-                        break
-                    got += b
-                v = struct.unpack(">H", got[4:6])[0] if len(got) == 8 else 0
-                msg = f"this tn-route speaks relay protocol version 5, the vnet speaks {v}: update tn-route".encode()
-                c.sendall(frame(ERROR, struct.pack(">H", 1) + text(msg)))
-
-    def close(self):
-        self.srv.close()
+    @staticmethod
+    def answer(c):
+        with c:
+            c.sendall(HELLO + struct.pack(">HH", 5, 0) + frame(CHALLENGE, os.urandom(32)))
+            got = b""
+            while len(got) < 8:
+                b = c.recv(8 - len(got))
+                if not b:
+                    break
+                got += b
+            v = struct.unpack(">H", got[4:6])[0] if len(got) == 8 else 0
+            msg = f"this tn-route speaks relay protocol version 5, the vnet speaks {v}: update tn-route".encode()
+            c.sendall(frame(ERROR, struct.pack(">H", 1) + text(msg)))
 
 
 def test_a_version_6_vnet_against_a_version_5_route_exits_69_asking_for_the_routes_update():

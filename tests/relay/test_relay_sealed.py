@@ -270,31 +270,18 @@ def test_reused_links_need_no_new_connection_and_no_control_message(echo, tls):
         relay.close()
 
 
-class GreetAndClose:
+class GreetAndClose(harness.TcpService):
     """A service that speaks first and closes first (a banner, then FIN), as SMTP/SSH-style servers
     and HTTP/1.0 servers do: the serving side's EOF record comes before the using side's."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(512)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.loop, daemon=True).start()
+        super().__init__(self.greet)
 
-    def loop(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with contextlib.suppress(OSError):
-                c.sendall(b"hi\n")
-                c.close()
-
-    def close(self):
+    @staticmethod
+    def greet(c):
         with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
+            c.sendall(b"hi\n")
+            c.close()
 
 
 def greet_clients(port, threads, each):
