@@ -84,7 +84,7 @@ void SimVnet::welcomed(StreamPtr s, const Nonce& nr, const Nonce& nv, Frame f) {
         if (!equal(w.mac, route_proof(sw_.token, nv, nr, binding(s)))) throw WireError("route proof");
         vnet_id_ = w.vnet_id;
         ticket_ = w.ticket;
-        heartbeat_ms_ = std::max<std::uint32_t>(20, w.heartbeat_ms);
+        heartbeat_ms_ = std::max(relay::kMinHeartbeatMs, w.heartbeat_ms);
     } catch (const WireError&) {
         s->close();
         return retry();

@@ -261,7 +261,7 @@ void VnetAgent::on_control(StreamPtr s) {
                         return fatal(77, "the route could not prove it holds the group token: refusing it");
                     vnet_id_ = w.vnet_id;
                     ticket_ = w.ticket;
-                    heartbeat_ms_ = std::max<std::uint32_t>(20, w.heartbeat_ms);
+                    heartbeat_ms_ = std::max(relay::kMinHeartbeatMs, w.heartbeat_ms);
                 } catch (const WireError& e) {
                     return schedule_reconnect(std::string("protocol error: ") + e.what());
                 }
