@@ -34,6 +34,16 @@ def wait_for(pred, timeout=15.0, what="condition"):
     return harness.wait_for(pred, timeout, what, errors=(OSError, ValueError, subprocess.SubprocessError))
 
 
+def wire_frame(mtype, payload):
+    """One frame as doc/PROTOCOL.relay.md §3 lays it out, for tests that speak the wire by hand."""
+    return mtype.to_bytes(2, "big") + b"\0\0" + len(payload).to_bytes(4, "big") + payload
+
+
+def wire_text(b):
+    """A u16-length-prefixed byte string, as frames carry names and messages."""
+    return len(b).to_bytes(2, "big") + b
+
+
 def toml_str(s):
     return json.dumps(s)
 

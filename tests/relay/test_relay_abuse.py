@@ -15,7 +15,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import Relay, Web, http_get, roundtrip, wait_for, ROUTE, TOKEN, echo  # noqa: E402,F401,F811
+from relay_env import Relay, Web, http_get, roundtrip, wait_for, wire_frame, wire_text, ROUTE, TOKEN, echo  # noqa: E402,F401,F811
 import harness  # noqa: E402
 
 SERVE_WAIT = 60  # seconds a legitimate vnet may take to register and proxy while under attack
@@ -297,10 +297,6 @@ def test_tls_false_off_loopback_is_a_config_error(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-def frame(mtype, payload):
-    return mtype.to_bytes(2, "big") + b"\0\0" + len(payload).to_bytes(4, "big") + payload
-
-
 def wrong_auth(port, src):
     """One control connection from `src` that proves a made-up token; returns what the route sent."""
     import ssl
@@ -314,9 +310,8 @@ def wrong_auth(port, src):
     try:
         s.connect(("127.0.0.1", port))
         t = ctx.wrap_socket(s)
-        text = lambda v: len(v).to_bytes(2, "big") + v  # noqa: E731
-        auth = text(b"g") + text(b"guesser") + (7).to_bytes(8, "big") + os.urandom(32) + os.urandom(32)
-        t.sendall(b"TNRL\x00\x05\x00\x00" + frame(0x0002, auth))
+        auth = wire_text(b"g") + wire_text(b"guesser") + (7).to_bytes(8, "big") + os.urandom(32) + os.urandom(32)
+        t.sendall(b"TNRL\x00\x05\x00\x00" + wire_frame(0x0002, auth))
         while True:
             b = t.recv(4096)
             if not b:

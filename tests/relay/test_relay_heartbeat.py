@@ -13,20 +13,12 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from relay_env import Relay, wait_for, TOKEN  # noqa: E402
+from relay_env import Relay, wait_for, wire_frame, wire_text, TOKEN  # noqa: E402
 import harness  # noqa: E402
 
 HELLO = b"TNRL"
 CHALLENGE, AUTH, WELCOME, ERROR, PING, PONG, HEARTBEAT = 0x01, 0x02, 0x03, 0x04, 0x30, 0x31, 0x32
 LINK_PARK = 0x65
-
-
-def frame(mtype, payload):
-    return struct.pack(">HHI", mtype, 0, len(payload)) + payload
-
-
-def text(b):
-    return struct.pack(">H", len(b)) + b
 
 
 class RawVnet:
@@ -61,7 +53,7 @@ class RawVnet:
         nv = os.urandom(32)
         mac = hmac.new(TOKEN.encode(), b"tn-relay-5 vnet" + self.nr + nv + group + b"\0" + name + b"\0" * 32,
                        hashlib.sha256).digest()
-        self.s.sendall(frame(AUTH, text(group) + text(name) + struct.pack(">Q", int.from_bytes(os.urandom(8), "big")) + nv + mac))
+        self.s.sendall(wire_frame(AUTH, wire_text(group) + wire_text(name) + struct.pack(">Q", int.from_bytes(os.urandom(8), "big")) + nv + mac))
         while True:
             t, p = self.frame()
             if t == WELCOME:
@@ -74,7 +66,7 @@ class RawVnet:
         last PONG (so all it sent behind the earlier ones), as (type, payload)."""
         got = []
         for token in range(1, count + 1):
-            self.s.sendall(frame(PING, struct.pack(">Q", token)))
+            self.s.sendall(wire_frame(PING, struct.pack(">Q", token)))
             while True:
                 t, p = self.frame()
                 got.append((t, p))
@@ -172,7 +164,7 @@ class FakeRouteV5(harness.TcpService):
     @staticmethod
     def answer(c):
         with c:
-            c.sendall(HELLO + struct.pack(">HH", 5, 0) + frame(CHALLENGE, os.urandom(32)))
+            c.sendall(HELLO + struct.pack(">HH", 5, 0) + wire_frame(CHALLENGE, os.urandom(32)))
             got = b""
             while len(got) < 8:
                 b = c.recv(8 - len(got))
@@ -181,7 +173,7 @@ class FakeRouteV5(harness.TcpService):
                 got += b
             v = struct.unpack(">H", got[4:6])[0] if len(got) == 8 else 0
             msg = f"this tn-route speaks relay protocol version 5, the vnet speaks {v}: update tn-route".encode()
-            c.sendall(frame(ERROR, struct.pack(">H", 1) + text(msg)))
+            c.sendall(wire_frame(ERROR, struct.pack(">H", 1) + wire_text(msg)))
 
 
 def test_a_version_6_vnet_against_a_version_5_route_exits_69_asking_for_the_routes_update():
