@@ -233,10 +233,15 @@ std::vector<const ServeRecord*> Registry::serves_of(std::uint32_t vnet_id) const
     return out;
 }
 
+const std::set<std::uint32_t>& Registry::members(std::string_view group) const {
+    static const std::set<std::uint32_t> none;
+    auto m = members_.find(group);
+    return m == members_.end() ? none : m->second;
+}
+
 std::vector<VnetRecord> Registry::vnets(std::string_view group) const {
     std::vector<VnetRecord> out;
-    if (auto m = members_.find(group); m != members_.end())
-        for (auto id : m->second) out.push_back(vnets_.at(id));
+    for (auto id : members(group)) out.push_back(vnets_.at(id));
     return out;
 }
 

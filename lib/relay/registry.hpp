@@ -68,6 +68,9 @@ public:
     // One vnet's serves, without copying its group's (status lists them vnet by vnet).
     std::vector<const ServeRecord*> serves_of(std::uint32_t vnet_id) const;
     std::vector<VnetRecord> vnets(std::string_view group) const;
+    // The ids of a group's vnets in id order (empty for a group with none): what a message to a whole
+    // group walks, rather than every vnet of the route (10,000 vnets in 200 groups: 50, not 10,000).
+    const std::set<std::uint32_t>& members(std::string_view group) const;
     std::vector<VnetRecord> all_vnets() const;
     std::vector<std::string> groups() const;
     std::size_t serve_count(std::uint32_t vnet_id) const;

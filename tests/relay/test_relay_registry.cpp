@@ -119,6 +119,8 @@ TEST_CASE("the group and instance indexes follow removals and replacements") {
     REQUIRE(a2.ok);
     CHECK(a2.replaced == a.id);
     CHECK(r.vnets("g").size() == 2);
+    CHECK(r.members("g") == std::set<std::uint32_t>{c.id, a2.id});  // a's old id is gone, b's too
+    CHECK(r.members("nobody").empty());
     CHECK(r.add_vnet("g", "a", 8).ok == false);  // b's old instance is not held by anyone: a new vnet, over the limit
     r.remove_vnet(a2.id);
     r.remove_vnet(c.id);

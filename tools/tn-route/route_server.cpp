@@ -402,8 +402,8 @@ void RouteServer::serve_gone(const ServeRecord& r) {
 }
 
 void RouteServer::broadcast(const std::string& group, const Frame& f) {
-    for (auto& [id, ss] : sessions_)
-        if (ss->group == group) ss->send(f);
+    for (auto id : reg_.members(group))
+        if (auto it = sessions_.find(id); it != sessions_.end()) it->second->send(f);
 }
 
 std::vector<std::string> RouteServer::reload(RouteConfig next) {
