@@ -68,6 +68,16 @@ public:
         acc_->close(ec);
         timer_.cancel();
     }
+    // From now on `may_accept` is asked before each accept: false pauses the loop (connections wait in
+    // the kernel's listen queue) until the owner calls resume().
+    void pause_unless(std::function<bool()> may_accept) { may_accept_ = std::move(may_accept); }
+    // Accepts again after may_accept paused the loop (nothing if it is not paused).
+    void resume() {
+        if (!paused_ || stopped_) return;
+        paused_ = false;
+        next();
+    }
+    bool paused() const { return paused_; }
     Acceptor& acceptor() { return *acc_; }
     std::uint64_t resource_errors() const { return resource_errors_; }
 
@@ -81,12 +91,16 @@ private:
     void arm() {
         acc_->async_accept([self = this->shared_from_this()](error_code ec, Socket sock) { self->on_result(ec, std::move(sock)); });
     }
+    void next() {
+        if (may_accept_ && !may_accept_()) paused_ = true;
+        else arm();
+    }
     void on_result(error_code ec, Socket sock) {
         if (stopped_ || ec == asio::error::operation_aborted || !acc_->is_open()) return;
         if (!ec) {
             backoff_.reset();
             hooks_.on_accept(std::move(sock));
-            if (!stopped_) arm();
+            if (!stopped_) next();
             return;
         }
         bool resource = is_resource_error(ec);
@@ -106,12 +120,14 @@ private:
 
     std::shared_ptr<Acceptor> acc_;
     Hooks hooks_;
+    std::function<bool()> may_accept_;
     std::string what_;
     asio::steady_timer timer_;
     LogThrottle throttle_;
     Backoff backoff_{kBackoff};
     std::uint64_t resource_errors_ = 0;
     bool stopped_ = false;
+    bool paused_ = false;
 };
 
 using TcpAcceptLoop = AcceptLoop<tcp>;

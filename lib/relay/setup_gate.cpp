@@ -13,6 +13,11 @@ SetupCaps SetupCaps::for_fd_limit(std::uint64_t nofile) {
     // Half of that per source: a vnet opening many links at once (a burst of new proxied connections)
     // must fit, and so must the vnets behind one NAT address.
     c.per_source = std::clamp<std::size_t>(c.global / 2, 8, 512);
+    // A quarter of the slots at work at once: 256 handshakes queue ~0.4 s of the route's work
+    // (~1.5 ms of CPU each with registration, bench/relay/SCALE.md), well inside the 5 s setup
+    // deadline, and still cover the round trips of far clients (256 per 0.2 s is more than one core
+    // registers).
+    c.window = std::clamp<std::size_t>(c.global / 4, 4, 256);
     return c;
 }
 
@@ -82,11 +87,45 @@ SetupGate::Admit SetupGate::admit(const std::string& source, Clock::time_point n
         done(*a.evict);
     }
     auto id = next_++;
-    sources_of_[id] = Entry{source, now};
+    auto& e = sources_of_[id] = Entry{source, now};
     if (!speaking) idle_.insert(id);
     by_source_[source].push_back(id);
+    // Only a speaking newcomer is at work (a silent one costs nothing until it speaks), and only
+    // within its source's share.
+    auto share = std::max<std::size_t>(1, caps_.window / 8);
+    if (auto w = at_work_from_.find(source); speaking && (w == at_work_from_.end() || w->second < share)) {
+        e.at_work = true;
+        ++at_work_from_[source];
+        ++at_work_;
+        window_.push_back(id);
+    }
     a.id = id;
     return a;
+}
+
+void SetupGate::leave_window(Entry& e) {
+    if (!e.at_work) return;
+    e.at_work = false;
+    --at_work_;
+    if (auto it = at_work_from_.find(e.source); it != at_work_from_.end() && --it->second == 0) at_work_from_.erase(it);
+}
+
+bool SetupGate::window_open(Clock::time_point now) {
+    while (!window_.empty()) {
+        auto it = sources_of_.find(window_.front());
+        if (it != sources_of_.end() && it->second.at_work) {
+            if (now - it->second.since < caps_.slow) break;
+            leave_window(it->second);  // slow: it keeps its slot, not its place in the window
+        }
+        window_.pop_front();
+    }
+    return at_work_ < caps_.window;
+}
+
+std::optional<SetupGate::Clock::time_point> SetupGate::window_moves_at() const {
+    for (auto id : window_)
+        if (auto it = sources_of_.find(id); it != sources_of_.end() && it->second.at_work) return it->second.since + caps_.slow;
+    return std::nullopt;
 }
 
 void SetupGate::done(std::uint64_t id) {
@@ -96,6 +135,7 @@ void SetupGate::done(std::uint64_t id) {
     auto& ids = bs->second;
     ids.erase(std::find(ids.begin(), ids.end(), id));
     if (ids.empty()) by_source_.erase(bs);
+    leave_window(it->second);
     sources_of_.erase(it);
     idle_.erase(id);
 }

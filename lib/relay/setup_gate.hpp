@@ -23,6 +23,13 @@ struct SetupCaps {
     // share, the oldest idle one, else the oldest slow one, makes room for a newcomer.
     std::chrono::steady_clock::duration idle = std::chrono::milliseconds(250);
     std::chrono::steady_clock::duration slow = std::chrono::seconds(2);
+    // The handshake window: how many entries may be at work at once (they spoke on arrival and are not
+    // slow yet), no source counting for more than an eighth of it. A listener that finds the window
+    // full stops accepting until an entry leaves it, so a wave of reconnects waits in the kernel's
+    // listen queue, which costs the process nothing, instead of being accepted into handshakes the
+    // process cannot finish in time and then evicted or timed out (HAProxy's maxconn and maxsslrate
+    // pause a listener the same way).
+    std::size_t window = 64;
     static SetupCaps for_fd_limit(std::uint64_t nofile);
 };
 // The process's RLIMIT_NOFILE soft limit (1024 when it cannot be read).
@@ -58,6 +65,14 @@ public:
     // The entry to close when the process runs out of descriptors: the oldest silent entry of the
     // source with the most silent entries, else the oldest entry of the biggest source.
     std::optional<std::uint64_t> victim() const;
+    // Whether a listener may accept another connection now: fewer than caps().window entries at work.
+    // An entry leaves the window when it is done or evicted, or when it turns slow: a peer that
+    // stalls its handshake holds a place in the window for `slow` at most, and one address holds an
+    // eighth of the window at most, so stalled handshakes pause the listener for `slow` at a time.
+    bool window_open(Clock::time_point now);
+    // When the oldest entry at work turns slow and leaves the window (none: the window is empty).
+    std::optional<Clock::time_point> window_moves_at() const;
+    std::size_t at_work() const { return at_work_; }
     std::size_t size() const { return sources_of_.size(); }
     std::size_t from(const std::string& source) const;
     const SetupCaps& caps() const { return caps_; }
@@ -72,10 +87,17 @@ private:
     struct Entry {
         std::string source;
         Clock::time_point since;
+        bool at_work = false;  // counted in the window
     };
+    void leave_window(Entry& e);
     std::map<std::uint64_t, Entry> sources_of_;  // by id: oldest first
     std::map<std::string, std::deque<std::uint64_t>> by_source_;  // ids oldest first
     std::set<std::uint64_t> idle_;                                  // entries whose peer sent nothing yet
+    // The window: entries at work in the order they came (ids that left it early are skipped when
+    // they reach the front), their count, and each source's share of it.
+    std::deque<std::uint64_t> window_;
+    std::size_t at_work_ = 0;
+    std::map<std::string, std::size_t> at_work_from_;
 };
 
 }  // namespace tn::relay

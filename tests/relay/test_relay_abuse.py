@@ -118,6 +118,41 @@ def test_half_open_flood_under_a_low_fd_limit_keeps_serving(echo, nofile):
         relay.close()
 
 
+def test_stalled_handshakes_pause_the_listener_but_never_shut_it(echo):
+    """At 64 descriptors the route works on at most 4 handshakes at once (its handshake window), an
+    address counting for 1 of them. Four connections from one address that send the start of a TLS
+    record and stall are all accepted, and only one counts. One such connection from each of four
+    more addresses fills the window: the listener stops accepting (status --json setups.accept_paused),
+    so what comes next waits in the kernel's listen queue instead of being accepted and evicted. A
+    stalled handshake holds its place in the window for 2 s at most, so vnets that connect behind
+    the stalls register and proxy."""
+    relay = Relay()
+    relay.route_preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    stall = b"\x16\x03\x01\x02\x00\x01"  # a 512-byte handshake record, of which 1 byte comes
+
+    def setups_when(cond, what):
+        return wait_for(lambda: (lambda st: st if cond(st) else None)(relay.status()["setups"]), SERVE_WAIT, what)
+
+    try:
+        route = relay.start_route()
+        assert setups_when(lambda st: True, "route status")["window"] == 4
+        use_port = harness.free_port()
+        with HalfOpenFlood(relay.port, count=4, sources=1, payload=stall, net=2):
+            st = setups_when(lambda st: st["open"] == 4, "one address's four stalls accepted")
+            assert st["at_work"] <= 1 and not st["accept_paused"], st
+            with HalfOpenFlood(relay.port, count=4, sources=4, payload=stall, net=3):
+                st = setups_when(lambda st: st["accept_paused"], "the listener paused by a full window")
+                assert st["at_work"] == 4, st
+                relay.start_vnet("home", serves=[{"name": "echo", "id": 700, "port": echo.port}])
+                relay.start_vnet("office", uses=[{"name": "echo", "id": 700, "port": use_port}])
+                relay.wait_use("office", "echo", timeout=SERVE_WAIT)
+                assert roundtrip(use_port, b"behind the stalls")[1] == len(b"behind the stalls")
+                assert route.poll() is None
+    finally:
+        print(relay.all_logs()[-20000:])
+        relay.close()
+
+
 def test_state_dir_open_to_others_or_not_ours_is_refused_with_78(tmp_path):
     relay = Relay(claims={"g": ""})
     try:

@@ -345,3 +345,74 @@ TEST_CASE("setup gate: silent connections make way first, speaking ones only whe
     auto i = g.admit("i", t0 + milliseconds(2200));
     CHECK(i.evict == b.id);  // all speak now: the slow one goes
 }
+
+TEST_CASE("setup gate: the handshake window counts speaking entries, an eighth of it per source, until done or slow") {
+    using std::chrono::milliseconds;
+    SetupGate g({64, 32, milliseconds(250), std::chrono::seconds(2), 16});  // a share of 2 per source
+    SetupGate::Clock::time_point t0{};
+    CHECK(SetupCaps::for_fd_limit(1 << 20).window == 256);
+    CHECK(SetupCaps::for_fd_limit(20).window == 4);
+    g.admit("silent", t0);
+    CHECK(g.at_work() == 0);  // a connection that sent nothing costs nothing yet
+    std::vector<std::uint64_t> a;
+    for (int i = 0; i < 3; ++i) a.push_back(*g.admit("a", t0, true).id);
+    CHECK(g.at_work() == 2);  // a's third is over its share: it is served, but does not count
+    for (char src = 'b'; src <= 'g'; ++src)
+        for (int i = 0; i < 2; ++i) g.admit(std::string(1, src), t0 + milliseconds(10 * (src - 'a')), true);
+    CHECK(g.at_work() == 14);
+    CHECK(g.window_open(t0 + milliseconds(100)));
+    auto h1 = g.admit("h", t0 + milliseconds(500), true);
+    g.admit("h", t0 + milliseconds(500), true);
+    CHECK_FALSE(g.window_open(t0 + milliseconds(600)));          // 16 at work: the listener pauses
+    CHECK(g.window_moves_at() == t0 + std::chrono::seconds(2));  // when a's first turns slow
+    g.done(*h1.id);                                              // a finished handshake leaves the window
+    CHECK(g.window_open(t0 + milliseconds(700)));
+    g.admit("i", t0 + milliseconds(800), true);
+    CHECK_FALSE(g.window_open(t0 + milliseconds(900)));
+    g.done(a[2]);  // one that never counted: the window stays full
+    CHECK_FALSE(g.window_open(t0 + milliseconds(900)));
+    // At 2 s a's two turn slow (stalled peers): they keep their slots, not their places.
+    CHECK(g.window_open(t0 + std::chrono::seconds(2)));
+    CHECK(g.at_work() == 14);
+    CHECK(g.from("a") == 2);
+    CHECK(g.window_moves_at() == t0 + milliseconds(2010));  // b's, next
+    // Everything turns slow in the end: the window never stays shut.
+    CHECK(g.window_open(t0 + std::chrono::seconds(5)));
+    CHECK(g.at_work() == 0);
+    CHECK_FALSE(g.window_moves_at());
+}
+
+TEST_CASE("accept loop: may_accept pauses it, resume() accepts what waited in the listen queue") {
+    asio::io_context io;
+    auto acc = std::make_shared<tcp::acceptor>(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    std::vector<tcp::socket> accepted;
+    std::size_t allowed = 1;
+    auto loop = TcpAcceptLoop::start(
+        acc, {[&](tcp::socket s) { accepted.push_back(std::move(s)); }, [](const std::string&) {}, nullptr},
+        "test listener");
+    loop->pause_unless([&]() { return accepted.size() < allowed; });
+    std::vector<tcp::socket> clients;
+    for (int i = 0; i < 3; ++i) {
+        clients.emplace_back(io);
+        clients.back().connect(acc->local_endpoint());  // the kernel completes the handshake: queued
+    }
+    for (int i = 0; i < 10000 && !loop->paused(); ++i) io.run_one();
+    REQUIRE(loop->paused());
+    io.poll();  // whatever is ready runs: no accept is armed (and with no work left, io stops)
+    CHECK(accepted.size() == 1);
+    io.restart();
+    loop->resume();  // still not allowed: it pauses again before accepting
+    io.poll();
+    CHECK(accepted.size() == 1);
+    io.restart();
+    CHECK(loop->paused());
+    allowed = 3;
+    loop->resume();
+    for (int i = 0; i < 10000 && accepted.size() < 3; ++i) io.run_one();
+    CHECK(accepted.size() == 3);
+    CHECK(loop->paused());
+    loop->stop();
+    loop->resume();  // a stopped loop stays stopped
+    io.run();
+    CHECK(accepted.size() == 3);
+}

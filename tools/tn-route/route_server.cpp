@@ -43,6 +43,7 @@ void refuse(const StreamPtr& s, ErrorCode c, const std::string& m) {
 RouteServer::RouteServer(asio::io_context& io, RouteConfig cfg, const log::Logger& log, double time_scale)
     : io_(io), cfg_(std::move(cfg)), log_(log), scale_(time_scale), test_extra_sessions_(test_extra_sessions()),
       setups_(std::make_shared<SetupTable>(SetupCaps::for_fd_limit(fd_limit()))), held_(scaled(kClaimGrace)), sweep_timer_(io),
+      window_timer_(io),
       heads_(std::make_shared<SetupTable>(SetupCaps::for_fd_limit(fd_limit()))),
       dash_heads_(std::make_shared<SetupTable>(SetupCaps{64, 8})),
       tls_heads_(std::make_shared<SetupTable>(SetupCaps::for_fd_limit(fd_limit()))) {}
@@ -89,13 +90,18 @@ void RouteServer::start(const std::string& fingerprint) {
     auto acc = listen_on(cfg_.listen, "vnets");
     apply_http_listeners(cfg_);
     main_loop_ = accept_loop(acc, [this](tcp::socket sock) { on_accept(std::move(sock)); }, "the vnet listener " + cfg_.listen.str());
+    main_loop_->pause_unless([this]() { return may_accept(); });
+    setups_->on_release = [this]() {
+        if (main_loop_ && !stopped_) main_loop_->resume();
+    };
     control_loop_ = LocalAcceptLoop::start(
         control, {[this](local_socket sock) { on_control(std::move(sock)); }, [this](const std::string& m) { log_.warn(m); }, nullptr},
         "the control socket");
     sweep();
     const auto& caps = setups_->gate.caps();
     log_.info("listening on ", cfg_.listen.str(), cfg_.tls ? " (TLS, fingerprint " + fingerprint_ + ")" : " (plain TCP, tls = false)",
-              " groups=", cfg_.groups.size(), " setup caps ", caps.global, "/", caps.per_source, " per source");
+              " groups=", cfg_.groups.size(), " setup caps ", caps.global, "/", caps.per_source, " per source, ", caps.window,
+              " at work");
 }
 
 void RouteServer::stop() {
@@ -105,6 +111,7 @@ void RouteServer::stop() {
         if (*l) (*l)->stop();
     if (control_loop_) control_loop_->stop();
     sweep_timer_.cancel();
+    window_timer_.cancel();
     for (auto& [port, r] : remotes_) r.loop->stop();
     remotes_.clear();
     for (auto& [port, u] : udp_remotes_) u.use->stop();
@@ -125,6 +132,17 @@ void RouteServer::shed() {
     for (auto* t : {&setups_, &heads_, &dash_heads_, &tls_heads_}) {
         if (auto v = (*t)->gate.victim()) return (*t)->evict(*v);
     }
+}
+
+bool RouteServer::may_accept() {
+    if (setups_->gate.window_open(Clock::now())) return true;
+    if (auto at = setups_->gate.window_moves_at()) {
+        window_timer_.expires_at(*at);
+        window_timer_.async_wait([this](error_code ec) {
+            if (!ec && main_loop_ && !stopped_) main_loop_->resume();
+        });
+    }
+    return false;
 }
 
 void RouteServer::on_accept(tcp::socket sock) {

@@ -69,6 +69,9 @@ private:
     friend struct Session;
     void on_accept(relay::tcp::socket sock);
     void shed();  // out of descriptors: close the connection in setup that the gate picks
+    // The vnet listener's may_accept: false while the setup gate's handshake window is full, with a
+    // timer to resume it when the window's oldest entry turns slow (a freed slot resumes it sooner).
+    bool may_accept();
     void classify(std::shared_ptr<relay::tcp::socket> sock, log::Context lg, SetupPtr setup);
     void on_connection(relay::StreamPtr s, log::Context lg, SetupPtr setup);
     // `version`: the hello the connection was answered with (kVersion or kOldestVersion).
@@ -162,6 +165,7 @@ private:
     relay::Reservations held_;             // released custom domains and remote ports, kept for their group
     std::filesystem::path control_path_;
     steady_timer sweep_timer_;
+    steady_timer window_timer_;  // resumes the paused vnet listener (may_accept)
     relay::Registry reg_;
     std::map<std::uint32_t, SessionPtr> sessions_;
     // What the runner keeps with a pending link; the pairing core keeps the rest (links_).

@@ -31,9 +31,11 @@ struct SetupTable {
     relay::SetupGate gate;
     std::map<std::uint64_t, std::weak_ptr<Setup>> live;
     std::uint64_t evicted = 0, refused = 0;
+    std::function<void()> on_release;  // optional: a slot freed (the vnet listener may accept again)
     void release(std::uint64_t id) {
         gate.done(id);
         live.erase(id);
+        if (on_release) on_release();
     }
     void evict(std::uint64_t id);
 };

@@ -109,7 +109,11 @@ void RouteServer::status_json(std::ostream& o, std::uint32_t after, std::size_t 
         o << (first ? "" : ",") << json_quote(r) << ":" << (it == tls_errors_.end() ? 0 : it->second);
         first = false;
     }
-    o << "}},\"links\":{\"active\":" << active_.size() << ",\"pending\":" << links_.pending_count() << ",\"total\":" << links_total_
+    const auto& gate = setups_->gate;
+    o << "}},\"setups\":{\"open\":" << gate.size() << ",\"at_work\":" << gate.at_work() << ",\"window\":" << gate.caps().window
+      << ",\"accept_paused\":" << (main_loop_ && main_loop_->paused() ? "true" : "false") << ",\"refused\":" << setups_->refused
+      << ",\"evicted\":" << setups_->evicted;
+    o << "},\"links\":{\"active\":" << active_.size() << ",\"pending\":" << links_.pending_count() << ",\"total\":" << links_total_
       << ",\"reused\":" << links_reused_ << ",\"vhost\":" << vhost_links_ << "},\"bytes\":" << (bytes_total_ + live) << ",\"remote_ports\":[";
     first = true;
     for (const auto& [port, r] : remotes_) {
