@@ -86,6 +86,17 @@ void keep_freed_buffers() {
     mallopt(M_TRIM_THRESHOLD, 8 << 20);
 }
 
+bool Pump::trim_if_idle() {
+    for (const auto& x : dir_)
+        if (x.in || x.iovn) return false;  // bytes in hand, or a write under way
+    for (auto* s : {seal_a_.get(), seal_b_.get()})
+        if (s) {
+            s->tx.trim();
+            s->rx.trim();
+        }
+    return true;
+}
+
 void Pump::resume(int d) {
     if (!finished_) read(d);
 }

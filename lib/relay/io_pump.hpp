@@ -49,6 +49,11 @@ public:
     // itself (the route as the using end of a remote_port or vhost link), the link carries another
     // connection only if both kept it.
     bool peer_kept() const { return peer_kept_; }
+    // While no direction holds bytes (each waits for its next read, or is done), frees the seal's
+    // AEAD contexts (RecordCipher::trim: ~2.3 KiB of OpenSSL state per sealed connection); the next
+    // record builds its direction's again. Returns whether it trimmed. For an owner's periodic sweep:
+    // a busy connection pays one rebuild per direction per sweep at most.
+    bool trim_if_idle();
 
 private:
     struct Dir {

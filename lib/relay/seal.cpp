@@ -114,17 +114,23 @@ LinkKey open_key_box(const Ticket& ticket, const Nonce& route_nonce, std::uint64
 }
 
 RecordCipher::RecordCipher(Cipher c, const LinkKey& key, Side sender, bool encrypt, std::uint64_t rekey_every)
-    : tag_(tag_size(c)), ctx_(nullptr, EVP_CIPHER_CTX_free), encrypt_(encrypt), rekey_every_(rekey_every), next_rekey_(rekey_every) {
+    : cipher_(c), tag_(tag_size(c)), ctx_(nullptr, EVP_CIPHER_CTX_free), encrypt_(encrypt), rekey_every_(rekey_every),
+      next_rekey_(rekey_every) {
     if (c == Cipher::none) return;
-    ctx_.reset(EVP_CIPHER_CTX_new());
-    check(ctx_ ? 1 : 0, "EVP_CIPHER_CTX_new");
-    const EVP_CIPHER* e = evp(c);
     std::string info = sender == Side::use ? "tn-relay-2 use>serve " : "tn-relay-2 serve>use ";
     info += std::to_string(static_cast<int>(c));  // a key never serves two ciphers
     km_ = hkdf_sha256(key, {}, info, key_len(c) + iv_.size());
     std::memcpy(iv_.data(), km_.data() + key_len(c), iv_.size());
-    if (encrypt) check(EVP_EncryptInit_ex(ctx_.get(), e, nullptr, km_.data(), nullptr), "record key");
+}
+
+EVP_CIPHER_CTX* RecordCipher::ctx() {
+    if (ctx_) return ctx_.get();
+    ctx_.reset(EVP_CIPHER_CTX_new());
+    check(ctx_ ? 1 : 0, "EVP_CIPHER_CTX_new");
+    const EVP_CIPHER* e = evp(cipher_);
+    if (encrypt_) check(EVP_EncryptInit_ex(ctx_.get(), e, nullptr, km_.data(), nullptr), "record key");
     else check(EVP_DecryptInit_ex(ctx_.get(), e, nullptr, km_.data(), nullptr), "record key");
+    return ctx_.get();
 }
 
 RecordCipher::~RecordCipher() {
@@ -137,8 +143,9 @@ void RecordCipher::rekey() {
     km_ = std::move(next);
     auto klen = km_.size() - iv_.size();
     std::memcpy(iv_.data(), km_.data() + klen, iv_.size());
-    if (encrypt_) check(EVP_EncryptInit_ex(ctx_.get(), nullptr, nullptr, km_.data(), nullptr), "record rekey");
-    else check(EVP_DecryptInit_ex(ctx_.get(), nullptr, nullptr, km_.data(), nullptr), "record rekey");
+    // A live context takes the new key now; a trimmed one is built with it when next used.
+    if (ctx_ && encrypt_) check(EVP_EncryptInit_ex(ctx_.get(), nullptr, nullptr, km_.data(), nullptr), "record rekey");
+    else if (ctx_) check(EVP_DecryptInit_ex(ctx_.get(), nullptr, nullptr, km_.data(), nullptr), "record rekey");
     next_rekey_ += rekey_every_;
 }
 
@@ -158,7 +165,7 @@ std::size_t RecordSealer::seal(std::span<const std::uint8_t> plain, std::uint8_t
     out[1] = static_cast<std::uint8_t>(n >> 16);
     out[2] = static_cast<std::uint8_t>(n >> 8);
     out[3] = static_cast<std::uint8_t>(n);
-    if (!ctx_) {
+    if (!sealed()) {
         if (plain.data() != out + kRecordHeader) std::memmove(out + kRecordHeader, plain.data(), n);
         ++counter_;
         return kRecordHeader + n;
@@ -166,7 +173,7 @@ std::size_t RecordSealer::seal(std::span<const std::uint8_t> plain, std::uint8_t
     std::uint8_t nonce[12];
     next_nonce(nonce);
     int l = 0, l2 = 0;
-    auto* c = ctx_.get();
+    auto* c = ctx();
     check(EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, nonce), "record nonce");
     check(EVP_EncryptUpdate(c, nullptr, &l, out, kRecordHeader), "record aad");
     check(EVP_EncryptUpdate(c, out + kRecordHeader, &l, plain.data(), static_cast<int>(n)), "record seal");
@@ -178,14 +185,14 @@ std::size_t RecordSealer::seal(std::span<const std::uint8_t> plain, std::uint8_t
 std::size_t RecordSealer::seal_eof(std::uint8_t* out, bool keep) {
     out[0] = keep ? kEofKeep : kEof;
     out[1] = out[2] = out[3] = 0;
-    if (!ctx_) {
+    if (!sealed()) {
         ++counter_;
         return kRecordHeader;
     }
     std::uint8_t nonce[12];
     next_nonce(nonce);
     int l = 0;
-    auto* c = ctx_.get();
+    auto* c = ctx();
     check(EVP_EncryptInit_ex(c, nullptr, nullptr, nullptr, nonce), "record nonce");
     check(EVP_EncryptUpdate(c, nullptr, &l, out, kRecordHeader), "record aad");
     check(EVP_EncryptFinal_ex(c, out + kRecordHeader, &l), "record final");
@@ -210,7 +217,7 @@ std::size_t RecordOpener::open(std::span<const std::uint8_t> rec, std::uint8_t* 
     if (ended_) throw WireError("record after EOF");
     auto h = parse(rec);
     if (rec.size() != h.size()) throw WireError("record size does not match its header");
-    if (!ctx_) {
+    if (!sealed()) {
         if (h.plain && out != rec.data() + kRecordHeader) std::memmove(out, rec.data() + kRecordHeader, h.plain);
         ++counter_;
         ended_ = h.eof;
@@ -221,7 +228,7 @@ std::size_t RecordOpener::open(std::span<const std::uint8_t> rec, std::uint8_t* 
     std::uint8_t tag[kTagSize];
     std::memcpy(tag, rec.data() + kRecordHeader + h.plain, kTagSize);
     int l = 0, l2 = 0;
-    auto* c = ctx_.get();
+    auto* c = ctx();
     check(EVP_DecryptInit_ex(c, nullptr, nullptr, nullptr, nonce), "record nonce");
     check(EVP_DecryptUpdate(c, nullptr, &l, rec.data(), kRecordHeader), "record aad");
     l = 0;  // the AAD update counted its 4 header bytes; only plaintext may move `out` (null for EOF)

@@ -75,10 +75,18 @@ public:
     std::uint64_t counter() const { return counter_; }
     std::size_t tag() const { return tag_; }
     std::size_t overhead() const { return kRecordHeader + tag_; }  // what one record adds to its plaintext
+    // Frees the AEAD context (OpenSSL's, ~1.1 KiB with its key schedule); the next record builds it
+    // again from the key, IV and counter, which stay. So an idle link need not hold one per
+    // direction: tn-route trims the legs it seals itself on each sweep while they wait for bytes.
+    void trim() { ctx_.reset(); }
+    bool trimmed() const { return !ctx_; }
 
 protected:
     void next_nonce(std::uint8_t* nonce);
     void rekey();
+    bool sealed() const { return cipher_ != Cipher::none; }
+    EVP_CIPHER_CTX* ctx();  // the AEAD context, built on first use after construction or trim()
+    Cipher cipher_ = Cipher::none;
     std::size_t tag_ = kTagSize;
     std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_free)> ctx_;
     std::array<std::uint8_t, 12> iv_{};

@@ -337,6 +337,28 @@ TEST_CASE("both ends step the key every kRekeyRecords records, in step, without 
     }
 }
 
+TEST_CASE("a trimmed cipher builds its context again: the same records, across a rekey too") {
+    for (auto c : {Cipher::aes128_gcm, Cipher::aes256_gcm}) {
+        RecordSealer tx(c, key_of(3), Side::serve, 3), kept_tx(c, key_of(3), Side::serve, 3);
+        RecordOpener rx(c, key_of(3), Side::serve, 3);
+        CHECK(tx.trimmed());  // nothing built before the first record
+        for (int i = 0; i < 8; ++i) {
+            auto msg = text("record " + std::to_string(i));
+            auto rec = seal(tx, msg);
+            CHECK_FALSE(tx.trimmed());
+            CHECK(rec == seal(kept_tx, msg));
+            CHECK(open(rx, rec) == msg);
+            if (i % 2 == 0) tx.trim();  // records 3 and 6 step the key while some are trimmed
+            if (i % 3 == 0) rx.trim();
+        }
+        tx.trim();
+        Bytes eof(kRecordOverhead);
+        eof.resize(tx.seal_eof(eof.data()));
+        CHECK(open(rx, eof).empty());
+        CHECK(rx.ended());
+    }
+}
+
 TEST_CASE("the relay tools' digest helpers: SHA-256, constant-time equality, wiping") {
     auto md = tn::relay::sha256("abc");  // FIPS 180-2 example
     static const std::uint8_t want[] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
