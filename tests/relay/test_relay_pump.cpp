@@ -35,6 +35,19 @@ Bytes read_all(tcp::socket& s) {
     return got;
 }
 
+// One record from the link's far end, read whole and opened: its plaintext and whether it was the EOF.
+std::pair<Bytes, bool> next_record(tcp::socket& peer, RecordOpener& rx) {
+    std::array<std::uint8_t, kRecordHeader> hb{};
+    asio::read(peer, asio::buffer(hb));
+    auto h = rx.parse(hb);
+    Bytes rec(h.size());
+    std::copy(hb.begin(), hb.end(), rec.begin());
+    asio::read(peer, asio::buffer(rec.data() + kRecordHeader, rec.size() - kRecordHeader));
+    Bytes out(h.plain);
+    CHECK(rx.open(rec, out.data()) == h.plain);
+    return {out, h.eof};
+}
+
 // A pump between a link (its far end: `peer`, driven by the test with its own LinkSeal; sealed, or
 // in clear records with Cipher::none) and a local socket (its far end: `local`), running on a thread
 // until it ends.
@@ -52,11 +65,13 @@ struct Rig {
     void start() {
         l = std::make_shared<Stream>(std::move(link.b));
         auto p = std::make_shared<Stream>(std::move(loc.a));
-        pump = Pump::start(l, p, [this](const LinkEnd& e, std::uint64_t, std::uint64_t) {
-            error = e.text();
-            kind = e.kind;
-        },
-                    std::make_unique<LinkSeal>(cipher, key_of(5), Side::serve), nullptr, keep);
+        pump = Pump::start(
+            l, p,
+            [this](const LinkEnd& e, std::uint64_t, std::uint64_t) {
+                error = e.text();
+                kind = e.kind;
+            },
+            std::make_unique<LinkSeal>(cipher, key_of(5), Side::serve), nullptr, keep);
         t = std::thread([this] { io.run(); });
     }
     ~Rig() {
@@ -90,7 +105,8 @@ TEST_CASE("records of every size, many per read and cut anywhere, open to the sa
     // Sent in uneven pieces so reads end mid-header and mid-record; one big piece too.
     std::thread w([&] {
         std::size_t off = 0;
-        for (std::size_t step : {std::size_t(3), std::size_t(17), std::size_t(70000), std::size_t(1), std::size_t(500000)}) {
+        for (std::size_t step :
+             {std::size_t(3), std::size_t(17), std::size_t(70000), std::size_t(1), std::size_t(500000)}) {
             auto n = std::min(step, wire.size() - off);
             asio::write(peer, asio::buffer(wire.data() + off, n));
             off += n;
@@ -103,7 +119,7 @@ TEST_CASE("records of every size, many per read and cut anywhere, open to the sa
     w.join();
     CHECK(got.size() == plain.size());
     CHECK((got == plain));  // no expansion: megabytes of bytes would take minutes to print
-    local.close();  // the other direction ends too (a clean end, the EOF record on the link)
+    local.close();          // the other direction ends too (a clean end, the EOF record on the link)
     auto back = read_all(peer);
     REQUIRE(back.size() == far.rx.overhead());
     CHECK(far.rx.open(back, back.data() + kRecordHeader) == 0);
@@ -129,16 +145,9 @@ TEST_CASE("bulk plaintext is sealed into records the far end opens, each within 
     bool ended = false;
     std::size_t records = 0;
     while (!ended) {
-        std::array<std::uint8_t, kRecordHeader> hb{};
-        asio::read(peer, asio::buffer(hb));
-        auto h = far.rx.parse(hb);
-        Bytes rec(h.size());
-        std::copy(hb.begin(), hb.end(), rec.begin());
-        asio::read(peer, asio::buffer(rec.data() + kRecordHeader, rec.size() - kRecordHeader));
-        Bytes out(h.plain);
-        CHECK(far.rx.open(rec, out.data()) == h.plain);
+        auto [out, eof] = next_record(peer, far.rx);
         got.insert(got.end(), out.begin(), out.end());
-        ended = h.eof;
+        ended = eof;
         ++records;
     }
     w.join();
@@ -170,13 +179,7 @@ TEST_CASE("an idle pump's ciphers are trimmed and built again for the next bytes
         asio::write(local, asio::buffer(down));
         Bytes opened;
         while (opened.size() < down.size()) {
-            std::array<std::uint8_t, kRecordHeader> hb{};
-            asio::read(peer, asio::buffer(hb));
-            Bytes in(far.rx.parse(hb).size());
-            std::copy(hb.begin(), hb.end(), in.begin());
-            asio::read(peer, asio::buffer(in.data() + kRecordHeader, in.size() - kRecordHeader));
-            Bytes out(in.size());
-            out.resize(far.rx.open(in, out.data()));
+            auto out = next_record(peer, far.rx).first;
             opened.insert(opened.end(), out.begin(), out.end());
         }
         CHECK(opened == down);
@@ -252,7 +255,9 @@ TEST_CASE("on a kept link, bytes right behind the peer's EOF record are left for
     }
 }
 
-TEST_CASE("a short path gets fixed socket buffers that autotuning no longer grows; a long or unmeasured one keeps autotuning") {
+TEST_CASE(
+    "a short path gets fixed socket buffers that autotuning no longer grows; a long or unmeasured one keeps "
+    "autotuning") {
     CHECK(short_path(30));
     CHECK(short_path(kShortPathRtt - 1));
     CHECK_FALSE(short_path(kShortPathRtt));
