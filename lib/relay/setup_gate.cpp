@@ -78,6 +78,9 @@ std::optional<std::uint64_t> SetupGate::make_room(const std::string& source, std
 }
 
 SetupGate::Admit SetupGate::admit(const std::string& source, Clock::time_point now, bool speaking) {
+    // Here too, not only in window_open(): a gate whose listener never asks (the HTTP heads') would
+    // otherwise keep every id it ever queued.
+    expire_window(now);
     Admit a;
     auto mine = from(source);
     if (mine >= caps_.per_source) return a;
@@ -110,7 +113,7 @@ void SetupGate::leave_window(Entry& e) {
     if (auto it = at_work_from_.find(e.source); it != at_work_from_.end() && --it->second == 0) at_work_from_.erase(it);
 }
 
-bool SetupGate::window_open(Clock::time_point now) {
+void SetupGate::expire_window(Clock::time_point now) {
     while (!window_.empty()) {
         auto it = sources_of_.find(window_.front());
         if (it != sources_of_.end() && it->second.at_work) {
@@ -119,6 +122,10 @@ bool SetupGate::window_open(Clock::time_point now) {
         }
         window_.pop_front();
     }
+}
+
+bool SetupGate::window_open(Clock::time_point now) {
+    expire_window(now);
     return at_work_ < caps_.window;
 }
 

@@ -73,6 +73,7 @@ public:
     // When the oldest entry at work turns slow and leaves the window (none: the window is empty).
     std::optional<Clock::time_point> window_moves_at() const;
     std::size_t at_work() const { return at_work_; }
+    std::size_t window_queue() const { return window_.size(); }  // ids queued in the window, stale ones included
     std::size_t size() const { return sources_of_.size(); }
     std::size_t from(const std::string& source) const;
     const SetupCaps& caps() const { return caps_; }
@@ -90,6 +91,9 @@ private:
         bool at_work = false;  // counted in the window
     };
     void leave_window(Entry& e);
+    // Drops the window's front entries that are done or slow (amortised O(1): those behind a young
+    // one came after it, within `slow`).
+    void expire_window(Clock::time_point now);
     std::map<std::uint64_t, Entry> sources_of_;  // by id: oldest first
     std::map<std::string, std::deque<std::uint64_t>> by_source_;  // ids oldest first
     std::set<std::uint64_t> idle_;                                  // entries whose peer sent nothing yet

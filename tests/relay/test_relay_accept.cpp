@@ -382,6 +382,18 @@ TEST_CASE("setup gate: the handshake window counts speaking entries, an eighth o
     CHECK_FALSE(g.window_moves_at());
 }
 
+TEST_CASE("setup gate: the window's bookkeeping stays bounded when no listener asks about it") {
+    // The HTTP heads' gates admit and finish entries but never call window_open().
+    SetupGate g({64, 32, std::chrono::milliseconds(250), std::chrono::seconds(2), 16});
+    SetupGate::Clock::time_point t{};
+    for (int i = 0; i < 10000; ++i) {
+        t += std::chrono::milliseconds(10);
+        g.done(*g.admit("10.0.0." + std::to_string(i % 50), t, true).id);
+    }
+    CHECK(g.at_work() == 0);
+    CHECK(g.window_queue() <= 1);  // each admit drops the finished ones in front of it
+}
+
 TEST_CASE("accept loop: may_accept pauses it, resume() accepts what waited in the listen queue") {
     asio::io_context io;
     auto acc = std::make_shared<tcp::acceptor>(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
