@@ -53,9 +53,12 @@ def proc_stat(pid):
     return cpu, rss
 
 
+_handed_out = set()  # ports this test process was given: the kernel may offer a just-closed port again
+
+
 def free_port_range(count, host="127.0.0.1"):
     """The first of `count` consecutive TCP ports free on `host` a moment ago (the base from a free
-    port, tried up to 50 times). Callers retry on EADDRINUSE."""
+    port, tried up to 50 times), none of them given to this process before."""
     for _ in range(50):
         base = free_port(host)
         if base + count > 65535:
@@ -63,9 +66,12 @@ def free_port_range(count, host="127.0.0.1"):
         socks = []
         try:
             for p in range(base, base + count):
+                if p != base and p in _handed_out:
+                    raise OSError(f"port {p} was handed out already")
                 s = socket.socket()
                 socks.append(s)
                 s.bind((host, p))
+            _handed_out.update(range(base, base + count))
             return base
         except OSError:
             continue
@@ -76,10 +82,17 @@ def free_port_range(count, host="127.0.0.1"):
 
 
 def free_port(host="127.0.0.1"):
-    """A port that was free a moment ago (bind 0, read, close). Callers retry on EADDRINUSE."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port that was free a moment ago (bind 0, read, close) and that this process was not given before:
+    two calls in one test (a route's listener and its HTTP listener) must not get the same port. Another
+    process's bind(0) could still take it before our tool binds it; no test has met that yet."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("the kernel keeps offering ports this test was already given")
 
 
 def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):

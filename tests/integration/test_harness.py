@@ -1,5 +1,5 @@
-"""The shared test parts do what the other tests rely on: wait_for reports what it waited for, the
-echo/hash server echoes with half-close and hashes, and a namespaced sshd leaves no session behind."""
+"""The shared test parts do what the other tests rely on: wait_for reports what it waited for, free_port
+never repeats itself, the echo/hash server echoes with half-close and hashes, and a namespaced sshd leaves no session behind."""
 import hashlib
 import os
 import socket
@@ -19,6 +19,15 @@ def test_wait_for_returns_the_value_and_names_what_timed_out():
         harness.wait_for(lambda: socket.create_connection(("127.0.0.1", 1)), timeout=0.1, errors=(OSError,))
     with pytest.raises(KeyError):  # an exception not listed is a failure at once
         harness.wait_for(lambda: {}["x"], timeout=10)
+
+
+def test_free_port_never_hands_one_process_the_same_port_twice():
+    # Two thousand draws from ~28,000 ephemeral ports collide with near certainty unless free_port
+    # remembers what it gave (a route's listener and its HTTP listener once got the same port).
+    ports = [harness.free_port() for _ in range(2000)]
+    base = harness.free_port_range(3)
+    assert len(set(ports)) == len(ports)
+    assert not set(ports) & {base, base + 1, base + 2}
 
 
 @pytest.mark.parametrize("digest", [False, True])
