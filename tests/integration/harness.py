@@ -5,6 +5,7 @@ Nothing here reads or writes a real user's ~/.ssh: the server side uses a user c
 (home in a temp dir), the client side runs with HOME pointed at another temp dir and no agent.
 """
 import contextlib
+import fcntl
 import hashlib
 import os
 import pwd
@@ -551,17 +552,29 @@ def veth(ns_a, addr_a, ns_b, addr_b):
 
 
 @contextlib.contextmanager
+def _host_address_lock():
+    """Serialises choosing and adding host addresses between test processes. It locks this file (opened
+    read-only), so nothing is left behind in /tmp."""
+    with open(__file__) as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
 def netns_sshd(prefix="tnssh", subnet="10.231"):
     """A real sshd in a network namespace of its own, reached from the host over a veth pair
-    (SUBNET.N.1 here, SUBNET.N.2 there, N random). Yields (namespace, host-side device, sshd); setting
-    the device down cuts the link. On exit sshd and every session it forked stop first, then the
-    namespace and the link go: a session left in a deleted namespace would never see its peer close."""
+    (SUBNET.N.1 here, SUBNET.N.2 there, N random among those no other test holds). Yields (namespace,
+    host-side device, sshd); setting the device down cuts the link. On exit sshd and every session it
+    forked stop first, then the namespace and the link go: a session left in a deleted namespace would
+    never see its peer close."""
     ns = Netns(prefix)
     host_dev = None
     sshd = None
     try:
-        net = random.randint(10, 250)
-        host_dev, _ = veth(None, f"{subnet}.{net}.1/24", ns, f"{subnet}.{net}.2/24")
+        with _host_address_lock():  # two tests at once must not both take SUBNET.N on the host
+            used = run(["ip", "-4", "-o", "addr", "show"]).stdout
+            net = random.choice([n for n in range(10, 251) if f" {subnet}.{n}." not in used])
+            host_dev, _ = veth(None, f"{subnet}.{net}.1/24", ns, f"{subnet}.{net}.2/24")
         sshd = Sshd(netns=ns.name, listen=f"{subnet}.{net}.2")
         sshd.start()
         yield ns, host_dev, sshd

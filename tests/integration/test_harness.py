@@ -1,7 +1,9 @@
 """The shared test parts do what the other tests rely on: wait_for reports what it waited for, free_port
-never repeats itself, the echo/hash server echoes with half-close and hashes, and a namespaced sshd leaves no session behind."""
+never repeats itself, the echo/hash server echoes with half-close and hashes, and a namespaced sshd
+leaves no session behind and never shares a subnet with another test's."""
 import hashlib
 import os
+import secrets
 import socket
 import subprocess
 
@@ -74,3 +76,19 @@ def test_netns_sshd_stops_its_sessions_before_the_namespace_goes(client):
     finally:
         harness.stop_process(session)
         preauth.close()
+
+
+def test_netns_sshd_takes_a_subnet_no_other_test_holds_on_the_host():
+    if not harness.is_root():
+        pytest.skip("needs root for network namespaces and a throwaway sshd user")
+    # Another test's links hold every SUBNET.N but one (a veth end here, on a subnet no other test
+    # uses): the sshd must come up on the one left, not on top of a link that is already there.
+    held = "tvh" + secrets.token_hex(3)
+    harness.run(["ip", "link", "add", held, "type", "veth", "peer", "name", held + "p"])
+    try:
+        batch = "".join(f"addr add 10.232.{n}.1/32 dev {held}\n" for n in range(10, 251) if n != 77)
+        harness.run(["ip", "-batch", "-"], input=batch)
+        with harness.netns_sshd(subnet="10.232") as (_, _, sshd):
+            assert sshd.listen == "10.232.77.2"
+    finally:
+        harness.run(["ip", "link", "del", held], check=False)
