@@ -34,7 +34,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 export TN_STATE_DIR=$dir/state
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_ports N: N distinct loopback ports free a moment ago (held open together, so no two are the same)
+free_ports() {
+    python3 -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
+}
 wait_port() {  # wait_port PORT PID: until something accepts on 127.0.0.1:PORT
     for _ in $(seq 1 300); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
@@ -44,7 +50,7 @@ wait_port() {  # wait_port PORT PID: until something accepts on 127.0.0.1:PORT
     echo "demo: nothing listening on 127.0.0.1:$1" >&2; return 1
 }
 
-route_port=$(free_port); http_port=$(free_port); use_port=$(free_port); vhost_port=$(free_port); dash_port=$(free_port)
+read -r route_port http_port use_port vhost_port dash_port < <(free_ports 5)
 token=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 
 mkdir -p "$dir/www"

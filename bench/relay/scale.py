@@ -21,7 +21,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "integration"))
-from harness import free_port_range, proc_stat  # noqa: E402
+from harness import free_port, free_port_range, proc_stat  # noqa: E402
 
 TOKEN = "bench-relay-token-0123456789"
 PER_GROUP = 50       # the route allows 64 vnets per group
@@ -41,12 +41,6 @@ def raise_nofile(want=1 << 20):
     except (ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Agents:
