@@ -91,9 +91,7 @@ void RouteServer::start(const std::string& fingerprint) {
     apply_http_listeners(cfg_);
     main_loop_ = accept_loop(acc, [this](tcp::socket sock) { on_accept(std::move(sock)); }, "the vnet listener " + cfg_.listen.str());
     main_loop_->pause_unless([this]() { return may_accept(); });
-    setups_->on_release = [this]() {
-        if (main_loop_ && !stopped_) main_loop_->resume();
-    };
+    setups_->on_release = [this]() { resume_accepting(); };
     control_loop_ = LocalAcceptLoop::start(
         control, {[this](local_socket sock) { on_control(std::move(sock)); }, [this](const std::string& m) { log_.warn(m); }, nullptr},
         "the control socket");
@@ -139,10 +137,14 @@ bool RouteServer::may_accept() {
     if (auto at = setups_->gate.window_moves_at()) {
         window_timer_.expires_at(*at);
         window_timer_.async_wait([this](error_code ec) {
-            if (!ec && main_loop_ && !stopped_) main_loop_->resume();
+            if (!ec) resume_accepting();
         });
     }
     return false;
+}
+
+void RouteServer::resume_accepting() {
+    if (main_loop_ && !stopped_) main_loop_->resume();
 }
 
 void RouteServer::on_accept(tcp::socket sock) {

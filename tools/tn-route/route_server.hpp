@@ -72,6 +72,7 @@ private:
     // The vnet listener's may_accept: false while the setup gate's handshake window is full, with a
     // timer to resume it when the window's oldest entry turns slow (a freed slot resumes it sooner).
     bool may_accept();
+    void resume_accepting();  // a window slot freed or moved: the vnet listener accepts again
     void classify(std::shared_ptr<relay::tcp::socket> sock, log::Context lg, SetupPtr setup);
     void on_connection(relay::StreamPtr s, log::Context lg, SetupPtr setup);
     // `version`: the hello the connection was answered with (kVersion or kOldestVersion).
