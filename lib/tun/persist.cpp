@@ -38,4 +38,20 @@ std::vector<std::pair<Key, Timestamp>> parse_timestamps(std::string_view text) {
     return out;
 }
 
+TimestampLog::TimestampLog(std::string_view file_text) {
+    for (auto& [k, t] : parse_timestamps(file_text)) {
+        auto& kept = record_[k];
+        kept = std::max(kept, t);
+    }
+}
+
+std::string TimestampLog::accept(const Key& k, const Timestamp& t) {
+    auto& kept = record_[k];
+    kept = std::max(kept, t);
+    ++appended_;
+    return format_timestamps({{k, kept}});
+}
+
+std::string TimestampLog::whole() const { return format_timestamps({record_.begin(), record_.end()}); }
+
 }  // namespace tn::tun

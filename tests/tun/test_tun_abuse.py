@@ -23,7 +23,7 @@ def net():
     t = tun_net.Topology(names=("srv", "c1", "fl"))
     try:
         t.server_pub = t.keypair("server")
-        c1_pub = t.keypair("c1")
+        t.c1_pub = c1_pub = t.keypair("c1")
         t.server_conf = t.write("server.toml", f"""[server]
 listen = "0.0.0.0:{PORT}"
 private_key_file = "server.key"
@@ -162,7 +162,26 @@ def test_replayed_initiation_after_a_server_restart_is_refused(net):
     state = net.path("state-server")
     files = [f for f in os.listdir(state) if f.endswith(".timestamps")]
     assert len(files) == 1
-    assert stat.S_IMODE(os.stat(os.path.join(state, files[0])).st_mode) == 0o600
+    record = os.path.join(state, files[0])
+    assert stat.S_IMODE(os.stat(record).st_mode) == 0o600
+    # Written whole at the start, then a line appended per accepted handshake: all of them c1's.
+    with open(record) as f:
+        lines = f.read().splitlines()
+    assert lines and {line.split()[0] for line in lines} == {net.c1_pub}, lines
+
+    # A record that is there but cannot be read stops the start: going on would forget the timestamps.
+    net.stop("server")
+    os.rename(record, record + ".kept")
+    os.mkdir(record)
+    try:
+        net.start("server", "srv", "server", "-c", net.server_conf)
+        assert net.procs["server"].wait(timeout=30) == 74
+        assert "cannot read the handshake timestamps in " + record in net.log("server")
+    finally:
+        os.rmdir(record)
+        os.rename(record + ".kept", record)
+    net.start("server", "srv", "server", "-c", net.server_conf)
+    net.wait_for("c1 back", lambda: net.status()["peers"][0]["connected"], timeout=40)
 
 
 def test_keygen_writes_0600_files_and_warns_on_a_terminal(tmp_path):

@@ -234,6 +234,51 @@ TEST_CASE("handshake timestamps survive a restart: an initiation captured before
     CHECK(n.server.timestamps() == newer);
 }
 
+TEST_CASE("the timestamp log appends one line per handshake and compacts before it doubles") {
+    auto key = [](std::uint8_t b) {
+        Key k{};
+        k[0] = b;
+        return k;
+    };
+    auto ts = [](std::uint8_t s) {
+        Timestamp t{};
+        t[7] = s;
+        return t;
+    };
+    TimestampLog log;
+    for (std::uint8_t i = 0; i < 10; ++i) log.accept(key(i), ts(1));
+    // A handshake costs one line whatever the record's size, and the line holds the greatest timestamp.
+    auto line = log.accept(key(3), ts(5));
+    CHECK(line == format_timestamps({{key(3), ts(5)}}));
+    CHECK(log.accept(key(3), ts(2)) == line);  // an older one (a restored record was newer) never lowers it
+    // Loading the log (older lines, duplicates, a line torn by a crash) keeps each key's greatest.
+    std::string file = log.whole() + format_timestamps({{key(3), ts(2)}}) + line + line.substr(0, 30);
+    TimestampLog back(file);
+    CHECK(back.record() == log.record());
+    CHECK(back.record().at(key(3)) == ts(5));
+    CHECK(back.record().size() == 10);
+    // Compaction: not before kMinAppends appended lines, nor before they outnumber the keys.
+    CHECK(!log.compaction_due());
+    std::size_t appended = 12;
+    while (!log.compaction_due()) {
+        log.accept(key(1), ts(static_cast<std::uint8_t>(appended)));
+        ++appended;
+    }
+    CHECK(appended == TimestampLog::kMinAppends + 1);
+    log.compacted();
+    CHECK(!log.compaction_due());
+    CHECK(TimestampLog(log.whole()).record() == log.record());
+    for (std::uint16_t i = 0; i < 200; ++i) log.accept(key(static_cast<std::uint8_t>(i)), ts(9));
+    CHECK(log.record().size() == 200);
+    log.compacted();
+    std::size_t n = 0;
+    while (!log.compaction_due()) {
+        log.accept(key(0), ts(10));
+        ++n;
+    }
+    CHECK(n == 201);  // a bigger record may trail more lines: the file stays under twice its size
+}
+
 TEST_CASE("private and ephemeral keys are wiped when their holder goes") {
     // The objects live in a buffer we own, so its bytes may be read after their destructors ran.
     alignas(KeyPair) unsigned char kp_buf[sizeof(KeyPair)];

@@ -1,5 +1,6 @@
 // The server event loop: one thread, epoll over the UDP socket, the TUN device, the control socket
 // and a signalfd; batched UDP I/O; all decisions in tun::ServerCore.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,7 @@
 #include "base/runtime_dir.hpp"
 #include "base/signals.hpp"
 #include "base/strings.hpp"
+#include "base/unique_fd.hpp"
 #include "control.hpp"
 #include "datapath.hpp"
 #include "host_nat.hpp"
@@ -150,38 +152,58 @@ ControlReply reload(const ServerOptions& o, tun::ServerCore& core, SiteRoutes& s
 
 // Peers' handshake timestamps, kept across restarts in a 0600 file named after the server's public
 // key (they belong to that identity, whatever the TUN or namespace). Peers no longer configured keep
-// their line: one added back later must not accept an old initiation either.
+// their line: one added back later must not accept an old initiation either. Each accepted handshake
+// appends one line (tun::TimestampLog); the file is written whole at start and when the log is due
+// for compaction, each time to a new file renamed over the old one.
 class TimestampRecord {
 public:
     TimestampRecord(const tun::Key& server_pub, tun::ServerCore& core, const log::Logger& log)
         : log_(log),
-          file_(ensure_persistent_dir() / ("tn-tun-server-" + tun::to_hex(tun::Bytes(server_pub.data(), 8)) + ".timestamps")) {
-        if (auto text = read_small_file(file_))
-            for (auto& [k, t] : tun::parse_timestamps(*text)) record_[k] = t;
-        core.restore_timestamps({record_.begin(), record_.end()});
-        for (auto& [k, t] : record_) lines_[k] = tun::format_timestamps({{k, t}});
+          file_(ensure_persistent_dir() / ("tn-tun-server-" + tun::to_hex(tun::Bytes(server_pub.data(), 8)) + ".timestamps")),
+          log_record_(load(file_)) {
+        core.restore_timestamps({log_record_.record().begin(), log_record_.record().end()});
+        rewrite();
     }
-    // `p`'s initiation was accepted: its timestamp is now the one to beat. Only its line is made
-    // again; merging and formatting every peer's per handshake made N peers reconnecting cost O(N^2)
-    // (bench/tun/SCALE.md). The file is the same: one line per key, in key order.
+    // `p`'s initiation was accepted: its timestamp is now the one to beat.
     void save(const tun::Peer& p) {
-        auto& t = record_[p.config.public_key];
-        t = std::max(t, p.last_timestamp);
-        lines_[p.config.public_key] = tun::format_timestamps({{p.config.public_key, t}});
-        std::string text;
-        text.reserve(lines_.size() * (lines_.begin()->second.size()));
-        for (auto& [k, line] : lines_) text += line;
-        if (!write_private_file(file_, text) && !warned_) {
+        auto line = log_record_.accept(p.config.public_key, p.last_timestamp);
+        if (log_record_.compaction_due() || !append(line)) rewrite();
+    }
+
+private:
+    // A record that exists but cannot be read stops the start: going on without it would accept
+    // initiations captured before the restart.
+    static tun::TimestampLog load(const std::filesystem::path& file) {
+        if (auto text = read_small_file(file, kMaxFile)) return tun::TimestampLog(*text);
+        std::error_code ec;
+        if (!std::filesystem::exists(std::filesystem::symlink_status(file, ec))) return tun::TimestampLog();
+        throw Error(ExitCode::io, "cannot read the handshake timestamps in " + file.string() +
+                                      " (replay protection across restarts); delete it, with the server stopped, to forget them");
+    }
+    bool append(const std::string& line) {
+        if (!appender_) return false;
+        ssize_t n;
+        do n = ::write(appender_.get(), line.data(), line.size());
+        while (n < 0 && errno == EINTR);
+        return n == static_cast<ssize_t>(line.size());  // a short write (disk full): the next rewrite mends it
+    }
+    void rewrite() {
+        appender_.reset();
+        if (write_private_file(file_, log_record_.whole()))
+            appender_.reset(::open(file_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW));
+        if (appender_) {
+            log_record_.compacted();
+        } else if (!warned_) {
             warned_ = true;
             log_.warn("cannot record handshake timestamps in ", file_.string(), ": ", std::strerror(errno));
         }
     }
 
-private:
+    static constexpr std::size_t kMaxFile = 64u << 20;  // ~440,000 peers' lines, twice over
     const log::Logger& log_;
     std::filesystem::path file_;
-    std::map<tun::Key, tun::Timestamp> record_;
-    std::map<tun::Key, std::string> lines_;  // record_ formatted, one line per key
+    tun::TimestampLog log_record_;
+    UniqueFd appender_;  // the file, opened for appending after each rewrite
     bool warned_ = false;
 };
 
