@@ -10,7 +10,7 @@ test=(openssh-server openssh-client iproute2 curl socat python3 python3-pytest m
       clang libclang-rt-dev nftables dnsutils systemd sudo chromium)
 # dpkg-buildpackage checks build-essential itself; lintian for the package's errors.
 deb=(build-essential debhelper dpkg-dev lintian)
-bench=(iperf3 autossh python3-paramiko wireguard-go openvpn hyperfine)
+bench=(iperf3 autossh python3-paramiko python3-openssl gdb wireguard-go openvpn hyperfine)
 want=("${build[@]}" "${test[@]}")
 for a in "$@"; do
     case $a in

@@ -97,6 +97,16 @@ bool Pump::trim_if_idle() {
     return true;
 }
 
+std::size_t IdlePumps::trim() {
+    std::size_t idle = 0;
+    std::erase_if(pumps_, [&idle](const std::weak_ptr<Pump>& w) {
+        auto p = w.lock();
+        if (p && p->trim_if_idle()) ++idle;
+        return !p;
+    });
+    return idle;
+}
+
 void Pump::resume(int d) {
     if (!finished_) read(d);
 }

@@ -9,9 +9,11 @@
 #include <sys/uio.h>
 
 #include <array>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "relay/io_stream.hpp"
 #include "relay/link_end.hpp"
@@ -93,6 +95,19 @@ private:
     std::function<bool()> keep_sealed_;
     bool kept_ = false;  // our EOF record promised to keep the link
     bool peer_kept_ = false;
+};
+
+// The pumps of an owner that keeps no other list of them (a vnet), for a periodic trim_if_idle()
+// sweep. Held weakly: a pump still ends and goes on its own; the sweep forgets those that went.
+class IdlePumps {
+public:
+    void add(const std::shared_ptr<Pump>& p) { pumps_.push_back(p); }
+    // trim_if_idle() on each live pump; returns how many were idle.
+    std::size_t trim();
+    std::size_t size() const { return pumps_.size(); }
+
+private:
+    std::vector<std::weak_ptr<Pump>> pumps_;
 };
 
 }  // namespace tn::relay

@@ -190,6 +190,32 @@ TEST_CASE("an idle pump's ciphers are trimmed and built again for the next bytes
     r.io.stop();
 }
 
+TEST_CASE("IdlePumps trims the live pumps and forgets the ended ones") {
+    Rig r;
+    auto running = asio::make_work_guard(r.io);  // io.run() goes on after the pump ends, for the posts below
+    r.start();
+    IdlePumps pumps;
+    pumps.add(r.pump);
+    auto trim = [&] {  // on the pumps' own thread, between their handlers
+        std::promise<std::size_t> done;
+        asio::post(r.io, [&] { done.set_value(pumps.trim()); });
+        return done.get_future().get();
+    };
+    CHECK(trim() == 1);
+    CHECK(pumps.size() == 1);
+    r.link.a.close();  // the link went without its EOF record: the pump ends
+    while (true) {
+        std::promise<bool> seen;
+        asio::post(r.io, [&] { seen.set_value(r.error != "(running)"); });
+        if (seen.get_future().get()) break;
+        std::this_thread::yield();
+    }
+    asio::post(r.io, [&] { r.pump.reset(); });  // the owner lets go: only the list's weak reference is left
+    CHECK(trim() == 0);
+    CHECK(pumps.size() == 0);
+    r.io.stop();
+}
+
 TEST_CASE("a tampered record among good ones resets the local connection") {
     Rig r;
     auto& peer = r.link.a;

@@ -331,6 +331,7 @@ void VnetAgent::heartbeat() {
                            Clock::duration(3 * std::chrono::milliseconds(heartbeat_ms_)));
     if (Clock::now() - last_rx_ > silent) return lost("route silent past its heartbeat timeout");
     send(to_frame(Ping{0}));
+    pumps_.trim();
     arm_heartbeat();
 }
 

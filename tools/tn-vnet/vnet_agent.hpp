@@ -224,6 +224,8 @@ private:
     Clock::time_point last_rx_{}, connected_since_{};
     Backoff backoff_{relay::reconnect_backoff()};
     asio::steady_timer retry_timer_, hb_timer_, unserve_timer_;
+    // Every link's pump, so the heartbeat can drop idle ones' AEAD state (~2.3 KiB each).
+    relay::IdlePumps pumps_;
     std::map<std::uint16_t, relay::ServeEntry> available_;
     std::vector<LocalServe> serves_;
     std::vector<LocalUse> uses_;

@@ -143,12 +143,12 @@ void VnetAgent::use_link_e2e(StreamPtr lp, StreamPtr s, std::uint16_t id, std::s
             }
             ++links_total_;
             if (auto* u = use_by_name(use_name)) ++u->open_links;
-            Pump::start(lp, s, [this, use_name, ul, s, gen = pools_.generation()](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+            pumps_.add(Pump::start(lp, s, [this, use_name, ul, s, gen = pools_.generation()](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
                 bytes_total_ += ab + ba;
                 if (auto* u = use_by_name(use_name); u && u->open_links) --u->open_links;
                 if (end.peer_fault()) ul.warn("link closed: ", end.text());
                 if (end.clean() && s->socket().is_open()) reuse_link(s, false, gen);
-            }, nullptr, std::move(seal), keep_fn(false));
+            }, nullptr, std::move(seal), keep_fn(false)));
         });
     });
 }

@@ -285,6 +285,7 @@ void VnetAgent::use_link(StreamPtr lp, StreamPtr s, std::uint16_t id, std::strin
             if (end.peer_fault()) ul.warn("link closed: ", end.text());
             if (end.clean() && s->socket().is_open()) reuse_link(s, false, gen);
         }, nullptr, std::move(*held), keep_fn(false), 1);
+        pumps_.add(pump);
         async_read_frame(s, [s, pump, ul](relay::error_code ec2, Frame f, std::string why) {
             if (!s->socket().is_open()) return;  // the pump ended already (the local side went away)
             std::string err = why;
@@ -426,13 +427,13 @@ void VnetAgent::serve_link_start(std::shared_ptr<ServeJoin> j) {
         unserve_timers_.opened(j->id);
     }
     auto s = j->link;
-    Pump::start(s, lp, [this, id = j->id, sl = j->sl, s, gen = pools_.generation()](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
+    pumps_.add(Pump::start(s, lp, [this, id = j->id, sl = j->sl, s, gen = pools_.generation()](const LinkEnd& end, std::uint64_t ab, std::uint64_t ba) {
         bytes_total_ += ab + ba;
         if (auto* sv = serve_by_id(id); sv && sv->open_links) --sv->open_links;
         unserve_timers_.closed(id, now_ms());
         if (end.peer_fault()) sl.warn("link closed: ", end.text());
         if (end.clean() && s->socket().is_open()) reuse_link(s, true, gen);
-    }, std::move(j->seal), nullptr, keep_fn(true));
+    }, std::move(j->seal), nullptr, keep_fn(true)));
 }
 
 void VnetAgent::on_unserve_ask(const UnserveAsk& m) {
