@@ -160,14 +160,14 @@ public:
     TimestampRecord(const tun::Key& server_pub, tun::ServerCore& core, const log::Logger& log)
         : log_(log),
           file_(ensure_persistent_dir() / ("tn-tun-server-" + tun::to_hex(tun::Bytes(server_pub.data(), 8)) + ".timestamps")),
-          log_record_(load(file_)) {
-        core.restore_timestamps({log_record_.record().begin(), log_record_.record().end()});
+          record_(load(file_)) {
+        core.restore_timestamps({record_.record().begin(), record_.record().end()});
         rewrite();
     }
     // `p`'s initiation was accepted: its timestamp is now the one to beat.
     void save(const tun::Peer& p) {
-        auto line = log_record_.accept(p.config.public_key, p.last_timestamp);
-        if (log_record_.compaction_due() || !append(line)) rewrite();
+        auto line = record_.accept(p.config.public_key, p.last_timestamp);
+        if (record_.compaction_due() || !append(line)) rewrite();
     }
 
 private:
@@ -189,20 +189,21 @@ private:
     }
     void rewrite() {
         appender_.reset();
-        if (write_private_file(file_, log_record_.whole()))
+        if (write_private_file(file_, record_.whole()))
             appender_.reset(::open(file_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW));
         if (appender_) {
-            log_record_.compacted();
+            record_.compacted();
         } else if (!warned_) {
             warned_ = true;
             log_.warn("cannot record handshake timestamps in ", file_.string(), ": ", std::strerror(errno));
         }
     }
 
-    static constexpr std::size_t kMaxFile = 64u << 20;  // ~440,000 peers' lines, twice over
+    // 900,000 lines of ~70 bytes: 450,000 peers, the log's second line for each included.
+    static constexpr std::size_t kMaxFile = 64u << 20;
     const log::Logger& log_;
     std::filesystem::path file_;
-    tun::TimestampLog log_record_;
+    tun::TimestampLog record_;
     UniqueFd appender_;  // the file, opened for appending after each rewrite
     bool warned_ = false;
 };
