@@ -143,9 +143,8 @@ void RecordCipher::rekey() {
     km_ = std::move(next);
     auto klen = km_.size() - iv_.size();
     std::memcpy(iv_.data(), km_.data() + klen, iv_.size());
-    // A live context takes the new key now; a trimmed one is built with it when next used.
-    if (ctx_ && encrypt_) check(EVP_EncryptInit_ex(ctx_.get(), nullptr, nullptr, km_.data(), nullptr), "record rekey");
-    else if (ctx_) check(EVP_DecryptInit_ex(ctx_.get(), nullptr, nullptr, km_.data(), nullptr), "record rekey");
+    // ctx() keys the context, so one built after this takes the new key: once per 2^24 records at most.
+    trim();
     next_rekey_ += rekey_every_;
 }
 
