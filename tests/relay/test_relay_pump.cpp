@@ -48,6 +48,14 @@ std::pair<Bytes, bool> next_record(tcp::socket& peer, RecordOpener& rx) {
     return {out, h.eof};
 }
 
+// Runs `f` on `io`'s thread, between its handlers, and returns what it returned.
+template <class F>
+auto on_io(asio::io_context& io, F f) {
+    std::promise<decltype(f())> done;
+    asio::post(io, [&] { done.set_value(f()); });
+    return done.get_future().get();
+}
+
 // A pump between a link (its far end: `peer`, driven by the test with its own LinkSeal; sealed, or
 // in clear records with Cipher::none) and a local socket (its far end: `local`), running on a thread
 // until it ends.
@@ -163,11 +171,7 @@ TEST_CASE("an idle pump's ciphers are trimmed and built again for the next bytes
     auto& local = r.loc.b;
     r.start();
     LinkSeal far(kLinkCipher, key_of(5), Side::use);
-    auto trim = [&r] {  // on the pump's own thread, between its handlers
-        std::promise<bool> done;
-        asio::post(r.io, [&] { done.set_value(r.pump->trim_if_idle()); });
-        return done.get_future().get();
-    };
+    auto trim = [&r] { return on_io(r.io, [&r] { return r.pump->trim_if_idle(); }); };
     for (int round = 0; round < 3; ++round) {
         auto up = pattern(1000 + round, round), down = pattern(3000 + round, 10 + round);
         Bytes rec(up.size() + kRecordOverhead);
@@ -196,20 +200,11 @@ TEST_CASE("IdlePumps trims the live pumps and forgets the ended ones") {
     r.start();
     IdlePumps pumps;
     pumps.add(r.pump);
-    auto trim = [&] {  // on the pumps' own thread, between their handlers
-        std::promise<std::size_t> done;
-        asio::post(r.io, [&] { done.set_value(pumps.trim()); });
-        return done.get_future().get();
-    };
+    auto trim = [&] { return on_io(r.io, [&] { return pumps.trim(); }); };
     CHECK(trim() == 1);
     CHECK(pumps.size() == 1);
     r.link.a.close();  // the link went without its EOF record: the pump ends
-    while (true) {
-        std::promise<bool> seen;
-        asio::post(r.io, [&] { seen.set_value(r.error != "(running)"); });
-        if (seen.get_future().get()) break;
-        std::this_thread::yield();
-    }
+    while (!on_io(r.io, [&] { return r.error != "(running)"; })) std::this_thread::yield();
     asio::post(r.io, [&] { r.pump.reset(); });  // the owner lets go: only the list's weak reference is left
     CHECK(trim() == 0);
     CHECK(pumps.size() == 0);
